@@ -12,6 +12,10 @@ use crate::util::RefinedTcpStream;
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
 use crate::Request;
 
+/// askgate patch: limits on one request's header lines.
+const MAX_LINE_LEN: usize = 16 * 1024;
+const MAX_HEADERS: usize = 100;
+
 /// A ClientConnection is an object that will store a socket to a client
 /// and return Request objects.
 pub struct ClientConnection {
@@ -97,6 +101,10 @@ impl ClientConnection {
 
             prev_byte_was_cr = byte == b'\r';
 
+            // askgate patch: bound the memory one header line can take.
+            if buf.len() >= MAX_LINE_LEN {
+                return Err(IoError::new(ErrorKind::InvalidData, "Header line too long"));
+            }
             buf.push(byte);
         }
     }
@@ -123,6 +131,10 @@ impl ClientConnection {
                     if line.is_empty() {
                         break;
                     };
+                    // askgate patch: bound the number of header lines too.
+                    if headers.len() >= MAX_HEADERS {
+                        return Err(ReadError::WrongHeader(version));
+                    }
                     headers.push(match FromStr::from_str(line.as_str().trim()) {
                         // TODO: remove this conversion
                         Ok(h) => h,

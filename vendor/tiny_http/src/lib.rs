@@ -338,6 +338,21 @@ impl Server {
                         }));
                     }
 
+                    // askgate patch: a receive timeout set on the listener (so that
+                    // accepted sockets inherit it) also applies to accept(); Linux
+                    // reports it as WouldBlock. That, and a connection reset before
+                    // accept, are not reasons to stop accepting for good.
+                    Err(ref e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock
+                                | std::io::ErrorKind::TimedOut
+                                | std::io::ErrorKind::Interrupted
+                                | std::io::ErrorKind::ConnectionAborted
+                        ) =>
+                    {
+                        continue
+                    }
                     Err(e) => {
                         log::error!("Error accepting new client: {}", e);
                         inside_messages.push(e.into());

@@ -64,12 +64,16 @@ where
     R: Read,
 {
     fn drop(&mut self) {
+        // askgate patch: the original allocated the whole unread remainder at
+        // once, so an unread body with a huge Content-Length aborted the
+        // process. Drain through a small buffer instead.
         let mut remaining_to_read = self.size;
+        let mut buf = [0u8; 4096];
 
         while remaining_to_read > 0 {
-            let mut buf = vec![0; remaining_to_read];
+            let buf = &mut buf[..remaining_to_read.min(4096)];
 
-            match self.reader.read(&mut buf) {
+            match self.reader.read(buf) {
                 Err(e) => {
                     self.last_read_signal.send(Err(e)).ok();
                     break;

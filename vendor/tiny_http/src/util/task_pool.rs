@@ -69,7 +69,11 @@ impl TaskPool {
     pub fn spawn(&self, code: Box<dyn FnMut() + Send>) {
         let mut queue = self.sharing.todo.lock().unwrap();
 
-        if self.sharing.waiting_tasks.load(Ordering::Acquire) == 0 {
+        // askgate patch: the idle count is stale while woken threads have not
+        // yet taken their task, so compare it with the tasks already queued;
+        // otherwise connections accepted back to back queue up behind threads
+        // that are about to be busy with long-lived connections.
+        if self.sharing.waiting_tasks.load(Ordering::Acquire) <= queue.len() {
             self.add_thread(Some(code));
         } else {
             queue.push_back(code);
