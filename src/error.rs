@@ -1,0 +1,74 @@
+//! The one error type of the server, and its mapping to HTTP in one place.
+//!
+//! Messages are lowercase without a trailing period. Every error reaches the
+//! client as JSON `{"error": ...}`; a stale respond also says `"stale": true`.
+
+use serde_json::{Value, json};
+use std::fmt;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Error {
+    /// 400: the request is malformed or a field is invalid.
+    BadRequest(String),
+    /// 404: no such path, or no such prompt.
+    NotFound(String),
+    /// 405: the path exists but not with this method.
+    MethodNotAllowed,
+    /// 409: the prompt named is no longer pending (queue rule 8).
+    Stale(String),
+    /// 413: the body is over the limit.
+    PayloadTooLarge,
+    /// 415: a POST body that does not say it is JSON.
+    UnsupportedMediaType,
+    /// 429: a queue or the session table is full.
+    TooMany(String),
+    /// 500: a bug; the handler panicked.
+    Internal,
+    /// 503: every stream and long-poll place is taken; retry after this many seconds.
+    Unavailable(u32),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    pub fn bad_request(message: impl Into<String>) -> Error {
+        Error::BadRequest(message.into())
+    }
+
+    pub fn status(&self) -> u16 {
+        match self {
+            Error::BadRequest(_) => 400,
+            Error::NotFound(_) => 404,
+            Error::MethodNotAllowed => 405,
+            Error::Stale(_) => 409,
+            Error::PayloadTooLarge => 413,
+            Error::UnsupportedMediaType => 415,
+            Error::TooMany(_) => 429,
+            Error::Internal => 500,
+            Error::Unavailable(_) => 503,
+        }
+    }
+
+    pub fn body(&self) -> Value {
+        match self {
+            Error::Stale(_) => json!({"ok": false, "error": self.to_string(), "stale": true}),
+            _ => json!({"error": self.to_string()}),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::BadRequest(message)
+            | Error::NotFound(message)
+            | Error::Stale(message)
+            | Error::TooMany(message) => f.write_str(message),
+            Error::MethodNotAllowed => f.write_str("method not allowed"),
+            Error::PayloadTooLarge => f.write_str("request body too large"),
+            Error::UnsupportedMediaType => f.write_str("request body must be application/json"),
+            Error::Internal => f.write_str("internal error"),
+            Error::Unavailable(_) => f.write_str("too many open streams, try again later"),
+        }
+    }
+}

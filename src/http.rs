@@ -1,0 +1,219 @@
+//! Requests and replies as plain values, so handlers never see a socket.
+//!
+//! `Request` is what a handler reads (method, path, decoded query, headers,
+//! and the body or the reason it was refused); `Reply` is what it returns:
+//! a finished `Response`, a `Stream` to run, or parked work that blocks on
+//! its own thread and then yields a `Response`.
+
+use crate::error::{Error, Result};
+use crate::stream::Stream;
+use serde_json::{Map, Value};
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Method {
+    Get,
+    Head,
+    Post,
+    Other,
+}
+
+impl Method {
+    pub fn parse(name: &str) -> Method {
+        match name {
+            "GET" => Method::Get,
+            "HEAD" => Method::Head,
+            "POST" => Method::Post,
+            _ => Method::Other,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Request {
+    pub method: Method,
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    /// Header names are lowercase.
+    pub headers: Vec<(String, String)>,
+    /// The body, or why it was refused (413, 415) before anything was read.
+    pub body: Result<Vec<u8>>,
+}
+
+impl Request {
+    /// A request built from parts, for handlers tested without a network.
+    pub fn fake(method: Method, url: &str, body: &str) -> Request {
+        let (path, query) = split_url(url).expect("a valid url");
+        Request {
+            method,
+            path,
+            query,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: Ok(body.as_bytes().to_vec()),
+        }
+    }
+
+    /// The first value of a query parameter.
+    pub fn query(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// Every value of a repeated query parameter.
+    pub fn query_all(&self, name: &str) -> Vec<&str> {
+        let matching = self.query.iter().filter(|(key, _)| key == name);
+        matching.map(|(_, value)| value.as_str()).collect()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// The body as a JSON object: 413/415 as refused, 400 when malformed.
+    pub fn json(&self) -> Result<Map<String, Value>> {
+        let body = self.body.as_ref().map_err(Clone::clone)?;
+        match serde_json::from_slice(body) {
+            Ok(Value::Object(fields)) => Ok(fields),
+            Ok(_) => Err(Error::bad_request("request body must be a JSON object")),
+            Err(error) => Err(Error::bad_request(format!("malformed JSON: {error}"))),
+        }
+    }
+}
+
+/// Splits `/path?a=1&b=2` into its decoded path and query pairs.
+pub fn split_url(url: &str) -> Result<(String, Vec<(String, String)>)> {
+    let (path, query) = url.split_once('?').unwrap_or((url, ""));
+    let invalid = || Error::bad_request("invalid percent-encoding in url");
+    let path = percent_decode(path).ok_or_else(invalid)?;
+    let mut pairs = Vec::new();
+    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let key = percent_decode(&key.replace('+', " ")).ok_or_else(invalid)?;
+        let value = percent_decode(&value.replace('+', " ")).ok_or_else(invalid)?;
+        pairs.push((key, value));
+    }
+    Ok((path, pairs))
+}
+
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[derive(Debug, PartialEq)]
+pub struct Response {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+}
+
+pub const JSON: &str = "application/json";
+
+impl Response {
+    pub fn json(status: u16, body: &Value) -> Response {
+        Response {
+            status,
+            content_type: JSON,
+            headers: Vec::new(),
+            body: body.to_string().into_bytes(),
+        }
+    }
+
+    pub fn error(error: &Error) -> Response {
+        let mut response = Response::json(error.status(), &error.body());
+        if let Error::Unavailable(seconds) = error {
+            response.headers.push(("Retry-After", seconds.to_string()));
+        }
+        if let Error::MethodNotAllowed = error {
+            response.headers.push(("Allow", "GET, POST".into()));
+        }
+        response
+    }
+
+    pub fn text(status: u16, content_type: &'static str, body: impl Into<Vec<u8>>) -> Response {
+        Response {
+            status,
+            content_type,
+            headers: Vec::new(),
+            body: body.into(),
+        }
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: String) -> Response {
+        self.headers.push((name, value));
+        self
+    }
+
+    /// The body parsed back as JSON, for tests.
+    pub fn json_body(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+/// Work that blocks (a long-poll, an agent's wait) and then answers.
+pub type Parked = Box<dyn FnOnce() -> Response + Send>;
+
+pub enum Reply {
+    Done(Response),
+    Stream(Box<Stream>),
+    Park(Parked),
+}
+
+impl From<Response> for Reply {
+    fn from(response: Response) -> Reply {
+        Reply::Done(response)
+    }
+}
+
+impl From<Error> for Reply {
+    fn from(error: Error) -> Reply {
+        Reply::Done(Response::error(&error))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_decode() {
+        let cases = [
+            ("/a?x=1&y=%2Fz", Some(("/a", vec![("x", "1"), ("y", "/z")]))),
+            (
+                "/a?s=a+b&&flag",
+                Some(("/a", vec![("s", "a b"), ("flag", "")])),
+            ),
+            ("/%61?x=%zz", None),
+            ("/a?x=%ff", None),
+        ];
+        for (url, expected) in cases {
+            let got = split_url(url).ok();
+            let expected = expected.map(|(path, pairs)| {
+                let pairs = pairs
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
+                (path.to_string(), pairs)
+            });
+            assert_eq!(got, expected, "{url}");
+        }
+    }
+}

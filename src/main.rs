@@ -1,0 +1,57 @@
+//! The `askgate` command: `serve` (the default) runs the server; `clarify`
+//! and `approve` ask through a running server and wait for the answer.
+
+use askgate::{Config, Server, client};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("clarify") => client::main(client::Command::Clarify, &args[1..]),
+        Some("approve") => client::main(client::Command::Approve, &args[1..]),
+        Some("serve") => serve(&args[1..]),
+        Some("-h" | "--help" | "help") => {
+            println!("{}", usage());
+            ExitCode::SUCCESS
+        }
+        Some("-V" | "--version") => {
+            println!("askgate {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        _ => serve(&args),
+    }
+}
+
+fn usage() -> String {
+    format!(
+        "askgate: agents ask, a human answers from the browser\n\n\
+         usage:\n  askgate [serve] [FLAGS]\n  {}\n  {}\n\n{}",
+        client::CLARIFY_USAGE,
+        client::APPROVE_USAGE,
+        Config::usage()
+    )
+}
+
+fn serve(args: &[String]) -> ExitCode {
+    let config = match Config::parse(args, |name| std::env::var(name).ok()) {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("askgate: {message}\n\n{}", Config::usage());
+            return ExitCode::from(2);
+        }
+    };
+    let _ = simple_logger::SimpleLogger::new()
+        .with_level(config.log_level)
+        .init();
+    let server = match Server::start(config) {
+        Ok(server) => server,
+        Err(error) => {
+            eprintln!("askgate: cannot start: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    // Tests and scripts read the address from this first line of stdout.
+    println!("askgate listening on http://{}", server.addr());
+    server.wait();
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,484 @@
+//! Routes: parsed requests in, replies out. The browser API of SPEC §3 and
+//! §4, the agent API of §5, and the operational endpoints.
+//!
+//! Handlers validate everything before they touch the hub, so bad input gets
+//! a 4xx and changes nothing. They never see a socket: blocking work is
+//! returned as a `Reply::Park` closure and streams as a `Reply::Stream`.
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::http::{Method, Reply, Request, Response};
+use crate::hub::{ApprovalResponse, Hub, Submitted, WaitResult};
+use crate::metrics::{Metrics, Place};
+use crate::prompt::{Kind, Outcome};
+use crate::static_files;
+use crate::stream::{Format, Stream};
+use crate::subscriber::{Interest, Update, Watch};
+use crate::{ids, validate};
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+/// What every handler may use: the hub, the counters and the configuration.
+pub struct App {
+    pub hub: Arc<Hub>,
+    pub metrics: Arc<Metrics>,
+    pub config: Config,
+}
+
+/// Seconds a client refused a stream place should wait before trying again.
+const RETRY_AFTER_SECS: u32 = 5;
+
+pub fn handle(app: &App, request: &Request) -> Reply {
+    route(app, request).unwrap_or_else(Reply::from)
+}
+
+fn route(app: &App, request: &Request) -> Result<Reply> {
+    let path = request.path.as_str();
+    if let Some(rest) = path.strip_prefix("/api/") {
+        return api_route(app, request, rest);
+    }
+    let reply = match path {
+        "/healthz" => Response::text(200, "text/plain; charset=utf-8", "ok"),
+        "/metrics" => metrics(app),
+        _ => static_files::lookup(path).ok_or_else(not_found)?,
+    };
+    match request.method {
+        Method::Get | Method::Head => Ok(reply.into()),
+        _ => Err(Error::MethodNotAllowed),
+    }
+}
+
+fn api_route(app: &App, request: &Request, rest: &str) -> Result<Reply> {
+    use Method::{Get, Post};
+    let (first, action) = rest.split_once('/').unwrap_or((rest, ""));
+    if let Some(kind) = Kind::parse(first) {
+        return match (action, request.method) {
+            ("pending", Get) => pending(app, request, kind),
+            ("stream", Get) => per_kind_stream(app, request, kind),
+            ("respond", Post) if kind == Kind::Clarify => respond_clarify(app, request),
+            ("respond", Post) => respond_approval(app, request),
+            ("submit", Post) => submit(app, request, kind),
+            ("wait", Get) => wait(app, request, kind),
+            ("cancel", Post) => cancel(app, request, kind),
+            ("pending" | "stream" | "wait" | "respond" | "submit" | "cancel", _) => {
+                Err(Error::MethodNotAllowed)
+            }
+            _ => Err(not_found()),
+        };
+    }
+    match (rest, request.method) {
+        ("events", Get) => events(app, request),
+        ("sessions", Get) => Ok(sessions(app).into()),
+        ("config", Get) => Ok(Response::json(
+            200,
+            &json!({"keepalive_secs": app.config.keepalive.as_secs_f64()}),
+        )
+        .into()),
+        ("events" | "sessions" | "config", _) => Err(Error::MethodNotAllowed),
+        _ => Err(not_found()),
+    }
+}
+
+fn not_found() -> Error {
+    Error::NotFound("not found".into())
+}
+
+// ---- browser API: polling (SPEC §3.1) ----
+
+fn pending(app: &App, request: &Request, kind: Kind) -> Result<Reply> {
+    let Some(session_id) = request.query("session_id") else {
+        let empty = Update {
+            session_id: String::new(),
+            kind,
+            pending: "null".into(),
+            pending_count: 0,
+            version: 0,
+        };
+        return Ok(pending_response(&empty).into());
+    };
+    validate::session_id(session_id)?;
+    let since = optional_query::<u64>(request, "since")?;
+    let wait = optional_query::<f64>(request, "wait")?.unwrap_or(0.0);
+    validate::wait_seconds("wait", wait)?;
+    if let Some(since) = since.filter(|_| wait > 0.0) {
+        return long_poll(app, session_id, kind, since, Duration::from_secs_f64(wait));
+    }
+    let update = app.hub.pending(session_id, kind);
+    if etag_matches(request, update.version) {
+        return Ok(Response::text(304, "application/json", "")
+            .with_header("ETag", etag(update.version))
+            .into());
+    }
+    Ok(pending_response(&update).into())
+}
+
+fn long_poll(app: &App, session_id: &str, kind: Kind, since: u64, wait: Duration) -> Result<Reply> {
+    let place = app
+        .metrics
+        .take_place(Place::LongPoll)
+        .ok_or(Error::Unavailable(RETRY_AFTER_SECS))?;
+    let inbox = match app.hub.subscribe_unless_changed(session_id, kind, since) {
+        Ok(inbox) => inbox,
+        Err(current) => return Ok(pending_response(&current).into()),
+    };
+    let (hub, session_id) = (app.hub.clone(), session_id.to_string());
+    Ok(Reply::Park(Box::new(move || {
+        let _place = place;
+        let _ = inbox.receiver.recv_timeout(wait);
+        hub.unsubscribe(inbox.id);
+        pending_response(&hub.pending(&session_id, kind))
+    })))
+}
+
+fn pending_response(update: &Update) -> Response {
+    let body = format!(
+        r#"{{"pending": {}, "pending_count": {}, "version": {}}}"#,
+        update.pending, update.pending_count, update.version
+    );
+    Response::text(200, "application/json", body).with_header("ETag", etag(update.version))
+}
+
+fn etag(version: u64) -> String {
+    format!("\"{version}\"")
+}
+
+fn etag_matches(request: &Request, version: u64) -> bool {
+    let Some(header) = request.header("if-none-match") else {
+        return false;
+    };
+    let current = etag(version);
+    header
+        .split(',')
+        .map(|tag| tag.trim().trim_start_matches("W/"))
+        .any(|tag| tag == current || tag == "*")
+}
+
+// ---- browser API: responding (SPEC §3.2) ----
+
+fn respond_clarify(app: &App, request: &Request) -> Result<Reply> {
+    let body = request.json()?;
+    let session_id = required_session(&body)?;
+    let response = ["response", "answer", "choice"]
+        .into_iter()
+        .find_map(|field| body.get(field));
+    let response = match response {
+        None | Some(Value::Null) => "",
+        Some(Value::String(text)) => text.trim(),
+        Some(_) => return Err(Error::bad_request("response must be a string")),
+    };
+    if response.is_empty() {
+        return Err(Error::bad_request("response is required"));
+    }
+    let id = optional_id(&body, Kind::Clarify)?;
+    app.hub
+        .respond_clarify(session_id, id, response.to_string())?;
+    Ok(Response::json(200, &json!({"ok": true, "response": response})).into())
+}
+
+fn respond_approval(app: &App, request: &Request) -> Result<Reply> {
+    let body = request.json()?;
+    let session_id = required_session(&body)?;
+    let choice = match body.get("choice") {
+        None | Some(Value::Null) => "deny",
+        Some(Value::String(choice)) if validate::CHOICES.contains(&choice.as_str()) => choice,
+        Some(Value::String(other)) => {
+            return Err(Error::bad_request(format!("Invalid choice: {other}")));
+        }
+        Some(other) => return Err(Error::bad_request(format!("Invalid choice: {other}"))),
+    };
+    let id = optional_id(&body, Kind::Approval)?;
+    let body = match app.hub.respond_approval(session_id, id, choice) {
+        ApprovalResponse::Answered => json!({"ok": true, "choice": choice}),
+        ApprovalResponse::StaleCleared => {
+            json!({"ok": true, "choice": choice, "stale_cleared": true})
+        }
+        ApprovalResponse::StaleWhilePending => json!({"ok": false, "choice": choice}),
+    };
+    Ok(Response::json(200, &body).into())
+}
+
+// ---- browser API: streams (SPEC §3.3, §4) ----
+
+fn per_kind_stream(app: &App, request: &Request, kind: Kind) -> Result<Reply> {
+    let session_id = request
+        .query("session_id")
+        .ok_or_else(|| Error::bad_request("session_id is required"))?;
+    validate::session_id(session_id)?;
+    let interest = Interest {
+        watch: Watch::Sessions(vec![session_id.to_string()]),
+        kind: Some(kind),
+    };
+    open_stream(app, interest, None, Format::PerKind(kind), None)
+}
+
+fn events(app: &App, request: &Request) -> Result<Reply> {
+    let sessions = request.query_all("session_id");
+    if sessions.len() > validate::MAX_WATCHED_SESSIONS {
+        return Err(Error::bad_request(format!(
+            "at most {} session_id parameters",
+            validate::MAX_WATCHED_SESSIONS
+        )));
+    }
+    for session_id in &sessions {
+        validate::session_id(session_id)?;
+    }
+    let watch = match sessions.is_empty() {
+        true => Watch::All,
+        false => Watch::Sessions(sessions.iter().map(|s| s.to_string()).collect()),
+    };
+    let last_event_id = request
+        .header("last-event-id")
+        .or_else(|| request.query("last_event_id"));
+    let since = last_event_id.and_then(|id| id.trim().parse::<u64>().ok());
+    let (low, high) = app.config.stream_lifetime;
+    let spread = (high - low).as_secs_f64() * (ids::random_u64() as f64 / u64::MAX as f64);
+    let lifetime = low + Duration::from_secs_f64(spread);
+    open_stream(
+        app,
+        Interest { watch, kind: None },
+        since,
+        Format::Multiplexed,
+        Some(lifetime),
+    )
+}
+
+fn open_stream(
+    app: &App,
+    interest: Interest,
+    since: Option<u64>,
+    format: Format,
+    lifetime: Option<Duration>,
+) -> Result<Reply> {
+    let place = app
+        .metrics
+        .take_place(Place::Stream)
+        .ok_or(Error::Unavailable(RETRY_AFTER_SECS))?;
+    let subscription = app.hub.subscribe(interest, since);
+    Ok(Reply::Stream(Box::new(Stream {
+        hub: app.hub.clone(),
+        metrics: app.metrics.clone(),
+        subscription,
+        format,
+        keepalive: app.config.keepalive,
+        lifetime,
+        place,
+    })))
+}
+
+fn sessions(app: &App) -> Response {
+    let sessions: Vec<Value> = app
+        .hub
+        .sessions()
+        .into_iter()
+        .map(|s| {
+            let attention = match (s.approval_count, s.clarify_count) {
+                (0, 0) => Value::Null,
+                (0, _) => "clarify".into(),
+                _ => "approval".into(),
+            };
+            json!({
+                "session_id": s.session_id,
+                "clarify_count": s.clarify_count,
+                "approval_count": s.approval_count,
+                "attention": attention,
+                "version": s.version,
+            })
+        })
+        .collect();
+    Response::json(200, &json!({ "sessions": sessions }))
+}
+
+// ---- agent API (SPEC §5) ----
+
+fn submit(app: &App, request: &Request, kind: Kind) -> Result<Reply> {
+    let body = request.json()?;
+    let session_id = required_session(&body)?;
+    let (payload, default_timeout) = match kind {
+        Kind::Clarify => (validate::clarify_payload(&body)?, 120),
+        Kind::Approval => (validate::approval_payload(&body)?, 300),
+    };
+    let timeout_seconds = validate::timeout_seconds(&body, default_timeout)?;
+    let id_field = kind.id_field();
+    let body = match app.hub.submit(session_id, timeout_seconds, payload)? {
+        Submitted::Queued {
+            id,
+            pending_count,
+            deduped,
+        } => match kind {
+            Kind::Clarify => {
+                json!({id_field: id, "pending_count": pending_count, "deduped": deduped})
+            }
+            Kind::Approval => json!({id_field: id, "pending_count": pending_count}),
+        },
+        Submitted::AutoAnswered { id, choice } => {
+            json!({id_field: id, "status": "answered", "choice": choice, "auto": true})
+        }
+    };
+    Ok(Response::json(200, &body).into())
+}
+
+fn wait(app: &App, request: &Request, kind: Kind) -> Result<Reply> {
+    let session_id = request
+        .query("session_id")
+        .ok_or_else(|| Error::bad_request("session_id is required"))?;
+    validate::session_id(session_id)?;
+    let id_field = kind.id_field();
+    let id = request
+        .query(id_field)
+        .ok_or_else(|| Error::bad_request(format!("{id_field} is required")))?;
+    validate::prompt_id(kind, id)?;
+    let timeout = optional_query::<f64>(request, "timeout")?.unwrap_or(25.0);
+    validate::wait_seconds("timeout", timeout)?;
+    let deadline = Instant::now() + Duration::from_secs_f64(timeout);
+    // An unknown id is answered at once, without taking a place.
+    if let WaitResult::Unknown = app.hub.wait_outcome(id, kind, session_id, Instant::now()) {
+        return Err(Error::NotFound(format!("no such {}", kind.as_str())));
+    }
+    let place = app
+        .metrics
+        .take_place(Place::LongPoll)
+        .ok_or(Error::Unavailable(RETRY_AFTER_SECS))?;
+    let (hub, session_id, id) = (app.hub.clone(), session_id.to_string(), id.to_string());
+    Ok(Reply::Park(Box::new(move || {
+        let _place = place;
+        wait_response(kind, hub.wait_outcome(&id, kind, &session_id, deadline))
+    })))
+}
+
+fn wait_response(kind: Kind, result: WaitResult) -> Response {
+    let answer_field = match kind {
+        Kind::Clarify => "response",
+        Kind::Approval => "choice",
+    };
+    match result {
+        WaitResult::Pending => Response::json(200, &json!({"status": "pending"})),
+        WaitResult::Done(Outcome::Answered(answer)) => {
+            Response::json(200, &json!({"status": "answered", answer_field: answer}))
+        }
+        WaitResult::Done(outcome) => Response::json(200, &json!({"status": outcome.status()})),
+        WaitResult::Unknown => {
+            Response::error(&Error::NotFound(format!("no such {}", kind.as_str())))
+        }
+    }
+}
+
+fn cancel(app: &App, request: &Request, kind: Kind) -> Result<Reply> {
+    let body = request.json()?;
+    let session_id = required_session(&body)?;
+    let id = optional_id(&body, kind)?;
+    let cancelled = app.hub.cancel(session_id, kind, id)?;
+    Ok(Response::json(200, &json!({"ok": true, "cancelled": cancelled})).into())
+}
+
+// ---- operations ----
+
+fn metrics(app: &App) -> Response {
+    let counts = app.hub.counts();
+    let metrics = &app.metrics;
+    let mut text = String::new();
+    let mut line = |name: &str, help: &str, kind: &str, value: String| {
+        text.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+        ));
+    };
+    let load =
+        |counter: &std::sync::atomic::AtomicUsize| counter.load(Ordering::Relaxed).to_string();
+    line(
+        "askgate_streams_open",
+        "Open event streams.",
+        "gauge",
+        load(&metrics.streams_open),
+    );
+    line(
+        "askgate_longpolls_parked",
+        "Parked long-polls and waits.",
+        "gauge",
+        load(&metrics.longpolls_parked),
+    );
+    line(
+        "askgate_subscribers",
+        "Registered subscribers.",
+        "gauge",
+        counts.subscribers.to_string(),
+    );
+    line(
+        "askgate_sessions",
+        "Sessions known.",
+        "gauge",
+        counts.sessions.to_string(),
+    );
+    let frames = metrics.frames_sent.load(Ordering::Relaxed).to_string();
+    line(
+        "askgate_frames_sent_total",
+        "Stream frames written.",
+        "counter",
+        frames,
+    );
+    line(
+        "askgate_resyncs_total",
+        "Subscribers resynced after falling behind.",
+        "counter",
+        counts.resyncs.to_string(),
+    );
+    line(
+        "askgate_version",
+        "The global change version.",
+        "counter",
+        counts.version.to_string(),
+    );
+    text.push_str(
+        "# HELP askgate_pending_prompts Pending prompts.\n# TYPE askgate_pending_prompts gauge\n",
+    );
+    text.push_str(&format!(
+        "askgate_pending_prompts{{kind=\"clarify\"}} {}\n",
+        counts.pending_clarify
+    ));
+    text.push_str(&format!(
+        "askgate_pending_prompts{{kind=\"approval\"}} {}\n",
+        counts.pending_approval
+    ));
+    text.push_str("# HELP askgate_responses_total Responses by status class.\n# TYPE askgate_responses_total counter\n");
+    for class in 1..=5 {
+        let count = metrics.responses[class].load(Ordering::Relaxed);
+        text.push_str(&format!(
+            "askgate_responses_total{{class=\"{class}xx\"}} {count}\n"
+        ));
+    }
+    Response::text(200, "text/plain; version=0.0.4; charset=utf-8", text)
+}
+
+// ---- small parsers shared by the handlers ----
+
+fn required_session(body: &Map<String, Value>) -> Result<&str> {
+    match body.get("session_id") {
+        None | Some(Value::Null) => Err(Error::bad_request("session_id is required")),
+        Some(Value::String(s)) if s.is_empty() => Err(Error::bad_request("session_id is required")),
+        Some(Value::String(session_id)) => {
+            validate::session_id(session_id).map(|()| session_id.as_str())
+        }
+        Some(_) => Err(Error::bad_request("session_id must be a string")),
+    }
+}
+
+fn optional_id(body: &Map<String, Value>, kind: Kind) -> Result<Option<&str>> {
+    let field = kind.id_field();
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(id)) if id.is_empty() => Ok(None),
+        Some(Value::String(id)) => Ok(Some(id.as_str())),
+        Some(_) => Err(Error::bad_request(format!("{field} must be a string"))),
+    }
+}
+
+fn optional_query<T: std::str::FromStr>(request: &Request, name: &str) -> Result<Option<T>> {
+    let Some(value) = request.query(name) else {
+        return Ok(None);
+    };
+    let parsed = value
+        .trim()
+        .parse()
+        .map_err(|_| Error::bad_request(format!("invalid {name}: {value:?}")))?;
+    Ok(Some(parsed))
+}

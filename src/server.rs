@@ -1,0 +1,322 @@
+//! The serving loop: binds the listener, starts the named threads, turns
+//! tiny_http requests into `Request` values and `Reply` values back into
+//! bytes on the wire. The only module besides `stream` that touches sockets.
+//!
+//! Threads: tiny_http's accept thread and one pool thread per connection;
+//! `--workers` threads answering ordinary requests; one thread per open
+//! stream or parked request; one expiry thread. `Server::shutdown` (or drop)
+//! wakes and joins them all.
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::http::{self, Method, Reply, Request, Response};
+use crate::hub::{Hub, Limits};
+use crate::metrics::Metrics;
+use crate::routes::{self, App};
+use std::io::{self, Read};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::OwnedFd;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+/// A running server. Dropping it shuts it down.
+pub struct Server {
+    addr: SocketAddr,
+    http: Arc<tiny_http::Server>,
+    app: Arc<App>,
+    stopping: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+    detached: Arc<ThreadGroup>,
+}
+
+impl Server {
+    /// Binds the address and starts serving; returns once the port is bound,
+    /// with the real address (useful when binding port 0).
+    pub fn start(config: Config) -> io::Result<Server> {
+        let addr = config.bind_addr().map_err(io::Error::other)?;
+        let listener = TcpListener::bind(addr)?;
+        let listener = with_socket_timeouts(listener, config.header_timeout, config.write_timeout)?;
+        let addr = listener.local_addr()?;
+        let http =
+            Arc::new(tiny_http::Server::from_listener(listener, None).map_err(io::Error::other)?);
+        let limits = Limits {
+            max_pending: config.max_pending,
+            max_sessions: config.max_sessions,
+            subscriber_buffer: config.subscriber_buffer,
+            result_ttl: config.result_ttl,
+        };
+        let app = Arc::new(App {
+            hub: Arc::new(Hub::new(limits)),
+            metrics: Arc::new(Metrics::new(config.max_streams)),
+            config,
+        });
+        let stopping = Arc::new(AtomicBool::new(false));
+        let detached = Arc::new(ThreadGroup::default());
+        let mut threads = Vec::new();
+        for index in 0..app.config.workers {
+            let (http, app, stopping, detached) = (
+                http.clone(),
+                app.clone(),
+                stopping.clone(),
+                detached.clone(),
+            );
+            let worker = move || work(&http, &app, &stopping, &detached);
+            threads.push(
+                thread::Builder::new()
+                    .name(format!("askgate-worker-{index}"))
+                    .spawn(worker)?,
+            );
+        }
+        let (hub, flag) = (app.hub.clone(), stopping.clone());
+        let expiry = move || {
+            while !flag.load(Ordering::Acquire) {
+                let wait = hub.expire_due(Duration::from_secs(1));
+                hub.wait_for_expiry(wait.max(Duration::from_millis(5)));
+            }
+        };
+        threads.push(
+            thread::Builder::new()
+                .name("askgate-expiry".into())
+                .spawn(expiry)?,
+        );
+        log::info!("askgate listening on http://{addr}");
+        Ok(Server {
+            addr,
+            http,
+            app,
+            stopping,
+            threads,
+            detached,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Blocks the calling thread for good: the process ends by a signal.
+    pub fn wait(&self) {
+        loop {
+            thread::park();
+        }
+    }
+
+    /// Stops taking requests, ends every stream and parked request, and joins
+    /// the threads; streams get their last chunk so clients reconnect.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        if self.stopping.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.app.hub.close();
+        for _ in &self.threads {
+            self.http.unblock();
+        }
+        for handle in self.threads.drain(..) {
+            let _ = handle.join();
+        }
+        if !self.detached.wait_empty(Duration::from_secs(2)) {
+            log::warn!("some stream threads did not end within 2 s of shutdown");
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Sets the receive and send timeouts on the listening socket; Linux copies
+/// them to every accepted socket. (The patched tiny_http keeps accepting
+/// when the receive timeout fires on `accept` itself.)
+fn with_socket_timeouts(
+    listener: TcpListener,
+    receive: Duration,
+    send: Duration,
+) -> io::Result<TcpListener> {
+    let socket = TcpStream::from(OwnedFd::from(listener));
+    socket.set_read_timeout(Some(receive))?;
+    socket.set_write_timeout(Some(send).filter(|send| !send.is_zero()))?;
+    Ok(TcpListener::from(OwnedFd::from(socket)))
+}
+
+fn work(http: &tiny_http::Server, app: &App, stopping: &AtomicBool, detached: &Arc<ThreadGroup>) {
+    loop {
+        match http.recv() {
+            Ok(request) => serve(app, detached, request),
+            Err(_) if stopping.load(Ordering::Acquire) => return,
+            Err(error) => log::error!("receiving a request failed: {error}"),
+        }
+    }
+}
+
+fn serve(app: &App, detached: &Arc<ThreadGroup>, mut raw: tiny_http::Request) {
+    let (request, unread_body) = read_request(&mut raw, app.config.max_body);
+    let reply = match request {
+        Ok(request) => catch_unwind(AssertUnwindSafe(|| routes::handle(app, &request)))
+            .unwrap_or_else(|_| {
+                log::error!("handler panicked on {} {}", raw.method(), request.path);
+                Error::Internal.into()
+            }),
+        Err(error) => error.into(),
+    };
+    let metrics = app.metrics.clone();
+    let outcome = match reply {
+        Reply::Done(response) if unread_body => detached.spawn("askgate-drain", move || {
+            let _ = io::copy(raw.as_reader(), &mut io::sink());
+            respond(&metrics, raw, response);
+        }),
+        Reply::Done(response) => {
+            respond(&metrics, raw, response);
+            Ok(())
+        }
+        Reply::Stream(stream) => {
+            metrics.count_response(200);
+            let chunked = raw.http_version() >= &tiny_http::HTTPVersion(1, 1);
+            let writer = raw.into_writer();
+            detached.spawn("askgate-stream", move || stream.run(writer, chunked))
+        }
+        Reply::Park(work) => detached.spawn("askgate-park", move || respond(&metrics, raw, work())),
+    };
+    if let Err(error) = outcome {
+        log::error!("could not start a thread: {error}");
+    }
+}
+
+/// The request as a value (or a 400 for a malformed url). The body is read
+/// only when it is acceptable; `true` means a body was left unread and must
+/// be drained before replying.
+fn read_request(raw: &mut tiny_http::Request, max_body: usize) -> (Result<Request, Error>, bool) {
+    let method = Method::parse(raw.method().as_str());
+    let headers: Vec<(String, String)> = raw
+        .headers()
+        .iter()
+        .map(|h| {
+            (
+                h.field.as_str().as_str().to_ascii_lowercase(),
+                h.value.as_str().to_string(),
+            )
+        })
+        .collect();
+    let has_body = raw.body_length().is_some_and(|n| n > 0)
+        || headers.iter().any(|(name, _)| name == "transfer-encoding");
+    let (path, query) = match http::split_url(raw.url()) {
+        Ok(parts) => parts,
+        Err(error) => return (Err(error), has_body),
+    };
+    let content_type = headers
+        .iter()
+        .find(|(name, _)| name == "content-type")
+        .map(|(_, v)| v.as_str());
+    let body = if method == Method::Post && !is_json(content_type) {
+        Err(Error::UnsupportedMediaType)
+    } else if !has_body {
+        Ok(Vec::new())
+    } else if raw.body_length().is_some_and(|n| n > max_body) {
+        Err(Error::PayloadTooLarge)
+    } else {
+        read_body(raw.as_reader(), max_body)
+    };
+    let unread = has_body && body.is_err();
+    (
+        Ok(Request {
+            method,
+            path,
+            query,
+            headers,
+            body,
+        }),
+        unread,
+    )
+}
+
+fn read_body(reader: &mut dyn Read, max_body: usize) -> Result<Vec<u8>, Error> {
+    let mut body = Vec::new();
+    match reader.take(max_body as u64 + 1).read_to_end(&mut body) {
+        Ok(_) if body.len() > max_body => Err(Error::PayloadTooLarge),
+        Ok(_) => Ok(body),
+        Err(_) => Err(Error::bad_request("could not read the request body")),
+    }
+}
+
+fn is_json(content_type: Option<&str>) -> bool {
+    let Some(content_type) = content_type else {
+        return false;
+    };
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    essence.eq_ignore_ascii_case("application/json")
+}
+
+fn respond(metrics: &Metrics, raw: tiny_http::Request, response: Response) {
+    metrics.count_response(response.status);
+    let mut out = tiny_http::Response::from_data(response.body).with_status_code(response.status);
+    let cache_control = match response.content_type == http::JSON {
+        true => Some("no-store"),
+        false => None,
+    };
+    let headers = [("Content-Type", response.content_type.to_string())]
+        .into_iter()
+        .chain(cache_control.map(|value| ("Cache-Control", value.to_string())))
+        .chain(response.headers);
+    for (name, value) in headers {
+        if let Ok(header) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+            out.add_header(header);
+        }
+    }
+    if let Err(error) = raw.respond(out) {
+        log::debug!("writing a response failed: {error}");
+    }
+}
+
+/// Threads that are not joined one by one (streams, parked requests), counted
+/// so that shutdown can wait for all of them.
+#[derive(Default)]
+struct ThreadGroup {
+    running: Mutex<usize>,
+    ended: Condvar,
+}
+
+struct Member(Arc<ThreadGroup>);
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        let mut running = self.0.running.lock().unwrap_or_else(|p| p.into_inner());
+        *running -= 1;
+        self.0.ended.notify_all();
+    }
+}
+
+impl ThreadGroup {
+    fn spawn(self: &Arc<Self>, name: &str, work: impl FnOnce() + Send + 'static) -> io::Result<()> {
+        *self.running.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        let member = Member(self.clone());
+        thread::Builder::new().name(name.into()).spawn(move || {
+            let _member = member;
+            work();
+        })?;
+        Ok(())
+    }
+
+    fn wait_empty(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        while *running > 0 {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            running = match self.ended.wait_timeout(running, deadline - now) {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+        true
+    }
+}

@@ -1,0 +1,32 @@
+//! The page: the files of `www/`, embedded at build time by `build.rs`.
+//!
+//! `/` is `index.html`; `/NAME` is the file of that name. Nothing is read
+//! from disk at run time, so the binary is the whole product.
+
+use crate::http::Response;
+
+static FILES: &[(&str, &[u8])] = include!(concat!(env!("OUT_DIR"), "/www.rs"));
+
+/// The file a path names, if the page has one.
+pub fn lookup(path: &str) -> Option<Response> {
+    let name = match path {
+        "/" => "index.html",
+        _ => path.strip_prefix('/')?,
+    };
+    let (_, bytes) = FILES.iter().find(|(file, _)| *file == name)?;
+    let response = Response::text(200, content_type(name), bytes.to_vec());
+    Some(response.with_header("Cache-Control", "no-cache".into()))
+}
+
+fn content_type(name: &str) -> &'static str {
+    match name.rsplit_once('.').map(|(_, extension)| extension) {
+        Some("html") => "text/html; charset=utf-8",
+        Some("js" | "mjs") => "text/javascript; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        Some("ico") => "image/x-icon",
+        Some("json" | "webmanifest") => "application/json",
+        _ => "application/octet-stream",
+    }
+}

@@ -1,0 +1,180 @@
+//! The stream writer: one thread per open stream, writing frames from its
+//! subscriber's channel to the raw connection.
+//!
+//! Invariants: no lock is held while writing; every frame is flushed as it
+//! is written; a stream that ends, for whatever reason, writes the last
+//! chunk and gives back its subscriber and its place. A subscriber marked
+//! for resync is sent the current state of what it watches once its channel
+//! has drained, so it always ends on the true state (queue rule 7).
+
+use crate::hub::{Hub, Subscription};
+use crate::metrics::{Metrics, PlaceGuard};
+use crate::prompt::Kind;
+use crate::sse;
+use crate::subscriber::Update;
+use crossbeam_channel::RecvTimeoutError;
+use std::io::{self, Write};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+/// A write to a socket whose peer has closed succeeds once (the peer answers
+/// with a reset); the next one fails. So a keepalive is followed shortly by
+/// an empty comment, and a client that went away is noticed within a
+/// keepalive interval and this.
+const PROBE_AFTER: Duration = Duration::from_millis(250);
+
+/// The two wire formats: a per-kind stream of one session (SPEC §3.3), or the
+/// multiplexed stream (SPEC §4).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Format {
+    PerKind(Kind),
+    Multiplexed,
+}
+
+/// Everything a stream thread needs; built by the route, run by the server.
+pub struct Stream {
+    pub hub: Arc<Hub>,
+    pub metrics: Arc<Metrics>,
+    pub subscription: Subscription,
+    pub format: Format,
+    pub keepalive: Duration,
+    /// When the server ends the stream by itself; `None` for never.
+    pub lifetime: Option<Duration>,
+    pub place: PlaceGuard,
+}
+
+/// Writes SSE text to the connection, chunked for HTTP/1.1, flushed every time.
+struct Wire {
+    inner: Box<dyn Write + Send>,
+    chunked: bool,
+}
+
+impl Wire {
+    fn send(&mut self, text: &str) -> io::Result<()> {
+        match self.chunked {
+            true => self.inner.write_all(&sse::chunk(text.as_bytes()))?,
+            false => self.inner.write_all(text.as_bytes())?,
+        }
+        self.inner.flush()
+    }
+
+    fn end(&mut self) {
+        if self.chunked {
+            let _ = self.inner.write_all(sse::LAST_CHUNK);
+        }
+        let _ = self.inner.flush();
+    }
+}
+
+impl Stream {
+    /// Runs the stream until the client goes away, the server closes the
+    /// subscription, or the lifetime passes.
+    pub fn run(self, writer: Box<dyn Write + Send>, chunked: bool) {
+        let id = self.subscription.inbox.id;
+        let mut wire = Wire {
+            inner: writer,
+            chunked,
+        };
+        let result = wire
+            .inner
+            .write_all(sse::head(chunked).as_bytes())
+            .and_then(|()| self.serve(&mut wire));
+        match result {
+            Ok(()) => wire.end(),
+            Err(error) => log::debug!("stream {id} ended: {error}"),
+        }
+        self.hub.unsubscribe(id);
+    }
+
+    fn serve(&self, wire: &mut Wire) -> io::Result<()> {
+        let inbox = &self.subscription.inbox;
+        let mut last_version = self.subscription.version;
+        wire.send(&self.prelude())?;
+        let deadline = self.lifetime.map(|lifetime| Instant::now() + lifetime);
+        let mut probe_due = false;
+        loop {
+            let now = Instant::now();
+            let until_end = deadline.map_or(self.keepalive, |d| d.saturating_duration_since(now));
+            let interval = if probe_due {
+                PROBE_AFTER
+            } else {
+                self.keepalive
+            };
+            match inbox.receiver.recv_timeout(interval.min(until_end)) {
+                Ok(update) if update.version > last_version => {
+                    wire.send(&self.frame(&update))?;
+                    last_version = update.version;
+                    probe_due = false;
+                }
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout) if deadline.is_some_and(|d| Instant::now() >= d) => {
+                    return Ok(());
+                }
+                Err(RecvTimeoutError::Timeout) if probe_due => {
+                    wire.send(&sse::comment(""))?;
+                    probe_due = false;
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    wire.send(&self.keepalive_frame(last_version))?;
+                    probe_due = true;
+                }
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            }
+            if inbox.receiver.is_empty() && inbox.resync.load(Ordering::Acquire) {
+                for update in self.hub.resync(inbox, last_version) {
+                    wire.send(&self.frame(&update))?;
+                    last_version = last_version.max(update.version);
+                }
+            }
+        }
+    }
+
+    /// The first bytes of the body: the initial state (and, multiplexed, the
+    /// retry delay and `ready`).
+    fn prelude(&self) -> String {
+        let subscription = &self.subscription;
+        match self.format {
+            Format::PerKind(_) => {
+                // A per-kind subscription names one queue, so it has one state.
+                let data = subscription.initial.first().map(sse::per_kind_data);
+                sse::frame(None, "initial", &data.unwrap_or_default())
+            }
+            Format::Multiplexed => {
+                let mut out = sse::retry(3000);
+                for update in &subscription.initial {
+                    out.push_str(&self.frame(update));
+                }
+                let ready = format!(
+                    r#"{{"version": {}, "full": {}}}"#,
+                    subscription.version, subscription.full
+                );
+                out.push_str(&sse::frame(Some(subscription.version), "ready", &ready));
+                out
+            }
+        }
+    }
+
+    fn frame(&self, update: &Update) -> String {
+        self.metrics.frames_sent.fetch_add(1, Ordering::Relaxed);
+        match self.format {
+            Format::PerKind(_) => sse::frame(
+                None,
+                sse::event_name(update.kind),
+                &sse::per_kind_data(update),
+            ),
+            Format::Multiplexed => sse::frame(
+                Some(update.version),
+                sse::event_name(update.kind),
+                &sse::multiplexed_data(update),
+            ),
+        }
+    }
+
+    fn keepalive_frame(&self, last_version: u64) -> String {
+        match self.format {
+            Format::PerKind(_) => sse::comment("keepalive"),
+            Format::Multiplexed => sse::frame(Some(last_version), "ping", "{}"),
+        }
+    }
+}

@@ -1,0 +1,268 @@
+//! The browser API of SPEC §3: every row of the respond tables with its exact
+//! body, polling, and the JSON headers.
+
+use crate::support::TestServer;
+use serde_json::{Value, json};
+
+/// One request and the exact response it must get.
+struct Case {
+    name: &'static str,
+    body: Value,
+    status: u16,
+    expected: Value,
+}
+
+fn check(server: &TestServer, path: &str, setup: impl Fn(&TestServer) -> Value, cases: Vec<Case>) {
+    for case in cases {
+        let ids = setup(server);
+        let mut body = case.body.clone();
+        // "$id" in a body stands for the id the setup returned.
+        if let Some(fields) = body.as_object_mut() {
+            for value in fields.values_mut() {
+                if value == "$id" {
+                    *value = ids.clone();
+                }
+            }
+        }
+        let reply = server.post(path, &body);
+        assert_eq!(
+            (reply.status, reply.json()),
+            (case.status, case.expected.clone()),
+            "case {:?}: expected {} {}, got {} {}",
+            case.name,
+            case.status,
+            case.expected,
+            reply.status,
+            reply.text()
+        );
+    }
+}
+
+#[test]
+fn clarify_respond_table() {
+    let server = TestServer::start(&[]);
+    let fresh = |server: &TestServer| {
+        server.post("/api/clarify/cancel", &json!({"session_id": "t"}));
+        Value::from(server.submit_clarify("t", "q?"))
+    };
+    let stale = |server: &TestServer| {
+        let id = fresh(server);
+        server.post(
+            "/api/clarify/respond",
+            &json!({"session_id": "t", "clarify_id": id, "response": "x"}),
+        );
+        id
+    };
+    let nothing = |server: &TestServer| {
+        server.post("/api/clarify/cancel", &json!({"session_id": "t"}));
+        Value::Null
+    };
+    let stale_body = |error: &str| json!({"ok": false, "error": error, "stale": true});
+    #[rustfmt::skip]
+    check(&server, "/api/clarify/respond", fresh, vec![
+        Case { name: "answered, trimmed", body: json!({"session_id": "t", "clarify_id": "$id", "response": "  yes \n"}), status: 200, expected: json!({"ok": true, "response": "yes"}) },
+        Case { name: "head without id", body: json!({"session_id": "t", "response": "h"}), status: 200, expected: json!({"ok": true, "response": "h"}) },
+        Case { name: "answer alias", body: json!({"session_id": "t", "answer": "a"}), status: 200, expected: json!({"ok": true, "response": "a"}) },
+        Case { name: "choice alias", body: json!({"session_id": "t", "choice": "c"}), status: 200, expected: json!({"ok": true, "response": "c"}) },
+        Case { name: "no session_id", body: json!({"response": "x"}), status: 400, expected: json!({"error": "session_id is required"}) },
+        Case { name: "empty response", body: json!({"session_id": "t", "response": "   "}), status: 400, expected: json!({"error": "response is required"}) },
+        Case { name: "no response", body: json!({"session_id": "t"}), status: 400, expected: json!({"error": "response is required"}) },
+    ]);
+    check(
+        &server,
+        "/api/clarify/respond",
+        stale,
+        vec![Case {
+            name: "id not pending",
+            body: json!({"session_id": "t", "clarify_id": "$id", "response": "x"}),
+            status: 409,
+            expected: stale_body("clarify is no longer pending"),
+        }],
+    );
+    check(
+        &server,
+        "/api/clarify/respond",
+        nothing,
+        vec![Case {
+            name: "nothing pending",
+            body: json!({"session_id": "t", "response": "x"}),
+            status: 409,
+            expected: stale_body("no clarify is pending"),
+        }],
+    );
+}
+
+#[test]
+fn approval_respond_table() {
+    let server = TestServer::start(&[]);
+    let fresh = |server: &TestServer| {
+        server.post("/api/approval/cancel", &json!({"session_id": "t"}));
+        server.submit_approval("t", "rm -rf /tmp/a", &[])["approval_id"].clone()
+    };
+    let stale_while_pending = |server: &TestServer| {
+        let id = fresh(server);
+        server.post(
+            "/api/approval/respond",
+            &json!({"session_id": "t", "approval_id": id, "choice": "deny"}),
+        );
+        server.submit_approval("t", "another", &[]);
+        id
+    };
+    let stale_nothing_pending = |server: &TestServer| {
+        let id = fresh(server);
+        server.post(
+            "/api/approval/respond",
+            &json!({"session_id": "t", "approval_id": id, "choice": "deny"}),
+        );
+        id
+    };
+    let mut cases = Vec::new();
+    for choice in ["once", "session", "always", "deny"] {
+        cases.push(Case {
+            name: "answered",
+            body: json!({"session_id": "t", "approval_id": "$id", "choice": choice}),
+            status: 200,
+            expected: json!({"ok": true, "choice": choice}),
+        });
+    }
+    #[rustfmt::skip]
+    cases.extend([
+        Case { name: "absent choice means deny", body: json!({"session_id": "t", "approval_id": "$id"}), status: 200, expected: json!({"ok": true, "choice": "deny"}) },
+        Case { name: "head without id", body: json!({"session_id": "t", "choice": "once"}), status: 200, expected: json!({"ok": true, "choice": "once"}) },
+        Case { name: "invalid choice", body: json!({"session_id": "t", "choice": "maybe"}), status: 400, expected: json!({"error": "Invalid choice: maybe"}) },
+        Case { name: "no session_id", body: json!({"choice": "once"}), status: 400, expected: json!({"error": "session_id is required"}) },
+    ]);
+    check(&server, "/api/approval/respond", fresh, cases);
+    #[rustfmt::skip]
+    check(&server, "/api/approval/respond", stale_nothing_pending, vec![
+        Case { name: "stale, nothing pending", body: json!({"session_id": "t", "approval_id": "$id", "choice": "once"}), status: 200, expected: json!({"ok": true, "choice": "once", "stale_cleared": true}) },
+    ]);
+    #[rustfmt::skip]
+    check(&server, "/api/approval/respond", stale_while_pending, vec![
+        Case { name: "stale while another is pending", body: json!({"session_id": "t", "approval_id": "$id", "choice": "once"}), status: 200, expected: json!({"ok": false, "choice": "once"}) },
+    ]);
+    // The "stale while pending" respond resolved nothing.
+    let poll = server.get("/api/approval/pending?session_id=t").json();
+    assert_eq!(
+        (
+            poll["pending"]["command"].as_str(),
+            poll["pending_count"].as_u64()
+        ),
+        (Some("another"), Some(1))
+    );
+}
+
+#[test]
+fn session_and_always_rules_answer_later_submits_at_once() {
+    let server = TestServer::start(&[]);
+    let first = server.submit_approval("a", "git push", &["git push"]);
+    let body = json!({"session_id": "a", "approval_id": first["approval_id"], "choice": "session"});
+    assert_eq!(server.post("/api/approval/respond", &body).status, 200);
+    let again = server.submit_approval("a", "git push origin", &["git push"]);
+    assert_eq!(
+        (
+            again["status"].as_str(),
+            again["choice"].as_str(),
+            again["auto"].as_bool()
+        ),
+        (Some("answered"), Some("session"), Some(true))
+    );
+    assert_eq!(
+        server.get("/api/approval/pending?session_id=a").json()["pending_count"],
+        0,
+        "never shown"
+    );
+    let elsewhere = server.submit_approval("b", "git push", &["git push"]);
+    assert_eq!(
+        elsewhere["pending_count"], 1,
+        "a session rule stays in its session"
+    );
+
+    let body =
+        json!({"session_id": "b", "approval_id": elsewhere["approval_id"], "choice": "always"});
+    server.post("/api/approval/respond", &body);
+    let anywhere = server.submit_approval("c", "git push", &["git push"]);
+    assert_eq!(
+        (anywhere["choice"].as_str(), anywhere["auto"].as_bool()),
+        (Some("always"), Some(true))
+    );
+    let partly = server.submit_approval("c", "git push && rm", &["git push", "rm"]);
+    assert_eq!(partly["pending_count"], 1, "every key must be approved");
+    let once = server.submit_approval("d", "ls", &["ls"]);
+    server.post(
+        "/api/approval/respond",
+        &json!({"session_id": "d", "approval_id": once["approval_id"], "choice": "once"}),
+    );
+    assert_eq!(
+        server.submit_approval("d", "ls", &["ls"])["pending_count"],
+        1,
+        "once persists nothing"
+    );
+}
+
+#[test]
+fn pending_polls_show_head_count_version_and_etag() {
+    let server = TestServer::start(&[]);
+    let empty = server.get("/api/clarify/pending?session_id=p");
+    assert_eq!(
+        empty.json(),
+        json!({"pending": null, "pending_count": 0, "version": 0})
+    );
+    assert_eq!(
+        (empty.header("content-type"), empty.header("cache-control")),
+        (Some("application/json"), Some("no-store"))
+    );
+    for kind in ["clarify", "approval"] {
+        let missing = server.get(&format!("/api/{kind}/pending"));
+        assert_eq!(
+            (missing.status, missing.json()["pending"].clone()),
+            (200, Value::Null),
+            "{kind} without session_id"
+        );
+    }
+    let id = server.submit_clarify("p", "q?");
+    let reply = server.get("/api/clarify/pending?session_id=p");
+    let poll = reply.json();
+    assert_eq!(
+        (
+            poll["pending"]["clarify_id"].as_str(),
+            poll["pending_count"].as_u64()
+        ),
+        (Some(&*id), Some(1))
+    );
+    let version = poll["version"].as_u64().unwrap();
+    assert!(version > 0);
+    assert_eq!(reply.header("etag"), Some(&*format!("\"{version}\"")));
+    let entry = &poll["pending"];
+    for field in [
+        "clarify_id",
+        "session_id",
+        "kind",
+        "question",
+        "choices_offered",
+        "requested_at",
+        "timeout_seconds",
+        "expires_at",
+    ] {
+        assert!(entry.get(field).is_some(), "entry has {field}: {entry}");
+    }
+    let expected = entry["requested_at"].as_f64().unwrap() + 120.0;
+    assert!((entry["expires_at"].as_f64().unwrap() - expected).abs() < 0.01);
+}
+
+#[test]
+fn approval_entries_have_the_spec_fields() {
+    let server = TestServer::start(&[]);
+    let body = json!({"session_id": "e", "command": "rm -rf /tmp/a", "description": "recursive delete",
+                      "pattern_keys": ["recursive delete", "rm"], "timeout_seconds": 0});
+    let submitted = server.post("/api/approval/submit", &body).json();
+    assert_eq!(submitted["approval_id"].as_str().map(str::len), Some(32));
+    let entry = server.get("/api/approval/pending?session_id=e").json()["pending"].clone();
+    let expected = json!({
+        "approval_id": submitted["approval_id"], "session_id": "e", "kind": "approval",
+        "command": "rm -rf /tmp/a", "description": "recursive delete",
+        "pattern_key": "recursive delete", "pattern_keys": ["recursive delete", "rm"],
+        "requested_at": entry["requested_at"], "timeout_seconds": 0, "expires_at": 0.0,
+    });
+    assert_eq!(entry, expected);
+}

@@ -1,0 +1,244 @@
+//! Bad input (SPEC §7): every refusal is a clear JSON 4xx, changes nothing,
+//! and the server keeps serving.
+
+use crate::support::TestServer;
+use serde_json::{Value, json};
+use std::io::{Read, Write};
+
+/// Sends a request and checks its status and exact JSON body.
+fn check(
+    server: &TestServer,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+    status: u16,
+    expected: Value,
+) {
+    let reply = server.request(method, path, headers, body);
+    assert_eq!(
+        (reply.status, reply.json()),
+        (status, expected.clone()),
+        "{method} {path} {body:.80}: got {} {}",
+        reply.status,
+        reply.text()
+    );
+    assert_eq!(
+        reply.header("content-type"),
+        Some("application/json"),
+        "{method} {path}"
+    );
+}
+
+const JSON: &[(&str, &str)] = &[("Content-Type", "application/json")];
+
+/// (method, path, headers, body, status, expected body)
+type Case = (
+    &'static str,
+    String,
+    &'static [(&'static str, &'static str)],
+    String,
+    u16,
+    Value,
+);
+
+#[test]
+fn bad_requests_get_clear_errors_and_change_nothing() {
+    let server = TestServer::start(&[]);
+    let invalid_session =
+        json!({"error": "invalid session_id: 1 to 128 characters from A-Z a-z 0-9 . _ : -"});
+    let long = "x".repeat(129);
+    #[rustfmt::skip]
+    let cases: Vec<Case> = vec![
+        ("GET", "/nope".into(), &[], String::new(), 404, json!({"error": "not found"})),
+        ("GET", "/api/nope".into(), &[], String::new(), 404, json!({"error": "not found"})),
+        ("GET", "/api/clarify/nope".into(), &[], String::new(), 404, json!({"error": "not found"})),
+        ("DELETE", "/api/clarify/pending".into(), &[], String::new(), 405, json!({"error": "method not allowed"})),
+        ("GET", "/api/clarify/respond".into(), &[], String::new(), 405, json!({"error": "method not allowed"})),
+        ("POST", "/healthz".into(), JSON, "{}".into(), 405, json!({"error": "method not allowed"})),
+        ("GET", "/api/clarify/pending?session_id=a%20b".into(), &[], String::new(), 400, invalid_session.clone()),
+        ("GET", format!("/api/approval/pending?session_id={long}"), &[], String::new(), 400, invalid_session.clone()),
+        ("GET", "/api/clarify/stream?session_id=%2F".into(), &[], String::new(), 400, invalid_session.clone()),
+        ("GET", "/api/clarify/pending?session_id=%zz".into(), &[], String::new(), 400, json!({"error": "invalid percent-encoding in url"})),
+        ("POST", "/api/clarify/submit".into(), JSON, r#"{"session_id": "a/b", "question": "q"}"#.into(), 400, invalid_session.clone()),
+        ("POST", "/api/clarify/submit".into(), &[("Content-Type", "text/plain")], r#"{"session_id": "s", "question": "q"}"#.into(), 415, json!({"error": "request body must be application/json"})),
+        ("POST", "/api/clarify/respond".into(), &[], r#"{"session_id": "s", "response": "q"}"#.into(), 415, json!({"error": "request body must be application/json"})),
+        ("POST", "/api/clarify/submit".into(), JSON, r#"{"session_id": "s", "question": "#.into(), 400, json!({"error": "malformed JSON: EOF while parsing a value at line 1 column 32"})),
+        ("POST", "/api/clarify/submit".into(), JSON, "[1, 2]".into(), 400, json!({"error": "request body must be a JSON object"})),
+        ("POST", "/api/clarify/submit".into(), JSON, r#"{"session_id": 7, "question": "q"}"#.into(), 400, json!({"error": "session_id must be a string"})),
+        ("POST", "/api/clarify/submit".into(), JSON, r#"{"session_id": "s"}"#.into(), 400, json!({"error": "question is required"})),
+        ("POST", "/api/clarify/submit".into(), JSON, r#"{"session_id": "s", "question": "q", "choices": "a"}"#.into(), 400, json!({"error": "choices must be a list of at most 16 non-empty strings of at most 256 characters"})),
+        ("POST", "/api/clarify/submit".into(), JSON, r#"{"session_id": "s", "question": "q", "timeout_seconds": "soon"}"#.into(), 400, json!({"error": "timeout_seconds must be a whole number of seconds, at most 2592000"})),
+        ("POST", "/api/approval/submit".into(), JSON, r#"{"session_id": "s"}"#.into(), 400, json!({"error": "command is required"})),
+        ("POST", "/api/approval/submit".into(), JSON, r#"{"session_id": "s", "command": "ls", "pattern_keys": [1]}"#.into(), 400, json!({"error": "pattern_keys must be a list of at most 16 non-empty strings of at most 256 characters"})),
+        ("POST", "/api/approval/respond".into(), JSON, r#"{"session_id": "s", "choice": 3}"#.into(), 400, json!({"error": "Invalid choice: 3"})),
+        ("POST", "/api/clarify/respond".into(), JSON, r#"{"session_id": "s", "response": ["x"]}"#.into(), 400, json!({"error": "response must be a string"})),
+    ];
+    for (method, path, headers, body, status, expected) in cases {
+        check(&server, method, &path, headers, &body, status, expected);
+    }
+    let counts = server.get("/metrics").text();
+    assert!(
+        counts.contains("askgate_pending_prompts{kind=\"clarify\"} 0"),
+        "nothing was queued: {counts}"
+    );
+    assert!(counts.contains("askgate_version 0"), "nothing changed");
+}
+
+#[test]
+fn size_limits_of_prompts() {
+    let server = TestServer::start(&[]);
+    let cases = [
+        (
+            json!({"session_id": "s", "question": "q".repeat(4097)}),
+            "question is longer than 4096 bytes",
+        ),
+        (
+            json!({"session_id": "s", "question": "q", "choices": vec!["c"; 17]}),
+            "choices must be a list",
+        ),
+        (
+            json!({"session_id": "s", "question": "q", "choices": ["c".repeat(257)]}),
+            "choices must be a list",
+        ),
+    ];
+    for (body, message) in cases {
+        let reply = server.post("/api/clarify/submit", &body);
+        assert_eq!(reply.status, 400);
+        assert!(
+            reply.json()["error"].as_str().unwrap().starts_with(message),
+            "{}",
+            reply.text()
+        );
+    }
+    let command = json!({"session_id": "s", "command": "c".repeat(8193)});
+    assert_eq!(
+        server.post("/api/approval/submit", &command).json(),
+        json!({"error": "command is longer than 8192 bytes"})
+    );
+    let at_limit = json!({"session_id": "s", "question": "q".repeat(4096), "choices": vec!["c".repeat(256); 16]});
+    assert_eq!(
+        server.post("/api/clarify/submit", &at_limit).status,
+        200,
+        "the limits themselves are allowed"
+    );
+}
+
+#[test]
+fn queue_and_session_limits_are_429() {
+    let server = TestServer::start(&["--max-pending", "2", "--max-sessions", "3"]);
+    server.submit_clarify("s0", "a");
+    server.submit_clarify("s0", "b");
+    let full = server.post(
+        "/api/clarify/submit",
+        &json!({"session_id": "s0", "question": "c"}),
+    );
+    assert_eq!(
+        (full.status, full.json()),
+        (
+            429,
+            json!({"error": "too many pending clarify prompts in this session (limit 2)"})
+        )
+    );
+    server.submit_clarify("s1", "a");
+    server.submit_clarify("s2", "a");
+    let more = server.post(
+        "/api/clarify/submit",
+        &json!({"session_id": "s3", "question": "a"}),
+    );
+    assert_eq!(
+        (more.status, more.json()),
+        (429, json!({"error": "too many sessions (limit 3)"}))
+    );
+}
+
+#[test]
+fn oversized_bodies_are_413_and_the_server_lives() {
+    let server = TestServer::start(&[]);
+    let big = format!(
+        r#"{{"session_id": "s", "question": "{}"}}"#,
+        "x".repeat(70_000)
+    );
+    check(
+        &server,
+        "POST",
+        "/api/clarify/submit",
+        JSON,
+        &big,
+        413,
+        json!({"error": "request body too large"}),
+    );
+    // A huge declared length: unpatched tiny_http allocated it all on drop.
+    let mut socket = server.connect();
+    let head = "POST /api/clarify/submit HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                Content-Length: 100000000000000\r\n\r\n{\"session_id\": \"s\"";
+    socket.write_all(head.as_bytes()).unwrap();
+    socket.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut response = String::new();
+    let _ = socket.read_to_string(&mut response);
+    assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+    // A chunked body with no length, over the limit.
+    let mut socket = server.connect();
+    let chunk = "x".repeat(40_000);
+    let request = format!(
+        "POST /api/clarify/submit HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n{0:x}\r\n{chunk}\r\n{0:x}\r\n{chunk}\r\n0\r\n\r\n",
+        chunk.len()
+    );
+    socket.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    let _ = socket.read_to_string(&mut response);
+    assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+    assert_eq!(server.get("/healthz").status, 200);
+    assert_eq!(server.metric("askgate_version"), 0.0, "nothing changed");
+}
+
+#[test]
+fn a_huge_header_line_is_refused_and_the_server_lives() {
+    let server = TestServer::start(&[]);
+    let mut socket = server.connect();
+    let header = format!(
+        "GET /healthz HTTP/1.1\r\nX-Big: {}\r\n\r\n",
+        "y".repeat(1 << 20)
+    );
+    let _ = socket.write_all(header.as_bytes());
+    let mut response = Vec::new();
+    let _ = socket.read_to_end(&mut response);
+    assert!(
+        !String::from_utf8_lossy(&response).starts_with("HTTP/1.1 200"),
+        "a 1 MiB header line is not served"
+    );
+    assert_eq!(server.get("/healthz").status, 200);
+}
+
+#[test]
+fn a_body_that_smuggles_a_request_is_not_served_after_a_refusal() {
+    // The refused body must be consumed, never parsed as the next request.
+    let server = TestServer::start(&[]);
+    // Over 1 KiB, so tiny_http does not read it ahead by itself.
+    let inner = format!(
+        "POST /api/clarify/submit HTTP/1.1\r\nHost: x\r\nX-Pad: {}\r\nContent-Type: application/json\r\n\
+         Content-Length: 37\r\n\r\n{{\"session_id\": \"s\", \"question\": \"q\"}}",
+        "p".repeat(2000)
+    );
+    let request = format!(
+        "POST /api/clarify/submit HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{inner}",
+        inner.len()
+    );
+    let mut socket = server.connect();
+    socket.write_all(request.as_bytes()).unwrap();
+    socket.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut response = String::new();
+    let _ = socket.read_to_string(&mut response);
+    assert!(response.starts_with("HTTP/1.1 415"), "{response}");
+    assert_eq!(
+        response.matches("HTTP/1.1").count(),
+        1,
+        "one response only: {response}"
+    );
+    assert_eq!(
+        server.metric("askgate_version"),
+        0.0,
+        "nothing was submitted"
+    );
+}

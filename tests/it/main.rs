@@ -1,0 +1,10 @@
+//! askgate's integration tests, one binary: each module starts real servers
+//! on port 0 and talks to them over loopback as a browser or agent would.
+
+mod browser_api;
+mod input;
+mod queue_rules;
+mod server;
+mod streams;
+mod support;
+mod tidy;

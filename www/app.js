@@ -1,0 +1,530 @@
+// app.js: what the person answering sees and does.
+//
+// It owns the selection (kept in the URL hash as #s=ID), the two cards of the
+// selected session, the session list, the title marker and the connection
+// indicator, and it sends the answers. Invariants: prompt text only ever goes
+// in through textContent; a card is filled once per prompt id, so a frame that
+// arrives while the user types never wipes what they typed; what the user
+// typed survives a stale answer (409) and is offered again on the next card.
+
+import { createStore } from './store.js';
+import { startTransport, requestJson, HttpError, loadConfig } from './transport.js';
+
+const SESSION_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const STALE = {
+  clarify: 'That question expired or was answered elsewhere.',
+  approval: 'That approval expired or was answered elsewhere.',
+};
+const KEYBOARD_GUARD_MS = 600;
+const BASE_TITLE = 'askgate';
+
+const $ = (selector, root = document) => root.querySelector(selector);
+
+const dom = {
+  connection: $('#connection'),
+  connectionLabel: $('#connection .connection-label'),
+  sessionList: $('#session-list'),
+  sessionsEmpty: $('#sessions-empty'),
+  sessionTitle: $('#session-title'),
+  notice: $('#notice'),
+  noticeMessage: $('#notice .notice-message'),
+  noticeKept: $('#notice .notice-kept'),
+  noticeKeptText: $('#notice .notice-kept-text'),
+  approval: $('#approval-card'),
+  clarify: $('#clarify-card'),
+  otherText: $('#clarify-other-text'),
+  idle: $('#idle'),
+  login: $('#login'),
+};
+
+const store = createStore();
+const ui = {
+  selected: null,
+  drafts: new Map(), // session_id -> text typed in "Other"
+  answered: new Set(), // prompt ids this tab answered or found stale
+  shown: { clarify: null, approval: null }, // {id, session_id} of each card on screen
+  busy: false,
+  keyboardAnsweredAt: -Infinity,
+  clockOffsetMs: 0,
+};
+
+const transport = startTransport(store, {
+  onRole: (role) => {
+    document.documentElement.dataset.role = role;
+  },
+  onStream: (state) => {
+    document.documentElement.dataset.stream = state;
+  },
+});
+
+// --- selection ------------------------------------------------------------
+
+function sessionFromHash() {
+  const match = /^#s=(.*)$/.exec(location.hash);
+  if (!match) return null;
+  let id;
+  try {
+    id = decodeURIComponent(match[1]);
+  } catch {
+    return null;
+  }
+  return SESSION_ID.test(id) ? id : null;
+}
+
+function select(session_id) {
+  if (session_id === ui.selected) return;
+  saveDraft();
+  ui.selected = session_id;
+  const hash = session_id ? `#s=${encodeURIComponent(session_id)}` : '';
+  if (location.hash !== hash) history.replaceState(null, '', hash || location.pathname + location.search);
+  hideNotice();
+  transport.announce(session_id);
+  if (session_id) store.know([session_id]);
+  render();
+}
+
+function autoSelect() {
+  if (ui.selected) return;
+  const first = store.list().find((s) => s.attention);
+  if (first) select(first.session_id);
+}
+
+// --- rendering ------------------------------------------------------------
+
+function render() {
+  autoSelect();
+  renderConnection();
+  renderTitle();
+  renderSessions();
+  renderApproval();
+  renderClarify();
+  renderIdle();
+  dom.login.hidden = !store.authRequired;
+}
+
+function renderConnection() {
+  const state = store.connection;
+  dom.connection.dataset.state = state;
+  dom.connectionLabel.textContent = state;
+}
+
+function renderTitle() {
+  const total = store.totalPending();
+  const title = total ? `(${total}) ${BASE_TITLE}` : BASE_TITLE;
+  if (document.title !== title) document.title = title;
+}
+
+function plural(count, one, many) {
+  return `${count} ${count === 1 ? one : many}`;
+}
+
+function sessionItem(session_id) {
+  const item = document.createElement('li');
+  item.dataset.sessionId = session_id;
+  const button = document.createElement('button');
+  button.type = 'button';
+  button.className = 'session';
+  const name = document.createElement('span');
+  name.className = 'session-name';
+  name.textContent = session_id;
+  name.title = session_id;
+  const badges = document.createElement('span');
+  badges.className = 'session-badges';
+  for (const kind of ['approval', 'clarify']) {
+    const badge = document.createElement('span');
+    badge.className = `badge badge-${kind}`;
+    badges.append(badge);
+  }
+  button.append(name, badges);
+  button.addEventListener('click', () => select(session_id));
+  item.append(button);
+  return item;
+}
+
+function renderSessions() {
+  const list = store.list();
+  const items = new Map([...dom.sessionList.children].map((item) => [item.dataset.sessionId, item]));
+  list.forEach((s, index) => {
+    const item = items.get(s.session_id) || sessionItem(s.session_id);
+    items.delete(s.session_id);
+    const button = item.firstElementChild;
+    if (s.session_id === ui.selected) button.setAttribute('aria-current', 'true');
+    else button.removeAttribute('aria-current');
+    button.dataset.attention = s.attention || '';
+    const approvalBadge = $('.badge-approval', button);
+    const clarifyBadge = $('.badge-clarify', button);
+    approvalBadge.textContent = s.approval_count ? plural(s.approval_count, 'approval', 'approvals') : '';
+    approvalBadge.hidden = !s.approval_count;
+    clarifyBadge.textContent = s.clarify_count ? plural(s.clarify_count, 'question', 'questions') : '';
+    clarifyBadge.hidden = !s.clarify_count;
+    if (dom.sessionList.children[index] !== item) dom.sessionList.insertBefore(item, dom.sessionList.children[index] || null);
+  });
+  keepInView(dom.sessionList.querySelector('[aria-current="true"]'));
+  for (const item of items.values()) item.remove();
+  dom.sessionsEmpty.hidden = list.length > 0;
+}
+
+// Scrolls the session list (not the page) so the selected session shows.
+function keepInView(button) {
+  const list = dom.sessionList;
+  if (!button || list.scrollHeight <= list.clientHeight) return;
+  const top = button.offsetTop - list.offsetTop;
+  if (top < list.scrollTop) list.scrollTop = top;
+  else if (top + button.offsetHeight > list.scrollTop + list.clientHeight) list.scrollTop = top + button.offsetHeight - list.clientHeight;
+}
+
+// The head of `kind` in the selected session, unless this tab already
+// answered it (the stream catches up a moment later).
+function visibleHead(kind) {
+  if (!ui.selected) return { head: null, count: 0 };
+  const queue = store.queue(ui.selected, kind);
+  const id = queue.pending && queue.pending[`${kind}_id`];
+  if (!id || ui.answered.has(id)) return { head: null, count: queue.pending_count };
+  return { head: queue.pending, count: queue.pending_count };
+}
+
+function cardChanged(kind, head) {
+  const shown = ui.shown[kind];
+  const id = head ? head[`${kind}_id`] : null;
+  if (shown && shown.id === id && shown.session_id === ui.selected) return false;
+  ui.shown[kind] = id ? { id, session_id: ui.selected, at: performance.now() } : null;
+  return true;
+}
+
+function renderApproval() {
+  const { head, count } = visibleHead('approval');
+  const card = dom.approval;
+  if (cardChanged('approval', head)) {
+    card.hidden = !head;
+    if (head) fillApproval(head);
+  }
+  if (head) $('.card-position', card).textContent = `1 of ${Math.max(count, 1)}`;
+}
+
+function fillApproval(entry) {
+  const card = dom.approval;
+  card.dataset.approvalId = entry.approval_id;
+  card.dataset.expiresAt = String(Number(entry.expires_at) || 0);
+  const description = $('.approval-description', card);
+  description.textContent = entry.description || '';
+  description.hidden = !entry.description;
+  $('.approval-command code', card).textContent = entry.command || '';
+  const keys = Array.isArray(entry.pattern_keys) ? entry.pattern_keys : entry.pattern_key ? [entry.pattern_key] : [];
+  const list = $('.pattern-keys', card);
+  list.replaceChildren(
+    ...keys.map((key) => {
+      const item = document.createElement('li');
+      item.textContent = String(key);
+      return item;
+    }),
+  );
+  $('.pattern-keys-block', card).hidden = keys.length === 0;
+  setBusy(card, false);
+  updateCountdown(card);
+  const focused = document.activeElement;
+  if (!focused || focused === document.body || !isTextField(focused)) {
+    $('[data-choice="once"]', card).focus({ preventScroll: true });
+  }
+}
+
+function renderClarify() {
+  const previous = ui.shown.clarify;
+  const { head, count } = visibleHead('clarify');
+  const card = dom.clarify;
+  if (cardChanged('clarify', head)) {
+    noticeIfVanished(previous);
+    card.hidden = !head;
+    if (head) fillClarify(head);
+  }
+  if (head) $('.card-position', card).textContent = count > 1 ? `1 of ${count}` : '';
+}
+
+// A card this tab did not answer went away while the user had typed an
+// answer: say so, and keep the text.
+function noticeIfVanished(previous) {
+  if (!previous || previous.session_id !== ui.selected || ui.answered.has(previous.id)) return;
+  const draft = (ui.drafts.get(previous.session_id) || '').trim();
+  if (draft) showNotice(STALE.clarify, draft);
+}
+
+function fillClarify(entry) {
+  const card = dom.clarify;
+  card.dataset.clarifyId = entry.clarify_id;
+  card.dataset.expiresAt = String(Number(entry.expires_at) || 0);
+  $('.clarify-question', card).textContent = entry.question || '';
+  const choices = Array.isArray(entry.choices_offered) ? entry.choices_offered : [];
+  $('.clarify-choices', card).replaceChildren(...choices.map(choiceItem));
+  $('.clarify-choices', card).hidden = choices.length === 0;
+  $('.clarify-other-label', card).textContent = choices.length ? 'Other' : 'Your answer';
+  dom.otherText.value = ui.drafts.get(ui.selected) || '';
+  autoGrow(dom.otherText);
+  setBusy(card, false);
+  updateCountdown(card);
+  const focused = document.activeElement;
+  const idle = !focused || focused === document.body;
+  if (idle && dom.approval.hidden && matchMedia('(pointer: fine)').matches) dom.otherText.focus({ preventScroll: true });
+}
+
+function choiceItem(choice, index) {
+  const item = document.createElement('li');
+  const button = document.createElement('button');
+  button.type = 'button';
+  button.className = 'choice';
+  const number = document.createElement('span');
+  number.className = 'choice-number';
+  number.textContent = String(index + 1);
+  const text = document.createElement('span');
+  text.className = 'choice-text';
+  text.textContent = String(choice);
+  button.append(number, text);
+  button.addEventListener('click', () => answerClarify(String(choice)));
+  item.append(button);
+  return item;
+}
+
+function renderIdle() {
+  const anyCard = !dom.approval.hidden || !dom.clarify.hidden;
+  dom.idle.hidden = anyCard;
+  if (!ui.selected) {
+    dom.sessionTitle.textContent = store.list().length ? 'Choose a session' : 'Nothing to answer';
+    dom.idle.textContent = 'When an agent asks something, it shows up here.';
+  } else {
+    dom.sessionTitle.textContent = ui.selected;
+    dom.idle.textContent = 'Nothing is waiting in this session.';
+  }
+}
+
+// --- countdown --------------------------------------------------------------
+
+function formatRemaining(seconds) {
+  if (seconds <= 0) return 'expired';
+  if (seconds < 60) return `expires in ${seconds} s`;
+  const minutes = Math.floor(seconds / 60);
+  const rest = String(seconds % 60).padStart(2, '0');
+  return `expires in ${minutes}:${rest}`;
+}
+
+function updateCountdown(card) {
+  const label = $('.countdown', card);
+  const expiresAt = Number(card.dataset.expiresAt) || 0;
+  if (card.hidden || !expiresAt) {
+    label.textContent = '';
+    delete label.dataset.urgent;
+    return;
+  }
+  const seconds = Math.max(0, Math.ceil((expiresAt * 1000 - (Date.now() + ui.clockOffsetMs)) / 1000));
+  label.textContent = formatRemaining(seconds);
+  if (seconds <= 15) label.dataset.urgent = 'true';
+  else delete label.dataset.urgent;
+}
+
+setInterval(() => {
+  updateCountdown(dom.approval);
+  updateCountdown(dom.clarify);
+}, 1000);
+
+// --- notices ----------------------------------------------------------------
+
+function showNotice(message, kept = '') {
+  dom.noticeMessage.textContent = message;
+  dom.noticeKeptText.textContent = kept;
+  dom.noticeKept.hidden = !kept;
+  dom.notice.hidden = false;
+}
+
+function hideNotice() {
+  dom.notice.hidden = true;
+}
+
+$('.notice-close', dom.notice).addEventListener('click', hideNotice);
+$('.notice-copy', dom.notice).addEventListener('click', async () => {
+  try {
+    await navigator.clipboard.writeText(dom.noticeKeptText.textContent);
+  } catch {
+    const range = document.createRange();
+    range.selectNodeContents(dom.noticeKeptText);
+    getSelection().removeAllRanges();
+    getSelection().addRange(range);
+  }
+});
+
+// --- answering --------------------------------------------------------------
+
+function setBusy(card, busy) {
+  card.toggleAttribute('aria-busy', busy);
+  for (const control of card.querySelectorAll('button, textarea')) control.disabled = busy;
+}
+
+function saveDraft() {
+  if (!ui.selected) return;
+  const text = dom.otherText.value;
+  if (text) ui.drafts.set(ui.selected, text);
+  else ui.drafts.delete(ui.selected);
+}
+
+function failedToAnswer(error) {
+  if (error instanceof HttpError && error.status === 401) {
+    store.setAuthRequired(true);
+    return;
+  }
+  const reason = error instanceof HttpError ? error.message : 'the server could not be reached';
+  showNotice(`Your answer was not sent: ${reason}. Try again.`);
+}
+
+function stale(kind, entry) {
+  ui.answered.add(entry[`${kind}_id`]);
+  saveDraft();
+  const draft = (ui.drafts.get(entry.session_id) || '').trim();
+  showNotice(STALE[kind], draft);
+}
+
+async function answerClarify(response) {
+  const shown = ui.shown.clarify;
+  const entry = shown && store.queue(shown.session_id, 'clarify').pending;
+  const text = response.trim();
+  if (ui.busy || !entry || entry.clarify_id !== shown.id) return;
+  if (!text) {
+    dom.otherText.focus();
+    return;
+  }
+  saveDraft();
+  ui.busy = true;
+  setBusy(dom.clarify, true);
+  try {
+    await requestJson('/api/clarify/respond', {
+      method: 'POST',
+      body: { session_id: entry.session_id, clarify_id: entry.clarify_id, response: text },
+    });
+    ui.answered.add(entry.clarify_id);
+    ui.drafts.delete(entry.session_id);
+    dom.otherText.value = '';
+    hideNotice();
+    transport.poke(entry.session_id);
+  } catch (error) {
+    if (error instanceof HttpError && error.status === 409) stale('clarify', entry);
+    else failedToAnswer(error);
+  } finally {
+    ui.busy = false;
+    setBusy(dom.clarify, false);
+    render();
+  }
+}
+
+async function answerApproval(choice) {
+  const shown = ui.shown.approval;
+  const entry = shown && store.queue(shown.session_id, 'approval').pending;
+  if (ui.busy || !entry || entry.approval_id !== shown.id) return;
+  ui.busy = true;
+  setBusy(dom.approval, true);
+  try {
+    const { body } = await requestJson('/api/approval/respond', {
+      method: 'POST',
+      body: { session_id: entry.session_id, approval_id: entry.approval_id, choice },
+    });
+    if (body.ok === false || body.stale_cleared) {
+      stale('approval', entry);
+    } else {
+      ui.answered.add(entry.approval_id);
+      hideNotice();
+    }
+    transport.poke(entry.session_id);
+  } catch (error) {
+    failedToAnswer(error);
+  } finally {
+    ui.busy = false;
+    setBusy(dom.approval, false);
+    render();
+  }
+}
+
+function keyboardGuarded() {
+  return performance.now() - ui.keyboardAnsweredAt < KEYBOARD_GUARD_MS;
+}
+
+function isTextField(element) {
+  return element.matches('textarea, input, select, [contenteditable=""], [contenteditable="true"]');
+}
+
+for (const button of dom.approval.querySelectorAll('[data-choice]')) {
+  button.addEventListener('click', (event) => {
+    // A click with detail 0 came from the keyboard (Enter or Space).
+    if (event.detail === 0) {
+      if (keyboardGuarded()) return;
+      ui.keyboardAnsweredAt = performance.now();
+    }
+    answerApproval(button.dataset.choice);
+  });
+}
+
+document.addEventListener('keydown', (event) => {
+  if (event.key !== 'Enter' || event.repeat || event.isComposing) return;
+  if (event.shiftKey || event.altKey || event.ctrlKey || event.metaKey) return;
+  const target = event.target;
+  if (target instanceof Element && (isTextField(target) || target.closest('button, a, summary'))) return;
+  if (dom.approval.hidden || keyboardGuarded()) return;
+  event.preventDefault();
+  ui.keyboardAnsweredAt = performance.now();
+  answerApproval('once');
+});
+
+$('.clarify-other', dom.clarify).addEventListener('submit', (event) => {
+  event.preventDefault();
+  answerClarify(dom.otherText.value);
+});
+
+function autoGrow(textarea) {
+  textarea.style.height = 'auto';
+  textarea.style.height = `${Math.min(textarea.scrollHeight + 2, 240)}px`;
+}
+
+dom.otherText.addEventListener('input', () => {
+  saveDraft();
+  autoGrow(dom.otherText);
+});
+
+dom.otherText.addEventListener('keydown', (event) => {
+  if (event.key !== 'Enter' || event.shiftKey || event.isComposing) return;
+  event.preventDefault();
+  answerClarify(dom.otherText.value);
+});
+
+// --- login ------------------------------------------------------------------
+
+$('.login-form', dom.login).addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const input = $('#login-token');
+  const error = $('.login-error', dom.login);
+  error.textContent = '';
+  try {
+    await requestJson('/api/login', { method: 'POST', body: { token: input.value } });
+    input.value = '';
+    store.setAuthRequired(false);
+    transport.loggedIn();
+  } catch (failure) {
+    error.textContent = failure instanceof HttpError && failure.status === 401 ? 'That token is not right.' : 'Could not sign in; try again.';
+  }
+});
+
+// --- start ------------------------------------------------------------------
+
+function announceIfVisible() {
+  if (document.visibilityState === 'visible') transport.announce(ui.selected);
+}
+
+window.addEventListener('hashchange', () => {
+  const fromHash = sessionFromHash();
+  if (fromHash) select(fromHash);
+});
+window.addEventListener('focus', announceIfVisible);
+document.addEventListener('visibilitychange', announceIfVisible);
+
+store.subscribe(render);
+loadConfig()
+  .then((config) => {
+    ui.clockOffsetMs = config.clock_offset_ms;
+  })
+  .catch(() => {});
+
+const initial = sessionFromHash();
+if (initial) select(initial);
+render();

@@ -1,0 +1,151 @@
+// store.js: the page's picture of the server, one per tab.
+//
+// It owns, per session, the head and count of each prompt queue (clarify and
+// approval) with the version of the change that produced them, plus the
+// connection state shared by every tab. Invariants: an update older than what
+// is already known never overwrites it (versions only move forward, except a
+// full snapshot, which replaces everything); every change is announced to the
+// listeners once, after it is applied. It does no I/O.
+
+export const KINDS = ['clarify', 'approval'];
+
+const EMPTY_QUEUE = Object.freeze({ pending: null, pending_count: 0, version: -1 });
+
+export function createStore() {
+  const sessions = new Map();
+  const listeners = new Set();
+  let connection = 'connecting';
+  let authRequired = false;
+
+  function session(session_id) {
+    let s = sessions.get(session_id);
+    if (!s) {
+      s = { session_id, clarify: EMPTY_QUEUE, approval: EMPTY_QUEUE };
+      sessions.set(session_id, s);
+    }
+    return s;
+  }
+
+  function emit() {
+    for (const listener of listeners) listener();
+  }
+
+  // One queue state: {session_id, kind, pending, pending_count, version}.
+  function put(update, force) {
+    if (!KINDS.includes(update.kind) || typeof update.session_id !== 'string') return false;
+    const s = session(update.session_id);
+    const known = s[update.kind];
+    const version = Number.isFinite(update.version) ? update.version : known.version;
+    if (!force && version < known.version) return false;
+    s[update.kind] = {
+      pending: update.pending || null,
+      pending_count: Math.max(0, Number(update.pending_count) || 0),
+      version,
+    };
+    return true;
+  }
+
+  return {
+    subscribe(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+
+    // Applies queue states in order; returns the ones that took effect.
+    apply(updates, { force = false } = {}) {
+      const applied = updates.filter((update) => put(update, force));
+      if (applied.length) emit();
+      return applied;
+    },
+
+    // Replaces the whole picture with `updates`: every queue not named in it
+    // becomes empty. Session names are kept so the list does not flicker.
+    replace(updates) {
+      for (const s of sessions.values()) {
+        s.clarify = EMPTY_QUEUE;
+        s.approval = EMPTY_QUEUE;
+      }
+      for (const update of updates) put(update, true);
+      emit();
+    },
+
+    // Makes sessions known by name (from /api/sessions) without touching queues.
+    know(session_ids) {
+      let added = false;
+      for (const id of session_ids) {
+        if (!sessions.has(id)) {
+          session(id);
+          added = true;
+        }
+      }
+      if (added) emit();
+    },
+
+    // Forgets sessions with nothing pending that `keep` does not name.
+    prune(keep) {
+      let removed = false;
+      for (const [id, s] of sessions) {
+        if (keep.has(id) || s.clarify.pending_count || s.approval.pending_count) continue;
+        sessions.delete(id);
+        removed = true;
+      }
+      if (removed) emit();
+    },
+
+    queue(session_id, kind) {
+      const s = sessions.get(session_id);
+      return s ? s[kind] : EMPTY_QUEUE;
+    },
+
+    sessionIds() {
+      return [...sessions.keys()];
+    },
+
+    // Every queue state, for handing the picture to another tab.
+    snapshot() {
+      const updates = [];
+      for (const s of sessions.values()) {
+        for (const kind of KINDS) updates.push({ session_id: s.session_id, kind, ...s[kind] });
+      }
+      return updates;
+    },
+
+    // [{session_id, clarify_count, approval_count, attention}] sorted by name.
+    list() {
+      return [...sessions.values()]
+        .map((s) => {
+          const clarify_count = s.clarify.pending_count;
+          const approval_count = s.approval.pending_count;
+          const attention = approval_count ? 'approval' : clarify_count ? 'clarify' : null;
+          return { session_id: s.session_id, clarify_count, approval_count, attention };
+        })
+        .sort((a, b) => (a.session_id < b.session_id ? -1 : a.session_id > b.session_id ? 1 : 0));
+    },
+
+    totalPending() {
+      let total = 0;
+      for (const s of sessions.values()) total += s.clarify.pending_count + s.approval.pending_count;
+      return total;
+    },
+
+    get connection() {
+      return connection;
+    },
+
+    setConnection(state) {
+      if (state === connection) return;
+      connection = state;
+      emit();
+    },
+
+    get authRequired() {
+      return authRequired;
+    },
+
+    setAuthRequired(required) {
+      if (required === authRequired) return;
+      authRequired = required;
+      emit();
+    },
+  };
+}
