@@ -1,6 +1,8 @@
 //! askgate's integration tests, one binary: each module starts real servers
 //! on port 0 and talks to them over loopback as a browser or agent would.
 
+mod agent;
+mod binary;
 mod browser_api;
 mod input;
 mod queue_rules;

@@ -1,0 +1,401 @@
+//! The real `askgate` binary: the server process, and the `clarify` and
+//! `approve` commands end to end with their exit codes.
+
+use crate::support::{DEADLINE, TestServer, eventually};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+fn askgate() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_askgate"));
+    command
+        .env_remove("ASKGATE_URL")
+        .env_remove("ASKGATE_TOKEN");
+    command
+}
+
+/// Starts `askgate clarify`/`approve` against `server`, returning the child.
+fn ask(server: SocketAddr, args: &[&str]) -> Child {
+    let mut command = askgate();
+    command
+        .args(args)
+        .env("ASKGATE_URL", format!("http://{server}"));
+    command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("askgate runs")
+}
+
+/// Waits for the child with a deadline, killing it if it overstays.
+fn finish(child: Child, deadline: Duration) -> Output {
+    let pid = child.id().to_string();
+    let (done, exited) = std::sync::mpsc::channel();
+    thread::spawn(move || done.send(child.wait_with_output().unwrap()));
+    match exited.recv_timeout(deadline) {
+        Ok(output) => output,
+        Err(_) => {
+            let _ = Command::new("kill").arg(&pid).status();
+            panic!(
+                "askgate did not exit within {deadline:?}: {:?}",
+                exited.recv()
+            );
+        }
+    }
+}
+
+/// Blocks until a prompt of this kind is pending in the session (long-poll).
+fn pending_head(server: &TestServer, kind: &str, session_id: &str) -> Value {
+    let mut since = 0;
+    loop {
+        let poll = server
+            .get(&format!(
+                "/api/{kind}/pending?session_id={session_id}&since={since}&wait=5"
+            ))
+            .json();
+        if !poll["pending"].is_null() {
+            return poll["pending"].clone();
+        }
+        since = poll["version"].as_u64().unwrap();
+    }
+}
+
+#[test]
+fn clarify_prints_the_answer_and_exits_0() {
+    let server = TestServer::start(&[]);
+    let child = ask(
+        server.addr,
+        &[
+            "clarify",
+            "--session",
+            "demo",
+            "Ship it?",
+            "--choice",
+            "yes",
+            "--choice",
+            "no",
+        ],
+    );
+    let head = pending_head(&server, "clarify", "demo");
+    assert_eq!(
+        (head["question"].as_str(), head["choices_offered"].clone()),
+        (Some("Ship it?"), json!(["yes", "no"]))
+    );
+    let body = json!({"session_id": "demo", "clarify_id": head["clarify_id"], "response": "yes"});
+    assert_eq!(server.post("/api/clarify/respond", &body).status, 200);
+    let output = finish(child, DEADLINE);
+    assert_eq!(
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).as_ref()
+        ),
+        (Some(0), "yes\n")
+    );
+}
+
+#[test]
+fn approve_exit_codes_follow_the_choice() {
+    let server = TestServer::start(&[]);
+    for (n, (choice, code)) in [("once", 0), ("session", 0), ("always", 0), ("deny", 1)]
+        .into_iter()
+        .enumerate()
+    {
+        let session_id = format!("ap{n}");
+        let child = ask(
+            server.addr,
+            &[
+                "approve",
+                "--session",
+                &session_id,
+                "--command",
+                "reboot",
+                "--pattern",
+                &format!("p{n}"),
+            ],
+        );
+        let head = pending_head(&server, "approval", &session_id);
+        let body =
+            json!({"session_id": session_id, "approval_id": head["approval_id"], "choice": choice});
+        server.post("/api/approval/respond", &body);
+        assert_eq!(
+            finish(child, DEADLINE).status.code(),
+            Some(code),
+            "{choice}"
+        );
+    }
+    // After `session`, the same pattern in that session is approved at once.
+    let again = finish(
+        ask(
+            server.addr,
+            &[
+                "approve",
+                "--session",
+                "ap1",
+                "--command",
+                "reboot now",
+                "--pattern",
+                "p1",
+            ],
+        ),
+        DEADLINE,
+    );
+    assert_eq!(again.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("approved (session) by an earlier rule")
+    );
+    assert_eq!(
+        server.get("/api/approval/pending?session_id=ap1").json()["pending_count"],
+        0,
+        "never shown"
+    );
+}
+
+#[test]
+fn expired_and_cancelled_prompts_exit_3() {
+    let server = TestServer::start(&[]);
+    let expired = finish(
+        ask(
+            server.addr,
+            &[
+                "approve",
+                "--session",
+                "e",
+                "--command",
+                "x",
+                "--timeout",
+                "1",
+            ],
+        ),
+        DEADLINE,
+    );
+    assert_eq!(expired.status.code(), Some(3));
+    let child = ask(server.addr, &["clarify", "--session", "k", "cancel me?"]);
+    pending_head(&server, "clarify", "k");
+    server.post("/api/clarify/cancel", &json!({"session_id": "k"}));
+    let cancelled = finish(child, DEADLINE);
+    assert_eq!(cancelled.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&cancelled.stderr).contains("cancelled"));
+    let child = ask(
+        server.addr,
+        &["approve", "--session", "k2", "--command", "rm"],
+    );
+    pending_head(&server, "approval", "k2");
+    server.post("/api/approval/cancel", &json!({"session_id": "k2"}));
+    assert_eq!(finish(child, DEADLINE).status.code(), Some(3));
+}
+
+#[test]
+fn usage_and_server_errors_exit_2_with_a_clear_message() {
+    let server = TestServer::start(&[]);
+    let cases: [(&[&str], &str); 4] = [
+        (&["clarify", "no session"], "--session is required"),
+        (&["approve", "--session", "s"], "--command is required"),
+        (
+            &["clarify", "--session", "bad id", "q"],
+            "invalid session_id",
+        ),
+        (
+            &[
+                "clarify",
+                "--session",
+                "s",
+                "q",
+                "--server",
+                "http://127.0.0.1:1",
+            ],
+            "cannot reach the server",
+        ),
+    ];
+    for (args, message) in cases {
+        let output = finish(ask(server.addr, args), DEADLINE);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+}
+
+/// A TCP relay in front of the server that can be switched off: while off,
+/// it cuts the connections it carries and drops new ones at once, as an
+/// unreachable server would.
+struct Relay {
+    addr: SocketAddr,
+    up: Arc<AtomicBool>,
+    live: Arc<Mutex<Vec<TcpStream>>>,
+    refused: Arc<AtomicUsize>,
+}
+
+impl Relay {
+    fn start(target: SocketAddr) -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let relay = Relay {
+            addr: listener.local_addr().unwrap(),
+            up: Arc::new(AtomicBool::new(true)),
+            live: Arc::default(),
+            refused: Arc::default(),
+        };
+        let (up, live, refused) = (relay.up.clone(), relay.live.clone(), relay.refused.clone());
+        thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                if !up.load(Ordering::Acquire) {
+                    refused.fetch_add(1, Ordering::AcqRel);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(target) else {
+                    continue;
+                };
+                live.lock().unwrap().push(client.try_clone().unwrap());
+                let pipe = |mut from: TcpStream, mut to: TcpStream| {
+                    thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(Shutdown::Write);
+                    })
+                };
+                pipe(client.try_clone().unwrap(), server.try_clone().unwrap());
+                pipe(server, client);
+            }
+        });
+        relay
+    }
+
+    fn down(&self) {
+        self.up.store(false, Ordering::Release);
+        for socket in self.live.lock().unwrap().drain(..) {
+            let _ = socket.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+#[test]
+fn the_wait_survives_a_briefly_unreachable_server_and_gives_up_clearly() {
+    let server = TestServer::start(&[]);
+    let relay = Relay::start(server.addr);
+    let child = ask(
+        relay.addr,
+        &["clarify", "--session", "flaky", "still there?"],
+    );
+    let head = pending_head(&server, "clarify", "flaky");
+    relay.down();
+    // The command's wait is cut; it retries and is refused at least once.
+    eventually("a retry is refused", DEADLINE, &mut || {
+        relay.refused.load(Ordering::Acquire) >= 1
+    });
+    let body = json!({"session_id": "flaky", "clarify_id": head["clarify_id"], "response": "yes"});
+    server.post("/api/clarify/respond", &body);
+    relay.up.store(true, Ordering::Release);
+    let output = finish(child, Duration::from_secs(10));
+    assert_eq!(
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).as_ref()
+        ),
+        (Some(0), "yes\n")
+    );
+
+    let child = ask(
+        relay.addr,
+        &[
+            "approve",
+            "--session",
+            "gone",
+            "--command",
+            "x",
+            "--retry-secs",
+            "1",
+        ],
+    );
+    pending_head(&server, "approval", "gone");
+    relay.down();
+    let output = finish(child, Duration::from_secs(10));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("has not answered for 1 s") && stderr.contains("may still be pending"),
+        "{stderr}"
+    );
+}
+
+/// The server binary, on a free port, killed when dropped.
+struct ServerProcess {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl ServerProcess {
+    fn start(flags: &[&str]) -> ServerProcess {
+        let mut child = askgate()
+            .args(["serve", "--bind", "127.0.0.1:0", "--log-level", "warn"])
+            .args(flags)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .rsplit("http://")
+            .next()
+            .unwrap()
+            .parse()
+            .expect("an address on the first line");
+        ServerProcess { child, addr }
+    }
+
+    /// Threads of the server process with this name.
+    fn threads_named(&self, name: &str) -> usize {
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", self.child.id())).unwrap();
+        let names =
+            tasks.filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok());
+        names.filter(|comm| comm.trim() == name).count()
+    }
+
+    fn get(&self, path: &str) -> String {
+        let mut socket = TcpStream::connect(self.addr).unwrap();
+        socket.set_read_timeout(Some(DEADLINE)).unwrap();
+        write!(
+            socket,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        socket.read_to_string(&mut response).unwrap();
+        response
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_server_binary_serves_health_and_frees_a_gone_client_s_threads() {
+    let server = ServerProcess::start(&["--keepalive-secs", "1"]);
+    assert!(server.get("/healthz").ends_with("\r\n\r\nok"));
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    stream
+        .write_all(b"GET /api/clarify/stream?session_id=t HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut first = [0; 64];
+    assert!(stream.read(&mut first).unwrap() > 0);
+    assert_eq!(server.threads_named("askgate-stream"), 1);
+    let closed = Instant::now();
+    drop(stream);
+    eventually(
+        "the stream thread ends",
+        Duration::from_secs(2),
+        &mut || server.threads_named("askgate-stream") == 0,
+    );
+    assert!(closed.elapsed() < Duration::from_secs(2));
+    assert!(server.get("/metrics").contains("askgate_streams_open 0"));
+}
