@@ -241,6 +241,8 @@ impl Relay {
         let (up, live, refused) = (relay.up.clone(), relay.live.clone(), relay.refused.clone());
         thread::spawn(move || {
             for client in listener.incoming().flatten() {
+                // Checked and recorded under the lock, so `down` cuts it.
+                let mut carried = live.lock().unwrap();
                 if !up.load(Ordering::Acquire) {
                     refused.fetch_add(1, Ordering::AcqRel);
                     continue;
@@ -248,7 +250,8 @@ impl Relay {
                 let Ok(server) = TcpStream::connect(target) else {
                     continue;
                 };
-                live.lock().unwrap().push(client.try_clone().unwrap());
+                carried.push(client.try_clone().unwrap());
+                drop(carried);
                 let pipe = |mut from: TcpStream, mut to: TcpStream| {
                     thread::spawn(move || {
                         let _ = std::io::copy(&mut from, &mut to);
@@ -263,8 +266,9 @@ impl Relay {
     }
 
     fn down(&self) {
+        let mut carried = self.live.lock().unwrap();
         self.up.store(false, Ordering::Release);
-        for socket in self.live.lock().unwrap().drain(..) {
+        for socket in carried.drain(..) {
             let _ = socket.shutdown(Shutdown::Both);
         }
     }
@@ -279,6 +283,9 @@ fn the_wait_survives_a_briefly_unreachable_server_and_gives_up_clearly() {
         &["clarify", "--session", "flaky", "still there?"],
     );
     let head = pending_head(&server, "clarify", "flaky");
+    eventually("the command waits", DEADLINE, &mut || {
+        server.metric("askgate_longpolls_parked") == 1.0
+    });
     relay.down();
     // The command's wait is cut; it retries and is refused at least once.
     eventually("a retry is refused", DEADLINE, &mut || {
@@ -309,6 +316,9 @@ fn the_wait_survives_a_briefly_unreachable_server_and_gives_up_clearly() {
         ],
     );
     pending_head(&server, "approval", "gone");
+    eventually("the command waits", DEADLINE, &mut || {
+        server.metric("askgate_longpolls_parked") == 1.0
+    });
     relay.down();
     let output = finish(child, Duration::from_secs(10));
     let stderr = String::from_utf8_lossy(&output.stderr);

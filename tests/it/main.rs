@@ -4,6 +4,7 @@
 mod agent;
 mod binary;
 mod browser_api;
+mod events;
 mod input;
 mod queue_rules;
 mod server;

@@ -1,0 +1,485 @@
+//! The multiplexed stream (SPEC §4), long-polling and ETags (§3.1),
+//! `/api/sessions`, and the cap on streams and parked long-polls.
+
+use crate::queue_rules::slow_subscriber_ends_on_the_true_state;
+use crate::support::{DEADLINE, Event, SseClient, TestServer, eventually, within};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::thread;
+use std::time::{Duration, Instant};
+
+const SHORT: Duration = Duration::from_millis(300);
+
+/// What a client knows: the latest frame data per (session, kind).
+type Picture = BTreeMap<(String, String), Value>;
+
+fn apply(picture: &mut Picture, events: &[Event]) {
+    for event in events
+        .iter()
+        .filter(|e| e.event == "clarify" || e.event == "approval")
+    {
+        let data = event.json();
+        let key = (
+            data["session_id"].as_str().unwrap().to_string(),
+            event.event.clone(),
+        );
+        picture.insert(
+            key,
+            json!({"pending": data["pending"], "pending_count": data["pending_count"]}),
+        );
+    }
+}
+
+/// The server's truth for one (session, kind), as a picture entry.
+fn truth(server: &TestServer, session_id: &str, kind: &str) -> Value {
+    let poll = server
+        .get(&format!("/api/{kind}/pending?session_id={session_id}"))
+        .json();
+    json!({"pending": poll["pending"], "pending_count": poll["pending_count"]})
+}
+
+fn last_id(events: &[Event]) -> String {
+    events
+        .last()
+        .and_then(|e| e.id.clone())
+        .expect("every frame has an id")
+}
+
+#[test]
+fn a_stream_starts_with_retry_the_state_and_ready_and_every_frame_has_an_id() {
+    let server = TestServer::start(&[]);
+    server.submit_clarify("one", "q?");
+    let mut stream = server.stream("/api/events?session_id=one&session_id=two");
+    assert!(stream.head.contains("text/event-stream"));
+    let events = stream.events_until("ready");
+    let names: Vec<(String, Value)> = events
+        .iter()
+        .map(|e| (e.event.clone(), e.json()["session_id"].clone()))
+        .collect();
+    assert_eq!(
+        names.len(),
+        5,
+        "two sessions, two kinds, then ready: {names:?}"
+    );
+    assert!(events.iter().all(|e| e.id.is_some()), "ids on every frame");
+    let ready = events.last().unwrap();
+    assert_eq!(ready.json(), json!({"version": 1, "full": true}));
+    assert_eq!(ready.id.as_deref(), Some("1"));
+    let mut picture = Picture::new();
+    apply(&mut picture, &events);
+    for session_id in ["one", "two"] {
+        for kind in ["clarify", "approval"] {
+            assert_eq!(
+                picture[&(session_id.to_string(), kind.to_string())],
+                truth(&server, session_id, kind)
+            );
+        }
+    }
+}
+
+#[test]
+fn watching_all_shows_new_sessions_and_watching_named_ones_shows_only_those() {
+    let server = TestServer::start(&[]);
+    let mut all = server.stream("/api/events");
+    let initial = all.events_until("ready");
+    assert_eq!(initial.len(), 1, "nothing pending yet, so only ready");
+    let mut named = server.stream("/api/events?session_id=watched");
+    named.events_until("ready");
+    server.submit_clarify("newcomer", "hello?");
+    server.submit_approval("watched", "ls", &[]);
+    let first = all.expect_event("newcomer").json();
+    assert_eq!(
+        (
+            first["session_id"].as_str(),
+            first["pending_count"].as_u64()
+        ),
+        (Some("newcomer"), Some(1))
+    );
+    let second = all.expect_event("watched").json();
+    assert_eq!(second["session_id"], "watched");
+    let only = named.expect_event("watched").json();
+    assert_eq!(
+        (
+            only["session_id"].as_str(),
+            only["pending"]["command"].as_str()
+        ),
+        (Some("watched"), Some("ls"))
+    );
+    assert!(
+        named.next_event(SHORT).is_none(),
+        "nothing of other sessions"
+    );
+}
+
+#[test]
+fn a_reconnect_with_last_event_id_gets_exactly_what_changed_then_ready() {
+    let server = TestServer::start(&[]);
+    let sessions = ["a", "b", "c", "d"];
+    // a: clarify stays; b: approval answered to empty; c untouched; d: new.
+    server.submit_clarify("a", "a1");
+    server.submit_approval("b", "b1", &[]);
+    server.submit_clarify("c", "c1");
+    let mut stream = server.stream("/api/events");
+    let events = stream.events_until("ready");
+    let mut picture = Picture::new();
+    apply(&mut picture, &events);
+    let seen = last_id(&events);
+    drop(stream);
+
+    server.submit_clarify("a", "a2");
+    server.post(
+        "/api/approval/respond",
+        &json!({"session_id": "b", "choice": "deny"}),
+    );
+    let d = server.submit_clarify("d", "d1");
+    server.post(
+        "/api/clarify/respond",
+        &json!({"session_id": "d", "clarify_id": d, "response": "x"}),
+    );
+    server.submit_approval("d", "d2", &[]);
+
+    let mut stream = SseClient::open(server.addr, "/api/events", &[("Last-Event-ID", &seen)]);
+    let resumed = stream.events_until("ready");
+    let changed: Vec<(String, String, u64)> = resumed[..resumed.len() - 1]
+        .iter()
+        .map(|e| {
+            (
+                e.json()["session_id"].as_str().unwrap().to_string(),
+                e.event.clone(),
+                e.count(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String, u64)> = [
+        ("a", "clarify", 2),
+        ("b", "approval", 0),
+        ("d", "clarify", 0),
+        ("d", "approval", 1),
+    ]
+    .iter()
+    .map(|(s, k, n)| (s.to_string(), k.to_string(), *n))
+    .collect();
+    assert_eq!(
+        changed, expected,
+        "exactly the changed states, the emptied ones as empty"
+    );
+    assert_eq!(resumed.last().unwrap().json()["full"], false);
+    apply(&mut picture, &resumed);
+    for session_id in sessions {
+        for kind in ["clarify", "approval"] {
+            let known = picture
+                .get(&(session_id.to_string(), kind.to_string()))
+                .cloned();
+            let known = known.unwrap_or(json!({"pending": null, "pending_count": 0}));
+            assert_eq!(
+                known,
+                truth(&server, session_id, kind),
+                "{session_id} {kind}"
+            );
+        }
+    }
+    // The query parameter works as the header does.
+    let mut by_query = server.stream(&format!("/api/events?last_event_id={seen}"));
+    assert_eq!(by_query.events_until("ready").len(), resumed.len());
+}
+
+#[test]
+fn an_id_the_server_cannot_honour_gets_the_full_state() {
+    let server = TestServer::start(&[]);
+    server.submit_clarify("f", "q?");
+    server.submit_approval("g", "ls", &[]);
+    for id in ["garbage", "999999", "-1", ""] {
+        let mut stream = SseClient::open(server.addr, "/api/events", &[("Last-Event-ID", id)]);
+        let events = stream.events_until("ready");
+        assert_eq!(
+            events.len(),
+            3,
+            "Last-Event-ID {id:?}: both non-empty queues, then ready"
+        );
+        assert_eq!(events[2].json()["full"], true);
+    }
+}
+
+#[test]
+fn the_server_ends_a_stream_after_its_lifetime_and_a_resume_misses_nothing() {
+    let server = TestServer::start(&["--stream-lifetime-secs", "1-1.5"]);
+    let mut stream = server.stream("/api/events?session_id=life");
+    let events = stream.events_until("ready");
+    let opened = Instant::now();
+    assert!(!events.is_empty());
+    server.submit_clarify("life", "before the end");
+    let seen = last_id(&[stream.expect_event("clarify")]);
+    stream.expect_end(Duration::from_secs(3));
+    let lived = opened.elapsed();
+    assert!(
+        lived >= Duration::from_millis(900) && lived < Duration::from_millis(2500),
+        "lived {lived:?}"
+    );
+    // Changes while the client is away come back on the resume.
+    server.submit_clarify("life", "while away");
+    server.submit_approval("life", "also while away", &[]);
+    let mut stream = SseClient::open(
+        server.addr,
+        "/api/events?session_id=life",
+        &[("Last-Event-ID", &seen)],
+    );
+    let resumed = stream.events_until("ready");
+    let mut picture = Picture::new();
+    apply(&mut picture, &resumed);
+    assert_eq!(picture.len(), 2);
+    for kind in ["clarify", "approval"] {
+        assert_eq!(
+            picture[&("life".to_string(), kind.to_string())],
+            truth(&server, "life", kind)
+        );
+    }
+}
+
+#[test]
+fn multiplexed_keepalives_are_ping_events() {
+    let server = TestServer::start(&["--keepalive-secs", "1"]);
+    let mut stream = server.stream("/api/events");
+    let ready = stream.events_until("ready");
+    let ping = stream
+        .next_event(Duration::from_secs(3))
+        .expect("a ping within 3 s");
+    assert_eq!((ping.event.as_str(), ping.data.as_str()), ("ping", "{}"));
+    assert_eq!(
+        ping.id,
+        ready.last().unwrap().id,
+        "a ping repeats the last id"
+    );
+}
+
+#[test]
+fn a_long_poll_returns_on_change_or_after_its_wait() {
+    let server = TestServer::start(&[]);
+    let version = server.get("/api/clarify/pending?session_id=lp").json()["version"]
+        .as_u64()
+        .unwrap();
+    let (reply, answered_after) = thread::scope(|scope| {
+        let poller = scope.spawn(|| {
+            let reply = server.get(&format!(
+                "/api/clarify/pending?session_id=lp&since={version}&wait=30"
+            ));
+            (reply, Instant::now())
+        });
+        eventually("the poll is parked", DEADLINE, &mut || {
+            server.metric("askgate_longpolls_parked") == 1.0
+        });
+        let submitted = Instant::now();
+        server.submit_clarify("lp", "wake up");
+        let (reply, returned) = poller.join().unwrap();
+        (reply, returned - submitted)
+    });
+    assert!(
+        answered_after < Duration::from_secs(1),
+        "returned {answered_after:?} after the change"
+    );
+    let poll = reply.json();
+    assert_eq!(
+        (
+            poll["pending"]["question"].as_str(),
+            poll["pending_count"].as_u64()
+        ),
+        (Some("wake up"), Some(1))
+    );
+    assert_eq!(server.metric("askgate_longpolls_parked"), 0.0);
+
+    let current = poll["version"].as_u64().unwrap();
+    let started = Instant::now();
+    let unchanged = server.get(&format!(
+        "/api/clarify/pending?session_id=lp&since={current}&wait=1"
+    ));
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(950) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
+    assert_eq!(unchanged.json(), poll, "the unchanged state after the wait");
+    let stale = server.get(&format!(
+        "/api/clarify/pending?session_id=lp&since={}&wait=30",
+        current - 1
+    ));
+    assert_eq!(
+        stale.json(),
+        poll,
+        "a since that is already stale returns at once"
+    );
+    let other_kind = server.get(&format!(
+        "/api/approval/pending?session_id=lp&since=0&wait=0.2"
+    ));
+    assert_eq!(
+        other_kind.json()["pending_count"],
+        0,
+        "the clarify change does not wake an approval poll"
+    );
+}
+
+#[test]
+fn an_etag_that_is_still_current_gets_304() {
+    let server = TestServer::start(&[]);
+    server.submit_approval("et", "ls", &[]);
+    let first = server.get("/api/approval/pending?session_id=et");
+    let etag = first.header("etag").unwrap().to_string();
+    let again = server.request(
+        "GET",
+        "/api/approval/pending?session_id=et",
+        &[("If-None-Match", &etag)],
+        "",
+    );
+    assert_eq!((again.status, again.body.len()), (304, 0));
+    server.submit_approval("et", "pwd", &[]);
+    let changed = server.request(
+        "GET",
+        "/api/approval/pending?session_id=et",
+        &[("If-None-Match", &etag)],
+        "",
+    );
+    assert_eq!(
+        (changed.status, changed.json()["pending_count"].as_u64()),
+        (200, Some(2))
+    );
+    assert_ne!(changed.header("etag"), Some(&*etag));
+}
+
+#[test]
+fn the_stream_cap_refuses_with_503_and_retry_after_and_frees_places() {
+    let server = TestServer::start(&["--max-streams", "2"]);
+    let first = server.stream("/api/events");
+    let mut second = server.stream("/api/clarify/stream?session_id=cap");
+    second.expect_event("initial");
+    for path in [
+        "/api/events",
+        "/api/approval/stream?session_id=cap",
+        "/api/clarify/pending?session_id=cap&since=0&wait=5",
+    ] {
+        let refused = server.get(path);
+        assert_eq!(refused.status, 503, "{path}");
+        assert_eq!(
+            refused.json(),
+            json!({"error": "too many open streams, try again later"})
+        );
+        assert!(
+            refused
+                .header("retry-after")
+                .is_some_and(|s| s.parse::<u32>().is_ok()),
+            "{path}"
+        );
+    }
+    assert_eq!(
+        server.get("/api/clarify/pending?session_id=cap").status,
+        200,
+        "plain polls are not capped"
+    );
+    drop(first);
+    // The freed place is noticed at the next write: a change writes a frame.
+    let mut third = None;
+    eventually("a place frees up", Duration::from_secs(5), &mut || {
+        server.submit_clarify("cap", &format!("nudge {:?}", Instant::now()));
+        let stream = server.stream("/api/events");
+        let ok = stream.status == 200;
+        third = ok.then_some(stream);
+        ok
+    });
+    assert!(third.is_some());
+}
+
+#[test]
+fn sessions_list_counts_and_attention() {
+    let server = TestServer::start(&[]);
+    server.submit_clarify("only-clarify", "q");
+    server.submit_clarify("both", "q");
+    server.submit_approval("both", "ls", &[]);
+    server.submit_approval("both", "pwd", &[]);
+    let id = server.submit_clarify("answered", "q");
+    server.post(
+        "/api/clarify/respond",
+        &json!({"session_id": "answered", "clarify_id": id, "response": "x"}),
+    );
+    let sessions = server.get("/api/sessions").json();
+    let by_id: BTreeMap<String, Value> = sessions["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["session_id"].as_str().unwrap().to_string(), s.clone()))
+        .collect();
+    let shape = |s: &Value| {
+        (
+            s["clarify_count"].as_u64(),
+            s["approval_count"].as_u64(),
+            s["attention"].clone(),
+        )
+    };
+    assert_eq!(
+        shape(&by_id["both"]),
+        (Some(1), Some(2), json!("approval")),
+        "approval outranks clarify"
+    );
+    assert_eq!(
+        shape(&by_id["only-clarify"]),
+        (Some(1), Some(0), json!("clarify"))
+    );
+    assert_eq!(
+        shape(&by_id["answered"]),
+        (Some(0), Some(0), Value::Null),
+        "changed recently"
+    );
+    assert!(by_id["both"]["version"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn rule7_a_slow_multiplexed_stream_ends_on_the_true_state() {
+    slow_subscriber_ends_on_the_true_state("/api/events?session_id=slow");
+    slow_subscriber_ends_on_the_true_state("/api/events");
+}
+
+#[test]
+fn a_thousand_streams_on_one_session_all_end_on_the_true_state() {
+    within(Duration::from_secs(120), || {
+        let server = TestServer::start(&["--max-streams", "2000"]);
+        let mut streams: Vec<SseClient> = (0..1000)
+            .map(|_| server.stream("/api/events?session_id=crowd"))
+            .collect();
+        for stream in &mut streams {
+            stream.events_until("ready");
+        }
+        let slowest_health = thread::scope(|scope| {
+            let prompts = scope.spawn(|| {
+                for n in 0..100 {
+                    let id = server.submit_clarify("crowd", &format!("q{n}"));
+                    if n % 4 != 3 {
+                        server.post(
+                            "/api/clarify/respond",
+                            &json!({"session_id": "crowd", "clarify_id": id, "response": "ok"}),
+                        );
+                    }
+                }
+            });
+            let mut slowest = Duration::ZERO;
+            while !prompts.is_finished() {
+                let asked = Instant::now();
+                assert_eq!(server.get("/healthz").status, 200);
+                slowest = slowest.max(asked.elapsed());
+            }
+            prompts.join().unwrap();
+            slowest
+        });
+        assert!(
+            slowest_health < Duration::from_secs(1),
+            "/healthz took {slowest_health:?} at worst"
+        );
+        let expected = truth(&server, "crowd", "clarify");
+        for stream in &mut streams {
+            let mut last = Value::Null;
+            while last != expected {
+                let frame = stream.expect_event("the final state");
+                if frame.event == "clarify" {
+                    let data = frame.json();
+                    last =
+                        json!({"pending": data["pending"], "pending_count": data["pending_count"]});
+                }
+            }
+        }
+    });
+}
