@@ -51,6 +51,11 @@ const FLAGS: &[(&str, &str, &str)] = &[
     ),
     ("workers", "4", "threads answering ordinary requests"),
     (
+        "allow-origin",
+        "-",
+        "comma-separated origins, besides the server's own, whose POSTs are accepted",
+    ),
+    (
         "insecure-no-auth",
         "",
         "allow binding a non-loopback address",
@@ -72,6 +77,8 @@ pub struct Config {
     pub stream_lifetime: (Duration, Duration),
     pub workers: usize,
     pub insecure_no_auth: bool,
+    /// Origins (`scheme://host[:port]`) allowed to POST besides the server's own.
+    pub allow_origins: Vec<String>,
     /// Request bodies larger than this are refused with 413.
     pub max_body: usize,
 }
@@ -136,6 +143,11 @@ impl Config {
                 "insecure-no-auth",
                 default_false(get("insecure-no-auth")),
             )?,
+            allow_origins: get("allow-origin")
+                .split(',')
+                .map(|origin| origin.trim().trim_end_matches('/').to_string())
+                .filter(|origin| !origin.is_empty() && origin != "-")
+                .collect(),
             max_body: 64 * 1024,
         };
         for (name, timeout) in [

@@ -10,6 +10,8 @@ use std::fmt;
 pub enum Error {
     /// 400: the request is malformed or a field is invalid.
     BadRequest(String),
+    /// 403: a POST from a foreign origin.
+    Forbidden(String),
     /// 404: no such path, or no such prompt.
     NotFound(String),
     /// 405: the path exists but not with this method.
@@ -38,6 +40,7 @@ impl Error {
     pub fn status(&self) -> u16 {
         match self {
             Error::BadRequest(_) => 400,
+            Error::Forbidden(_) => 403,
             Error::NotFound(_) => 404,
             Error::MethodNotAllowed => 405,
             Error::Stale(_) => 409,
@@ -61,6 +64,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::BadRequest(message)
+            | Error::Forbidden(message)
             | Error::NotFound(message)
             | Error::Stale(message)
             | Error::TooMany(message) => f.write_str(message),

@@ -14,7 +14,7 @@ use crate::ids;
 use crate::prompt::{Kind, Outcome, Payload, Prompt, unix_now};
 use crate::queue::{Identified, Queue};
 use crate::subscriber::{Inbox, Interest, Registry, Update, Watch};
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -153,6 +153,8 @@ struct State {
     version: u64,
     sessions: BTreeMap<String, Session>,
     outcomes: HashMap<String, Record>,
+    /// Every pending prompt's id, so new ids are unique across sessions.
+    pending_ids: HashSet<String>,
     /// Outcome ids in the order they were recorded, for retention.
     outcome_order: VecDeque<(Instant, String)>,
     /// Pattern keys approved with `always`.
@@ -488,6 +490,7 @@ impl State {
                 );
                 let session = self.sessions.entry(session_id.clone()).or_default();
                 session.changed_at = now;
+                self.pending_ids.insert(prompt.id.clone());
                 session.queue_mut(kind).push(prompt, version);
                 Some((session_id, kind))
             }
@@ -500,6 +503,7 @@ impl State {
                 let session = self.sessions.get_mut(&session_id)?;
                 let prompt = session.queue_mut(kind).remove(&id, version)?;
                 session.changed_at = now;
+                self.pending_ids.remove(&id);
                 if let Outcome::Answered(choice) = &outcome {
                     let keys = prompt.payload.pattern_keys().iter().cloned();
                     match choice.as_str() {
@@ -676,11 +680,7 @@ impl State {
     fn fresh_id(&self, kind: Kind) -> String {
         loop {
             let id = ids::random_hex(kind.id_len());
-            let pending = self
-                .sessions
-                .values()
-                .any(|s| s.queue(kind).get(&id).is_some());
-            if !pending && !self.outcomes.contains_key(&id) {
+            if !self.pending_ids.contains(&id) && !self.outcomes.contains_key(&id) {
                 return id;
             }
         }

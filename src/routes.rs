@@ -36,6 +36,9 @@ pub fn handle(app: &App, request: &Request) -> Reply {
 
 fn route(app: &App, request: &Request) -> Result<Reply> {
     let path = request.path.as_str();
+    if request.method == Method::Post {
+        check_origin(app, request)?;
+    }
     if let Some(rest) = path.strip_prefix("/api/") {
         return api_route(app, request, rest);
     }
@@ -79,6 +82,27 @@ fn api_route(app: &App, request: &Request, rest: &str) -> Result<Reply> {
         ("events" | "sessions" | "config", _) => Err(Error::MethodNotAllowed),
         _ => Err(not_found()),
     }
+}
+
+/// A browser's POST must come from the server's own origin (or an allowed
+/// one); requests without an `Origin` (agents, scripts) pass.
+fn check_origin(app: &App, request: &Request) -> Result<()> {
+    let Some(origin) = request.header("origin") else {
+        return Ok(());
+    };
+    let origin = origin.trim_end_matches('/');
+    let authority = origin.split_once("://").map(|(_, authority)| authority);
+    let own = authority.is_some_and(|authority| Some(authority) == request.header("host"));
+    if own
+        || app
+            .config
+            .allow_origins
+            .iter()
+            .any(|allowed| allowed == origin)
+    {
+        return Ok(());
+    }
+    Err(Error::Forbidden(format!("origin not allowed: {origin}")))
 }
 
 fn not_found() -> Error {

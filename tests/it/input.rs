@@ -242,3 +242,32 @@ fn a_body_that_smuggles_a_request_is_not_served_after_a_refusal() {
         "nothing was submitted"
     );
 }
+
+#[test]
+fn a_post_from_a_foreign_origin_is_403_and_changes_nothing() {
+    let server = TestServer::start(&["--allow-origin", "https://askgate.example"]);
+    let body = r#"{"session_id": "o", "question": "q"}"#;
+    let own = format!("http://{}", server.addr);
+    let cases = [
+        (Some("http://evil.example"), 403),
+        (Some("null"), 403),
+        (Some(own.as_str()), 200),
+        (Some("https://askgate.example"), 200),
+        (None, 200),
+    ];
+    for (origin, status) in cases {
+        let mut headers = vec![("Content-Type", "application/json")];
+        headers.extend(origin.map(|origin| ("Origin", origin)));
+        let reply = server.request("POST", "/api/clarify/submit", &headers, body);
+        assert_eq!(reply.status, status, "Origin {origin:?}: {}", reply.text());
+        if status == 403 {
+            let expected = json!({"error": format!("origin not allowed: {}", origin.unwrap())});
+            assert_eq!(reply.json(), expected);
+        }
+    }
+    assert_eq!(
+        server.get("/api/clarify/pending?session_id=o").json()["pending_count"],
+        1,
+        "deduplicated: one entry"
+    );
+}
