@@ -306,9 +306,7 @@ fn a_long_poll_returns_on_change_or_after_its_wait() {
         poll,
         "a since that is already stale returns at once"
     );
-    let other_kind = server.get(&format!(
-        "/api/approval/pending?session_id=lp&since=0&wait=0.2"
-    ));
+    let other_kind = server.get("/api/approval/pending?session_id=lp&since=0&wait=0.2");
     assert_eq!(
         other_kind.json()["pending_count"],
         0,
