@@ -226,10 +226,7 @@ fn respond_approval(app: &App, request: &Request) -> Result<Reply> {
 // ---- browser API: streams (SPEC §3.3, §4) ----
 
 fn per_kind_stream(app: &App, request: &Request, kind: Kind) -> Result<Reply> {
-    let session_id = request
-        .query("session_id")
-        .ok_or_else(|| Error::bad_request("session_id is required"))?;
-    validate::session_id(session_id)?;
+    let session_id = required_query_session(request)?;
     let interest = Interest {
         watch: Watch::Sessions(vec![session_id.to_string()]),
         kind: Some(kind),
@@ -344,10 +341,7 @@ fn submit(app: &App, request: &Request, kind: Kind) -> Result<Reply> {
 }
 
 fn wait(app: &App, request: &Request, kind: Kind) -> Result<Reply> {
-    let session_id = request
-        .query("session_id")
-        .ok_or_else(|| Error::bad_request("session_id is required"))?;
-    validate::session_id(session_id)?;
+    let session_id = required_query_session(request)?;
     let id_field = kind.id_field();
     let id = request
         .query(id_field)
@@ -484,6 +478,13 @@ fn required_session(body: &Map<String, Value>) -> Result<&str> {
         }
         Some(_) => Err(Error::bad_request("session_id must be a string")),
     }
+}
+
+fn required_query_session(request: &Request) -> Result<&str> {
+    let session_id = request
+        .query("session_id")
+        .ok_or_else(|| Error::bad_request("session_id is required"))?;
+    validate::session_id(session_id).map(|()| session_id)
 }
 
 fn optional_id(body: &Map<String, Value>, kind: Kind) -> Result<Option<&str>> {
