@@ -10,10 +10,16 @@ run:
 build:
 	$(CARGO) build --all-targets
 
-test: test-rust
+test: test-rust test-page
 
 test-rust:
 	$(CARGO) test --all-targets
+
+# The page in real headless Chromium; installs Debian's chromium and
+# playwright-core from npm when they are missing.
+test-page:
+	$(CARGO) build
+	sh tests/page/run.sh
 
 fmt:
 	$(CARGO) fmt

@@ -139,6 +139,11 @@ fn pending(app: &App, request: &Request, kind: Kind) -> Result<Reply> {
 }
 
 fn long_poll(app: &App, session_id: &str, kind: Kind, since: u64, wait: Duration) -> Result<Reply> {
+    // A change the client has not seen is answered at once, without a place.
+    let current = app.hub.pending(session_id, kind);
+    if current.version != since {
+        return Ok(pending_response(&current).into());
+    }
     let place = app
         .metrics
         .take_place(Place::LongPoll)
@@ -350,9 +355,10 @@ fn wait(app: &App, request: &Request, kind: Kind) -> Result<Reply> {
     let timeout = optional_query::<f64>(request, "timeout")?.unwrap_or(25.0);
     validate::wait_seconds("timeout", timeout)?;
     let deadline = Instant::now() + Duration::from_secs_f64(timeout);
-    // An unknown id is answered at once, without taking a place.
-    if let WaitResult::Unknown = app.hub.wait_outcome(id, kind, session_id, Instant::now()) {
-        return Err(Error::NotFound(format!("no such {}", kind.as_str())));
+    // What is known already is answered at once, without taking a place.
+    let now = app.hub.wait_outcome(id, kind, session_id, Instant::now());
+    if now != WaitResult::Pending || timeout == 0.0 {
+        return Ok(wait_response(kind, now).into());
     }
     let place = app
         .metrics

@@ -14,9 +14,21 @@ pub fn lookup(path: &str) -> Option<Response> {
         _ => path.strip_prefix('/')?,
     };
     let (_, bytes) = FILES.iter().find(|(file, _)| *file == name)?;
-    let response = Response::text(200, content_type(name), bytes.to_vec());
-    Some(response.with_header("Cache-Control", "no-cache".into()))
+    let response = Response::text(200, content_type(name), bytes.to_vec())
+        .with_header("Cache-Control", "no-cache".into())
+        .with_header("X-Content-Type-Options", "nosniff".into());
+    if name.ends_with(".html") {
+        // Prompt text is untrusted: even if it ever reached the DOM as
+        // markup, no inline script or foreign resource would run.
+        return Some(
+            response.with_header("Content-Security-Policy", CONTENT_SECURITY_POLICY.into()),
+        );
+    }
+    Some(response)
 }
+
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+     img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 fn content_type(name: &str) -> &'static str {
     match name.rsplit_once('.').map(|(_, extension)| extension) {

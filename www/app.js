@@ -43,7 +43,7 @@ const ui = {
   drafts: new Map(), // session_id -> text typed in "Other"
   answered: new Set(), // prompt ids this tab answered or found stale
   shown: { clarify: null, approval: null }, // {id, session_id} of each card on screen
-  busy: false,
+  busy: { clarify: false, approval: false }, // an answer of that kind is on its way
   keyboardAnsweredAt: -Infinity,
   clockOffsetMs: 0,
 };
@@ -75,7 +75,8 @@ function select(session_id) {
   if (session_id === ui.selected) return;
   saveDraft();
   ui.selected = session_id;
-  const hash = session_id ? `#s=${encodeURIComponent(session_id)}` : '';
+  // Session ids only use characters that are safe in a fragment.
+  const hash = session_id ? `#s=${session_id}` : '';
   if (location.hash !== hash) history.replaceState(null, '', hash || location.pathname + location.search);
   hideNotice();
   transport.announce(session_id);
@@ -221,10 +222,11 @@ function fillApproval(entry) {
   $('.pattern-keys-block', card).hidden = keys.length === 0;
   setBusy(card, false);
   updateCountdown(card);
+  // Focus "Allow once", so Enter visibly means once, unless the user is busy
+  // elsewhere (typing, or on the clarify card).
   const focused = document.activeElement;
-  if (!focused || focused === document.body || !isTextField(focused)) {
-    $('[data-choice="once"]', card).focus({ preventScroll: true });
-  }
+  const free = !focused || focused === document.body || card.contains(focused) || dom.sessionList.contains(focused);
+  if (free) $('[data-choice="once"]', card).focus({ preventScroll: true });
 }
 
 function renderClarify() {
@@ -290,7 +292,10 @@ function renderIdle() {
     dom.idle.textContent = 'When an agent asks something, it shows up here.';
   } else {
     dom.sessionTitle.textContent = ui.selected;
-    dom.idle.textContent = 'Nothing is waiting in this session.';
+    const elsewhere = store.list().some((s) => s.attention && s.session_id !== ui.selected);
+    dom.idle.textContent = elsewhere
+      ? 'Nothing is waiting in this session. Sessions with a badge in the list are waiting for you.'
+      : 'Nothing is waiting in this session.';
   }
 }
 
@@ -355,8 +360,10 @@ function setBusy(card, busy) {
   for (const control of card.querySelectorAll('button, textarea')) control.disabled = busy;
 }
 
+// The "Other" box belongs to the clarify card on screen; with no card, the
+// draft kept for the session stays as it is.
 function saveDraft() {
-  if (!ui.selected) return;
+  if (!ui.selected || dom.clarify.hidden) return;
   const text = dom.otherText.value;
   if (text) ui.drafts.set(ui.selected, text);
   else ui.drafts.delete(ui.selected);
@@ -373,22 +380,25 @@ function failedToAnswer(error) {
 
 function stale(kind, entry) {
   ui.answered.add(entry[`${kind}_id`]);
-  saveDraft();
-  const draft = (ui.drafts.get(entry.session_id) || '').trim();
-  showNotice(STALE[kind], draft);
+  if (kind === 'clarify') {
+    saveDraft();
+    showNotice(STALE.clarify, (ui.drafts.get(entry.session_id) || '').trim());
+  } else {
+    showNotice(STALE.approval);
+  }
 }
 
 async function answerClarify(response) {
   const shown = ui.shown.clarify;
   const entry = shown && store.queue(shown.session_id, 'clarify').pending;
   const text = response.trim();
-  if (ui.busy || !entry || entry.clarify_id !== shown.id) return;
+  if (ui.busy.clarify || !entry || entry.clarify_id !== shown.id) return;
   if (!text) {
     dom.otherText.focus();
     return;
   }
   saveDraft();
-  ui.busy = true;
+  ui.busy.clarify = true;
   setBusy(dom.clarify, true);
   try {
     await requestJson('/api/clarify/respond', {
@@ -404,7 +414,7 @@ async function answerClarify(response) {
     if (error instanceof HttpError && error.status === 409) stale('clarify', entry);
     else failedToAnswer(error);
   } finally {
-    ui.busy = false;
+    ui.busy.clarify = false;
     setBusy(dom.clarify, false);
     render();
   }
@@ -413,8 +423,8 @@ async function answerClarify(response) {
 async function answerApproval(choice) {
   const shown = ui.shown.approval;
   const entry = shown && store.queue(shown.session_id, 'approval').pending;
-  if (ui.busy || !entry || entry.approval_id !== shown.id) return;
-  ui.busy = true;
+  if (ui.busy.approval || !entry || entry.approval_id !== shown.id) return;
+  ui.busy.approval = true;
   setBusy(dom.approval, true);
   try {
     const { body } = await requestJson('/api/approval/respond', {
@@ -431,7 +441,7 @@ async function answerApproval(choice) {
   } catch (error) {
     failedToAnswer(error);
   } finally {
-    ui.busy = false;
+    ui.busy.approval = false;
     setBusy(dom.approval, false);
     render();
   }

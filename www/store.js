@@ -81,17 +81,6 @@ export function createStore() {
       if (added) emit();
     },
 
-    // Forgets sessions with nothing pending that `keep` does not name.
-    prune(keep) {
-      let removed = false;
-      for (const [id, s] of sessions) {
-        if (keep.has(id) || s.clarify.pending_count || s.approval.pending_count) continue;
-        sessions.delete(id);
-        removed = true;
-      }
-      if (removed) emit();
-    },
-
     queue(session_id, kind) {
       const s = sessions.get(session_id);
       return s ? s[kind] : EMPTY_QUEUE;

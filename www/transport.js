@@ -118,6 +118,7 @@ function createLeader(store, post, firstActiveSession, onStream) {
   let reconnectTimer = null;
   let retryTimer = null;
   let retryCount = 0;
+  let retryAt = 0;
   let namesTimer = null;
   let polling = null;
   let activeSession = firstActiveSession;
@@ -226,6 +227,7 @@ function createLeader(store, post, firstActiveSession, onStream) {
       clearTimeout(reconnectTimer);
       reconnectTimer = null;
       retryCount = 0;
+      retryAt = 0;
       buffer = [];
       ready = false;
       clearTimeout(readyTimer);
@@ -284,14 +286,40 @@ function createLeader(store, post, firstActiveSession, onStream) {
     clearTimeout(retryTimer);
     const base = STREAM_RETRY_MS[Math.min(retryCount, STREAM_RETRY_MS.length - 1)];
     retryCount += 1;
-    retryTimer = setTimeout(() => !stopped && openStream(null), base * (0.8 + Math.random() * 0.4));
+    const delay = base * (0.8 + Math.random() * 0.4);
+    retryAt = Date.now() + delay;
+    retryTimer = setTimeout(retryStream, delay);
+  }
+
+  // This tab's own parked long-polls hold places the stream may need, so they
+  // are set to end by the time of the retry, and none starts again until the
+  // stream has answered.
+  async function retryStream() {
+    const state = polling;
+    if (state) {
+      state.paused = true;
+      await Promise.all(state.runs);
+    }
+    if (stopped || polling !== state) return;
+    openStream(null);
+  }
+
+  function untilRetryMs() {
+    return retryAt ? Math.max(0, retryAt - Date.now()) : Infinity;
   }
 
   // --- polling ----------------------------------------------------------
 
   function startPolling() {
-    if (polling || stopped) return;
-    polling = { controller: new AbortController(), longPolls: null, versions: new Map() };
+    if (stopped) return;
+    if (polling) {
+      if (polling.paused) {
+        polling.paused = false;
+        startLongPolls();
+      }
+      return;
+    }
+    polling = { controller: new AbortController(), longPolls: null, runs: [], paused: false, versions: new Map() };
     sessionsLoop(polling);
     startLongPolls();
   }
@@ -304,13 +332,15 @@ function createLeader(store, post, firstActiveSession, onStream) {
   }
 
   function startLongPolls() {
-    if (!polling) return;
-    polling.longPolls?.abort();
-    polling.longPolls = null;
-    if (!activeSession) return;
+    const state = polling;
+    if (!state) return;
+    state.longPolls?.abort();
+    state.longPolls = null;
+    state.runs = [];
+    if (!activeSession || state.paused) return;
     const controller = new AbortController();
-    polling.longPolls = controller;
-    for (const kind of KINDS) longPoll(kind, activeSession, controller.signal);
+    state.longPolls = controller;
+    state.runs = KINDS.map((kind) => longPoll(state, kind, activeSession, controller.signal));
   }
 
   async function sessionsLoop(state) {
@@ -365,12 +395,15 @@ function createLeader(store, post, firstActiveSession, onStream) {
     if (!signal?.aborted) publish(updates);
   }
 
-  async function longPoll(kind, session_id, signal) {
+  async function longPoll(state, kind, session_id, signal) {
     let since = null;
     let quickReturns = 0;
-    while (!signal.aborted) {
+    while (!signal.aborted && !state.paused) {
       let query = `session_id=${encodeURIComponent(session_id)}`;
-      if (since != null) query += `&since=${encodeURIComponent(since)}&wait=${LONG_POLL_WAIT_SECS}`;
+      if (since != null) {
+        const wait = Math.max(1, Math.min(LONG_POLL_WAIT_SECS, Math.ceil(untilRetryMs() / 1000)));
+        query += `&since=${encodeURIComponent(since)}&wait=${wait}`;
+      }
       const startedAt = Date.now();
       try {
         const { body } = await requestJson(`/api/${kind}/pending?${query}`, { signal });
@@ -383,7 +416,8 @@ function createLeader(store, post, firstActiveSession, onStream) {
       } catch (error) {
         if (signal.aborted) return;
         since = null;
-        await sleep(error instanceof HttpError && error.status === 503 ? LONG_POLL_REFUSED_MS : LONG_POLL_ERROR_MS, signal);
+        const pause = error instanceof HttpError && error.status === 503 ? LONG_POLL_REFUSED_MS : LONG_POLL_ERROR_MS;
+        await sleep(Math.max(250, Math.min(pause, untilRetryMs())), signal);
       }
     }
   }

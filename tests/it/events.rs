@@ -481,3 +481,36 @@ fn a_thousand_streams_on_one_session_all_end_on_the_true_state() {
         }
     });
 }
+
+#[test]
+fn what_is_known_already_is_answered_even_when_every_place_is_taken() {
+    let server = TestServer::start(&["--max-streams", "0"]);
+    let id = server.submit_clarify("full", "q?");
+    let poll = server.get("/api/clarify/pending?session_id=full&since=0&wait=30");
+    assert_eq!(
+        (poll.status, poll.json()["pending_count"].as_u64()),
+        (200, Some(1)),
+        "a stale since"
+    );
+    let version = poll.json()["version"].as_u64().unwrap();
+    let parked = server.get(&format!(
+        "/api/clarify/pending?session_id=full&since={version}&wait=30"
+    ));
+    assert_eq!(parked.status, 503, "parking needs a place");
+    let wait = |timeout: u32| {
+        server.get(&format!(
+            "/api/clarify/wait?session_id=full&clarify_id={id}&timeout={timeout}"
+        ))
+    };
+    assert_eq!(wait(0).json(), json!({"status": "pending"}));
+    assert_eq!(wait(30).status, 503, "waiting needs a place");
+    server.post(
+        "/api/clarify/respond",
+        &json!({"session_id": "full", "response": "yes"}),
+    );
+    let answered = wait(30);
+    assert_eq!(
+        (answered.status, answered.json()),
+        (200, json!({"status": "answered", "response": "yes"}))
+    );
+}

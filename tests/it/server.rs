@@ -56,6 +56,13 @@ fn the_page_and_health_are_served() {
             .unwrap()
             .starts_with("text/html")
     );
+    let policy = page
+        .header("content-security-policy")
+        .expect("a content security policy");
+    assert!(
+        policy.contains("script-src 'self'") && !policy.contains("unsafe-inline"),
+        "{policy}"
+    );
     assert!(
         page.text().contains("<html")
             || page.text().contains("<!doctype html")

@@ -1,0 +1,45 @@
+// Acceptance 4: with streams refused (--max-streams 0) the page shows
+// "polling" and still shows a new prompt within 2 s.
+
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { launchBrowser, openPage, startServer, waitText } from './support.mjs';
+
+let server;
+let browser;
+
+before(async () => {
+  server = await startServer(['--max-streams', '0']);
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+test('streams refused: the page polls and still shows prompts quickly', async () => {
+  const { agent } = server;
+  const page = await openPage(await browser.newContext(), server.url, { state: 'polling' });
+  await waitText(page, '#connection', 'polling', 1000);
+
+  const shown = waitText(page, '#clarify-card .clarify-question', 'Polled question?', 2000);
+  const clarify = await agent.submitClarify({ session_id: 'p1', question: 'Polled question?', choices: ['fine'] });
+  await shown;
+
+  const approvalShown = waitText(page, '#approval-card .approval-command', 'make install', 2000);
+  await agent.submitApproval({ session_id: 'p1', command: 'make install', pattern_keys: ['install'] });
+  await approvalShown;
+
+  // The answer is checked on its way back to the page: with --max-streams 0
+  // the agent's /wait, which also takes a place, is refused as well.
+  const responded = page.waitForResponse((response) => new URL(response.url()).pathname === '/api/clarify/respond', { timeout: 2000 });
+  await page.getByRole('button', { name: 'fine' }).click();
+  const response = await responded;
+  assert.equal(response.status(), 200);
+  assert.deepEqual(await response.json(), { ok: true, response: 'fine' });
+  assert.equal(JSON.parse(response.request().postData()).clarify_id, clarify.clarify_id);
+  await page.locator('#clarify-card').waitFor({ state: 'hidden', timeout: 2000 });
+  assert.equal(await page.locator('#connection').getAttribute('data-state'), 'polling');
+  assert.deepEqual(page.problems.filter((p) => !/503|Service Unavailable/.test(p)), []);
+});

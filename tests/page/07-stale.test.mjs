@@ -1,0 +1,58 @@
+// Acceptance 7: answering a prompt that expired meanwhile shows a clear
+// message and keeps the typed text.
+
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { launchBrowser, openPage, startServer, waitText } from './support.mjs';
+
+let server;
+let browser;
+
+before(async () => {
+  server = await startServer();
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+test('an answer to an expired clarify gets a clear message and keeps the text', async () => {
+  const { agent } = server;
+  const page = await openPage(await browser.newContext(), server.url);
+
+  const shown = waitText(page, '#clarify-card .clarify-question', 'Quick, what now?', 1000);
+  const clarify = await agent.submitClarify({ session_id: 'e1', question: 'Quick, what now?', choices: ['wait'], timeout_seconds: 2 });
+  await shown;
+  await waitText(page, '#clarify-card .countdown', 'expires in', 1000);
+
+  // The answer leaves the page before the prompt expires and reaches the
+  // server after it has: the route holds it until the agent sees "expired".
+  let respondStatus = null;
+  await page.route('**/api/clarify/respond', async (route) => {
+    assert.deepEqual(await agent.waitClarify('e1', clarify.clarify_id, 10000), { status: 'expired' });
+    const response = await route.fetch();
+    respondStatus = response.status();
+    await route.fulfill({ response });
+  });
+  const typed = 'my careful answer\nwith a second line';
+  await page.locator('#clarify-other-text').fill(typed);
+  await page.locator('#clarify-other-text').press('Enter');
+
+  await waitText(page, '#notice .notice-message', 'expired or was answered elsewhere', 8000);
+  await waitText(page, '#notice .notice-kept-text', typed, 1000);
+  await page.locator('#clarify-card').waitFor({ state: 'hidden', timeout: 1000 });
+  await page.waitForFunction(() => document.querySelector('#notice').checkVisibility(), null, { timeout: 1000 });
+  assert.equal(respondStatus, 409);
+  await page.unroute('**/api/clarify/respond');
+
+  // The next question of the session offers the kept text again.
+  const next = waitText(page, '#clarify-card .clarify-question', 'Second chance?', 1000);
+  const second = await agent.submitClarify({ session_id: 'e1', question: 'Second chance?' });
+  await next;
+  assert.equal(await page.locator('#clarify-other-text').inputValue(), typed);
+  await page.getByRole('button', { name: 'Send' }).click();
+  assert.deepEqual(await agent.waitClarify('e1', second.clarify_id), { status: 'answered', response: typed });
+  assert.deepEqual(page.problems.filter((p) => !/409|Conflict/.test(p)), []);
+});

@@ -1,0 +1,30 @@
+#!/bin/sh
+# run.sh: runs the browser tests of the page on a fresh machine.
+#
+# Installs Debian's chromium when /usr/bin/chromium is missing and
+# playwright-core from npm when tests/page/node_modules is missing, then runs
+# every tests/page/*.test.mjs one file at a time against target/debug/askgate
+# (build it first: cargo build). Exits with the tests' status. Screenshots go
+# to artifacts/ at the repository root.
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+
+if [ ! -x /usr/bin/chromium ]; then
+    sudo=""
+    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+    $sudo apt-get update
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y chromium
+fi
+
+if [ ! -d "$here/node_modules" ]; then
+    (cd "$here" && npm ci --no-audit --no-fund)
+fi
+
+cd "$root"
+status=0
+# Explicit files (expanded by the shell): Node 20 takes a directory, Node 22
+# takes globs, both take file names.
+node --test --test-concurrency=1 tests/page/*.test.mjs || status=$?
+exit "$status"
