@@ -202,7 +202,12 @@ fn an_id_the_server_cannot_honour_gets_the_full_state() {
 
 #[test]
 fn the_server_ends_a_stream_after_its_lifetime_and_a_resume_misses_nothing() {
-    let server = TestServer::start(&["--stream-lifetime-secs", "1-1.5"]);
+    let server = TestServer::start(&[
+        "--stream-lifetime-secs",
+        "1-1.5",
+        "--header-timeout-secs",
+        "1",
+    ]);
     let mut stream = server.stream("/api/events?session_id=life");
     let events = stream.events_until("ready");
     let opened = Instant::now();
@@ -210,6 +215,8 @@ fn the_server_ends_a_stream_after_its_lifetime_and_a_resume_misses_nothing() {
     server.submit_clarify("life", "before the end");
     let seen = last_id(&[stream.expect_event("clarify")]);
     stream.expect_end(Duration::from_secs(3));
+    // The receive timeout frees tiny_http's reading thread: the socket closes.
+    stream.expect_closed(Duration::from_secs(3));
     let lived = opened.elapsed();
     assert!(
         lived >= Duration::from_millis(900) && lived < Duration::from_millis(2500),

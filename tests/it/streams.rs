@@ -188,12 +188,13 @@ fn http_1_0_clients_get_a_close_delimited_stream() {
 
 #[test]
 fn shutdown_ends_streams_with_the_last_chunk() {
-    let server = TestServer::start(&[]);
+    let server = TestServer::start(&["--header-timeout-secs", "1"]);
     let mut stream: SseClient = server.stream("/api/clarify/stream?session_id=end");
     stream.expect_event("initial");
     let TestServer { server, .. } = server;
     let stopped = Instant::now();
     server.shutdown();
     stream.expect_end(Duration::from_secs(2));
+    stream.expect_closed(Duration::from_secs(3));
     assert!(stopped.elapsed() < Duration::from_secs(2));
 }

@@ -331,6 +331,17 @@ impl SseClient {
         }
     }
 
+    /// After the last chunk, the server closes its side of the connection.
+    pub fn expect_closed(&mut self, timeout: Duration) {
+        self.socket().set_read_timeout(Some(timeout)).unwrap();
+        let mut rest = Vec::new();
+        let read = self.reader.read_to_end(&mut rest);
+        assert!(
+            read.is_ok() && rest.is_empty(),
+            "closed with nothing more: {read:?} {rest:?}"
+        );
+    }
+
     /// Parses one complete frame out of the buffer, remembering comments.
     fn take_event(&mut self) -> Option<Event> {
         loop {
