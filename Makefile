@@ -2,7 +2,7 @@
 
 CARGO ?= cargo
 
-.PHONY: run test test-rust test-page check fmt clippy build
+.PHONY: run test test-rust test-page check fmt clippy build bench
 
 run:
 	$(CARGO) run --release -- serve
@@ -31,3 +31,10 @@ check:
 	$(CARGO) fmt --check
 	$(MAKE) clippy
 	$(MAKE) test
+
+# Fan-out latency and memory per stream, beside nginx + nchan when it is
+# installed (apt-get install nginx-light libnginx-mod-nchan). BENCH_SUBSCRIBERS
+# picks the counts (default 100,1000,5000).
+bench:
+	$(CARGO) build --release
+	$(CARGO) bench --bench fanout
