@@ -3,8 +3,9 @@
 //! bytes on the wire. The only module besides `stream` that touches sockets.
 //!
 //! Threads: tiny_http's accept thread and one pool thread per connection;
-//! `--workers` threads answering ordinary requests; one thread per open
-//! stream or parked request; one expiry thread. `Server::shutdown` (or drop)
+//! a dispatcher handing requests to `--workers` idle workers, or to a
+//! thread of its own when none is idle; one thread per open stream or
+//! parked request; one expiry thread. `Server::shutdown` (or drop)
 //! wakes and joins them all.
 
 use crate::config::Config;
@@ -56,20 +57,34 @@ impl Server {
         let stopping = Arc::new(AtomicBool::new(false));
         let detached = Arc::new(ThreadGroup::default());
         let mut threads = Vec::new();
+        // Idle workers wait on a rendezvous channel; a request that finds
+        // none gets a thread of its own, so no client can pin them all.
+        let (idle_sender, idle_workers) = crossbeam_channel::bounded::<tiny_http::Request>(0);
         for index in 0..app.config.workers {
-            let (http, app, stopping, detached) = (
-                http.clone(),
-                app.clone(),
-                stopping.clone(),
-                detached.clone(),
-            );
-            let worker = move || work(&http, &app, &stopping, &detached);
+            let (requests, app, detached) = (idle_workers.clone(), app.clone(), detached.clone());
+            let worker = move || {
+                requests
+                    .iter()
+                    .for_each(|request| serve(&app, &detached, request))
+            };
             threads.push(
                 thread::Builder::new()
                     .name(format!("askgate-worker-{index}"))
                     .spawn(worker)?,
             );
         }
+        let (http_in, app_in, flag, group) = (
+            http.clone(),
+            app.clone(),
+            stopping.clone(),
+            detached.clone(),
+        );
+        let dispatch = move || dispatch(&http_in, &app_in, &flag, &group, idle_sender);
+        threads.push(
+            thread::Builder::new()
+                .name("askgate-dispatch".into())
+                .spawn(dispatch)?,
+        );
         let (hub, flag) = (app.hub.clone(), stopping.clone());
         let expiry = move || {
             while !flag.load(Ordering::Acquire) {
@@ -115,9 +130,8 @@ impl Server {
             return;
         }
         self.app.hub.close();
-        for _ in &self.threads {
-            self.http.unblock();
-        }
+        // Wakes the dispatcher; when it ends, the idle workers' channel closes.
+        self.http.unblock();
         for handle in self.threads.drain(..) {
             let _ = handle.join();
         }
@@ -147,12 +161,31 @@ fn with_socket_timeouts(
     Ok(TcpListener::from(OwnedFd::from(socket)))
 }
 
-fn work(http: &tiny_http::Server, app: &App, stopping: &AtomicBool, detached: &Arc<ThreadGroup>) {
+/// Hands each request to an idle worker, or to a thread of its own when
+/// every worker is busy (a slow body, a client that does not read).
+fn dispatch(
+    http: &tiny_http::Server,
+    app: &Arc<App>,
+    stopping: &AtomicBool,
+    detached: &Arc<ThreadGroup>,
+    idle_workers: crossbeam_channel::Sender<tiny_http::Request>,
+) {
     loop {
-        match http.recv() {
-            Ok(request) => serve(app, detached, request),
+        let request = match http.recv() {
+            Ok(request) => request,
             Err(_) if stopping.load(Ordering::Acquire) => return,
-            Err(error) => log::error!("receiving a request failed: {error}"),
+            Err(error) => {
+                log::error!("receiving a request failed: {error}");
+                continue;
+            }
+        };
+        if let Err(crossbeam_channel::TrySendError::Full(request)) = idle_workers.try_send(request)
+        {
+            let (app, group) = (app.clone(), detached.clone());
+            let extra = move || serve(&app, &group, request);
+            if let Err(error) = detached.spawn("askgate-request", extra) {
+                log::error!("could not start a request thread: {error}");
+            }
         }
     }
 }

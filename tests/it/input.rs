@@ -4,6 +4,7 @@
 use crate::support::TestServer;
 use serde_json::{Value, json};
 use std::io::{Read, Write};
+use std::time::{Duration, Instant};
 
 /// Sends a request and checks its status and exact JSON body.
 fn check(
@@ -269,5 +270,139 @@ fn a_post_from_a_foreign_origin_is_403_and_changes_nothing() {
         server.get("/api/clarify/pending?session_id=o").json()["pending_count"],
         1,
         "deduplicated: one entry"
+    );
+}
+
+#[test]
+fn framing_that_could_smuggle_a_request_is_400_and_closes() {
+    let server = TestServer::start(&[]);
+    let smuggled = "POST /api/clarify/submit HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                    Content-Length: 37\r\n\r\n{\"session_id\": \"s\", \"question\": \"q\"}";
+    for framing in [
+        "Content-Length: -1",
+        "Content-Length: 5\r\nContent-Length: 6",
+        "Content-Length: +5",
+        "Transfer-Encoding: gzip",
+        "Transfer-Encoding: chunked\r\nContent-Length: 5",
+    ] {
+        let request = format!(
+            "POST /api/clarify/submit HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{framing}\r\n\r\n{smuggled}"
+        );
+        let mut socket = server.connect();
+        socket.write_all(request.as_bytes()).unwrap();
+        let mut response = String::new();
+        let _ = socket.read_to_string(&mut response);
+        assert!(
+            response.starts_with("HTTP/1.1 400"),
+            "{framing:?}: {response}"
+        );
+        assert_eq!(
+            response.matches("HTTP/1.1").count(),
+            1,
+            "{framing:?}: one response only"
+        );
+    }
+    assert_eq!(
+        server.metric("askgate_version"),
+        0.0,
+        "nothing was submitted"
+    );
+}
+
+#[test]
+fn a_client_pipelining_without_reading_is_held_back_and_others_are_served() {
+    let server = TestServer::start(&[]);
+    let mut flood = server.connect();
+    flood
+        .set_write_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
+    let batch = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".repeat(1000);
+    let mut written = 0usize;
+    while written < 256 << 20 {
+        match flood.write(batch.as_bytes()) {
+            Ok(n) => written += n,
+            Err(_) => break,
+        }
+    }
+    assert!(
+        written < 64 << 20,
+        "the server kept reading: {} MiB queued",
+        written >> 20
+    );
+    let asked = Instant::now();
+    assert_eq!(server.get("/healthz").status, 200);
+    assert!(
+        asked.elapsed() < Duration::from_secs(1),
+        "others wait {:?}",
+        asked.elapsed()
+    );
+}
+
+#[test]
+fn clients_that_pin_threads_do_not_hold_up_anyone_else() {
+    let server = TestServer::start(&[]);
+    let mut pinned = Vec::new();
+    for n in 0..6 {
+        // A request pipelined behind a stream, and a body that trickles in.
+        let mut behind_stream = server.connect();
+        let pipelined = format!(
+            "GET /api/clarify/stream?session_id=p{n} HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+        );
+        behind_stream.write_all(pipelined.as_bytes()).unwrap();
+        let mut slow_body = server.connect();
+        let head = "POST /api/clarify/submit HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n{";
+        slow_body.write_all(head.as_bytes()).unwrap();
+        pinned.extend([behind_stream, slow_body]);
+    }
+    for _ in 0..5 {
+        let asked = Instant::now();
+        assert_eq!(server.get("/healthz").status, 200);
+        assert!(
+            asked.elapsed() < Duration::from_secs(1),
+            "waited {:?}",
+            asked.elapsed()
+        );
+        for socket in &mut pinned[..] {
+            let _ = socket.write_all(b" ");
+        }
+    }
+}
+
+#[test]
+fn a_request_head_trickled_byte_by_byte_is_cut_off_at_the_header_timeout() {
+    let server = TestServer::start(&["--header-timeout-secs", "1"]);
+    let mut socket = server.connect();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let started = Instant::now();
+    let head =
+        b"GET /healthz HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    let mut response = Vec::new();
+    for byte in head {
+        if socket.write_all(&[*byte]).is_err() {
+            break;
+        }
+        // Each byte arrives well within the socket timeout; only the
+        // whole head is too slow. The read doubles as the pause.
+        let mut buffer = [0; 256];
+        match socket.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => {
+                response.extend_from_slice(&buffer[..n]);
+                break;
+            }
+            Err(_) => {}
+        }
+    }
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < Duration::from_millis(2500),
+        "still reading after {elapsed:?}"
+    );
+    let text = String::from_utf8_lossy(&response);
+    assert!(
+        text.is_empty() || text.starts_with("HTTP/1.1 408"),
+        "{text}"
     );
 }

@@ -38,6 +38,10 @@ pub struct ClientConnection {
 
     // true if the connection goes through SSL
     secure: bool,
+    // askgate patch: how long one request's head may take, from its first
+    // byte; the socket's receive timeout alone restarts with every byte.
+    time_limit: Option<std::time::Duration>,
+    request_started: Option<std::time::Instant>,
 }
 
 /// Error that can happen when reading a request.
@@ -55,6 +59,7 @@ impl ClientConnection {
     pub fn new(
         write_socket: RefinedTcpStream,
         mut read_socket: RefinedTcpStream,
+        time_limit: Option<std::time::Duration>,
     ) -> ClientConnection {
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
@@ -69,6 +74,8 @@ impl ClientConnection {
             next_header_source: first_header,
             no_more_requests: false,
             secure,
+            time_limit,
+            request_started: None,
         }
     }
 
@@ -93,6 +100,12 @@ impl ClientConnection {
                 None => return Err(IoError::new(ErrorKind::ConnectionAborted, "Unexpected EOF")),
             };
 
+            // askgate patch: the whole head must arrive within the time limit.
+            let started = *self.request_started.get_or_insert_with(std::time::Instant::now);
+            if self.time_limit.is_some_and(|limit| started.elapsed() > limit) {
+                return Err(IoError::new(ErrorKind::TimedOut, "Request head too slow"));
+            }
+
             if byte == b'\n' && prev_byte_was_cr {
                 buf.pop(); // removing the '\r'
                 return AsciiString::from_ascii(buf)
@@ -112,6 +125,7 @@ impl ClientConnection {
     /// Reads a request from the stream.
     /// Blocks until the header has been read.
     fn read(&mut self) -> Result<Request, ReadError> {
+        self.request_started = None;
         let (method, path, version, headers) = {
             // reading the request line
             let (method, path, version) = {
@@ -170,6 +184,7 @@ impl ClientConnection {
             use crate::request;
             match e {
                 request::RequestCreationError::CreationIoError(e) => ReadError::ReadIoError(e),
+                request::RequestCreationError::BadFraming => ReadError::WrongHeader(version),
                 request::RequestCreationError::ExpectationFailed => {
                     ReadError::ExpectationFailed(version)
                 }

@@ -294,6 +294,7 @@ impl Server {
                 let new_client = match server.accept() {
                     Ok((sock, _)) => {
                         use util::RefinedTcpStream;
+                        let time_limit = sock.read_timeout();
                         let (read_closable, write_closable) = match ssl {
                             None => RefinedTcpStream::new(sock),
                             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
@@ -311,27 +312,30 @@ impl Server {
                             Some(ref _ssl) => unreachable!(),
                         };
 
-                        Ok(ClientConnection::new(write_closable, read_closable))
+                        Ok((ClientConnection::new(write_closable, read_closable, time_limit), time_limit))
                     }
                     Err(e) => Err(e),
                 };
 
                 match new_client {
-                    Ok(client) => {
+                    Ok((client, time_limit)) => {
                         let messages = inside_messages.clone();
                         let mut client = Some(client);
+                        // askgate patch: one request in flight per connection. The
+                        // next request is parsed only once the previous one has been
+                        // answered, so a client pipelining without reading cannot
+                        // queue requests without bound, and no request waits behind
+                        // a stream. A response still unfinished after the socket's
+                        // receive timeout (a stream, a long-poll) frees this thread:
+                        // the connection reads no further requests.
+                        let patience = time_limit.unwrap_or(std::time::Duration::from_secs(30));
                         tasks_pool.spawn(Box::new(move || {
                             if let Some(client) = client.take() {
-                                // Synchronization is needed for HTTPS requests to avoid a deadlock
-                                if client.secure() {
-                                    let (sender, receiver) = mpsc::channel();
-                                    for rq in client {
-                                        messages.push(rq.with_notify_sender(sender.clone()).into());
-                                        receiver.recv().unwrap();
-                                    }
-                                } else {
-                                    for rq in client {
-                                        messages.push(rq.into());
+                                let (sender, receiver) = mpsc::channel();
+                                for rq in client {
+                                    messages.push(rq.with_notify_sender(sender.clone()).into());
+                                    if receiver.recv_timeout(patience).is_err() {
+                                        break;
                                     }
                                 }
                             }
@@ -353,10 +357,12 @@ impl Server {
                     {
                         continue
                     }
+                    // askgate patch: other accept errors (out of file descriptors,
+                    // of memory, of buffers) pass when connections close; pause and
+                    // keep accepting instead of ending the accept loop for good.
                     Err(e) => {
                         log::error!("Error accepting new client: {}", e);
-                        inside_messages.push(e.into());
-                        break;
+                        thread::sleep(std::time::Duration::from_millis(100));
                     }
                 }
             }

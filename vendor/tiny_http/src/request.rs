@@ -108,6 +108,12 @@ pub enum RequestCreationError {
 
     /// Error while reading data from the socket during the creation of the `Request`.
     CreationIoError(IoError),
+
+    /// askgate patch: a Content-Length that does not parse, several that
+    /// differ, or a transfer coding other than chunked. The body's end is
+    /// unknown, so the connection must close rather than read the body as
+    /// the next request.
+    BadFraming,
 }
 
 impl From<IoError> for RequestCreationError {
@@ -140,6 +146,23 @@ where
     R: Read + Send + 'static,
     W: Write + Send + 'static,
 {
+    // askgate patch: refuse framing that could make body bytes a request.
+    let mut lengths = headers.iter().filter(|h| h.field.equiv("Content-Length"));
+    let first_length = lengths.next().map(|h| h.value.as_str().trim().to_owned());
+    if let Some(ref first) = first_length {
+        let parses = first.parse::<usize>().is_ok() && first.bytes().all(|b| b.is_ascii_digit());
+        if !parses || lengths.any(|h| h.value.as_str().trim() != first) {
+            return Err(RequestCreationError::BadFraming);
+        }
+    }
+    let codings = headers.iter().filter(|h| h.field.equiv("Transfer-Encoding"));
+    for coding in codings {
+        let last = coding.value.as_str().rsplit(',').next().unwrap_or("").trim();
+        if !last.eq_ignore_ascii_case("chunked") || first_length.is_some() {
+            return Err(RequestCreationError::BadFraming);
+        }
+    }
+
     // finding the transfer-encoding header
     let transfer_encoding = headers
         .iter()

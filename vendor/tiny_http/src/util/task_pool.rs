@@ -84,7 +84,9 @@ impl TaskPool {
     fn add_thread(&self, initial_fn: Option<Box<dyn FnMut() + Send>>) {
         let sharing = self.sharing.clone();
 
-        thread::spawn(move || {
+        // askgate patch: a thread that cannot be created drops its task (the
+        // connection closes) instead of panicking in the accept thread.
+        let spawned = thread::Builder::new().spawn(move || {
             let sharing = sharing;
             let _active_guard = Registration::new(&sharing.active_tasks);
 
@@ -128,6 +130,9 @@ impl TaskPool {
                 task();
             }
         });
+        if let Err(error) = spawned {
+            log::error!("Could not start a connection thread: {}", error);
+        }
     }
 }
 
