@@ -38,7 +38,16 @@ const FLAGS: &[(&str, &str, &str)] = &[
         "open streams and parked long-polls together",
     ),
     ("max-pending", "64", "pending prompts per session and kind"),
-    ("max-sessions", "10000", "sessions at once"),
+    (
+        "max-sessions",
+        "10000",
+        "sessions with something pending at once",
+    ),
+    (
+        "max-prompts",
+        "10000",
+        "pending prompts across all sessions",
+    ),
     (
         "result-ttl",
         "600",
@@ -73,6 +82,7 @@ pub struct Config {
     pub max_streams: usize,
     pub max_pending: usize,
     pub max_sessions: usize,
+    pub max_prompts: usize,
     pub result_ttl: Duration,
     pub stream_lifetime: (Duration, Duration),
     pub workers: usize,
@@ -136,6 +146,7 @@ impl Config {
             max_streams: parse_flag("max-streams", get("max-streams"))?,
             max_pending: parse_flag("max-pending", get("max-pending"))?,
             max_sessions: parse_flag("max-sessions", get("max-sessions"))?,
+            max_prompts: parse_flag("max-prompts", get("max-prompts"))?,
             result_ttl: seconds("result-ttl", get("result-ttl"))?,
             stream_lifetime: range("stream-lifetime-secs", get("stream-lifetime-secs"))?,
             workers: parse_flag::<usize>("workers", get("workers"))?.max(1),

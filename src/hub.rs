@@ -16,7 +16,7 @@ use crate::queue::{Identified, Queue};
 use crate::subscriber::{Inbox, Interest, Registry, Update, Watch};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 impl Identified for Prompt {
@@ -25,10 +25,15 @@ impl Identified for Prompt {
     }
 }
 
+/// At most this many outcomes are kept, however short their retention.
+const MAX_OUTCOMES: usize = 100_000;
+
 /// The limits the hub enforces (SPEC §7), and how long it keeps outcomes.
 #[derive(Clone, Debug)]
 pub struct Limits {
     pub max_pending: usize,
+    /// Pending prompts across every session and kind.
+    pub max_prompts: usize,
     pub max_sessions: usize,
     pub subscriber_buffer: usize,
     pub result_ttl: Duration,
@@ -94,6 +99,19 @@ pub struct Subscription {
     pub full: bool,
 }
 
+/// Takes a subscriber out of the registry when dropped, so a parked request
+/// whose thread never runs does not leave it behind.
+pub struct Membership {
+    pub hub: Arc<Hub>,
+    pub id: u64,
+}
+
+impl Drop for Membership {
+    fn drop(&mut self) {
+        self.hub.unsubscribe(self.id);
+    }
+}
+
 #[derive(Debug, PartialEq)]
 pub struct SessionSummary {
     pub session_id: String,
@@ -120,9 +138,20 @@ struct Session {
     approved_keys: BTreeSet<String>,
     /// Unix seconds of the last change to either queue.
     changed_at: f64,
+    /// Each queue's head as JSON, made once per change and shared by every
+    /// frame, poll and snapshot that shows it.
+    heads: [Option<Arc<str>>; 2],
 }
 
 impl Session {
+    fn refresh_head(&mut self, kind: Kind) {
+        let head = self
+            .queue(kind)
+            .head()
+            .map(|prompt| Arc::from(prompt.to_json().to_string()));
+        self.heads[kind.index()] = head;
+    }
+
     fn queue(&self, kind: Kind) -> &Queue<Prompt> {
         match kind {
             Kind::Clarify => &self.clarify,
@@ -311,7 +340,7 @@ impl Hub {
     /// Expires every prompt whose time has come; returns how long until the
     /// next one is due (at most `max_wait`).
     pub fn expire_due(&self, max_wait: Duration) -> Duration {
-        let now = unix_now();
+        let now = Instant::now();
         let mut state = self.lock();
         let due = state.due_prompts(now);
         for (session_id, kind, id) in &due {
@@ -320,7 +349,7 @@ impl Hub {
         state.prune(&self.limits);
         let next = state
             .next_expiry()
-            .map(|at| Duration::from_secs_f64((at - now).max(0.0)));
+            .map(|at| at.saturating_duration_since(now));
         drop(state);
         if !due.is_empty() {
             self.outcome_recorded.notify_all();
@@ -492,6 +521,7 @@ impl State {
                 session.changed_at = now;
                 self.pending_ids.insert(prompt.id.clone());
                 session.queue_mut(kind).push(prompt, version);
+                session.refresh_head(kind);
                 Some((session_id, kind))
             }
             Change::Resolved {
@@ -502,6 +532,7 @@ impl State {
             } => {
                 let session = self.sessions.get_mut(&session_id)?;
                 let prompt = session.queue_mut(kind).remove(&id, version)?;
+                session.refresh_head(kind);
                 session.changed_at = now;
                 self.pending_ids.remove(&id);
                 if let Outcome::Answered(choice) = &outcome {
@@ -533,6 +564,13 @@ impl State {
     }
 
     fn record(&mut self, id: String, kind: Kind, session_id: String, outcome: Outcome) {
+        // The oldest outcomes go first when the table is full.
+        while self.outcomes.len() >= MAX_OUTCOMES {
+            let Some((_, oldest)) = self.outcome_order.pop_front() else {
+                break;
+            };
+            self.outcomes.remove(&oldest);
+        }
         self.outcome_order.push_back((Instant::now(), id.clone()));
         self.outcomes.insert(
             id,
@@ -584,12 +622,12 @@ impl State {
     }
 
     fn update_of(&self, session_id: &str, kind: Kind) -> Update {
-        let queue = self.queue(session_id, kind);
-        let head = queue.and_then(Queue::head);
+        let session = self.sessions.get(session_id);
+        let queue = session.map(|session| session.queue(kind));
         Update {
             session_id: session_id.to_string(),
             kind,
-            pending: head.map_or_else(|| "null".to_string(), |prompt| prompt.to_json().to_string()),
+            pending: session.and_then(|session| session.heads[kind.index()].clone()),
             pending_count: queue.map_or(0, Queue::len),
             version: queue.map_or(0, Queue::version),
         }
@@ -657,7 +695,7 @@ impl State {
         approved.then(|| "session".into())
     }
 
-    fn check_room(&mut self, session_id: &str, kind: Kind, limits: &Limits) -> Result<()> {
+    fn check_room(&self, session_id: &str, kind: Kind, limits: &Limits) -> Result<()> {
         if self.queue_len(session_id, kind) >= limits.max_pending {
             return Err(Error::TooMany(format!(
                 "too many pending {} prompts in this session (limit {})",
@@ -665,14 +703,25 @@ impl State {
                 limits.max_pending
             )));
         }
-        if !self.sessions.contains_key(session_id) && self.sessions.len() >= limits.max_sessions {
-            self.prune(limits);
-            if self.sessions.len() >= limits.max_sessions {
-                return Err(Error::TooMany(format!(
-                    "too many sessions (limit {})",
-                    limits.max_sessions
-                )));
-            }
+        if self.pending_ids.len() >= limits.max_prompts {
+            return Err(Error::TooMany(format!(
+                "too many pending prompts (limit {})",
+                limits.max_prompts
+            )));
+        }
+        // Sessions with something pending count; idle ones (kept for their
+        // session approvals, or until pruned) do not.
+        let active =
+            |session: &Session| !session.clarify.is_empty() || !session.approval.is_empty();
+        let joining = self
+            .sessions
+            .get(session_id)
+            .is_none_or(|session| !active(session));
+        if joining && self.sessions.values().filter(|s| active(s)).count() >= limits.max_sessions {
+            return Err(Error::TooMany(format!(
+                "too many sessions (limit {})",
+                limits.max_sessions
+            )));
         }
         Ok(())
     }
@@ -686,7 +735,7 @@ impl State {
         }
     }
 
-    fn due_prompts(&self, now: f64) -> Vec<(String, Kind, String)> {
+    fn due_prompts(&self, now: Instant) -> Vec<(String, Kind, String)> {
         let mut due = Vec::new();
         for (session_id, session) in &self.sessions {
             for kind in Kind::ALL {
@@ -697,14 +746,12 @@ impl State {
         due
     }
 
-    fn next_expiry(&self) -> Option<f64> {
+    fn next_expiry(&self) -> Option<Instant> {
         let all = self
             .sessions
             .values()
             .flat_map(|s| s.clarify.iter().chain(s.approval.iter()));
-        all.map(|p| p.expires_at)
-            .filter(|&at| at > 0.0)
-            .reduce(f64::min)
+        all.filter_map(|prompt| prompt.deadline).min()
     }
 
     fn lookup(&self, id: &str, kind: Kind, session_id: &str) -> WaitResult {
@@ -729,6 +776,11 @@ impl State {
             }
             let (_, id) = self.outcome_order.pop_front().expect("front exists");
             self.outcomes.remove(&id);
+        }
+        // A subscriber awaiting resync is sent what changed after its last
+        // version; a session forgotten meanwhile could not be reported.
+        if self.registry.any_awaiting_resync() {
+            return;
         }
         let stale_before = unix_now() - limits.result_ttl.as_secs_f64();
         let registry = &self.registry;

@@ -5,7 +5,7 @@
 //! module knows JSON (the entry shapes of SPEC §1) but nothing of HTTP.
 
 use serde_json::{Value, json};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The two kinds of prompt. Each (session, kind) has its own queue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -22,6 +22,11 @@ impl Kind {
             Kind::Clarify => "clarify",
             Kind::Approval => "approval",
         }
+    }
+
+    /// 0 for clarify, 1 for approval: for per-kind arrays.
+    pub fn index(self) -> usize {
+        self as usize
     }
 
     pub fn parse(name: &str) -> Option<Kind> {
@@ -84,8 +89,10 @@ pub struct Prompt {
     pub requested_at: f64,
     /// As submitted; `<= 0` means the prompt never expires.
     pub timeout_seconds: i64,
-    /// Unix seconds; 0 when the prompt never expires.
+    /// Unix seconds; 0 when the prompt never expires. For display: expiry
+    /// itself follows `deadline`, which a wall-clock step cannot move.
     pub expires_at: f64,
+    pub deadline: Option<Instant>,
     pub payload: Payload,
 }
 
@@ -97,12 +104,15 @@ impl Prompt {
         } else {
             0.0
         };
+        let deadline = (timeout_seconds > 0)
+            .then(|| Instant::now() + Duration::from_secs(timeout_seconds as u64));
         Prompt {
             id,
             session_id,
             requested_at,
             timeout_seconds,
             expires_at,
+            deadline,
             payload,
         }
     }
@@ -111,8 +121,8 @@ impl Prompt {
         self.payload.kind()
     }
 
-    pub fn is_expired(&self, now: f64) -> bool {
-        self.expires_at > 0.0 && self.expires_at <= now
+    pub fn is_expired(&self, now: Instant) -> bool {
+        self.deadline.is_some_and(|deadline| deadline <= now)
     }
 
     /// The entry as browsers see it (SPEC §1).

@@ -8,7 +8,7 @@
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::http::{Method, Reply, Request, Response};
-use crate::hub::{ApprovalResponse, Hub, Submitted, WaitResult};
+use crate::hub::{ApprovalResponse, Hub, Membership, Submitted, WaitResult};
 use crate::metrics::{Metrics, Place};
 use crate::prompt::{Kind, Outcome};
 use crate::static_files;
@@ -25,6 +25,8 @@ pub struct App {
     pub hub: Arc<Hub>,
     pub metrics: Arc<Metrics>,
     pub config: Config,
+    /// Bound to a loopback address: only local host names may reach the API.
+    pub loopback: bool,
 }
 
 /// Seconds a client refused a stream place should wait before trying again.
@@ -36,10 +38,14 @@ pub fn handle(app: &App, request: &Request) -> Reply {
 
 fn route(app: &App, request: &Request) -> Result<Reply> {
     let path = request.path.as_str();
+    let api = path.strip_prefix("/api/");
+    if api.is_some() {
+        check_host(app, request)?;
+    }
     if request.method == Method::Post {
         check_origin(app, request)?;
     }
-    if let Some(rest) = path.strip_prefix("/api/") {
+    if let Some(rest) = api {
         return api_route(app, request, rest);
     }
     let reply = match path {
@@ -84,6 +90,25 @@ fn api_route(app: &App, request: &Request, rest: &str) -> Result<Reply> {
     }
 }
 
+/// On a loopback address the API answers only local host names, so a page
+/// whose name was rebound to 127.0.0.1 (DNS rebinding) cannot use it.
+fn check_host(app: &App, request: &Request) -> Result<()> {
+    let Some(host) = request.header("host").filter(|_| app.loopback) else {
+        return Ok(());
+    };
+    let name = match host.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    let local = name.eq_ignore_ascii_case("localhost")
+        || name.to_ascii_lowercase().ends_with(".localhost")
+        || name.parse::<std::net::IpAddr>().is_ok();
+    if local {
+        return Ok(());
+    }
+    Err(Error::Forbidden(format!("host not allowed: {host}")))
+}
+
 /// A browser's POST must come from the server's own origin (or an allowed
 /// one); requests without an `Origin` (agents, scripts) pass.
 fn check_origin(app: &App, request: &Request) -> Result<()> {
@@ -116,7 +141,7 @@ fn pending(app: &App, request: &Request, kind: Kind) -> Result<Reply> {
         let empty = Update {
             session_id: String::new(),
             kind,
-            pending: "null".into(),
+            pending: None,
             pending_count: 0,
             version: 0,
         };
@@ -152,11 +177,16 @@ fn long_poll(app: &App, session_id: &str, kind: Kind, since: u64, wait: Duration
         Ok(inbox) => inbox,
         Err(current) => return Ok(pending_response(&current).into()),
     };
-    let (hub, session_id) = (app.hub.clone(), session_id.to_string());
+    let membership = Membership {
+        hub: app.hub.clone(),
+        id: inbox.id,
+    };
+    let session_id = session_id.to_string();
     Ok(Reply::Park(Box::new(move || {
         let _place = place;
         let _ = inbox.receiver.recv_timeout(wait);
-        hub.unsubscribe(inbox.id);
+        let hub = membership.hub.clone();
+        drop(membership);
         pending_response(&hub.pending(&session_id, kind))
     })))
 }
@@ -164,7 +194,9 @@ fn long_poll(app: &App, session_id: &str, kind: Kind, since: u64, wait: Duration
 fn pending_response(update: &Update) -> Response {
     let body = format!(
         r#"{{"pending": {}, "pending_count": {}, "version": {}}}"#,
-        update.pending, update.pending_count, update.version
+        update.pending_json(),
+        update.pending_count,
+        update.version
     );
     Response::text(200, "application/json", body).with_header("ETag", etag(update.version))
 }
@@ -240,7 +272,9 @@ fn per_kind_stream(app: &App, request: &Request, kind: Kind) -> Result<Reply> {
 }
 
 fn events(app: &App, request: &Request) -> Result<Reply> {
-    let sessions = request.query_all("session_id");
+    let mut sessions = request.query_all("session_id");
+    sessions.sort_unstable();
+    sessions.dedup();
     if sessions.len() > validate::MAX_WATCHED_SESSIONS {
         return Err(Error::bad_request(format!(
             "at most {} session_id parameters",

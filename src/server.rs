@@ -45,6 +45,7 @@ impl Server {
             Arc::new(tiny_http::Server::from_listener(listener, None).map_err(io::Error::other)?);
         let limits = Limits {
             max_pending: config.max_pending,
+            max_prompts: config.max_prompts,
             max_sessions: config.max_sessions,
             subscriber_buffer: config.subscriber_buffer,
             result_ttl: config.result_ttl,
@@ -52,6 +53,7 @@ impl Server {
         let app = Arc::new(App {
             hub: Arc::new(Hub::new(limits)),
             metrics: Arc::new(Metrics::new(config.max_streams)),
+            loopback: addr.ip().is_loopback(),
             config,
         });
         let stopping = Arc::new(AtomicBool::new(false));

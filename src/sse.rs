@@ -6,7 +6,8 @@
 
 use crate::prompt::Kind;
 use crate::subscriber::Update;
-use std::fmt::Write;
+use std::fmt::Write as _;
+use std::io::{self, Write};
 
 /// The status line and headers of every stream (SPEC §3.3). Never
 /// `Connection: close`.
@@ -48,13 +49,11 @@ pub fn retry(millis: u64) -> String {
     format!("retry: {millis}\n\n")
 }
 
-/// One HTTP/1.1 chunk holding `bytes`.
-pub fn chunk(bytes: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(bytes.len() + 12);
-    out.extend_from_slice(format!("{:x}\r\n", bytes.len()).as_bytes());
-    out.extend_from_slice(bytes);
-    out.extend_from_slice(b"\r\n");
-    out
+/// Writes one HTTP/1.1 chunk holding `bytes`, without copying them.
+pub fn write_chunk(out: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
+    write!(out, "{:x}\r\n", bytes.len())?;
+    out.write_all(bytes)?;
+    out.write_all(b"\r\n")
 }
 
 /// The chunk that ends a chunked body.
@@ -64,7 +63,8 @@ pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 pub fn per_kind_data(update: &Update) -> String {
     format!(
         r#"{{"pending": {}, "pending_count": {}}}"#,
-        update.pending, update.pending_count
+        update.pending_json(),
+        update.pending_count
     )
 }
 
@@ -73,7 +73,7 @@ pub fn multiplexed_data(update: &Update) -> String {
     format!(
         r#"{{"session_id": {}, "pending": {}, "pending_count": {}, "version": {}}}"#,
         serde_json::Value::from(update.session_id.as_str()),
-        update.pending,
+        update.pending_json(),
         update.pending_count,
         update.version
     )
@@ -96,7 +96,7 @@ mod tests {
         Update {
             session_id: "s1".into(),
             kind: Kind::Clarify,
-            pending: pending.into(),
+            pending: (pending != "null").then(|| pending.into()),
             pending_count: count,
             version: 7,
         }
@@ -137,6 +137,11 @@ mod tests {
 
     #[test]
     fn chunks_byte_for_byte() {
+        let chunk = |bytes: &[u8]| {
+            let mut out = Vec::new();
+            write_chunk(&mut out, bytes).unwrap();
+            out
+        };
         assert_eq!(chunk(b"hello"), b"5\r\nhello\r\n");
         assert_eq!(chunk(&[b'x'; 26])[..4], *b"1a\r\n");
         assert_eq!(

@@ -51,11 +51,17 @@ struct Wire {
 }
 
 impl Wire {
-    fn send(&mut self, text: &str) -> io::Result<()> {
+    /// Writes one piece of the body, without flushing.
+    fn write(&mut self, text: &str) -> io::Result<()> {
         match self.chunked {
-            true => self.inner.write_all(&sse::chunk(text.as_bytes()))?,
-            false => self.inner.write_all(text.as_bytes())?,
+            true => sse::write_chunk(&mut self.inner, text.as_bytes()),
+            false => self.inner.write_all(text.as_bytes()),
         }
+    }
+
+    /// Writes one piece and puts it on the wire at once.
+    fn send(&mut self, text: &str) -> io::Result<()> {
+        self.write(text)?;
         self.inner.flush()
     }
 
@@ -70,8 +76,9 @@ impl Wire {
 impl Stream {
     /// Runs the stream until the client goes away, the server closes the
     /// subscription, or the lifetime passes.
-    pub fn run(self, writer: Box<dyn Write + Send>, chunked: bool) {
+    pub fn run(mut self, writer: Box<dyn Write + Send>, chunked: bool) {
         let id = self.subscription.inbox.id;
+        let initial = std::mem::take(&mut self.subscription.initial);
         let mut wire = Wire {
             inner: writer,
             chunked,
@@ -79,22 +86,24 @@ impl Stream {
         let result = wire
             .inner
             .write_all(sse::head(chunked).as_bytes())
+            .and_then(|()| self.write_prelude(&mut wire, initial))
             .and_then(|()| self.serve(&mut wire));
         match result {
             Ok(()) => wire.end(),
             Err(error) => log::debug!("stream {id} ended: {error}"),
         }
-        self.hub.unsubscribe(id);
     }
 
     fn serve(&self, wire: &mut Wire) -> io::Result<()> {
         let inbox = &self.subscription.inbox;
         let mut last_version = self.subscription.version;
-        wire.send(&self.prelude())?;
         let deadline = self.lifetime.map(|lifetime| Instant::now() + lifetime);
         let mut probe_due = false;
         loop {
             let now = Instant::now();
+            if deadline.is_some_and(|deadline| now >= deadline) {
+                return Ok(());
+            }
             let until_end = deadline.map_or(self.keepalive, |d| d.saturating_duration_since(now));
             let interval = if probe_due {
                 PROBE_AFTER
@@ -109,7 +118,6 @@ impl Stream {
                 }
                 Ok(_) => {}
                 Err(RecvTimeoutError::Timeout) if deadline.is_some_and(|d| Instant::now() >= d) => {
-                    return Ok(());
                 }
                 Err(RecvTimeoutError::Timeout) if probe_due => {
                     wire.send(&sse::comment(""))?;
@@ -131,28 +139,28 @@ impl Stream {
     }
 
     /// The first bytes of the body: the initial state (and, multiplexed, the
-    /// retry delay and `ready`).
-    fn prelude(&self) -> String {
+    /// retry delay and `ready`), frame by frame, flushed once.
+    fn write_prelude(&self, wire: &mut Wire, initial: Vec<Update>) -> io::Result<()> {
         let subscription = &self.subscription;
         match self.format {
             Format::PerKind(_) => {
                 // A per-kind subscription names one queue, so it has one state.
-                let data = subscription.initial.first().map(sse::per_kind_data);
-                sse::frame(None, "initial", &data.unwrap_or_default())
+                let data = initial.first().map(sse::per_kind_data);
+                wire.write(&sse::frame(None, "initial", &data.unwrap_or_default()))?;
             }
             Format::Multiplexed => {
-                let mut out = sse::retry(3000);
-                for update in &subscription.initial {
-                    out.push_str(&self.frame(update));
+                wire.write(&sse::retry(3000))?;
+                for update in &initial {
+                    wire.write(&self.frame(update))?;
                 }
                 let ready = format!(
                     r#"{{"version": {}, "full": {}}}"#,
                     subscription.version, subscription.full
                 );
-                out.push_str(&sse::frame(Some(subscription.version), "ready", &ready));
-                out
+                wire.write(&sse::frame(Some(subscription.version), "ready", &ready))?;
             }
         }
+        wire.inner.flush()
     }
 
     fn frame(&self, update: &Update) -> String {
@@ -176,5 +184,13 @@ impl Stream {
             Format::PerKind(_) => sse::comment("keepalive"),
             Format::Multiplexed => sse::frame(Some(last_version), "ping", "{}"),
         }
+    }
+}
+
+impl Drop for Stream {
+    /// However the stream ends (or if its thread never starts), its
+    /// subscriber leaves the registry.
+    fn drop(&mut self) {
+        self.hub.unsubscribe(self.subscription.inbox.id);
     }
 }

@@ -18,11 +18,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub struct Update {
     pub session_id: String,
     pub kind: Kind,
-    /// The head entry as JSON text, or `null`.
-    pub pending: String,
+    /// The head entry as JSON text; `None` for an empty queue.
+    pub pending: Option<Arc<str>>,
     pub pending_count: usize,
     /// The queue's version: the global version of its last change.
     pub version: u64,
+}
+
+impl Update {
+    /// The head as it goes on the wire: its JSON, or `null`.
+    pub fn pending_json(&self) -> &str {
+        self.pending.as_deref().unwrap_or("null")
+    }
 }
 
 /// Which sessions a subscriber watches.
@@ -143,6 +150,12 @@ impl Registry {
 
     pub fn resyncs(&self) -> u64 {
         self.resyncs
+    }
+
+    /// Whether a subscriber fell behind and still waits for its resync.
+    pub fn any_awaiting_resync(&self) -> bool {
+        let marked = |subscriber: &Subscriber| subscriber.resync.load(Ordering::Acquire);
+        self.subscribers.values().any(marked)
     }
 
     /// Whether anyone watches this session by name (such sessions are kept).

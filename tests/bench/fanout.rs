@@ -123,7 +123,7 @@ fn measure(
 fn subscribe(target: &Target, receipts: Sender<(usize, Instant)>) -> Option<TcpStream> {
     let mut socket = TcpStream::connect(target.addr).ok()?;
     let request = format!(
-        "GET {} HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n",
+        "GET {} HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n",
         target.subscribe_path
     );
     socket.write_all(request.as_bytes()).ok()?;
@@ -257,7 +257,7 @@ fn start_nchan() -> Option<Target> {
 fn post(addr: SocketAddr, path: &str, content_type: &str, body: &str) {
     let mut socket = TcpStream::connect(addr).expect("publish connects");
     let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\nContent-Type: {content_type}\r\n\
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: {content_type}\r\n\
          Content-Length: {}\r\n\r\n{body}",
         body.len()
     );

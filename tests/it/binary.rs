@@ -371,7 +371,7 @@ impl ServerProcess {
         socket.set_read_timeout(Some(DEADLINE)).unwrap();
         write!(
             socket,
-            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
         )
         .unwrap();
         let mut response = String::new();
@@ -393,7 +393,7 @@ fn the_server_binary_serves_health_and_frees_a_gone_client_s_threads() {
     assert!(server.get("/healthz").ends_with("\r\n\r\nok"));
     let mut stream = TcpStream::connect(server.addr).unwrap();
     stream
-        .write_all(b"GET /api/clarify/stream?session_id=t HTTP/1.1\r\nHost: x\r\n\r\n")
+        .write_all(b"GET /api/clarify/stream?session_id=t HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .unwrap();
     stream.set_read_timeout(Some(DEADLINE)).unwrap();
     let mut first = [0; 64];

@@ -521,3 +521,33 @@ fn what_is_known_already_is_answered_even_when_every_place_is_taken() {
         (200, json!({"status": "answered", "response": "yes"}))
     );
 }
+
+#[test]
+fn a_session_named_twice_is_watched_once() {
+    let server = TestServer::start(&[]);
+    server.submit_clarify("twice", "q?");
+    let mut stream = server.stream("/api/events?session_id=twice&session_id=twice");
+    let events = stream.events_until("ready");
+    assert_eq!(events.len(), 3, "clarify, approval, ready: {events:?}");
+    server.submit_clarify("twice", "again?");
+    stream.expect_event("one frame");
+    assert!(stream.next_event(SHORT).is_none(), "not two");
+}
+
+#[test]
+fn the_lifetime_holds_under_constant_traffic() {
+    let server = TestServer::start(&["--stream-lifetime-secs", "1"]);
+    let mut stream = server.stream("/api/events");
+    stream.events_until("ready");
+    let opened = Instant::now();
+    let mut n = 0;
+    while !stream.ended {
+        assert!(
+            opened.elapsed() < Duration::from_secs(3),
+            "the stream outlived its lifetime"
+        );
+        server.submit_clarify(&format!("busy{n}"), "q");
+        n += 1;
+        let _ = stream.next_event(Duration::from_millis(50));
+    }
+}

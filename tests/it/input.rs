@@ -151,6 +151,17 @@ fn queue_and_session_limits_are_429() {
         (more.status, more.json()),
         (429, json!({"error": "too many sessions (limit 3)"}))
     );
+    let global = TestServer::start(&["--max-prompts", "2"]);
+    global.submit_clarify("g1", "a");
+    global.submit_approval("g2", "b", &[]);
+    let over = global.post(
+        "/api/clarify/submit",
+        &json!({"session_id": "g3", "question": "c"}),
+    );
+    assert_eq!(
+        (over.status, over.json()),
+        (429, json!({"error": "too many pending prompts (limit 2)"}))
+    );
 }
 
 #[test]
@@ -171,7 +182,7 @@ fn oversized_bodies_are_413_and_the_server_lives() {
     );
     // A huge declared length: unpatched tiny_http allocated it all on drop.
     let mut socket = server.connect();
-    let head = "POST /api/clarify/submit HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+    let head = "POST /api/clarify/submit HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
                 Content-Length: 100000000000000\r\n\r\n{\"session_id\": \"s\"";
     socket.write_all(head.as_bytes()).unwrap();
     socket.shutdown(std::net::Shutdown::Write).unwrap();
@@ -182,7 +193,7 @@ fn oversized_bodies_are_413_and_the_server_lives() {
     let mut socket = server.connect();
     let chunk = "x".repeat(40_000);
     let request = format!(
-        "POST /api/clarify/submit HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+        "POST /api/clarify/submit HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
          Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n{0:x}\r\n{chunk}\r\n{0:x}\r\n{chunk}\r\n0\r\n\r\n",
         chunk.len()
     );
@@ -218,12 +229,12 @@ fn a_body_that_smuggles_a_request_is_not_served_after_a_refusal() {
     let server = TestServer::start(&[]);
     // Over 1 KiB, so tiny_http does not read it ahead by itself.
     let inner = format!(
-        "POST /api/clarify/submit HTTP/1.1\r\nHost: x\r\nX-Pad: {}\r\nContent-Type: application/json\r\n\
+        "POST /api/clarify/submit HTTP/1.1\r\nHost: localhost\r\nX-Pad: {}\r\nContent-Type: application/json\r\n\
          Content-Length: 37\r\n\r\n{{\"session_id\": \"s\", \"question\": \"q\"}}",
         "p".repeat(2000)
     );
     let request = format!(
-        "POST /api/clarify/submit HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{inner}",
+        "POST /api/clarify/submit HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{inner}",
         inner.len()
     );
     let mut socket = server.connect();
@@ -276,7 +287,7 @@ fn a_post_from_a_foreign_origin_is_403_and_changes_nothing() {
 #[test]
 fn framing_that_could_smuggle_a_request_is_400_and_closes() {
     let server = TestServer::start(&[]);
-    let smuggled = "POST /api/clarify/submit HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+    let smuggled = "POST /api/clarify/submit HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
                     Content-Length: 37\r\n\r\n{\"session_id\": \"s\", \"question\": \"q\"}";
     for framing in [
         "Content-Length: -1",
@@ -286,7 +297,7 @@ fn framing_that_could_smuggle_a_request_is_400_and_closes() {
         "Transfer-Encoding: chunked\r\nContent-Length: 5",
     ] {
         let request = format!(
-            "POST /api/clarify/submit HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{framing}\r\n\r\n{smuggled}"
+            "POST /api/clarify/submit HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n{framing}\r\n\r\n{smuggled}"
         );
         let mut socket = server.connect();
         socket.write_all(request.as_bytes()).unwrap();
@@ -316,7 +327,7 @@ fn a_client_pipelining_without_reading_is_held_back_and_others_are_served() {
     flood
         .set_write_timeout(Some(Duration::from_secs(1)))
         .unwrap();
-    let batch = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".repeat(1000);
+    let batch = "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n".repeat(1000);
     let mut written = 0usize;
     while written < 256 << 20 {
         match flood.write(batch.as_bytes()) {
@@ -346,11 +357,11 @@ fn clients_that_pin_threads_do_not_hold_up_anyone_else() {
         // A request pipelined behind a stream, and a body that trickles in.
         let mut behind_stream = server.connect();
         let pipelined = format!(
-            "GET /api/clarify/stream?session_id=p{n} HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+            "GET /api/clarify/stream?session_id=p{n} HTTP/1.1\r\nHost: localhost\r\n\r\nGET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n"
         );
         behind_stream.write_all(pipelined.as_bytes()).unwrap();
         let mut slow_body = server.connect();
-        let head = "POST /api/clarify/submit HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n{";
+        let head = "POST /api/clarify/submit HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n{";
         slow_body.write_all(head.as_bytes()).unwrap();
         pinned.extend([behind_stream, slow_body]);
     }
@@ -405,4 +416,42 @@ fn a_request_head_trickled_byte_by_byte_is_cut_off_at_the_header_timeout() {
         text.is_empty() || text.starts_with("HTTP/1.1 408"),
         "{text}"
     );
+}
+
+#[test]
+fn on_loopback_the_api_answers_only_local_host_names() {
+    let server = TestServer::start(&[]);
+    let body = r#"{"session_id": "h", "question": "q"}"#;
+    for host in [
+        "evil.example:8787",
+        "evil.example",
+        "127.0.0.1.evil.example",
+    ] {
+        let origin = format!("http://{host}");
+        let headers = [
+            ("Content-Type", "application/json"),
+            ("Host", host),
+            ("Origin", origin.as_str()),
+        ];
+        let reply = server.request("POST", "/api/clarify/submit", &headers, body);
+        assert_eq!(
+            (reply.status, reply.json()),
+            (403, json!({"error": format!("host not allowed: {host}")}))
+        );
+        let read = server.request("GET", "/api/events", &[("Host", host)], "");
+        assert_eq!(
+            read.status, 403,
+            "{host}: a rebound page cannot read the stream either"
+        );
+    }
+    for host in [
+        "localhost:8787",
+        "127.0.0.1:9",
+        "[::1]:8787",
+        "app.localhost",
+    ] {
+        let reply = server.request("GET", "/api/sessions", &[("Host", host)], "");
+        assert_eq!(reply.status, 200, "{host}");
+    }
+    assert_eq!(server.metric("askgate_version"), 0.0);
 }

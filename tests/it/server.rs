@@ -21,7 +21,7 @@ fn still_accepts_after_idle_longer_than_its_socket_timeouts() {
 fn slow_request_headers_and_idle_connections_are_cut_off() {
     let server = TestServer::start(&["--header-timeout-secs", "1"]);
     let mut slow = server.connect();
-    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n")
         .unwrap();
     let started = Instant::now();
     let mut rest = Vec::new();
@@ -34,7 +34,7 @@ fn slow_request_headers_and_idle_connections_are_cut_off() {
     assert!(!String::from_utf8_lossy(&rest).contains("200 OK"));
 
     let mut idle = server.connect();
-    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .unwrap();
     let started = Instant::now();
     let mut response = Vec::new();

@@ -96,8 +96,9 @@ fn a_burst_of_streams_is_all_served_and_ordinary_requests_still_answer() {
     let mut sockets = Vec::new();
     for n in 0..64 {
         let mut socket = server.connect();
-        let request =
-            format!("GET /api/clarify/stream?session_id=burst{n} HTTP/1.1\r\nHost: x\r\n\r\n");
+        let request = format!(
+            "GET /api/clarify/stream?session_id=burst{n} HTTP/1.1\r\nHost: localhost\r\n\r\n"
+        );
         socket.write_all(request.as_bytes()).unwrap();
         sockets.push(socket);
     }
@@ -124,7 +125,7 @@ fn a_burst_of_streams_is_all_served_and_ordinary_requests_still_answer() {
     for _ in 0..64 {
         let mut socket = server.connect();
         socket
-            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
             .unwrap();
         requests.push(socket);
     }

@@ -39,10 +39,13 @@ impl TestServer {
     }
 
     pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
-        let mut raw = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
-            self.addr
-        );
+        let mut raw = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+        if !headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("host"))
+        {
+            raw.push_str(&format!("Host: {}\r\n", self.addr));
+        }
         for (name, value) in headers {
             raw.push_str(&format!("{name}: {value}\r\n"));
         }
