@@ -337,7 +337,12 @@ struct ServerProcess {
 
 impl ServerProcess {
     fn start(flags: &[&str]) -> ServerProcess {
-        let mut child = askgate()
+        ServerProcess::start_with(askgate(), flags)
+    }
+
+    /// Starts the server through `command`, which ends by running askgate.
+    fn start_with(mut command: Command, flags: &[&str]) -> ServerProcess {
+        let mut child = command
             .args(["serve", "--bind", "127.0.0.1:0", "--log-level", "warn"])
             .args(flags)
             .stdout(Stdio::piped())
@@ -408,4 +413,40 @@ fn the_server_binary_serves_health_and_frees_a_gone_client_s_threads() {
     );
     assert!(closed.elapsed() < Duration::from_secs(2));
     assert!(server.get("/metrics").contains("askgate_streams_open 0"));
+}
+
+#[test]
+fn running_out_of_file_descriptors_does_not_stop_the_listener_for_good() {
+    // A shell lowers the limit, then becomes askgate.
+    let mut limited = Command::new("sh");
+    limited.args([
+        "-c",
+        "ulimit -n 48 && exec \"$0\" \"$@\"",
+        env!("CARGO_BIN_EXE_askgate"),
+    ]);
+    let server = ServerProcess::start_with(limited, &["--header-timeout-secs", "1"]);
+    let mut held = Vec::new();
+    for _ in 0..80 {
+        if let Ok(socket) = TcpStream::connect(server.addr) {
+            held.push(socket);
+        }
+    }
+    drop(held);
+    // Once the connections are gone, the server accepts again.
+    eventually(
+        "the server accepts again",
+        Duration::from_secs(5),
+        &mut || {
+            let Ok(mut socket) = TcpStream::connect(server.addr) else {
+                return false;
+            };
+            let _ = socket.set_read_timeout(Some(Duration::from_secs(1)));
+            let _ = socket.write_all(
+                b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+            );
+            let mut response = String::new();
+            let _ = socket.read_to_string(&mut response);
+            response.ends_with("\r\n\r\nok")
+        },
+    );
 }

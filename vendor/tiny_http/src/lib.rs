@@ -296,7 +296,16 @@ impl Server {
                         use util::RefinedTcpStream;
                         let time_limit = sock.read_timeout();
                         let (read_closable, write_closable) = match ssl {
-                            None => RefinedTcpStream::new(sock),
+                            // askgate patch: out of file descriptors, drop this
+                            // connection and pause instead of panicking.
+                            None => match RefinedTcpStream::try_new(sock) {
+                                Ok(halves) => halves,
+                                Err(e) => {
+                                    log::error!("Error accepting new client: {}", e);
+                                    thread::sleep(std::time::Duration::from_millis(100));
+                                    continue;
+                                }
+                            },
                             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
                             Some(ref ssl) => {
                                 // trying to apply SSL over the connection

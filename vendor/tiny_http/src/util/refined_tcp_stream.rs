@@ -14,10 +14,16 @@ pub(crate) enum Stream {
 
 impl Clone for Stream {
     fn clone(&self) -> Self {
+        self.try_clone().unwrap()
+    }
+}
+
+impl Stream {
+    fn try_clone(&self) -> IoResult<Self> {
         match self {
-            Stream::Http(tcp_stream) => Stream::Http(tcp_stream.try_clone().unwrap()),
+            Stream::Http(tcp_stream) => tcp_stream.try_clone().map(Stream::Http),
             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-            Stream::Https(ssl_stream) => Stream::Https(ssl_stream.clone()),
+            Stream::Https(ssl_stream) => Ok(Stream::Https(ssl_stream.clone())),
         }
     }
 }
@@ -93,9 +99,19 @@ impl RefinedTcpStream {
     where
         S: Into<Stream>,
     {
+        Self::try_new(stream).expect("cloning a socket")
+    }
+
+    /// askgate patch: like `new`, but a socket that cannot be cloned (out of
+    /// file descriptors) is an error for the caller, not a panic in the
+    /// accept thread.
+    pub(crate) fn try_new<S>(stream: S) -> IoResult<(RefinedTcpStream, RefinedTcpStream)>
+    where
+        S: Into<Stream>,
+    {
         let stream: Stream = stream.into();
 
-        let (read, write) = (stream.clone(), stream);
+        let (read, write) = (stream.try_clone()?, stream);
 
         let read = RefinedTcpStream {
             stream: read,
@@ -109,7 +125,7 @@ impl RefinedTcpStream {
             close_write: true,
         };
 
-        (read, write)
+        Ok((read, write))
     }
 
     /// Returns true if this struct wraps around a secure connection.
