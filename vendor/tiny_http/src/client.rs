@@ -12,6 +12,14 @@ use crate::util::RefinedTcpStream;
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
 use crate::Request;
 
+/// askgate patch: the JSON error responses tiny_http sends by itself.
+fn json_error(status: u16, message: &str) -> crate::Response<std::io::Cursor<Vec<u8>>> {
+    let content_type = "Content-Type: application/json".parse::<crate::Header>().unwrap();
+    crate::Response::from_string(format!("{{\"error\": \"{}\"}}", message))
+        .with_status_code(crate::StatusCode(status))
+        .with_header(content_type)
+}
+
 /// askgate patch: limits on one request's header lines.
 const MAX_LINE_LEN: usize = 16 * 1024;
 const MAX_HEADERS: usize = 100;
@@ -211,11 +219,13 @@ impl Iterator for ClientConnection {
         }
 
         loop {
+            // askgate patch: every error tiny_http answers by itself is a JSON
+            // `{"error": ...}`, and a head that cannot be read whole gets an
+            // answer (431, 400) before the connection closes.
             let rq = match self.read() {
                 Err(ReadError::WrongRequestLine) => {
                     let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
-                    response
+                    json_error(400, "malformed request line")
                         .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
                         .ok();
                     return None; // we don't know where the next request would start,
@@ -224,8 +234,9 @@ impl Iterator for ClientConnection {
 
                 Err(ReadError::WrongHeader(ver)) => {
                     let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
-                    response.raw_print(writer, ver, &[], false, None).ok();
+                    json_error(400, "malformed request headers")
+                        .raw_print(writer, ver, &[], false, None)
+                        .ok();
                     return None; // we don't know where the next request would start,
                                  // se we have to close
                 }
@@ -233,17 +244,31 @@ impl Iterator for ClientConnection {
                 Err(ReadError::ReadIoError(ref err)) if err.kind() == ErrorKind::TimedOut => {
                     // request timeout
                     let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(408));
-                    response
+                    json_error(408, "request head not received in time")
                         .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
                         .ok();
                     return None; // closing the connection
                 }
 
+                Err(ReadError::ReadIoError(ref err))
+                    if matches!(err.kind(), ErrorKind::InvalidData | ErrorKind::InvalidInput) =>
+                {
+                    let (status, message) = match err.kind() {
+                        ErrorKind::InvalidData => (431, "request header too large"),
+                        _ => (400, "malformed request headers"),
+                    };
+                    let writer = self.sink.next().unwrap();
+                    json_error(status, message)
+                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
+                        .ok();
+                    return None;
+                }
+
                 Err(ReadError::ExpectationFailed(ver)) => {
                     let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(417));
-                    response.raw_print(writer, ver, &[], true, None).ok();
+                    json_error(417, "unsupported Expect header")
+                        .raw_print(writer, ver, &[], false, None)
+                        .ok();
                     return None; // TODO: should be recoverable, but needs handling in case of body
                 }
 
@@ -254,15 +279,10 @@ impl Iterator for ClientConnection {
 
             // checking HTTP version
             if *rq.http_version() > (1, 1) {
-                let writer = self.sink.next().unwrap();
-                let response = Response::from_string(
-                    "This server only supports HTTP versions 1.0 and 1.1".to_owned(),
-                )
-                .with_status_code(StatusCode(505));
-                response
-                    .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                    .ok();
-                continue;
+                // askgate patch: answered through the request itself; a second
+                // writer would wait for this request's writer for ever.
+                rq.respond(json_error(505, "only HTTP/1.0 and HTTP/1.1 are supported")).ok();
+                return None;
             }
 
             // updating the status of the connection
