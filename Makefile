@@ -13,7 +13,7 @@ build:
 test: test-rust test-page
 
 test-rust:
-	$(CARGO) test --all-targets
+	$(CARGO) test
 
 # The page in real headless Chromium; installs Debian's chromium and
 # playwright-core from npm when they are missing.
