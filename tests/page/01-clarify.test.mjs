@@ -3,25 +3,14 @@
 // that choice; "Other" with typed text answers with the text.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { launchBrowser, openPage, startServer, waitText } from './support.mjs';
+import { test } from 'node:test';
+import { openPage, serverAndBrowser, waitText } from './support.mjs';
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const env = serverAndBrowser();
 
 test('a clarify appears live, a choice and "Other" text answer it', async () => {
-  const { agent } = server;
-  const page = await openPage(await browser.newContext(), server.url);
+  const { agent } = env.server;
+  const page = await openPage(await env.browser.newContext(), env.server.url);
 
   const shown = waitText(page, '#clarify-card .clarify-question', 'Pick one?', 1000);
   const first = await agent.submitClarify({ session_id: 'c1', question: 'Pick one?', choices: ['alpha', 'beta'] });

@@ -2,27 +2,16 @@
 // `once`; the second then shows; each of the four buttons sends its choice.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { launchBrowser, openPage, startServer, waitText } from './support.mjs';
+import { test } from 'node:test';
+import { openPage, serverAndBrowser, waitText } from './support.mjs';
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const env = serverAndBrowser();
 
 const BUTTONS = { once: 'Allow once', session: 'Allow session', always: 'Always allow', deny: 'Deny' };
 
 test('approvals: "1 of 2", Enter = once, then every button sends its choice', async () => {
-  const { agent } = server;
-  const page = await openPage(await browser.newContext(), server.url);
+  const { agent } = env.server;
+  const page = await openPage(await env.browser.newContext(), env.server.url);
   const submit = (n) =>
     agent.submitApproval({
       session_id: 'a1',

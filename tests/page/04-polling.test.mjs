@@ -2,25 +2,14 @@
 // "polling" and still shows a new prompt within 2 s.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { launchBrowser, openPage, startServer, waitText } from './support.mjs';
+import { test } from 'node:test';
+import { openPage, serverAndBrowser, waitText } from './support.mjs';
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer(['--max-streams', '0']);
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const env = serverAndBrowser(['--max-streams', '0']);
 
 test('streams refused: the page polls and still shows prompts quickly', async () => {
-  const { agent } = server;
-  const page = await openPage(await browser.newContext(), server.url, { state: 'polling' });
+  const { agent } = env.server;
+  const page = await openPage(await env.browser.newContext(), env.server.url, { state: 'polling' });
   await waitText(page, '#connection', 'polling', 1000);
 
   const shown = waitText(page, '#clarify-card .clarify-question', 'Polled question?', 2000);

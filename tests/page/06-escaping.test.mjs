@@ -2,25 +2,14 @@
 // as those characters, and nothing runs.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { launchBrowser, openPage, startServer, waitText } from './support.mjs';
+import { test } from 'node:test';
+import { openPage, serverAndBrowser, waitText } from './support.mjs';
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const env = serverAndBrowser();
 
 test('prompt text is text, never HTML', async () => {
-  const { agent } = server;
-  const page = await openPage(await browser.newContext(), server.url);
+  const { agent } = env.server;
+  const page = await openPage(await env.browser.newContext(), env.server.url);
   const dialogs = [];
   page.on('dialog', async (dialog) => {
     dialogs.push(dialog.message());

@@ -2,25 +2,14 @@
 // message and keeps the typed text.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { launchBrowser, openPage, startServer, waitText } from './support.mjs';
+import { test } from 'node:test';
+import { openPage, serverAndBrowser, waitText } from './support.mjs';
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const env = serverAndBrowser();
 
 test('an answer to an expired clarify gets a clear message and keeps the text', async () => {
-  const { agent } = server;
-  const page = await openPage(await browser.newContext(), server.url);
+  const { agent } = env.server;
+  const page = await openPage(await env.browser.newContext(), env.server.url);
 
   const shown = waitText(page, '#clarify-card .clarify-question', 'Quick, what now?', 1000);
   const clarify = await agent.submitClarify({ session_id: 'e1', question: 'Quick, what now?', choices: ['wait'], timeout_seconds: 2 });
@@ -28,7 +17,7 @@ test('an answer to an expired clarify gets a clear message and keeps the text', 
   await waitText(page, '#clarify-card .countdown', 'expires in', 1000);
 
   // The answer leaves the page before the prompt expires and reaches the
-  // server after it has: the route holds it until the agent sees "expired".
+  // env.server after it has: the route holds it until the agent sees "expired".
   let respondStatus = null;
   await page.route('**/api/clarify/respond', async (route) => {
     assert.deepEqual(await agent.waitClarify('e1', clarify.clarify_id, 10000), { status: 'expired' });

@@ -3,21 +3,10 @@
 
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
-import { ensureArtifactsDir, launchBrowser, openPage, startServer, waitText } from './support.mjs';
+import { test } from 'node:test';
+import { ensureArtifactsDir, openPage, serverAndBrowser, waitText } from './support.mjs';
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const env = serverAndBrowser();
 
 const SESSION = 'nas-maintenance.agent-7:ops';
 
@@ -62,8 +51,8 @@ async function overflowing(page) {
 }
 
 async function shoot(viewport, colorScheme, file) {
-  const context = await browser.newContext({ viewport, colorScheme, deviceScaleFactor: 1 });
-  const page = await openPage(context, server.url, { hash: `#s=${encodeURIComponent(SESSION)}` });
+  const context = await env.browser.newContext({ viewport, colorScheme, deviceScaleFactor: 1 });
+  const page = await openPage(context, env.server.url, { hash: `#s=${encodeURIComponent(SESSION)}` });
   await waitText(page, '#approval-card .card-position', '1 of 2', 2000);
   await waitText(page, '#clarify-card .clarify-question', 'What should I clean up first?', 2000);
   await page.locator('#clarify-other-text').fill('Keep the March ones');
@@ -76,7 +65,7 @@ async function shoot(viewport, colorScheme, file) {
 }
 
 test('screenshots at 1280 px and 360 px, no overflow at 360 px', async () => {
-  await seed(server.agent);
+  await seed(env.server.agent);
   assert.deepEqual(await shoot({ width: 1280, height: 900 }, 'light', 'page-1280.png'), []);
   assert.deepEqual(await shoot({ width: 360, height: 780 }, 'light', 'page-360.png'), []);
   assert.deepEqual(await shoot({ width: 360, height: 780 }, 'dark', 'page-360-dark.png'), []);

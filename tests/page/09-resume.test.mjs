@@ -3,25 +3,14 @@
 // the gap, without leaving "live".
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { launchBrowser, openPage, startServer, waitText } from './support.mjs';
+import { test } from 'node:test';
+import { openPage, serverAndBrowser, waitText } from './support.mjs';
 
-let server;
-let browser;
+const env = serverAndBrowser(['--stream-lifetime-secs', '2-2']);
 
-before(async () => {
-  server = await startServer(['--stream-lifetime-secs', '2-2']);
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
-
-test('a stream the server ends is resumed without a gap', async () => {
-  const { agent } = server;
-  const page = await openPage(await browser.newContext(), server.url);
+test('a stream the env.server ends is resumed without a gap', async () => {
+  const { agent } = env.server;
+  const page = await openPage(await env.browser.newContext(), env.server.url);
   await page.evaluate(() => {
     window.connectionStates = [];
     new MutationObserver(() => window.connectionStates.push(document.querySelector('#connection').dataset.state)).observe(
@@ -32,7 +21,7 @@ test('a stream the server ends is resumed without a gap', async () => {
   await agent.submitClarify({ session_id: 'r1', question: 'Before the end?' });
   await waitText(page, '#clarify-card .clarify-question', 'Before the end?', 1000);
 
-  // The first stream ends after 2 s; submit while the browser waits `retry`.
+  // The first stream ends after 2 s; submit while the env.browser waits `retry`.
   const ended = await page.waitForEvent('requestfinished', {
     predicate: (request) => new URL(request.url()).pathname === '/api/events',
     timeout: 5000,

@@ -2,27 +2,16 @@
 // --max-streams) polls, and goes back to the stream once a place is free.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { launchBrowser, openPage, startServer, waitConnection, waitText } from './support.mjs';
+import { test } from 'node:test';
+import { openPage, serverAndBrowser, waitConnection, waitText } from './support.mjs';
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer(['--max-streams', '1', '--keepalive-secs', '1']);
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const env = serverAndBrowser(['--max-streams', '1', '--keepalive-secs', '1']);
 
 test('refused, the page polls; when a place frees up it streams again', async () => {
-  const { agent } = server;
+  const { agent } = env.server;
   // Another client holds the only place.
   const holder = new AbortController();
-  const held = await fetch(`${server.url}/api/events`, { signal: holder.signal });
+  const held = await fetch(`${env.server.url}/api/events`, { signal: holder.signal });
   assert.equal(held.status, 200);
   const reader = held.body.getReader();
   const draining = (async () => {
@@ -33,7 +22,7 @@ test('refused, the page polls; when a place frees up it streams again', async ()
     }
   })();
 
-  const page = await openPage(await browser.newContext(), server.url, { state: 'polling' });
+  const page = await openPage(await env.browser.newContext(), env.server.url, { state: 'polling' });
   const shown = waitText(page, '#clarify-card .clarify-question', 'Heard while polling?', 2000);
   await agent.submitClarify({ session_id: 'f1', question: 'Heard while polling?' });
   await shown;

@@ -12,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { after, before } from 'node:test';
 import { chromium } from 'playwright-core';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -199,4 +200,19 @@ export async function waitText(page, selector, text, timeout) {
 export function ensureArtifactsDir() {
   fs.mkdirSync(artifactsDir, { recursive: true });
   return artifactsDir;
+}
+
+// Starts a server (with `args`) and a browser before the file's tests and
+// stops both after them; `env.server` and `env.browser` hold them.
+export function serverAndBrowser(args = []) {
+  const env = {};
+  before(async () => {
+    env.server = await startServer(args);
+    env.browser = await launchBrowser();
+  });
+  after(async () => {
+    await env.browser?.close();
+    await env.server?.stop();
+  });
+  return env;
 }
