@@ -17,7 +17,6 @@ use crate::subscriber::{Interest, Update, Watch};
 use crate::{ids, validate};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// What every handler may use: the hub, the counters and the configuration.
@@ -433,77 +432,7 @@ fn cancel(app: &App, request: &Request, kind: Kind) -> Result<Reply> {
 // ---- operations ----
 
 fn metrics(app: &App) -> Response {
-    let counts = app.hub.counts();
-    let metrics = &app.metrics;
-    let mut text = String::new();
-    let mut line = |name: &str, help: &str, kind: &str, value: String| {
-        text.push_str(&format!(
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
-        ));
-    };
-    let load =
-        |counter: &std::sync::atomic::AtomicUsize| counter.load(Ordering::Relaxed).to_string();
-    line(
-        "askgate_streams_open",
-        "Open event streams.",
-        "gauge",
-        load(&metrics.streams_open),
-    );
-    line(
-        "askgate_longpolls_parked",
-        "Parked long-polls and waits.",
-        "gauge",
-        load(&metrics.longpolls_parked),
-    );
-    line(
-        "askgate_subscribers",
-        "Registered subscribers.",
-        "gauge",
-        counts.subscribers.to_string(),
-    );
-    line(
-        "askgate_sessions",
-        "Sessions known.",
-        "gauge",
-        counts.sessions.to_string(),
-    );
-    let frames = metrics.frames_sent.load(Ordering::Relaxed).to_string();
-    line(
-        "askgate_frames_sent_total",
-        "Stream frames written.",
-        "counter",
-        frames,
-    );
-    line(
-        "askgate_resyncs_total",
-        "Subscribers resynced after falling behind.",
-        "counter",
-        counts.resyncs.to_string(),
-    );
-    line(
-        "askgate_version",
-        "The global change version.",
-        "counter",
-        counts.version.to_string(),
-    );
-    text.push_str(
-        "# HELP askgate_pending_prompts Pending prompts.\n# TYPE askgate_pending_prompts gauge\n",
-    );
-    text.push_str(&format!(
-        "askgate_pending_prompts{{kind=\"clarify\"}} {}\n",
-        counts.pending_clarify
-    ));
-    text.push_str(&format!(
-        "askgate_pending_prompts{{kind=\"approval\"}} {}\n",
-        counts.pending_approval
-    ));
-    text.push_str("# HELP askgate_responses_total Responses by status class.\n# TYPE askgate_responses_total counter\n");
-    for class in 1..=5 {
-        let count = metrics.responses[class].load(Ordering::Relaxed);
-        text.push_str(&format!(
-            "askgate_responses_total{{class=\"{class}xx\"}} {count}\n"
-        ));
-    }
+    let text = app.metrics.render(&app.hub.counts());
     Response::text(200, "text/plain; version=0.0.4; charset=utf-8", text)
 }
 
