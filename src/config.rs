@@ -41,7 +41,7 @@ const FLAGS: &[(&str, &str, &str)] = &[
     (
         "max-sessions",
         "10000",
-        "sessions with something pending at once",
+        "sessions at once; the idle one changed longest ago makes room",
     ),
     (
         "max-prompts",

@@ -695,7 +695,7 @@ impl State {
         approved.then(|| "session".into())
     }
 
-    fn check_room(&self, session_id: &str, kind: Kind, limits: &Limits) -> Result<()> {
+    fn check_room(&mut self, session_id: &str, kind: Kind, limits: &Limits) -> Result<()> {
         if self.queue_len(session_id, kind) >= limits.max_pending {
             return Err(Error::TooMany(format!(
                 "too many pending {} prompts in this session (limit {})",
@@ -709,21 +709,32 @@ impl State {
                 limits.max_prompts
             )));
         }
-        // Sessions with something pending count; idle ones (kept for their
-        // session approvals, or until pruned) do not.
-        let active =
-            |session: &Session| !session.clarify.is_empty() || !session.approval.is_empty();
-        let joining = self
-            .sessions
-            .get(session_id)
-            .is_none_or(|session| !active(session));
-        if joining && self.sessions.values().filter(|s| active(s)).count() >= limits.max_sessions {
-            return Err(Error::TooMany(format!(
-                "too many sessions (limit {})",
-                limits.max_sessions
-            )));
+        if !self.sessions.contains_key(session_id) && self.sessions.len() >= limits.max_sessions {
+            self.evict_idle_session().ok_or_else(|| {
+                Error::TooMany(format!("too many sessions (limit {})", limits.max_sessions))
+            })?;
         }
         Ok(())
+    }
+
+    /// Makes room for a new session by forgetting the idle one (nothing
+    /// pending, watched by no one by name) changed longest ago, with its
+    /// session approvals. `None` when every session is busy.
+    fn evict_idle_session(&mut self) -> Option<()> {
+        let registry = &self.registry;
+        let idle = self.sessions.iter().filter(|(session_id, session)| {
+            session.clarify.is_empty()
+                && session.approval.is_empty()
+                && !registry.watches_by_name(session_id)
+        });
+        let oldest = idle
+            .min_by(|a, b| a.1.changed_at.total_cmp(&b.1.changed_at))?
+            .0
+            .clone();
+        let session = self.sessions.remove(&oldest)?;
+        let version = session.clarify.version().max(session.approval.version());
+        self.pruned_version = self.pruned_version.max(version);
+        Some(())
     }
 
     fn fresh_id(&self, kind: Kind) -> String {

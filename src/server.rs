@@ -14,6 +14,7 @@ use crate::http::{self, Method, Reply, Request, Response};
 use crate::hub::{Hub, Limits};
 use crate::metrics::Metrics;
 use crate::routes::{self, App};
+use crossbeam_channel::TrySendError;
 use std::io::{self, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::OwnedFd;
@@ -65,9 +66,9 @@ impl Server {
         for index in 0..app.config.workers {
             let (requests, app, detached) = (idle_workers.clone(), app.clone(), detached.clone());
             let worker = move || {
-                requests
-                    .iter()
-                    .for_each(|request| serve(&app, &detached, request))
+                for request in requests.iter() {
+                    serve_guarded(&app, &detached, request);
+                }
             };
             threads.push(
                 thread::Builder::new()
@@ -181,14 +182,25 @@ fn dispatch(
                 continue;
             }
         };
-        if let Err(crossbeam_channel::TrySendError::Full(request)) = idle_workers.try_send(request)
-        {
-            let (app, group) = (app.clone(), detached.clone());
-            let extra = move || serve(&app, &group, request);
-            if let Err(error) = detached.spawn("askgate-request", extra) {
-                log::error!("could not start a request thread: {error}");
-            }
+        // Every worker busy (or, should one ever die, none left): a thread
+        // of its own.
+        let request = match idle_workers.try_send(request) {
+            Ok(()) => continue,
+            Err(TrySendError::Full(request) | TrySendError::Disconnected(request)) => request,
+        };
+        let (app, group) = (app.clone(), detached.clone());
+        let extra = move || serve_guarded(&app, &group, request);
+        if let Err(error) = detached.spawn("askgate-request", extra) {
+            log::error!("could not start a request thread: {error}");
         }
+    }
+}
+
+/// `serve`, with a panic anywhere in it (tiny_http's writing included)
+/// logged instead of ending the thread.
+fn serve_guarded(app: &App, detached: &Arc<ThreadGroup>, raw: tiny_http::Request) {
+    if catch_unwind(AssertUnwindSafe(|| serve(app, detached, raw))).is_err() {
+        log::error!("serving a request panicked");
     }
 }
 
@@ -218,7 +230,19 @@ fn serve(app: &App, detached: &Arc<ThreadGroup>, mut raw: tiny_http::Request) {
             let writer = raw.into_writer();
             detached.spawn("askgate-stream", move || stream.run(writer, chunked))
         }
-        Reply::Park(work) => detached.spawn("askgate-park", move || respond(&metrics, raw, work())),
+        Reply::Park(work) => {
+            let patience = app.config.header_timeout;
+            detached.spawn("askgate-park", move || {
+                let parked = Instant::now();
+                let mut response = work();
+                // tiny_http stops reading a connection whose response takes
+                // longer than the receive timeout: tell the client so.
+                if parked.elapsed() >= patience / 2 {
+                    response.headers.push(("Connection", "close".into()));
+                }
+                respond(&metrics, raw, response)
+            })
+        }
     };
     if let Err(error) = outcome {
         log::error!("could not start a thread: {error}");

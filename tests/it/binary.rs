@@ -450,3 +450,52 @@ fn running_out_of_file_descriptors_does_not_stop_the_listener_for_good() {
         },
     );
 }
+
+#[test]
+fn answers_slower_than_the_receive_timeout_neither_kill_workers_nor_mislead_keep_alive() {
+    let server = ServerProcess::start(&["--workers", "1", "--header-timeout-secs", "1"]);
+    // A body over 1 KiB, trickled past the timeout, is read on the worker;
+    // by the time it answers, tiny_http has stopped waiting for it.
+    let mut slow = TcpStream::connect(server.addr).unwrap();
+    let body = format!(
+        r#"{{"session_id": "slow", "question": "{}"}}"#,
+        "q".repeat(2000)
+    );
+    let head = format!(
+        "POST /api/clarify/submit HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    slow.write_all(head.as_bytes()).unwrap();
+    let (first, rest) = body.as_bytes().split_at(body.len() / 2);
+    slow.write_all(first).unwrap();
+    slow.set_read_timeout(Some(Duration::from_millis(700)))
+        .unwrap();
+    let mut nothing = [0; 1];
+    assert!(
+        slow.read(&mut nothing).is_err(),
+        "no answer before the body is whole"
+    );
+    slow.write_all(&rest[..rest.len() - 1]).unwrap();
+    assert!(
+        slow.read(&mut nothing).is_err(),
+        "no answer before the body is whole"
+    );
+    slow.write_all(&rest[rest.len() - 1..]).unwrap();
+    slow.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut response = String::new();
+    let _ = slow.read_to_string(&mut response);
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert_eq!(
+        server.threads_named("askgate-worker-"),
+        1,
+        "the worker lives"
+    );
+    // A long-poll answered after the timeout says the connection closes.
+    let poll = server.get("/api/clarify/pending?session_id=slow&since=1&wait=1.5");
+    assert!(
+        poll.starts_with("HTTP/1.1 200") && poll.contains("Connection: close\r\n"),
+        "{poll}"
+    );
+    assert_eq!(server.threads_named("askgate-worker-"), 1);
+    assert!(server.get("/healthz").ends_with("ok"));
+}

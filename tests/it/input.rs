@@ -151,6 +151,30 @@ fn queue_and_session_limits_are_429() {
         (more.status, more.json()),
         (429, json!({"error": "too many sessions (limit 3)"}))
     );
+    // An idle session (approved for the session, nothing pending) makes
+    // room: the one changed longest ago goes.
+    let approval = server.submit_approval("s1", "ls", &["ls"]);
+    let body =
+        json!({"session_id": "s1", "approval_id": approval["approval_id"], "choice": "session"});
+    server.post("/api/approval/respond", &body);
+    server.post("/api/clarify/cancel", &json!({"session_id": "s1"}));
+    assert_eq!(
+        server
+            .post(
+                "/api/clarify/submit",
+                &json!({"session_id": "s3", "question": "a"})
+            )
+            .status,
+        200
+    );
+    let sessions = server.get("/api/sessions").json();
+    let names: Vec<&str> = sessions["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["session_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["s0", "s2", "s3"], "s1 made room");
     let global = TestServer::start(&["--max-prompts", "2"]);
     global.submit_clarify("g1", "a");
     global.submit_approval("g2", "b", &[]);

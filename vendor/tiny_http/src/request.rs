@@ -96,7 +96,9 @@ impl<R: Write> Write for NotifyOnDrop<R> {
 }
 impl<R> Drop for NotifyOnDrop<R> {
     fn drop(&mut self) {
-        self.sender.send(()).unwrap();
+        // askgate patch: the connection may have stopped waiting (a response
+        // slower than its receive timeout); that is no reason to panic.
+        let _ = self.sender.send(());
     }
 }
 
@@ -458,7 +460,7 @@ impl Request {
     {
         let res = self.respond_impl(response);
         if let Some(sender) = self.notify_when_responded.take() {
-            sender.send(()).unwrap();
+            let _ = sender.send(()); // askgate patch: see NotifyOnDrop
         }
         res
     }
@@ -514,7 +516,7 @@ impl Drop for Request {
             let response = Response::empty(500);
             let _ = self.respond_impl(response); // ignoring any potential error
             if let Some(sender) = self.notify_when_responded.take() {
-                sender.send(()).unwrap();
+                let _ = sender.send(()); // askgate patch: see NotifyOnDrop
             }
         }
     }
