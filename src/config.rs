@@ -56,7 +56,7 @@ const FLAGS: &[(&str, &str, &str)] = &[
     (
         "stream-lifetime-secs",
         "600-900",
-        "the server ends a multiplexed stream at a random point in this range",
+        "the server ends a stream at a random point in this range",
     ),
     ("workers", "4", "threads answering ordinary requests"),
     (

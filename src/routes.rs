@@ -267,7 +267,7 @@ fn per_kind_stream(app: &App, request: &Request, kind: Kind) -> Result<Reply> {
         watch: Watch::Sessions(vec![session_id.to_string()]),
         kind: Some(kind),
     };
-    open_stream(app, interest, None, Format::PerKind(kind), None)
+    open_stream(app, interest, None, Format::PerKind(kind))
 }
 
 fn events(app: &App, request: &Request) -> Result<Reply> {
@@ -291,25 +291,21 @@ fn events(app: &App, request: &Request) -> Result<Reply> {
         .header("last-event-id")
         .or_else(|| request.query("last_event_id"));
     let since = last_event_id.and_then(|id| id.trim().parse::<u64>().ok());
-    let (low, high) = app.config.stream_lifetime;
-    let spread = (high - low).as_secs_f64() * (ids::random_u64() as f64 / u64::MAX as f64);
-    let lifetime = low + Duration::from_secs_f64(spread);
     open_stream(
         app,
         Interest { watch, kind: None },
         since,
         Format::Multiplexed,
-        Some(lifetime),
     )
 }
 
-fn open_stream(
-    app: &App,
-    interest: Interest,
-    since: Option<u64>,
-    format: Format,
-    lifetime: Option<Duration>,
-) -> Result<Reply> {
+/// Every stream, per-kind or multiplexed, is ended by the server at a random
+/// point of `--stream-lifetime-secs`, so half-open connections and clients
+/// that stopped reading cannot pile up; browsers reconnect (and resume).
+fn open_stream(app: &App, interest: Interest, since: Option<u64>, format: Format) -> Result<Reply> {
+    let (low, high) = app.config.stream_lifetime;
+    let spread = (high - low).as_secs_f64() * (ids::random_u64() as f64 / u64::MAX as f64);
+    let lifetime = low + Duration::from_secs_f64(spread);
     let place = app
         .metrics
         .take_place(Place::Stream)
@@ -321,7 +317,7 @@ fn open_stream(
         subscription,
         format,
         keepalive: app.config.keepalive,
-        lifetime,
+        lifetime: Some(lifetime),
         place,
     })))
 }

@@ -199,3 +199,19 @@ fn shutdown_ends_streams_with_the_last_chunk() {
     stream.expect_closed(Duration::from_secs(3));
     assert!(stopped.elapsed() < Duration::from_secs(2));
 }
+
+#[test]
+fn a_per_kind_stream_also_ends_after_its_lifetime() {
+    // A client that stopped reading is not noticed while the kernel still
+    // takes its keepalives; the lifetime ends its stream all the same.
+    let server = TestServer::start(&["--stream-lifetime-secs", "1"]);
+    let mut stream = server.stream("/api/approval/stream?session_id=life");
+    stream.expect_event("initial");
+    let opened = Instant::now();
+    stream.expect_end(Duration::from_secs(3));
+    assert!(
+        opened.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        opened.elapsed()
+    );
+}
