@@ -379,7 +379,7 @@ impl Hub {
         let mut state = self.lock();
         let since = since.filter(|&v| v <= state.version && v >= state.pruned_version);
         let initial = state.states(&interest, since);
-        let inbox = state.registry.add(interest, self.limits.subscriber_buffer);
+        let inbox = self.register(&mut state, interest);
         Subscription {
             inbox,
             initial,
@@ -405,7 +405,17 @@ impl Hub {
             watch: Watch::Sessions(vec![session_id.to_string()]),
             kind: Some(kind),
         };
-        Ok(state.registry.add(interest, self.limits.subscriber_buffer))
+        Ok(self.register(&mut state, interest))
+    }
+
+    /// Adds a subscriber; once the hub is closing, its channel is closed at
+    /// once, so a stream opened during shutdown ends instead of lingering.
+    fn register(&self, state: &mut State, interest: Interest) -> Inbox {
+        let inbox = state.registry.add(interest, self.limits.subscriber_buffer);
+        if self.closing.load(Ordering::Acquire) {
+            state.registry.remove(inbox.id);
+        }
+        inbox
     }
 
     pub fn unsubscribe(&self, id: u64) {
@@ -807,5 +817,57 @@ impl State {
             keep
         });
         self.pruned_version = pruned_version;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hub() -> Hub {
+        let result_ttl = Duration::from_secs(600);
+        Hub::new(Limits {
+            max_pending: 64,
+            max_prompts: 100,
+            max_sessions: 100,
+            subscriber_buffer: 16,
+            result_ttl,
+        })
+    }
+
+    #[test]
+    fn nothing_subscribes_once_the_hub_is_closing() {
+        let hub = hub();
+        let open = hub.subscribe(
+            Interest {
+                watch: Watch::All,
+                kind: None,
+            },
+            None,
+        );
+        hub.close();
+        assert!(
+            open.inbox.receiver.recv().is_err(),
+            "closing ends existing subscriptions"
+        );
+        let late = hub.subscribe(
+            Interest {
+                watch: Watch::All,
+                kind: None,
+            },
+            None,
+        );
+        assert!(
+            late.inbox.receiver.recv().is_err(),
+            "and any that come after"
+        );
+        assert!(
+            hub.subscribe_unless_changed("s", Kind::Clarify, 0)
+                .unwrap()
+                .receiver
+                .recv()
+                .is_err()
+        );
+        assert_eq!(hub.counts().subscribers, 0);
     }
 }

@@ -32,6 +32,11 @@ pub struct App {
 const RETRY_AFTER_SECS: u32 = 5;
 
 pub fn handle(app: &App, request: &Request) -> Reply {
+    // An oversized body is refused whatever the route, even one that would
+    // not read it (a stream, a poll).
+    if let Err(error @ Error::PayloadTooLarge) = &request.body {
+        return error.clone().into();
+    }
     route(app, request).unwrap_or_else(Reply::from)
 }
 

@@ -524,3 +524,33 @@ fn heads_tiny_http_refuses_get_json_errors_too() {
     }
     assert_eq!(server.get("/healthz").status, 200);
 }
+
+#[test]
+fn an_oversized_body_is_413_on_every_route() {
+    let server = TestServer::start(&[]);
+    for path in [
+        "/api/events",
+        "/api/clarify/stream?session_id=b",
+        "/api/clarify/pending?session_id=b",
+        "/healthz",
+    ] {
+        let mut socket = server.connect();
+        let head =
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100000\r\n\r\n");
+        socket.write_all(head.as_bytes()).unwrap();
+        socket.write_all(&vec![b'x'; 100_000]).unwrap();
+        let mut response = String::new();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut buffer = [0; 512];
+        let n = socket.read(&mut buffer).unwrap();
+        response.push_str(&String::from_utf8_lossy(&buffer[..n]));
+        assert!(response.starts_with("HTTP/1.1 413"), "{path}: {response}");
+    }
+    assert_eq!(
+        server.metric("askgate_streams_open"),
+        0.0,
+        "no stream was opened"
+    );
+}
