@@ -2,24 +2,17 @@
 //! clarify or approve, and the human answers from a browser in real time.
 //!
 //! The binary is a thin wrapper; everything lives here so that tests can
-//! start a real server on port 0. See ARCHITECTURE.md for the codemap.
+//! start a real server on port 0. The folders are the layers, and they
+//! point one way: `core` (pure state) ← `hub` (the lock around it) ←
+//! `serve` (HTTP and streams); `cli` talks to a server over HTTP only. See
+//! ARCHITECTURE.md for the codemap.
 
-pub mod client;
+pub mod cli;
 pub mod config;
+pub mod core;
 pub mod error;
-pub mod http;
 pub mod hub;
-pub mod ids;
-pub mod metrics;
-pub mod prompt;
-pub mod queue;
-pub mod routes;
-pub mod server;
-pub mod sse;
-pub mod static_files;
-pub mod stream;
-pub mod subscriber;
-pub mod validate;
+pub mod serve;
 
 pub use config::Config;
-pub use server::Server;
+pub use serve::server::Server;

@@ -1,7 +1,8 @@
 //! The `askgate` command: `serve` (the default) runs the server; `clarify`
 //! and `approve` ask through a running server and wait for the answer.
 
-use askgate::{Config, Server, client};
+use askgate::cli::client;
+use askgate::{Config, Server};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {

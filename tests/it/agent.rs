@@ -1,4 +1,4 @@
-//! The agent API of SPEC §5: wait, cancel, server-side expiry (queue rule
+//! The agent API of docs/PROTOCOL.md §5: wait, cancel, server-side expiry (queue rule
 //! 10) and outcome retention.
 
 use crate::support::{DEADLINE, SseClient, TestServer, eventually};

@@ -106,6 +106,8 @@ fn approve_exit_codes_follow_the_choice() {
         .enumerate()
     {
         let session_id = format!("ap{n}");
+        // Rules cover the command the human saw: each round asks a new one.
+        let command = format!("reboot {n}");
         let child = ask(
             server.addr,
             &[
@@ -113,7 +115,7 @@ fn approve_exit_codes_follow_the_choice() {
                 "--session",
                 &session_id,
                 "--command",
-                "reboot",
+                &command,
                 "--pattern",
                 &format!("p{n}"),
             ],
@@ -128,7 +130,7 @@ fn approve_exit_codes_follow_the_choice() {
             "{choice}"
         );
     }
-    // After `session`, the same pattern in that session is approved at once.
+    // After `session`, the same command in that session is approved at once.
     let again = finish(
         ask(
             server.addr,
@@ -137,7 +139,7 @@ fn approve_exit_codes_follow_the_choice() {
                 "--session",
                 "ap1",
                 "--command",
-                "reboot now",
+                "reboot 1",
                 "--pattern",
                 "p1",
             ],

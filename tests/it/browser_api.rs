@@ -1,4 +1,4 @@
-//! The browser API of SPEC §3: every row of the respond tables with its exact
+//! The browser API of docs/PROTOCOL.md §3: every row of the respond tables with its exact
 //! body, polling, and the JSON headers.
 
 use crate::support::TestServer;
@@ -95,9 +95,14 @@ fn clarify_respond_table() {
 #[test]
 fn approval_respond_table() {
     let server = TestServer::start(&[]);
+    // A new command each time: a `session` or `always` answer grants a
+    // rule for the command it answered.
+    let asked = std::cell::Cell::new(0);
     let fresh = |server: &TestServer| {
         server.post("/api/approval/cancel", &json!({"session_id": "t"}));
-        server.submit_approval("t", "rm -rf /tmp/a", &[])["approval_id"].clone()
+        asked.set(asked.get() + 1);
+        let command = format!("rm -rf /tmp/a{}", asked.get());
+        server.submit_approval("t", &command, &[])["approval_id"].clone()
     };
     let stale_while_pending = |server: &TestServer| {
         let id = fresh(server);
@@ -155,10 +160,17 @@ fn approval_respond_table() {
 #[test]
 fn session_and_always_rules_answer_later_submits_at_once() {
     let server = TestServer::start(&[]);
+    let answer = |session_id: &str, id: &Value, choice: &str, scope: Option<&str>| {
+        let mut body = json!({"session_id": session_id, "approval_id": id, "choice": choice});
+        if let Some(scope) = scope {
+            body["scope"] = json!(scope);
+        }
+        let reply = server.post("/api/approval/respond", &body);
+        assert_eq!(reply.status, 200, "{}", reply.text());
+    };
     let first = server.submit_approval("a", "git push", &["git push"]);
-    let body = json!({"session_id": "a", "approval_id": first["approval_id"], "choice": "session"});
-    assert_eq!(server.post("/api/approval/respond", &body).status, 200);
-    let again = server.submit_approval("a", "git push origin", &["git push"]);
+    answer("a", &first["approval_id"], "session", None);
+    let again = server.submit_approval("a", "git push", &[]);
     assert_eq!(
         (
             again["status"].as_str(),
@@ -172,32 +184,64 @@ fn session_and_always_rules_answer_later_submits_at_once() {
         0,
         "never shown"
     );
+    let wider = server.submit_approval("a", "git push origin", &["git push"]);
+    assert_eq!(
+        wider["pending_count"], 1,
+        "an exact rule covers that command only"
+    );
     let elsewhere = server.submit_approval("b", "git push", &["git push"]);
     assert_eq!(
         elsewhere["pending_count"], 1,
         "a session rule stays in its session"
     );
 
-    let body =
-        json!({"session_id": "b", "approval_id": elsewhere["approval_id"], "choice": "always"});
-    server.post("/api/approval/respond", &body);
-    let anywhere = server.submit_approval("c", "git push", &["git push"]);
+    answer("b", &elsewhere["approval_id"], "always", Some("git push"));
+    let anywhere = server.submit_approval("c", "git push origin main", &[]);
     assert_eq!(
         (anywhere["choice"].as_str(), anywhere["auto"].as_bool()),
-        (Some("always"), Some(true))
+        (Some("always"), Some(true)),
+        "a prefix the human picked covers its arguments"
     );
-    let partly = server.submit_approval("c", "git push && rm", &["git push", "rm"]);
-    assert_eq!(partly["pending_count"], 1, "every key must be approved");
+    let chained = server.submit_approval("c", "git push && rm -rf ~", &["git push"]);
+    assert_eq!(
+        chained["pending_count"], 1,
+        "never what follows a shell operator"
+    );
     let once = server.submit_approval("d", "ls", &["ls"]);
-    server.post(
-        "/api/approval/respond",
-        &json!({"session_id": "d", "approval_id": once["approval_id"], "choice": "once"}),
-    );
+    answer("d", &once["approval_id"], "once", None);
     assert_eq!(
         server.submit_approval("d", "ls", &["ls"])["pending_count"],
         1,
         "once persists nothing"
     );
+}
+
+#[test]
+fn an_agent_cannot_widen_a_rule_with_pattern_keys() {
+    let server = TestServer::start(&[]);
+    let reboot = server.submit_approval("s1", "reboot", &["reboot"]);
+    let body =
+        json!({"session_id": "s1", "approval_id": reboot["approval_id"], "choice": "always"});
+    assert_eq!(server.post("/api/approval/respond", &body).status, 200);
+    let forged = server.submit_approval("s2", "rm -rf / --no-preserve-root", &["reboot"]);
+    assert_eq!(
+        (forged["pending_count"].as_u64(), forged["auto"].as_bool()),
+        (Some(1), None),
+        "pattern keys never decide what a rule matches"
+    );
+}
+
+#[test]
+fn a_scope_that_is_not_a_prefix_of_the_command_is_400_and_answers_nothing() {
+    let server = TestServer::start(&[]);
+    let asked = server.submit_approval("s", "git push origin", &[]);
+    for scope in ["rm", "git pu", "git push origin main"] {
+        let body = json!({"session_id": "s", "approval_id": asked["approval_id"], "choice": "always", "scope": scope});
+        let reply = server.post("/api/approval/respond", &body);
+        assert_eq!(reply.status, 400, "{scope}: {}", reply.text());
+    }
+    let poll = server.get("/api/approval/pending?session_id=s").json();
+    assert_eq!(poll["pending_count"], 1, "nothing was answered");
 }
 
 #[test]

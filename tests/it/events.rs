@@ -1,4 +1,4 @@
-//! The multiplexed stream (SPEC §4), long-polling and ETags (§3.1),
+//! The multiplexed stream (docs/PROTOCOL.md §4), long-polling and ETags (§3.1),
 //! `/api/sessions`, and the cap on streams and parked long-polls.
 
 use crate::queue_rules::slow_subscriber_ends_on_the_true_state;

@@ -1,4 +1,4 @@
-//! Bad input (SPEC §7): every refusal is a clear JSON 4xx, changes nothing,
+//! Bad input (docs/PROTOCOL.md §7): every refusal is a clear JSON 4xx, changes nothing,
 //! and the server keeps serving.
 
 use crate::support::TestServer;

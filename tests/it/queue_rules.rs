@@ -1,4 +1,4 @@
-//! Queue rules 1 to 9 of SPEC §2, one test each (rule 10 lives in `agent`),
+//! Queue rules 1 to 9 of docs/PROTOCOL.md §2, one test each (rule 10 lives in `agent`),
 //! plus churn: streams opened and closed while prompts come and go.
 
 use crate::support::{DEADLINE, Event, SseClient, TestServer, within};

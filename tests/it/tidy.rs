@@ -96,18 +96,153 @@ fn every_source_file_opens_with_a_module_doc() {
     );
 }
 
+/// Every source file, by its path under `src/` (`core/state.rs`).
+fn source_paths() -> Vec<String> {
+    let mut files = Vec::new();
+    source_files(&root().join("src"), &mut files);
+    let src = root().join("src");
+    let relative =
+        |path: &std::path::PathBuf| path.strip_prefix(&src).unwrap().display().to_string();
+    files.iter().map(relative).collect()
+}
+
+fn read_source(path: &str) -> String {
+    fs::read_to_string(root().join("src").join(path)).unwrap()
+}
+
 #[test]
 fn architecture_names_every_module() {
     let architecture = fs::read_to_string(root().join("ARCHITECTURE.md")).unwrap();
-    let mut files = Vec::new();
-    source_files(&root().join("src"), &mut files);
-    let missing: Vec<String> = files
-        .iter()
-        .map(|path| path.file_name().unwrap().to_string_lossy().to_string())
-        .filter(|name| !architecture.contains(&format!("`{name}`")))
+    let missing: Vec<String> = source_paths()
+        .into_iter()
+        .filter(|path| !architecture.contains(&format!("`{path}`")))
         .collect();
     assert!(
         missing.is_empty(),
         "ARCHITECTURE.md does not name {missing:?}"
     );
+}
+
+/// The lines of a file that are code, not comments.
+fn code_lines(text: &str) -> impl Iterator<Item = &str> {
+    text.lines().filter(|line| {
+        let line = line.trim_start();
+        !line.starts_with("//")
+    })
+}
+
+#[test]
+fn the_state_machine_reads_no_clock_takes_no_lock_draws_no_random_number() {
+    let state = read_source("core/state.rs");
+    let forbidden = [
+        "Mutex",
+        "RwLock",
+        "Condvar",
+        "Instant::now",
+        "SystemTime",
+        "random",
+        "thread::",
+        "ids::",
+    ];
+    let found: Vec<&str> = forbidden
+        .into_iter()
+        .filter(|word| code_lines(&state).any(|line| line.contains(word)))
+        .collect();
+    assert!(found.is_empty(), "core/state.rs uses {found:?}");
+}
+
+#[test]
+fn layers_point_one_way() {
+    // (files under this folder, what they may not import)
+    let rules = [
+        (
+            "core/",
+            ["crate::hub", "crate::serve", "crate::store", "crate::cli"].as_slice(),
+        ),
+        ("hub/", ["crate::serve", "crate::cli"].as_slice()),
+        (
+            "store/",
+            ["crate::hub", "crate::serve", "crate::cli", "crate::core"].as_slice(),
+        ),
+        (
+            "serve/http.rs",
+            ["crate::hub", "crate::serve::stream", "crate::core"].as_slice(),
+        ),
+        (
+            "cli/",
+            ["crate::hub", "crate::serve", "crate::store"].as_slice(),
+        ),
+    ];
+    let mut broken = Vec::new();
+    for path in source_paths() {
+        for (layer, forbidden) in rules {
+            if !path.starts_with(layer) {
+                continue;
+            }
+            let text = read_source(&path);
+            for import in forbidden {
+                if code_lines(&text).any(|line| line.contains(import)) {
+                    broken.push(format!("{path} uses {import}"));
+                }
+            }
+        }
+    }
+    assert!(broken.is_empty(), "layers broken: {broken:?}");
+}
+
+/// The arms of every `match` whose arms name `Kind::` variants: none may be
+/// a wildcard, so a new kind makes the compiler name every place it touches.
+#[test]
+fn no_match_on_kind_has_a_wildcard_arm() {
+    let mut found = Vec::new();
+    for path in source_paths() {
+        let text = read_source(&path);
+        for (start, _) in text.match_indices("match ") {
+            let Some(open) = text[start..].find('{').map(|i| start + i) else {
+                continue;
+            };
+            let body = block(&text[open..]);
+            let arms: Vec<&str> = top_level_arms(body);
+            let on_kind = arms
+                .iter()
+                .any(|arm| arm.trim_start().starts_with("Kind::"));
+            if on_kind && arms.iter().any(|arm| arm.trim_start().starts_with("_ =>")) {
+                let line = text[..start].lines().count() + 1;
+                found.push(format!("{path}:{line}"));
+            }
+        }
+    }
+    assert!(found.is_empty(), "wildcard arms on Kind at {found:?}");
+}
+
+/// The text of the brace block that `text` opens, without its braces.
+fn block(text: &str) -> &str {
+    let mut depth = 0;
+    for (i, c) in text.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return &text[1..i];
+                }
+            }
+            _ => {}
+        }
+    }
+    text
+}
+
+/// The lines of a match body that start an arm at its top level.
+fn top_level_arms(body: &str) -> Vec<&str> {
+    let mut depth = 0i32;
+    let mut arms = Vec::new();
+    for line in body.lines() {
+        if depth == 0 && !line.trim().is_empty() {
+            arms.push(line);
+        }
+        depth += line.matches(['{', '(', '[']).count() as i32;
+        depth -= line.matches(['}', ')', ']']).count() as i32;
+    }
+    arms
 }

@@ -3,7 +3,7 @@
 // It starts a real askgate server (target/debug/askgate, or $ASKGATE_BIN) on
 // port 0 with a fresh data directory and stops it afterwards; launches
 // Debian's Chromium headless through playwright-core; plays the agent side
-// with plain fetch against the agent API (SPEC §5); reads /metrics. Nothing
+// with plain fetch against the agent API (docs/PROTOCOL.md §5); reads /metrics. Nothing
 // here sleeps to wait for something: waits are polls with deadlines.
 
 import { spawn } from 'node:child_process';
@@ -103,7 +103,7 @@ async function call(base, method, route, body) {
   return JSON.parse(text);
 }
 
-// The agent side of SPEC §5, and /metrics.
+// The agent side of docs/PROTOCOL.md §5, and /metrics.
 export function createAgent(base) {
   const query = (params) => new URLSearchParams(params).toString();
 

@@ -1,31 +1,55 @@
-//! Routes: parsed requests in, replies out. The browser API of SPEC §3 and
-//! §4, the agent API of §5, and the operational endpoints.
+//! Routes: parsed requests in, replies out. The browser API of
+//! docs/PROTOCOL.md §3 and §4, the agent API of §5, and the operational
+//! endpoints.
 //!
 //! Handlers validate everything before they touch the hub, so bad input gets
 //! a 4xx and changes nothing. They never see a socket: blocking work is
 //! returned as a `Reply::Park` closure and streams as a `Reply::Stream`.
 
 use crate::config::Config;
+use crate::core::kind::Kind;
+use crate::core::prompt::{Answer, Choice, Outcome};
+use crate::core::state::{Limits, Submitted};
+use crate::core::validate;
+use crate::core::view::{Interest, Update, Watch};
 use crate::error::{Error, Result};
-use crate::http::{Method, Reply, Request, Response};
-use crate::hub::{ApprovalResponse, Hub, Membership, Submitted, WaitResult};
-use crate::metrics::{Metrics, Place};
-use crate::prompt::{Kind, Outcome};
-use crate::static_files;
-use crate::stream::{Format, Stream};
-use crate::subscriber::{Interest, Update, Watch};
-use crate::{ids, validate};
+use crate::hub::{Hub, Responded, WaitResult, ids};
+use crate::serve::admission::{Admission, Place};
+use crate::serve::http::{Method, Reply, Request, Response};
+use crate::serve::metrics::{Metrics, Places};
+use crate::serve::static_files;
+use crate::serve::stream::{Format, Stream};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// What every handler may use: the hub, the counters and the configuration.
+/// What every handler may use: the hub, the counters, the places and the
+/// configuration.
 pub struct App {
     pub hub: Arc<Hub>,
     pub metrics: Arc<Metrics>,
+    pub admission: Arc<Admission>,
     pub config: Config,
     /// Bound to a loopback address: only local host names may reach the API.
     pub loopback: bool,
+}
+
+impl App {
+    pub fn new(config: Config, loopback: bool) -> App {
+        let limits = Limits {
+            max_pending: config.max_pending,
+            max_prompts: config.max_prompts,
+            max_sessions: config.max_sessions,
+            result_ttl: config.result_ttl.as_secs_f64(),
+        };
+        App {
+            hub: Arc::new(Hub::new(limits, config.subscriber_buffer)),
+            metrics: Arc::new(Metrics::default()),
+            admission: Arc::new(Admission::new(config.max_streams)),
+            config,
+            loopback,
+        }
+    }
 }
 
 /// Seconds a client refused a stream place should wait before trying again.
@@ -70,8 +94,7 @@ fn api_route(app: &App, request: &Request, rest: &str) -> Result<Reply> {
         return match (action, request.method) {
             ("pending", Get) => pending(app, request, kind),
             ("stream", Get) => per_kind_stream(app, request, kind),
-            ("respond", Post) if kind == Kind::Clarify => respond_clarify(app, request),
-            ("respond", Post) => respond_approval(app, request),
+            ("respond", Post) => respond(app, request, kind),
             ("submit", Post) => submit(app, request, kind),
             ("wait", Get) => wait(app, request, kind),
             ("cancel", Post) => cancel(app, request, kind),
@@ -138,7 +161,7 @@ fn not_found() -> Error {
     Error::NotFound("not found".into())
 }
 
-// ---- browser API: polling (SPEC §3.1) ----
+// ---- browser API: polling (docs/PROTOCOL.md §3.1) ----
 
 fn pending(app: &App, request: &Request, kind: Kind) -> Result<Reply> {
     let Some(session_id) = request.query("session_id") else {
@@ -173,24 +196,16 @@ fn long_poll(app: &App, session_id: &str, kind: Kind, since: u64, wait: Duration
     if current.version != since {
         return Ok(pending_response(&current).into());
     }
-    let place = app
-        .metrics
-        .take_place(Place::LongPoll)
-        .ok_or(Error::Unavailable(RETRY_AFTER_SECS))?;
-    let inbox = match app.hub.subscribe_unless_changed(session_id, kind, since) {
-        Ok(inbox) => inbox,
+    let place = take_place(app, Place::Parked)?;
+    let subscription = match app.hub.subscribe_unless_changed(session_id, kind, since) {
+        Ok(subscription) => subscription,
         Err(current) => return Ok(pending_response(&current).into()),
     };
-    let membership = Membership {
-        hub: app.hub.clone(),
-        id: inbox.id,
-    };
-    let session_id = session_id.to_string();
+    let (hub, session_id) = (app.hub.clone(), session_id.to_string());
     Ok(Reply::Park(Box::new(move || {
         let _place = place;
-        let _ = inbox.receiver.recv_timeout(wait);
-        let hub = membership.hub.clone();
-        drop(membership);
+        let _ = subscription.inbox.receiver.recv_timeout(wait);
+        drop(subscription);
         pending_response(&hub.pending(&session_id, kind))
     })))
 }
@@ -220,51 +235,74 @@ fn etag_matches(request: &Request, version: u64) -> bool {
         .any(|tag| tag == current || tag == "*")
 }
 
-// ---- browser API: responding (SPEC §3.2) ----
+// ---- browser API: responding (docs/PROTOCOL.md §3.2) ----
 
-fn respond_clarify(app: &App, request: &Request) -> Result<Reply> {
+fn respond(app: &App, request: &Request, kind: Kind) -> Result<Reply> {
     let body = request.json()?;
     let session_id = required_session(&body)?;
-    let response = ["response", "answer", "choice"]
-        .into_iter()
-        .find_map(|field| body.get(field));
-    let response = match response {
-        None | Some(Value::Null) => "",
-        Some(Value::String(text)) => text.trim(),
-        Some(_) => return Err(Error::bad_request("response must be a string")),
-    };
-    if response.is_empty() {
-        return Err(Error::bad_request("response is required"));
+    let answer = read_answer(kind, &body)?;
+    let id = optional_id(&body, kind)?;
+    let prefix = optional_text(&body, "scope")?;
+    let responded = app.hub.respond(session_id, id, answer.clone(), prefix)?;
+    respond_body(kind, &answer, id.is_some(), responded).map(Reply::from)
+}
+
+/// The answer a respond body carries: the clarify's trimmed text (from
+/// `response`, `answer` or `choice`), or the approval's choice (`deny` when
+/// absent).
+fn read_answer(kind: Kind, body: &Map<String, Value>) -> Result<Answer> {
+    match kind {
+        Kind::Clarify => {
+            let field = ["response", "answer", "choice"]
+                .into_iter()
+                .find_map(|f| body.get(f));
+            let text = match field {
+                None | Some(Value::Null) => "",
+                Some(Value::String(text)) => text.trim(),
+                Some(_) => return Err(Error::bad_request("response must be a string")),
+            };
+            match text.is_empty() {
+                true => Err(Error::bad_request("response is required")),
+                false => Ok(Answer::Text(text.to_string())),
+            }
+        }
+        Kind::Approval => match body.get("choice") {
+            None | Some(Value::Null) => Ok(Answer::Choice(Choice::Deny)),
+            Some(Value::String(name)) => Choice::parse(name)
+                .map(Answer::Choice)
+                .ok_or_else(|| Error::bad_request(format!("Invalid choice: {name}"))),
+            Some(other) => Err(Error::bad_request(format!("Invalid choice: {other}"))),
+        },
     }
-    let id = optional_id(&body, Kind::Clarify)?;
-    app.hub
-        .respond_clarify(session_id, id, response.to_string())?;
-    Ok(Response::json(200, &json!({"ok": true, "response": response})).into())
 }
 
-fn respond_approval(app: &App, request: &Request) -> Result<Reply> {
-    let body = request.json()?;
-    let session_id = required_session(&body)?;
-    let choice = match body.get("choice") {
-        None | Some(Value::Null) => "deny",
-        Some(Value::String(choice)) if validate::CHOICES.contains(&choice.as_str()) => choice,
-        Some(Value::String(other)) => {
-            return Err(Error::bad_request(format!("Invalid choice: {other}")));
+/// What each kind says back: a stale clarify is a 409; a stale approval is
+/// a 200 that tells the page whether it may clear its card.
+fn respond_body(
+    kind: Kind,
+    answer: &Answer,
+    id_given: bool,
+    responded: Responded,
+) -> Result<Response> {
+    let field = kind.answer_field();
+    let answer = answer.as_str();
+    let body = match (kind, responded) {
+        (_, Responded::Answered) => json!({"ok": true, field: answer}),
+        (Kind::Clarify, Responded::Stale { .. }) => {
+            return Err(Error::Stale(match id_given {
+                true => "clarify is no longer pending".into(),
+                false => "no clarify is pending".into(),
+            }));
         }
-        Some(other) => return Err(Error::bad_request(format!("Invalid choice: {other}"))),
-    };
-    let id = optional_id(&body, Kind::Approval)?;
-    let body = match app.hub.respond_approval(session_id, id, choice) {
-        ApprovalResponse::Answered => json!({"ok": true, "choice": choice}),
-        ApprovalResponse::StaleCleared => {
-            json!({"ok": true, "choice": choice, "stale_cleared": true})
+        (Kind::Approval, Responded::Stale { still_pending: 0 }) => {
+            json!({"ok": true, field: answer, "stale_cleared": true})
         }
-        ApprovalResponse::StaleWhilePending => json!({"ok": false, "choice": choice}),
+        (Kind::Approval, Responded::Stale { .. }) => json!({"ok": false, field: answer}),
     };
-    Ok(Response::json(200, &body).into())
+    Ok(Response::json(200, &body))
 }
 
-// ---- browser API: streams (SPEC §3.3, §4) ----
+// ---- browser API: streams (docs/PROTOCOL.md §3.3, §4) ----
 
 fn per_kind_stream(app: &App, request: &Request, kind: Kind) -> Result<Reply> {
     let session_id = required_query_session(request)?;
@@ -311,20 +349,24 @@ fn open_stream(app: &App, interest: Interest, since: Option<u64>, format: Format
     let (low, high) = app.config.stream_lifetime;
     let spread = (high - low).as_secs_f64() * (ids::random_u64() as f64 / u64::MAX as f64);
     let lifetime = low + Duration::from_secs_f64(spread);
-    let place = app
-        .metrics
-        .take_place(Place::Stream)
-        .ok_or(Error::Unavailable(RETRY_AFTER_SECS))?;
-    let subscription = app.hub.subscribe(interest, since);
-    Ok(Reply::Stream(Box::new(Stream {
-        hub: app.hub.clone(),
+    let place = take_place(app, Place::Stream)?;
+    let stream = Stream {
         metrics: app.metrics.clone(),
-        subscription,
+        subscription: app.hub.subscribe(interest, since),
         format,
         keepalive: app.config.keepalive,
         lifetime: Some(lifetime),
         place,
+    };
+    Ok(Reply::Stream(Box::new(move |writer, chunked| {
+        stream.run(writer, chunked)
     })))
+}
+
+fn take_place(app: &App, place: Place) -> Result<crate::serve::admission::PlaceGuard> {
+    app.admission
+        .take(place)
+        .ok_or(Error::Unavailable(RETRY_AFTER_SECS))
 }
 
 fn sessions(app: &App) -> Response {
@@ -333,47 +375,46 @@ fn sessions(app: &App) -> Response {
         .sessions()
         .into_iter()
         .map(|s| {
-            let attention = match (s.approval_count, s.clarify_count) {
-                (0, 0) => Value::Null,
-                (0, _) => "clarify".into(),
-                _ => "approval".into(),
-            };
-            json!({
+            let urgent = Kind::BY_URGENCY
+                .into_iter()
+                .find(|&kind| s.counts[kind] > 0);
+            let mut entry = json!({
                 "session_id": s.session_id,
-                "clarify_count": s.clarify_count,
-                "approval_count": s.approval_count,
-                "attention": attention,
+                "attention": urgent.map(Kind::as_str),
                 "version": s.version,
-            })
+            });
+            for (kind, count) in s.counts.iter() {
+                entry[format!("{}_count", kind.as_str())] = json!(count);
+            }
+            entry
         })
         .collect();
     Response::json(200, &json!({ "sessions": sessions }))
 }
 
-// ---- agent API (SPEC §5) ----
+// ---- agent API (docs/PROTOCOL.md §5) ----
 
 fn submit(app: &App, request: &Request, kind: Kind) -> Result<Reply> {
     let body = request.json()?;
     let session_id = required_session(&body)?;
-    let (payload, default_timeout) = match kind {
-        Kind::Clarify => (validate::clarify_payload(&body)?, 120),
-        Kind::Approval => (validate::approval_payload(&body)?, 300),
-    };
-    let timeout_seconds = validate::timeout_seconds(&body, default_timeout)?;
+    let payload = validate::payload(kind, &body)?;
+    let timeout_seconds = validate::timeout_seconds(&body, kind.default_timeout_seconds())?;
     let id_field = kind.id_field();
     let body = match app.hub.submit(session_id, timeout_seconds, payload)? {
         Submitted::Queued {
             id,
             pending_count,
             deduped,
-        } => match kind {
-            Kind::Clarify => {
-                json!({id_field: id, "pending_count": pending_count, "deduped": deduped})
+        } => {
+            let mut body = json!({id_field: id, "pending_count": pending_count});
+            if kind.deduplicates() {
+                body["deduped"] = json!(deduped);
             }
-            Kind::Approval => json!({id_field: id, "pending_count": pending_count}),
-        },
-        Submitted::AutoAnswered { id, choice } => {
-            json!({id_field: id, "status": "answered", "choice": choice, "auto": true})
+            body
+        }
+        Submitted::AutoAnswered { id, answer } => {
+            let field = kind.answer_field();
+            json!({id_field: id, "status": "answered", field: answer.as_str(), "auto": true})
         }
     };
     Ok(Response::json(200, &body).into())
@@ -394,10 +435,7 @@ fn wait(app: &App, request: &Request, kind: Kind) -> Result<Reply> {
     if now != WaitResult::Pending || timeout == 0.0 {
         return Ok(wait_response(kind, now).into());
     }
-    let place = app
-        .metrics
-        .take_place(Place::LongPoll)
-        .ok_or(Error::Unavailable(RETRY_AFTER_SECS))?;
+    let place = take_place(app, Place::Parked)?;
     let (hub, session_id, id) = (app.hub.clone(), session_id.to_string(), id.to_string());
     Ok(Reply::Park(Box::new(move || {
         let _place = place;
@@ -406,15 +444,13 @@ fn wait(app: &App, request: &Request, kind: Kind) -> Result<Reply> {
 }
 
 fn wait_response(kind: Kind, result: WaitResult) -> Response {
-    let answer_field = match kind {
-        Kind::Clarify => "response",
-        Kind::Approval => "choice",
-    };
+    let answer_field = kind.answer_field();
     match result {
         WaitResult::Pending => Response::json(200, &json!({"status": "pending"})),
-        WaitResult::Done(Outcome::Answered(answer)) => {
-            Response::json(200, &json!({"status": "answered", answer_field: answer}))
-        }
+        WaitResult::Done(Outcome::Answered(answer)) => Response::json(
+            200,
+            &json!({"status": "answered", answer_field: answer.as_str()}),
+        ),
         WaitResult::Done(outcome) => Response::json(200, &json!({"status": outcome.status()})),
         WaitResult::Unknown => {
             Response::error(&Error::NotFound(format!("no such {}", kind.as_str())))
@@ -433,7 +469,11 @@ fn cancel(app: &App, request: &Request, kind: Kind) -> Result<Reply> {
 // ---- operations ----
 
 fn metrics(app: &App) -> Response {
-    let text = app.metrics.render(&app.hub.counts());
+    let places = Places {
+        streams: app.admission.held(Place::Stream),
+        parked: app.admission.held(Place::Parked),
+    };
+    let text = app.metrics.render(&app.hub.counts(), &places);
     Response::text(200, "text/plain; version=0.0.4; charset=utf-8", text)
 }
 
@@ -463,6 +503,14 @@ fn optional_id(body: &Map<String, Value>, kind: Kind) -> Result<Option<&str>> {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(id)) if id.is_empty() => Ok(None),
         Some(Value::String(id)) => Ok(Some(id.as_str())),
+        Some(_) => Err(Error::bad_request(format!("{field} must be a string"))),
+    }
+}
+
+fn optional_text<'a>(body: &'a Map<String, Value>, field: &str) -> Result<Option<&'a str>> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text.as_str())),
         Some(_) => Err(Error::bad_request(format!("{field} must be a string"))),
     }
 }

@@ -3,7 +3,7 @@
 //! `/` is `index.html`; `/NAME` is the file of that name. Nothing is read
 //! from disk at run time, so the binary is the whole product.
 
-use crate::http::Response;
+use crate::serve::http::Response;
 
 static FILES: &[(&str, &[u8])] = include!(concat!(env!("OUT_DIR"), "/www.rs"));
 

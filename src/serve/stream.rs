@@ -7,11 +7,12 @@
 //! for resync is sent the current state of what it watches once its channel
 //! has drained, so it always ends on the true state (queue rule 7).
 
-use crate::hub::{Hub, Subscription};
-use crate::metrics::{Metrics, PlaceGuard};
-use crate::prompt::Kind;
-use crate::sse;
-use crate::subscriber::Update;
+use crate::core::kind::Kind;
+use crate::core::view::Update;
+use crate::hub::Subscription;
+use crate::serve::admission::PlaceGuard;
+use crate::serve::metrics::Metrics;
+use crate::serve::sse;
 use crossbeam_channel::RecvTimeoutError;
 use std::io::{self, Write};
 use std::sync::Arc;
@@ -24,8 +25,8 @@ use std::time::{Duration, Instant};
 /// keepalive interval and this.
 const PROBE_AFTER: Duration = Duration::from_millis(250);
 
-/// The two wire formats: a per-kind stream of one session (SPEC §3.3), or the
-/// multiplexed stream (SPEC §4).
+/// The two wire formats: a per-kind stream of one session (docs/PROTOCOL.md
+/// §3.3), or the multiplexed stream (§4).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Format {
     PerKind(Kind),
@@ -34,7 +35,6 @@ pub enum Format {
 
 /// Everything a stream thread needs; built by the route, run by the server.
 pub struct Stream {
-    pub hub: Arc<Hub>,
     pub metrics: Arc<Metrics>,
     pub subscription: Subscription,
     pub format: Format,
@@ -130,7 +130,7 @@ impl Stream {
                 Err(RecvTimeoutError::Disconnected) => return Ok(()),
             }
             if inbox.receiver.is_empty() && inbox.resync.load(Ordering::Acquire) {
-                for update in self.hub.resync(inbox, last_version) {
+                for update in self.subscription.resync(last_version) {
                     wire.send(&self.frame(&update))?;
                     last_version = last_version.max(update.version);
                 }
@@ -184,13 +184,5 @@ impl Stream {
             Format::PerKind(_) => sse::comment("keepalive"),
             Format::Multiplexed => sse::frame(Some(last_version), "ping", "{}"),
         }
-    }
-}
-
-impl Drop for Stream {
-    /// However the stream ends (or if its thread never starts), its
-    /// subscriber leaves the registry.
-    fn drop(&mut self) {
-        self.hub.unsubscribe(self.subscription.inbox.id);
     }
 }

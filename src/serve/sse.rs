@@ -4,12 +4,12 @@
 //! blank line. HTTP/1.1 bodies are chunked by hand: hex length, CRLF, bytes,
 //! CRLF, and `0\r\n\r\n` at the end. No raw CR or LF ever reaches a field.
 
-use crate::prompt::Kind;
-use crate::subscriber::Update;
+use crate::core::kind::Kind;
+use crate::core::view::Update;
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-/// The status line and headers of every stream (SPEC §3.3). Never
+/// The status line and headers of every stream (docs/PROTOCOL.md §3.3). Never
 /// `Connection: close`.
 pub fn head(chunked: bool) -> String {
     let (version, encoding) = match chunked {

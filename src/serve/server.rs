@@ -10,10 +10,9 @@
 
 use crate::config::Config;
 use crate::error::Error;
-use crate::http::{self, Method, Reply, Request, Response};
-use crate::hub::{Hub, Limits};
-use crate::metrics::Metrics;
-use crate::routes::{self, App};
+use crate::serve::http::{self, Method, Reply, Request, Response};
+use crate::serve::metrics::Metrics;
+use crate::serve::routes::{self, App};
 use crossbeam_channel::TrySendError;
 use std::io::{self, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -44,19 +43,7 @@ impl Server {
         let addr = listener.local_addr()?;
         let http =
             Arc::new(tiny_http::Server::from_listener(listener, None).map_err(io::Error::other)?);
-        let limits = Limits {
-            max_pending: config.max_pending,
-            max_prompts: config.max_prompts,
-            max_sessions: config.max_sessions,
-            subscriber_buffer: config.subscriber_buffer,
-            result_ttl: config.result_ttl,
-        };
-        let app = Arc::new(App {
-            hub: Arc::new(Hub::new(limits)),
-            metrics: Arc::new(Metrics::new(config.max_streams)),
-            loopback: addr.ip().is_loopback(),
-            config,
-        });
+        let app = Arc::new(App::new(config, addr.ip().is_loopback()));
         let stopping = Arc::new(AtomicBool::new(false));
         let detached = Arc::new(ThreadGroup::default());
         let mut threads = Vec::new();
@@ -228,7 +215,7 @@ fn serve(app: &App, detached: &Arc<ThreadGroup>, mut raw: tiny_http::Request) {
             metrics.count_response(200);
             let chunked = raw.http_version() >= &tiny_http::HTTPVersion(1, 1);
             let writer = raw.into_writer();
-            detached.spawn("askgate-stream", move || stream.run(writer, chunked))
+            detached.spawn("askgate-stream", move || stream(writer, chunked))
         }
         Reply::Park(work) => {
             let patience = app.config.header_timeout;

@@ -2,12 +2,13 @@
 //!
 //! `Request` is what a handler reads (method, path, decoded query, headers,
 //! and the body or the reason it was refused); `Reply` is what it returns:
-//! a finished `Response`, a `Stream` to run, or parked work that blocks on
-//! its own thread and then yields a `Response`.
+//! a finished `Response`, streaming work that writes the body itself, or
+//! parked work that blocks on its own thread and then yields a `Response`.
+//! Nothing here knows of the hub or of streams.
 
 use crate::error::{Error, Result};
-use crate::stream::Stream;
 use serde_json::{Map, Value};
+use std::io::Write;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Method {
@@ -171,9 +172,13 @@ impl Response {
 /// Work that blocks (a long-poll, an agent's wait) and then answers.
 pub type Parked = Box<dyn FnOnce() -> Response + Send>;
 
+/// Work that writes a whole response (status line, headers and body) to the
+/// raw connection; `true` when the client speaks HTTP/1.1 (chunked).
+pub type Streaming = Box<dyn FnOnce(Box<dyn Write + Send>, bool) + Send>;
+
 pub enum Reply {
     Done(Response),
-    Stream(Box<Stream>),
+    Stream(Streaming),
     Park(Parked),
 }
 

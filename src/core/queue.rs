@@ -11,7 +11,7 @@ pub trait Identified {
     fn id(&self) -> &str;
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Queue<T> {
     entries: VecDeque<T>,
     /// Global version of this queue's last change; 0 for a queue never changed.

@@ -1,11 +1,11 @@
-//! Input rules (SPEC §1, §5, §7): what a session id, a prompt and a timeout
+//! Input rules (docs/PROTOCOL.md §1, §5, §7): what a session id, a prompt and a timeout
 //! may be. Each check returns a 400 with a message that names the field.
 
+use crate::core::kind::Kind;
+use crate::core::prompt::Payload;
 use crate::error::{Error, Result};
-use crate::prompt::{Kind, Payload};
 use serde_json::{Map, Value};
 
-pub const CHOICES: [&str; 4] = ["once", "session", "always", "deny"];
 pub const MAX_WATCHED_SESSIONS: usize = 64;
 const MAX_QUESTION_BYTES: usize = 4 * 1024;
 const MAX_COMMAND_BYTES: usize = 8 * 1024;
@@ -52,13 +52,21 @@ pub fn wait_seconds(name: &str, seconds: f64) -> Result<()> {
     )))
 }
 
-pub fn clarify_payload(body: &Map<String, Value>) -> Result<Payload> {
+/// What the agent asks, read from a submit body and checked.
+pub fn payload(kind: Kind, body: &Map<String, Value>) -> Result<Payload> {
+    match kind {
+        Kind::Clarify => clarify_payload(body),
+        Kind::Approval => approval_payload(body),
+    }
+}
+
+fn clarify_payload(body: &Map<String, Value>) -> Result<Payload> {
     let question = required_text(body, "question", MAX_QUESTION_BYTES)?;
     let choices = text_list(body, "choices")?;
     Ok(Payload::Clarify { question, choices })
 }
 
-pub fn approval_payload(body: &Map<String, Value>) -> Result<Payload> {
+fn approval_payload(body: &Map<String, Value>) -> Result<Payload> {
     let command = required_text(body, "command", MAX_COMMAND_BYTES)?;
     let description =
         optional_text(body, "description", MAX_DESCRIPTION_BYTES)?.unwrap_or_default();

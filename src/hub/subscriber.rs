@@ -6,60 +6,11 @@
 //! channel marks its subscriber for resync and nothing more is sent to it
 //! until its stream has drained and caught up (queue rule 7).
 
-use crate::prompt::Kind;
+use crate::core::view::{Interest, Update, Watch};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-
-/// The state of one (session, kind) queue after a change: what every frame and
-/// poll carries.
-#[derive(Debug, PartialEq)]
-pub struct Update {
-    pub session_id: String,
-    pub kind: Kind,
-    /// The head entry as JSON text; `None` for an empty queue.
-    pub pending: Option<Arc<str>>,
-    pub pending_count: usize,
-    /// The queue's version: the global version of its last change.
-    pub version: u64,
-}
-
-impl Update {
-    /// The head as it goes on the wire: its JSON, or `null`.
-    pub fn pending_json(&self) -> &str {
-        self.pending.as_deref().unwrap_or("null")
-    }
-}
-
-/// Which sessions a subscriber watches.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Watch {
-    All,
-    Sessions(Vec<String>),
-}
-
-impl Watch {
-    pub fn includes(&self, session_id: &str) -> bool {
-        match self {
-            Watch::All => true,
-            Watch::Sessions(sessions) => sessions.iter().any(|s| s == session_id),
-        }
-    }
-}
-
-/// What a subscriber asked to see: sessions, and one kind or both.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Interest {
-    pub watch: Watch,
-    pub kind: Option<Kind>,
-}
-
-impl Interest {
-    pub fn includes(&self, session_id: &str, kind: Kind) -> bool {
-        self.kind.is_none_or(|k| k == kind) && self.watch.includes(session_id)
-    }
-}
 
 struct Subscriber {
     interest: Interest,

@@ -1,0 +1,125 @@
+//! `Change`: one mutation of the state, as a value that can be written down
+//! and replayed.
+//!
+//! Every way the state moves is one of these: a submit, an answer, a
+//! cancel or an expiry (all `Resolved`), an answer by a rule, a session
+//! evicted to make room, outcomes and idle sessions forgotten after their
+//! retention. A change carries every time and id it needs, so applying the
+//! same changes in the same order always gives the same state.
+
+use crate::core::kind::Kind;
+use crate::core::prompt::{Answer, Outcome, Prompt};
+use crate::core::rules::Scope;
+use serde_json::{Value, json};
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Change {
+    Submitted(Prompt),
+    /// A pending prompt left its queue: answered, expired or cancelled. An
+    /// answer that grants a rule carries the scope the human chose.
+    Resolved {
+        session_id: String,
+        kind: Kind,
+        id: String,
+        outcome: Outcome,
+        at: f64,
+        grant: Option<Scope>,
+    },
+    /// A prompt answered by a rule without ever being queued.
+    AutoAnswered {
+        session_id: String,
+        kind: Kind,
+        id: String,
+        answer: Answer,
+        rule: Scope,
+        at: f64,
+    },
+    /// An idle session forgotten to make room for a new one.
+    SessionEvicted {
+        session_id: String,
+    },
+    /// Outcomes past retention and idle sessions unchanged for as long.
+    Pruned {
+        outcomes: Vec<String>,
+        sessions: Vec<String>,
+    },
+}
+
+impl Change {
+    pub fn to_json(&self) -> Value {
+        match self {
+            Change::Submitted(prompt) => json!({"submitted": prompt.to_json()}),
+            Change::Resolved {
+                session_id,
+                kind,
+                id,
+                outcome,
+                at,
+                grant,
+            } => json!({"resolved": {
+                "session_id": session_id, "kind": kind.as_str(), "id": id,
+                "outcome": outcome.to_json(), "at": at,
+                "grant": grant.as_ref().map(Scope::to_json),
+            }}),
+            Change::AutoAnswered {
+                session_id,
+                kind,
+                id,
+                answer,
+                rule,
+                at,
+            } => json!({"auto_answered": {
+                "session_id": session_id, "kind": kind.as_str(), "id": id,
+                "answer": answer.as_str(), "rule": rule.to_json(), "at": at,
+            }}),
+            Change::SessionEvicted { session_id } => {
+                json!({"session_evicted": {"session_id": session_id}})
+            }
+            Change::Pruned { outcomes, sessions } => {
+                json!({"pruned": {"outcomes": outcomes, "sessions": sessions}})
+            }
+        }
+    }
+
+    pub fn from_json(value: &Value) -> Option<Change> {
+        let (tag, body) = value.as_object()?.iter().next()?;
+        let text = |field: &str| body[field].as_str().map(str::to_string);
+        let kind = || Kind::parse(body["kind"].as_str()?);
+        let list = |field: &str| -> Option<Vec<String>> {
+            let items = body[field].as_array()?.iter();
+            items
+                .map(|item| item.as_str().map(str::to_string))
+                .collect()
+        };
+        Some(match tag.as_str() {
+            "submitted" => Change::Submitted(Prompt::from_json(body)?),
+            "resolved" => Change::Resolved {
+                session_id: text("session_id")?,
+                kind: kind()?,
+                id: text("id")?,
+                outcome: Outcome::from_json(kind()?, &body["outcome"])?,
+                at: body["at"].as_f64()?,
+                grant: match &body["grant"] {
+                    Value::Null => None,
+                    grant => Some(Scope::from_json(grant)?),
+                },
+            },
+            "auto_answered" => Change::AutoAnswered {
+                session_id: text("session_id")?,
+                kind: kind()?,
+                id: text("id")?,
+                answer: Answer::parse(kind()?, body["answer"].as_str()?)?,
+                rule: Scope::from_json(&body["rule"])?,
+                at: body["at"].as_f64()?,
+            },
+            "session_evicted" => Change::SessionEvicted {
+                session_id: text("session_id")?,
+            },
+            "pruned" => Change::Pruned {
+                outcomes: list("outcomes")?,
+                sessions: list("sessions")?,
+            },
+            _ => return None,
+        })
+    }
+}

@@ -1,0 +1,16 @@
+//! The pure core: prompts and their kinds, queues, rules, and the state
+//! machine that every change goes through.
+//!
+//! Nothing here locks, spawns, reads a clock, draws a random number or
+//! touches a socket or a file; the hub wraps it in a lock, the journal
+//! writes its changes down. Nothing here imports from outside `core` but
+//! the error type.
+
+pub mod change;
+pub mod kind;
+pub mod prompt;
+pub mod queue;
+pub mod rules;
+pub mod state;
+pub mod validate;
+pub mod view;

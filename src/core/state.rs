@@ -1,0 +1,669 @@
+//! The state machine: every session, queue, outcome and rule, as pure data.
+//!
+//! Invariants:
+//! - `State::apply` is the only place state changes, one `Change` at a time;
+//!   each change gets the next global version. Applying the same changes in
+//!   the same order from `State::default()` gives an equal state, which is
+//!   what a journal replays.
+//! - Deciding is apart from applying: `submit`, `respond`, `cancel`,
+//!   `expire_due` and `prune` read the state and return the changes to
+//!   apply (or a refusal), changing nothing.
+//! - No lock, no thread, no clock, no randomness here: the time and every
+//!   new id come in as arguments or inside the change.
+
+use crate::core::change::Change;
+use crate::core::kind::{Kind, KindMap};
+use crate::core::prompt::{Answer, Outcome, Payload, Prompt};
+use crate::core::queue::{Identified, Queue};
+use crate::core::rules::{Lifetime, Scope};
+use crate::core::view::{Interest, Update, Watch};
+use crate::error::{Error, Result};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+/// At most this many outcomes are kept, however short their retention.
+const MAX_OUTCOMES: usize = 100_000;
+
+impl Identified for Prompt {
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+/// The limits the state machine enforces (docs/PROTOCOL.md §7).
+#[derive(Clone, Debug)]
+pub struct Limits {
+    pub max_pending: usize,
+    /// Pending prompts across every session and kind.
+    pub max_prompts: usize,
+    pub max_sessions: usize,
+    /// Seconds an outcome (and an idle session) is kept.
+    pub result_ttl: f64,
+}
+
+/// What a submit did.
+#[derive(Debug, PartialEq)]
+pub enum Submitted {
+    Queued {
+        id: String,
+        pending_count: usize,
+        deduped: bool,
+    },
+    AutoAnswered {
+        id: String,
+        answer: Answer,
+    },
+}
+
+/// What a respond decided: the change to apply, or a stale id.
+#[derive(Debug, PartialEq)]
+pub enum Respond {
+    Answer(Change),
+    /// The id named is not pending (or nothing is); this many still are.
+    Stale {
+        still_pending: usize,
+    },
+}
+
+/// What a waiting agent learns of a prompt.
+#[derive(Debug, PartialEq)]
+pub enum Lookup {
+    Pending,
+    /// The outcome, and the version of the change that recorded it.
+    Done(Outcome, u64),
+    Unknown,
+}
+
+/// What `apply` touched: the queue to publish, the outcome to announce.
+#[derive(Debug, Default, PartialEq)]
+pub struct Applied {
+    pub queue: Option<(String, Kind)>,
+    pub outcome: bool,
+}
+
+#[derive(Debug, PartialEq)]
+pub struct SessionSummary {
+    pub session_id: String,
+    pub counts: KindMap<usize>,
+    pub version: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Session {
+    queues: KindMap<Queue<Prompt>>,
+    /// Each queue's head as JSON, made once per change and shared by every
+    /// frame, poll and snapshot that shows it.
+    heads: KindMap<Option<Arc<str>>>,
+    /// Rules granted with `session`, for the rest of this session.
+    rules: Vec<Scope>,
+    /// Unix seconds of the last change.
+    changed_at: f64,
+}
+
+impl Session {
+    fn has_pending(&self) -> bool {
+        self.queues.values().any(|queue| !queue.is_empty())
+    }
+
+    fn is_idle(&self) -> bool {
+        !self.has_pending() && self.rules.is_empty()
+    }
+
+    fn version(&self) -> u64 {
+        self.queues.values().map(Queue::version).max().unwrap_or(0)
+    }
+
+    fn refresh_head(&mut self, kind: Kind) {
+        let head = self.queues[kind].head();
+        self.heads[kind] = head.map(|prompt| Arc::from(prompt.to_json().to_string()));
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+struct Record {
+    kind: Kind,
+    session_id: String,
+    outcome: Outcome,
+    at: f64,
+    version: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct State {
+    version: u64,
+    sessions: BTreeMap<String, Session>,
+    outcomes: HashMap<String, Record>,
+    /// Outcome ids in the order they were recorded, for retention.
+    outcome_order: VecDeque<String>,
+    /// Every pending prompt's id, so new ids are unique across sessions.
+    pending_ids: HashSet<String>,
+    /// Rules granted with `always`.
+    always: Vec<Scope>,
+    /// The highest version of a session forgotten: resuming from an older
+    /// version cannot be exact.
+    pruned_version: u64,
+}
+
+impl State {
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// The one place state changes: stamps the change with the next version
+    /// and applies it.
+    pub fn apply(&mut self, change: &Change) -> Applied {
+        self.version += 1;
+        let version = self.version;
+        match change {
+            Change::Submitted(prompt) => self.apply_submitted(prompt, version),
+            Change::Resolved {
+                session_id,
+                kind,
+                id,
+                outcome,
+                at,
+                grant,
+            } => {
+                let Some(session) = self.sessions.get_mut(session_id) else {
+                    return Applied::default();
+                };
+                if session.queues[*kind].remove(id, version).is_none() {
+                    return Applied::default();
+                }
+                session.refresh_head(*kind);
+                session.changed_at = *at;
+                self.pending_ids.remove(id);
+                if let Some(scope) = grant {
+                    self.grant(session_id, outcome, scope.clone());
+                }
+                self.record(id, *kind, session_id, outcome.clone(), *at, version);
+                Applied {
+                    queue: Some((session_id.clone(), *kind)),
+                    outcome: true,
+                }
+            }
+            Change::AutoAnswered {
+                session_id,
+                kind,
+                id,
+                answer,
+                at,
+                ..
+            } => {
+                let outcome = Outcome::Answered(answer.clone());
+                self.record(id, *kind, session_id, outcome, *at, version);
+                Applied {
+                    queue: None,
+                    outcome: true,
+                }
+            }
+            Change::SessionEvicted { session_id } => {
+                self.forget_session(session_id);
+                Applied::default()
+            }
+            Change::Pruned { outcomes, sessions } => {
+                let forgotten: HashSet<&String> = outcomes.iter().collect();
+                self.outcome_order.retain(|id| !forgotten.contains(id));
+                for id in outcomes {
+                    self.outcomes.remove(id);
+                }
+                for session_id in sessions {
+                    self.forget_session(session_id);
+                }
+                Applied::default()
+            }
+        }
+    }
+
+    fn apply_submitted(&mut self, prompt: &Prompt, version: u64) -> Applied {
+        let kind = prompt.kind();
+        let session = self.sessions.entry(prompt.session_id.clone()).or_default();
+        session.changed_at = prompt.requested_at;
+        session.queues[kind].push(prompt.clone(), version);
+        session.refresh_head(kind);
+        self.pending_ids.insert(prompt.id.clone());
+        Applied {
+            queue: Some((prompt.session_id.clone(), kind)),
+            outcome: false,
+        }
+    }
+
+    fn grant(&mut self, session_id: &str, outcome: &Outcome, scope: Scope) {
+        let Outcome::Answered(Answer::Choice(choice)) = outcome else {
+            return;
+        };
+        let rules = match Lifetime::of(*choice) {
+            Some(Lifetime::Session) => match self.sessions.get_mut(session_id) {
+                Some(session) => &mut session.rules,
+                None => return,
+            },
+            Some(Lifetime::Always) => &mut self.always,
+            None => return,
+        };
+        if !rules.contains(&scope) {
+            rules.push(scope);
+        }
+    }
+
+    fn record(
+        &mut self,
+        id: &str,
+        kind: Kind,
+        session_id: &str,
+        outcome: Outcome,
+        at: f64,
+        version: u64,
+    ) {
+        // The oldest outcomes go first when the table is full.
+        while self.outcomes.len() >= MAX_OUTCOMES {
+            let Some(oldest) = self.outcome_order.pop_front() else {
+                break;
+            };
+            self.outcomes.remove(&oldest);
+        }
+        self.outcome_order.push_back(id.to_string());
+        let record = Record {
+            kind,
+            session_id: session_id.to_string(),
+            outcome,
+            at,
+            version,
+        };
+        self.outcomes.insert(id.to_string(), record);
+    }
+
+    fn forget_session(&mut self, session_id: &str) {
+        if let Some(session) = self.sessions.remove(session_id) {
+            self.pruned_version = self.pruned_version.max(session.version());
+            for queue in session.queues.values() {
+                for prompt in queue.iter() {
+                    self.pending_ids.remove(&prompt.id);
+                }
+            }
+        }
+    }
+
+    // ---- deciding: what a request would change ----
+
+    /// A fresh id of this kind, drawn with `draw` until it is unused.
+    pub fn fresh_id(&self, kind: Kind, mut draw: impl FnMut(usize) -> String) -> String {
+        loop {
+            let id = draw(kind.id_len());
+            if !self.pending_ids.contains(&id) && !self.outcomes.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+
+    /// The changes a submit makes, and what to tell the agent. `id` is a
+    /// fresh id; `watched` says whether a session is watched by name (such
+    /// sessions are never evicted).
+    pub fn submit(
+        &self,
+        limits: &Limits,
+        prompt: Prompt,
+        watched: impl Fn(&str) -> bool,
+    ) -> Result<(Vec<Change>, Submitted)> {
+        let (session_id, kind) = (prompt.session_id.as_str(), prompt.kind());
+        if let Some(queued) = self.duplicate_of_last(&prompt) {
+            return Ok((Vec::new(), queued));
+        }
+        if let Some((rule, answer)) = self.rule_for(session_id, &prompt.payload) {
+            let change = Change::AutoAnswered {
+                session_id: session_id.to_string(),
+                kind,
+                id: prompt.id.clone(),
+                answer: answer.clone(),
+                rule,
+                at: prompt.requested_at,
+            };
+            return Ok((
+                vec![change],
+                Submitted::AutoAnswered {
+                    id: prompt.id,
+                    answer,
+                },
+            ));
+        }
+        let mut changes = self.make_room(limits, session_id, kind, watched)?;
+        let submitted = Submitted::Queued {
+            id: prompt.id.clone(),
+            pending_count: self.queue_len(session_id, kind) + 1,
+            deduped: false,
+        };
+        changes.push(Change::Submitted(prompt));
+        Ok((changes, submitted))
+    }
+
+    /// Queue rule 9: the same payload as the newest entry returns that entry.
+    fn duplicate_of_last(&self, prompt: &Prompt) -> Option<Submitted> {
+        let kind = prompt.kind();
+        if !kind.deduplicates() {
+            return None;
+        }
+        let queue = self.queue(&prompt.session_id, kind)?;
+        let last = queue.last().filter(|last| last.payload == prompt.payload)?;
+        Some(Submitted::Queued {
+            id: last.id.clone(),
+            pending_count: queue.len(),
+            deduped: true,
+        })
+    }
+
+    /// The rule that covers this payload, if any, and the answer it gives:
+    /// `always` rules first, then the session's.
+    fn rule_for(&self, session_id: &str, payload: &Payload) -> Option<(Scope, Answer)> {
+        let command = payload.command()?;
+        let session_rules = self.sessions.get(session_id).map(|s| s.rules.as_slice());
+        let lifetimes = [
+            (Lifetime::Always, self.always.as_slice()),
+            (Lifetime::Session, session_rules.unwrap_or_default()),
+        ];
+        lifetimes.into_iter().find_map(|(lifetime, rules)| {
+            let rule = rules.iter().find(|rule| rule.matches(command))?;
+            Some((rule.clone(), Answer::Choice(lifetime.choice())))
+        })
+    }
+
+    fn make_room(
+        &self,
+        limits: &Limits,
+        session_id: &str,
+        kind: Kind,
+        watched: impl Fn(&str) -> bool,
+    ) -> Result<Vec<Change>> {
+        if self.queue_len(session_id, kind) >= limits.max_pending {
+            return Err(Error::TooMany(format!(
+                "too many pending {} prompts in this session (limit {})",
+                kind.as_str(),
+                limits.max_pending
+            )));
+        }
+        if self.pending_ids.len() >= limits.max_prompts {
+            return Err(Error::TooMany(format!(
+                "too many pending prompts (limit {})",
+                limits.max_prompts
+            )));
+        }
+        if self.sessions.contains_key(session_id) || self.sessions.len() < limits.max_sessions {
+            return Ok(Vec::new());
+        }
+        let evicted = self
+            .idle_session_changed_longest_ago(watched)
+            .ok_or_else(|| {
+                Error::TooMany(format!("too many sessions (limit {})", limits.max_sessions))
+            })?;
+        Ok(vec![Change::SessionEvicted {
+            session_id: evicted,
+        }])
+    }
+
+    /// The session to forget for a new one: nothing pending, watched by no
+    /// one by name, changed longest ago.
+    fn idle_session_changed_longest_ago(&self, watched: impl Fn(&str) -> bool) -> Option<String> {
+        let idle = self
+            .sessions
+            .iter()
+            .filter(|(session_id, session)| !session.has_pending() && !watched(session_id));
+        let oldest = idle.min_by(|a, b| a.1.changed_at.total_cmp(&b.1.changed_at))?;
+        Some(oldest.0.clone())
+    }
+
+    /// Answers the pending prompt with this id, or the head when no id is
+    /// given. `prefix` is the wider scope the human picked for a rule.
+    pub fn respond(
+        &self,
+        session_id: &str,
+        id: Option<&str>,
+        answer: Answer,
+        prefix: Option<&str>,
+        now: f64,
+    ) -> Result<Respond> {
+        let kind = answer.kind();
+        let Some(prompt) = self.target(session_id, kind, id) else {
+            let still_pending = self.queue_len(session_id, kind);
+            return Ok(Respond::Stale { still_pending });
+        };
+        let grant = self.grant_for(prompt, &answer, prefix)?;
+        Ok(Respond::Answer(Change::Resolved {
+            session_id: session_id.to_string(),
+            kind,
+            id: prompt.id.clone(),
+            outcome: Outcome::Answered(answer),
+            at: now,
+            grant,
+        }))
+    }
+
+    /// The scope of the rule an answer grants: the exact command the human
+    /// saw, or the prefix of it they picked.
+    fn grant_for(
+        &self,
+        prompt: &Prompt,
+        answer: &Answer,
+        prefix: Option<&str>,
+    ) -> Result<Option<Scope>> {
+        let grants = match answer {
+            Answer::Choice(choice) => choice.grants_rule(),
+            Answer::Text(_) => false,
+        };
+        let (true, Some(command)) = (grants, prompt.payload.command()) else {
+            return Ok(None);
+        };
+        match Scope::for_command(command, prefix) {
+            Some(scope) => Ok(Some(scope)),
+            None => Err(Error::bad_request(
+                "scope must be a prefix of the command that ends at a word boundary",
+            )),
+        }
+    }
+
+    /// Cancels one pending prompt, or every pending prompt of the session's
+    /// kind when no id is given.
+    pub fn cancel(
+        &self,
+        session_id: &str,
+        kind: Kind,
+        id: Option<&str>,
+        now: f64,
+    ) -> Result<Vec<Change>> {
+        let prompts: Vec<&Prompt> = match id {
+            Some(id) => match self.target(session_id, kind, Some(id)) {
+                Some(prompt) => vec![prompt],
+                None => {
+                    return Err(Error::Stale(format!(
+                        "{} is no longer pending",
+                        kind.as_str()
+                    )));
+                }
+            },
+            None => self
+                .queue(session_id, kind)
+                .into_iter()
+                .flat_map(Queue::iter)
+                .collect(),
+        };
+        let resolve = |prompt: &Prompt| resolved(prompt, Outcome::Cancelled, now);
+        Ok(prompts.into_iter().map(resolve).collect())
+    }
+
+    /// Every pending prompt whose time has come, expired.
+    pub fn expire_due(&self, now: f64) -> Vec<Change> {
+        let pending = self
+            .sessions
+            .values()
+            .flat_map(|s| s.queues.values())
+            .flat_map(Queue::iter);
+        let due = pending.filter(|prompt| prompt.is_expired(now));
+        due.map(|prompt| resolved(prompt, Outcome::Expired, now))
+            .collect()
+    }
+
+    /// The earliest `expires_at` of any pending prompt.
+    pub fn next_expiry(&self) -> Option<f64> {
+        let pending = self
+            .sessions
+            .values()
+            .flat_map(|s| s.queues.values())
+            .flat_map(Queue::iter);
+        let deadlines = pending
+            .filter(|prompt| prompt.expires())
+            .map(|p| p.expires_at);
+        deadlines.min_by(f64::total_cmp)
+    }
+
+    /// Outcomes past retention, and idle sessions nobody watches by name
+    /// whose last change is past retention; `None` when there are none.
+    /// Sessions are kept while `keep_sessions` (a subscriber awaits a
+    /// resync and must be told what changed).
+    pub fn prune(
+        &self,
+        now: f64,
+        result_ttl: f64,
+        keep_sessions: bool,
+        watched: impl Fn(&str) -> bool,
+    ) -> Option<Change> {
+        let stale_before = now - result_ttl;
+        let outcomes: Vec<String> = self
+            .outcome_order
+            .iter()
+            .take_while(|id| self.outcomes.get(*id).is_some_and(|r| r.at <= stale_before))
+            .cloned()
+            .collect();
+        let sessions: Vec<String> = match keep_sessions {
+            true => Vec::new(),
+            false => self
+                .sessions
+                .iter()
+                .filter(|(id, s)| s.is_idle() && s.changed_at < stale_before && !watched(id))
+                .map(|(id, _)| id.clone())
+                .collect(),
+        };
+        (!outcomes.is_empty() || !sessions.is_empty())
+            .then_some(Change::Pruned { outcomes, sessions })
+    }
+
+    // ---- reading ----
+
+    fn queue(&self, session_id: &str, kind: Kind) -> Option<&Queue<Prompt>> {
+        self.sessions
+            .get(session_id)
+            .map(|session| &session.queues[kind])
+    }
+
+    pub fn queue_len(&self, session_id: &str, kind: Kind) -> usize {
+        self.queue(session_id, kind).map_or(0, Queue::len)
+    }
+
+    /// The pending prompt a respond or cancel names: that id if it is
+    /// pending, or the head when no id is given.
+    fn target(&self, session_id: &str, kind: Kind, id: Option<&str>) -> Option<&Prompt> {
+        let queue = self.queue(session_id, kind)?;
+        match id {
+            Some(id) => queue.get(id),
+            None => queue.head(),
+        }
+    }
+
+    pub fn update_of(&self, session_id: &str, kind: Kind) -> Update {
+        let session = self.sessions.get(session_id);
+        let queue = session.map(|session| &session.queues[kind]);
+        Update {
+            session_id: session_id.to_string(),
+            kind,
+            pending: session.and_then(|session| session.heads[kind].clone()),
+            pending_count: queue.map_or(0, Queue::len),
+            version: queue.map_or(0, Queue::version),
+        }
+    }
+
+    /// Whether a watcher that saw everything up to `since` can be brought
+    /// up to date exactly by the queues changed after it.
+    pub fn can_resume_from(&self, since: u64) -> bool {
+        since <= self.version && since >= self.pruned_version
+    }
+
+    /// The states a watcher with this interest is sent: with `since`, the
+    /// watched queues changed after it; without, every named queue (empty
+    /// ones too) or, when watching all, every non-empty one. Oldest first.
+    pub fn states(&self, interest: &Interest, since: Option<u64>) -> Vec<Update> {
+        let sessions: Vec<&str> = match &interest.watch {
+            Watch::All => self.sessions.keys().map(String::as_str).collect(),
+            Watch::Sessions(names) => names.iter().map(String::as_str).collect(),
+        };
+        let mut updates = Vec::new();
+        for session_id in sessions {
+            for kind in interest.kinds() {
+                let queue = self.queue(session_id, kind);
+                let (version, len) = queue.map_or((0, 0), |q| (q.version(), q.len()));
+                let wanted = match (since, &interest.watch) {
+                    (Some(since), _) => version > since,
+                    (None, Watch::All) => len > 0,
+                    (None, Watch::Sessions(_)) => true,
+                };
+                if wanted {
+                    updates.push(self.update_of(session_id, kind));
+                }
+            }
+        }
+        updates.sort_by_key(|update| update.version);
+        updates
+    }
+
+    /// What an agent waiting on this prompt learns now.
+    pub fn lookup(&self, id: &str, kind: Kind, session_id: &str) -> Lookup {
+        if let Some(record) = self.outcomes.get(id) {
+            if record.kind == kind && record.session_id == session_id {
+                return Lookup::Done(record.outcome.clone(), record.version);
+            }
+            return Lookup::Unknown;
+        }
+        match self.queue(session_id, kind).and_then(|q| q.get(id)) {
+            Some(_) => Lookup::Pending,
+            None => Lookup::Unknown,
+        }
+    }
+
+    /// Sessions with something pending or a change since `recent`.
+    pub fn sessions(&self, recent: f64) -> Vec<SessionSummary> {
+        let listed = self.sessions.iter();
+        let listed = listed.filter(|(_, s)| s.has_pending() || s.changed_at >= recent);
+        listed
+            .map(|(session_id, session)| SessionSummary {
+                session_id: session_id.clone(),
+                counts: counts_of(session),
+                version: session.version(),
+            })
+            .collect()
+    }
+
+    /// Pending prompts per kind, and how many sessions there are.
+    pub fn totals(&self) -> (KindMap<usize>, usize) {
+        let mut pending = KindMap::default();
+        for session in self.sessions.values() {
+            for (kind, queue) in session.queues.iter() {
+                pending[kind] += queue.len();
+            }
+        }
+        (pending, self.sessions.len())
+    }
+}
+
+fn counts_of(session: &Session) -> KindMap<usize> {
+    let mut counts = KindMap::default();
+    for (kind, queue) in session.queues.iter() {
+        counts[kind] = queue.len();
+    }
+    counts
+}
+
+fn resolved(prompt: &Prompt, outcome: Outcome, at: f64) -> Change {
+    Change::Resolved {
+        session_id: prompt.session_id.clone(),
+        kind: prompt.kind(),
+        id: prompt.id.clone(),
+        outcome,
+        at,
+        grant: None,
+    }
+}

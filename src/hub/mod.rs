@@ -1,0 +1,494 @@
+//! The hub: the state machine and the subscriber registry behind one lock.
+//!
+//! Invariants:
+//! - Every public method takes the lock once, asks `State` what to change,
+//!   applies each `Change`, and publishes the new state of the queue it
+//!   touched in the same critical section, so subscribers see changes in
+//!   the order they happened (queue rule 1).
+//! - No I/O under the lock; publishing is a non-blocking `try_send`.
+//! - The hub owns the clock and the id generator; `State` gets the time and
+//!   fresh ids as arguments.
+
+pub mod ids;
+pub mod subscriber;
+
+use crate::core::change::Change;
+use crate::core::kind::{Kind, KindMap};
+use crate::core::prompt::{Answer, Outcome, Payload, Prompt};
+use crate::core::state::{Limits, Lookup, Respond, SessionSummary, State, Submitted};
+use crate::core::view::{Interest, Update, Watch};
+use crate::error::Result;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use subscriber::{Inbox, Registry};
+
+/// What a respond did (docs/PROTOCOL.md §3.2).
+#[derive(Debug, PartialEq)]
+pub enum Responded {
+    Answered,
+    /// The id named is not pending (or nothing is); this many still are.
+    Stale {
+        still_pending: usize,
+    },
+}
+
+/// What a waiting agent learns.
+#[derive(Debug, PartialEq)]
+pub enum WaitResult {
+    Pending,
+    Done(Outcome),
+    Unknown,
+}
+
+/// A registered subscriber: its inbox, and the frames to send before
+/// anything else. Dropping it takes the subscriber out of the registry, so
+/// whatever ends a stream or a long-poll (or if its thread never starts),
+/// nothing is left behind.
+pub struct Subscription {
+    hub: Arc<Hub>,
+    pub inbox: Inbox,
+    pub initial: Vec<Update>,
+    /// The global version the initial frames bring the subscriber up to.
+    pub version: u64,
+    /// False when `initial` is only what changed since the asked version.
+    pub full: bool,
+}
+
+impl Subscription {
+    /// For a subscriber whose channel overflowed and has since drained:
+    /// every watched queue that changed after `since`.
+    pub fn resync(&self, since: u64) -> Vec<Update> {
+        self.hub.resync(&self.inbox, since)
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.hub.lock().registry.remove(self.inbox.id);
+    }
+}
+
+/// Plain numbers for `/metrics`.
+#[derive(Debug, Default, PartialEq)]
+pub struct Counts {
+    pub subscribers: usize,
+    pub sessions: usize,
+    pub pending: KindMap<usize>,
+    pub resyncs: u64,
+    pub version: u64,
+}
+
+/// Unix seconds that never step back while the process runs: the wall
+/// clock read once at start, advanced by a monotonic one.
+struct Clock {
+    unix_at_start: f64,
+    start: Instant,
+}
+
+impl Clock {
+    fn new() -> Clock {
+        let unix = SystemTime::now().duration_since(UNIX_EPOCH);
+        Clock {
+            unix_at_start: unix.map_or(0.0, |elapsed| elapsed.as_secs_f64()),
+            start: Instant::now(),
+        }
+    }
+
+    fn now(&self) -> f64 {
+        self.unix_at_start + self.start.elapsed().as_secs_f64()
+    }
+}
+
+struct Inner {
+    state: State,
+    registry: Registry,
+}
+
+pub struct Hub {
+    inner: Mutex<Inner>,
+    /// Signalled whenever an outcome is recorded.
+    outcome_recorded: Condvar,
+    /// Signalled when an earlier expiry appears, or at shutdown.
+    expiry_changed: Condvar,
+    /// Set at shutdown: waits return at once and nothing new subscribes.
+    closing: AtomicBool,
+    limits: Limits,
+    subscriber_buffer: usize,
+    clock: Clock,
+}
+
+impl Hub {
+    pub fn new(limits: Limits, subscriber_buffer: usize) -> Hub {
+        Hub {
+            inner: Mutex::new(Inner {
+                state: State::default(),
+                registry: Registry::default(),
+            }),
+            outcome_recorded: Condvar::new(),
+            expiry_changed: Condvar::new(),
+            closing: AtomicBool::new(false),
+            limits,
+            subscriber_buffer,
+            clock: Clock::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // `apply` cannot panic midway, so a poisoned lock is still usable.
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn submit(
+        &self,
+        session_id: &str,
+        timeout_seconds: i64,
+        payload: Payload,
+    ) -> Result<Submitted> {
+        let mut inner = self.lock();
+        let id = inner.state.fresh_id(payload.kind(), ids::random_hex);
+        let prompt = Prompt::new(
+            id,
+            session_id.to_string(),
+            self.clock.now(),
+            timeout_seconds,
+            payload,
+        );
+        let expires = prompt.expires();
+        let Inner { state, registry } = &*inner;
+        let (changes, submitted) =
+            state.submit(&self.limits, prompt, |s| registry.watches_by_name(s))?;
+        let outcome = inner.commit_all(changes);
+        drop(inner);
+        self.announce(outcome, expires);
+        Ok(submitted)
+    }
+
+    /// Answers the prompt with this id, or the head when no id is given.
+    pub fn respond(
+        &self,
+        session_id: &str,
+        id: Option<&str>,
+        answer: Answer,
+        prefix: Option<&str>,
+    ) -> Result<Responded> {
+        let mut inner = self.lock();
+        let change = match inner
+            .state
+            .respond(session_id, id, answer, prefix, self.clock.now())?
+        {
+            Respond::Answer(change) => change,
+            Respond::Stale { still_pending } => return Ok(Responded::Stale { still_pending }),
+        };
+        let outcome = inner.commit_all(vec![change]);
+        drop(inner);
+        self.announce(outcome, false);
+        Ok(Responded::Answered)
+    }
+
+    /// Cancels one pending prompt, or every pending prompt of the session's
+    /// kind when no id is given. Returns the ids cancelled.
+    pub fn cancel(&self, session_id: &str, kind: Kind, id: Option<&str>) -> Result<Vec<String>> {
+        let mut inner = self.lock();
+        let changes = inner.state.cancel(session_id, kind, id, self.clock.now())?;
+        let ids = changes.iter().filter_map(resolved_id).collect();
+        let outcome = inner.commit_all(changes);
+        drop(inner);
+        self.announce(outcome, false);
+        Ok(ids)
+    }
+
+    /// Expires every prompt whose time has come and forgets what is past
+    /// retention; returns how long until the next expiry (at most `max_wait`).
+    pub fn expire_due(&self, max_wait: Duration) -> Duration {
+        let now = self.clock.now();
+        let mut inner = self.lock();
+        let mut changes = inner.state.expire_due(now);
+        let Inner { state, registry } = &*inner;
+        let keep_sessions = registry.any_awaiting_resync();
+        let pruned = state.prune(now, self.limits.result_ttl, keep_sessions, |s| {
+            registry.watches_by_name(s)
+        });
+        changes.extend(pruned);
+        let outcome = inner.commit_all(changes);
+        let next = inner.state.next_expiry().map(|at| (at - now).max(0.0));
+        drop(inner);
+        self.announce(outcome, false);
+        next.map_or(max_wait, |next| Duration::from_secs_f64(next).min(max_wait))
+    }
+
+    /// Wakes waiters after a commit: agents when an outcome was recorded,
+    /// the expiry thread when a new deadline appeared.
+    fn announce(&self, outcome: bool, new_deadline: bool) {
+        if outcome {
+            self.outcome_recorded.notify_all();
+        }
+        if new_deadline {
+            self.expiry_changed.notify_all();
+        }
+    }
+
+    /// Sleeps until the next expiry may be due, an earlier one appears, or
+    /// the hub closes.
+    pub fn wait_for_expiry(&self, timeout: Duration) {
+        let inner = self.lock();
+        if !self.closing.load(Ordering::Acquire) {
+            let _unused = self.expiry_changed.wait_timeout(inner, timeout);
+        }
+    }
+
+    /// The head and count of one queue, as polls and frames show it.
+    pub fn pending(&self, session_id: &str, kind: Kind) -> Update {
+        self.lock().state.update_of(session_id, kind)
+    }
+
+    /// Registers a subscriber and reads its initial frames in one critical
+    /// section, so no change can fall between them (queue rule 5). With
+    /// `since`, only the queues that changed after that version are sent,
+    /// when the hub can honour it.
+    pub fn subscribe(self: &Arc<Self>, interest: Interest, since: Option<u64>) -> Subscription {
+        let mut inner = self.lock();
+        let since = since.filter(|&v| inner.state.can_resume_from(v));
+        let initial = inner.state.states(&interest, since);
+        let version = inner.state.version();
+        let inbox = self.register(&mut inner, interest);
+        drop(inner);
+        Subscription {
+            hub: self.clone(),
+            inbox,
+            initial,
+            version,
+            full: since.is_none(),
+        }
+    }
+
+    /// Like `subscribe` to one queue, but only when it has not moved from
+    /// `since`: `Err` carries its current state when it has.
+    pub fn subscribe_unless_changed(
+        self: &Arc<Self>,
+        session_id: &str,
+        kind: Kind,
+        since: u64,
+    ) -> std::result::Result<Subscription, Update> {
+        let mut inner = self.lock();
+        let update = inner.state.update_of(session_id, kind);
+        if update.version != since {
+            return Err(update);
+        }
+        let interest = Interest {
+            watch: Watch::Sessions(vec![session_id.to_string()]),
+            kind: Some(kind),
+        };
+        let inbox = self.register(&mut inner, interest);
+        let version = inner.state.version();
+        drop(inner);
+        Ok(Subscription {
+            hub: self.clone(),
+            inbox,
+            initial: Vec::new(),
+            version,
+            full: false,
+        })
+    }
+
+    /// Adds a subscriber; once the hub is closing, its channel is closed at
+    /// once, so a stream opened during shutdown ends instead of lingering.
+    fn register(&self, inner: &mut Inner, interest: Interest) -> Inbox {
+        let inbox = inner.registry.add(interest, self.subscriber_buffer);
+        if self.closing.load(Ordering::Acquire) {
+            inner.registry.remove(inbox.id);
+        }
+        inbox
+    }
+
+    /// Clears the subscriber's resync mark and returns every watched queue
+    /// that changed after `since`, the last version it delivered.
+    fn resync(&self, inbox: &Inbox, since: u64) -> Vec<Update> {
+        let inner = self.lock();
+        inbox.resync.store(false, Ordering::Release);
+        let Some(interest) = inner.registry.interest(inbox.id) else {
+            return Vec::new();
+        };
+        let since = Some(since).filter(|&v| inner.state.can_resume_from(v));
+        inner.state.states(interest, since)
+    }
+
+    /// Waits until the prompt has an outcome or the deadline passes.
+    pub fn wait_outcome(
+        &self,
+        id: &str,
+        kind: Kind,
+        session_id: &str,
+        deadline: Instant,
+    ) -> WaitResult {
+        let mut inner = self.lock();
+        loop {
+            match inner.state.lookup(id, kind, session_id) {
+                Lookup::Pending => {}
+                Lookup::Done(outcome, _) => return WaitResult::Done(outcome),
+                Lookup::Unknown => return WaitResult::Unknown,
+            }
+            let now = Instant::now();
+            if now >= deadline || self.closing.load(Ordering::Acquire) {
+                return WaitResult::Pending;
+            }
+            inner = match self.outcome_recorded.wait_timeout(inner, deadline - now) {
+                Ok((inner, _)) => inner,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+    }
+
+    /// Sessions with something pending or a change within the result TTL.
+    pub fn sessions(&self) -> Vec<SessionSummary> {
+        let recent = self.clock.now() - self.limits.result_ttl;
+        self.lock().state.sessions(recent)
+    }
+
+    pub fn counts(&self) -> Counts {
+        let inner = self.lock();
+        let (pending, sessions) = inner.state.totals();
+        Counts {
+            subscribers: inner.registry.len(),
+            sessions,
+            pending,
+            resyncs: inner.registry.resyncs(),
+            version: inner.state.version(),
+        }
+    }
+
+    /// Shutdown: ends every subscription (each stream sees its channel close)
+    /// and wakes every waiting agent and the expiry thread.
+    pub fn close(&self) {
+        let mut inner = self.lock();
+        self.closing.store(true, Ordering::Release);
+        inner.registry.clear();
+        drop(inner);
+        self.outcome_recorded.notify_all();
+        self.expiry_changed.notify_all();
+    }
+}
+
+impl Inner {
+    /// Applies each change, logs it, and publishes the queue it touched.
+    /// Returns whether any outcome was recorded.
+    fn commit_all(&mut self, changes: Vec<Change>) -> bool {
+        let mut outcome = false;
+        for change in changes {
+            log_change(&change);
+            let applied = self.state.apply(&change);
+            if let Some((session_id, kind)) = applied.queue {
+                self.registry
+                    .publish(self.state.update_of(&session_id, kind));
+            }
+            outcome |= applied.outcome;
+        }
+        outcome
+    }
+}
+
+fn resolved_id(change: &Change) -> Option<String> {
+    match change {
+        Change::Resolved { id, .. } => Some(id.clone()),
+        _ => None,
+    }
+}
+
+/// One log line per prompt submitted, answered, expired or cancelled.
+fn log_change(change: &Change) {
+    match change {
+        Change::Submitted(prompt) => log::info!(
+            "{} {} submitted in session {}",
+            prompt.kind().as_str(),
+            prompt.id,
+            prompt.session_id
+        ),
+        Change::Resolved {
+            session_id,
+            kind,
+            id,
+            outcome,
+            ..
+        } => {
+            log::info!(
+                "{} {id} {} in session {session_id}",
+                kind.as_str(),
+                outcome.status()
+            )
+        }
+        Change::AutoAnswered {
+            session_id,
+            kind,
+            id,
+            answer,
+            rule,
+            ..
+        } => log::info!(
+            "{} {id} answered {} by the rule {} in session {session_id}",
+            kind.as_str(),
+            answer.as_str(),
+            rule.to_json()
+        ),
+        Change::SessionEvicted { session_id } => {
+            log::debug!("session {session_id} evicted to make room")
+        }
+        Change::Pruned { outcomes, sessions } => log::debug!(
+            "forgot {} outcomes and {} sessions past retention",
+            outcomes.len(),
+            sessions.len()
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hub() -> Arc<Hub> {
+        let limits = Limits {
+            max_pending: 64,
+            max_prompts: 100,
+            max_sessions: 100,
+            result_ttl: 600.0,
+        };
+        Arc::new(Hub::new(limits, 16))
+    }
+
+    fn all() -> Interest {
+        Interest {
+            watch: Watch::All,
+            kind: None,
+        }
+    }
+
+    #[test]
+    fn nothing_subscribes_once_the_hub_is_closing() {
+        let hub = hub();
+        let open = hub.subscribe(all(), None);
+        hub.close();
+        assert!(
+            open.inbox.receiver.recv().is_err(),
+            "closing ends existing subscriptions"
+        );
+        let late = hub.subscribe(all(), None);
+        assert!(
+            late.inbox.receiver.recv().is_err(),
+            "and any that come after"
+        );
+        let parked = hub.subscribe_unless_changed("s", Kind::Clarify, 0).unwrap();
+        assert!(parked.inbox.receiver.recv().is_err());
+        drop((open, late, parked));
+        assert_eq!(hub.counts().subscribers, 0);
+    }
+
+    #[test]
+    fn a_dropped_subscription_leaves_the_registry() {
+        let hub = hub();
+        let subscription = hub.subscribe(all(), None);
+        assert_eq!(hub.counts().subscribers, 1);
+        drop(subscription);
+        assert_eq!(hub.counts().subscribers, 0);
+    }
+}

@@ -1,0 +1,67 @@
+//! Counters for `/metrics` and their Prometheus text.
+//!
+//! The serving layer counts responses and frames here; everything else
+//! comes in as plain numbers when the text is rendered.
+
+use crate::core::kind::Kind;
+use crate::hub::Counts;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// One metric: name, type, help, and its samples as (labels, value).
+type Series<'a> = (&'a str, &'a str, &'a str, Vec<(String, u64)>);
+
+#[derive(Default)]
+pub struct Metrics {
+    pub frames_sent: AtomicU64,
+    /// Responses by status class: index 1 is 1xx ... index 5 is 5xx.
+    responses: [AtomicU64; 6],
+}
+
+/// Open streams and parked requests, as admission counts them.
+pub struct Places {
+    pub streams: usize,
+    pub parked: usize,
+}
+
+fn one(value: u64) -> Vec<(String, u64)> {
+    vec![(String::new(), value)]
+}
+
+impl Metrics {
+    /// The Prometheus text exposition of every counter.
+    pub fn render(&self, counts: &Counts, places: &Places) -> String {
+        let pending = counts.pending.iter();
+        let pending =
+            pending.map(|(kind, n)| (format!("{{kind=\"{}\"}}", Kind::as_str(kind)), *n as u64));
+        let classes = (1..=5).map(|class| {
+            let value = self.responses[class].load(Ordering::Relaxed);
+            (format!("{{class=\"{class}xx\"}}"), value)
+        });
+        #[rustfmt::skip]
+        let series: [Series; 9] = [
+            ("askgate_streams_open", "gauge", "Open event streams.", one(places.streams as u64)),
+            ("askgate_longpolls_parked", "gauge", "Parked long-polls and waits.", one(places.parked as u64)),
+            ("askgate_subscribers", "gauge", "Registered subscribers.", one(counts.subscribers as u64)),
+            ("askgate_sessions", "gauge", "Sessions known.", one(counts.sessions as u64)),
+            ("askgate_pending_prompts", "gauge", "Pending prompts.", pending.collect()),
+            ("askgate_frames_sent_total", "counter", "Stream frames written.", one(self.frames_sent.load(Ordering::Relaxed))),
+            ("askgate_resyncs_total", "counter", "Subscribers resynced after falling behind.", one(counts.resyncs)),
+            ("askgate_version", "counter", "The global change version.", one(counts.version)),
+            ("askgate_responses_total", "counter", "Responses by status class.", classes.collect()),
+        ];
+        let mut text = String::new();
+        for (name, kind, help, samples) in series {
+            let _ = write!(text, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
+            for (labels, value) in samples {
+                let _ = writeln!(text, "{name}{labels} {value}");
+            }
+        }
+        text
+    }
+
+    pub fn count_response(&self, status: u16) {
+        let class = usize::from(status / 100).min(5);
+        self.responses[class].fetch_add(1, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,16 @@
+//! Serving: the transport. Binds the socket, turns HTTP into `Request`
+//! values, routes them, and writes `Reply` values back, including the SSE
+//! streams and parked long-polls and waits.
+//!
+//! Layers point one way: `http` holds plain values and knows nothing else;
+//! `routes` turns requests into replies through the hub; only `server` and
+//! `stream` touch sockets.
+
+pub mod admission;
+pub mod http;
+pub mod metrics;
+pub mod routes;
+pub mod server;
+pub mod sse;
+pub mod static_files;
+pub mod stream;
