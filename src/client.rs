@@ -3,22 +3,25 @@
 //!
 //! The wait survives a server that is briefly unreachable or busy (it retries
 //! with a growing pause, or as long as a 503's `Retry-After` asks) and says
-//! clearly when the server stays away. `ureq` speaks HTTP: chunked bodies,
-//! redirects and a base url with a path (a reverse proxy's `/askgate`) all
-//! work, and an answer that is not JSON is named, never taken for null.
+//! clearly when the server stays away. `ureq` speaks HTTP and https: chunked
+//! bodies, redirects and a base url with a path (a reverse proxy's `/askgate`)
+//! all work, and an answer that is not JSON is named, never taken for null.
 
 use serde_json::{Value, json};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 use ureq::http::{Response, StatusCode, Uri};
+use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 use ureq::{Agent, Body, RequestBuilder};
 
 pub const CLARIFY_USAGE: &str =
     "askgate clarify --session S \"question\" [--choice A]... [--timeout SECS]";
 pub const APPROVE_USAGE: &str = "askgate approve --session S --command \"...\" [--pattern KEY]... [--description D] [--timeout SECS]";
 const COMMON_USAGE: &str = "both take --server URL (or ASKGATE_URL, default http://127.0.0.1:8787, \
-                            with a path behind a reverse proxy) and --retry-secs N (how long to keep \
-                            retrying an unreachable or busy server while waiting, default 60); \
+                            http:// or https://, with a path behind a reverse proxy), \
+                            --retry-secs N (how long to keep retrying an unreachable or busy server \
+                            while waiting, default 60) and --ca-file PATH (or ASKGATE_CA_FILE: trust \
+                            only the CAs of this PEM file for https, instead of the system's roots); \
                             ASKGATE_TOKEN is sent as a bearer token";
 const DEFAULT_SERVER: &str = "http://127.0.0.1:8787";
 /// How long one wait call asks the server to hold on.
@@ -31,6 +34,16 @@ const MAX_BODY: u64 = 1 << 20;
 const MAX_REDIRECTS: u32 = 10;
 const FIRST_PAUSE: Duration = Duration::from_millis(250);
 const LONGEST_PAUSE: Duration = Duration::from_secs(5);
+/// Where the system's CA bundle lives (Debian, Fedora, openSUSE, RHEL, Alpine
+/// and macOS); `SSL_CERT_FILE` comes first.
+const SYSTEM_BUNDLES: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+];
+
 const EXIT_APPROVED: u8 = 0;
 const EXIT_DENIED: u8 = 1;
 const EXIT_ERROR: u8 = 2;
@@ -66,6 +79,8 @@ struct Ask {
     body: Value,
     /// How long the wait keeps retrying a server that does not answer.
     retry: Duration,
+    /// A PEM file of the only CAs to trust for https.
+    ca_file: Option<String>,
 }
 
 pub fn main(command: Command, args: &[String]) -> ExitCode {
@@ -81,7 +96,7 @@ pub fn main(command: Command, args: &[String]) -> ExitCode {
             return ExitCode::from(EXIT_ERROR);
         }
     };
-    let client = match Client::new(&ask.server, env("ASKGATE_TOKEN")) {
+    let client = match Client::new(&ask.server, env("ASKGATE_TOKEN"), ask.ca_file.as_deref()) {
         Ok(client) => client,
         Err(message) => return fail(&message),
     };
@@ -102,6 +117,7 @@ fn parse(
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<Ask, String> {
     let mut server = env("ASKGATE_URL").unwrap_or_else(|| DEFAULT_SERVER.into());
+    let mut ca_file = env("ASKGATE_CA_FILE");
     let mut session_id = None;
     let mut timeout = None;
     let mut retry = Duration::from_secs(60);
@@ -129,6 +145,7 @@ fn parse(
         match (command, flag) {
             (_, "--session") => session_id = Some(value()?),
             (_, "--server") => server = value()?,
+            (_, "--ca-file") => ca_file = Some(value()?),
             (_, "--retry-secs") => {
                 let seconds = value()?;
                 retry = Duration::from_secs(
@@ -171,6 +188,7 @@ fn parse(
         session_id,
         body,
         retry,
+        ca_file,
     })
 }
 
@@ -400,7 +418,7 @@ fn start_of(bytes: &[u8]) -> String {
     }
 }
 
-/// A base url (`http://host:port` or `http://host/askgate`), the agent that
+/// A base url (`http://host:port` or `https://host/askgate`), the agent that
 /// calls it, and the token to send.
 struct Client {
     base: String,
@@ -409,8 +427,12 @@ struct Client {
 }
 
 impl Client {
-    fn new(url: &str, token: Option<String>) -> Result<Client, String> {
+    fn new(url: &str, token: Option<String>, ca_file: Option<&str>) -> Result<Client, String> {
         let base = base_url(url)?;
+        // Even for http://, which a proxy may redirect to https://.
+        let tls = TlsConfig::builder()
+            .root_certs(root_certs(ca_file)?)
+            .build();
         let config = Agent::config_builder()
             .http_status_as_error(false)
             // Never through `HTTP_PROXY` and kin: the token goes to askgate
@@ -419,7 +441,8 @@ impl Client {
             .max_redirects(MAX_REDIRECTS)
             .redirect_auth_headers(ureq::config::RedirectAuthHeaders::SameHost)
             .user_agent(concat!("askgate/", env!("CARGO_PKG_VERSION")))
-            .accept("application/json");
+            .accept("application/json")
+            .tls_config(tls);
         Ok(Client {
             base,
             agent: config.build().new_agent(),
@@ -435,10 +458,7 @@ impl Client {
             .config()
             .timeout_global(Some(Duration::from_secs(WAIT_SECS + CALL_SECS)))
             .build();
-        let response = self
-            .authorized(request, true)
-            .call()
-            .map_err(|error| error.to_string())?;
+        let response = self.authorized(request, true).call().map_err(describe)?;
         Reply::read(response)
     }
 
@@ -462,7 +482,7 @@ impl Client {
             let response = request
                 .content_type("application/json")
                 .send(body.as_bytes())
-                .map_err(|error| error.to_string())?;
+                .map_err(describe)?;
             match redirect(&uri, &response)? {
                 Some(next) => {
                     with_token &= token_may_follow(&uri, &next);
@@ -482,15 +502,15 @@ impl Client {
     }
 }
 
-/// The server url without its trailing slashes: `http://`, a host, and a
-/// path when askgate is served under one; no query.
+/// The server url without its trailing slashes: `http://` or `https://`, a
+/// host, and a path when askgate is served under one; no query.
 fn base_url(url: &str) -> Result<String, String> {
     let uri: Uri = url
         .parse()
         .map_err(|_| format!("invalid server url {url:?}"))?;
-    if uri.scheme_str() != Some("http") {
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
         return Err(format!(
-            "unsupported server url {url:?}: only http:// (put TLS in a reverse proxy)"
+            "unsupported server url {url:?}: it must start with http:// or https://"
         ));
     }
     if uri.host().is_none_or(str::is_empty) || uri.query().is_some() || url.contains('#') {
@@ -536,6 +556,50 @@ fn token_may_follow(from: &Uri, to: &Uri) -> bool {
     from.host() == to.host() && (from.scheme() == to.scheme() || to.scheme_str() == Some("https"))
 }
 
+/// ureq's message, with a hint when the server's certificate was refused
+/// (rustls says so through an `io` error).
+fn describe(error: ureq::Error) -> String {
+    let message = error.to_string();
+    let tls = matches!(error, ureq::Error::Tls(_) | ureq::Error::Rustls(_));
+    if tls || message.contains("peer certificate") {
+        return format!("{message} (a private CA needs --ca-file)");
+    }
+    message
+}
+
+/// The roots an https server's certificate is checked against: the CA file's
+/// alone when one is given (as curl's `--cacert`), else the system's bundle,
+/// else the Mozilla roots built into ureq (a system without a bundle file).
+fn root_certs(ca_file: Option<&str>) -> Result<RootCerts, String> {
+    if let Some(path) = ca_file {
+        return pem_certificates(path)
+            .map(RootCerts::from)
+            .map_err(|error| format!("cannot use the CA file {error}"));
+    }
+    let mut bundles = std::env::var("SSL_CERT_FILE")
+        .into_iter()
+        .chain(SYSTEM_BUNDLES.iter().map(|path| path.to_string()));
+    let system = bundles.find_map(|path| pem_certificates(&path).ok());
+    Ok(system.map_or(RootCerts::WebPki, RootCerts::from))
+}
+
+/// Every certificate of a PEM file; one at least.
+fn pem_certificates(path: &str) -> Result<Vec<Certificate<'static>>, String> {
+    let pem = std::fs::read(path).map_err(|error| format!("{path}: {error}"))?;
+    let mut certificates = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        if let PemItem::Certificate(certificate) =
+            item.map_err(|error| format!("{path}: {error}"))?
+        {
+            certificates.push(certificate);
+        }
+    }
+    if certificates.is_empty() {
+        return Err(format!("{path}: no certificate in it"));
+    }
+    Ok(certificates)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -567,7 +631,7 @@ mod tests {
         .unwrap();
         let expected = json!({"session_id": "demo", "question": "Ship it?", "choices": ["yes", "no"], "timeout_seconds": 5});
         assert_eq!((ask.session_id.as_str(), ask.body), ("demo", expected));
-        assert_eq!(ask.server, DEFAULT_SERVER);
+        assert_eq!((ask.server.as_str(), ask.ca_file), (DEFAULT_SERVER, None));
         let ask = parse(
             Command::Approve,
             &args(&[
@@ -594,21 +658,32 @@ mod tests {
                 Command::Clarify,
                 vec!["--session", "s", "q", "--timeout", "soon"],
             ),
-            (Command::Clarify, vec!["--session", "s", "q", "--server"]),
+            (Command::Clarify, vec!["--session", "s", "q", "--ca-file"]),
         ] {
             assert!(parse(command, &args(&bad), no_env).is_err(), "{bad:?}");
         }
     }
 
     #[test]
-    fn the_server_comes_from_the_flag_over_the_environment() {
+    fn the_server_and_ca_file_come_from_flags_over_the_environment() {
         let env = |name: &str| Some(format!("from {name}"));
         let ask = parse(Command::Clarify, &args(&["--session", "s", "q"]), env).unwrap();
-        assert_eq!(ask.server, "from ASKGATE_URL");
-        let flags = args(&["--session", "s", "q", "--server", "http://h/a"]);
         assert_eq!(
-            parse(Command::Clarify, &flags, env).unwrap().server,
-            "http://h/a"
+            (ask.server.as_str(), ask.ca_file.as_deref()),
+            ("from ASKGATE_URL", Some("from ASKGATE_CA_FILE"))
+        );
+        let flags = args(&[
+            "--session",
+            "s",
+            "q",
+            "--server",
+            "https://h/a",
+            "--ca-file=ca.pem",
+        ]);
+        let ask = parse(Command::Clarify, &flags, env).unwrap();
+        assert_eq!(
+            (ask.server.as_str(), ask.ca_file.as_deref()),
+            ("https://h/a", Some("ca.pem"))
         );
     }
 
@@ -624,10 +699,10 @@ mod tests {
                 Ok("http://example:9000/askgate"),
             ),
             ("http://localhost", Ok("http://localhost")),
+            ("https://host/askgate", Ok("https://host/askgate")),
             ("http://[::1]:8787/", Ok("http://[::1]:8787")),
-            ("https://host/askgate", Err("only http://")),
-            ("ftp://host", Err("only http://")),
-            ("localhost:8787", Err("only http://")),
+            ("ftp://host", Err("must start with http:// or https://")),
+            ("localhost:8787", Err("must start with http:// or https://")),
             ("http://host/a?b=c", Err("no query")),
             ("http://", Err("invalid server url")),
         ] {

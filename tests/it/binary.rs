@@ -15,7 +15,8 @@ pub fn askgate() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_askgate"));
     command
         .env_remove("ASKGATE_URL")
-        .env_remove("ASKGATE_TOKEN");
+        .env_remove("ASKGATE_TOKEN")
+        .env_remove("ASKGATE_CA_FILE");
     command
 }
 

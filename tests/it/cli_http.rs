@@ -1,9 +1,9 @@
 //! The `clarify` and `approve` commands over real HTTP as it comes through a
 //! reverse proxy: under a sub-path, chunked, redirected, as an HTML error
-//! page, and busy with `Retry-After`.
+//! page, busy with `Retry-After`, and over https with a private CA.
 
 use crate::binary::{ask_at, askgate, finish, pending_head};
-use crate::support::proxy::Proxy;
+use crate::support::proxy::{Proxy, tls_dir};
 use crate::support::{DEADLINE, TestServer, eventually};
 use serde_json::json;
 use std::net::TcpListener;
@@ -189,4 +189,58 @@ fn a_busy_wait_honours_retry_after_within_retry_secs() {
             && stderr.contains("may still be pending"),
         "{stderr}"
     );
+}
+
+#[test]
+fn https_checks_the_server_against_the_system_roots_or_the_ca_file() {
+    let server = TestServer::start(&[]);
+    let proxy = Proxy::start_tls(server.addr);
+    let url = proxy.https_url("/askgate");
+    let mut unknown = askgate();
+    unknown
+        .args(["clarify", "--session", "tls", "Private CA?"])
+        .env_remove("SSL_CERT_FILE");
+    let output = finish(ask_at(&url, &mut unknown), DEADLINE);
+    let stderr_text = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{stderr_text}");
+    assert!(
+        stderr_text.contains("cannot reach the server") && stderr_text.contains("--ca-file"),
+        "{stderr_text}"
+    );
+    assert!(
+        proxy.seen().is_empty(),
+        "nothing is sent to an unknown server"
+    );
+
+    let ca_file = tls_dir().join("ca.pem");
+    let by_flag = ["clarify", "--session", "tls", "Private CA?", "--ca-file"];
+    let child = ask_at(&url, askgate().args(by_flag).arg(&ca_file));
+    answer_clarify(&server, "tls", "trusted");
+    let output = finish(child, DEADLINE);
+    assert_eq!(
+        (output.status.code(), stdout(&output)),
+        (Some(0), "trusted\n".to_string()),
+        "{}",
+        stderr(&output)
+    );
+    // The CA file by its variable, and the system bundle (`SSL_CERT_FILE`).
+    for variable in ["ASKGATE_CA_FILE", "SSL_CERT_FILE"] {
+        let by_env = [
+            "approve",
+            "--session",
+            "tls",
+            "--command",
+            "x",
+            "--timeout",
+            "1",
+        ];
+        let child = ask_at(&url, askgate().args(by_env).env(variable, &ca_file));
+        let output = finish(child, DEADLINE);
+        assert_eq!(
+            output.status.code(),
+            Some(3),
+            "{variable}: {}",
+            stderr(&output)
+        );
+    }
 }

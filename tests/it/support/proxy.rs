@@ -7,9 +7,19 @@
 //! server that is down is a `502` HTML page, any other path a `404` one; and
 //! while `busy_waits` lasts, a wait is a `503` with `Retry-After`. Every
 //! request is recorded. One request per connection; every read has a deadline.
+//!
+//! `Proxy::start_tls` speaks https with `tests/it/tls/server.pem` (for
+//! 127.0.0.1 and localhost), signed by the test CA `tests/it/tls/ca.pem`
+//! whose key was thrown away: `openssl req -x509 -newkey ec -pkeyopt
+//! ec_paramgen_curve:P-256 -days 36500` with `CA:TRUE`, then a server key
+//! and `openssl x509 -req` with `subjectAltName=IP:127.0.0.1,DNS:localhost`.
 
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::{ServerConfig, ServerConnection, StreamOwned};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -51,6 +61,15 @@ struct Shared {
 impl Proxy {
     /// Starts the proxy in front of `upstream`, which may be down.
     pub fn start(upstream: SocketAddr) -> Proxy {
+        Proxy::start_with(upstream, None)
+    }
+
+    /// The same proxy over https, with the test CA's server certificate.
+    pub fn start_tls(upstream: SocketAddr) -> Proxy {
+        Proxy::start_with(upstream, Some(Arc::new(tls_config())))
+    }
+
+    fn start_with(upstream: SocketAddr, tls: Option<Arc<ServerConfig>>) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let shared = Shared {
             addr: listener.local_addr().unwrap(),
@@ -69,7 +88,12 @@ impl Proxy {
             for client in listener.incoming().flatten() {
                 client.set_read_timeout(Some(super::DEADLINE)).unwrap();
                 let shared = shared.clone();
-                thread::spawn(move || shared.serve(client));
+                let Some(tls) = tls.clone() else {
+                    thread::spawn(move || shared.serve(client));
+                    continue;
+                };
+                let connection = ServerConnection::new(tls).unwrap();
+                thread::spawn(move || shared.serve(StreamOwned::new(connection, client)));
             }
         });
         proxy
@@ -77,6 +101,10 @@ impl Proxy {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    pub fn https_url(&self, path: &str) -> String {
+        format!("https://{}{path}", self.addr)
     }
 
     pub fn seen(&self) -> Vec<Seen> {
@@ -243,4 +271,23 @@ fn send_chunked(client: &mut impl Write, head: &str, body: &[u8]) -> std::io::Re
         client.flush()?;
     }
     client.write_all(b"0\r\n\r\n")
+}
+
+/// A server config with the test certificate for 127.0.0.1 and localhost.
+fn tls_config() -> ServerConfig {
+    let dir = tls_dir();
+    let chain = CertificateDer::pem_file_iter(dir.join("server.pem"))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(dir.join("server.key")).unwrap();
+    ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap()
+}
+
+/// Where the test CA and server certificate live.
+pub fn tls_dir() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/tls"))
 }
