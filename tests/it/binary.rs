@@ -11,21 +11,24 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-fn askgate() -> Command {
+pub fn askgate() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_askgate"));
     command
         .env_remove("ASKGATE_URL")
-        .env_remove("ASKGATE_TOKEN");
+        .env_remove("ASKGATE_TOKEN")
+        .env_remove("ASKGATE_CA_FILE");
     command
 }
 
 /// Starts `askgate clarify`/`approve` against `server`, returning the child.
 fn ask(server: SocketAddr, args: &[&str]) -> Child {
-    let mut command = askgate();
+    ask_at(&format!("http://{server}"), askgate().args(args))
+}
+
+/// Runs `command` (askgate with its arguments) against the server at `url`.
+pub fn ask_at(url: &str, command: &mut Command) -> Child {
     command
-        .args(args)
-        .env("ASKGATE_URL", format!("http://{server}"));
-    command
+        .env("ASKGATE_URL", url)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -33,7 +36,7 @@ fn ask(server: SocketAddr, args: &[&str]) -> Child {
 }
 
 /// Waits for the child with a deadline, killing it if it overstays.
-fn finish(child: Child, deadline: Duration) -> Output {
+pub fn finish(child: Child, deadline: Duration) -> Output {
     let pid = child.id().to_string();
     let (done, exited) = std::sync::mpsc::channel();
     thread::spawn(move || done.send(child.wait_with_output().unwrap()));
@@ -50,7 +53,7 @@ fn finish(child: Child, deadline: Duration) -> Output {
 }
 
 /// Blocks until a prompt of this kind is pending in the session (long-poll).
-fn pending_head(server: &TestServer, kind: &str, session_id: &str) -> Value {
+pub fn pending_head(server: &TestServer, kind: &str, session_id: &str) -> Value {
     let mut since = 0;
     loop {
         let poll = server

@@ -4,6 +4,7 @@
 mod agent;
 mod binary;
 mod browser_api;
+mod cli_http;
 mod events;
 mod input;
 mod queue_rules;

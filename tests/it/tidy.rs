@@ -62,7 +62,8 @@ fn only_approved_direct_dependencies() {
             "log",
             "serde_json",
             "simple_logger",
-            "tiny_http"
+            "tiny_http",
+            "ureq"
         ]
     );
 }
