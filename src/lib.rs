@@ -17,6 +17,7 @@ pub mod routes;
 pub mod server;
 pub mod sse;
 pub mod static_files;
+pub mod store;
 pub mod stream;
 pub mod subscriber;
 pub mod validate;
