@@ -4,12 +4,14 @@
 //!
 //! Invariants: a snapshot or journal appears under its final name only
 //! complete and synced (written as `NAME.tmp`, synced, renamed, directory
-//! synced); the lock is an flock, so it dies with the process that held it.
+//! synced); the lock is an flock, so it dies with the process that held it;
+//! what askgate creates is its user's alone (files 0600, directories 0700),
+//! for the journal holds every prompt and answer.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::Path;
 
 pub const LOCK: &str = "lock";
@@ -17,6 +19,11 @@ pub const JOURNAL: &str = "journal";
 pub const JOURNAL_TMP: &str = "journal.tmp";
 pub const SNAPSHOT: &str = "snapshot";
 pub const SNAPSHOT_TMP: &str = "snapshot.tmp";
+
+/// Creates DIR and its missing parents, readable by this user only.
+pub fn create_dir(dir: &Path) -> io::Result<()> {
+    DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
 
 /// Takes the exclusive lock on `DIR/lock` and writes our pid in it; `None`
 /// when another open file (this process or another) holds it.
@@ -26,6 +33,7 @@ pub fn lock(dir: &Path) -> io::Result<Option<File>> {
         .write(true)
         .create(true)
         .truncate(false)
+        .mode(0o600)
         .open(dir.join(LOCK))?;
     // SAFETY: flock only reads the descriptor, which `file` keeps open.
     if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
@@ -112,6 +120,7 @@ pub fn write_tmp(dir: &Path, tmp: &str, parts: &[&[u8]], spare: u64) -> io::Resu
         .write(true)
         .create(true)
         .truncate(true)
+        .mode(0o600)
         .open(dir.join(tmp))?;
     let mut offset = 0;
     for part in parts {

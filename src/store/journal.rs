@@ -148,7 +148,7 @@ impl Journal {
 
     pub fn open_with(dir: &Path, options: Options) -> Result<(Journal, Recovered), OpenError> {
         let started = Instant::now();
-        std::fs::create_dir_all(dir).map_err(OpenError::io(dir))?;
+        disk::create_dir(dir).map_err(OpenError::io(dir))?;
         disk::ignore_file_size_signal();
         let lock = take_lock(dir)?;
         let found = recover::read(dir)?;

@@ -6,6 +6,7 @@ use super::disk::{self, JOURNAL, JOURNAL_TMP, SNAPSHOT, SNAPSHOT_TMP};
 use super::format::{self, HEADER_LEN};
 use super::handoff::Fault;
 use super::journal::{AppendError, Journal, OpenError, Options, Recovered, check};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -104,6 +105,10 @@ fn records_come_back_in_order_after_a_reopen() {
     );
     assert_eq!(journal.durable_version(), 100);
     assert_eq!(journal.sizes().0, record_start(101) - HEADER_LEN);
+    for (name, mode) in [(".", 0o700), (JOURNAL, 0o600), (disk::LOCK, 0o600)] {
+        let found = fs::metadata(dir.file(name)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(found, mode, "{name}: {found:o}");
+    }
 }
 
 #[test]
