@@ -112,6 +112,22 @@ fn records_come_back_in_order_after_a_reopen() {
 }
 
 #[test]
+fn the_journal_is_shared_across_threads_and_its_thread_is_named() {
+    fn shared_across_threads<T: Send + Sync>() {}
+    shared_across_threads::<Journal>();
+    let dir = TempDir::new("thread-name");
+    let (journal, _) = open(&dir);
+    append_all(&journal, [1]); // the thread names itself once it runs
+    let tasks = fs::read_dir("/proc/self/task").unwrap();
+    let names = tasks.map(|task| fs::read_to_string(task.unwrap().path().join("comm")));
+    let names: Vec<String> = names.flatten().collect();
+    assert!(
+        names.iter().any(|name| name == "askgate-journal\n"),
+        "{names:?}"
+    );
+}
+
+#[test]
 fn concurrent_appenders_share_fsyncs() {
     let dir = TempDir::new("group-commit");
     let (journal, _) = open(&dir);
