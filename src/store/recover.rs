@@ -78,7 +78,7 @@ pub enum OpenError {
 }
 
 impl OpenError {
-    pub fn io(path: &Path) -> impl FnOnce(io::Error) -> OpenError {
+    pub(super) fn io(path: &Path) -> impl FnOnce(io::Error) -> OpenError {
         let path = path.to_path_buf();
         move |error| OpenError::Io { path, error }
     }
