@@ -13,6 +13,7 @@ pub mod core;
 pub mod error;
 pub mod hub;
 pub mod serve;
+pub mod store;
 
 pub use config::Config;
 pub use serve::server::Server;

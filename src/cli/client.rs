@@ -1,4 +1,4 @@
-//! The `askgate clarify` and `askgate approve` commands (SPEC §5.3): submit a
+//! The `askgate clarify` and `askgate approve` commands (docs/PROTOCOL.md §5.3): submit a
 //! prompt, wait for its outcome, and say it through stdout and the exit code.
 //!
 //! The wait survives a server that is briefly unreachable or busy (it retries

@@ -59,6 +59,7 @@ fn only_approved_direct_dependencies() {
         names,
         [
             "crossbeam-channel",
+            "libc",
             "log",
             "serde_json",
             "simple_logger",
