@@ -14,3 +14,6 @@ pub mod rules;
 pub mod state;
 pub mod validate;
 pub mod view;
+
+#[cfg(test)]
+mod model_tests;

@@ -295,9 +295,9 @@ impl State {
         }
     }
 
-    /// The changes a submit makes, and what to tell the agent. `id` is a
-    /// fresh id; `watched` says whether a session is watched by name (such
-    /// sessions are never evicted).
+    /// The changes a submit makes, and what to tell the agent. The prompt
+    /// has a fresh id; `needed` says whether a watcher still needs a session
+    /// (such sessions are never evicted).
     pub fn submit(
         &self,
         limits: &Limits,
@@ -512,16 +512,13 @@ impl State {
         deadlines.min_by(f64::total_cmp)
     }
 
-    /// Outcomes past retention, and idle sessions nobody watches by name
-    /// whose last change is past retention; `None` when there are none.
-    /// Sessions are kept while `keep_sessions` (a subscriber awaits a
-    /// resync and must be told what changed).
+    /// Outcomes past retention, and idle sessions whose last change is past
+    /// retention and that no watcher `needs`; `None` when there are none.
     pub fn prune(
         &self,
         now: f64,
         result_ttl: f64,
-        keep_sessions: bool,
-        watched: impl Fn(&str) -> bool,
+        needed: impl Fn(&str) -> bool,
     ) -> Option<Change> {
         let stale_before = now - result_ttl;
         let outcomes: Vec<String> = self
@@ -530,15 +527,10 @@ impl State {
             .take_while(|id| self.outcomes.get(*id).is_some_and(|r| r.at <= stale_before))
             .cloned()
             .collect();
-        let sessions: Vec<String> = match keep_sessions {
-            true => Vec::new(),
-            false => self
-                .sessions
-                .iter()
-                .filter(|(id, s)| s.is_idle() && s.changed_at < stale_before && !watched(id))
-                .map(|(id, _)| id.clone())
-                .collect(),
-        };
+        let sessions = self.sessions.iter();
+        let stale =
+            sessions.filter(|(id, s)| s.is_idle() && s.changed_at < stale_before && !needed(id));
+        let sessions: Vec<String> = stale.map(|(id, _)| id.clone()).collect();
         (!outcomes.is_empty() || !sessions.is_empty())
             .then_some(Change::Pruned { outcomes, sessions })
     }

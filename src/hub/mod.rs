@@ -57,9 +57,10 @@ pub struct Subscription {
 
 impl Subscription {
     /// For a subscriber whose channel overflowed and has since drained:
-    /// every watched queue that changed after `since`.
-    pub fn resync(&self, since: u64) -> Vec<Update> {
-        self.hub.resync(&self.inbox, since)
+    /// every watched queue that changed after the last update it got before
+    /// it fell behind.
+    pub fn resync(&self) -> Vec<Update> {
+        self.hub.resync(&self.inbox)
     }
 }
 
@@ -158,8 +159,7 @@ impl Hub {
         );
         let expires = prompt.expires();
         let Inner { state, registry } = &*inner;
-        let (changes, submitted) =
-            state.submit(&self.limits, prompt, |s| registry.watches_by_name(s))?;
+        let (changes, submitted) = state.submit(&self.limits, prompt, |s| registry.needs(s))?;
         let outcome = inner.commit_all(changes);
         drop(inner);
         self.announce(outcome, expires);
@@ -207,10 +207,7 @@ impl Hub {
         let mut inner = self.lock();
         let mut changes = inner.state.expire_due(now);
         let Inner { state, registry } = &*inner;
-        let keep_sessions = registry.any_awaiting_resync();
-        let pruned = state.prune(now, self.limits.result_ttl, keep_sessions, |s| {
-            registry.watches_by_name(s)
-        });
+        let pruned = state.prune(now, self.limits.result_ttl, |s| registry.needs(s));
         changes.extend(pruned);
         let outcome = inner.commit_all(changes);
         let next = inner.state.next_expiry().map(|at| (at - now).max(0.0));
@@ -304,15 +301,16 @@ impl Hub {
     }
 
     /// Clears the subscriber's resync mark and returns every watched queue
-    /// that changed after `since`, the last version it delivered.
-    fn resync(&self, inbox: &Inbox, since: u64) -> Vec<Update> {
+    /// that changed since it fell behind. Nothing is forgotten while a
+    /// subscriber is marked, so that point can always be honoured.
+    fn resync(&self, inbox: &Inbox) -> Vec<Update> {
         let inner = self.lock();
         inbox.resync.store(false, Ordering::Release);
-        let Some(interest) = inner.registry.interest(inbox.id) else {
+        let Some((interest, since)) = inner.registry.resync_point(inbox.id) else {
             return Vec::new();
         };
-        let since = Some(since).filter(|&v| inner.state.can_resume_from(v));
-        inner.state.states(interest, since)
+        debug_assert!(inner.state.can_resume_from(since));
+        inner.state.states(interest, Some(since))
     }
 
     /// Waits until the prompt has an outcome or the deadline passes.

@@ -16,6 +16,9 @@ struct Subscriber {
     interest: Interest,
     sender: Sender<Arc<Update>>,
     resync: Arc<AtomicBool>,
+    /// While marked: the global version the subscriber is current up to,
+    /// the one before the first update it missed.
+    behind_since: u64,
 }
 
 /// The receiving end a stream or long-poll holds.
@@ -56,6 +59,7 @@ impl Registry {
             interest,
             sender,
             resync: resync.clone(),
+            behind_since: 0,
         };
         self.subscribers.insert(id, subscriber);
         Inbox {
@@ -114,10 +118,18 @@ impl Registry {
         self.by_session.contains_key(session_id)
     }
 
-    pub fn interest(&self, id: u64) -> Option<&Interest> {
-        self.subscribers
-            .get(&id)
-            .map(|subscriber| &subscriber.interest)
+    /// Whether a session may not be forgotten now: someone watches it by
+    /// name, or a subscriber that fell behind must still be told what
+    /// changed, and a forgotten session could not be reported.
+    pub fn needs(&self, session_id: &str) -> bool {
+        self.watches_by_name(session_id) || self.any_awaiting_resync()
+    }
+
+    /// What a marked subscriber watches, and the version it is current up
+    /// to: a resync sends the watched queues changed after it.
+    pub fn resync_point(&self, id: u64) -> Option<(&Interest, u64)> {
+        let subscriber = self.subscribers.get(&id)?;
+        Some((&subscriber.interest, subscriber.behind_since))
     }
 
     /// Hands the update to every subscriber interested in it, never blocking.
@@ -129,7 +141,7 @@ impl Registry {
             .into_iter()
             .flatten();
         for id in named.chain(self.watching_all.iter()) {
-            let Some(subscriber) = self.subscribers.get(id) else {
+            let Some(subscriber) = self.subscribers.get_mut(id) else {
                 continue;
             };
             if subscriber
@@ -142,6 +154,7 @@ impl Registry {
             }
             if let Err(TrySendError::Full(_)) = subscriber.sender.try_send(update.clone()) {
                 subscriber.resync.store(true, Ordering::Release);
+                subscriber.behind_since = update.version - 1;
                 self.resyncs += 1;
             }
         }

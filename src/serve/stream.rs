@@ -130,7 +130,7 @@ impl Stream {
                 Err(RecvTimeoutError::Disconnected) => return Ok(()),
             }
             if inbox.receiver.is_empty() && inbox.resync.load(Ordering::Acquire) {
-                for update in self.subscription.resync(last_version) {
+                for update in self.subscription.resync() {
                     wire.send(&self.frame(&update))?;
                     last_version = last_version.max(update.version);
                 }

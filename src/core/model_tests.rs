@@ -1,0 +1,572 @@
+//! A model-based test of the state machine: thousands of random sequences
+//! of operations (submit, answer, stale answer, cancel, expire, evict,
+//! prune, subscribe, fall behind, resync) driven through `State`, checking
+//! after every step the queue rules of docs/PROTOCOL.md §2 against a plain
+//! model, and that replaying the recorded changes (also through their JSON,
+//! as a journal would) gives an equal state.
+
+use crate::core::change::Change;
+use crate::core::kind::Kind;
+use crate::core::prompt::{Answer, Choice, Outcome, Payload, Prompt};
+use crate::core::rules::Scope;
+use crate::core::state::{Limits, Lookup, Respond, State, Submitted};
+use crate::core::view::{Interest, Update, Watch};
+use std::collections::{HashMap, VecDeque};
+
+const SEQUENCES: u64 = 1_200;
+const STEPS: usize = 60;
+const SESSIONS: [&str; 4] = ["s0", "s1", "s2", "s3"];
+const COMMANDS: [&str; 4] = [
+    "reboot",
+    "git push",
+    "git push origin",
+    "rm -rf / --no-preserve-root",
+];
+const QUESTIONS: [&str; 2] = ["which db?", "go on?"];
+
+/// xorshift64*: deterministic, so a failure names its seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+
+    fn id(&mut self, len: usize) -> String {
+        let hex: String = (0..4).map(|_| format!("{:016x}", self.next())).collect();
+        hex[..len].to_string()
+    }
+}
+
+/// A subscriber as a stream holds it: a bounded buffer, a resync mark, and
+/// what it has shown of each queue.
+struct Watcher {
+    interest: Interest,
+    buffer: VecDeque<Update>,
+    capacity: usize,
+    resync: bool,
+    /// While marked: the version before the first update it missed.
+    behind_since: u64,
+    last_version: u64,
+    shown: HashMap<(String, Kind), Update>,
+}
+
+impl Watcher {
+    fn show(&mut self, update: Update) {
+        assert!(
+            self.interest.includes(&update.session_id, update.kind),
+            "rule 6: a watcher only gets what it watches"
+        );
+        self.last_version = self.last_version.max(update.version);
+        self.shown
+            .insert((update.session_id.clone(), update.kind), update);
+    }
+
+    fn drain(&mut self) {
+        let mut last = 0;
+        while let Some(update) = self.buffer.pop_front() {
+            assert!(
+                update.version > last,
+                "rule 1: frames arrive in the order of their changes"
+            );
+            last = update.version;
+            if update.version > self.last_version {
+                self.show(update);
+            }
+        }
+    }
+}
+
+/// The plain model: each queue as ids in order, and what each id was.
+#[derive(Default)]
+struct Model {
+    queues: HashMap<(String, Kind), VecDeque<String>>,
+    prompts: HashMap<String, Prompt>,
+    outcomes: HashMap<String, Outcome>,
+    /// Scopes the human granted, for the rule check.
+    granted: Vec<Scope>,
+}
+
+struct Run {
+    rng: Rng,
+    state: State,
+    log: Vec<Change>,
+    model: Model,
+    watchers: Vec<Watcher>,
+    now: f64,
+    limits: Limits,
+}
+
+impl Run {
+    fn new(seed: u64) -> Run {
+        Run {
+            rng: Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1),
+            state: State::default(),
+            log: Vec::new(),
+            model: Model::default(),
+            watchers: Vec::new(),
+            now: 1_795_477_000.0,
+            limits: Limits {
+                max_pending: 4,
+                max_prompts: 12,
+                max_sessions: 3,
+                result_ttl: 30.0,
+            },
+        }
+    }
+
+    /// Sessions a watcher still needs: watched by name, or any while a
+    /// watcher is behind.
+    fn watched(&self) -> impl Fn(&str) -> bool + '_ {
+        |session_id| {
+            let by_name = |w: &Watcher| matches!(&w.interest.watch, Watch::Sessions(s) if s.iter().any(|n| n == session_id));
+            self.watchers.iter().any(|w| w.resync || by_name(w))
+        }
+    }
+
+    /// Applies decided changes as the hub does: apply, then publish the
+    /// touched queue to every interested watcher, marking the full ones.
+    fn commit(&mut self, changes: Vec<Change>) {
+        for change in changes {
+            self.follow_in_model(&change);
+            let applied = self.state.apply(&change);
+            self.log.push(change);
+            let Some((session_id, kind)) = applied.queue else {
+                continue;
+            };
+            let update = self.state.update_of(&session_id, kind);
+            for watcher in &mut self.watchers {
+                if !watcher.interest.includes(&session_id, kind) || watcher.resync {
+                    continue;
+                }
+                match watcher.buffer.len() < watcher.capacity {
+                    true => watcher.buffer.push_back(update.clone()),
+                    false => {
+                        watcher.resync = true;
+                        watcher.behind_since = update.version - 1;
+                    }
+                }
+            }
+        }
+    }
+
+    /// What each change must do, told to the model independently of `State`.
+    fn follow_in_model(&mut self, change: &Change) {
+        let model = &mut self.model;
+        match change {
+            Change::Submitted(prompt) => {
+                let key = (prompt.session_id.clone(), prompt.kind());
+                model
+                    .queues
+                    .entry(key)
+                    .or_default()
+                    .push_back(prompt.id.clone());
+                model.prompts.insert(prompt.id.clone(), prompt.clone());
+            }
+            Change::Resolved {
+                session_id,
+                kind,
+                id,
+                outcome,
+                grant,
+                ..
+            } => {
+                let queue = model
+                    .queues
+                    .get_mut(&(session_id.clone(), *kind))
+                    .expect("a known queue");
+                let position = queue
+                    .iter()
+                    .position(|other| other == id)
+                    .expect("a pending id");
+                queue.remove(position);
+                model.outcomes.insert(id.clone(), outcome.clone());
+                model.granted.extend(grant.clone());
+            }
+            Change::AutoAnswered {
+                id, answer, rule, ..
+            } => {
+                assert!(
+                    model.granted.contains(rule),
+                    "only a rule the human granted answers"
+                );
+                model
+                    .outcomes
+                    .insert(id.clone(), Outcome::Answered(answer.clone()));
+            }
+            Change::SessionEvicted { session_id } => {
+                for kind in Kind::ALL {
+                    let queue = model
+                        .queues
+                        .remove(&(session_id.clone(), kind))
+                        .unwrap_or_default();
+                    assert!(queue.is_empty(), "only idle sessions are evicted");
+                }
+            }
+            Change::Pruned { outcomes, .. } => {
+                for id in outcomes {
+                    model.outcomes.remove(id);
+                }
+            }
+        }
+    }
+
+    fn step(&mut self) {
+        match self.rng.below(100) {
+            0..=34 => self.submit(),
+            35..=54 => self.answer(),
+            55..=59 => self.stale_answer(),
+            60..=66 => self.cancel(),
+            67..=76 => self.pass_time(),
+            77..=84 => self.subscribe(),
+            85..=94 => self.drain_one(),
+            _ => self.unsubscribe(),
+        }
+    }
+
+    fn submit(&mut self) {
+        let session_id = self.rng.pick(&SESSIONS).to_string();
+        let kind = *self.rng.pick(&Kind::ALL);
+        let payload = match kind {
+            Kind::Clarify => Payload::Clarify {
+                question: self.rng.pick(&QUESTIONS).to_string(),
+                choices: vec![],
+            },
+            Kind::Approval => Payload::Approval {
+                command: self.rng.pick(&COMMANDS).to_string(),
+                description: String::new(),
+                // An agent's keys, chosen to try to widen rules.
+                pattern_keys: vec![self.rng.pick(&COMMANDS).to_string()],
+            },
+        };
+        let timeout = *self.rng.pick(&[0, 5, 20]);
+        let id = self.state.fresh_id(kind, |len| self.rng.id(len));
+        let prompt = Prompt::new(id, session_id.clone(), self.now, timeout, payload.clone());
+        let last = self
+            .model
+            .queues
+            .get(&(session_id.clone(), kind))
+            .and_then(|q| q.back().cloned());
+        let before = self.state.clone();
+        let decided = self
+            .state
+            .submit(&self.limits, prompt.clone(), self.watched());
+        match decided {
+            Ok((
+                changes,
+                Submitted::Queued {
+                    id, deduped: true, ..
+                },
+            )) => {
+                assert!(changes.is_empty(), "rule 9: a duplicate changes nothing");
+                assert_eq!(
+                    Some(&id),
+                    last.as_ref(),
+                    "rule 9: the duplicate of the last entry"
+                );
+                assert_eq!(self.model.prompts[&id].payload, payload);
+            }
+            Ok((changes, submitted)) => {
+                if kind.deduplicates() {
+                    let same =
+                        last.is_some_and(|last| self.model.prompts[&last].payload == payload);
+                    assert!(
+                        !same,
+                        "rule 9: a repeat of the last clarify is deduplicated"
+                    );
+                }
+                self.commit(changes);
+                if let Submitted::Queued { pending_count, .. } = submitted {
+                    assert_eq!(pending_count, self.state.queue_len(&session_id, kind));
+                }
+            }
+            Err(_) => assert_eq!(self.state, before, "a refused submit changes nothing"),
+        }
+    }
+
+    fn pending_ids(&self) -> Vec<(String, Kind, String)> {
+        let queues = self.model.queues.iter();
+        let ids =
+            queues.flat_map(|((s, k), q)| q.iter().map(move |id| (s.clone(), *k, id.clone())));
+        let mut ids: Vec<_> = ids.collect();
+        ids.sort();
+        ids
+    }
+
+    fn answer(&mut self) {
+        let pending = self.pending_ids();
+        if pending.is_empty() {
+            return;
+        }
+        let (session_id, kind, id) = self.rng.pick(&pending).clone();
+        let answer = match kind {
+            Kind::Clarify => Answer::Text("postgres".into()),
+            Kind::Approval => Answer::Choice(*self.rng.pick(&Choice::ALL)),
+        };
+        let by_id = self.rng.below(2) == 0;
+        let head = self.model.queues[&(session_id.clone(), kind)]
+            .front()
+            .cloned();
+        let target = if by_id { Some(id.as_str()) } else { None };
+        let prefix = match self.rng.below(3) {
+            0 => Some("git push"),
+            _ => None,
+        };
+        let before = self.state.clone();
+        match self
+            .state
+            .respond(&session_id, target, answer, prefix, self.now)
+        {
+            Ok(Respond::Answer(change)) => {
+                let Change::Resolved { id: resolved, .. } = &change else {
+                    panic!("an answer resolves")
+                };
+                let expected = if by_id { Some(id.clone()) } else { head };
+                assert_eq!(
+                    Some(resolved.clone()),
+                    expected,
+                    "the named id, or the head"
+                );
+                self.commit(vec![change]);
+            }
+            Ok(Respond::Stale { .. }) => panic!("a pending id is not stale"),
+            Err(_) => assert_eq!(self.state, before, "a refused answer changes nothing"),
+        }
+    }
+
+    fn stale_answer(&mut self) {
+        let session_id = self.rng.pick(&SESSIONS).to_string();
+        let kind = *self.rng.pick(&Kind::ALL);
+        let id = self.rng.id(kind.id_len());
+        let answer = match kind {
+            Kind::Clarify => Answer::Text("x".into()),
+            Kind::Approval => Answer::Choice(Choice::Once),
+        };
+        let before = self.state.clone();
+        let stale = self
+            .state
+            .respond(&session_id, Some(&id), answer, None, self.now);
+        let still_pending = self
+            .model
+            .queues
+            .get(&(session_id, kind))
+            .map_or(0, VecDeque::len);
+        assert_eq!(
+            stale,
+            Ok(Respond::Stale { still_pending }),
+            "rule 8: a stale id resolves nothing"
+        );
+        assert_eq!(self.state, before, "rule 8: and changes nothing");
+    }
+
+    fn cancel(&mut self) {
+        let session_id = self.rng.pick(&SESSIONS).to_string();
+        let kind = *self.rng.pick(&Kind::ALL);
+        let expected: Vec<String> = self
+            .model
+            .queues
+            .get(&(session_id.clone(), kind))
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
+        let changes = self
+            .state
+            .cancel(&session_id, kind, None, self.now)
+            .expect("cancel all never fails");
+        let cancelled: Vec<String> = changes
+            .iter()
+            .map(|c| match c {
+                Change::Resolved {
+                    id,
+                    outcome: Outcome::Cancelled,
+                    ..
+                } => id.clone(),
+                other => panic!("cancel made {other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            cancelled, expected,
+            "cancel takes every pending prompt of the queue"
+        );
+        self.commit(changes);
+    }
+
+    fn pass_time(&mut self) {
+        self.now += *self.rng.pick(&[0.5, 3.0, 11.0, 40.0]);
+        let changes = self.state.expire_due(self.now);
+        self.commit(changes);
+        for (_, _, id) in self.pending_ids() {
+            assert!(
+                !self.model.prompts[&id].is_expired(self.now),
+                "rule 10: nothing past its time stays pending"
+            );
+        }
+        let pruned = self
+            .state
+            .prune(self.now, self.limits.result_ttl, self.watched());
+        self.commit(pruned.into_iter().collect());
+    }
+
+    fn subscribe(&mut self) {
+        let watch = match self.rng.below(3) {
+            0 => Watch::All,
+            _ => Watch::Sessions(vec![self.rng.pick(&SESSIONS).to_string()]),
+        };
+        let kind = match self.rng.below(3) {
+            0 => Some(*self.rng.pick(&Kind::ALL)),
+            _ => None,
+        };
+        let interest = Interest { watch, kind };
+        let mut watcher = Watcher {
+            interest: interest.clone(),
+            buffer: VecDeque::new(),
+            capacity: 1 + self.rng.below(3),
+            resync: false,
+            behind_since: 0,
+            last_version: self.state.version(),
+            shown: HashMap::new(),
+        };
+        for update in self.state.states(&interest, None) {
+            watcher.show(update);
+        }
+        watcher.last_version = self.state.version();
+        self.watchers.push(watcher);
+    }
+
+    fn drain_one(&mut self) {
+        if self.watchers.is_empty() {
+            return;
+        }
+        let index = self.rng.below(self.watchers.len());
+        let state = &self.state;
+        let watcher = &mut self.watchers[index];
+        watcher.drain();
+        if watcher.resync {
+            watcher.resync = false;
+            let since = watcher.behind_since;
+            assert!(
+                state.can_resume_from(since),
+                "nothing a marked watcher needs is forgotten"
+            );
+            for update in state.states(&watcher.interest, Some(since)) {
+                watcher.show(update);
+            }
+            watcher.last_version = state.version();
+            check_watcher_is_current(state, watcher);
+        }
+    }
+
+    fn unsubscribe(&mut self) {
+        if !self.watchers.is_empty() {
+            let index = self.rng.below(self.watchers.len());
+            self.watchers.remove(index);
+        }
+    }
+
+    /// The checks that hold after every step.
+    fn check(&self, replay: bool) {
+        for ((session_id, kind), ids) in &self.model.queues {
+            let update = self.state.update_of(session_id, *kind);
+            assert_eq!(update.pending_count, ids.len(), "rule 2: the count");
+            let head = ids
+                .front()
+                .map(|id| self.model.prompts[id].to_json().to_string());
+            assert_eq!(
+                update.pending.as_deref(),
+                head.as_deref(),
+                "rule 2: the head, never the newest"
+            );
+        }
+        for (id, outcome) in &self.model.outcomes {
+            let prompt = self.model.prompts.get(id);
+            if let Some(prompt) = prompt {
+                let found = self.state.lookup(id, prompt.kind(), &prompt.session_id);
+                assert!(
+                    matches!(found, Lookup::Done(ref got, _) if got == outcome),
+                    "outcome of {id}"
+                );
+            }
+        }
+        for watcher in self
+            .watchers
+            .iter()
+            .filter(|w| w.buffer.is_empty() && !w.resync)
+        {
+            check_watcher_is_current(&self.state, watcher);
+        }
+        if replay {
+            self.check_replay();
+        }
+    }
+
+    fn check_replay(&self) {
+        let mut replayed = State::default();
+        let mut through_json = State::default();
+        for change in &self.log {
+            replayed.apply(change);
+            let decoded = Change::from_json(&change.to_json()).expect("a change reads back");
+            assert_eq!(&decoded, change, "a change survives its JSON");
+            through_json.apply(&decoded);
+        }
+        assert_eq!(
+            replayed, self.state,
+            "replaying the changes gives the same state"
+        );
+        assert_eq!(through_json, self.state, "and so does replaying their JSON");
+    }
+}
+
+/// Rules 3, 4 and 7: a watcher that has drained (and resynced) shows the
+/// true state of every queue it watches, empty ones as empty.
+fn check_watcher_is_current(state: &State, watcher: &Watcher) {
+    for ((session_id, kind), shown) in &watcher.shown {
+        let current = state.update_of(session_id, *kind);
+        let (shown_head, shown_count) = (shown.pending.as_deref(), shown.pending_count);
+        let expected = (current.pending.as_deref(), current.pending_count);
+        if current.version > 0 {
+            assert_eq!(
+                (shown_head, shown_count),
+                expected,
+                "watcher shows {session_id}/{kind:?}"
+            );
+        }
+    }
+    for update in state.states(&watcher.interest, None) {
+        if update.pending_count > 0 {
+            let key = (update.session_id.clone(), update.kind);
+            assert!(
+                watcher.shown.contains_key(&key),
+                "rule 7: a watcher learns of every non-empty queue it watches"
+            );
+        }
+    }
+}
+
+#[test]
+fn random_operations_keep_the_queue_rules_and_replay_to_the_same_state() {
+    for seed in 0..SEQUENCES {
+        let mut run = Run::new(seed);
+        for step in 0..STEPS {
+            run.step();
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                run.check(seed < 150 || step + 1 == STEPS)
+            }));
+            if let Err(panic) = outcome {
+                eprintln!("failed at seed {seed}, step {step}");
+                std::panic::resume_unwind(panic);
+            }
+        }
+    }
+}
