@@ -13,6 +13,11 @@ const FLAGS: &[(&str, &str, &str)] = &[
     ("bind", "127.0.0.1:8787", "address to listen on"),
     ("log-level", "info", "error, warn, info, debug or trace"),
     (
+        "data-dir",
+        "./data",
+        "directory of the journal that keeps prompts, answers and rules across restarts; none keeps them in memory only",
+    ),
+    (
         "keepalive-secs",
         "30",
         "seconds without a frame before a stream gets a keepalive",
@@ -74,6 +79,8 @@ const FLAGS: &[(&str, &str, &str)] = &[
 #[derive(Clone, Debug)]
 pub struct Config {
     pub bind: String,
+    /// Where the journal lives; `None` keeps the state in memory only.
+    pub data_dir: Option<std::path::PathBuf>,
     pub log_level: log::LevelFilter,
     pub keepalive: Duration,
     pub header_timeout: Duration,
@@ -138,6 +145,10 @@ impl Config {
         let get = |name: &str| values[name].as_str();
         let config = Config {
             bind: get("bind").to_string(),
+            data_dir: match get("data-dir").trim() {
+                "" | "none" => None,
+                dir => Some(dir.into()),
+            },
             log_level: parse_flag("log-level", get("log-level"))?,
             keepalive: seconds("keepalive-secs", get("keepalive-secs"))?,
             header_timeout: seconds("header-timeout-secs", get("header-timeout-secs"))?,

@@ -28,6 +28,8 @@ pub enum Error {
     Internal,
     /// 503: every stream and long-poll place is taken; retry after this many seconds.
     Unavailable(u32),
+    /// 507: the change could not be made durable (disk full or unwritable).
+    InsufficientStorage(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -49,6 +51,7 @@ impl Error {
             Error::TooMany(_) => 429,
             Error::Internal => 500,
             Error::Unavailable(_) => 503,
+            Error::InsufficientStorage(_) => 507,
         }
     }
 
@@ -67,7 +70,8 @@ impl fmt::Display for Error {
             | Error::Forbidden(message)
             | Error::NotFound(message)
             | Error::Stale(message)
-            | Error::TooMany(message) => f.write_str(message),
+            | Error::TooMany(message)
+            | Error::InsufficientStorage(message) => f.write_str(message),
             Error::MethodNotAllowed => f.write_str("method not allowed"),
             Error::PayloadTooLarge => f.write_str("request body too large"),
             Error::UnsupportedMediaType => f.write_str("request body must be application/json"),

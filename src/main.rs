@@ -11,6 +11,7 @@ fn main() -> ExitCode {
         Some("clarify") => client::main(client::Command::Clarify, &args[1..]),
         Some("approve") => client::main(client::Command::Approve, &args[1..]),
         Some("serve") => serve(&args[1..]),
+        Some("journal") => journal(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{}", usage());
             ExitCode::SUCCESS
@@ -23,10 +24,37 @@ fn main() -> ExitCode {
     }
 }
 
+const JOURNAL_USAGE: &str =
+    "askgate journal check DIR   (reads a data directory and reports damage, changing nothing)";
+
+/// `askgate journal check DIR`: exit 0 when the directory would replay,
+/// 1 when it is damaged (the message names the file and offset), 2 on
+/// usage errors.
+fn journal(args: &[String]) -> ExitCode {
+    let [command, dir] = args else {
+        eprintln!("usage: {JOURNAL_USAGE}");
+        return ExitCode::from(2);
+    };
+    if command != "check" {
+        eprintln!("usage: {JOURNAL_USAGE}");
+        return ExitCode::from(2);
+    }
+    match askgate::store::journal::check(std::path::Path::new(dir)) {
+        Ok(report) => {
+            println!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("askgate: {error}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 fn usage() -> String {
     format!(
         "askgate: agents ask, a human answers from the browser\n\n\
-         usage:\n  askgate [serve] [FLAGS]\n  {}\n  {}\n\n{}",
+         usage:\n  askgate [serve] [FLAGS]\n  {}\n  {}\n  {JOURNAL_USAGE}\n\n{}",
         client::CLARIFY_USAGE,
         client::APPROVE_USAGE,
         Config::usage()

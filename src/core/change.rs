@@ -43,9 +43,23 @@ pub enum Change {
         outcomes: Vec<String>,
         sessions: Vec<String>,
     },
+    /// The server started again after a stop: versions jump ahead by
+    /// `skip`, past any that may have been shown but never made durable, so
+    /// a watcher's id from before can never name a different change.
+    Restarted {
+        skip: u64,
+    },
 }
 
 impl Change {
+    /// How far applying this change moves the global version.
+    pub fn versions_used(&self) -> u64 {
+        match self {
+            Change::Restarted { skip } => (*skip).max(1),
+            _ => 1,
+        }
+    }
+
     pub fn to_json(&self) -> Value {
         match self {
             Change::Submitted(prompt) => json!({"submitted": prompt.to_json()}),
@@ -78,6 +92,7 @@ impl Change {
             Change::Pruned { outcomes, sessions } => {
                 json!({"pruned": {"outcomes": outcomes, "sessions": sessions}})
             }
+            Change::Restarted { skip } => json!({"restarted": {"skip": skip}}),
         }
     }
 
@@ -118,6 +133,9 @@ impl Change {
             "pruned" => Change::Pruned {
                 outcomes: list("outcomes")?,
                 sessions: list("sessions")?,
+            },
+            "restarted" => Change::Restarted {
+                skip: body["skip"].as_u64()?,
             },
             _ => return None,
         })

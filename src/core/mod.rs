@@ -11,6 +11,7 @@ pub mod kind;
 pub mod prompt;
 pub mod queue;
 pub mod rules;
+pub mod snapshot;
 pub mod state;
 pub mod validate;
 pub mod view;

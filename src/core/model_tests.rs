@@ -219,6 +219,7 @@ impl Run {
                     model.outcomes.remove(id);
                 }
             }
+            Change::Restarted { .. } => {}
         }
     }
 
@@ -228,7 +229,8 @@ impl Run {
             35..=54 => self.answer(),
             55..=59 => self.stale_answer(),
             60..=66 => self.cancel(),
-            67..=76 => self.pass_time(),
+            67..=75 => self.pass_time(),
+            76 => self.restart(),
             77..=84 => self.subscribe(),
             85..=94 => self.drain_one(),
             _ => self.unsubscribe(),
@@ -417,6 +419,22 @@ impl Run {
             .state
             .prune(self.now, self.limits.result_ttl, self.watched());
         self.commit(pruned.into_iter().collect());
+    }
+
+    /// A restart: versions jump, and nothing a watcher saw inside the jump
+    /// can be resumed from.
+    fn restart(&mut self) {
+        let before = self.state.version();
+        self.commit(vec![Change::Restarted { skip: 1000 }]);
+        assert_eq!(self.state.version(), before + 1000);
+        assert!(
+            !self.state.can_resume_from(before + 1),
+            "a version that may have been lost"
+        );
+        assert!(
+            self.state.can_resume_from(before) || before < 1,
+            "one that was durable"
+        );
     }
 
     fn subscribe(&mut self) {

@@ -28,6 +28,14 @@ impl<T> Default for Queue<T> {
 }
 
 impl<T: Identified> Queue<T> {
+    /// A queue as a snapshot recorded it.
+    pub fn restore(entries: Vec<T>, version: u64) -> Queue<T> {
+        Queue {
+            entries: entries.into(),
+            version,
+        }
+    }
+
     pub fn head(&self) -> Option<&T> {
         self.entries.front()
     }

@@ -89,15 +89,15 @@ pub struct SessionSummary {
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
-struct Session {
-    queues: KindMap<Queue<Prompt>>,
+pub(super) struct Session {
+    pub(super) queues: KindMap<Queue<Prompt>>,
     /// Each queue's head as JSON, made once per change and shared by every
     /// frame, poll and snapshot that shows it.
     heads: KindMap<Option<Arc<str>>>,
     /// Rules granted with `session`, for the rest of this session.
-    rules: Vec<Scope>,
+    pub(super) rules: Vec<Scope>,
     /// Unix seconds of the last change.
-    changed_at: f64,
+    pub(super) changed_at: f64,
 }
 
 impl Session {
@@ -113,35 +113,38 @@ impl Session {
         self.queues.values().map(Queue::version).max().unwrap_or(0)
     }
 
-    fn refresh_head(&mut self, kind: Kind) {
+    pub(super) fn refresh_head(&mut self, kind: Kind) {
         let head = self.queues[kind].head();
         self.heads[kind] = head.map(|prompt| Arc::from(prompt.to_json().to_string()));
     }
 }
 
 #[derive(Clone, Debug, PartialEq)]
-struct Record {
-    kind: Kind,
-    session_id: String,
-    outcome: Outcome,
-    at: f64,
-    version: u64,
+pub(super) struct Record {
+    pub(super) kind: Kind,
+    pub(super) session_id: String,
+    pub(super) outcome: Outcome,
+    pub(super) at: f64,
+    pub(super) version: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct State {
-    version: u64,
-    sessions: BTreeMap<String, Session>,
-    outcomes: HashMap<String, Record>,
+    pub(super) version: u64,
+    pub(super) sessions: BTreeMap<String, Session>,
+    pub(super) outcomes: HashMap<String, Record>,
     /// Outcome ids in the order they were recorded, for retention.
-    outcome_order: VecDeque<String>,
+    pub(super) outcome_order: VecDeque<String>,
     /// Every pending prompt's id, so new ids are unique across sessions.
-    pending_ids: HashSet<String>,
+    pub(super) pending_ids: HashSet<String>,
     /// Rules granted with `always`.
-    always: Vec<Scope>,
+    pub(super) always: Vec<Scope>,
     /// The highest version of a session forgotten: resuming from an older
     /// version cannot be exact.
-    pruned_version: u64,
+    pub(super) pruned_version: u64,
+    /// Version ranges (after, up to) skipped at a restart: a watcher that
+    /// saw a version inside one saw a change that was never made durable.
+    pub(super) skipped: Vec<(u64, u64)>,
 }
 
 impl State {
@@ -210,6 +213,12 @@ impl State {
                 for session_id in sessions {
                     self.forget_session(session_id);
                 }
+                Applied::default()
+            }
+            Change::Restarted { .. } => {
+                let before = version - 1;
+                self.version = before + change.versions_used();
+                self.skipped.push((before, self.version));
                 Applied::default()
             }
         }
@@ -572,7 +581,11 @@ impl State {
     /// Whether a watcher that saw everything up to `since` can be brought
     /// up to date exactly by the queues changed after it.
     pub fn can_resume_from(&self, since: u64) -> bool {
-        since <= self.version && since >= self.pruned_version
+        let skipped = self
+            .skipped
+            .iter()
+            .any(|&(after, upto)| after < since && since < upto);
+        since <= self.version && since >= self.pruned_version && !skipped
     }
 
     /// The states a watcher with this interest is sent: with `since`, the
@@ -627,6 +640,11 @@ impl State {
                 version: session.version(),
             })
             .collect()
+    }
+
+    /// Rules granted: `always` ones and every session's.
+    pub fn rule_count(&self) -> usize {
+        self.always.len() + self.sessions.values().map(|s| s.rules.len()).sum::<usize>()
     }
 
     /// Pending prompts per kind, and how many sessions there are.

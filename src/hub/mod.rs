@@ -8,7 +8,13 @@
 //! - No I/O under the lock; publishing is a non-blocking `try_send`.
 //! - The hub owns the clock and the id generator; `State` gets the time and
 //!   fresh ids as arguments.
+//! - With a journal, an operation's changes are queued to it (in version
+//!   order, without I/O) before they are applied, and the operation answers
+//!   only once the journal has synced them: acknowledged means durable. A
+//!   change the journal has no room for is refused before it is applied.
+//!   Waiting agents learn an outcome only once it is durable.
 
+pub mod durable;
 pub mod ids;
 pub mod subscriber;
 
@@ -17,7 +23,8 @@ use crate::core::kind::{Kind, KindMap};
 use crate::core::prompt::{Answer, Outcome, Payload, Prompt};
 use crate::core::state::{Limits, Lookup, Respond, SessionSummary, State, Submitted};
 use crate::core::view::{Interest, Update, Watch};
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::store::journal::{AppendError, Journal, Recovered};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -106,6 +113,15 @@ struct Inner {
     registry: Registry,
 }
 
+/// What a commit did: whether it recorded an outcome or a new deadline, and
+/// the version to wait for before answering.
+#[derive(Default)]
+struct Committed {
+    outcome: bool,
+    deadline: bool,
+    version: u64,
+}
+
 pub struct Hub {
     inner: Mutex<Inner>,
     /// Signalled whenever an outcome is recorded.
@@ -117,13 +133,24 @@ pub struct Hub {
     limits: Limits,
     subscriber_buffer: usize,
     clock: Clock,
+    journal: Option<Journal>,
 }
 
 impl Hub {
+    /// A hub that keeps its state in memory only.
     pub fn new(limits: Limits, subscriber_buffer: usize) -> Hub {
+        Hub::with_state(limits, subscriber_buffer, State::default(), None)
+    }
+
+    fn with_state(
+        limits: Limits,
+        subscriber_buffer: usize,
+        state: State,
+        journal: Option<Journal>,
+    ) -> Hub {
         Hub {
             inner: Mutex::new(Inner {
-                state: State::default(),
+                state,
                 registry: Registry::default(),
             }),
             outcome_recorded: Condvar::new(),
@@ -132,7 +159,69 @@ impl Hub {
             limits,
             subscriber_buffer,
             clock: Clock::new(),
+            journal,
         }
+    }
+
+    /// A hub on a journal: the state it recovered, versions moved past any
+    /// that may have been shown but lost, and what expired while the server
+    /// was down, expired now.
+    pub fn open(
+        limits: Limits,
+        subscriber_buffer: usize,
+        journal: Journal,
+        recovered: &Recovered,
+    ) -> std::result::Result<Hub, String> {
+        let state = durable::restore(recovered)?;
+        let (pending, _) = state.totals();
+        let hub = Hub::with_state(limits, subscriber_buffer, state, Some(journal));
+        let fresh = recovered.snapshot.is_none() && recovered.records.is_empty();
+        if !fresh {
+            let restarted = vec![Change::Restarted {
+                skip: durable::RESTART_SKIP,
+            }];
+            hub.commit(|_| Ok((restarted, ())))
+                .map_err(|e| format!("cannot write the journal: {e}"))?;
+        }
+        hub.expire_due(Duration::ZERO);
+        log::info!(
+            "restored {} pending prompts and {} rules in {} ms",
+            pending.values().sum::<usize>(),
+            hub.lock().state.rule_count(),
+            recovered.elapsed.as_millis()
+        );
+        Ok(hub)
+    }
+
+    /// The journal's counters, for `/metrics`.
+    pub fn journal_stats(&self) -> Option<crate::store::journal::Stats> {
+        self.journal.as_ref().map(Journal::stats)
+    }
+
+    /// Syncs and closes the journal (at shutdown).
+    pub fn close_journal(&self) {
+        if let Some(journal) = &self.journal {
+            journal.close();
+        }
+    }
+
+    /// One operation: under the lock, `decide` reads the state and returns
+    /// the changes to make; they are queued to the journal, applied and
+    /// published. Then, without the lock, waits until they are durable and
+    /// wakes whoever waits for them.
+    fn commit<R>(&self, decide: impl FnOnce(&Inner) -> Result<(Vec<Change>, R)>) -> Result<R> {
+        let mut inner = self.lock();
+        let (changes, decided) = decide(&inner)?;
+        let committed = inner.commit_all(changes, self.journal.as_ref())?;
+        drop(inner);
+        if let Some(journal) = &self.journal {
+            journal.wait_durable(committed.version).map_err(|failed| {
+                log::error!("a change could not be made durable: {}", failed.reason);
+                Error::InsufficientStorage("the change could not be made durable".into())
+            })?;
+        }
+        self.announce(committed.outcome, committed.deadline);
+        Ok(decided)
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -148,22 +237,13 @@ impl Hub {
         timeout_seconds: i64,
         payload: Payload,
     ) -> Result<Submitted> {
-        let mut inner = self.lock();
-        let id = inner.state.fresh_id(payload.kind(), ids::random_hex);
-        let prompt = Prompt::new(
-            id,
-            session_id.to_string(),
-            self.clock.now(),
-            timeout_seconds,
-            payload,
-        );
-        let expires = prompt.expires();
-        let Inner { state, registry } = &*inner;
-        let (changes, submitted) = state.submit(&self.limits, prompt, |s| registry.needs(s))?;
-        let outcome = inner.commit_all(changes);
-        drop(inner);
-        self.announce(outcome, expires);
-        Ok(submitted)
+        let now = self.clock.now();
+        self.commit(|inner| {
+            let id = inner.state.fresh_id(payload.kind(), ids::random_hex);
+            let prompt = Prompt::new(id, session_id.to_string(), now, timeout_seconds, payload);
+            let needed = |s: &str| inner.registry.needs(s);
+            inner.state.submit(&self.limits, prompt, needed)
+        })
     }
 
     /// Answers the prompt with this id, or the head when no id is given.
@@ -174,45 +254,49 @@ impl Hub {
         answer: Answer,
         prefix: Option<&str>,
     ) -> Result<Responded> {
-        let mut inner = self.lock();
-        let change = match inner
-            .state
-            .respond(session_id, id, answer, prefix, self.clock.now())?
-        {
-            Respond::Answer(change) => change,
-            Respond::Stale { still_pending } => return Ok(Responded::Stale { still_pending }),
-        };
-        let outcome = inner.commit_all(vec![change]);
-        drop(inner);
-        self.announce(outcome, false);
-        Ok(Responded::Answered)
+        let now = self.clock.now();
+        self.commit(|inner| {
+            Ok(
+                match inner.state.respond(session_id, id, answer, prefix, now)? {
+                    Respond::Answer(change) => (vec![change], Responded::Answered),
+                    Respond::Stale { still_pending } => {
+                        (Vec::new(), Responded::Stale { still_pending })
+                    }
+                },
+            )
+        })
     }
 
     /// Cancels one pending prompt, or every pending prompt of the session's
     /// kind when no id is given. Returns the ids cancelled.
     pub fn cancel(&self, session_id: &str, kind: Kind, id: Option<&str>) -> Result<Vec<String>> {
-        let mut inner = self.lock();
-        let changes = inner.state.cancel(session_id, kind, id, self.clock.now())?;
-        let ids = changes.iter().filter_map(resolved_id).collect();
-        let outcome = inner.commit_all(changes);
-        drop(inner);
-        self.announce(outcome, false);
-        Ok(ids)
+        let now = self.clock.now();
+        self.commit(|inner| {
+            let changes = inner.state.cancel(session_id, kind, id, now)?;
+            let ids = changes.iter().filter_map(resolved_id).collect();
+            Ok((changes, ids))
+        })
     }
 
-    /// Expires every prompt whose time has come and forgets what is past
-    /// retention; returns how long until the next expiry (at most `max_wait`).
+    /// Expires every prompt whose time has come, forgets what is past
+    /// retention, and compacts the journal when it has grown; returns how
+    /// long until the next expiry (at most `max_wait`).
     pub fn expire_due(&self, max_wait: Duration) -> Duration {
         let now = self.clock.now();
-        let mut inner = self.lock();
-        let mut changes = inner.state.expire_due(now);
-        let Inner { state, registry } = &*inner;
-        let pruned = state.prune(now, self.limits.result_ttl, |s| registry.needs(s));
-        changes.extend(pruned);
-        let outcome = inner.commit_all(changes);
+        let committed = self.commit(|inner| {
+            let mut changes = inner.state.expire_due(now);
+            let needed = |s: &str| inner.registry.needs(s);
+            changes.extend(inner.state.prune(now, self.limits.result_ttl, needed));
+            Ok((changes, ()))
+        });
+        if let Err(error) = committed {
+            log::warn!("expiry is waiting for the journal: {error}");
+        }
+        let inner = self.lock();
+        if let Some(journal) = &self.journal {
+            durable::compact_if_grown(journal, &inner.state);
+        }
         let next = inner.state.next_expiry().map(|at| (at - now).max(0.0));
-        drop(inner);
-        self.announce(outcome, false);
         next.map_or(max_wait, |next| Duration::from_secs_f64(next).min(max_wait))
     }
 
@@ -325,7 +409,10 @@ impl Hub {
         loop {
             match inner.state.lookup(id, kind, session_id) {
                 Lookup::Pending => {}
-                Lookup::Done(outcome, _) => return WaitResult::Done(outcome),
+                Lookup::Done(outcome, version) if self.is_durable(version) => {
+                    return WaitResult::Done(outcome);
+                }
+                Lookup::Done(..) => {}
                 Lookup::Unknown => return WaitResult::Unknown,
             }
             let now = Instant::now();
@@ -337,6 +424,12 @@ impl Hub {
                 Err(poisoned) => poisoned.into_inner().0,
             };
         }
+    }
+
+    fn is_durable(&self, version: u64) -> bool {
+        self.journal
+            .as_ref()
+            .is_none_or(|journal| journal.durable_version() >= version)
     }
 
     /// Sessions with something pending or a change within the result TTL.
@@ -370,20 +463,42 @@ impl Hub {
 }
 
 impl Inner {
-    /// Applies each change, logs it, and publishes the queue it touched.
-    /// Returns whether any outcome was recorded.
-    fn commit_all(&mut self, changes: Vec<Change>) -> bool {
-        let mut outcome = false;
+    /// Queues the changes to the journal as one record (refusing them all
+    /// when it has no room), then applies each, logs it, and publishes the
+    /// queue it touched.
+    fn commit_all(&mut self, changes: Vec<Change>, journal: Option<&Journal>) -> Result<Committed> {
+        let version = durable::version_after(&self.state, &changes);
+        if let (Some(journal), false) = (journal, changes.is_empty()) {
+            journal
+                .append(version, durable::encode(&changes))
+                .map_err(refusal)?;
+        }
+        let mut committed = Committed {
+            version,
+            ..Committed::default()
+        };
         for change in changes {
             log_change(&change);
+            committed.deadline |= matches!(&change, Change::Submitted(prompt) if prompt.expires());
             let applied = self.state.apply(&change);
             if let Some((session_id, kind)) = applied.queue {
                 self.registry
                     .publish(self.state.update_of(&session_id, kind));
             }
-            outcome |= applied.outcome;
+            committed.outcome |= applied.outcome;
         }
-        outcome
+        Ok(committed)
+    }
+}
+
+/// Why the journal would not take a change, as the client hears it.
+fn refusal(error: AppendError) -> Error {
+    log::warn!("a change was refused by the journal: {error:?}");
+    match error {
+        AppendError::Closed => Error::Unavailable(1),
+        _ => Error::InsufficientStorage(
+            "the change cannot be made durable (is the disk full or read-only?); nothing was changed".into(),
+        ),
     }
 }
 
@@ -437,6 +552,7 @@ fn log_change(change: &Change) {
             outcomes.len(),
             sessions.len()
         ),
+        Change::Restarted { skip } => log::debug!("versions skip {skip} at the restart"),
     }
 }
 

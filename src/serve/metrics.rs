@@ -5,6 +5,7 @@
 
 use crate::core::kind::Kind;
 use crate::hub::Counts;
+use crate::store::journal::Stats;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -64,4 +65,26 @@ impl Metrics {
         let class = usize::from(status / 100).min(5);
         self.responses[class].fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// The journal's counters in the same text format.
+pub fn render_journal(stats: &Stats) -> String {
+    #[rustfmt::skip]
+    let series = [
+        ("askgate_journal_bytes", "gauge", "Bytes of journal records since the last snapshot.", stats.journal_bytes as f64),
+        ("askgate_journal_snapshot_bytes", "gauge", "Bytes of the last snapshot.", stats.snapshot_bytes as f64),
+        ("askgate_journal_records_total", "counter", "Records written to the journal.", stats.records_written as f64),
+        ("askgate_journal_fsyncs_total", "counter", "Journal syncs to disk.", stats.fsyncs as f64),
+        ("askgate_journal_fsync_seconds_total", "counter", "Time spent syncing the journal.", stats.fsync_seconds),
+        ("askgate_journal_write_failures_total", "counter", "Journal writes or syncs that failed.", stats.write_failures as f64),
+        ("askgate_journal_snapshots_total", "counter", "Snapshots written.", stats.snapshots_written as f64),
+    ];
+    let mut text = String::new();
+    for (name, kind, help, value) in series {
+        let _ = write!(
+            text,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+        );
+    }
+    text
 }

@@ -35,15 +35,24 @@ pub struct App {
 }
 
 impl App {
+    /// An app whose state lives in memory only.
     pub fn new(config: Config, loopback: bool) -> App {
-        let limits = Limits {
+        let hub = Hub::new(App::limits(&config), config.subscriber_buffer);
+        App::with_hub(config, loopback, hub)
+    }
+
+    pub fn limits(config: &Config) -> Limits {
+        Limits {
             max_pending: config.max_pending,
             max_prompts: config.max_prompts,
             max_sessions: config.max_sessions,
             result_ttl: config.result_ttl.as_secs_f64(),
-        };
+        }
+    }
+
+    pub fn with_hub(config: Config, loopback: bool, hub: Hub) -> App {
         App {
-            hub: Arc::new(Hub::new(limits, config.subscriber_buffer)),
+            hub: Arc::new(hub),
             metrics: Arc::new(Metrics::default()),
             admission: Arc::new(Admission::new(config.max_streams)),
             config,
@@ -473,7 +482,10 @@ fn metrics(app: &App) -> Response {
         streams: app.admission.held(Place::Stream),
         parked: app.admission.held(Place::Parked),
     };
-    let text = app.metrics.render(&app.hub.counts(), &places);
+    let mut text = app.metrics.render(&app.hub.counts(), &places);
+    if let Some(stats) = app.hub.journal_stats() {
+        text.push_str(&crate::serve::metrics::render_journal(&stats));
+    }
     Response::text(200, "text/plain; version=0.0.4; charset=utf-8", text)
 }
 

@@ -10,9 +10,11 @@
 
 use crate::config::Config;
 use crate::error::Error;
+use crate::hub::Hub;
 use crate::serve::http::{self, Method, Reply, Request, Response};
 use crate::serve::metrics::Metrics;
 use crate::serve::routes::{self, App};
+use crate::store::journal::Journal;
 use crossbeam_channel::TrySendError;
 use std::io::{self, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -43,7 +45,8 @@ impl Server {
         let addr = listener.local_addr()?;
         let http =
             Arc::new(tiny_http::Server::from_listener(listener, None).map_err(io::Error::other)?);
-        let app = Arc::new(App::new(config, addr.ip().is_loopback()));
+        let hub = open_hub(&config)?;
+        let app = Arc::new(App::with_hub(config, addr.ip().is_loopback(), hub));
         let stopping = Arc::new(AtomicBool::new(false));
         let detached = Arc::new(ThreadGroup::default());
         let mut threads = Vec::new();
@@ -128,6 +131,7 @@ impl Server {
         if !self.detached.wait_empty(Duration::from_secs(2)) {
             log::warn!("some stream threads did not end within 2 s of shutdown");
         }
+        self.app.hub.close_journal();
     }
 }
 
@@ -135,6 +139,28 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// The hub: in memory, or on the journal in `--data-dir`, whose state is
+/// replayed first. A directory another server holds, or damage, refuses.
+fn open_hub(config: &Config) -> io::Result<Hub> {
+    let limits = App::limits(config);
+    let Some(dir) = &config.data_dir else {
+        log::info!("keeping state in memory only (--data-dir none)");
+        return Ok(Hub::new(limits, config.subscriber_buffer));
+    };
+    let (journal, recovered) =
+        Journal::open(dir).map_err(|error| io::Error::other(error.to_string()))?;
+    if let Some(warning) = &recovered.torn_tail {
+        log::warn!("{warning}");
+    }
+    log::info!("journal in {}", dir.display());
+    Hub::open(limits, config.subscriber_buffer, journal, &recovered).map_err(|error| {
+        io::Error::other(format!(
+            "cannot replay the journal in {}: {error}",
+            dir.display()
+        ))
+    })
 }
 
 /// Sets the receive and send timeouts on the listening socket; Linux copies

@@ -161,7 +161,14 @@ fn start_askgate() -> Target {
             "--max-streams",
             "20000",
         ])
-        .args(["--max-pending", "1000", "--header-timeout-secs", "2"])
+        .args([
+            "--max-pending",
+            "1000",
+            "--header-timeout-secs",
+            "2",
+            "--data-dir",
+            "none",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

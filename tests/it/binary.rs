@@ -348,7 +348,15 @@ impl ServerProcess {
     /// Starts the server through `command`, which ends by running askgate.
     fn start_with(mut command: Command, flags: &[&str]) -> ServerProcess {
         let mut child = command
-            .args(["serve", "--bind", "127.0.0.1:0", "--log-level", "warn"])
+            .args([
+                "serve",
+                "--bind",
+                "127.0.0.1:0",
+                "--log-level",
+                "warn",
+                "--data-dir",
+                "none",
+            ])
             .args(flags)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

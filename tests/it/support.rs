@@ -19,7 +19,9 @@ pub struct TestServer {
 
 impl TestServer {
     pub fn start(flags: &[&str]) -> TestServer {
-        let mut args = vec!["--bind".to_string(), "127.0.0.1:0".to_string()];
+        let mut args = ["--bind", "127.0.0.1:0", "--data-dir", "none"]
+            .map(String::from)
+            .to_vec();
         args.extend(flags.iter().map(|flag| flag.to_string()));
         let config = Config::parse(&args, |_| None).expect("valid flags");
         let server = Server::start(config).expect("server starts");

@@ -29,7 +29,7 @@ export async function startServer(args = []) {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'askgate-page-'));
   // The data directory goes through the environment and the working
   // directory (its default is ./data), so the tests need no flag for it.
-  const child = spawn(bin, ['serve', '--bind', '127.0.0.1:0', ...args], {
+  const child = spawn(bin, ['serve', '--bind', '127.0.0.1:0', '--data-dir', 'none', ...args], {
     cwd: dataDir,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: {

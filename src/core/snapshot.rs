@@ -1,0 +1,123 @@
+//! A snapshot: the whole state as one JSON value, for a journal to compact
+//! its history into, and back.
+//!
+//! What can be derived (each queue's head JSON, the set of pending ids) is
+//! not written; it is rebuilt on reading, so a snapshot read back is equal
+//! to the state it was made from.
+
+use crate::core::kind::Kind;
+use crate::core::prompt::{Outcome, Prompt};
+use crate::core::queue::Queue;
+use crate::core::rules::Scope;
+use crate::core::state::{Record, Session, State};
+use serde_json::{Value, json};
+
+impl State {
+    pub fn to_snapshot(&self) -> Value {
+        let sessions: Vec<Value> = self
+            .sessions
+            .iter()
+            .map(|(id, s)| session_json(id, s))
+            .collect();
+        let outcomes: Vec<Value> = self
+            .outcome_order
+            .iter()
+            .filter_map(|id| Some(record_json(id, self.outcomes.get(id)?)))
+            .collect();
+        json!({
+            "version": self.version,
+            "pruned_version": self.pruned_version,
+            "skipped": self.skipped,
+            "always": scopes_json(&self.always),
+            "sessions": sessions,
+            "outcomes": outcomes,
+        })
+    }
+
+    pub fn from_snapshot(value: &Value) -> Option<State> {
+        let mut state = State {
+            version: value["version"].as_u64()?,
+            pruned_version: value["pruned_version"].as_u64()?,
+            always: scopes(&value["always"])?,
+            ..State::default()
+        };
+        for range in value["skipped"].as_array()? {
+            state.skipped.push((range[0].as_u64()?, range[1].as_u64()?));
+        }
+        for entry in value["sessions"].as_array()? {
+            let (session_id, session) = session_from(entry)?;
+            let ids = session
+                .queues
+                .values()
+                .flat_map(Queue::iter)
+                .map(|p| p.id.clone());
+            state.pending_ids.extend(ids);
+            state.sessions.insert(session_id, session);
+        }
+        for entry in value["outcomes"].as_array()? {
+            let (id, record) = record_from(entry)?;
+            state.outcome_order.push_back(id.clone());
+            state.outcomes.insert(id, record);
+        }
+        Some(state)
+    }
+}
+
+fn scopes_json(scopes: &[Scope]) -> Vec<Value> {
+    scopes.iter().map(Scope::to_json).collect()
+}
+
+fn scopes(value: &Value) -> Option<Vec<Scope>> {
+    value.as_array()?.iter().map(Scope::from_json).collect()
+}
+
+fn session_json(session_id: &str, session: &Session) -> Value {
+    let mut queues = json!({});
+    for (kind, queue) in session.queues.iter() {
+        let entries: Vec<Value> = queue.iter().map(Prompt::to_json).collect();
+        queues[kind.as_str()] = json!({"version": queue.version(), "entries": entries});
+    }
+    json!({
+        "session_id": session_id,
+        "changed_at": session.changed_at,
+        "rules": scopes_json(&session.rules),
+        "queues": queues,
+    })
+}
+
+fn session_from(value: &Value) -> Option<(String, Session)> {
+    let mut session = Session::default();
+    session.changed_at = value["changed_at"].as_f64()?;
+    session.rules = scopes(&value["rules"])?;
+    for kind in Kind::ALL {
+        let queue = &value["queues"][kind.as_str()];
+        let entries = queue["entries"].as_array()?.iter().map(Prompt::from_json);
+        let entries: Option<Vec<Prompt>> = entries.collect();
+        session.queues[kind] = Queue::restore(entries?, queue["version"].as_u64()?);
+        session.refresh_head(kind);
+    }
+    Some((value["session_id"].as_str()?.to_string(), session))
+}
+
+fn record_json(id: &str, record: &Record) -> Value {
+    json!({
+        "id": id,
+        "kind": record.kind.as_str(),
+        "session_id": record.session_id,
+        "outcome": record.outcome.to_json(),
+        "at": record.at,
+        "version": record.version,
+    })
+}
+
+fn record_from(value: &Value) -> Option<(String, Record)> {
+    let kind = Kind::parse(value["kind"].as_str()?)?;
+    let record = Record {
+        kind,
+        session_id: value["session_id"].as_str()?.to_string(),
+        outcome: Outcome::from_json(kind, &value["outcome"])?,
+        at: value["at"].as_f64()?,
+        version: value["version"].as_u64()?,
+    };
+    Some((value["id"].as_str()?.to_string(), record))
+}
