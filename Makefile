@@ -38,3 +38,4 @@ check:
 bench:
 	$(CARGO) build --release
 	$(CARGO) bench --bench fanout
+	$(CARGO) bench --bench durability

@@ -1,0 +1,273 @@
+//! `make bench`, durability: what the journal costs. Submit latency, one
+//! at a time, with the journal against in memory; throughput of concurrent
+//! submits (group commit); and replay time and disk size for a directory of
+//! 10,000 pending prompts and 100,000 outcomes. Prints Markdown tables;
+//! BENCHMARKS.md records the figures.
+
+use askgate::core::change::Change;
+use askgate::core::prompt::{Outcome, Payload, Prompt};
+use askgate::core::state::State;
+use askgate::hub::durable;
+use askgate::store::journal::Journal;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const SEQUENTIAL: usize = 2_000;
+const THREADS: usize = 16;
+const PER_THREAD: usize = 300;
+
+fn main() {
+    println!("| store | submit p50 | submit p99 | {THREADS} clients, submits/s |");
+    println!("|---|---|---|---|");
+    let dir = scratch("latency");
+    for (name, data_dir) in [
+        ("memory", "none".to_string()),
+        ("journal", dir.display().to_string()),
+    ] {
+        let mut server = start(&data_dir);
+        let (p50, p99) = sequential_latency(server.addr);
+        let rate = concurrent_rate(server.addr);
+        println!("| {name} | {p50:.3} ms | {p99:.3} ms | {rate:.0} |");
+        server.stop();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    replay();
+}
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    started: Duration,
+}
+
+impl Server {
+    fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(data_dir: &str) -> Server {
+    let binary = concat!(env!("CARGO_MANIFEST_DIR"), "/target/release/askgate");
+    let began = Instant::now();
+    let mut child = Command::new(binary)
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--log-level",
+            "warn",
+            "--data-dir",
+            data_dir,
+        ])
+        .args([
+            "--max-pending",
+            "100000",
+            "--max-prompts",
+            "1000000",
+            "--max-sessions",
+            "1000000",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the release binary starts (make bench builds it)");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .parse()
+        .expect("an address");
+    Server {
+        child,
+        addr,
+        started: began.elapsed(),
+    }
+}
+
+/// One keep-alive connection sending submits and reading their answers.
+struct Client {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Client {
+    fn new(addr: SocketAddr) -> Client {
+        let socket = TcpStream::connect(addr).unwrap();
+        socket.set_nodelay(true).unwrap();
+        Client {
+            reader: BufReader::new(socket.try_clone().unwrap()),
+            writer: socket,
+        }
+    }
+
+    fn submit(&mut self, session: &str, n: usize) {
+        let body =
+            format!(r#"{{"session_id": "{session}", "question": "q{n}", "timeout_seconds": 0}}"#);
+        let request = format!(
+            "POST /api/clarify/submit HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        self.writer.write_all(request.as_bytes()).unwrap();
+        let mut length = 0;
+        let mut status = String::new();
+        self.reader.read_line(&mut status).unwrap();
+        assert!(status.contains(" 200 "), "{status}");
+        loop {
+            let mut line = String::new();
+            self.reader.read_line(&mut line).unwrap();
+            if line == "\r\n" {
+                break;
+            }
+            if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = value.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0; length];
+        self.reader.read_exact(&mut body).unwrap();
+    }
+}
+
+fn sequential_latency(addr: SocketAddr) -> (f64, f64) {
+    let mut client = Client::new(addr);
+    let mut times: Vec<f64> = (0..SEQUENTIAL)
+        .map(|n| {
+            let began = Instant::now();
+            client.submit(&format!("seq{}", n / 50), n);
+            began.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    (times[times.len() / 2], times[times.len() * 99 / 100])
+}
+
+fn concurrent_rate(addr: SocketAddr) -> f64 {
+    let began = Instant::now();
+    let threads: Vec<_> = (0..THREADS)
+        .map(|t| {
+            thread::spawn(move || {
+                let mut client = Client::new(addr);
+                for n in 0..PER_THREAD {
+                    client.submit(&format!("c{t}-{}", n / 50), n);
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    (THREADS * PER_THREAD) as f64 / began.elapsed().as_secs_f64()
+}
+
+/// Writes a directory holding 10,000 pending prompts and 100,000 outcomes
+/// through the journal itself, then times the server's start on it.
+fn replay() {
+    let dir = scratch("replay");
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    {
+        let (journal, _) = Journal::open(&dir).expect("a fresh directory opens");
+        let mut state = State::default();
+        let mut write = |changes: Vec<Change>| {
+            let version = durable::version_after(&state, &changes);
+            journal
+                .append(version, durable::encode(&changes))
+                .expect("room");
+            changes.iter().for_each(|change| {
+                state.apply(change);
+            });
+            version
+        };
+        let mut last = 0;
+        for n in 0..110_000u64 {
+            let payload = Payload::Clarify {
+                question: format!("question number {n}?"),
+                choices: vec!["yes".into(), "no".into()],
+            };
+            let id = format!("{n:012x}");
+            let session = format!("s{}", n % 1000);
+            let prompt = Prompt::new(id.clone(), session.clone(), now, 3600, payload);
+            last = write(vec![Change::Submitted(prompt)]);
+            // Let the journal thread sync and top its reserve up.
+            if n % 1000 == 0 {
+                journal.wait_durable(last).expect("durable");
+            }
+            if n >= 10_000 {
+                let outcome = Outcome::Cancelled;
+                let resolved = Change::Resolved {
+                    session_id: session,
+                    kind: askgate::core::kind::Kind::Clarify,
+                    id,
+                    outcome,
+                    at: now,
+                    grant: None,
+                };
+                last = write(vec![resolved]);
+            }
+        }
+        journal.wait_durable(last).expect("durable");
+    }
+    let journal_bytes = size_of_dir(&dir);
+    let mut server = start(&dir.display().to_string());
+    let first = server.started;
+    server.stop();
+    let mut server = start(&dir.display().to_string());
+    let again = server.started;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while size_of_dir(&dir) >= journal_bytes && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(100));
+    }
+    server.stop();
+    let compacted = size_of_dir(&dir);
+    let mut server = start(&dir.display().to_string());
+    let from_snapshot = server.started;
+    server.stop();
+    println!("\n| 10,000 pending + 100,000 outcomes | start (replay) | disk |");
+    println!("|---|---|---|");
+    println!(
+        "| from 210,000 journal records | {:.0} ms | {:.1} MiB |",
+        first.as_secs_f64() * 1000.0,
+        mib(journal_bytes)
+    );
+    println!(
+        "| the same, second start | {:.0} ms | |",
+        again.as_secs_f64() * 1000.0
+    );
+    println!(
+        "| from the snapshot after compaction | {:.0} ms | {:.1} MiB |",
+        from_snapshot.as_secs_f64() * 1000.0,
+        mib(compacted)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// Bytes the directory's files hold on disk (preallocation included).
+fn size_of_dir(dir: &Path) -> u64 {
+    let files = std::fs::read_dir(dir).unwrap().filter_map(Result::ok);
+    files
+        .filter_map(|f| f.metadata().ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("askgate-bench-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
