@@ -157,9 +157,17 @@ where
             return Err(RequestCreationError::BadFraming);
         }
     }
-    let codings = headers.iter().filter(|h| h.field.equiv("Transfer-Encoding"));
+    let codings = headers
+        .iter()
+        .filter(|h| h.field.equiv("Transfer-Encoding"));
     for coding in codings {
-        let last = coding.value.as_str().rsplit(',').next().unwrap_or("").trim();
+        let last = coding
+            .value
+            .as_str()
+            .rsplit(',')
+            .next()
+            .unwrap_or("")
+            .trim();
         if !last.eq_ignore_ascii_case("chunked") || first_length.is_some() {
             return Err(RequestCreationError::BadFraming);
         }
