@@ -42,8 +42,11 @@ impl Server {
         let listener = TcpListener::bind(addr)?;
         let listener = with_socket_timeouts(listener, config.header_timeout, config.write_timeout)?;
         let addr = listener.local_addr()?;
-        let http =
-            Arc::new(tiny_http::Server::from_listener(listener, None).map_err(io::Error::other)?);
+        let options = tiny_http::ServerOptions::new()
+            .with_one_request_at_a_time(true)
+            .with_refusal_response(refusal_response);
+        let http = tiny_http::Server::from_listener_with_options(listener, None, options);
+        let http = Arc::new(http.map_err(io::Error::other)?);
         let limits = Limits {
             max_pending: config.max_pending,
             max_prompts: config.max_prompts,
@@ -147,6 +150,18 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// What tiny_http answers by itself (a malformed head, a head too slow or
+/// too large) is a JSON error like every other.
+fn refusal_response(refusal: tiny_http::Refusal) -> tiny_http::ResponseBox {
+    let body = serde_json::json!({"error": refusal.reason()}).to_string();
+    let content_type = tiny_http::Header::from_bytes("Content-Type", http::JSON);
+    let response = tiny_http::Response::from_data(body);
+    match content_type {
+        Ok(content_type) => response.with_header(content_type).boxed(),
+        Err(_) => response.boxed(),
     }
 }
 
