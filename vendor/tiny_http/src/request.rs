@@ -371,11 +371,16 @@ impl Request {
     /// # Example
     ///
     /// ```no_run
-    /// # extern crate rustc_serialize;
     /// # extern crate tiny_http;
-    /// # use rustc_serialize::json::Json;
     /// # use std::io::Read;
     /// # fn get_content_type(_: &tiny_http::Request) -> &'static str { "" }
+    /// # // askgate patch: a stand-in for rustc_serialize's Json, a deprecated
+    /// # // dev-dependency this example alone needed.
+    /// # struct Json;
+    /// # impl std::str::FromStr for Json {
+    /// #     type Err = ();
+    /// #     fn from_str(_: &str) -> Result<Json, ()> { Ok(Json) }
+    /// # }
     /// # fn main() {
     /// # let server = tiny_http::Server::http("0.0.0.0:0").unwrap();
     /// let mut request = server.recv().unwrap();
