@@ -3,8 +3,62 @@
 
 use crate::support::TestServer;
 use serde_json::{Value, json};
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
+
+/// How soon a connection refused for its framing must be closed: well
+/// within the default header timeout (10 s), so a refusal is never mistaken
+/// for a timeout.
+const CLOSED_WITHIN: Duration = Duration::from_secs(2);
+
+/// Reads until the server closes the connection and returns what it sent;
+/// fails the test if the connection is still open after `CLOSED_WITHIN`.
+fn read_until_closed(socket: &mut TcpStream) -> String {
+    let end = Instant::now() + CLOSED_WITHIN;
+    let mut received = Vec::new();
+    let mut buffer = [0; 4096];
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        let open = |error: &dyn std::fmt::Display, received: &[u8]| -> ! {
+            panic!(
+                "still open after {CLOSED_WITHIN:?} ({error}), having sent: {}",
+                String::from_utf8_lossy(received)
+            )
+        };
+        if left.is_zero() {
+            open(&"deadline", &received);
+        }
+        socket.set_read_timeout(Some(left)).unwrap();
+        match socket.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => received.extend_from_slice(&buffer[..n]),
+            Err(error) if error.kind() == ErrorKind::ConnectionReset => break,
+            Err(error) => open(&error, &received),
+        }
+    }
+    String::from_utf8_lossy(&received).into_owned()
+}
+
+/// Sends `request` on a connection of its own and returns everything the
+/// server sent before closing it.
+fn send_until_closed(server: &TestServer, request: &[u8]) -> String {
+    let mut socket = server.connect();
+    socket.write_all(request).unwrap();
+    read_until_closed(&mut socket)
+}
+
+/// The response is one refusal: `status` with the JSON error `message`.
+fn assert_one_refusal(response: &str, status: u16, message: &str, what: &str) {
+    assert!(
+        response.starts_with(&format!("HTTP/1.1 {status} ")),
+        "{what}: {response}"
+    );
+    assert_eq!(response.matches("HTTP/1.").count(), 1, "{what}: {response}");
+    let body = &response[response.find("\r\n\r\n").expect("a head") + 4..];
+    let body: Value = serde_json::from_str(body).unwrap_or_else(|_| panic!("{what}: {body}"));
+    assert_eq!(body, json!({"error": message}), "{what}");
+}
 
 /// Sends a request and checks its status and exact JSON body.
 fn check(
@@ -553,4 +607,30 @@ fn an_oversized_body_is_413_on_every_route() {
         0.0,
         "no stream was opened"
     );
+}
+
+#[test]
+fn header_continuation_lines_are_400_and_close() {
+    let server = TestServer::start(&[]);
+    let folding = "obsolete line folding is not accepted";
+    let cases = [
+        // A folded framing header: read on its own, it set the framing.
+        ("X-A: b\r\n Content-Length: 5\r\n\r\nhello", folding),
+        (
+            "X-A: b\r\n\tTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+            folding,
+        ),
+        ("X-A: b\r\n c\r\n\r\n", folding),
+        (" X-A: b\r\n\r\n", folding),
+        (
+            "Transfer-Encoding : chunked\r\n\r\n0\r\n\r\n",
+            "malformed request headers",
+        ),
+    ];
+    for (headers, message) in cases {
+        let request = format!("GET /healthz HTTP/1.1\r\nHost: localhost\r\n{headers}");
+        let response = send_until_closed(&server, request.as_bytes());
+        assert_one_refusal(&response, 400, message, headers);
+    }
+    assert_eq!(server.get("/healthz").status, 200);
 }

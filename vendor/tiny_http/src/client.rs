@@ -187,8 +187,18 @@ impl ClientConnection {
                     if headers.len() >= MAX_HEADERS {
                         return Err(ReadError::Refused(Refusal::HeaderTooLarge, version));
                     }
-                    headers.push(match FromStr::from_str(line.as_str().trim()) {
-                        // TODO: remove this conversion
+                    // askgate patch: a line starting with a space or a tab
+                    // continues the previous one (obsolete line folding).
+                    // Trimmed, it used to be read as a header of its own, so
+                    // a folded `Content-Length` or `Transfer-Encoding` that
+                    // another server would take as part of the previous
+                    // header set this request's framing. Refused (RFC 9112
+                    // section 5.2); the line is no longer trimmed either, so
+                    // `Header::from_str` refuses whitespace before the colon.
+                    if line.as_str().starts_with([' ', '\t']) {
+                        return Err(ReadError::Refused(Refusal::ObsoleteLineFolding, version));
+                    }
+                    headers.push(match FromStr::from_str(line.as_str()) {
                         Ok(h) => h,
                         _ => return Err(ReadError::Refused(Refusal::MalformedHeaders, version)),
                     });

@@ -17,6 +17,8 @@ pub enum Refusal {
     /// A header line is malformed, or the framing headers contradict each
     /// other (400).
     MalformedHeaders,
+    /// A header line starts with a space or a tab: obsolete line folding (400).
+    ObsoleteLineFolding,
     /// The request head did not arrive in time (408).
     HeadTimeout,
     /// The `Expect` header holds something other than `100-continue` (417).
@@ -31,7 +33,9 @@ impl Refusal {
     /// The status code of the response.
     pub fn status_code(&self) -> StatusCode {
         StatusCode(match self {
-            Refusal::MalformedRequestLine | Refusal::MalformedHeaders => 400,
+            Refusal::MalformedRequestLine
+            | Refusal::MalformedHeaders
+            | Refusal::ObsoleteLineFolding => 400,
             Refusal::HeadTimeout => 408,
             Refusal::UnsupportedExpect => 417,
             Refusal::HeaderTooLarge => 431,
@@ -44,6 +48,7 @@ impl Refusal {
         match self {
             Refusal::MalformedRequestLine => "malformed request line",
             Refusal::MalformedHeaders => "malformed request headers",
+            Refusal::ObsoleteLineFolding => "obsolete line folding is not accepted",
             Refusal::HeadTimeout => "request head not received in time",
             Refusal::UnsupportedExpect => "unsupported Expect header",
             Refusal::HeaderTooLarge => "request header too large",
