@@ -48,14 +48,20 @@ fn send_until_closed(server: &TestServer, request: &[u8]) -> String {
     read_until_closed(&mut socket)
 }
 
-/// The response is one refusal: `status` with the JSON error `message`.
+/// The response is one refusal, `status` with the JSON error `message`, and
+/// nothing follows it.
 fn assert_one_refusal(response: &str, status: u16, message: &str, what: &str) {
     assert!(
         response.starts_with(&format!("HTTP/1.1 {status} ")),
         "{what}: {response}"
     );
-    assert_eq!(response.matches("HTTP/1.").count(), 1, "{what}: {response}");
-    let body = &response[response.find("\r\n\r\n").expect("a head") + 4..];
+    let (head, body) = response.split_once("\r\n\r\n").expect("a head");
+    let length: usize = head
+        .lines()
+        .find_map(|line| line.strip_prefix("Content-Length: "))
+        .and_then(|length| length.parse().ok())
+        .unwrap_or_else(|| panic!("{what}: no Content-Length in {head}"));
+    assert_eq!(body.len(), length, "{what}: one response only: {response}");
     let body: Value = serde_json::from_str(body).unwrap_or_else(|_| panic!("{what}: {body}"));
     assert_eq!(body, json!({"error": message}), "{what}");
 }
@@ -631,6 +637,42 @@ fn header_continuation_lines_are_400_and_close() {
         let request = format!("GET /healthz HTTP/1.1\r\nHost: localhost\r\n{headers}");
         let response = send_until_closed(&server, request.as_bytes());
         assert_one_refusal(&response, 400, message, headers);
+    }
+    assert_eq!(server.get("/healthz").status, 200);
+}
+
+#[test]
+fn http_0_9_and_bare_line_feeds_are_refused_at_once() {
+    let server = TestServer::start(&[]);
+    let version = "only HTTP/1.0 and HTTP/1.1 are supported";
+    let cases: [(&str, u16, &str); 7] = [
+        // HTTP/0.9 proper: a request line without a version.
+        ("GET /healthz\r\n", 400, "malformed request line"),
+        ("GET /healthz\n", 400, "malformed request line"),
+        // A version line naming 0.9 was served, and its connection held.
+        ("GET /healthz HTTP/0.9\r\n\r\n", 505, version),
+        // Refused as soon as the request line is read.
+        ("GET /healthz HTTP/0.9\r\n", 505, version),
+        // Lines ended by a bare LF waited for a CRLF until the header timeout.
+        (
+            "GET /healthz HTTP/1.1\nHost: localhost\n\n",
+            400,
+            "malformed request line",
+        ),
+        (
+            "GET /healthz HTTP/1.1\r\nHost: localhost\n\r\n",
+            400,
+            "malformed request headers",
+        ),
+        (
+            "GET /healthz HTTP/1.1\r\nX-A: a\rb\r\n\r\n",
+            400,
+            "malformed request headers",
+        ),
+    ];
+    for (request, status, message) in cases {
+        let response = send_until_closed(&server, request.as_bytes());
+        assert_one_refusal(&response, status, message, &format!("{request:?}"));
     }
     assert_eq!(server.get("/healthz").status, 200);
 }

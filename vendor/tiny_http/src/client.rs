@@ -63,7 +63,7 @@ enum LineError {
     /// the head did not arrive whole within the time limit
     TooSlow,
     TooLong,
-    /// bytes that are not ASCII
+    /// a bare CR or LF, or bytes that are not ASCII
     Malformed,
 }
 
@@ -146,6 +146,13 @@ impl ClientConnection {
                 return AsciiString::from_ascii(buf).map_err(|_| LineError::Malformed);
             }
 
+            // askgate patch: a bare LF or a bare CR is refused at once (RFC
+            // 9112 section 2.2), instead of waiting for a CRLF that a client
+            // ending its lines with LF alone never sends.
+            if byte == b'\n' || prev_byte_was_cr {
+                return Err(LineError::Malformed);
+            }
+
             prev_byte_was_cr = byte == b'\r';
 
             // askgate patch: bound the memory one header line can take.
@@ -171,6 +178,18 @@ impl ClientConnection {
                     line.as_str().trim(), // TODO: remove this conversion
                 )?
             };
+
+            // askgate patch: an unsupported version is refused at once, before
+            // its headers are read and before the request takes this
+            // connection's next writer (the refusal is written through it).
+            // That includes `HTTP/0.9`, which upstream served and then held
+            // the connection open for more requests.
+            if version < HTTPVersion(1, 0) || version > HTTPVersion(1, 1) {
+                return Err(ReadError::Refused(
+                    Refusal::UnsupportedVersion,
+                    HTTPVersion(1, 1),
+                ));
+            }
 
             // getting all headers
             let headers = {
@@ -209,15 +228,6 @@ impl ClientConnection {
 
             (method, path, version, headers)
         };
-
-        // askgate patch: refused before the request takes this connection's
-        // next writer, so that the refusal is written through it.
-        if version > HTTPVersion(1, 1) {
-            return Err(ReadError::Refused(
-                Refusal::UnsupportedVersion,
-                HTTPVersion(1, 1),
-            ));
-        }
 
         // building the writer for the request
         let writer = self.sink.next().unwrap();

@@ -25,7 +25,7 @@ pub enum Refusal {
     UnsupportedExpect,
     /// A header line, or the number of header lines, is over the limit (431).
     HeaderTooLarge,
-    /// The HTTP version is above 1.1 (505).
+    /// The HTTP version is neither 1.0 nor 1.1 (505).
     UnsupportedVersion,
 }
 
