@@ -676,3 +676,28 @@ fn http_0_9_and_bare_line_feeds_are_refused_at_once() {
     }
     assert_eq!(server.get("/healthz").status, 200);
 }
+
+#[test]
+fn a_bad_chunk_is_400_and_the_pipelined_request_behind_it_is_never_answered() {
+    let server = TestServer::start(&[]);
+    let bad_chunk = "POST /api/clarify/submit HTTP/1.1\r\nHost: localhost\r\n\
+                     Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n\
+                     zz\r\nJUNK\r\n";
+    let behind = "POST /api/clarify/submit HTTP/1.1\r\nHost: localhost\r\n\
+                  Content-Type: application/json\r\nContent-Length: 37\r\n\r\n\
+                  {\"session_id\": \"s\", \"question\": \"q\"}";
+    let response = send_until_closed(&server, format!("{bad_chunk}{behind}").as_bytes());
+    assert_one_refusal(
+        &response,
+        400,
+        "could not read the request body",
+        "bad chunk",
+    );
+    assert!(response.contains("\r\nConnection: close\r\n"), "{response}");
+    assert_eq!(server.get("/healthz").status, 200);
+    assert_eq!(
+        server.metric("askgate_version"),
+        0.0,
+        "nothing was submitted"
+    );
+}

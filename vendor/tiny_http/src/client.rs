@@ -235,6 +235,7 @@ impl ClientConnection {
         // follow-up for next potential request
         let mut data_source = self.source.next().unwrap();
         std::mem::swap(&mut self.next_header_source, &mut data_source);
+        let connection_end = data_source.connection_end();
 
         // building the next reader
         let request = crate::request::new_request(
@@ -246,6 +247,7 @@ impl ClientConnection {
             *self.remote_addr.as_ref().unwrap(),
             data_source,
             writer,
+            connection_end,
         )
         .map_err(|e| {
             use crate::request;

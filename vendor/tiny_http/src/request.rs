@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use std::sync::mpsc::Sender;
 
-use crate::util::{EqualReader, FusedReader};
+use crate::util::{ConnectionEnd, EqualReader, FramedBody, FusedReader};
 use crate::{HTTPVersion, Header, Method, Response, StatusCode};
 use chunked_transfer::Decoder;
 
@@ -74,6 +74,9 @@ pub struct Request {
 
     // If Some, a message must be sent after responding
     notify_when_responded: Option<Sender<()>>,
+
+    // askgate patch: marked when nothing more may be read from the connection
+    connection_end: ConnectionEnd,
 }
 
 struct NotifyOnDrop<R> {
@@ -133,6 +136,9 @@ impl From<IoError> for RequestCreationError {
 /// It is the responsibility of the `Request` to read only the data of the request and not further.
 ///
 /// The `Write` object will be used by the `Request` to write the response.
+///
+/// askgate patch: `connection_end` is marked when the body's framing fails;
+/// the `Read` must then read nothing further for the next request.
 #[allow(clippy::too_many_arguments)]
 pub fn new_request<R, W>(
     secure: bool,
@@ -143,6 +149,7 @@ pub fn new_request<R, W>(
     remote_addr: Option<SocketAddr>,
     mut source_data: R,
     writer: W,
+    connection_end: ConnectionEnd,
 ) -> Result<Request, RequestCreationError>
 where
     R: Read + Send + 'static,
@@ -245,13 +252,15 @@ where
 
             Box::new(Cursor::new(buffer)) as Box<dyn Read + Send + 'static>
         } else {
-            let (data_reader, _) = EqualReader::new(source_data, content_length); // TODO:
+            let (data_reader, drained) = EqualReader::new(source_data, content_length);
+            let data_reader = FramedBody::sized(data_reader, drained, connection_end.clone());
             Box::new(FusedReader::new(data_reader)) as Box<dyn Read + Send + 'static>
         }
     } else if transfer_encoding.is_some() {
         // if a transfer-encoding was specified, then "chunked" is ALWAYS applied
         // over the message (RFC2616 #3.6)
-        Box::new(FusedReader::new(Decoder::new(source_data))) as Box<dyn Read + Send + 'static>
+        let data_reader = FramedBody::chunked(Decoder::new(source_data), connection_end.clone());
+        Box::new(FusedReader::new(data_reader)) as Box<dyn Read + Send + 'static>
     } else {
         // if we have neither a Content-Length nor a Transfer-Encoding,
         // assuming that we have no data
@@ -271,6 +280,7 @@ where
         body_length: content_length,
         must_send_continue: expects_continue,
         notify_when_responded: None,
+        connection_end,
     })
 }
 
@@ -485,6 +495,13 @@ impl Request {
         let mut writer = self.extract_writer_impl();
 
         let do_not_send_body = self.method == Method::Head;
+
+        // askgate patch: the connection closes after this response
+        let response = if self.connection_end.is_marked() {
+            response.with_header(Header::from_bytes(&b"Connection"[..], &b"close"[..]).unwrap())
+        } else {
+            response
+        };
 
         Self::ignore_client_closing_errors(response.raw_print(
             writer.by_ref(),
