@@ -701,3 +701,70 @@ fn a_bad_chunk_is_400_and_the_pipelined_request_behind_it_is_never_answered() {
         "nothing was submitted"
     );
 }
+
+/// The resident memory of this process, which runs the test servers.
+fn resident_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("Linux /proc");
+    let line = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .expect("a VmRSS line");
+    let kib: u64 = line.trim().trim_end_matches("kB").trim().parse().unwrap();
+    kib * 1024
+}
+
+#[test]
+fn an_endless_chunk_size_line_is_400_and_closes_within_bounded_memory() {
+    let server = TestServer::start(&[]);
+    let before = resident_bytes();
+    let mut socket = server.connect();
+    socket
+        .set_write_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
+    let head = "POST /api/clarify/submit HTTP/1.1\r\nHost: localhost\r\n\
+                Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+    socket.write_all(head.as_bytes()).unwrap();
+    // A chunk-size line that never ends: unpatched, all of it was buffered.
+    let ones = vec![b'1'; 64 << 10];
+    let mut written = 0;
+    while written < 10 << 20 {
+        match socket.write(&ones) {
+            Ok(n) => written += n,
+            Err(_) => break,
+        }
+    }
+    let response = read_until_closed(&mut socket);
+    assert_one_refusal(&response, 400, "could not read the request body", "1111…");
+    assert!(
+        written < 10 << 20,
+        "the server read all 10 MiB of one chunk-size line"
+    );
+    let grown = resident_bytes().saturating_sub(before);
+    assert!(grown < 8 << 20, "memory grew by {} KiB", grown >> 10);
+    assert_eq!(server.get("/healthz").status, 200);
+}
+
+#[test]
+fn chunked_trailers_are_read_and_bounded() {
+    let server = TestServer::start(&[]);
+    let body = r#"{"session_id": "t", "question": "q"}"#;
+    let chunked = |trailers: &str| {
+        format!(
+            "POST /api/clarify/submit HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+             Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n\
+             {:x}\r\n{body}\r\n0\r\n{trailers}\r\n",
+            body.len()
+        )
+    };
+    let response = send_until_closed(&server, chunked("X-Sum: 1\r\n").as_bytes());
+    assert!(response.starts_with("HTTP/1.1 200 "), "{response}");
+    let over_the_limit = format!("X-Pad: {}\r\n", "p".repeat(100)).repeat(50);
+    let response = send_until_closed(&server, chunked(&over_the_limit).as_bytes());
+    assert_one_refusal(
+        &response,
+        400,
+        "could not read the request body",
+        "5 KB of trailers",
+    );
+    assert_eq!(server.get("/healthz").status, 200);
+}

@@ -7,9 +7,8 @@ use std::str::FromStr;
 
 use std::sync::mpsc::Sender;
 
-use crate::util::{ConnectionEnd, EqualReader, FramedBody, FusedReader};
+use crate::util::{ChunkedDecoder, ConnectionEnd, EqualReader, FramedBody, FusedReader};
 use crate::{HTTPVersion, Header, Method, Response, StatusCode};
-use chunked_transfer::Decoder;
 
 /// Represents an HTTP request made by a client.
 ///
@@ -259,7 +258,9 @@ where
     } else if transfer_encoding.is_some() {
         // if a transfer-encoding was specified, then "chunked" is ALWAYS applied
         // over the message (RFC2616 #3.6)
-        let data_reader = FramedBody::chunked(Decoder::new(source_data), connection_end.clone());
+        // askgate patch: a decoder whose chunk-size and trailer lines are bounded
+        let data_reader = ChunkedDecoder::new(source_data);
+        let data_reader = FramedBody::chunked(data_reader, connection_end.clone());
         Box::new(FusedReader::new(data_reader)) as Box<dyn Read + Send + 'static>
     } else {
         // if we have neither a Content-Length nor a Transfer-Encoding,
