@@ -71,6 +71,7 @@ impl<R: Read> Read for FramedBody<R> {
                 Ok(0)
             }
             Ok(read) => Ok(read),
+            Err(e) if e.kind() == ErrorKind::Interrupted => Err(e),
             Err(e) => {
                 self.failed = true;
                 self.end.mark();
