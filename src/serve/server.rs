@@ -43,8 +43,11 @@ impl Server {
         let listener = TcpListener::bind(addr)?;
         let listener = with_socket_timeouts(listener, config.header_timeout, config.write_timeout)?;
         let addr = listener.local_addr()?;
-        let http =
-            Arc::new(tiny_http::Server::from_listener(listener, None).map_err(io::Error::other)?);
+        let options = tiny_http::ServerOptions::new()
+            .with_one_request_at_a_time(true)
+            .with_refusal_response(refusal_response);
+        let http = tiny_http::Server::from_listener_with_options(listener, None, options);
+        let http = Arc::new(http.map_err(io::Error::other)?);
         let hub = open_hub(&config)?;
         let app = Arc::new(App::with_hub(config, addr.ip().is_loopback(), hub));
         let stopping = Arc::new(AtomicBool::new(false));
@@ -161,6 +164,18 @@ fn open_hub(config: &Config) -> io::Result<Hub> {
             dir.display()
         ))
     })
+}
+
+/// What tiny_http answers by itself (a malformed head, a head too slow or
+/// too large) is a JSON error like every other.
+fn refusal_response(refusal: tiny_http::Refusal) -> tiny_http::ResponseBox {
+    let body = serde_json::json!({"error": refusal.reason()}).to_string();
+    let content_type = tiny_http::Header::from_bytes("Content-Type", http::JSON);
+    let response = tiny_http::Response::from_data(body);
+    match content_type {
+        Ok(content_type) => response.with_header(content_type).boxed(),
+        Err(_) => response.boxed(),
+    }
 }
 
 /// Sets the receive and send timeouts on the listening socket; Linux copies

@@ -3,8 +3,68 @@
 
 use crate::support::TestServer;
 use serde_json::{Value, json};
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
+
+/// How soon a connection refused for its framing must be closed: well
+/// within the default header timeout (10 s), so a refusal is never mistaken
+/// for a timeout.
+const CLOSED_WITHIN: Duration = Duration::from_secs(2);
+
+/// Reads until the server closes the connection and returns what it sent;
+/// fails the test if the connection is still open after `CLOSED_WITHIN`.
+fn read_until_closed(socket: &mut TcpStream) -> String {
+    let end = Instant::now() + CLOSED_WITHIN;
+    let mut received = Vec::new();
+    let mut buffer = [0; 4096];
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        let open = |error: &dyn std::fmt::Display, received: &[u8]| -> ! {
+            panic!(
+                "still open after {CLOSED_WITHIN:?} ({error}), having sent: {}",
+                String::from_utf8_lossy(received)
+            )
+        };
+        if left.is_zero() {
+            open(&"deadline", &received);
+        }
+        socket.set_read_timeout(Some(left)).unwrap();
+        match socket.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => received.extend_from_slice(&buffer[..n]),
+            Err(error) if error.kind() == ErrorKind::ConnectionReset => break,
+            Err(error) => open(&error, &received),
+        }
+    }
+    String::from_utf8_lossy(&received).into_owned()
+}
+
+/// Sends `request` on a connection of its own and returns everything the
+/// server sent before closing it.
+fn send_until_closed(server: &TestServer, request: &[u8]) -> String {
+    let mut socket = server.connect();
+    socket.write_all(request).unwrap();
+    read_until_closed(&mut socket)
+}
+
+/// The response is one refusal, `status` with the JSON error `message`, and
+/// nothing follows it.
+fn assert_one_refusal(response: &str, status: u16, message: &str, what: &str) {
+    assert!(
+        response.starts_with(&format!("HTTP/1.1 {status} ")),
+        "{what}: {response}"
+    );
+    let (head, body) = response.split_once("\r\n\r\n").expect("a head");
+    let length: usize = head
+        .lines()
+        .find_map(|line| line.strip_prefix("Content-Length: "))
+        .and_then(|length| length.parse().ok())
+        .unwrap_or_else(|| panic!("{what}: no Content-Length in {head}"));
+    assert_eq!(body.len(), length, "{what}: one response only: {response}");
+    let body: Value = serde_json::from_str(body).unwrap_or_else(|_| panic!("{what}: {body}"));
+    assert_eq!(body, json!({"error": message}), "{what}");
+}
 
 /// Sends a request and checks its status and exact JSON body.
 fn check(
@@ -553,4 +613,158 @@ fn an_oversized_body_is_413_on_every_route() {
         0.0,
         "no stream was opened"
     );
+}
+
+#[test]
+fn header_continuation_lines_are_400_and_close() {
+    let server = TestServer::start(&[]);
+    let folding = "obsolete line folding is not accepted";
+    let cases = [
+        // A folded framing header: read on its own, it set the framing.
+        ("X-A: b\r\n Content-Length: 5\r\n\r\nhello", folding),
+        (
+            "X-A: b\r\n\tTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+            folding,
+        ),
+        ("X-A: b\r\n c\r\n\r\n", folding),
+        (" X-A: b\r\n\r\n", folding),
+        (
+            "Transfer-Encoding : chunked\r\n\r\n0\r\n\r\n",
+            "malformed request headers",
+        ),
+    ];
+    for (headers, message) in cases {
+        let request = format!("GET /healthz HTTP/1.1\r\nHost: localhost\r\n{headers}");
+        let response = send_until_closed(&server, request.as_bytes());
+        assert_one_refusal(&response, 400, message, headers);
+    }
+    assert_eq!(server.get("/healthz").status, 200);
+}
+
+#[test]
+fn http_0_9_and_bare_line_feeds_are_refused_at_once() {
+    let server = TestServer::start(&[]);
+    let version = "only HTTP/1.0 and HTTP/1.1 are supported";
+    let cases: [(&str, u16, &str); 7] = [
+        // HTTP/0.9 proper: a request line without a version.
+        ("GET /healthz\r\n", 400, "malformed request line"),
+        ("GET /healthz\n", 400, "malformed request line"),
+        // A version line naming 0.9 was served, and its connection held.
+        ("GET /healthz HTTP/0.9\r\n\r\n", 505, version),
+        // Refused as soon as the request line is read.
+        ("GET /healthz HTTP/0.9\r\n", 505, version),
+        // Lines ended by a bare LF waited for a CRLF until the header timeout.
+        (
+            "GET /healthz HTTP/1.1\nHost: localhost\n\n",
+            400,
+            "malformed request line",
+        ),
+        (
+            "GET /healthz HTTP/1.1\r\nHost: localhost\n\r\n",
+            400,
+            "malformed request headers",
+        ),
+        (
+            "GET /healthz HTTP/1.1\r\nX-A: a\rb\r\n\r\n",
+            400,
+            "malformed request headers",
+        ),
+    ];
+    for (request, status, message) in cases {
+        let response = send_until_closed(&server, request.as_bytes());
+        assert_one_refusal(&response, status, message, &format!("{request:?}"));
+    }
+    assert_eq!(server.get("/healthz").status, 200);
+}
+
+#[test]
+fn a_bad_chunk_is_400_and_the_pipelined_request_behind_it_is_never_answered() {
+    let server = TestServer::start(&[]);
+    let bad_chunk = "POST /api/clarify/submit HTTP/1.1\r\nHost: localhost\r\n\
+                     Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n\
+                     zz\r\nJUNK\r\n";
+    let behind = "POST /api/clarify/submit HTTP/1.1\r\nHost: localhost\r\n\
+                  Content-Type: application/json\r\nContent-Length: 37\r\n\r\n\
+                  {\"session_id\": \"s\", \"question\": \"q\"}";
+    let response = send_until_closed(&server, format!("{bad_chunk}{behind}").as_bytes());
+    assert_one_refusal(
+        &response,
+        400,
+        "could not read the request body",
+        "bad chunk",
+    );
+    assert!(response.contains("\r\nConnection: close\r\n"), "{response}");
+    assert_eq!(server.get("/healthz").status, 200);
+    assert_eq!(
+        server.metric("askgate_version"),
+        0.0,
+        "nothing was submitted"
+    );
+}
+
+/// The resident memory of this process, which runs the test servers.
+fn resident_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("Linux /proc");
+    let line = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .expect("a VmRSS line");
+    let kib: u64 = line.trim().trim_end_matches("kB").trim().parse().unwrap();
+    kib * 1024
+}
+
+#[test]
+fn an_endless_chunk_size_line_is_400_and_closes_within_bounded_memory() {
+    let server = TestServer::start(&[]);
+    let before = resident_bytes();
+    let mut socket = server.connect();
+    socket
+        .set_write_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
+    let head = "POST /api/clarify/submit HTTP/1.1\r\nHost: localhost\r\n\
+                Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+    socket.write_all(head.as_bytes()).unwrap();
+    // A chunk-size line that never ends: unpatched, all of it was buffered.
+    let ones = vec![b'1'; 64 << 10];
+    let mut written = 0;
+    while written < 10 << 20 {
+        match socket.write(&ones) {
+            Ok(n) => written += n,
+            Err(_) => break,
+        }
+    }
+    let response = read_until_closed(&mut socket);
+    assert_one_refusal(&response, 400, "could not read the request body", "1111…");
+    assert!(
+        written < 10 << 20,
+        "the server read all 10 MiB of one chunk-size line"
+    );
+    let grown = resident_bytes().saturating_sub(before);
+    assert!(grown < 8 << 20, "memory grew by {} KiB", grown >> 10);
+    assert_eq!(server.get("/healthz").status, 200);
+}
+
+#[test]
+fn chunked_trailers_are_read_and_bounded() {
+    let server = TestServer::start(&[]);
+    let body = r#"{"session_id": "t", "question": "q"}"#;
+    let chunked = |trailers: &str| {
+        format!(
+            "POST /api/clarify/submit HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+             Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n\
+             {:x}\r\n{body}\r\n0\r\n{trailers}\r\n",
+            body.len()
+        )
+    };
+    let response = send_until_closed(&server, chunked("X-Sum: 1\r\n").as_bytes());
+    assert!(response.starts_with("HTTP/1.1 200 "), "{response}");
+    let over_the_limit = format!("X-Pad: {}\r\n", "p".repeat(100)).repeat(50);
+    let response = send_until_closed(&server, chunked(&over_the_limit).as_bytes());
+    assert_one_refusal(
+        &response,
+        400,
+        "could not read the request body",
+        "5 KB of trailers",
+    );
+    assert_eq!(server.get("/healthz").status, 200);
 }

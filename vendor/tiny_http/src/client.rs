@@ -10,15 +10,7 @@ use std::str::FromStr;
 use crate::common::{HTTPVersion, Method};
 use crate::util::RefinedTcpStream;
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
-use crate::Request;
-
-/// askgate patch: the JSON error responses tiny_http sends by itself.
-fn json_error(status: u16, message: &str) -> crate::Response<std::io::Cursor<Vec<u8>>> {
-    let content_type = "Content-Type: application/json".parse::<crate::Header>().unwrap();
-    crate::Response::from_string(format!("{{\"error\": \"{}\"}}", message))
-        .with_status_code(crate::StatusCode(status))
-        .with_header(content_type)
-}
+use crate::{Refusal, Request, ServerOptions};
 
 /// askgate patch: limits on one request's header lines.
 const MAX_LINE_LEN: usize = 16 * 1024;
@@ -50,16 +42,41 @@ pub struct ClientConnection {
     // byte; the socket's receive timeout alone restarts with every byte.
     time_limit: Option<std::time::Duration>,
     request_started: Option<std::time::Instant>,
+
+    // askgate patch: what the server answers by itself
+    options: ServerOptions,
 }
 
 /// Error that can happen when reading a request.
 #[derive(Debug)]
 enum ReadError {
-    WrongRequestLine,
-    WrongHeader(HTTPVersion),
-    /// the client sent an unrecognized `Expect` header
-    ExpectationFailed(HTTPVersion),
+    /// askgate patch: every refusal the server answers by itself, with the
+    /// HTTP version of its response; the connection closes after it.
+    Refused(Refusal, HTTPVersion),
     ReadIoError(IoError),
+}
+
+/// askgate patch: what can go wrong with one line of the request head.
+#[derive(Debug)]
+enum LineError {
+    Io(IoError),
+    /// the head did not arrive whole within the time limit
+    TooSlow,
+    TooLong,
+    /// a bare CR or LF, or bytes that are not ASCII
+    Malformed,
+}
+
+impl LineError {
+    /// The error reading the request, `malformed` naming what the line was.
+    fn refuse(self, malformed: Refusal, version: HTTPVersion) -> ReadError {
+        match self {
+            LineError::Io(e) => ReadError::ReadIoError(e),
+            LineError::TooSlow => ReadError::Refused(Refusal::HeadTimeout, version),
+            LineError::TooLong => ReadError::Refused(Refusal::HeaderTooLarge, version),
+            LineError::Malformed => ReadError::Refused(malformed, version),
+        }
+    }
 }
 
 impl ClientConnection {
@@ -68,6 +85,7 @@ impl ClientConnection {
         write_socket: RefinedTcpStream,
         mut read_socket: RefinedTcpStream,
         time_limit: Option<std::time::Duration>,
+        options: ServerOptions,
     ) -> ClientConnection {
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
@@ -84,6 +102,7 @@ impl ClientConnection {
             secure,
             time_limit,
             request_started: None,
+            options,
         }
     }
 
@@ -96,7 +115,7 @@ impl ClientConnection {
     ///
     /// Reads until `CRLF` is reached. The next read will start
     ///  at the first byte of the new line.
-    fn read_next_line(&mut self) -> IoResult<AsciiString> {
+    fn read_next_line(&mut self) -> Result<AsciiString, LineError> {
         let mut buf = Vec::new();
         let mut prev_byte_was_cr = false;
 
@@ -104,27 +123,41 @@ impl ClientConnection {
             let byte = self.next_header_source.by_ref().bytes().next();
 
             let byte = match byte {
-                Some(b) => b?,
-                None => return Err(IoError::new(ErrorKind::ConnectionAborted, "Unexpected EOF")),
+                Some(b) => b.map_err(LineError::Io)?,
+                None => {
+                    let eof = IoError::new(ErrorKind::ConnectionAborted, "Unexpected EOF");
+                    return Err(LineError::Io(eof));
+                }
             };
 
             // askgate patch: the whole head must arrive within the time limit.
-            let started = *self.request_started.get_or_insert_with(std::time::Instant::now);
-            if self.time_limit.is_some_and(|limit| started.elapsed() > limit) {
-                return Err(IoError::new(ErrorKind::TimedOut, "Request head too slow"));
+            let started = *self
+                .request_started
+                .get_or_insert_with(std::time::Instant::now);
+            if self
+                .time_limit
+                .is_some_and(|limit| started.elapsed() > limit)
+            {
+                return Err(LineError::TooSlow);
             }
 
             if byte == b'\n' && prev_byte_was_cr {
                 buf.pop(); // removing the '\r'
-                return AsciiString::from_ascii(buf)
-                    .map_err(|_| IoError::new(ErrorKind::InvalidInput, "Header is not in ASCII"));
+                return AsciiString::from_ascii(buf).map_err(|_| LineError::Malformed);
+            }
+
+            // askgate patch: a bare LF or a bare CR is refused at once (RFC
+            // 9112 section 2.2), instead of waiting for a CRLF that a client
+            // ending its lines with LF alone never sends.
+            if byte == b'\n' || prev_byte_was_cr {
+                return Err(LineError::Malformed);
             }
 
             prev_byte_was_cr = byte == b'\r';
 
             // askgate patch: bound the memory one header line can take.
             if buf.len() >= MAX_LINE_LEN {
-                return Err(IoError::new(ErrorKind::InvalidData, "Header line too long"));
+                return Err(LineError::TooLong);
             }
             buf.push(byte);
         }
@@ -137,30 +170,56 @@ impl ClientConnection {
         let (method, path, version, headers) = {
             // reading the request line
             let (method, path, version) = {
-                let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                let line = self
+                    .read_next_line()
+                    .map_err(|e| e.refuse(Refusal::MalformedRequestLine, HTTPVersion(1, 1)))?;
 
                 parse_request_line(
                     line.as_str().trim(), // TODO: remove this conversion
                 )?
             };
 
+            // askgate patch: an unsupported version is refused at once, before
+            // its headers are read and before the request takes this
+            // connection's next writer (the refusal is written through it).
+            // That includes `HTTP/0.9`, which upstream served and then held
+            // the connection open for more requests.
+            if version < HTTPVersion(1, 0) || version > HTTPVersion(1, 1) {
+                return Err(ReadError::Refused(
+                    Refusal::UnsupportedVersion,
+                    HTTPVersion(1, 1),
+                ));
+            }
+
             // getting all headers
             let headers = {
                 let mut headers = Vec::new();
                 loop {
-                    let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                    let line = self
+                        .read_next_line()
+                        .map_err(|e| e.refuse(Refusal::MalformedHeaders, version.clone()))?;
 
                     if line.is_empty() {
                         break;
                     };
                     // askgate patch: bound the number of header lines too.
                     if headers.len() >= MAX_HEADERS {
-                        return Err(ReadError::WrongHeader(version));
+                        return Err(ReadError::Refused(Refusal::HeaderTooLarge, version));
                     }
-                    headers.push(match FromStr::from_str(line.as_str().trim()) {
-                        // TODO: remove this conversion
+                    // askgate patch: a line starting with a space or a tab
+                    // continues the previous one (obsolete line folding).
+                    // Trimmed, it used to be read as a header of its own, so
+                    // a folded `Content-Length` or `Transfer-Encoding` that
+                    // another server would take as part of the previous
+                    // header set this request's framing. Refused (RFC 9112
+                    // section 5.2); the line is no longer trimmed either, so
+                    // `Header::from_str` refuses whitespace before the colon.
+                    if line.as_str().starts_with([' ', '\t']) {
+                        return Err(ReadError::Refused(Refusal::ObsoleteLineFolding, version));
+                    }
+                    headers.push(match FromStr::from_str(line.as_str()) {
                         Ok(h) => h,
-                        _ => return Err(ReadError::WrongHeader(version)),
+                        _ => return Err(ReadError::Refused(Refusal::MalformedHeaders, version)),
                     });
                 }
 
@@ -176,6 +235,7 @@ impl ClientConnection {
         // follow-up for next potential request
         let mut data_source = self.source.next().unwrap();
         std::mem::swap(&mut self.next_header_source, &mut data_source);
+        let connection_end = data_source.connection_end();
 
         // building the next reader
         let request = crate::request::new_request(
@@ -187,14 +247,17 @@ impl ClientConnection {
             *self.remote_addr.as_ref().unwrap(),
             data_source,
             writer,
+            connection_end,
         )
         .map_err(|e| {
             use crate::request;
             match e {
                 request::RequestCreationError::CreationIoError(e) => ReadError::ReadIoError(e),
-                request::RequestCreationError::BadFraming => ReadError::WrongHeader(version),
+                request::RequestCreationError::BadFraming => {
+                    ReadError::Refused(Refusal::MalformedHeaders, version)
+                }
                 request::RequestCreationError::ExpectationFailed => {
-                    ReadError::ExpectationFailed(version)
+                    ReadError::Refused(Refusal::UnsupportedExpect, version)
                 }
             }
         })?;
@@ -210,105 +273,54 @@ impl Iterator for ClientConnection {
     /// Blocks until the next Request is available.
     /// Returns None when no new Requests will come from the client.
     fn next(&mut self) -> Option<Request> {
-        use crate::{Response, StatusCode};
-
         // the client sent a "connection: close" header in this previous request
         //  or is using HTTP 1.0, meaning that no new request will come
         if self.no_more_requests {
             return None;
         }
 
-        loop {
-            // askgate patch: every error tiny_http answers by itself is a JSON
-            // `{"error": ...}`, and a head that cannot be read whole gets an
-            // answer (431, 400) before the connection closes.
-            let rq = match self.read() {
-                Err(ReadError::WrongRequestLine) => {
-                    let writer = self.sink.next().unwrap();
-                    json_error(400, "malformed request line")
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
-                    return None; // we don't know where the next request would start,
-                                 // se we have to close
-                }
-
-                Err(ReadError::WrongHeader(ver)) => {
-                    let writer = self.sink.next().unwrap();
-                    json_error(400, "malformed request headers")
-                        .raw_print(writer, ver, &[], false, None)
-                        .ok();
-                    return None; // we don't know where the next request would start,
-                                 // se we have to close
-                }
-
-                Err(ReadError::ReadIoError(ref err)) if err.kind() == ErrorKind::TimedOut => {
-                    // request timeout
-                    let writer = self.sink.next().unwrap();
-                    json_error(408, "request head not received in time")
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
-                    return None; // closing the connection
-                }
-
-                Err(ReadError::ReadIoError(ref err))
-                    if matches!(err.kind(), ErrorKind::InvalidData | ErrorKind::InvalidInput) =>
-                {
-                    let (status, message) = match err.kind() {
-                        ErrorKind::InvalidData => (431, "request header too large"),
-                        _ => (400, "malformed request headers"),
-                    };
-                    let writer = self.sink.next().unwrap();
-                    json_error(status, message)
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
-                    return None;
-                }
-
-                Err(ReadError::ExpectationFailed(ver)) => {
-                    let writer = self.sink.next().unwrap();
-                    json_error(417, "unsupported Expect header")
-                        .raw_print(writer, ver, &[], false, None)
-                        .ok();
-                    return None; // TODO: should be recoverable, but needs handling in case of body
-                }
-
-                Err(ReadError::ReadIoError(_)) => return None,
-
-                Ok(rq) => rq,
-            };
-
-            // checking HTTP version
-            if *rq.http_version() > (1, 1) {
-                // askgate patch: answered through the request itself; a second
-                // writer would wait for this request's writer for ever.
-                rq.respond(json_error(505, "only HTTP/1.0 and HTTP/1.1 are supported")).ok();
+        let rq = match self.read() {
+            // askgate patch: every refusal is answered through this
+            // connection's next writer, with the response the server's
+            // options build; then the connection closes, since we don't
+            // know where the next request would start.
+            Err(ReadError::Refused(refusal, version)) => {
+                let writer = self.sink.next().unwrap();
+                self.options
+                    .refusal_response(refusal)
+                    .raw_print(writer, version, &[], false, None)
+                    .ok();
                 return None;
             }
 
-            // updating the status of the connection
-            let connection_header = rq
-                .headers()
-                .iter()
-                .find(|h| h.field.equiv("Connection"))
-                .map(|h| h.value.as_str());
+            Err(ReadError::ReadIoError(_)) => return None,
 
-            let lowercase = connection_header.map(|h| h.to_ascii_lowercase());
+            Ok(rq) => rq,
+        };
 
-            match lowercase {
-                Some(ref val) if val.contains("close") => self.no_more_requests = true,
-                Some(ref val) if val.contains("upgrade") => self.no_more_requests = true,
-                Some(ref val)
-                    if !val.contains("keep-alive") && *rq.http_version() == HTTPVersion(1, 0) =>
-                {
-                    self.no_more_requests = true
-                }
-                None if *rq.http_version() == HTTPVersion(1, 0) => self.no_more_requests = true,
-                _ => (),
-            };
+        // updating the status of the connection
+        let connection_header = rq
+            .headers()
+            .iter()
+            .find(|h| h.field.equiv("Connection"))
+            .map(|h| h.value.as_str());
 
-            // returning the request
-            return Some(rq);
-        }
+        let lowercase = connection_header.map(|h| h.to_ascii_lowercase());
+
+        match lowercase {
+            Some(ref val) if val.contains("close") => self.no_more_requests = true,
+            Some(ref val) if val.contains("upgrade") => self.no_more_requests = true,
+            Some(ref val)
+                if !val.contains("keep-alive") && *rq.http_version() == HTTPVersion(1, 0) =>
+            {
+                self.no_more_requests = true
+            }
+            None if *rq.http_version() == HTTPVersion(1, 0) => self.no_more_requests = true,
+            _ => (),
+        };
+
+        // returning the request
+        Some(rq)
     }
 }
 
@@ -320,7 +332,7 @@ fn parse_http_version(version: &str) -> Result<HTTPVersion, ReadError> {
         "HTTP/1.1" => (1, 1),
         "HTTP/2.0" => (2, 0),
         "HTTP/3.0" => (3, 0),
-        _ => return Err(ReadError::WrongRequestLine),
+        _ => return Err(malformed_request_line()),
     };
 
     Ok(HTTPVersion(major, minor))
@@ -337,7 +349,11 @@ fn parse_request_line(line: &str) -> Result<(Method, String, HTTPVersion), ReadE
 
     method
         .and_then(|method| Some((method, path?, version?)))
-        .ok_or(ReadError::WrongRequestLine)
+        .ok_or_else(malformed_request_line)
+}
+
+fn malformed_request_line() -> ReadError {
+    ReadError::Refused(Refusal::MalformedRequestLine, HTTPVersion(1, 1))
 }
 
 #[cfg(test)]

@@ -112,6 +112,7 @@ use util::MessagesQueue;
 
 pub use common::{HTTPVersion, Header, HeaderField, Method, StatusCode};
 pub use connection::{ConfigListenAddr, ListenAddr, Listener};
+pub use options::{Refusal, ServerOptions};
 pub use request::{ReadWrite, Request};
 pub use response::{Response, ResponseBox};
 pub use test::TestRequest;
@@ -119,6 +120,7 @@ pub use test::TestRequest;
 mod client;
 mod common;
 mod connection;
+mod options;
 mod request;
 mod response;
 mod ssl;
@@ -243,6 +245,16 @@ impl Server {
         listener: L,
         ssl_config: Option<SslConfig>,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        Self::from_listener_with_options(listener, ssl_config, ServerOptions::default())
+    }
+
+    /// askgate patch: like `from_listener`, with options for what the server
+    /// does by itself (see `ServerOptions`).
+    pub fn from_listener_with_options<L: Into<Listener>>(
+        listener: L,
+        ssl_config: Option<SslConfig>,
+        options: ServerOptions,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         let listener = listener.into();
         // building the "close" variable
         let close_trigger = Arc::new(AtomicBool::new(false));
@@ -321,7 +333,13 @@ impl Server {
                             Some(ref _ssl) => unreachable!(),
                         };
 
-                        Ok((ClientConnection::new(write_closable, read_closable, time_limit), time_limit))
+                        let client = ClientConnection::new(
+                            write_closable,
+                            read_closable,
+                            time_limit,
+                            options.clone(),
+                        );
+                        Ok((client, time_limit))
                     }
                     Err(e) => Err(e),
                 };
@@ -330,21 +348,33 @@ impl Server {
                     Ok((client, time_limit)) => {
                         let messages = inside_messages.clone();
                         let mut client = Some(client);
-                        // askgate patch: one request in flight per connection. The
-                        // next request is parsed only once the previous one has been
-                        // answered, so a client pipelining without reading cannot
-                        // queue requests without bound, and no request waits behind
-                        // a stream. A response still unfinished after the socket's
-                        // receive timeout (a stream, a long-poll) frees this thread:
-                        // the connection reads no further requests.
-                        let patience = time_limit.unwrap_or(std::time::Duration::from_secs(30));
+                        // askgate patch: with `ServerOptions::with_one_request_at_a_time`,
+                        // one request in flight per connection, as for HTTPS. A
+                        // response still unfinished after the socket's read timeout
+                        // (a stream, a long-poll) frees this thread: the connection
+                        // reads no further requests.
+                        let one_at_a_time = options.one_request_at_a_time();
+                        let patience = time_limit.filter(|_| one_at_a_time);
                         tasks_pool.spawn(Box::new(move || {
                             if let Some(client) = client.take() {
-                                let (sender, receiver) = mpsc::channel();
-                                for rq in client {
-                                    messages.push(rq.with_notify_sender(sender.clone()).into());
-                                    if receiver.recv_timeout(patience).is_err() {
-                                        break;
+                                // Synchronization is needed for HTTPS requests to avoid a deadlock
+                                if client.secure() || one_at_a_time {
+                                    let (sender, receiver) = mpsc::channel();
+                                    for rq in client {
+                                        messages.push(rq.with_notify_sender(sender.clone()).into());
+                                        let answered = match patience {
+                                            Some(patience) => {
+                                                receiver.recv_timeout(patience).is_ok()
+                                            }
+                                            None => receiver.recv().is_ok(),
+                                        };
+                                        if !answered {
+                                            break;
+                                        }
+                                    }
+                                } else {
+                                    for rq in client {
+                                        messages.push(rq.into());
                                     }
                                 }
                             }

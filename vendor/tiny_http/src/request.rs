@@ -7,9 +7,8 @@ use std::str::FromStr;
 
 use std::sync::mpsc::Sender;
 
-use crate::util::{EqualReader, FusedReader};
+use crate::util::{ChunkedDecoder, ConnectionEnd, EqualReader, FramedBody, FusedReader};
 use crate::{HTTPVersion, Header, Method, Response, StatusCode};
-use chunked_transfer::Decoder;
 
 /// Represents an HTTP request made by a client.
 ///
@@ -74,6 +73,9 @@ pub struct Request {
 
     // If Some, a message must be sent after responding
     notify_when_responded: Option<Sender<()>>,
+
+    // askgate patch: marked when nothing more may be read from the connection
+    connection_end: ConnectionEnd,
 }
 
 struct NotifyOnDrop<R> {
@@ -133,6 +135,9 @@ impl From<IoError> for RequestCreationError {
 /// It is the responsibility of the `Request` to read only the data of the request and not further.
 ///
 /// The `Write` object will be used by the `Request` to write the response.
+///
+/// askgate patch: `connection_end` is marked when the body's framing fails;
+/// the `Read` must then read nothing further for the next request.
 #[allow(clippy::too_many_arguments)]
 pub fn new_request<R, W>(
     secure: bool,
@@ -143,6 +148,7 @@ pub fn new_request<R, W>(
     remote_addr: Option<SocketAddr>,
     mut source_data: R,
     writer: W,
+    connection_end: ConnectionEnd,
 ) -> Result<Request, RequestCreationError>
 where
     R: Read + Send + 'static,
@@ -157,9 +163,17 @@ where
             return Err(RequestCreationError::BadFraming);
         }
     }
-    let codings = headers.iter().filter(|h| h.field.equiv("Transfer-Encoding"));
+    let codings = headers
+        .iter()
+        .filter(|h| h.field.equiv("Transfer-Encoding"));
     for coding in codings {
-        let last = coding.value.as_str().rsplit(',').next().unwrap_or("").trim();
+        let last = coding
+            .value
+            .as_str()
+            .rsplit(',')
+            .next()
+            .unwrap_or("")
+            .trim();
         if !last.eq_ignore_ascii_case("chunked") || first_length.is_some() {
             return Err(RequestCreationError::BadFraming);
         }
@@ -237,13 +251,17 @@ where
 
             Box::new(Cursor::new(buffer)) as Box<dyn Read + Send + 'static>
         } else {
-            let (data_reader, _) = EqualReader::new(source_data, content_length); // TODO:
+            let (data_reader, drained) = EqualReader::new(source_data, content_length);
+            let data_reader = FramedBody::sized(data_reader, drained, connection_end.clone());
             Box::new(FusedReader::new(data_reader)) as Box<dyn Read + Send + 'static>
         }
     } else if transfer_encoding.is_some() {
         // if a transfer-encoding was specified, then "chunked" is ALWAYS applied
         // over the message (RFC2616 #3.6)
-        Box::new(FusedReader::new(Decoder::new(source_data))) as Box<dyn Read + Send + 'static>
+        // askgate patch: a decoder whose chunk-size and trailer lines are bounded
+        let data_reader = ChunkedDecoder::new(source_data);
+        let data_reader = FramedBody::chunked(data_reader, connection_end.clone());
+        Box::new(FusedReader::new(data_reader)) as Box<dyn Read + Send + 'static>
     } else {
         // if we have neither a Content-Length nor a Transfer-Encoding,
         // assuming that we have no data
@@ -263,6 +281,7 @@ where
         body_length: content_length,
         must_send_continue: expects_continue,
         notify_when_responded: None,
+        connection_end,
     })
 }
 
@@ -363,11 +382,16 @@ impl Request {
     /// # Example
     ///
     /// ```no_run
-    /// # extern crate rustc_serialize;
     /// # extern crate tiny_http;
-    /// # use rustc_serialize::json::Json;
     /// # use std::io::Read;
     /// # fn get_content_type(_: &tiny_http::Request) -> &'static str { "" }
+    /// # // askgate patch: a stand-in for rustc_serialize's Json, a deprecated
+    /// # // dev-dependency this example alone needed.
+    /// # struct Json;
+    /// # impl std::str::FromStr for Json {
+    /// #     type Err = ();
+    /// #     fn from_str(_: &str) -> Result<Json, ()> { Ok(Json) }
+    /// # }
     /// # fn main() {
     /// # let server = tiny_http::Server::http("0.0.0.0:0").unwrap();
     /// let mut request = server.recv().unwrap();
@@ -472,6 +496,13 @@ impl Request {
         let mut writer = self.extract_writer_impl();
 
         let do_not_send_body = self.method == Method::Head;
+
+        // askgate patch: the connection closes after this response
+        let response = if self.connection_end.is_marked() {
+            response.with_header(Header::from_bytes(&b"Connection"[..], &b"close"[..]).unwrap())
+        } else {
+            response
+        };
 
         Self::ignore_client_closing_errors(response.raw_print(
             writer.by_ref(),

@@ -257,7 +257,8 @@ where
         // ignoring forbidden headers
         // askgate patch: except `Connection: close`, which tells a client not
         // to reuse a connection whose reading thread has already let go.
-        let closing = header.field.equiv("Connection") && header.value.as_str().eq_ignore_ascii_case("close");
+        let closing =
+            header.field.equiv("Connection") && header.value.as_str().eq_ignore_ascii_case("close");
         if (header.field.equiv("Connection") && !closing)
             || header.field.equiv("Trailer")
             || header.field.equiv("Transfer-Encoding")

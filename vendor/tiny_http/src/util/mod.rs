@@ -1,5 +1,7 @@
+pub use self::chunked_decoder::ChunkedDecoder;
 pub use self::custom_stream::CustomStream;
 pub use self::equal_reader::EqualReader;
+pub use self::framed_body::{ConnectionEnd, FramedBody};
 pub use self::fused_reader::FusedReader;
 pub use self::messages_queue::MessagesQueue;
 pub use self::refined_tcp_stream::RefinedTcpStream;
@@ -9,8 +11,10 @@ pub use self::task_pool::TaskPool;
 
 use std::str::FromStr;
 
+mod chunked_decoder;
 mod custom_stream;
 mod equal_reader;
+mod framed_body;
 mod fused_reader;
 mod messages_queue;
 pub(crate) mod refined_tcp_stream;

@@ -1,11 +1,13 @@
 use std::io::Result as IoResult;
-use std::io::{Read, Write};
+use std::io::{Error as IoError, ErrorKind, Read, Write};
 
 use std::sync::mpsc::channel;
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
 use std::mem;
+
+use crate::util::ConnectionEnd;
 
 pub struct SequentialReaderBuilder<R>
 where
@@ -28,6 +30,8 @@ where
 {
     inner: SequentialReaderInner<R>,
     next: Sender<R>,
+    // askgate patch: once marked, the reader is not handed to the next one
+    end: ConnectionEnd,
 }
 
 enum SequentialReaderInner<R>
@@ -85,11 +89,13 @@ impl<R: Read + Send> Iterator for SequentialReaderBuilder<R> {
             SequentialReaderBuilderInner::First(reader) => Some(SequentialReader {
                 inner: SequentialReaderInner::MyTurn(reader),
                 next: tx,
+                end: ConnectionEnd::default(),
             }),
 
             SequentialReaderBuilderInner::NotFirst(previous) => Some(SequentialReader {
                 inner: SequentialReaderInner::Waiting(previous),
                 next: tx,
+                end: ConnectionEnd::default(),
             }),
         }
     }
@@ -110,11 +116,22 @@ impl<W: Write + Send> Iterator for SequentialWriterBuilder<W> {
     }
 }
 
+impl<R: Read + Send> SequentialReader<R> {
+    /// askgate patch: marking it keeps this reader from handing the stream
+    /// to the next one: whatever follows is never read.
+    pub fn connection_end(&self) -> ConnectionEnd {
+        self.end.clone()
+    }
+}
+
 impl<R: Read + Send> Read for SequentialReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
         let mut reader = match self.inner {
             SequentialReaderInner::MyTurn(ref mut reader) => return reader.read(buf),
-            SequentialReaderInner::Waiting(ref mut recv) => recv.recv().unwrap(),
+            // askgate patch: the previous reader ended the connection
+            SequentialReaderInner::Waiting(ref mut recv) => recv.recv().map_err(|_| {
+                IoError::new(ErrorKind::ConnectionAborted, "Connection ended before")
+            })?,
             SequentialReaderInner::Empty => unreachable!(),
         };
 
@@ -151,15 +168,18 @@ where
     fn drop(&mut self) {
         let inner = mem::replace(&mut self.inner, SequentialReaderInner::Empty);
 
+        // askgate patch: a marked end keeps the stream from the next reader
+        // (which then fails), and so does an end before this reader's turn.
         match inner {
-            SequentialReaderInner::MyTurn(reader) => {
+            SequentialReaderInner::MyTurn(reader) if !self.end.is_marked() => {
                 self.next.send(reader).ok();
             }
-            SequentialReaderInner::Waiting(recv) => {
-                let reader = recv.recv().unwrap();
-                self.next.send(reader).ok();
+            SequentialReaderInner::Waiting(recv) if !self.end.is_marked() => {
+                if let Ok(reader) = recv.recv() {
+                    self.next.send(reader).ok();
+                }
             }
-            SequentialReaderInner::Empty => (),
+            _ => (),
         }
     }
 }
