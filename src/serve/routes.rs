@@ -537,3 +537,7 @@ fn optional_query<T: std::str::FromStr>(request: &Request, name: &str) -> Result
         .map_err(|_| Error::bad_request(format!("invalid {name}: {value:?}")))?;
     Ok(Some(parsed))
 }
+
+#[cfg(test)]
+#[path = "routes_tests.rs"]
+mod tests;
