@@ -251,9 +251,24 @@ fn respond(app: &App, request: &Request, kind: Kind) -> Result<Reply> {
     let session_id = required_session(&body)?;
     let answer = read_answer(kind, &body)?;
     let id = optional_id(&body, kind)?;
-    let prefix = optional_text(&body, "scope")?;
+    let prefix = read_scope(&answer, &body)?;
     let responded = app.hub.respond(session_id, id, answer.clone(), prefix)?;
     respond_body(kind, &answer, id.is_some(), responded).map(Reply::from)
+}
+
+/// The prefix a human picked for the rule an answer grants (`scope`): only
+/// with a choice that grants one; a clarify answer ignores the field.
+fn read_scope<'a>(answer: &Answer, body: &'a Map<String, Value>) -> Result<Option<&'a str>> {
+    let grants = match answer {
+        Answer::Choice(choice) => choice.grants_rule(),
+        Answer::Text(_) => return Ok(None),
+    };
+    match optional_text(body, "scope")? {
+        Some(_) if !grants => Err(Error::bad_request(
+            "scope applies only to the session and always choices",
+        )),
+        scope => Ok(scope),
+    }
 }
 
 /// The answer a respond body carries: the clarify's trimmed text (from

@@ -628,6 +628,8 @@ fn responds_with_bad_fields_are_400_and_change_nothing() {
         (approval(json!({"choice": true})), bad("Invalid choice: true")),
         (approval(json!({"choice": {"a": 1}})), bad(r#"Invalid choice: {"a":1}"#)),
         (approval(json!({"scope": 7})), bad("scope must be a string")),
+        (approval(json!({"choice": "once", "scope": "git push"})), bad("scope applies only to the session and always choices")),
+        (approval(json!({"scope": "git push"})), bad("scope applies only to the session and always choices")),
         (approval(json!({"choice": "session", "scope": "rm"})), bad(not_prefix)),
         (approval(json!({"choice": "session", "scope": "git pu"})), bad(not_prefix)),
         (approval(json!({"choice": "always", "scope": " "})), bad(not_prefix)),
