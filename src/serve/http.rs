@@ -36,6 +36,8 @@ pub struct Request {
     pub query: Vec<(String, String)>,
     /// Header names are lowercase.
     pub headers: Vec<(String, String)>,
+    /// The address the request came from (a proxy's, behind one).
+    pub peer: Option<std::net::SocketAddr>,
     /// The body, or why it was refused (413, 415) before anything was read.
     pub body: Result<Vec<u8>>,
 }
@@ -49,6 +51,7 @@ impl Request {
             path,
             query,
             headers: vec![("content-type".into(), "application/json".into())],
+            peer: None,
             body: Ok(body.as_bytes().to_vec()),
         }
     }

@@ -318,6 +318,7 @@ fn read_request(raw: &mut tiny_http::Request, max_body: usize) -> (Result<Reques
             path,
             query,
             headers,
+            peer: raw.remote_addr().copied(),
             body,
         }),
         unread,
