@@ -70,9 +70,29 @@ const FLAGS: &[(&str, &str, &str)] = &[
         "comma-separated origins, besides the server's own, whose POSTs are accepted",
     ),
     (
+        "agent-token",
+        "-",
+        "the agents' bearer token (submit, wait, cancel); with --human-token, turns authentication on",
+    ),
+    (
+        "human-token",
+        "-",
+        "the human's token (sign in to the page, answer, manage rules)",
+    ),
+    (
+        "agent-token-file",
+        "-",
+        "read the agents' token from this file",
+    ),
+    (
+        "human-token-file",
+        "-",
+        "read the human's token from this file",
+    ),
+    (
         "insecure-no-auth",
         "",
-        "allow binding a non-loopback address",
+        "allow binding a non-loopback address without tokens: anyone who can reach it can answer",
     ),
 ];
 
@@ -94,6 +114,8 @@ pub struct Config {
     pub stream_lifetime: (Duration, Duration),
     pub workers: usize,
     pub insecure_no_auth: bool,
+    /// Tokens given by flag, environment or file: (agent, human).
+    pub tokens: (Option<String>, Option<String>),
     /// Origins (`scheme://host[:port]`) allowed to POST besides the server's own.
     pub allow_origins: Vec<String>,
     /// Request bodies larger than this are refused with 413.
@@ -161,6 +183,10 @@ impl Config {
             result_ttl: seconds("result-ttl", get("result-ttl"))?,
             stream_lifetime: range("stream-lifetime-secs", get("stream-lifetime-secs"))?,
             workers: parse_flag::<usize>("workers", get("workers"))?.max(1),
+            tokens: (
+                token(get("agent-token"), get("agent-token-file"))?,
+                token(get("human-token"), get("human-token-file"))?,
+            ),
             insecure_no_auth: parse_flag(
                 "insecure-no-auth",
                 default_false(get("insecure-no-auth")),
@@ -184,16 +210,9 @@ impl Config {
     }
 
     /// The address to bind, refusing a non-loopback one without
-    /// `--insecure-no-auth` (there is no token authentication yet).
+    /// `--insecure-no-auth` (the tokens are checked when the server starts).
     pub fn bind_addr(&self) -> Result<SocketAddr, String> {
-        let addr: SocketAddr = parse_flag("bind", &self.bind)?;
-        if !addr.ip().is_loopback() && !self.insecure_no_auth {
-            return Err(format!(
-                "refusing to bind {addr}: askgate has no authentication yet, so it only binds loopback \
-                 addresses; pass --insecure-no-auth to bind {addr} anyway"
-            ));
-        }
-        Ok(addr)
+        parse_flag("bind", &self.bind)
     }
 
     /// The usage text: every flag with its default.
@@ -214,6 +233,22 @@ impl Config {
 
 fn default_false(value: &str) -> &str {
     if value.is_empty() { "false" } else { value }
+}
+
+/// A token given as a value or in a file ("-" for neither).
+fn token(value: &str, file: &str) -> Result<Option<String>, String> {
+    let value = match (value.trim(), file.trim()) {
+        ("-" | "", "-" | "") => return Ok(None),
+        (value, "-" | "") => value.to_string(),
+        ("-" | "", file) => std::fs::read_to_string(file)
+            .map_err(|error| format!("cannot read the token file {file}: {error}"))?,
+        _ => return Err("give a token or a token file, not both".into()),
+    };
+    let value = value.trim().to_string();
+    match value.len() >= 16 {
+        true => Ok(Some(value)),
+        false => Err("a token must be at least 16 characters".into()),
+    }
 }
 
 fn parse_flag<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, String> {
@@ -305,24 +340,43 @@ mod tests {
     }
 
     #[test]
-    fn non_loopback_bind_needs_the_insecure_flag() {
-        assert!(
-            parse(&["--bind", "0.0.0.0:1"], &[])
-                .unwrap()
-                .bind_addr()
-                .is_err()
+    fn tokens_come_from_a_value_or_a_file() {
+        let file = std::env::temp_dir().join(format!("askgate-token-{}", std::process::id()));
+        std::fs::write(&file, "from-the-file-0123456789\n").unwrap();
+        let file = file.display().to_string();
+        let config = parse(
+            &[
+                "--agent-token",
+                "agent-0123456789abcdef",
+                "--human-token-file",
+                &file,
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            config.tokens,
+            (
+                Some("agent-0123456789abcdef".into()),
+                Some("from-the-file-0123456789".into())
+            )
         );
+        let env = parse(&[], &[("ASKGATE_HUMAN_TOKEN", "human-0123456789abcdef")]).unwrap();
+        assert_eq!(env.tokens, (None, Some("human-0123456789abcdef".into())));
         assert!(
-            parse(&["--bind", "0.0.0.0:1", "--insecure-no-auth"], &[])
-                .unwrap()
-                .bind_addr()
-                .is_ok()
+            parse(&["--agent-token", "short"], &[]).is_err(),
+            "a short token is refused"
         );
-        assert!(
-            parse(&["--bind", "[::1]:0"], &[])
-                .unwrap()
-                .bind_addr()
-                .is_ok()
+        let both = parse(
+            &[
+                "--agent-token",
+                "agent-0123456789abcdef",
+                "--agent-token-file",
+                &file,
+            ],
+            &[],
         );
+        assert!(both.is_err(), "a value and a file at once is refused");
+        std::fs::remove_file(&file).unwrap();
     }
 }

@@ -10,7 +10,10 @@ use std::fmt;
 pub enum Error {
     /// 400: the request is malformed or a field is invalid.
     BadRequest(String),
-    /// 403: a POST from a foreign origin.
+    /// 401: no credential, or one that matches nothing.
+    Unauthorized,
+    /// 403: a POST from a foreign origin, a rebound host, or a credential
+    /// of the wrong role.
     Forbidden(String),
     /// 404: no such path, or no such prompt.
     NotFound(String),
@@ -42,6 +45,7 @@ impl Error {
     pub fn status(&self) -> u16 {
         match self {
             Error::BadRequest(_) => 400,
+            Error::Unauthorized => 401,
             Error::Forbidden(_) => 403,
             Error::NotFound(_) => 404,
             Error::MethodNotAllowed => 405,
@@ -73,6 +77,7 @@ impl fmt::Display for Error {
             | Error::TooMany(message)
             | Error::InsufficientStorage(message) => f.write_str(message),
             Error::MethodNotAllowed => f.write_str("method not allowed"),
+            Error::Unauthorized => f.write_str("authentication required"),
             Error::PayloadTooLarge => f.write_str("request body too large"),
             Error::UnsupportedMediaType => f.write_str("request body must be application/json"),
             Error::Internal => f.write_str("internal error"),

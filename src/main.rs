@@ -2,6 +2,7 @@
 //! and `approve` ask through a running server and wait for the answer.
 
 use askgate::cli::client;
+use askgate::serve::auth::{self, Role};
 use askgate::{Config, Server};
 use std::process::ExitCode;
 
@@ -12,6 +13,7 @@ fn main() -> ExitCode {
         Some("approve") => client::main(client::Command::Approve, &args[1..]),
         Some("serve") => serve(&args[1..]),
         Some("journal") => journal(&args[1..]),
+        Some("tokens") => tokens(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{}", usage());
             ExitCode::SUCCESS
@@ -32,12 +34,10 @@ const JOURNAL_USAGE: &str =
 /// usage errors.
 fn journal(args: &[String]) -> ExitCode {
     let [command, dir] = args else {
-        eprintln!("usage: {JOURNAL_USAGE}");
-        return ExitCode::from(2);
+        return usage_error(JOURNAL_USAGE);
     };
     if command != "check" {
-        eprintln!("usage: {JOURNAL_USAGE}");
-        return ExitCode::from(2);
+        return usage_error(JOURNAL_USAGE);
     }
     match askgate::store::journal::check(std::path::Path::new(dir)) {
         Ok(report) => {
@@ -51,10 +51,59 @@ fn journal(args: &[String]) -> ExitCode {
     }
 }
 
+const TOKENS_USAGE: &str = "askgate tokens rotate agent|human [--data-dir DIR]   (new token in DIR/tokens; restart the server)";
+
+/// `askgate tokens rotate agent|human`: replaces one token in the data
+/// directory's tokens file (made on first start off loopback) and prints it.
+fn tokens(args: &[String]) -> ExitCode {
+    let (role, rest) = match args {
+        [command, role, rest @ ..] if command == "rotate" => (role.as_str(), rest),
+        _ => return usage_error(TOKENS_USAGE),
+    };
+    let dir = match rest {
+        [] => "./data".to_string(),
+        [flag, dir] if flag == "--data-dir" => dir.clone(),
+        _ => return usage_error(TOKENS_USAGE),
+    };
+    let dir = std::path::Path::new(&dir);
+    let keep = match role {
+        "agent" => Role::Human,
+        "human" => Role::Agent,
+        _ => return usage_error(TOKENS_USAGE),
+    };
+    let rotated = auth::read_tokens(dir).and_then(|old| match old {
+        Some(old) => auth::write_new_tokens(dir, Some((keep, &old))),
+        None => Err(std::io::Error::other(format!(
+            "{} holds no tokens file",
+            dir.display()
+        ))),
+    });
+    match rotated {
+        Ok(tokens) => {
+            let token = if role == "agent" {
+                tokens.agent
+            } else {
+                tokens.human
+            };
+            println!("new {role} token: {token}\nrestart the server for it to take effect");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("askgate: {error}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn usage_error(usage: &str) -> ExitCode {
+    eprintln!("usage: {usage}");
+    ExitCode::from(2)
+}
+
 fn usage() -> String {
     format!(
         "askgate: agents ask, a human answers from the browser\n\n\
-         usage:\n  askgate [serve] [FLAGS]\n  {}\n  {}\n  {JOURNAL_USAGE}\n\n{}",
+         usage:\n  askgate [serve] [FLAGS]\n  {}\n  {}\n  {JOURNAL_USAGE}\n  {TOKENS_USAGE}\n\n{}",
         client::CLARIFY_USAGE,
         client::APPROVE_USAGE,
         Config::usage()

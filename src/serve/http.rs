@@ -146,6 +146,9 @@ impl Response {
         if let Error::Unavailable(seconds) = error {
             response.headers.push(("Retry-After", seconds.to_string()));
         }
+        if let Error::Unauthorized = error {
+            response.headers.push(("WWW-Authenticate", "Bearer".into()));
+        }
         if let Error::MethodNotAllowed = error {
             response.headers.push(("Allow", "GET, POST".into()));
         }

@@ -7,6 +7,7 @@
 //! `stream` touch sockets.
 
 pub mod admission;
+pub mod auth;
 pub mod http;
 pub mod metrics;
 pub mod routes;

@@ -15,6 +15,7 @@ use crate::core::view::{Interest, Update, Watch};
 use crate::error::{Error, Result};
 use crate::hub::{Hub, Responded, WaitResult, ids};
 use crate::serve::admission::{Admission, Place};
+use crate::serve::auth::{self, Auth, Caller, Role, SignInError};
 use crate::serve::http::{Method, Reply, Request, Response};
 use crate::serve::metrics::{Metrics, Places};
 use crate::serve::static_files;
@@ -29,6 +30,7 @@ pub struct App {
     pub hub: Arc<Hub>,
     pub metrics: Arc<Metrics>,
     pub admission: Arc<Admission>,
+    pub auth: Auth,
     pub config: Config,
     /// Bound to a loopback address: only local host names may reach the API.
     pub loopback: bool,
@@ -38,7 +40,7 @@ impl App {
     /// An app whose state lives in memory only.
     pub fn new(config: Config, loopback: bool) -> App {
         let hub = Hub::new(App::limits(&config), config.subscriber_buffer);
-        App::with_hub(config, loopback, hub)
+        App::with_hub(config, loopback, hub, Auth::new(None))
     }
 
     pub fn limits(config: &Config) -> Limits {
@@ -50,11 +52,12 @@ impl App {
         }
     }
 
-    pub fn with_hub(config: Config, loopback: bool, hub: Hub) -> App {
+    pub fn with_hub(config: Config, loopback: bool, hub: Hub, auth: Auth) -> App {
         App {
             hub: Arc::new(hub),
             metrics: Arc::new(Metrics::default()),
             admission: Arc::new(Admission::new(config.max_streams)),
+            auth,
             config,
             loopback,
         }
@@ -73,14 +76,68 @@ pub fn handle(app: &App, request: &Request) -> Reply {
     route(app, request).unwrap_or_else(Reply::from)
 }
 
+/// Who may call a route.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Access {
+    Open,
+    Needs(Role),
+}
+
+/// Every route and the role it needs; `{kind}` stands for each kind of
+/// prompt. An API path not listed needs the human; the page's own files
+/// are open.
+#[rustfmt::skip]
+pub const ROUTES: &[(Method, &str, Access)] = &[
+    (Method::Get, "/healthz", Access::Open),
+    (Method::Get, "/metrics", Access::Needs(Role::Human)),
+    (Method::Get, "/api/config", Access::Open),
+    (Method::Post, "/api/login", Access::Open),
+    (Method::Post, "/api/logout", Access::Open),
+    (Method::Get, "/api/{kind}/pending", Access::Needs(Role::Human)),
+    (Method::Get, "/api/{kind}/stream", Access::Needs(Role::Human)),
+    (Method::Post, "/api/{kind}/respond", Access::Needs(Role::Human)),
+    (Method::Get, "/api/events", Access::Needs(Role::Human)),
+    (Method::Get, "/api/sessions", Access::Needs(Role::Human)),
+    (Method::Post, "/api/{kind}/submit", Access::Needs(Role::Agent)),
+    (Method::Get, "/api/{kind}/wait", Access::Needs(Role::Agent)),
+    (Method::Post, "/api/{kind}/cancel", Access::Needs(Role::Agent)),
+];
+
+/// The access the route table gives a path.
+pub fn access(path: &str) -> Access {
+    let listed = ROUTES
+        .iter()
+        .find(|(_, pattern, _)| matches_route(pattern, path));
+    match listed {
+        Some(&(_, _, access)) => access,
+        None if path.starts_with("/api/") => Access::Needs(Role::Human),
+        None => Access::Open,
+    }
+}
+
+fn matches_route(pattern: &str, path: &str) -> bool {
+    match pattern.split_once("{kind}") {
+        None => pattern == path,
+        Some((before, after)) => path
+            .strip_prefix(before)
+            .and_then(|rest| rest.strip_suffix(after))
+            .is_some_and(|kind| Kind::parse(kind).is_some()),
+    }
+}
+
 fn route(app: &App, request: &Request) -> Result<Reply> {
     let path = request.path.as_str();
     let api = path.strip_prefix("/api/");
-    if api.is_some() {
+    if api.is_some() || path == "/metrics" {
         check_host(app, request)?;
     }
+    refuse_credentials_in_url(request)?;
+    let caller = app
+        .auth
+        .identify(request.header("authorization"), request.header("cookie"));
+    check_access(access(path), caller)?;
     if request.method == Method::Post {
-        check_origin(app, request)?;
+        check_origin(app, request, caller)?;
     }
     if let Some(rest) = api {
         return api_route(app, request, rest);
@@ -121,7 +178,9 @@ fn api_route(app: &App, request: &Request, rest: &str) -> Result<Reply> {
             &json!({"keepalive_secs": app.config.keepalive.as_secs_f64()}),
         )
         .into()),
-        ("events" | "sessions" | "config", _) => Err(Error::MethodNotAllowed),
+        ("login", Post) => login(app, request),
+        ("logout", Post) => Ok(logout(app, request).into()),
+        ("events" | "sessions" | "config" | "login" | "logout", _) => Err(Error::MethodNotAllowed),
         _ => Err(not_found()),
     }
 }
@@ -145,11 +204,104 @@ fn check_host(app: &App, request: &Request) -> Result<()> {
     Err(Error::Forbidden(format!("host not allowed: {host}")))
 }
 
-/// A browser's POST must come from the server's own origin (or an allowed
-/// one); requests without an `Origin` (agents, scripts) pass.
-fn check_origin(app: &App, request: &Request) -> Result<()> {
-    let Some(origin) = request.header("origin") else {
+/// Credentials are never taken from a URL, where logs, history and
+/// referrers keep them: a query naming one is refused outright.
+fn refuse_credentials_in_url(request: &Request) -> Result<()> {
+    let named = ["token", "access_token", "auth", "password"];
+    match request
+        .query
+        .iter()
+        .any(|(key, _)| named.contains(&key.as_str()))
+    {
+        true => Err(Error::bad_request(
+            "credentials are never accepted in a URL; send Authorization: Bearer",
+        )),
+        false => Ok(()),
+    }
+}
+
+/// 401 without a credential the route accepts, 403 with one of the wrong
+/// role (an agent's token never answers).
+fn check_access(access: Access, caller: Caller) -> Result<()> {
+    let (Access::Needs(needed), false) = (access, caller == Caller::Open) else {
         return Ok(());
+    };
+    match caller.role() {
+        None => Err(Error::Unauthorized),
+        Some(role) if role == needed => Ok(()),
+        Some(role) => Err(Error::Forbidden(format!(
+            "the {} credential cannot do this; it needs the {}'s",
+            role.as_str(),
+            needed.as_str()
+        ))),
+    }
+}
+
+// ---- signing in (docs/PROTOCOL.md §7) ----
+
+fn login(app: &App, request: &Request) -> Result<Reply> {
+    let body = request.json()?;
+    let token = match body.get("token") {
+        Some(Value::String(token)) => token.as_str(),
+        _ => return Err(Error::bad_request("token is required")),
+    };
+    let client = request.peer.map(|peer| peer.ip());
+    match app.auth.sign_in(token, client) {
+        Ok(id) if id.is_empty() => Ok(Response::json(200, &json!({"ok": true})).into()),
+        Ok(id) => {
+            let cookie = session_cookie(app, request, &id, auth::SESSION_LIFETIME.as_secs());
+            Ok(Response::json(200, &json!({"ok": true}))
+                .with_header("Set-Cookie", cookie)
+                .into())
+        }
+        Err(SignInError::WrongToken) => Err(Error::Unauthorized),
+        Err(SignInError::TooMany) => Err(Error::TooMany(
+            "too many failed sign-ins; wait a minute".into(),
+        )),
+    }
+}
+
+fn logout(app: &App, request: &Request) -> Response {
+    app.auth.sign_out(request.header("cookie"));
+    let expired = session_cookie(app, request, "", 0);
+    Response::json(200, &json!({"ok": true})).with_header("Set-Cookie", expired)
+}
+
+/// The sign-in cookie: the page's only way in, out of reach of scripts and
+/// of other sites' requests.
+fn session_cookie(app: &App, request: &Request, id: &str, max_age: u64) -> String {
+    let secure = match is_https(app, request) {
+        true => "; Secure",
+        false => "",
+    };
+    format!(
+        "{}={id}; Path={}; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}",
+        auth::COOKIE,
+        base_path(app)
+    )
+}
+
+/// The path the page is served under, as the browser sees it.
+fn base_path(_app: &App) -> &'static str {
+    "/"
+}
+
+/// Whether the browser reached the server over https.
+fn is_https(_app: &App, _request: &Request) -> bool {
+    false
+}
+
+/// A browser's POST must come from the server's own origin (or an allowed
+/// one); requests without an `Origin` (agents, scripts) pass, unless they
+/// ride on the page's cookie: a cookie alone never answers.
+fn check_origin(app: &App, request: &Request, caller: Caller) -> Result<()> {
+    let Some(origin) = request.header("origin") else {
+        return match caller {
+            Caller::SignedIn => Err(Error::Forbidden(
+                "a signed-in POST must carry an Origin".into(),
+            )),
+            _ => Ok(()),
+        };
     };
     let origin = origin.trim_end_matches('/');
     let authority = origin.split_once("://").map(|(_, authority)| authority);

@@ -11,6 +11,7 @@
 use crate::config::Config;
 use crate::error::Error;
 use crate::hub::Hub;
+use crate::serve::auth::{self, Auth, Tokens};
 use crate::serve::http::{self, Method, Reply, Request, Response};
 use crate::serve::metrics::Metrics;
 use crate::serve::routes::{self, App};
@@ -49,7 +50,8 @@ impl Server {
         let http = tiny_http::Server::from_listener_with_options(listener, None, options);
         let http = Arc::new(http.map_err(io::Error::other)?);
         let hub = open_hub(&config)?;
-        let app = Arc::new(App::with_hub(config, addr.ip().is_loopback(), hub));
+        let auth = Auth::new(credentials(&config, addr)?);
+        let app = Arc::new(App::with_hub(config, addr.ip().is_loopback(), hub, auth));
         let stopping = Arc::new(AtomicBool::new(false));
         let detached = Arc::new(ThreadGroup::default());
         let mut threads = Vec::new();
@@ -164,6 +166,61 @@ fn open_hub(config: &Config) -> io::Result<Hub> {
             dir.display()
         ))
     })
+}
+
+/// The tokens to check: given by flag, environment or file; else those in
+/// the data directory; else none on loopback (or with `--insecure-no-auth`);
+/// else made now in the data directory and printed once.
+fn credentials(config: &Config, addr: SocketAddr) -> io::Result<Option<Tokens>> {
+    match &config.tokens {
+        (Some(agent), Some(human)) => {
+            let tokens = Tokens {
+                agent: agent.clone(),
+                human: human.clone(),
+            };
+            return Ok(Some(tokens));
+        }
+        (None, None) => {}
+        _ => {
+            return Err(io::Error::other(
+                "give both --agent-token and --human-token (or their -file forms)",
+            ));
+        }
+    }
+    if let Some(tokens) = config
+        .data_dir
+        .as_deref()
+        .map(auth::read_tokens)
+        .transpose()?
+        .flatten()
+    {
+        log::info!("tokens from {}", auth::TOKENS_FILE);
+        return Ok(Some(tokens));
+    }
+    if addr.ip().is_loopback() || config.insecure_no_auth {
+        if !addr.ip().is_loopback() {
+            log::warn!(
+                "no authentication (--insecure-no-auth): anyone who can reach {addr} can answer every prompt"
+            );
+        }
+        return Ok(None);
+    }
+    let Some(dir) = &config.data_dir else {
+        return Err(io::Error::other(format!(
+            "refusing to bind {addr} without credentials: give --agent-token and --human-token, \
+             or a --data-dir to make them in, or --insecure-no-auth to let anyone answer"
+        )));
+    };
+    let tokens = auth::write_new_tokens(dir, None)?;
+    eprintln!(
+        "askgate made its tokens in {} (readable by you only; `askgate tokens rotate` makes new ones):\n\
+         \x20 agents:  ASKGATE_TOKEN={} askgate approve --session S --command ...\n\
+         \x20 the page: sign in with {}",
+        dir.join(auth::TOKENS_FILE).display(),
+        tokens.agent,
+        tokens.human
+    );
+    Ok(Some(tokens))
 }
 
 /// What tiny_http answers by itself (a malformed head, a head too slow or
