@@ -57,10 +57,14 @@ export async function startServer(args = []) {
     });
   });
   child.stdout.resume();
+  const flag = (name) => {
+    const at = args.indexOf(name);
+    return at >= 0 ? args[at + 1] : undefined;
+  };
   return {
     url,
     output,
-    agent: createAgent(url),
+    agent: createAgent(url, { agent: flag('--agent-token'), human: flag('--human-token') }),
     async stop() {
       if (child.exitCode === null && child.signalCode === null) {
         const exited = new Promise((resolve) => child.once('exit', resolve));
@@ -91,8 +95,9 @@ export async function launchBrowser() {
   });
 }
 
-async function call(base, method, route, body) {
+async function call(base, method, route, body, token) {
   const init = { method, headers: { Accept: 'application/json' } };
+  if (token) init.headers.Authorization = `Bearer ${token}`;
   if (body !== undefined) {
     init.headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);
@@ -103,8 +108,9 @@ async function call(base, method, route, body) {
   return JSON.parse(text);
 }
 
-// The agent side of docs/PROTOCOL.md §5, and /metrics.
-export function createAgent(base) {
+// The agent side of docs/PROTOCOL.md §5, and /metrics; with `tokens`, it
+// sends the agent's token (and the human's for /metrics).
+export function createAgent(base, tokens = {}) {
   const query = (params) => new URLSearchParams(params).toString();
 
   async function waitFor(kind, session_id, id, timeoutMs) {
@@ -113,21 +119,22 @@ export function createAgent(base) {
       const left = Math.ceil((deadline - Date.now()) / 1000);
       if (left <= 0) return { status: 'pending' };
       const params = { session_id, [`${kind}_id`]: id, timeout: String(Math.min(left, 60)) };
-      const outcome = await call(base, 'GET', `/api/${kind}/wait?${query(params)}`);
+      const outcome = await call(base, 'GET', `/api/${kind}/wait?${query(params)}`, undefined, tokens.agent);
       if (outcome.status !== 'pending') return outcome;
     }
   }
 
   return {
-    submitClarify: (body) => call(base, 'POST', '/api/clarify/submit', body),
-    submitApproval: (body) => call(base, 'POST', '/api/approval/submit', body),
-    cancelClarify: (body) => call(base, 'POST', '/api/clarify/cancel', body),
+    submitClarify: (body) => call(base, 'POST', '/api/clarify/submit', body, tokens.agent),
+    submitApproval: (body) => call(base, 'POST', '/api/approval/submit', body, tokens.agent),
+    cancelClarify: (body) => call(base, 'POST', '/api/clarify/cancel', body, tokens.agent),
     waitClarify: (session_id, clarify_id, timeoutMs = 10000) => waitFor('clarify', session_id, clarify_id, timeoutMs),
     waitApproval: (session_id, approval_id, timeoutMs = 10000) => waitFor('approval', session_id, approval_id, timeoutMs),
 
     // {askgate_streams_open: N, askgate_longpolls_parked: N, ...}
     async metrics() {
-      const response = await fetch(`${base}/metrics`);
+      const headers = tokens.human ? { Authorization: `Bearer ${tokens.human}` } : {};
+      const response = await fetch(`${base}/metrics`, { headers });
       const text = await response.text();
       const values = {};
       for (const line of text.split('\n')) {
