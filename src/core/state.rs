@@ -74,11 +74,12 @@ pub enum Lookup {
     Unknown,
 }
 
-/// What `apply` touched: the queue to publish, the outcome to announce.
+/// What `apply` touched: the queue to publish, the prompt whose outcome
+/// to announce.
 #[derive(Debug, Default, PartialEq)]
 pub struct Applied {
     pub queue: Option<(String, Kind)>,
-    pub outcome: bool,
+    pub outcome: Option<String>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -182,7 +183,7 @@ impl State {
                 self.record(id, *kind, session_id, outcome.clone(), *at, version);
                 Applied {
                     queue: Some((session_id.clone(), *kind)),
-                    outcome: true,
+                    outcome: Some(id.clone()),
                 }
             }
             Change::AutoAnswered {
@@ -197,7 +198,7 @@ impl State {
                 self.record(id, *kind, session_id, outcome, *at, version);
                 Applied {
                     queue: None,
-                    outcome: true,
+                    outcome: Some(id.clone()),
                 }
             }
             Change::SessionEvicted { session_id } => {
@@ -233,7 +234,7 @@ impl State {
         self.pending_ids.insert(prompt.id.clone());
         Applied {
             queue: Some((prompt.session_id.clone(), kind)),
-            outcome: false,
+            outcome: None,
         }
     }
 

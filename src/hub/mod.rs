@@ -25,7 +25,8 @@ use crate::core::state::{Limits, Lookup, Respond, SessionSummary, State, Submitt
 use crate::core::view::{Interest, Update, Watch};
 use crate::error::{Error, Result};
 use crate::store::journal::{AppendError, Journal, Recovered};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use subscriber::{Inbox, Registry};
@@ -85,6 +86,7 @@ pub struct Counts {
     pub pending: KindMap<usize>,
     pub resyncs: u64,
     pub version: u64,
+    pub wait_wakeups: u64,
 }
 
 /// Unix seconds that never step back while the process runs: the wall
@@ -111,25 +113,29 @@ impl Clock {
 struct Inner {
     state: State,
     registry: Registry,
+    /// Agents waiting for an outcome, by prompt id: an outcome wakes only
+    /// the waiters of its prompt.
+    waiting: HashMap<String, Arc<Condvar>>,
 }
 
-/// What a commit did: whether it recorded an outcome or a new deadline, and
-/// the version to wait for before answering.
+/// What a commit did: the prompts that got an outcome, whether a new
+/// deadline appeared, and the version to wait for before answering.
 #[derive(Default)]
 struct Committed {
-    outcome: bool,
+    recorded: Vec<String>,
     deadline: bool,
     version: u64,
 }
 
 pub struct Hub {
     inner: Mutex<Inner>,
-    /// Signalled whenever an outcome is recorded.
-    outcome_recorded: Condvar,
     /// Signalled when an earlier expiry appears, or at shutdown.
     expiry_changed: Condvar,
     /// Set at shutdown: waits return at once and nothing new subscribes.
     closing: AtomicBool,
+    /// Times a parked wait woke up, for `/metrics`: an outcome wakes only
+    /// the waits of its prompt.
+    wakeups: AtomicU64,
     limits: Limits,
     subscriber_buffer: usize,
     clock: Clock,
@@ -152,10 +158,11 @@ impl Hub {
             inner: Mutex::new(Inner {
                 state,
                 registry: Registry::default(),
+                waiting: HashMap::new(),
             }),
-            outcome_recorded: Condvar::new(),
             expiry_changed: Condvar::new(),
             closing: AtomicBool::new(false),
+            wakeups: AtomicU64::new(0),
             limits,
             subscriber_buffer,
             clock: Clock::new(),
@@ -220,7 +227,7 @@ impl Hub {
                 Error::InsufficientStorage("the change could not be made durable".into())
             })?;
         }
-        self.announce(committed.outcome, committed.deadline);
+        self.announce(committed);
         Ok(decided)
     }
 
@@ -300,13 +307,19 @@ impl Hub {
         next.map_or(max_wait, |next| Duration::from_secs_f64(next).min(max_wait))
     }
 
-    /// Wakes waiters after a commit: agents when an outcome was recorded,
-    /// the expiry thread when a new deadline appeared.
-    fn announce(&self, outcome: bool, new_deadline: bool) {
-        if outcome {
-            self.outcome_recorded.notify_all();
+    /// Wakes waiters once a commit is durable: the agents waiting for the
+    /// prompts that got an outcome (looked up now, so one that began waiting
+    /// meanwhile is woken too), the expiry thread when a deadline appeared.
+    fn announce(&self, committed: Committed) {
+        if !committed.recorded.is_empty() {
+            let inner = self.lock();
+            for id in &committed.recorded {
+                if let Some(waiters) = inner.waiting.get(id) {
+                    waiters.notify_all();
+                }
+            }
         }
-        if new_deadline {
+        if committed.deadline {
             self.expiry_changed.notify_all();
         }
     }
@@ -406,24 +419,31 @@ impl Hub {
         deadline: Instant,
     ) -> WaitResult {
         let mut inner = self.lock();
-        loop {
+        let waiters = inner.waiting.entry(id.to_string()).or_default().clone();
+        let result = loop {
             match inner.state.lookup(id, kind, session_id) {
                 Lookup::Pending => {}
                 Lookup::Done(outcome, version) if self.is_durable(version) => {
-                    return WaitResult::Done(outcome);
+                    break WaitResult::Done(outcome);
                 }
                 Lookup::Done(..) => {}
-                Lookup::Unknown => return WaitResult::Unknown,
+                Lookup::Unknown => break WaitResult::Unknown,
             }
             let now = Instant::now();
             if now >= deadline || self.closing.load(Ordering::Acquire) {
-                return WaitResult::Pending;
+                break WaitResult::Pending;
             }
-            inner = match self.outcome_recorded.wait_timeout(inner, deadline - now) {
+            inner = match waiters.wait_timeout(inner, deadline - now) {
                 Ok((inner, _)) => inner,
                 Err(poisoned) => poisoned.into_inner().0,
             };
+            self.wakeups.fetch_add(1, Ordering::Relaxed);
+        };
+        // The last waiter of a prompt takes its entry away.
+        if Arc::strong_count(&waiters) == 2 {
+            inner.waiting.remove(id);
         }
+        result
     }
 
     fn is_durable(&self, version: u64) -> bool {
@@ -447,6 +467,7 @@ impl Hub {
             pending,
             resyncs: inner.registry.resyncs(),
             version: inner.state.version(),
+            wait_wakeups: self.wakeups.load(Ordering::Relaxed),
         }
     }
 
@@ -456,8 +477,10 @@ impl Hub {
         let mut inner = self.lock();
         self.closing.store(true, Ordering::Release);
         inner.registry.clear();
+        for waiters in inner.waiting.values() {
+            waiters.notify_all();
+        }
         drop(inner);
-        self.outcome_recorded.notify_all();
         self.expiry_changed.notify_all();
     }
 }
@@ -485,7 +508,7 @@ impl Inner {
                 self.registry
                     .publish(self.state.update_of(&session_id, kind));
             }
-            committed.outcome |= applied.outcome;
+            committed.recorded.extend(applied.outcome);
         }
         Ok(committed)
     }

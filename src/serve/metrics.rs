@@ -40,7 +40,7 @@ impl Metrics {
             (format!("{{class=\"{class}xx\"}}"), value)
         });
         #[rustfmt::skip]
-        let series: [Series; 9] = [
+        let series: [Series; 10] = [
             ("askgate_streams_open", "gauge", "Open event streams.", one(places.streams as u64)),
             ("askgate_longpolls_parked", "gauge", "Parked long-polls and waits.", one(places.parked as u64)),
             ("askgate_subscribers", "gauge", "Registered subscribers.", one(counts.subscribers as u64)),
@@ -49,6 +49,7 @@ impl Metrics {
             ("askgate_frames_sent_total", "counter", "Stream frames written.", one(self.frames_sent.load(Ordering::Relaxed))),
             ("askgate_resyncs_total", "counter", "Subscribers resynced after falling behind.", one(counts.resyncs)),
             ("askgate_version", "counter", "The global change version.", one(counts.version)),
+            ("askgate_wait_wakeups_total", "counter", "Times a parked wait woke up.", one(counts.wait_wakeups)),
             ("askgate_responses_total", "counter", "Responses by status class.", classes.collect()),
         ];
         let mut text = String::new();

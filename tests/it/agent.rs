@@ -396,3 +396,43 @@ fn bad_input_to_the_agent_routes_is_a_clear_4xx_and_changes_nothing() {
         1
     );
 }
+
+#[test]
+fn an_answer_wakes_only_the_waits_for_its_prompt() {
+    let server = TestServer::start(&["--max-streams", "200"]);
+    let ids: Vec<String> = (0..100)
+        .map(|n| server.submit_clarify(&format!("parked{n}"), "still there?"))
+        .collect();
+    thread::scope(|scope| {
+        let waiters: Vec<_> = ids
+            .iter()
+            .enumerate()
+            .map(|(n, id)| {
+                let server = &server;
+                scope.spawn(move || wait(server, "clarify", &format!("parked{n}"), id, 30.0))
+            })
+            .collect();
+        eventually("every wait is parked", DEADLINE, &mut || {
+            server.metric("askgate_longpolls_parked") == 100.0
+        });
+        let before = server.metric("askgate_wait_wakeups_total");
+        for n in 0..50 {
+            let id = server.submit_clarify("busy", &format!("q{n}"));
+            let body = json!({"session_id": "busy", "clarify_id": id, "response": "ok"});
+            assert_eq!(server.post("/api/clarify/respond", &body).status, 200);
+        }
+        let woken = server.metric("askgate_wait_wakeups_total") - before;
+        assert!(
+            woken < 10.0,
+            "50 unrelated answers woke parked waits {woken} times"
+        );
+        for (n, id) in ids.iter().enumerate() {
+            let body =
+                json!({"session_id": format!("parked{n}"), "clarify_id": id, "response": "yes"});
+            server.post("/api/clarify/respond", &body);
+        }
+        for waiter in waiters {
+            assert_eq!(waiter.join().unwrap().1["status"], "answered");
+        }
+    });
+}
