@@ -37,6 +37,16 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// What an error message may quote of a client's input: at most 64
+/// characters, so a refusal never costs more than the request.
+pub fn quoted(input: &str) -> String {
+    const MAX_CHARS: usize = 64;
+    match input.char_indices().nth(MAX_CHARS) {
+        None => input.to_string(),
+        Some((end, _)) => format!("{}…", &input[..end]),
+    }
+}
+
 impl Error {
     pub fn bad_request(message: impl Into<String>) -> Error {
         Error::BadRequest(message.into())

@@ -9,6 +9,7 @@
 pub mod admission;
 pub mod auth;
 pub mod http;
+pub mod limits;
 pub mod metrics;
 pub mod routes;
 pub mod server;

@@ -12,7 +12,7 @@ use crate::core::prompt::{Answer, Choice, Outcome};
 use crate::core::state::{Limits, Submitted};
 use crate::core::validate;
 use crate::core::view::{Interest, Update, Watch};
-use crate::error::{Error, Result};
+use crate::error::{self, Error, Result};
 use crate::hub::{Hub, Responded, WaitResult, ids};
 use crate::serve::admission::{Admission, Place};
 use crate::serve::auth::{self, Auth, Caller, Role, SignInError};
@@ -201,7 +201,10 @@ fn check_host(app: &App, request: &Request) -> Result<()> {
     if local {
         return Ok(());
     }
-    Err(Error::Forbidden(format!("host not allowed: {host}")))
+    Err(Error::Forbidden(format!(
+        "host not allowed: {}",
+        error::quoted(host)
+    )))
 }
 
 /// Credentials are never taken from a URL, where logs, history and
@@ -315,7 +318,10 @@ fn check_origin(app: &App, request: &Request, caller: Caller) -> Result<()> {
     {
         return Ok(());
     }
-    Err(Error::Forbidden(format!("origin not allowed: {origin}")))
+    Err(Error::Forbidden(format!(
+        "origin not allowed: {}",
+        error::quoted(origin)
+    )))
 }
 
 fn not_found() -> Error {
@@ -444,10 +450,13 @@ fn read_answer(kind: Kind, body: &Map<String, Value>) -> Result<Answer> {
         }
         Kind::Approval => match body.get("choice") {
             None | Some(Value::Null) => Ok(Answer::Choice(Choice::Deny)),
-            Some(Value::String(name)) => Choice::parse(name)
-                .map(Answer::Choice)
-                .ok_or_else(|| Error::bad_request(format!("Invalid choice: {name}"))),
-            Some(other) => Err(Error::bad_request(format!("Invalid choice: {other}"))),
+            Some(Value::String(name)) => Choice::parse(name).map(Answer::Choice).ok_or_else(|| {
+                Error::bad_request(format!("Invalid choice: {}", error::quoted(name)))
+            }),
+            Some(other) => Err(Error::bad_request(format!(
+                "Invalid choice: {}",
+                error::quoted(&other.to_string())
+            ))),
         },
     }
 }
@@ -701,7 +710,7 @@ fn optional_query<T: std::str::FromStr>(request: &Request, name: &str) -> Result
     let parsed = value
         .trim()
         .parse()
-        .map_err(|_| Error::bad_request(format!("invalid {name}: {value:?}")))?;
+        .map_err(|_| Error::bad_request(format!("invalid {name}: {:?}", error::quoted(value))))?;
     Ok(Some(parsed))
 }
 

@@ -13,6 +13,7 @@ use crate::error::Error;
 use crate::hub::Hub;
 use crate::serve::auth::{self, Auth, Tokens};
 use crate::serve::http::{self, Method, Reply, Request, Response};
+use crate::serve::limits;
 use crate::serve::metrics::Metrics;
 use crate::serve::routes::{self, App};
 use crate::store::journal::Journal;
@@ -25,6 +26,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
+
+/// How often freed memory is handed back to the system.
+const TRIM_EVERY: Duration = Duration::from_secs(10);
 
 /// A running server. Dropping it shuts it down.
 pub struct Server {
@@ -41,6 +45,11 @@ impl Server {
     /// with the real address (useful when binding port 0).
     pub fn start(config: Config) -> io::Result<Server> {
         let addr = config.bind_addr().map_err(io::Error::other)?;
+        limits::bound_allocator();
+        match limits::raise_open_files() {
+            Ok((soft, hard)) => log::info!("open files: {soft} (hard limit {hard})"),
+            Err(error) => log::warn!("cannot read the open-file limit: {error}"),
+        }
         let listener = TcpListener::bind(addr)?;
         let listener = with_socket_timeouts(listener, config.header_timeout, config.write_timeout)?;
         let addr = listener.local_addr()?;
@@ -85,9 +94,14 @@ impl Server {
         );
         let (hub, flag) = (app.hub.clone(), stopping.clone());
         let expiry = move || {
+            let mut trimmed = Instant::now();
             while !flag.load(Ordering::Acquire) {
                 let wait = hub.expire_due(Duration::from_secs(1));
                 hub.wait_for_expiry(wait.max(Duration::from_millis(5)));
+                if trimmed.elapsed() >= TRIM_EVERY {
+                    limits::trim_allocator();
+                    trimmed = Instant::now();
+                }
             }
         };
         threads.push(
@@ -406,10 +420,13 @@ fn respond(metrics: &Metrics, raw: tiny_http::Request, response: Response) {
         true => Some("no-store"),
         false => None,
     };
-    let headers = [("Content-Type", response.content_type.to_string())]
-        .into_iter()
-        .chain(cache_control.map(|value| ("Cache-Control", value.to_string())))
-        .chain(response.headers);
+    let headers = [
+        ("Content-Type", response.content_type.to_string()),
+        ("X-Content-Type-Options", "nosniff".to_string()),
+    ]
+    .into_iter()
+    .chain(cache_control.map(|value| ("Cache-Control", value.to_string())))
+    .chain(response.headers);
     for (name, value) in headers {
         if let Ok(header) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
             out.add_header(header);

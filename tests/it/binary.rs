@@ -429,6 +429,28 @@ fn the_server_binary_serves_health_and_frees_a_gone_client_s_threads() {
 }
 
 #[test]
+fn the_server_raises_its_soft_open_file_limit_to_the_hard_one() {
+    let mut limited = Command::new("sh");
+    limited.args([
+        "-c",
+        "ulimit -Sn 256 && exec \"$0\" \"$@\"",
+        env!("CARGO_BIN_EXE_askgate"),
+    ]);
+    let server = ServerProcess::start_with(limited, &[]);
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.child.id())).unwrap();
+    let line = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))
+        .unwrap();
+    let numbers: Vec<&str> = line.split_whitespace().skip(3).take(2).collect();
+    assert_eq!(
+        numbers[0], numbers[1],
+        "soft limit raised to the hard one: {line}"
+    );
+    assert_ne!(numbers[0], "256", "{line}");
+}
+
+#[test]
 fn running_out_of_file_descriptors_does_not_stop_the_listener_for_good() {
     // A shell lowers the limit, then becomes askgate.
     let mut limited = Command::new("sh");

@@ -768,3 +768,46 @@ fn chunked_trailers_are_read_and_bounded() {
     );
     assert_eq!(server.get("/healthz").status, 200);
 }
+
+#[test]
+fn refusals_quote_little_of_the_input_and_json_is_never_sniffed() {
+    let server = TestServer::start(&[]);
+    let huge = "x".repeat(60_000);
+    let cases = [
+        (
+            "/api/approval/respond",
+            json!({"session_id": "s", "choice": huge}),
+        ),
+        (
+            "/api/approval/respond",
+            json!({"session_id": "s", "choice": [huge]}),
+        ),
+    ];
+    for (path, body) in cases {
+        let reply = server.post(path, &body);
+        assert_eq!(reply.status, 400);
+        assert!(
+            reply.text().len() < 200,
+            "a refusal echoed {} bytes",
+            reply.text().len()
+        );
+    }
+    let host = format!("{}.example", "h".repeat(5000));
+    let rebound = server.request("GET", "/api/sessions", &[("Host", &host)], "");
+    assert_eq!(rebound.status, 403);
+    assert!(rebound.text().len() < 200, "{}", rebound.text().len());
+    let poll = server.get(&format!(
+        "/api/clarify/pending?session_id=s&since={}",
+        "9".repeat(5000)
+    ));
+    assert_eq!(poll.status, 400);
+    assert!(poll.text().len() < 200, "{}", poll.text().len());
+    for path in ["/api/sessions", "/api/nothing", "/healthz"] {
+        let reply = server.get(path);
+        assert_eq!(
+            reply.header("x-content-type-options"),
+            Some("nosniff"),
+            "{path}"
+        );
+    }
+}

@@ -1,0 +1,58 @@
+//! What the process asks of the system at start: as many open files as it
+//! may have, and a glibc allocator that gives memory back.
+//!
+//! A stream holds up to two descriptors, and the usual soft limit of 1,024
+//! would stop `--max-streams` short of its default; the hard limit is the
+//! real ceiling. glibc keeps what a thread freed in that thread's arena (up
+//! to eight per core), so a burst of large requests stays resident long
+//! after its clients left; fewer arenas and a periodic trim bound that.
+
+use std::io;
+
+/// Arenas glibc may create; each thread shares one of these.
+const MALLOC_ARENAS: i32 = 2;
+
+/// Raises the soft limit on open files to the hard one; returns both, as
+/// they are after the change.
+pub fn raise_open_files() -> io::Result<(u64, u64)> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write `limit`.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit = raised;
+            }
+        }
+    }
+    // rlim_t is not u64 on every target (32-bit ARM boards among them).
+    #[allow(clippy::unnecessary_cast)]
+    Ok((limit.rlim_cur as u64, limit.rlim_max as u64))
+}
+
+/// Fewer malloc arenas (unless `MALLOC_ARENA_MAX` says otherwise).
+pub fn bound_allocator() {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only changes the allocator's settings.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, MALLOC_ARENAS);
+        }
+    }
+}
+
+/// Hands freed memory at the top of the heaps back to the system.
+pub fn trim_allocator() {
+    // SAFETY: malloc_trim only releases free memory.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
