@@ -54,6 +54,11 @@ const FLAGS: &[(&str, &str, &str)] = &[
         "pending prompts across all sessions",
     ),
     (
+        "max-state-bytes",
+        "64M",
+        "memory budget for pending prompts (a session may hold an eighth), and half again for kept outcomes; K, M and G suffixes",
+    ),
+    (
         "result-ttl",
         "600",
         "seconds an outcome is kept for its agent to collect",
@@ -110,6 +115,7 @@ pub struct Config {
     pub max_pending: usize,
     pub max_sessions: usize,
     pub max_prompts: usize,
+    pub max_state_bytes: usize,
     pub result_ttl: Duration,
     pub stream_lifetime: (Duration, Duration),
     pub workers: usize,
@@ -180,6 +186,7 @@ impl Config {
             max_pending: parse_flag("max-pending", get("max-pending"))?,
             max_sessions: parse_flag("max-sessions", get("max-sessions"))?,
             max_prompts: parse_flag("max-prompts", get("max-prompts"))?,
+            max_state_bytes: bytes("max-state-bytes", get("max-state-bytes"))?,
             result_ttl: seconds("result-ttl", get("result-ttl"))?,
             stream_lifetime: range("stream-lifetime-secs", get("stream-lifetime-secs"))?,
             workers: parse_flag::<usize>("workers", get("workers"))?.max(1),
@@ -233,6 +240,22 @@ impl Config {
 
 fn default_false(value: &str) -> &str {
     if value.is_empty() { "false" } else { value }
+}
+
+/// A size in bytes, with an optional K, M or G (binary) suffix.
+fn bytes(name: &str, value: &str) -> Result<usize, String> {
+    let value = value.trim();
+    let (digits, shift) = match value.char_indices().last() {
+        Some((at, 'K' | 'k')) => (&value[..at], 10),
+        Some((at, 'M' | 'm')) => (&value[..at], 20),
+        Some((at, 'G' | 'g')) => (&value[..at], 30),
+        _ => (value, 0),
+    };
+    let number: usize = parse_flag(name, digits)?;
+    number
+        .checked_mul(1 << shift)
+        .filter(|&total| total >= 64 * 1024)
+        .ok_or_else(|| format!("--{name} must be between 64K and what this machine can address"))
 }
 
 /// A token given as a value or in a file ("-" for neither).

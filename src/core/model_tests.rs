@@ -120,6 +120,7 @@ impl Run {
             limits: Limits {
                 max_pending: 4,
                 max_prompts: 12,
+                max_state_bytes: 8 * 1024,
                 max_sessions: 3,
                 result_ttl: 30.0,
             },
@@ -137,7 +138,10 @@ impl Run {
 
     /// Applies decided changes as the hub does: apply, then publish the
     /// touched queue to every interested watcher, marking the full ones.
-    fn commit(&mut self, changes: Vec<Change>) {
+    fn commit(&mut self, mut changes: Vec<Change>) {
+        if let Some(room) = self.state.room_for_outcomes(&self.limits, &changes) {
+            changes.insert(0, room);
+        }
         for change in changes {
             self.follow_in_model(&change);
             let applied = self.state.apply(&change);
@@ -495,6 +499,15 @@ impl Run {
 
     /// The checks that hold after every step.
     fn check(&self, replay: bool) {
+        let (pending, outcomes) = self.state.bytes();
+        assert!(
+            pending <= self.limits.max_state_bytes,
+            "pending prompts within the budget"
+        );
+        assert!(
+            outcomes <= self.limits.max_outcome_bytes(),
+            "outcomes within theirs"
+        );
         for ((session_id, kind), ids) in &self.model.queues {
             let update = self.state.update_of(session_id, *kind);
             assert_eq!(update.pending_count, ids.len(), "rule 2: the count");

@@ -32,6 +32,19 @@ impl Payload {
         }
     }
 
+    /// Bytes of text it holds, for the memory budget.
+    pub fn text_bytes(&self) -> usize {
+        let list = |items: &[String]| items.iter().map(String::len).sum::<usize>();
+        match self {
+            Payload::Clarify { question, choices } => question.len() + list(choices),
+            Payload::Approval {
+                command,
+                description,
+                pattern_keys,
+            } => command.len() + description.len() + list(pattern_keys),
+        }
+    }
+
     /// The command an approval asks to run; none for a clarify.
     pub fn command(&self) -> Option<&str> {
         match self {
@@ -122,6 +135,13 @@ impl Prompt {
 
     pub fn kind(&self) -> Kind {
         self.payload.kind()
+    }
+
+    /// What keeping it costs, roughly: its text (twice: the entry and the
+    /// head JSON made from it) and a fixed overhead.
+    pub fn stored_bytes(&self) -> usize {
+        const OVERHEAD: usize = 256;
+        2 * (self.payload.text_bytes() + self.id.len() + self.session_id.len()) + OVERHEAD
     }
 
     pub fn expires(&self) -> bool {

@@ -9,7 +9,7 @@ use crate::core::kind::Kind;
 use crate::core::prompt::{Outcome, Prompt};
 use crate::core::queue::Queue;
 use crate::core::rules::Scope;
-use crate::core::state::{Record, Session, State};
+use crate::core::state::{Record, Session, State, outcome_cost};
 use serde_json::{Value, json};
 
 impl State {
@@ -56,6 +56,7 @@ impl State {
         }
         for entry in value["outcomes"].as_array()? {
             let (id, record) = record_from(entry)?;
+            state.outcome_bytes += outcome_cost(&id, &record.outcome);
             state.outcome_order.push_back(id.clone());
             state.outcomes.insert(id, record);
         }

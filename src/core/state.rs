@@ -24,6 +24,9 @@ use std::sync::Arc;
 /// At most this many outcomes are kept, however short their retention.
 const MAX_OUTCOMES: usize = 100_000;
 
+/// What keeping one outcome costs, besides its answer's text.
+const OUTCOME_OVERHEAD: usize = 160;
+
 impl Identified for Prompt {
     fn id(&self) -> &str {
         &self.id
@@ -39,6 +42,20 @@ pub struct Limits {
     pub max_sessions: usize,
     /// Seconds an outcome (and an idle session) is kept.
     pub result_ttl: f64,
+    /// Bytes pending prompts may hold in all; half as much again for kept
+    /// outcomes, whose oldest make room for new ones.
+    pub max_state_bytes: usize,
+}
+
+impl Limits {
+    /// The share of the budget one session's pending prompts may hold.
+    pub fn max_session_bytes(&self) -> usize {
+        self.max_state_bytes / 8
+    }
+
+    pub fn max_outcome_bytes(&self) -> usize {
+        self.max_state_bytes / 2
+    }
 }
 
 /// What a submit did.
@@ -146,6 +163,10 @@ pub struct State {
     /// Version ranges (after, up to) skipped at a restart: a watcher that
     /// saw a version inside one saw a change that was never made durable.
     pub(super) skipped: Vec<(u64, u64)>,
+    /// What the pending prompts and the kept outcomes cost, kept up to date
+    /// by `apply` (derived, so a snapshot does not store them).
+    pub(super) pending_bytes: usize,
+    pub(super) outcome_bytes: usize,
 }
 
 impl State {
@@ -171,9 +192,10 @@ impl State {
                 let Some(session) = self.sessions.get_mut(session_id) else {
                     return Applied::default();
                 };
-                if session.queues[*kind].remove(id, version).is_none() {
+                let Some(prompt) = session.queues[*kind].remove(id, version) else {
                     return Applied::default();
-                }
+                };
+                self.pending_bytes -= prompt.stored_bytes();
                 session.refresh_head(*kind);
                 session.changed_at = *at;
                 self.pending_ids.remove(id);
@@ -209,7 +231,7 @@ impl State {
                 let forgotten: HashSet<&String> = outcomes.iter().collect();
                 self.outcome_order.retain(|id| !forgotten.contains(id));
                 for id in outcomes {
-                    self.outcomes.remove(id);
+                    self.forget_outcome(id);
                 }
                 for session_id in sessions {
                     self.forget_session(session_id);
@@ -232,6 +254,7 @@ impl State {
         session.queues[kind].push(prompt.clone(), version);
         session.refresh_head(kind);
         self.pending_ids.insert(prompt.id.clone());
+        self.pending_bytes += prompt.stored_bytes();
         Applied {
             queue: Some((prompt.session_id.clone(), kind)),
             outcome: None,
@@ -269,8 +292,9 @@ impl State {
             let Some(oldest) = self.outcome_order.pop_front() else {
                 break;
             };
-            self.outcomes.remove(&oldest);
+            self.forget_outcome(&oldest);
         }
+        self.outcome_bytes += outcome_cost(id, &outcome);
         self.outcome_order.push_back(id.to_string());
         let record = Record {
             kind,
@@ -282,15 +306,46 @@ impl State {
         self.outcomes.insert(id.to_string(), record);
     }
 
+    fn forget_outcome(&mut self, id: &str) {
+        if let Some(record) = self.outcomes.remove(id) {
+            self.outcome_bytes -= outcome_cost(id, &record.outcome);
+        }
+    }
+
     fn forget_session(&mut self, session_id: &str) {
         if let Some(session) = self.sessions.remove(session_id) {
             self.pruned_version = self.pruned_version.max(session.version());
             for queue in session.queues.values() {
                 for prompt in queue.iter() {
                     self.pending_ids.remove(&prompt.id);
+                    self.pending_bytes -= prompt.stored_bytes();
                 }
             }
         }
+    }
+
+    /// The oldest outcomes to forget so that `changes` (which may record
+    /// outcomes) keep the outcomes within their share of the budget; `None`
+    /// when they fit. The hub applies it before them, so the journal holds
+    /// the forgetting as a change like any other.
+    pub fn room_for_outcomes(&self, limits: &Limits, changes: &[Change]) -> Option<Change> {
+        let incoming: usize = changes.iter().filter_map(recorded_cost).sum();
+        let mut excess = (self.outcome_bytes + incoming).checked_sub(limits.max_outcome_bytes())?;
+        let mut outcomes = Vec::new();
+        for id in &self.outcome_order {
+            if excess == 0 {
+                break;
+            }
+            let Some(record) = self.outcomes.get(id) else {
+                continue;
+            };
+            excess = excess.saturating_sub(outcome_cost(id, &record.outcome));
+            outcomes.push(id.clone());
+        }
+        Some(Change::Pruned {
+            outcomes,
+            sessions: Vec::new(),
+        })
     }
 
     // ---- deciding: what a request would change ----
@@ -335,7 +390,7 @@ impl State {
                 },
             ));
         }
-        let mut changes = self.make_room(limits, session_id, kind, watched)?;
+        let mut changes = self.make_room(limits, &prompt, watched)?;
         let submitted = Submitted::Queued {
             id: prompt.id.clone(),
             pending_count: self.queue_len(session_id, kind) + 1,
@@ -378,15 +433,28 @@ impl State {
     fn make_room(
         &self,
         limits: &Limits,
-        session_id: &str,
-        kind: Kind,
+        prompt: &Prompt,
         watched: impl Fn(&str) -> bool,
     ) -> Result<Vec<Change>> {
+        let (session_id, kind) = (prompt.session_id.as_str(), prompt.kind());
         if self.queue_len(session_id, kind) >= limits.max_pending {
             return Err(Error::TooMany(format!(
                 "too many pending {} prompts in this session (limit {})",
                 kind.as_str(),
                 limits.max_pending
+            )));
+        }
+        let bytes = prompt.stored_bytes();
+        if self.pending_bytes + bytes > limits.max_state_bytes {
+            return Err(Error::InsufficientStorage(format!(
+                "the memory budget for pending prompts is full ({} MiB, --max-state-bytes); answer or cancel some",
+                limits.max_state_bytes >> 20
+            )));
+        }
+        if self.session_bytes(session_id) + bytes > limits.max_session_bytes() {
+            return Err(Error::TooMany(format!(
+                "this session's pending prompts hold their share of the memory budget ({} KiB)",
+                limits.max_session_bytes() >> 10
             )));
         }
         if self.pending_ids.len() >= limits.max_prompts {
@@ -553,6 +621,20 @@ impl State {
             .map(|session| &session.queues[kind])
     }
 
+    fn session_bytes(&self, session_id: &str) -> usize {
+        let session = self.sessions.get(session_id);
+        let prompts = session
+            .into_iter()
+            .flat_map(|s| s.queues.values())
+            .flat_map(Queue::iter);
+        prompts.map(Prompt::stored_bytes).sum()
+    }
+
+    /// Bytes held by pending prompts and by kept outcomes.
+    pub fn bytes(&self) -> (usize, usize) {
+        (self.pending_bytes, self.outcome_bytes)
+    }
+
     pub fn queue_len(&self, session_id: &str, kind: Kind) -> usize {
         self.queue(session_id, kind).map_or(0, Queue::len)
     }
@@ -657,6 +739,26 @@ impl State {
             }
         }
         (pending, self.sessions.len())
+    }
+}
+
+/// What keeping an outcome costs.
+pub(super) fn outcome_cost(id: &str, outcome: &Outcome) -> usize {
+    let answer = match outcome {
+        Outcome::Answered(answer) => answer.as_str().len(),
+        Outcome::Expired | Outcome::Cancelled => 0,
+    };
+    id.len() + answer + OUTCOME_OVERHEAD
+}
+
+/// What a change adds to the kept outcomes.
+fn recorded_cost(change: &Change) -> Option<usize> {
+    match change {
+        Change::Resolved { id, outcome, .. } => Some(outcome_cost(id, outcome)),
+        Change::AutoAnswered { id, answer, .. } => {
+            Some(outcome_cost(id, &Outcome::Answered(answer.clone())))
+        }
+        _ => None,
     }
 }
 

@@ -218,7 +218,10 @@ impl Hub {
     /// wakes whoever waits for them.
     fn commit<R>(&self, decide: impl FnOnce(&Inner) -> Result<(Vec<Change>, R)>) -> Result<R> {
         let mut inner = self.lock();
-        let (changes, decided) = decide(&inner)?;
+        let (mut changes, decided) = decide(&inner)?;
+        if let Some(room) = inner.state.room_for_outcomes(&self.limits, &changes) {
+            changes.insert(0, room);
+        }
         let committed = inner.commit_all(changes, self.journal.as_ref())?;
         drop(inner);
         if let Some(journal) = &self.journal {
@@ -587,6 +590,7 @@ mod tests {
         let limits = Limits {
             max_pending: 64,
             max_prompts: 100,
+            max_state_bytes: 1 << 20,
             max_sessions: 100,
             result_ttl: 600.0,
         };

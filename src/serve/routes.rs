@@ -47,6 +47,7 @@ impl App {
         Limits {
             max_pending: config.max_pending,
             max_prompts: config.max_prompts,
+            max_state_bytes: config.max_state_bytes,
             max_sessions: config.max_sessions,
             result_ttl: config.result_ttl.as_secs_f64(),
         }

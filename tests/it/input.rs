@@ -811,3 +811,82 @@ fn refusals_quote_little_of_the_input_and_json_is_never_sniffed() {
         );
     }
 }
+
+#[test]
+fn the_memory_budget_refuses_submits_and_forgets_the_oldest_outcomes() {
+    let server = TestServer::start(&["--max-state-bytes", "256K", "--max-pending", "64"]);
+    let big = "q".repeat(4000);
+    // A session may hold an eighth of the budget: 32 KiB.
+    let mut accepted = 0;
+    let refused = loop {
+        let reply = server.post(
+            "/api/clarify/submit",
+            &json!({"session_id": "one", "question": format!("{big}{accepted}")}),
+        );
+        if reply.status != 200 {
+            break reply;
+        }
+        accepted += 1;
+        assert!(accepted < 64, "the session's share never ran out");
+    };
+    assert_eq!(refused.status, 429, "{}", refused.text());
+    assert!(
+        refused.text().contains("share of the memory budget"),
+        "{}",
+        refused.text()
+    );
+    let count = server.get("/api/clarify/pending?session_id=one").json()["pending_count"].clone();
+    assert_eq!(count, accepted, "the refused submit changed nothing");
+    // Across sessions the whole budget runs out: 507, nothing applied.
+    let mut sessions = 1;
+    let full = 'fill: loop {
+        for n in 0..accepted {
+            let reply = server.post(
+                "/api/clarify/submit",
+                &json!({"session_id": format!("s{sessions}"), "question": format!("{big}{n}")}),
+            );
+            if reply.status != 200 {
+                break 'fill reply;
+            }
+        }
+        sessions += 1;
+        assert!(sessions < 64, "the budget never ran out");
+    };
+    assert_eq!(full.status, 507, "{}", full.text());
+    assert!(full.text().contains("memory budget"), "{}", full.text());
+    assert_eq!(server.get("/healthz").status, 200);
+}
+
+#[test]
+fn kept_outcomes_make_room_by_forgetting_the_oldest() {
+    let server = TestServer::start(&["--max-state-bytes", "256K"]);
+    // Outcomes may hold half the budget, 128 KiB: some twenty 16 KB answers.
+    let answer = "a".repeat(16_000);
+    let ids: Vec<String> = (0..20)
+        .map(|n| {
+            let id = server.submit_clarify("answers", &format!("q{n}"));
+            let body = json!({"session_id": "answers", "clarify_id": id, "response": answer});
+            assert_eq!(
+                server.post("/api/clarify/respond", &body).status,
+                200,
+                "answer {n}"
+            );
+            id
+        })
+        .collect();
+    let wait = |id: &str| {
+        server.get(&format!(
+            "/api/clarify/wait?session_id=answers&clarify_id={id}&timeout=0"
+        ))
+    };
+    assert_eq!(
+        wait(&ids[0]).status,
+        404,
+        "the oldest outcome was forgotten"
+    );
+    assert_eq!(
+        wait(&ids[19]).json()["status"],
+        "answered",
+        "the newest is kept"
+    );
+}
