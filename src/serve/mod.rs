@@ -11,6 +11,7 @@ pub mod http;
 pub mod metrics;
 pub mod routes;
 pub mod server;
+pub mod signals;
 pub mod sse;
 pub mod static_files;
 pub mod stream;
