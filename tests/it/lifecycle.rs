@@ -190,16 +190,22 @@ fn submit_clarify(addr: SocketAddr, session_id: &str) -> String {
     reply["clarify_id"].as_str().expect("an id").to_string()
 }
 
+/// Parks a request and waits until the server counts it parked.
+fn park(server: &ServerProcess, head: &str) -> TcpStream {
+    let parked_before = metric(server, "askgate_longpolls_parked");
+    let socket = send(server.addr, head, "");
+    eventually("the request is parked", DEADLINE, &mut || {
+        metric(server, "askgate_longpolls_parked") == parked_before + 1.0
+    });
+    socket
+}
+
 /// Parks `count` waits for the prompt; returns their unread connections.
 fn park_waits(server: &ServerProcess, session_id: &str, id: &str, count: usize) -> Vec<TcpStream> {
     let head = format!(
         "GET /api/clarify/wait?session_id={session_id}&clarify_id={id}&timeout=30 HTTP/1.1"
     );
-    let waits = (0..count).map(|_| send(server.addr, &head, "")).collect();
-    eventually("the waits are parked", DEADLINE, &mut || {
-        metric(server, "askgate_longpolls_parked") == count as f64
-    });
-    waits
+    (0..count).map(|_| park(server, &head)).collect()
 }
 
 fn answered_pending(mut wait: TcpStream) -> bool {
@@ -247,19 +253,24 @@ fn sigterm_ends_1000_streams_and_answers_parked_waits_within_2_s() {
 }
 
 #[test]
-fn sigint_exits_0_too_and_ends_streams_and_waits_the_same_way() {
+fn sigint_exits_0_too_and_ends_streams_waits_and_long_polls_the_same_way() {
     let mut server = ServerProcess::start(&[]);
     let streams = [
         OpenStream::open(server.addr, "/api/events"),
         OpenStream::open(server.addr, "/api/approval/stream?session_id=i"),
     ];
     let id = submit_clarify(server.addr, "i");
+    let (_, current) = get(server.addr, "/api/clarify/pending?session_id=i");
+    let version = &current["version"];
+    let head = format!("GET /api/clarify/pending?session_id=i&since={version}&wait=30 HTTP/1.1");
+    let mut long_poll = park(&server, &head);
     let waits = park_waits(&server, "i", &id, 2);
     let (status, took) = signal_and_wait(&mut server, libc::SIGINT);
     assert_eq!(status.code(), Some(0));
     assert!(took < EXIT_WITHIN, "exited {took:?} after the signal");
     assert!(streams.into_iter().all(OpenStream::ended_with_last_chunk));
     assert!(waits.into_iter().all(answered_pending));
+    assert_eq!(reply(&read_all(&mut long_poll)), (200, current));
 }
 
 #[test]
