@@ -3,6 +3,7 @@
 
 use askgate::cli::client;
 use askgate::serve::auth::{self, Role};
+use askgate::serve::signals::ShutdownSignals;
 use askgate::{Config, Server};
 use std::process::ExitCode;
 
@@ -111,6 +112,15 @@ fn usage() -> String {
 }
 
 fn serve(args: &[String]) -> ExitCode {
+    // Before any thread starts, so that every thread inherits the mask and
+    // only `Server::wait` takes SIGTERM and SIGINT.
+    let signals = match ShutdownSignals::block() {
+        Ok(signals) => signals,
+        Err(error) => {
+            eprintln!("askgate: cannot block SIGTERM and SIGINT: {error}");
+            return ExitCode::from(2);
+        }
+    };
     let config = match Config::parse(args, |name| std::env::var(name).ok()) {
         Ok(config) => config,
         Err(message) => {
@@ -130,6 +140,6 @@ fn serve(args: &[String]) -> ExitCode {
     };
     // Tests and scripts read the address from this first line of stdout.
     println!("askgate listening on http://{}", server.addr());
-    server.wait();
+    server.wait(signals);
     ExitCode::SUCCESS
 }

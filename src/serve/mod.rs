@@ -13,6 +13,7 @@ pub mod limits;
 pub mod metrics;
 pub mod routes;
 pub mod server;
+pub mod signals;
 pub mod sse;
 pub mod static_files;
 pub mod stream;

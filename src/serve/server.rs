@@ -5,17 +5,21 @@
 //! Threads: tiny_http's accept thread and one pool thread per connection;
 //! a dispatcher handing requests to `--workers` idle workers, or to a
 //! thread of its own when none is idle; one thread per open stream or
-//! parked request; one expiry thread. `Server::shutdown` (or drop)
-//! wakes and joins them all.
+//! parked request; one expiry thread. `Server::shutdown` (or drop, or a
+//! signal in `Server::wait`) stops accepting, wakes them all and joins them,
+//! giving up after `SHUTDOWN_PATIENCE` on any blocked writing to a client
+//! that stopped reading, so the process still exits within 2 s.
 
 use crate::config::Config;
 use crate::error::Error;
 use crate::hub::Hub;
+use crate::serve::admission::Place;
 use crate::serve::auth::{self, Auth, Tokens};
 use crate::serve::http::{self, Method, Reply, Request, Response};
 use crate::serve::limits;
 use crate::serve::metrics::Metrics;
 use crate::serve::routes::{self, App};
+use crate::serve::signals::ShutdownSignals;
 use crate::store::journal::Journal;
 use crossbeam_channel::TrySendError;
 use std::io::{self, Read};
@@ -29,15 +33,24 @@ use std::time::{Duration, Instant};
 
 /// How often freed memory is handed back to the system.
 const TRIM_EVERY: Duration = Duration::from_secs(10);
+/// How long shutdown waits for threads to end before it gives up on them:
+/// within the 2 s of docs/PROTOCOL.md §8, with room for the journal's last sync and the exit.
+/// Only a thread blocked writing to a client that stopped reading (until
+/// `--write-timeout-secs`) should still be running by then.
+const SHUTDOWN_PATIENCE: Duration = Duration::from_millis(1500);
 
 /// A running server. Dropping it shuts it down.
 pub struct Server {
     addr: SocketAddr,
-    http: Arc<tiny_http::Server>,
+    /// `None` once shutdown has begun: with the dispatcher's handle, the
+    /// last one gone stops tiny_http's accept loop and closes the listener.
+    http: Option<Arc<tiny_http::Server>>,
     app: Arc<App>,
     stopping: Arc<AtomicBool>,
+    /// The dispatcher, the workers and the expiry thread.
     threads: Vec<JoinHandle<()>>,
-    detached: Arc<ThreadGroup>,
+    /// Every thread of the server, the ones above included, counted.
+    running: Arc<ThreadGroup>,
 }
 
 impl Server {
@@ -62,36 +75,24 @@ impl Server {
         let auth = Auth::new(credentials(&config, addr)?);
         let app = Arc::new(App::with_hub(config, addr.ip().is_loopback(), hub, auth));
         let stopping = Arc::new(AtomicBool::new(false));
-        let detached = Arc::new(ThreadGroup::default());
+        let running = Arc::new(ThreadGroup::default());
         let mut threads = Vec::new();
         // Idle workers wait on a rendezvous channel; a request that finds
         // none gets a thread of its own, so no client can pin them all.
         let (idle_sender, idle_workers) = crossbeam_channel::bounded::<tiny_http::Request>(0);
         for index in 0..app.config.workers {
-            let (requests, app, detached) = (idle_workers.clone(), app.clone(), detached.clone());
+            let (requests, app, group) = (idle_workers.clone(), app.clone(), running.clone());
             let worker = move || {
                 for request in requests.iter() {
-                    serve_guarded(&app, &detached, request);
+                    serve_guarded(&app, &group, request);
                 }
             };
-            threads.push(
-                thread::Builder::new()
-                    .name(format!("askgate-worker-{index}"))
-                    .spawn(worker)?,
-            );
+            threads.push(running.spawn(&format!("askgate-worker-{index}"), worker)?);
         }
-        let (http_in, app_in, flag, group) = (
-            http.clone(),
-            app.clone(),
-            stopping.clone(),
-            detached.clone(),
-        );
+        let (http_in, app_in, flag, group) =
+            (http.clone(), app.clone(), stopping.clone(), running.clone());
         let dispatch = move || dispatch(&http_in, &app_in, &flag, &group, idle_sender);
-        threads.push(
-            thread::Builder::new()
-                .name("askgate-dispatch".into())
-                .spawn(dispatch)?,
-        );
+        threads.push(running.spawn("askgate-dispatch", dispatch)?);
         let (hub, flag) = (app.hub.clone(), stopping.clone());
         let expiry = move || {
             let mut trimmed = Instant::now();
@@ -104,19 +105,15 @@ impl Server {
                 }
             }
         };
-        threads.push(
-            thread::Builder::new()
-                .name("askgate-expiry".into())
-                .spawn(expiry)?,
-        );
+        threads.push(running.spawn("askgate-expiry", expiry)?);
         log::info!("askgate listening on http://{addr}");
         Ok(Server {
             addr,
-            http,
+            http: Some(http),
             app,
             stopping,
             threads,
-            detached,
+            running,
         })
     }
 
@@ -124,15 +121,19 @@ impl Server {
         self.addr
     }
 
-    /// Blocks the calling thread for good: the process ends by a signal.
-    pub fn wait(&self) {
-        loop {
-            thread::park();
-        }
+    /// Serves until SIGTERM or SIGINT arrives, then shuts down (a second
+    /// signal meanwhile ends the process at once). The signals must have
+    /// been blocked before `start`, so that no other thread takes them.
+    pub fn wait(self, signals: ShutdownSignals) {
+        let signal = signals.wait();
+        signals.release();
+        log::info!("{signal} received: shutting down");
+        self.shutdown();
     }
 
-    /// Stops taking requests, ends every stream and parked request, and joins
-    /// the threads; streams get their last chunk so clients reconnect.
+    /// Stops accepting, ends every stream (with its last chunk, so clients
+    /// reconnect) and answers every parked request at once, joins the
+    /// threads, and syncs and closes the journal.
     pub fn shutdown(mut self) {
         self.stop();
     }
@@ -141,16 +142,35 @@ impl Server {
         if self.stopping.swap(true, Ordering::AcqRel) {
             return;
         }
-        self.app.hub.close();
-        // Wakes the dispatcher; when it ends, the idle workers' channel closes.
-        self.http.unblock();
-        for handle in self.threads.drain(..) {
-            let _ = handle.join();
+        let started = Instant::now();
+        let admission = &self.app.admission;
+        let (streams, parked) = (admission.held(Place::Stream), admission.held(Place::Parked));
+        // Wakes the dispatcher. When it ends, the idle workers' channel
+        // closes, and the last handle on tiny_http goes: it stops accepting.
+        if let Some(http) = self.http.take() {
+            http.unblock();
         }
-        if !self.detached.wait_empty(Duration::from_secs(2)) {
-            log::warn!("some stream threads did not end within 2 s of shutdown");
+        // Every stream's channel closes and it writes its last chunk; waits
+        // answer `pending` and long-polls the current state, at once.
+        self.app.hub.close();
+        let all_ended = self.running.wait_empty(started + SHUTDOWN_PATIENCE);
+        for handle in self.threads.drain(..) {
+            if all_ended || handle.is_finished() {
+                let _ = handle.join();
+            }
         }
         self.app.hub.close_journal();
+        let elapsed = started.elapsed().as_millis();
+        match self.running.count() {
+            0 => log::info!(
+                "shut down in {elapsed} ms: ended {streams} streams and {parked} parked requests"
+            ),
+            left => log::warn!(
+                "shut down in {elapsed} ms: ended {streams} streams and {parked} parked requests; \
+                 not waiting for {left} threads still running (blocked writing to clients that \
+                 stopped reading?)"
+            ),
+        }
     }
 }
 
@@ -289,7 +309,7 @@ fn dispatch(
         };
         let (app, group) = (app.clone(), detached.clone());
         let extra = move || serve_guarded(&app, &group, request);
-        if let Err(error) = detached.spawn("askgate-request", extra) {
+        if let Err(error) = detached.spawn_detached("askgate-request", extra) {
             log::error!("could not start a request thread: {error}");
         }
     }
@@ -315,10 +335,12 @@ fn serve(app: &App, detached: &Arc<ThreadGroup>, mut raw: tiny_http::Request) {
     };
     let metrics = app.metrics.clone();
     let outcome = match reply {
-        Reply::Done(response) if unread_body => detached.spawn("askgate-drain", move || {
-            let _ = io::copy(raw.as_reader(), &mut io::sink());
-            respond(&metrics, raw, response);
-        }),
+        Reply::Done(response) if unread_body => {
+            detached.spawn_detached("askgate-drain", move || {
+                let _ = io::copy(raw.as_reader(), &mut io::sink());
+                respond(&metrics, raw, response);
+            })
+        }
         Reply::Done(response) => {
             respond(&metrics, raw, response);
             Ok(())
@@ -327,11 +349,11 @@ fn serve(app: &App, detached: &Arc<ThreadGroup>, mut raw: tiny_http::Request) {
             metrics.count_response(200);
             let chunked = raw.http_version() >= &tiny_http::HTTPVersion(1, 1);
             let writer = raw.into_writer();
-            detached.spawn("askgate-stream", move || stream(writer, chunked))
+            detached.spawn_detached("askgate-stream", move || stream(writer, chunked))
         }
         Reply::Park(work) => {
             let patience = app.config.header_timeout;
-            detached.spawn("askgate-park", move || {
+            detached.spawn_detached("askgate-park", move || {
                 let parked = Instant::now();
                 let mut response = work();
                 // tiny_http stops reading a connection whose response takes
@@ -437,8 +459,8 @@ fn respond(metrics: &Metrics, raw: tiny_http::Request, response: Response) {
     }
 }
 
-/// Threads that are not joined one by one (streams, parked requests), counted
-/// so that shutdown can wait for all of them.
+/// The server's threads, counted so that shutdown can wait for all of them
+/// with a deadline: streams and parked requests are not joined one by one.
 #[derive(Default)]
 struct ThreadGroup {
     running: Mutex<usize>,
@@ -456,18 +478,35 @@ impl Drop for Member {
 }
 
 impl ThreadGroup {
-    fn spawn(self: &Arc<Self>, name: &str, work: impl FnOnce() + Send + 'static) -> io::Result<()> {
+    /// Starts a named thread, counted while it runs.
+    fn spawn(
+        self: &Arc<Self>,
+        name: &str,
+        work: impl FnOnce() + Send + 'static,
+    ) -> io::Result<JoinHandle<()>> {
         *self.running.lock().unwrap_or_else(|p| p.into_inner()) += 1;
         let member = Member(self.clone());
         thread::Builder::new().name(name.into()).spawn(move || {
             let _member = member;
             work();
-        })?;
-        Ok(())
+        })
     }
 
-    fn wait_empty(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
+    /// Starts a named thread that is counted but not joined.
+    fn spawn_detached(
+        self: &Arc<Self>,
+        name: &str,
+        work: impl FnOnce() + Send + 'static,
+    ) -> io::Result<()> {
+        self.spawn(name, work).map(drop)
+    }
+
+    fn count(&self) -> usize {
+        *self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits until no thread runs, or the deadline; `true` for the former.
+    fn wait_empty(&self, deadline: Instant) -> bool {
         let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
         while *running > 0 {
             let now = Instant::now();

@@ -335,18 +335,30 @@ fn the_wait_survives_a_briefly_unreachable_server_and_gives_up_clearly() {
 }
 
 /// The server binary, on a free port, killed when dropped.
-struct ServerProcess {
-    child: Child,
-    addr: SocketAddr,
+pub struct ServerProcess {
+    pub child: Child,
+    pub addr: SocketAddr,
 }
 
 impl ServerProcess {
-    fn start(flags: &[&str]) -> ServerProcess {
+    pub fn start(flags: &[&str]) -> ServerProcess {
         ServerProcess::start_with(askgate(), flags)
     }
 
     /// Starts the server through `command`, which ends by running askgate.
     fn start_with(mut command: Command, flags: &[&str]) -> ServerProcess {
+        command.stderr(Stdio::null());
+        ServerProcess::spawn(command, flags)
+    }
+
+    /// Starts the server with its log (stderr) piped to `child.stderr`.
+    pub fn start_logged(flags: &[&str]) -> ServerProcess {
+        let mut command = askgate();
+        command.stderr(Stdio::piped());
+        ServerProcess::spawn(command, flags)
+    }
+
+    fn spawn(mut command: Command, flags: &[&str]) -> ServerProcess {
         let mut child = command
             .args([
                 "serve",
@@ -359,7 +371,6 @@ impl ServerProcess {
             ])
             .args(flags)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
             .spawn()
             .unwrap();
         let mut line = String::new();
@@ -377,14 +388,14 @@ impl ServerProcess {
     }
 
     /// Threads of the server process with this name.
-    fn threads_named(&self, name: &str) -> usize {
+    pub fn threads_named(&self, name: &str) -> usize {
         let tasks = std::fs::read_dir(format!("/proc/{}/task", self.child.id())).unwrap();
         let names =
             tasks.filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok());
         names.filter(|comm| comm.trim() == name).count()
     }
 
-    fn get(&self, path: &str) -> String {
+    pub fn get(&self, path: &str) -> String {
         let mut socket = TcpStream::connect(self.addr).unwrap();
         socket.set_read_timeout(Some(DEADLINE)).unwrap();
         write!(

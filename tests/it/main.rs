@@ -8,6 +8,7 @@ mod browser_api;
 mod cli_http;
 mod events;
 mod input;
+mod lifecycle;
 mod queue_rules;
 mod server;
 mod streams;
