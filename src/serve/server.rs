@@ -261,12 +261,18 @@ fn credentials(config: &Config, addr: SocketAddr) -> io::Result<Option<Tokens>> 
 /// too large) is a JSON error like every other.
 fn refusal_response(refusal: tiny_http::Refusal) -> tiny_http::ResponseBox {
     let body = serde_json::json!({"error": refusal.reason()}).to_string();
-    let content_type = tiny_http::Header::from_bytes("Content-Type", http::JSON);
-    let response = tiny_http::Response::from_data(body);
-    match content_type {
-        Ok(content_type) => response.with_header(content_type).boxed(),
-        Err(_) => response.boxed(),
+    let mut response = tiny_http::Response::from_data(body);
+    let headers = [
+        ("Content-Type", http::JSON),
+        ("Cache-Control", "no-store"),
+        ("X-Content-Type-Options", "nosniff"),
+    ];
+    for (name, value) in headers {
+        if let Ok(header) = tiny_http::Header::from_bytes(name, value) {
+            response.add_header(header);
+        }
     }
+    response.boxed()
 }
 
 /// Sets the receive and send timeouts on the listening socket; Linux copies

@@ -581,6 +581,7 @@ fn heads_tiny_http_refuses_get_json_errors_too() {
             String::from_utf8_lossy(request)
         );
         assert_eq!(reply.header("content-type"), Some("application/json"));
+        assert_eq!(reply.header("cache-control"), Some("no-store"));
     }
     assert_eq!(server.get("/healthz").status, 200);
 }
