@@ -309,6 +309,26 @@ fn a_huge_header_line_is_refused_and_the_server_lives() {
 }
 
 #[test]
+fn a_head_of_many_large_lines_is_refused_past_64_kib_in_all() {
+    let server = TestServer::start(&[]);
+    let line = format!("X-Pad: {}\r\n", "p".repeat(15_000));
+    let head = |lines: usize| {
+        format!(
+            "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{}\r\n",
+            line.repeat(lines)
+        )
+    };
+    assert_eq!(
+        server.raw(head(4).as_bytes()).status,
+        200,
+        "60 KB of headers are fine"
+    );
+    let refused = server.raw(head(98).as_bytes());
+    assert_eq!(refused.status, 431, "1.5 MB of headers are not");
+    assert_eq!(server.get("/healthz").status, 200);
+}
+
+#[test]
 fn a_body_that_smuggles_a_request_is_not_served_after_a_refusal() {
     // The refused body must be consumed, never parsed as the next request.
     let server = TestServer::start(&[]);

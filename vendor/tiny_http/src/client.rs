@@ -15,6 +15,9 @@ use crate::{Refusal, Request, ServerOptions};
 /// askgate patch: limits on one request's header lines.
 const MAX_LINE_LEN: usize = 16 * 1024;
 const MAX_HEADERS: usize = 100;
+/// askgate patch: and on all of them together, so a request kept while its
+/// answer is awaited keeps little.
+const MAX_HEAD_LEN: usize = 64 * 1024;
 
 /// A ClientConnection is an object that will store a socket to a client
 /// and return Request objects.
@@ -194,6 +197,7 @@ impl ClientConnection {
             // getting all headers
             let headers = {
                 let mut headers = Vec::new();
+                let mut head_len = 0;
                 loop {
                     let line = self
                         .read_next_line()
@@ -202,8 +206,10 @@ impl ClientConnection {
                     if line.is_empty() {
                         break;
                     };
-                    // askgate patch: bound the number of header lines too.
-                    if headers.len() >= MAX_HEADERS {
+                    // askgate patch: bound the number of header lines too,
+                    // and their total size.
+                    head_len += line.len();
+                    if headers.len() >= MAX_HEADERS || head_len > MAX_HEAD_LEN {
                         return Err(ReadError::Refused(Refusal::HeaderTooLarge, version));
                     }
                     // askgate patch: a line starting with a space or a tab
