@@ -9,6 +9,8 @@ use serde_json::{Map, Value};
 pub const MAX_WATCHED_SESSIONS: usize = 64;
 const MAX_QUESTION_BYTES: usize = 4 * 1024;
 const MAX_COMMAND_BYTES: usize = 8 * 1024;
+/// A command the human can read whole on one card.
+const MAX_COMMAND_LINES: usize = 32;
 const MAX_DESCRIPTION_BYTES: usize = 4 * 1024;
 const MAX_LIST_ITEMS: usize = 16;
 const MAX_ITEM_CHARS: usize = 256;
@@ -68,6 +70,12 @@ fn clarify_payload(body: &Map<String, Value>) -> Result<Payload> {
 
 fn approval_payload(body: &Map<String, Value>) -> Result<Payload> {
     let command = required_text(body, "command", MAX_COMMAND_BYTES)?;
+    let lines = command.split(['\n', '\r']).count();
+    if lines > MAX_COMMAND_LINES {
+        return Err(Error::bad_request(format!(
+            "command has {lines} lines; at most {MAX_COMMAND_LINES}, so the human sees all of it"
+        )));
+    }
     let description =
         optional_text(body, "description", MAX_DESCRIPTION_BYTES)?.unwrap_or_default();
     let pattern_keys = text_list(body, "pattern_keys")?;
