@@ -42,6 +42,11 @@ const FLAGS: &[(&str, &str, &str)] = &[
         "1024",
         "open streams and parked long-polls together",
     ),
+    (
+        "max-connections",
+        "auto",
+        "connections read at once; one more gets a 503 at once (auto: half the open-file limit less 64, at most 4096)",
+    ),
     ("max-pending", "64", "pending prompts per session and kind"),
     (
         "max-sessions",
@@ -112,6 +117,8 @@ pub struct Config {
     pub write_timeout: Duration,
     pub subscriber_buffer: usize,
     pub max_streams: usize,
+    /// `None` for the default worked out from the open-file limit.
+    pub max_connections: Option<usize>,
     pub max_pending: usize,
     pub max_sessions: usize,
     pub max_prompts: usize,
@@ -183,6 +190,10 @@ impl Config {
             write_timeout: seconds("write-timeout-secs", get("write-timeout-secs"))?,
             subscriber_buffer: parse_flag("subscriber-buffer", get("subscriber-buffer"))?,
             max_streams: parse_flag("max-streams", get("max-streams"))?,
+            max_connections: match get("max-connections").trim() {
+                "auto" => None,
+                value => Some(parse_flag("max-connections", value)?),
+            },
             max_pending: parse_flag("max-pending", get("max-pending"))?,
             max_sessions: parse_flag("max-sessions", get("max-sessions"))?,
             max_prompts: parse_flag("max-prompts", get("max-prompts"))?,

@@ -39,6 +39,13 @@ pub fn raise_open_files() -> io::Result<(u64, u64)> {
     Ok((limit.rlim_cur as u64, limit.rlim_max as u64))
 }
 
+/// The connections to read at once when `--max-connections` is not given:
+/// each holds two descriptors while it is read; 64 are kept for the rest.
+pub fn connections_for(open_files: u64) -> usize {
+    let spare = open_files.saturating_sub(64) / 2;
+    usize::try_from(spare).unwrap_or(usize::MAX).clamp(16, 4096)
+}
+
 /// Fewer malloc arenas (unless `MALLOC_ARENA_MAX` says otherwise).
 pub fn bound_allocator() {
     if std::env::var_os("MALLOC_ARENA_MAX").is_none() {

@@ -59,15 +59,25 @@ impl Server {
     pub fn start(config: Config) -> io::Result<Server> {
         let addr = config.bind_addr().map_err(io::Error::other)?;
         limits::bound_allocator();
-        match limits::raise_open_files() {
-            Ok((soft, hard)) => log::info!("open files: {soft} (hard limit {hard})"),
-            Err(error) => log::warn!("cannot read the open-file limit: {error}"),
-        }
+        let open_files = match limits::raise_open_files() {
+            Ok((soft, hard)) => {
+                log::info!("open files: {soft} (hard limit {hard})");
+                soft
+            }
+            Err(error) => {
+                log::warn!("cannot read the open-file limit: {error}");
+                1024
+            }
+        };
+        let max_connections = config
+            .max_connections
+            .unwrap_or_else(|| limits::connections_for(open_files));
         let listener = TcpListener::bind(addr)?;
         let listener = with_socket_timeouts(listener, config.header_timeout, config.write_timeout)?;
         let addr = listener.local_addr()?;
         let options = tiny_http::ServerOptions::new()
             .with_one_request_at_a_time(true)
+            .with_max_connections(Some(max_connections))
             .with_refusal_response(refusal_response);
         let http = tiny_http::Server::from_listener_with_options(listener, None, options);
         let http = Arc::new(http.map_err(io::Error::other)?);
@@ -262,12 +272,17 @@ fn credentials(config: &Config, addr: SocketAddr) -> io::Result<Option<Tokens>> 
 fn refusal_response(refusal: tiny_http::Refusal) -> tiny_http::ResponseBox {
     let body = serde_json::json!({"error": refusal.reason()}).to_string();
     let mut response = tiny_http::Response::from_data(body);
+    let retry = match refusal {
+        tiny_http::Refusal::TooManyConnections => "1",
+        _ => "",
+    };
     let headers = [
         ("Content-Type", http::JSON),
         ("Cache-Control", "no-store"),
         ("X-Content-Type-Options", "nosniff"),
+        ("Retry-After", retry),
     ];
-    for (name, value) in headers {
+    for (name, value) in headers.into_iter().filter(|(_, value)| !value.is_empty()) {
         if let Ok(header) = tiny_http::Header::from_bytes(name, value) {
             response.add_header(header);
         }

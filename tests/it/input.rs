@@ -936,3 +936,26 @@ fn a_command_of_more_lines_than_a_card_shows_is_refused() {
         accepted.text()
     );
 }
+
+#[test]
+fn connections_over_the_cap_get_a_503_at_once_and_places_come_back() {
+    let server = TestServer::start(&["--max-connections", "20"]);
+    let idle: Vec<TcpStream> = (0..20).map(|_| server.connect()).collect();
+    // The idle ones are all being read once the server answers past them.
+    crate::support::eventually("the cap is reached", Duration::from_secs(5), &mut || {
+        server.get("/healthz").status == 503
+    });
+    let asked = Instant::now();
+    let refused = server.get("/healthz");
+    assert_eq!(refused.status, 503);
+    assert_eq!(
+        refused.json(),
+        json!({"error": "too many open connections, try again later"})
+    );
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    assert!(asked.elapsed() < Duration::from_secs(1), "refused at once");
+    drop(idle);
+    crate::support::eventually("places come back", Duration::from_secs(5), &mut || {
+        server.get("/healthz").status == 200
+    });
+}

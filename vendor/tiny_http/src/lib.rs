@@ -99,7 +99,7 @@ use std::io::Error as IoError;
 use std::io::ErrorKind as IoErrorKind;
 use std::io::Result as IoResult;
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -302,8 +302,15 @@ impl Server {
             let tasks_pool = util::TaskPool::new();
 
             log::debug!("Running accept thread");
+            // askgate patch: connections being read, against
+            // `ServerOptions::with_max_connections`.
+            let reading = Arc::new(AtomicUsize::new(0));
             while !inside_close_trigger.load(Relaxed) {
                 let new_client = match server.accept() {
+                    Ok((sock, _)) if options.max_connections().is_some_and(|max| reading.load(Relaxed) >= max) => {
+                        refuse_connection(sock, &options);
+                        continue;
+                    }
                     Ok((sock, _)) => {
                         use util::RefinedTcpStream;
                         let time_limit = sock.read_timeout();
@@ -355,7 +362,10 @@ impl Server {
                         // reads no further requests.
                         let one_at_a_time = options.one_request_at_a_time();
                         let patience = time_limit.filter(|_| one_at_a_time);
+                        reading.fetch_add(1, Relaxed);
+                        let count = ReadingConnection(reading.clone());
                         tasks_pool.spawn(Box::new(move || {
+                            let _count = &count;
                             if let Some(client) = client.take() {
                                 // Synchronization is needed for HTTPS requests to avoid a deadlock
                                 if client.secure() || one_at_a_time {
@@ -502,4 +512,22 @@ impl Drop for Server {
             }
         }
     }
+}
+
+/// askgate patch: counts a connection as read until its reading task ends.
+struct ReadingConnection(Arc<AtomicUsize>);
+
+impl Drop for ReadingConnection {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
+}
+
+/// askgate patch: a connection over `ServerOptions::with_max_connections`
+/// gets its 503 at once, on the accept thread (a few hundred bytes into an
+/// empty socket buffer never block), and is closed.
+fn refuse_connection(mut sock: connection::Connection, options: &ServerOptions) {
+    let response = options.refusal_response(Refusal::TooManyConnections);
+    let _ = response.raw_print(&mut sock, HTTPVersion(1, 1), &[], false, None);
+    let _ = sock.shutdown(Shutdown::Both);
 }

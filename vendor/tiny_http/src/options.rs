@@ -27,6 +27,9 @@ pub enum Refusal {
     HeaderTooLarge,
     /// The HTTP version is neither 1.0 nor 1.1 (505).
     UnsupportedVersion,
+    /// As many connections as `ServerOptions::with_max_connections` allows
+    /// are being read; this one is answered at once and closed (503).
+    TooManyConnections,
 }
 
 impl Refusal {
@@ -40,6 +43,7 @@ impl Refusal {
             Refusal::UnsupportedExpect => 417,
             Refusal::HeaderTooLarge => 431,
             Refusal::UnsupportedVersion => 505,
+            Refusal::TooManyConnections => 503,
         })
     }
 
@@ -53,6 +57,7 @@ impl Refusal {
             Refusal::UnsupportedExpect => "unsupported Expect header",
             Refusal::HeaderTooLarge => "request header too large",
             Refusal::UnsupportedVersion => "only HTTP/1.0 and HTTP/1.1 are supported",
+            Refusal::TooManyConnections => "too many open connections, try again later",
         }
     }
 
@@ -75,6 +80,7 @@ type RefusalResponder = dyn Fn(Refusal) -> ResponseBox + Send + Sync;
 pub struct ServerOptions {
     refusal_response: Option<Arc<RefusalResponder>>,
     one_request_at_a_time: bool,
+    max_connections: Option<usize>,
 }
 
 impl ServerOptions {
@@ -106,6 +112,18 @@ impl ServerOptions {
         self
     }
 
+    /// At most this many connections are read at once (each holds a
+    /// thread and two descriptors); one more is answered a 503 at once,
+    /// without a thread, and closed. Unlimited by default, as upstream.
+    pub fn with_max_connections(mut self, max: Option<usize>) -> ServerOptions {
+        self.max_connections = max;
+        self
+    }
+
+    pub(crate) fn max_connections(&self) -> Option<usize> {
+        self.max_connections
+    }
+
     pub(crate) fn one_request_at_a_time(&self) -> bool {
         self.one_request_at_a_time
     }
@@ -126,6 +144,7 @@ impl fmt::Debug for ServerOptions {
             .debug_struct("ServerOptions")
             .field("refusal_response", &self.refusal_response.is_some())
             .field("one_request_at_a_time", &self.one_request_at_a_time)
+            .field("max_connections", &self.max_connections)
             .finish()
     }
 }
