@@ -474,6 +474,11 @@ impl Hub {
         }
     }
 
+    /// Whether the hub is shutting down (waits then return at once).
+    pub fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
+    }
+
     /// Shutdown: ends every subscription (each stream sees its channel close)
     /// and wakes every waiting agent and the expiry thread.
     pub fn close(&self) {

@@ -176,7 +176,12 @@ impl Response {
 }
 
 /// Work that blocks (a long-poll, an agent's wait) and then answers.
-pub type Parked = Box<dyn FnOnce() -> Response + Send>;
+/// It is handed a way to ask whether its client has left, so that it can
+/// stop waiting and give its place back.
+pub type Parked = Box<dyn FnOnce(&dyn Fn() -> bool) -> Response + Send>;
+
+/// How often parked work asks whether its client has left.
+pub const LEFT_CHECK_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Work that writes a whole response (status line, headers and body) to the
 /// raw connection; `true` when the client speaks HTTP/1.1 (chunked).

@@ -1,5 +1,6 @@
-//! What the process asks of the system at start: as many open files as it
-//! may have, and a glibc allocator that gives memory back.
+//! What the process asks of the system: as many open files as it may have,
+//! a glibc allocator that gives memory back, and whether a waiting client
+//! is still there.
 //!
 //! A stream holds up to two descriptors, and the usual soft limit of 1,024
 //! would stop `--max-streams` short of its default; the hard limit is the
@@ -44,6 +45,21 @@ pub fn raise_open_files() -> io::Result<(u64, u64)> {
 pub fn connections_for(open_files: u64) -> usize {
     let spare = open_files.saturating_sub(64) / 2;
     usize::try_from(spare).unwrap_or(usize::MAX).clamp(16, 4096)
+}
+
+/// Whether the client of a connection has closed its side (or the
+/// connection failed), without reading from it.
+pub fn client_has_left(fd: std::os::unix::io::RawFd) -> bool {
+    let mut poll = libc::pollfd {
+        fd,
+        events: libc::POLLRDHUP,
+        revents: 0,
+    };
+    // SAFETY: poll reads and writes one pollfd; the caller holds the
+    // unanswered request, which keeps the descriptor open.
+    let ready = unsafe { libc::poll(&mut poll, 1, 0) };
+    let gone = libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR;
+    ready > 0 && poll.revents & gone != 0
 }
 
 /// Fewer malloc arenas (unless `MALLOC_ARENA_MAX` says otherwise).

@@ -16,10 +16,11 @@ use crate::error::{self, Error, Result};
 use crate::hub::{Hub, Responded, WaitResult, ids};
 use crate::serve::admission::{Admission, Place};
 use crate::serve::auth::{self, Auth, Caller, Role, SignInError};
-use crate::serve::http::{Method, Reply, Request, Response};
+use crate::serve::http::{LEFT_CHECK_EVERY, Method, Reply, Request, Response};
 use crate::serve::metrics::{Metrics, Places};
 use crate::serve::static_files;
 use crate::serve::stream::{Format, Stream};
+use crossbeam_channel::RecvTimeoutError;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -370,12 +371,26 @@ fn long_poll(app: &App, session_id: &str, kind: Kind, since: u64, wait: Duration
         Err(current) => return Ok(pending_response(&current).into()),
     };
     let (hub, session_id) = (app.hub.clone(), session_id.to_string());
-    Ok(Reply::Park(Box::new(move || {
-        let _place = place;
-        let _ = subscription.inbox.receiver.recv_timeout(wait);
-        drop(subscription);
-        pending_response(&hub.pending(&session_id, kind))
-    })))
+    let deadline = Instant::now() + wait;
+    Ok(Reply::Park(Box::new(
+        move |client_left: &dyn Fn() -> bool| {
+            let _place = place;
+            // Checked every so often, so a place held for a client that left is
+            // given back within a second, not at the end of the wait.
+            while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+                match subscription
+                    .inbox
+                    .receiver
+                    .recv_timeout(left.min(LEFT_CHECK_EVERY))
+                {
+                    Err(RecvTimeoutError::Timeout) if !client_left() => continue,
+                    _ => break,
+                }
+            }
+            drop(subscription);
+            pending_response(&hub.pending(&session_id, kind))
+        },
+    )))
 }
 
 fn pending_response(update: &Update) -> Response {
@@ -623,10 +638,19 @@ fn wait(app: &App, request: &Request, kind: Kind) -> Result<Reply> {
     }
     let place = take_place(app, Place::Parked)?;
     let (hub, session_id, id) = (app.hub.clone(), session_id.to_string(), id.to_string());
-    Ok(Reply::Park(Box::new(move || {
-        let _place = place;
-        wait_response(kind, hub.wait_outcome(&id, kind, &session_id, deadline))
-    })))
+    Ok(Reply::Park(Box::new(
+        move |client_left: &dyn Fn() -> bool| {
+            let _place = place;
+            loop {
+                let slice = deadline.min(Instant::now() + LEFT_CHECK_EVERY);
+                let result = hub.wait_outcome(&id, kind, &session_id, slice);
+                let over = slice >= deadline || hub.is_closing() || client_left();
+                if result != WaitResult::Pending || over {
+                    return wait_response(kind, result);
+                }
+            }
+        },
+    )))
 }
 
 fn wait_response(kind: Kind, result: WaitResult) -> Response {

@@ -318,7 +318,7 @@ fn park(app: &App, request: &Request) -> Parked {
 /// Runs parked work to its end; it gives its place back.
 fn run(app: &App, work: Parked) -> Seen {
     let held = app.admission.held(Place::Parked);
-    let seen = Seen::of(&work());
+    let seen = Seen::of(&work(&|| false));
     assert_eq!(
         app.admission.held(Place::Parked),
         held - 1,

@@ -376,7 +376,8 @@ fn serve(app: &App, detached: &Arc<ThreadGroup>, mut raw: tiny_http::Request) {
             let patience = app.config.header_timeout;
             detached.spawn_detached("askgate-park", move || {
                 let parked = Instant::now();
-                let mut response = work();
+                let fd = raw.connection_fd();
+                let mut response = work(&|| fd.is_some_and(limits::client_has_left));
                 // tiny_http stops reading a connection whose response takes
                 // longer than the receive timeout: tell the client so.
                 if parked.elapsed() >= patience / 2 {

@@ -959,3 +959,37 @@ fn connections_over_the_cap_get_a_503_at_once_and_places_come_back() {
         server.get("/healthz").status == 200
     });
 }
+
+#[test]
+fn long_polls_and_waits_whose_clients_left_give_their_places_back_within_seconds() {
+    let server = TestServer::start(&["--max-streams", "20"]);
+    let id = server.submit_clarify("gone", "still there?");
+    let version = server.get("/api/clarify/pending?session_id=gone").json()["version"].clone();
+    let mut sockets = Vec::new();
+    for n in 0..20 {
+        let path = match n % 2 {
+            0 => format!("/api/clarify/pending?session_id=gone&since={version}&wait=60"),
+            _ => format!("/api/clarify/wait?session_id=gone&clarify_id={id}&timeout=60"),
+        };
+        let mut socket = server.connect();
+        let head = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n");
+        socket.write_all(head.as_bytes()).unwrap();
+        sockets.push(socket);
+    }
+    crate::support::eventually("every place is taken", Duration::from_secs(5), &mut || {
+        server.metric("askgate_longpolls_parked") == 20.0
+    });
+    assert_eq!(server.get("/api/events").status, 503, "no place left");
+    let left = Instant::now();
+    drop(sockets);
+    crate::support::eventually("the places come back", Duration::from_secs(5), &mut || {
+        server.metric("askgate_longpolls_parked") == 0.0
+    });
+    assert!(
+        left.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        left.elapsed()
+    );
+    let mut stream = server.stream("/api/events");
+    stream.expect_event("ready");
+}

@@ -33,6 +33,10 @@ pub struct ClientConnection {
     //  response #1
     sink: SequentialWriterBuilder<BufWriter<RefinedTcpStream>>,
 
+    // askgate patch: the connection's descriptor, for `Request::client_has_left`
+    #[cfg(unix)]
+    peer_fd: Option<std::os::unix::io::RawFd>,
+
     // Reader to read the next header from
     next_header_source: SequentialReader<BufReader<RefinedTcpStream>>,
 
@@ -95,8 +99,12 @@ impl ClientConnection {
 
         let mut source = SequentialReaderBuilder::new(BufReader::with_capacity(1024, read_socket));
         let first_header = source.next().unwrap();
+        #[cfg(unix)]
+        let peer_fd = write_socket.raw_fd();
 
         ClientConnection {
+            #[cfg(unix)]
+            peer_fd,
             source,
             sink: SequentialWriterBuilder::new(BufWriter::with_capacity(1024, write_socket)),
             remote_addr,
@@ -255,6 +263,11 @@ impl ClientConnection {
             writer,
             connection_end,
         )
+        .map(|request| {
+            #[cfg(unix)]
+            let request = request.with_peer_fd(self.peer_fd);
+            request
+        })
         .map_err(|e| {
             use crate::request;
             match e {

@@ -76,6 +76,10 @@ pub struct Request {
 
     // askgate patch: marked when nothing more may be read from the connection
     connection_end: ConnectionEnd,
+
+    // askgate patch: the connection's descriptor, to tell whether its client left
+    #[cfg(unix)]
+    peer_fd: Option<std::os::unix::io::RawFd>,
 }
 
 struct NotifyOnDrop<R> {
@@ -282,10 +286,28 @@ where
         must_send_continue: expects_continue,
         notify_when_responded: None,
         connection_end,
+        #[cfg(unix)]
+        peer_fd: None,
     })
 }
 
 impl Request {
+    /// askgate patch: the descriptor `client_has_left` polls.
+    #[cfg(unix)]
+    pub(crate) fn with_peer_fd(mut self, fd: Option<std::os::unix::io::RawFd>) -> Request {
+        self.peer_fd = fd;
+        self
+    }
+
+    /// askgate patch: the descriptor of the plain (not HTTPS) connection
+    /// this request came on, while the request is unanswered, so that an
+    /// application can poll it to tell whether a waiting client has left.
+    /// The descriptor stays open as long as this request is not answered.
+    #[cfg(unix)]
+    pub fn connection_fd(&self) -> Option<std::os::unix::io::RawFd> {
+        self.response_writer.as_ref().and(self.peer_fd)
+    }
+
     /// Returns true if the request was made through HTTPS.
     #[inline]
     pub fn secure(&self) -> bool {

@@ -95,6 +95,18 @@ pub struct RefinedTcpStream {
 }
 
 impl RefinedTcpStream {
+    /// askgate patch: the descriptor of a plain connection, to poll it.
+    #[cfg(unix)]
+    pub(crate) fn raw_fd(&self) -> Option<std::os::unix::io::RawFd> {
+        use std::os::unix::io::AsRawFd;
+        match &self.stream {
+            Stream::Http(Connection::Tcp(socket)) => Some(socket.as_raw_fd()),
+            Stream::Http(Connection::Unix(socket)) => Some(socket.as_raw_fd()),
+            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
+            Stream::Https(_) => None,
+        }
+    }
+
     pub(crate) fn new<S>(stream: S) -> (RefinedTcpStream, RefinedTcpStream)
     where
         S: Into<Stream>,
