@@ -1,7 +1,8 @@
 //! The one error type of the server, and its mapping to HTTP in one place.
 //!
 //! Messages are lowercase without a trailing period. Every error reaches the
-//! client as JSON `{"error": ...}`; a stale respond also says `"stale": true`.
+//! client as JSON `{"error": ...}`; a stale respond also says `"stale": true`,
+//! and a 403 says in `"hint"` what its operator could change.
 
 use serde_json::{Value, json};
 use std::fmt;
@@ -10,8 +11,8 @@ use std::fmt;
 pub enum Error {
     /// 400: the request is malformed or a field is invalid.
     BadRequest(String),
-    /// 403: a POST from a foreign origin.
-    Forbidden(String),
+    /// 403: a foreign `Host` or `Origin`; what it was and what would let it in.
+    Forbidden(Refusal),
     /// 404: no such path, or no such prompt.
     NotFound(String),
     /// 405: the path exists but not with this method.
@@ -33,6 +34,18 @@ pub enum Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// Why a request was refused with 403. `message` and `hint` go to the client;
+/// `expected` only to the log, since it may name the configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Refusal {
+    /// `origin not allowed: https://evil.example`.
+    pub message: String,
+    /// What the operator could change: a flag and its value.
+    pub hint: String,
+    /// What would have passed, for the log.
+    pub expected: String,
+}
 
 impl Error {
     pub fn bad_request(message: impl Into<String>) -> Error {
@@ -58,6 +71,7 @@ impl Error {
     pub fn body(&self) -> Value {
         match self {
             Error::Stale(_) => json!({"ok": false, "error": self.to_string(), "stale": true}),
+            Error::Forbidden(refusal) => json!({"error": refusal.message, "hint": refusal.hint}),
             _ => json!({"error": self.to_string()}),
         }
     }
@@ -66,8 +80,8 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Error::Forbidden(refusal) => f.write_str(&refusal.message),
             Error::BadRequest(message)
-            | Error::Forbidden(message)
             | Error::NotFound(message)
             | Error::Stale(message)
             | Error::TooMany(message)

@@ -9,6 +9,7 @@
 pub mod admission;
 pub mod http;
 pub mod metrics;
+pub mod origin;
 pub mod routes;
 pub mod server;
 pub mod sse;

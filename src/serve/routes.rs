@@ -12,11 +12,12 @@ use crate::core::prompt::{Answer, Choice, Outcome};
 use crate::core::state::{Limits, Submitted};
 use crate::core::validate;
 use crate::core::view::{Interest, Update, Watch};
-use crate::error::{Error, Result};
+use crate::error::{Error, Refusal, Result};
 use crate::hub::{Hub, Responded, WaitResult, ids};
 use crate::serve::admission::{Admission, Place};
 use crate::serve::http::{Method, Reply, Request, Response};
 use crate::serve::metrics::{Metrics, Places};
+use crate::serve::origin;
 use crate::serve::static_files;
 use crate::serve::stream::{Format, Stream};
 use serde_json::{Map, Value, json};
@@ -70,17 +71,38 @@ pub fn handle(app: &App, request: &Request) -> Reply {
     if let Err(error @ Error::PayloadTooLarge) = &request.body {
         return error.clone().into();
     }
-    route(app, request).unwrap_or_else(Reply::from)
+    route(app, request).unwrap_or_else(|error| {
+        if let Error::Forbidden(refusal) = &error {
+            log_refusal(request, refusal);
+        }
+        Reply::from(error)
+    })
+}
+
+/// Every 403 is logged with what was sent, what was expected and the hint
+/// (the body carries only the first and the last).
+fn log_refusal(request: &Request, refusal: &Refusal) {
+    let peer = request
+        .peer
+        .map_or_else(|| "an unknown peer".to_string(), |peer| peer.to_string());
+    log::warn!(
+        "403 {:?} {} from {peer}: {}; expected {}; {}",
+        request.method,
+        request.path,
+        refusal.message,
+        refusal.expected,
+        refusal.hint
+    );
 }
 
 fn route(app: &App, request: &Request) -> Result<Reply> {
     let path = request.path.as_str();
     let api = path.strip_prefix("/api/");
     if api.is_some() {
-        check_host(app, request)?;
+        origin::check_host(&app.config, app.loopback, request)?;
     }
     if request.method == Method::Post {
-        check_origin(app, request)?;
+        origin::check_origin(&app.config, request)?;
     }
     if let Some(rest) = api {
         return api_route(app, request, rest);
@@ -124,46 +146,6 @@ fn api_route(app: &App, request: &Request, rest: &str) -> Result<Reply> {
         ("events" | "sessions" | "config", _) => Err(Error::MethodNotAllowed),
         _ => Err(not_found()),
     }
-}
-
-/// On a loopback address the API answers only local host names, so a page
-/// whose name was rebound to 127.0.0.1 (DNS rebinding) cannot use it.
-fn check_host(app: &App, request: &Request) -> Result<()> {
-    let Some(host) = request.header("host").filter(|_| app.loopback) else {
-        return Ok(());
-    };
-    let name = match host.strip_prefix('[') {
-        Some(bracketed) => bracketed.split(']').next().unwrap_or(""),
-        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
-    };
-    let local = name.eq_ignore_ascii_case("localhost")
-        || name.to_ascii_lowercase().ends_with(".localhost")
-        || name.parse::<std::net::IpAddr>().is_ok();
-    if local {
-        return Ok(());
-    }
-    Err(Error::Forbidden(format!("host not allowed: {host}")))
-}
-
-/// A browser's POST must come from the server's own origin (or an allowed
-/// one); requests without an `Origin` (agents, scripts) pass.
-fn check_origin(app: &App, request: &Request) -> Result<()> {
-    let Some(origin) = request.header("origin") else {
-        return Ok(());
-    };
-    let origin = origin.trim_end_matches('/');
-    let authority = origin.split_once("://").map(|(_, authority)| authority);
-    let own = authority.is_some_and(|authority| Some(authority) == request.header("host"));
-    if own
-        || app
-            .config
-            .allow_origins
-            .iter()
-            .any(|allowed| allowed == origin)
-    {
-        return Ok(());
-    }
-    Err(Error::Forbidden(format!("origin not allowed: {origin}")))
 }
 
 fn not_found() -> Error {

@@ -358,7 +358,18 @@ fn a_post_from_a_foreign_origin_is_403_and_changes_nothing() {
         let reply = server.request("POST", "/api/clarify/submit", &headers, body);
         assert_eq!(reply.status, status, "Origin {origin:?}: {}", reply.text());
         if status == 403 {
-            let expected = json!({"error": format!("origin not allowed: {}", origin.unwrap())});
+            let origin = origin.unwrap();
+            let hint = match origin {
+                "null" => {
+                    "a page whose Origin is null (a sandboxed frame, a local file, a redirect) \
+                           cannot post to askgate: open askgate's own page"
+                        .to_string()
+                }
+                _ => format!(
+                    "if askgate's page is at {origin}, start askgate with --public-url {origin}"
+                ),
+            };
+            let expected = json!({"error": format!("origin not allowed: {origin}"), "hint": hint});
             assert_eq!(reply.json(), expected);
         }
     }
@@ -519,9 +530,14 @@ fn on_loopback_the_api_answers_only_local_host_names() {
             ("Origin", origin.as_str()),
         ];
         let reply = server.request("POST", "/api/clarify/submit", &headers, body);
+        let hint =
+            format!("if askgate's page is at {origin}, start askgate with --public-url {origin}");
         assert_eq!(
             (reply.status, reply.json()),
-            (403, json!({"error": format!("host not allowed: {host}")}))
+            (
+                403,
+                json!({"error": format!("host not allowed: {host}"), "hint": hint})
+            )
         );
         let read = server.request("GET", "/api/events", &[("Host", host)], "");
         assert_eq!(
