@@ -86,8 +86,8 @@ fn log_refusal(request: &Request, refusal: &Refusal) {
         .peer
         .map_or_else(|| "an unknown peer".to_string(), |peer| peer.to_string());
     log::warn!(
-        "403 {:?} {} from {peer}: {}; expected {}; {}",
-        request.method,
+        "403 {} {} from {peer}: {}; expected {}; {}",
+        request.method.name(),
         request.path,
         refusal.message,
         refusal.expected,
