@@ -1,0 +1,204 @@
+// Behind a real reverse proxy: nginx and Caddy, each with TLS from a CA the
+// test makes with openssl, serve askgate at https://127.0.0.1:PORT/askgate/
+// with the configuration docs/deploy.md shows, and askgate runs with
+// --public-url for that address. Through each proxy, in Chromium: /askgate
+// redirects to /askgate/; the page goes live; a clarify submitted through
+// the agent API appears and a click answers it; `askgate approve --server
+// https://.../askgate --ca-file CA` waits through the proxy and exits 0
+// when the page allows it; a frame crosses the proxy in under 100 ms (the
+// median of a few submits, printed). Without --public-url, an answer is
+// refused and the page shows the server's hint. A proxy that is not
+// installed is skipped, and the output says so and why.
+
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { PROXIES, freePort, makeCertificates, which } from './proxies.mjs';
+import { launchBrowser, repoRoot, startServer, waitConnection, waitText } from './support.mjs';
+
+const LATENCY_TRIES = 7;
+const LATENCY_LIMIT_MS = 100;
+
+let browser;
+let tls;
+
+// Without openssl there is no certificate, so no proxy test can run.
+const noOpenssl = which('openssl') ? false : 'openssl is not installed (apt-get install openssl)';
+
+before(async () => {
+  if (!noOpenssl) tls = makeCertificates();
+  browser = await launchBrowser();
+});
+after(async () => {
+  await browser?.close();
+  if (tls) fs.rmSync(tls.dir, { recursive: true, force: true });
+});
+
+// Where the page will sign in once askgate has credentials; nothing to do
+// until then.
+async function signIn(page) {
+  void page;
+}
+
+// askgate with `flags` behind `proxy` on a free port: {server, proxy, base}.
+// `flags` may use the public address through `{base}`.
+async function startBehind(proxy, flags) {
+  const port = await freePort();
+  const base = `https://127.0.0.1:${port}/askgate`;
+  const server = await startServer(flags.map((flag) => flag.replace('{base}', base)));
+  try {
+    const running = await proxy.start(port, new URL(server.url).host, tls);
+    return { server, proxy: running, base };
+  } catch (error) {
+    await server.stop();
+    throw error;
+  }
+}
+
+async function stopAll({ server, proxy }) {
+  await proxy.stop();
+  await server.stop();
+}
+
+// Opens `url` in a fresh context that accepts the test CA's certificate,
+// signs in, and waits until the page is live.
+async function openLive(url) {
+  const context = await browser.newContext({ ignoreHTTPSErrors: true });
+  const page = await context.newPage();
+  page.problems = [];
+  page.on('pageerror', (error) => page.problems.push(`pageerror: ${error.message}`));
+  page.on('console', (message) => message.type() === 'error' && page.problems.push(`console: ${message.text()}`));
+  await page.goto(url);
+  await signIn(page);
+  await waitConnection(page, 'live', 10000);
+  return page;
+}
+
+// Runs `askgate approve` against `base` with the test CA; resolves to
+// {code, stdout, stderr} when it exits.
+function approveThroughProxy(base, session_id, command) {
+  const bin = process.env.ASKGATE_BIN || path.join(repoRoot, 'target', 'debug', 'askgate');
+  const args = ['approve', '--server', base, '--ca-file', tls.ca, '--session', session_id, '--command', command, '--timeout', '60'];
+  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const out = { stdout: '', stderr: '' };
+  child.stdout.on('data', (chunk) => (out.stdout += chunk));
+  child.stderr.on('data', (chunk) => (out.stderr += chunk));
+  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code: code ?? signal, ...out })));
+  return {
+    exited,
+    stop() {
+      if (child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGTERM');
+    },
+  };
+}
+
+// In the page: an EventSource on api/events (through the proxy) and
+// `tries` submits from the page; for each, the milliseconds from sending
+// the submit to its frame arriving.
+async function frameLatencies(page, session_id, tries) {
+  return page.evaluate(
+    async ({ session_id, tries }) => {
+      const post = (route, body) =>
+        fetch(route, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+      const source = new EventSource(`api/events?session_id=${encodeURIComponent(session_id)}`);
+      await new Promise((resolve, reject) => {
+        source.addEventListener('ready', resolve, { once: true });
+        source.onerror = () => reject(new Error('the latency stream failed'));
+      });
+      const latencies = [];
+      for (let i = 0; i < tries; i++) {
+        const question = `latency ${i}`;
+        const seen = new Promise((resolve) => {
+          const onFrame = (event) => {
+            if (!event.data.includes(question)) return;
+            source.removeEventListener('clarify', onFrame);
+            resolve(performance.now());
+          };
+          source.addEventListener('clarify', onFrame);
+        });
+        const sentAt = performance.now();
+        const submitted = post('api/clarify/submit', { session_id, question });
+        latencies.push((await seen) - sentAt);
+        if (!(await submitted).ok) throw new Error('a latency submit was refused');
+        await post('api/clarify/cancel', { session_id });
+      }
+      source.close();
+      return latencies;
+    },
+    { session_id, tries },
+  );
+}
+
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}
+
+for (const [name, proxy] of Object.entries(PROXIES)) {
+  const missing =
+    noOpenssl || (which(proxy.command) ? false : `${proxy.command} is not installed (${proxy.install}); its proxy tests are skipped`);
+  if (missing) console.log(`SKIPPED ${name}: ${missing}`);
+
+  test(`${name}: the page at /askgate/ over TLS answers live, with the CLI, frames under ${LATENCY_LIMIT_MS} ms`, { skip: missing }, async () => {
+    const running = await startBehind(proxy, ['--public-url', '{base}', '--trusted-proxy', '127.0.0.1']);
+    const { server, base } = running;
+    const session_id = `proxy-${name}`;
+    let cli = null;
+    try {
+      // The address without its slash is redirected to the folder.
+      const page = await openLive(base);
+      assert.equal(page.url(), `${base}/`);
+
+      const shown = waitText(page, '#clarify-card .clarify-question', `Through ${name}?`, 2000);
+      const { clarify_id } = await server.agent.submitClarify({ session_id, question: `Through ${name}?`, choices: ['yes', 'no'] });
+      await shown;
+      await page.getByRole('button', { name: 'yes' }).click();
+      assert.deepEqual(await server.agent.waitClarify(session_id, clarify_id), { status: 'answered', response: 'yes' });
+
+      cli = approveThroughProxy(base, session_id, `deploy via ${name}`);
+      await waitText(page, '#approval-card .approval-command code', `deploy via ${name}`, 10000);
+      await page.getByRole('button', { name: 'Allow once' }).click();
+      const outcome = await cli.exited;
+      assert.equal(outcome.code, 0, `askgate approve through ${name}: ${outcome.stdout}${outcome.stderr}`);
+
+      const latencies = await frameLatencies(page, `latency-${name}`, LATENCY_TRIES);
+      const figure = median(latencies);
+      const tries = latencies.map((ms) => ms.toFixed(1)).join(', ');
+      console.log(`${name}: submit -> frame through the proxy, median ${figure.toFixed(1)} ms over ${LATENCY_TRIES} (${tries} ms)`);
+      assert.ok(figure < LATENCY_LIMIT_MS, `median ${figure} ms through ${name}`);
+
+      assert.deepEqual(page.problems, []);
+    } catch (error) {
+      error.message += `\n--- ${name} log:\n${running.proxy.logs()}\n--- askgate:\n${server.output.join('')}`;
+      throw error;
+    } finally {
+      cli?.stop();
+      await stopAll(running);
+    }
+  });
+
+  test(`${name}: without --public-url an answer is refused and the page shows the hint`, { skip: missing }, async () => {
+    const running = await startBehind(proxy, []);
+    const { server, base } = running;
+    const session_id = `refused-${name}`;
+    try {
+      const page = await openLive(`${base}/`);
+      const shown = waitText(page, '#clarify-card .clarify-question', 'Refused?', 2000);
+      await server.agent.submitClarify({ session_id, question: 'Refused?', choices: ['yes'] });
+      await shown;
+      await page.getByRole('button', { name: 'yes' }).click();
+      const origin = new URL(base).origin;
+      const hint = `if askgate's page is at ${base}, start askgate with --public-url ${base}`;
+      await waitText(page, '#notice .notice-message', `The server refused your answer: origin not allowed: ${origin}. ${hint}`, 2000);
+      const question = await page.locator('#clarify-card .clarify-question').textContent();
+      assert.equal(question, 'Refused?', 'the prompt is still there to answer');
+      const logged = server.output.join('').split('\n').find((line) => line.includes('403 POST /api/clarify/respond'));
+      assert.ok(logged?.includes(hint), `the 403 is logged with its hint:\n${server.output.join('')}`);
+    } finally {
+      await stopAll(running);
+    }
+  });
+}
