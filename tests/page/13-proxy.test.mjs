@@ -1,13 +1,17 @@
 // Behind a real reverse proxy: nginx and Caddy, each with TLS from a CA the
-// test makes with openssl, serve askgate at https://127.0.0.1:PORT/askgate/
-// with the configuration docs/deploy.md shows, and askgate runs with
-// --public-url for that address. Through each proxy, in Chromium: /askgate
+// test makes with openssl, serve askgate at https://home.askgate.test:PORT/
+// askgate/ (Chromium alone resolves that name, to 127.0.0.1) with the
+// configuration docs/deploy.md shows, and askgate runs with --public-url
+// for that address. The proxies pass the name on in Host, so only
+// --public-url gets the page past the Host check. Through each proxy, in
+// Chromium: /askgate
 // redirects to /askgate/; the page goes live; a clarify submitted through
 // the agent API appears and a click answers it; `askgate approve --server
 // https://.../askgate --ca-file CA` waits through the proxy and exits 0
 // when the page allows it; a frame crosses the proxy in under 100 ms (the
-// median of a few submits, printed). Without --public-url, an answer is
-// refused and the page shows the server's hint. A proxy that is not
+// median of a few submits, printed); the CLI uses 127.0.0.1, which it can
+// resolve. Without --public-url, at https://127.0.0.1:PORT/askgate/, an
+// answer is refused (Origin) and the page shows the server's hint. A proxy that is not
 // installed is skipped, and the output says so and why.
 
 import assert from 'node:assert/strict';
@@ -18,6 +22,7 @@ import { after, before, test } from 'node:test';
 import { PROXIES, freePort, makeCertificates, which } from './proxies.mjs';
 import { launchBrowser, repoRoot, startServer, waitConnection, waitText } from './support.mjs';
 
+const NAME = 'home.askgate.test';
 const LATENCY_TRIES = 7;
 const LATENCY_LIMIT_MS = 100;
 
@@ -28,8 +33,8 @@ let tls;
 const noOpenssl = which('openssl') ? false : 'openssl is not installed (apt-get install openssl)';
 
 before(async () => {
-  if (!noOpenssl) tls = makeCertificates();
-  browser = await launchBrowser();
+  if (!noOpenssl) tls = makeCertificates([NAME]);
+  browser = await launchBrowser([`--host-resolver-rules=MAP ${NAME} 127.0.0.1`]);
 });
 after(async () => {
   await browser?.close();
@@ -42,15 +47,16 @@ async function signIn(page) {
   void page;
 }
 
-// askgate with `flags` behind `proxy` on a free port: {server, proxy, base}.
-// `flags` may use the public address through `{base}`.
-async function startBehind(proxy, flags) {
+// askgate with `flags` behind `proxy` on a free port, its page opened at
+// `host`: {server, proxy, base, direct} (`direct`: the same through
+// 127.0.0.1). `flags` may use the page's address through `{base}`.
+async function startBehind(proxy, host, flags) {
   const port = await freePort();
-  const base = `https://127.0.0.1:${port}/askgate`;
+  const base = `https://${host}:${port}/askgate`;
   const server = await startServer(flags.map((flag) => flag.replace('{base}', base)));
   try {
-    const running = await proxy.start(port, new URL(server.url).host, tls);
-    return { server, proxy: running, base };
+    const running = await proxy.start(port, new URL(server.url).host, tls, [NAME]);
+    return { server, proxy: running, base, direct: `https://127.0.0.1:${port}/askgate` };
   } catch (error) {
     await server.stop();
     throw error;
@@ -143,8 +149,8 @@ for (const [name, proxy] of Object.entries(PROXIES)) {
   if (missing) console.log(`SKIPPED ${name}: ${missing}`);
 
   test(`${name}: the page at /askgate/ over TLS answers live, with the CLI, frames under ${LATENCY_LIMIT_MS} ms`, { skip: missing }, async () => {
-    const running = await startBehind(proxy, ['--public-url', '{base}', '--trusted-proxy', '127.0.0.1']);
-    const { server, base } = running;
+    const running = await startBehind(proxy, NAME, ['--public-url', '{base}', '--trusted-proxy', '127.0.0.1']);
+    const { server, base, direct } = running;
     const session_id = `proxy-${name}`;
     let cli = null;
     try {
@@ -158,7 +164,7 @@ for (const [name, proxy] of Object.entries(PROXIES)) {
       await page.getByRole('button', { name: 'yes' }).click();
       assert.deepEqual(await server.agent.waitClarify(session_id, clarify_id), { status: 'answered', response: 'yes' });
 
-      cli = approveThroughProxy(base, session_id, `deploy via ${name}`);
+      cli = approveThroughProxy(direct, session_id, `deploy via ${name}`);
       await waitText(page, '#approval-card .approval-command code', `deploy via ${name}`, 10000);
       await page.getByRole('button', { name: 'Allow once' }).click();
       const outcome = await cli.exited;
@@ -181,7 +187,7 @@ for (const [name, proxy] of Object.entries(PROXIES)) {
   });
 
   test(`${name}: without --public-url an answer is refused and the page shows the hint`, { skip: missing }, async () => {
-    const running = await startBehind(proxy, []);
+    const running = await startBehind(proxy, '127.0.0.1', []);
     const { server, base } = running;
     const session_id = `refused-${name}`;
     try {

@@ -44,8 +44,8 @@ export async function freePort() {
 }
 
 // {dir, ca, cert, key}: a CA and a server certificate signed by it, for
-// IP 127.0.0.1 and localhost, made as docs/deploy.md makes them.
-export function makeCertificates() {
+// IP 127.0.0.1, localhost and `names`, made as docs/deploy.md makes them.
+export function makeCertificates(names = []) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'askgate-tls-'));
   const file = (name) => path.join(dir, name);
   const openssl = (args) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
@@ -57,7 +57,7 @@ export function makeCertificates() {
     'basicConstraints=critical,CA:FALSE',
     'keyUsage=critical,digitalSignature',
     'extendedKeyUsage=serverAuth',
-    'subjectAltName=IP:127.0.0.1,DNS:localhost',
+    `subjectAltName=${['IP:127.0.0.1', 'DNS:localhost', ...names.map((name) => `DNS:${name}`)].join(',')}`,
     '',
   ].join('\n'));
   openssl(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial',
@@ -117,12 +117,13 @@ function nginxConfig(dir, port, upstream, tls) {
   ].join('\n');
 }
 
-// The Caddyfile from docs/deploy.md on https://127.0.0.1:`port`, with
-// global options that keep Caddy to itself: no admin endpoint, no port 80,
-// no trust store changes, storage in `dir`.
-function caddyConfig(dir, port, httpPort, upstream, tls) {
+// The Caddyfile from docs/deploy.md for `names` (and 127.0.0.1) on
+// 127.0.0.1:`port` alone, with global options that keep Caddy to itself:
+// no admin endpoint, no port 80, no trust store changes, storage in `dir`.
+function caddyConfig(dir, port, httpPort, upstream, tls, names) {
+  const addresses = [...names, '127.0.0.1'].map((name) => `https://${name}:${port}`).join(', ');
   const site = substitute(documented('caddyfile'), [
-    ['home.example {', `https://127.0.0.1:${port} {`],
+    ['home.example {', `${addresses} {\n    bind 127.0.0.1`],
     [`tls ${DOC_CERT} ${DOC_KEY}`, `tls ${tls.cert} ${tls.key}`],
     [DOC_UPSTREAM, upstream],
   ]);
@@ -193,8 +194,10 @@ function readIfThere(file) {
   }
 }
 
-// The proxies, by name: each `start(port, upstream, tls)` resolves to
-// {name, pid, logs(), stop()} once the port accepts connections.
+// The proxies, by name: each `start(port, upstream, tls, names)` resolves
+// to {name, pid, logs(), stop()} once 127.0.0.1:`port` accepts connections.
+// `names` are the host names it answers besides 127.0.0.1 (nginx's one
+// server answers any).
 export const PROXIES = {
   nginx: {
     command: 'nginx',
@@ -210,10 +213,10 @@ export const PROXIES = {
   caddy: {
     command: 'caddy',
     install: 'apt-get install caddy',
-    async start(port, upstream, tls) {
+    async start(port, upstream, tls, names = []) {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'askgate-caddy-'));
       const file = path.join(dir, 'Caddyfile');
-      fs.writeFileSync(file, caddyConfig(dir, port, await freePort(), upstream, tls));
+      fs.writeFileSync(file, caddyConfig(dir, port, await freePort(), upstream, tls, names));
       const env = { HOME: dir, XDG_DATA_HOME: `${dir}/data`, XDG_CONFIG_HOME: `${dir}/config` };
       const { child, output } = launch(which('caddy'), ['run', '--config', file, '--adapter', 'caddyfile'], dir, env);
       return started('caddy', dir, port, child, () => output.join('') + readIfThere(path.join(dir, 'caddy.log')));
