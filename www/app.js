@@ -530,7 +530,9 @@ $('.login-form', dom.login).addEventListener('submit', async (event) => {
     store.setAuthRequired(false);
     transport.loggedIn();
   } catch (failure) {
-    error.textContent = failure instanceof HttpError && failure.status === 401 ? 'That token is not right.' : 'Could not sign in; try again.';
+    const refusal = refusalOf(failure);
+    if (refusal) error.textContent = `The server refused this page: ${refusal.error}. ${refusal.hint}`.trim();
+    else error.textContent = failure instanceof HttpError && failure.status === 401 ? 'That token is not right.' : 'Could not sign in; try again.';
   }
 });
 

@@ -3,6 +3,7 @@
 //! streams and parked long-polls and waits.
 //!
 //! Layers point one way: `http` holds plain values and knows nothing else;
+//! `origin` decides whose requests the API takes (Host, Origin, https);
 //! `routes` turns requests into replies through the hub; only `server` and
 //! `stream` touch sockets.
 
