@@ -21,7 +21,8 @@ test-tiny-http:
 	$(CARGO) test --manifest-path vendor/tiny_http/Cargo.toml --target-dir target
 
 # The page in real headless Chromium; installs Debian's chromium and
-# playwright-core from npm when they are missing.
+# playwright-core from npm when they are missing. The proxy tests skip
+# nginx or Caddy when they are not installed (.ci/run installs them).
 test-page:
 	$(CARGO) build
 	sh tests/page/run.sh

@@ -4,8 +4,9 @@
 //! Precedence: command line, then environment, then the default. A value
 //! that does not parse is an error naming the flag, never silently ignored.
 
+use crate::public_url::{PublicUrl, normalize_origin};
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 /// (flag, default, help). A default of "" marks a boolean switch.
@@ -100,6 +101,17 @@ const FLAGS: &[(&str, &str, &str)] = &[
         "read the human's token from this file",
     ),
     (
+        "public-url",
+        "-",
+        "the address the page is opened at through a reverse proxy (https://home.example/askgate): \
+         its origin passes the Origin check, its host the Host check, its path is the base path",
+    ),
+    (
+        "trusted-proxy",
+        "-",
+        "comma-separated proxy IP addresses whose X-Forwarded-Proto and X-Forwarded-Host are believed",
+    ),
+    (
         "insecure-no-auth",
         "",
         "allow binding a non-loopback address without tokens: anyone who can reach it can answer",
@@ -133,6 +145,10 @@ pub struct Config {
     pub allow_origins: Vec<String>,
     /// Request bodies larger than this are refused with 413.
     pub max_body: usize,
+    /// askgate's external address behind a reverse proxy (`--public-url`).
+    pub public_url: Option<PublicUrl>,
+    /// Peers whose `X-Forwarded-Proto` and `X-Forwarded-Host` are believed.
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 impl Default for Config {
@@ -209,12 +225,24 @@ impl Config {
                 "insecure-no-auth",
                 default_false(get("insecure-no-auth")),
             )?,
-            allow_origins: get("allow-origin")
-                .split(',')
-                .map(|origin| origin.trim().trim_end_matches('/').to_string())
-                .filter(|origin| !origin.is_empty() && origin != "-")
-                .collect(),
+            allow_origins: list(get("allow-origin"))
+                .map(|origin| {
+                    normalize_origin(origin).ok_or_else(|| {
+                        format!("invalid value for --allow-origin: {origin:?} (want scheme://host[:port])")
+                    })
+                })
+                .collect::<Result<_, _>>()?,
             max_body: 64 * 1024,
+            public_url: match get("public-url").trim() {
+                "" | "-" => None,
+                url => Some(
+                    PublicUrl::parse(url)
+                        .map_err(|why| format!("invalid value for --public-url: {url:?}: {why}"))?,
+                ),
+            },
+            trusted_proxies: list(get("trusted-proxy"))
+                .map(|addr| parse_flag::<IpAddr>("trusted-proxy", addr).map(|ip| ip.to_canonical()))
+                .collect::<Result<_, _>>()?,
         };
         for (name, timeout) in [
             ("keepalive-secs", config.keepalive),
@@ -233,6 +261,12 @@ impl Config {
         parse_flag("bind", &self.bind)
     }
 
+    /// The path the page is served at behind a proxy, from `--public-url`:
+    /// `/askgate/`, or `/` without one. Always starts and ends with `/`.
+    pub fn base_path(&self) -> &str {
+        self.public_url.as_ref().map_or("/", PublicUrl::base_path)
+    }
+
     /// The usage text: every flag with its default.
     pub fn usage() -> String {
         let mut text =
@@ -247,6 +281,14 @@ impl Config {
         }
         text
     }
+}
+
+/// The items of a comma-separated flag; `-` (the default) or "" is none.
+fn list(value: &str) -> impl Iterator<Item = &str> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty() && *item != "-")
 }
 
 fn default_false(value: &str) -> &str {
@@ -361,6 +403,10 @@ mod tests {
             (
                 vec!["--stream-lifetime-secs", "9-3"],
                 "invalid value for --stream-lifetime-secs",
+            ),
+            (
+                vec!["--allow-origin", "https://a.example,null"],
+                "invalid value for --allow-origin: \"null\"",
             ),
             (
                 vec!["--header-timeout-secs", "0"],

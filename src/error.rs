@@ -1,7 +1,8 @@
 //! The one error type of the server, and its mapping to HTTP in one place.
 //!
 //! Messages are lowercase without a trailing period. Every error reaches the
-//! client as JSON `{"error": ...}`; a stale respond also says `"stale": true`.
+//! client as JSON `{"error": ...}`; a stale respond also says `"stale": true`,
+//! and a 403 says in `"hint"` what its operator could change.
 
 use serde_json::{Value, json};
 use std::fmt;
@@ -12,9 +13,9 @@ pub enum Error {
     BadRequest(String),
     /// 401: no credential, or one that matches nothing.
     Unauthorized,
-    /// 403: a POST from a foreign origin, a rebound host, or a credential
-    /// of the wrong role.
-    Forbidden(String),
+    /// 403: a foreign `Host` or `Origin`, or a credential of the wrong role;
+    /// what it was and what would let it in.
+    Forbidden(Refusal),
     /// 404: no such path, or no such prompt.
     NotFound(String),
     /// 405: the path exists but not with this method.
@@ -47,6 +48,29 @@ pub fn quoted(input: &str) -> String {
     }
 }
 
+/// Why a request was refused with 403. `message` and `hint` go to the client;
+/// `expected` only to the log, since it may name the configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Refusal {
+    /// `origin not allowed: https://evil.example`.
+    pub message: String,
+    /// What the operator could change: a flag and its value.
+    pub hint: String,
+    /// What would have passed, for the log.
+    pub expected: String,
+}
+
+impl Refusal {
+    /// A refusal with its message and hint; nothing more for the log.
+    pub fn new(message: impl Into<String>, hint: impl Into<String>) -> Refusal {
+        Refusal {
+            message: message.into(),
+            hint: hint.into(),
+            expected: String::new(),
+        }
+    }
+}
+
 impl Error {
     pub fn bad_request(message: impl Into<String>) -> Error {
         Error::BadRequest(message.into())
@@ -72,6 +96,7 @@ impl Error {
     pub fn body(&self) -> Value {
         match self {
             Error::Stale(_) => json!({"ok": false, "error": self.to_string(), "stale": true}),
+            Error::Forbidden(refusal) => json!({"error": refusal.message, "hint": refusal.hint}),
             _ => json!({"error": self.to_string()}),
         }
     }
@@ -80,8 +105,8 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Error::Forbidden(refusal) => f.write_str(&refusal.message),
             Error::BadRequest(message)
-            | Error::Forbidden(message)
             | Error::NotFound(message)
             | Error::Stale(message)
             | Error::TooMany(message)

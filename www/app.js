@@ -8,7 +8,7 @@
 // typed survives a stale answer (409) and is offered again on the next card.
 
 import { createStore } from './store.js';
-import { startTransport, requestJson, HttpError, loadConfig } from './transport.js';
+import { startTransport, requestJson, HttpError, loadConfig, refusalOf } from './transport.js';
 
 const SESSION_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const STALE = {
@@ -35,6 +35,9 @@ const dom = {
   otherText: $('#clarify-other-text'),
   idle: $('#idle'),
   login: $('#login'),
+  refusal: $('#refusal'),
+  refusalReason: $('#refusal .refusal-reason'),
+  refusalHint: $('#refusal .refusal-hint'),
 };
 
 const store = createStore();
@@ -100,7 +103,17 @@ function render() {
   renderApproval();
   renderClarify();
   renderIdle();
+  renderRefusal();
   dom.login.hidden = !store.authRequired;
+}
+
+// The server refuses this page (403): say why and what to change there.
+function renderRefusal() {
+  const refusal = store.refusal;
+  dom.refusal.hidden = !refusal;
+  if (!refusal) return;
+  dom.refusalReason.textContent = refusal.error;
+  dom.refusalHint.textContent = refusal.hint;
 }
 
 function renderConnection() {
@@ -374,6 +387,12 @@ function failedToAnswer(error) {
     store.setAuthRequired(true);
     return;
   }
+  const refusal = refusalOf(error);
+  if (refusal) {
+    // Trying again cannot help: the server's configuration has to change.
+    showNotice(`The server refused your answer: ${refusal.error}. ${refusal.hint || ''}`.trim());
+    return;
+  }
   const reason = error instanceof HttpError ? error.message : 'the server could not be reached';
   showNotice(`Your answer was not sent: ${reason}. Try again.`);
 }
@@ -401,7 +420,7 @@ async function answerClarify(response) {
   ui.busy.clarify = true;
   setBusy(dom.clarify, true);
   try {
-    await requestJson('/api/clarify/respond', {
+    await requestJson('api/clarify/respond', {
       method: 'POST',
       body: { session_id: entry.session_id, clarify_id: entry.clarify_id, response: text },
     });
@@ -427,7 +446,7 @@ async function answerApproval(choice) {
   ui.busy.approval = true;
   setBusy(dom.approval, true);
   try {
-    const { body } = await requestJson('/api/approval/respond', {
+    const { body } = await requestJson('api/approval/respond', {
       method: 'POST',
       body: { session_id: entry.session_id, approval_id: entry.approval_id, choice },
     });
@@ -506,12 +525,14 @@ $('.login-form', dom.login).addEventListener('submit', async (event) => {
   const error = $('.login-error', dom.login);
   error.textContent = '';
   try {
-    await requestJson('/api/login', { method: 'POST', body: { token: input.value } });
+    await requestJson('api/login', { method: 'POST', body: { token: input.value } });
     input.value = '';
     store.setAuthRequired(false);
     transport.loggedIn();
   } catch (failure) {
-    error.textContent = failure instanceof HttpError && failure.status === 401 ? 'That token is not right.' : 'Could not sign in; try again.';
+    const refusal = refusalOf(failure);
+    if (refusal) error.textContent = `The server refused this page: ${refusal.error}. ${refusal.hint}`.trim();
+    else error.textContent = failure instanceof HttpError && failure.status === 401 ? 'That token is not right.' : 'Could not sign in; try again.';
   }
 });
 

@@ -16,6 +16,7 @@ export function createStore() {
   const listeners = new Set();
   let connection = 'connecting';
   let authRequired = false;
+  let refusal = null; // {error, hint} while the server answers 403
 
   function session(session_id) {
     let s = sessions.get(session_id);
@@ -69,7 +70,7 @@ export function createStore() {
       emit();
     },
 
-    // Makes sessions known by name (from /api/sessions) without touching queues.
+    // Makes sessions known by name (from api/sessions) without touching queues.
     know(session_ids) {
       let added = false;
       for (const id of session_ids) {
@@ -134,6 +135,17 @@ export function createStore() {
     setAuthRequired(required) {
       if (required === authRequired) return;
       authRequired = required;
+      emit();
+    },
+
+    get refusal() {
+      return refusal;
+    },
+
+    setRefusal(next) {
+      const same = next === refusal || (next && refusal && next.error === refusal.error && next.hint === refusal.hint);
+      if (same) return;
+      refusal = next ? { error: String(next.error || ''), hint: String(next.hint || '') } : null;
       emit();
     },
   };

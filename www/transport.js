@@ -1,16 +1,19 @@
 // transport.js: how the picture reaches every tab of this browser.
 //
 // One tab per browser is the leader: it holds the only EventSource on
-// /api/events (watching every session) and relays what it learns to the other
+// api/events (watching every session) and relays what it learns to the other
 // tabs over a BroadcastChannel; the others never open a stream or a poll of
 // their own. The leader is elected with the Web Locks API (a localStorage
 // lease where that API is missing, as on plain http to a LAN address) and a
 // new one takes over when its tab closes. When the stream is refused or
-// breaks, the leader falls back to polling (GET /api/sessions every second and
+// breaks, the leader falls back to polling (GET api/sessions every second and
 // two long-polls for the session the user last looked at), and tries the
 // stream again after a backoff. Invariants: at most one stream and two parked
 // long-polls per browser; a long-poll for a session nobody looks at is
 // aborted; the health timer replaces a stream silent for 2.5 keepalives.
+// Every URL is relative to the page, so it works behind a proxy at any path.
+// A 403 (the server refuses this page: a Host or Origin it does not know)
+// is shown with the server's hint, not as "offline".
 
 import { KINDS } from './store.js';
 
@@ -20,6 +23,7 @@ const LEASE_KEY = 'askgate-stream-lease';
 const LEASE_MS = 4000;
 const DEFAULT_KEEPALIVE_SECS = 30;
 const SESSIONS_POLL_MS = 1000;
+const REFUSED_POLL_MS = 5000;
 const LONG_POLL_WAIT_SECS = 25;
 const LONG_POLL_REFUSED_MS = 10000;
 const LONG_POLL_ERROR_MS = 2000;
@@ -34,6 +38,17 @@ export class HttpError extends Error {
     this.status = status;
     this.body = body;
   }
+
+  // What the server says its operator could change (every 403 has one).
+  get hint() {
+    return (this.body && typeof this.body.hint === 'string' && this.body.hint) || '';
+  }
+}
+
+// {error, hint} of a 403, or null for any other failure.
+export function refusalOf(error) {
+  if (!(error instanceof HttpError) || error.status !== 403) return null;
+  return { error: error.message, hint: error.hint };
 }
 
 export async function requestJson(url, { method = 'GET', body, signal } = {}) {
@@ -61,7 +76,7 @@ let configPromise = null;
 export function loadConfig() {
   if (!configPromise) {
     const sentAt = Date.now();
-    configPromise = requestJson('/api/config')
+    configPromise = requestJson('api/config')
       .then(({ body, headers }) => {
         const keepalive_secs = Number(body.keepalive_secs) > 0 ? Number(body.keepalive_secs) : DEFAULT_KEEPALIVE_SECS;
         const date = Date.parse(headers.get('Date') || '');
@@ -134,6 +149,11 @@ function createLeader(store, post, firstActiveSession, onStream) {
     post({ t: 'auth', required });
   }
 
+  function setRefusal(refusal) {
+    store.setRefusal(refusal);
+    post({ t: 'refusal', refusal });
+  }
+
   function publish(updates) {
     if (!updates.length) return;
     store.apply(updates);
@@ -151,6 +171,7 @@ function createLeader(store, post, firstActiveSession, onStream) {
       updates: store.snapshot(),
       connection: store.connection,
       authRequired: store.authRequired,
+      refusal: store.refusal,
     });
   }
 
@@ -158,7 +179,9 @@ function createLeader(store, post, firstActiveSession, onStream) {
     if (error instanceof HttpError && error.status === 401) {
       setAuthRequired(true);
     }
-    setConnection('offline');
+    const refusal = refusalOf(error);
+    setRefusal(refusal);
+    setConnection(refusal ? 'refused' : 'offline');
   }
 
   // Session names (including ones with nothing pending) for the list.
@@ -166,7 +189,7 @@ function createLeader(store, post, firstActiveSession, onStream) {
     clearTimeout(namesTimer);
     namesTimer = setTimeout(refreshSessionNames, SESSION_NAMES_REFRESH_MS);
     try {
-      const { body } = await requestJson('/api/sessions');
+      const { body } = await requestJson('api/sessions');
       const ids = (body.sessions || []).map((s) => s.session_id);
       store.know(ids);
       post({ t: 'names', ids });
@@ -197,7 +220,7 @@ function createLeader(store, post, firstActiveSession, onStream) {
   function openStream(resumeFrom) {
     closeStream();
     clearTimeout(retryTimer);
-    const url = resumeFrom == null ? '/api/events' : `/api/events?last_event_id=${encodeURIComponent(resumeFrom)}`;
+    const url = resumeFrom == null ? 'api/events' : `api/events?last_event_id=${encodeURIComponent(resumeFrom)}`;
     const stream = new EventSource(url);
     source = stream;
     onStream('connecting');
@@ -235,6 +258,7 @@ function createLeader(store, post, firstActiveSession, onStream) {
       onStream('open');
       stopPolling();
       setAuthRequired(false);
+      setRefusal(null);
       setConnection('live');
       armHealthTimer();
     };
@@ -347,16 +371,19 @@ function createLeader(store, post, firstActiveSession, onStream) {
     const { signal } = state.controller;
     while (!signal.aborted) {
       try {
-        const { body } = await requestJson('/api/sessions', { signal });
+        const { body } = await requestJson('api/sessions', { signal });
         if (signal.aborted) return;
         setAuthRequired(false);
+        setRefusal(null);
         setConnection('polling');
         await catchUp(body.sessions || [], state.versions, signal);
       } catch (error) {
         if (signal.aborted) return;
         failed(error);
       }
-      await sleep(SESSIONS_POLL_MS, signal);
+      // Refused (403), asking again soon cannot help until the server's
+      // configuration changes.
+      await sleep(store.refusal ? REFUSED_POLL_MS : SESSIONS_POLL_MS, signal);
     }
   }
 
@@ -388,7 +415,7 @@ function createLeader(store, post, firstActiveSession, onStream) {
     const query = `session_id=${encodeURIComponent(session_id)}`;
     const updates = await Promise.all(
       KINDS.map(async (kind) => {
-        const { body } = await requestJson(`/api/${kind}/pending?${query}`, { signal });
+        const { body } = await requestJson(`api/${kind}/pending?${query}`, { signal });
         return queueUpdate(session_id, kind, body);
       }),
     );
@@ -406,7 +433,7 @@ function createLeader(store, post, firstActiveSession, onStream) {
       }
       const startedAt = Date.now();
       try {
-        const { body } = await requestJson(`/api/${kind}/pending?${query}`, { signal });
+        const { body } = await requestJson(`api/${kind}/pending?${query}`, { signal });
         if (signal.aborted) return;
         publish([queueUpdate(session_id, kind, body)]);
         // A server answering long-polls at once must not make this loop spin.
@@ -546,12 +573,16 @@ export function startTransport(store, { onRole = () => {}, onStream = () => {} }
         store.replace(message.updates);
         store.setConnection(message.connection);
         store.setAuthRequired(message.authRequired);
+        store.setRefusal(message.refusal || null);
         break;
       case 'connection':
         store.setConnection(message.connection);
         break;
       case 'auth':
         store.setAuthRequired(message.required);
+        break;
+      case 'refusal':
+        store.setRefusal(message.refusal || null);
         break;
       case 'names':
         store.know(message.ids);

@@ -27,6 +27,16 @@ impl Method {
             _ => Method::Other,
         }
     }
+
+    /// The method as written on the wire (`OTHER` for any other).
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Post => "POST",
+            Method::Other => "OTHER",
+        }
+    }
 }
 
 #[derive(Debug)]

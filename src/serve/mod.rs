@@ -3,6 +3,7 @@
 //! streams and parked long-polls and waits.
 //!
 //! Layers point one way: `http` holds plain values and knows nothing else;
+//! `origin` decides whose requests the API takes (Host, Origin, https);
 //! `routes` turns requests into replies through the hub; only `server` and
 //! `stream` touch sockets.
 
@@ -11,6 +12,7 @@ pub mod auth;
 pub mod http;
 pub mod limits;
 pub mod metrics;
+pub mod origin;
 pub mod routes;
 pub mod server;
 pub mod signals;

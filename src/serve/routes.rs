@@ -12,12 +12,13 @@ use crate::core::prompt::{Answer, Choice, Outcome};
 use crate::core::state::{Limits, Submitted};
 use crate::core::validate;
 use crate::core::view::{Interest, Update, Watch};
-use crate::error::{self, Error, Result};
+use crate::error::{self, Error, Refusal, Result};
 use crate::hub::{Hub, Responded, WaitResult, ids};
 use crate::serve::admission::{Admission, Place};
 use crate::serve::auth::{self, Auth, Caller, Role, SignInError};
 use crate::serve::http::{LEFT_CHECK_EVERY, Method, Reply, Request, Response};
 use crate::serve::metrics::{Metrics, Places};
+use crate::serve::origin;
 use crate::serve::static_files;
 use crate::serve::stream::{Format, Stream};
 use crossbeam_channel::RecvTimeoutError;
@@ -75,7 +76,28 @@ pub fn handle(app: &App, request: &Request) -> Reply {
     if let Err(error @ Error::PayloadTooLarge) = &request.body {
         return error.clone().into();
     }
-    route(app, request).unwrap_or_else(Reply::from)
+    route(app, request).unwrap_or_else(|error| {
+        if let Error::Forbidden(refusal) = &error {
+            log_refusal(request, refusal);
+        }
+        Reply::from(error)
+    })
+}
+
+/// Every 403 is logged with what was sent, what was expected and the hint
+/// (the body carries only the first and the last).
+fn log_refusal(request: &Request, refusal: &Refusal) {
+    let peer = request
+        .peer
+        .map_or_else(|| "an unknown peer".to_string(), |peer| peer.to_string());
+    log::warn!(
+        "403 {} {} from {peer}: {}; expected {}; {}",
+        request.method.name(),
+        request.path,
+        refusal.message,
+        refusal.expected,
+        refusal.hint
+    );
 }
 
 /// Who may call a route.
@@ -131,7 +153,7 @@ fn route(app: &App, request: &Request) -> Result<Reply> {
     let path = request.path.as_str();
     let api = path.strip_prefix("/api/");
     if api.is_some() || path == "/metrics" {
-        check_host(app, request)?;
+        origin::check_host(&app.config, app.loopback, request)?;
     }
     refuse_credentials_in_url(request)?;
     let caller = app
@@ -139,7 +161,8 @@ fn route(app: &App, request: &Request) -> Result<Reply> {
         .identify(request.header("authorization"), request.header("cookie"));
     check_access(access(path), caller)?;
     if request.method == Method::Post {
-        check_origin(app, request, caller)?;
+        check_cookie_origin(request, caller)?;
+        origin::check_origin(&app.config, request)?;
     }
     if let Some(rest) = api {
         return api_route(app, request, rest);
@@ -187,28 +210,6 @@ fn api_route(app: &App, request: &Request, rest: &str) -> Result<Reply> {
     }
 }
 
-/// On a loopback address the API answers only local host names, so a page
-/// whose name was rebound to 127.0.0.1 (DNS rebinding) cannot use it.
-fn check_host(app: &App, request: &Request) -> Result<()> {
-    let Some(host) = request.header("host").filter(|_| app.loopback) else {
-        return Ok(());
-    };
-    let name = match host.strip_prefix('[') {
-        Some(bracketed) => bracketed.split(']').next().unwrap_or(""),
-        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
-    };
-    let local = name.eq_ignore_ascii_case("localhost")
-        || name.to_ascii_lowercase().ends_with(".localhost")
-        || name.parse::<std::net::IpAddr>().is_ok();
-    if local {
-        return Ok(());
-    }
-    Err(Error::Forbidden(format!(
-        "host not allowed: {}",
-        error::quoted(host)
-    )))
-}
-
 /// Credentials are never taken from a URL, where logs, history and
 /// referrers keep them: a query naming one is refused outright.
 fn refuse_credentials_in_url(request: &Request) -> Result<()> {
@@ -234,10 +235,13 @@ fn check_access(access: Access, caller: Caller) -> Result<()> {
     match caller.role() {
         None => Err(Error::Unauthorized),
         Some(role) if role == needed => Ok(()),
-        Some(role) => Err(Error::Forbidden(format!(
-            "the {} credential cannot do this; it needs the {}'s",
-            role.as_str(),
-            needed.as_str()
+        Some(role) => Err(Error::Forbidden(Refusal::new(
+            format!(
+                "the {} credential cannot do this; it needs the {}'s",
+                role.as_str(),
+                needed.as_str()
+            ),
+            format!("use the {} credential for this", needed.as_str()),
         ))),
     }
 }
@@ -275,55 +279,27 @@ fn logout(app: &App, request: &Request) -> Response {
 /// The sign-in cookie: the page's only way in, out of reach of scripts and
 /// of other sites' requests.
 fn session_cookie(app: &App, request: &Request, id: &str, max_age: u64) -> String {
-    let secure = match is_https(app, request) {
+    let secure = match origin::is_https(&app.config, request) {
         true => "; Secure",
         false => "",
     };
     format!(
         "{}={id}; Path={}; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}",
         auth::COOKIE,
-        base_path(app)
+        app.config.base_path()
     )
 }
 
-/// The path the page is served under, as the browser sees it.
-fn base_path(_app: &App) -> &'static str {
-    "/"
-}
-
-/// Whether the browser reached the server over https.
-fn is_https(_app: &App, _request: &Request) -> bool {
-    false
-}
-
-/// A browser's POST must come from the server's own origin (or an allowed
-/// one); requests without an `Origin` (agents, scripts) pass, unless they
-/// ride on the page's cookie: a cookie alone never answers.
-fn check_origin(app: &App, request: &Request, caller: Caller) -> Result<()> {
-    let Some(origin) = request.header("origin") else {
-        return match caller {
-            Caller::SignedIn => Err(Error::Forbidden(
-                "a signed-in POST must carry an Origin".into(),
-            )),
-            _ => Ok(()),
-        };
-    };
-    let origin = origin.trim_end_matches('/');
-    let authority = origin.split_once("://").map(|(_, authority)| authority);
-    let own = authority.is_some_and(|authority| Some(authority) == request.header("host"));
-    if own
-        || app
-            .config
-            .allow_origins
-            .iter()
-            .any(|allowed| allowed == origin)
-    {
-        return Ok(());
+/// A POST that rides on the page's cookie must carry an `Origin` (which the
+/// Origin check then judges): a cookie alone never answers.
+fn check_cookie_origin(request: &Request, caller: Caller) -> Result<()> {
+    match (caller, request.header("origin")) {
+        (Caller::SignedIn, None) => Err(Error::Forbidden(Refusal::new(
+            "a signed-in POST must carry an Origin",
+            "send the request from askgate's page, or with a token",
+        ))),
+        _ => Ok(()),
     }
-    Err(Error::Forbidden(format!(
-        "origin not allowed: {}",
-        error::quoted(origin)
-    )))
 }
 
 fn not_found() -> Error {

@@ -191,6 +191,19 @@ fn error(code: u16, message: &str) -> Seen {
     status(code, json!({"error": message}))
 }
 
+/// A 403 and the hint it carries.
+fn refused(message: &str, hint: &str) -> Seen {
+    status(403, json!({"error": message, "hint": hint}))
+}
+
+/// The hint of a 403 whose page seems to be at `page`.
+fn public_url_hint(page: &str) -> String {
+    format!("if askgate's page is at {page}, start askgate with --public-url {page}")
+}
+
+const NULL_ORIGIN_HINT: &str = "a page whose Origin is null (a sandboxed frame, a local file, \
+                                a redirect) cannot post to askgate: open askgate's own page";
+
 fn bad(message: &str) -> Seen {
     error(400, message)
 }
@@ -445,8 +458,8 @@ fn checks_run_in_the_documented_order() {
     #[rustfmt::skip]
     let cases = vec![
         (too_large(foreign(get("/api/nope"))), error(413, "request body too large")),
-        (foreign(post(&submit, prompt(Kind::Clarify, json!({})))), error(403, "host not allowed: evil.example")),
-        (header(post("/nope", json!({})), "Origin", "null"), error(403, "origin not allowed: null")),
+        (foreign(post(&submit, prompt(Kind::Clarify, json!({})))), refused("host not allowed: evil.example", &public_url_hint("http://evil.example"))),
+        (header(post("/nope", json!({})), "Origin", "null"), refused("origin not allowed: null", NULL_ORIGIN_HINT)),
         (post_not_json("/nope"), not_found("not found")),
         (post_not_json(&url(Kind::Clarify, "pending")), not_allowed()),
         (post_not_json(&submit), error(415, "request body must be application/json")),
@@ -735,7 +748,13 @@ fn on_loopback_the_api_answers_only_local_host_names() {
         "localhost.evil",
         "127.0.0.1.nip.io",
     ] {
-        let refused = || error(403, &format!("host not allowed: {host}"));
+        let page = format!("http://{host}");
+        let refused = || {
+            refused(
+                &format!("host not allowed: {host}"),
+                &public_url_hint(&page),
+            )
+        };
         cases.push((header(get("/api/sessions"), "Host", host), refused()));
         cases.push((header(submit(), "Host", host), refused()));
         cases.push((header(get("/healthz"), "Host", host), health.clone()));
@@ -768,7 +787,18 @@ fn posts_from_a_foreign_origin_are_403_and_change_nothing() {
     let cancel = || post("/api/clarify/cancel", json!({"session_id": "s"}));
     let submit = || post("/api/clarify/submit", prompt(Kind::Clarify, json!({})));
     let passed = || ok(json!({"cancelled": [], "ok": true}));
-    let refused = |origin: &str| error(403, &format!("origin not allowed: {origin}"));
+    let refused = |origin: &str| match origin {
+        "null" => refused("origin not allowed: null", NULL_ORIGIN_HINT),
+        "askgate.example" => refused(
+            "origin not allowed: askgate.example",
+            "a page whose Origin is askgate.example (a sandboxed frame, a local file, \
+             a redirect) cannot post to askgate: open askgate's own page",
+        ),
+        origin => refused(
+            &format!("origin not allowed: {origin}"),
+            &public_url_hint(origin),
+        ),
+    };
     #[rustfmt::skip]
     let cases = vec![
         (from("http://evil.example", submit()), refused("http://evil.example")),

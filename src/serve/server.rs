@@ -117,6 +117,12 @@ impl Server {
         };
         threads.push(running.spawn("askgate-expiry", expiry)?);
         log::info!("askgate listening on http://{addr}");
+        if let Some(url) = &app.config.public_url {
+            log::info!(
+                "askgate public url {url} (base path {})",
+                app.config.base_path()
+            );
+        }
         Ok(Server {
             addr,
             http: Some(http),

@@ -378,7 +378,18 @@ fn a_post_from_a_foreign_origin_is_403_and_changes_nothing() {
         let reply = server.request("POST", "/api/clarify/submit", &headers, body);
         assert_eq!(reply.status, status, "Origin {origin:?}: {}", reply.text());
         if status == 403 {
-            let expected = json!({"error": format!("origin not allowed: {}", origin.unwrap())});
+            let origin = origin.unwrap();
+            let hint = match origin {
+                "null" => {
+                    "a page whose Origin is null (a sandboxed frame, a local file, a redirect) \
+                           cannot post to askgate: open askgate's own page"
+                        .to_string()
+                }
+                _ => format!(
+                    "if askgate's page is at {origin}, start askgate with --public-url {origin}"
+                ),
+            };
+            let expected = json!({"error": format!("origin not allowed: {origin}"), "hint": hint});
             assert_eq!(reply.json(), expected);
         }
     }
@@ -539,9 +550,14 @@ fn on_loopback_the_api_answers_only_local_host_names() {
             ("Origin", origin.as_str()),
         ];
         let reply = server.request("POST", "/api/clarify/submit", &headers, body);
+        let hint =
+            format!("if askgate's page is at {origin}, start askgate with --public-url {origin}");
         assert_eq!(
             (reply.status, reply.json()),
-            (403, json!({"error": format!("host not allowed: {host}")}))
+            (
+                403,
+                json!({"error": format!("host not allowed: {host}"), "hint": hint})
+            )
         );
         let read = server.request("GET", "/api/events", &[("Host", host)], "");
         assert_eq!(
@@ -816,7 +832,8 @@ fn refusals_quote_little_of_the_input_and_json_is_never_sniffed() {
     let host = format!("{}.example", "h".repeat(5000));
     let rebound = server.request("GET", "/api/sessions", &[("Host", &host)], "");
     assert_eq!(rebound.status, 403);
-    assert!(rebound.text().len() < 200, "{}", rebound.text().len());
+    // The message and its hint quote at most 64 characters each.
+    assert!(rebound.text().len() < 400, "{}", rebound.text().len());
     let poll = server.get(&format!(
         "/api/clarify/pending?session_id=s&since={}",
         "9".repeat(5000)

@@ -5,7 +5,9 @@
 # playwright-core from npm when tests/page/node_modules is missing, then runs
 # every tests/page/*.test.mjs one file at a time against target/debug/askgate
 # (build it first: cargo build). Exits with the tests' status. Screenshots go
-# to artifacts/ at the repository root.
+# to artifacts/ at the repository root. 13-proxy.test.mjs also needs nginx,
+# Caddy and openssl (.ci/run installs them); a proxy that is missing is
+# skipped, and the output says so.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)

@@ -78,7 +78,9 @@ export async function startServer(args = []) {
   };
 }
 
-export async function launchBrowser() {
+// `extraArgs` go to Chromium after the usual ones (for example
+// `--host-resolver-rules=MAP askgate.test 127.0.0.1`).
+export async function launchBrowser(extraArgs = []) {
   return chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     headless: true,
@@ -91,6 +93,7 @@ export async function launchBrowser() {
       '--disable-background-networking',
       '--disable-component-update',
       '--disable-sync',
+      ...extraArgs,
     ],
   });
 }
