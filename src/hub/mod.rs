@@ -536,14 +536,14 @@ fn log_change(change: &Change) {
             kind,
             id,
             answer,
-            rule,
+            rule_id,
             ..
         } => log::info!(
-            "{} {id} answered {} by the rule {} in session {session_id}",
+            "{} {id} answered {} by the rule {rule_id} in session {session_id}",
             kind.as_str(),
             answer.as_str(),
-            rule.to_json()
         ),
+        Change::RuleRevoked { rule_id, .. } => log::info!("rule {rule_id} revoked"),
         Change::SessionEvicted { session_id } => {
             log::debug!("session {session_id} evicted to make room")
         }
