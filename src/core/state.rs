@@ -16,7 +16,7 @@
 
 use crate::core::change::Change;
 use crate::core::kind::{Kind, KindMap};
-use crate::core::prompt::{Answer, Outcome, Payload, Prompt};
+use crate::core::prompt::{Answer, Outcome, Payload, Prompt, round_ms};
 use crate::core::queue::{Identified, Queue};
 use crate::core::rules::{Lifetime, Rule, Scope};
 use crate::core::view::{Interest, Update, Watch};
@@ -273,8 +273,8 @@ impl State {
     }
 
     /// The rule applying this change adds: for an answer that grants one,
-    /// named by the prompt's id, with the change's time and the prompt's
-    /// command. `None` for any other change, or when a rule of the same
+    /// named by the prompt's id, with the change's time (to the
+    /// millisecond) and the prompt's command. `None` for any other change, or when a rule of the same
     /// lifetime (and session) already has that scope.
     pub fn rule_granted_by(&self, change: &Change) -> Option<Rule> {
         let Change::Resolved {
@@ -303,7 +303,7 @@ impl State {
             scope: scope.clone(),
             lifetime,
             session_id,
-            granted_at: *at,
+            granted_at: round_ms(*at),
             command: command.to_string(),
         })
     }

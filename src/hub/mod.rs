@@ -21,6 +21,7 @@ pub mod subscriber;
 use crate::core::change::Change;
 use crate::core::kind::{Kind, KindMap};
 use crate::core::prompt::{Answer, Outcome, Payload, Prompt};
+use crate::core::rules::Rule;
 use crate::core::state::{Limits, Lookup, Respond, SessionSummary, State, Submitted};
 use crate::core::view::{Interest, Update, Watch};
 use crate::error::{Error, Result};
@@ -276,6 +277,18 @@ impl Hub {
             let ids = changes.iter().filter_map(resolved_id).collect();
             Ok((changes, ids))
         })
+    }
+
+    /// Takes back the rule with this id (404 when there is none).
+    pub fn revoke(&self, rule_id: &str) -> Result<()> {
+        let now = self.clock.now();
+        self.commit(|inner| Ok((vec![inner.state.revoke(rule_id, now)?], ())))
+    }
+
+    /// Every rule, oldest grant first.
+    pub fn rules(&self) -> Vec<Rule> {
+        let inner = self.lock();
+        inner.state.rules().into_iter().cloned().collect()
     }
 
     /// Expires every prompt whose time has come, forgets what is past

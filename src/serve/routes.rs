@@ -9,6 +9,7 @@
 use crate::config::Config;
 use crate::core::kind::Kind;
 use crate::core::prompt::{Answer, Choice, Outcome};
+use crate::core::rules::Rule;
 use crate::core::state::{Limits, Submitted};
 use crate::core::validate;
 use crate::core::view::{Interest, Update, Watch};
@@ -121,7 +122,11 @@ fn api_route(app: &App, request: &Request, rest: &str) -> Result<Reply> {
             &json!({"keepalive_secs": app.config.keepalive.as_secs_f64()}),
         )
         .into()),
-        ("events" | "sessions" | "config", _) => Err(Error::MethodNotAllowed),
+        ("rules", Get) => Ok(rules(app).into()),
+        ("rules/revoke", Post) => revoke(app, request),
+        ("events" | "sessions" | "config" | "rules" | "rules/revoke", _) => {
+            Err(Error::MethodNotAllowed)
+        }
         _ => Err(not_found()),
     }
 }
@@ -324,6 +329,22 @@ fn respond_body(
         (Kind::Approval, Responded::Stale { .. }) => json!({"ok": false, field: answer}),
     };
     Ok(Response::json(200, &body))
+}
+
+// ---- browser API: rules (docs/PROTOCOL.md §3.2) ----
+
+fn rules(app: &App) -> Response {
+    let rules: Vec<Value> = app.hub.rules().iter().map(Rule::to_json).collect();
+    Response::json(200, &json!({ "rules": rules }))
+}
+
+fn revoke(app: &App, request: &Request) -> Result<Reply> {
+    let body = request.json()?;
+    let rule_id = optional_text(&body, "rule_id")?
+        .filter(|rule_id| !rule_id.is_empty())
+        .ok_or_else(|| Error::bad_request("rule_id is required"))?;
+    app.hub.revoke(rule_id)?;
+    Ok(Response::json(200, &json!({"ok": true})).into())
 }
 
 // ---- browser API: streams (docs/PROTOCOL.md §3.3, §4) ----
