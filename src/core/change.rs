@@ -27,11 +27,13 @@ pub enum Change {
         at: f64,
         grant: Option<Scope>,
     },
-    /// A prompt answered by a rule without ever being queued.
+    /// A prompt answered by a rule without ever being queued: the command
+    /// it asked for (for the audit log) and the rule that covered it.
     AutoAnswered {
         session_id: String,
         kind: Kind,
         id: String,
+        command: String,
         answer: Answer,
         rule_id: String,
         at: f64,
@@ -86,12 +88,13 @@ impl Change {
                 session_id,
                 kind,
                 id,
+                command,
                 answer,
                 rule_id,
                 at,
             } => json!({"auto_answered": {
                 "session_id": session_id, "kind": kind.as_str(), "id": id,
-                "answer": answer.as_str(), "rule_id": rule_id, "at": at,
+                "command": command, "answer": answer.as_str(), "rule_id": rule_id, "at": at,
             }}),
             Change::RuleRevoked { rule_id, at } => {
                 json!({"rule_revoked": {"rule_id": rule_id, "at": at}})
@@ -133,6 +136,7 @@ impl Change {
                 session_id: text("session_id")?,
                 kind: kind()?,
                 id: text("id")?,
+                command: text("command")?,
                 answer: Answer::parse(kind()?, body["answer"].as_str()?)?,
                 rule_id: text("rule_id")?,
                 at: body["at"].as_f64()?,

@@ -366,12 +366,17 @@ impl Run {
             "a command a live rule covers is answered at once, and only such a command"
         );
         if let Ok((changes, _)) = &decided
-            && let [Change::AutoAnswered { rule_id, .. }] = changes.as_slice()
+            && let [
+                Change::AutoAnswered {
+                    rule_id, command, ..
+                },
+            ] = changes.as_slice()
         {
             assert!(
                 covering.contains(rule_id),
                 "the rule that answers covers the command in this session"
             );
+            assert_eq!(Some(command.as_str()), payload.command(), "and names it");
         }
         match decided {
             Ok((

@@ -375,11 +375,12 @@ impl State {
         if let Some(queued) = self.duplicate_of_last(&prompt) {
             return Ok((Vec::new(), queued));
         }
-        if let Some((rule, answer)) = self.rule_for(session_id, &prompt.payload) {
+        if let Some((rule, command, answer)) = self.rule_for(session_id, &prompt.payload) {
             let change = Change::AutoAnswered {
                 session_id: session_id.to_string(),
                 kind,
                 id: prompt.id.clone(),
+                command: command.to_string(),
                 answer: answer.clone(),
                 rule_id: rule.rule_id.clone(),
                 at: prompt.requested_at,
@@ -417,14 +418,18 @@ impl State {
         })
     }
 
-    /// The rule that covers this payload, if any, and the answer it gives:
-    /// `always` rules first, then the session's.
-    fn rule_for(&self, session_id: &str, payload: &Payload) -> Option<(&Rule, Answer)> {
+    /// The rule that covers this payload's command, if any, the command,
+    /// and the answer the rule gives: `always` rules first, then the
+    /// session's.
+    fn rule_for<'a>(
+        &'a self,
+        session_id: &str,
+        payload: &'a Payload,
+    ) -> Option<(&'a Rule, &'a str, Answer)> {
         let command = payload.command()?;
-        let session_rules = self.sessions.get(session_id).map(|s| s.rules.as_slice());
-        let rules = self.always.iter().chain(session_rules.unwrap_or_default());
+        let rules = self.always.iter().chain(self.session_rules(session_id));
         let rule = rules.into_iter().find(|rule| rule.scope.matches(command))?;
-        Some((rule, Answer::Choice(rule.lifetime.choice())))
+        Some((rule, command, Answer::Choice(rule.lifetime.choice())))
     }
 
     fn make_room(
@@ -711,14 +716,12 @@ impl State {
         self.always.len() + self.sessions.values().map(|s| s.rules.len()).sum::<usize>()
     }
 
-    /// Every rule, oldest grant first (ties by id).
+    /// Every rule, oldest grant first; rules granted in the same
+    /// millisecond in a fixed order (`always` ones first, then by session).
     pub fn rules(&self) -> Vec<&Rule> {
         let sessions = self.sessions.values().flat_map(|s| s.rules.iter());
         let mut rules: Vec<&Rule> = self.always.iter().chain(sessions).collect();
-        rules.sort_by(|a, b| {
-            let by_time = a.granted_at.total_cmp(&b.granted_at);
-            by_time.then_with(|| a.rule_id.cmp(&b.rule_id))
-        });
+        rules.sort_by(|a, b| a.granted_at.total_cmp(&b.granted_at));
         rules
     }
 

@@ -13,11 +13,15 @@
 //!   only once the journal has synced them: acknowledged means durable. A
 //!   change the journal has no room for is refused before it is applied.
 //!   Waiting agents learn an outcome only once it is durable.
+//! - Every decision gets its audit line (`core/audit.rs`), made under the
+//!   lock from the change and the state it applies to, and logged (target
+//!   `audit`) after the lock is released, once the change is durable.
 
 pub mod durable;
 pub mod ids;
 pub mod subscriber;
 
+use crate::core::audit;
 use crate::core::change::Change;
 use crate::core::kind::{Kind, KindMap};
 use crate::core::prompt::{Answer, Outcome, Payload, Prompt};
@@ -114,14 +118,25 @@ struct Inner {
     registry: Registry,
 }
 
-/// What a commit did: whether it recorded an outcome or a new deadline, and
-/// the version to wait for before answering.
+/// What a commit did: whether it recorded an outcome or a new deadline,
+/// the version to wait for before answering, and the audit lines to write
+/// once it is durable.
 #[derive(Default)]
 struct Committed {
     outcome: bool,
     deadline: bool,
     version: u64,
+    audit: Vec<String>,
 }
+
+/// Who asked for an operation and when: the audit log's `by` and `at`.
+struct Op<'a> {
+    by: &'a str,
+    now: f64,
+}
+
+/// Who the server itself is in the audit log (expiry, restart).
+const SERVER: &str = "server";
 
 pub struct Hub {
     inner: Mutex<Inner>,
@@ -181,7 +196,7 @@ impl Hub {
             let restarted = vec![Change::Restarted {
                 skip: durable::RESTART_SKIP,
             }];
-            hub.commit(|_| Ok((restarted, ())))
+            hub.commit(hub.op(SERVER), |_| Ok((restarted, ())))
                 .map_err(|e| format!("cannot write the journal: {e}"))?;
         }
         hub.expire_due(Duration::ZERO);
@@ -206,23 +221,47 @@ impl Hub {
         }
     }
 
+    /// An operation asked for by `by`, now.
+    fn op<'a>(&self, by: &'a str) -> Op<'a> {
+        Op {
+            by,
+            now: self.clock.now(),
+        }
+    }
+
     /// One operation: under the lock, `decide` reads the state and returns
     /// the changes to make; they are queued to the journal, applied and
-    /// published. Then, without the lock, waits until they are durable and
-    /// wakes whoever waits for them.
-    fn commit<R>(&self, decide: impl FnOnce(&Inner) -> Result<(Vec<Change>, R)>) -> Result<R> {
+    /// published. Then, without the lock, waits until they are durable,
+    /// writes their audit lines and wakes whoever waits for them.
+    fn commit<R>(
+        &self,
+        op: Op<'_>,
+        decide: impl FnOnce(&Inner) -> Result<(Vec<Change>, R)>,
+    ) -> Result<R> {
         let mut inner = self.lock();
         let (changes, decided) = decide(&inner)?;
-        let committed = inner.commit_all(changes, self.journal.as_ref())?;
+        let committed = inner.commit_all(changes, self.journal.as_ref(), &op)?;
         drop(inner);
-        if let Some(journal) = &self.journal {
-            journal.wait_durable(committed.version).map_err(|failed| {
+        let durable = match &self.journal {
+            Some(journal) => journal.wait_durable(committed.version).map_err(|failed| {
                 log::error!("a change could not be made durable: {}", failed.reason);
                 Error::InsufficientStorage("the change could not be made durable".into())
-            })?;
-        }
+            }),
+            None => Ok(()),
+        };
+        // Applied either way: a change whose sync failed may still reach
+        // the disk, like a reply lost on the way.
+        self.audit(committed.audit);
+        durable?;
         self.announce(committed.outcome, committed.deadline);
         Ok(decided)
+    }
+
+    /// Writes audit lines to the log, with no lock held.
+    fn audit(&self, lines: Vec<String>) {
+        for line in &lines {
+            log::info!(target: "audit", "{line}");
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -232,14 +271,18 @@ impl Hub {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Queues a prompt, or answers it at once by a rule; `by` names the
+    /// agent in the audit log.
     pub fn submit(
         &self,
         session_id: &str,
         timeout_seconds: i64,
         payload: Payload,
+        by: &str,
     ) -> Result<Submitted> {
-        let now = self.clock.now();
-        self.commit(|inner| {
+        let op = self.op(by);
+        let now = op.now;
+        self.commit(op, |inner| {
             let id = inner.state.fresh_id(payload.kind(), ids::random_hex);
             let prompt = Prompt::new(id, session_id.to_string(), now, timeout_seconds, payload);
             let needed = |s: &str| inner.registry.needs(s);
@@ -247,16 +290,19 @@ impl Hub {
         })
     }
 
-    /// Answers the prompt with this id, or the head when no id is given.
+    /// Answers the prompt with this id, or the head when no id is given;
+    /// `by` names who answered in the audit log.
     pub fn respond(
         &self,
         session_id: &str,
         id: Option<&str>,
         answer: Answer,
         prefix: Option<&str>,
+        by: &str,
     ) -> Result<Responded> {
-        let now = self.clock.now();
-        self.commit(|inner| {
+        let op = self.op(by);
+        let now = op.now;
+        self.commit(op, |inner| {
             Ok(
                 match inner.state.respond(session_id, id, answer, prefix, now)? {
                     Respond::Answer(change) => (vec![change], Responded::Answered),
@@ -270,19 +316,30 @@ impl Hub {
 
     /// Cancels one pending prompt, or every pending prompt of the session's
     /// kind when no id is given. Returns the ids cancelled.
-    pub fn cancel(&self, session_id: &str, kind: Kind, id: Option<&str>) -> Result<Vec<String>> {
-        let now = self.clock.now();
-        self.commit(|inner| {
+    pub fn cancel(
+        &self,
+        session_id: &str,
+        kind: Kind,
+        id: Option<&str>,
+        by: &str,
+    ) -> Result<Vec<String>> {
+        let op = self.op(by);
+        let now = op.now;
+        self.commit(op, |inner| {
             let changes = inner.state.cancel(session_id, kind, id, now)?;
             let ids = changes.iter().filter_map(resolved_id).collect();
             Ok((changes, ids))
         })
     }
 
-    /// Takes back the rule with this id (404 when there is none).
-    pub fn revoke(&self, rule_id: &str) -> Result<()> {
-        let now = self.clock.now();
-        self.commit(|inner| Ok((vec![inner.state.revoke(rule_id, now)?], ())))
+    /// Takes back the rule with this id (404 when there is none); `by`
+    /// names who did in the audit log.
+    pub fn revoke(&self, rule_id: &str, by: &str) -> Result<()> {
+        let op = self.op(by);
+        let now = op.now;
+        self.commit(op, |inner| {
+            Ok((vec![inner.state.revoke(rule_id, now)?], ()))
+        })
     }
 
     /// Every rule, oldest grant first.
@@ -295,8 +352,9 @@ impl Hub {
     /// retention, and compacts the journal when it has grown; returns how
     /// long until the next expiry (at most `max_wait`).
     pub fn expire_due(&self, max_wait: Duration) -> Duration {
-        let now = self.clock.now();
-        let committed = self.commit(|inner| {
+        let op = self.op(SERVER);
+        let now = op.now;
+        let committed = self.commit(op, |inner| {
             let mut changes = inner.state.expire_due(now);
             let needed = |s: &str| inner.registry.needs(s);
             changes.extend(inner.state.prune(now, self.limits.result_ttl, needed));
@@ -478,8 +536,14 @@ impl Hub {
 impl Inner {
     /// Queues the changes to the journal as one record (refusing them all
     /// when it has no room), then applies each, logs it, and publishes the
-    /// queue it touched.
-    fn commit_all(&mut self, changes: Vec<Change>, journal: Option<&Journal>) -> Result<Committed> {
+    /// queue it touched. The audit lines of each change are made from the
+    /// state just before it applies.
+    fn commit_all(
+        &mut self,
+        changes: Vec<Change>,
+        journal: Option<&Journal>,
+        op: &Op<'_>,
+    ) -> Result<Committed> {
         let version = durable::version_after(&self.state, &changes);
         if let (Some(journal), false) = (journal, changes.is_empty()) {
             journal
@@ -492,6 +556,8 @@ impl Inner {
         };
         for change in changes {
             log_change(&change);
+            let lines = audit::lines(&self.state, &change, op.by, op.now);
+            committed.audit.extend(lines);
             committed.deadline |= matches!(&change, Change::Submitted(prompt) if prompt.expires());
             let applied = self.state.apply(&change);
             if let Some((session_id, kind)) = applied.queue {
@@ -522,41 +588,14 @@ fn resolved_id(change: &Change) -> Option<String> {
     }
 }
 
-/// One log line per prompt submitted, answered, expired or cancelled.
+/// A debug line for the changes that are housekeeping, not decisions
+/// (decisions have their audit lines).
 fn log_change(change: &Change) {
     match change {
-        Change::Submitted(prompt) => log::info!(
-            "{} {} submitted in session {}",
-            prompt.kind().as_str(),
-            prompt.id,
-            prompt.session_id
-        ),
-        Change::Resolved {
-            session_id,
-            kind,
-            id,
-            outcome,
-            ..
-        } => {
-            log::info!(
-                "{} {id} {} in session {session_id}",
-                kind.as_str(),
-                outcome.status()
-            )
-        }
-        Change::AutoAnswered {
-            session_id,
-            kind,
-            id,
-            answer,
-            rule_id,
-            ..
-        } => log::info!(
-            "{} {id} answered {} by the rule {rule_id} in session {session_id}",
-            kind.as_str(),
-            answer.as_str(),
-        ),
-        Change::RuleRevoked { rule_id, .. } => log::info!("rule {rule_id} revoked"),
+        Change::Submitted(_)
+        | Change::Resolved { .. }
+        | Change::AutoAnswered { .. }
+        | Change::RuleRevoked { .. } => {}
         Change::SessionEvicted { session_id } => {
             log::debug!("session {session_id} evicted to make room")
         }

@@ -65,6 +65,17 @@ impl App {
 /// Seconds a client refused a stream place should wait before trying again.
 const RETRY_AFTER_SECS: u32 = 5;
 
+/// The two sides of the API, as the audit log names who acted.
+const HUMAN: &str = "human";
+const AGENT: &str = "agent";
+
+/// Who sent a request, for the audit log's `by` (docs/PROTOCOL.md §8): for
+/// now the side of the API its route serves. This is the hook credentials
+/// fill in: with them, the name of the credential the request carried.
+fn actor<'a>(_request: &'a Request, side: &'static str) -> &'a str {
+    side
+}
+
 pub fn handle(app: &App, request: &Request) -> Reply {
     // An oversized body is refused whatever the route, even one that would
     // not read it (a stream, a poll).
@@ -257,7 +268,10 @@ fn respond(app: &App, request: &Request, kind: Kind) -> Result<Reply> {
     let answer = read_answer(kind, &body)?;
     let id = optional_id(&body, kind)?;
     let prefix = read_scope(&answer, &body)?;
-    let responded = app.hub.respond(session_id, id, answer.clone(), prefix)?;
+    let by = actor(request, HUMAN);
+    let responded = app
+        .hub
+        .respond(session_id, id, answer.clone(), prefix, by)?;
     respond_body(kind, &answer, id.is_some(), responded).map(Reply::from)
 }
 
@@ -343,7 +357,7 @@ fn revoke(app: &App, request: &Request) -> Result<Reply> {
     let rule_id = optional_text(&body, "rule_id")?
         .filter(|rule_id| !rule_id.is_empty())
         .ok_or_else(|| Error::bad_request("rule_id is required"))?;
-    app.hub.revoke(rule_id)?;
+    app.hub.revoke(rule_id, actor(request, HUMAN))?;
     Ok(Response::json(200, &json!({"ok": true})).into())
 }
 
@@ -445,7 +459,8 @@ fn submit(app: &App, request: &Request, kind: Kind) -> Result<Reply> {
     let payload = validate::payload(kind, &body)?;
     let timeout_seconds = validate::timeout_seconds(&body, kind.default_timeout_seconds())?;
     let id_field = kind.id_field();
-    let body = match app.hub.submit(session_id, timeout_seconds, payload)? {
+    let by = actor(request, AGENT);
+    let body = match app.hub.submit(session_id, timeout_seconds, payload, by)? {
         Submitted::Queued {
             id,
             pending_count,
@@ -507,7 +522,9 @@ fn cancel(app: &App, request: &Request, kind: Kind) -> Result<Reply> {
     let body = request.json()?;
     let session_id = required_session(&body)?;
     let id = optional_id(&body, kind)?;
-    let cancelled = app.hub.cancel(session_id, kind, id)?;
+    let cancelled = app
+        .hub
+        .cancel(session_id, kind, id, actor(request, AGENT))?;
     Ok(Response::json(200, &json!({"ok": true, "cancelled": cancelled})).into())
 }
 

@@ -1007,20 +1007,17 @@ fn rules_are_listed_with_where_they_came_from_and_revoked_by_id() {
     let main = queued(&app, Kind::Approval, ask("s1", "git push origin main"));
     let dev = queued(&app, Kind::Approval, ask("s2", "git push origin dev"));
     let answered = |choice| ok(json!({"choice": choice, "ok": true}));
-    check(
-        &app,
-        respond("s1", &main, json!({"choice": "session"})),
-        answered("session"),
-    );
     let prefix = json!({"choice": "always", "scope": "git push"});
     check(&app, respond("s2", &dev, prefix), answered("always"));
+    let session = json!({"choice": "session"});
+    check(&app, respond("s1", &main, session), answered("session"));
     #[rustfmt::skip]
     let session_rule = json!({"rule_id": main, "scope": {"exact": "git push origin main"},
         "lifetime": "session", "session_id": "s1", "granted_at": 0.0, "command": "git push origin main"});
     #[rustfmt::skip]
     let always_rule = json!({"rule_id": dev, "scope": {"prefix": "git push"},
         "lifetime": "always", "session_id": null, "granted_at": 0.0, "command": "git push origin dev"});
-    let both = listed(vec![session_rule.clone(), always_rule]);
+    let both = listed(vec![always_rule, session_rule.clone()]);
     check_changes_nothing(&app, get("/api/rules"), both);
 
     let no_such_rule = not_found("no such rule");
