@@ -15,7 +15,8 @@
 //!   Waiting agents learn an outcome only once it is durable.
 //! - Every decision gets its audit line (`core/audit.rs`), made under the
 //!   lock from the change and the state it applies to, and logged (target
-//!   `audit`) after the lock is released, once the change is durable.
+//!   `audit`) and queued to the audit file after the lock is released, once
+//!   the change is durable.
 
 pub mod durable;
 pub mod ids;
@@ -29,6 +30,7 @@ use crate::core::rules::Rule;
 use crate::core::state::{Limits, Lookup, Respond, SessionSummary, State, Submitted};
 use crate::core::view::{Interest, Update, Watch};
 use crate::error::{Error, Result};
+use crate::store::audit_log::AuditLog;
 use crate::store::journal::{AppendError, Journal, Recovered};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -150,12 +152,13 @@ pub struct Hub {
     subscriber_buffer: usize,
     clock: Clock,
     journal: Option<Journal>,
+    audit_log: Option<AuditLog>,
 }
 
 impl Hub {
     /// A hub that keeps its state in memory only.
     pub fn new(limits: Limits, subscriber_buffer: usize) -> Hub {
-        Hub::with_state(limits, subscriber_buffer, State::default(), None)
+        Hub::with_state(limits, subscriber_buffer, State::default(), None, None)
     }
 
     fn with_state(
@@ -163,6 +166,7 @@ impl Hub {
         subscriber_buffer: usize,
         state: State,
         journal: Option<Journal>,
+        audit_log: Option<AuditLog>,
     ) -> Hub {
         Hub {
             inner: Mutex::new(Inner {
@@ -176,21 +180,24 @@ impl Hub {
             subscriber_buffer,
             clock: Clock::new(),
             journal,
+            audit_log,
         }
     }
 
     /// A hub on a journal: the state it recovered, versions moved past any
     /// that may have been shown but lost, and what expired while the server
-    /// was down, expired now.
+    /// was down, expired now. Audit lines also go to `audit_log`.
     pub fn open(
         limits: Limits,
         subscriber_buffer: usize,
         journal: Journal,
         recovered: &Recovered,
+        audit_log: Option<AuditLog>,
     ) -> std::result::Result<Hub, String> {
         let state = durable::restore(recovered)?;
         let (pending, _) = state.totals();
-        let hub = Hub::with_state(limits, subscriber_buffer, state, Some(journal));
+        let journal = Some(journal);
+        let hub = Hub::with_state(limits, subscriber_buffer, state, journal, audit_log);
         let fresh = recovered.snapshot.is_none() && recovered.records.is_empty();
         if !fresh {
             let restarted = vec![Change::Restarted {
@@ -214,10 +221,13 @@ impl Hub {
         self.journal.as_ref().map(Journal::stats)
     }
 
-    /// Syncs and closes the journal (at shutdown).
-    pub fn close_journal(&self) {
+    /// Syncs and closes the journal and the audit file (at shutdown).
+    pub fn close_files(&self) {
         if let Some(journal) = &self.journal {
             journal.close();
+        }
+        if let Some(audit_log) = &self.audit_log {
+            audit_log.close();
         }
     }
 
@@ -257,10 +267,14 @@ impl Hub {
         Ok(decided)
     }
 
-    /// Writes audit lines to the log, with no lock held.
+    /// Writes audit lines to the log and queues them to the audit file,
+    /// with no lock held.
     fn audit(&self, lines: Vec<String>) {
         for line in &lines {
             log::info!(target: "audit", "{line}");
+        }
+        if let Some(audit_log) = &self.audit_log {
+            audit_log.write(lines);
         }
     }
 

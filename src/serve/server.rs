@@ -14,6 +14,7 @@ use crate::hub::Hub;
 use crate::serve::http::{self, Method, Reply, Request, Response};
 use crate::serve::metrics::Metrics;
 use crate::serve::routes::{self, App};
+use crate::store::audit_log::AuditLog;
 use crate::store::journal::Journal;
 use crossbeam_channel::TrySendError;
 use std::io::{self, Read};
@@ -134,7 +135,7 @@ impl Server {
         if !self.detached.wait_empty(Duration::from_secs(2)) {
             log::warn!("some stream threads did not end within 2 s of shutdown");
         }
-        self.app.hub.close_journal();
+        self.app.hub.close_files();
     }
 }
 
@@ -144,8 +145,12 @@ impl Drop for Server {
     }
 }
 
+/// The audit file rotates to `audit.log.1` before it would pass this.
+const AUDIT_LOG_MAX_BYTES: u64 = 8 << 20;
+
 /// The hub: in memory, or on the journal in `--data-dir`, whose state is
-/// replayed first. A directory another server holds, or damage, refuses.
+/// replayed first, with the audit file beside it. A directory another
+/// server holds, or damage, refuses.
 fn open_hub(config: &Config) -> io::Result<Hub> {
     let limits = App::limits(config);
     let Some(dir) = &config.data_dir else {
@@ -158,7 +163,21 @@ fn open_hub(config: &Config) -> io::Result<Hub> {
         log::warn!("{warning}");
     }
     log::info!("journal in {}", dir.display());
-    Hub::open(limits, config.subscriber_buffer, journal, &recovered).map_err(|error| {
+    let audit_log = AuditLog::open(dir, AUDIT_LOG_MAX_BYTES).map_err(|error| {
+        io::Error::other(format!(
+            "cannot open the audit log in {}: {error}",
+            dir.display()
+        ))
+    })?;
+    let audit_log = Some(audit_log);
+    Hub::open(
+        limits,
+        config.subscriber_buffer,
+        journal,
+        &recovered,
+        audit_log,
+    )
+    .map_err(|error| {
         io::Error::other(format!(
             "cannot replay the journal in {}: {error}",
             dir.display()

@@ -2,6 +2,7 @@
 //! on port 0 and talks to them over loopback as a browser or agent would.
 
 mod agent;
+mod audit;
 mod binary;
 mod browser_api;
 mod cli_http;
