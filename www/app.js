@@ -5,10 +5,14 @@
 // indicator, and it sends the answers. Invariants: prompt text only ever goes
 // in through textContent; a card is filled once per prompt id, so a frame that
 // arrives while the user types never wipes what they typed; what the user
-// typed survives a stale answer (409) and is offered again on the next card.
+// typed survives a stale answer (409) and is offered again on the next card;
+// "Allow session" and "Always allow" answer only after the human confirmed
+// what the rule covers (rules.js), and only the prompt they confirmed it on;
+// Enter answers "once" only while focus is on the approval card.
 
 import { createStore } from './store.js';
 import { startTransport, requestJson, HttpError, loadConfig, refusalOf } from './transport.js';
+import { askRuleScope, createRulesPanel } from './rules.js';
 
 const SESSION_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const STALE = {
@@ -38,6 +42,7 @@ const dom = {
   refusal: $('#refusal'),
   refusalReason: $('#refusal .refusal-reason'),
   refusalHint: $('#refusal .refusal-hint'),
+  ruleConfirm: $('#rule-confirm'),
 };
 
 const store = createStore();
@@ -49,7 +54,14 @@ const ui = {
   busy: { clarify: false, approval: false }, // an answer of that kind is on its way
   keyboardAnsweredAt: -Infinity,
   clockOffsetMs: 0,
+  approvalVersions: null, // sum of the approval queues' versions last rendered
 };
+
+const rules = createRulesPanel({
+  list: $('#rule-list'),
+  empty: $('#rules-empty'),
+  onError: (message) => showNotice(message),
+});
 
 const transport = startTransport(store, {
   onRole: (role) => {
@@ -104,6 +116,7 @@ function render() {
   renderClarify();
   renderIdle();
   renderRefusal();
+  noticeAnswers();
   dom.login.hidden = !store.authRequired;
 }
 
@@ -114,6 +127,15 @@ function renderRefusal() {
   if (!refusal) return;
   dom.refusalReason.textContent = refusal.error;
   dom.refusalHint.textContent = refusal.hint;
+}
+
+// An approval answered anywhere (another tab, another browser) may have
+// granted a rule: the Rules panel looks again.
+function noticeAnswers() {
+  let sum = 0;
+  for (const id of store.sessionIds()) sum += Math.max(0, store.queue(id, 'approval').version);
+  if (ui.approvalVersions !== null && sum !== ui.approvalVersions) rules.refreshSoon();
+  ui.approvalVersions = sum;
 }
 
 function renderConnection() {
@@ -209,6 +231,8 @@ function renderApproval() {
   const { head, count } = visibleHead('approval');
   const card = dom.approval;
   if (cardChanged('approval', head)) {
+    // A confirmation is about the card it was opened on, and goes with it.
+    if (dom.ruleConfirm.open) dom.ruleConfirm.close();
     card.hidden = !head;
     if (head) fillApproval(head);
   }
@@ -439,22 +463,30 @@ async function answerClarify(response) {
   }
 }
 
-async function answerApproval(choice) {
+// The entry on the approval card, if it is still the one shown.
+function shownApproval() {
   const shown = ui.shown.approval;
   const entry = shown && store.queue(shown.session_id, 'approval').pending;
-  if (ui.busy.approval || !entry || entry.approval_id !== shown.id) return;
+  return entry && entry.approval_id === shown.id ? entry : null;
+}
+
+// Answers the approval on the card; with `expected`, only if it is still
+// that one. `scope` is the prefix a confirmed rule covers (null: exact).
+async function answerApproval(choice, { scope = null, expected = null } = {}) {
+  const entry = shownApproval();
+  if (ui.busy.approval || !entry || (expected && entry.approval_id !== expected)) return;
   ui.busy.approval = true;
   setBusy(dom.approval, true);
   try {
-    const { body } = await requestJson('api/approval/respond', {
-      method: 'POST',
-      body: { session_id: entry.session_id, approval_id: entry.approval_id, choice },
-    });
-    if (body.ok === false || body.stale_cleared) {
+    const body = { session_id: entry.session_id, approval_id: entry.approval_id, choice };
+    if (scope !== null) body.scope = scope;
+    const { body: answer } = await requestJson('api/approval/respond', { method: 'POST', body });
+    if (answer.ok === false || answer.stale_cleared) {
       stale('approval', entry);
     } else {
       ui.answered.add(entry.approval_id);
       hideNotice();
+      if (choice === 'session' || choice === 'always') rules.refresh();
     }
     transport.poke(entry.session_id);
   } catch (error) {
@@ -474,6 +506,20 @@ function isTextField(element) {
   return element.matches('textarea, input, select, [contenteditable=""], [contenteditable="true"]');
 }
 
+// "Allow session" and "Always allow": first the confirmation of what the
+// rule covers, then the answer, for the prompt it was confirmed on.
+async function confirmRule(choice) {
+  const entry = shownApproval();
+  if (ui.busy.approval || !entry || dom.ruleConfirm.open) return;
+  const confirmed = await askRuleScope(dom.ruleConfirm, choice, entry);
+  if (!confirmed) {
+    const button = $(`[data-choice="${choice}"]`, dom.approval);
+    if (!dom.approval.hidden && document.activeElement === document.body) button.focus({ preventScroll: true });
+    return;
+  }
+  await answerApproval(choice, { scope: confirmed.scope, expected: entry.approval_id });
+}
+
 for (const button of dom.approval.querySelectorAll('[data-choice]')) {
   button.addEventListener('click', (event) => {
     // A click with detail 0 came from the keyboard (Enter or Space).
@@ -481,15 +527,20 @@ for (const button of dom.approval.querySelectorAll('[data-choice]')) {
       if (keyboardGuarded()) return;
       ui.keyboardAnsweredAt = performance.now();
     }
-    answerApproval(button.dataset.choice);
+    const choice = button.dataset.choice;
+    if (choice === 'session' || choice === 'always') confirmRule(choice);
+    else answerApproval(choice);
   });
 }
 
+// Enter answers "once" only from the approval card itself (or text on it),
+// never from elsewhere on the page; its buttons answer for themselves.
 document.addEventListener('keydown', (event) => {
   if (event.key !== 'Enter' || event.repeat || event.isComposing) return;
   if (event.shiftKey || event.altKey || event.ctrlKey || event.metaKey) return;
   const target = event.target;
-  if (target instanceof Element && (isTextField(target) || target.closest('button, a, summary'))) return;
+  if (!(target instanceof Element) || !dom.approval.contains(target)) return;
+  if (isTextField(target) || target.closest('button, a, summary')) return;
   if (dom.approval.hidden || keyboardGuarded()) return;
   event.preventDefault();
   ui.keyboardAnsweredAt = performance.now();
@@ -546,8 +597,14 @@ window.addEventListener('hashchange', () => {
   const fromHash = sessionFromHash();
   if (fromHash) select(fromHash);
 });
-window.addEventListener('focus', announceIfVisible);
-document.addEventListener('visibilitychange', announceIfVisible);
+window.addEventListener('focus', () => {
+  announceIfVisible();
+  rules.refresh();
+});
+document.addEventListener('visibilitychange', () => {
+  announceIfVisible();
+  if (document.visibilityState === 'visible') rules.refresh();
+});
 
 store.subscribe(render);
 loadConfig()

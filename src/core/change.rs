@@ -2,9 +2,9 @@
 //! and replayed.
 //!
 //! Every way the state moves is one of these: a submit, an answer, a
-//! cancel or an expiry (all `Resolved`), an answer by a rule, a session
-//! evicted to make room, outcomes and idle sessions forgotten after their
-//! retention. A change carries every time and id it needs, so applying the
+//! cancel or an expiry (all `Resolved`), an answer by a rule, a rule
+//! revoked, a session evicted to make room, outcomes and idle sessions
+//! forgotten after their retention. A change carries every time and id it needs, so applying the
 //! same changes in the same order always gives the same state.
 
 use crate::core::kind::Kind;
@@ -16,7 +16,9 @@ use serde_json::{Value, json};
 pub enum Change {
     Submitted(Prompt),
     /// A pending prompt left its queue: answered, expired or cancelled. An
-    /// answer that grants a rule carries the scope the human chose.
+    /// answer that grants a rule carries the scope the human chose; the rule
+    /// is named by the prompt's id and takes its time, session and command
+    /// from this change and the prompt (`State::rule_granted_by`).
     Resolved {
         session_id: String,
         kind: Kind,
@@ -25,13 +27,20 @@ pub enum Change {
         at: f64,
         grant: Option<Scope>,
     },
-    /// A prompt answered by a rule without ever being queued.
+    /// A prompt answered by a rule without ever being queued: the command
+    /// it asked for (for the audit log) and the rule that covered it.
     AutoAnswered {
         session_id: String,
         kind: Kind,
         id: String,
+        command: String,
         answer: Answer,
-        rule: Scope,
+        rule_id: String,
+        at: f64,
+    },
+    /// The human took a rule back.
+    RuleRevoked {
+        rule_id: String,
         at: f64,
     },
     /// An idle session forgotten to make room for a new one.
@@ -79,13 +88,17 @@ impl Change {
                 session_id,
                 kind,
                 id,
+                command,
                 answer,
-                rule,
+                rule_id,
                 at,
             } => json!({"auto_answered": {
                 "session_id": session_id, "kind": kind.as_str(), "id": id,
-                "answer": answer.as_str(), "rule": rule.to_json(), "at": at,
+                "command": command, "answer": answer.as_str(), "rule_id": rule_id, "at": at,
             }}),
+            Change::RuleRevoked { rule_id, at } => {
+                json!({"rule_revoked": {"rule_id": rule_id, "at": at}})
+            }
             Change::SessionEvicted { session_id } => {
                 json!({"session_evicted": {"session_id": session_id}})
             }
@@ -123,8 +136,13 @@ impl Change {
                 session_id: text("session_id")?,
                 kind: kind()?,
                 id: text("id")?,
+                command: text("command")?,
                 answer: Answer::parse(kind()?, body["answer"].as_str()?)?,
-                rule: Scope::from_json(&body["rule"])?,
+                rule_id: text("rule_id")?,
+                at: body["at"].as_f64()?,
+            },
+            "rule_revoked" => Change::RuleRevoked {
+                rule_id: text("rule_id")?,
                 at: body["at"].as_f64()?,
             },
             "session_evicted" => Change::SessionEvicted {

@@ -6,6 +6,7 @@
 //! writes its changes down. Nothing here imports from outside `core` but
 //! the error type.
 
+pub mod audit;
 pub mod change;
 pub mod kind;
 pub mod prompt;

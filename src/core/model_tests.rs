@@ -1,17 +1,20 @@
 //! A model-based test of the state machine: thousands of random sequences
 //! of operations (submit, answer, stale answer, cancel, expire, evict,
-//! prune, subscribe, fall behind, resync) driven through `State`, checking
-//! after every step the queue rules of docs/PROTOCOL.md §2 against a plain
-//! model, and that replaying the recorded changes (also through their JSON,
-//! as a journal would) gives an equal state.
+//! prune, revoke a rule, subscribe, fall behind, resync) driven through
+//! `State`, checking after every step the queue rules of docs/PROTOCOL.md
+//! §2 and the rules of §3.2 against a plain model (only a live rule the
+//! human granted answers, and a revoked one never again), and that
+//! replaying the recorded changes (also through their JSON, as a journal
+//! would) and reading back a snapshot give an equal state.
 
 use crate::core::change::Change;
 use crate::core::kind::Kind;
 use crate::core::prompt::{Answer, Choice, Outcome, Payload, Prompt};
-use crate::core::rules::Scope;
+use crate::core::rules::{Lifetime, Scope};
 use crate::core::state::{Limits, Lookup, Respond, State, Submitted};
 use crate::core::view::{Interest, Update, Watch};
-use std::collections::{HashMap, VecDeque};
+use crate::error::Error;
+use std::collections::{HashMap, HashSet, VecDeque};
 
 const SEQUENCES: u64 = 1_200;
 const STEPS: usize = 60;
@@ -88,14 +91,58 @@ impl Watcher {
     }
 }
 
-/// The plain model: each queue as ids in order, and what each id was.
+/// A rule as the model keeps it.
+#[derive(Clone, Debug, PartialEq)]
+struct ModelRule {
+    rule_id: String,
+    scope: Scope,
+    lifetime: Lifetime,
+    session_id: Option<String>,
+    command: String,
+}
+
+/// The plain model: each queue as ids in order, what each id was, and the
+/// rules the human granted that are still live.
 #[derive(Default)]
 struct Model {
     queues: HashMap<(String, Kind), VecDeque<String>>,
     prompts: HashMap<String, Prompt>,
     outcomes: HashMap<String, Outcome>,
-    /// Scopes the human granted, for the rule check.
-    granted: Vec<Scope>,
+    /// Live rules, oldest first.
+    rules: Vec<ModelRule>,
+    /// Rules revoked, or gone with their session: none may answer again.
+    ended: HashSet<String>,
+}
+
+impl Model {
+    /// The live rules that cover `command` in this session.
+    fn covering(&self, session_id: &str, command: &str) -> Vec<&ModelRule> {
+        let live = self.rules.iter();
+        let here = |rule: &&ModelRule| rule.session_id.as_deref().is_none_or(|s| s == session_id);
+        live.filter(here)
+            .filter(|rule| rule.scope.matches(command))
+            .collect()
+    }
+
+    /// A granted rule joins unless one of the same lifetime (and session)
+    /// already has its scope.
+    fn grant(&mut self, rule: ModelRule) {
+        let same = |other: &ModelRule| {
+            (other.lifetime, &other.session_id, &other.scope)
+                == (rule.lifetime, &rule.session_id, &rule.scope)
+        };
+        if !self.rules.iter().any(same) {
+            self.rules.push(rule);
+        }
+    }
+
+    fn end_rules(&mut self, gone: impl Fn(&ModelRule) -> bool) {
+        let (ended, kept) = self.rules.drain(..).partition(|rule| gone(rule));
+        self.rules = kept;
+        let ended: Vec<ModelRule> = ended;
+        self.ended
+            .extend(ended.into_iter().map(|rule| rule.rule_id));
+    }
 }
 
 struct Run {
@@ -196,18 +243,50 @@ impl Run {
                     .expect("a pending id");
                 queue.remove(position);
                 model.outcomes.insert(id.clone(), outcome.clone());
-                model.granted.extend(grant.clone());
+                let lifetime = match outcome {
+                    Outcome::Answered(Answer::Choice(choice)) => Lifetime::of(*choice),
+                    _ => None,
+                };
+                if let (Some(scope), Some(lifetime)) = (grant, lifetime) {
+                    let command = model.prompts[id].payload.command().expect("an approval");
+                    assert!(
+                        scope.matches(command),
+                        "a rule covers what it was granted on"
+                    );
+                    model.grant(ModelRule {
+                        rule_id: id.clone(),
+                        scope: scope.clone(),
+                        lifetime,
+                        session_id: (lifetime == Lifetime::Session).then(|| session_id.clone()),
+                        command: command.to_string(),
+                    });
+                }
             }
             Change::AutoAnswered {
-                id, answer, rule, ..
+                id,
+                answer,
+                rule_id,
+                ..
             } => {
                 assert!(
-                    model.granted.contains(rule),
-                    "only a rule the human granted answers"
+                    !model.ended.contains(rule_id),
+                    "a revoked rule never answers again"
+                );
+                let rule = model.rules.iter().find(|rule| rule.rule_id == *rule_id);
+                let rule = rule.expect("only a live rule the human granted answers");
+                assert_eq!(
+                    *answer,
+                    Answer::Choice(rule.lifetime.choice()),
+                    "a rule answers with its lifetime"
                 );
                 model
                     .outcomes
                     .insert(id.clone(), Outcome::Answered(answer.clone()));
+            }
+            Change::RuleRevoked { rule_id, .. } => {
+                let live = model.rules.iter().any(|rule| rule.rule_id == *rule_id);
+                assert!(live, "only a live rule is revoked");
+                model.end_rules(|rule| rule.rule_id == *rule_id);
             }
             Change::SessionEvicted { session_id } => {
                 for kind in Kind::ALL {
@@ -217,10 +296,18 @@ impl Run {
                         .unwrap_or_default();
                     assert!(queue.is_empty(), "only idle sessions are evicted");
                 }
+                model.end_rules(|rule| rule.session_id.as_ref() == Some(session_id));
             }
-            Change::Pruned { outcomes, .. } => {
+            Change::Pruned { outcomes, sessions } => {
                 for id in outcomes {
                     model.outcomes.remove(id);
+                }
+                for session_id in sessions {
+                    let holds = |rule: &ModelRule| rule.session_id.as_ref() == Some(session_id);
+                    assert!(
+                        !model.rules.iter().any(holds),
+                        "a session that holds rules is not pruned"
+                    );
                 }
             }
             Change::Restarted { .. } => {}
@@ -230,11 +317,12 @@ impl Run {
     fn step(&mut self) {
         match self.rng.below(100) {
             0..=34 => self.submit(),
-            35..=54 => self.answer(),
-            55..=59 => self.stale_answer(),
-            60..=66 => self.cancel(),
-            67..=75 => self.pass_time(),
-            76 => self.restart(),
+            35..=51 => self.answer(),
+            52..=56 => self.stale_answer(),
+            57..=63 => self.cancel(),
+            64..=71 => self.pass_time(),
+            72 => self.restart(),
+            73..=76 => self.revoke(),
             77..=84 => self.subscribe(),
             85..=94 => self.drain_one(),
             _ => self.unsubscribe(),
@@ -265,9 +353,35 @@ impl Run {
             .get(&(session_id.clone(), kind))
             .and_then(|q| q.back().cloned());
         let before = self.state.clone();
+        let covering: Vec<String> = match payload.command() {
+            Some(command) => self.model.covering(&session_id, command),
+            None => vec![],
+        }
+        .into_iter()
+        .map(|rule| rule.rule_id.clone())
+        .collect();
         let decided = self
             .state
             .submit(&self.limits, prompt.clone(), self.watched());
+        let auto = matches!(decided, Ok((_, Submitted::AutoAnswered { .. })));
+        assert_eq!(
+            auto,
+            !covering.is_empty(),
+            "a command a live rule covers is answered at once, and only such a command"
+        );
+        if let Ok((changes, _)) = &decided
+            && let [
+                Change::AutoAnswered {
+                    rule_id, command, ..
+                },
+            ] = changes.as_slice()
+        {
+            assert!(
+                covering.contains(rule_id),
+                "the rule that answers covers the command in this session"
+            );
+            assert_eq!(Some(command.as_str()), payload.command(), "and names it");
+        }
         match decided {
             Ok((
                 changes,
@@ -374,6 +488,29 @@ impl Run {
             "rule 8: a stale id resolves nothing"
         );
         assert_eq!(self.state, before, "rule 8: and changes nothing");
+    }
+
+    /// Revokes a live rule, now and then an id that names none.
+    fn revoke(&mut self) {
+        let live: Vec<String> = self.model.rules.iter().map(|r| r.rule_id.clone()).collect();
+        let ended: Vec<String> = self.model.ended.iter().cloned().collect();
+        let rule_id = match (self.rng.below(4), live.is_empty(), ended.is_empty()) {
+            (0, _, false) => self.rng.pick(&ended).clone(),
+            (1, _, _) | (_, true, _) => self.rng.id(32),
+            _ => self.rng.pick(&live).clone(),
+        };
+        let before = self.state.clone();
+        match self.state.revoke(&rule_id, self.now) {
+            Ok(change) => {
+                assert!(live.contains(&rule_id), "only a live rule is revoked");
+                self.commit(vec![change]);
+            }
+            Err(error) => {
+                assert!(!live.contains(&rule_id), "a live rule can be revoked");
+                assert_eq!(error, Error::NotFound("no such rule".into()));
+                assert_eq!(self.state, before, "a refused revoke changes nothing");
+            }
+        }
     }
 
     fn cancel(&mut self) {
@@ -530,6 +667,23 @@ impl Run {
                 );
             }
         }
+        let rules: Vec<ModelRule> = (self.state.rules().into_iter())
+            .map(|rule| ModelRule {
+                rule_id: rule.rule_id.clone(),
+                scope: rule.scope.clone(),
+                lifetime: rule.lifetime,
+                session_id: rule.session_id.clone(),
+                command: rule.command.clone(),
+            })
+            .collect();
+        let mut expected = self.model.rules.clone();
+        expected.sort_by(|a, b| a.rule_id.cmp(&b.rule_id));
+        let mut got = rules;
+        got.sort_by(|a, b| a.rule_id.cmp(&b.rule_id));
+        assert_eq!(
+            got, expected,
+            "the rules are the live ones the human granted"
+        );
         for watcher in self
             .watchers
             .iter()
@@ -556,6 +710,13 @@ impl Run {
             "replaying the changes gives the same state"
         );
         assert_eq!(through_json, self.state, "and so does replaying their JSON");
+        let snapshot = serde_json::to_string(&self.state.to_snapshot()).unwrap();
+        let read_back = State::from_snapshot(&serde_json::from_str(&snapshot).unwrap());
+        assert_eq!(
+            read_back.as_ref(),
+            Some(&self.state),
+            "a snapshot reads back equal"
+        );
     }
 }
 

@@ -5,7 +5,9 @@
 //! that exact command, or a prefix of it the human picked. Nothing the agent
 //! sends (pattern keys, descriptions) decides what a rule matches, and a
 //! prefix never covers a command that goes on with shell control characters
-//! (`;`, `&`, `|`, `` ` ``, `$(`, redirections, newlines).
+//! (`;`, `&`, `|`, `` ` ``, `$(`, redirections, newlines). Each rule is a
+//! record (`Rule`) named by the id of the approval that granted it, so the
+//! human can list it, see where it came from, and revoke it.
 
 use crate::core::prompt::Choice;
 use serde_json::{Value, json};
@@ -74,6 +76,21 @@ pub enum Lifetime {
 }
 
 impl Lifetime {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lifetime::Session => "session",
+            Lifetime::Always => "always",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Lifetime> {
+        match name {
+            "session" => Some(Lifetime::Session),
+            "always" => Some(Lifetime::Always),
+            _ => None,
+        }
+    }
+
     pub fn of(choice: Choice) -> Option<Lifetime> {
         match choice {
             Choice::Session => Some(Lifetime::Session),
@@ -87,6 +104,52 @@ impl Lifetime {
             Lifetime::Session => Choice::Session,
             Lifetime::Always => Choice::Always,
         }
+    }
+}
+
+/// A rule the human granted: what it covers, for how long, and where it
+/// came from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rule {
+    /// The id of the approval whose answer granted it; unique.
+    pub rule_id: String,
+    pub scope: Scope,
+    pub lifetime: Lifetime,
+    /// The session a `session` rule belongs to; `None` for `always`.
+    pub session_id: Option<String>,
+    /// Unix seconds of the answer that granted it.
+    pub granted_at: f64,
+    /// The command the human was shown when they granted it.
+    pub command: String,
+}
+
+impl Rule {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "rule_id": self.rule_id,
+            "scope": self.scope.to_json(),
+            "lifetime": self.lifetime.as_str(),
+            "session_id": self.session_id,
+            "granted_at": self.granted_at,
+            "command": self.command,
+        })
+    }
+
+    pub fn from_json(value: &Value) -> Option<Rule> {
+        let lifetime = Lifetime::parse(value["lifetime"].as_str()?)?;
+        let session_id = match (&value["session_id"], lifetime) {
+            (Value::Null, Lifetime::Always) => None,
+            (Value::String(session_id), Lifetime::Session) => Some(session_id.clone()),
+            _ => return None,
+        };
+        Some(Rule {
+            rule_id: value["rule_id"].as_str()?.to_string(),
+            scope: Scope::from_json(&value["scope"])?,
+            lifetime,
+            session_id,
+            granted_at: value["granted_at"].as_f64()?,
+            command: value["command"].as_str()?.to_string(),
+        })
     }
 }
 
@@ -117,5 +180,37 @@ mod tests {
         assert_eq!(Scope::for_command("git push", Some("rm")), None);
         assert_eq!(Scope::for_command("git push", Some("git pu")), None);
         assert_eq!(Scope::for_command("git push", Some(" ")), None);
+    }
+
+    #[test]
+    fn a_rule_reads_back_from_its_json() {
+        let rules = [
+            Rule {
+                rule_id: "a".repeat(32),
+                scope: Scope::Prefix("git push".into()),
+                lifetime: Lifetime::Always,
+                session_id: None,
+                granted_at: 1_795_477_000.25,
+                command: "git push origin main".into(),
+            },
+            Rule {
+                rule_id: "b".repeat(32),
+                scope: Scope::Exact("echo \"hi\"\n\u{202e}".into()),
+                lifetime: Lifetime::Session,
+                session_id: Some("s1".into()),
+                granted_at: 1.0,
+                command: "echo \"hi\"\n\u{202e}".into(),
+            },
+        ];
+        for rule in rules {
+            assert_eq!(Rule::from_json(&rule.to_json()), Some(rule));
+        }
+        let mismatched = json!({"rule_id": "c", "scope": {"exact": "ls"}, "lifetime": "always",
+            "session_id": "s1", "granted_at": 1.0, "command": "ls"});
+        assert_eq!(
+            Rule::from_json(&mismatched),
+            None,
+            "an always rule has no session"
+        );
     }
 }

@@ -1,14 +1,16 @@
 //! A snapshot: the whole state as one JSON value, for a journal to compact
 //! its history into, and back.
 //!
-//! What can be derived (each queue's head JSON, the set of pending ids) is
-//! not written; it is rebuilt on reading, so a snapshot read back is equal
-//! to the state it was made from.
+//! What can be derived (each queue's head JSON, the set of pending ids,
+//! where each rule lives) is not written; it is rebuilt on reading, so a
+//! snapshot read back is equal to the state it was made from. Rules are
+//! written whole (`Rule::to_json`, as `GET /api/rules` shows them), the
+//! `always` ones at the top and each session's inside it.
 
 use crate::core::kind::Kind;
 use crate::core::prompt::{Outcome, Prompt};
 use crate::core::queue::Queue;
-use crate::core::rules::Scope;
+use crate::core::rules::Rule;
 use crate::core::state::{Record, Session, State, outcome_cost};
 use serde_json::{Value, json};
 
@@ -28,7 +30,7 @@ impl State {
             "version": self.version,
             "pruned_version": self.pruned_version,
             "skipped": self.skipped,
-            "always": scopes_json(&self.always),
+            "always": rules_json(&self.always),
             "sessions": sessions,
             "outcomes": outcomes,
         })
@@ -38,20 +40,25 @@ impl State {
         let mut state = State {
             version: value["version"].as_u64()?,
             pruned_version: value["pruned_version"].as_u64()?,
-            always: scopes(&value["always"])?,
+            always: rules(&value["always"])?,
             ..State::default()
         };
+        for rule in &state.always {
+            state.rule_homes.insert(rule.rule_id.clone(), None);
+        }
         for range in value["skipped"].as_array()? {
             state.skipped.push((range[0].as_u64()?, range[1].as_u64()?));
         }
         for entry in value["sessions"].as_array()? {
             let (session_id, session) = session_from(entry)?;
-            let ids = session
-                .queues
-                .values()
-                .flat_map(Queue::iter)
-                .map(|p| p.id.clone());
-            state.pending_ids.extend(ids);
+            for prompt in session.queues.values().flat_map(Queue::iter) {
+                state.pending_ids.insert(prompt.id.clone());
+                state.pending_bytes += prompt.stored_bytes();
+            }
+            for rule in &session.rules {
+                let home = Some(session_id.clone());
+                state.rule_homes.insert(rule.rule_id.clone(), home);
+            }
             state.sessions.insert(session_id, session);
         }
         for entry in value["outcomes"].as_array()? {
@@ -64,12 +71,12 @@ impl State {
     }
 }
 
-fn scopes_json(scopes: &[Scope]) -> Vec<Value> {
-    scopes.iter().map(Scope::to_json).collect()
+fn rules_json(rules: &[Rule]) -> Vec<Value> {
+    rules.iter().map(Rule::to_json).collect()
 }
 
-fn scopes(value: &Value) -> Option<Vec<Scope>> {
-    value.as_array()?.iter().map(Scope::from_json).collect()
+fn rules(value: &Value) -> Option<Vec<Rule>> {
+    value.as_array()?.iter().map(Rule::from_json).collect()
 }
 
 fn session_json(session_id: &str, session: &Session) -> Value {
@@ -81,7 +88,7 @@ fn session_json(session_id: &str, session: &Session) -> Value {
     json!({
         "session_id": session_id,
         "changed_at": session.changed_at,
-        "rules": scopes_json(&session.rules),
+        "rules": rules_json(&session.rules),
         "queues": queues,
     })
 }
@@ -89,7 +96,7 @@ fn session_json(session_id: &str, session: &Session) -> Value {
 fn session_from(value: &Value) -> Option<(String, Session)> {
     let mut session = Session::default();
     session.changed_at = value["changed_at"].as_f64()?;
-    session.rules = scopes(&value["rules"])?;
+    session.rules = rules(&value["rules"])?;
     for kind in Kind::ALL {
         let queue = &value["queues"][kind.as_str()];
         let entries = queue["entries"].as_array()?.iter().map(Prompt::from_json);

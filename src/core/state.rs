@@ -6,16 +6,19 @@
 //!   the same order from `State::default()` gives an equal state, which is
 //!   what a journal replays.
 //! - Deciding is apart from applying: `submit`, `respond`, `cancel`,
-//!   `expire_due` and `prune` read the state and return the changes to
-//!   apply (or a refusal), changing nothing.
+//!   `revoke`, `expire_due` and `prune` read the state and return the
+//!   changes to apply (or a refusal), changing nothing.
+//! - Rules live where their lifetime says: `always` ones in the state,
+//!   `session` ones in their session, so they leave with it. A rule's id
+//!   is the id of the approval that granted it, and no two rules share one.
 //! - No lock, no thread, no clock, no randomness here: the time and every
 //!   new id come in as arguments or inside the change.
 
 use crate::core::change::Change;
 use crate::core::kind::{Kind, KindMap};
-use crate::core::prompt::{Answer, Outcome, Payload, Prompt};
+use crate::core::prompt::{Answer, Outcome, Payload, Prompt, round_ms};
 use crate::core::queue::{Identified, Queue};
-use crate::core::rules::{Lifetime, Scope};
+use crate::core::rules::{Lifetime, Rule, Scope};
 use crate::core::view::{Interest, Update, Watch};
 use crate::error::{Error, Result};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -112,8 +115,9 @@ pub(super) struct Session {
     /// Each queue's head as JSON, made once per change and shared by every
     /// frame, poll and snapshot that shows it.
     heads: KindMap<Option<Arc<str>>>,
-    /// Rules granted with `session`, for the rest of this session.
-    pub(super) rules: Vec<Scope>,
+    /// Rules granted with `session`, for the rest of this session, oldest
+    /// first.
+    pub(super) rules: Vec<Rule>,
     /// Unix seconds of the last change.
     pub(super) changed_at: f64,
 }
@@ -155,8 +159,12 @@ pub struct State {
     pub(super) outcome_order: VecDeque<String>,
     /// Every pending prompt's id, so new ids are unique across sessions.
     pub(super) pending_ids: HashSet<String>,
-    /// Rules granted with `always`.
-    pub(super) always: Vec<Scope>,
+    /// Rules granted with `always`, oldest first.
+    pub(super) always: Vec<Rule>,
+    /// Where each rule lives, by id: its session, or `None` for `always`.
+    /// Derived from the rules, so ids stay unique and a revoke finds its
+    /// rule without a search.
+    pub(super) rule_homes: HashMap<String, Option<String>>,
     /// The highest version of a session forgotten: resuming from an older
     /// version cannot be exact.
     pub(super) pruned_version: u64,
@@ -187,8 +195,9 @@ impl State {
                 id,
                 outcome,
                 at,
-                grant,
+                ..
             } => {
+                let rule = self.rule_granted_by(change);
                 let Some(session) = self.sessions.get_mut(session_id) else {
                     return Applied::default();
                 };
@@ -199,8 +208,8 @@ impl State {
                 session.refresh_head(*kind);
                 session.changed_at = *at;
                 self.pending_ids.remove(id);
-                if let Some(scope) = grant {
-                    self.grant(session_id, outcome, scope.clone());
+                if let Some(rule) = rule {
+                    self.grant(rule);
                 }
                 self.record(id, *kind, session_id, outcome.clone(), *at, version);
                 Applied {
@@ -222,6 +231,19 @@ impl State {
                     queue: None,
                     outcome: Some(id.clone()),
                 }
+            }
+            Change::RuleRevoked { rule_id, .. } => {
+                let kept = |rule: &Rule| rule.rule_id != *rule_id;
+                match self.rule_homes.remove(rule_id) {
+                    Some(Some(session_id)) => {
+                        if let Some(session) = self.sessions.get_mut(&session_id) {
+                            session.rules.retain(kept);
+                        }
+                    }
+                    Some(None) => self.always.retain(kept),
+                    None => {}
+                }
+                Applied::default()
             }
             Change::SessionEvicted { session_id } => {
                 self.forget_session(session_id);
@@ -261,21 +283,53 @@ impl State {
         }
     }
 
-    fn grant(&mut self, session_id: &str, outcome: &Outcome, scope: Scope) {
-        let Outcome::Answered(Answer::Choice(choice)) = outcome else {
-            return;
-        };
-        let rules = match Lifetime::of(*choice) {
-            Some(Lifetime::Session) => match self.sessions.get_mut(session_id) {
+    fn grant(&mut self, rule: Rule) {
+        let rules = match &rule.session_id {
+            Some(session_id) => match self.sessions.get_mut(session_id) {
                 Some(session) => &mut session.rules,
                 None => return,
             },
-            Some(Lifetime::Always) => &mut self.always,
-            None => return,
+            None => &mut self.always,
         };
-        if !rules.contains(&scope) {
-            rules.push(scope);
+        let home = rule.session_id.clone();
+        self.rule_homes.insert(rule.rule_id.clone(), home);
+        rules.push(rule);
+    }
+
+    /// The rule applying this change adds: for an answer that grants one,
+    /// named by the prompt's id, with the change's time (to the
+    /// millisecond) and the prompt's command. `None` for any other change, or when a rule of the same
+    /// lifetime (and session) already has that scope.
+    pub fn rule_granted_by(&self, change: &Change) -> Option<Rule> {
+        let Change::Resolved {
+            session_id,
+            kind,
+            id,
+            outcome: Outcome::Answered(Answer::Choice(choice)),
+            at,
+            grant: Some(scope),
+        } = change
+        else {
+            return None;
+        };
+        let lifetime = Lifetime::of(*choice)?;
+        let session = self.sessions.get(session_id)?;
+        let command = session.queues[*kind].get(id)?.payload.command()?;
+        let (rules, session_id) = match lifetime {
+            Lifetime::Session => (&session.rules, Some(session_id.clone())),
+            Lifetime::Always => (&self.always, None),
+        };
+        if rules.iter().any(|rule| rule.scope == *scope) {
+            return None;
         }
+        Some(Rule {
+            rule_id: id.clone(),
+            scope: scope.clone(),
+            lifetime,
+            session_id,
+            granted_at: round_ms(*at),
+            command: command.to_string(),
+        })
     }
 
     fn record(
@@ -315,6 +369,9 @@ impl State {
     fn forget_session(&mut self, session_id: &str) {
         if let Some(session) = self.sessions.remove(session_id) {
             self.pruned_version = self.pruned_version.max(session.version());
+            for rule in &session.rules {
+                self.rule_homes.remove(&rule.rule_id);
+            }
             for queue in session.queues.values() {
                 for prompt in queue.iter() {
                     self.pending_ids.remove(&prompt.id);
@@ -354,7 +411,8 @@ impl State {
     pub fn fresh_id(&self, kind: Kind, mut draw: impl FnMut(usize) -> String) -> String {
         loop {
             let id = draw(kind.id_len());
-            if !self.pending_ids.contains(&id) && !self.outcomes.contains_key(&id) {
+            let used = self.pending_ids.contains(&id) || self.outcomes.contains_key(&id);
+            if !used && !self.rule_homes.contains_key(&id) {
                 return id;
             }
         }
@@ -373,13 +431,14 @@ impl State {
         if let Some(queued) = self.duplicate_of_last(&prompt) {
             return Ok((Vec::new(), queued));
         }
-        if let Some((rule, answer)) = self.rule_for(session_id, &prompt.payload) {
+        if let Some((rule, command, answer)) = self.rule_for(session_id, &prompt.payload) {
             let change = Change::AutoAnswered {
                 session_id: session_id.to_string(),
                 kind,
                 id: prompt.id.clone(),
+                command: command.to_string(),
                 answer: answer.clone(),
-                rule,
+                rule_id: rule.rule_id.clone(),
                 at: prompt.requested_at,
             };
             return Ok((
@@ -415,19 +474,18 @@ impl State {
         })
     }
 
-    /// The rule that covers this payload, if any, and the answer it gives:
-    /// `always` rules first, then the session's.
-    fn rule_for(&self, session_id: &str, payload: &Payload) -> Option<(Scope, Answer)> {
+    /// The rule that covers this payload's command, if any, the command,
+    /// and the answer the rule gives: `always` rules first, then the
+    /// session's.
+    fn rule_for<'a>(
+        &'a self,
+        session_id: &str,
+        payload: &'a Payload,
+    ) -> Option<(&'a Rule, &'a str, Answer)> {
         let command = payload.command()?;
-        let session_rules = self.sessions.get(session_id).map(|s| s.rules.as_slice());
-        let lifetimes = [
-            (Lifetime::Always, self.always.as_slice()),
-            (Lifetime::Session, session_rules.unwrap_or_default()),
-        ];
-        lifetimes.into_iter().find_map(|(lifetime, rules)| {
-            let rule = rules.iter().find(|rule| rule.matches(command))?;
-            Some((rule.clone(), Answer::Choice(lifetime.choice())))
-        })
+        let rules = self.always.iter().chain(self.session_rules(session_id));
+        let rule = rules.into_iter().find(|rule| rule.scope.matches(command))?;
+        Some((rule, command, Answer::Choice(rule.lifetime.choice())))
     }
 
     fn make_room(
@@ -563,6 +621,17 @@ impl State {
         };
         let resolve = |prompt: &Prompt| resolved(prompt, Outcome::Cancelled, now);
         Ok(prompts.into_iter().map(resolve).collect())
+    }
+
+    /// Takes a rule back; an id that names no rule is a 404.
+    pub fn revoke(&self, rule_id: &str, now: f64) -> Result<Change> {
+        match self.rule(rule_id) {
+            Some(rule) => Ok(Change::RuleRevoked {
+                rule_id: rule.rule_id.clone(),
+                at: now,
+            }),
+            None => Err(Error::NotFound("no such rule".into())),
+        }
     }
 
     /// Every pending prompt whose time has come, expired.
@@ -728,6 +797,31 @@ impl State {
     /// Rules granted: `always` ones and every session's.
     pub fn rule_count(&self) -> usize {
         self.always.len() + self.sessions.values().map(|s| s.rules.len()).sum::<usize>()
+    }
+
+    /// Every rule, oldest grant first; rules granted in the same
+    /// millisecond in a fixed order (`always` ones first, then by session).
+    pub fn rules(&self) -> Vec<&Rule> {
+        let sessions = self.sessions.values().flat_map(|s| s.rules.iter());
+        let mut rules: Vec<&Rule> = self.always.iter().chain(sessions).collect();
+        rules.sort_by(|a, b| a.granted_at.total_cmp(&b.granted_at));
+        rules
+    }
+
+    /// The rule with this id.
+    pub fn rule(&self, rule_id: &str) -> Option<&Rule> {
+        let rules = match self.rule_homes.get(rule_id)? {
+            Some(session_id) => self.session_rules(session_id),
+            None => &self.always,
+        };
+        rules.iter().find(|rule| rule.rule_id == rule_id)
+    }
+
+    /// The `session` rules of one session.
+    pub fn session_rules(&self, session_id: &str) -> &[Rule] {
+        self.sessions
+            .get(session_id)
+            .map_or(&[], |session| session.rules.as_slice())
     }
 
     /// Pending prompts per kind, and how many sessions there are.

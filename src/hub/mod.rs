@@ -13,17 +13,24 @@
 //!   only once the journal has synced them: acknowledged means durable. A
 //!   change the journal has no room for is refused before it is applied.
 //!   Waiting agents learn an outcome only once it is durable.
+//! - Every decision gets its audit line (`core/audit.rs`), made under the
+//!   lock from the change and the state it applies to, and logged (target
+//!   `audit`) and queued to the audit file after the lock is released, once
+//!   the change is durable.
 
 pub mod durable;
 pub mod ids;
 pub mod subscriber;
 
+use crate::core::audit;
 use crate::core::change::Change;
 use crate::core::kind::{Kind, KindMap};
 use crate::core::prompt::{Answer, Outcome, Payload, Prompt};
+use crate::core::rules::Rule;
 use crate::core::state::{Limits, Lookup, Respond, SessionSummary, State, Submitted};
 use crate::core::view::{Interest, Update, Watch};
 use crate::error::{Error, Result};
+use crate::store::audit_log::AuditLog;
 use crate::store::journal::{AppendError, Journal, Recovered};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -119,13 +126,24 @@ struct Inner {
 }
 
 /// What a commit did: the prompts that got an outcome, whether a new
-/// deadline appeared, and the version to wait for before answering.
+/// deadline appeared, the version to wait for before answering, and the
+/// audit lines to write once it is durable.
 #[derive(Default)]
 struct Committed {
     recorded: Vec<String>,
     deadline: bool,
     version: u64,
+    audit: Vec<String>,
 }
+
+/// Who asked for an operation and when: the audit log's `by` and `at`.
+struct Op<'a> {
+    by: &'a str,
+    now: f64,
+}
+
+/// Who the server itself is in the audit log (expiry, restart).
+const SERVER: &str = "server";
 
 pub struct Hub {
     inner: Mutex<Inner>,
@@ -140,12 +158,13 @@ pub struct Hub {
     subscriber_buffer: usize,
     clock: Clock,
     journal: Option<Journal>,
+    audit_log: Option<AuditLog>,
 }
 
 impl Hub {
     /// A hub that keeps its state in memory only.
     pub fn new(limits: Limits, subscriber_buffer: usize) -> Hub {
-        Hub::with_state(limits, subscriber_buffer, State::default(), None)
+        Hub::with_state(limits, subscriber_buffer, State::default(), None, None)
     }
 
     fn with_state(
@@ -153,6 +172,7 @@ impl Hub {
         subscriber_buffer: usize,
         state: State,
         journal: Option<Journal>,
+        audit_log: Option<AuditLog>,
     ) -> Hub {
         Hub {
             inner: Mutex::new(Inner {
@@ -167,27 +187,30 @@ impl Hub {
             subscriber_buffer,
             clock: Clock::new(),
             journal,
+            audit_log,
         }
     }
 
     /// A hub on a journal: the state it recovered, versions moved past any
     /// that may have been shown but lost, and what expired while the server
-    /// was down, expired now.
+    /// was down, expired now. Audit lines also go to `audit_log`.
     pub fn open(
         limits: Limits,
         subscriber_buffer: usize,
         journal: Journal,
         recovered: &Recovered,
+        audit_log: Option<AuditLog>,
     ) -> std::result::Result<Hub, String> {
         let state = durable::restore(recovered)?;
         let (pending, _) = state.totals();
-        let hub = Hub::with_state(limits, subscriber_buffer, state, Some(journal));
+        let journal = Some(journal);
+        let hub = Hub::with_state(limits, subscriber_buffer, state, journal, audit_log);
         let fresh = recovered.snapshot.is_none() && recovered.records.is_empty();
         if !fresh {
             let restarted = vec![Change::Restarted {
                 skip: durable::RESTART_SKIP,
             }];
-            hub.commit(|_| Ok((restarted, ())))
+            hub.commit(hub.op(SERVER), |_| Ok((restarted, ())))
                 .map_err(|e| format!("cannot write the journal: {e}"))?;
         }
         hub.expire_due(Duration::ZERO);
@@ -205,33 +228,64 @@ impl Hub {
         self.journal.as_ref().map(Journal::stats)
     }
 
-    /// Syncs and closes the journal (at shutdown).
-    pub fn close_journal(&self) {
+    /// Syncs and closes the journal and the audit file (at shutdown).
+    pub fn close_files(&self) {
         if let Some(journal) = &self.journal {
             journal.close();
+        }
+        if let Some(audit_log) = &self.audit_log {
+            audit_log.close();
+        }
+    }
+
+    /// An operation asked for by `by`, now.
+    fn op<'a>(&self, by: &'a str) -> Op<'a> {
+        Op {
+            by,
+            now: self.clock.now(),
         }
     }
 
     /// One operation: under the lock, `decide` reads the state and returns
     /// the changes to make; they are queued to the journal, applied and
-    /// published. Then, without the lock, waits until they are durable and
-    /// wakes whoever waits for them.
-    fn commit<R>(&self, decide: impl FnOnce(&Inner) -> Result<(Vec<Change>, R)>) -> Result<R> {
+    /// published. Then, without the lock, waits until they are durable,
+    /// writes their audit lines and wakes whoever waits for them.
+    fn commit<R>(
+        &self,
+        op: Op<'_>,
+        decide: impl FnOnce(&Inner) -> Result<(Vec<Change>, R)>,
+    ) -> Result<R> {
         let mut inner = self.lock();
         let (mut changes, decided) = decide(&inner)?;
         if let Some(room) = inner.state.room_for_outcomes(&self.limits, &changes) {
             changes.insert(0, room);
         }
-        let committed = inner.commit_all(changes, self.journal.as_ref())?;
+        let mut committed = inner.commit_all(changes, self.journal.as_ref(), &op)?;
         drop(inner);
-        if let Some(journal) = &self.journal {
-            journal.wait_durable(committed.version).map_err(|failed| {
+        let durable = match &self.journal {
+            Some(journal) => journal.wait_durable(committed.version).map_err(|failed| {
                 log::error!("a change could not be made durable: {}", failed.reason);
                 Error::InsufficientStorage("the change could not be made durable".into())
-            })?;
-        }
+            }),
+            None => Ok(()),
+        };
+        // Applied either way: a change whose sync failed may still reach
+        // the disk, like a reply lost on the way.
+        self.audit(std::mem::take(&mut committed.audit));
+        durable?;
         self.announce(committed);
         Ok(decided)
+    }
+
+    /// Writes audit lines to the log and queues them to the audit file,
+    /// with no lock held.
+    fn audit(&self, lines: Vec<String>) {
+        for line in &lines {
+            log::info!(target: "audit", "{line}");
+        }
+        if let Some(audit_log) = &self.audit_log {
+            audit_log.write(lines);
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -241,14 +295,18 @@ impl Hub {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Queues a prompt, or answers it at once by a rule; `by` names the
+    /// agent in the audit log.
     pub fn submit(
         &self,
         session_id: &str,
         timeout_seconds: i64,
         payload: Payload,
+        by: &str,
     ) -> Result<Submitted> {
-        let now = self.clock.now();
-        self.commit(|inner| {
+        let op = self.op(by);
+        let now = op.now;
+        self.commit(op, |inner| {
             let id = inner.state.fresh_id(payload.kind(), ids::random_hex);
             let prompt = Prompt::new(id, session_id.to_string(), now, timeout_seconds, payload);
             let needed = |s: &str| inner.registry.needs(s);
@@ -256,16 +314,19 @@ impl Hub {
         })
     }
 
-    /// Answers the prompt with this id, or the head when no id is given.
+    /// Answers the prompt with this id, or the head when no id is given;
+    /// `by` names who answered in the audit log.
     pub fn respond(
         &self,
         session_id: &str,
         id: Option<&str>,
         answer: Answer,
         prefix: Option<&str>,
+        by: &str,
     ) -> Result<Responded> {
-        let now = self.clock.now();
-        self.commit(|inner| {
+        let op = self.op(by);
+        let now = op.now;
+        self.commit(op, |inner| {
             Ok(
                 match inner.state.respond(session_id, id, answer, prefix, now)? {
                     Respond::Answer(change) => (vec![change], Responded::Answered),
@@ -279,21 +340,45 @@ impl Hub {
 
     /// Cancels one pending prompt, or every pending prompt of the session's
     /// kind when no id is given. Returns the ids cancelled.
-    pub fn cancel(&self, session_id: &str, kind: Kind, id: Option<&str>) -> Result<Vec<String>> {
-        let now = self.clock.now();
-        self.commit(|inner| {
+    pub fn cancel(
+        &self,
+        session_id: &str,
+        kind: Kind,
+        id: Option<&str>,
+        by: &str,
+    ) -> Result<Vec<String>> {
+        let op = self.op(by);
+        let now = op.now;
+        self.commit(op, |inner| {
             let changes = inner.state.cancel(session_id, kind, id, now)?;
             let ids = changes.iter().filter_map(resolved_id).collect();
             Ok((changes, ids))
         })
     }
 
+    /// Takes back the rule with this id (404 when there is none); `by`
+    /// names who did in the audit log.
+    pub fn revoke(&self, rule_id: &str, by: &str) -> Result<()> {
+        let op = self.op(by);
+        let now = op.now;
+        self.commit(op, |inner| {
+            Ok((vec![inner.state.revoke(rule_id, now)?], ()))
+        })
+    }
+
+    /// Every rule, oldest grant first.
+    pub fn rules(&self) -> Vec<Rule> {
+        let inner = self.lock();
+        inner.state.rules().into_iter().cloned().collect()
+    }
+
     /// Expires every prompt whose time has come, forgets what is past
     /// retention, and compacts the journal when it has grown; returns how
     /// long until the next expiry (at most `max_wait`).
     pub fn expire_due(&self, max_wait: Duration) -> Duration {
-        let now = self.clock.now();
-        let committed = self.commit(|inner| {
+        let op = self.op(SERVER);
+        let now = op.now;
+        let committed = self.commit(op, |inner| {
             let mut changes = inner.state.expire_due(now);
             let needed = |s: &str| inner.registry.needs(s);
             changes.extend(inner.state.prune(now, self.limits.result_ttl, needed));
@@ -496,8 +581,14 @@ impl Hub {
 impl Inner {
     /// Queues the changes to the journal as one record (refusing them all
     /// when it has no room), then applies each, logs it, and publishes the
-    /// queue it touched.
-    fn commit_all(&mut self, changes: Vec<Change>, journal: Option<&Journal>) -> Result<Committed> {
+    /// queue it touched. The audit lines of each change are made from the
+    /// state just before it applies.
+    fn commit_all(
+        &mut self,
+        changes: Vec<Change>,
+        journal: Option<&Journal>,
+        op: &Op<'_>,
+    ) -> Result<Committed> {
         let version = durable::version_after(&self.state, &changes);
         if let (Some(journal), false) = (journal, changes.is_empty()) {
             journal
@@ -510,6 +601,8 @@ impl Inner {
         };
         for change in changes {
             log_change(&change);
+            let lines = audit::lines(&self.state, &change, op.by, op.now);
+            committed.audit.extend(lines);
             committed.deadline |= matches!(&change, Change::Submitted(prompt) if prompt.expires());
             let applied = self.state.apply(&change);
             if let Some((session_id, kind)) = applied.queue {
@@ -540,41 +633,14 @@ fn resolved_id(change: &Change) -> Option<String> {
     }
 }
 
-/// One log line per prompt submitted, answered, expired or cancelled.
+/// A debug line for the changes that are housekeeping, not decisions
+/// (decisions have their audit lines).
 fn log_change(change: &Change) {
     match change {
-        Change::Submitted(prompt) => log::info!(
-            "{} {} submitted in session {}",
-            prompt.kind().as_str(),
-            prompt.id,
-            prompt.session_id
-        ),
-        Change::Resolved {
-            session_id,
-            kind,
-            id,
-            outcome,
-            ..
-        } => {
-            log::info!(
-                "{} {id} {} in session {session_id}",
-                kind.as_str(),
-                outcome.status()
-            )
-        }
-        Change::AutoAnswered {
-            session_id,
-            kind,
-            id,
-            answer,
-            rule,
-            ..
-        } => log::info!(
-            "{} {id} answered {} by the rule {} in session {session_id}",
-            kind.as_str(),
-            answer.as_str(),
-            rule.to_json()
-        ),
+        Change::Submitted(_)
+        | Change::Resolved { .. }
+        | Change::AutoAnswered { .. }
+        | Change::RuleRevoked { .. } => {}
         Change::SessionEvicted { session_id } => {
             log::debug!("session {session_id} evicted to make room")
         }

@@ -9,6 +9,7 @@
 use crate::config::Config;
 use crate::core::kind::Kind;
 use crate::core::prompt::{Answer, Choice, Outcome};
+use crate::core::rules::Rule;
 use crate::core::state::{Limits, Submitted};
 use crate::core::validate;
 use crate::core::view::{Interest, Update, Watch};
@@ -70,6 +71,23 @@ impl App {
 /// Seconds a client refused a stream place should wait before trying again.
 const RETRY_AFTER_SECS: u32 = 5;
 
+/// The two sides of the API, as the audit log names who acted.
+const HUMAN: &str = "human";
+const AGENT: &str = "agent";
+
+/// Who sent a request, for the audit log's `by` (docs/PROTOCOL.md §8): the
+/// credential it carried (`agent token`, `human token`, `human (page)`),
+/// or, on a server without tokens, the side of the API its route serves.
+fn actor(app: &App, request: &Request, side: &'static str) -> &'static str {
+    let caller = app
+        .auth
+        .identify(request.header("authorization"), request.header("cookie"));
+    match caller {
+        Caller::Open => side,
+        caller => caller.name(),
+    }
+}
+
 pub fn handle(app: &App, request: &Request) -> Reply {
     // An oversized body is refused whatever the route, even one that would
     // not read it (a stream, a poll).
@@ -125,6 +143,8 @@ pub const ROUTES: &[(Method, &str, Access)] = &[
     (Method::Post, "/api/{kind}/submit", Access::Needs(Role::Agent)),
     (Method::Get, "/api/{kind}/wait", Access::Needs(Role::Agent)),
     (Method::Post, "/api/{kind}/cancel", Access::Needs(Role::Agent)),
+    (Method::Get, "/api/rules", Access::Needs(Role::Human)),
+    (Method::Post, "/api/rules/revoke", Access::Needs(Role::Human)),
 ];
 
 /// The access the route table gives a path.
@@ -205,7 +225,11 @@ fn api_route(app: &App, request: &Request, rest: &str) -> Result<Reply> {
         .into()),
         ("login", Post) => login(app, request),
         ("logout", Post) => Ok(logout(app, request).into()),
-        ("events" | "sessions" | "config" | "login" | "logout", _) => Err(Error::MethodNotAllowed),
+        ("rules", Get) => Ok(rules(app).into()),
+        ("rules/revoke", Post) => revoke(app, request),
+        ("events" | "sessions" | "config" | "login" | "logout" | "rules" | "rules/revoke", _) => {
+            Err(Error::MethodNotAllowed)
+        }
         _ => Err(not_found()),
     }
 }
@@ -402,7 +426,10 @@ fn respond(app: &App, request: &Request, kind: Kind) -> Result<Reply> {
     let answer = read_answer(kind, &body)?;
     let id = optional_id(&body, kind)?;
     let prefix = read_scope(&answer, &body)?;
-    let responded = app.hub.respond(session_id, id, answer.clone(), prefix)?;
+    let by = actor(app, request, HUMAN);
+    let responded = app
+        .hub
+        .respond(session_id, id, answer.clone(), prefix, by)?;
     respond_body(kind, &answer, id.is_some(), responded).map(Reply::from)
 }
 
@@ -477,6 +504,22 @@ fn respond_body(
         (Kind::Approval, Responded::Stale { .. }) => json!({"ok": false, field: answer}),
     };
     Ok(Response::json(200, &body))
+}
+
+// ---- browser API: rules (docs/PROTOCOL.md §3.2) ----
+
+fn rules(app: &App) -> Response {
+    let rules: Vec<Value> = app.hub.rules().iter().map(Rule::to_json).collect();
+    Response::json(200, &json!({ "rules": rules }))
+}
+
+fn revoke(app: &App, request: &Request) -> Result<Reply> {
+    let body = request.json()?;
+    let rule_id = optional_text(&body, "rule_id")?
+        .filter(|rule_id| !rule_id.is_empty())
+        .ok_or_else(|| Error::bad_request("rule_id is required"))?;
+    app.hub.revoke(rule_id, actor(app, request, HUMAN))?;
+    Ok(Response::json(200, &json!({"ok": true})).into())
 }
 
 // ---- browser API: streams (docs/PROTOCOL.md §3.3, §4) ----
@@ -577,7 +620,8 @@ fn submit(app: &App, request: &Request, kind: Kind) -> Result<Reply> {
     let payload = validate::payload(kind, &body)?;
     let timeout_seconds = validate::timeout_seconds(&body, kind.default_timeout_seconds())?;
     let id_field = kind.id_field();
-    let body = match app.hub.submit(session_id, timeout_seconds, payload)? {
+    let by = actor(app, request, AGENT);
+    let body = match app.hub.submit(session_id, timeout_seconds, payload, by)? {
         Submitted::Queued {
             id,
             pending_count,
@@ -648,7 +692,9 @@ fn cancel(app: &App, request: &Request, kind: Kind) -> Result<Reply> {
     let body = request.json()?;
     let session_id = required_session(&body)?;
     let id = optional_id(&body, kind)?;
-    let cancelled = app.hub.cancel(session_id, kind, id)?;
+    let cancelled = app
+        .hub
+        .cancel(session_id, kind, id, actor(app, request, AGENT))?;
     Ok(Response::json(200, &json!({"ok": true, "cancelled": cancelled})).into())
 }
 

@@ -109,9 +109,9 @@ fn describe(request: &Request) -> String {
 
 // ---- answers ----
 
-/// A response as the tables write it. Entries carry the hub's clock, so
-/// `requested_at` reads 0 and `expires_at` the seconds after it (0 when the
-/// prompt never expires).
+/// A response as the tables write it. Entries and rules carry the hub's
+/// clock, so `requested_at` and `granted_at` read 0 and `expires_at` the
+/// seconds after `requested_at` (0 when the prompt never expires).
 #[derive(Clone, Debug, PartialEq)]
 struct Seen {
     status: u16,
@@ -165,6 +165,9 @@ fn timeless(mut value: Value) -> Value {
                 };
                 fields.insert("requested_at".into(), json!(0.0));
                 fields.insert("expires_at".into(), json!(after));
+            }
+            if fields.get("granted_at").is_some_and(Value::is_f64) {
+                fields.insert("granted_at".into(), json!(0.0));
             }
             fields.values_mut().for_each(|v| *v = timeless(v.take()));
         }
@@ -390,7 +393,8 @@ fn unknown_paths_are_404_and_wrong_methods_405_with_allow() {
     let app = app(&[]);
     #[rustfmt::skip]
     let unknown = ["/nope", "/api", "/api/", "/api/nope", "/api/events/", "/api/bogus/pending",
-        "/api/clarify", "/api/clarify/nope", "/api/approval/pending/more"];
+        "/api/clarify", "/api/clarify/nope", "/api/approval/pending/more", "/api/rules/",
+        "/api/rules/nope", "/api/rules/revoke/more"];
     let mut cases: Vec<_> = unknown
         .map(|path| (get(path), not_found("not found")))
         .into();
@@ -401,9 +405,10 @@ fn unknown_paths_are_404_and_wrong_methods_405_with_allow() {
     for path in ["/healthz", "/metrics", "/"] {
         wrong.extend([Post, Other].map(|method| (method, path.into())));
     }
-    for path in ["/api/events", "/api/sessions", "/api/config"] {
+    for path in ["/api/events", "/api/sessions", "/api/config", "/api/rules"] {
         wrong.extend([Post, Head, Other].map(|method| (method, path.into())));
     }
+    wrong.extend([Get, Head, Other].map(|method| (method, "/api/rules/revoke".into())));
     for kind in Kind::ALL {
         for action in ["pending", "stream", "wait"] {
             wrong.extend([Post, Head, Other].map(|method| (method, url(kind, action))));
@@ -425,23 +430,25 @@ fn bodies_that_are_not_json_objects_are_refused() {
     queued(&app, Kind::Clarify, prompt(Kind::Clarify, json!({})));
     let not_object = "request body must be a JSON object";
     let mut cases = vec![];
-    for kind in Kind::ALL {
-        for action in ["submit", "respond", "cancel"] {
-            let url = url(kind, action);
-            let raw = |body: &str| Request::fake(Method::Post, &url, body);
-            #[rustfmt::skip]
-            cases.extend([
-                (post_not_json(&url), error(415, "request body must be application/json")),
-                (too_large(post(&url, prompt(kind, json!({})))), error(413, "request body too large")),
-                (raw(""), bad("malformed JSON: EOF while parsing a value at line 1 column 0")),
-                (raw(r#"{"session_id": "#), bad("malformed JSON: EOF while parsing a value at line 1 column 15")),
-                (raw("{'session_id': 's'}"), bad("malformed JSON: key must be a string at line 1 column 2")),
-                (raw("[1]"), bad(not_object)),
-                (raw("null"), bad(not_object)),
-                (raw(r#""s""#), bad(not_object)),
-                (raw("7"), bad(not_object)),
-            ]);
-        }
+    let urls = Kind::ALL.into_iter().flat_map(|kind| {
+        let prompt = prompt(kind, json!({}));
+        ["submit", "respond", "cancel"].map(|action| (url(kind, action), prompt.clone()))
+    });
+    let revoke = ("/api/rules/revoke".to_string(), json!({"rule_id": "r"}));
+    for (url, body) in urls.chain([revoke]) {
+        let raw = |body: &str| Request::fake(Method::Post, &url, body);
+        #[rustfmt::skip]
+        cases.extend([
+            (post_not_json(&url), error(415, "request body must be application/json")),
+            (too_large(post(&url, body.clone())), error(413, "request body too large")),
+            (raw(""), bad("malformed JSON: EOF while parsing a value at line 1 column 0")),
+            (raw(r#"{"session_id": "#), bad("malformed JSON: EOF while parsing a value at line 1 column 15")),
+            (raw("{'session_id': 's'}"), bad("malformed JSON: key must be a string at line 1 column 2")),
+            (raw("[1]"), bad(not_object)),
+            (raw("null"), bad(not_object)),
+            (raw(r#""s""#), bad(not_object)),
+            (raw("7"), bad(not_object)),
+        ]);
     }
     check_all(&app, cases);
 }
@@ -810,6 +817,7 @@ fn posts_from_a_foreign_origin_are_403_and_change_nothing() {
         (header(submit(), "Origin", "http://127.0.0.1:8787"), refused("http://127.0.0.1:8787")),
         (from("http://evil.example", post("/nope", json!({}))), refused("http://evil.example")),
         (from("http://evil.example", post("/healthz", json!({}))), refused("http://evil.example")),
+        (from("http://evil.example", post("/api/rules/revoke", json!({"rule_id": "r"}))), refused("http://evil.example")),
         (cancel(), passed()),
         (own(cancel()), passed()),
         (from("http://127.0.0.1:8787", cancel()), passed()),
@@ -1012,6 +1020,55 @@ fn a_rule_answers_later_submits_of_what_the_human_chose() {
     for command in ["git push; rm -rf /", "git pushx", "git pull"] {
         queued(&app, Kind::Approval, ask("s3", command));
     }
+}
+
+#[test]
+fn rules_are_listed_with_where_they_came_from_and_revoked_by_id() {
+    let app = app(&[]);
+    let ask = |session: &str, command: &str| json!({"session_id": session, "command": command});
+    let respond = |session: &str, id: &str, extra| {
+        let body = json!({"session_id": session, "approval_id": id});
+        post("/api/approval/respond", with(body, extra))
+    };
+    let revoke = |body| post("/api/rules/revoke", body);
+    let listed = |rules: Vec<Value>| ok(json!({ "rules": rules }));
+    check(&app, get("/api/rules"), listed(vec![]));
+
+    let main = queued(&app, Kind::Approval, ask("s1", "git push origin main"));
+    let dev = queued(&app, Kind::Approval, ask("s2", "git push origin dev"));
+    let answered = |choice| ok(json!({"choice": choice, "ok": true}));
+    let prefix = json!({"choice": "always", "scope": "git push"});
+    check(&app, respond("s2", &dev, prefix), answered("always"));
+    let session = json!({"choice": "session"});
+    check(&app, respond("s1", &main, session), answered("session"));
+    #[rustfmt::skip]
+    let session_rule = json!({"rule_id": main, "scope": {"exact": "git push origin main"},
+        "lifetime": "session", "session_id": "s1", "granted_at": 0.0, "command": "git push origin main"});
+    #[rustfmt::skip]
+    let always_rule = json!({"rule_id": dev, "scope": {"prefix": "git push"},
+        "lifetime": "always", "session_id": null, "granted_at": 0.0, "command": "git push origin dev"});
+    let both = listed(vec![always_rule, session_rule.clone()]);
+    check_changes_nothing(&app, get("/api/rules"), both);
+
+    let no_such_rule = not_found("no such rule");
+    #[rustfmt::skip]
+    check_all(&app, vec![
+        (revoke(json!({})), bad("rule_id is required")),
+        (revoke(json!({"rule_id": null})), bad("rule_id is required")),
+        (revoke(json!({"rule_id": ""})), bad("rule_id is required")),
+        (revoke(json!({"rule_id": 7})), bad("rule_id must be a string")),
+        (revoke(json!({"rule_id": ["x"]})), bad("rule_id must be a string")),
+        (revoke(json!({"rule_id": "0".repeat(32)})), no_such_rule.clone()),
+        (revoke(json!({"rule_id": dev.to_uppercase()})), no_such_rule.clone()),
+        (revoke(json!({"rule_id": dev})), ok(json!({"ok": true}))),
+        (revoke(json!({"rule_id": dev})), no_such_rule),
+        (get("/api/rules"), listed(vec![session_rule])),
+    ]);
+    let (_, seen) = submit(&app, Kind::Approval, ask("s3", "git push origin dev"));
+    assert_eq!(
+        seen.body["pending_count"], 1,
+        "a revoked rule answers nothing: {seen}"
+    );
 }
 
 #[test]

@@ -20,6 +20,7 @@ use crate::serve::limits;
 use crate::serve::metrics::Metrics;
 use crate::serve::routes::{self, App};
 use crate::serve::signals::ShutdownSignals;
+use crate::store::audit_log::AuditLog;
 use crate::store::journal::Journal;
 use crossbeam_channel::TrySendError;
 use std::io::{self, Read};
@@ -175,7 +176,7 @@ impl Server {
                 let _ = handle.join();
             }
         }
-        self.app.hub.close_journal();
+        self.app.hub.close_files();
         let elapsed = started.elapsed().as_millis();
         match self.running.count() {
             0 => log::info!(
@@ -196,8 +197,12 @@ impl Drop for Server {
     }
 }
 
+/// The audit file rotates to `audit.log.1` before it would pass this.
+const AUDIT_LOG_MAX_BYTES: u64 = 8 << 20;
+
 /// The hub: in memory, or on the journal in `--data-dir`, whose state is
-/// replayed first. A directory another server holds, or damage, refuses.
+/// replayed first, with the audit file beside it. A directory another
+/// server holds, or damage, refuses.
 fn open_hub(config: &Config) -> io::Result<Hub> {
     let limits = App::limits(config);
     let Some(dir) = &config.data_dir else {
@@ -210,7 +215,21 @@ fn open_hub(config: &Config) -> io::Result<Hub> {
         log::warn!("{warning}");
     }
     log::info!("journal in {}", dir.display());
-    Hub::open(limits, config.subscriber_buffer, journal, &recovered).map_err(|error| {
+    let audit_log = AuditLog::open(dir, AUDIT_LOG_MAX_BYTES).map_err(|error| {
+        io::Error::other(format!(
+            "cannot open the audit log in {}: {error}",
+            dir.display()
+        ))
+    })?;
+    let audit_log = Some(audit_log);
+    Hub::open(
+        limits,
+        config.subscriber_buffer,
+        journal,
+        &recovered,
+        audit_log,
+    )
+    .map_err(|error| {
         io::Error::other(format!(
             "cannot replay the journal in {}: {error}",
             dir.display()

@@ -19,6 +19,8 @@ pub const JOURNAL: &str = "journal";
 pub const JOURNAL_TMP: &str = "journal.tmp";
 pub const SNAPSHOT: &str = "snapshot";
 pub const SNAPSHOT_TMP: &str = "snapshot.tmp";
+pub const AUDIT_LOG: &str = "audit.log";
+pub const AUDIT_LOG_OLD: &str = "audit.log.1";
 
 /// Creates DIR and its missing parents, readable by this user only.
 pub fn create_dir(dir: &Path) -> io::Result<()> {

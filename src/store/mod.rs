@@ -2,9 +2,11 @@
 //! its version, and the snapshot it follows, in one data directory.
 //!
 //! The store knows nothing of prompts: the state machine above it turns its
-//! changes into bytes and back. Files in the directory: `lock`, `snapshot`,
-//! `journal`, and `*.tmp` while a compaction is under way.
+//! changes into bytes and back, and hands the audit file finished lines.
+//! Files in the directory: `lock`, `snapshot`, `journal`, `*.tmp` while a
+//! compaction is under way, `audit.log` and `audit.log.1`.
 
+pub mod audit_log;
 pub mod journal;
 
 mod disk;

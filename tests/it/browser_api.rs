@@ -1,5 +1,5 @@
 //! The browser API of docs/PROTOCOL.md §3: every row of the respond tables with its exact
-//! body, polling, and the JSON headers.
+//! body, polling, the JSON headers, and rules granted, listed and revoked.
 
 use crate::support::TestServer;
 use serde_json::{Value, json};
@@ -309,4 +309,79 @@ fn approval_entries_have_the_spec_fields() {
         "requested_at": entry["requested_at"], "timeout_seconds": 0, "expires_at": 0.0,
     });
     assert_eq!(entry, expected);
+}
+
+#[test]
+fn a_revoked_rule_no_longer_answers() {
+    let server = TestServer::start(&[]);
+    let asked = server.submit_approval("r1", "make deploy STAGE=prod", &[]);
+    let id = asked["approval_id"].as_str().unwrap().to_string();
+    let body =
+        json!({"session_id": "r1", "approval_id": id, "choice": "always", "scope": "make deploy"});
+    assert_eq!(server.post("/api/approval/respond", &body).status, 200);
+    let listed = server.get("/api/rules");
+    let rules = listed.json()["rules"].clone();
+    assert_eq!(
+        (
+            listed.status,
+            rules[0]["rule_id"].as_str(),
+            rules[0]["scope"].clone()
+        ),
+        (200, Some(id.as_str()), json!({"prefix": "make deploy"})),
+        "{}",
+        listed.text()
+    );
+    let covered = server.submit_approval("r2", "make deploy STAGE=dev", &[]);
+    assert_eq!(covered["auto"], true, "the rule answers: {covered}");
+
+    let revoked = server.post("/api/rules/revoke", &json!({"rule_id": id}));
+    assert_eq!((revoked.status, revoked.json()), (200, json!({"ok": true})));
+    assert_eq!(server.get("/api/rules").json(), json!({"rules": []}));
+    let asked_again = server.submit_approval("r2", "make deploy STAGE=dev", &[]);
+    assert_eq!(
+        (
+            asked_again["pending_count"].as_u64(),
+            asked_again["auto"].as_bool()
+        ),
+        (Some(1), None),
+        "a revoked rule answers nothing"
+    );
+    let again = server.post("/api/rules/revoke", &json!({"rule_id": id}));
+    assert_eq!(
+        (again.status, again.json()),
+        (404, json!({"error": "no such rule"}))
+    );
+    let bad = server.post("/api/rules/revoke", &json!({"rule_id": 1}));
+    assert_eq!(
+        (bad.status, bad.json()),
+        (400, json!({"error": "rule_id must be a string"}))
+    );
+}
+
+#[test]
+fn a_session_rule_leaves_with_its_session() {
+    let server = TestServer::start(&["--max-sessions", "2"]);
+    let asked = server.submit_approval("old", "ls -la", &[]);
+    let body =
+        json!({"session_id": "old", "approval_id": asked["approval_id"], "choice": "session"});
+    assert_eq!(server.post("/api/approval/respond", &body).status, 200);
+    let rules = server.get("/api/rules").json()["rules"].clone();
+    assert_eq!(
+        (
+            rules[0]["lifetime"].as_str(),
+            rules[0]["session_id"].as_str()
+        ),
+        (Some("session"), Some("old"))
+    );
+    // Two busy sessions: the idle one, with its rule, makes room.
+    server.submit_approval("busy1", "true", &[]);
+    server.submit_approval("busy2", "true", &[]);
+    assert_eq!(server.get("/api/rules").json(), json!({"rules": []}));
+    server.post("/api/approval/cancel", &json!({"session_id": "busy1"}));
+    let back = server.submit_approval("old", "ls -la", &[]);
+    assert_eq!(
+        (back["pending_count"].as_u64(), back["auto"].as_bool()),
+        (Some(1), None),
+        "the rule left with its session"
+    );
 }

@@ -2,6 +2,7 @@
 //! on port 0 and talks to them over loopback as a browser or agent would.
 
 mod agent;
+mod audit;
 mod auth;
 mod binary;
 mod browser_api;

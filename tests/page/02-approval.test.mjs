@@ -1,5 +1,6 @@
 // Acceptance 2: two approvals show "1 of 2"; Enter answers the first with
-// `once`; the second then shows; each of the four buttons sends its choice.
+// `once`; the second then shows; each of the four buttons sends its choice
+// ("Allow session" and "Always allow" once their rule is confirmed).
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -36,7 +37,8 @@ test('approvals: "1 of 2", Enter = once, then every button sends its choice', as
   let current = second;
   let n = 1;
   for (const [choice, label] of Object.entries(BUTTONS)) {
-    await page.getByRole('button', { name: label, exact: true }).click();
+    await page.locator('#approval-card').getByRole('button', { name: label, exact: true }).click();
+    if (choice === 'session' || choice === 'always') await page.locator('#rule-confirm .rule-confirm-accept').click();
     assert.deepEqual(await agent.waitApproval('a1', current.approval_id), { status: 'answered', choice });
     if (choice === 'deny') break;
     n += 1;
