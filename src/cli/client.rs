@@ -3,6 +3,7 @@
 //! The calls themselves are `cli/api.rs`'s.
 
 use crate::cli::api::{Client, Submitted};
+use crate::cli::wrap;
 use crate::core::kind::Kind;
 use serde_json::{Value, json};
 use std::process::ExitCode;
@@ -10,8 +11,10 @@ use std::time::Duration;
 
 pub const CLARIFY_USAGE: &str =
     "askgate clarify --session S \"question\" [--choice A]... [--timeout SECS]";
-pub const APPROVE_USAGE: &str = "askgate approve --session S --command \"...\" [--pattern KEY]... [--description D] [--timeout SECS]";
-const COMMON_USAGE: &str = "both take --server URL (or ASKGATE_URL, default http://127.0.0.1:8787, \
+pub const APPROVE_USAGE: &str = "askgate approve --session S --command \"...\" [--pattern KEY]... [--description D] [--timeout SECS] [-- CMD [ARG]...]\n    \
+    with -- CMD ARGS: the command shown is CMD ARGS shell-quoted (--command may only repeat it), \
+    and it runs once approved; askgate then exits with its status (128+N for signal N)";
+const COMMON_USAGE: &str = "clarify, approve and mcp take --server URL (or ASKGATE_URL, default http://127.0.0.1:8787, \
                             http:// or https://, with a path behind a reverse proxy), \
                             --retry-secs N (how long to keep retrying an unreachable or busy server \
                             while waiting, default 60) and --ca-file PATH (or ASKGATE_CA_FILE: trust \
@@ -56,6 +59,8 @@ struct Ask {
     retry: Duration,
     /// A PEM file of the only CAs to trust for https.
     ca_file: Option<String>,
+    /// `approve ... -- CMD ARGS`: what runs once approved.
+    run: Option<Vec<String>>,
 }
 
 pub fn main(command: Command, args: &[String]) -> ExitCode {
@@ -75,9 +80,10 @@ pub fn main(command: Command, args: &[String]) -> ExitCode {
         Ok(client) => client,
         Err(message) => return fail(&message),
     };
-    match run(command, &client, &ask) {
-        Ok(code) => ExitCode::from(code),
-        Err(message) => fail(&message),
+    match (run(command, &client, &ask), &ask.run) {
+        (Ok(EXIT_APPROVED), Some(argv)) => ExitCode::from(wrap::run(argv)),
+        (Ok(code), _) => ExitCode::from(code),
+        (Err(message), _) => fail(&message),
     }
 }
 
@@ -98,8 +104,13 @@ fn parse(
     let mut retry = Duration::from_secs(60);
     let (mut text, mut description) = (None, None);
     let mut list = Vec::new();
+    let mut run = None;
     let mut args = args.iter();
     while let Some(arg) = args.next() {
+        if command == Command::Approve && arg == "--" {
+            run = Some(args.by_ref().cloned().collect::<Vec<_>>());
+            break;
+        }
         let (flag, inline) = match arg.split_once('=') {
             Some((flag, value)) if flag.starts_with("--") => (flag, Some(value.to_string())),
             _ => (arg.as_str(), None),
@@ -150,7 +161,10 @@ fn parse(
             json!({"session_id": session_id, "question": question, "choices": list})
         }
         Command::Approve => {
-            let command = text.ok_or("--command is required")?;
+            let command = match &run {
+                Some(argv) => command_that_runs(argv, text)?,
+                None => text.ok_or("--command is required (or -- CMD ARGS)")?,
+            };
             json!({"session_id": session_id, "command": command, "pattern_keys": list,
                    "description": description.unwrap_or_default()})
         }
@@ -164,7 +178,24 @@ fn parse(
         body,
         retry,
         ca_file,
+        run,
     })
+}
+
+/// The command the human is shown for `-- CMD ARGS`: their quoting, which an
+/// explicit `--command` may only repeat.
+fn command_that_runs(argv: &[String], given: Option<String>) -> Result<String, String> {
+    if argv.is_empty() {
+        return Err("-- needs the command to run".into());
+    }
+    let quoted = wrap::quote(argv);
+    match given {
+        Some(given) if given != quoted => Err(format!(
+            "--command {given:?} is not the command that would run, {quoted:?}: \
+             leave --command out, or give exactly that (the human must see what runs)"
+        )),
+        _ => Ok(quoted),
+    }
 }
 
 /// Submits, then waits until the prompt has an outcome.
@@ -272,6 +303,50 @@ mod tests {
         ] {
             assert!(parse(command, &args(&bad), no_env).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn approve_with_a_command_to_run_shows_its_quoting() {
+        let parsed = |list: &[&str]| parse(Command::Approve, &args(list), no_env);
+        let ask = parsed(&["--session", "s", "--", "sh", "-c", "exit 7", "--session"]).unwrap();
+        assert_eq!(ask.body["command"], "sh -c 'exit 7' --session");
+        assert_eq!(ask.run, Some(args(&["sh", "-c", "exit 7", "--session"])));
+        let same = [
+            "--session",
+            "s",
+            "--command",
+            "sh -c 'exit 7'",
+            "--",
+            "sh",
+            "-c",
+            "exit 7",
+        ];
+        assert_eq!(parsed(&same).unwrap().body["command"], "sh -c 'exit 7'");
+        for (bad, message) in [
+            (
+                &[
+                    "--session",
+                    "s",
+                    "--command",
+                    "x",
+                    "--",
+                    "sh",
+                    "-c",
+                    "exit 7",
+                ][..],
+                "is not the command that would run, \"sh -c 'exit 7'\"",
+            ),
+            (&["--session", "s", "--"], "-- needs the command to run"),
+        ] {
+            let error = parsed(bad).unwrap_err();
+            assert!(error.contains(message), "{bad:?}: {error}");
+        }
+        let clarify = parse(
+            Command::Clarify,
+            &args(&["--session", "s", "q", "--", "x"]),
+            no_env,
+        );
+        assert!(clarify.is_err());
     }
 
     #[test]

@@ -14,3 +14,4 @@ mod server;
 mod streams;
 mod support;
 mod tidy;
+mod wrapper;
