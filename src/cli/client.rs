@@ -49,16 +49,61 @@ impl Command {
     }
 }
 
+/// Where the server is and how to reach it: the flags every agent-side
+/// command (`clarify`, `approve`, `mcp`) takes.
+#[derive(Debug, PartialEq)]
+pub struct Connection {
+    pub server: String,
+    /// A PEM file of the only CAs to trust for https.
+    pub ca_file: Option<String>,
+    /// How long a wait keeps retrying a server that does not answer.
+    pub retry: Duration,
+}
+
+impl Connection {
+    /// The defaults, under `ASKGATE_URL` and `ASKGATE_CA_FILE`.
+    pub fn from_env(env: &impl Fn(&str) -> Option<String>) -> Connection {
+        Connection {
+            server: env("ASKGATE_URL").unwrap_or_else(|| DEFAULT_SERVER.into()),
+            ca_file: env("ASKGATE_CA_FILE"),
+            retry: Duration::from_secs(60),
+        }
+    }
+
+    /// Takes `flag` if it is one of these (`false` when it is not), its
+    /// value from `value`.
+    pub fn take(
+        &mut self,
+        flag: &str,
+        value: &mut dyn FnMut() -> Result<String, String>,
+    ) -> Result<bool, String> {
+        match flag {
+            "--server" => self.server = value()?,
+            "--ca-file" => self.ca_file = Some(value()?),
+            "--retry-secs" => {
+                let seconds = value()?;
+                self.retry = Duration::from_secs(
+                    seconds
+                        .parse()
+                        .map_err(|_| format!("invalid --retry-secs: {seconds}"))?,
+                );
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    pub fn client(&self, token: Option<String>) -> Result<Client, String> {
+        Client::new(&self.server, token, self.ca_file.as_deref())
+    }
+}
+
 /// What the command line asked for.
 #[derive(Debug, PartialEq)]
 struct Ask {
-    server: String,
+    connection: Connection,
     session_id: String,
     body: Value,
-    /// How long the wait keeps retrying a server that does not answer.
-    retry: Duration,
-    /// A PEM file of the only CAs to trust for https.
-    ca_file: Option<String>,
     /// `approve ... -- CMD ARGS`: what runs once approved.
     run: Option<Vec<String>>,
 }
@@ -76,7 +121,7 @@ pub fn main(command: Command, args: &[String]) -> ExitCode {
             return ExitCode::from(EXIT_ERROR);
         }
     };
-    let client = match Client::new(&ask.server, env("ASKGATE_TOKEN"), ask.ca_file.as_deref()) {
+    let client = match ask.connection.client(env("ASKGATE_TOKEN")) {
         Ok(client) => client,
         Err(message) => return fail(&message),
     };
@@ -97,11 +142,9 @@ fn parse(
     args: &[String],
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<Ask, String> {
-    let mut server = env("ASKGATE_URL").unwrap_or_else(|| DEFAULT_SERVER.into());
-    let mut ca_file = env("ASKGATE_CA_FILE");
+    let mut connection = Connection::from_env(&env);
     let mut session_id = None;
     let mut timeout = None;
-    let mut retry = Duration::from_secs(60);
     let (mut text, mut description) = (None, None);
     let mut list = Vec::new();
     let mut run = None;
@@ -128,18 +171,11 @@ fn parse(
                 .or_else(|| args.next().cloned())
                 .ok_or(format!("{flag} needs a value"))
         };
+        if connection.take(flag, &mut value)? {
+            continue;
+        }
         match (command, flag) {
             (_, "--session") => session_id = Some(value()?),
-            (_, "--server") => server = value()?,
-            (_, "--ca-file") => ca_file = Some(value()?),
-            (_, "--retry-secs") => {
-                let seconds = value()?;
-                retry = Duration::from_secs(
-                    seconds
-                        .parse()
-                        .map_err(|_| format!("invalid --retry-secs: {seconds}"))?,
-                );
-            }
             (_, "--timeout") => {
                 let seconds = value()?;
                 timeout = Some(
@@ -173,11 +209,9 @@ fn parse(
         body["timeout_seconds"] = timeout.into();
     }
     Ok(Ask {
-        server,
+        connection,
         session_id,
         body,
-        retry,
-        ca_file,
         run,
     })
 }
@@ -204,7 +238,7 @@ fn run(command: Command, client: &Client, ask: &Ask) -> Result<u8, String> {
     let outcome = match client.submit(kind, &ask.body)? {
         Submitted::Settled(body) => body,
         Submitted::Pending(id) => client
-            .wait(kind, &ask.session_id, &id, ask.retry, &|| false)?
+            .wait(kind, &ask.session_id, &id, ask.connection.retry, &|| false)?
             .ok_or("the wait was abandoned")?,
     };
     Ok(conclude(command, &outcome))
@@ -272,7 +306,10 @@ mod tests {
         .unwrap();
         let expected = json!({"session_id": "demo", "question": "Ship it?", "choices": ["yes", "no"], "timeout_seconds": 5});
         assert_eq!((ask.session_id.as_str(), ask.body), ("demo", expected));
-        assert_eq!((ask.server.as_str(), ask.ca_file), (DEFAULT_SERVER, None));
+        assert_eq!(
+            (ask.connection.server.as_str(), ask.connection.ca_file),
+            (DEFAULT_SERVER, None)
+        );
         let ask = parse(
             Command::Approve,
             &args(&[
@@ -354,7 +391,10 @@ mod tests {
         let env = |name: &str| Some(format!("from {name}"));
         let ask = parse(Command::Clarify, &args(&["--session", "s", "q"]), env).unwrap();
         assert_eq!(
-            (ask.server.as_str(), ask.ca_file.as_deref()),
+            (
+                ask.connection.server.as_str(),
+                ask.connection.ca_file.as_deref()
+            ),
             ("from ASKGATE_URL", Some("from ASKGATE_CA_FILE"))
         );
         let flags = args(&[
@@ -367,7 +407,10 @@ mod tests {
         ]);
         let ask = parse(Command::Clarify, &flags, env).unwrap();
         assert_eq!(
-            (ask.server.as_str(), ask.ca_file.as_deref()),
+            (
+                ask.connection.server.as_str(),
+                ask.connection.ca_file.as_deref()
+            ),
             ("https://h/a", Some("ca.pem"))
         );
     }

@@ -3,4 +3,6 @@
 
 pub mod api;
 pub mod client;
+pub mod mcp;
+pub mod tools;
 pub mod wrap;

@@ -9,6 +9,7 @@ mod cli_http;
 mod events;
 mod input;
 mod lifecycle;
+mod mcp;
 mod queue_rules;
 mod server;
 mod streams;
