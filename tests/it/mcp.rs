@@ -1,11 +1,12 @@
 //! `askgate mcp`: the real binary spoken to as an MCP client would, line by
-//! line over its stdin and stdout, against a server with tokens.
+//! line over its stdin and stdout, against a server with tokens; and the
+//! official MCP Python SDK (`tests/mcp/sdk_client.py`) driving it.
 
 use crate::binary::askgate;
 use crate::support::{DEADLINE, TestServer};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
@@ -414,4 +415,50 @@ fn a_bad_session_or_flag_exits_2_before_reading_anything() {
             "{args:?}: stdout stays JSON-RPC only"
         );
     }
+}
+
+/// The official MCP Python SDK (PyPI `mcp`) runs `tests/mcp/sdk_client.py`
+/// against `askgate mcp`: it lists the tools, calls both while the script
+/// answers as the human, and cancels a call. Skipped, saying why, when
+/// python3 or the SDK is missing, unless `ASKGATE_REQUIRE_MCP_SDK` is set
+/// (as `.ci/run` does after installing it).
+#[test]
+fn the_official_mcp_python_sdk_lists_calls_and_cancels() {
+    let required = std::env::var_os("ASKGATE_REQUIRE_MCP_SDK").is_some();
+    let sdk = Command::new("python3")
+        .args(["-c", "import mcp.client.stdio"])
+        .output();
+    if !sdk.as_ref().is_ok_and(|output| output.status.success()) {
+        let why = match &sdk {
+            Err(error) => format!("python3 cannot run ({error})"),
+            Ok(output) => String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        };
+        assert!(!required, "the MCP Python SDK is required here: {why}");
+        eprintln!(
+            "SKIPPED the_official_mcp_python_sdk_lists_calls_and_cancels: the MCP Python SDK is \
+             not installed ({why}); `pip install mcp` (make test does) to run it"
+        );
+        return;
+    }
+    let server = server();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/mcp/sdk_client.py");
+    let child = Command::new("python3")
+        .arg(script)
+        .env("ASKGATE_BIN", env!("CARGO_BIN_EXE_askgate"))
+        .env("ASKGATE_URL", format!("http://{}", server.addr))
+        .env("ASKGATE_AGENT_TOKEN", AGENT)
+        .env("ASKGATE_HUMAN_TOKEN", HUMAN)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    let output = crate::binary::finish(child, Duration::from_secs(90));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the SDK script failed ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
+    assert!(stdout.contains("all checks passed"), "{stdout}\n{stderr}");
 }
