@@ -2,7 +2,7 @@
 
 CARGO ?= cargo
 
-.PHONY: run test test-rust test-tiny-http test-page check fmt clippy build bench
+.PHONY: run test test-rust test-tiny-http test-page mcp-sdk check fmt clippy build bench
 
 run:
 	$(CARGO) run --release -- serve
@@ -12,8 +12,13 @@ build:
 
 test: test-rust test-tiny-http test-page
 
-test-rust:
+test-rust: mcp-sdk
 	$(CARGO) test
+
+# The official MCP Python SDK, which tests/it/mcp.rs drives `askgate mcp`
+# with; installed from PyPI when python3 lacks it.
+mcp-sdk:
+	sh tests/mcp/install.sh
 
 # The vendored tiny_http's own tests: upstream's, and those of the fork's
 # patches. A crate of its own, so that its lock file stays out of askgate's.

@@ -1,7 +1,8 @@
 //! The `askgate` command: `serve` (the default) runs the server; `clarify`
-//! and `approve` ask through a running server and wait for the answer.
+//! and `approve` ask through a running server and wait for the answer;
+//! `mcp` offers the same to an agent as an MCP server on stdin and stdout.
 
-use askgate::cli::client;
+use askgate::cli::{client, mcp};
 use askgate::serve::auth::{self, Role};
 use askgate::serve::signals::ShutdownSignals;
 use askgate::{Config, Server};
@@ -12,6 +13,7 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("clarify") => client::main(client::Command::Clarify, &args[1..]),
         Some("approve") => client::main(client::Command::Approve, &args[1..]),
+        Some("mcp") => mcp::main(&args[1..]),
         Some("serve") => serve(&args[1..]),
         Some("journal") => journal(&args[1..]),
         Some("tokens") => tokens(&args[1..]),
@@ -104,9 +106,10 @@ fn usage_error(usage: &str) -> ExitCode {
 fn usage() -> String {
     format!(
         "askgate: agents ask, a human answers from the browser\n\n\
-         usage:\n  askgate [serve] [FLAGS]\n  {}\n  {}\n  {JOURNAL_USAGE}\n  {TOKENS_USAGE}\n\n{}",
+         usage:\n  askgate [serve] [FLAGS]\n  {}\n  {}\n  {}\n  {JOURNAL_USAGE}\n  {TOKENS_USAGE}\n\n{}",
         client::CLARIFY_USAGE,
         client::APPROVE_USAGE,
+        mcp::MCP_USAGE,
         Config::usage()
     )
 }

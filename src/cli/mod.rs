@@ -1,4 +1,8 @@
 //! The command line besides `serve`: the agent-side commands that ask
 //! through a running server and say the outcome by exit code.
 
+pub mod api;
 pub mod client;
+pub mod mcp;
+pub mod tools;
+pub mod wrap;

@@ -21,7 +21,7 @@ pub fn askgate() -> Command {
 }
 
 /// Starts `askgate clarify`/`approve` against `server`, returning the child.
-fn ask(server: SocketAddr, args: &[&str]) -> Child {
+pub fn ask(server: SocketAddr, args: &[&str]) -> Child {
     ask_at(&format!("http://{server}"), askgate().args(args))
 }
 
@@ -66,6 +66,23 @@ pub fn pending_head(server: &TestServer, kind: &str, session_id: &str) -> Value 
         }
         since = poll["version"].as_u64().unwrap();
     }
+}
+
+/// Answers the head of the session's queue of this kind (`response` for a
+/// clarify, `choice` for an approval) and returns that head.
+pub fn answer(server: &TestServer, kind: &str, session_id: &str, answer: &str) -> Value {
+    let head = pending_head(server, kind, session_id);
+    let id_field = format!("{kind}_id");
+    let answer_field = if kind == "clarify" {
+        "response"
+    } else {
+        "choice"
+    };
+    let id = head[&id_field].clone();
+    let body = json!({"session_id": session_id, id_field: id, answer_field: answer});
+    let reply = server.post(&format!("/api/{kind}/respond"), &body);
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    head
 }
 
 #[test]

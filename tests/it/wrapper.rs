@@ -1,0 +1,146 @@
+//! `askgate approve ... -- CMD ARGS`: the command runs only when approved,
+//! the human sees exactly what runs, and its exit status comes back.
+
+use crate::binary::{answer, ask, finish};
+use crate::support::{DEADLINE, TempDir, TestServer};
+
+fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).to_string()
+}
+
+#[test]
+fn an_approved_command_runs_and_its_exit_status_comes_back() {
+    let server = TestServer::start(&[]);
+    let child = ask(
+        server.addr,
+        &["approve", "--session", "s", "--", "sh", "-c", "exit 7"],
+    );
+    let head = answer(&server, "approval", "s", "once");
+    assert_eq!(head["command"], "sh -c 'exit 7'", "the human saw the argv");
+    let output = finish(child, DEADLINE);
+    assert_eq!(output.status.code(), Some(7), "{}", stderr(&output));
+
+    // Its stdout is the command's alone; an explicit --command equal to the
+    // quoted argv is accepted.
+    let child = ask(
+        server.addr,
+        &[
+            "approve",
+            "--session",
+            "s",
+            "--command",
+            "echo 'hello world'",
+            "--",
+            "echo",
+            "hello world",
+        ],
+    );
+    answer(&server, "approval", "s", "once");
+    let output = finish(child, DEADLINE);
+    assert_eq!(
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).as_ref()
+        ),
+        (Some(0), "hello world\n"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn a_denied_or_unanswered_command_never_runs() {
+    let server = TestServer::start(&[]);
+    let dir = TempDir::new("wrapper");
+    let marker = dir.join("ran");
+    let marker = marker.to_str().unwrap();
+    let child = ask(
+        server.addr,
+        &["approve", "--session", "d", "--", "touch", marker],
+    );
+    answer(&server, "approval", "d", "deny");
+    let output = finish(child, DEADLINE);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(!dir.join("ran").exists(), "a denied command did not run");
+
+    let expired = ask(
+        server.addr,
+        &[
+            "approve",
+            "--session",
+            "d",
+            "--timeout",
+            "1",
+            "--",
+            "touch",
+            marker,
+        ],
+    );
+    assert_eq!(finish(expired, DEADLINE).status.code(), Some(3));
+    assert!(!dir.join("ran").exists(), "an expired approval ran nothing");
+
+    // The same command, approved, does run: the marker proves the test.
+    let child = ask(
+        server.addr,
+        &["approve", "--session", "d", "--", "touch", marker],
+    );
+    answer(&server, "approval", "d", "once");
+    assert_eq!(finish(child, DEADLINE).status.code(), Some(0));
+    assert!(dir.join("ran").exists());
+}
+
+#[test]
+fn a_command_other_than_the_one_shown_is_refused_before_asking() {
+    let server = TestServer::start(&[]);
+    let output = finish(
+        ask(
+            server.addr,
+            &[
+                "approve",
+                "--session",
+                "m",
+                "--command",
+                "x",
+                "--",
+                "sh",
+                "-c",
+                "exit 7",
+            ],
+        ),
+        DEADLINE,
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("is not the command that would run"),
+        "{}",
+        stderr(&output)
+    );
+    let output = finish(
+        ask(server.addr, &["approve", "--session", "m", "--"]),
+        DEADLINE,
+    );
+    assert_eq!(output.status.code(), Some(2));
+    let poll = server.get("/api/approval/pending?session_id=m").json();
+    assert_eq!(poll["pending_count"], 0, "nothing was asked");
+}
+
+#[test]
+fn signals_and_missing_commands_have_the_shell_s_exit_codes() {
+    let server = TestServer::start(&[]);
+    for (argv, code) in [
+        (&["sh", "-c", "kill -TERM $$"][..], 128 + 15),
+        (&["/nonexistent/askgate-test-command"], 127),
+    ] {
+        let mut args = vec!["approve", "--session", "sig", "--"];
+        args.extend(argv);
+        let child = ask(server.addr, &args);
+        answer(&server, "approval", "sig", "once");
+        let output = finish(child, DEADLINE);
+        assert_eq!(
+            output.status.code(),
+            Some(code),
+            "{argv:?}: {}",
+            stderr(&output)
+        );
+    }
+}
