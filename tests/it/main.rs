@@ -5,6 +5,7 @@ mod agent;
 mod binary;
 mod browser_api;
 mod cli_http;
+mod durability;
 mod events;
 mod input;
 mod queue_rules;
