@@ -2,7 +2,8 @@
 //! issue 9): what was acknowledged survives `kill -9` at any moment, waiting
 //! agents and resuming streams get the truth after a restart, prompts expire
 //! while the server is down, damage is named or refused, a directory has one
-//! server, and a full disk is a 507 that heals without a restart.
+//! server, and a full or unwritable disk is a 507 with nothing applied that
+//! heals without a restart.
 //!
 //! Every test works in a data directory of its own under the system's temp
 //! directory, removed at the end, and ends only the processes it started.
@@ -586,6 +587,80 @@ fn a_full_disk_is_507_and_recovers_without_a_restart() {
         (submitted + 1) as f64,
         "all durable"
     );
+}
+
+/// Sets the server's file-size limit (`prlimit --fsize`), soft only.
+fn limit_file_size(server: &ServerProcess, soft: &str) {
+    let pid = server.pid().to_string();
+    let limit = format!("--fsize={soft}:unlimited");
+    let set = Command::new("prlimit")
+        .args(["--pid", &pid, &limit])
+        .status();
+    assert!(set.unwrap().success());
+}
+
+#[test]
+fn an_unwritable_journal_refuses_changes_before_applying_them() {
+    if prlimit_missing() {
+        println!(
+            "skipped: prlimit (util-linux) is not installed, so no file-size limit can be set"
+        );
+        return;
+    }
+    let dir = TempDir::new("unwritable");
+    let server = serve_on(&dir, &[]);
+    let id = clarify(&server, "w", "written?", 600);
+    // Below where the journal writes next: every write fails (EFBIG), as
+    // on a disk that went read-only, though space is preallocated.
+    limit_file_size(&server, "1");
+    let answer = json!({"session_id": "w", "clarify_id": id, "response": "yes"});
+    assert_eq!(server.post("/api/clarify/respond", &answer).status, 507);
+    let pending = (200, json!({"status": "pending"}));
+    assert_eq!(
+        outcome(&server, "clarify", "w", &id),
+        pending,
+        "an agent is told no outcome that is not durable"
+    );
+
+    // Once a write has failed, a change is refused before it is applied.
+    let version = server.metric("askgate_version");
+    let body = json!({"session_id": "refused", "question": "shown?"});
+    let refused = server.post("/api/clarify/submit", &body);
+    assert_eq!(refused.status, 507, "{}", refused.text());
+    let error = refused.json()["error"].as_str().unwrap().to_string();
+    assert!(error.contains("nothing was changed"), "{error}");
+    assert_eq!(poll(&server, "clarify", "refused")["pending_count"], 0);
+    assert_eq!(server.metric("askgate_version"), version);
+
+    limit_file_size(&server, "unlimited");
+    let mut accepted = Value::Null;
+    eventually(
+        "a submit is accepted again",
+        Duration::from_secs(5),
+        &mut || {
+            let reply = server.post(
+                "/api/clarify/submit",
+                &json!({"session_id": "after", "question": "written?"}),
+            );
+            accepted = reply.json();
+            reply.status == 200
+        },
+    );
+    let told = outcome(&server, "clarify", "w", &id);
+    server.kill();
+    let server = serve_on(&dir, &[]);
+    assert_eq!(
+        outcome(&server, "clarify", "w", &id),
+        told,
+        "what was told stays true"
+    );
+    assert_eq!(
+        poll(&server, "clarify", "refused")["pending_count"],
+        0,
+        "never applied"
+    );
+    let after = accepted["clarify_id"].as_str().unwrap();
+    assert_eq!(outcome(&server, "clarify", "after", after), pending);
 }
 
 #[test]
