@@ -411,6 +411,11 @@ impl ServerProcess {
         self.child.id()
     }
 
+    /// False once the process has ended, by itself or a signal.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// What the server wrote to stderr so far.
     pub fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()

@@ -49,8 +49,14 @@ pub fn run(kills: usize, seed: u64) {
     let mut snapshots = BTreeSet::new();
     for round in 1..=kills {
         shared.up(server.addr);
-        shared.wait_acknowledged(rng.below(MAX_BETWEEN_KILLS + 1) as u64, seed);
+        let count = rng.below(MAX_BETWEEN_KILLS + 1) as u64;
+        shared.wait_acknowledged(count, who.len(), seed);
         shared.down();
+        assert!(
+            server.is_running(),
+            "before kill {round} (seed {seed}) the server ended by itself: {}",
+            server.stderr()
+        );
         server.kill();
         shared.wait_parked(who.len(), seed);
         snapshots.extend(std::fs::read(dir.path.join("snapshot")).ok());
@@ -63,13 +69,14 @@ pub fn run(kills: usize, seed: u64) {
     }
     let model = shared.model();
     println!(
-        "crash test: {} acknowledged changes, {} prompts, {} rules, {} snapshots; in doubt at a kill: {} happened, {} did not; {:?}",
+        "crash test: {} acknowledged changes, {} prompts, {} rules, {} snapshots; in doubt: {} happened, {} did not ({} cut off by a slow server); {:?}",
         model.acknowledged,
         model.prompts.len(),
         model.rules.len(),
         snapshots.len(),
         model.happened.0,
         model.happened.1,
+        model.cut_off,
         started.elapsed()
     );
 }

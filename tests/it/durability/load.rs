@@ -259,19 +259,24 @@ impl Shared {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The server to talk to and its generation; while it is down, waits
-    /// (counted as parked) for the next one. `None` once the test is over.
-    pub fn server(&self) -> Option<(Client, u64)> {
+    /// The server to talk to and its generation, once one newer than
+    /// generation `after` is up; till then waits, counted as parked. `None`
+    /// once the test is over.
+    pub fn server(&self, after: u64) -> Option<(Client, u64)> {
         let mut phase = self.phase();
         loop {
             if phase.done {
                 return None;
             }
-            if let Some(addr) = phase.addr {
-                return Some((Client { addr }, phase.generation));
+            match phase.addr {
+                Some(addr) if phase.generation > after => {
+                    return Some((Client { addr }, phase.generation));
+                }
+                _ => {}
             }
             phase.parked += 1;
             self.phase_changed.notify_all();
+            self.progress.notify_all();
             let generation = phase.generation;
             while phase.generation == generation && !phase.done {
                 phase = self.phase_changed.wait(phase).unwrap();
@@ -280,6 +285,7 @@ impl Shared {
         }
     }
 
+    /// Whether the server of `generation` is still the one up.
     fn still_up(&self, generation: u64) -> bool {
         let phase = self.phase();
         phase.addr.is_some() && phase.generation == generation
@@ -312,18 +318,24 @@ impl Shared {
         }
     }
 
-    /// Waits for `count` more acknowledgements, or a failure.
-    pub fn wait_acknowledged(&self, count: u64, seed: u64) {
+    /// Waits for `count` more acknowledgements, a failure, or every one of
+    /// the `threads` waiting for the next server (so none will come).
+    pub fn wait_acknowledged(&self, count: u64, threads: usize, seed: u64) {
         let deadline = Instant::now() + STALL;
         let mut model = self.model();
         let target = model.acknowledged + count;
         while model.acknowledged < target && model.failures.is_empty() {
+            if self.phase().parked == threads {
+                return;
+            }
             let left = deadline.checked_duration_since(Instant::now());
             let left = left.unwrap_or_else(|| {
                 let got = model.acknowledged;
                 panic!("the load stalled at {got} of {target} acknowledgements (seed {seed})")
             });
-            model = self.progress.wait_timeout(model, left).unwrap().0;
+            // A thread parks under another lock: look again now and then.
+            let slice = left.min(Duration::from_millis(100));
+            model = self.progress.wait_timeout(model, slice).unwrap().0;
         }
     }
 }
@@ -338,10 +350,12 @@ impl Drop for Finish {
 }
 
 /// One load thread: picks an operation, sends it, and records the reply in
-/// the model, or the operation as in doubt when the server died under it.
+/// the model; when no whole reply comes (the server was killed, or is too
+/// slow), records the operation as in doubt and waits for the next server,
+/// so that what is in doubt is the last thing it did.
 pub fn drive(shared: &Shared, who: Who, mut rng: Rng) {
-    let mut number = 0;
-    while let Some((client, generation)) = shared.server() {
+    let (mut number, mut after) = (0, 0);
+    while let Some((client, generation)) = shared.server(after) {
         number += 1;
         let op = choose(who, &shared.model(), &mut rng, number);
         let before = unix_now();
@@ -349,18 +363,13 @@ pub fn drive(shared: &Shared, who: Who, mut rng: Rng) {
         let sent = (before, unix_now());
         let mut model = shared.model();
         match reply {
-            Ok(reply) => {
-                model.acknowledge(op, sent, reply);
-                shared.progress.notify_all();
-            }
-            Err(error) => {
-                if shared.still_up(generation) {
-                    let failure = format!("{op:?} failed while the server was up: {error}");
-                    model.failures.push(failure);
-                    shared.progress.notify_all();
-                }
+            Ok(reply) => model.acknowledge(op, sent, reply),
+            Err(_) => {
+                model.cut_off += u64::from(shared.still_up(generation));
                 model.in_doubt.extend(op.in_doubt(sent));
+                after = generation;
             }
         }
+        shared.progress.notify_all();
     }
 }

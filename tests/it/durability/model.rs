@@ -186,6 +186,9 @@ pub struct Model {
     pub acknowledged: u64,
     /// Operations in doubt that turned out to have happened, and not.
     pub happened: (u64, u64),
+    /// Requests that got no whole reply from a server that was not killed
+    /// (a loaded machine): in doubt all the same.
+    pub cut_off: u64,
     pub failures: Vec<String>,
 }
 
