@@ -1,8 +1,9 @@
-# askgate: `make run` serves on 127.0.0.1:8787; `make test` runs every test.
+# askgate: `make run` serves on 127.0.0.1:8787; `make test` runs every test;
+# `make soak` runs the crash test with 100 kills instead of 20.
 
 CARGO ?= cargo
 
-.PHONY: run test test-rust test-tiny-http test-page mcp-sdk check fmt clippy build bench
+.PHONY: run test test-rust test-tiny-http test-page mcp-sdk check fmt clippy build bench soak
 
 run:
 	$(CARGO) run --release -- serve
@@ -31,6 +32,13 @@ test-tiny-http:
 test-page:
 	$(CARGO) build
 	sh tests/page/run.sh
+
+# The crash test (tests/it/durability/crash.rs) at length: SIGKILLs the server
+# 100 times under load instead of 20, in release, and checks after each
+# restart that nothing acknowledged was lost. ASKGATE_CRASH_SEED=N repeats a
+# run's choice of operations.
+soak:
+	ASKGATE_CRASH_KILLS=100 $(CARGO) test --release --test it durability::a_crash -- --nocapture
 
 fmt:
 	$(CARGO) fmt

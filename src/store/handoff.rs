@@ -4,8 +4,9 @@
 //!
 //! Invariants: the mutex is held only to move values in or out, never across
 //! I/O; versions enter the queue strictly increasing; a record enters only
-//! with its bytes debited from `available`; waiters are woken after every
-//! batch, success or failure, and when the thread ends.
+//! with its bytes debited from `available`, and never while a failed write
+//! waits for its retry; waiters are woken after every batch, success or
+//! failure, and when the thread ends.
 
 use super::journal::{AppendError, Failed};
 use std::io;
@@ -105,6 +106,9 @@ impl Shared {
             return Err(AppendError::NotIncreasing { version, last });
         } else if available < needed {
             return Err(AppendError::Full { needed, available });
+        } else if inner.failed_through > inner.durable {
+            let reason = inner.last_error.clone();
+            return Err(AppendError::Unwritable { reason });
         }
         inner.available -= needed;
         self.push(inner, version, Item::Record(version, record));

@@ -6,9 +6,11 @@
 //! Owns the data directory while open (an flock on `DIR/lock`). Invariants:
 //! records reach the disk in call order with strictly increasing versions;
 //! `append` succeeds only while preallocated space for the record is already
-//! in the file, so a full or unwritable disk refuses a change before it is
-//! applied, never after; the thread does I/O holding no lock, and never takes
-//! one of the caller's; a version is durable only after a sync that covers it.
+//! in the file and no failed write waits for its retry, so a full or
+//! unwritable disk refuses a change before it is applied (only what was
+//! queued when a write first fails learns of it after); the thread does I/O
+//! holding no lock, and never takes one of the caller's; a version is durable
+//! only after a sync that covers it.
 
 use super::handoff::Shared;
 use super::recover::{self, Found};
@@ -64,6 +66,11 @@ pub enum AppendError {
         needed: u64,
         available: u64,
     },
+    /// A write failed and is not yet retried with success (a read-only
+    /// disk, an I/O error, a file-size limit): apply nothing and answer 507.
+    Unwritable {
+        reason: String,
+    },
     TooLarge {
         bytes: usize,
         max: usize,
@@ -82,6 +89,11 @@ impl fmt::Display for AppendError {
                 f,
                 "the disk is full or unwritable: a change needs {needed} bytes of journal, \
                  {available} are left"
+            ),
+            AppendError::Unwritable { reason } => write!(
+                f,
+                "the journal cannot be written ({reason}); changes are refused until a write \
+                 succeeds again"
             ),
             AppendError::TooLarge { bytes, max } => {
                 write!(

@@ -1,10 +1,11 @@
 //! The real `askgate` binary: the server process, and the `clarify` and
 //! `approve` commands end to end with their exit codes.
 
-use crate::support::{DEADLINE, TestServer, eventually};
+use crate::support::{Client, DEADLINE, TestServer, eventually};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::ops::Deref;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -53,7 +54,7 @@ pub fn finish(child: Child, deadline: Duration) -> Output {
 }
 
 /// Blocks until a prompt of this kind is pending in the session (long-poll).
-pub fn pending_head(server: &TestServer, kind: &str, session_id: &str) -> Value {
+pub fn pending_head(server: &Client, kind: &str, session_id: &str) -> Value {
     let mut since = 0;
     loop {
         let poll = server
@@ -351,57 +352,105 @@ fn the_wait_survives_a_briefly_unreachable_server_and_gives_up_clearly() {
     );
 }
 
-/// The server binary, on a free port, killed when dropped.
+/// The server binary, on a free port, killed when dropped; its stderr is
+/// collected as it comes.
 pub struct ServerProcess {
     pub child: Child,
     pub addr: SocketAddr,
+    client: Client,
+    stderr: Arc<Mutex<String>>,
+    stderr_reader: Option<thread::JoinHandle<()>>,
+}
+
+/// A server that exited instead of printing its address.
+#[derive(Debug)]
+pub struct Exited {
+    pub code: Option<i32>,
+    pub stderr: String,
 }
 
 impl ServerProcess {
+    /// Memory only, on a free port.
     pub fn start(flags: &[&str]) -> ServerProcess {
         ServerProcess::start_with(askgate(), flags)
     }
 
-    /// Starts the server through `command`, which ends by running askgate.
-    fn start_with(mut command: Command, flags: &[&str]) -> ServerProcess {
-        command.stderr(Stdio::null());
-        ServerProcess::spawn(command, flags)
+    /// Starts the server through `command`, which ends by running askgate;
+    /// memory only unless `flags` name a `--data-dir` (later flags win).
+    pub fn start_with(command: Command, flags: &[&str]) -> ServerProcess {
+        let flags = [&["--data-dir", "none"], flags].concat();
+        ServerProcess::launch(command, &flags).unwrap_or_else(|exited| panic!("{exited:?}"))
     }
 
-    /// Starts the server with its log (stderr) piped to `child.stderr`.
-    pub fn start_logged(flags: &[&str]) -> ServerProcess {
-        let mut command = askgate();
-        command.stderr(Stdio::piped());
-        ServerProcess::spawn(command, flags)
-    }
-
-    fn spawn(mut command: Command, flags: &[&str]) -> ServerProcess {
+    /// `serve --bind 127.0.0.1:0 --log-level warn`, then `flags`: the
+    /// server's own defaults for everything else (its data directory too).
+    /// Returns once the first line of stdout names the address, or what the
+    /// server said if it exited instead.
+    pub fn launch(mut command: Command, flags: &[&str]) -> Result<ServerProcess, Exited> {
         let mut child = command
-            .args([
-                "serve",
-                "--bind",
-                "127.0.0.1:0",
-                "--log-level",
-                "warn",
-                "--data-dir",
-                "none",
-            ])
+            .args(["serve", "--bind", "127.0.0.1:0", "--log-level", "warn"])
             .args(flags)
             .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let stderr_reader = Some(collect_lines(child.stderr.take().unwrap(), stderr.clone()));
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
+        let _ = BufReader::new(child.stdout.take().unwrap()).read_line(&mut line);
+        let mut server = ServerProcess {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            client: Client {
+                addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            },
+            stderr,
+            stderr_reader,
+        };
+        let Some(addr) = line
             .trim()
             .rsplit("http://")
             .next()
-            .unwrap()
-            .parse()
-            .expect("an address on the first line");
-        ServerProcess { child, addr }
+            .and_then(|a| a.parse().ok())
+        else {
+            let code = server.child.wait().unwrap().code();
+            return Err(Exited {
+                code,
+                stderr: server.stderr_to_end(),
+            });
+        };
+        server.addr = addr;
+        server.client = Client { addr };
+        Ok(server)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// False once the process has ended, by itself or a signal.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// What the server wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// SIGKILL, as a crash or `kill -9` would end it; returns its stderr.
+    pub fn kill(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.stderr_to_end()
+    }
+
+    /// Everything written to stderr, once the process is gone.
+    pub fn stderr_to_end(&mut self) -> String {
+        if let Some(reader) = self.stderr_reader.take() {
+            let _ = reader.join();
+        }
+        self.stderr()
     }
 
     /// Threads of the server process with this name.
@@ -411,18 +460,13 @@ impl ServerProcess {
             tasks.filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok());
         names.filter(|comm| comm.trim() == name).count()
     }
+}
 
-    pub fn get(&self, path: &str) -> String {
-        let mut socket = TcpStream::connect(self.addr).unwrap();
-        socket.set_read_timeout(Some(DEADLINE)).unwrap();
-        write!(
-            socket,
-            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut response = String::new();
-        socket.read_to_string(&mut response).unwrap();
-        response
+impl Deref for ServerProcess {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        &self.client
     }
 }
 
@@ -433,10 +477,24 @@ impl Drop for ServerProcess {
     }
 }
 
+/// Appends each line `from` gives to `into`, until it ends.
+fn collect_lines(
+    from: impl Read + Send + 'static,
+    into: Arc<Mutex<String>>,
+) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        for line in BufReader::new(from).lines().map_while(Result::ok) {
+            let mut text = into.lock().unwrap();
+            text.push_str(&line);
+            text.push('\n');
+        }
+    })
+}
+
 #[test]
 fn the_server_binary_serves_health_and_frees_a_gone_client_s_threads() {
     let server = ServerProcess::start(&["--keepalive-secs", "1"]);
-    assert!(server.get("/healthz").ends_with("\r\n\r\nok"));
+    assert_eq!(server.get("/healthz").text(), "ok");
     let mut stream = TcpStream::connect(server.addr).unwrap();
     stream
         .write_all(b"GET /api/clarify/stream?session_id=t HTTP/1.1\r\nHost: localhost\r\n\r\n")
@@ -453,7 +511,12 @@ fn the_server_binary_serves_health_and_frees_a_gone_client_s_threads() {
         &mut || server.threads_named("askgate-stream") == 0,
     );
     assert!(closed.elapsed() < Duration::from_secs(2));
-    assert!(server.get("/metrics").contains("askgate_streams_open 0"));
+    assert!(
+        server
+            .get("/metrics")
+            .text()
+            .contains("askgate_streams_open 0")
+    );
 }
 
 #[test]
@@ -555,10 +618,11 @@ fn answers_slower_than_the_receive_timeout_neither_kill_workers_nor_mislead_keep
     );
     // A long-poll answered after the timeout says the connection closes.
     let poll = server.get("/api/clarify/pending?session_id=slow&since=1&wait=1.5");
-    assert!(
-        poll.starts_with("HTTP/1.1 200") && poll.contains("Connection: close\r\n"),
-        "{poll}"
+    assert_eq!(
+        (poll.status, poll.header("connection")),
+        (200, Some("close")),
+        "{poll:?}"
     );
     assert_eq!(server.threads_named("askgate-worker-"), 1);
-    assert!(server.get("/healthz").ends_with("ok"));
+    assert_eq!(server.get("/healthz").text(), "ok");
 }

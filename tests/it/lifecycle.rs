@@ -7,11 +7,11 @@
 use crate::binary::ServerProcess;
 use crate::support::{DEADLINE, eventually};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
-use std::sync::mpsc::{self, Receiver};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -45,40 +45,14 @@ fn raise_open_file_limit(needed: u64) {
     );
 }
 
-/// The server's log lines, read on a thread of their own so the pipe never
-/// fills.
-fn log_lines(server: &mut ServerProcess) -> Receiver<String> {
-    let stderr = server.child.stderr.take().expect("a logged server");
-    let (line_sender, lines) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line_sender.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    lines
-}
-
-/// The rest of the log, once the server has exited.
-fn rest_of_log(lines: Receiver<String>) -> String {
-    let mut log = String::new();
-    while let Ok(line) = lines.recv_timeout(DEADLINE) {
-        log.push_str(&line);
-        log.push('\n');
-    }
-    log
-}
-
-fn wait_for_line(lines: &Receiver<String>, needle: &str) {
-    loop {
-        let line = lines
-            .recv_timeout(DEADLINE)
-            .unwrap_or_else(|_| panic!("no log line with {needle:?}"));
-        if line.contains(needle) {
-            return;
-        }
-    }
+/// Waits until the server's log (its stderr, collected as it comes) holds
+/// `needle`.
+fn wait_for_line(server: &ServerProcess, needle: &str) {
+    eventually(
+        &format!("a log line with {needle:?}"),
+        DEADLINE,
+        &mut || server.stderr().contains(needle),
+    );
 }
 
 /// Sends `signal` and waits for the exit; returns the status and how long
@@ -143,7 +117,7 @@ fn get(addr: SocketAddr, path: &str) -> (u16, Value) {
 }
 
 fn metric(server: &ServerProcess, name: &str) -> f64 {
-    let text = server.get("/metrics");
+    let text = server.get("/metrics").text();
     let line = text
         .lines()
         .find(|line| line.split(' ').next() == Some(name));
@@ -216,8 +190,7 @@ fn answered_pending(mut wait: TcpStream) -> bool {
 fn sigterm_ends_1000_streams_and_answers_parked_waits_within_2_s() {
     const STREAMS: usize = 1000;
     raise_open_file_limit(2 * STREAMS as u64 + 200);
-    let mut server = ServerProcess::start_logged(&["--max-streams", "2000", "--log-level", "info"]);
-    let log = log_lines(&mut server);
+    let mut server = ServerProcess::start(&["--max-streams", "2000", "--log-level", "info"]);
     let opening = Instant::now();
     // Both wire formats: per-kind streams of a session each, and the
     // multiplexed stream of every session.
@@ -243,7 +216,7 @@ fn sigterm_ends_1000_streams_and_answers_parked_waits_within_2_s() {
         .count();
     assert_eq!(unfinished, 0, "streams closed without their last chunk");
     assert!(waits.into_iter().all(answered_pending));
-    let log = rest_of_log(log);
+    let log = server.stderr_to_end();
     eprintln!("{}", log.lines().last().unwrap_or_default());
     let ended = format!("ended {STREAMS} streams and 5 parked requests");
     assert!(
@@ -327,14 +300,13 @@ fn stall_a_stream(server: &ServerProcess) -> OpenStream {
 
 #[test]
 fn a_client_that_stopped_reading_does_not_hold_up_the_exit() {
-    let mut server = ServerProcess::start_logged(&["--log-level", "info"]);
-    let log = log_lines(&mut server);
+    let mut server = ServerProcess::start(&["--log-level", "info"]);
     let _stalled = stall_a_stream(&server);
     let (status, took) = signal_and_wait(&mut server, libc::SIGTERM);
     eprintln!("exited {took:?} after SIGTERM with a writer blocked");
     assert_eq!(status.code(), Some(0));
     assert!(took < EXIT_WITHIN, "exited {took:?} after the signal");
-    let log = rest_of_log(log);
+    let log = server.stderr_to_end();
     assert!(
         log.contains("not waiting for 1 threads still running"),
         "{log}"
@@ -343,15 +315,14 @@ fn a_client_that_stopped_reading_does_not_hold_up_the_exit() {
 
 #[test]
 fn shutdown_stops_accepting_first_and_a_second_signal_ends_the_process_at_once() {
-    let mut server = ServerProcess::start_logged(&["--log-level", "info"]);
-    let log = log_lines(&mut server);
+    let mut server = ServerProcess::start(&["--log-level", "info"]);
     // The stalled stream holds the shutdown up for 1.5 s.
     let _stalled = stall_a_stream(&server);
     let pid = server.child.id() as libc::pid_t;
     let first = Instant::now();
     // SAFETY: our own child, not yet reaped.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    wait_for_line(&log, "SIGTERM received: shutting down");
+    wait_for_line(&server, "SIGTERM received: shutting down");
     eventually(
         "the listener is closed",
         Duration::from_secs(1),

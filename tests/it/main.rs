@@ -7,6 +7,7 @@ mod auth;
 mod binary;
 mod browser_api;
 mod cli_http;
+mod durability;
 mod events;
 mod hooks;
 mod input;

@@ -8,6 +8,7 @@ use askgate::{Config, Server};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::ops::Deref;
 use std::time::{Duration, Instant};
 
 pub const DEADLINE: Duration = Duration::from_secs(5);
@@ -15,6 +16,7 @@ pub const DEADLINE: Duration = Duration::from_secs(5);
 pub struct TestServer {
     pub server: Server,
     pub addr: SocketAddr,
+    client: Client,
 }
 
 impl TestServer {
@@ -26,9 +28,30 @@ impl TestServer {
         let config = Config::parse(&args, |_| None).expect("valid flags");
         let server = Server::start(config).expect("server starts");
         let addr = server.addr();
-        TestServer { server, addr }
+        TestServer {
+            server,
+            addr,
+            client: Client { addr },
+        }
     }
+}
 
+impl Deref for TestServer {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+/// Speaks to a server at `addr`, in this process or another: one request
+/// per connection, every read with a deadline.
+#[derive(Clone, Copy, Debug)]
+pub struct Client {
+    pub addr: SocketAddr,
+}
+
+impl Client {
     pub fn get(&self, path: &str) -> Reply {
         self.request("GET", path, &[], "")
     }
@@ -43,22 +66,21 @@ impl TestServer {
     }
 
     pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
-        let mut raw = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
-        if !headers
-            .iter()
-            .any(|(name, _)| name.eq_ignore_ascii_case("host"))
-        {
-            raw.push_str(&format!("Host: {}\r\n", self.addr));
-        }
-        for (name, value) in headers {
-            raw.push_str(&format!("{name}: {value}\r\n"));
-        }
-        if !body.is_empty() || method == "POST" {
-            raw.push_str(&format!("Content-Length: {}\r\n", body.len()));
-        }
-        raw.push_str("\r\n");
-        raw.push_str(body);
-        self.raw(raw.as_bytes())
+        self.raw(request_bytes(self.addr, method, path, headers, body).as_bytes())
+    }
+
+    /// A POST that may find the server gone (killed, not yet started): an
+    /// error unless a whole response came back.
+    pub fn try_post(&self, path: &str, body: &Value) -> std::io::Result<Reply> {
+        let headers = [("Content-Type", "application/json")];
+        let request = request_bytes(self.addr, "POST", path, &headers, &body.to_string());
+        self.try_raw(request.as_bytes())
+    }
+
+    /// A GET that may find the server gone, as `try_post`.
+    pub fn try_get(&self, path: &str) -> std::io::Result<Reply> {
+        let request = request_bytes(self.addr, "GET", path, &[], "");
+        self.try_raw(request.as_bytes())
     }
 
     /// Sends raw bytes and reads the response until the server closes.
@@ -68,6 +90,26 @@ impl TestServer {
         let mut response = Vec::new();
         let _ = socket.read_to_end(&mut response);
         Reply::parse(&response)
+    }
+
+    /// Like `raw`, but an error for a refused connection or a response cut
+    /// short (no whole head, or fewer body bytes than `Content-Length`).
+    pub fn try_raw(&self, bytes: &[u8]) -> std::io::Result<Reply> {
+        let mut socket = TcpStream::connect_timeout(&self.addr, DEADLINE)?;
+        socket.set_read_timeout(Some(DEADLINE))?;
+        socket.set_write_timeout(Some(DEADLINE))?;
+        socket.write_all(bytes)?;
+        let mut response = Vec::new();
+        socket.read_to_end(&mut response)?;
+        let cut_short = || std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "cut short");
+        let reply = Reply::try_parse(&response).ok_or_else(cut_short)?;
+        let length = reply
+            .header("content-length")
+            .and_then(|n| n.parse::<usize>().ok());
+        match length {
+            Some(length) if reply.body.len() != length => Err(cut_short()),
+            _ => Ok(reply),
+        }
     }
 
     pub fn connect(&self) -> TcpStream {
@@ -109,6 +151,32 @@ impl TestServer {
         line.and_then(|line| line.rsplit(' ').next()?.parse().ok())
             .unwrap_or(f64::NAN)
     }
+}
+
+/// An HTTP/1.1 request that asks the server to close after answering.
+fn request_bytes(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> String {
+    let mut raw = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+    if !headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("host"))
+    {
+        raw.push_str(&format!("Host: {addr}\r\n"));
+    }
+    for (name, value) in headers {
+        raw.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if !body.is_empty() || method == "POST" {
+        raw.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    raw.push_str("\r\n");
+    raw.push_str(body);
+    raw
 }
 
 /// Re-checks `condition` until it holds, failing the test after `deadline`.
@@ -154,29 +222,23 @@ pub struct Reply {
 
 impl Reply {
     fn parse(response: &[u8]) -> Reply {
-        let split = response
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .expect("a complete response head");
+        Reply::try_parse(response).expect("a complete response head")
+    }
+
+    fn try_parse(response: &[u8]) -> Option<Reply> {
+        let split = response.windows(4).position(|w| w == b"\r\n\r\n")?;
         let head = String::from_utf8_lossy(&response[..split]).to_string();
         let mut lines = head.split("\r\n");
-        let status = lines
-            .next()
-            .unwrap()
-            .split(' ')
-            .nth(1)
-            .unwrap()
-            .parse()
-            .unwrap();
+        let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
         let headers = lines
             .filter_map(|line| line.split_once(':'))
             .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_string()))
             .collect();
-        Reply {
+        Some(Reply {
             status,
             headers,
             body: response[split + 4..].to_vec(),
-        }
+        })
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
