@@ -266,8 +266,11 @@ fn credentials(config: &Config, addr: SocketAddr) -> io::Result<Option<Tokens>> 
         log::info!("tokens from {}", auth::TOKENS_FILE);
         return Ok(Some(tokens));
     }
-    if addr.ip().is_loopback() || config.insecure_no_auth {
-        if !addr.ip().is_loopback() {
+    // Behind a proxy (a public URL) a loopback bind is reached from the
+    // network all the same.
+    let local_only = addr.ip().is_loopback() && config.public_url.is_none();
+    if local_only || config.insecure_no_auth {
+        if !local_only {
             log::warn!(
                 "no authentication (--insecure-no-auth): anyone who can reach {addr} can answer every prompt"
             );
@@ -276,8 +279,8 @@ fn credentials(config: &Config, addr: SocketAddr) -> io::Result<Option<Tokens>> 
     }
     let Some(dir) = &config.data_dir else {
         return Err(io::Error::other(format!(
-            "refusing to bind {addr} without credentials: give --agent-token and --human-token, \
-             or a --data-dir to make them in, or --insecure-no-auth to let anyone answer"
+            "refusing to serve {addr} (or --public-url) without credentials: give --agent-token and \
+             --human-token, or a --data-dir to make them in, or --insecure-no-auth to let anyone answer"
         )));
     };
     let tokens = auth::write_new_tokens(dir, None)?;

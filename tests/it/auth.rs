@@ -350,3 +350,16 @@ fn off_loopback_with_a_data_dir_tokens_are_made_once_and_kept_private() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn behind_a_proxy_a_loopback_bind_needs_credentials_too() {
+    let output = askgate()
+        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir", "none"])
+        .args(["--public-url", "https://home.example/askgate"])
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("without credentials"), "{stderr}");
+}
