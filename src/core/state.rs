@@ -27,6 +27,10 @@ use std::sync::Arc;
 /// At most this many outcomes are kept, however short their retention.
 const MAX_OUTCOMES: usize = 100_000;
 
+/// Rules one session may hold, and rules overall.
+const MAX_RULES_PER_SESSION: usize = 64;
+const MAX_RULES: usize = 1024;
+
 /// What keeping one outcome costs, besides its answer's text.
 const OUTCOME_OVERHEAD: usize = 160;
 
@@ -586,12 +590,28 @@ impl State {
         let (true, Some(command)) = (grants, prompt.payload.command()) else {
             return Ok(None);
         };
-        match Scope::for_command(command, prefix) {
-            Some(scope) => Ok(Some(scope)),
-            None => Err(Error::bad_request(
-                "scope must be a prefix of the command that ends at a word boundary",
-            )),
+        let scope = Scope::for_command(command, prefix).ok_or_else(|| {
+            Error::bad_request("scope must be a prefix of the command that ends at a word boundary")
+        })?;
+        self.check_rule_room(&prompt.session_id)?;
+        Ok(Some(scope))
+    }
+
+    /// Rules are bounded: per session and overall. A human answer that would
+    /// grant one more is refused (429) so the human can revoke some first.
+    fn check_rule_room(&self, session_id: &str) -> Result<()> {
+        let in_session = self.sessions.get(session_id).map_or(0, |s| s.rules.len());
+        if in_session >= MAX_RULES_PER_SESSION {
+            return Err(Error::TooMany(format!(
+                "this session has {MAX_RULES_PER_SESSION} rules already; revoke some first"
+            )));
         }
+        if self.rule_count() >= MAX_RULES {
+            return Err(Error::TooMany(format!(
+                "there are {MAX_RULES} rules already; revoke some first"
+            )));
+        }
+        Ok(())
     }
 
     /// Cancels one pending prompt, or every pending prompt of the session's

@@ -385,3 +385,36 @@ fn a_session_rule_leaves_with_its_session() {
         "the rule left with its session"
     );
 }
+
+#[test]
+fn rules_are_capped_per_session_and_a_grant_beyond_is_429_answering_nothing() {
+    let server = TestServer::start(&[]);
+    let grant = |n: usize| {
+        let asked = server.submit_approval("many", &format!("make target{n}"), &[]);
+        let body =
+            json!({"session_id": "many", "approval_id": asked["approval_id"], "choice": "session"});
+        server.post("/api/approval/respond", &body)
+    };
+    for n in 0..64 {
+        assert_eq!(grant(n).status, 200, "rule {n}");
+    }
+    let refused = grant(64);
+    assert_eq!(refused.status, 429, "{}", refused.text());
+    assert!(
+        refused.text().contains("revoke some first"),
+        "{}",
+        refused.text()
+    );
+    let pending = server.get("/api/approval/pending?session_id=many").json();
+    assert_eq!(
+        pending["pending_count"], 1,
+        "the refused answer answered nothing"
+    );
+    assert_eq!(
+        server.get("/api/rules").json()["rules"]
+            .as_array()
+            .unwrap()
+            .len(),
+        64
+    );
+}
