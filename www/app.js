@@ -12,7 +12,7 @@
 
 import { createStore } from './store.js';
 import { startTransport, requestJson, HttpError, loadConfig, refusalOf } from './transport.js';
-import { askRuleScope, createRulesPanel } from './rules.js';
+import { askRuleScope, createRulesPanel, showVisible } from './rules.js';
 
 const SESSION_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const STALE = {
@@ -239,20 +239,40 @@ function renderApproval() {
   if (head) $('.card-position', card).textContent = `1 of ${Math.max(count, 1)}`;
 }
 
+// The command as it will run: every line shown (no scrolling box hides
+// any), hidden characters escaped in marked spans, and how many lines
+// there are said above it, so a long run of blank lines cannot push what
+// follows out of sight.
+function showCommand(card, command) {
+  const lines = command.split('\n');
+  const code = $('.approval-command code', card);
+  const nodes = [];
+  lines.forEach((line, at) => {
+    if (at > 0) nodes.push(document.createTextNode('\n'));
+    const span = document.createElement('span');
+    showVisible(span, line);
+    nodes.push(span);
+  });
+  code.replaceChildren(...nodes);
+  const notice = $('.approval-lines', card);
+  notice.textContent = lines.length > 1 ? `${lines.length} lines` : '';
+  notice.hidden = lines.length <= 1;
+}
+
 function fillApproval(entry) {
   const card = dom.approval;
   card.dataset.approvalId = entry.approval_id;
   card.dataset.expiresAt = String(Number(entry.expires_at) || 0);
   const description = $('.approval-description', card);
-  description.textContent = entry.description || '';
+  showVisible(description, entry.description || '');
   description.hidden = !entry.description;
-  $('.approval-command code', card).textContent = entry.command || '';
+  showCommand(card, entry.command || '');
   const keys = Array.isArray(entry.pattern_keys) ? entry.pattern_keys : entry.pattern_key ? [entry.pattern_key] : [];
   const list = $('.pattern-keys', card);
   list.replaceChildren(
     ...keys.map((key) => {
       const item = document.createElement('li');
-      item.textContent = String(key);
+      showVisible(item, String(key));
       return item;
     }),
   );
