@@ -41,7 +41,12 @@ const FLAGS: &[(&str, &str, &str)] = &[
     (
         "max-streams",
         "1024",
-        "open streams and parked long-polls together",
+        "open streams (per-kind and /api/events)",
+    ),
+    (
+        "max-parked",
+        "1024",
+        "parked long-polls and agents' waits, apart from streams",
     ),
     (
         "max-connections",
@@ -129,6 +134,7 @@ pub struct Config {
     pub write_timeout: Duration,
     pub subscriber_buffer: usize,
     pub max_streams: usize,
+    pub max_parked: usize,
     /// `None` for the default worked out from the open-file limit.
     pub max_connections: Option<usize>,
     pub max_pending: usize,
@@ -206,6 +212,7 @@ impl Config {
             write_timeout: seconds("write-timeout-secs", get("write-timeout-secs"))?,
             subscriber_buffer: parse_flag("subscriber-buffer", get("subscriber-buffer"))?,
             max_streams: parse_flag("max-streams", get("max-streams"))?,
+            max_parked: parse_flag("max-parked", get("max-parked"))?,
             max_connections: match get("max-connections").trim() {
                 "auto" => None,
                 value => Some(parse_flag("max-connections", value)?),

@@ -1,5 +1,6 @@
-//! Admission: the places for open streams and parked requests (long-polls
-//! and agents' waits), and the cap on them (`--max-streams`).
+//! Admission: the places for open streams (`--max-streams`) and for parked
+//! requests, long-polls and agents' waits (`--max-parked`), each with its
+//! own cap, so neither can starve the other.
 //!
 //! A place is held by a guard and given back when the guard drops, however
 //! its thread ends.
@@ -17,8 +18,8 @@ pub enum Place {
 pub struct Admission {
     streams: AtomicUsize,
     parked: AtomicUsize,
-    /// Streams and parked requests together.
-    max: usize,
+    max_streams: usize,
+    max_parked: usize,
 }
 
 /// Gives its place back when dropped.
@@ -28,11 +29,12 @@ pub struct PlaceGuard {
 }
 
 impl Admission {
-    pub fn new(max: usize) -> Admission {
+    pub fn new(max_streams: usize, max_parked: usize) -> Admission {
         Admission {
             streams: AtomicUsize::new(0),
             parked: AtomicUsize::new(0),
-            max,
+            max_streams,
+            max_parked,
         }
     }
 
@@ -43,13 +45,14 @@ impl Admission {
         }
     }
 
-    /// Takes a place, or `None` when streams and parked requests together
-    /// are at the cap.
+    /// Takes a place, or `None` when places of its kind are at their cap.
     pub fn take(self: &Arc<Self>, place: Place) -> Option<PlaceGuard> {
         let counter = self.counter(place);
-        counter.fetch_add(1, Ordering::AcqRel);
-        let taken = self.streams.load(Ordering::Acquire) + self.parked.load(Ordering::Acquire);
-        if taken > self.max {
+        let max = match place {
+            Place::Stream => self.max_streams,
+            Place::Parked => self.max_parked,
+        };
+        if counter.fetch_add(1, Ordering::AcqRel) >= max {
             counter.fetch_sub(1, Ordering::AcqRel);
             return None;
         }
@@ -78,11 +81,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn streams_and_parked_requests_share_the_cap_and_give_places_back() {
-        let admission = Arc::new(Admission::new(2));
+    fn streams_and_parked_requests_have_caps_of_their_own_and_give_places_back() {
+        let admission = Arc::new(Admission::new(1, 1));
         let stream = admission.take(Place::Stream).expect("a place");
         let parked = admission.take(Place::Parked).expect("a place");
-        assert!(admission.take(Place::Stream).is_none(), "the cap is shared");
+        assert!(
+            admission.take(Place::Stream).is_none(),
+            "streams are at their cap"
+        );
+        assert!(
+            admission.take(Place::Parked).is_none(),
+            "so are parked requests"
+        );
         drop(parked);
         assert!(
             admission.take(Place::Parked).is_some(),

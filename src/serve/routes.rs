@@ -60,7 +60,7 @@ impl App {
         App {
             hub: Arc::new(hub),
             metrics: Arc::new(Metrics::default()),
-            admission: Arc::new(Admission::new(config.max_streams)),
+            admission: Arc::new(Admission::new(config.max_streams, config.max_parked)),
             auth,
             config,
             loopback,

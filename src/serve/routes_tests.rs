@@ -457,7 +457,14 @@ fn bodies_that_are_not_json_objects_are_refused() {
 /// 400, then the operation (409, 429, 503).
 #[test]
 fn checks_run_in_the_documented_order() {
-    let app = app(&["--max-pending", "1", "--max-streams", "0"]);
+    let app = app(&[
+        "--max-pending",
+        "1",
+        "--max-streams",
+        "0",
+        "--max-parked",
+        "0",
+    ]);
     let id = queued(&app, Kind::Clarify, prompt(Kind::Clarify, json!({})));
     let foreign = |request| header(header(request, "Host", "evil.example"), "Origin", "null");
     let submit = url(Kind::Clarify, "submit");
@@ -1222,7 +1229,7 @@ fn full_queues_are_429_and_change_nothing() {
 
 #[test]
 fn without_a_free_place_waits_and_streams_are_503_unless_answered_at_once() {
-    let app = app(&["--max-streams", "0"]);
+    let app = app(&["--max-streams", "0", "--max-parked", "0"]);
     let id = queued(&app, Kind::Clarify, prompt(Kind::Clarify, json!({})));
     let wait = |query: &str| get(&format!("/api/clarify/wait?session_id=s{query}"));
     let zeros = "0".repeat(12);

@@ -350,7 +350,7 @@ fn an_etag_that_is_still_current_gets_304() {
 
 #[test]
 fn the_stream_cap_refuses_with_503_and_retry_after_and_frees_places() {
-    let server = TestServer::start(&["--max-streams", "2"]);
+    let server = TestServer::start(&["--max-streams", "2", "--max-parked", "0"]);
     let first = server.stream("/api/events");
     let mut second = server.stream("/api/clarify/stream?session_id=cap");
     second.expect_event("initial");
@@ -491,7 +491,7 @@ fn a_thousand_streams_on_one_session_all_end_on_the_true_state() {
 
 #[test]
 fn what_is_known_already_is_answered_even_when_every_place_is_taken() {
-    let server = TestServer::start(&["--max-streams", "0"]);
+    let server = TestServer::start(&["--max-streams", "0", "--max-parked", "0"]);
     let id = server.submit_clarify("full", "q?");
     let poll = server.get("/api/clarify/pending?session_id=full&since=0&wait=30");
     assert_eq!(

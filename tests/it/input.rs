@@ -979,7 +979,7 @@ fn connections_over_the_cap_get_a_503_at_once_and_places_come_back() {
 
 #[test]
 fn long_polls_and_waits_whose_clients_left_give_their_places_back_within_seconds() {
-    let server = TestServer::start(&["--max-streams", "20"]);
+    let server = TestServer::start(&["--max-parked", "20"]);
     let id = server.submit_clarify("gone", "still there?");
     let version = server.get("/api/clarify/pending?session_id=gone").json()["version"].clone();
     let mut sockets = Vec::new();
@@ -996,7 +996,8 @@ fn long_polls_and_waits_whose_clients_left_give_their_places_back_within_seconds
     crate::support::eventually("every place is taken", Duration::from_secs(5), &mut || {
         server.metric("askgate_longpolls_parked") == 20.0
     });
-    assert_eq!(server.get("/api/events").status, 503, "no place left");
+    let poll = format!("/api/clarify/pending?session_id=gone&since={version}&wait=60");
+    assert_eq!(server.get(&poll).status, 503, "no place left");
     let left = Instant::now();
     drop(sockets);
     crate::support::eventually("the places come back", Duration::from_secs(5), &mut || {
@@ -1009,4 +1010,23 @@ fn long_polls_and_waits_whose_clients_left_give_their_places_back_within_seconds
     );
     let mut stream = server.stream("/api/events");
     stream.expect_event("ready");
+}
+
+#[test]
+fn streams_and_parked_requests_cannot_starve_each_other() {
+    let server = TestServer::start(&["--max-streams", "2", "--max-parked", "2"]);
+    let streams: Vec<_> = (0..2).map(|_| server.stream("/api/events")).collect();
+    assert_eq!(
+        server.get("/api/events").status,
+        503,
+        "streams are at their cap"
+    );
+    let id = server.submit_clarify("w", "q?");
+    let wait = format!("/api/clarify/wait?session_id=w&clarify_id={id}&timeout=0.2");
+    assert_eq!(
+        server.get(&wait).json()["status"],
+        "pending",
+        "a wait still parks"
+    );
+    drop(streams);
 }
