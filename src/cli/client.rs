@@ -133,8 +133,26 @@ pub fn main(command: Command, args: &[String]) -> ExitCode {
 }
 
 fn fail(message: &str) -> ExitCode {
-    eprintln!("askgate: {message}");
+    eprintln!("askgate: {}", visible(message));
     ExitCode::from(EXIT_ERROR)
+}
+
+/// Text for the terminal with control and bidi characters written as
+/// escapes: a server's message quotes what an agent sent, and must not be
+/// able to move the cursor, clear the line or turn text around.
+pub fn visible(text: &str) -> String {
+    let hidden = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}')
+    };
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match hidden(c) {
+            true => out.extend(c.escape_unicode()),
+            false => out.push(c),
+        }
+    }
+    out
 }
 
 fn parse(
@@ -278,6 +296,15 @@ fn conclude(command: Command, reply: &Value) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn messages_for_the_terminal_show_hidden_characters_escaped() {
+        assert_eq!(visible("plain text"), "plain text");
+        assert_eq!(
+            visible("a\u{202E}b\x1b[2Jc\nd"),
+            "a\\u{202e}b\\u{1b}[2Jc\\u{a}d"
+        );
+    }
 
     fn args(list: &[&str]) -> Vec<String> {
         list.iter().map(|arg| arg.to_string()).collect()
