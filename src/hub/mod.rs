@@ -585,6 +585,7 @@ fn log_change(change: &Change) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use subscriber::Next;
 
     fn hub() -> Arc<Hub> {
         let limits = Limits {
@@ -609,17 +610,20 @@ mod tests {
         let hub = hub();
         let open = hub.subscribe(all(), None);
         hub.close();
-        assert!(
-            open.inbox.receiver.recv().is_err(),
+        let soon = || Instant::now() + Duration::from_secs(5);
+        assert_eq!(
+            open.inbox.next(soon()),
+            Next::Closed,
             "closing ends existing subscriptions"
         );
         let late = hub.subscribe(all(), None);
-        assert!(
-            late.inbox.receiver.recv().is_err(),
+        assert_eq!(
+            late.inbox.next(soon()),
+            Next::Closed,
             "and any that come after"
         );
         let parked = hub.subscribe_unless_changed("s", Kind::Clarify, 0).unwrap();
-        assert!(parked.inbox.receiver.recv().is_err());
+        assert_eq!(parked.inbox.next(soon()), Next::Closed);
         drop((open, late, parked));
         assert_eq!(hub.counts().subscribers, 0);
     }

@@ -372,7 +372,7 @@ fn long_poll(app: &App, session_id: &str, kind: Kind, since: u64, wait: Duration
     let (hub, session_id) = (app.hub.clone(), session_id.to_string());
     Ok(Reply::Park(Box::new(move || {
         let _place = place;
-        let _ = subscription.inbox.receiver.recv_timeout(wait);
+        let _ = subscription.inbox.next(Instant::now() + wait);
         drop(subscription);
         pending_response(&hub.pending(&session_id, kind))
     })))

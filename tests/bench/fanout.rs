@@ -53,6 +53,8 @@ pub struct Row {
     pub loaded_kib: u64,
     pub peak_kib: u64,
     pub threads_per_stream: f64,
+    /// The server's CPU time (user and system) per frame delivered.
+    pub cpu_per_frame: Duration,
     /// From the last stream opening until the server held one thread per stream.
     pub down_to_one: Option<Duration>,
 }
@@ -89,12 +91,12 @@ fn main() {
 }
 
 fn fanout(counts: &[usize], repeat: usize) {
-    let nchan = nchan_installed();
+    let nchan = nchan_installed() && knob("BENCH_NCHAN", "1") != "0";
     println!("## Fan-out\n");
     println!(
-        "| server | streams | p50 | p99 | last subscriber, p50 | memory per stream | peak RSS | idle RSS | threads per stream | one thread per stream after |"
+        "| server | streams | p50 | p99 | last subscriber, p50 | memory per stream | peak RSS | idle RSS | threads per stream | one thread per stream after | server CPU per frame |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     let mut ratios = Vec::new();
     for run in 0..repeat {
         for &count in counts {
@@ -127,7 +129,7 @@ fn run_and_print(mut target: Target, count: usize) -> Option<Row> {
             Some(row)
         }
         Err(error) => {
-            println!("| {} | {count} | {error} | | | | | | | |", target.name);
+            println!("| {} | {count} | {error} | | | | | | | | |", target.name);
             None
         }
     }
@@ -145,13 +147,14 @@ pub fn print_row(name: &str, count: usize, row: &Row) {
         (false, None) => format!("> {} s", THREAD_WATCH.as_secs()),
     };
     println!(
-        "| {name} | {count} | {} | {} | {} | {:.1} KiB | {} | {} | {threads} | {down} |",
+        "| {name} | {count} | {} | {} | {} | {:.1} KiB | {} | {} | {threads} | {down} | {:.1} µs |",
         millis(percentile(&row.deliveries, 0.50)),
         millis(row.p99()),
         millis(percentile(&row.lasts, 0.50)),
         row.per_stream_kib(count),
         mib(row.peak_kib),
         mib(row.idle_kib),
+        row.cpu_per_frame.as_secs_f64() * 1e6,
     );
 }
 
@@ -169,7 +172,10 @@ pub fn run(target: &mut Target, count: usize) -> Result<Row, String> {
     }
     let (loaded_kib, down_to_one) = settle(target, count, idle_threads);
     let threads = harness::threads(pid).saturating_sub(idle_threads);
+    let cpu_before = harness::cpu_ticks(pid);
     let (deliveries, lasts) = measure(target, count, &receipts)?;
+    let cpu = Duration::from_millis(10 * harness::cpu_ticks(pid).saturating_sub(cpu_before));
+    let cpu_per_frame = cpu / deliveries.len().max(1) as u32;
     let peak_kib = harness::status_field(pid, "VmHWM:");
     drop(subscribers);
     Ok(Row {
@@ -179,6 +185,7 @@ pub fn run(target: &mut Target, count: usize) -> Result<Row, String> {
         loaded_kib,
         peak_kib,
         threads_per_stream: threads as f64 / count as f64,
+        cpu_per_frame,
         down_to_one,
     })
 }

@@ -11,11 +11,13 @@ use std::time::{Duration, Instant};
 
 pub const NCHAN_MODULE: &str = "/usr/lib/nginx/modules/ngx_nchan_module.so";
 
-/// askgate's release binary, started as the bench starts it everywhere:
-/// in memory, a 2 s receive timeout, room for 20,000 streams. `wrapper`
-/// runs it through another command (`sh -c '...; exec "$0" "$@"'`).
+/// askgate's release binary (or `BENCH_ASKGATE`, to compare builds),
+/// started as the bench starts it everywhere: in memory, a 2 s receive
+/// timeout, room for 20,000 streams. `wrapper` runs it through another
+/// command (`sh -c '...; exec "$0" "$@"'`).
 pub fn start_askgate(wrapper: &[&str]) -> (Child, SocketAddr) {
-    let binary = concat!(env!("CARGO_MANIFEST_DIR"), "/target/release/askgate");
+    let release = concat!(env!("CARGO_MANIFEST_DIR"), "/target/release/askgate");
+    let binary = knob("BENCH_ASKGATE", release);
     let args = [
         "serve",
         "--bind",
@@ -34,10 +36,10 @@ pub fn start_askgate(wrapper: &[&str]) -> (Child, SocketAddr) {
     let mut command = match wrapper.split_first() {
         Some((program, rest)) => {
             let mut command = Command::new(program);
-            command.args(rest).arg(binary);
+            command.args(rest).arg(&binary);
             command
         }
-        None => Command::new(binary),
+        None => Command::new(&binary),
     };
     let mut child = command
         .args(args)
@@ -158,6 +160,21 @@ pub fn status_field(pid: u32, field: &str) -> u64 {
         value
             .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
             .unwrap_or(0)
+    };
+    family(pid).into_iter().map(read).sum()
+}
+
+/// CPU time the process and its descendants have used (user and system),
+/// from `/proc/PID/stat`, in clock ticks of 10 ms.
+pub fn cpu_ticks(pid: u32) -> u64 {
+    let read = |pid: u32| {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // The fields after the command's closing parenthesis: utime is the 12th.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+        let field = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+        field(11).unwrap_or(0) + field(12).unwrap_or(0)
     };
     family(pid).into_iter().map(read).sum()
 }
