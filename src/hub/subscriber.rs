@@ -22,7 +22,7 @@ use std::time::Instant;
 
 struct Subscriber {
     interest: Interest,
-    sender: Sender<Arc<Update>>,
+    sender: Sender<Arc<Published>>,
     resync: Arc<AtomicBool>,
     waker: Arc<Waker>,
     /// While marked: the global version the subscriber is current up to,
@@ -64,16 +64,43 @@ impl Waker {
 /// The receiving end a stream or long-poll holds; one thread reads it.
 pub struct Inbox {
     pub id: u64,
-    receiver: Receiver<Arc<Update>>,
+    receiver: Receiver<Arc<Published>>,
     /// Set by the publisher when the channel overflowed.
     pub resync: Arc<AtomicBool>,
     waker: Arc<Waker>,
 }
 
+/// How many renderings of one update a transport may keep with it.
+pub const RENDERINGS: usize = 2;
+
+/// An update as the registry hands it out: one allocation shared by every
+/// subscriber, with room for what the transport makes of it (a frame per
+/// wire format), made once by the first subscriber that needs it.
+#[derive(Debug)]
+pub struct Published {
+    pub update: Update,
+    renderings: [OnceLock<String>; RENDERINGS],
+}
+
+impl Published {
+    pub fn new(update: Update) -> Published {
+        Published {
+            update,
+            renderings: Default::default(),
+        }
+    }
+
+    /// The rendering in `slot` (below `RENDERINGS`), made by `render` if
+    /// no subscriber has made it yet.
+    pub fn rendered(&self, slot: usize, render: impl FnOnce(&Update) -> String) -> &str {
+        self.renderings[slot].get_or_init(|| render(&self.update))
+    }
+}
+
 /// What waiting on an inbox gave.
-#[derive(Debug, PartialEq)]
+#[derive(Debug)]
 pub enum Next {
-    Update(Arc<Update>),
+    Update(Arc<Published>),
     /// The deadline passed with nothing new.
     Timeout,
     /// The subscriber left the registry (the hub is closing) and every
@@ -218,7 +245,8 @@ impl Registry {
 
     /// Hands the update to every subscriber interested in it, never blocking.
     pub fn publish(&mut self, update: Update) {
-        let update = Arc::new(update);
+        let published = Arc::new(Published::new(update));
+        let update = &published.update;
         let named = self
             .by_session
             .get(&update.session_id)
@@ -236,7 +264,7 @@ impl Registry {
             {
                 continue;
             }
-            if let Err(TrySendError::Full(_)) = subscriber.sender.try_send(update.clone()) {
+            if let Err(TrySendError::Full(_)) = subscriber.sender.try_send(published.clone()) {
                 subscriber.resync.store(true, Ordering::Release);
                 subscriber.behind_since = update.version - 1;
                 self.resyncs += 1;
@@ -259,6 +287,13 @@ mod tests {
             pending: None,
             pending_count: 0,
             version,
+        }
+    }
+
+    fn version_of(next: Next) -> Option<u64> {
+        match next {
+            Next::Update(published) => Some(published.update.version),
+            _ => None,
         }
     }
 
@@ -296,7 +331,7 @@ mod tests {
         wait_until_waiting(&registry, id);
         registry.publish(update(1));
         let (next, took) = handle.join().unwrap();
-        assert_eq!(next, Next::Update(Arc::new(update(1))));
+        assert_eq!(version_of(next), Some(1));
         assert!(
             took < Duration::from_secs(5),
             "woken, not timed out: {took:?}"
@@ -307,7 +342,7 @@ mod tests {
         wait_until_waiting(&registry, id + 1);
         registry.remove(id + 1);
         let (next, took) = handle.join().unwrap();
-        assert_eq!((next, took < Duration::from_secs(5)), (Next::Closed, true));
+        assert!(matches!(next, Next::Closed) && took < Duration::from_secs(5));
     }
 
     #[test]
@@ -322,7 +357,7 @@ mod tests {
             thread::yield_now();
         }
         let (next, took) = handle.join().unwrap();
-        assert_eq!(next, Next::Timeout);
+        assert!(matches!(next, Next::Timeout), "{next:?}");
         assert!(took >= Duration::from_millis(300), "{took:?}");
         drop(registry);
     }
@@ -336,11 +371,8 @@ mod tests {
         }
         registry.clear();
         let soon = || Instant::now() + Duration::from_secs(1);
-        let got: Vec<Next> = (0..4).map(|_| inbox.next(soon())).collect();
-        let expected: Vec<Next> = (1..=3)
-            .map(|v| Next::Update(Arc::new(update(v))))
-            .chain([Next::Closed])
-            .collect();
-        assert_eq!(got, expected);
+        let got: Vec<Option<u64>> = (0..4).map(|_| version_of(inbox.next(soon()))).collect();
+        assert_eq!(got, [Some(1), Some(2), Some(3), None]);
+        assert!(matches!(inbox.next(soon()), Next::Closed));
     }
 }

@@ -10,7 +10,7 @@
 use crate::core::kind::Kind;
 use crate::core::view::Update;
 use crate::hub::Subscription;
-use crate::hub::subscriber::Next;
+use crate::hub::subscriber::{Next, Published};
 use crate::serve::admission::PlaceGuard;
 use crate::serve::metrics::Metrics;
 use crate::serve::sse;
@@ -111,9 +111,9 @@ impl Stream {
             };
             let wake_at = deadline.map_or(now + interval, |d| d.min(now + interval));
             match inbox.next(wake_at) {
-                Next::Update(update) if update.version > last_version => {
-                    wire.send(&self.frame(&update))?;
-                    last_version = update.version;
+                Next::Update(published) if published.update.version > last_version => {
+                    wire.send(self.shared_frame(&published))?;
+                    last_version = published.update.version;
                     probe_due = false;
                 }
                 Next::Update(_) => {}
@@ -162,8 +162,23 @@ impl Stream {
         wire.inner.flush()
     }
 
+    /// The frame of a published update, made once for every stream of
+    /// this format.
+    fn shared_frame<'a>(&self, published: &'a Published) -> &'a str {
+        let slot = match self.format {
+            Format::PerKind(_) => 0,
+            Format::Multiplexed => 1,
+        };
+        self.metrics.frames_sent.fetch_add(1, Ordering::Relaxed);
+        published.rendered(slot, |update| self.render(update))
+    }
+
     fn frame(&self, update: &Update) -> String {
         self.metrics.frames_sent.fetch_add(1, Ordering::Relaxed);
+        self.render(update)
+    }
+
+    fn render(&self, update: &Update) -> String {
         match self.format {
             Format::PerKind(_) => sse::frame(
                 None,
