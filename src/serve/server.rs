@@ -354,7 +354,8 @@ fn serve(app: &App, detached: &Arc<ThreadGroup>, mut raw: tiny_http::Request) {
         Reply::Stream(stream) => {
             metrics.count_response(200);
             let chunked = raw.http_version() >= &tiny_http::HTTPVersion(1, 1);
-            let writer = raw.into_writer();
+            // The connection reads nothing more: its reading thread is free now.
+            let writer = raw.into_final_writer();
             detached.spawn_detached("askgate-stream", move || stream(writer, chunked))
         }
         Reply::Park(work) => {
