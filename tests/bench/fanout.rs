@@ -161,6 +161,8 @@ pub fn print_row(name: &str, count: usize, row: &Row) {
 /// Opens `count` streams, lets them settle, publishes ROUNDS changes.
 pub fn run(target: &mut Target, count: usize) -> Result<Row, String> {
     let pid = target.process.id();
+    // A thread or two may still be starting when the server says it listens.
+    thread::sleep(Duration::from_millis(300));
     let (idle_kib, idle_threads) = (harness::rss_kib(pid), harness::threads(pid));
     let (sender, receipts) = channel();
     let mut subscribers = Vec::new();
