@@ -161,7 +161,9 @@ pub fn print_row(name: &str, count: usize, row: &Row) {
 /// Opens `count` streams, lets them settle, publishes ROUNDS changes.
 pub fn run(target: &mut Target, count: usize) -> Result<Row, String> {
     let pid = target.process.id();
-    // A thread or two may still be starting when the server says it listens.
+    // tiny_http starts its connection threads on its accept thread: once
+    // a request was answered, they are all there.
+    harness::request(target.addr, "GET", "/", None);
     thread::sleep(Duration::from_millis(300));
     let (idle_kib, idle_threads) = (harness::rss_kib(pid), harness::threads(pid));
     let (sender, receipts) = channel();

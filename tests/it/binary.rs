@@ -449,6 +449,9 @@ fn the_server_binary_serves_health_and_frees_a_gone_client_s_threads() {
 fn a_stream_frees_the_thread_that_read_its_request_at_once() {
     // Held until the receive timeout, the reading threads would stay a minute.
     let server = ServerProcess::start(&["--header-timeout-secs", "60"]);
+    // tiny_http starts its four connection threads on its accept thread:
+    // once a request was answered, they are all there.
+    assert!(server.get("/healthz").ends_with("\r\n\r\nok"));
     let idle = server.threads();
     let streams: Vec<TcpStream> = (0..8)
         .map(|_| {
