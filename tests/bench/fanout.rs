@@ -11,7 +11,9 @@
 //!
 //! Each configuration runs `BENCH_REPEAT` times (2); `BENCH_SUBSCRIBERS`
 //! picks the counts (100,1000,5000), `BENCH_ONLY` the parts
-//! (fanout,longpoll,polling,pi). Prints Markdown; BENCHMARKS.md keeps it.
+//! (fanout,longpoll,polling,pi), `BENCH_ROUNDS` the changes per fan-out
+//! run (20); `BENCH_ASKGATE` another askgate binary (to compare builds),
+//! `BENCH_NCHAN=0` skips nchan. Prints Markdown; BENCHMARKS.md keeps it.
 
 mod harness;
 mod longpoll;
