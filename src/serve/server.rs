@@ -2,7 +2,8 @@
 //! tiny_http requests into `Request` values and `Reply` values back into
 //! bytes on the wire. The only module besides `stream` that touches sockets.
 //!
-//! Threads: tiny_http's accept thread and one pool thread per connection;
+//! Threads: tiny_http's accept thread and one pool thread per connection
+//! (a stream's is freed as soon as the reply is known to be a stream);
 //! a dispatcher handing requests to `--workers` idle workers, or to a
 //! thread of its own when none is idle; one thread per open stream or
 //! parked request; one expiry thread. `Server::shutdown` (or drop, or a
