@@ -656,6 +656,7 @@ fn log_change(change: &Change) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use subscriber::Next;
 
     fn hub() -> Arc<Hub> {
         let limits = Limits {
@@ -680,17 +681,14 @@ mod tests {
         let hub = hub();
         let open = hub.subscribe(all(), None);
         hub.close();
-        assert!(
-            open.inbox.receiver.recv().is_err(),
-            "closing ends existing subscriptions"
-        );
+        let soon = || Instant::now() + Duration::from_secs(5);
+        let closed =
+            |subscription: &Subscription| matches!(subscription.inbox.next(soon()), Next::Closed);
+        assert!(closed(&open), "closing ends existing subscriptions");
         let late = hub.subscribe(all(), None);
-        assert!(
-            late.inbox.receiver.recv().is_err(),
-            "and any that come after"
-        );
+        assert!(closed(&late), "and any that come after");
         let parked = hub.subscribe_unless_changed("s", Kind::Clarify, 0).unwrap();
-        assert!(parked.inbox.receiver.recv().is_err());
+        assert!(closed(&parked));
         drop((open, late, parked));
         assert_eq!(hub.counts().subscribers, 0);
     }

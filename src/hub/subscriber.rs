@@ -5,28 +5,133 @@
 //! while it holds its lock, so it never blocks on a slow client. A full
 //! channel marks its subscriber for resync and nothing more is sent to it
 //! until its stream has drained and caught up (queue rule 7).
+//!
+//! The channel is only the buffer: its reader waits with `park_timeout`,
+//! and the publisher unparks it after each `try_send` and when it leaves
+//! the registry. crossbeam's own blocking `recv` spins and yields the CPU
+//! several times before it parks, a context switch each with thousands of
+//! stream threads on two cores (BENCHMARKS.md).
 
 use crate::core::view::{Interest, Update, Watch};
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread::{self, Thread};
+use std::time::Instant;
 
 struct Subscriber {
     interest: Interest,
-    sender: Sender<Arc<Update>>,
+    sender: Sender<Arc<Published>>,
     resync: Arc<AtomicBool>,
+    waker: Arc<Waker>,
     /// While marked: the global version the subscriber is current up to,
     /// the one before the first update it missed.
     behind_since: u64,
 }
 
-/// The receiving end a stream or long-poll holds.
+impl Subscriber {
+    /// Drops the sender, then wakes the reader, which finds the channel
+    /// closed (woken before, it could park again and sleep on).
+    fn close(self) -> Watch {
+        let Subscriber {
+            interest,
+            sender,
+            waker,
+            ..
+        } = self;
+        drop(sender);
+        waker.wake();
+        interest.watch
+    }
+}
+
+/// The thread that reads an inbox, once it has waited on it: the one
+/// the publisher unparks.
+#[derive(Default)]
+struct Waker {
+    reader: OnceLock<Thread>,
+}
+
+impl Waker {
+    fn wake(&self) {
+        if let Some(reader) = self.reader.get() {
+            reader.unpark();
+        }
+    }
+}
+
+/// The receiving end a stream or long-poll holds; one thread reads it.
 pub struct Inbox {
     pub id: u64,
-    pub receiver: Receiver<Arc<Update>>,
+    receiver: Receiver<Arc<Published>>,
     /// Set by the publisher when the channel overflowed.
     pub resync: Arc<AtomicBool>,
+    waker: Arc<Waker>,
+}
+
+/// How many renderings of one update a transport may keep with it.
+pub const RENDERINGS: usize = 2;
+
+/// An update as the registry hands it out: one allocation shared by every
+/// subscriber, with room for what the transport makes of it (a frame per
+/// wire format), made once by the first subscriber that needs it.
+#[derive(Debug)]
+pub struct Published {
+    pub update: Update,
+    renderings: [OnceLock<String>; RENDERINGS],
+}
+
+impl Published {
+    pub fn new(update: Update) -> Published {
+        Published {
+            update,
+            renderings: Default::default(),
+        }
+    }
+
+    /// The rendering in `slot` (below `RENDERINGS`), made by `render` if
+    /// no subscriber has made it yet.
+    pub fn rendered(&self, slot: usize, render: impl FnOnce(&Update) -> String) -> &str {
+        self.renderings[slot].get_or_init(|| render(&self.update))
+    }
+}
+
+/// What waiting on an inbox gave.
+#[derive(Debug)]
+pub enum Next {
+    Update(Arc<Published>),
+    /// The deadline passed with nothing new.
+    Timeout,
+    /// The subscriber left the registry (the hub is closing) and every
+    /// update sent before has been read.
+    Closed,
+}
+
+impl Inbox {
+    /// The next update, waiting until `deadline` parked, without spinning.
+    /// The first thread to wait becomes the inbox's reader, the one the
+    /// publisher wakes; a spurious wakeup just looks again.
+    pub fn next(&self, deadline: Instant) -> Next {
+        self.waker.reader.get_or_init(thread::current);
+        loop {
+            match self.receiver.try_recv() {
+                Ok(update) => return Next::Update(update),
+                Err(TryRecvError::Disconnected) => return Next::Closed,
+                Err(TryRecvError::Empty) => {}
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Next::Timeout;
+            }
+            thread::park_timeout(deadline - now);
+        }
+    }
+
+    /// Whether every update sent so far has been read.
+    pub fn is_empty(&self) -> bool {
+        self.receiver.is_empty()
+    }
 }
 
 #[derive(Default)]
@@ -44,6 +149,7 @@ impl Registry {
         let id = self.next_id;
         let (sender, receiver) = crossbeam_channel::bounded(capacity.max(1));
         let resync = Arc::new(AtomicBool::new(false));
+        let waker = Arc::new(Waker::default());
         match &interest.watch {
             Watch::All => self.watching_all.push(id),
             Watch::Sessions(sessions) => {
@@ -59,6 +165,7 @@ impl Registry {
             interest,
             sender,
             resync: resync.clone(),
+            waker: waker.clone(),
             behind_since: 0,
         };
         self.subscribers.insert(id, subscriber);
@@ -66,6 +173,7 @@ impl Registry {
             id,
             receiver,
             resync,
+            waker,
         }
     }
 
@@ -73,7 +181,8 @@ impl Registry {
         let Some(subscriber) = self.subscribers.remove(&id) else {
             return;
         };
-        match subscriber.interest.watch {
+        let watch = subscriber.close();
+        match watch {
             Watch::All => self.watching_all.retain(|&other| other != id),
             Watch::Sessions(sessions) => {
                 for session_id in sessions {
@@ -90,7 +199,9 @@ impl Registry {
 
     /// Drops every sender, so every stream sees its channel close and ends.
     pub fn clear(&mut self) {
-        self.subscribers.clear();
+        for (_, subscriber) in self.subscribers.drain() {
+            subscriber.close();
+        }
         self.by_session.clear();
         self.watching_all.clear();
     }
@@ -134,7 +245,8 @@ impl Registry {
 
     /// Hands the update to every subscriber interested in it, never blocking.
     pub fn publish(&mut self, update: Update) {
-        let update = Arc::new(update);
+        let published = Arc::new(Published::new(update));
+        let update = &published.update;
         let named = self
             .by_session
             .get(&update.session_id)
@@ -152,11 +264,115 @@ impl Registry {
             {
                 continue;
             }
-            if let Err(TrySendError::Full(_)) = subscriber.sender.try_send(update.clone()) {
+            if let Err(TrySendError::Full(_)) = subscriber.sender.try_send(published.clone()) {
                 subscriber.resync.store(true, Ordering::Release);
                 subscriber.behind_since = update.version - 1;
                 self.resyncs += 1;
             }
+            subscriber.waker.wake();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::kind::Kind;
+    use std::time::Duration;
+
+    fn update(version: u64) -> Update {
+        Update {
+            session_id: "s".into(),
+            kind: Kind::Clarify,
+            pending: None,
+            pending_count: 0,
+            version,
+        }
+    }
+
+    fn version_of(next: Next) -> Option<u64> {
+        match next {
+            Next::Update(published) => Some(published.update.version),
+            _ => None,
+        }
+    }
+
+    fn all() -> Interest {
+        Interest {
+            watch: Watch::All,
+            kind: None,
+        }
+    }
+
+    /// Runs `next` on a thread of its own once it has waited; what it got
+    /// and how long it took.
+    fn reader(inbox: Inbox, wait: Duration) -> thread::JoinHandle<(Next, Duration)> {
+        thread::spawn(move || {
+            let started = Instant::now();
+            let next = inbox.next(started + wait);
+            (next, started.elapsed())
+        })
+    }
+
+    /// Until the reader has made itself the one to wake (it then parks at
+    /// once, or finds the unpark token and looks again).
+    fn wait_until_waiting(registry: &Registry, id: u64) {
+        while registry.subscribers[&id].waker.reader.get().is_none() {
+            thread::yield_now();
+        }
+    }
+
+    #[test]
+    fn a_parked_reader_is_woken_by_a_publish_and_by_leaving() {
+        let mut registry = Registry::default();
+        let inbox = registry.add(all(), 4);
+        let id = inbox.id;
+        let handle = reader(inbox, Duration::from_secs(10));
+        wait_until_waiting(&registry, id);
+        registry.publish(update(1));
+        let (next, took) = handle.join().unwrap();
+        assert_eq!(version_of(next), Some(1));
+        assert!(
+            took < Duration::from_secs(5),
+            "woken, not timed out: {took:?}"
+        );
+
+        let inbox = registry.add(all(), 4);
+        let handle = reader(inbox, Duration::from_secs(10));
+        wait_until_waiting(&registry, id + 1);
+        registry.remove(id + 1);
+        let (next, took) = handle.join().unwrap();
+        assert!(matches!(next, Next::Closed) && took < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn spurious_wakeups_wait_on_until_the_deadline() {
+        let mut registry = Registry::default();
+        let inbox = registry.add(all(), 4);
+        let id = inbox.id;
+        let handle = reader(inbox, Duration::from_millis(300));
+        wait_until_waiting(&registry, id);
+        while !handle.is_finished() {
+            handle.thread().unpark();
+            thread::yield_now();
+        }
+        let (next, took) = handle.join().unwrap();
+        assert!(matches!(next, Next::Timeout), "{next:?}");
+        assert!(took >= Duration::from_millis(300), "{took:?}");
+        drop(registry);
+    }
+
+    #[test]
+    fn updates_sent_before_the_close_are_read_first_and_in_order() {
+        let mut registry = Registry::default();
+        let inbox = registry.add(all(), 4);
+        for version in 1..=3 {
+            registry.publish(update(version));
+        }
+        registry.clear();
+        let soon = || Instant::now() + Duration::from_secs(1);
+        let got: Vec<Option<u64>> = (0..4).map(|_| version_of(inbox.next(soon()))).collect();
+        assert_eq!(got, [Some(1), Some(2), Some(3), None]);
+        assert!(matches!(inbox.next(soon()), Next::Closed));
     }
 }

@@ -14,6 +14,7 @@ use crate::core::state::{Limits, Submitted};
 use crate::core::validate;
 use crate::core::view::{Interest, Update, Watch};
 use crate::error::{self, Error, Refusal, Result};
+use crate::hub::subscriber::Next;
 use crate::hub::{Hub, Responded, WaitResult, ids};
 use crate::serve::admission::{Admission, Place};
 use crate::serve::auth::{self, Auth, Caller, Role, SignInError};
@@ -22,7 +23,6 @@ use crate::serve::metrics::{Metrics, Places};
 use crate::serve::origin;
 use crate::serve::static_files;
 use crate::serve::stream::{Format, Stream};
-use crossbeam_channel::RecvTimeoutError;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -377,13 +377,10 @@ fn long_poll(app: &App, session_id: &str, kind: Kind, since: u64, wait: Duration
             let _place = place;
             // Checked every so often, so a place held for a client that left is
             // given back within a second, not at the end of the wait.
-            while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-                match subscription
-                    .inbox
-                    .receiver
-                    .recv_timeout(left.min(LEFT_CHECK_EVERY))
-                {
-                    Err(RecvTimeoutError::Timeout) if !client_left() => continue,
+            loop {
+                let slice = deadline.min(Instant::now() + LEFT_CHECK_EVERY);
+                match subscription.inbox.next(slice) {
+                    Next::Timeout if slice < deadline && !client_left() => continue,
                     _ => break,
                 }
             }

@@ -2,7 +2,8 @@
 //! tiny_http requests into `Request` values and `Reply` values back into
 //! bytes on the wire. The only module besides `stream` that touches sockets.
 //!
-//! Threads: tiny_http's accept thread and one pool thread per connection;
+//! Threads: tiny_http's accept thread and one pool thread per connection
+//! (a stream's is freed as soon as the reply is known to be a stream);
 //! a dispatcher handing requests to `--workers` idle workers, or to a
 //! thread of its own when none is idle; one thread per open stream or
 //! parked request; one expiry thread. `Server::shutdown` (or drop, or a
@@ -32,6 +33,12 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+/// The stack of a stream thread. It touches about 8 KiB of it (one page
+/// for the thread's own data, one of stack); the whole suite passes with
+/// 32 KiB, and a panic printing a full backtrace needs under 32 KiB. The
+/// default 2 MiB would reserve 2 GiB of address space per 1,000 streams,
+/// more than a 32-bit device has.
+const STREAM_STACK: usize = 64 * 1024;
 /// How often freed memory is handed back to the system.
 const TRIM_EVERY: Duration = Duration::from_secs(10);
 /// How long shutdown waits for threads to end before it gives up on them:
@@ -397,8 +404,10 @@ fn serve(app: &App, detached: &Arc<ThreadGroup>, mut raw: tiny_http::Request) {
         Reply::Stream(stream) => {
             metrics.count_response(200);
             let chunked = raw.http_version() >= &tiny_http::HTTPVersion(1, 1);
-            let writer = raw.into_writer();
-            detached.spawn_detached("askgate-stream", move || stream(writer, chunked))
+            // The connection reads nothing more: its reading thread is free now.
+            let writer = raw.into_final_writer();
+            let stream = move || stream(writer, chunked);
+            detached.spawn_sized("askgate-stream", Some(STREAM_STACK), stream)
         }
         Reply::Park(work) => {
             let patience = app.config.header_timeout;
@@ -534,9 +543,25 @@ impl ThreadGroup {
         name: &str,
         work: impl FnOnce() + Send + 'static,
     ) -> io::Result<JoinHandle<()>> {
+        self.spawn_with_stack(name, None, work)
+    }
+
+    /// Starts a named thread with a stack of this size (else the default),
+    /// counted while it runs.
+    fn spawn_with_stack(
+        self: &Arc<Self>,
+        name: &str,
+        stack: Option<usize>,
+        work: impl FnOnce() + Send + 'static,
+    ) -> io::Result<JoinHandle<()>> {
         *self.running.lock().unwrap_or_else(|p| p.into_inner()) += 1;
         let member = Member(self.clone());
-        thread::Builder::new().name(name.into()).spawn(move || {
+        let builder = thread::Builder::new().name(name.into());
+        let builder = match stack {
+            Some(size) => builder.stack_size(size),
+            None => builder,
+        };
+        builder.spawn(move || {
             let _member = member;
             work();
         })
@@ -549,6 +574,16 @@ impl ThreadGroup {
         work: impl FnOnce() + Send + 'static,
     ) -> io::Result<()> {
         self.spawn(name, work).map(drop)
+    }
+
+    /// Like `spawn_detached`, with a stack of this size.
+    fn spawn_sized(
+        self: &Arc<Self>,
+        name: &str,
+        stack: Option<usize>,
+        work: impl FnOnce() + Send + 'static,
+    ) -> io::Result<()> {
+        self.spawn_with_stack(name, stack, work).map(drop)
     }
 
     fn count(&self) -> usize {

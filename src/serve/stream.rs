@@ -10,10 +10,10 @@
 use crate::core::kind::Kind;
 use crate::core::view::Update;
 use crate::hub::Subscription;
+use crate::hub::subscriber::{Next, Published};
 use crate::serve::admission::PlaceGuard;
 use crate::serve::metrics::Metrics;
 use crate::serve::sse;
-use crossbeam_channel::RecvTimeoutError;
 use std::io::{self, Write};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -104,32 +104,31 @@ impl Stream {
             if deadline.is_some_and(|deadline| now >= deadline) {
                 return Ok(());
             }
-            let until_end = deadline.map_or(self.keepalive, |d| d.saturating_duration_since(now));
             let interval = if probe_due {
                 PROBE_AFTER
             } else {
                 self.keepalive
             };
-            match inbox.receiver.recv_timeout(interval.min(until_end)) {
-                Ok(update) if update.version > last_version => {
-                    wire.send(&self.frame(&update))?;
-                    last_version = update.version;
+            let wake_at = deadline.map_or(now + interval, |d| d.min(now + interval));
+            match inbox.next(wake_at) {
+                Next::Update(published) if published.update.version > last_version => {
+                    wire.send(self.shared_frame(&published))?;
+                    last_version = published.update.version;
                     probe_due = false;
                 }
-                Ok(_) => {}
-                Err(RecvTimeoutError::Timeout) if deadline.is_some_and(|d| Instant::now() >= d) => {
-                }
-                Err(RecvTimeoutError::Timeout) if probe_due => {
+                Next::Update(_) => {}
+                Next::Timeout if deadline.is_some_and(|d| Instant::now() >= d) => {}
+                Next::Timeout if probe_due => {
                     wire.send(&sse::comment(""))?;
                     probe_due = false;
                 }
-                Err(RecvTimeoutError::Timeout) => {
+                Next::Timeout => {
                     wire.send(&self.keepalive_frame(last_version))?;
                     probe_due = true;
                 }
-                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+                Next::Closed => return Ok(()),
             }
-            if inbox.receiver.is_empty() && inbox.resync.load(Ordering::Acquire) {
+            if inbox.is_empty() && inbox.resync.load(Ordering::Acquire) {
                 for update in self.subscription.resync() {
                     wire.send(&self.frame(&update))?;
                     last_version = last_version.max(update.version);
@@ -163,8 +162,23 @@ impl Stream {
         wire.inner.flush()
     }
 
+    /// The frame of a published update, made once for every stream of
+    /// this format.
+    fn shared_frame<'a>(&self, published: &'a Published) -> &'a str {
+        let slot = match self.format {
+            Format::PerKind(_) => 0,
+            Format::Multiplexed => 1,
+        };
+        self.metrics.frames_sent.fetch_add(1, Ordering::Relaxed);
+        published.rendered(slot, |update| self.render(update))
+    }
+
     fn frame(&self, update: &Update) -> String {
         self.metrics.frames_sent.fetch_add(1, Ordering::Relaxed);
+        self.render(update)
+    }
+
+    fn render(&self, update: &Update) -> String {
         match self.format {
             Format::PerKind(_) => sse::frame(
                 None,

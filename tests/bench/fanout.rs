@@ -1,110 +1,242 @@
-//! `make bench`: fan-out latency and memory per stream of askgate, measured
-//! with the same client harness against nginx + nchan when it is installed.
+//! `make bench`: askgate's streams against nginx + nchan, with the same
+//! client harness, and what else a thread per stream costs or gains.
 //!
-//! For each subscriber count it opens that many SSE streams, publishes 20
-//! changes one at a time, and records when every subscriber saw each one.
-//! Memory per stream is the server's RSS growth divided by the streams.
-//! Prints a Markdown table; BENCHMARKS.md records the figures.
+//! - Fan-out: for each subscriber count it opens that many SSE streams,
+//!   publishes 20 changes one at a time, and records when every subscriber
+//!   saw each one; memory per stream is the server's RSS growth divided by
+//!   the streams; threads per stream and how soon a stream is down to one.
+//! - Long-poll wake latency (`longpoll.rs`), polling throughput against
+//!   nginx serving the same JSON as a file (`polling.rs`), and the Pi
+//!   profile: one core, a 64 MiB memory cgroup (`pi.rs`).
+//!
+//! Each configuration runs `BENCH_REPEAT` times (2); `BENCH_SUBSCRIBERS`
+//! picks the counts (100,1000,5000), `BENCH_ONLY` the parts
+//! (fanout,longpoll,polling,pi), `BENCH_ROUNDS` the changes per fan-out
+//! run (20); `BENCH_ASKGATE` another askgate binary (to compare builds),
+//! `BENCH_NCHAN=0` skips nchan. Prints Markdown; BENCHMARKS.md keeps it.
 
+mod harness;
+mod longpoll;
+mod pi;
+mod polling;
+
+use harness::{knob, millis, percentile};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::thread;
 use std::time::{Duration, Instant};
 
-const ROUNDS: usize = 20;
 const SESSION: &str = "bench";
+/// How long after the last stream opened memory is read.
+const SETTLE: Duration = Duration::from_secs(4);
+/// How long to watch for a stream to be down to one thread.
+const THREAD_WATCH: Duration = Duration::from_secs(10);
 
 /// A server under test: how to subscribe, how to publish, whose memory to read.
-struct Target {
-    name: &'static str,
-    addr: SocketAddr,
-    subscribe_path: String,
-    processes: Vec<Child>,
-    publish: fn(SocketAddr, usize),
+pub struct Target {
+    pub name: &'static str,
+    pub addr: SocketAddr,
+    pub subscribe_path: String,
+    pub process: Child,
+    pub publish: fn(SocketAddr, usize),
     /// Extracts the round number from a `data:` line, if it carries one.
-    round_of: fn(&str) -> Option<usize>,
+    pub round_of: fn(&str) -> Option<usize>,
+    /// Whether to watch threads (askgate: a thread per stream).
+    pub threaded: bool,
+}
+
+/// What one fan-out run measured.
+pub struct Row {
+    pub deliveries: Vec<Duration>,
+    pub lasts: Vec<Duration>,
+    pub idle_kib: u64,
+    pub loaded_kib: u64,
+    pub peak_kib: u64,
+    pub threads_per_stream: f64,
+    /// The server's CPU time (user and system) per frame delivered.
+    pub cpu_per_frame: Duration,
+    /// From the last stream opening until the server held one thread per stream.
+    pub down_to_one: Option<Duration>,
+}
+
+impl Row {
+    pub fn p99(&self) -> Duration {
+        percentile(&self.deliveries, 0.99)
+    }
+
+    pub fn per_stream_kib(&self, count: usize) -> f64 {
+        self.loaded_kib.saturating_sub(self.idle_kib) as f64 / count as f64
+    }
 }
 
 fn main() {
-    let counts: Vec<usize> = std::env::var("BENCH_SUBSCRIBERS")
-        .unwrap_or_else(|_| "100,1000,5000".into())
+    let counts: Vec<usize> = knob("BENCH_SUBSCRIBERS", "100,1000,5000")
         .split(',')
         .filter_map(|n| n.trim().parse().ok())
         .collect();
-    println!(
-        "| server | subscribers | p50 | p99 | last subscriber, p50 | memory per stream | idle RSS |"
-    );
-    println!("|---|---|---|---|---|---|---|");
-    for &count in &counts {
-        run(start_askgate(), count);
+    let repeat: usize = knob("BENCH_REPEAT", "2").parse().unwrap_or(2);
+    let only = knob("BENCH_ONLY", "fanout,longpoll,polling,pi");
+    if only.contains("fanout") {
+        fanout(&counts, repeat);
     }
-    if !nchan_installed() {
-        println!(
-            "\n(nginx with the nchan module is not installed: `apt-get install nginx-light libnginx-mod-nchan`)"
-        );
-        return;
+    if only.contains("longpoll") {
+        longpoll::bench(repeat);
     }
-    for &count in &counts {
-        run(start_nchan().expect("nginx starts"), count);
+    if only.contains("polling") {
+        polling::bench(repeat);
+    }
+    if only.contains("pi") {
+        pi::bench(repeat);
     }
 }
 
-fn run(mut target: Target, count: usize) {
-    let idle = rss_kib(&target.processes);
-    let (sender, receipts) = channel();
-    let mut subscribers = Vec::new();
-    for _ in 0..count {
-        match subscribe(&target, sender.clone()) {
-            Some(subscriber) => subscribers.push(subscriber),
-            None => {
-                println!(
-                    "| {} | {count} | refused after {} streams | | | | |",
-                    target.name,
-                    subscribers.len()
-                );
-                stop(&mut target);
-                return;
+fn fanout(counts: &[usize], repeat: usize) {
+    let nchan = nchan_installed() && knob("BENCH_NCHAN", "1") != "0";
+    println!("## Fan-out\n");
+    println!(
+        "| server | streams | p50 | p99 | last subscriber, p50 | memory per stream | peak RSS | idle RSS | threads per stream | one thread per stream after | server CPU per frame |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    let mut ratios = Vec::new();
+    for run in 0..repeat {
+        for &count in counts {
+            let ours = run_and_print(start_askgate(), count);
+            let theirs = nchan.then(|| run_and_print(start_nchan().expect("nginx starts"), count));
+            if let (Some(ours), Some(Some(theirs))) = (ours, theirs) {
+                ratios.push((run, count, ours.p99(), theirs.p99()));
             }
         }
     }
-    // Let connection threads settle (askgate frees tiny_http's reading
-    // thread after its receive timeout) before reading memory.
-    thread::sleep(Duration::from_secs(4));
-    let loaded = rss_kib(&target.processes);
-    let (deliveries, lasts) = measure(&target, count, &receipts);
-    let per_stream = loaded.saturating_sub(idle) as f64 / count as f64;
-    println!(
-        "| {} | {count} | {} | {} | {} | {per_stream:.1} KiB | {:.1} MiB |",
-        target.name,
-        millis(percentile(&deliveries, 0.50)),
-        millis(percentile(&deliveries, 0.99)),
-        millis(percentile(&lasts, 0.50)),
-        idle as f64 / 1024.0
-    );
-    drop(subscribers);
-    stop(&mut target);
+    if !nchan {
+        println!(
+            "\n(nginx with the nchan module is not installed: `apt-get install nginx-light libnginx-mod-nchan`)"
+        );
+    }
+    println!("\n| run | streams | askgate p99 / nchan p99 |\n|---|---|---|");
+    for (run, count, ours, theirs) in ratios {
+        let ratio = ours.as_secs_f64() / theirs.as_secs_f64();
+        println!("| {} | {count} | {ratio:.2} |", run + 1);
+    }
+    println!();
 }
 
-/// Publishes ROUNDS changes, each after the last was seen by everyone.
+fn run_and_print(mut target: Target, count: usize) -> Option<Row> {
+    let result = run(&mut target, count);
+    harness::stop(&mut target.process);
+    match result {
+        Ok(row) => {
+            print_row(target.name, count, &row);
+            Some(row)
+        }
+        Err(error) => {
+            println!("| {} | {count} | {error} | | | | | | | | |", target.name);
+            None
+        }
+    }
+}
+
+pub fn print_row(name: &str, count: usize, row: &Row) {
+    let mib = |kib: u64| format!("{:.1} MiB", kib as f64 / 1024.0);
+    let threads = match name.contains("nchan") {
+        true => "(event loop)".to_string(),
+        false => format!("{:.2}", row.threads_per_stream),
+    };
+    let down = match (name.contains("nchan"), row.down_to_one) {
+        (true, _) => String::new(),
+        (false, Some(after)) => format!("{:.2} s", after.as_secs_f64()),
+        (false, None) => format!("> {} s", THREAD_WATCH.as_secs()),
+    };
+    println!(
+        "| {name} | {count} | {} | {} | {} | {:.1} KiB | {} | {} | {threads} | {down} | {:.1} µs |",
+        millis(percentile(&row.deliveries, 0.50)),
+        millis(row.p99()),
+        millis(percentile(&row.lasts, 0.50)),
+        row.per_stream_kib(count),
+        mib(row.peak_kib),
+        mib(row.idle_kib),
+        row.cpu_per_frame.as_secs_f64() * 1e6,
+    );
+}
+
+/// Opens `count` streams, lets them settle, publishes ROUNDS changes.
+pub fn run(target: &mut Target, count: usize) -> Result<Row, String> {
+    let pid = target.process.id();
+    // tiny_http starts its connection threads on its accept thread: once
+    // a request was answered, they are all there.
+    harness::request(target.addr, "GET", "/", None);
+    thread::sleep(Duration::from_millis(300));
+    let (idle_kib, idle_threads) = (harness::rss_kib(pid), harness::threads(pid));
+    let (sender, receipts) = channel();
+    let mut subscribers = Vec::new();
+    for _ in 0..count {
+        match subscribe(target, sender.clone()) {
+            Some(subscriber) => subscribers.push(subscriber),
+            None => return Err(format!("refused after {} streams", subscribers.len())),
+        }
+    }
+    let (loaded_kib, down_to_one) = settle(target, count, idle_threads);
+    let threads = harness::threads(pid).saturating_sub(idle_threads);
+    let cpu_before = harness::cpu_ticks(pid);
+    let (deliveries, lasts) = measure(target, count, &receipts)?;
+    let cpu = Duration::from_millis(10 * harness::cpu_ticks(pid).saturating_sub(cpu_before));
+    let cpu_per_frame = cpu / deliveries.len().max(1) as u32;
+    let peak_kib = harness::status_field(pid, "VmHWM:");
+    drop(subscribers);
+    Ok(Row {
+        deliveries,
+        lasts,
+        idle_kib,
+        loaded_kib,
+        peak_kib,
+        threads_per_stream: threads as f64 / count as f64,
+        cpu_per_frame,
+        down_to_one,
+    })
+}
+
+/// Waits SETTLE and reads memory then; meanwhile (and on until
+/// THREAD_WATCH) watches for the server to hold one thread per stream.
+fn settle(target: &Target, count: usize, idle_threads: u64) -> (u64, Option<Duration>) {
+    let pid = target.process.id();
+    let opened = Instant::now();
+    let (mut loaded, mut down_to_one) = (None, None);
+    loop {
+        let elapsed = opened.elapsed();
+        let extra = harness::threads(pid).saturating_sub(idle_threads);
+        if down_to_one.is_none() && target.threaded && extra <= count as u64 {
+            down_to_one = Some(elapsed);
+        }
+        if loaded.is_none() && elapsed >= SETTLE {
+            loaded = Some(harness::rss_kib(pid));
+        }
+        let watching = target.threaded && down_to_one.is_none() && elapsed < THREAD_WATCH;
+        if let (Some(loaded), false) = (loaded, watching) {
+            return (loaded, down_to_one);
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Publishes the rounds, each after the last was seen by everyone.
 fn measure(
-    target: &Target,
+    target: &mut Target,
     count: usize,
     receipts: &Receiver<(usize, Instant)>,
-) -> (Vec<Duration>, Vec<Duration>) {
+) -> Result<(Vec<Duration>, Vec<Duration>), String> {
+    let rounds: usize = knob("BENCH_ROUNDS", "20").parse().unwrap_or(20);
     let (mut deliveries, mut lasts) = (Vec::new(), Vec::new());
-    for round in 1..=ROUNDS {
+    for round in 1..=rounds {
         let published = Instant::now();
         (target.publish)(target.addr, round);
         let mut seen = 0;
         let mut last = Duration::ZERO;
         while seen < count {
             let Ok((got, at)) = receipts.recv_timeout(Duration::from_secs(30)) else {
-                panic!(
-                    "{}: round {round} reached {seen} of {count} subscribers",
-                    target.name
-                );
+                let exited = target.process.try_wait().ok().flatten();
+                let why = exited.map_or(String::new(), |status| format!(" (server {status})"));
+                return Err(format!("round {round} reached {seen} streams{why}"));
             };
             if got == round {
                 let latency = at.saturating_duration_since(published);
@@ -117,7 +249,7 @@ fn measure(
     }
     deliveries.sort();
     lasts.sort();
-    (deliveries, lasts)
+    Ok((deliveries, lasts))
 }
 
 fn subscribe(target: &Target, receipts: Sender<(usize, Instant)>) -> Option<TcpStream> {
@@ -149,165 +281,57 @@ fn subscribe(target: &Target, receipts: Sender<(usize, Instant)>) -> Option<TcpS
     Some(socket)
 }
 
-fn start_askgate() -> Target {
-    let binary = concat!(env!("CARGO_MANIFEST_DIR"), "/target/release/askgate");
-    let mut child = Command::new(binary)
-        .args([
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
-            "--log-level",
-            "warn",
-            "--max-streams",
-            "20000",
-        ])
-        .args([
-            "--max-pending",
-            "1000",
-            "--header-timeout-secs",
-            "2",
-            "--data-dir",
-            "none",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("target/release/askgate (make bench builds it)");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .rsplit("http://")
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+pub fn start_askgate() -> Target {
+    askgate_target(harness::start_askgate(&[]))
+}
+
+pub fn askgate_target((process, addr): (Child, SocketAddr)) -> Target {
     Target {
         name: "askgate",
         addr,
         subscribe_path: format!("/api/events?session_id={SESSION}"),
-        processes: vec![child],
+        process,
         publish: |addr, round| {
             let body = format!(
                 r#"{{"session_id": "{SESSION}", "question": "q{round}", "timeout_seconds": 0}}"#
             );
-            post(addr, "/api/clarify/submit", "application/json", &body);
+            harness::request(addr, "POST", "/api/clarify/submit", Some(&body));
         },
         // Round r is the r-th submit: the frame that shows r pending.
-        round_of: |data| {
-            let count = data.split("\"pending_count\": ").nth(1)?;
-            count
-                .split(|c: char| !c.is_ascii_digit())
-                .next()?
-                .parse()
-                .ok()
-        },
+        round_of: |data| harness::json_number(data, "pending_count").map(|n| n as usize),
+        threaded: true,
     }
 }
 
-const NCHAN_MODULE: &str = "/usr/lib/nginx/modules/ngx_nchan_module.so";
-
 fn nchan_installed() -> bool {
-    std::path::Path::new(NCHAN_MODULE).exists() && Command::new("nginx").arg("-v").output().is_ok()
+    std::path::Path::new(harness::NCHAN_MODULE).exists() && harness::nginx_installed()
 }
 
 /// nginx with nchan on a free port, one worker process.
 fn start_nchan() -> Option<Target> {
-    let module = NCHAN_MODULE;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .ok()?
-        .local_addr()
-        .ok()?
-        .port();
-    let dir = std::env::temp_dir().join(format!("askgate-bench-nchan-{port}"));
-    std::fs::create_dir_all(&dir).ok()?;
-    let config = format!(
-        "load_module {module};\nworker_processes 1;\nworker_rlimit_nofile 30000;\npid {dir}/nginx.pid;\n\
-         error_log {dir}/error.log warn;\ndaemon off;\nevents {{ worker_connections 20000; }}\n\
-         http {{ access_log off; client_body_temp_path {dir}; server {{ listen 127.0.0.1:{port};\n\
-         location = /sub {{ nchan_subscriber; nchan_channel_id {SESSION}; }}\n\
-         location = /pub {{ nchan_publisher; nchan_channel_id {SESSION}; }} }} }}\n",
-        dir = dir.display()
+    let locations = format!(
+        "location = /sub {{ nchan_subscriber; nchan_channel_id {SESSION}; }}\n\
+         location = /pub {{ nchan_publisher; nchan_channel_id {SESSION}; }}"
     );
-    std::fs::write(dir.join("nginx.conf"), config).ok()?;
-    let child = Command::new("nginx")
-        .args([
-            "-c",
-            &dir.join("nginx.conf").display().to_string(),
-            "-p",
-            &dir.display().to_string(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().ok()?;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while TcpStream::connect(addr).is_err() {
-        if Instant::now() > deadline {
-            return None;
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
+    let (process, addr, _) =
+        harness::start_nginx("nchan", Some(harness::NCHAN_MODULE), &locations)?;
     Some(Target {
         name: "nginx + nchan",
         addr,
         subscribe_path: "/sub".into(),
-        processes: vec![child],
-        publish: |addr, round| post(addr, "/pub", "text/plain", &format!("round {round}")),
+        process,
+        publish: |addr, round| {
+            let mut socket = TcpStream::connect(addr).expect("publish connects");
+            let body = format!("round {round}");
+            let request = format!(
+                "POST /pub HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: text/plain\r\n\
+                 Content-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            socket.write_all(request.as_bytes()).unwrap();
+            let _ = socket.read_to_end(&mut Vec::new());
+        },
         round_of: |data| data.trim().strip_prefix("round ")?.parse().ok(),
+        threaded: false,
     })
-}
-
-fn post(addr: SocketAddr, path: &str, content_type: &str, body: &str) {
-    let mut socket = TcpStream::connect(addr).expect("publish connects");
-    let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: {content_type}\r\n\
-         Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    socket.write_all(request.as_bytes()).unwrap();
-    let mut response = Vec::new();
-    let _ = socket.read_to_end(&mut response);
-}
-
-/// Resident memory of the processes and all their descendants, in KiB.
-fn rss_kib(processes: &[Child]) -> u64 {
-    let mut pids: Vec<u32> = processes.iter().map(Child::id).collect();
-    let mut total = 0;
-    while let Some(pid) = pids.pop() {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let rss = status.lines().find_map(|line| line.strip_prefix("VmRSS:"));
-        total += rss
-            .and_then(|kb| kb.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
-            .unwrap_or(0);
-        let children =
-            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
-        pids.extend(
-            children
-                .split_whitespace()
-                .filter_map(|child| child.parse::<u32>().ok()),
-        );
-    }
-    total
-}
-
-fn stop(target: &mut Target) {
-    for child in &mut target.processes {
-        let _ = Command::new("kill").arg(child.id().to_string()).status();
-        let _ = child.wait();
-    }
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
-fn millis(duration: Duration) -> String {
-    format!("{:.2} ms", duration.as_secs_f64() * 1000.0)
 }

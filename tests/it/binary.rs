@@ -453,6 +453,12 @@ impl ServerProcess {
         self.stderr()
     }
 
+    /// Threads of the server process.
+    pub fn threads(&self) -> usize {
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", self.child.id())).unwrap();
+        tasks.count()
+    }
+
     /// Threads of the server process with this name.
     pub fn threads_named(&self, name: &str) -> usize {
         let tasks = std::fs::read_dir(format!("/proc/{}/task", self.child.id())).unwrap();
@@ -517,6 +523,32 @@ fn the_server_binary_serves_health_and_frees_a_gone_client_s_threads() {
             .text()
             .contains("askgate_streams_open 0")
     );
+}
+
+#[test]
+fn a_stream_frees_the_thread_that_read_its_request_at_once() {
+    // Held until the receive timeout, the reading threads would stay a minute.
+    let server = ServerProcess::start(&["--header-timeout-secs", "60"]);
+    // tiny_http starts its four connection threads on its accept thread:
+    // once a request was answered, they are all there.
+    assert_eq!(server.get("/healthz").text(), "ok");
+    let idle = server.threads();
+    let streams: Vec<TcpStream> = (0..8)
+        .map(|_| {
+            let mut stream = TcpStream::connect(server.addr).unwrap();
+            stream
+                .write_all(b"GET /api/events?session_id=t HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                .unwrap();
+            stream.set_read_timeout(Some(DEADLINE)).unwrap();
+            assert!(stream.read(&mut [0; 64]).unwrap() > 0);
+            stream
+        })
+        .collect();
+    assert_eq!(server.threads_named("askgate-stream"), 8);
+    // Reading threads beyond tiny_http's four leave after 5 s idle.
+    eventually("one thread per stream", Duration::from_secs(8), &mut || {
+        server.threads() <= idle + streams.len()
+    });
 }
 
 #[test]

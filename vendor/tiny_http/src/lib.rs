@@ -371,6 +371,10 @@ impl Server {
                                 if client.secure() || one_at_a_time {
                                     let (sender, receiver) = mpsc::channel();
                                     for rq in client {
+                                        // askgate patch: a connection whose end is marked
+                                        // (`Request::into_final_writer`) is read no further:
+                                        // this thread is free as soon as it is answered.
+                                        let end = rq.connection_end();
                                         messages.push(rq.with_notify_sender(sender.clone()).into());
                                         let answered = match patience {
                                             Some(patience) => {
@@ -378,7 +382,7 @@ impl Server {
                                             }
                                             None => receiver.recv().is_ok(),
                                         };
-                                        if !answered {
+                                        if !answered || end.is_marked() {
                                             break;
                                         }
                                     }

@@ -471,6 +471,26 @@ impl Request {
         }
     }
 
+    /// askgate patch: like `into_writer`, for a response that is the last
+    /// one on its connection and may never end (an event stream): nothing
+    /// more is read from the connection, and the thread that read this
+    /// request is free at once instead of waiting for the writer to drop.
+    /// The connection closes once the writer is dropped.
+    pub fn into_final_writer(mut self) -> Box<dyn Write + Send + 'static> {
+        self.connection_end.mark();
+        let writer = self.extract_writer_impl();
+        if let Some(sender) = self.notify_when_responded.take() {
+            let _ = sender.send(());
+        }
+        writer
+    }
+
+    /// askgate patch: marked when nothing more may be read from the
+    /// connection after this request.
+    pub(crate) fn connection_end(&self) -> ConnectionEnd {
+        self.connection_end.clone()
+    }
+
     /// Extract the response `Writer` object from the Request, dropping this `Writer` has the same side effects
     /// as the object returned by `into_writer` above.
     ///
