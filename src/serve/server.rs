@@ -39,9 +39,8 @@ use std::time::{Duration, Instant};
 /// printing a full backtrace needs under 32 KiB. What runs there must stay
 /// shallow (a `Reply::Park` closure included). The default 2 MiB would
 /// reserve 2 GiB of address space per 1,000 streams, more than a 32-bit
-/// device has, and glibc's cache of freed stacks (40 MiB) would keep only
-/// 20 of them: every parked request that ends would unmap its stack, the
-/// next map one (long-poll wakes at 1,000 polls: p50 40 ms instead of 50).
+/// device has; and with it, waking 1,000 parked long-polls took about 20%
+/// longer (BENCHMARKS.md).
 const SMALL_STACK: usize = 64 * 1024;
 /// How often freed memory is handed back to the system.
 const TRIM_EVERY: Duration = Duration::from_secs(10);
