@@ -47,19 +47,30 @@ pub fn connections_for(open_files: u64) -> usize {
     usize::try_from(spare).unwrap_or(usize::MAX).clamp(16, 4096)
 }
 
-/// Whether the client of a connection has closed its side (or the
-/// connection failed), without reading from it.
+/// Whether the client of a connection has closed its side (or reset it),
+/// without reading from it: its TCP state is no longer established.
+///
+/// Not `poll(POLLRDHUP)`: tiny_http shuts down the reading side of a
+/// connection it stops reading (a parked request past the receive
+/// timeout), and that polls exactly like a client that left, so every
+/// long-poll and wait ended at the header timeout.
 pub fn client_has_left(fd: std::os::unix::io::RawFd) -> bool {
-    let mut poll = libc::pollfd {
-        fd,
-        events: libc::POLLRDHUP,
-        revents: 0,
+    const TCP_ESTABLISHED: u8 = 1;
+    // SAFETY: tcp_info is plain integers, for which zero is a value.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut length = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `length` bytes into `info`; the
+    // caller holds the unanswered request, which keeps the descriptor open.
+    let read = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut length,
+        )
     };
-    // SAFETY: poll reads and writes one pollfd; the caller holds the
-    // unanswered request, which keeps the descriptor open.
-    let ready = unsafe { libc::poll(&mut poll, 1, 0) };
-    let gone = libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR;
-    ready > 0 && poll.revents & gone != 0
+    read == 0 && length > 0 && info.tcpi_state != TCP_ESTABLISHED
 }
 
 /// Fewer malloc arenas (unless `MALLOC_ARENA_MAX` says otherwise).

@@ -993,3 +993,31 @@ fn long_polls_and_waits_whose_clients_left_give_their_places_back_within_seconds
     let mut stream = server.stream("/api/events");
     stream.expect_event("ready");
 }
+
+#[test]
+fn long_polls_and_waits_last_their_whole_wait_past_the_header_timeout() {
+    // tiny_http stops reading a connection after the receive timeout and
+    // shuts down its reading side: that must not look like a client leaving.
+    let server = TestServer::start(&["--header-timeout-secs", "1"]);
+    let id = server.submit_clarify("patient", "still there?");
+    let version = server.get("/api/clarify/pending?session_id=patient").json()["version"].clone();
+    let paths = [
+        format!("/api/clarify/pending?session_id=patient&since={version}&wait=2.5"),
+        format!("/api/clarify/wait?session_id=patient&clarify_id={id}&timeout=2.5"),
+    ];
+    std::thread::scope(|scope| {
+        for path in &paths {
+            let server = &server;
+            scope.spawn(move || {
+                let asked = Instant::now();
+                let reply = server.get(path);
+                let took = asked.elapsed();
+                assert_eq!(reply.status, 200, "{path}: {}", reply.text());
+                assert!(
+                    took >= Duration::from_millis(2400),
+                    "{path}: answered after {took:?}, not its 2.5 s"
+                );
+            });
+        }
+    });
+}
