@@ -3,7 +3,7 @@
 //! prune, subscribe, fall behind, resync) driven through `State`, checking
 //! after every step the queue rules of docs/PROTOCOL.md §2 against a plain
 //! model, and that replaying the recorded changes (also through their JSON,
-//! as a journal would) gives an equal state.
+//! as a journal would) or reading a snapshot back gives an equal state.
 
 use crate::core::change::Change;
 use crate::core::kind::Kind;
@@ -556,6 +556,12 @@ impl Run {
             "replaying the changes gives the same state"
         );
         assert_eq!(through_json, self.state, "and so does replaying their JSON");
+        let snapshot = State::from_snapshot(&self.state.to_snapshot());
+        assert_eq!(
+            snapshot.as_ref(),
+            Some(&self.state),
+            "and so does a snapshot read back (the budget's counts included)"
+        );
     }
 }
 

@@ -46,12 +46,10 @@ impl State {
         }
         for entry in value["sessions"].as_array()? {
             let (session_id, session) = session_from(entry)?;
-            let ids = session
-                .queues
-                .values()
-                .flat_map(Queue::iter)
-                .map(|p| p.id.clone());
-            state.pending_ids.extend(ids);
+            for prompt in session.queues.values().flat_map(Queue::iter) {
+                state.pending_bytes += prompt.stored_bytes();
+                state.pending_ids.insert(prompt.id.clone());
+            }
             state.sessions.insert(session_id, session);
         }
         for entry in value["outcomes"].as_array()? {
