@@ -43,6 +43,14 @@ impl Scope {
         }
     }
 
+    /// What keeping this rule counts against the memory budget: its text
+    /// plus a fixed overhead, as a prompt's.
+    pub fn stored_bytes(&self) -> usize {
+        const OVERHEAD: usize = 256;
+        let (Scope::Exact(text) | Scope::Prefix(text)) = self;
+        text.len() + OVERHEAD
+    }
+
     pub fn to_json(&self) -> Value {
         match self {
             Scope::Exact(command) => json!({"exact": command}),

@@ -41,11 +41,13 @@ impl State {
             always: scopes(&value["always"])?,
             ..State::default()
         };
+        state.rule_bytes = state.always.iter().map(Scope::stored_bytes).sum();
         for range in value["skipped"].as_array()? {
             state.skipped.push((range[0].as_u64()?, range[1].as_u64()?));
         }
         for entry in value["sessions"].as_array()? {
             let (session_id, session) = session_from(entry)?;
+            state.rule_bytes += session.rules.iter().map(Scope::stored_bytes).sum::<usize>();
             for prompt in session.queues.values().flat_map(Queue::iter) {
                 state.pending_bytes += prompt.stored_bytes();
                 state.pending_ids.insert(prompt.id.clone());

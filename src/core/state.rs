@@ -43,7 +43,8 @@ pub struct Limits {
     /// Seconds an outcome (and an idle session) is kept.
     pub result_ttl: f64,
     /// Bytes pending prompts may hold in all; half as much again for kept
-    /// outcomes, whose oldest make room for new ones.
+    /// outcomes, whose oldest make room for new ones, and an eighth for
+    /// rules.
     pub max_state_bytes: usize,
 }
 
@@ -55,6 +56,12 @@ impl Limits {
 
     pub fn max_outcome_bytes(&self) -> usize {
         self.max_state_bytes / 2
+    }
+
+    /// The share of the budget rules may hold, `session` and `always` ones
+    /// together; an answer that would grant one more is refused.
+    pub fn max_rule_bytes(&self) -> usize {
+        self.max_state_bytes / 8
     }
 }
 
@@ -167,6 +174,8 @@ pub struct State {
     /// by `apply` (derived, so a snapshot does not store them).
     pub(super) pending_bytes: usize,
     pub(super) outcome_bytes: usize,
+    /// What the rules cost, `always` ones and every session's.
+    pub(super) rule_bytes: usize,
 }
 
 impl State {
@@ -274,7 +283,9 @@ impl State {
             None => return,
         };
         if !rules.contains(&scope) {
+            let cost = scope.stored_bytes();
             rules.push(scope);
+            self.rule_bytes += cost;
         }
     }
 
@@ -315,6 +326,7 @@ impl State {
     fn forget_session(&mut self, session_id: &str) {
         if let Some(session) = self.sessions.remove(session_id) {
             self.pruned_version = self.pruned_version.max(session.version());
+            self.rule_bytes -= session.rules.iter().map(Scope::stored_bytes).sum::<usize>();
             for queue in session.queues.values() {
                 for prompt in queue.iter() {
                     self.pending_ids.remove(&prompt.id);
@@ -488,9 +500,11 @@ impl State {
     }
 
     /// Answers the pending prompt with this id, or the head when no id is
-    /// given. `prefix` is the wider scope the human picked for a rule.
+    /// given. `prefix` is the wider scope the human picked for a rule; a new
+    /// rule beyond the rules' share of the budget is refused (507).
     pub fn respond(
         &self,
+        limits: &Limits,
         session_id: &str,
         id: Option<&str>,
         answer: Answer,
@@ -503,6 +517,9 @@ impl State {
             return Ok(Respond::Stale { still_pending });
         };
         let grant = self.grant_for(prompt, &answer, prefix)?;
+        if let Some(scope) = &grant {
+            self.room_for_rule(limits, session_id, &answer, scope)?;
+        }
         Ok(Respond::Answer(Change::Resolved {
             session_id: session_id.to_string(),
             kind,
@@ -534,6 +551,33 @@ impl State {
                 "scope must be a prefix of the command that ends at a word boundary",
             )),
         }
+    }
+
+    /// Refuses a rule the rules' share of the budget has no room for; one
+    /// the answer's lifetime already holds costs nothing.
+    fn room_for_rule(
+        &self,
+        limits: &Limits,
+        session_id: &str,
+        answer: &Answer,
+        scope: &Scope,
+    ) -> Result<()> {
+        let Answer::Choice(choice) = answer else {
+            return Ok(());
+        };
+        let rules = match Lifetime::of(*choice) {
+            Some(Lifetime::Session) => self.sessions.get(session_id).map(|s| s.rules.as_slice()),
+            Some(Lifetime::Always) => Some(self.always.as_slice()),
+            None => None,
+        };
+        let held = rules.unwrap_or_default().contains(scope);
+        if held || self.rule_bytes + scope.stored_bytes() <= limits.max_rule_bytes() {
+            return Ok(());
+        }
+        Err(Error::InsufficientStorage(format!(
+            "the memory budget for rules is full ({} KiB, an eighth of --max-state-bytes); answer once instead",
+            limits.max_rule_bytes() >> 10
+        )))
     }
 
     /// Cancels one pending prompt, or every pending prompt of the session's
@@ -630,9 +674,9 @@ impl State {
         prompts.map(Prompt::stored_bytes).sum()
     }
 
-    /// Bytes held by pending prompts and by kept outcomes.
-    pub fn bytes(&self) -> (usize, usize) {
-        (self.pending_bytes, self.outcome_bytes)
+    /// Bytes held by pending prompts, by kept outcomes and by rules.
+    pub fn bytes(&self) -> (usize, usize, usize) {
+        (self.pending_bytes, self.outcome_bytes, self.rule_bytes)
     }
 
     pub fn queue_len(&self, session_id: &str, kind: Kind) -> usize {
