@@ -2,7 +2,7 @@
 
 CARGO ?= cargo
 
-.PHONY: run test test-rust test-tiny-http test-page check fmt clippy build bench
+.PHONY: run test test-rust test-tiny-http test-page check fmt clippy build bench soak-hostile
 
 run:
 	$(CARGO) run --release -- serve
@@ -44,3 +44,12 @@ bench:
 	$(CARGO) build --release
 	$(CARGO) bench --bench fanout
 	$(CARGO) bench --bench durability
+
+# The hostile clients of tests/it/hostile.rs, longer and against a release
+# build: every attack, and all of them mixed, for HOSTILE_SECS each, one at
+# a time, printing peak RSS, healthz p50/p99 under attack, and how soon
+# places, threads and memory came back (BENCHMARKS.md). Where a `soak`
+# target exists it should depend on this one too (`soak: soak-hostile`).
+HOSTILE_SECS ?= 30
+soak-hostile:
+	HOSTILE_SECS=$(HOSTILE_SECS) $(CARGO) test --release --test it hostile:: -- --test-threads 1 --nocapture

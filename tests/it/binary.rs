@@ -346,7 +346,7 @@ impl ServerProcess {
     }
 
     /// Starts the server through `command`, which ends by running askgate.
-    fn start_with(mut command: Command, flags: &[&str]) -> ServerProcess {
+    pub fn start_with(mut command: Command, flags: &[&str]) -> ServerProcess {
         command.stderr(Stdio::null());
         ServerProcess::spawn(command, flags)
     }

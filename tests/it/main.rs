@@ -7,6 +7,7 @@ mod binary;
 mod browser_api;
 mod cli_http;
 mod events;
+mod hostile;
 mod input;
 mod lifecycle;
 mod queue_rules;
