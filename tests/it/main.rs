@@ -10,6 +10,7 @@ mod cli_http;
 mod durability;
 mod events;
 mod hooks;
+mod hostile;
 mod input;
 mod lifecycle;
 mod mcp;
