@@ -281,6 +281,7 @@ impl State {
                 for session_id in sessions {
                     self.forget_session(session_id);
                 }
+                self.shrink_tables();
                 Applied::default()
             }
             Change::Restarted { .. } => {
@@ -382,6 +383,24 @@ impl State {
             version,
         };
         self.outcomes.insert(id.to_string(), record);
+    }
+
+    /// Tables keep the room they grew to: after a burst, give most of it
+    /// back once they hold a quarter of it or less, so memory returns with
+    /// the outcomes (ARCHITECTURE.md, "Memory, worst case").
+    fn shrink_tables(&mut self) {
+        const SMALL: usize = 256;
+        fn shrink(len: usize, capacity: usize, shrink_to: impl FnOnce(usize)) {
+            if capacity > SMALL && len <= capacity / 4 {
+                shrink_to(len.max(SMALL / 2) * 2);
+            }
+        }
+        let (len, capacity) = (self.outcomes.len(), self.outcomes.capacity());
+        shrink(len, capacity, |n| self.outcomes.shrink_to(n));
+        let (len, capacity) = (self.outcome_order.len(), self.outcome_order.capacity());
+        shrink(len, capacity, |n| self.outcome_order.shrink_to(n));
+        let (len, capacity) = (self.pending_ids.len(), self.pending_ids.capacity());
+        shrink(len, capacity, |n| self.pending_ids.shrink_to(n));
     }
 
     fn forget_outcome(&mut self, id: &str) {
