@@ -14,6 +14,7 @@
 use crate::config::Config;
 use crate::error::Error;
 use crate::hub::Hub;
+use crate::notify::capability::Capabilities;
 use crate::serve::admission::Place;
 use crate::serve::auth::{self, Auth, Tokens};
 use crate::serve::http::{self, Method, Reply, Request, Response};
@@ -94,9 +95,13 @@ impl Server {
         let http = Arc::new(http.map_err(io::Error::other)?);
         let hub = open_hub(&config)?;
         let auth = Auth::new(credentials(&config, addr)?);
-        let app = Arc::new(App::with_hub(config, addr.ip().is_loopback(), hub, auth));
-        let stopping = Arc::new(AtomicBool::new(false));
         let running = Arc::new(ThreadGroup::default());
+        let mut app = App::with_hub(config, addr.ip().is_loopback(), hub, auth);
+        if let Some(dir) = &app.config.data_dir {
+            app.capabilities = Arc::new(Capabilities::in_dir(dir)?);
+        }
+        let app = Arc::new(app);
+        let stopping = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
         // Idle workers wait on a rendezvous channel; a request that finds
         // none gets a thread of its own, so no client can pin them all.
