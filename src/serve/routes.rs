@@ -16,6 +16,7 @@ use crate::core::view::{Interest, Update, Watch};
 use crate::error::{self, Error, Refusal, Result};
 use crate::hub::subscriber::Next;
 use crate::hub::{Hub, Responded, WaitResult, ids};
+use crate::notify::Notifier;
 use crate::notify::capability::{self, Capabilities};
 use crate::serve::act;
 use crate::serve::admission::{Admission, Place};
@@ -41,6 +42,8 @@ pub struct App {
     pub loopback: bool,
     /// The key of the notifications' capabilities, and those used.
     pub capabilities: Arc<Capabilities>,
+    /// Sends notifications of new prompts, when configured.
+    pub notifier: Option<Arc<Notifier>>,
 }
 
 impl App {
@@ -69,6 +72,7 @@ impl App {
             config,
             loopback,
             capabilities: Arc::new(Capabilities::ephemeral().expect("the OS gives random bytes")),
+            notifier: None,
         }
     }
 }
@@ -728,6 +732,9 @@ fn metrics(app: &App) -> Response {
     let mut text = app.metrics.render(&app.hub.counts(), &places);
     if let Some(stats) = app.hub.journal_stats() {
         text.push_str(&crate::serve::metrics::render_journal(&stats));
+    }
+    if let Some(notifier) = &app.notifier {
+        text.push_str(&crate::serve::metrics::render_notify(&notifier.counts()));
     }
     Response::text(200, "text/plain; version=0.0.4; charset=utf-8", text)
 }

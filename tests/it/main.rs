@@ -13,6 +13,7 @@ mod hooks;
 mod input;
 mod lifecycle;
 mod mcp;
+mod notify;
 mod queue_rules;
 mod server;
 mod streams;
