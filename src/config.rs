@@ -4,6 +4,10 @@
 //! Precedence: command line, then environment, then the default. A value
 //! that does not parse is an error naming the flag, never silently ignored.
 
+use crate::notify::{
+    self,
+    sink::{Ntfy, Webhook},
+};
 use crate::public_url::{PublicUrl, normalize_origin};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -117,6 +121,41 @@ const FLAGS: &[(&str, &str, &str)] = &[
         "comma-separated proxy IP addresses whose X-Forwarded-Proto and X-Forwarded-Host are believed",
     ),
     (
+        "notify-ntfy",
+        "-",
+        "on a new prompt, publish to this ntfy topic (https://ntfy.sh/TOPIC), with buttons that answer it",
+    ),
+    (
+        "notify-ntfy-token",
+        "-",
+        "the ntfy access token to publish with (Authorization: Bearer)",
+    ),
+    (
+        "notify-webhook",
+        "-",
+        "on a new prompt, POST askgate's webhook JSON to this URL (Gotify, Home Assistant, your own)",
+    ),
+    (
+        "notify-webhook-token",
+        "-",
+        "a token the webhook is sent with (Authorization: Bearer)",
+    ),
+    (
+        "notify-when",
+        "unwatched",
+        "unwatched: only when no page watches the prompt's queue; always: for every new prompt",
+    ),
+    (
+        "notify-no-actions",
+        "",
+        "send notifications without buttons that answer (for a topic others can read)",
+    ),
+    (
+        "notify-timeout-secs",
+        "5",
+        "each attempt to deliver a notification gives up after this long",
+    ),
+    (
         "insecure-no-auth",
         "",
         "allow binding a non-loopback address without tokens: anyone who can reach it can answer",
@@ -155,6 +194,8 @@ pub struct Config {
     pub public_url: Option<PublicUrl>,
     /// Peers whose `X-Forwarded-Proto` and `X-Forwarded-Host` are believed.
     pub trusted_proxies: Vec<IpAddr>,
+    /// Where and when new prompts are notified (`--notify-*`).
+    pub notify: notify::Settings,
 }
 
 impl Default for Config {
@@ -250,6 +291,7 @@ impl Config {
             trusted_proxies: list(get("trusted-proxy"))
                 .map(|addr| parse_flag::<IpAddr>("trusted-proxy", addr).map(|ip| ip.to_canonical()))
                 .collect::<Result<_, _>>()?,
+            notify: notify_settings(&get)?,
         };
         for (name, timeout) in [
             ("keepalive-secs", config.keepalive),
@@ -288,6 +330,37 @@ impl Config {
         }
         text
     }
+}
+
+/// The `--notify-*` flags.
+fn notify_settings<'a>(get: &impl Fn(&str) -> &'a str) -> Result<notify::Settings, String> {
+    let given = |name: &str| Some(get(name).trim()).filter(|v| !v.is_empty() && *v != "-");
+    let token = |name: &str| given(name).map(str::to_string);
+    fn invalid(name: &'static str) -> impl Fn(String) -> String {
+        move |why| format!("invalid value for --{name}: {why}")
+    }
+    Ok(notify::Settings {
+        ntfy: given("notify-ntfy")
+            .map(|url| Ntfy::parse(url, token("notify-ntfy-token")))
+            .transpose()
+            .map_err(invalid("notify-ntfy"))?,
+        webhook: given("notify-webhook")
+            .map(|url| Webhook::parse(url, token("notify-webhook-token")))
+            .transpose()
+            .map_err(invalid("notify-webhook"))?,
+        always: match get("notify-when").trim() {
+            "unwatched" => false,
+            "always" => true,
+            other => {
+                return Err(format!(
+                    "invalid value for --notify-when: {other:?} (want unwatched or always)"
+                ));
+            }
+        },
+        actions: !parse_flag::<bool>("notify-no-actions", default_false(get("notify-no-actions")))?,
+        timeout: seconds("notify-timeout-secs", get("notify-timeout-secs"))?
+            .max(Duration::from_millis(100)),
+    })
 }
 
 /// The items of a comma-separated flag; `-` (the default) or "" is none.
@@ -414,6 +487,14 @@ mod tests {
             (
                 vec!["--allow-origin", "https://a.example,null"],
                 "invalid value for --allow-origin: \"null\"",
+            ),
+            (
+                vec!["--notify-when", "sometimes"],
+                "invalid value for --notify-when",
+            ),
+            (
+                vec!["--notify-ntfy", "https://ntfy.sh"],
+                "invalid value for --notify-ntfy",
             ),
             (
                 vec!["--header-timeout-secs", "0"],

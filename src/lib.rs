@@ -12,6 +12,7 @@ pub mod config;
 pub mod core;
 pub mod error;
 pub mod hub;
+pub mod notify;
 pub mod public_url;
 pub mod serve;
 pub mod store;

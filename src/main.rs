@@ -3,6 +3,7 @@
 //! `mcp` offers the same to an agent as an MCP server on stdin and stdout.
 
 use askgate::cli::{client, mcp};
+use askgate::notify::capability;
 use askgate::serve::auth::{self, Role};
 use askgate::serve::signals::ShutdownSignals;
 use askgate::{Config, Server};
@@ -54,10 +55,12 @@ fn journal(args: &[String]) -> ExitCode {
     }
 }
 
-const TOKENS_USAGE: &str = "askgate tokens rotate agent|human [--data-dir DIR]   (new token in DIR/tokens; restart the server)";
+const TOKENS_USAGE: &str = "askgate tokens rotate agent|human|notify [--data-dir DIR]   (new token in DIR/tokens, or notification key in DIR/notify.key; restart the server)";
 
 /// `askgate tokens rotate agent|human`: replaces one token in the data
 /// directory's tokens file (made on first start off loopback) and prints it.
+/// `notify` replaces the notifications' key, so no button sent before
+/// answers any more.
 fn tokens(args: &[String]) -> ExitCode {
     let (role, rest) = match args {
         [command, role, rest @ ..] if command == "rotate" => (role.as_str(), rest),
@@ -69,6 +72,9 @@ fn tokens(args: &[String]) -> ExitCode {
         _ => return usage_error(TOKENS_USAGE),
     };
     let dir = std::path::Path::new(&dir);
+    if role == "notify" {
+        return rotate_notify_key(dir);
+    }
     let keep = match role {
         "agent" => Role::Human,
         "human" => Role::Agent,
@@ -89,6 +95,22 @@ fn tokens(args: &[String]) -> ExitCode {
                 tokens.human
             };
             println!("new {role} token: {token}\nrestart the server for it to take effect");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("askgate: {error}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn rotate_notify_key(dir: &std::path::Path) -> ExitCode {
+    match capability::write_new_key(dir) {
+        Ok(_) => {
+            println!(
+                "new notification key in {}\nrestart the server: buttons sent before no longer answer",
+                dir.join(capability::KEY_FILE).display()
+            );
             ExitCode::SUCCESS
         }
         Err(error) => {

@@ -417,6 +417,12 @@ fn describe(error: ureq::Error) -> String {
 /// The roots an https server's certificate is checked against: the CA file's
 /// alone when one is given (as curl's `--cacert`), else the system's bundle,
 /// else the Mozilla roots built into ureq (a system without a bundle file).
+/// The CAs an outgoing https connection trusts by default: `SSL_CERT_FILE`,
+/// else the system's bundle, else the bundled webpki roots.
+pub fn system_roots() -> RootCerts {
+    root_certs(None).unwrap_or(RootCerts::WebPki)
+}
+
 fn root_certs(ca_file: Option<&str>) -> Result<RootCerts, String> {
     if let Some(path) = ca_file {
         return pem_certificates(path)

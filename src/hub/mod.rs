@@ -17,6 +17,9 @@
 //!   lock from the change and the state it applies to, and logged (target
 //!   `audit`) and queued to the audit file after the lock is released, once
 //!   the change is durable.
+//! - A new prompt is handed to the observer (the notifier) once it is
+//!   durable and the lock is released, with whether a subscriber watched
+//!   its queue when it was queued.
 
 pub mod durable;
 pub mod ids;
@@ -34,7 +37,7 @@ use crate::store::audit_log::AuditLog;
 use crate::store::journal::{AppendError, Journal, Recovered};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use subscriber::{Inbox, Registry};
 
@@ -134,7 +137,14 @@ struct Committed {
     deadline: bool,
     version: u64,
     audit: Vec<String>,
+    /// New prompts, and whether a subscriber watched their queue, for the
+    /// observer (collected only when there is one).
+    submitted: Vec<(Prompt, bool)>,
 }
+
+/// Told of every new prompt (not one a rule answered, nor a duplicate),
+/// and whether a subscriber watched its queue then.
+pub type Observer = Box<dyn Fn(&Prompt, bool) + Send + Sync>;
 
 /// Who asked for an operation and when: the audit log's `by` and `at`.
 struct Op<'a> {
@@ -159,6 +169,7 @@ pub struct Hub {
     clock: Clock,
     journal: Option<Journal>,
     audit_log: Option<AuditLog>,
+    observer: OnceLock<Observer>,
 }
 
 impl Hub {
@@ -188,7 +199,14 @@ impl Hub {
             clock: Clock::new(),
             journal,
             audit_log,
+            observer: OnceLock::new(),
         }
+    }
+
+    /// Sets the one observer of new prompts (the notifier); a second is
+    /// ignored.
+    pub fn observe_submitted(&self, observer: Observer) {
+        let _ = self.observer.set(observer);
     }
 
     /// A hub on a journal: the state it recovered, versions moved past any
@@ -260,7 +278,8 @@ impl Hub {
         if let Some(room) = inner.state.room_for_outcomes(&self.limits, &changes) {
             changes.insert(0, room);
         }
-        let mut committed = inner.commit_all(changes, self.journal.as_ref(), &op)?;
+        let observing = self.observer.get().is_some();
+        let mut committed = inner.commit_all(changes, self.journal.as_ref(), &op, observing)?;
         drop(inner);
         let durable = match &self.journal {
             Some(journal) => journal.wait_durable(committed.version).map_err(|failed| {
@@ -273,6 +292,11 @@ impl Hub {
         // the disk, like a reply lost on the way.
         self.audit(std::mem::take(&mut committed.audit));
         durable?;
+        if let Some(observer) = self.observer.get() {
+            for (prompt, watched) in std::mem::take(&mut committed.submitted) {
+                observer(&prompt, watched);
+            }
+        }
         self.announce(committed);
         Ok(decided)
     }
@@ -591,6 +615,7 @@ impl Inner {
         changes: Vec<Change>,
         journal: Option<&Journal>,
         op: &Op<'_>,
+        observing: bool,
     ) -> Result<Committed> {
         let version = durable::version_after(&self.state, &changes);
         if let (Some(journal), false) = (journal, changes.is_empty()) {
@@ -606,7 +631,13 @@ impl Inner {
             log_change(&change);
             let lines = audit::lines(&self.state, &change, op.by, op.now);
             committed.audit.extend(lines);
-            committed.deadline |= matches!(&change, Change::Submitted(prompt) if prompt.expires());
+            if let Change::Submitted(prompt) = &change {
+                committed.deadline |= prompt.expires();
+                if observing {
+                    let watched = self.registry.watches(&prompt.session_id, prompt.kind());
+                    committed.submitted.push((prompt.clone(), watched));
+                }
+            }
             let applied = self.state.apply(&change);
             if let Some((session_id, kind)) = applied.queue {
                 self.registry

@@ -12,6 +12,7 @@
 //! several times before it parks, a context switch each with thousands of
 //! stream threads on two cores (BENCHMARKS.md).
 
+use crate::core::kind::Kind;
 use crate::core::view::{Interest, Update, Watch};
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use std::collections::HashMap;
@@ -175,6 +176,14 @@ impl Registry {
             resync,
             waker,
         }
+    }
+
+    /// Whether any subscriber watches this (session, kind) queue.
+    pub fn watches(&self, session_id: &str, kind: Kind) -> bool {
+        let named = self.by_session.get(session_id).into_iter().flatten();
+        let ids = self.watching_all.iter().chain(named);
+        ids.filter_map(|id| self.subscribers.get(id))
+            .any(|subscriber| subscriber.interest.includes(session_id, kind))
     }
 
     pub fn remove(&mut self, id: u64) {

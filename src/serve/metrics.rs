@@ -68,6 +68,29 @@ impl Metrics {
     }
 }
 
+/// The notifications' counters in the same text format.
+pub fn render_notify(counts: &crate::notify::Counts) -> String {
+    let mut text = String::from(
+        "# HELP askgate_notifications_total Notifications by sink and outcome: sent, failed (after its retries), dropped (its queue was full).\n\
+         # TYPE askgate_notifications_total counter\n",
+    );
+    for (sink, numbers) in &counts.sinks {
+        for (outcome, value) in ["sent", "failed", "dropped"].iter().zip(numbers) {
+            let _ = writeln!(
+                text,
+                "askgate_notifications_total{{sink=\"{sink}\",outcome=\"{outcome}\"}} {value}"
+            );
+        }
+    }
+    let _ = write!(
+        text,
+        "# HELP askgate_notifications_watched_total New prompts not notified because a page watched.\n\
+         # TYPE askgate_notifications_watched_total counter\naskgate_notifications_watched_total {}\n",
+        counts.watched
+    );
+    text
+}
+
 /// The journal's counters in the same text format.
 pub fn render_journal(stats: &Stats) -> String {
     #[rustfmt::skip]

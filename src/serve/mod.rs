@@ -7,6 +7,7 @@
 //! `routes` turns requests into replies through the hub; only `server` and
 //! `stream` touch sockets.
 
+pub mod act;
 pub mod admission;
 pub mod auth;
 pub mod http;

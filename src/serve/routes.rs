@@ -16,6 +16,9 @@ use crate::core::view::{Interest, Update, Watch};
 use crate::error::{self, Error, Refusal, Result};
 use crate::hub::subscriber::Next;
 use crate::hub::{Hub, Responded, WaitResult, ids};
+use crate::notify::Notifier;
+use crate::notify::capability::{self, Capabilities};
+use crate::serve::act;
 use crate::serve::admission::{Admission, Place};
 use crate::serve::auth::{self, Auth, Caller, Role, SignInError};
 use crate::serve::http::{LEFT_CHECK_EVERY, Method, Reply, Request, Response};
@@ -37,6 +40,10 @@ pub struct App {
     pub config: Config,
     /// Bound to a loopback address: only local host names may reach the API.
     pub loopback: bool,
+    /// The key of the notifications' capabilities, and those used.
+    pub capabilities: Arc<Capabilities>,
+    /// Sends notifications of new prompts, when configured.
+    pub notifier: Option<Arc<Notifier>>,
 }
 
 impl App {
@@ -64,6 +71,8 @@ impl App {
             auth,
             config,
             loopback,
+            capabilities: Arc::new(Capabilities::ephemeral().expect("the OS gives random bytes")),
+            notifier: None,
         }
     }
 }
@@ -123,6 +132,9 @@ fn log_refusal(request: &Request, refusal: &Refusal) {
 pub enum Access {
     Open,
     Needs(Role),
+    /// A notification's capability (its header), whatever the tokens; never
+    /// with the agent's token. The handler checks it against the body.
+    Capability,
 }
 
 /// Every route and the role it needs; `{kind}` stands for each kind of
@@ -145,6 +157,7 @@ pub const ROUTES: &[(Method, &str, Access)] = &[
     (Method::Post, "/api/{kind}/cancel", Access::Needs(Role::Agent)),
     (Method::Get, "/api/rules", Access::Needs(Role::Human)),
     (Method::Post, "/api/rules/revoke", Access::Needs(Role::Human)),
+    (Method::Post, "/api/act", Access::Capability),
 ];
 
 /// The access the route table gives a path.
@@ -179,7 +192,8 @@ fn route(app: &App, request: &Request) -> Result<Reply> {
     let caller = app
         .auth
         .identify(request.header("authorization"), request.header("cookie"));
-    check_access(access(path), caller)?;
+    let has_capability = request.header(capability::HEADER).is_some();
+    check_access(access(path), caller, has_capability)?;
     if request.method == Method::Post {
         check_cookie_origin(request, caller)?;
         origin::check_origin(&app.config, request)?;
@@ -227,9 +241,12 @@ fn api_route(app: &App, request: &Request, rest: &str) -> Result<Reply> {
         ("logout", Post) => Ok(logout(app, request).into()),
         ("rules", Get) => Ok(rules(app).into()),
         ("rules/revoke", Post) => revoke(app, request),
-        ("events" | "sessions" | "config" | "login" | "logout" | "rules" | "rules/revoke", _) => {
-            Err(Error::MethodNotAllowed)
-        }
+        ("act", Post) => act::act(app, request),
+        (
+            "events" | "sessions" | "config" | "login" | "logout" | "rules" | "rules/revoke"
+            | "act",
+            _,
+        ) => Err(Error::MethodNotAllowed),
         _ => Err(not_found()),
     }
 }
@@ -251,8 +268,18 @@ fn refuse_credentials_in_url(request: &Request) -> Result<()> {
 }
 
 /// 401 without a credential the route accepts, 403 with one of the wrong
-/// role (an agent's token never answers).
-fn check_access(access: Access, caller: Caller) -> Result<()> {
+/// role (an agent's token never answers, not even with a capability).
+fn check_access(access: Access, caller: Caller, has_capability: bool) -> Result<()> {
+    if access == Access::Capability {
+        return match (caller, has_capability) {
+            (Caller::Bearer(Role::Agent), _) => Err(Error::Forbidden(Refusal::new(
+                "the agent credential never answers",
+                "send a notification's action without the agent's token",
+            ))),
+            (_, false) => Err(Error::Unauthorized),
+            (_, true) => Ok(()),
+        };
+    }
     let (Access::Needs(needed), false) = (access, caller == Caller::Open) else {
         return Ok(());
     };
@@ -706,12 +733,15 @@ fn metrics(app: &App) -> Response {
     if let Some(stats) = app.hub.journal_stats() {
         text.push_str(&crate::serve::metrics::render_journal(&stats));
     }
+    if let Some(notifier) = &app.notifier {
+        text.push_str(&crate::serve::metrics::render_notify(&notifier.counts()));
+    }
     Response::text(200, "text/plain; version=0.0.4; charset=utf-8", text)
 }
 
 // ---- small parsers shared by the handlers ----
 
-fn required_session(body: &Map<String, Value>) -> Result<&str> {
+pub(super) fn required_session(body: &Map<String, Value>) -> Result<&str> {
     match body.get("session_id") {
         None | Some(Value::Null) => Err(Error::bad_request("session_id is required")),
         Some(Value::String(s)) if s.is_empty() => Err(Error::bad_request("session_id is required")),

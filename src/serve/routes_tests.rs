@@ -666,6 +666,52 @@ fn responds_with_bad_fields_are_400_and_change_nothing() {
 }
 
 #[test]
+fn acts_answer_once_and_bad_ones_are_refused_changing_nothing() {
+    use crate::notify::capability::{Claim, HEADER};
+    let app = app(&[]);
+    let id = queued(&app, Kind::Approval, prompt(Kind::Approval, json!({})));
+    let claim = Claim {
+        session_id: "s",
+        kind: Kind::Approval,
+        id: &id,
+        choice: "deny",
+    };
+    let capability = app.capabilities.mint(&claim, 0).unwrap();
+    let act = |body: Value, capability: &str| header(post("/api/act", body), HEADER, capability);
+    let body = json!({"session_id": "s", "approval_id": id, "choice": "deny"});
+    let hint = "use the notification's button as it came; each answers its own prompt once";
+    let forged = |message| refused(message, hint);
+    let one_id = "name the prompt by one clarify_id or approval_id";
+    let clarify_id = "0".repeat(12);
+    #[rustfmt::skip]
+    let cases = vec![
+        (post("/api/act", body.clone()), error(401, "authentication required").with_header("WWW-Authenticate", "Bearer")),
+        (act(without(body.clone(), "session_id"), &capability), bad("session_id is required")),
+        (act(without(body.clone(), "approval_id"), &capability), bad(one_id)),
+        (act(with(body.clone(), json!({"clarify_id": clarify_id})), &capability), bad(one_id)),
+        (act(with(body.clone(), json!({"approval_id": 7})), &capability), bad(one_id)),
+        (act(with(body.clone(), json!({"approval_id": "abc"})), &capability), bad("invalid approval_id: 32 lowercase hex characters")),
+        (act(without(body.clone(), "choice"), &capability), bad("choice is required")),
+        (act(with(body.clone(), json!({"choice": 1})), &capability), bad("choice must be a string")),
+        (act(body.clone(), "v1.0.00"), forged("malformed capability")),
+        (act(with(body.clone(), json!({"choice": "once"})), &capability), forged("the capability does not match this prompt and choice")),
+        (act(with(body.clone(), json!({"choice": "always"})), &capability), forged("a capability never grants a rule")),
+        (act(with(body.clone(), json!({"session_id": "t"})), &capability), forged("the capability does not match this prompt and choice")),
+    ];
+    check_all(&app, cases);
+    check(
+        &app,
+        act(body.clone(), &capability),
+        ok(json!({"ok": true, "choice": "deny"})),
+    );
+    check(
+        &app,
+        act(body, &capability),
+        stale("the capability has been used"),
+    );
+}
+
+#[test]
 fn cancels_with_bad_fields_are_400_and_change_nothing() {
     let app = app(&[]);
     let mut cases = vec![];

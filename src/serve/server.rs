@@ -6,14 +6,19 @@
 //! (a stream's is freed as soon as the reply is known to be a stream);
 //! a dispatcher handing requests to `--workers` idle workers, or to a
 //! thread of its own when none is idle; one thread per open stream or
-//! parked request; one expiry thread. `Server::shutdown` (or drop, or a
-//! signal in `Server::wait`) stops accepting, wakes them all and joins them,
-//! giving up after `SHUTDOWN_PATIENCE` on any blocked writing to a client
-//! that stopped reading, so the process still exits within 2 s.
+//! parked request; one expiry thread; one thread per notification sink.
+//! `Server::shutdown` (or drop, or a signal in `Server::wait`) stops
+//! accepting, wakes them all and joins them, giving up after
+//! `SHUTDOWN_PATIENCE` on any blocked writing to a client that stopped
+//! reading (or a notification in flight), so the process still exits
+//! within 2 s.
 
 use crate::config::Config;
 use crate::error::Error;
 use crate::hub::Hub;
+use crate::notify::Notifier;
+use crate::notify::capability::Capabilities;
+use crate::notify::message::Links;
 use crate::serve::admission::Place;
 use crate::serve::auth::{self, Auth, Tokens};
 use crate::serve::http::{self, Method, Reply, Request, Response};
@@ -98,9 +103,14 @@ impl Server {
         let http = Arc::new(http.map_err(io::Error::other)?);
         let hub = open_hub(&config)?;
         let auth = Auth::new(credentials(&config, addr)?);
-        let app = Arc::new(App::with_hub(config, addr.ip().is_loopback(), hub, auth));
-        let stopping = Arc::new(AtomicBool::new(false));
         let running = Arc::new(ThreadGroup::default());
+        let mut app = App::with_hub(config, addr.ip().is_loopback(), hub, auth);
+        if let Some(dir) = &app.config.data_dir {
+            app.capabilities = Arc::new(Capabilities::in_dir(dir)?);
+        }
+        app.notifier = start_notifier(&app, addr, &running)?;
+        let app = Arc::new(app);
+        let stopping = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
         // Idle workers wait on a rendezvous channel; a request that finds
         // none gets a thread of its own, so no client can pin them all.
@@ -188,6 +198,9 @@ impl Server {
         // Every stream's channel closes and it writes its last chunk; waits
         // answer `pending` and long-polls the current state, at once.
         self.app.hub.close();
+        if let Some(notifier) = &self.app.notifier {
+            notifier.stop();
+        }
         let all_ended = self.running.wait_empty(started + SHUTDOWN_PATIENCE);
         for handle in self.threads.drain(..) {
             if all_ended || handle.is_finished() {
@@ -203,7 +216,7 @@ impl Server {
             left => log::warn!(
                 "shut down in {elapsed} ms: ended {streams} streams and {parked} parked requests; \
                  not waiting for {left} threads still running (blocked writing to clients that \
-                 stopped reading?)"
+                 stopped reading, or sending a notification?)"
             ),
         }
     }
@@ -213,6 +226,47 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// The notifier, when `--notify-*` names a sink: one thread per sink, and
+/// the hub tells it of each new prompt. Its links point at `--public-url`,
+/// else at the address bound.
+fn start_notifier(
+    app: &App,
+    addr: SocketAddr,
+    running: &Arc<ThreadGroup>,
+) -> io::Result<Option<Arc<Notifier>>> {
+    let settings = &app.config.notify;
+    if !settings.any() {
+        return Ok(None);
+    }
+    let base = match &app.config.public_url {
+        Some(url) => url.to_string(),
+        None => {
+            if addr.ip().is_unspecified() {
+                log::warn!(
+                    "notifications link to http://{addr}, which a phone cannot open: give --public-url"
+                );
+            }
+            format!("http://{addr}")
+        }
+    };
+    let spawn = |name: &str, work: Box<dyn FnOnce() + Send>| running.spawn_detached(name, work);
+    let notifier = Notifier::start(settings, Links { base }, app.capabilities.clone(), &spawn)?;
+    let notifier = Arc::new(notifier);
+    let observer = notifier.clone();
+    app.hub.observe_submitted(Box::new(move |prompt, watched| {
+        observer.submitted(prompt, watched)
+    }));
+    let when = match settings.always {
+        true => "always",
+        false => "when no page watches",
+    };
+    log::info!(
+        "notifying {} of new prompts, {when}",
+        notifier.sink_names().join(" and ")
+    );
+    Ok(Some(notifier))
 }
 
 /// The audit file rotates to `audit.log.1` before it would pass this.

@@ -63,6 +63,7 @@ fn expected_role(pattern: &str) -> Option<&'static str> {
         "pending" | "stream" | "respond" | "events" | "sessions" | "metrics" | "rules"
         | "revoke" => Some("human"),
         "healthz" | "config" | "login" | "logout" => None,
+        "act" => Some("capability"),
         other => panic!("route {other} is missing from this test's list"),
     }
 }
@@ -73,6 +74,7 @@ fn every_route_of_the_table_is_refused_to_the_wrong_role() {
         let declared = match access {
             Access::Open => None,
             Access::Needs(role) => Some(role.as_str()),
+            Access::Capability => Some("capability"),
         };
         assert_eq!(
             declared,
@@ -110,6 +112,11 @@ fn every_route_of_the_table_is_refused_to_the_wrong_role() {
             let refused = |code: u16| code == 401 || code == 403;
             match access {
                 Access::Open => assert!(!got.contains(&403), "{method} {path}: {got:?}"),
+                // Only a notification's capability: no token will do, and
+                // the agent's is refused as the wrong role.
+                Access::Capability => {
+                    assert_eq!(got, [401, 403, 401, 401], "{method} {path}: {got:?}")
+                }
                 Access::Needs(role) => {
                     let (agent_ok, human_ok) = match role {
                         askgate::serve::auth::Role::Agent => (true, false),

@@ -14,6 +14,7 @@ mod hostile;
 mod input;
 mod lifecycle;
 mod mcp;
+mod notify;
 mod queue_rules;
 mod server;
 mod streams;

@@ -61,6 +61,7 @@ fn only_approved_direct_dependencies() {
             "crossbeam-channel",
             "libc",
             "log",
+            "ring",
             "serde_json",
             "simple_logger",
             "tiny_http",
@@ -172,6 +173,10 @@ fn layers_point_one_way() {
         ),
         (
             "cli/",
+            ["crate::hub", "crate::serve", "crate::store"].as_slice(),
+        ),
+        (
+            "notify/",
             ["crate::hub", "crate::serve", "crate::store"].as_slice(),
         ),
     ];

@@ -1,0 +1,350 @@
+//! Capabilities: the credential a notification's action button carries,
+//! able to answer one prompt with one choice, once, until the prompt ends
+//! (docs/PROTOCOL.md §3.4).
+//!
+//! A capability is `v1.<expires>.<mac>`: an HMAC-SHA256, under a key only
+//! the server holds, over the prompt's session, kind and id, the choice and
+//! the prompt's deadline (Unix seconds, 0 for none). Nothing is stored when
+//! one is made; a used one is remembered by its prompt.
+//!
+//! Invariants: the key comes from the OS's random source and never leaves
+//! the server; MACs are compared in constant time; only `once`, `deny` and
+//! a clarify's text are ever minted or accepted, never a choice that grants
+//! a rule; a capability is spent before its answer is tried, so two
+//! requests with it cannot both answer.
+
+use crate::core::kind::Kind;
+use crate::core::prompt::Choice;
+use ring::hmac;
+use ring::rand::{SecureRandom, SystemRandom};
+use std::collections::{HashSet, VecDeque};
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::Mutex;
+
+/// The request header a capability travels in (never the URL).
+pub const HEADER: &str = "X-Askgate-Capability";
+/// The key's file in the data directory: hex, readable by its owner only.
+pub const KEY_FILE: &str = "notify.key";
+const KEY_BYTES: usize = 32;
+const VERSION: &str = "v1";
+/// Used capabilities remembered at once; the oldest is forgotten first (its
+/// prompt has long been answered, so a replay of it is stale anyway).
+const MAX_USED: usize = 4096;
+
+/// What a capability is bound to.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Claim<'a> {
+    pub session_id: &'a str,
+    pub kind: Kind,
+    pub id: &'a str,
+    /// `once` or `deny` for an approval; the text for a clarify.
+    pub choice: &'a str,
+}
+
+/// Why a capability was refused.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Refused {
+    /// Not `v1.<expires>.<64 hex>`.
+    Malformed,
+    /// Its MAC is not that of this prompt and choice: tampered with, or
+    /// made for another prompt or another choice.
+    Forged,
+    /// Its prompt's deadline has passed.
+    Expired,
+    /// It has answered once already.
+    Used,
+    /// A choice that grants a rule: never minted, never accepted.
+    GrantsRule,
+}
+
+impl Refused {
+    pub fn message(self) -> &'static str {
+        match self {
+            Refused::Malformed => "malformed capability",
+            Refused::Forged => "the capability does not match this prompt and choice",
+            Refused::Expired => "the capability has expired",
+            Refused::Used => "the capability has been used",
+            Refused::GrantsRule => "a capability never grants a rule",
+        }
+    }
+}
+
+/// The server's key and the capabilities used so far.
+pub struct Capabilities {
+    key: hmac::Key,
+    used: Mutex<Used>,
+}
+
+#[derive(Default)]
+struct Used {
+    prompts: HashSet<String>,
+    order: VecDeque<String>,
+}
+
+impl Capabilities {
+    pub fn new(secret: &[u8]) -> Capabilities {
+        Capabilities {
+            key: hmac::Key::new(hmac::HMAC_SHA256, secret),
+            used: Mutex::default(),
+        }
+    }
+
+    /// A key for this process only (no data directory).
+    pub fn ephemeral() -> io::Result<Capabilities> {
+        Ok(Capabilities::new(&random_key()?))
+    }
+
+    /// The key in `dir`, made there (mode 0600) on first start.
+    pub fn in_dir(dir: &Path) -> io::Result<Capabilities> {
+        let path = dir.join(KEY_FILE);
+        match fs::read_to_string(&path) {
+            Ok(text) => {
+                let secret = from_hex(text.trim())
+                    .filter(|secret| secret.len() == KEY_BYTES)
+                    .ok_or_else(|| io::Error::other(format!("{} is not a key", path.display())))?;
+                Ok(Capabilities::new(&secret))
+            }
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                Ok(Capabilities::new(&write_new_key(dir)?))
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// The capability for `claim` until `expires` (Unix seconds, 0 for
+    /// never); `None` for a choice that would grant a rule.
+    pub fn mint(&self, claim: &Claim<'_>, expires: u64) -> Option<String> {
+        if grants_rule(claim) {
+            return None;
+        }
+        let tag = hmac::sign(&self.key, &message(claim, expires));
+        Some(format!("{VERSION}.{expires}.{}", to_hex(tag.as_ref())))
+    }
+
+    /// Checks `capability` against what the request asks for, at `now`
+    /// (Unix seconds), and spends it: a second check of a capability for
+    /// the same prompt is `Used`. `refund` gives it back when the answer
+    /// could not be tried.
+    pub fn spend(&self, claim: &Claim<'_>, capability: &str, now: u64) -> Result<(), Refused> {
+        let (expires, mac) = parse(capability).ok_or(Refused::Malformed)?;
+        if grants_rule(claim) {
+            return Err(Refused::GrantsRule);
+        }
+        hmac::verify(&self.key, &message(claim, expires), &mac).map_err(|_| Refused::Forged)?;
+        if expires != 0 && now >= expires {
+            return Err(Refused::Expired);
+        }
+        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        let prompt = format!("{}:{}", claim.kind.as_str(), claim.id);
+        if !used.prompts.insert(prompt.clone()) {
+            return Err(Refused::Used);
+        }
+        used.order.push_back(prompt);
+        while used.order.len() > MAX_USED {
+            if let Some(oldest) = used.order.pop_front() {
+                used.prompts.remove(&oldest);
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives a spent capability back (its answer failed before it was made).
+    pub fn refund(&self, claim: &Claim<'_>) {
+        let prompt = format!("{}:{}", claim.kind.as_str(), claim.id);
+        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        used.prompts.remove(&prompt);
+        used.order.retain(|known| *known != prompt);
+    }
+}
+
+/// Whether a claim names an approval choice that grants a rule, or one
+/// that is not a choice at all.
+fn grants_rule(claim: &Claim<'_>) -> bool {
+    match claim.kind {
+        Kind::Approval => Choice::parse(claim.choice).is_none_or(Choice::grants_rule),
+        Kind::Clarify => false,
+    }
+}
+
+/// What is signed: every field length-prefixed, so no two claims share
+/// their bytes.
+fn message(claim: &Claim<'_>, expires: u64) -> Vec<u8> {
+    let expires = expires.to_string();
+    let fields = [
+        "askgate capability",
+        VERSION,
+        claim.session_id,
+        claim.kind.as_str(),
+        claim.id,
+        claim.choice,
+        &expires,
+    ];
+    let mut bytes = Vec::new();
+    for field in fields {
+        bytes.extend_from_slice(format!("{}:", field.len()).as_bytes());
+        bytes.extend_from_slice(field.as_bytes());
+    }
+    bytes
+}
+
+fn parse(capability: &str) -> Option<(u64, Vec<u8>)> {
+    let mut parts = capability.trim().split('.');
+    let (version, expires, mac) = (parts.next()?, parts.next()?, parts.next()?);
+    let digits = !expires.is_empty() && expires.bytes().all(|b| b.is_ascii_digit());
+    if version != VERSION || parts.next().is_some() || !digits || mac.len() != 64 {
+        return None;
+    }
+    Some((expires.parse().ok()?, from_hex(mac)?))
+}
+
+fn random_key() -> io::Result<[u8; KEY_BYTES]> {
+    let mut secret = [0u8; KEY_BYTES];
+    SystemRandom::new()
+        .fill(&mut secret)
+        .map_err(|_| io::Error::other("the OS gave no random bytes"))?;
+    Ok(secret)
+}
+
+/// Makes a new key in `dir` (replacing any), readable by its owner only.
+pub fn write_new_key(dir: &Path) -> io::Result<[u8; KEY_BYTES]> {
+    let secret = random_key()?;
+    fs::create_dir_all(dir)?;
+    let temporary = dir.join(format!("{KEY_FILE}.tmp"));
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&temporary)?;
+    writeln!(file, "{}", to_hex(&secret))?;
+    file.sync_all()?;
+    fs::rename(&temporary, dir.join(KEY_FILE))?;
+    Ok(secret)
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+fn from_hex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) || !text.is_ascii() {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|at| u8::from_str_radix(&text[at..at + 2], 16).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: u64 = 1_795_477_000;
+
+    fn claim<'a>(kind: Kind, id: &'a str, choice: &'a str) -> Claim<'a> {
+        Claim {
+            session_id: "s1",
+            kind,
+            id,
+            choice,
+        }
+    }
+
+    #[test]
+    fn a_capability_answers_its_prompt_and_choice_once() {
+        let capabilities = Capabilities::new(&[7; 32]);
+        let once = claim(Kind::Approval, "a1", "once");
+        let capability = capabilities.mint(&once, NOW + 60).unwrap();
+        let other_prompt = claim(Kind::Approval, "a2", "once");
+        let other_choice = claim(Kind::Approval, "a1", "deny");
+        let other_session = Claim {
+            session_id: "s2",
+            ..once
+        };
+        let other_kind = claim(Kind::Clarify, "a1", "once");
+        for other in [other_prompt, other_choice, other_session, other_kind] {
+            assert_eq!(
+                capabilities.spend(&other, &capability, NOW),
+                Err(Refused::Forged),
+                "{other:?}"
+            );
+        }
+        assert_eq!(
+            capabilities.spend(&once, &capability, NOW + 60),
+            Err(Refused::Expired)
+        );
+        assert_eq!(capabilities.spend(&once, &capability, NOW), Ok(()));
+        assert_eq!(
+            capabilities.spend(&once, &capability, NOW),
+            Err(Refused::Used)
+        );
+        capabilities.refund(&once);
+        assert_eq!(capabilities.spend(&once, &capability, NOW), Ok(()));
+    }
+
+    #[test]
+    fn tampered_and_malformed_capabilities_are_refused() {
+        let capabilities = Capabilities::new(&[7; 32]);
+        let deny = claim(Kind::Approval, "a1", "deny");
+        let capability = capabilities.mint(&deny, 0).unwrap();
+        let mac = capability.rsplit('.').next().unwrap();
+        let flipped = format!(
+            "v1.0.{}{}",
+            if &mac[..1] == "0" { "1" } else { "0" },
+            &mac[1..]
+        );
+        let later = format!("v1.{}.{mac}", NOW + 999);
+        let other_key = Capabilities::new(&[8; 32]).mint(&deny, 0).unwrap();
+        for (forged, why) in [
+            (flipped.as_str(), Refused::Forged),
+            (later.as_str(), Refused::Forged),
+            (other_key.as_str(), Refused::Forged),
+            ("v1.0.zz", Refused::Malformed),
+            ("v2.0.00", Refused::Malformed),
+            ("", Refused::Malformed),
+            (&capability[..capability.len() - 1], Refused::Malformed),
+        ] {
+            assert_eq!(capabilities.spend(&deny, forged, NOW), Err(why), "{forged}");
+        }
+        assert_eq!(capabilities.spend(&deny, &capability, NOW), Ok(()));
+    }
+
+    #[test]
+    fn no_capability_grants_a_rule() {
+        let capabilities = Capabilities::new(&[7; 32]);
+        for choice in ["session", "always", "Once", ""] {
+            let rule = claim(Kind::Approval, "a1", choice);
+            assert_eq!(capabilities.mint(&rule, 0), None, "{choice}");
+            let forged = format!("v1.0.{}", "0".repeat(64));
+            assert_eq!(
+                capabilities.spend(&rule, &forged, NOW),
+                Err(Refused::GrantsRule)
+            );
+        }
+        let text = claim(Kind::Clarify, "c1", "session");
+        assert!(
+            capabilities.mint(&text, 0).is_some(),
+            "a clarify's text is only text"
+        );
+    }
+
+    #[test]
+    fn the_key_is_kept_in_the_data_directory() {
+        let dir = std::env::temp_dir().join(format!("askgate-key-{}", std::process::id()));
+        let first = Capabilities::in_dir(&dir).unwrap();
+        let again = Capabilities::in_dir(&dir).unwrap();
+        let once = claim(Kind::Approval, "a1", "once");
+        let capability = first.mint(&once, 0).unwrap();
+        assert_eq!(again.spend(&once, &capability, NOW), Ok(()));
+        let mode = fs::metadata(dir.join(KEY_FILE)).unwrap().permissions();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+            0o600
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,360 @@
+//! What a notification says, as pure functions: its text, its action
+//! buttons, and the JSON each sink takes (ntfy's publish JSON, askgate's
+//! webhook JSON; docs/PROTOCOL.md §8).
+//!
+//! Invariants: prompt text is shown with control, bidi and other invisible
+//! characters as escapes, and a line break as `\n`, so what the notification
+//! shows is what the agent sent; an approval whose command does not fit is
+//! cut with a note and gets no "Allow once" button, so nothing is approved
+//! unseen; no button ever grants a rule.
+
+use crate::core::audit::is_hidden;
+use crate::core::prompt::{Payload, Prompt};
+use crate::notify::capability::{self, Capabilities, Claim};
+use serde_json::{Value, json};
+use std::fmt::Write;
+
+/// Bytes of prompt text a message carries at most (ntfy takes 4,096).
+const MESSAGE_BYTES: usize = 3000;
+/// Clarify choices offered as buttons (ntfy shows at most three actions).
+const CHOICE_BUTTONS: usize = 3;
+/// A choice longer than this, once escaped, gets no button: its label
+/// would be cut and could be mistaken for another.
+const LABEL_BYTES: usize = 64;
+
+/// Where a notification points: the page on the prompt's session, and the
+/// route its buttons post to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Links {
+    /// askgate's address as a phone reaches it: `https://home.example/askgate`.
+    pub base: String,
+}
+
+impl Links {
+    pub fn click(&self, session_id: &str) -> String {
+        format!("{}/#s={session_id}", self.base)
+    }
+
+    pub fn act(&self) -> String {
+        format!("{}/api/act", self.base)
+    }
+}
+
+/// The words of a notification.
+#[derive(Debug, PartialEq)]
+pub struct Text {
+    pub title: String,
+    pub message: String,
+    /// ntfy's and Gotify's scale: 3 is the default, 4 high.
+    pub priority: u8,
+    pub tags: &'static [&'static str],
+    /// False when the prompt's text was cut to fit.
+    pub whole: bool,
+}
+
+/// One button: its label, the choice it answers with, and the request
+/// that answers (a JSON body and the capability header).
+#[derive(Debug, PartialEq)]
+pub struct Action {
+    pub label: String,
+    pub body: String,
+    pub capability: String,
+}
+
+pub fn text(prompt: &Prompt) -> Text {
+    let session = &prompt.session_id;
+    match &prompt.payload {
+        Payload::Approval {
+            command,
+            description,
+            ..
+        } => {
+            let mut message = format!("$ {}", shown(command));
+            if !description.is_empty() {
+                let _ = write!(message, "\n\nThe agent says: {}", shown(description));
+            }
+            let whole = message.len() <= MESSAGE_BYTES;
+            Text {
+                title: format!("Approve a command? ({session})"),
+                message: cut(message),
+                priority: 4,
+                tags: &["lock"],
+                whole,
+            }
+        }
+        Payload::Clarify { question, choices } => {
+            let mut message = shown(question);
+            for (number, choice) in choices.iter().enumerate() {
+                let _ = write!(message, "\n{}. {}", number + 1, shown(choice));
+            }
+            let whole = message.len() <= MESSAGE_BYTES;
+            Text {
+                title: format!("A question ({session})"),
+                message: cut(message),
+                priority: 3,
+                tags: &["question"],
+                whole,
+            }
+        }
+    }
+}
+
+/// The buttons of a prompt: "Allow once" (only when the whole command is
+/// shown) and "Deny" for an approval; the first three short choices of a
+/// clarify.
+pub fn actions(prompt: &Prompt, text: &Text, capabilities: &Capabilities) -> Vec<Action> {
+    let choices: Vec<(String, &str)> = match &prompt.payload {
+        Payload::Approval { .. } => {
+            let allow = ("Allow once".to_string(), "once");
+            let deny = ("Deny".to_string(), "deny");
+            match text.whole {
+                true => vec![allow, deny],
+                false => vec![deny],
+            }
+        }
+        Payload::Clarify { choices, .. } => choices
+            .iter()
+            .filter(|choice| shown(choice) == **choice && choice.len() <= LABEL_BYTES)
+            .take(CHOICE_BUTTONS)
+            .map(|choice| (choice.clone(), choice.as_str()))
+            .collect(),
+    };
+    let expires = prompt.expires_at.ceil() as u64;
+    let kind = prompt.kind();
+    choices
+        .into_iter()
+        .filter_map(|(label, choice)| {
+            let claim = Claim {
+                session_id: &prompt.session_id,
+                kind,
+                id: &prompt.id,
+                choice,
+            };
+            let capability = capabilities.mint(&claim, expires)?;
+            let body = json!({
+                "session_id": prompt.session_id,
+                kind.id_field(): prompt.id,
+                "choice": choice,
+            });
+            Some(Action {
+                label,
+                body: body.to_string(),
+                capability,
+            })
+        })
+        .collect()
+}
+
+/// The headers an action's request carries.
+fn headers(action: &Action) -> Value {
+    json!({
+        "Content-Type": "application/json",
+        capability::HEADER: action.capability,
+    })
+}
+
+/// ntfy's publish JSON (POSTed to the ntfy server's root).
+pub fn ntfy(prompt: &Prompt, topic: &str, links: &Links, actions: &[Action]) -> Value {
+    let text = text(prompt);
+    let actions: Vec<Value> = actions
+        .iter()
+        .map(|action| {
+            json!({
+                "action": "http",
+                "label": action.label,
+                "url": links.act(),
+                "method": "POST",
+                "headers": headers(action),
+                "body": action.body,
+                "clear": true,
+            })
+        })
+        .collect();
+    json!({
+        "topic": topic,
+        "title": text.title,
+        "message": text.message,
+        "priority": text.priority,
+        "tags": text.tags,
+        "click": links.click(&prompt.session_id),
+        "actions": actions,
+    })
+}
+
+/// askgate's webhook JSON: the prompt, the words, the link, and each button
+/// as the request to make; Gotify reads `title`, `message`, `priority` and
+/// `extras` as they are.
+pub fn webhook(prompt: &Prompt, links: &Links, actions: &[Action]) -> Value {
+    let text = text(prompt);
+    let kind = prompt.kind();
+    let click = links.click(&prompt.session_id);
+    let actions: Vec<Value> = actions
+        .iter()
+        .map(|action| {
+            json!({
+                "label": action.label,
+                "method": "POST",
+                "url": links.act(),
+                "headers": headers(action),
+                "body": action.body,
+            })
+        })
+        .collect();
+    json!({
+        "event": "prompt",
+        "kind": kind.as_str(),
+        "session_id": prompt.session_id,
+        "id": prompt.id,
+        kind.id_field(): prompt.id,
+        "title": text.title,
+        "message": text.message,
+        "priority": text.priority,
+        "click": click,
+        "prompt": prompt.to_json(),
+        "actions": actions,
+        "extras": {"client::notification": {"click": {"url": click}}},
+    })
+}
+
+/// Text with every character that does not show as itself escaped.
+fn shown(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\\' => out.push_str("\\\\"),
+            c if is_hidden(c) => {
+                let _ = write!(out, "\\u{{{:X}}}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// At most `MESSAGE_BYTES`, cut at a character and saying so.
+fn cut(mut message: String) -> String {
+    if message.len() <= MESSAGE_BYTES {
+        return message;
+    }
+    let mut end = MESSAGE_BYTES;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    let left = message.len() - end;
+    message.truncate(end);
+    let _ = write!(message, "… ({left} more bytes: open askgate to see it all)");
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn approval(command: &str) -> Prompt {
+        let payload = Payload::Approval {
+            command: command.into(),
+            description: "tidy up".into(),
+            pattern_keys: vec![],
+        };
+        Prompt::new("a".repeat(32), "s1".into(), 1_795_477_000.0, 300, payload)
+    }
+
+    fn clarify(choices: &[&str]) -> Prompt {
+        let payload = Payload::Clarify {
+            question: "Which?".into(),
+            choices: choices.iter().map(|c| c.to_string()).collect(),
+        };
+        Prompt::new("c".repeat(12), "s1".into(), 1_795_477_000.0, 0, payload)
+    }
+
+    fn links() -> Links {
+        Links {
+            base: "https://home.example/askgate".into(),
+        }
+    }
+
+    fn labels(prompt: &Prompt) -> Vec<String> {
+        let capabilities = Capabilities::new(&[1; 32]);
+        let actions = actions(prompt, &text(prompt), &capabilities);
+        actions.into_iter().map(|action| action.label).collect()
+    }
+
+    #[test]
+    fn an_approval_is_shown_escaped_with_allow_once_and_deny() {
+        let prompt = approval("rm -rf /tmp/x\n\u{202E}txt");
+        let text = text(&prompt);
+        assert_eq!(text.title, "Approve a command? (s1)");
+        assert_eq!(
+            text.message,
+            "$ rm -rf /tmp/x\\n\\u{202E}txt\n\nThe agent says: tidy up"
+        );
+        assert_eq!(labels(&prompt), ["Allow once", "Deny"]);
+    }
+
+    #[test]
+    fn a_command_that_does_not_fit_is_cut_and_cannot_be_allowed() {
+        let prompt = approval(&"x".repeat(5000));
+        let text = text(&prompt);
+        assert!(!text.whole);
+        assert!(text.message.len() < 3100, "{}", text.message.len());
+        assert!(text.message.ends_with("open askgate to see it all)"));
+        assert_eq!(labels(&prompt), ["Deny"]);
+    }
+
+    #[test]
+    fn a_clarify_offers_its_first_three_plain_choices() {
+        let long = "y".repeat(65);
+        let prompt = clarify(&["a\u{200B}b", "alpha", &long, "beta", "gamma", "delta"]);
+        assert_eq!(labels(&prompt), ["alpha", "beta", "gamma"]);
+        assert_eq!(
+            text(&prompt).message,
+            format!("Which?\n1. a\\u{{200B}}b\n2. alpha\n3. {long}\n4. beta\n5. gamma\n6. delta")
+        );
+    }
+
+    #[test]
+    fn ntfy_gets_its_publish_json() {
+        let prompt = approval("ls");
+        let capabilities = Capabilities::new(&[1; 32]);
+        let actions = actions(&prompt, &text(&prompt), &capabilities);
+        let json = ntfy(&prompt, "askgate", &links(), &actions);
+        assert_eq!(json["topic"], "askgate");
+        assert_eq!(json["priority"], 4);
+        assert_eq!(json["click"], "https://home.example/askgate/#s=s1");
+        let allow = &json["actions"][0];
+        assert_eq!(allow["action"], "http");
+        assert_eq!(allow["url"], "https://home.example/askgate/api/act");
+        assert_eq!(allow["method"], "POST");
+        assert_eq!(allow["headers"]["Content-Type"], "application/json");
+        assert!(
+            allow["headers"][capability::HEADER]
+                .as_str()
+                .unwrap()
+                .starts_with("v1.")
+        );
+        let body: Value = serde_json::from_str(allow["body"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            body,
+            json!({"session_id": "s1", "approval_id": prompt.id, "choice": "once"})
+        );
+        assert!(!json.to_string().contains("session\""), "no rule choice");
+    }
+
+    #[test]
+    fn the_webhook_gets_the_prompt_and_the_requests_to_make() {
+        let prompt = clarify(&["yes"]);
+        let capabilities = Capabilities::new(&[1; 32]);
+        let actions = actions(&prompt, &text(&prompt), &capabilities);
+        let json = webhook(&prompt, &links(), &actions);
+        assert_eq!(json["event"], "prompt");
+        assert_eq!(json["kind"], "clarify");
+        assert_eq!(json["clarify_id"], prompt.id);
+        assert_eq!(json["prompt"], prompt.to_json());
+        assert_eq!(json["actions"][0]["label"], "yes");
+        assert_eq!(
+            json["extras"]["client::notification"]["click"]["url"],
+            json["click"]
+        );
+    }
+}
