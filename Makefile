@@ -26,8 +26,9 @@ mcp-sdk:
 test-tiny-http:
 	$(CARGO) test --manifest-path vendor/tiny_http/Cargo.toml --target-dir target
 
-# The page in real headless Chromium; installs Debian's chromium and
-# playwright-core from npm when they are missing. The proxy tests skip
+# The page in real headless Chromium; installs Debian's chromium, and
+# playwright-core and axe-core from npm (tests/page/package-lock.json), when
+# they are missing. The proxy tests skip
 # nginx or Caddy when they are not installed (.ci/run installs them).
 test-page:
 	$(CARGO) build
