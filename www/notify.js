@@ -17,6 +17,10 @@ import { escapeVisible } from './rules.js';
 const SOUND_KEY = 'askgate-sound';
 const NOTIFY_KEY = 'askgate-notify';
 const MAX_NOTIFIED_AT_ONCE = 3;
+// Ids remembered; the oldest are forgotten past this, five times the
+// prompts a server holds at its defaults (--max-prompts 10,000), so only
+// ids that left long ago are forgotten (an id names one prompt, never reused).
+const MAX_KNOWN = 50000;
 const BODY_CHARS = 180;
 const KIND_NAMES = { approval: 'approval', clarify: 'question' };
 
@@ -187,6 +191,10 @@ export function createNotifier({ favicon, announcer, notifyToggle, soundToggle, 
       const fresh = prompts.filter((prompt) => !known.has(prompt.id));
       if (!fresh.length) return;
       for (const prompt of fresh) known.add(prompt.id);
+      for (const id of known) {
+        if (known.size <= MAX_KNOWN) break;
+        known.delete(id);
+      }
       const first = fresh[0];
       const more = fresh.length > 1 ? ` and ${fresh.length - 1} more` : '';
       announce(`New ${KIND_NAMES[first.kind]} from session ${first.session_id}${more}`);
