@@ -1,9 +1,10 @@
 # askgate: `make run` serves on 127.0.0.1:8787; `make test` runs every test;
-# `make soak` runs the crash test with 100 kills instead of 20.
+# `make soak` runs the crash test with 100 kills instead of 20, and the
+# hostile clients longer and mixed.
 
 CARGO ?= cargo
 
-.PHONY: run test test-rust test-tiny-http test-page mcp-sdk check fmt clippy build bench soak
+.PHONY: run test test-rust test-tiny-http test-page mcp-sdk check fmt clippy build bench soak soak-hostile
 
 run:
 	$(CARGO) run --release -- serve
@@ -37,8 +38,8 @@ test-page:
 # The crash test (tests/it/durability/crash.rs) at length: SIGKILLs the server
 # 100 times under load instead of 20, in release, and checks after each
 # restart that nothing acknowledged was lost. ASKGATE_CRASH_SEED=N repeats a
-# run's choice of operations.
-soak:
+# run's choice of operations. Then the hostile clients (soak-hostile).
+soak: soak-hostile
 	ASKGATE_CRASH_KILLS=100 $(CARGO) test --release --test it durability::a_crash -- --nocapture
 
 fmt:
@@ -59,3 +60,11 @@ bench:
 	$(CARGO) build --release
 	$(CARGO) bench --bench fanout
 	$(CARGO) bench --bench durability
+
+# The hostile clients of tests/it/hostile.rs, longer and against a release
+# build: every attack, and all of them mixed, for HOSTILE_SECS each, one at
+# a time, printing peak RSS, healthz p50/p99 under attack, and how soon
+# places, threads and memory came back (BENCHMARKS.md).
+HOSTILE_SECS ?= 30
+soak-hostile:
+	HOSTILE_SECS=$(HOSTILE_SECS) $(CARGO) test --release --test it hostile:: -- --test-threads 1 --nocapture

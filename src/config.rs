@@ -67,7 +67,7 @@ const FLAGS: &[(&str, &str, &str)] = &[
     (
         "max-state-bytes",
         "64M",
-        "memory budget for pending prompts (a session may hold an eighth), and half again for kept outcomes; K, M and G suffixes",
+        "memory budget for pending prompts (a session may hold an eighth), and half again for kept outcomes, an eighth for rules; K, M and G suffixes",
     ),
     (
         "result-ttl",

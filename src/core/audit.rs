@@ -221,7 +221,7 @@ mod tests {
         );
         let respond = |choice, prefix| {
             let answer = Answer::Choice(choice);
-            let decided = state.respond("s1", Some("a1"), answer, prefix, AT);
+            let decided = state.respond(&limits(), "s1", Some("a1"), answer, prefix, AT);
             match decided.unwrap() {
                 crate::core::state::Respond::Answer(change) => change,
                 stale => panic!("{stale:?}"),
@@ -250,7 +250,14 @@ mod tests {
             Change::Submitted(approval("a3", "s3", "ls")),
             "agent",
         );
-        let change = state.respond("s3", None, Answer::Choice(Choice::Session), None, AT);
+        let change = state.respond(
+            &limits(),
+            "s3",
+            None,
+            Answer::Choice(Choice::Session),
+            None,
+            AT,
+        );
         let Ok(crate::core::state::Respond::Answer(change)) = change else {
             panic!("{change:?}")
         };

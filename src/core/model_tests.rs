@@ -446,7 +446,7 @@ impl Run {
         let before = self.state.clone();
         match self
             .state
-            .respond(&session_id, target, answer, prefix, self.now)
+            .respond(&self.limits, &session_id, target, answer, prefix, self.now)
         {
             Ok(Respond::Answer(change)) => {
                 let Change::Resolved { id: resolved, .. } = &change else {
@@ -474,9 +474,9 @@ impl Run {
             Kind::Approval => Answer::Choice(Choice::Once),
         };
         let before = self.state.clone();
-        let stale = self
-            .state
-            .respond(&session_id, Some(&id), answer, None, self.now);
+        let stale =
+            self.state
+                .respond(&self.limits, &session_id, Some(&id), answer, None, self.now);
         let still_pending = self
             .model
             .queues
@@ -636,7 +636,7 @@ impl Run {
 
     /// The checks that hold after every step.
     fn check(&self, replay: bool) {
-        let (pending, outcomes) = self.state.bytes();
+        let (pending, outcomes, rules) = self.state.bytes();
         assert!(
             pending <= self.limits.max_state_bytes,
             "pending prompts within the budget"
@@ -645,6 +645,7 @@ impl Run {
             outcomes <= self.limits.max_outcome_bytes(),
             "outcomes within theirs"
         );
+        assert!(rules <= self.limits.max_rule_bytes(), "rules within theirs");
         for ((session_id, kind), ids) in &self.model.queues {
             let update = self.state.update_of(session_id, *kind);
             assert_eq!(update.pending_count, ids.len(), "rule 2: the count");

@@ -124,6 +124,18 @@ pub struct Rule {
 }
 
 impl Rule {
+    /// What keeping a rule counts against the memory budget: its id, scope
+    /// and command, plus a fixed overhead, as a prompt's.
+    pub fn cost(rule_id: &str, scope: &Scope, command: &str) -> usize {
+        const OVERHEAD: usize = 256;
+        let (Scope::Exact(text) | Scope::Prefix(text)) = scope;
+        rule_id.len() + text.len() + command.len() + OVERHEAD
+    }
+
+    pub fn stored_bytes(&self) -> usize {
+        Rule::cost(&self.rule_id, &self.scope, &self.command)
+    }
+
     pub fn to_json(&self) -> Value {
         json!({
             "rule_id": self.rule_id,

@@ -45,6 +45,7 @@ impl State {
         };
         for rule in &state.always {
             state.rule_homes.insert(rule.rule_id.clone(), None);
+            state.rule_bytes += rule.stored_bytes();
         }
         for range in value["skipped"].as_array()? {
             state.skipped.push((range[0].as_u64()?, range[1].as_u64()?));
@@ -58,6 +59,7 @@ impl State {
             for rule in &session.rules {
                 let home = Some(session_id.clone());
                 state.rule_homes.insert(rule.rule_id.clone(), home);
+                state.rule_bytes += rule.stored_bytes();
             }
             state.sessions.insert(session_id, session);
         }

@@ -27,12 +27,16 @@ use std::sync::Arc;
 /// At most this many outcomes are kept, however short their retention.
 const MAX_OUTCOMES: usize = 100_000;
 
-/// Rules one session may hold, and rules overall.
+/// Rules one session may hold, and rules overall (their bytes count against
+/// their share of the budget too).
 const MAX_RULES_PER_SESSION: usize = 64;
 const MAX_RULES: usize = 1024;
 
-/// What keeping one outcome costs, besides its answer's text.
-const OUTCOME_OVERHEAD: usize = 160;
+/// What keeping one outcome costs, besides its answer's text and what it
+/// asked: its record, its id twice (the table and the retention order) and
+/// the tables' room to grow. Measured in a release build: 330 to 390 bytes each for 10,000
+/// to 30,000 outcomes of a 12-byte id and a 2-byte answer.
+const OUTCOME_OVERHEAD: usize = 384;
 
 impl Identified for Prompt {
     fn id(&self) -> &str {
@@ -50,7 +54,8 @@ pub struct Limits {
     /// Seconds an outcome (and an idle session) is kept.
     pub result_ttl: f64,
     /// Bytes pending prompts may hold in all; half as much again for kept
-    /// outcomes, whose oldest make room for new ones.
+    /// outcomes, whose oldest make room for new ones, and an eighth for
+    /// rules.
     pub max_state_bytes: usize,
 }
 
@@ -62,6 +67,12 @@ impl Limits {
 
     pub fn max_outcome_bytes(&self) -> usize {
         self.max_state_bytes / 2
+    }
+
+    /// The share of the budget rules may hold, `session` and `always` ones
+    /// together; an answer that would grant one more is refused.
+    pub fn max_rule_bytes(&self) -> usize {
+        self.max_state_bytes / 8
     }
 }
 
@@ -183,6 +194,8 @@ pub struct State {
     /// by `apply` (derived, so a snapshot does not store them).
     pub(super) pending_bytes: usize,
     pub(super) outcome_bytes: usize,
+    /// What the rules cost, `always` ones and every session's.
+    pub(super) rule_bytes: usize,
 }
 
 impl State {
@@ -259,15 +272,21 @@ impl State {
                 }
             }
             Change::RuleRevoked { rule_id, .. } => {
-                let kept = |rule: &Rule| rule.rule_id != *rule_id;
-                match self.rule_homes.remove(rule_id) {
+                let rules = match self.rule_homes.remove(rule_id) {
                     Some(Some(session_id)) => {
-                        if let Some(session) = self.sessions.get_mut(&session_id) {
-                            session.rules.retain(kept);
-                        }
+                        self.sessions.get_mut(&session_id).map(|s| &mut s.rules)
                     }
-                    Some(None) => self.always.retain(kept),
-                    None => {}
+                    Some(None) => Some(&mut self.always),
+                    None => None,
+                };
+                if let Some(rules) = rules {
+                    let freed: usize = rules
+                        .iter()
+                        .filter(|rule| rule.rule_id == *rule_id)
+                        .map(Rule::stored_bytes)
+                        .sum();
+                    rules.retain(|rule| rule.rule_id != *rule_id);
+                    self.rule_bytes -= freed;
                 }
                 Applied::default()
             }
@@ -319,6 +338,7 @@ impl State {
         };
         let home = rule.session_id.clone();
         self.rule_homes.insert(rule.rule_id.clone(), home);
+        self.rule_bytes += rule.stored_bytes();
         rules.push(rule);
     }
 
@@ -382,6 +402,7 @@ impl State {
             self.pruned_version = self.pruned_version.max(session.version());
             for rule in &session.rules {
                 self.rule_homes.remove(&rule.rule_id);
+                self.rule_bytes -= rule.stored_bytes();
             }
             for queue in session.queues.values() {
                 for prompt in queue.iter() {
@@ -398,7 +419,9 @@ impl State {
     /// the forgetting as a change like any other.
     pub fn room_for_outcomes(&self, limits: &Limits, changes: &[Change]) -> Option<Change> {
         let incoming: usize = changes.iter().filter_map(|c| self.recorded_cost(c)).sum();
-        let mut excess = (self.outcome_bytes + incoming).checked_sub(limits.max_outcome_bytes())?;
+        let mut excess = (self.outcome_bytes + incoming)
+            .checked_sub(limits.max_outcome_bytes())
+            .filter(|&excess| excess > 0)?;
         let mut outcomes = Vec::new();
         for id in &self.outcome_order {
             if excess == 0 {
@@ -586,9 +609,11 @@ impl State {
     }
 
     /// Answers the pending prompt with this id, or the head when no id is
-    /// given. `prefix` is the wider scope the human picked for a rule.
+    /// given. `prefix` is the wider scope the human picked for a rule; a new
+    /// rule beyond the rules' share of the budget is refused (507).
     pub fn respond(
         &self,
+        limits: &Limits,
         session_id: &str,
         id: Option<&str>,
         answer: Answer,
@@ -600,7 +625,7 @@ impl State {
             let still_pending = self.queue_len(session_id, kind);
             return Ok(Respond::Stale { still_pending });
         };
-        let grant = self.grant_for(prompt, &answer, prefix)?;
+        let grant = self.grant_for(limits, prompt, &answer, prefix)?;
         Ok(Respond::Answer(Change::Resolved {
             session_id: session_id.to_string(),
             kind,
@@ -612,31 +637,40 @@ impl State {
     }
 
     /// The scope of the rule an answer grants: the exact command the human
-    /// saw, or the prefix of it they picked.
+    /// saw, or the prefix of it they picked. A new rule must have room.
     fn grant_for(
         &self,
+        limits: &Limits,
         prompt: &Prompt,
         answer: &Answer,
         prefix: Option<&str>,
     ) -> Result<Option<Scope>> {
-        let grants = match answer {
-            Answer::Choice(choice) => choice.grants_rule(),
-            Answer::Text(_) => false,
+        let lifetime = match answer {
+            Answer::Choice(choice) if choice.grants_rule() => Lifetime::of(*choice),
+            _ => None,
         };
-        let (true, Some(command)) = (grants, prompt.payload.command()) else {
+        let (Some(lifetime), Some(command)) = (lifetime, prompt.payload.command()) else {
             return Ok(None);
         };
         let scope = Scope::for_command(command, prefix).ok_or_else(|| {
             Error::bad_request("scope must be a prefix of the command that ends at a word boundary")
         })?;
-        self.check_rule_room(&prompt.session_id)?;
+        let session = self.sessions.get(&prompt.session_id);
+        let held = match lifetime {
+            Lifetime::Session => session.map_or(&[][..], |s| s.rules.as_slice()),
+            Lifetime::Always => self.always.as_slice(),
+        };
+        if !held.iter().any(|rule| rule.scope == scope) {
+            let cost = Rule::cost(&prompt.id, &scope, command);
+            self.room_for_rule(limits, session.map_or(0, |s| s.rules.len()), cost)?;
+        }
         Ok(Some(scope))
     }
 
-    /// Rules are bounded: per session and overall. A human answer that would
-    /// grant one more is refused (429) so the human can revoke some first.
-    fn check_rule_room(&self, session_id: &str) -> Result<()> {
-        let in_session = self.sessions.get(session_id).map_or(0, |s| s.rules.len());
+    /// Rules are bounded: in number per session and overall (429, so the
+    /// human can revoke some first), and in bytes by their share of the
+    /// budget (507; the human can still answer once or deny).
+    fn room_for_rule(&self, limits: &Limits, in_session: usize, cost: usize) -> Result<()> {
         if in_session >= MAX_RULES_PER_SESSION {
             return Err(Error::TooMany(format!(
                 "this session has {MAX_RULES_PER_SESSION} rules already; revoke some first"
@@ -645,6 +679,12 @@ impl State {
         if self.rule_count() >= MAX_RULES {
             return Err(Error::TooMany(format!(
                 "there are {MAX_RULES} rules already; revoke some first"
+            )));
+        }
+        if self.rule_bytes + cost > limits.max_rule_bytes() {
+            return Err(Error::InsufficientStorage(format!(
+                "the memory budget for rules is full ({} KiB, an eighth of --max-state-bytes); answer once instead",
+                limits.max_rule_bytes() >> 10
             )));
         }
         Ok(())
@@ -755,9 +795,9 @@ impl State {
         prompts.map(Prompt::stored_bytes).sum()
     }
 
-    /// Bytes held by pending prompts and by kept outcomes.
-    pub fn bytes(&self) -> (usize, usize) {
-        (self.pending_bytes, self.outcome_bytes)
+    /// Bytes held by pending prompts, by kept outcomes and by rules.
+    pub fn bytes(&self) -> (usize, usize, usize) {
+        (self.pending_bytes, self.outcome_bytes, self.rule_bytes)
     }
 
     pub fn queue_len(&self, session_id: &str, kind: Kind) -> usize {

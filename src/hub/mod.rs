@@ -328,7 +328,10 @@ impl Hub {
         let now = op.now;
         self.commit(op, |inner| {
             Ok(
-                match inner.state.respond(session_id, id, answer, prefix, now)? {
+                match inner
+                    .state
+                    .respond(&self.limits, session_id, id, answer, prefix, now)?
+                {
                     Respond::Answer(change) => (vec![change], Responded::Answered),
                     Respond::Stale { still_pending } => {
                         (Vec::new(), Responded::Stale { still_pending })

@@ -44,6 +44,10 @@ use std::time::{Duration, Instant};
 const SMALL_STACK: usize = 64 * 1024;
 /// How often freed memory is handed back to the system.
 const TRIM_EVERY: Duration = Duration::from_secs(10);
+/// A test knob, not a flag: milliseconds between trims instead of
+/// `TRIM_EVERY`, so that the hostile-client tests see memory come back
+/// within seconds of an attack.
+const TRIM_EVERY_VARIABLE: &str = "ASKGATE_TEST_TRIM_MS";
 /// How long shutdown waits for threads to end before it gives up on them:
 /// within the 2 s of docs/PROTOCOL.md §8, with room for the journal's last sync and the exit.
 /// Only a thread blocked writing to a client that stopped reading (until
@@ -115,12 +119,16 @@ impl Server {
         let dispatch = move || dispatch(&http_in, &app_in, &flag, &group, idle_sender);
         threads.push(running.spawn("askgate-dispatch", dispatch)?);
         let (hub, flag) = (app.hub.clone(), stopping.clone());
+        let trim_every = std::env::var(TRIM_EVERY_VARIABLE)
+            .ok()
+            .and_then(|ms| ms.parse().ok())
+            .map_or(TRIM_EVERY, Duration::from_millis);
         let expiry = move || {
             let mut trimmed = Instant::now();
             while !flag.load(Ordering::Acquire) {
                 let wait = hub.expire_due(Duration::from_secs(1));
                 hub.wait_for_expiry(wait.max(Duration::from_millis(5)));
-                if trimmed.elapsed() >= TRIM_EVERY {
+                if trimmed.elapsed() >= trim_every {
                     limits::trim_allocator();
                     trimmed = Instant::now();
                 }

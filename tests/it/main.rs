@@ -11,6 +11,7 @@ mod durability;
 mod events;
 mod history;
 mod hooks;
+mod hostile;
 mod input;
 mod lifecycle;
 mod mcp;

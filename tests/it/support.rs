@@ -2,6 +2,8 @@
 //! client over plain loopback sockets. Every wait has a deadline; nothing
 //! sleeps to wait for something to happen.
 
+pub mod attack;
+pub mod honest;
 pub mod proxy;
 
 use askgate::{Config, Server};
