@@ -14,8 +14,11 @@ build:
 
 test: test-rust test-tiny-http test-page
 
+# The hostile clients run on their own, one at a time: each holds the
+# server to deadlines that other tests' load on a small machine would blur.
 test-rust: mcp-sdk
-	$(CARGO) test
+	$(CARGO) test -- --skip hostile::
+	$(CARGO) test --test it hostile:: -- --test-threads 1
 
 # The official MCP Python SDK, which tests/it/mcp.rs drives `askgate mcp`
 # with; installed from PyPI when python3 lacks it.
@@ -27,8 +30,9 @@ mcp-sdk:
 test-tiny-http:
 	$(CARGO) test --manifest-path vendor/tiny_http/Cargo.toml --target-dir target
 
-# The page in real headless Chromium; installs Debian's chromium and
-# playwright-core from npm when they are missing. The proxy tests skip
+# The page in real headless Chromium; installs Debian's chromium, and
+# playwright-core and axe-core from npm (tests/page/package-lock.json), when
+# they are missing. The proxy tests skip
 # nginx or Caddy when they are not installed (.ci/run installs them).
 test-page:
 	$(CARGO) build

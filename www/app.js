@@ -8,11 +8,20 @@
 // typed survives a stale answer (409) and is offered again on the next card;
 // "Allow session" and "Always allow" answer only after the human confirmed
 // what the rule covers (rules.js), and only the prompt they confirmed it on;
-// Enter answers "once" only while focus is on the approval card.
+// Enter answers "once" only while focus is on the approval card; keys 1-9
+// pick the clarify card's numbered choices, never while a text field has
+// focus, and never answer an approval. The session list is ordered by what
+// needs the human most; on a narrow screen it shows the first few and a
+// button that shows the rest, so no session is out of reach. After an
+// answer that empties the selected session, the page moves to the next
+// session that waits. notify.js tells of new prompts, history.js shows the
+// selected session's earlier ones.
 
 import { createStore } from './store.js';
 import { startTransport, requestJson, HttpError, loadConfig, refusalOf } from './transport.js';
 import { askRuleScope, createRulesPanel, showVisible } from './rules.js';
+import { createNotifier } from './notify.js';
+import { createHistory, ago } from './history.js';
 
 const SESSION_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const STALE = {
@@ -20,6 +29,10 @@ const STALE = {
   approval: 'That approval expired or was answered elsewhere.',
 };
 const KEYBOARD_GUARD_MS = 600;
+// On a narrow screen the session list shows this many (and the selected
+// one) until "Show N more" is pressed.
+const COLLAPSED_SESSIONS = 4;
+const AGES_EVERY_MS = 15000;
 const BASE_TITLE = 'askgate';
 
 const $ = (selector, root = document) => root.querySelector(selector);
@@ -29,6 +42,7 @@ const dom = {
   connectionLabel: $('#connection .connection-label'),
   sessionList: $('#session-list'),
   sessionsEmpty: $('#sessions-empty'),
+  sessionsMore: $('#sessions-more'),
   sessionTitle: $('#session-title'),
   notice: $('#notice'),
   noticeMessage: $('#notice .notice-message'),
@@ -55,7 +69,24 @@ const ui = {
   keyboardAnsweredAt: -Infinity,
   clockOffsetMs: 0,
   approvalVersions: null, // sum of the approval queues' versions last rendered
+  selectedVersion: null, // sum of the selected session's queue versions last rendered
+  advance: false, // an answer was sent: move on once this session is done
+  sessionsExpanded: false, // narrow screens: every session shown
 };
+
+const notifier = createNotifier({
+  favicon: $('#favicon'),
+  announcer: $('#announcer'),
+  notifyToggle: $('#notify-toggle'),
+  soundToggle: $('#sound-toggle'),
+  onOpen: (session_id) => select(session_id),
+});
+
+const sessionHistory = createHistory({
+  section: $('#history'),
+  list: $('#history-list'),
+  now: () => (Date.now() + ui.clockOffsetMs) / 1000,
+});
 
 const rules = createRulesPanel({
   list: $('#rule-list'),
@@ -88,6 +119,7 @@ function sessionFromHash() {
 
 function select(session_id) {
   if (session_id === ui.selected) return;
+  ui.advance = false; // a session chosen (by the human or by moving on) stays
   saveDraft();
   ui.selected = session_id;
   // Session ids only use characters that are safe in a fragment.
@@ -96,6 +128,8 @@ function select(session_id) {
   hideNotice();
   transport.announce(session_id);
   if (session_id) store.know([session_id]);
+  ui.selectedVersion = null;
+  sessionHistory.show(session_id);
   render();
 }
 
@@ -108,6 +142,7 @@ function autoSelect() {
 // --- rendering ------------------------------------------------------------
 
 function render() {
+  advanceIfDone();
   autoSelect();
   renderConnection();
   renderTitle();
@@ -117,7 +152,58 @@ function render() {
   renderIdle();
   renderRefusal();
   noticeAnswers();
+  noticeSelectedChanges();
+  notifier.update(waitingHeads(), store.totalPending());
   dom.login.hidden = !store.authRequired;
+}
+
+// Prompts still waiting in `session_id`, not counting heads this tab
+// answered (the stream catches up a moment later).
+function stillWaiting(session_id) {
+  let waiting = 0;
+  for (const kind of ['approval', 'clarify']) {
+    const queue = store.queue(session_id, kind);
+    const id = queue.pending && queue.pending[`${kind}_id`];
+    waiting += Math.max(0, queue.pending_count - (id && ui.answered.has(id) ? 1 : 0));
+  }
+  return waiting;
+}
+
+// After an answer, once the selected session has nothing more, the next
+// session that waits (the most urgent) is shown.
+function advanceIfDone() {
+  if (!ui.advance || !ui.selected) return;
+  if (stillWaiting(ui.selected) > 0) {
+    // More waits here; its next prompt shows in place once it arrives.
+    if (visibleHead('approval').head || visibleHead('clarify').head) ui.advance = false;
+    return;
+  }
+  ui.advance = false;
+  const next = store.list().find((s) => s.session_id !== ui.selected && stillWaiting(s.session_id) > 0);
+  if (next) select(next.session_id);
+}
+
+// Every head waiting now, for notify.js.
+function waitingHeads() {
+  const heads = [];
+  for (const session_id of store.sessionIds()) {
+    for (const kind of ['approval', 'clarify']) {
+      const pending = store.queue(session_id, kind).pending;
+      const id = pending && pending[`${kind}_id`];
+      if (!id) continue;
+      heads.push({ id, kind, session_id, text: String((kind === 'approval' ? pending.command : pending.question) ?? '') });
+    }
+  }
+  return heads;
+}
+
+// The selected session changed on the server (an answer, a new prompt, an
+// expiry): its history may have grown.
+function noticeSelectedChanges() {
+  if (!ui.selected) return;
+  const version = store.queue(ui.selected, 'clarify').version + store.queue(ui.selected, 'approval').version;
+  if (ui.selectedVersion !== null && version !== ui.selectedVersion) sessionHistory.refreshSoon();
+  ui.selectedVersion = version;
 }
 
 // The server refuses this page (403): say why and what to change there.
@@ -171,7 +257,9 @@ function sessionItem(session_id) {
     badge.className = `badge badge-${kind}`;
     badges.append(badge);
   }
-  button.append(name, badges);
+  const age = document.createElement('span');
+  age.className = 'session-age';
+  button.append(name, badges, age);
   button.addEventListener('click', () => select(session_id));
   item.append(button);
   return item;
@@ -193,11 +281,37 @@ function renderSessions() {
     approvalBadge.hidden = !s.approval_count;
     clarifyBadge.textContent = s.clarify_count ? plural(s.clarify_count, 'question', 'questions') : '';
     clarifyBadge.hidden = !s.clarify_count;
+    $('.session-age', button).textContent = s.waiting_since ? `asked ${ago(serverNow() - s.waiting_since)}` : '';
+    item.toggleAttribute('data-more', index >= COLLAPSED_SESSIONS && s.session_id !== ui.selected);
     if (dom.sessionList.children[index] !== item) dom.sessionList.insertBefore(item, dom.sessionList.children[index] || null);
   });
   keepInView(dom.sessionList.querySelector('[aria-current="true"]'));
   for (const item of items.values()) item.remove();
   dom.sessionsEmpty.hidden = list.length > 0;
+  renderMoreSessions(list);
+}
+
+// Narrow screens only (style.css): the button that shows the sessions past
+// the first few, saying how many and how many of those wait.
+function renderMoreSessions(list) {
+  const more = list.filter((s, index) => index >= COLLAPSED_SESSIONS && s.session_id !== ui.selected);
+  dom.sessionsMore.hidden = more.length === 0;
+  dom.sessionList.toggleAttribute('data-expanded', ui.sessionsExpanded);
+  dom.sessionsMore.setAttribute('aria-expanded', String(ui.sessionsExpanded));
+  const waiting = more.filter((s) => s.attention).length;
+  const label = ui.sessionsExpanded
+    ? 'Show fewer sessions'
+    : `Show ${plural(more.length, 'more session', 'more sessions')}${waiting ? ` (${waiting} waiting)` : ''}`;
+  if (dom.sessionsMore.textContent !== label) dom.sessionsMore.textContent = label;
+}
+
+dom.sessionsMore.addEventListener('click', () => {
+  ui.sessionsExpanded = !ui.sessionsExpanded;
+  renderSessions();
+});
+
+function serverNow() {
+  return (Date.now() + ui.clockOffsetMs) / 1000;
 }
 
 // Scrolls the session list (not the page) so the selected session shows.
@@ -319,9 +433,18 @@ function fillClarify(entry) {
   autoGrow(dom.otherText);
   setBusy(card, false);
   updateCountdown(card);
+  const keys = Math.min(choices.length, 9);
+  $('.card-hint', card).textContent = keys
+    ? `${keys > 1 ? `Keys 1–${keys}` : 'Key 1'} ${keys > 1 ? 'pick a choice' : 'picks the choice'} · Enter to send · Shift+Enter for a new line`
+    : 'Enter to send · Shift+Enter for a new line';
+  // With choices, focus stays off the text box so their keys work; without,
+  // the text box takes it.
   const focused = document.activeElement;
-  const idle = !focused || focused === document.body;
-  if (idle && dom.approval.hidden && matchMedia('(pointer: fine)').matches) dom.otherText.focus({ preventScroll: true });
+  const idle = !focused || focused === document.body || focused === card;
+  if (idle && dom.approval.hidden && matchMedia('(pointer: fine)').matches) {
+    if (choices.length) card.focus({ preventScroll: true });
+    else dom.otherText.focus({ preventScroll: true });
+  }
 }
 
 function choiceItem(choice, index) {
@@ -332,6 +455,7 @@ function choiceItem(choice, index) {
   const number = document.createElement('span');
   number.className = 'choice-number';
   number.textContent = String(index + 1);
+  if (index < 9) button.setAttribute('aria-keyshortcuts', String(index + 1));
   const text = document.createElement('span');
   text.className = 'choice-text';
   text.textContent = String(choice);
@@ -469,6 +593,7 @@ async function answerClarify(response) {
       body: { session_id: entry.session_id, clarify_id: entry.clarify_id, response: text },
     });
     ui.answered.add(entry.clarify_id);
+    ui.advance = true;
     ui.drafts.delete(entry.session_id);
     dom.otherText.value = '';
     hideNotice();
@@ -505,6 +630,7 @@ async function answerApproval(choice, { scope = null, expected = null } = {}) {
       stale('approval', entry);
     } else {
       ui.answered.add(entry.approval_id);
+      ui.advance = true;
       hideNotice();
       if (choice === 'session' || choice === 'always') rules.refresh();
     }
@@ -567,6 +693,21 @@ document.addEventListener('keydown', (event) => {
   answerApproval('once');
 });
 
+// Keys 1-9 pick the clarify card's numbered choices, unless a text field
+// has focus or a dialog is open.
+document.addEventListener('keydown', (event) => {
+  if (!/^[1-9]$/.test(event.key) || event.repeat || event.isComposing) return;
+  if (event.altKey || event.ctrlKey || event.metaKey) return;
+  const target = event.target;
+  if (target instanceof Element && isTextField(target)) return;
+  if (dom.clarify.hidden || dom.ruleConfirm.open || !dom.login.hidden || ui.busy.clarify) return;
+  const button = $('.clarify-choices', dom.clarify).children[Number(event.key) - 1]?.querySelector('button');
+  if (!button || keyboardGuarded()) return;
+  event.preventDefault();
+  ui.keyboardAnsweredAt = performance.now();
+  button.click();
+});
+
 $('.clarify-other', dom.clarify).addEventListener('submit', (event) => {
   event.preventDefault();
   answerClarify(dom.otherText.value);
@@ -624,7 +765,11 @@ window.addEventListener('focus', () => {
 document.addEventListener('visibilitychange', () => {
   announceIfVisible();
   if (document.visibilityState === 'visible') rules.refresh();
+  notifier.refresh();
 });
+
+// "asked 3 min ago" moves on.
+setInterval(renderSessions, AGES_EVERY_MS);
 
 store.subscribe(render);
 loadConfig()

@@ -10,6 +10,26 @@
 export const KINDS = ['clarify', 'approval'];
 
 const EMPTY_QUEUE = Object.freeze({ pending: null, pending_count: 0, version: -1 });
+const RANK = { approval: 0, clarify: 1 };
+
+// The requested_at of the oldest head waiting in session `s`, or null.
+function waitingSince(s) {
+  let oldest = null;
+  for (const kind of KINDS) {
+    const queue = s[kind];
+    const at = Number(queue.pending_count > 0 && queue.pending && queue.pending.requested_at);
+    if (at > 0 && (oldest === null || at < oldest)) oldest = at;
+  }
+  return oldest;
+}
+
+function byUrgency(a, b) {
+  const rank = (RANK[a.attention] ?? 2) - (RANK[b.attention] ?? 2);
+  if (rank) return rank;
+  const since = (a.waiting_since ?? Infinity) - (b.waiting_since ?? Infinity);
+  if (since) return since;
+  return a.session_id < b.session_id ? -1 : a.session_id > b.session_id ? 1 : 0;
+}
 
 export function createStore() {
   const sessions = new Map();
@@ -100,16 +120,20 @@ export function createStore() {
       return updates;
     },
 
-    // [{session_id, clarify_count, approval_count, attention}] sorted by name.
+    // [{session_id, clarify_count, approval_count, attention, waiting_since}]
+    // in the order the human should look at them: sessions with an approval
+    // first, then those with a question, then the rest; within each, the one
+    // waiting longest first (waiting_since: the oldest head's requested_at,
+    // null when nothing waits or no head is known), then by name.
     list() {
       return [...sessions.values()]
         .map((s) => {
           const clarify_count = s.clarify.pending_count;
           const approval_count = s.approval.pending_count;
           const attention = approval_count ? 'approval' : clarify_count ? 'clarify' : null;
-          return { session_id: s.session_id, clarify_count, approval_count, attention };
+          return { session_id: s.session_id, clarify_count, approval_count, attention, waiting_since: waitingSince(s) };
         })
-        .sort((a, b) => (a.session_id < b.session_id ? -1 : a.session_id > b.session_id ? 1 : 0));
+        .sort(byUrgency);
     },
 
     totalPending() {

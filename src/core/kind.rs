@@ -70,6 +70,15 @@ impl Kind {
         }
     }
 
+    /// The JSON field of what was asked, in the history: the clarify's
+    /// question or the approval's command.
+    pub fn asked_field(self) -> &'static str {
+        match self {
+            Kind::Clarify => "question",
+            Kind::Approval => "command",
+        }
+    }
+
     /// Whether a submit equal to the newest entry returns that entry
     /// instead of queueing a second one (queue rule 9).
     pub fn deduplicates(self) -> bool {

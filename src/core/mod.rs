@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod change;
+pub mod history;
 pub mod kind;
 pub mod prompt;
 pub mod queue;

@@ -45,6 +45,14 @@ impl Payload {
         }
     }
 
+    /// What is asked: the clarify's question or the approval's command.
+    pub fn asked(&self) -> &str {
+        match self {
+            Payload::Clarify { question, .. } => question,
+            Payload::Approval { command, .. } => command,
+        }
+    }
+
     /// The command an approval asks to run; none for a clarify.
     pub fn command(&self) -> Option<&str> {
         match self {

@@ -11,7 +11,7 @@ use crate::core::kind::Kind;
 use crate::core::prompt::{Outcome, Prompt};
 use crate::core::queue::Queue;
 use crate::core::rules::Rule;
-use crate::core::state::{Record, Session, State, outcome_cost};
+use crate::core::state::{Record, Session, State};
 use serde_json::{Value, json};
 
 impl State {
@@ -65,7 +65,7 @@ impl State {
         }
         for entry in value["outcomes"].as_array()? {
             let (id, record) = record_from(entry)?;
-            state.outcome_bytes += outcome_cost(&id, &record.outcome);
+            state.outcome_bytes += record.cost(&id);
             state.outcome_order.push_back(id.clone());
             state.outcomes.insert(id, record);
         }
@@ -114,6 +114,8 @@ fn record_json(id: &str, record: &Record) -> Value {
         "id": id,
         "kind": record.kind.as_str(),
         "session_id": record.session_id,
+        "asked": record.asked,
+        "auto": record.auto,
         "outcome": record.outcome.to_json(),
         "at": record.at,
         "version": record.version,
@@ -125,6 +127,9 @@ fn record_from(value: &Value) -> Option<(String, Record)> {
     let record = Record {
         kind,
         session_id: value["session_id"].as_str()?.to_string(),
+        // Snapshots written before the history kept neither.
+        asked: value["asked"].as_str().unwrap_or_default().to_string(),
+        auto: value["auto"].as_bool().unwrap_or_default(),
         outcome: Outcome::from_json(kind, &value["outcome"])?,
         at: value["at"].as_f64()?,
         version: value["version"].as_u64()?,

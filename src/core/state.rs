@@ -32,9 +32,9 @@ const MAX_OUTCOMES: usize = 100_000;
 const MAX_RULES_PER_SESSION: usize = 64;
 const MAX_RULES: usize = 1024;
 
-/// What keeping one outcome costs, besides its answer's text: its record,
-/// its id twice (the table and the retention order) and the tables' room
-/// to grow. Measured in a release build: 330 to 390 bytes each for 10,000
+/// What keeping one outcome costs, besides its answer's text and what it
+/// asked: its record, its id twice (the table and the retention order) and
+/// the tables' room to grow. Measured in a release build: 330 to 390 bytes each for 10,000
 /// to 30,000 outcomes of a 12-byte id and a 2-byte answer.
 const OUTCOME_OVERHEAD: usize = 384;
 
@@ -160,6 +160,10 @@ impl Session {
 pub(super) struct Record {
     pub(super) kind: Kind,
     pub(super) session_id: String,
+    /// What was asked: the question or the command, for the history.
+    pub(super) asked: String,
+    /// Answered at once by a rule, never shown to the human.
+    pub(super) auto: bool,
     pub(super) outcome: Outcome,
     pub(super) at: f64,
     pub(super) version: u64,
@@ -228,7 +232,16 @@ impl State {
                 if let Some(rule) = rule {
                     self.grant(rule);
                 }
-                self.record(id, *kind, session_id, outcome.clone(), *at, version);
+                let record = Record {
+                    kind: *kind,
+                    session_id: session_id.clone(),
+                    asked: prompt.payload.asked().to_string(),
+                    auto: false,
+                    outcome: outcome.clone(),
+                    at: *at,
+                    version,
+                };
+                self.record(id, record);
                 Applied {
                     queue: Some((session_id.clone(), *kind)),
                     outcome: Some(id.clone()),
@@ -238,12 +251,21 @@ impl State {
                 session_id,
                 kind,
                 id,
+                command,
                 answer,
                 at,
                 ..
             } => {
-                let outcome = Outcome::Answered(answer.clone());
-                self.record(id, *kind, session_id, outcome, *at, version);
+                let record = Record {
+                    kind: *kind,
+                    session_id: session_id.clone(),
+                    asked: command.clone(),
+                    auto: true,
+                    outcome: Outcome::Answered(answer.clone()),
+                    at: *at,
+                    version,
+                };
+                self.record(id, record);
                 Applied {
                     queue: None,
                     outcome: Some(id.clone()),
@@ -357,15 +379,7 @@ impl State {
         })
     }
 
-    fn record(
-        &mut self,
-        id: &str,
-        kind: Kind,
-        session_id: &str,
-        outcome: Outcome,
-        at: f64,
-        version: u64,
-    ) {
+    fn record(&mut self, id: &str, record: Record) {
         // The oldest outcomes go first when the table is full.
         while self.outcomes.len() >= MAX_OUTCOMES {
             let Some(oldest) = self.outcome_order.pop_front() else {
@@ -373,15 +387,8 @@ impl State {
             };
             self.forget_outcome(&oldest);
         }
-        self.outcome_bytes += outcome_cost(id, &outcome);
+        self.outcome_bytes += record.cost(id);
         self.outcome_order.push_back(id.to_string());
-        let record = Record {
-            kind,
-            session_id: session_id.to_string(),
-            outcome,
-            at,
-            version,
-        };
         self.outcomes.insert(id.to_string(), record);
     }
 
@@ -405,7 +412,7 @@ impl State {
 
     fn forget_outcome(&mut self, id: &str) {
         if let Some(record) = self.outcomes.remove(id) {
-            self.outcome_bytes -= outcome_cost(id, &record.outcome);
+            self.outcome_bytes -= record.cost(id);
         }
     }
 
@@ -430,7 +437,7 @@ impl State {
     /// when they fit. The hub applies it before them, so the journal holds
     /// the forgetting as a change like any other.
     pub fn room_for_outcomes(&self, limits: &Limits, changes: &[Change]) -> Option<Change> {
-        let incoming: usize = changes.iter().filter_map(recorded_cost).sum();
+        let incoming: usize = changes.iter().filter_map(|c| self.recorded_cost(c)).sum();
         let mut excess = (self.outcome_bytes + incoming)
             .checked_sub(limits.max_outcome_bytes())
             .filter(|&excess| excess > 0)?;
@@ -442,13 +449,42 @@ impl State {
             let Some(record) = self.outcomes.get(id) else {
                 continue;
             };
-            excess = excess.saturating_sub(outcome_cost(id, &record.outcome));
+            excess = excess.saturating_sub(record.cost(id));
             outcomes.push(id.clone());
         }
         Some(Change::Pruned {
             outcomes,
             sessions: Vec::new(),
         })
+    }
+
+    /// What a change adds to the kept outcomes: a resolved prompt keeps
+    /// what it asked, an auto-answer its command.
+    fn recorded_cost(&self, change: &Change) -> Option<usize> {
+        match change {
+            Change::Resolved {
+                session_id,
+                kind,
+                id,
+                outcome,
+                ..
+            } => {
+                let prompt = self.queue(session_id, *kind).and_then(|q| q.get(id));
+                let asked = prompt.map_or("", |prompt| prompt.payload.asked());
+                Some(outcome_cost(id, outcome, asked))
+            }
+            Change::AutoAnswered {
+                id,
+                command,
+                answer,
+                ..
+            } => Some(outcome_cost(
+                id,
+                &Outcome::Answered(answer.clone()),
+                command,
+            )),
+            _ => None,
+        }
     }
 
     // ---- deciding: what a request would change ----
@@ -915,24 +951,20 @@ impl State {
     }
 }
 
-/// What keeping an outcome costs.
-pub(super) fn outcome_cost(id: &str, outcome: &Outcome) -> usize {
+impl Record {
+    /// What keeping it costs: its id, its answer, what was asked, and a
+    /// fixed overhead.
+    pub(super) fn cost(&self, id: &str) -> usize {
+        outcome_cost(id, &self.outcome, &self.asked)
+    }
+}
+
+fn outcome_cost(id: &str, outcome: &Outcome, asked: &str) -> usize {
     let answer = match outcome {
         Outcome::Answered(answer) => answer.as_str().len(),
         Outcome::Expired | Outcome::Cancelled => 0,
     };
-    id.len() + answer + OUTCOME_OVERHEAD
-}
-
-/// What a change adds to the kept outcomes.
-fn recorded_cost(change: &Change) -> Option<usize> {
-    match change {
-        Change::Resolved { id, outcome, .. } => Some(outcome_cost(id, outcome)),
-        Change::AutoAnswered { id, answer, .. } => {
-            Some(outcome_cost(id, &Outcome::Answered(answer.clone())))
-        }
-        _ => None,
-    }
+    id.len() + answer + asked.len() + OUTCOME_OVERHEAD
 }
 
 fn counts_of(session: &Session) -> KindMap<usize> {

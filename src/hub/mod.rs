@@ -393,6 +393,11 @@ impl Hub {
         })
     }
 
+    /// The session's kept outcomes, newest first, at most `limit`.
+    pub fn history(&self, session_id: &str, limit: usize) -> Vec<serde_json::Value> {
+        self.lock().state.history(session_id, limit)
+    }
+
     /// Every rule, oldest grant first.
     pub fn rules(&self) -> Vec<Rule> {
         let inner = self.lock();

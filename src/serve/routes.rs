@@ -7,6 +7,7 @@
 //! returned as a `Reply::Park` closure and streams as a `Reply::Stream`.
 
 use crate::config::Config;
+use crate::core::history::MAX_HISTORY;
 use crate::core::kind::Kind;
 use crate::core::prompt::{Answer, Choice, Outcome};
 use crate::core::rules::Rule;
@@ -76,6 +77,9 @@ impl App {
         }
     }
 }
+
+/// Entries a history request returns when it names no `limit`.
+const DEFAULT_HISTORY: usize = 20;
 
 /// Seconds a client refused a stream place should wait before trying again.
 const RETRY_AFTER_SECS: u32 = 5;
@@ -155,6 +159,7 @@ pub const ROUTES: &[(Method, &str, Access)] = &[
     (Method::Post, "/api/{kind}/submit", Access::Needs(Role::Agent)),
     (Method::Get, "/api/{kind}/wait", Access::Needs(Role::Agent)),
     (Method::Post, "/api/{kind}/cancel", Access::Needs(Role::Agent)),
+    (Method::Get, "/api/history", Access::Needs(Role::Human)),
     (Method::Get, "/api/rules", Access::Needs(Role::Human)),
     (Method::Post, "/api/rules/revoke", Access::Needs(Role::Human)),
     (Method::Post, "/api/act", Access::Capability),
@@ -232,6 +237,7 @@ fn api_route(app: &App, request: &Request, rest: &str) -> Result<Reply> {
     match (rest, request.method) {
         ("events", Get) => events(app, request),
         ("sessions", Get) => Ok(sessions(app).into()),
+        ("history", Get) => history(app, request),
         ("config", Get) => Ok(Response::json(
             200,
             &json!({"keepalive_secs": app.config.keepalive.as_secs_f64()}),
@@ -243,8 +249,8 @@ fn api_route(app: &App, request: &Request, rest: &str) -> Result<Reply> {
         ("rules/revoke", Post) => revoke(app, request),
         ("act", Post) => act::act(app, request),
         (
-            "events" | "sessions" | "config" | "login" | "logout" | "rules" | "rules/revoke"
-            | "act",
+            "events" | "sessions" | "history" | "config" | "login" | "logout" | "rules"
+            | "rules/revoke" | "act",
             _,
         ) => Err(Error::MethodNotAllowed),
         _ => Err(not_found()),
@@ -634,6 +640,20 @@ fn sessions(app: &App) -> Response {
         })
         .collect();
     Response::json(200, &json!({ "sessions": sessions }))
+}
+
+/// A session's answered, expired and cancelled prompts, newest first
+/// (docs/PROTOCOL.md §3.5): what the page shows under the cards.
+fn history(app: &App, request: &Request) -> Result<Reply> {
+    let session_id = required_query_session(request)?;
+    let limit = optional_query::<usize>(request, "limit")?.unwrap_or(DEFAULT_HISTORY);
+    if !(1..=MAX_HISTORY).contains(&limit) {
+        return Err(Error::bad_request(format!(
+            "limit must be 1 to {MAX_HISTORY}"
+        )));
+    }
+    let history = app.hub.history(session_id, limit);
+    Ok(Response::json(200, &json!({"session_id": session_id, "history": history})).into())
 }
 
 // ---- agent API (docs/PROTOCOL.md §5) ----

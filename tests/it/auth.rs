@@ -60,8 +60,8 @@ fn expected_role(pattern: &str) -> Option<&'static str> {
     let action = pattern.rsplit('/').next().unwrap();
     match action {
         "submit" | "wait" | "cancel" => Some("agent"),
-        "pending" | "stream" | "respond" | "events" | "sessions" | "metrics" | "rules"
-        | "revoke" => Some("human"),
+        "pending" | "stream" | "respond" | "events" | "sessions" | "history" | "metrics"
+        | "rules" | "revoke" => Some("human"),
         "healthz" | "config" | "login" | "logout" => None,
         "act" => Some("capability"),
         other => panic!("route {other} is missing from this test's list"),

@@ -9,6 +9,7 @@ mod browser_api;
 mod cli_http;
 mod durability;
 mod events;
+mod history;
 mod hooks;
 mod hostile;
 mod input;

@@ -216,7 +216,11 @@ export const PROXIES = {
     async start(port, upstream, tls, names = []) {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'askgate-caddy-'));
       const file = path.join(dir, 'Caddyfile');
-      fs.writeFileSync(file, caddyConfig(dir, port, await freePort(), upstream, tls, names));
+      // Caddy refuses an http_port equal to its https_port ("scheme and
+      // port violate convention"), and a port just closed may come back.
+      let httpPort = await freePort();
+      while (httpPort === port) httpPort = await freePort();
+      fs.writeFileSync(file, caddyConfig(dir, port, httpPort, upstream, tls, names));
       const env = { HOME: dir, XDG_DATA_HOME: `${dir}/data`, XDG_CONFIG_HOME: `${dir}/config` };
       const { child, output } = launch(which('caddy'), ['run', '--config', file, '--adapter', 'caddyfile'], dir, env);
       return started('caddy', dir, port, child, () => output.join('') + readIfThere(path.join(dir, 'caddy.log')));
