@@ -15,12 +15,12 @@
 
 use crate::core::kind::Kind;
 use crate::core::prompt::Choice;
+use crate::private_file;
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 use std::collections::{HashSet, VecDeque};
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs;
+use std::io;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -211,17 +211,7 @@ fn random_key() -> io::Result<[u8; KEY_BYTES]> {
 /// Makes a new key in `dir` (replacing any), readable by its owner only.
 pub fn write_new_key(dir: &Path) -> io::Result<[u8; KEY_BYTES]> {
     let secret = random_key()?;
-    fs::create_dir_all(dir)?;
-    let temporary = dir.join(format!("{KEY_FILE}.tmp"));
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&temporary)?;
-    writeln!(file, "{}", to_hex(&secret))?;
-    file.sync_all()?;
-    fs::rename(&temporary, dir.join(KEY_FILE))?;
+    private_file::write(dir, KEY_FILE, &format!("{}\n", to_hex(&secret)))?;
     Ok(secret)
 }
 

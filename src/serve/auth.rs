@@ -12,11 +12,11 @@
 //! is logged and rate-limited per client and overall; signed-in sessions
 //! are bounded in number and age.
 
+use crate::private_file;
 use std::collections::{HashMap, VecDeque};
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::fs::{self, File};
+use std::io::{self, Read};
 use std::net::IpAddr;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -296,17 +296,8 @@ pub fn write_new_tokens(dir: &Path, keep: Option<(Role, &Tokens)>) -> io::Result
             human: fresh()?,
         },
     };
-    fs::create_dir_all(dir)?;
-    let temporary = dir.join(format!("{TOKENS_FILE}.tmp"));
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&temporary)?;
-    writeln!(file, "agent={}\nhuman={}", tokens.agent, tokens.human)?;
-    file.sync_all()?;
-    fs::rename(&temporary, dir.join(TOKENS_FILE))?;
+    let text = format!("agent={}\nhuman={}\n", tokens.agent, tokens.human);
+    private_file::write(dir, TOKENS_FILE, &text)?;
     Ok(tokens)
 }
 
