@@ -113,6 +113,18 @@ fn forwarded<'a>(config: &Config, request: &'a Request, name: &str) -> Option<&'
     Some(value).filter(|value| !value.is_empty())
 }
 
+/// The client's address where it tells one client from another: a
+/// trusted proxy's `X-Forwarded-For`, else the peer's. `None` for loopback
+/// (the operator's own, or a proxy that forwards no address).
+pub fn client_address(config: &Config, request: &Request) -> Option<IpAddr> {
+    let address = match forwarded(config, request, "x-forwarded-for") {
+        Some(value) => value.parse::<IpAddr>().ok()?,
+        None => request.peer?.ip(),
+    }
+    .to_canonical();
+    (!address.is_loopback()).then_some(address)
+}
+
 /// The host the client addressed: a trusted proxy's `X-Forwarded-Host`,
 /// else `Host`.
 fn addressed_host<'a>(config: &Config, request: &'a Request) -> Option<&'a str> {

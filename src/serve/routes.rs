@@ -381,7 +381,14 @@ fn pending(app: &App, request: &Request, kind: Kind) -> Result<Reply> {
     let wait = optional_query::<f64>(request, "wait")?.unwrap_or(0.0);
     validate::wait_seconds("wait", wait)?;
     if let Some(since) = since.filter(|_| wait > 0.0) {
-        return long_poll(app, session_id, kind, since, Duration::from_secs_f64(wait));
+        return long_poll(
+            app,
+            request,
+            session_id,
+            kind,
+            since,
+            Duration::from_secs_f64(wait),
+        );
     }
     let update = app.hub.pending(session_id, kind);
     if etag_matches(request, update.version) {
@@ -392,13 +399,20 @@ fn pending(app: &App, request: &Request, kind: Kind) -> Result<Reply> {
     Ok(pending_response(&update).into())
 }
 
-fn long_poll(app: &App, session_id: &str, kind: Kind, since: u64, wait: Duration) -> Result<Reply> {
+fn long_poll(
+    app: &App,
+    request: &Request,
+    session_id: &str,
+    kind: Kind,
+    since: u64,
+    wait: Duration,
+) -> Result<Reply> {
     // A change the client has not seen is answered at once, without a place.
     let current = app.hub.pending(session_id, kind);
     if current.version != since {
         return Ok(pending_response(&current).into());
     }
-    let place = take_place(app, Place::Parked)?;
+    let place = take_place(app, request, Place::Parked)?;
     let subscription = match app.hub.subscribe_unless_changed(session_id, kind, since) {
         Ok(subscription) => subscription,
         Err(current) => return Ok(pending_response(&current).into()),
@@ -560,7 +574,7 @@ fn per_kind_stream(app: &App, request: &Request, kind: Kind) -> Result<Reply> {
         watch: Watch::Sessions(vec![session_id.to_string()]),
         kind: Some(kind),
     };
-    open_stream(app, interest, None, Format::PerKind(kind))
+    open_stream(app, request, interest, None, Format::PerKind(kind))
 }
 
 fn events(app: &App, request: &Request) -> Result<Reply> {
@@ -586,6 +600,7 @@ fn events(app: &App, request: &Request) -> Result<Reply> {
     let since = last_event_id.and_then(|id| id.trim().parse::<u64>().ok());
     open_stream(
         app,
+        request,
         Interest { watch, kind: None },
         since,
         Format::Multiplexed,
@@ -595,11 +610,17 @@ fn events(app: &App, request: &Request) -> Result<Reply> {
 /// Every stream, per-kind or multiplexed, is ended by the server at a random
 /// point of `--stream-lifetime-secs`, so half-open connections and clients
 /// that stopped reading cannot pile up; browsers reconnect (and resume).
-fn open_stream(app: &App, interest: Interest, since: Option<u64>, format: Format) -> Result<Reply> {
+fn open_stream(
+    app: &App,
+    request: &Request,
+    interest: Interest,
+    since: Option<u64>,
+    format: Format,
+) -> Result<Reply> {
     let (low, high) = app.config.stream_lifetime;
     let spread = (high - low).as_secs_f64() * (ids::random_u64() as f64 / u64::MAX as f64);
     let lifetime = low + Duration::from_secs_f64(spread);
-    let place = take_place(app, Place::Stream)?;
+    let place = take_place(app, request, Place::Stream)?;
     let stream = Stream {
         metrics: app.metrics.clone(),
         subscription: app.hub.subscribe(interest, since),
@@ -613,9 +634,16 @@ fn open_stream(app: &App, interest: Interest, since: Option<u64>, format: Format
     })))
 }
 
-fn take_place(app: &App, place: Place) -> Result<crate::serve::admission::PlaceGuard> {
+/// A place for this request's client: 503 when places of its kind are at
+/// their cap, or the client holds its share of them.
+fn take_place(
+    app: &App,
+    request: &Request,
+    place: Place,
+) -> Result<crate::serve::admission::PlaceGuard> {
+    let client = origin::client_address(&app.config, request);
     app.admission
-        .take(place)
+        .take(place, client)
         .ok_or(Error::Unavailable(RETRY_AFTER_SECS))
 }
 
@@ -700,7 +728,7 @@ fn wait(app: &App, request: &Request, kind: Kind) -> Result<Reply> {
     if now != WaitResult::Pending || timeout == 0.0 {
         return Ok(wait_response(kind, now).into());
     }
-    let place = take_place(app, Place::Parked)?;
+    let place = take_place(app, request, Place::Parked)?;
     let (hub, session_id, id) = (app.hub.clone(), session_id.to_string(), id.to_string());
     Ok(Reply::Park(Box::new(
         move |client_left: &dyn Fn() -> bool| {

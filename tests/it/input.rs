@@ -1,7 +1,7 @@
 //! Bad input (docs/PROTOCOL.md §7): every refusal is a clear JSON 4xx, changes nothing,
 //! and the server keeps serving.
 
-use crate::support::TestServer;
+use crate::support::{DEADLINE, SseClient, TestServer, eventually};
 use serde_json::{Value, json};
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
@@ -1069,6 +1069,39 @@ fn streams_and_parked_requests_cannot_starve_each_other() {
         "a wait still parks"
     );
     drop(streams);
+}
+
+#[test]
+fn a_client_told_apart_holds_at_most_half_of_the_places() {
+    // Behind a trusted proxy each client is its forwarded address; one of
+    // them may hold half the streams (and half the parked requests).
+    let flags = [
+        "--max-streams",
+        "4",
+        "--trusted-proxy",
+        "127.0.0.1",
+        "--keepalive-secs",
+        "1",
+    ];
+    let server = TestServer::start(&flags);
+    let open =
+        |client: &str| SseClient::open(server.addr, "/api/events", &[("X-Forwarded-For", client)]);
+    let mut first: Vec<SseClient> = (0..2).map(|_| open("192.0.2.1")).collect();
+    assert!(
+        first.iter().all(|s| s.status == 200),
+        "half is the first client's"
+    );
+    assert_eq!(open("192.0.2.1").status, 503, "and no more");
+    let other = open("192.0.2.2");
+    assert_eq!(other.status, 200, "another client still gets a place");
+    let local = server.stream("/api/events");
+    assert_eq!(open("192.0.2.3").status, 503, "the cap holds for everyone");
+    drop(first.pop());
+    eventually("the first client's place comes back", DEADLINE, &mut || {
+        let again = open("192.0.2.1");
+        again.status == 200
+    });
+    drop((first, other, local));
 }
 
 #[test]
