@@ -19,6 +19,12 @@ const FLAGS: &[(&str, &str, &str)] = &[
         "directory of the journal that keeps prompts, answers and rules across restarts; none keeps them in memory only",
     ),
     (
+        "store",
+        "journal",
+        "where the state lives: journal (in --data-dir), or redis://host:port/db, a log in Redis \
+         or Valkey shared by every instance that names it",
+    ),
+    (
         "keepalive-secs",
         "30",
         "seconds without a frame before a stream gets a keepalive",
@@ -128,6 +134,9 @@ pub struct Config {
     pub bind: String,
     /// Where the journal lives; `None` keeps the state in memory only.
     pub data_dir: Option<std::path::PathBuf>,
+    /// `--store redis://...`: the state in Redis, shared with other
+    /// instances, instead of the journal.
+    pub redis: Option<crate::store::resp::Target>,
     pub log_level: log::LevelFilter,
     pub keepalive: Duration,
     pub header_timeout: Duration,
@@ -205,6 +214,12 @@ impl Config {
             data_dir: match get("data-dir").trim() {
                 "" | "none" => None,
                 dir => Some(dir.into()),
+            },
+            redis: match get("store").trim() {
+                "" | "journal" => None,
+                url => Some(crate::store::resp::Target::parse(url).map_err(|why| {
+                    format!("invalid value for --store: {url:?}: {why} (journal or redis://host:port/db)")
+                })?),
             },
             log_level: parse_flag("log-level", get("log-level"))?,
             keepalive: seconds("keepalive-secs", get("keepalive-secs"))?,

@@ -20,6 +20,7 @@
 
 pub mod durable;
 pub mod ids;
+pub mod replica;
 pub mod subscriber;
 
 use crate::core::audit;
@@ -158,6 +159,8 @@ pub struct Hub {
     subscriber_buffer: usize,
     clock: Clock,
     journal: Option<Journal>,
+    /// The shared log in Redis, instead of a journal (`replica.rs`).
+    replica: Option<replica::Replica>,
     audit_log: Option<AuditLog>,
 }
 
@@ -187,6 +190,7 @@ impl Hub {
             subscriber_buffer,
             clock: Clock::new(),
             journal,
+            replica: None,
             audit_log,
         }
     }
@@ -210,7 +214,7 @@ impl Hub {
             let restarted = vec![Change::Restarted {
                 skip: durable::RESTART_SKIP,
             }];
-            hub.commit(hub.op(SERVER), |_| Ok((restarted, ())))
+            hub.commit(hub.op(SERVER), |_| Ok((restarted.clone(), ())))
                 .map_err(|e| format!("cannot write the journal: {e}"))?;
         }
         hub.expire_due(Duration::ZERO);
@@ -250,11 +254,18 @@ impl Hub {
     /// the changes to make; they are queued to the journal, applied and
     /// published. Then, without the lock, waits until they are durable,
     /// writes their audit lines and wakes whoever waits for them.
+    ///
+    /// With Redis, `replica::commit` instead: the changes are appended to
+    /// the shared log first and applied only once Redis took them; `decide`
+    /// runs again on the fresher state when another instance came first.
     fn commit<R>(
         &self,
         op: Op<'_>,
-        decide: impl FnOnce(&Inner) -> Result<(Vec<Change>, R)>,
+        mut decide: impl FnMut(&Inner) -> Result<(Vec<Change>, R)>,
     ) -> Result<R> {
+        if let Some(replica) = &self.replica {
+            return replica::commit(self, replica, op, decide);
+        }
         let mut inner = self.lock();
         let (mut changes, decided) = decide(&inner)?;
         if let Some(room) = inner.state.room_for_outcomes(&self.limits, &changes) {
@@ -308,6 +319,7 @@ impl Hub {
         let now = op.now;
         self.commit(op, |inner| {
             let id = inner.state.fresh_id(payload.kind(), ids::random_hex);
+            let payload = payload.clone();
             let prompt = Prompt::new(id, session_id.to_string(), now, timeout_seconds, payload);
             let needed = |s: &str| inner.registry.needs(s);
             inner.state.submit(&self.limits, prompt, needed)
@@ -328,7 +340,10 @@ impl Hub {
         let now = op.now;
         self.commit(op, |inner| {
             Ok(
-                match inner.state.respond(session_id, id, answer, prefix, now)? {
+                match inner
+                    .state
+                    .respond(session_id, id, answer.clone(), prefix, now)?
+                {
                     Respond::Answer(change) => (vec![change], Responded::Answered),
                     Respond::Stale { still_pending } => {
                         (Vec::new(), Responded::Stale { still_pending })
@@ -376,6 +391,11 @@ impl Hub {
     /// retention, and compacts the journal when it has grown; returns how
     /// long until the next expiry (at most `max_wait`).
     pub fn expire_due(&self, max_wait: Duration) -> Duration {
+        if let Some(replica) = &self.replica
+            && !replica.hold_lease()
+        {
+            return max_wait.min(replica::LEASE_CHECK);
+        }
         let op = self.op(SERVER);
         let now = op.now;
         let committed = self.commit(op, |inner| {
@@ -392,6 +412,9 @@ impl Hub {
             durable::compact_if_grown(journal, &inner.state);
         }
         let next = inner.state.next_expiry().map(|at| (at - now).max(0.0));
+        if let Some(replica) = &self.replica {
+            replica.snapshot_if_grown(inner);
+        }
         next.map_or(max_wait, |next| Duration::from_secs_f64(next).min(max_wait))
     }
 
@@ -494,8 +517,11 @@ impl Hub {
         let Some((interest, since)) = inner.registry.resync_point(inbox.id) else {
             return Vec::new();
         };
-        debug_assert!(inner.state.can_resume_from(since));
-        inner.state.states(interest, Some(since))
+        // With Redis, another instance may have forgotten a session this
+        // one's subscriber still needed: then it gets the full state.
+        let since = Some(since).filter(|&since| inner.state.can_resume_from(since));
+        debug_assert!(since.is_some() || self.replica.is_some());
+        inner.state.states(interest, since)
     }
 
     /// Waits until the prompt has an outcome or the deadline passes.
@@ -595,6 +621,12 @@ impl Inner {
                 .append(version, durable::encode(&changes))
                 .map_err(refusal)?;
         }
+        Ok(self.apply_all(changes, op))
+    }
+
+    /// Applies each change, logs it, and publishes the queue it touched.
+    fn apply_all(&mut self, changes: Vec<Change>, op: &Op<'_>) -> Committed {
+        let version = durable::version_after(&self.state, &changes);
         let mut committed = Committed {
             version,
             ..Committed::default()
@@ -611,7 +643,7 @@ impl Inner {
             }
             committed.recorded.extend(applied.outcome);
         }
-        Ok(committed)
+        committed
     }
 }
 
