@@ -14,6 +14,7 @@ mod input;
 mod lifecycle;
 mod mcp;
 mod queue_rules;
+mod redis;
 mod server;
 mod streams;
 mod support;
