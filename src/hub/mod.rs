@@ -405,7 +405,7 @@ impl Hub {
             Ok((changes, ()))
         });
         if let Err(error) = committed {
-            log::warn!("expiry is waiting for the journal: {error}");
+            log::warn!("expiry is waiting for the store: {error}");
         }
         let inner = self.lock();
         if let Some(journal) = &self.journal {
@@ -532,6 +532,16 @@ impl Hub {
         session_id: &str,
         deadline: Instant,
     ) -> WaitResult {
+        // With Redis, a prompt submitted through another instance a moment
+        // ago may not have reached this one yet: read the log first.
+        if let Some(replica) = &self.replica
+            && matches!(
+                self.lock().state.lookup(id, kind, session_id),
+                Lookup::Unknown
+            )
+        {
+            replica::sync(self, replica);
+        }
         let mut inner = self.lock();
         let waiters = inner.waiting.entry(id.to_string()).or_default().clone();
         let result = loop {

@@ -384,9 +384,26 @@ pub(super) fn commit<R>(
     mut decide: impl FnMut(&Inner) -> Result<(Vec<Change>, R)>,
 ) -> Result<R> {
     let mut link = replica.log.link();
+    let mut caught_up = false;
     for _ in 0..MAX_TRIES {
         let inner = hub.lock();
-        let (mut changes, decided) = decide(&inner)?;
+        let decision = decide(&inner);
+        // A refusal, or nothing to change (an answer to an id not pending),
+        // may only mean that this instance has not yet applied what another
+        // did a moment ago: read the log once and decide again.
+        let negative = decision
+            .as_ref()
+            .map_or(true, |(changes, _)| changes.is_empty());
+        if negative && !caught_up {
+            caught_up = true;
+            drop(inner);
+            match hub.catch_up(&mut link) {
+                Ok(()) => continue,
+                Err(error) => replica.log.down(&error),
+            }
+            return decision.map(|(_, decided)| decided);
+        }
+        let (mut changes, decided) = decision?;
         if let Some(room) = inner.state.room_for_outcomes(&hub.limits, &changes) {
             changes.insert(0, room);
         }
@@ -411,14 +428,26 @@ pub(super) fn commit<R>(
                 hub.announce(committed);
                 return Ok(decided);
             }
-            Appended::Behind(_) => hub
-                .catch_up(&mut link)
-                .map_err(|error| unreachable(replica, &error))?,
+            Appended::Behind(_) => {
+                caught_up = true;
+                hub.catch_up(&mut link)
+                    .map_err(|error| unreachable(replica, &error))?;
+            }
         }
     }
     Err(Error::StoreUnavailable(
         "the shared log is too busy to take this change now; nothing was changed".into(),
     ))
+}
+
+/// Applies whatever the log holds beyond this instance's version (for a
+/// read that must not miss what another instance just did); when Redis
+/// cannot be reached, the state stays as it is.
+pub(super) fn sync(hub: &Hub, replica: &Replica) {
+    let mut link = replica.log.link();
+    if let Err(error) = hub.catch_up(&mut link) {
+        replica.log.down(&error);
+    }
 }
 
 fn unreachable(replica: &Replica, error: &io::Error) -> Error {
