@@ -7,7 +7,7 @@
 
 use crate::binary::{ServerProcess, askgate};
 use crate::support::{Client, DEADLINE, Event, SseClient, TempDir, eventually};
-use serde_json::json;
+use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashSet};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -255,8 +255,12 @@ fn streams_on_one_instance_see_changes_made_through_the_others_in_order() {
         ],
         "made through B and C, seen on A in order"
     );
+    // Reads on an instance are as fresh as the records it has applied
+    // (a publish away); answers and waits read the log first.
     for server in [&a, &b, &c] {
-        assert_eq!(pending(server, "shared"), (2, Some(second.clone())));
+        eventually("every instance shows it", DEADLINE, &mut || {
+            pending(server, "shared") == (2, Some(second.clone()))
+        });
     }
 
     // An agent waiting on A learns the answer given on C.
@@ -288,8 +292,20 @@ fn streams_on_one_instance_see_changes_made_through_the_others_in_order() {
     let ids: Vec<String> = (0..6)
         .map(|n| submit(&client, "rr", &format!("q{n}")))
         .collect();
-    for _ in 0..3 {
-        assert_eq!(pending(&client, "rr"), (6, Some(ids[0].clone())));
+    for server in [&a, &b, &c] {
+        eventually("every instance shows them", DEADLINE, &mut || {
+            pending(server, "rr") == (6, Some(ids[0].clone()))
+        });
+    }
+    // Waiting through nginx right after a submit through nginx (another
+    // instance, round-robin) finds the prompt.
+    for n in 0..6 {
+        let id = submit(&client, "rw", &format!("w{n}"));
+        let reply = client.get(&format!(
+            "/api/clarify/wait?session_id=rw&clarify_id={id}&timeout=0"
+        ));
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        assert_eq!(answer(&client, "rw", &id, "at once"), 200);
     }
     assert!(proxy.client().get("/healthz").text().starts_with("ok"));
 }
@@ -445,11 +461,13 @@ fn a_killed_instance_s_streams_resume_on_the_others_and_nothing_acknowledged_is_
         .iter()
         .map(|s| (s.clone(), pending(&b, s)))
         .collect();
-    let on_c: BTreeMap<String, (u64, Option<String>)> = sessions
-        .iter()
-        .map(|s| (s.clone(), pending(&c, s)))
-        .collect();
-    assert_eq!(truth, on_c, "both survivors hold one state");
+    eventually("both survivors hold one state", DEADLINE, &mut || {
+        let on_c: BTreeMap<String, (u64, Option<String>)> = sessions
+            .iter()
+            .map(|s| (s.clone(), pending(&c, s)))
+            .collect();
+        on_c == truth
+    });
     eventually("the resumed stream shows that state", LONG, &mut || {
         let view = view.lock().unwrap();
         truth.iter().all(|(session, (count, head))| {
@@ -576,4 +594,105 @@ fn a_redis_restart_under_load_loses_nothing_acknowledged_and_changes_meanwhile_a
         [200, 503],
         "{statuses:?}"
     );
+}
+
+/// One command to Redis, as the test sees it.
+fn redis_call(redis: &Redis, args: &[&str]) -> askgate::store::resp::Reply {
+    let target = askgate::store::resp::Target::parse(&redis.url()).unwrap();
+    let mut conn = askgate::store::resp::Conn::connect(&target, DEADLINE).unwrap();
+    let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+    conn.call(&args).unwrap()
+}
+
+#[test]
+fn expiry_is_decided_by_the_lease_holder_and_taken_over_when_it_dies() {
+    let Some(program) = redis_server() else {
+        return;
+    };
+    let redis = Redis::start(program);
+    let mut servers = vec![instance(&redis), instance(&redis)];
+    let mut holder = None;
+    eventually("one instance holds the lease", LONG, &mut || {
+        let reply = redis_call(&redis, &["GET", "askgate:lease"]);
+        holder = reply
+            .as_bytes()
+            .map(|b| String::from_utf8_lossy(b).to_string());
+        holder.is_some()
+    });
+    let pid: u32 = holder.unwrap().split('-').next().unwrap().parse().unwrap();
+    let at = servers
+        .iter()
+        .position(|s| s.pid() == pid)
+        .expect("the holder is ours");
+    drop(servers.remove(at)); // kill -9
+    let survivor = &servers[0];
+    let body = json!({"session_id": "x", "question": "soon?", "timeout_seconds": 1});
+    let id = survivor.post("/api/clarify/submit", &body).json()["clarify_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let started = Instant::now();
+    let mut status = Value::Null;
+    eventually("the prompt expires", LONG, &mut || {
+        let reply = survivor.get(&format!(
+            "/api/clarify/wait?session_id=x&clarify_id={id}&timeout=2"
+        ));
+        status = reply.json()["status"].clone();
+        status != "pending"
+    });
+    assert_eq!(status, "expired");
+    // The dead holder's lease (5 s) runs out, then the survivor takes it.
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    let reply = redis_call(&redis, &["GET", "askgate:lease"]);
+    let now_held = String::from_utf8_lossy(reply.as_bytes().unwrap()).to_string();
+    assert!(
+        now_held.starts_with(&format!("{}-", survivor.pid())),
+        "{now_held}"
+    );
+}
+
+#[test]
+fn a_new_instance_starts_from_the_snapshot_and_the_log_is_trimmed() {
+    let Some(program) = redis_server() else {
+        return;
+    };
+    let redis = Redis::start(program);
+    let a = instance(&redis);
+    let sessions: Vec<String> = (0..50).map(|n| format!("n{n}")).collect();
+    for n in 0..2100 {
+        let session = &sessions[n % sessions.len()];
+        let id = submit(&a, session, &format!("q{n}"));
+        if n % 2 == 0 {
+            assert_eq!(answer(&a, session, &id, "ok"), 200);
+        }
+    }
+    // 3,150 versions: snapshots at 1,000 or more and 2,000 or more, and the
+    // log trimmed before the first.
+    eventually("a second snapshot", LONG, &mut || {
+        let reply = redis_call(&redis, &["HGET", "askgate:snapshot", "version"]);
+        reply.as_u64().unwrap_or(0) >= 2000
+    });
+    let first = redis_call(&redis, &["XRANGE", "askgate:log", "-", "+", "COUNT", "1"]);
+    let first = first.as_array().unwrap()[0].as_array().unwrap()[0].clone();
+    let first: u64 = String::from_utf8_lossy(first.as_bytes().unwrap())
+        .split('-')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(first >= 1000, "the log begins at {first}");
+    let b = instance(&redis);
+    for session in &sessions {
+        assert_eq!(pending(&b, session), pending(&a, session), "{session}");
+    }
+    // And it goes on from there with the others.
+    let id = submit(&b, "n0", "after");
+    eventually("A sees it", DEADLINE, &mut || {
+        pending(&a, "n0").0 == pending(&b, "n0").0
+    });
+    assert_eq!(answer(&a, "n0", &id, "fine"), 200);
 }
