@@ -52,7 +52,7 @@ pub const LEASE_CHECK: Duration = Duration::from_secs(1);
 /// Versions between snapshots.
 const SNAPSHOT_EVERY: u64 = 1000;
 /// Records read from the log at once.
-const READ_BATCH: usize = 512;
+const READ_BATCH: usize = 128;
 /// Appends tried before a busy log refuses an operation.
 const MAX_TRIES: usize = 64;
 
@@ -146,21 +146,18 @@ impl Hub {
     /// the full state) and waiting agents look again.
     fn reload(&self, link: &mut Link<'_>) -> io::Result<()> {
         let mut tries = 0;
-        let state = loop {
+        let (state, snapshot) = loop {
             tries += 1;
             match read_state(link)? {
-                Some(state) => break state,
+                Some(read) => break read,
                 // The log was trimmed past the snapshot just read: a newer
                 // one has landed meanwhile.
                 None if tries < 3 => continue,
                 None => return Err(io::Error::other("the log does not follow its snapshot")),
             }
         };
-        let version = state.version();
         let replica = self.replica.as_ref().expect("only with redis");
-        replica
-            .snapshot_version
-            .fetch_max(version.min(snapshot_floor(link)?), Ordering::AcqRel);
+        replica.snapshot_version.store(snapshot, Ordering::Release);
         let mut inner = self.lock();
         inner.state = state;
         inner.registry.clear();
@@ -200,10 +197,14 @@ impl Hub {
              acknowledged changes (appendfsync everysec and a crash?); reading it again"
         );
         self.reload(link)?;
+        let base = self.lock().state.version();
+        if base > ours {
+            // Another instance has moved the log past ours already.
+            return Ok(());
+        }
         let restarted = vec![Change::Restarted {
             skip: durable::RESTART_SKIP,
         }];
-        let base = self.lock().state.version();
         let version = base + durable::RESTART_SKIP;
         if link.append(base, version, &durable::encode(&restarted))? == Appended::Done {
             let op = Op {
@@ -318,9 +319,10 @@ impl Hub {
     }
 }
 
-/// The state in Redis: its snapshot and every record after it; `None` when
-/// the log does not follow the snapshot (trimmed meanwhile).
-fn read_state(link: &mut Link<'_>) -> io::Result<Option<State>> {
+/// The state in Redis, from its snapshot and every record after it, and
+/// the snapshot's version; `None` when the log does not follow the
+/// snapshot (trimmed meanwhile).
+fn read_state(link: &mut Link<'_>) -> io::Result<Option<(State, u64)>> {
     let mut state = match link.snapshot()? {
         None => State::default(),
         Some((version, bytes)) => {
@@ -337,6 +339,7 @@ fn read_state(link: &mut Link<'_>) -> io::Result<Option<State>> {
             state
         }
     };
+    let snapshot = state.version();
     loop {
         let tail = link.tail(state.version(), READ_BATCH)?;
         for record in &tail.records {
@@ -360,14 +363,9 @@ fn read_state(link: &mut Link<'_>) -> io::Result<Option<State>> {
             if tail.version > state.version() {
                 return Ok(None);
             }
-            return Ok(Some(state));
+            return Ok(Some((state, snapshot)));
         }
     }
-}
-
-/// The version of the snapshot in Redis (0 when there is none).
-fn snapshot_floor(link: &mut Link<'_>) -> io::Result<u64> {
-    Ok(link.snapshot()?.map_or(0, |(version, _)| version))
 }
 
 fn invalid(message: String) -> io::Error {

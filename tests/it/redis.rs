@@ -696,3 +696,47 @@ fn a_new_instance_starts_from_the_snapshot_and_the_log_is_trimmed() {
     });
     assert_eq!(answer(&a, "n0", &id, "fine"), 200);
 }
+
+#[test]
+fn a_redis_that_lost_acknowledged_changes_is_read_again_and_versions_skip_ahead() {
+    let Some(program) = redis_server() else {
+        return;
+    };
+    let mut redis = Redis::start(program);
+    let [a, b] = [instance(&redis), instance(&redis)];
+    let mut stream = a.stream("/api/events");
+    stream.events_until("ready");
+    for n in 0..3 {
+        submit(&a, "gone", &format!("q{n}"));
+    }
+    let seen: Vec<Event> = (0..3).map(|_| stream.expect_event("a change")).collect();
+    let last = seen[2].id.clone().unwrap();
+    assert_eq!(last, "3");
+    // Redis comes back without its data, as after a crash with
+    // `appendfsync everysec` (here: all of it).
+    redis.crash();
+    std::fs::remove_dir_all(&redis.dir.path).unwrap();
+    std::fs::create_dir_all(&redis.dir.path).unwrap();
+    redis.run();
+    let skip = 1u64 << 20;
+    for server in [&a, &b] {
+        eventually(
+            "the instance reads redis again, past a skip",
+            LONG,
+            &mut || server.metric("askgate_version") >= skip as f64,
+        );
+    }
+    stream.expect_end(LONG);
+    // Exactly one skip: the second instance finds the log already past it.
+    assert_eq!(a.metric("askgate_version"), skip as f64);
+    assert_eq!(b.metric("askgate_version"), skip as f64);
+    // A browser resuming from a lost change gets the full state.
+    let mut resumed = SseClient::open(a.addr, "/api/events", &[("Last-Event-ID", &last)]);
+    let events = resumed.events_until("ready");
+    assert_eq!(events.len(), 1, "nothing pending: {events:?}");
+    assert_eq!(events[0].json()["full"], true);
+    let id = submit(&b, "gone", "again");
+    let event = resumed.expect_event("the new submit");
+    assert_eq!(frame(&event), ("gone".into(), 1, Some(id)));
+    assert!(event.id.unwrap().parse::<u64>().unwrap() > skip);
+}
