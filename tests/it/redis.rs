@@ -740,3 +740,41 @@ fn a_redis_that_lost_acknowledged_changes_is_read_again_and_versions_skip_ahead(
     assert_eq!(frame(&event), ("gone".into(), 1, Some(id)));
     assert!(event.id.unwrap().parse::<u64>().unwrap() > skip);
 }
+
+#[test]
+fn each_instance_audits_the_decisions_made_through_it_in_its_own_data_dir() {
+    let Some(program) = redis_server() else {
+        return;
+    };
+    let redis = Redis::start(program);
+    let dir = TempDir::new("redis-audit");
+    let (a_dir, b_dir) = (dir.join("a"), dir.join("b"));
+    let flags = |d: &PathBuf| {
+        vec![
+            "--store".to_string(),
+            redis.url(),
+            "--data-dir".into(),
+            d.display().to_string(),
+        ]
+    };
+    let start = |d: &PathBuf| {
+        let flags = flags(d);
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        ServerProcess::start_with(askgate(), &flags)
+    };
+    let (a, b) = (start(&a_dir), start(&b_dir));
+    let id = submit(&a, "audited", "who?");
+    assert_eq!(answer(&b, "audited", &id, "me"), 200);
+    let audit = |d: &PathBuf| std::fs::read_to_string(d.join("audit.log")).unwrap_or_default();
+    eventually(
+        "each decision in its instance's audit file",
+        DEADLINE,
+        &mut || audit(&a_dir).contains("event=asked") && audit(&b_dir).contains("event=answered"),
+    );
+    assert!(
+        !audit(&a_dir).contains("event=answered"),
+        "{}",
+        audit(&a_dir)
+    );
+    assert!(!audit(&b_dir).contains("event=asked"), "{}", audit(&b_dir));
+}
