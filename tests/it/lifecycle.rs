@@ -57,7 +57,7 @@ fn wait_for_line(server: &ServerProcess, needle: &str) {
 
 /// Sends `signal` and waits for the exit; returns the status and how long
 /// it took. The server is killed (by its pid, not yet reaped) if it overstays.
-fn signal_and_wait(server: &mut ServerProcess, signal: libc::c_int) -> (ExitStatus, Duration) {
+pub fn signal_and_wait(server: &mut ServerProcess, signal: libc::c_int) -> (ExitStatus, Duration) {
     let pid = server.child.id() as libc::pid_t;
     let child = &mut server.child;
     thread::scope(|scope| {

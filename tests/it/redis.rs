@@ -139,7 +139,13 @@ fn ping(port: u16) -> bool {
 }
 
 fn instance(redis: &Redis) -> ServerProcess {
-    ServerProcess::start_with(askgate(), &["--store", &redis.url()])
+    instance_with(redis, &[])
+}
+
+fn instance_with(redis: &Redis, flags: &[&str]) -> ServerProcess {
+    let url = redis.url();
+    let flags = [&["--store", url.as_str()], flags].concat();
+    ServerProcess::start_with(askgate(), &flags)
 }
 
 /// nginx in front of the instances, round-robin, streaming (no buffering).
@@ -777,4 +783,103 @@ fn each_instance_audits_the_decisions_made_through_it_in_its_own_data_dir() {
         audit(&a_dir)
     );
     assert!(!audit(&b_dir).contains("event=asked"), "{}", audit(&b_dir));
+}
+
+#[test]
+fn concurrent_submits_through_three_instances_make_one_order_every_stream_sees() {
+    let Some(program) = redis_server() else {
+        return;
+    };
+    let redis = Redis::start(program);
+    // Room for every submit in one queue, and for every frame in a stream
+    // that is read only at the end.
+    let flags = ["--max-pending", "1000", "--subscriber-buffer", "1000"];
+    let servers = [1, 2, 3].map(|_| instance_with(&redis, &flags));
+    let mut streams: Vec<SseClient> = servers
+        .iter()
+        .map(|server| {
+            let mut stream = server.stream("/api/events?session_id=race");
+            stream.events_until("ready");
+            stream
+        })
+        .collect();
+    const PER_THREAD: usize = 25;
+    let addrs: Vec<SocketAddr> = servers.iter().map(|s| s.addr).collect();
+    let threads: Vec<_> = (0..6)
+        .map(|t| {
+            let client = Client {
+                addr: addrs[t % addrs.len()],
+            };
+            thread::spawn(move || {
+                let mut mine = Vec::new();
+                for n in 0..PER_THREAD {
+                    mine.push(submit(&client, "race", &format!("t{t}-{n}")));
+                }
+                mine
+            })
+        })
+        .collect();
+    let acknowledged: Vec<Vec<String>> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let total = 6 * PER_THREAD;
+    // Every stream saw the same frames, versions rising one by one.
+    let seen: Vec<Vec<(String, u64)>> = streams
+        .iter_mut()
+        .map(|stream| {
+            (0..total)
+                .map(|_| {
+                    let event = stream.expect_event("a submit");
+                    (event.id.clone().unwrap(), event.count())
+                })
+                .collect()
+        })
+        .collect();
+    assert_eq!(seen[0], seen[1]);
+    assert_eq!(seen[0], seen[2]);
+    let counts: Vec<u64> = seen[0].iter().map(|(_, count)| *count).collect();
+    assert_eq!(counts, (1..=total as u64).collect::<Vec<_>>());
+    // Answering the head through each instance in turn drains the queue in
+    // one order, and each client's submits come out in the order it made them.
+    let mut order = Vec::new();
+    for n in 0..total {
+        // Read where the last answer was given (reads elsewhere may be a
+        // publish behind), answer through the next instance.
+        let (_, head) = pending(&servers[(n + 2) % 3], "race");
+        let server = &servers[n % 3];
+        let head = head.expect("a head");
+        assert_eq!(answer(server, "race", &head, "ok"), 200);
+        order.push(head);
+    }
+    for mine in &acknowledged {
+        let positions: Vec<usize> = mine
+            .iter()
+            .map(|id| order.iter().position(|o| o == id).unwrap())
+            .collect();
+        assert!(positions.windows(2).all(|w| w[0] < w[1]), "{positions:?}");
+    }
+}
+
+#[test]
+fn an_instance_on_redis_shuts_down_at_once_on_sigterm_even_with_redis_gone() {
+    let Some(program) = redis_server() else {
+        return;
+    };
+    let mut redis = Redis::start(program);
+    let mut up = instance(&redis);
+    let mut stream = up.stream("/api/events");
+    stream.events_until("ready");
+    let (status, took) = crate::lifecycle::signal_and_wait(&mut up, libc::SIGTERM);
+    assert!(
+        status.success() && took < Duration::from_secs(2),
+        "{status} {took:?}"
+    );
+    let mut orphaned = instance(&redis);
+    redis.crash();
+    eventually("it notices", LONG, &mut || {
+        orphaned.get("/healthz").status == 503
+    });
+    let (status, took) = crate::lifecycle::signal_and_wait(&mut orphaned, libc::SIGTERM);
+    assert!(
+        status.success() && took < Duration::from_secs(2),
+        "{status} {took:?}"
+    );
 }
