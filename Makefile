@@ -58,3 +58,4 @@ bench:
 	$(CARGO) build --release
 	$(CARGO) bench --bench fanout
 	$(CARGO) bench --bench durability
+	$(CARGO) bench --bench redis
