@@ -457,6 +457,9 @@ impl Hub {
     /// `since`, only the queues that changed after that version are sent,
     /// when the hub can honour it.
     pub fn subscribe(self: &Arc<Self>, interest: Interest, since: Option<u64>) -> Subscription {
+        if let Some(since) = since {
+            self.catch_up_to(since);
+        }
         let mut inner = self.lock();
         let since = since.filter(|&v| inner.state.can_resume_from(v));
         let initial = inner.state.states(&interest, since);
@@ -480,6 +483,7 @@ impl Hub {
         kind: Kind,
         since: u64,
     ) -> std::result::Result<Subscription, Update> {
+        self.catch_up_to(since);
         let mut inner = self.lock();
         let update = inner.state.update_of(session_id, kind);
         if update.version != since {
@@ -499,6 +503,17 @@ impl Hub {
             version,
             full: false,
         })
+    }
+
+    /// With Redis, a version a client saw on another instance that this
+    /// one has not reached yet: read the log first, so that the client
+    /// resumes from it rather than getting the full state (or an older one).
+    fn catch_up_to(&self, version: u64) {
+        if let Some(replica) = &self.replica
+            && self.lock().state.version() < version
+        {
+            replica::sync(self, replica);
+        }
     }
 
     /// Adds a subscriber; once the hub is closing, its channel is closed at

@@ -883,3 +883,25 @@ fn an_instance_on_redis_shuts_down_at_once_on_sigterm_even_with_redis_gone() {
         "{status} {took:?}"
     );
 }
+
+#[test]
+fn a_stream_resumes_on_another_instance_from_what_it_saw_on_the_first() {
+    let Some(program) = redis_server() else {
+        return;
+    };
+    let redis = Redis::start(program);
+    let [a, b] = [instance(&redis), instance(&redis)];
+    let mut on_a = a.stream("/api/events?session_id=hop");
+    on_a.events_until("ready");
+    for n in 0..20 {
+        submit(&a, "hop", &format!("q{n}"));
+        let seen = on_a.expect_event("the submit").id.unwrap();
+        // At once on B, which may not have applied it yet: it reads the
+        // log first, so the id resumes exactly (nothing changed since).
+        let headers = [("Last-Event-ID", seen.as_str())];
+        let mut on_b = SseClient::open(b.addr, "/api/events?session_id=hop", &headers);
+        let events = on_b.events_until("ready");
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0].json()["full"], false, "round {n}");
+    }
+}
