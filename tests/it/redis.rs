@@ -405,6 +405,7 @@ fn a_killed_instance_s_streams_resume_on_the_others_and_nothing_acknowledged_is_
     let acknowledged = Arc::new(Mutex::new(Vec::<(String, String)>::new()));
     let load_stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicUsize::new(0));
+    let answers = Arc::new(Mutex::new(HashSet::<String>::new()));
     let load = {
         let (acknowledged, load_stop, done, client) = (
             acknowledged.clone(),
@@ -412,6 +413,7 @@ fn a_killed_instance_s_streams_resume_on_the_others_and_nothing_acknowledged_is_
             done.clone(),
             proxy.client(),
         );
+        let answers = answers.clone();
         thread::spawn(move || {
             let mut n = 0;
             while !load_stop.load(Ordering::Acquire) {
@@ -431,7 +433,10 @@ fn a_killed_instance_s_streams_resume_on_the_others_and_nothing_acknowledged_is_
                     .push((session.clone(), id.clone()));
                 if n % 3 == 0 {
                     let body = json!({"session_id": session, "clarify_id": id, "response": "ok"});
-                    let _ = client.try_post("/api/clarify/respond", &body);
+                    let answered = client.try_post("/api/clarify/respond", &body);
+                    if answered.is_ok_and(|reply| reply.status == 200) {
+                        answers.lock().unwrap().insert(id);
+                    }
                 }
                 done.fetch_add(1, Ordering::Release);
             }
@@ -455,12 +460,17 @@ fn a_killed_instance_s_streams_resume_on_the_others_and_nothing_acknowledged_is_
     let sessions: HashSet<String> = (0..8).map(|n| format!("s{n}")).collect();
     let acknowledged = acknowledged.lock().unwrap().clone();
     assert!(acknowledged.len() >= 120, "{}", acknowledged.len());
+    let answers = answers.lock().unwrap().clone();
+    assert!(answers.len() >= 30, "{}", answers.len());
     for (session, id) in &acknowledged {
         for server in [&b, &c] {
             let reply = server.get(&format!(
                 "/api/clarify/wait?session_id={session}&clarify_id={id}&timeout=0"
             ));
             assert_eq!(reply.status, 200, "{id} in {session}: {}", reply.text());
+            if answers.contains(id) {
+                assert_eq!(reply.json()["status"], "answered", "{}", reply.text());
+            }
         }
     }
     let truth: BTreeMap<String, (u64, Option<String>)> = sessions
@@ -484,8 +494,9 @@ fn a_killed_instance_s_streams_resume_on_the_others_and_nothing_acknowledged_is_
     let streams = view.lock().unwrap().streams;
     assert!(streams >= 2, "the stream was resumed");
     eprintln!(
-        "redis kill -9: {} submits acknowledged through nginx, the stream opened {streams} times",
-        acknowledged.len()
+        "redis kill -9: {} submits and {} answers acknowledged through nginx, the stream opened {streams} times",
+        acknowledged.len(),
+        answers.len()
     );
     stop.store(true, Ordering::Release);
     follower.join().unwrap();
