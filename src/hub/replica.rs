@@ -56,8 +56,22 @@ const READ_BATCH: usize = 128;
 /// Appends tried before a busy log refuses an operation.
 const MAX_TRIES: usize = 64;
 
+/// The Redis store's counters, for `/metrics`.
+#[derive(Debug, Default, PartialEq)]
+pub struct StoreStats {
+    pub up: bool,
+    pub appends: u64,
+    pub conflicts: u64,
+    pub applied: u64,
+    pub reloads: u64,
+}
+
 pub struct Replica {
     log: RedisLog,
+    appends: AtomicU64,
+    conflicts: AtomicU64,
+    applied: AtomicU64,
+    reloads: AtomicU64,
     /// This instance, as the lease names it.
     holder: String,
     /// The newest snapshot this instance wrote or started from.
@@ -113,11 +127,16 @@ impl Hub {
         hub.replica = Some(Replica {
             log: RedisLog::new(target.clone()),
             holder: format!("{}-{}", std::process::id(), super::ids::random_hex(16)),
+            appends: AtomicU64::new(0),
+            conflicts: AtomicU64::new(0),
+            applied: AtomicU64::new(0),
+            reloads: AtomicU64::new(0),
             snapshot_version: AtomicU64::new(0),
         });
         let replica = hub.replica.as_ref().expect("set above");
         hub.reload(&mut replica.log.link())
             .map_err(|error| format!("cannot read the state from {target}: {error}"))?;
+        replica.reloads.store(0, Ordering::Relaxed);
         let inner = hub.lock();
         log::info!(
             "state from {target}: version {}, {} pending prompts, {} rules, in {} ms",
@@ -135,6 +154,19 @@ impl Hub {
     pub fn store_status(&self) -> Option<(String, std::result::Result<(), String>)> {
         let replica = self.replica.as_ref()?;
         Some((replica.target().to_string(), replica.status()))
+    }
+
+    /// The Redis store's counters; `None` with a journal (or in memory).
+    pub fn store_stats(&self) -> Option<StoreStats> {
+        let replica = self.replica.as_ref()?;
+        let count = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        Some(StoreStats {
+            up: replica.status().is_ok(),
+            appends: count(&replica.appends),
+            conflicts: count(&replica.conflicts),
+            applied: count(&replica.applied),
+            reloads: count(&replica.reloads),
+        })
     }
 
     pub fn is_replicated(&self) -> bool {
@@ -158,6 +190,7 @@ impl Hub {
         };
         let replica = self.replica.as_ref().expect("only with redis");
         replica.snapshot_version.store(snapshot, Ordering::Release);
+        replica.reloads.fetch_add(1, Ordering::Relaxed);
         let mut inner = self.lock();
         inner.state = state;
         inner.registry.clear();
@@ -251,6 +284,9 @@ impl Hub {
                 ));
             }
             let applied = inner.apply_all(changes, &op);
+            if let Some(replica) = &self.replica {
+                replica.applied.fetch_add(1, Ordering::Relaxed);
+            }
             committed.recorded.extend(applied.recorded);
             committed.deadline |= applied.deadline;
         }
@@ -414,6 +450,7 @@ pub(super) fn commit<R>(
         let appended = link.append(base, version, &durable::encode(&changes));
         match appended.map_err(|error| unreachable(replica, &error))? {
             Appended::Done => {
+                replica.appends.fetch_add(1, Ordering::Relaxed);
                 let mut inner = hub.lock();
                 debug_assert_eq!(
                     inner.state.version(),
@@ -427,6 +464,7 @@ pub(super) fn commit<R>(
                 return Ok(decided);
             }
             Appended::Behind(_) => {
+                replica.conflicts.fetch_add(1, Ordering::Relaxed);
                 caught_up = true;
                 hub.catch_up(&mut link)
                     .map_err(|error| unreachable(replica, &error))?;

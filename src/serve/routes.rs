@@ -721,6 +721,9 @@ fn metrics(app: &App) -> Response {
     if let Some(stats) = app.hub.journal_stats() {
         text.push_str(&crate::serve::metrics::render_journal(&stats));
     }
+    if let Some(stats) = app.hub.store_stats() {
+        text.push_str(&crate::serve::metrics::render_store(&stats));
+    }
     Response::text(200, "text/plain; version=0.0.4; charset=utf-8", text)
 }
 

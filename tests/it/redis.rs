@@ -744,6 +744,9 @@ fn a_redis_that_lost_acknowledged_changes_is_read_again_and_versions_skip_ahead(
         );
     }
     stream.expect_end(LONG);
+    for server in [&a, &b] {
+        assert_eq!(server.metric("askgate_store_reloads_total"), 1.0);
+    }
     // Exactly one skip: the second instance finds the log already past it.
     assert_eq!(a.metric("askgate_version"), skip as f64);
     assert_eq!(b.metric("askgate_version"), skip as f64);
@@ -860,6 +863,31 @@ fn concurrent_submits_through_three_instances_make_one_order_every_stream_sees()
         assert_eq!(answer(server, "race", &head, "ok"), 200);
         order.push(head);
     }
+    // Every record was appended by one instance and applied by the others.
+    let metric = |server: &ServerProcess, name: &str| server.metric(name) as usize;
+    let appended: usize = servers
+        .iter()
+        .map(|s| metric(s, "askgate_store_appends_total"))
+        .sum();
+    assert_eq!(appended, 2 * total);
+    for server in &servers {
+        eventually(
+            "each instance has applied the others' records",
+            DEADLINE,
+            &mut || {
+                metric(server, "askgate_store_appends_total")
+                    + metric(server, "askgate_store_applied_total")
+                    == 2 * total
+            },
+        );
+        assert_eq!(metric(server, "askgate_store_up"), 1);
+        assert_eq!(metric(server, "askgate_store_reloads_total"), 0);
+    }
+    let conflicts: usize = servers
+        .iter()
+        .map(|s| metric(s, "askgate_store_conflicts_total"))
+        .sum();
+    eprintln!("redis concurrent submits: {conflicts} appends lost a race and were decided again");
     for mine in &acknowledged {
         let positions: Vec<usize> = mine
             .iter()
