@@ -22,6 +22,7 @@
 //!   the change is durable.
 
 pub mod durable;
+mod follower;
 pub mod ids;
 pub mod replica;
 pub mod subscriber;

@@ -1,5 +1,6 @@
 //! The hub's side of the Redis store: one state machine replicated by a
-//! shared, totally ordered log (`store/redis.rs`).
+//! shared, totally ordered log (`store/redis.rs`). This file opens it and
+//! appends to it; `follower.rs` reads it.
 //!
 //! Every instance holds the whole `State` in memory and applies the same
 //! records in the same order with the same `State::apply`, so the queue
@@ -31,14 +32,13 @@
 //!   hold it. The holder also writes a snapshot every `SNAPSHOT_EVERY`
 //!   versions, after which Redis trims the log before the previous one.
 
-use super::{Hub, Inner, Op, SERVER, durable};
+use super::{Hub, Inner, Op, durable};
 use crate::core::change::Change;
 use crate::core::state::{Limits, State};
 use crate::error::{Error, Result};
 use crate::store::audit_log::AuditLog;
-use crate::store::redis::{Appended, Link, Record, RedisLog};
+use crate::store::redis::{Appended, RedisLog};
 use crate::store::resp::Target;
-use serde_json::Value;
 use std::io;
 use std::sync::MutexGuard;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -51,8 +51,6 @@ const LEASE_TTL: Duration = Duration::from_secs(5);
 pub const LEASE_CHECK: Duration = Duration::from_secs(1);
 /// Versions between snapshots.
 const SNAPSHOT_EVERY: u64 = 1000;
-/// Records read from the log at once.
-const READ_BATCH: usize = 128;
 /// Appends tried before a busy log refuses an operation.
 const MAX_TRIES: usize = 64;
 
@@ -67,15 +65,15 @@ pub struct StoreStats {
 }
 
 pub struct Replica {
-    log: RedisLog,
+    pub(super) log: RedisLog,
     appends: AtomicU64,
     conflicts: AtomicU64,
-    applied: AtomicU64,
-    reloads: AtomicU64,
+    pub(super) applied: AtomicU64,
+    pub(super) reloads: AtomicU64,
     /// This instance, as the lease names it.
     holder: String,
     /// The newest snapshot this instance wrote or started from.
-    snapshot_version: AtomicU64,
+    pub(super) snapshot_version: AtomicU64,
 }
 
 impl Replica {
@@ -172,240 +170,6 @@ impl Hub {
     pub fn is_replicated(&self) -> bool {
         self.replica.is_some()
     }
-
-    /// Reads the state anew: the snapshot, then every record after it. The
-    /// registry is emptied (streams end and reconnect, resuming or getting
-    /// the full state) and waiting agents look again.
-    fn reload(&self, link: &mut Link<'_>) -> io::Result<()> {
-        let mut tries = 0;
-        let (state, snapshot) = loop {
-            tries += 1;
-            match read_state(link)? {
-                Some(read) => break read,
-                // The log was trimmed past the snapshot just read: a newer
-                // one has landed meanwhile.
-                None if tries < 3 => continue,
-                None => return Err(io::Error::other("the log does not follow its snapshot")),
-            }
-        };
-        let replica = self.replica.as_ref().expect("only with redis");
-        replica.snapshot_version.store(snapshot, Ordering::Release);
-        replica.reloads.fetch_add(1, Ordering::Relaxed);
-        let mut inner = self.lock();
-        inner.state = state;
-        inner.registry.clear();
-        for waiters in inner.waiting.values() {
-            waiters.notify_all();
-        }
-        Ok(())
-    }
-
-    /// Applies every record the log has after this instance's version.
-    fn catch_up(&self, link: &mut Link<'_>) -> io::Result<()> {
-        loop {
-            let from = self.lock().state.version();
-            let tail = link.tail(from, READ_BATCH)?;
-            if tail.version < from {
-                return self.went_back(link, tail.version, from);
-            }
-            let follows = tail.records.first().is_none_or(|r| r.base == from);
-            if !follows || (tail.records.is_empty() && tail.version > from) {
-                log::info!("the log in redis no longer holds version {from}: reading its snapshot");
-                return self.reload(link);
-            }
-            let full = tail.records.len() == READ_BATCH;
-            self.apply_records(&tail.records)?;
-            if !full {
-                return Ok(());
-            }
-        }
-    }
-
-    /// Redis is at `theirs`, behind this instance's `ours`: it lost records
-    /// it had acknowledged. Reads the state again and moves versions past
-    /// any this instance may have shown.
-    fn went_back(&self, link: &mut Link<'_>, theirs: u64, ours: u64) -> io::Result<()> {
-        log::error!(
-            "the log in redis is at version {theirs}, behind this instance's {ours}: redis lost \
-             acknowledged changes (appendfsync everysec and a crash?); reading it again"
-        );
-        self.reload(link)?;
-        let base = self.lock().state.version();
-        if base > ours {
-            // Another instance has moved the log past ours already.
-            return Ok(());
-        }
-        let restarted = vec![Change::Restarted {
-            skip: durable::RESTART_SKIP,
-        }];
-        let version = base + durable::RESTART_SKIP;
-        if link.append(base, version, &durable::encode(&restarted))? == Appended::Done {
-            let op = Op {
-                by: SERVER,
-                now: self.clock.now(),
-            };
-            let committed = self.lock().apply_all(restarted, &op);
-            self.announce(committed);
-        }
-        Ok(())
-    }
-
-    /// Applies records in log order under the hub lock, skipping those it
-    /// already has; stops at a gap. Audit lines were written by the
-    /// instance that made each change.
-    fn apply_records(&self, records: &[Record]) -> io::Result<()> {
-        let mut committed = super::Committed::default();
-        let op = Op {
-            by: SERVER,
-            now: self.clock.now(),
-        };
-        let mut inner = self.lock();
-        for record in records {
-            let version = inner.state.version();
-            if record.version <= version {
-                continue;
-            }
-            if record.base != version {
-                break;
-            }
-            let changes = durable::decode(&record.bytes).ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!(
-                        "the record of version {} is not a list of changes",
-                        record.version
-                    ),
-                )
-            })?;
-            if durable::version_after(&inner.state, &changes) != record.version {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("the record of version {} does not reach it", record.version),
-                ));
-            }
-            let applied = inner.apply_all(changes, &op);
-            if let Some(replica) = &self.replica {
-                replica.applied.fetch_add(1, Ordering::Relaxed);
-            }
-            committed.recorded.extend(applied.recorded);
-            committed.deadline |= applied.deadline;
-        }
-        drop(inner);
-        self.announce(committed);
-        Ok(())
-    }
-
-    /// A record published on the channel: applied when it follows this
-    /// instance's version, else the log is read from there.
-    fn receive(&self, link: &mut Link<'_>, record: Record) -> io::Result<()> {
-        let version = self.lock().state.version();
-        if record.version <= version {
-            return Ok(());
-        }
-        if record.base == version {
-            return self.apply_records(&[record]);
-        }
-        self.catch_up(link)
-    }
-
-    /// The follower thread: subscribes to the log's channel, catches up,
-    /// then applies every record published, until the hub closes. When
-    /// Redis goes away it tries again, at most a second apart.
-    pub fn follow(&self) {
-        let Some(replica) = &self.replica else {
-            return;
-        };
-        let mut backoff = Duration::from_millis(50);
-        while !self.is_closing() {
-            let followed = replica.log.follow().and_then(|follower| {
-                self.catch_up(&mut replica.log.link())?;
-                Ok(follower)
-            });
-            let mut follower = match followed {
-                Ok(follower) => follower,
-                Err(error) => {
-                    replica.log.down(&error);
-                    self.pause(backoff);
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
-                    continue;
-                }
-            };
-            backoff = Duration::from_millis(50);
-            while !self.is_closing() {
-                let received = follower.next(Duration::from_millis(250));
-                let result = match received {
-                    Ok(None) => Ok(()),
-                    Ok(Some(record)) => self.receive(&mut replica.log.link(), record),
-                    Err(error) => Err(error),
-                };
-                if let Err(error) = result {
-                    replica.log.down(&error);
-                    break;
-                }
-            }
-        }
-    }
-
-    /// Waits `pause`, or less when the hub closes.
-    fn pause(&self, pause: Duration) {
-        let inner = self.lock();
-        if !self.is_closing() {
-            let _unused = self.expiry_changed.wait_timeout(inner, pause);
-        }
-    }
-}
-
-/// The state in Redis, from its snapshot and every record after it, and
-/// the snapshot's version; `None` when the log does not follow the
-/// snapshot (trimmed meanwhile).
-fn read_state(link: &mut Link<'_>) -> io::Result<Option<(State, u64)>> {
-    let mut state = match link.snapshot()? {
-        None => State::default(),
-        Some((version, bytes)) => {
-            let value: Value = serde_json::from_slice(&bytes)
-                .map_err(|e| invalid(format!("the snapshot in redis is not JSON: {e}")))?;
-            let state = State::from_snapshot(&value)
-                .ok_or_else(|| invalid("the snapshot in redis does not describe a state".into()))?;
-            if state.version() != version {
-                return Err(invalid(format!(
-                    "the snapshot in redis says version {} inside and {version} outside",
-                    state.version()
-                )));
-            }
-            state
-        }
-    };
-    let snapshot = state.version();
-    loop {
-        let tail = link.tail(state.version(), READ_BATCH)?;
-        for record in &tail.records {
-            if record.version <= state.version() {
-                continue;
-            }
-            if record.base != state.version() {
-                return Ok(None);
-            }
-            let changes = durable::decode(&record.bytes).ok_or_else(|| {
-                invalid(format!(
-                    "the record of version {} is not a list of changes",
-                    record.version
-                ))
-            })?;
-            for change in &changes {
-                state.apply(change);
-            }
-        }
-        if tail.records.len() < READ_BATCH {
-            if tail.version > state.version() {
-                return Ok(None);
-            }
-            return Ok(Some((state, snapshot)));
-        }
-    }
-}
-
-fn invalid(message: String) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, message)
 }
 
 /// One operation on the shared log: decide under the hub lock, append if
