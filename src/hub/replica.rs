@@ -37,7 +37,7 @@ use crate::core::change::Change;
 use crate::core::state::{Limits, State};
 use crate::error::{Error, Result};
 use crate::store::audit_log::AuditLog;
-use crate::store::redis::{Appended, RedisLog};
+use crate::store::redis::{AppendError, Appended, RedisLog};
 use crate::store::resp::Target;
 use std::io;
 use std::sync::MutexGuard;
@@ -212,7 +212,7 @@ pub(super) fn commit<R>(
         let version = durable::version_after(&inner.state, &changes);
         drop(inner);
         let appended = link.append(base, version, &durable::encode(&changes));
-        match appended.map_err(|error| unreachable(replica, &error))? {
+        match appended.map_err(|error| refused(replica, error))? {
             Appended::Done => {
                 replica.appends.fetch_add(1, Ordering::Relaxed);
                 let mut inner = hub.lock();
@@ -247,6 +247,24 @@ pub(super) fn sync(hub: &Hub, replica: &Replica) {
     let mut link = replica.log.link();
     if let Err(error) = hub.catch_up(&mut link) {
         replica.log.down(&error);
+    }
+}
+
+/// A failed append as the client hears it: made or not, it is not
+/// acknowledged.
+fn refused(replica: &Replica, error: AppendError) -> Error {
+    match error {
+        AppendError::NotMade(error) => unreachable(replica, &error),
+        AppendError::Unknown(error) => {
+            log::warn!(
+                "a change may or may not have reached redis {}: {error}",
+                replica.target()
+            );
+            Error::StoreUnavailable(format!(
+                "the store (redis) went away during the change ({error}); it was not acknowledged, \
+                 and is made only if redis took it before"
+            ))
+        }
     }
 }
 

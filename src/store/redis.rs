@@ -71,6 +71,39 @@ pub struct Record {
     pub bytes: Vec<u8>,
 }
 
+/// Why an append did not happen, as far as this instance can tell.
+#[derive(Debug)]
+pub enum AppendError {
+    /// Redis could not be reached, or refused the script: not appended.
+    NotMade(io::Error),
+    /// The connection failed after the script was sent and Redis cannot be
+    /// reached to look: appended only if Redis took it before it went away.
+    Unknown(io::Error),
+}
+
+impl From<AppendError> for io::Error {
+    fn from(error: AppendError) -> io::Error {
+        match error {
+            AppendError::NotMade(error) | AppendError::Unknown(error) => error,
+        }
+    }
+}
+
+/// How one attempt failed: Redis answered (with an error), or the
+/// connection failed on the way.
+enum Failure {
+    Answered(io::Error),
+    Lost(io::Error),
+}
+
+impl Failure {
+    fn not_made(self) -> AppendError {
+        match self {
+            Failure::Answered(error) | Failure::Lost(error) => AppendError::NotMade(error),
+        }
+    }
+}
+
 #[derive(Debug, PartialEq)]
 pub enum Appended {
     Done,
@@ -197,29 +230,55 @@ impl Link<'_> {
     }
 
     /// Appends the record if the log is at `base`. When the connection
-    /// fails on the way (Redis restarted since it was last used, or went
-    /// away mid-command), connects again and looks: the record is there
-    /// (`Done`), the log is still at `base` (tried once more), or it moved.
-    pub fn append(&mut self, base: u64, version: u64, bytes: &[u8]) -> io::Result<Appended> {
-        match self.try_append(base, version, bytes) {
-            Err(error) if error.kind() != io::ErrorKind::InvalidData => {
-                let tail = self.tail(base, 1)?;
-                match tail.records.first() {
-                    Some(record) if record.base == base && record.version == version => {
-                        match record.bytes == bytes {
-                            true => Ok(Appended::Done),
-                            false => Ok(Appended::Behind(tail.version)),
-                        }
-                    }
-                    _ if tail.version == base => self.try_append(base, version, bytes),
-                    _ => Ok(Appended::Behind(tail.version)),
+    /// fails mid-command (Redis restarted since it was last used, or went
+    /// away), connects again and looks: the record is there (`Done`), the
+    /// log is still at `base` (tried once more), or it moved (`Behind`).
+    /// Only when Redis cannot be reached then is the outcome `Unknown`.
+    pub fn append(
+        &mut self,
+        base: u64,
+        version: u64,
+        bytes: &[u8],
+    ) -> Result<Appended, AppendError> {
+        if self.conn.is_none() {
+            self.connect().map_err(AppendError::NotMade)?;
+        }
+        let lost = match self.try_append(base, version, bytes) {
+            Err(Failure::Lost(error)) => error,
+            result => return result.map_err(Failure::not_made),
+        };
+        let tail = self.tail(base, 1).map_err(|_| AppendError::Unknown(lost))?;
+        match tail.records.first() {
+            Some(record) if record.base == base && record.version == version => {
+                match record.bytes == bytes {
+                    true => Ok(Appended::Done),
+                    false => Ok(Appended::Behind(tail.version)),
                 }
             }
-            result => result,
+            _ if tail.version == base => {
+                self.try_append(base, version, bytes)
+                    .map_err(|failure| match failure {
+                        Failure::Lost(error) => AppendError::Unknown(error),
+                        Failure::Answered(error) => AppendError::NotMade(error),
+                    })
+            }
+            _ => Ok(Appended::Behind(tail.version)),
         }
     }
 
-    fn try_append(&mut self, base: u64, version: u64, bytes: &[u8]) -> io::Result<Appended> {
+    fn connect(&mut self) -> io::Result<()> {
+        let connected = Conn::connect(&self.log.target, TIMEOUT);
+        match connected {
+            Ok(conn) => *self.conn = Some(conn),
+            Err(error) => {
+                self.log.down(&error);
+                return Err(error);
+            }
+        }
+        Ok(())
+    }
+
+    fn try_append(&mut self, base: u64, version: u64, bytes: &[u8]) -> Result<Appended, Failure> {
         let (base_text, version_text) = (base.to_string(), version.to_string());
         let channel = key("changes");
         let args: [&[u8]; 4] = [
@@ -228,13 +287,21 @@ impl Link<'_> {
             bytes,
             channel.as_bytes(),
         ];
-        let reply = self.script(APPEND, &[&key("version"), &key("log")], &args)?;
-        let items = reply.as_array().ok_or_else(|| unexpected("append"))?;
+        let keys = [key("version"), key("log")];
+        let mut all: Vec<&[u8]> = vec![b"EVAL", APPEND.as_bytes(), b"2"];
+        all.extend(keys.iter().map(|k| k.as_bytes()));
+        all.extend_from_slice(&args);
+        let result = self.call_once(&all);
+        self.log.mark(&result);
+        let reply = resp::ok(result.map_err(Failure::Lost)?).map_err(Failure::Answered)?;
+        let items = reply
+            .as_array()
+            .ok_or_else(|| Failure::Answered(unexpected("append")))?;
         let current = items.get(1).and_then(Reply::as_u64);
         match (items.first(), current) {
             (Some(Reply::Int(1)), _) => Ok(Appended::Done),
             (Some(Reply::Int(0)), Some(current)) => Ok(Appended::Behind(current)),
-            _ => Err(unexpected("append")),
+            _ => Err(Failure::Answered(unexpected("append"))),
         }
     }
 
