@@ -28,7 +28,7 @@ impl Hub {
     /// the full state) and waiting agents look again.
     pub(super) fn reload(&self, link: &mut Link<'_>) -> io::Result<()> {
         let mut tries = 0;
-        let (state, snapshot) = loop {
+        let (state, read) = loop {
             tries += 1;
             match read_state(link)? {
                 Some(read) => break read,
@@ -39,7 +39,13 @@ impl Hub {
             }
         };
         let replica = self.replica.as_ref().expect("only with redis");
-        replica.snapshot_version.store(snapshot, Ordering::Release);
+        replica
+            .snapshot_version
+            .store(read.snapshot_version, Ordering::Release);
+        replica
+            .snapshot_bytes
+            .store(read.snapshot_bytes, Ordering::Release);
+        replica.log_bytes.store(read.log_bytes, Ordering::Release);
         replica.reloads.fetch_add(1, Ordering::Relaxed);
         let mut inner = self.lock();
         inner.state = state;
@@ -136,6 +142,7 @@ impl Hub {
             let applied = inner.apply_all(changes, &op);
             if let Some(replica) = &self.replica {
                 replica.applied.fetch_add(1, Ordering::Relaxed);
+                replica.grew(record.bytes.len());
             }
             committed.recorded.extend(applied.recorded);
             committed.deadline |= applied.deadline;
@@ -205,13 +212,26 @@ impl Hub {
     }
 }
 
-/// The state in Redis, from its snapshot and every record after it, and
-/// the snapshot's version; `None` when the log does not follow the
-/// snapshot (trimmed meanwhile).
-fn read_state(link: &mut Link<'_>) -> io::Result<Option<(State, u64)>> {
+/// What reading the state from Redis found besides the state.
+struct Read {
+    snapshot_version: u64,
+    snapshot_bytes: u64,
+    /// The bytes of the records after the snapshot.
+    log_bytes: u64,
+}
+
+/// The state in Redis, from its snapshot and every record after it;
+/// `None` when the log does not follow the snapshot (trimmed meanwhile).
+fn read_state(link: &mut Link<'_>) -> io::Result<Option<(State, Read)>> {
+    let mut read = Read {
+        snapshot_version: 0,
+        snapshot_bytes: 0,
+        log_bytes: 0,
+    };
     let mut state = match link.snapshot()? {
         None => State::default(),
         Some((version, bytes)) => {
+            read.snapshot_bytes = bytes.len() as u64;
             let value: Value = serde_json::from_slice(&bytes)
                 .map_err(|e| invalid(format!("the snapshot in redis is not JSON: {e}")))?;
             let state = State::from_snapshot(&value)
@@ -225,7 +245,7 @@ fn read_state(link: &mut Link<'_>) -> io::Result<Option<(State, u64)>> {
             state
         }
     };
-    let snapshot = state.version();
+    read.snapshot_version = state.version();
     loop {
         let tail = link.tail(state.version(), READ_BATCH)?;
         for record in &tail.records {
@@ -244,12 +264,13 @@ fn read_state(link: &mut Link<'_>) -> io::Result<Option<(State, u64)>> {
             for change in &changes {
                 state.apply(change);
             }
+            read.log_bytes += record.bytes.len() as u64;
         }
         if tail.records.len() < READ_BATCH {
             if tail.version > state.version() {
                 return Ok(None);
             }
-            return Ok(Some((state, snapshot)));
+            return Ok(Some((state, read)));
         }
     }
 }

@@ -29,8 +29,10 @@
 //!   change; streams end, and resume or get the full state.
 //! - Time-driven changes (expiry, retention) are decided by the holder of
 //!   a lease; compare-and-append keeps them right even when two think they
-//!   hold it. The holder also writes a snapshot every `SNAPSHOT_EVERY`
-//!   versions, after which Redis trims the log before the previous one.
+//!   hold it. The holder also writes a snapshot once the log has grown by
+//!   `SNAPSHOT_EVERY` versions and by as many bytes as the last snapshot,
+//!   after which Redis trims the log before the previous one: Redis holds
+//!   about three times the state at most.
 
 use super::{Hub, Inner, Op, durable};
 use crate::core::change::Change;
@@ -74,6 +76,9 @@ pub struct Replica {
     holder: String,
     /// The newest snapshot this instance wrote or started from.
     pub(super) snapshot_version: AtomicU64,
+    /// Its size, and the bytes of the records after it.
+    pub(super) snapshot_bytes: AtomicU64,
+    pub(super) log_bytes: AtomicU64,
 }
 
 impl Replica {
@@ -86,19 +91,33 @@ impl Replica {
     }
 
     /// Writes a snapshot to Redis once the log has grown by
-    /// `SNAPSHOT_EVERY` versions since the last; the JSON is made under the
-    /// hub lock, which is released before the write.
+    /// `SNAPSHOT_EVERY` versions and by the last snapshot's size since it;
+    /// the JSON is made under the hub lock, which is released before the
+    /// write.
     pub(super) fn snapshot_if_grown(&self, inner: MutexGuard<'_, Inner>) {
         let version = inner.state.version();
-        if version < self.snapshot_version.load(Ordering::Acquire) + SNAPSHOT_EVERY {
+        let versions = version.saturating_sub(self.snapshot_version.load(Ordering::Acquire));
+        let bytes = self.log_bytes.load(Ordering::Acquire);
+        if versions < SNAPSHOT_EVERY || bytes < self.snapshot_bytes.load(Ordering::Acquire) {
             return;
         }
-        let bytes = serde_json::to_vec(&inner.state.to_snapshot()).expect("JSON serializes");
+        let snapshot = serde_json::to_vec(&inner.state.to_snapshot()).expect("JSON serializes");
         drop(inner);
-        match self.log.link().put_snapshot(version, &bytes) {
-            Ok(_) => self.snapshot_version.store(version, Ordering::Release),
+        match self.log.link().put_snapshot(version, &snapshot) {
+            Ok(_) => {
+                self.snapshot_version.store(version, Ordering::Release);
+                self.snapshot_bytes
+                    .store(snapshot.len() as u64, Ordering::Release);
+                self.log_bytes.store(0, Ordering::Release);
+            }
             Err(error) => log::warn!("cannot write a snapshot to redis: {error}"),
         }
+    }
+
+    /// Counts a record into the log's growth since the last snapshot.
+    pub(super) fn grew(&self, record_bytes: usize) {
+        self.log_bytes
+            .fetch_add(record_bytes as u64, Ordering::Relaxed);
     }
 
     /// Whether Redis answered last time, and if not, why.
@@ -130,6 +149,8 @@ impl Hub {
             applied: AtomicU64::new(0),
             reloads: AtomicU64::new(0),
             snapshot_version: AtomicU64::new(0),
+            snapshot_bytes: AtomicU64::new(0),
+            log_bytes: AtomicU64::new(0),
         });
         let replica = hub.replica.as_ref().expect("set above");
         hub.reload(&mut replica.log.link())
@@ -211,10 +232,12 @@ pub(super) fn commit<R>(
         let base = inner.state.version();
         let version = durable::version_after(&inner.state, &changes);
         drop(inner);
-        let appended = link.append(base, version, &durable::encode(&changes));
+        let record = durable::encode(&changes);
+        let appended = link.append(base, version, &record);
         match appended.map_err(|error| refused(replica, error))? {
             Appended::Done => {
                 replica.appends.fetch_add(1, Ordering::Relaxed);
+                replica.grew(record.len());
                 let mut inner = hub.lock();
                 debug_assert_eq!(
                     inner.state.version(),

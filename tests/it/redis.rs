@@ -702,6 +702,9 @@ fn a_new_instance_starts_from_the_snapshot_and_the_log_is_trimmed() {
         .parse()
         .unwrap();
     assert!(first >= 1000, "the log begins at {first}");
+    let snapshot = redis_call(&redis, &["HGET", "askgate:snapshot", "version"]).as_u64();
+    let size = redis_call(&redis, &["HSTRLEN", "askgate:snapshot", "state"]).as_u64();
+    eprintln!("redis snapshot: version {snapshot:?}, {size:?} bytes; the log begins at {first}");
     let b = instance(&redis);
     for session in &sessions {
         assert_eq!(pending(&b, session), pending(&a, session), "{session}");
