@@ -410,6 +410,13 @@ mod tests {
             (Duration::from_secs(1), Duration::from_secs(2))
         );
         assert!(config.insecure_no_auth);
+        assert_eq!(config.redis, None, "the journal by default");
+        let config = parse(&[], &[("ASKGATE_STORE", "redis://10.0.0.5:6380/2")]).unwrap();
+        let target = config.redis.unwrap();
+        assert_eq!(
+            (target.host.as_str(), target.port, target.db),
+            ("10.0.0.5", 6380, 2)
+        );
     }
 
     #[test]
@@ -433,6 +440,14 @@ mod tests {
             (
                 vec!["--header-timeout-secs", "0"],
                 "--header-timeout-secs must be more than 0",
+            ),
+            (
+                vec!["--store", "redis:/host"],
+                "invalid value for --store: \"redis:/host\": want redis://host:port/db",
+            ),
+            (
+                vec!["--store", "redis://h:99999/0"],
+                "invalid value for --store: \"redis://h:99999/0\": not a port",
             ),
         ];
         for (args, expected) in cases {
