@@ -109,7 +109,7 @@ impl Hub {
     /// Applies records in log order under the hub lock, skipping those it
     /// already has; stops at a gap. Audit lines were written by the
     /// instance that made each change.
-    fn apply_records(&self, records: &[Record]) -> io::Result<()> {
+    pub(super) fn apply_records(&self, records: &[Record]) -> io::Result<()> {
         let mut committed = Committed::default();
         let op = Op {
             by: SERVER,

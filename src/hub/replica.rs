@@ -250,11 +250,17 @@ pub(super) fn commit<R>(
                 hub.announce(committed);
                 return Ok(decided);
             }
-            Appended::Behind(_) => {
+            Appended::Behind { missed, .. } => {
                 replica.conflicts.fetch_add(1, Ordering::Relaxed);
                 caught_up = true;
-                hub.catch_up(&mut link)
-                    .map_err(|error| unreachable(replica, &error))?;
+                // What the script brought back, when it follows; else (or
+                // when there is more) the next try or a catch-up reads it.
+                let follows = missed.first().is_some_and(|record| record.base == base);
+                let caught = match follows {
+                    true => hub.apply_records(&missed),
+                    false => hub.catch_up(&mut link),
+                };
+                caught.map_err(|error| unreachable(replica, &error))?;
             }
         }
     }

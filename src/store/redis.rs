@@ -34,7 +34,9 @@ const PREFIX: &str = "askgate:";
 
 const APPEND: &str = r"
 local current = redis.call('GET', KEYS[1]) or '0'
-if current ~= ARGV[1] then return {0, current} end
+if current ~= ARGV[1] then
+  return {0, current, redis.call('XRANGE', KEYS[2], ARGV[5], '+', 'COUNT', ARGV[6])}
+end
 redis.call('XADD', KEYS[2], ARGV[2] .. '-0', 'b', ARGV[1], 'r', ARGV[3])
 redis.call('SET', KEYS[1], ARGV[2])
 redis.call('PUBLISH', ARGV[4], ARGV[1] .. ' ' .. ARGV[2] .. ' ' .. ARGV[3])
@@ -107,8 +109,12 @@ impl Failure {
 #[derive(Debug, PartialEq)]
 pub enum Appended {
     Done,
-    /// The log is not at the base asked for; it is at this version.
-    Behind(u64),
+    /// The log is not at the base asked for; it is at `version`, and
+    /// `missed` holds the first records after the base (when there are any).
+    Behind {
+        version: u64,
+        missed: Vec<Record>,
+    },
 }
 
 /// The records after a version, and the version the log reaches.
@@ -191,6 +197,17 @@ impl RedisLog {
     }
 }
 
+/// Records an append that lost the race brings back, so that the instance
+/// can catch up without another round trip.
+const MISSED: usize = 64;
+
+fn behind(version: u64) -> Appended {
+    Appended::Behind {
+        version,
+        missed: Vec::new(),
+    }
+}
+
 fn key(name: &str) -> String {
     format!("{PREFIX}{name}")
 }
@@ -252,7 +269,7 @@ impl Link<'_> {
             Some(record) if record.base == base && record.version == version => {
                 match record.bytes == bytes {
                     true => Ok(Appended::Done),
-                    false => Ok(Appended::Behind(tail.version)),
+                    false => Ok(behind(tail.version)),
                 }
             }
             _ if tail.version == base => {
@@ -262,7 +279,7 @@ impl Link<'_> {
                         Failure::Answered(error) => AppendError::NotMade(error),
                     })
             }
-            _ => Ok(Appended::Behind(tail.version)),
+            _ => Ok(behind(tail.version)),
         }
     }
 
@@ -281,11 +298,14 @@ impl Link<'_> {
     fn try_append(&mut self, base: u64, version: u64, bytes: &[u8]) -> Result<Appended, Failure> {
         let (base_text, version_text) = (base.to_string(), version.to_string());
         let channel = key("changes");
-        let args: [&[u8]; 4] = [
+        let (start, count) = (format!("{}-0", base + 1), MISSED.to_string());
+        let args: [&[u8]; 6] = [
             base_text.as_bytes(),
             version_text.as_bytes(),
             bytes,
             channel.as_bytes(),
+            start.as_bytes(),
+            count.as_bytes(),
         ];
         let keys = [key("version"), key("log")];
         let mut all: Vec<&[u8]> = vec![b"EVAL", APPEND.as_bytes(), b"2"];
@@ -298,9 +318,13 @@ impl Link<'_> {
             .as_array()
             .ok_or_else(|| Failure::Answered(unexpected("append")))?;
         let current = items.get(1).and_then(Reply::as_u64);
-        match (items.first(), current) {
-            (Some(Reply::Int(1)), _) => Ok(Appended::Done),
-            (Some(Reply::Int(0)), Some(current)) => Ok(Appended::Behind(current)),
+        let missed = items.get(2).and_then(Reply::as_array).unwrap_or_default();
+        let missed = missed.iter().map(entry).collect::<Option<Vec<_>>>();
+        match (items.first(), current, missed) {
+            (Some(Reply::Int(1)), _, _) => Ok(Appended::Done),
+            (Some(Reply::Int(0)), Some(version), Some(missed)) => {
+                Ok(Appended::Behind { version, missed })
+            }
             _ => Err(Failure::Answered(unexpected("append"))),
         }
     }
