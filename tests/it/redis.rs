@@ -947,3 +947,28 @@ fn a_stream_resumes_on_another_instance_from_what_it_saw_on_the_first() {
         assert_eq!(events[0].json()["full"], false, "round {n}");
     }
 }
+
+#[test]
+fn an_instance_refuses_to_start_without_its_redis_and_says_where() {
+    let port = free_port();
+    let url = format!("redis://127.0.0.1:{port}/0");
+    let flags = ["--data-dir", "none", "--store", url.as_str()];
+    let exited = ServerProcess::launch(askgate(), &flags)
+        .err()
+        .expect("it does not start");
+    assert_ne!(exited.code, Some(0));
+    assert!(
+        exited
+            .stderr
+            .contains(&format!("cannot read the state from {url}")),
+        "{}",
+        exited.stderr
+    );
+    let bad = ServerProcess::launch(askgate(), &["--store", "redis://nowhere:port"]);
+    let bad = bad.err().expect("a bad URL does not start");
+    assert!(
+        bad.stderr.contains("invalid value for --store"),
+        "{}",
+        bad.stderr
+    );
+}
