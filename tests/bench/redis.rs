@@ -77,9 +77,7 @@ fn main() {
         for (child, _) in &mut servers {
             harness::stop(child);
         }
-        if let Some(redis) = &mut redis {
-            harness::stop(&mut redis.child);
-        }
+        drop(redis.take());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
@@ -87,6 +85,13 @@ fn main() {
 struct Redis {
     child: Child,
     port: u16,
+}
+
+/// Ended by its pid when dropped, so that a panic leaves no Redis behind.
+impl Drop for Redis {
+    fn drop(&mut self) {
+        harness::stop(&mut self.child);
+    }
 }
 
 impl Redis {
