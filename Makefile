@@ -63,6 +63,7 @@ bench:
 	$(CARGO) build --release
 	$(CARGO) bench --bench fanout
 	$(CARGO) bench --bench durability
+	$(CARGO) bench --bench redis
 
 # The hostile clients of tests/it/hostile.rs, longer and against a release
 # build: every attack, and all of them mixed, for HOSTILE_SECS each, one at

@@ -23,6 +23,12 @@ const FLAGS: &[(&str, &str, &str)] = &[
         "directory of the journal that keeps prompts, answers and rules across restarts; none keeps them in memory only",
     ),
     (
+        "store",
+        "journal",
+        "where the state lives: journal (in --data-dir), or redis://host:port/db, a log in Redis \
+         or Valkey shared by every instance that names it",
+    ),
+    (
         "keepalive-secs",
         "30",
         "seconds without a frame before a stream gets a keepalive",
@@ -167,6 +173,9 @@ pub struct Config {
     pub bind: String,
     /// Where the journal lives; `None` keeps the state in memory only.
     pub data_dir: Option<std::path::PathBuf>,
+    /// `--store redis://...`: the state in Redis, shared with other
+    /// instances, instead of the journal.
+    pub redis: Option<crate::store::resp::Target>,
     pub log_level: log::LevelFilter,
     pub keepalive: Duration,
     pub header_timeout: Duration,
@@ -246,6 +255,12 @@ impl Config {
             data_dir: match get("data-dir").trim() {
                 "" | "none" => None,
                 dir => Some(dir.into()),
+            },
+            redis: match get("store").trim() {
+                "" | "journal" => None,
+                url => Some(crate::store::resp::Target::parse(url).map_err(|why| {
+                    format!("invalid value for --store: {url:?}: {why} (journal or redis://host:port/db)")
+                })?),
             },
             log_level: parse_flag("log-level", get("log-level"))?,
             keepalive: seconds("keepalive-secs", get("keepalive-secs"))?,
@@ -468,6 +483,13 @@ mod tests {
             (Duration::from_secs(1), Duration::from_secs(2))
         );
         assert!(config.insecure_no_auth);
+        assert_eq!(config.redis, None, "the journal by default");
+        let config = parse(&[], &[("ASKGATE_STORE", "redis://10.0.0.5:6380/2")]).unwrap();
+        let target = config.redis.unwrap();
+        assert_eq!(
+            (target.host.as_str(), target.port, target.db),
+            ("10.0.0.5", 6380, 2)
+        );
     }
 
     #[test]
@@ -499,6 +521,14 @@ mod tests {
             (
                 vec!["--header-timeout-secs", "0"],
                 "--header-timeout-secs must be more than 0",
+            ),
+            (
+                vec!["--store", "redis:/host"],
+                "invalid value for --store: \"redis:/host\": want redis://host:port/db",
+            ),
+            (
+                vec!["--store", "redis://h:99999/0"],
+                "invalid value for --store: \"redis://h:99999/0\": not a port",
             ),
         ];
         for (args, expected) in cases {

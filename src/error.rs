@@ -34,6 +34,8 @@ pub enum Error {
     Unavailable(u32),
     /// 507: the change could not be made durable (disk full or unwritable).
     InsufficientStorage(String),
+    /// 503: the shared store (Redis) cannot be reached; nothing was changed.
+    StoreUnavailable(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -88,7 +90,7 @@ impl Error {
             Error::UnsupportedMediaType => 415,
             Error::TooMany(_) => 429,
             Error::Internal => 500,
-            Error::Unavailable(_) => 503,
+            Error::Unavailable(_) | Error::StoreUnavailable(_) => 503,
             Error::InsufficientStorage(_) => 507,
         }
     }
@@ -110,7 +112,8 @@ impl fmt::Display for Error {
             | Error::NotFound(message)
             | Error::Stale(message)
             | Error::TooMany(message)
-            | Error::InsufficientStorage(message) => f.write_str(message),
+            | Error::InsufficientStorage(message)
+            | Error::StoreUnavailable(message) => f.write_str(message),
             Error::MethodNotAllowed => f.write_str("method not allowed"),
             Error::Unauthorized => f.write_str("authentication required"),
             Error::PayloadTooLarge => f.write_str("request body too large"),

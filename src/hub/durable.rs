@@ -63,7 +63,7 @@ pub fn restore(recovered: &Recovered) -> Result<State, String> {
     Ok(state)
 }
 
-fn decode(bytes: &[u8]) -> Option<Vec<Change>> {
+pub fn decode(bytes: &[u8]) -> Option<Vec<Change>> {
     let value: Value = serde_json::from_slice(bytes).ok()?;
     value.as_array()?.iter().map(Change::from_json).collect()
 }

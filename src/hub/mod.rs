@@ -13,6 +13,9 @@
 //!   only once the journal has synced them: acknowledged means durable. A
 //!   change the journal has no room for is refused before it is applied.
 //!   Waiting agents learn an outcome only once it is durable.
+//! - With Redis (`replica.rs`) the order is reversed: an operation's
+//!   changes are appended to the shared log first (compare-and-append,
+//!   without the lock) and applied and published only once Redis took them.
 //! - Every decision gets its audit line (`core/audit.rs`), made under the
 //!   lock from the change and the state it applies to, and logged (target
 //!   `audit`) and queued to the audit file after the lock is released, once
@@ -22,7 +25,9 @@
 //!   its queue when it was queued.
 
 pub mod durable;
+mod follower;
 pub mod ids;
+pub mod replica;
 pub mod subscriber;
 
 use crate::core::audit;
@@ -168,6 +173,8 @@ pub struct Hub {
     subscriber_buffer: usize,
     clock: Clock,
     journal: Option<Journal>,
+    /// The shared log in Redis, instead of a journal (`replica.rs`).
+    replica: Option<replica::Replica>,
     audit_log: Option<AuditLog>,
     observer: OnceLock<Observer>,
 }
@@ -198,6 +205,7 @@ impl Hub {
             subscriber_buffer,
             clock: Clock::new(),
             journal,
+            replica: None,
             audit_log,
             observer: OnceLock::new(),
         }
@@ -228,7 +236,7 @@ impl Hub {
             let restarted = vec![Change::Restarted {
                 skip: durable::RESTART_SKIP,
             }];
-            hub.commit(hub.op(SERVER), |_| Ok((restarted, ())))
+            hub.commit(hub.op(SERVER), |_| Ok((restarted.clone(), ())))
                 .map_err(|e| format!("cannot write the journal: {e}"))?;
         }
         hub.expire_due(Duration::ZERO);
@@ -268,17 +276,24 @@ impl Hub {
     /// the changes to make; they are queued to the journal, applied and
     /// published. Then, without the lock, waits until they are durable,
     /// writes their audit lines and wakes whoever waits for them.
+    ///
+    /// With Redis, `replica::commit` instead: the changes are appended to
+    /// the shared log first and applied only once Redis took them; `decide`
+    /// runs again on the fresher state when another instance came first.
     fn commit<R>(
         &self,
         op: Op<'_>,
-        decide: impl FnOnce(&Inner) -> Result<(Vec<Change>, R)>,
+        mut decide: impl FnMut(&Inner) -> Result<(Vec<Change>, R)>,
     ) -> Result<R> {
+        if let Some(replica) = &self.replica {
+            return replica::commit(self, replica, op, decide);
+        }
         let mut inner = self.lock();
         let (mut changes, decided) = decide(&inner)?;
         if let Some(room) = inner.state.room_for_outcomes(&self.limits, &changes) {
             changes.insert(0, room);
         }
-        let observing = self.observer.get().is_some();
+        let observing = self.observing();
         let mut committed = inner.commit_all(changes, self.journal.as_ref(), &op, observing)?;
         drop(inner);
         let durable = match &self.journal {
@@ -292,13 +307,24 @@ impl Hub {
         // the disk, like a reply lost on the way.
         self.audit(std::mem::take(&mut committed.audit));
         durable?;
+        self.observe(&mut committed);
+        self.announce(committed);
+        Ok(decided)
+    }
+
+    /// Whether new prompts go to an observer (the notifier).
+    fn observing(&self) -> bool {
+        self.observer.get().is_some()
+    }
+
+    /// Hands the new prompts of a durable operation to the observer, with
+    /// no lock held.
+    fn observe(&self, committed: &mut Committed) {
         if let Some(observer) = self.observer.get() {
             for (prompt, watched) in std::mem::take(&mut committed.submitted) {
                 observer(&prompt, watched);
             }
         }
-        self.announce(committed);
-        Ok(decided)
     }
 
     /// Writes audit lines to the log and queues them to the audit file,
@@ -332,6 +358,7 @@ impl Hub {
         let now = op.now;
         self.commit(op, |inner| {
             let id = inner.state.fresh_id(payload.kind(), ids::random_hex);
+            let payload = payload.clone();
             let prompt = Prompt::new(id, session_id.to_string(), now, timeout_seconds, payload);
             let needed = |s: &str| inner.registry.needs(s);
             inner.state.submit(&self.limits, prompt, needed)
@@ -352,10 +379,14 @@ impl Hub {
         let now = op.now;
         self.commit(op, |inner| {
             Ok(
-                match inner
-                    .state
-                    .respond(&self.limits, session_id, id, answer, prefix, now)?
-                {
+                match inner.state.respond(
+                    &self.limits,
+                    session_id,
+                    id,
+                    answer.clone(),
+                    prefix,
+                    now,
+                )? {
                     Respond::Answer(change) => (vec![change], Responded::Answered),
                     Respond::Stale { still_pending } => {
                         (Vec::new(), Responded::Stale { still_pending })
@@ -408,6 +439,11 @@ impl Hub {
     /// retention, and compacts the journal when it has grown; returns how
     /// long until the next expiry (at most `max_wait`).
     pub fn expire_due(&self, max_wait: Duration) -> Duration {
+        if let Some(replica) = &self.replica
+            && !replica.hold_lease()
+        {
+            return max_wait.min(replica::LEASE_CHECK);
+        }
         let op = self.op(SERVER);
         let now = op.now;
         let committed = self.commit(op, |inner| {
@@ -417,13 +453,16 @@ impl Hub {
             Ok((changes, ()))
         });
         if let Err(error) = committed {
-            log::warn!("expiry is waiting for the journal: {error}");
+            log::warn!("expiry is waiting for the store: {error}");
         }
         let inner = self.lock();
         if let Some(journal) = &self.journal {
             durable::compact_if_grown(journal, &inner.state);
         }
         let next = inner.state.next_expiry().map(|at| (at - now).max(0.0));
+        if let Some(replica) = &self.replica {
+            replica.snapshot_if_grown(inner);
+        }
         next.map_or(max_wait, |next| Duration::from_secs_f64(next).min(max_wait))
     }
 
@@ -463,6 +502,9 @@ impl Hub {
     /// `since`, only the queues that changed after that version are sent,
     /// when the hub can honour it.
     pub fn subscribe(self: &Arc<Self>, interest: Interest, since: Option<u64>) -> Subscription {
+        if let Some(since) = since {
+            self.catch_up_to(since);
+        }
         let mut inner = self.lock();
         let since = since.filter(|&v| inner.state.can_resume_from(v));
         let initial = inner.state.states(&interest, since);
@@ -486,6 +528,7 @@ impl Hub {
         kind: Kind,
         since: u64,
     ) -> std::result::Result<Subscription, Update> {
+        self.catch_up_to(since);
         let mut inner = self.lock();
         let update = inner.state.update_of(session_id, kind);
         if update.version != since {
@@ -507,6 +550,17 @@ impl Hub {
         })
     }
 
+    /// With Redis, a version a client saw on another instance that this
+    /// one has not reached yet: read the log first, so that the client
+    /// resumes from it rather than getting the full state (or an older one).
+    fn catch_up_to(&self, version: u64) {
+        if let Some(replica) = &self.replica
+            && self.lock().state.version() < version
+        {
+            replica::sync(self, replica);
+        }
+    }
+
     /// Adds a subscriber; once the hub is closing, its channel is closed at
     /// once, so a stream opened during shutdown ends instead of lingering.
     fn register(&self, inner: &mut Inner, interest: Interest) -> Inbox {
@@ -526,8 +580,11 @@ impl Hub {
         let Some((interest, since)) = inner.registry.resync_point(inbox.id) else {
             return Vec::new();
         };
-        debug_assert!(inner.state.can_resume_from(since));
-        inner.state.states(interest, Some(since))
+        // With Redis, another instance may have forgotten a session this
+        // one's subscriber still needed: then it gets the full state.
+        let since = Some(since).filter(|&since| inner.state.can_resume_from(since));
+        debug_assert!(since.is_some() || self.replica.is_some());
+        inner.state.states(interest, since)
     }
 
     /// Waits until the prompt has an outcome or the deadline passes.
@@ -538,6 +595,16 @@ impl Hub {
         session_id: &str,
         deadline: Instant,
     ) -> WaitResult {
+        // With Redis, a prompt submitted through another instance a moment
+        // ago may not have reached this one yet: read the log first.
+        if let Some(replica) = &self.replica
+            && matches!(
+                self.lock().state.lookup(id, kind, session_id),
+                Lookup::Unknown
+            )
+        {
+            replica::sync(self, replica);
+        }
         let mut inner = self.lock();
         let waiters = inner.waiting.entry(id.to_string()).or_default().clone();
         let result = loop {
@@ -628,6 +695,13 @@ impl Inner {
                 .append(version, durable::encode(&changes))
                 .map_err(refusal)?;
         }
+        Ok(self.apply_all(changes, op, observing))
+    }
+
+    /// Applies each change, logs it, and publishes the queue it touched;
+    /// when `observing`, keeps each new prompt for the observer.
+    fn apply_all(&mut self, changes: Vec<Change>, op: &Op<'_>, observing: bool) -> Committed {
+        let version = durable::version_after(&self.state, &changes);
         let mut committed = Committed {
             version,
             ..Committed::default()
@@ -650,7 +724,7 @@ impl Inner {
             }
             committed.recorded.extend(applied.outcome);
         }
-        Ok(committed)
+        committed
     }
 }
 

@@ -156,6 +156,9 @@ impl Response {
         if let Error::Unavailable(seconds) = error {
             response.headers.push(("Retry-After", seconds.to_string()));
         }
+        if let Error::StoreUnavailable(_) = error {
+            response.headers.push(("Retry-After", "1".into()));
+        }
         if let Error::Unauthorized = error {
             response.headers.push(("WWW-Authenticate", "Bearer".into()));
         }

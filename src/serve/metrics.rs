@@ -92,6 +92,26 @@ pub fn render_notify(counts: &crate::notify::Counts) -> String {
 }
 
 /// The journal's counters in the same text format.
+/// The Redis store's series (`--store redis://`).
+pub fn render_store(stats: &crate::hub::replica::StoreStats) -> String {
+    #[rustfmt::skip]
+    let series = [
+        ("askgate_store_up", "gauge", "1 when Redis answered last time, else 0.", u64::from(stats.up) as f64),
+        ("askgate_store_appends_total", "counter", "Records this instance appended to the log in Redis.", stats.appends as f64),
+        ("askgate_store_conflicts_total", "counter", "Appends refused because another instance appended first (then decided again).", stats.conflicts as f64),
+        ("askgate_store_applied_total", "counter", "Records of other instances applied from the log.", stats.applied as f64),
+        ("askgate_store_reloads_total", "counter", "Times the state was read again from the snapshot in Redis.", stats.reloads as f64),
+    ];
+    let mut text = String::new();
+    for (name, kind, help, value) in series {
+        let _ = write!(
+            text,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+        );
+    }
+    text
+}
+
 pub fn render_journal(stats: &Stats) -> String {
     #[rustfmt::skip]
     let series = [

@@ -207,7 +207,7 @@ fn route(app: &App, request: &Request) -> Result<Reply> {
         return api_route(app, request, rest);
     }
     let reply = match path {
-        "/healthz" => Response::text(200, "text/plain; charset=utf-8", "ok"),
+        "/healthz" => health(app),
         "/metrics" => metrics(app),
         _ => static_files::lookup(path).ok_or_else(not_found)?,
     };
@@ -772,6 +772,21 @@ fn cancel(app: &App, request: &Request, kind: Kind) -> Result<Reply> {
 
 // ---- operations ----
 
+/// `ok`, or with Redis whether it answered last time (docs/PROTOCOL.md §6):
+/// 503 while it does not, so a balancer can steer changes elsewhere.
+fn health(app: &App) -> Response {
+    let text = "text/plain; charset=utf-8";
+    match app.hub.store_status() {
+        None => Response::text(200, text, "ok"),
+        Some((target, Ok(()))) => {
+            Response::text(200, text, format!("ok: store {target} reachable\n"))
+        }
+        Some((target, Err(why))) => {
+            Response::text(503, text, format!("store {target} unreachable: {why}\n"))
+        }
+    }
+}
+
 fn metrics(app: &App) -> Response {
     let places = Places {
         streams: app.admission.held(Place::Stream),
@@ -783,6 +798,9 @@ fn metrics(app: &App) -> Response {
     }
     if let Some(notifier) = &app.notifier {
         text.push_str(&crate::serve::metrics::render_notify(&notifier.counts()));
+    }
+    if let Some(stats) = app.hub.store_stats() {
+        text.push_str(&crate::serve::metrics::render_store(&stats));
     }
     Response::text(200, "text/plain; version=0.0.4; charset=utf-8", text)
 }

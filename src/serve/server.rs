@@ -145,6 +145,10 @@ impl Server {
             }
         };
         threads.push(running.spawn("askgate-expiry", expiry)?);
+        if app.hub.is_replicated() {
+            let hub = app.hub.clone();
+            threads.push(running.spawn("askgate-redis", move || hub.follow())?);
+        }
         log::info!("askgate listening on http://{addr}");
         if let Some(url) = &app.config.public_url {
             log::info!(
@@ -277,6 +281,20 @@ const AUDIT_LOG_MAX_BYTES: u64 = 8 << 20;
 /// server holds, or damage, refuses.
 fn open_hub(config: &Config) -> io::Result<Hub> {
     let limits = App::limits(config);
+    if let Some(target) = &config.redis {
+        let audit_log = match &config.data_dir {
+            Some(dir) => Some(AuditLog::open(dir, AUDIT_LOG_MAX_BYTES).map_err(|error| {
+                io::Error::other(format!(
+                    "cannot open the audit log in {}: {error}",
+                    dir.display()
+                ))
+            })?),
+            None => None,
+        };
+        log::info!("state in {target}, shared with every instance that names it");
+        return Hub::open_replicated(limits, config.subscriber_buffer, target.clone(), audit_log)
+            .map_err(io::Error::other);
+    }
     let Some(dir) = &config.data_dir else {
         log::info!("keeping state in memory only (--data-dir none)");
         return Ok(Hub::new(limits, config.subscriber_buffer));

@@ -39,6 +39,9 @@ impl AuditLog {
     /// Opens (or creates) `DIR/audit.log`, rotating before it would grow
     /// past `max_bytes`, and starts its thread.
     pub fn open(dir: &Path, max_bytes: u64) -> io::Result<AuditLog> {
+        // With the journal the directory is already there; with Redis the
+        // audit file may be all that lives in it.
+        disk::create_dir(dir)?;
         let appender = Appender::open(dir, max_bytes)?;
         let (sender, receiver) = crossbeam_channel::bounded(QUEUE);
         let thread = thread::Builder::new()

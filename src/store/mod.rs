@@ -5,9 +5,14 @@
 //! changes into bytes and back, and hands the audit file finished lines.
 //! Files in the directory: `lock`, `snapshot`, `journal`, `*.tmp` while a
 //! compaction is under way, `audit.log` and `audit.log.1`.
+//!
+//! Or, with `--store redis://...`, a log shared by several instances in
+//! Redis (`redis.rs`, over the small client in `resp.rs`).
 
 pub mod audit_log;
 pub mod journal;
+pub mod redis;
+pub mod resp;
 
 mod disk;
 mod format;

@@ -17,6 +17,7 @@ mod lifecycle;
 mod mcp;
 mod notify;
 mod queue_rules;
+mod redis;
 mod server;
 mod streams;
 mod support;

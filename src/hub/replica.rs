@@ -1,0 +1,306 @@
+//! The hub's side of the Redis store: one state machine replicated by a
+//! shared, totally ordered log (`store/redis.rs`). This file opens it and
+//! appends to it; `follower.rs` reads it.
+//!
+//! Every instance holds the whole `State` in memory and applies the same
+//! records in the same order with the same `State::apply`, so the queue
+//! rules and the order subscribers see hold across instances; nothing of
+//! the queue rules lives in Redis.
+//!
+//! Invariants:
+//! - An operation decides under the hub lock from the state at version V,
+//!   then (without the hub lock, holding the instance's one Redis link)
+//!   appends its changes as one record if the log is still at V. Only once
+//!   Redis took it are the changes applied and published, and the request
+//!   answered: nothing is shown or acknowledged that Redis does not hold.
+//!   When the log has moved on, the instance reads what it missed, applies
+//!   it, and decides again on the fresher state.
+//! - Records reach the state only in log order: a record applies when its
+//!   base is the state's version; one from further ahead makes the
+//!   instance read the log from its own version first. The link's mutex is
+//!   taken before the hub lock, never after, by writers and the follower
+//!   alike, so no record can slip between a decision and its append.
+//! - Redis unreachable: every change is refused with 503 before anything is
+//!   applied; streams stay open on the state as it was, and the follower
+//!   reconnects, reads what it missed and publishes it.
+//! - A log that went back (Redis lost acknowledged records: `appendfsync
+//!   everysec` and a crash) is read again from its snapshot and versions
+//!   skip ahead (`Restarted`), so an id a watcher saw never names another
+//!   change; streams end, and resume or get the full state.
+//! - Time-driven changes (expiry, retention) are decided by the holder of
+//!   a lease; compare-and-append keeps them right even when two think they
+//!   hold it. The holder also writes a snapshot once the log has grown by
+//!   `SNAPSHOT_EVERY` versions and by as many bytes as the last snapshot,
+//!   after which Redis trims the log before the previous one: Redis holds
+//!   about three times the state at most.
+
+use super::{Hub, Inner, Op, durable};
+use crate::core::change::Change;
+use crate::core::state::{Limits, State};
+use crate::error::{Error, Result};
+use crate::store::audit_log::AuditLog;
+use crate::store::redis::{AppendError, Appended, RedisLog};
+use crate::store::resp::Target;
+use std::io;
+use std::sync::MutexGuard;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long a lease lasts unless renewed; its holder renews it at least
+/// every second (the expiry thread's longest wait).
+const LEASE_TTL: Duration = Duration::from_secs(5);
+/// How often an instance without the lease checks whether it is free.
+pub const LEASE_CHECK: Duration = Duration::from_secs(1);
+/// Versions between snapshots.
+const SNAPSHOT_EVERY: u64 = 1000;
+/// Appends tried before a busy log refuses an operation.
+const MAX_TRIES: usize = 64;
+
+/// The Redis store's counters, for `/metrics`.
+#[derive(Debug, Default, PartialEq)]
+pub struct StoreStats {
+    pub up: bool,
+    pub appends: u64,
+    pub conflicts: u64,
+    pub applied: u64,
+    pub reloads: u64,
+}
+
+pub struct Replica {
+    pub(super) log: RedisLog,
+    appends: AtomicU64,
+    conflicts: AtomicU64,
+    pub(super) applied: AtomicU64,
+    pub(super) reloads: AtomicU64,
+    /// This instance, as the lease names it.
+    holder: String,
+    /// The newest snapshot this instance wrote or started from.
+    pub(super) snapshot_version: AtomicU64,
+    /// Its size, and the bytes of the records after it.
+    pub(super) snapshot_bytes: AtomicU64,
+    pub(super) log_bytes: AtomicU64,
+}
+
+impl Replica {
+    /// Takes or renews the lease on time-driven changes.
+    pub fn hold_lease(&self) -> bool {
+        self.log
+            .link()
+            .hold_lease(&self.holder, LEASE_TTL)
+            .unwrap_or(false)
+    }
+
+    /// Writes a snapshot to Redis once the log has grown by
+    /// `SNAPSHOT_EVERY` versions and by the last snapshot's size since it;
+    /// the JSON is made under the hub lock, which is released before the
+    /// write.
+    pub(super) fn snapshot_if_grown(&self, inner: MutexGuard<'_, Inner>) {
+        let version = inner.state.version();
+        let versions = version.saturating_sub(self.snapshot_version.load(Ordering::Acquire));
+        let bytes = self.log_bytes.load(Ordering::Acquire);
+        if versions < SNAPSHOT_EVERY || bytes < self.snapshot_bytes.load(Ordering::Acquire) {
+            return;
+        }
+        let snapshot = serde_json::to_vec(&inner.state.to_snapshot()).expect("JSON serializes");
+        drop(inner);
+        match self.log.link().put_snapshot(version, &snapshot) {
+            Ok(_) => {
+                self.snapshot_version.store(version, Ordering::Release);
+                self.snapshot_bytes
+                    .store(snapshot.len() as u64, Ordering::Release);
+                self.log_bytes.store(0, Ordering::Release);
+            }
+            Err(error) => log::warn!("cannot write a snapshot to redis: {error}"),
+        }
+    }
+
+    /// Counts a record into the log's growth since the last snapshot.
+    pub(super) fn grew(&self, record_bytes: usize) {
+        self.log_bytes
+            .fetch_add(record_bytes as u64, Ordering::Relaxed);
+    }
+
+    /// Whether Redis answered last time, and if not, why.
+    pub fn status(&self) -> std::result::Result<(), String> {
+        self.log.status()
+    }
+
+    pub fn target(&self) -> &Target {
+        self.log.target()
+    }
+}
+
+impl Hub {
+    /// A hub on the log in Redis: the state read from its snapshot and the
+    /// records after it. Fails when Redis cannot be reached.
+    pub fn open_replicated(
+        limits: Limits,
+        subscriber_buffer: usize,
+        target: Target,
+        audit_log: Option<AuditLog>,
+    ) -> std::result::Result<Hub, String> {
+        let started = Instant::now();
+        let mut hub = Hub::with_state(limits, subscriber_buffer, State::default(), None, audit_log);
+        hub.replica = Some(Replica {
+            log: RedisLog::new(target.clone()),
+            holder: format!("{}-{}", std::process::id(), super::ids::random_hex(16)),
+            appends: AtomicU64::new(0),
+            conflicts: AtomicU64::new(0),
+            applied: AtomicU64::new(0),
+            reloads: AtomicU64::new(0),
+            snapshot_version: AtomicU64::new(0),
+            snapshot_bytes: AtomicU64::new(0),
+            log_bytes: AtomicU64::new(0),
+        });
+        let replica = hub.replica.as_ref().expect("set above");
+        hub.reload(&mut replica.log.link())
+            .map_err(|error| format!("cannot read the state from {target}: {error}"))?;
+        replica.reloads.store(0, Ordering::Relaxed);
+        let inner = hub.lock();
+        log::info!(
+            "state from {target}: version {}, {} pending prompts, {} rules, in {} ms",
+            inner.state.version(),
+            inner.state.totals().0.values().sum::<usize>(),
+            inner.state.rule_count(),
+            started.elapsed().as_millis()
+        );
+        drop(inner);
+        Ok(hub)
+    }
+
+    /// The store's state for `/healthz`: `None` with a journal (or in
+    /// memory), else where Redis is and whether it answered last time.
+    pub fn store_status(&self) -> Option<(String, std::result::Result<(), String>)> {
+        let replica = self.replica.as_ref()?;
+        Some((replica.target().to_string(), replica.status()))
+    }
+
+    /// The Redis store's counters; `None` with a journal (or in memory).
+    pub fn store_stats(&self) -> Option<StoreStats> {
+        let replica = self.replica.as_ref()?;
+        let count = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        Some(StoreStats {
+            up: replica.status().is_ok(),
+            appends: count(&replica.appends),
+            conflicts: count(&replica.conflicts),
+            applied: count(&replica.applied),
+            reloads: count(&replica.reloads),
+        })
+    }
+
+    pub fn is_replicated(&self) -> bool {
+        self.replica.is_some()
+    }
+}
+
+/// One operation on the shared log: decide under the hub lock, append if
+/// the log has not moved, then apply, publish and answer; when it has
+/// moved, catch up and decide again.
+pub(super) fn commit<R>(
+    hub: &Hub,
+    replica: &Replica,
+    op: Op<'_>,
+    mut decide: impl FnMut(&Inner) -> Result<(Vec<Change>, R)>,
+) -> Result<R> {
+    let mut link = replica.log.link();
+    let mut caught_up = false;
+    for _ in 0..MAX_TRIES {
+        let inner = hub.lock();
+        let decision = decide(&inner);
+        // A refusal, or nothing to change (an answer to an id not pending),
+        // may only mean that this instance has not yet applied what another
+        // did a moment ago: read the log once and decide again.
+        let negative = decision
+            .as_ref()
+            .map_or(true, |(changes, _)| changes.is_empty());
+        if negative && !caught_up {
+            caught_up = true;
+            drop(inner);
+            match hub.catch_up(&mut link) {
+                Ok(()) => continue,
+                Err(error) => replica.log.down(&error),
+            }
+            return decision.map(|(_, decided)| decided);
+        }
+        let (mut changes, decided) = decision?;
+        if let Some(room) = inner.state.room_for_outcomes(&hub.limits, &changes) {
+            changes.insert(0, room);
+        }
+        if changes.is_empty() {
+            return Ok(decided);
+        }
+        let base = inner.state.version();
+        let version = durable::version_after(&inner.state, &changes);
+        drop(inner);
+        let record = durable::encode(&changes);
+        let appended = link.append(base, version, &record);
+        match appended.map_err(|error| refused(replica, error))? {
+            Appended::Done => {
+                replica.appends.fetch_add(1, Ordering::Relaxed);
+                replica.grew(record.len());
+                let mut inner = hub.lock();
+                debug_assert_eq!(
+                    inner.state.version(),
+                    base,
+                    "the link holds off other appliers"
+                );
+                let mut committed = inner.apply_all(changes, &op, hub.observing());
+                drop(inner);
+                hub.audit(std::mem::take(&mut committed.audit));
+                hub.observe(&mut committed);
+                hub.announce(committed);
+                return Ok(decided);
+            }
+            Appended::Behind { missed, .. } => {
+                replica.conflicts.fetch_add(1, Ordering::Relaxed);
+                caught_up = true;
+                // What the script brought back, when it follows; else (or
+                // when there is more) the next try or a catch-up reads it.
+                let follows = missed.first().is_some_and(|record| record.base == base);
+                let caught = match follows {
+                    true => hub.apply_records(&missed),
+                    false => hub.catch_up(&mut link),
+                };
+                caught.map_err(|error| unreachable(replica, &error))?;
+            }
+        }
+    }
+    Err(Error::StoreUnavailable(
+        "the shared log is too busy to take this change now; nothing was changed".into(),
+    ))
+}
+
+/// Applies whatever the log holds beyond this instance's version (for a
+/// read that must not miss what another instance just did); when Redis
+/// cannot be reached, the state stays as it is.
+pub(super) fn sync(hub: &Hub, replica: &Replica) {
+    let mut link = replica.log.link();
+    if let Err(error) = hub.catch_up(&mut link) {
+        replica.log.down(&error);
+    }
+}
+
+/// A failed append as the client hears it: made or not, it is not
+/// acknowledged.
+fn refused(replica: &Replica, error: AppendError) -> Error {
+    match error {
+        AppendError::NotMade(error) => unreachable(replica, &error),
+        AppendError::Unknown(error) => {
+            log::warn!(
+                "a change may or may not have reached redis {}: {error}",
+                replica.target()
+            );
+            Error::StoreUnavailable(format!(
+                "the store (redis) went away during the change ({error}); it was not acknowledged, \
+                 and is made only if redis took it before"
+            ))
+        }
+    }
+}
+
+fn unreachable(replica: &Replica, error: &io::Error) -> Error {
+    log::warn!("a change was refused: redis {}: {error}", replica.target());
+    Error::StoreUnavailable(format!(
+        "the store (redis) cannot be reached ({error}); the change was not made"
+    ))
+}

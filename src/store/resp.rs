@@ -1,0 +1,341 @@
+//! A minimal synchronous Redis client: RESP2 over one `TcpStream`, with
+//! connect, read and write timeouts. Enough for the replicated log
+//! (`store/redis.rs`): commands as arrays of bulk strings, the five reply
+//! types back, `AUTH` and `SELECT` from a `redis://` URL. Works as well
+//! with Valkey, which speaks the same protocol.
+//!
+//! Written here rather than taken from the `redis` crate: that crate, even
+//! without its default features, brings `url` with `idna` and ICU (some 40
+//! crates with proc-macros) for what is a few hundred lines of protocol.
+
+use std::fmt;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+/// Where Redis is: `redis://[[user]:password@]host[:port][/db]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Target {
+    pub host: String,
+    pub port: u16,
+    pub db: u32,
+    pub user: Option<String>,
+    pub password: Option<String>,
+}
+
+impl Target {
+    pub fn parse(url: &str) -> Result<Target, String> {
+        let rest = url
+            .strip_prefix("redis://")
+            .ok_or("want redis://host:port/db")?;
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let (credentials, host_port) = match authority.rsplit_once('@') {
+            Some((credentials, host_port)) => (Some(credentials), host_port),
+            None => (None, authority),
+        };
+        let (user, password) = match credentials.map(|c| c.split_once(':')) {
+            None => (None, None),
+            Some(None) => (None, credentials.map(str::to_string)),
+            Some(Some((user, password))) => {
+                let user = (!user.is_empty()).then(|| user.to_string());
+                (user, Some(password.to_string()))
+            }
+        };
+        let (host, port) = match host_port.rsplit_once(':') {
+            Some((host, port)) if !host.ends_with(']') || host.starts_with('[') => (
+                host,
+                port.parse::<u16>()
+                    .map_err(|_| format!("not a port: {port:?}"))?,
+            ),
+            _ => (host_port, 6379),
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() {
+            return Err("no host".into());
+        }
+        let db = match path.trim_end_matches('/') {
+            "" => 0,
+            db => db
+                .parse()
+                .map_err(|_| format!("not a database number: {db:?}"))?,
+        };
+        Ok(Target {
+            host: host.to_string(),
+            port,
+            db,
+            user,
+            password,
+        })
+    }
+}
+
+impl fmt::Display for Target {
+    /// The URL without its password, for logs and `/healthz`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let host = match self.host.contains(':') {
+            true => format!("[{}]", self.host),
+            false => self.host.clone(),
+        };
+        write!(f, "redis://{host}:{}/{}", self.port, self.db)
+    }
+}
+
+/// One reply.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Reply {
+    Nil,
+    Int(i64),
+    Bulk(Vec<u8>),
+    Simple(String),
+    /// An error reply (`-ERR ...`): the command failed, the connection is fine.
+    Error(String),
+    Array(Vec<Reply>),
+}
+
+impl Reply {
+    pub fn as_bytes(&self) -> Option<&[u8]> {
+        match self {
+            Reply::Bulk(bytes) => Some(bytes),
+            Reply::Simple(text) => Some(text.as_bytes()),
+            _ => None,
+        }
+    }
+
+    pub fn as_u64(&self) -> Option<u64> {
+        match self {
+            Reply::Int(n) => u64::try_from(*n).ok(),
+            Reply::Nil => Some(0),
+            other => std::str::from_utf8(other.as_bytes()?).ok()?.parse().ok(),
+        }
+    }
+
+    pub fn as_array(&self) -> Option<&[Reply]> {
+        match self {
+            Reply::Array(items) => Some(items),
+            _ => None,
+        }
+    }
+}
+
+/// A reply nested deeper than this is refused (a server that misbehaves
+/// cannot exhaust the stack).
+const MAX_DEPTH: usize = 8;
+/// A bulk string or array longer than this is refused.
+const MAX_LEN: i64 = 512 << 20;
+
+pub struct Conn {
+    reader: BufReader<TcpStream>,
+    stream: TcpStream,
+}
+
+impl Conn {
+    /// Connects, authenticates and selects the database, each step within
+    /// `timeout`; reads and writes then time out after `timeout` too.
+    pub fn connect(target: &Target, timeout: Duration) -> io::Result<Conn> {
+        let addrs = (target.host.as_str(), target.port).to_socket_addrs()?;
+        let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
+        for addr in addrs {
+            match TcpStream::connect_timeout(&addr, timeout) {
+                Ok(stream) => return Conn::handshake(stream, target, timeout),
+                Err(error) => last = error,
+            }
+        }
+        Err(last)
+    }
+
+    fn handshake(stream: TcpStream, target: &Target, timeout: Duration) -> io::Result<Conn> {
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))?;
+        let mut conn = Conn {
+            reader: BufReader::with_capacity(64 * 1024, stream.try_clone()?),
+            stream,
+        };
+        if let Some(password) = &target.password {
+            let reply = match &target.user {
+                Some(user) => conn.call(&[b"AUTH", user.as_bytes(), password.as_bytes()])?,
+                None => conn.call(&[b"AUTH", password.as_bytes()])?,
+            };
+            ok(reply)?;
+        }
+        if target.db != 0 {
+            ok(conn.call(&[b"SELECT", target.db.to_string().as_bytes()])?)?;
+        }
+        Ok(conn)
+    }
+
+    /// Sends one command and reads its reply. An error reply is `Ok`; only
+    /// the connection failing (or a reply that is not RESP) is `Err`, after
+    /// which the connection must be dropped.
+    pub fn call(&mut self, args: &[&[u8]]) -> io::Result<Reply> {
+        self.send(args)?;
+        self.read()
+    }
+
+    pub fn send(&mut self, args: &[&[u8]]) -> io::Result<()> {
+        self.stream.write_all(&encode(args))
+    }
+
+    /// Reads one reply, waiting at most the read timeout for its first
+    /// byte: `Ok(None)` when none came. A timeout inside a reply is an error.
+    pub fn poll(&mut self, timeout: Duration) -> io::Result<Option<Reply>> {
+        if self.reader.buffer().is_empty() {
+            self.stream.set_read_timeout(Some(timeout))?;
+            let filled = self.reader.fill_buf().map(|buf| buf.len());
+            match filled {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Ok(None);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.read().map(Some)
+    }
+
+    pub fn read(&mut self) -> io::Result<Reply> {
+        read_reply(&mut self.reader, 0)
+    }
+}
+
+/// An error reply as an error.
+pub fn ok(reply: Reply) -> io::Result<Reply> {
+    match reply {
+        Reply::Error(message) => Err(io::Error::other(message)),
+        reply => Ok(reply),
+    }
+}
+
+pub fn encode(args: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 + args.iter().map(|a| a.len() + 16).sum::<usize>());
+    out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+    for arg in args {
+        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+        out.extend_from_slice(arg);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+fn bad(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("not RESP: {what}"))
+}
+
+fn read_line(reader: &mut impl BufRead) -> io::Result<String> {
+    let mut line = Vec::new();
+    reader.take(64 * 1024).read_until(b'\n', &mut line)?;
+    if !line.ends_with(b"\r\n") {
+        return Err(match line.is_empty() {
+            true => io::ErrorKind::UnexpectedEof.into(),
+            false => bad("a line without CRLF"),
+        });
+    }
+    line.truncate(line.len() - 2);
+    String::from_utf8(line).map_err(|_| bad("a line that is not UTF-8"))
+}
+
+pub fn read_reply(reader: &mut impl BufRead, depth: usize) -> io::Result<Reply> {
+    if depth > MAX_DEPTH {
+        return Err(bad("nested too deep"));
+    }
+    let line = read_line(reader)?;
+    let (tag, rest) = line
+        .split_at_checked(1)
+        .ok_or_else(|| bad("an empty line"))?;
+    let length = || -> io::Result<i64> {
+        let n: i64 = rest.parse().map_err(|_| bad("a length"))?;
+        if n > MAX_LEN {
+            return Err(bad("a length over the limit"));
+        }
+        Ok(n)
+    };
+    Ok(match tag {
+        "+" => Reply::Simple(rest.to_string()),
+        "-" => Reply::Error(rest.to_string()),
+        ":" => Reply::Int(rest.parse().map_err(|_| bad("an integer"))?),
+        "$" => match length()? {
+            n if n < 0 => Reply::Nil,
+            n => {
+                let mut bytes = vec![0; n as usize + 2];
+                reader.read_exact(&mut bytes)?;
+                if !bytes.ends_with(b"\r\n") {
+                    return Err(bad("a bulk string without CRLF"));
+                }
+                bytes.truncate(n as usize);
+                Reply::Bulk(bytes)
+            }
+        },
+        "*" => match length()? {
+            n if n < 0 => Reply::Nil,
+            n => {
+                let mut items = Vec::with_capacity((n as usize).min(1024));
+                for _ in 0..n {
+                    items.push(read_reply(reader, depth + 1)?);
+                }
+                Reply::Array(items)
+            }
+        },
+        _ => return Err(bad("an unknown type")),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_parse_from_urls() {
+        let target = Target::parse("redis://127.0.0.1:6380/2").unwrap();
+        assert_eq!(
+            (target.host.as_str(), target.port, target.db),
+            ("127.0.0.1", 6380, 2)
+        );
+        assert_eq!(target.password, None);
+        let target = Target::parse("redis://:secret@cache").unwrap();
+        assert_eq!((target.port, target.db), (6379, 0));
+        assert_eq!(target.password.as_deref(), Some("secret"));
+        let target = Target::parse("redis://me:secret@[::1]:7000/1").unwrap();
+        assert_eq!((target.host.as_str(), target.port), ("::1", 7000));
+        assert_eq!(target.user.as_deref(), Some("me"));
+        assert_eq!(
+            target.to_string(),
+            "redis://[::1]:7000/1",
+            "no password shown"
+        );
+        for bad in ["http://x", "redis://", "redis://h:port", "redis://h/db"] {
+            assert!(Target::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn commands_encode_and_replies_decode() {
+        assert_eq!(encode(&[b"GET", b"k"]), b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
+        let wire = b"*4\r\n$3\r\nabc\r\n:-5\r\n$-1\r\n*1\r\n-ERR no\r\n+OK\r\n";
+        let mut reader = &wire[..];
+        let reply = read_reply(&mut reader, 0).unwrap();
+        assert_eq!(
+            reply,
+            Reply::Array(vec![
+                Reply::Bulk(b"abc".to_vec()),
+                Reply::Int(-5),
+                Reply::Nil,
+                Reply::Array(vec![Reply::Error("ERR no".into())]),
+            ])
+        );
+        assert_eq!(
+            read_reply(&mut reader, 0).unwrap(),
+            Reply::Simple("OK".into())
+        );
+        for bad in [&b"?x\r\n"[..], b"$5\r\nab\r\n", b":1\n", b"*1\r\n"] {
+            assert!(read_reply(&mut &bad[..], 0).is_err());
+        }
+        let deep = "*1\r\n".repeat(20);
+        assert!(read_reply(&mut deep.as_bytes(), 0).is_err());
+    }
+}

@@ -1,0 +1,249 @@
+//! Several instances sharing one state through Redis (`--store redis://`):
+//! Debian's `redis-server` on a free loopback port with a temporary
+//! directory (AOF on, `appendfsync always`), askgate processes on port 0,
+//! and nginx round-robin in front, as docs/deploy.md sets it up. Each test
+//! says so and passes when `redis-server` (or nginx) is missing; `.ci/run`
+//! installs both. This file has what the tests share: Redis, nginx, an
+//! instance, and the few requests they make.
+//!
+//! - `across.rs`: order, waits, resumes and audit across instances.
+//! - `failures.rs`: kill -9 of an instance, a Redis restart, shutdown,
+//!   starting without Redis.
+//! - `log.rs`: what lives in Redis: the expiry lease, snapshots and
+//!   trimming, a log that went back.
+
+mod across;
+mod failures;
+mod log;
+
+use crate::binary::{ServerProcess, askgate};
+use crate::support::{Client, DEADLINE, Event, TempDir, eventually};
+use serde_json::json;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub const LONG: Duration = Duration::from_secs(20);
+
+pub fn installed(program: &str, candidates: &[&str]) -> Option<PathBuf> {
+    let found = candidates.iter().map(PathBuf::from).find(|p| p.exists());
+    found.or_else(|| {
+        let ok = Command::new(program)
+            .arg("-v")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok();
+        ok.then(|| PathBuf::from(program))
+    })
+}
+
+pub fn redis_server() -> Option<PathBuf> {
+    let found = installed("redis-server", &["/usr/bin/redis-server"]);
+    if found.is_none() {
+        eprintln!("skipped: redis-server is not installed (apt-get install redis-server)");
+    }
+    found
+}
+
+pub fn nginx() -> Option<PathBuf> {
+    let found = installed("nginx", &["/usr/sbin/nginx"]);
+    if found.is_none() {
+        eprintln!("skipped: nginx is not installed (apt-get install nginx-light)");
+    }
+    found
+}
+
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// A child process ended by its pid when dropped.
+pub struct Process(Child);
+
+impl Process {
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// `redis-server` on a loopback port with AOF on in a temporary directory.
+pub struct Redis {
+    program: PathBuf,
+    port: u16,
+    pub dir: TempDir,
+    process: Option<Process>,
+}
+
+impl Redis {
+    pub fn start(program: PathBuf) -> Redis {
+        let mut redis = Redis {
+            program,
+            port: free_port(),
+            dir: TempDir::new("redis"),
+            process: None,
+        };
+        redis.run();
+        redis
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// Starts it (again, on the same port and directory) and waits until
+    /// it answers PING, its AOF loaded.
+    pub fn run(&mut self) {
+        let child = Command::new(&self.program)
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .arg("--dir")
+            .arg(&self.dir.path)
+            .args([
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+            ])
+            .args(["--daemonize", "no", "--logfile", ""])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server runs");
+        self.process = Some(Process(child));
+        let port = self.port;
+        eventually("redis answers PING", LONG, &mut || ping(port));
+    }
+
+    /// kill -9.
+    pub fn crash(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            process.kill();
+        }
+    }
+}
+
+pub fn ping(port: u16) -> bool {
+    let Ok(mut socket) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    socket.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut reply = [0; 7];
+    socket.write_all(b"PING\r\n").is_ok()
+        && socket.read_exact(&mut reply).is_ok()
+        && &reply == b"+PONG\r\n"
+}
+
+pub fn instance(redis: &Redis) -> ServerProcess {
+    instance_with(redis, &[])
+}
+
+pub fn instance_with(redis: &Redis, flags: &[&str]) -> ServerProcess {
+    let url = redis.url();
+    let flags = [&["--store", url.as_str()], flags].concat();
+    ServerProcess::start_with(askgate(), &flags)
+}
+
+/// nginx in front of the instances, round-robin, streaming (no buffering).
+pub struct Nginx {
+    pub addr: SocketAddr,
+    _dir: TempDir,
+    _process: Process,
+}
+
+impl Nginx {
+    pub fn start(program: &Path, upstreams: &[SocketAddr]) -> Nginx {
+        let dir = TempDir::new("nginx");
+        let port = free_port();
+        let servers: String = upstreams
+            .iter()
+            .map(|addr| format!("        server {addr} max_fails=1 fail_timeout=2s;\n"))
+            .collect();
+        let d = dir.path.display();
+        let conf = format!(
+            "worker_processes 1;\nerror_log {d}/error.log;\npid {d}/nginx.pid;\n\
+             events {{ worker_connections 1024; }}\n\
+             http {{\n    access_log off;\n    client_body_temp_path {d}/body;\n\
+             proxy_temp_path {d}/proxy;\n    fastcgi_temp_path {d}/fastcgi;\n\
+             uwsgi_temp_path {d}/uwsgi;\n    scgi_temp_path {d}/scgi;\n\
+             upstream askgate {{\n{servers}    }}\n\
+             server {{\n        listen 127.0.0.1:{port};\n        location / {{\n\
+             proxy_pass http://askgate;\n            proxy_http_version 1.1;\n\
+             proxy_set_header Connection \"\";\n            proxy_set_header Host $http_host;\n\
+             proxy_buffering off;\n            proxy_read_timeout 1h;\n\
+             proxy_connect_timeout 2s;\n        }}\n    }}\n}}\n"
+        );
+        std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+        let child = Command::new(program)
+            .arg("-p")
+            .arg(&dir.path)
+            .arg("-c")
+            .arg(dir.join("nginx.conf"))
+            .args(["-g", "daemon off;"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("nginx runs");
+        let process = Process(child);
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        eventually("nginx listens", LONG, &mut || {
+            TcpStream::connect(addr).is_ok()
+        });
+        Nginx {
+            addr,
+            _dir: dir,
+            _process: process,
+        }
+    }
+
+    pub fn client(&self) -> Client {
+        Client { addr: self.addr }
+    }
+}
+
+pub fn submit(client: &Client, session_id: &str, question: &str) -> String {
+    let body = json!({"session_id": session_id, "question": question});
+    let reply = client.post("/api/clarify/submit", &body);
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    reply.json()["clarify_id"].as_str().unwrap().to_string()
+}
+
+pub fn answer(client: &Client, session_id: &str, id: &str, response: &str) -> u16 {
+    let body = json!({"session_id": session_id, "clarify_id": id, "response": response});
+    client.post("/api/clarify/respond", &body).status
+}
+
+pub fn pending(client: &Client, session_id: &str) -> (u64, Option<String>) {
+    let reply = client.get(&format!("/api/clarify/pending?session_id={session_id}"));
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let value = reply.json();
+    let head = value["pending"]["clarify_id"].as_str().map(str::to_string);
+    (value["pending_count"].as_u64().unwrap(), head)
+}
+
+/// (session, pending_count, head id) of a change frame.
+pub fn frame(event: &Event) -> (String, u64, Option<String>) {
+    let value = event.json();
+    let session = value["session_id"].as_str().unwrap().to_string();
+    let head = value["pending"]["clarify_id"].as_str().map(str::to_string);
+    (session, event.count(), head)
+}
+
+/// One command to Redis, as the test sees it.
+pub fn redis_call(redis: &Redis, args: &[&str]) -> askgate::store::resp::Reply {
+    let target = askgate::store::resp::Target::parse(&redis.url()).unwrap();
+    let mut conn = askgate::store::resp::Conn::connect(&target, DEADLINE).unwrap();
+    let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+    conn.call(&args).unwrap()
+}

@@ -1,0 +1,150 @@
+//! What lives in Redis: the expiry lease and its takeover, snapshots and
+//! the trimmed log a new instance starts from, a log that went back.
+
+use super::*;
+use crate::support::SseClient;
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+#[test]
+fn expiry_is_decided_by_the_lease_holder_and_taken_over_when_it_dies() {
+    let Some(program) = redis_server() else {
+        return;
+    };
+    let redis = Redis::start(program);
+    let mut servers = vec![instance(&redis), instance(&redis)];
+    let mut holder = None;
+    eventually("one instance holds the lease", LONG, &mut || {
+        let reply = redis_call(&redis, &["GET", "askgate:lease"]);
+        holder = reply
+            .as_bytes()
+            .map(|b| String::from_utf8_lossy(b).to_string());
+        holder.is_some()
+    });
+    let pid: u32 = holder.unwrap().split('-').next().unwrap().parse().unwrap();
+    let at = servers
+        .iter()
+        .position(|s| s.pid() == pid)
+        .expect("the holder is ours");
+    drop(servers.remove(at)); // kill -9
+    let survivor = &servers[0];
+    let body = json!({"session_id": "x", "question": "soon?", "timeout_seconds": 1});
+    let id = survivor.post("/api/clarify/submit", &body).json()["clarify_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let started = Instant::now();
+    let mut status = Value::Null;
+    eventually("the prompt expires", LONG, &mut || {
+        let reply = survivor.get(&format!(
+            "/api/clarify/wait?session_id=x&clarify_id={id}&timeout=2"
+        ));
+        status = reply.json()["status"].clone();
+        status != "pending"
+    });
+    assert_eq!(status, "expired");
+    // The dead holder's lease (5 s) runs out, then the survivor takes it.
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    let reply = redis_call(&redis, &["GET", "askgate:lease"]);
+    let now_held = String::from_utf8_lossy(reply.as_bytes().unwrap()).to_string();
+    assert!(
+        now_held.starts_with(&format!("{}-", survivor.pid())),
+        "{now_held}"
+    );
+}
+
+#[test]
+fn a_new_instance_starts_from_the_snapshot_and_the_log_is_trimmed() {
+    let Some(program) = redis_server() else {
+        return;
+    };
+    let redis = Redis::start(program);
+    let a = instance(&redis);
+    let sessions: Vec<String> = (0..50).map(|n| format!("n{n}")).collect();
+    for n in 0..2100 {
+        let session = &sessions[n % sessions.len()];
+        let id = submit(&a, session, &format!("q{n}"));
+        if n % 2 == 0 {
+            assert_eq!(answer(&a, session, &id, "ok"), 200);
+        }
+    }
+    // 3,150 versions: snapshots at 1,000 or more and 2,000 or more, and the
+    // log trimmed before the first.
+    eventually("a second snapshot", LONG, &mut || {
+        let reply = redis_call(&redis, &["HGET", "askgate:snapshot", "version"]);
+        reply.as_u64().unwrap_or(0) >= 2000
+    });
+    let first = redis_call(&redis, &["XRANGE", "askgate:log", "-", "+", "COUNT", "1"]);
+    let first = first.as_array().unwrap()[0].as_array().unwrap()[0].clone();
+    let first: u64 = String::from_utf8_lossy(first.as_bytes().unwrap())
+        .split('-')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(first >= 1000, "the log begins at {first}");
+    let snapshot = redis_call(&redis, &["HGET", "askgate:snapshot", "version"]).as_u64();
+    let size = redis_call(&redis, &["HSTRLEN", "askgate:snapshot", "state"]).as_u64();
+    eprintln!("redis snapshot: version {snapshot:?}, {size:?} bytes; the log begins at {first}");
+    let b = instance(&redis);
+    for session in &sessions {
+        assert_eq!(pending(&b, session), pending(&a, session), "{session}");
+    }
+    // And it goes on from there with the others.
+    let id = submit(&b, "n0", "after");
+    eventually("A sees it", DEADLINE, &mut || {
+        pending(&a, "n0").0 == pending(&b, "n0").0
+    });
+    assert_eq!(answer(&a, "n0", &id, "fine"), 200);
+}
+
+#[test]
+fn a_redis_that_lost_acknowledged_changes_is_read_again_and_versions_skip_ahead() {
+    let Some(program) = redis_server() else {
+        return;
+    };
+    let mut redis = Redis::start(program);
+    let [a, b] = [instance(&redis), instance(&redis)];
+    let mut stream = a.stream("/api/events");
+    stream.events_until("ready");
+    for n in 0..3 {
+        submit(&a, "gone", &format!("q{n}"));
+    }
+    let seen: Vec<Event> = (0..3).map(|_| stream.expect_event("a change")).collect();
+    let last = seen[2].id.clone().unwrap();
+    assert_eq!(last, "3");
+    // Redis comes back without its data, as after a crash with
+    // `appendfsync everysec` (here: all of it).
+    redis.crash();
+    std::fs::remove_dir_all(&redis.dir.path).unwrap();
+    std::fs::create_dir_all(&redis.dir.path).unwrap();
+    redis.run();
+    let skip = 1u64 << 20;
+    for server in [&a, &b] {
+        eventually(
+            "the instance reads redis again, past a skip",
+            LONG,
+            &mut || server.metric("askgate_version") >= skip as f64,
+        );
+    }
+    stream.expect_end(LONG);
+    for server in [&a, &b] {
+        assert_eq!(server.metric("askgate_store_reloads_total"), 1.0);
+    }
+    // Exactly one skip: the second instance finds the log already past it.
+    assert_eq!(a.metric("askgate_version"), skip as f64);
+    assert_eq!(b.metric("askgate_version"), skip as f64);
+    // A browser resuming from a lost change gets the full state.
+    let mut resumed = SseClient::open(a.addr, "/api/events", &[("Last-Event-ID", &last)]);
+    let events = resumed.events_until("ready");
+    assert_eq!(events.len(), 1, "nothing pending: {events:?}");
+    assert_eq!(events[0].json()["full"], true);
+    let id = submit(&b, "gone", "again");
+    let event = resumed.expect_event("the new submit");
+    assert_eq!(frame(&event), ("gone".into(), 1, Some(id)));
+    assert!(event.id.unwrap().parse::<u64>().unwrap() > skip);
+}
