@@ -246,6 +246,11 @@ pub(super) fn commit<R>(
                 );
                 let mut committed = inner.apply_all(changes, &op, hub.observing());
                 drop(inner);
+                // Best effort: the change is made; its lines are in this
+                // instance's audit file whatever Redis says now.
+                if let Err(error) = link.audit(&committed.audit) {
+                    log::warn!("audit lines not added to redis: {error}");
+                }
                 hub.audit(std::mem::take(&mut committed.audit));
                 hub.observe(&mut committed);
                 hub.announce(committed);

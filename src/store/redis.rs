@@ -32,6 +32,9 @@ pub const TIMEOUT: Duration = Duration::from_secs(2);
 
 const PREFIX: &str = "askgate:";
 
+/// Audit lines the shared stream keeps (`askgate:audit`), about.
+const AUDIT_KEPT: usize = 100_000;
+
 const APPEND: &str = r"
 local current = redis.call('GET', KEYS[1]) or '0'
 if current ~= ARGV[1] then
@@ -369,6 +372,27 @@ impl Link<'_> {
         let args: [&[u8]; 2] = [version.as_bytes(), bytes];
         let reply = self.script(PUT_SNAPSHOT, &[&key("snapshot"), &key("log")], &args)?;
         Ok(reply == Reply::Int(1))
+    }
+
+    /// Adds an operation's audit lines to the shared audit stream, the
+    /// newest `AUDIT_KEPT` or so kept, each instance's own file beside it.
+    pub fn audit(&mut self, lines: &[String]) -> io::Result<()> {
+        let stream = key("audit");
+        let kept = AUDIT_KEPT.to_string();
+        for line in lines {
+            let args: [&[u8]; 8] = [
+                b"XADD",
+                stream.as_bytes(),
+                b"MAXLEN",
+                b"~",
+                kept.as_bytes(),
+                b"*",
+                b"line",
+                line.as_bytes(),
+            ];
+            self.call(&args)?;
+        }
+        Ok(())
     }
 
     /// Takes the lease, or renews it, for `ttl`; false while another holds it.

@@ -126,6 +126,25 @@ fn each_instance_audits_the_decisions_made_through_it_in_its_own_data_dir() {
         audit(&a_dir)
     );
     assert!(!audit(&b_dir).contains("event=asked"), "{}", audit(&b_dir));
+    // And every instance's lines, in one stream in Redis.
+    fn texts(reply: &askgate::store::resp::Reply, into: &mut String) {
+        use askgate::store::resp::Reply;
+        match reply {
+            Reply::Bulk(bytes) => into.push_str(&format!("{}\n", String::from_utf8_lossy(bytes))),
+            Reply::Array(items) => items.iter().for_each(|item| texts(item, into)),
+            _ => {}
+        }
+    }
+    let mut shared = String::new();
+    texts(
+        &redis_call(&redis, &["XRANGE", "askgate:audit", "-", "+"]),
+        &mut shared,
+    );
+    let asked = shared.find("event=asked kind=clarify id=").expect(&shared);
+    let answered = shared
+        .find("event=answered kind=clarify id=")
+        .expect(&shared);
+    assert!(asked < answered, "in the order they were made: {shared}");
 }
 
 #[test]
