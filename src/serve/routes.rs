@@ -575,8 +575,8 @@ fn open_stream(app: &App, interest: Interest, since: Option<u64>, format: Format
         lifetime: Some(lifetime),
         place,
     };
-    Ok(Reply::Stream(Box::new(move |writer, chunked| {
-        stream.run(writer, chunked)
+    Ok(Reply::Stream(Box::new(move |writer, chunked, fd| {
+        stream.run(writer, chunked, fd)
     })))
 }
 

@@ -6,7 +6,7 @@
 //! (a stream's is freed as soon as the reply is known to be a stream);
 //! a dispatcher handing requests to `--workers` idle workers, or to a
 //! thread of its own when none is idle; one thread per open stream or
-//! parked request; one expiry thread. `Server::shutdown` (or drop, or a
+//! parked request; one expiry thread; the hub's fan-out thread. `Server::shutdown` (or drop, or a
 //! signal in `Server::wait`) stops accepting, wakes them all and joins them,
 //! giving up after `SHUTDOWN_PATIENCE` on any blocked writing to a client
 //! that stopped reading, so the process still exits within 2 s.
@@ -62,7 +62,7 @@ pub struct Server {
     http: Option<Arc<tiny_http::Server>>,
     app: Arc<App>,
     stopping: Arc<AtomicBool>,
-    /// The dispatcher, the workers and the expiry thread.
+    /// The dispatcher, the workers, the expiry and fan-out threads.
     threads: Vec<JoinHandle<()>>,
     /// Every thread of the server, the ones above included, counted.
     running: Arc<ThreadGroup>,
@@ -135,6 +135,8 @@ impl Server {
             }
         };
         threads.push(running.spawn("askgate-expiry", expiry)?);
+        let hub = app.hub.clone();
+        threads.push(running.spawn("askgate-fanout", move || hub.fan_out())?);
         log::info!("askgate listening on http://{addr}");
         if let Some(url) = &app.config.public_url {
             log::info!(
@@ -415,9 +417,11 @@ fn serve(app: &App, detached: &Arc<ThreadGroup>, mut raw: tiny_http::Request) {
         Reply::Stream(stream) => {
             metrics.count_response(200);
             let chunked = raw.http_version() >= &tiny_http::HTTPVersion(1, 1);
+            // The socket under the writer, open as long as the writer lives.
+            let fd = raw.connection_fd();
             // The connection reads nothing more: its reading thread is free now.
             let writer = raw.into_final_writer();
-            let stream = move || stream(writer, chunked);
+            let stream = move || stream(writer, chunked, fd);
             detached.spawn_sized("askgate-stream", Some(SMALL_STACK), stream)
         }
         Reply::Park(work) => {
