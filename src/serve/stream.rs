@@ -100,9 +100,7 @@ struct Writer {
 
 impl Writer {
     fn wire(&mut self) -> io::Result<&mut Wire> {
-        self.wire
-            .as_mut()
-            .ok_or_else(|| io::Error::other("the stream has ended"))
+        self.wire.as_mut().ok_or_else(ended)
     }
 
     /// Writes one piece, after anything left unsent, and puts it on the
@@ -128,6 +126,10 @@ impl Writer {
         self.written_at = Instant::now();
         Ok(())
     }
+}
+
+fn ended() -> io::Error {
+    io::Error::other("the stream has ended")
 }
 
 /// What a stream's thread shares with the fan-out thread.
@@ -300,17 +302,18 @@ impl Stream {
         if fd.is_some() {
             self.subscription.inbox.deliver_with(shared.clone());
         }
-        let result = self.serve(&shared);
-        // Nothing more is written, by anyone; the socket closes here.
-        let wire = shared.lock().wire.take();
-        match (result, wire) {
-            (Ok(()), Some(mut wire)) => wire.end(),
-            (Ok(()), None) => {}
-            (Err(error), _) => log::debug!("stream {id} ended: {error}"),
+        // Once `serve` returns, nothing more is written by anyone but the
+        // last chunk; the socket closes as the wire drops.
+        match self.serve(&shared) {
+            Ok(mut wire) => wire.end(),
+            Err(error) => log::debug!("stream {id} ended: {error}"),
         }
     }
 
-    fn serve(&self, shared: &Shared) -> io::Result<()> {
+    /// Serves the stream until it ends; then takes the wire from the
+    /// fan-out thread, in the same hold of the writer as the last look,
+    /// so that no frame (nor part of one) can slip in before the end.
+    fn serve(&self, shared: &Shared) -> io::Result<Wire> {
         let deadline = self.lifetime.map(|lifetime| Instant::now() + lifetime);
         // When the last keepalive went out, while nothing followed it.
         let mut keepalive_at = None;
@@ -321,7 +324,7 @@ impl Stream {
             let mut writer = shared.lock();
             match self.look(shared, &mut writer, deadline, &mut keepalive_at) {
                 Ok(Then::WaitUntil(at)) => wake_at = at,
-                Ok(Then::End) => return Ok(()),
+                Ok(Then::End) => return writer.wire.take().ok_or_else(ended),
                 Err(error) => {
                     // Whatever its buffer still holds, nothing may follow.
                     drop(writer.wire.take());
