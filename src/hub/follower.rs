@@ -147,6 +147,7 @@ impl Hub {
             }
             committed.recorded.extend(applied.recorded);
             committed.deadline |= applied.deadline;
+            committed.deliveries.append(applied.deliveries);
         }
         drop(inner);
         self.announce(committed);

@@ -6,6 +6,9 @@
 //!   touched in the same critical section, so subscribers see changes in
 //!   the order they happened (queue rule 1).
 //! - No I/O under the lock; publishing is a non-blocking `try_send`.
+//!   What a stream's deliverer does with it (writing to a socket without
+//!   blocking) runs after the lock is released, on the fan-out thread
+//!   (`Hub::fan_out`), in the order the changes were published.
 //! - The hub owns the clock and the id generator; `State` gets the time and
 //!   fresh ids as arguments.
 //! - With a journal, an operation's changes are queued to it (in version
@@ -44,7 +47,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use subscriber::{Inbox, Registry};
+use subscriber::{Deliveries, Inbox, Registry};
 
 /// What a respond did (docs/PROTOCOL.md §3.2).
 #[derive(Debug, PartialEq)]
@@ -145,6 +148,9 @@ struct Committed {
     /// New prompts, and whether a subscriber watched their queue, for the
     /// observer (collected only when there is one).
     submitted: Vec<(Prompt, bool)>,
+    /// The frames owed to streams, for the fan-out thread once the lock is
+    /// released.
+    deliveries: Deliveries,
 }
 
 /// Told of every new prompt (not one a rule answered, nor a duplicate),
@@ -177,6 +183,23 @@ pub struct Hub {
     replica: Option<replica::Replica>,
     audit_log: Option<AuditLog>,
     observer: OnceLock<Observer>,
+    fanout: Fanout,
+}
+
+/// The deliveries the fan-out thread has yet to run, oldest first.
+#[derive(Default)]
+struct Fanout {
+    queue: Mutex<FanoutQueue>,
+    ready: Condvar,
+}
+
+#[derive(Default)]
+struct FanoutQueue {
+    waiting: Vec<Deliveries>,
+    /// A fan-out thread runs (else deliveries run on the committing thread).
+    running: bool,
+    /// It sleeps on `ready` and must be signalled.
+    asleep: bool,
 }
 
 impl Hub {
@@ -208,6 +231,7 @@ impl Hub {
             replica: None,
             audit_log,
             observer: OnceLock::new(),
+            fanout: Fanout::default(),
         }
     }
 
@@ -296,6 +320,7 @@ impl Hub {
         let observing = self.observing();
         let mut committed = inner.commit_all(changes, self.journal.as_ref(), &op, observing)?;
         drop(inner);
+        self.hand_to_fanout(std::mem::take(&mut committed.deliveries));
         let durable = match &self.journal {
             Some(journal) => journal.wait_durable(committed.version).map_err(|failed| {
                 log::error!("a change could not be made durable: {}", failed.reason);
@@ -325,6 +350,55 @@ impl Hub {
                 observer(&prompt, watched);
             }
         }
+    }
+
+    /// Queues deliveries for the fan-out thread (in publish order: the
+    /// lock was just released, and each deliverer takes from its channel,
+    /// which holds them in that order anyway); with none running, runs
+    /// them here.
+    fn hand_to_fanout(&self, deliveries: Deliveries) {
+        if deliveries.is_empty() {
+            return;
+        }
+        let mut queue = self.fanout.queue.lock().unwrap_or_else(|p| p.into_inner());
+        if !queue.running {
+            drop(queue);
+            deliveries.run();
+            return;
+        }
+        queue.waiting.push(deliveries);
+        if std::mem::take(&mut queue.asleep) {
+            self.fanout.ready.notify_one();
+        }
+    }
+
+    /// The fan-out thread: runs the deliveries of every change, one change
+    /// after the other, until the hub closes. One thread woken once per
+    /// change, where waking every stream's thread cost a context switch
+    /// per stream (BENCHMARKS.md).
+    pub fn fan_out(&self) {
+        let mut queue = self.fanout.queue.lock().unwrap_or_else(|p| p.into_inner());
+        queue.running = true;
+        loop {
+            if queue.waiting.is_empty() {
+                if self.closing.load(Ordering::Acquire) {
+                    break;
+                }
+                queue.asleep = true;
+                queue = match self.fanout.ready.wait(queue) {
+                    Ok(queue) => queue,
+                    Err(poisoned) => poisoned.into_inner(),
+                };
+                continue;
+            }
+            let batches = std::mem::take(&mut queue.waiting);
+            drop(queue);
+            for deliveries in batches {
+                deliveries.run();
+            }
+            queue = self.fanout.queue.lock().unwrap_or_else(|p| p.into_inner());
+        }
+        queue.running = false;
     }
 
     /// Writes audit lines to the log and queues them to the audit file,
@@ -470,6 +544,7 @@ impl Hub {
     /// prompts that got an outcome (looked up now, so one that began waiting
     /// meanwhile is woken too), the expiry thread when a deadline appeared.
     fn announce(&self, committed: Committed) {
+        self.hand_to_fanout(committed.deliveries);
         if !committed.recorded.is_empty() {
             let inner = self.lock();
             for id in &committed.recorded {
@@ -674,6 +749,9 @@ impl Hub {
         }
         drop(inner);
         self.expiry_changed.notify_all();
+        let mut queue = self.fanout.queue.lock().unwrap_or_else(|p| p.into_inner());
+        queue.asleep = false;
+        self.fanout.ready.notify_all();
     }
 }
 
@@ -724,6 +802,7 @@ impl Inner {
             }
             committed.recorded.extend(applied.outcome);
         }
+        committed.deliveries = self.registry.take_deliveries();
         committed
     }
 }

@@ -11,6 +11,13 @@
 //! the registry. crossbeam's own blocking `recv` spins and yields the CPU
 //! several times before it parks, a context switch each with thousands of
 //! stream threads on two cores (BENCHMARKS.md).
+//!
+//! A reader may also name a `Deliver`: then the publisher does not wake
+//! it but queues its waker in `Deliveries`, which the hub's fan-out thread
+//! runs after the lock is released: the deliverer empties the channel
+//! itself when it can do so without blocking (a stream writes the frames
+//! to its socket), and only when it cannot is the reader woken. One
+//! wake-up per change instead of one per subscriber.
 
 use crate::core::kind::Kind;
 use crate::core::view::{Interest, Update, Watch};
@@ -47,11 +54,20 @@ impl Subscriber {
     }
 }
 
+/// What empties an inbox on the publisher's side, without blocking and
+/// without waking its reader.
+pub trait Deliver: Send + Sync {
+    /// Takes what the inbox holds and passes it on, never blocking; `false`
+    /// when the reader must be woken to finish (or to do all of) it.
+    fn deliver(&self) -> bool;
+}
+
 /// The thread that reads an inbox, once it has waited on it: the one
-/// the publisher unparks.
+/// the publisher unparks; and what delivers for it, if anything.
 #[derive(Default)]
 struct Waker {
     reader: OnceLock<Thread>,
+    deliverer: OnceLock<Arc<dyn Deliver>>,
 }
 
 impl Waker {
@@ -59,6 +75,40 @@ impl Waker {
         if let Some(reader) = self.reader.get() {
             reader.unpark();
         }
+    }
+
+    /// Delivers without the reader if its deliverer can, else wakes it.
+    fn deliver_or_wake(&self) {
+        let delivered = self
+            .deliverer
+            .get()
+            .is_some_and(|deliverer| deliverer.deliver());
+        if !delivered {
+            self.wake();
+        }
+    }
+}
+
+/// The subscribers that were sent something and have a deliverer, in the
+/// order they were sent it: run once the hub's lock is released.
+#[derive(Default)]
+pub struct Deliveries(Vec<Arc<Waker>>);
+
+impl Deliveries {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Each deliverer in turn; each reader whose deliverer could not
+    /// finish is woken.
+    pub fn run(self) {
+        for waker in self.0 {
+            waker.deliver_or_wake();
+        }
+    }
+
+    pub fn append(&mut self, other: Deliveries) {
+        self.0.extend(other.0);
     }
 }
 
@@ -116,10 +166,8 @@ impl Inbox {
     pub fn next(&self, deadline: Instant) -> Next {
         self.waker.reader.get_or_init(thread::current);
         loop {
-            match self.receiver.try_recv() {
-                Ok(update) => return Next::Update(update),
-                Err(TryRecvError::Disconnected) => return Next::Closed,
-                Err(TryRecvError::Empty) => {}
+            if let Some(next) = self.try_next() {
+                return next;
             }
             let now = Instant::now();
             if now >= deadline {
@@ -133,6 +181,66 @@ impl Inbox {
     pub fn is_empty(&self) -> bool {
         self.receiver.is_empty()
     }
+
+    /// The next update if one waits, without waiting: `None` when there
+    /// is none.
+    pub fn try_next(&self) -> Option<Next> {
+        match self.receiver.try_recv() {
+            Ok(update) => Some(Next::Update(update)),
+            Err(TryRecvError::Disconnected) => Some(Next::Closed),
+            Err(TryRecvError::Empty) => None,
+        }
+    }
+
+    /// Parks the calling thread, which becomes the inbox's reader, until
+    /// the publisher wakes it or `deadline` passes; it may also return
+    /// early (a spurious wakeup). Reads nothing: the caller looks.
+    pub fn wait(&self, deadline: Instant) {
+        self.waker.reader.get_or_init(thread::current);
+        let now = Instant::now();
+        if now < deadline {
+            thread::park_timeout(deadline - now);
+        }
+    }
+
+    /// From now on the publisher hands this inbox's updates to `deliverer`
+    /// (on the hub's fan-out thread) instead of waking the reader; the
+    /// reader is woken only when `deliver` says so. Once per inbox.
+    pub fn deliver_with(&self, deliverer: Arc<dyn Deliver>) {
+        let _ = self.waker.deliverer.set(deliverer);
+    }
+
+    /// Another handle on the same channel, for a deliverer: what it takes,
+    /// the reader does not get. Both must take only under one lock of
+    /// theirs, so that what they pass on stays in order.
+    pub fn feed(&self) -> Feed {
+        Feed {
+            receiver: self.receiver.clone(),
+            resync: self.resync.clone(),
+        }
+    }
+}
+
+/// A deliverer's handle on an inbox (`Inbox::feed`).
+pub struct Feed {
+    receiver: Receiver<Arc<Published>>,
+    resync: Arc<AtomicBool>,
+}
+
+impl Feed {
+    /// Like `Inbox::try_next`.
+    pub fn try_next(&self) -> Option<Next> {
+        match self.receiver.try_recv() {
+            Ok(update) => Some(Next::Update(update)),
+            Err(TryRecvError::Disconnected) => Some(Next::Closed),
+            Err(TryRecvError::Empty) => None,
+        }
+    }
+
+    /// Whether the subscriber fell behind and waits for its resync.
+    pub fn awaits_resync(&self) -> bool {
+        self.resync.load(Ordering::Acquire)
+    }
 }
 
 #[derive(Default)]
@@ -142,6 +250,8 @@ pub struct Registry {
     by_session: HashMap<String, Vec<u64>>,
     watching_all: Vec<u64>,
     resyncs: u64,
+    /// Sent something since `take_deliveries`, with a deliverer.
+    deliveries: Deliveries,
 }
 
 impl Registry {
@@ -278,8 +388,17 @@ impl Registry {
                 subscriber.behind_since = update.version - 1;
                 self.resyncs += 1;
             }
-            subscriber.waker.wake();
+            match subscriber.waker.deliverer.get() {
+                Some(_) => self.deliveries.0.push(subscriber.waker.clone()),
+                None => subscriber.waker.wake(),
+            }
         }
+    }
+
+    /// The deliveries owed for what was published since the last call;
+    /// to `run` once the hub's lock is released.
+    pub fn take_deliveries(&mut self) -> Deliveries {
+        std::mem::take(&mut self.deliveries)
     }
 }
 
@@ -383,5 +502,70 @@ mod tests {
         let got: Vec<Option<u64>> = (0..4).map(|_| version_of(inbox.next(soon()))).collect();
         assert_eq!(got, [Some(1), Some(2), Some(3), None]);
         assert!(matches!(inbox.next(soon()), Next::Closed));
+    }
+
+    /// Takes everything from its feed, in order; says it finished when `finish`.
+    struct Taker {
+        feed: Feed,
+        taken: std::sync::Mutex<Vec<u64>>,
+        finish: bool,
+    }
+
+    impl Deliver for Taker {
+        fn deliver(&self) -> bool {
+            while let Some(Next::Update(published)) = self.feed.try_next() {
+                self.taken.lock().unwrap().push(published.update.version);
+            }
+            self.finish
+        }
+    }
+
+    #[test]
+    fn a_deliverer_takes_updates_in_order_after_the_publish_and_wakes_no_one() {
+        let mut registry = Registry::default();
+        let inbox = registry.add(all(), 8);
+        let taker = Arc::new(Taker {
+            feed: inbox.feed(),
+            taken: Default::default(),
+            finish: true,
+        });
+        inbox.deliver_with(taker.clone());
+        for version in 1..=3 {
+            registry.publish(update(version));
+        }
+        assert!(
+            inbox.receiver.len() == 3,
+            "nothing is delivered under the lock"
+        );
+        let deliveries = registry.take_deliveries();
+        assert!(registry.take_deliveries().is_empty());
+        deliveries.run();
+        assert_eq!(*taker.taken.lock().unwrap(), [1, 2, 3]);
+        assert!(inbox.is_empty());
+    }
+
+    #[test]
+    fn a_deliverer_that_cannot_finish_wakes_the_reader() {
+        let mut registry = Registry::default();
+        let inbox = registry.add(all(), 8);
+        let id = inbox.id;
+        inbox.deliver_with(Arc::new(Taker {
+            feed: inbox.feed(),
+            taken: Default::default(),
+            finish: false,
+        }));
+        let handle = thread::spawn(move || {
+            let started = Instant::now();
+            inbox.wait(started + Duration::from_secs(10));
+            started.elapsed()
+        });
+        wait_until_waiting(&registry, id);
+        registry.publish(update(1));
+        registry.take_deliveries().run();
+        let took = handle.join().unwrap();
+        assert!(
+            took < Duration::from_secs(5),
+            "woken, not timed out: {took:?}"
+        );
     }
 }

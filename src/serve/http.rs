@@ -197,8 +197,11 @@ pub type Parked = Box<dyn FnOnce(&dyn Fn() -> bool) -> Response + Send>;
 pub const LEFT_CHECK_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Work that writes a whole response (status line, headers and body) to the
-/// raw connection; `true` when the client speaks HTTP/1.1 (chunked).
-pub type Streaming = Box<dyn FnOnce(Box<dyn Write + Send>, bool) + Send>;
+/// raw connection; `true` when the client speaks HTTP/1.1 (chunked); the
+/// socket's descriptor under the writer when there is one (open as long
+/// as the writer lives), for writes that must not block.
+pub type Streaming =
+    Box<dyn FnOnce(Box<dyn Write + Send>, bool, Option<std::os::fd::RawFd>) + Send>;
 
 pub enum Reply {
     Done(Response),

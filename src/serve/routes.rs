@@ -629,8 +629,8 @@ fn open_stream(
         lifetime: Some(lifetime),
         place,
     };
-    Ok(Reply::Stream(Box::new(move |writer, chunked| {
-        stream.run(writer, chunked)
+    Ok(Reply::Stream(Box::new(move |writer, chunked, fd| {
+        stream.run(writer, chunked, fd)
     })))
 }
 

@@ -372,7 +372,7 @@ fn streamed(app: &App, request: Request) -> String {
     };
     app.hub.close();
     let buffer = Buffer::default();
-    work(Box::new(buffer.clone()), false);
+    work(Box::new(buffer.clone()), false, None);
     assert_eq!(app.admission.held(Place::Stream), 0, "the place is back");
     assert_eq!(app.hub.counts().subscribers, 0, "the subscriber is gone");
     String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap()

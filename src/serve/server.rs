@@ -4,14 +4,16 @@
 //!
 //! Threads: tiny_http's accept thread and one pool thread per connection
 //! (a stream's is freed as soon as the reply is known to be a stream);
-//! a dispatcher handing requests to `--workers` idle workers, or to a
-//! thread of its own when none is idle; one thread per open stream or
-//! parked request; one expiry thread; one thread per notification sink.
-//! `Server::shutdown` (or drop, or a signal in `Server::wait`) stops
-//! accepting, wakes them all and joins them, giving up after
-//! `SHUTDOWN_PATIENCE` on any blocked writing to a client that stopped
-//! reading (or a notification in flight), so the process still exits
-//! within 2 s.
+//! `--workers` workers that take requests from tiny_http themselves, and
+//! a spare whenever the last one listening takes a request, so that a
+//! request never waits behind busy workers (spares end after 5 s idle);
+//! one thread per open stream or parked request; one expiry thread; the
+//! hub's fan-out thread; with Redis, its follower; one thread per
+//! notification sink. `Server::shutdown` (or drop, or a signal in
+//! `Server::wait`) stops accepting, wakes them all and joins them, giving
+//! up after `SHUTDOWN_PATIENCE` on any blocked writing to a client that
+//! stopped reading (or a notification in flight), so the process still
+//! exits within 2 s.
 
 use crate::config::Config;
 use crate::error::Error;
@@ -28,13 +30,12 @@ use crate::serve::routes::{self, App};
 use crate::serve::signals::ShutdownSignals;
 use crate::store::audit_log::AuditLog;
 use crate::store::journal::Journal;
-use crossbeam_channel::TrySendError;
 use std::io::{self, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::OwnedFd;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -62,12 +63,13 @@ const SHUTDOWN_PATIENCE: Duration = Duration::from_millis(1500);
 /// A running server. Dropping it shuts it down.
 pub struct Server {
     addr: SocketAddr,
-    /// `None` once shutdown has begun: with the dispatcher's handle, the
+    /// `None` once shutdown has begun: with the workers' handles, the
     /// last one gone stops tiny_http's accept loop and closes the listener.
     http: Option<Arc<tiny_http::Server>>,
+    receivers: Arc<Receivers>,
     app: Arc<App>,
     stopping: Arc<AtomicBool>,
-    /// The dispatcher, the workers and the expiry thread.
+    /// The workers, the expiry and fan-out threads.
     threads: Vec<JoinHandle<()>>,
     /// Every thread of the server, the ones above included, counted.
     running: Arc<ThreadGroup>,
@@ -112,22 +114,18 @@ impl Server {
         let app = Arc::new(app);
         let stopping = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
-        // Idle workers wait on a rendezvous channel; a request that finds
-        // none gets a thread of its own, so no client can pin them all.
-        let (idle_sender, idle_workers) = crossbeam_channel::bounded::<tiny_http::Request>(0);
+        let receivers = Arc::new(Receivers::default());
         for index in 0..app.config.workers {
-            let (requests, app, group) = (idle_workers.clone(), app.clone(), running.clone());
-            let worker = move || {
-                for request in requests.iter() {
-                    serve_guarded(&app, &group, request);
-                }
+            let receiver = Receiver {
+                http: Arc::downgrade(&http),
+                app: app.clone(),
+                stopping: stopping.clone(),
+                group: running.clone(),
+                receivers: receivers.clone(),
             };
+            let worker = move || receiver.serve(Role::Worker);
             threads.push(running.spawn(&format!("askgate-worker-{index}"), worker)?);
         }
-        let (http_in, app_in, flag, group) =
-            (http.clone(), app.clone(), stopping.clone(), running.clone());
-        let dispatch = move || dispatch(&http_in, &app_in, &flag, &group, idle_sender);
-        threads.push(running.spawn("askgate-dispatch", dispatch)?);
         let (hub, flag) = (app.hub.clone(), stopping.clone());
         let trim_every = std::env::var(TRIM_EVERY_VARIABLE)
             .ok()
@@ -149,6 +147,8 @@ impl Server {
             let hub = app.hub.clone();
             threads.push(running.spawn("askgate-redis", move || hub.follow())?);
         }
+        let hub = app.hub.clone();
+        threads.push(running.spawn("askgate-fanout", move || hub.fan_out())?);
         log::info!("askgate listening on http://{addr}");
         if let Some(url) = &app.config.public_url {
             log::info!(
@@ -159,6 +159,7 @@ impl Server {
         Ok(Server {
             addr,
             http: Some(http),
+            receivers,
             app,
             stopping,
             threads,
@@ -188,16 +189,19 @@ impl Server {
     }
 
     fn stop(&mut self) {
-        if self.stopping.swap(true, Ordering::AcqRel) {
+        if self.stopping.swap(true, Ordering::SeqCst) {
             return;
         }
         let started = Instant::now();
         let admission = &self.app.admission;
         let (streams, parked) = (admission.held(Place::Stream), admission.held(Place::Parked));
-        // Wakes the dispatcher. When it ends, the idle workers' channel
-        // closes, and the last handle on tiny_http goes: it stops accepting.
+        // Wakes every thread waiting for a request, and every one that
+        // will (an unblock waits in the queue for a taker). When the last
+        // ends, the last handle on tiny_http goes: it stops accepting.
         if let Some(http) = self.http.take() {
-            http.unblock();
+            for _ in 0..self.receivers.alive.load(Ordering::SeqCst) {
+                http.unblock();
+            }
         }
         // Every stream's channel closes and it writes its last chunk; waits
         // answer `pending` and long-polls the current state, at once.
@@ -422,33 +426,87 @@ fn with_socket_timeouts(
     Ok(TcpListener::from(OwnedFd::from(socket)))
 }
 
-/// Hands each request to an idle worker, or to a thread of its own when
-/// every worker is busy (a slow body, a client that does not read).
-fn dispatch(
-    http: &tiny_http::Server,
-    app: &Arc<App>,
-    stopping: &AtomicBool,
-    detached: &Arc<ThreadGroup>,
-    idle_workers: crossbeam_channel::Sender<tiny_http::Request>,
-) {
-    loop {
-        let request = match http.recv() {
-            Ok(request) => request,
-            Err(_) if stopping.load(Ordering::Acquire) => return,
-            Err(error) => {
-                log::error!("receiving a request failed: {error}");
-                continue;
+/// How long a spare waits for a request before it ends.
+const SPARE_PATIENCE: Duration = Duration::from_secs(5);
+
+/// The threads taking requests from tiny_http: how many live, how many
+/// are waiting for one now.
+#[derive(Default)]
+struct Receivers {
+    alive: AtomicUsize,
+    listening: AtomicUsize,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Role {
+    /// One of `--workers`, for the server's life.
+    Worker,
+    /// Started when the last thread listening took a request; ends after
+    /// `SPARE_PATIENCE` without one. Under load the spares grow to as many
+    /// as are busy at once, plus one; started afresh for each request
+    /// instead, they cost a thread start for every sixth request
+    /// (BENCHMARKS.md).
+    Spare,
+}
+
+/// What a thread taking requests from tiny_http needs.
+#[derive(Clone)]
+struct Receiver {
+    /// Held only while waiting for a request: once shutdown has let go
+    /// of its handle, tiny_http stops accepting as soon as no thread
+    /// waits, whatever requests are still being served.
+    http: Weak<tiny_http::Server>,
+    app: Arc<App>,
+    stopping: Arc<AtomicBool>,
+    group: Arc<ThreadGroup>,
+    receivers: Arc<Receivers>,
+}
+
+impl Receiver {
+    /// Takes requests and serves them until shutdown. The thread that
+    /// takes a request while no other listens starts a spare first, so
+    /// that a request never waits behind busy threads (a slow body, a
+    /// client that does not read): no client can pin them all. Taking
+    /// requests here, without a dispatcher handing them over, spares
+    /// every request one thread hand-off (BENCHMARKS.md).
+    fn serve(self, role: Role) {
+        let receivers = &self.receivers;
+        // Sequentially consistent with `Server::stop`: a thread either
+        // sees the server stopping or is counted for an unblock.
+        receivers.alive.fetch_add(1, Ordering::SeqCst);
+        while !self.stopping.load(Ordering::SeqCst) {
+            let Some(http) = self.http.upgrade() else {
+                break;
+            };
+            receivers.listening.fetch_add(1, Ordering::AcqRel);
+            let taken = match role {
+                Role::Worker => http.recv().map(Some),
+                Role::Spare => http.recv_timeout(SPARE_PATIENCE),
+            };
+            let others = receivers.listening.fetch_sub(1, Ordering::AcqRel) - 1;
+            drop(http);
+            let request = match taken {
+                Ok(Some(request)) => request,
+                Ok(None) if role == Role::Spare => break,
+                Ok(None) => continue,
+                Err(_) if self.stopping.load(Ordering::SeqCst) => break,
+                Err(error) => {
+                    log::error!("receiving a request failed: {error}");
+                    continue;
+                }
+            };
+            if others == 0 {
+                self.start_spare();
             }
-        };
-        // Every worker busy (or, should one ever die, none left): a thread
-        // of its own.
-        let request = match idle_workers.try_send(request) {
-            Ok(()) => continue,
-            Err(TrySendError::Full(request) | TrySendError::Disconnected(request)) => request,
-        };
-        let (app, group) = (app.clone(), detached.clone());
-        let extra = move || serve_guarded(&app, &group, request);
-        if let Err(error) = detached.spawn_detached("askgate-request", extra) {
+            serve_guarded(&self.app, &self.group, request);
+        }
+        receivers.alive.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    fn start_spare(&self) {
+        let spare = self.clone();
+        let work = move || spare.serve(Role::Spare);
+        if let Err(error) = self.group.spawn_detached("askgate-request", work) {
             log::error!("could not start a request thread: {error}");
         }
     }
@@ -487,9 +545,11 @@ fn serve(app: &App, detached: &Arc<ThreadGroup>, mut raw: tiny_http::Request) {
         Reply::Stream(stream) => {
             metrics.count_response(200);
             let chunked = raw.http_version() >= &tiny_http::HTTPVersion(1, 1);
+            // The socket under the writer, open as long as the writer lives.
+            let fd = raw.connection_fd();
             // The connection reads nothing more: its reading thread is free now.
             let writer = raw.into_final_writer();
-            let stream = move || stream(writer, chunked);
+            let stream = move || stream(writer, chunked, fd);
             detached.spawn_sized("askgate-stream", Some(SMALL_STACK), stream)
         }
         Reply::Park(work) => {

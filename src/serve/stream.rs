@@ -1,22 +1,34 @@
-//! The stream writer: one thread per open stream, writing frames from its
-//! subscriber's channel to the raw connection.
+//! The stream writer: one thread per open stream, and the frames of a
+//! change written by the hub's fan-out thread when that cannot block.
 //!
-//! Invariants: no lock is held while writing; every frame is flushed as it
-//! is written; a stream that ends, for whatever reason, writes the last
-//! chunk and gives back its subscriber and its place. A subscriber marked
-//! for resync is sent the current state of what it watches once its channel
-//! has drained, so it always ends on the true state (queue rule 7).
+//! The fan-out thread (`Deliver`) writes each frame straight to the socket
+//! without blocking when the stream's writer is free and nothing waits
+//! before it; the stream's own thread is woken only for the slow case: the
+//! socket is full (what did not fit is kept, and goes first), the writer is
+//! busy, the stream must resync or end. Its thread also writes the prelude,
+//! keepalives and resyncs. Both write under the stream's one writer lock
+//! and take frames from the subscriber's channel only while holding it, so
+//! frames leave in the order they were published, each once.
+//!
+//! Invariants: no lock but the stream's own writer lock is held while
+//! writing, and the fan-out thread only `try_lock`s it; every frame is
+//! flushed as it is written; a stream that ends, for whatever reason,
+//! writes the last chunk and gives back its subscriber and its place. A
+//! subscriber marked for resync is sent the current state of what it
+//! watches once its channel has drained, so it always ends on the true
+//! state (queue rule 7).
 
 use crate::core::kind::Kind;
 use crate::core::view::Update;
 use crate::hub::Subscription;
-use crate::hub::subscriber::{Next, Published};
+use crate::hub::subscriber::{Deliver, Feed, Next, Published};
 use crate::serve::admission::PlaceGuard;
 use crate::serve::metrics::Metrics;
 use crate::serve::sse;
 use std::io::{self, Write};
-use std::sync::Arc;
+use std::os::fd::RawFd;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
 /// A write to a socket whose peer has closed succeeds once (the peer answers
@@ -44,7 +56,7 @@ pub struct Stream {
     pub place: PlaceGuard,
 }
 
-/// Writes SSE text to the connection, chunked for HTTP/1.1, flushed every time.
+/// Writes SSE text to the connection, chunked for HTTP/1.1.
 struct Wire {
     inner: Box<dyn Write + Send>,
     chunked: bool,
@@ -59,12 +71,6 @@ impl Wire {
         }
     }
 
-    /// Writes one piece and puts it on the wire at once.
-    fn send(&mut self, text: &str) -> io::Result<()> {
-        self.write(text)?;
-        self.inner.flush()
-    }
-
     fn end(&mut self) {
         if self.chunked {
             let _ = self.inner.write_all(sse::LAST_CHUNK);
@@ -73,68 +79,313 @@ impl Wire {
     }
 }
 
+/// The connection, as the stream's thread and the fan-out thread share it
+/// (one at a time). Its buffer is empty whenever it is free.
+struct Writer {
+    /// `None` once the stream has ended: nothing more may be written, and
+    /// the socket under it may be closed.
+    wire: Option<Wire>,
+    /// The version of the last change written.
+    last_version: u64,
+    /// What the fan-out thread could not write without blocking (the rest
+    /// of a frame, chunk framing included): it goes before anything else.
+    unsent: Vec<u8>,
+    /// When bytes were last put on the wire: a keepalive follows
+    /// `keepalive` of silence.
+    written_at: Instant,
+    /// Why a write by the fan-out thread failed (the client left): the
+    /// stream ends.
+    failed: Option<io::ErrorKind>,
+}
+
+impl Writer {
+    fn wire(&mut self) -> io::Result<&mut Wire> {
+        self.wire.as_mut().ok_or_else(ended)
+    }
+
+    /// Writes one piece, after anything left unsent, and puts it on the
+    /// wire at once.
+    fn send(&mut self, text: &str) -> io::Result<()> {
+        self.send_unsent()?;
+        let wire = self.wire()?;
+        wire.write(text)?;
+        wire.inner.flush()?;
+        self.written_at = Instant::now();
+        Ok(())
+    }
+
+    /// Writes what the fan-out thread left, blocking as long as it takes.
+    fn send_unsent(&mut self) -> io::Result<()> {
+        if self.unsent.is_empty() {
+            return Ok(());
+        }
+        let unsent = std::mem::take(&mut self.unsent);
+        let wire = self.wire()?;
+        wire.inner.write_all(&unsent)?;
+        wire.inner.flush()?;
+        self.written_at = Instant::now();
+        Ok(())
+    }
+}
+
+fn ended() -> io::Error {
+    io::Error::other("the stream has ended")
+}
+
+/// What a stream's thread shares with the fan-out thread.
+struct Shared {
+    writer: Mutex<Writer>,
+    /// The subscriber's channel: taken from only while holding `writer`.
+    feed: Feed,
+    format: Format,
+    metrics: Arc<Metrics>,
+    chunked: bool,
+    /// The socket under the wire, open as long as the wire is.
+    fd: Option<RawFd>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Writer> {
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The frame of a published update, made once for every stream of
+    /// this format.
+    fn shared_frame<'a>(&self, published: &'a Published) -> &'a str {
+        let slot = match self.format {
+            Format::PerKind(_) => 0,
+            Format::Multiplexed => 1,
+        };
+        self.metrics.frames_sent.fetch_add(1, Ordering::Relaxed);
+        published.rendered(slot, |update| render(self.format, update))
+    }
+}
+
+/// On the fan-out thread: writes what waits in the channel, frame by
+/// frame, without blocking; leaves the rest to the stream's thread.
+impl Deliver for Shared {
+    fn deliver(&self) -> bool {
+        let Some(fd) = self.fd else {
+            return false;
+        };
+        let mut writer = match self.writer.try_lock() {
+            Ok(writer) => writer,
+            // Its thread is writing: woken, it looks at the channel again.
+            Err(TryLockError::WouldBlock | TryLockError::Poisoned(_)) => return false,
+        };
+        if writer.wire.is_none() {
+            return true;
+        }
+        if writer.failed.is_some() || !writer.unsent.is_empty() {
+            return false;
+        }
+        let mut wrote = false;
+        let delivered = loop {
+            let Some(next) = self.feed.try_next() else {
+                break !self.feed.awaits_resync();
+            };
+            let Next::Update(published) = next else {
+                break false; // closed: its thread ends the stream
+            };
+            if published.update.version <= writer.last_version {
+                continue;
+            }
+            writer.last_version = published.update.version;
+            let frame = self.shared_frame(&published).as_bytes();
+            match send_now(fd, self.chunked, frame) {
+                Ok(unsent) => {
+                    wrote = true;
+                    if !unsent.is_empty() {
+                        writer.unsent = unsent;
+                        break false;
+                    }
+                }
+                Err(error) => {
+                    writer.failed = Some(error.kind());
+                    break false;
+                }
+            }
+        };
+        if wrote {
+            writer.written_at = Instant::now();
+        }
+        delivered
+    }
+}
+
+/// Sends one frame (as one chunk when `chunked`) on the socket without
+/// blocking; returns what did not fit, to be written before anything else.
+fn send_now(fd: RawFd, chunked: bool, frame: &[u8]) -> io::Result<Vec<u8>> {
+    let mut head = [0u8; 20];
+    let head_len = match chunked {
+        true => {
+            let mut cursor = io::Cursor::new(&mut head[..]);
+            write!(cursor, "{:x}\r\n", frame.len())?;
+            cursor.position() as usize
+        }
+        false => 0,
+    };
+    let tail: &[u8] = if chunked { b"\r\n" } else { b"" };
+    let parts: [&[u8]; 3] = [&head[..head_len], frame, tail];
+    let iov = parts.map(|part| libc::iovec {
+        iov_base: part.as_ptr() as *mut libc::c_void,
+        iov_len: part.len(),
+    });
+    // SAFETY: msghdr is integers and pointers, for which zero is a value.
+    let mut message: libc::msghdr = unsafe { std::mem::zeroed() };
+    message.msg_iov = iov.as_ptr() as *mut libc::iovec;
+    message.msg_iovlen = iov.len() as _;
+    let sent = loop {
+        // SAFETY: the message points at `iov`, which points at `parts`, all
+        // alive and unmoved during the call, and sendmsg only reads them;
+        // the caller holds the wire, which keeps the descriptor open.
+        let sent = unsafe { libc::sendmsg(fd, &message, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
+        if sent >= 0 {
+            break sent as usize;
+        }
+        let error = io::Error::last_os_error();
+        match error.kind() {
+            io::ErrorKind::Interrupted => continue,
+            io::ErrorKind::WouldBlock => break 0,
+            _ => return Err(error),
+        }
+    };
+    let mut skip = sent;
+    let mut unsent = Vec::new();
+    for part in parts {
+        let taken = skip.min(part.len());
+        skip -= taken;
+        unsent.extend_from_slice(&part[taken..]);
+    }
+    Ok(unsent)
+}
+
+/// What the stream's thread does after a look.
+enum Then {
+    WaitUntil(Instant),
+    End,
+}
+
 impl Stream {
     /// Runs the stream until the client goes away, the server closes the
-    /// subscription, or the lifetime passes.
-    pub fn run(mut self, writer: Box<dyn Write + Send>, chunked: bool) {
+    /// subscription, or the lifetime passes. With `fd`, the socket under
+    /// `writer`, the fan-out thread writes frames itself when it can.
+    pub fn run(mut self, writer: Box<dyn Write + Send>, chunked: bool, fd: Option<RawFd>) {
         let id = self.subscription.inbox.id;
         let initial = std::mem::take(&mut self.subscription.initial);
         let mut wire = Wire {
             inner: writer,
             chunked,
         };
-        let result = wire
+        let prelude = wire
             .inner
             .write_all(sse::head(chunked).as_bytes())
-            .and_then(|()| self.write_prelude(&mut wire, initial))
-            .and_then(|()| self.serve(&mut wire));
-        match result {
-            Ok(()) => wire.end(),
+            .and_then(|()| self.write_prelude(&mut wire, initial));
+        if let Err(error) = prelude {
+            log::debug!("stream {id} ended: {error}");
+            return;
+        }
+        let shared = Arc::new(Shared {
+            writer: Mutex::new(Writer {
+                wire: Some(wire),
+                last_version: self.subscription.version,
+                unsent: Vec::new(),
+                written_at: Instant::now(),
+                failed: None,
+            }),
+            feed: self.subscription.inbox.feed(),
+            format: self.format,
+            metrics: self.metrics.clone(),
+            chunked,
+            fd,
+        });
+        if fd.is_some() {
+            self.subscription.inbox.deliver_with(shared.clone());
+        }
+        // Once `serve` returns, nothing more is written by anyone but the
+        // last chunk; the socket closes as the wire drops.
+        match self.serve(&shared) {
+            Ok(mut wire) => wire.end(),
             Err(error) => log::debug!("stream {id} ended: {error}"),
         }
     }
 
-    fn serve(&self, wire: &mut Wire) -> io::Result<()> {
-        let inbox = &self.subscription.inbox;
-        let mut last_version = self.subscription.version;
+    /// Serves the stream until it ends; then takes the wire from the
+    /// fan-out thread, in the same hold of the writer as the last look,
+    /// so that no frame (nor part of one) can slip in before the end.
+    fn serve(&self, shared: &Shared) -> io::Result<Wire> {
         let deadline = self.lifetime.map(|lifetime| Instant::now() + lifetime);
-        let mut probe_due = false;
+        // When the last keepalive went out, while nothing followed it.
+        let mut keepalive_at = None;
+        // The first look is at once (and makes this thread the reader).
+        let mut wake_at = Instant::now();
         loop {
-            let now = Instant::now();
-            if deadline.is_some_and(|deadline| now >= deadline) {
-                return Ok(());
-            }
-            let interval = if probe_due {
-                PROBE_AFTER
-            } else {
-                self.keepalive
-            };
-            let wake_at = deadline.map_or(now + interval, |d| d.min(now + interval));
-            match inbox.next(wake_at) {
-                Next::Update(published) if published.update.version > last_version => {
-                    wire.send(self.shared_frame(&published))?;
-                    last_version = published.update.version;
-                    probe_due = false;
-                }
-                Next::Update(_) => {}
-                Next::Timeout if deadline.is_some_and(|d| Instant::now() >= d) => {}
-                Next::Timeout if probe_due => {
-                    wire.send(&sse::comment(""))?;
-                    probe_due = false;
-                }
-                Next::Timeout => {
-                    wire.send(&self.keepalive_frame(last_version))?;
-                    probe_due = true;
-                }
-                Next::Closed => return Ok(()),
-            }
-            if inbox.is_empty() && inbox.resync.load(Ordering::Acquire) {
-                for update in self.subscription.resync() {
-                    wire.send(&self.frame(&update))?;
-                    last_version = last_version.max(update.version);
+            self.subscription.inbox.wait(wake_at);
+            let mut writer = shared.lock();
+            match self.look(shared, &mut writer, deadline, &mut keepalive_at) {
+                Ok(Then::WaitUntil(at)) => wake_at = at,
+                Ok(Then::End) => return writer.wire.take().ok_or_else(ended),
+                Err(error) => {
+                    // Whatever its buffer still holds, nothing may follow.
+                    drop(writer.wire.take());
+                    return Err(error);
                 }
             }
         }
+    }
+
+    /// One look, holding the writer: what the fan-out thread left, what
+    /// waits in the channel, a resync, a keepalive or a probe when due.
+    fn look(
+        &self,
+        shared: &Shared,
+        writer: &mut Writer,
+        deadline: Option<Instant>,
+        keepalive_at: &mut Option<Instant>,
+    ) -> io::Result<Then> {
+        let inbox = &self.subscription.inbox;
+        if let Some(kind) = writer.failed {
+            return Err(kind.into());
+        }
+        writer.send_unsent()?;
+        while let Some(next) = inbox.try_next() {
+            match next {
+                Next::Update(published) if published.update.version > writer.last_version => {
+                    writer.send(shared.shared_frame(&published))?;
+                    writer.last_version = published.update.version;
+                }
+                Next::Update(_) | Next::Timeout => {}
+                Next::Closed => return Ok(Then::End),
+            }
+        }
+        if inbox.is_empty() && inbox.resync.load(Ordering::Acquire) {
+            for update in self.subscription.resync() {
+                writer.send(&self.frame(&update))?;
+                writer.last_version = writer.last_version.max(update.version);
+            }
+        }
+        let now = Instant::now();
+        if deadline.is_some_and(|deadline| now >= deadline) {
+            return Ok(Then::End);
+        }
+        // A probe follows a keepalive only if nothing else went out since.
+        if keepalive_at.is_some_and(|at| at != writer.written_at) {
+            *keepalive_at = None;
+        }
+        if keepalive_at.is_some_and(|at| now >= at + PROBE_AFTER) {
+            writer.send(&sse::comment(""))?;
+            *keepalive_at = None;
+        }
+        if now >= writer.written_at + self.keepalive {
+            writer.send(&self.keepalive_frame(writer.last_version))?;
+            *keepalive_at = Some(writer.written_at);
+        }
+        let next_keepalive = writer.written_at + self.keepalive;
+        let wake_at =
+            keepalive_at.map_or(next_keepalive, |at| next_keepalive.min(at + PROBE_AFTER));
+        Ok(Then::WaitUntil(
+            deadline.map_or(wake_at, |d| d.min(wake_at)),
+        ))
     }
 
     /// The first bytes of the body: the initial state (and, multiplexed, the
@@ -162,35 +413,9 @@ impl Stream {
         wire.inner.flush()
     }
 
-    /// The frame of a published update, made once for every stream of
-    /// this format.
-    fn shared_frame<'a>(&self, published: &'a Published) -> &'a str {
-        let slot = match self.format {
-            Format::PerKind(_) => 0,
-            Format::Multiplexed => 1,
-        };
-        self.metrics.frames_sent.fetch_add(1, Ordering::Relaxed);
-        published.rendered(slot, |update| self.render(update))
-    }
-
     fn frame(&self, update: &Update) -> String {
         self.metrics.frames_sent.fetch_add(1, Ordering::Relaxed);
-        self.render(update)
-    }
-
-    fn render(&self, update: &Update) -> String {
-        match self.format {
-            Format::PerKind(_) => sse::frame(
-                None,
-                sse::event_name(update.kind),
-                &sse::per_kind_data(update),
-            ),
-            Format::Multiplexed => sse::frame(
-                Some(update.version),
-                sse::event_name(update.kind),
-                &sse::multiplexed_data(update),
-            ),
-        }
+        render(self.format, update)
     }
 
     fn keepalive_frame(&self, last_version: u64) -> String {
@@ -198,5 +423,74 @@ impl Stream {
             Format::PerKind(_) => sse::comment("keepalive"),
             Format::Multiplexed => sse::frame(Some(last_version), "ping", "{}"),
         }
+    }
+}
+
+/// The frame of an update in a wire format.
+fn render(format: Format, update: &Update) -> String {
+    match format {
+        Format::PerKind(_) => sse::frame(
+            None,
+            sse::event_name(update.kind),
+            &sse::per_kind_data(update),
+        ),
+        Format::Multiplexed => sse::frame(
+            Some(update.version),
+            sse::event_name(update.kind),
+            &sse::multiplexed_data(update),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixStream;
+
+    fn chunk(frame: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        sse::write_chunk(&mut out, frame).unwrap();
+        out
+    }
+
+    #[test]
+    fn a_frame_sent_now_is_one_chunk_or_the_bare_frame() {
+        let (ours, mut theirs) = UnixStream::pair().unwrap();
+        let frame = b"event: clarify\ndata: {}\n\n";
+        assert!(send_now(ours.as_raw_fd(), true, frame).unwrap().is_empty());
+        assert!(send_now(ours.as_raw_fd(), false, frame).unwrap().is_empty());
+        drop(ours);
+        let mut got = Vec::new();
+        theirs.read_to_end(&mut got).unwrap();
+        assert_eq!(got, [chunk(frame), frame.to_vec()].concat());
+    }
+
+    #[test]
+    fn what_does_not_fit_is_returned_and_completes_the_chunk() {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let frame = vec![b'x'; 8 << 20];
+        let unsent = send_now(ours.as_raw_fd(), true, &frame).unwrap();
+        assert!(!unsent.is_empty(), "8 MiB does not fit a socket buffer");
+        // A full socket takes nothing more, without blocking.
+        let nothing = send_now(ours.as_raw_fd(), true, b"y").unwrap();
+        assert_eq!(nothing, chunk(b"y"));
+        let reader = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            (&theirs).read_to_end(&mut got).unwrap();
+            got
+        });
+        (&ours).write_all(&unsent).unwrap();
+        drop(ours);
+        assert_eq!(reader.join().unwrap(), chunk(&frame));
+    }
+
+    #[test]
+    fn a_peer_that_left_fails_the_send() {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        drop(theirs);
+        let error = send_now(ours.as_raw_fd(), true, b"x").unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::BrokenPipe);
     }
 }
