@@ -26,7 +26,7 @@ use crate::serve::http::{LEFT_CHECK_EVERY, Method, Reply, Request, Response};
 use crate::serve::metrics::{Metrics, Places};
 use crate::serve::origin;
 use crate::serve::static_files;
-use crate::serve::stream::{Format, Stream};
+use crate::serve::stream::{self, Format, Stream};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -45,6 +45,8 @@ pub struct App {
     pub capabilities: Arc<Capabilities>,
     /// Sends notifications of new prompts, when configured.
     pub notifier: Option<Arc<Notifier>>,
+    /// The open streams, swept for clients that left.
+    pub streams: Arc<stream::Watch>,
 }
 
 impl App {
@@ -74,6 +76,7 @@ impl App {
             loopback,
             capabilities: Arc::new(Capabilities::ephemeral().expect("the OS gives random bytes")),
             notifier: None,
+            streams: Arc::default(),
         }
     }
 }
@@ -628,6 +631,7 @@ fn open_stream(
         keepalive: app.config.keepalive,
         lifetime: Some(lifetime),
         place,
+        watch: app.streams.clone(),
     };
     Ok(Reply::Stream(Box::new(move |writer, chunked, fd| {
         stream.run(writer, chunked, fd)

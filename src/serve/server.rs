@@ -48,6 +48,9 @@ use std::time::{Duration, Instant};
 /// device has; and with it, waking 1,000 parked long-polls took about 20%
 /// longer (BENCHMARKS.md).
 const SMALL_STACK: usize = 64 * 1024;
+
+/// How often the open streams are swept for clients that left.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// How often freed memory is handed back to the system.
 const TRIM_EVERY: Duration = Duration::from_secs(10);
 /// A test knob, not a flag: milliseconds between trims instead of
@@ -126,16 +129,23 @@ impl Server {
             let worker = move || receiver.serve(Role::Worker);
             threads.push(running.spawn(&format!("askgate-worker-{index}"), worker)?);
         }
-        let (hub, flag) = (app.hub.clone(), stopping.clone());
+        let (hub, streams, flag) = (app.hub.clone(), app.streams.clone(), stopping.clone());
         let trim_every = std::env::var(TRIM_EVERY_VARIABLE)
             .ok()
             .and_then(|ms| ms.parse().ok())
             .map_or(TRIM_EVERY, Duration::from_millis);
+        // Expiry, and now and then the open streams swept for clients that
+        // left, and the allocator trimmed.
         let expiry = move || {
-            let mut trimmed = Instant::now();
+            let (mut trimmed, mut swept) = (Instant::now(), Instant::now());
             while !flag.load(Ordering::Acquire) {
                 let wait = hub.expire_due(Duration::from_secs(1));
-                hub.wait_for_expiry(wait.max(Duration::from_millis(5)));
+                let sweep_in = SWEEP_EVERY.saturating_sub(swept.elapsed());
+                hub.wait_for_expiry(wait.min(sweep_in).max(Duration::from_millis(5)));
+                if swept.elapsed() >= SWEEP_EVERY {
+                    streams.sweep();
+                    swept = Instant::now();
+                }
                 if trimmed.elapsed() >= trim_every {
                     limits::trim_allocator();
                     trimmed = Instant::now();

@@ -23,12 +23,15 @@ use crate::core::view::Update;
 use crate::hub::Subscription;
 use crate::hub::subscriber::{Deliver, Feed, Next, Published};
 use crate::serve::admission::PlaceGuard;
+use crate::serve::limits;
 use crate::serve::metrics::Metrics;
 use crate::serve::sse;
+use std::collections::HashMap;
 use std::io::{self, Write};
 use std::os::fd::RawFd;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
 /// A write to a socket whose peer has closed succeeds once (the peer answers
@@ -54,6 +57,52 @@ pub struct Stream {
     /// When the server ends the stream by itself; `None` for never.
     pub lifetime: Option<Duration>,
     pub place: PlaceGuard,
+    pub watch: Arc<Watch>,
+}
+
+/// The open streams' sockets, swept now and then (`sweep`, about every
+/// second) for clients that left: a silent stream would otherwise notice
+/// only at its next keepalive, holding its place up to `--keepalive-secs`.
+#[derive(Default)]
+pub struct Watch {
+    streams: Mutex<HashMap<u64, Watched>>,
+}
+
+struct Watched {
+    fd: RawFd,
+    left: Arc<AtomicBool>,
+    reader: Thread,
+}
+
+impl Watch {
+    fn lock(&self) -> MutexGuard<'_, HashMap<u64, Watched>> {
+        self.streams.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Marks each stream whose client has left (its connection no longer
+    /// established) and wakes its thread, which ends it. One `getsockopt`
+    /// a stream.
+    pub fn sweep(&self) {
+        for watched in self.lock().values() {
+            if !watched.left.load(Ordering::Acquire) && limits::client_has_left(watched.fd) {
+                watched.left.store(true, Ordering::Release);
+                watched.reader.unpark();
+            }
+        }
+    }
+}
+
+/// A stream's entry in the watch, taken out (before its socket closes)
+/// when dropped.
+struct Watching<'a> {
+    watch: &'a Watch,
+    id: u64,
+}
+
+impl Drop for Watching<'_> {
+    fn drop(&mut self) {
+        self.watch.lock().remove(&self.id);
+    }
 }
 
 /// Writes SSE text to the connection, chunked for HTTP/1.1.
@@ -142,6 +191,8 @@ struct Shared {
     chunked: bool,
     /// The socket under the wire, open as long as the wire is.
     fd: Option<RawFd>,
+    /// Set by the watch when the client has left: the stream ends.
+    left: Arc<AtomicBool>,
 }
 
 impl Shared {
@@ -298,13 +349,29 @@ impl Stream {
             metrics: self.metrics.clone(),
             chunked,
             fd,
+            left: Arc::default(),
         });
         if fd.is_some() {
             self.subscription.inbox.deliver_with(shared.clone());
         }
+        let watching = fd.map(|fd| {
+            let watched = Watched {
+                fd,
+                left: shared.left.clone(),
+                reader: thread::current(),
+            };
+            self.watch.lock().insert(id, watched);
+            Watching {
+                watch: &self.watch,
+                id,
+            }
+        });
         // Once `serve` returns, nothing more is written by anyone but the
-        // last chunk; the socket closes as the wire drops.
-        match self.serve(&shared) {
+        // last chunk; the socket closes as the wire drops, after the watch
+        // has let go of it.
+        let served = self.serve(&shared);
+        drop(watching);
+        match served {
             Ok(mut wire) => wire.end(),
             Err(error) => log::debug!("stream {id} ended: {error}"),
         }
@@ -346,6 +413,9 @@ impl Stream {
         let inbox = &self.subscription.inbox;
         if let Some(kind) = writer.failed {
             return Err(kind.into());
+        }
+        if shared.left.load(Ordering::Acquire) {
+            return Err(io::ErrorKind::ConnectionAborted.into());
         }
         writer.send_unsent()?;
         while let Some(next) = inbox.try_next() {

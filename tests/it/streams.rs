@@ -161,6 +161,31 @@ fn a_client_that_goes_away_frees_its_subscriber_within_keepalive_and_a_second() 
 }
 
 #[test]
+fn a_silent_stream_whose_client_left_gives_its_place_back_within_about_a_second() {
+    // No keepalive would be written for 30 s: the server sweeps the open
+    // streams' sockets instead.
+    let server = TestServer::start(&["--max-streams", "1"]);
+    let stream = server.stream("/api/clarify/stream?session_id=gone");
+    assert_eq!(
+        server.get("/api/events").status,
+        503,
+        "the one place is taken"
+    );
+    let closed = Instant::now();
+    drop(stream);
+    eventually("the place is back", Duration::from_secs(3), &mut || {
+        server.metric("askgate_streams_open") == 0.0
+    });
+    assert!(
+        closed.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        closed.elapsed()
+    );
+    let again = server.stream("/api/clarify/stream?session_id=back");
+    assert_eq!(again.status, 200, "and a new stream takes it");
+}
+
+#[test]
 fn http_1_0_clients_get_a_close_delimited_stream() {
     let server = TestServer::start(&[]);
     let mut socket = server.connect();
