@@ -556,9 +556,7 @@ impl Run {
                 "rule 10: nothing past its time stays pending"
             );
         }
-        let pruned = self
-            .state
-            .prune(self.now, self.limits.result_ttl, self.watched());
+        let pruned = self.state.prune(self.now, &self.limits, self.watched());
         self.commit(pruned.into_iter().collect());
     }
 

@@ -27,6 +27,15 @@ use std::sync::Arc;
 /// At most this many outcomes are kept, however short their retention.
 const MAX_OUTCOMES: usize = 100_000;
 
+/// At most this many prompts one expiry pass expires, and outcomes and
+/// sessions one change forgets: an operation is one journal record, which
+/// must stay under a quarter of the journal's reserve (256 KiB by default:
+/// 200 expiries of long ids, 2,000 outcome ids and 400 session ids take
+/// about 210 KiB). What is left goes in the next pass, at once.
+pub const EXPIRE_BATCH: usize = 200;
+pub const FORGET_BATCH: usize = 2_000;
+pub const SESSIONS_BATCH: usize = 400;
+
 /// Rules one session may hold, and rules overall (their bytes count against
 /// their share of the budget too).
 const MAX_RULES_PER_SESSION: usize = 64;
@@ -443,7 +452,7 @@ impl State {
             .filter(|&excess| excess > 0)?;
         let mut outcomes = Vec::new();
         for id in &self.outcome_order {
-            if excess == 0 {
+            if excess == 0 || outcomes.len() == FORGET_BATCH {
                 break;
             }
             let Some(record) = self.outcomes.get(id) else {
@@ -757,7 +766,8 @@ impl State {
             .flat_map(|s| s.queues.values())
             .flat_map(Queue::iter);
         let due = pending.filter(|prompt| prompt.is_expired(now));
-        due.map(|prompt| resolved(prompt, Outcome::Expired, now))
+        due.take(EXPIRE_BATCH)
+            .map(|prompt| resolved(prompt, Outcome::Expired, now))
             .collect()
     }
 
@@ -774,25 +784,41 @@ impl State {
         deadlines.min_by(f64::total_cmp)
     }
 
-    /// Outcomes past retention, and idle sessions whose last change is past
-    /// retention and that no watcher `needs`; `None` when there are none.
+    /// Outcomes past retention, or beyond their share of the budget (a
+    /// state read back under a smaller one), oldest first; and idle
+    /// sessions whose last change is past retention and that no watcher
+    /// `needs`; `None` when there are none. A batch at a time.
     pub fn prune(
         &self,
         now: f64,
-        result_ttl: f64,
+        limits: &Limits,
         needed: impl Fn(&str) -> bool,
     ) -> Option<Change> {
-        let stale_before = now - result_ttl;
+        let stale_before = now - limits.result_ttl;
+        let mut excess = self
+            .outcome_bytes
+            .saturating_sub(limits.max_outcome_bytes());
         let outcomes: Vec<String> = self
             .outcome_order
             .iter()
-            .take_while(|id| self.outcomes.get(*id).is_some_and(|r| r.at <= stale_before))
+            .take_while(|id| {
+                let Some(record) = self.outcomes.get(*id) else {
+                    return false;
+                };
+                let forget = record.at <= stale_before || excess > 0;
+                excess = excess.saturating_sub(record.cost(id));
+                forget
+            })
+            .take(FORGET_BATCH)
             .cloned()
             .collect();
         let sessions = self.sessions.iter();
         let stale =
             sessions.filter(|(id, s)| s.is_idle() && s.changed_at < stale_before && !needed(id));
-        let sessions: Vec<String> = stale.map(|(id, _)| id.clone()).collect();
+        let sessions: Vec<String> = stale
+            .take(SESSIONS_BATCH)
+            .map(|(id, _)| id.clone())
+            .collect();
         (!outcomes.is_empty() || !sessions.is_empty())
             .then_some(Change::Pruned { outcomes, sessions })
     }

@@ -38,7 +38,7 @@ use crate::core::change::Change;
 use crate::core::kind::{Kind, KindMap};
 use crate::core::prompt::{Answer, Outcome, Payload, Prompt};
 use crate::core::rules::Rule;
-use crate::core::state::{Limits, Lookup, Respond, SessionSummary, State, Submitted};
+use crate::core::state::{self, Limits, Lookup, Respond, SessionSummary, State, Submitted};
 use crate::core::view::{Interest, Update, Watch};
 use crate::error::{Error, Result};
 use crate::store::audit_log::AuditLog;
@@ -522,13 +522,24 @@ impl Hub {
         let now = op.now;
         let committed = self.commit(op, |inner| {
             let mut changes = inner.state.expire_due(now);
+            let mut more = changes.len() == state::EXPIRE_BATCH;
             let needed = |s: &str| inner.registry.needs(s);
-            changes.extend(inner.state.prune(now, self.limits.result_ttl, needed));
-            Ok((changes, ()))
+            let pruned = inner.state.prune(now, &self.limits, needed);
+            if let Some(Change::Pruned { outcomes, sessions }) = &pruned {
+                more |= outcomes.len() == state::FORGET_BATCH;
+                more |= sessions.len() == state::SESSIONS_BATCH;
+            }
+            changes.extend(pruned);
+            Ok((changes, more))
         });
-        if let Err(error) = committed {
-            log::warn!("expiry is waiting for the store: {error}");
-        }
+        // A full batch: the rest at once.
+        let more = match committed {
+            Ok(more) => more,
+            Err(error) => {
+                log::warn!("expiry is waiting for the store: {error}");
+                false
+            }
+        };
         let inner = self.lock();
         if let Some(journal) = &self.journal {
             durable::compact_if_grown(journal, &inner.state);
@@ -536,6 +547,9 @@ impl Hub {
         let next = inner.state.next_expiry().map(|at| (at - now).max(0.0));
         if let Some(replica) = &self.replica {
             replica.snapshot_if_grown(inner);
+        }
+        if more {
+            return Duration::ZERO;
         }
         next.map_or(max_wait, |next| Duration::from_secs_f64(next).min(max_wait))
     }

@@ -692,3 +692,105 @@ fn a_restarted_server_still_has_the_pending_prompt() {
         json!({"status": "answered", "response": "sqlite"})
     );
 }
+
+/// Writes, as an earlier server would have, `expired` prompts whose
+/// deadline passed while it was down and `kept` answered outcomes of
+/// 300-byte questions; returns the ids of the expired and of the kept.
+fn write_a_large_journal(dir: &TempDir, expired: usize, kept: usize) -> (Vec<String>, Vec<String>) {
+    use askgate::core::kind::Kind;
+    use askgate::core::prompt::{Answer, Outcome, Payload, Prompt};
+    use askgate::core::state::State;
+    use askgate::hub::durable;
+    use askgate::store::journal::Journal;
+    let (journal, _) = Journal::open(dir.path.as_path()).expect("a fresh directory opens");
+    let mut state = State::default();
+    let mut last = 0;
+    let mut write = |changes: Vec<askgate::core::change::Change>| {
+        let version = durable::version_after(&state, &changes);
+        journal
+            .append(version, durable::encode(&changes))
+            .expect("room");
+        changes.iter().for_each(|change| {
+            state.apply(change);
+        });
+        last = version;
+        if version.is_multiple_of(500) {
+            // Let the journal thread sync and top its reserve up.
+            journal.wait_durable(version).expect("durable");
+        }
+    };
+    let now = unix_now();
+    let prompt = |n: usize, session: &str, created: f64, timeout: i64| {
+        let payload = Payload::Clarify {
+            question: format!("{n} {}", "q".repeat(300)),
+            choices: Vec::new(),
+        };
+        Prompt::new(
+            format!("{n:012x}"),
+            session.to_string(),
+            created,
+            timeout,
+            payload,
+        )
+    };
+    let (mut gone, mut answered) = (Vec::new(), Vec::new());
+    for n in 0..expired {
+        let session = format!("e{}", n / 50);
+        let late = prompt(n, &session, now - 120.0, 60);
+        gone.push(late.id.clone());
+        write(vec![askgate::core::change::Change::Submitted(late)]);
+    }
+    for n in expired..expired + kept {
+        let session = format!("k{}", n % 100);
+        let asked = prompt(n, &session, now, 600);
+        let id = asked.id.clone();
+        write(vec![askgate::core::change::Change::Submitted(asked)]);
+        write(vec![askgate::core::change::Change::Resolved {
+            session_id: session,
+            kind: Kind::Clarify,
+            id: id.clone(),
+            outcome: Outcome::Answered(Answer::Text("yes".into())),
+            at: now,
+            grant: None,
+        }]);
+        answered.push(id);
+    }
+    journal.wait_durable(last).expect("durable");
+    (gone, answered)
+}
+
+#[test]
+fn a_large_expiry_and_a_smaller_budget_at_start_go_in_records_the_journal_takes() {
+    // 3,000 expiries at once, or forgetting 27,000 outcomes to fit a
+    // smaller budget, made one record of more than the journal's largest
+    // (256 KiB): the server could not start ("cannot replay the journal").
+    let dir = TempDir::new("batches");
+    let (expired, kept) = write_a_large_journal(&dir, 3_000, 30_000);
+    let flags = ["--max-state-bytes", "8M", "--max-pending", "64"];
+    let server = serve_on(&dir, &flags);
+    eventually("every late prompt expired", DEADLINE, &mut || {
+        (0..60).all(|n| poll(&server, "clarify", &format!("e{n}"))["pending_count"] == 0)
+    });
+    let (first, last) = (&expired[0], &expired[expired.len() - 1]);
+    let expired_status = (200, json!({"status": "expired"}));
+    assert_eq!(outcome(&server, "clarify", "e0", first), expired_status);
+    assert_eq!(outcome(&server, "clarify", "e59", last), expired_status);
+    // The outcomes' share of 8 MiB holds about 5,800: the oldest go.
+    let newest = &kept[kept.len() - 1];
+    let newest_session = format!("k{}", (3_000 + kept.len() - 1) % 100);
+    eventually("the oldest outcomes are forgotten", DEADLINE, &mut || {
+        outcome(&server, "clarify", "k0", &kept[0]).0 == 404
+    });
+    let answered = (200, json!({"status": "answered", "response": "yes"}));
+    assert_eq!(
+        outcome(&server, "clarify", &newest_session, newest),
+        answered
+    );
+    server.kill();
+    // What it did was made durable, in records the journal took.
+    let server = serve_on(&dir, &flags);
+    assert_eq!(outcome(&server, "clarify", "e0", first), expired_status);
+    assert_eq!(outcome(&server, "clarify", "k0", &kept[0]).0, 404);
+    let check = journal_check(&dir);
+    assert!(check.status.success(), "{}", text(&check.stdout));
+}
