@@ -91,7 +91,6 @@ pub fn render_notify(counts: &crate::notify::Counts) -> String {
     text
 }
 
-/// The journal's counters in the same text format.
 /// The Redis store's series (`--store redis://`).
 pub fn render_store(stats: &crate::hub::replica::StoreStats) -> String {
     #[rustfmt::skip]
@@ -102,16 +101,10 @@ pub fn render_store(stats: &crate::hub::replica::StoreStats) -> String {
         ("askgate_store_applied_total", "counter", "Records of other instances applied from the log.", stats.applied as f64),
         ("askgate_store_reloads_total", "counter", "Times the state was read again from the snapshot in Redis.", stats.reloads as f64),
     ];
-    let mut text = String::new();
-    for (name, kind, help, value) in series {
-        let _ = write!(
-            text,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
-        );
-    }
-    text
+    render_series(&series)
 }
 
+/// The journal's counters in the same text format.
 pub fn render_journal(stats: &Stats) -> String {
     #[rustfmt::skip]
     let series = [
@@ -123,6 +116,11 @@ pub fn render_journal(stats: &Stats) -> String {
         ("askgate_journal_write_failures_total", "counter", "Journal writes or syncs that failed.", stats.write_failures as f64),
         ("askgate_journal_snapshots_total", "counter", "Snapshots written.", stats.snapshots_written as f64),
     ];
+    render_series(&series)
+}
+
+/// Series of one unlabelled value each: (name, type, help, value).
+fn render_series(series: &[(&str, &str, &str, f64)]) -> String {
     let mut text = String::new();
     for (name, kind, help, value) in series {
         let _ = write!(

@@ -4,13 +4,17 @@
 //! 10,000 pending prompts and 100,000 outcomes. Prints Markdown tables;
 //! BENCHMARKS.md records the figures.
 
+#[allow(dead_code)]
+mod harness;
+
 use askgate::core::change::Change;
 use askgate::core::prompt::{Outcome, Payload, Prompt};
 use askgate::core::state::State;
 use askgate::hub::durable;
 use askgate::store::journal::Journal;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use harness::Client;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
@@ -92,49 +96,6 @@ fn start(data_dir: &str) -> Server {
         child,
         addr,
         started: began.elapsed(),
-    }
-}
-
-/// One keep-alive connection sending submits and reading their answers.
-struct Client {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-}
-
-impl Client {
-    fn new(addr: SocketAddr) -> Client {
-        let socket = TcpStream::connect(addr).unwrap();
-        socket.set_nodelay(true).unwrap();
-        Client {
-            reader: BufReader::new(socket.try_clone().unwrap()),
-            writer: socket,
-        }
-    }
-
-    fn submit(&mut self, session: &str, n: usize) {
-        let body =
-            format!(r#"{{"session_id": "{session}", "question": "q{n}", "timeout_seconds": 0}}"#);
-        let request = format!(
-            "POST /api/clarify/submit HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        self.writer.write_all(request.as_bytes()).unwrap();
-        let mut length = 0;
-        let mut status = String::new();
-        self.reader.read_line(&mut status).unwrap();
-        assert!(status.contains(" 200 "), "{status}");
-        loop {
-            let mut line = String::new();
-            self.reader.read_line(&mut line).unwrap();
-            if line == "\r\n" {
-                break;
-            }
-            if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                length = value.trim().parse().unwrap();
-            }
-        }
-        let mut body = vec![0; length];
-        self.reader.read_exact(&mut body).unwrap();
     }
 }
 

@@ -207,3 +207,49 @@ pub fn millis(duration: Duration) -> String {
 pub fn knob(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.into())
 }
+
+/// One keep-alive connection sending submits and reading their answers
+/// (the durability and Redis benches; not the fan-out one).
+#[allow(dead_code)]
+pub struct Client {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+#[allow(dead_code)]
+impl Client {
+    pub fn new(addr: SocketAddr) -> Client {
+        let socket = TcpStream::connect(addr).unwrap();
+        socket.set_nodelay(true).unwrap();
+        Client {
+            reader: BufReader::new(socket.try_clone().unwrap()),
+            writer: socket,
+        }
+    }
+
+    pub fn submit(&mut self, session: &str, n: usize) {
+        let body =
+            format!(r#"{{"session_id": "{session}", "question": "q{n}", "timeout_seconds": 0}}"#);
+        let request = format!(
+            "POST /api/clarify/submit HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        self.writer.write_all(request.as_bytes()).unwrap();
+        let mut length = 0;
+        let mut status = String::new();
+        self.reader.read_line(&mut status).unwrap();
+        assert!(status.contains(" 200 "), "{status}");
+        loop {
+            let mut line = String::new();
+            self.reader.read_line(&mut line).unwrap();
+            if line == "\r\n" {
+                break;
+            }
+            if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = value.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0; length];
+        self.reader.read_exact(&mut body).unwrap();
+    }
+}

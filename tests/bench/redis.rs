@@ -13,8 +13,8 @@
 #[allow(dead_code)]
 mod harness;
 
-use harness::{knob, millis, percentile};
-use std::io::{BufRead, BufReader, Read, Write};
+use harness::{Client, knob, millis, percentile};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -144,49 +144,6 @@ fn start(store: &[String]) -> (Child, SocketAddr) {
         child,
         addr.unwrap_or_else(|_| panic!("askgate said {line:?}")),
     )
-}
-
-/// One keep-alive connection sending submits and reading their answers.
-struct Client {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-}
-
-impl Client {
-    fn new(addr: SocketAddr) -> Client {
-        let socket = TcpStream::connect(addr).unwrap();
-        socket.set_nodelay(true).unwrap();
-        Client {
-            reader: BufReader::new(socket.try_clone().unwrap()),
-            writer: socket,
-        }
-    }
-
-    fn submit(&mut self, session: &str, n: usize) {
-        let body =
-            format!(r#"{{"session_id": "{session}", "question": "q{n}", "timeout_seconds": 0}}"#);
-        let request = format!(
-            "POST /api/clarify/submit HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        self.writer.write_all(request.as_bytes()).unwrap();
-        let mut length = 0;
-        let mut status = String::new();
-        self.reader.read_line(&mut status).unwrap();
-        assert!(status.contains(" 200 "), "{status}");
-        loop {
-            let mut line = String::new();
-            self.reader.read_line(&mut line).unwrap();
-            if line == "\r\n" {
-                break;
-            }
-            if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                length = value.trim().parse().unwrap();
-            }
-        }
-        let mut body = vec![0; length];
-        self.reader.read_exact(&mut body).unwrap();
-    }
 }
 
 /// Submits one at a time, each through the next instance.
