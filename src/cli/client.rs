@@ -12,7 +12,7 @@ use std::time::Duration;
 pub const CLARIFY_USAGE: &str =
     "askgate clarify --session S \"question\" [--choice A]... [--timeout SECS]";
 pub const APPROVE_USAGE: &str = "askgate approve --session S --command \"...\" [--pattern KEY]... [--description D] [--timeout SECS] [-- CMD [ARG]...]\n    \
-    with -- CMD ARGS: the command shown is CMD ARGS shell-quoted (--command may only repeat it), \
+    with -- CMD ARGS: the command shown is CMD ARGS shell-quoted (another --command is shown as its description), \
     and it runs once approved; askgate then exits with its status (128+N for signal N)";
 const COMMON_USAGE: &str = "clarify, approve and mcp take --server URL (or ASKGATE_URL, default http://127.0.0.1:8787, \
                             http:// or https://, with a path behind a reverse proxy), \
@@ -215,9 +215,12 @@ fn parse(
             json!({"session_id": session_id, "question": question, "choices": list})
         }
         Command::Approve => {
-            let command = match &run {
-                Some(argv) => command_that_runs(argv, text)?,
-                None => text.ok_or("--command is required (or -- CMD ARGS)")?,
+            let (command, description) = match &run {
+                Some(argv) => command_that_runs(argv, text, description)?,
+                None => (
+                    text.ok_or("--command is required (or -- CMD ARGS)")?,
+                    description,
+                ),
             };
             json!({"session_id": session_id, "command": command, "pattern_keys": list,
                    "description": description.unwrap_or_default()})
@@ -234,20 +237,24 @@ fn parse(
     })
 }
 
-/// The command the human is shown for `-- CMD ARGS`: their quoting, which an
-/// explicit `--command` may only repeat.
-fn command_that_runs(argv: &[String], given: Option<String>) -> Result<String, String> {
+/// The command the human is shown and approves for `-- CMD ARGS`: their
+/// quoting, always; the human must see what runs. An explicit `--command`
+/// other than that is only the caller's name for it, and goes into the
+/// description (before `--description`, if any), never in its place.
+fn command_that_runs(
+    argv: &[String],
+    given: Option<String>,
+    description: Option<String>,
+) -> Result<(String, Option<String>), String> {
     if argv.is_empty() {
         return Err("-- needs the command to run".into());
     }
     let quoted = wrap::quote(argv);
-    match given {
-        Some(given) if given != quoted => Err(format!(
-            "--command {given:?} is not the command that would run, {quoted:?}: \
-             leave --command out, or give exactly that (the human must see what runs)"
-        )),
-        _ => Ok(quoted),
-    }
+    let description = match (given.filter(|given| *given != quoted), description) {
+        (Some(given), Some(description)) => Some(format!("{given}: {description}")),
+        (given, description) => given.or(description),
+    };
+    Ok((quoted, description))
 }
 
 /// Submits, then waits until the prompt has an outcome.
@@ -386,25 +393,26 @@ mod tests {
             "exit 7",
         ];
         assert_eq!(parsed(&same).unwrap().body["command"], "sh -c 'exit 7'");
-        for (bad, message) in [
-            (
-                &[
-                    "--session",
-                    "s",
-                    "--command",
-                    "x",
-                    "--",
-                    "sh",
-                    "-c",
-                    "exit 7",
-                ][..],
-                "is not the command that would run, \"sh -c 'exit 7'\"",
-            ),
-            (&["--session", "s", "--"], "-- needs the command to run"),
-        ] {
-            let error = parsed(bad).unwrap_err();
-            assert!(error.contains(message), "{bad:?}: {error}");
-        }
+        // Another --command is a name for it, shown beside what runs.
+        let named = [
+            "--session",
+            "s",
+            "--command",
+            "x",
+            "--",
+            "sh",
+            "-c",
+            "exit 7",
+        ];
+        let ask = parsed(&named).unwrap();
+        assert_eq!(
+            (&ask.body["command"], &ask.body["description"]),
+            (&json!("sh -c 'exit 7'"), &json!("x"))
+        );
+        let described = [&named[..4], &["--description", "why"], &named[4..]].concat();
+        assert_eq!(parsed(&described).unwrap().body["description"], "x: why");
+        let error = parsed(&["--session", "s", "--"]).unwrap_err();
+        assert!(error.contains("-- needs the command to run"), "{error}");
         let clarify = parse(
             Command::Clarify,
             &args(&["--session", "s", "q", "--", "x"]),

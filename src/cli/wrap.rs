@@ -3,7 +3,8 @@
 //! once approved, and its exit status becomes askgate's.
 //!
 //! Invariants: nothing runs without an approval; what runs is exactly the
-//! argv whose quoting the human saw (`--command` may only repeat it); the
+//! argv whose quoting the human saw (a `--command` naming it otherwise is
+//! shown only as its description); the
 //! command inherits stdin, stdout and stderr, and askgate prints nothing on
 //! stdout, so a pipeline sees the command's output alone.
 

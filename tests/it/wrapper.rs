@@ -3,6 +3,7 @@
 
 use crate::binary::{answer, ask, finish};
 use crate::support::{DEADLINE, TempDir, TestServer};
+use serde_json::json;
 
 fn stderr(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stderr).to_string()
@@ -90,31 +91,36 @@ fn a_denied_or_unanswered_command_never_runs() {
 }
 
 #[test]
-fn a_command_other_than_the_one_shown_is_refused_before_asking() {
+fn a_command_named_otherwise_still_shows_and_runs_what_runs() {
+    // `--command 'x' -- sh -c 'exit 7'`: the human sees and approves the
+    // argv; 'x' is only the caller's name for it, in the description.
     let server = TestServer::start(&[]);
-    let output = finish(
-        ask(
-            server.addr,
-            &[
-                "approve",
-                "--session",
-                "m",
-                "--command",
-                "x",
-                "--",
-                "sh",
-                "-c",
-                "exit 7",
-            ],
-        ),
-        DEADLINE,
+    let named = [
+        "approve",
+        "--session",
+        "m",
+        "--command",
+        "x",
+        "--",
+        "sh",
+        "-c",
+        "exit 7",
+    ];
+    let child = ask(server.addr, &named);
+    let head = answer(&server, "approval", "m", "once");
+    assert_eq!(
+        (&head["command"], &head["description"]),
+        (&json!("sh -c 'exit 7'"), &json!("x")),
+        "the human saw what runs"
     );
-    assert_eq!(output.status.code(), Some(2));
-    assert!(
-        stderr(&output).contains("is not the command that would run"),
-        "{}",
-        stderr(&output)
-    );
+    let output = finish(child, DEADLINE);
+    assert_eq!(output.status.code(), Some(7), "{}", stderr(&output));
+
+    let child = ask(server.addr, &named);
+    answer(&server, "approval", "m", "deny");
+    let output = finish(child, DEADLINE);
+    assert_eq!(output.status.code(), Some(1), "denied, it did not run");
+
     let output = finish(
         ask(server.addr, &["approve", "--session", "m", "--"]),
         DEADLINE,
