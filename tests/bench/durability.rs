@@ -12,7 +12,7 @@ use askgate::core::prompt::{Outcome, Payload, Prompt};
 use askgate::core::state::State;
 use askgate::hub::durable;
 use askgate::store::journal::Journal;
-use harness::Client;
+use harness::{submit_latency, submit_rate};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -33,8 +33,8 @@ fn main() {
         ("journal", dir.display().to_string()),
     ] {
         let mut server = start(&data_dir);
-        let (p50, p99) = sequential_latency(server.addr);
-        let rate = concurrent_rate(server.addr);
+        let (p50, p99) = submit_latency(&[server.addr], SEQUENTIAL);
+        let rate = submit_rate(&[server.addr], THREADS, PER_THREAD);
         println!("| {name} | {p50:.3} ms | {p99:.3} ms | {rate:.0} |");
         server.stop();
     }
@@ -97,37 +97,6 @@ fn start(data_dir: &str) -> Server {
         addr,
         started: began.elapsed(),
     }
-}
-
-fn sequential_latency(addr: SocketAddr) -> (f64, f64) {
-    let mut client = Client::new(addr);
-    let mut times: Vec<f64> = (0..SEQUENTIAL)
-        .map(|n| {
-            let began = Instant::now();
-            client.submit(&format!("seq{}", n / 50), n);
-            began.elapsed().as_secs_f64() * 1000.0
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    (times[times.len() / 2], times[times.len() * 99 / 100])
-}
-
-fn concurrent_rate(addr: SocketAddr) -> f64 {
-    let began = Instant::now();
-    let threads: Vec<_> = (0..THREADS)
-        .map(|t| {
-            thread::spawn(move || {
-                let mut client = Client::new(addr);
-                for n in 0..PER_THREAD {
-                    client.submit(&format!("c{t}-{}", n / 50), n);
-                }
-            })
-        })
-        .collect();
-    for thread in threads {
-        thread.join().unwrap();
-    }
-    (THREADS * PER_THREAD) as f64 / began.elapsed().as_secs_f64()
 }
 
 /// Writes a directory holding 10,000 pending prompts and 100,000 outcomes

@@ -253,3 +253,42 @@ impl Client {
         self.reader.read_exact(&mut body).unwrap();
     }
 }
+
+/// Submits one at a time, `count` in all, each through the next of
+/// `addrs`: the median and p99 in milliseconds.
+#[allow(dead_code)]
+pub fn submit_latency(addrs: &[SocketAddr], count: usize) -> (f64, f64) {
+    let mut clients: Vec<Client> = addrs.iter().map(|a| Client::new(*a)).collect();
+    let servers = clients.len();
+    let mut times: Vec<f64> = (0..count)
+        .map(|n| {
+            let began = Instant::now();
+            clients[n % servers].submit(&format!("seq{}", n / 50), n);
+            began.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    (times[times.len() / 2], times[times.len() * 99 / 100])
+}
+
+/// `threads` clients submitting `per_thread` each at once, client t
+/// through `addrs[t % n]`: submits a second.
+#[allow(dead_code)]
+pub fn submit_rate(addrs: &[SocketAddr], threads: usize, per_thread: usize) -> f64 {
+    let began = Instant::now();
+    let running: Vec<_> = (0..threads)
+        .map(|t| {
+            let addr = addrs[t % addrs.len()];
+            thread::spawn(move || {
+                let mut client = Client::new(addr);
+                for n in 0..per_thread {
+                    client.submit(&format!("c{t}-{}", n / 50), n);
+                }
+            })
+        })
+        .collect();
+    for thread in running {
+        thread.join().unwrap();
+    }
+    (threads * per_thread) as f64 / began.elapsed().as_secs_f64()
+}

@@ -13,7 +13,7 @@
 #[allow(dead_code)]
 mod harness;
 
-use harness::{Client, knob, millis, percentile};
+use harness::{Client, knob, millis, percentile, submit_latency, submit_rate};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -65,8 +65,8 @@ fn main() {
             })
             .collect();
         let addrs: Vec<SocketAddr> = servers.iter().map(|(_, addr)| *addr).collect();
-        let (p50, p99) = sequential_latency(&addrs);
-        let rate = concurrent_rate(&addrs);
+        let (p50, p99) = submit_latency(&addrs, SEQUENTIAL);
+        let rate = submit_rate(&addrs, THREADS, PER_THREAD);
         let fan = fanout(&addrs, subscribers);
         println!(
             "| {name} | {count} | {p50:.3} ms | {p99:.3} ms | {rate:.0} | {} | {} | {} |",
@@ -144,41 +144,6 @@ fn start(store: &[String]) -> (Child, SocketAddr) {
         child,
         addr.unwrap_or_else(|_| panic!("askgate said {line:?}")),
     )
-}
-
-/// Submits one at a time, each through the next instance.
-fn sequential_latency(addrs: &[SocketAddr]) -> (f64, f64) {
-    let mut clients: Vec<Client> = addrs.iter().map(|a| Client::new(*a)).collect();
-    let count = clients.len();
-    let mut times: Vec<f64> = (0..SEQUENTIAL)
-        .map(|n| {
-            let began = Instant::now();
-            clients[n % count].submit(&format!("seq{}", n / 50), n);
-            began.elapsed().as_secs_f64() * 1000.0
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    (times[times.len() / 2], times[times.len() * 99 / 100])
-}
-
-/// `THREADS` clients at once, client t on instance t mod n.
-fn concurrent_rate(addrs: &[SocketAddr]) -> f64 {
-    let began = Instant::now();
-    let threads: Vec<_> = (0..THREADS)
-        .map(|t| {
-            let addr = addrs[t % addrs.len()];
-            thread::spawn(move || {
-                let mut client = Client::new(addr);
-                for n in 0..PER_THREAD {
-                    client.submit(&format!("c{t}-{}", n / 50), n);
-                }
-            })
-        })
-        .collect();
-    for thread in threads {
-        thread.join().unwrap();
-    }
-    (THREADS * PER_THREAD) as f64 / began.elapsed().as_secs_f64()
 }
 
 /// Streams spread over the instances; `ROUNDS` submits through the first;
