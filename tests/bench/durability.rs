@@ -12,11 +12,10 @@ use askgate::core::prompt::{Outcome, Payload, Prompt};
 use askgate::core::state::State;
 use askgate::hub::durable;
 use askgate::store::journal::Journal;
-use harness::{submit_latency, submit_rate};
-use std::io::{BufRead, BufReader};
+use harness::{spawn_askgate, submit_latency, submit_rate};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -60,38 +59,13 @@ impl Server {
 fn start(data_dir: &str) -> Server {
     let binary = concat!(env!("CARGO_MANIFEST_DIR"), "/target/release/askgate");
     let began = Instant::now();
-    let mut child = Command::new(binary)
-        .args([
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
-            "--log-level",
-            "warn",
-            "--data-dir",
-            data_dir,
-        ])
-        .args([
-            "--max-pending",
-            "100000",
-            "--max-prompts",
-            "1000000",
-            "--max-sessions",
-            "1000000",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("the release binary starts (make bench builds it)");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .parse()
-        .expect("an address");
+    let mut command = Command::new(binary);
+    command
+        .args(["serve", "--bind", "127.0.0.1:0", "--log-level", "warn"])
+        .args(["--data-dir", data_dir])
+        .args(["--max-pending", "100000", "--max-prompts", "1000000"])
+        .args(["--max-sessions", "1000000"]);
+    let (child, addr) = spawn_askgate(&mut command);
     Server {
         child,
         addr,

@@ -41,17 +41,22 @@ pub fn start_askgate(wrapper: &[&str]) -> (Child, SocketAddr) {
         }
         None => Command::new(&binary),
     };
+    command.args(args).stderr(Stdio::null());
+    spawn_askgate(&mut command)
+}
+
+/// Starts `command` (askgate serving on port 0) and reads the address it
+/// names on its first line of stdout.
+pub fn spawn_askgate(command: &mut Command) -> (Child, SocketAddr) {
     let mut child = command
-        .args(args)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
         .spawn()
         .expect("target/release/askgate (make bench builds it)");
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let addr = line.trim().rsplit("http://").next().unwrap().parse();
+    let addr = line.trim().rsplit('/').next().unwrap().parse();
     (
         child,
         addr.unwrap_or_else(|_| panic!("askgate said {line:?}")),

@@ -13,7 +13,7 @@
 #[allow(dead_code)]
 mod harness;
 
-use harness::{Client, knob, millis, percentile, submit_latency, submit_rate};
+use harness::{Client, knob, millis, percentile, spawn_askgate, submit_latency, submit_rate};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -126,24 +126,13 @@ impl Redis {
 
 fn start(store: &[String]) -> (Child, SocketAddr) {
     let release = concat!(env!("CARGO_MANIFEST_DIR"), "/target/release/askgate");
-    let mut child = Command::new(knob("BENCH_ASKGATE", release))
+    let mut command = Command::new(knob("BENCH_ASKGATE", release));
+    command
         .args(["serve", "--bind", "127.0.0.1:0", "--log-level", "warn"])
         .args(["--max-pending", "100000", "--max-prompts", "1000000"])
         .args(["--max-sessions", "1000000", "--max-streams", "20000"])
-        .args(store)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("the release binary starts (make bench builds it)");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line.trim().rsplit('/').next().unwrap().parse();
-    (
-        child,
-        addr.unwrap_or_else(|_| panic!("askgate said {line:?}")),
-    )
+        .args(store);
+    spawn_askgate(&mut command)
 }
 
 /// Streams spread over the instances; `ROUNDS` submits through the first;
