@@ -308,6 +308,7 @@ impl Config {
                 .collect::<Result<_, _>>()?,
             notify: notify_settings(&get)?,
         };
+        config.bind_addr()?;
         for (name, timeout) in [
             ("keepalive-secs", config.keepalive),
             ("header-timeout-secs", config.header_timeout),
@@ -321,8 +322,27 @@ impl Config {
 
     /// The address to bind, refusing a non-loopback one without
     /// `--insecure-no-auth` (the tokens are checked when the server starts).
+    /// `localhost:PORT` means the IPv4 loopback; a bare `PORT` too. Anything
+    /// else must be an IP address and port, and a refusal says so.
     pub fn bind_addr(&self) -> Result<SocketAddr, String> {
-        parse_flag("bind", &self.bind)
+        let value = self.bind.trim();
+        let loopback_port = value
+            .strip_prefix("localhost:")
+            .or_else(|| value.parse::<u16>().is_ok().then_some(value));
+        let parsed = match loopback_port {
+            Some(port) => port
+                .parse::<u16>()
+                .ok()
+                .map(|port| SocketAddr::from(([127, 0, 0, 1], port))),
+            None => value.parse().ok(),
+        };
+        parsed.ok_or_else(|| {
+            format!(
+                "invalid value for --bind: {value:?} (want an IP address and port: \
+                 127.0.0.1:8787 for this machine only, 0.0.0.0:8787 for every IPv4 \
+                 address, [::1]:8787 for IPv6 loopback; localhost:8787 means 127.0.0.1:8787)"
+            )
+        })
     }
 
     /// The path the page is served at behind a proxy, from `--public-url`:
@@ -460,6 +480,33 @@ mod tests {
                 .find(|(key, _)| *key == name)
                 .map(|(_, v)| v.to_string())
         })
+    }
+
+    #[test]
+    fn bind_takes_an_address_and_port_or_localhost_and_says_what_it_wants() {
+        let bound = |value: &str| parse(&["--bind", value], &[]).map(|c| c.bind_addr().unwrap());
+        for (value, expected) in [
+            ("127.0.0.1:8787", "127.0.0.1:8787"),
+            ("localhost:9000", "127.0.0.1:9000"),
+            ("9001", "127.0.0.1:9001"),
+            ("0.0.0.0:8787", "0.0.0.0:8787"),
+            ("[::1]:8787", "[::1]:8787"),
+        ] {
+            assert_eq!(bound(value).unwrap().to_string(), expected, "{value}");
+        }
+        for value in [
+            "localhost",
+            "example.org:80",
+            "127.0.0.1",
+            "localhost:99999",
+            "",
+        ] {
+            let error = bound(value).unwrap_err();
+            assert!(
+                error.contains("127.0.0.1:8787") && error.contains("--bind"),
+                "{value}: {error}"
+            );
+        }
     }
 
     #[test]

@@ -11,6 +11,10 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(usage) = help_asked(&args) {
+        println!("{usage}");
+        return ExitCode::SUCCESS;
+    }
     match args.first().map(String::as_str) {
         Some("clarify") => client::main(client::Command::Clarify, &args[1..]),
         Some("approve") => client::main(client::Command::Approve, &args[1..]),
@@ -18,7 +22,7 @@ fn main() -> ExitCode {
         Some("serve") => serve(&args[1..]),
         Some("journal") => journal(&args[1..]),
         Some("tokens") => tokens(&args[1..]),
-        Some("-h" | "--help" | "help") => {
+        Some("help") => {
             println!("{}", usage());
             ExitCode::SUCCESS
         }
@@ -28,6 +32,47 @@ fn main() -> ExitCode {
         }
         _ => serve(&args),
     }
+}
+
+/// The usage of the command whose own flags (those before a `--`) hold
+/// `-h` or `--help`: help goes to stdout and exits 0, whatever else was
+/// given.
+fn help_asked(args: &[String]) -> Option<String> {
+    let (command, flags) = match args.first().map(String::as_str) {
+        Some(command @ ("clarify" | "approve" | "mcp" | "serve" | "journal" | "tokens")) => {
+            (command, &args[1..])
+        }
+        _ => ("serve", args),
+    };
+    let asked = flags
+        .iter()
+        .take_while(|arg| *arg != "--")
+        .any(|arg| arg == "-h" || arg == "--help");
+    let common = client::COMMON_USAGE;
+    asked.then(|| match command {
+        "clarify" => format!(
+            "usage: {}
+
+{common}",
+            client::CLARIFY_USAGE
+        ),
+        "approve" => format!(
+            "usage: {}
+
+{common}",
+            client::APPROVE_USAGE
+        ),
+        "mcp" => format!(
+            "usage: {}
+
+{common}",
+            mcp::MCP_USAGE
+        ),
+        "journal" => format!("usage: {JOURNAL_USAGE}"),
+        "tokens" => format!("usage: {TOKENS_USAGE}"),
+        _ if args.first().is_some_and(|first| first == "serve") => Config::usage(),
+        _ => usage(),
+    })
 }
 
 const JOURNAL_USAGE: &str =

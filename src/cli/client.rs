@@ -13,8 +13,10 @@ pub const CLARIFY_USAGE: &str =
     "askgate clarify --session S \"question\" [--choice A]... [--timeout SECS]";
 pub const APPROVE_USAGE: &str = "askgate approve --session S --command \"...\" [--pattern KEY]... [--description D] [--timeout SECS] [-- CMD [ARG]...]\n    \
     with -- CMD ARGS: the command shown is CMD ARGS shell-quoted (another --command is shown as its description), \
-    and it runs once approved; askgate then exits with its status (128+N for signal N)";
-const COMMON_USAGE: &str = "clarify, approve and mcp take --server URL (or ASKGATE_URL, default http://127.0.0.1:8787, \
+    and it runs once approved; askgate then exits with its status (128+N for signal N); when it did not run, \
+    askgate exits 77 denied, 75 expired or cancelled, 69 no answer could be had (server unreachable or refusing), \
+    codes a command rarely uses (sysexits.h)";
+pub const COMMON_USAGE: &str = "clarify, approve and mcp take --server URL (or ASKGATE_URL, default http://127.0.0.1:8787, \
                             http:// or https://, with a path behind a reverse proxy), \
                             --retry-secs N (how long to keep retrying an unreachable or busy server \
                             while waiting, default 60) and --ca-file PATH (or ASKGATE_CA_FILE: trust \
@@ -22,10 +24,10 @@ const COMMON_USAGE: &str = "clarify, approve and mcp take --server URL (or ASKGA
                             ASKGATE_TOKEN is sent as a bearer token";
 const DEFAULT_SERVER: &str = "http://127.0.0.1:8787";
 
-const EXIT_APPROVED: u8 = 0;
-const EXIT_DENIED: u8 = 1;
-const EXIT_ERROR: u8 = 2;
-const EXIT_EXPIRED: u8 = 3;
+pub const EXIT_APPROVED: u8 = 0;
+pub const EXIT_DENIED: u8 = 1;
+pub const EXIT_ERROR: u8 = 2;
+pub const EXIT_EXPIRED: u8 = 3;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Command {
@@ -127,8 +129,13 @@ pub fn main(command: Command, args: &[String]) -> ExitCode {
     };
     match (run(command, &client, &ask), &ask.run) {
         (Ok(EXIT_APPROVED), Some(argv)) => ExitCode::from(wrap::run(argv)),
-        (Ok(code), _) => ExitCode::from(code),
-        (Err(message), _) => fail(&message),
+        (Ok(code), Some(_)) => ExitCode::from(wrap::not_run(code)),
+        (Ok(code), None) => ExitCode::from(code),
+        (Err(message), Some(_)) => {
+            fail(&message);
+            ExitCode::from(wrap::not_run(EXIT_ERROR))
+        }
+        (Err(message), None) => fail(&message),
     }
 }
 

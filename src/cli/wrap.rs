@@ -27,6 +27,26 @@ fn quote_word(word: &str) -> String {
     format!("'{}'", word.replace('\'', r"'\''"))
 }
 
+/// Denied, with `-- CMD`: sysexits.h's EX_NOPERM, which no shell and few
+/// commands use, so a script can tell "the human said no" from "the
+/// command failed" (plain `askgate approve` says 1).
+pub const EXIT_DENIED: u8 = 77;
+/// Expired or cancelled, with `-- CMD` (EX_TEMPFAIL; plain: 3).
+pub const EXIT_UNANSWERED: u8 = 75;
+/// No answer could be had: the server unreachable, refusing, or the
+/// request refused (EX_UNAVAILABLE; plain: 2).
+pub const EXIT_NO_ANSWER: u8 = 69;
+
+/// The exit code when the command did not run, from plain `approve`'s.
+pub fn not_run(code: u8) -> u8 {
+    use crate::cli::client::{EXIT_DENIED as DENIED, EXIT_EXPIRED};
+    match code {
+        DENIED => EXIT_DENIED,
+        EXIT_EXPIRED => EXIT_UNANSWERED,
+        _ => EXIT_NO_ANSWER,
+    }
+}
+
 /// The command's pid while it runs, for the signal handler.
 static CHILD: AtomicI32 = AtomicI32::new(0);
 

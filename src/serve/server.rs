@@ -97,7 +97,7 @@ impl Server {
         let max_connections = config
             .max_connections
             .unwrap_or_else(|| limits::connections_for(open_files));
-        let listener = TcpListener::bind(addr)?;
+        let listener = TcpListener::bind(addr).map_err(|error| cannot_listen(addr, error))?;
         let listener = with_socket_timeouts(listener, config.header_timeout, config.write_timeout)?;
         let addr = listener.local_addr()?;
         let options = tiny_http::ServerOptions::new()
@@ -420,6 +420,23 @@ fn refusal_response(refusal: tiny_http::Refusal) -> tiny_http::ResponseBox {
         }
     }
     response.boxed()
+}
+
+/// A bind error that names the address, and what to do when it is taken.
+fn cannot_listen(addr: SocketAddr, error: io::Error) -> io::Error {
+    let hint = match error.kind() {
+        io::ErrorKind::AddrInUse => {
+            " (another process, perhaps another askgate, listens there: stop it, or pick another port with --bind)"
+        }
+        io::ErrorKind::PermissionDenied => {
+            " (ports below 1024 need privileges: pick another with --bind)"
+        }
+        _ => "",
+    };
+    io::Error::new(
+        error.kind(),
+        format!("cannot listen on {addr}: {error}{hint}"),
+    )
 }
 
 /// Sets the receive and send timeouts on the listening socket; Linux copies

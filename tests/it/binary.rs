@@ -658,3 +658,69 @@ fn answers_slower_than_the_receive_timeout_neither_kill_workers_nor_mislead_keep
     assert_eq!(server.threads_named("askgate-worker-"), 1);
     assert_eq!(server.get("/healthz").text(), "ok");
 }
+
+#[test]
+fn help_goes_to_stdout_and_exits_0_for_every_command() {
+    let cases: [(&[&str], &str); 8] = [
+        (&["--help"], "askgate clarify"),
+        (&["-h"], "askgate clarify"),
+        (&["serve", "--help"], "--bind"),
+        (&["serve", "--bind", "127.0.0.1:0", "-h"], "--bind"),
+        (&["clarify", "--help"], "askgate clarify --session"),
+        (
+            &["approve", "--session", "s", "--help"],
+            "askgate approve --session",
+        ),
+        (&["mcp", "--help"], "askgate mcp"),
+        (&["journal", "--help"], "askgate journal check"),
+    ];
+    for (args, expected) in cases {
+        let output = askgate().args(args).output().expect("askgate runs");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {stdout}");
+        assert!(stdout.contains(expected), "{args:?}: {stdout}");
+        assert!(
+            !String::from_utf8_lossy(&output.stderr).contains("unknown flag"),
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn a_bad_bind_says_the_accepted_form_and_a_taken_one_names_its_address() {
+    let output = askgate()
+        .args(["serve", "--bind", "localhost", "--data-dir", "none"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("127.0.0.1:8787"),
+        "the accepted form: {stderr}"
+    );
+
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let output = askgate()
+        .args([
+            "serve",
+            "--bind",
+            &addr,
+            "--data-dir",
+            "none",
+            "--insecure-no-auth",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&addr), "names {addr}: {stderr}");
+    assert!(stderr.contains("--bind"), "says what to do: {stderr}");
+}
+
+#[test]
+fn localhost_is_a_bind_address() {
+    let server = ServerProcess::start(&["--bind", "localhost:0"]);
+    assert!(server.addr.ip().is_loopback());
+    assert_eq!(server.get("/healthz").text(), "ok");
+}

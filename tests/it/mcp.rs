@@ -417,6 +417,16 @@ fn a_bad_session_or_flag_exits_2_before_reading_anything() {
     }
 }
 
+/// The python with the MCP SDK: `tests/mcp/install.sh`'s virtual
+/// environment when there is one, else the system's python3.
+fn sdk_python() -> std::path::PathBuf {
+    let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/target/mcp-venv/bin/python3");
+    match std::path::Path::new(venv).exists() {
+        true => venv.into(),
+        false => "python3".into(),
+    }
+}
+
 /// The official MCP Python SDK (PyPI `mcp`) runs `tests/mcp/sdk_client.py`
 /// against `askgate mcp`: it lists the tools, calls both while the script
 /// answers as the human, and cancels a call. Skipped, saying why, when
@@ -425,7 +435,8 @@ fn a_bad_session_or_flag_exits_2_before_reading_anything() {
 #[test]
 fn the_official_mcp_python_sdk_lists_calls_and_cancels() {
     let required = std::env::var_os("ASKGATE_REQUIRE_MCP_SDK").is_some();
-    let sdk = Command::new("python3")
+    let python = sdk_python();
+    let sdk = Command::new(&python)
         .args(["-c", "import mcp.client.stdio"])
         .output();
     if !sdk.as_ref().is_ok_and(|output| output.status.success()) {
@@ -436,13 +447,14 @@ fn the_official_mcp_python_sdk_lists_calls_and_cancels() {
         assert!(!required, "the MCP Python SDK is required here: {why}");
         eprintln!(
             "SKIPPED the_official_mcp_python_sdk_lists_calls_and_cancels: the MCP Python SDK is \
-             not installed ({why}); `pip install mcp` (make test does) to run it"
+             not installed ({why}); `sh tests/mcp/install.sh` (make test runs it) installs it into \
+             target/mcp-venv"
         );
         return;
     }
     let server = server();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/mcp/sdk_client.py");
-    let child = Command::new("python3")
+    let child = Command::new(&python)
         .arg(script)
         .env("ASKGATE_BIN", env!("CARGO_BIN_EXE_askgate"))
         .env("ASKGATE_URL", format!("http://{}", server.addr))

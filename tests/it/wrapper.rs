@@ -61,7 +61,7 @@ fn a_denied_or_unanswered_command_never_runs() {
     );
     answer(&server, "approval", "d", "deny");
     let output = finish(child, DEADLINE);
-    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert_eq!(output.status.code(), Some(77), "{}", stderr(&output));
     assert!(!dir.join("ran").exists(), "a denied command did not run");
 
     let expired = ask(
@@ -77,7 +77,7 @@ fn a_denied_or_unanswered_command_never_runs() {
             marker,
         ],
     );
-    assert_eq!(finish(expired, DEADLINE).status.code(), Some(3));
+    assert_eq!(finish(expired, DEADLINE).status.code(), Some(75));
     assert!(!dir.join("ran").exists(), "an expired approval ran nothing");
 
     // The same command, approved, does run: the marker proves the test.
@@ -119,7 +119,11 @@ fn a_command_named_otherwise_still_shows_and_runs_what_runs() {
     let child = ask(server.addr, &named);
     answer(&server, "approval", "m", "deny");
     let output = finish(child, DEADLINE);
-    assert_eq!(output.status.code(), Some(1), "denied, it did not run");
+    assert_eq!(
+        output.status.code(),
+        Some(77),
+        "denied, it did not run: 77, never a code the command could have said"
+    );
 
     let output = finish(
         ask(server.addr, &["approve", "--session", "m", "--"]),
@@ -149,4 +153,60 @@ fn signals_and_missing_commands_have_the_shell_s_exit_codes() {
             stderr(&output)
         );
     }
+}
+
+#[test]
+fn a_denial_and_a_command_that_exits_1_have_different_codes() {
+    let server = TestServer::start(&[]);
+    let fails = ["approve", "--session", "e", "--", "sh", "-c", "exit 1"];
+    let child = ask(server.addr, &fails);
+    answer(&server, "approval", "e", "once");
+    assert_eq!(
+        finish(child, DEADLINE).status.code(),
+        Some(1),
+        "the command's own 1"
+    );
+    let child = ask(server.addr, &fails);
+    answer(&server, "approval", "e", "deny");
+    assert_eq!(
+        finish(child, DEADLINE).status.code(),
+        Some(77),
+        "the human's no"
+    );
+
+    let plain = ask(
+        server.addr,
+        &["approve", "--session", "e", "--command", "x"],
+    );
+    answer(&server, "approval", "e", "deny");
+    assert_eq!(
+        finish(plain, DEADLINE).status.code(),
+        Some(1),
+        "without -- CMD, a denial is still 1 (docs/PROTOCOL.md §5.3)"
+    );
+}
+
+#[test]
+fn a_wrapper_that_cannot_reach_the_server_says_69_and_runs_nothing() {
+    let dir = TempDir::new("wrapper-down");
+    let marker = dir.join("ran");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = closed.local_addr().unwrap();
+    drop(closed);
+    let child = ask(
+        addr,
+        &[
+            "approve",
+            "--session",
+            "f",
+            "--retry-secs",
+            "0",
+            "--",
+            "touch",
+            marker.to_str().unwrap(),
+        ],
+    );
+    let output = finish(child, DEADLINE);
+    assert_eq!(output.status.code(), Some(69), "{}", stderr(&output));
+    assert!(!marker.exists());
 }

@@ -14,6 +14,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 
 if [ ! -x /usr/bin/chromium ]; then
+    echo "tests/page: installing Debian's chromium (apt-get update, apt-get install chromium; as root, or through sudo)" >&2
     sudo=""
     if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
     $sudo apt-get update
@@ -24,6 +25,7 @@ fi
 # for the accessibility checks (16-a11y). A node_modules from before a
 # dependency was added is brought up to date the same way.
 if [ ! -d "$here/node_modules/playwright-core" ] || [ ! -f "$here/node_modules/axe-core/axe.min.js" ]; then
+    echo "tests/page: installing playwright-core and axe-core from npm into tests/page/node_modules (npm ci)" >&2
     (cd "$here" && npm ci --no-audit --no-fund)
 fi
 
