@@ -22,6 +22,7 @@ fn main() -> ExitCode {
         Some("serve") => serve(&args[1..]),
         Some("journal") => journal(&args[1..]),
         Some("tokens") => tokens(&args[1..]),
+        Some("health") => health(&args[1..]),
         Some("help") => {
             println!("{}", usage());
             ExitCode::SUCCESS
@@ -39,9 +40,9 @@ fn main() -> ExitCode {
 /// given.
 fn help_asked(args: &[String]) -> Option<String> {
     let (command, flags) = match args.first().map(String::as_str) {
-        Some(command @ ("clarify" | "approve" | "mcp" | "serve" | "journal" | "tokens")) => {
-            (command, &args[1..])
-        }
+        Some(
+            command @ ("clarify" | "approve" | "mcp" | "serve" | "journal" | "tokens" | "health"),
+        ) => (command, &args[1..]),
         _ => ("serve", args),
     };
     let asked = flags
@@ -70,9 +71,39 @@ fn help_asked(args: &[String]) -> Option<String> {
         ),
         "journal" => format!("usage: {JOURNAL_USAGE}"),
         "tokens" => format!("usage: {TOKENS_USAGE}"),
+        "health" => format!("usage: {HEALTH_USAGE}"),
         _ if args.first().is_some_and(|first| first == "serve") => Config::usage(),
         _ => usage(),
     })
+}
+
+const HEALTH_USAGE: &str = "askgate health [--server URL]   (exit 0 when the server answers GET /healthz, 1 when not: a container's HEALTHCHECK)";
+
+/// `askgate health`: asks a running server's `/healthz`; for a container
+/// image, which has no curl.
+fn health(args: &[String]) -> ExitCode {
+    let env = |name: &str| std::env::var(name).ok();
+    let mut connection = client::Connection::from_env(&env);
+    let mut args = args.iter();
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().cloned().ok_or(format!("{flag} needs a value"));
+        match connection.take(flag, &mut value) {
+            Ok(true) => {}
+            Ok(false) => return usage_error(HEALTH_USAGE),
+            Err(message) => {
+                eprintln!("askgate health: {message}");
+                return usage_error(HEALTH_USAGE);
+            }
+        }
+    }
+    let checked = connection.client(None).and_then(|client| client.health());
+    match checked {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("askgate health: {message}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 const JOURNAL_USAGE: &str =
@@ -173,7 +204,7 @@ fn usage_error(usage: &str) -> ExitCode {
 fn usage() -> String {
     format!(
         "askgate: agents ask, a human answers from the browser\n\n\
-         usage:\n  askgate [serve] [FLAGS]\n  {}\n  {}\n  {}\n  {JOURNAL_USAGE}\n  {TOKENS_USAGE}\n\n{}",
+         usage:\n  askgate [serve] [FLAGS]\n  {}\n  {}\n  {}\n  {JOURNAL_USAGE}\n  {TOKENS_USAGE}\n  {HEALTH_USAGE}\n\n{}",
         client::CLARIFY_USAGE,
         client::APPROVE_USAGE,
         mcp::MCP_USAGE,

@@ -75,6 +75,16 @@ impl Client {
         })
     }
 
+    /// `GET /healthz`: whether the server answers 200 (`askgate health`, a
+    /// container's `HEALTHCHECK`).
+    pub fn health(&self) -> Result<(), String> {
+        let reply = self.get("/healthz", &[])?;
+        match reply.status {
+            200 => Ok(()),
+            _ => Err(format!("the server answered {}", reply.status_text())),
+        }
+    }
+
     /// The server's base url, for messages.
     pub fn base(&self) -> &str {
         &self.base

@@ -724,3 +724,23 @@ fn localhost_is_a_bind_address() {
     assert!(server.addr.ip().is_loopback());
     assert_eq!(server.get("/healthz").text(), "ok");
 }
+
+#[test]
+fn health_says_whether_a_server_answers() {
+    let server = TestServer::start(&[]);
+    let url = format!("http://{}", server.addr);
+    let up = askgate()
+        .args(["health", "--server", &url])
+        .output()
+        .unwrap();
+    assert_eq!(up.status.code(), Some(0), "{up:?}");
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let gone = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let down = askgate()
+        .args(["health", "--server", &gone, "--retry-secs", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(down.status.code(), Some(1), "{down:?}");
+    assert!(String::from_utf8_lossy(&down.stderr).contains("askgate health"));
+}
