@@ -382,13 +382,18 @@ impl ServerProcess {
         ServerProcess::launch(command, &flags).unwrap_or_else(|exited| panic!("{exited:?}"))
     }
 
-    /// `serve --bind 127.0.0.1:0 --log-level warn`, then `flags`: the
-    /// server's own defaults for everything else (its data directory too).
+    /// `serve --bind 127.0.0.1:0 --log-level warn --insecure-no-auth`, then
+    /// `flags`: the server's own defaults for everything else (its data
+    /// directory too: give one, or set `XDG_STATE_HOME`, so that a test
+    /// never writes to the real home). Tokens in `flags` win over
+    /// `--insecure-no-auth`; `--insecure-no-auth=false` is the shipped
+    /// default (tokens made at start).
     /// Returns once the first line of stdout names the address, or what the
     /// server said if it exited instead.
     pub fn launch(mut command: Command, flags: &[&str]) -> Result<ServerProcess, Exited> {
         let mut child = command
             .args(["serve", "--bind", "127.0.0.1:0", "--log-level", "warn"])
+            .arg("--insecure-no-auth")
             .args(flags)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
