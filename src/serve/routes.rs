@@ -253,7 +253,10 @@ fn api_route(app: &App, request: &Request, rest: &str) -> Result<Reply> {
         ("history", Get) => history(app, request),
         ("config", Get) => Ok(Response::json(
             200,
-            &json!({"keepalive_secs": app.config.keepalive.as_secs_f64()}),
+            &json!({
+                "keepalive_secs": app.config.keepalive.as_secs_f64(),
+                "auth": app.auth.required(),
+            }),
         )
         .into()),
         ("login", Post) => login(app, request),
