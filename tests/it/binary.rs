@@ -12,12 +12,19 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+/// The binary, with none of the user's askgate variables, and a state
+/// directory under the system's temporary one: a server a test starts
+/// without `--data-dir` never writes to the real home.
 pub fn askgate() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_askgate"));
+    let state = std::env::temp_dir().join(format!("askgate-it-state-{}", std::process::id()));
     command
         .env_remove("ASKGATE_URL")
         .env_remove("ASKGATE_TOKEN")
-        .env_remove("ASKGATE_CA_FILE");
+        .env_remove("ASKGATE_CA_FILE")
+        .env_remove("ASKGATE_DATA_DIR")
+        .env_remove("ASKGATE_INSECURE_NO_AUTH")
+        .env("XDG_STATE_HOME", state);
     command
 }
 
