@@ -804,6 +804,7 @@ dom.signOut.addEventListener('click', async () => {
   } catch {
     // Signed out here all the same: the page forgets what it showed.
   }
+  loginError('');
   $('.login-status', dom.login).textContent = 'Signed out.';
   transport.loggedOut();
 });
