@@ -414,7 +414,7 @@ fn credentials(config: &Config, addr: SocketAddr) -> io::Result<Option<Tokens>> 
     let tokens = auth::write_new_tokens(dir, None)?;
     let code = signin::mint(&signin::key(&tokens.human))?;
     let agents = match local_only {
-        true => "agents on this machine need no token; elsewhere: ".to_string(),
+        true => "no token needed on this machine; elsewhere ".to_string(),
         false => String::new(),
     };
     eprintln!(
