@@ -19,8 +19,9 @@ const FLAGS: &[(&str, &str, &str)] = &[
     ("log-level", "info", "error, warn, info, debug or trace"),
     (
         "data-dir",
-        "./data",
-        "directory of the journal that keeps prompts, answers and rules across restarts; none keeps them in memory only",
+        "-",
+        "directory of the journal that keeps prompts, answers and rules across restarts, and of the tokens; \
+         none keeps them in memory only (- is $XDG_STATE_HOME/askgate, else ~/.local/state/askgate)",
     ),
     (
         "store",
@@ -164,7 +165,7 @@ const FLAGS: &[(&str, &str, &str)] = &[
     (
         "insecure-no-auth",
         "",
-        "allow binding a non-loopback address without tokens: anyone who can reach it can answer",
+        "run without tokens: anyone (any local process, any agent) who can reach the server can answer every prompt",
     ),
 ];
 
@@ -217,6 +218,7 @@ impl Config {
     /// Parses `--flag value` / `--flag=value` arguments over the environment
     /// (looked up through `env`, as `ASKGATE_FLAG_NAME`) over the defaults.
     pub fn parse(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Config, String> {
+        let state_dir = default_data_dir(&env);
         let mut values: HashMap<&str, String> = HashMap::new();
         for &(name, default, _) in FLAGS {
             let variable = format!("ASKGATE_{}", name.to_uppercase().replace('-', "_"));
@@ -245,15 +247,19 @@ impl Config {
             };
             values.insert(name, value);
         }
-        Config::from_values(&values)
+        Config::from_values(&values, state_dir)
     }
 
-    fn from_values(values: &HashMap<&str, String>) -> Result<Config, String> {
+    fn from_values(
+        values: &HashMap<&str, String>,
+        state_dir: Option<std::path::PathBuf>,
+    ) -> Result<Config, String> {
         let get = |name: &str| values[name].as_str();
         let config = Config {
             bind: get("bind").to_string(),
             data_dir: match get("data-dir").trim() {
                 "" | "none" => None,
+                "-" => state_dir,
                 dir => Some(dir.into()),
             },
             redis: match get("store").trim() {
@@ -364,6 +370,21 @@ impl Config {
             text.push_str(&format!("  --{name:<22} {help}{default}\n"));
         }
         text
+    }
+}
+
+/// The default data directory: `$XDG_STATE_HOME/askgate`, else
+/// `$HOME/.local/state/askgate`, out of any working directory an agent
+/// works in; `None` (memory only) when neither is set.
+pub fn default_data_dir(env: &impl Fn(&str) -> Option<String>) -> Option<std::path::PathBuf> {
+    let absolute = |name: &str| {
+        env(name)
+            .map(std::path::PathBuf::from)
+            .filter(|path| path.is_absolute())
+    };
+    match absolute("XDG_STATE_HOME") {
+        Some(state) => Some(state.join("askgate")),
+        None => absolute("HOME").map(|home| home.join(".local/state/askgate")),
     }
 }
 
@@ -582,6 +603,25 @@ mod tests {
             let error = parse(&args, &[]).unwrap_err();
             assert!(error.starts_with(expected), "{args:?}: {error}");
         }
+    }
+
+    #[test]
+    fn the_data_directory_defaults_to_the_users_state_directory() {
+        let dir = |env: &[(&str, &str)]| parse(&[], env).unwrap().data_dir;
+        let home = ("HOME", "/home/u");
+        assert_eq!(dir(&[home]), Some("/home/u/.local/state/askgate".into()));
+        let state = ("XDG_STATE_HOME", "/var/state");
+        assert_eq!(dir(&[home, state]), Some("/var/state/askgate".into()));
+        let relative = ("XDG_STATE_HOME", "state");
+        assert_eq!(
+            dir(&[home, relative]),
+            Some("/home/u/.local/state/askgate".into()),
+            "a relative XDG_STATE_HOME is ignored"
+        );
+        assert_eq!(dir(&[]), None, "nowhere to keep it: memory only");
+        let given = parse(&["--data-dir", "/d"], &[home]).unwrap();
+        assert_eq!(given.data_dir, Some("/d".into()));
+        assert_eq!(parse(&["--data-dir=none"], &[home]).unwrap().data_dir, None);
     }
 
     #[test]

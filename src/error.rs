@@ -13,6 +13,9 @@ pub enum Error {
     BadRequest(String),
     /// 401: no credential, or one that matches nothing.
     Unauthorized,
+    /// 401 at sign-in: the token or code given is not right; which, and
+    /// what to do.
+    WrongCredential(String),
     /// 403: a foreign `Host` or `Origin`, or a credential of the wrong role;
     /// what it was and what would let it in.
     Forbidden(Refusal),
@@ -81,7 +84,7 @@ impl Error {
     pub fn status(&self) -> u16 {
         match self {
             Error::BadRequest(_) => 400,
-            Error::Unauthorized => 401,
+            Error::Unauthorized | Error::WrongCredential(_) => 401,
             Error::Forbidden(_) => 403,
             Error::NotFound(_) => 404,
             Error::MethodNotAllowed => 405,
@@ -112,6 +115,7 @@ impl fmt::Display for Error {
             | Error::NotFound(message)
             | Error::Stale(message)
             | Error::TooMany(message)
+            | Error::WrongCredential(message)
             | Error::InsufficientStorage(message)
             | Error::StoreUnavailable(message) => f.write_str(message),
             Error::MethodNotAllowed => f.write_str("method not allowed"),

@@ -1,11 +1,13 @@
 //! The `askgate` command: `serve` (the default) runs the server; `clarify`
 //! and `approve` ask through a running server and wait for the answer;
-//! `mcp` offers the same to an agent as an MCP server on stdin and stdout.
+//! `mcp` offers the same to an agent as an MCP server on stdin and stdout;
+//! `signin-link` prints a one-time link that signs the page in.
 
 use askgate::cli::{client, mcp};
 use askgate::notify::capability;
 use askgate::serve::auth::{self, Role};
 use askgate::serve::signals::ShutdownSignals;
+use askgate::serve::signin;
 use askgate::{Config, Server};
 use std::process::ExitCode;
 
@@ -23,6 +25,7 @@ fn main() -> ExitCode {
         Some("journal") => journal(&args[1..]),
         Some("tokens") => tokens(&args[1..]),
         Some("health") => health(&args[1..]),
+        Some("signin-link") => signin_link(&args[1..]),
         Some("help") => {
             println!("{}", usage());
             ExitCode::SUCCESS
@@ -72,6 +75,7 @@ fn help_asked(args: &[String]) -> Option<String> {
         "journal" => format!("usage: {JOURNAL_USAGE}"),
         "tokens" => format!("usage: {TOKENS_USAGE}"),
         "health" => format!("usage: {HEALTH_USAGE}"),
+        "signin-link" => format!("usage: {SIGNIN_USAGE}"),
         _ if args.first().is_some_and(|first| first == "serve") => Config::usage(),
         _ => usage(),
     })
@@ -131,6 +135,62 @@ fn journal(args: &[String]) -> ExitCode {
     }
 }
 
+const SIGNIN_USAGE: &str = "askgate signin-link [--data-dir DIR] [--server URL]   (prints a link that signs the page in, once, within 10 minutes)";
+
+/// The data directory a command names (`--data-dir DIR`), else the
+/// default one, as `askgate serve` would use.
+fn data_dir(given: Option<&String>) -> Option<std::path::PathBuf> {
+    match given {
+        Some(dir) => Some(dir.into()),
+        None => askgate::config::default_data_dir(&|name: &str| std::env::var(name).ok()),
+    }
+}
+
+/// `askgate signin-link`: a fresh one-time sign-in link for the server
+/// whose tokens are in the data directory, minted here from the human's
+/// token; the server checks it without being told (docs/PROTOCOL.md §7).
+fn signin_link(args: &[String]) -> ExitCode {
+    let (mut dir, mut server) = (None, None);
+    let mut args = args.iter();
+    while let Some(flag) = args.next() {
+        match (flag.as_str(), args.next()) {
+            ("--data-dir", Some(value)) => dir = Some(value),
+            ("--server", Some(value)) => server = Some(value.clone()),
+            _ => return usage_error(SIGNIN_USAGE),
+        }
+    }
+    let Some(dir) = data_dir(dir) else {
+        eprintln!("askgate: neither XDG_STATE_HOME nor HOME is set: give --data-dir");
+        return ExitCode::from(2);
+    };
+    let server = server
+        .or_else(|| std::env::var("ASKGATE_URL").ok())
+        .unwrap_or_else(|| "http://127.0.0.1:8787".into());
+    let page = format!("{}/", server.trim_end_matches('/'));
+    let link = auth::read_tokens(&dir).and_then(|tokens| match tokens {
+        Some(tokens) => signin::mint(&signin::key(&tokens.human)),
+        None => Err(std::io::Error::other(format!(
+            "{} holds no tokens file (is it the server's --data-dir? a server with --data-dir none \
+             or tokens given by flag has none)",
+            dir.display()
+        ))),
+    });
+    match link {
+        Ok(code) => {
+            println!("{}", signin::link(&page, &code));
+            eprintln!(
+                "open it within {} minutes; it signs in once",
+                signin::LIFETIME_SECS / 60
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("askgate: {error}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 const TOKENS_USAGE: &str = "askgate tokens rotate agent|human|notify [--data-dir DIR]   (new token in DIR/tokens, or notification key in DIR/notify.key; restart the server)";
 
 /// `askgate tokens rotate agent|human`: replaces one token in the data
@@ -143,11 +203,15 @@ fn tokens(args: &[String]) -> ExitCode {
         _ => return usage_error(TOKENS_USAGE),
     };
     let dir = match rest {
-        [] => "./data".to_string(),
-        [flag, dir] if flag == "--data-dir" => dir.clone(),
+        [] => data_dir(None),
+        [flag, dir] if flag == "--data-dir" => data_dir(Some(dir)),
         _ => return usage_error(TOKENS_USAGE),
     };
-    let dir = std::path::Path::new(&dir);
+    let Some(dir) = dir else {
+        eprintln!("askgate: neither XDG_STATE_HOME nor HOME is set: give --data-dir");
+        return ExitCode::from(2);
+    };
+    let dir = dir.as_path();
     if role == "notify" {
         return rotate_notify_key(dir);
     }
@@ -204,7 +268,7 @@ fn usage_error(usage: &str) -> ExitCode {
 fn usage() -> String {
     format!(
         "askgate: agents ask, a human answers from the browser\n\n\
-         usage:\n  askgate [serve] [FLAGS]\n  {}\n  {}\n  {}\n  {JOURNAL_USAGE}\n  {TOKENS_USAGE}\n  {HEALTH_USAGE}\n\n{}",
+         usage:\n  askgate [serve] [FLAGS]\n  {}\n  {}\n  {}\n  {JOURNAL_USAGE}\n  {TOKENS_USAGE}\n  {SIGNIN_USAGE}\n  {HEALTH_USAGE}\n\n{}",
         client::CLARIFY_USAGE,
         client::APPROVE_USAGE,
         mcp::MCP_USAGE,

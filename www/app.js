@@ -15,7 +15,11 @@
 // button that shows the rest, so no session is out of reach. After an
 // answer that empties the selected session, the page moves to the next
 // session that waits. notify.js tells of new prompts, history.js shows the
-// selected session's earlier ones.
+// selected session's earlier ones. Signing in: a sign-in link's one-time
+// code (#signin=CODE) leaves the address before anything else runs and is
+// exchanged for the cookie; the sign-in box asks for the human token and
+// says whether none was given or the one given is wrong; "Sign out" ends
+// the sign-in.
 
 import { createStore } from './store.js';
 import { startTransport, requestJson, HttpError, loadConfig, refusalOf } from './transport.js';
@@ -53,6 +57,7 @@ const dom = {
   otherText: $('#clarify-other-text'),
   idle: $('#idle'),
   login: $('#login'),
+  signOut: $('#sign-out'),
   refusal: $('#refusal'),
   refusalReason: $('#refusal .refusal-reason'),
   refusalHint: $('#refusal .refusal-hint'),
@@ -72,6 +77,7 @@ const ui = {
   selectedVersion: null, // sum of the selected session's queue versions last rendered
   advance: false, // an answer was sent: move on once this session is done
   sessionsExpanded: false, // narrow screens: every session shown
+  authOn: false, // the server checks credentials: "Sign out" means something
 };
 
 const notifier = createNotifier({
@@ -93,6 +99,48 @@ const rules = createRulesPanel({
   empty: $('#rules-empty'),
   onError: (message) => showNotice(message),
 });
+
+// --- signing in ---------------------------------------------------------
+
+
+function loginError(message) {
+  $('.login-error', dom.login).textContent = message;
+}
+
+// What a failed sign-in says: the server's reason for a refused code, its
+// hint for a refused page, else whether the token was wrong.
+function signInFailure(failure, withCode) {
+  const refusal = refusalOf(failure);
+  if (refusal) return `The server refused this page: ${refusal.error}. ${refusal.hint}`.trim();
+  if (!(failure instanceof HttpError)) return 'Could not reach the server; try again.';
+  if (failure.status === 429) return 'Too many failed sign-ins; wait a minute and try again.';
+  if (withCode && failure.status === 401) return `That sign-in link did not work: ${failure.message}.`;
+  if (failure.status === 401) return 'That token is not right. The page needs the human token, not the agents\'.';
+  return `Could not sign in: ${failure.message}.`;
+}
+
+async function signIn(body) {
+  await requestJson('api/login', { method: 'POST', body });
+  loginError('');
+  store.setAuthRequired(false);
+}
+
+// A sign-in link (docs/PROTOCOL.md §7): the code is taken out of the
+// address at once, before any request, so no history entry, bookmark or
+// shared screen keeps it; then it is spent for the cookie before the
+// transport's first request.
+async function signInFromLink() {
+  const match = /^#signin=(.*)$/.exec(location.hash);
+  if (!match) return;
+  history.replaceState(history.state, '', location.pathname + location.search);
+  try {
+    await signIn({ code: match[1] });
+  } catch (failure) {
+    loginError(signInFailure(failure, true));
+  }
+}
+
+await signInFromLink();
 
 const transport = startTransport(store, {
   onRole: (role) => {
@@ -155,6 +203,7 @@ function render() {
   noticeSelectedChanges();
   notifier.update(waitingHeads(), store.totalPending());
   dom.login.hidden = !store.authRequired;
+  dom.signOut.hidden = !ui.authOn || store.authRequired;
 }
 
 // Prompts still waiting in `session_id`, not counting heads this tab
@@ -227,7 +276,7 @@ function noticeAnswers() {
 function renderConnection() {
   const state = store.connection;
   dom.connection.dataset.state = state;
-  dom.connectionLabel.textContent = state;
+  dom.connectionLabel.textContent = state === 'signed-out' ? 'signed out' : state;
 }
 
 function renderTitle() {
@@ -734,18 +783,30 @@ dom.otherText.addEventListener('keydown', (event) => {
 $('.login-form', dom.login).addEventListener('submit', async (event) => {
   event.preventDefault();
   const input = $('#login-token');
-  const error = $('.login-error', dom.login);
-  error.textContent = '';
+  loginError('');
+  if (!input.value.trim()) {
+    loginError('Paste the human token first, or open a sign-in link.');
+    input.focus();
+    return;
+  }
   try {
-    await requestJson('api/login', { method: 'POST', body: { token: input.value } });
+    await signIn({ token: input.value.trim() });
     input.value = '';
-    store.setAuthRequired(false);
     transport.loggedIn();
   } catch (failure) {
-    const refusal = refusalOf(failure);
-    if (refusal) error.textContent = `The server refused this page: ${refusal.error}. ${refusal.hint}`.trim();
-    else error.textContent = failure instanceof HttpError && failure.status === 401 ? 'That token is not right.' : 'Could not sign in; try again.';
+    loginError(signInFailure(failure, false));
   }
+});
+
+dom.signOut.addEventListener('click', async () => {
+  try {
+    await requestJson('api/logout', { method: 'POST', body: {} });
+  } catch {
+    // Signed out here all the same: the page forgets what it showed.
+  }
+  loginError('');
+  $('.login-status', dom.login).textContent = 'Signed out.';
+  transport.loggedOut();
 });
 
 // --- start ------------------------------------------------------------------
@@ -775,6 +836,8 @@ store.subscribe(render);
 loadConfig()
   .then((config) => {
     ui.clockOffsetMs = config.clock_offset_ms;
+    ui.authOn = config.auth;
+    render();
   })
   .catch(() => {});
 

@@ -13,7 +13,8 @@
 // aborted; the health timer replaces a stream silent for 2.5 keepalives.
 // Every URL is relative to the page, so it works behind a proxy at any path.
 // A 403 (the server refuses this page: a Host or Origin it does not know)
-// is shown with the server's hint, not as "offline".
+// is shown with the server's hint, not as "offline"; a 401 (no sign-in, or
+// one that ended) as "signed out".
 
 import { KINDS } from './store.js';
 
@@ -81,12 +82,12 @@ export function loadConfig() {
         const keepalive_secs = Number(body.keepalive_secs) > 0 ? Number(body.keepalive_secs) : DEFAULT_KEEPALIVE_SECS;
         const date = Date.parse(headers.get('Date') || '');
         const offset = Number.isFinite(date) ? date - (sentAt + Date.now()) / 2 : 0;
-        return { keepalive_secs, clock_offset_ms: Math.abs(offset) > 2000 ? offset : 0 };
+        return { keepalive_secs, clock_offset_ms: Math.abs(offset) > 2000 ? offset : 0, auth: body.auth === true };
       })
       .catch((error) => {
         configPromise = null;
         if (error instanceof HttpError && error.status === 401) throw error;
-        return { keepalive_secs: DEFAULT_KEEPALIVE_SECS, clock_offset_ms: 0 };
+        return { keepalive_secs: DEFAULT_KEEPALIVE_SECS, clock_offset_ms: 0, auth: false };
       });
   }
   return configPromise;
@@ -178,6 +179,9 @@ function createLeader(store, post, firstActiveSession, onStream) {
   function failed(error) {
     if (error instanceof HttpError && error.status === 401) {
       setAuthRequired(true);
+      setRefusal(null);
+      setConnection('signed-out');
+      return;
     }
     const refusal = refusalOf(error);
     setRefusal(refusal);
@@ -484,6 +488,20 @@ function createLeader(store, post, firstActiveSession, onStream) {
       if (!source) openStream(null);
     },
 
+    // Signed out (api/logout done): nothing more is read until a sign-in,
+    // and what was shown goes.
+    loggedOut() {
+      if (stopped) return;
+      closeStream();
+      stopPolling();
+      clearTimeout(retryTimer);
+      clearTimeout(namesTimer);
+      publishReplace([]);
+      setRefusal(null);
+      setAuthRequired(true);
+      setConnection('signed-out');
+    },
+
     sendSnapshot,
   };
 }
@@ -607,6 +625,9 @@ export function startTransport(store, { onRole = () => {}, onStream = () => {} }
       case 'login':
         leader.loggedIn();
         break;
+      case 'logout':
+        leader.loggedOut();
+        break;
     }
   }
 
@@ -656,6 +677,11 @@ export function startTransport(store, { onRole = () => {}, onStream = () => {} }
     loggedIn() {
       if (leader) leader.loggedIn();
       else post({ t: 'login' });
+    },
+
+    loggedOut() {
+      if (leader) leader.loggedOut();
+      else post({ t: 'logout' });
     },
   };
 }

@@ -5,14 +5,18 @@
 //! read prompts, answer them and manage rules. An agent's token never
 //! answers. Tokens come from flags, the environment or files, or are made
 //! on first start in the data directory; they are compared in constant
-//! time and never read from a URL. Without any token the server is open,
-//! which it allows only on a loopback address.
+//! time and never read from a URL. A local caller with no credential
+//! (a loopback peer, no forwarded headers, the server bound to loopback and
+//! not behind a proxy) is an agent, never the human. Only
+//! `--insecure-no-auth` runs the server open. The page signs in with the
+//! human's token or a one-time code (`signin`).
 //!
 //! Invariants: secrets come from the OS's random source; a failed sign-in
 //! is logged and rate-limited per client and overall; signed-in sessions
 //! are bounded in number and age.
 
 use crate::private_file;
+use crate::serve::signin;
 use std::collections::{HashMap, VecDeque};
 use std::fs::{self, File};
 use std::io::{self, Read};
@@ -52,6 +56,9 @@ impl Role {
 pub enum Caller {
     /// No credential is needed: the server runs without tokens.
     Open,
+    /// No credential, from this machine, where a tokenless caller is an
+    /// agent: it may submit, wait and cancel, never act as the human.
+    Local,
     /// No credential, or one that matches nothing.
     Unknown,
     Bearer(Role),
@@ -64,6 +71,7 @@ impl Caller {
     pub fn role(self) -> Option<Role> {
         match self {
             Caller::Open | Caller::SignedIn => Some(Role::Human),
+            Caller::Local => Some(Role::Agent),
             Caller::Bearer(role) => Some(role),
             Caller::Unknown => None,
         }
@@ -73,6 +81,7 @@ impl Caller {
     pub fn name(self) -> &'static str {
         match self {
             Caller::Open => "human (no auth)",
+            Caller::Local => "agent (local, no token)",
             Caller::Unknown => "unknown",
             Caller::Bearer(Role::Agent) => "agent token",
             Caller::Bearer(Role::Human) => "human token",
@@ -88,10 +97,38 @@ pub struct Tokens {
     pub human: String,
 }
 
+impl Tokens {
+    /// The tokens, unless they are equal: then an agent would hold the
+    /// human's credential (`from` names where they came from).
+    pub fn distinct(self, from: &str) -> io::Result<Tokens> {
+        match same(&self.agent, &self.human) {
+            true => Err(io::Error::other(format!(
+                "the agent and human tokens are equal ({from}): an agent would hold the human's \
+                 credential and could answer its own prompts; give them different values"
+            ))),
+            false => Ok(self),
+        }
+    }
+}
+
 pub struct Auth {
     tokens: Option<Tokens>,
+    /// Whether a local caller without a credential is an agent.
+    local_agents: bool,
+    /// The key of the one-time sign-in codes, from the human's token.
+    code_key: Option<ring::hmac::Key>,
+    spent_codes: Mutex<signin::Spent>,
     sessions: Mutex<Sessions>,
     failures: Mutex<Failures>,
+}
+
+/// What the page signs in with.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Credential<'a> {
+    /// The human's token, typed or pasted.
+    Token(&'a str),
+    /// A one-time code from a sign-in link.
+    Code(&'a str),
 }
 
 #[derive(Default)]
@@ -109,27 +146,49 @@ struct Failures {
 #[derive(Debug, PartialEq)]
 pub enum SignInError {
     WrongToken,
+    BadCode(signin::Refused),
     TooMany,
 }
 
 impl Auth {
     pub fn new(tokens: Option<Tokens>) -> Auth {
         Auth {
+            code_key: tokens.as_ref().map(|tokens| signin::key(&tokens.human)),
             tokens,
+            local_agents: false,
+            spent_codes: Mutex::default(),
             sessions: Mutex::default(),
             failures: Mutex::default(),
         }
+    }
+
+    /// Lets a local caller without a credential act as an agent.
+    pub fn with_local_agents(mut self, allowed: bool) -> Auth {
+        self.local_agents = allowed;
+        self
     }
 
     pub fn required(&self) -> bool {
         self.tokens.is_some()
     }
 
-    /// Who a request's credential names: its bearer token, else its cookie.
-    pub fn identify(&self, authorization: Option<&str>, cookie: Option<&str>) -> Caller {
+    /// Who a request's credential names: its bearer token, else its
+    /// cookie; with neither, a `local` caller may be an agent.
+    pub fn identify(
+        &self,
+        authorization: Option<&str>,
+        cookie: Option<&str>,
+        local: bool,
+    ) -> Caller {
         let Some(tokens) = &self.tokens else {
             return Caller::Open;
         };
+        if authorization.is_none() && cookie.and_then(session_id).is_none() {
+            return match self.local_agents && local {
+                true => Caller::Local,
+                false => Caller::Unknown,
+            };
+        }
         if let Some(token) = authorization.and_then(bearer) {
             return match () {
                 _ if same(token, &tokens.agent) => Caller::Bearer(Role::Agent),
@@ -149,9 +208,14 @@ impl Auth {
         found.is_some_and(|(_, expiry)| *expiry > Instant::now())
     }
 
-    /// The page's sign-in: the human's token for a new session id.
-    pub fn sign_in(&self, token: &str, client: Option<IpAddr>) -> Result<String, SignInError> {
-        let Some(tokens) = &self.tokens else {
+    /// The page's sign-in: the human's token, or a one-time code, for a
+    /// new session id. Every failure counts against the same limit.
+    pub fn sign_in(
+        &self,
+        credential: Credential<'_>,
+        client: Option<IpAddr>,
+    ) -> Result<String, SignInError> {
+        let (Some(tokens), Some(key)) = (&self.tokens, &self.code_key) else {
             return Ok(String::new());
         };
         let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
@@ -163,10 +227,22 @@ impl Auth {
             );
             return Err(SignInError::TooMany);
         }
-        if !same(token, &tokens.human) {
+        let checked = match credential {
+            Credential::Token(token) => match same(token, &tokens.human) {
+                true => Ok(()),
+                false => Err(SignInError::WrongToken),
+            },
+            Credential::Code(code) => {
+                let mut spent = self.spent_codes.lock().unwrap_or_else(|p| p.into_inner());
+                spent
+                    .spend(key, code, signin::now())
+                    .map_err(SignInError::BadCode)
+            }
+        };
+        if let Err(error) = checked {
             failures.recent.push_back((Instant::now(), client));
-            log::warn!("failed sign-in from {}", shown(client));
-            return Err(SignInError::WrongToken);
+            log::warn!("failed sign-in from {}: {error:?}", shown(client));
+            return Err(error);
         }
         drop(failures);
         let id = random_hex(32).map_err(|_| SignInError::WrongToken)?;
@@ -278,6 +354,14 @@ pub fn read_tokens(dir: &Path) -> io::Result<Option<Tokens>> {
     }
 }
 
+/// Two new tokens, kept nowhere (a server without a data directory).
+pub fn new_tokens() -> io::Result<Tokens> {
+    Ok(Tokens {
+        agent: random_hex(24)?,
+        human: random_hex(24)?,
+    })
+}
+
 /// Makes new tokens (both, or one kept from `keep`) and writes them to the
 /// data directory's tokens file, readable by its owner only.
 pub fn write_new_tokens(dir: &Path, keep: Option<(Role, &Tokens)>) -> io::Result<Tokens> {
@@ -333,41 +417,55 @@ mod tests {
         ];
         for (authorization, cookie, expected) in cases {
             assert_eq!(
-                auth.identify(authorization, cookie),
+                auth.identify(authorization, cookie, false),
                 expected,
                 "{authorization:?} {cookie:?}"
             );
         }
-        assert_eq!(Auth::new(None).identify(None, None), Caller::Open);
+        assert_eq!(Auth::new(None).identify(None, None, true), Caller::Open);
+        let local = auth.with_local_agents(true);
+        assert_eq!(local.identify(None, None, true), Caller::Local);
+        assert_eq!(local.identify(None, None, false), Caller::Unknown);
+        assert_eq!(
+            local.identify(Some("Bearer guess"), None, true),
+            Caller::Unknown,
+            "a wrong token is never taken for no token"
+        );
     }
 
     #[test]
     fn signing_in_gives_a_session_and_failures_are_limited() {
         let auth = auth();
         let client = Some(IpAddr::from([192, 168, 1, 9]));
-        let id = auth.sign_in("human-secret", client).unwrap();
+        let id = auth
+            .sign_in(Credential::Token("human-secret"), client)
+            .unwrap();
         let cookie = format!("theme=dark; {COOKIE}={id}");
-        assert_eq!(auth.identify(None, Some(&cookie)), Caller::SignedIn);
+        assert_eq!(auth.identify(None, Some(&cookie), false), Caller::SignedIn);
         assert_eq!(
-            auth.sign_in("agent-secret", client),
+            auth.sign_in(Credential::Token("agent-secret"), client),
             Err(SignInError::WrongToken),
             "an agent's token never signs in"
         );
         for _ in 1..FAILURES_PER_CLIENT {
-            assert_eq!(auth.sign_in("guess", client), Err(SignInError::WrongToken));
+            assert_eq!(
+                auth.sign_in(Credential::Token("guess"), client),
+                Err(SignInError::WrongToken)
+            );
         }
         assert_eq!(
-            auth.sign_in("human-secret", client),
+            auth.sign_in(Credential::Token("human-secret"), client),
             Err(SignInError::TooMany),
             "even the right token, for a while"
         );
         let other = Some(IpAddr::from([192, 168, 1, 10]));
         assert!(
-            auth.sign_in("human-secret", other).is_ok(),
+            auth.sign_in(Credential::Token("human-secret"), other)
+                .is_ok(),
             "another client still can"
         );
         auth.sign_out(Some(&cookie));
-        assert_eq!(auth.identify(None, Some(&cookie)), Caller::Unknown);
+        assert_eq!(auth.identify(None, Some(&cookie), false), Caller::Unknown);
     }
 
     #[test]

@@ -159,7 +159,7 @@ impl Response {
         if let Error::StoreUnavailable(_) = error {
             response.headers.push(("Retry-After", "1".into()));
         }
-        if let Error::Unauthorized = error {
+        if let Error::Unauthorized | Error::WrongCredential(_) = error {
             response.headers.push(("WWW-Authenticate", "Bearer".into()));
         }
         if let Error::MethodNotAllowed = error {

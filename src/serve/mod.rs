@@ -17,6 +17,7 @@ pub mod origin;
 pub mod routes;
 pub mod server;
 pub mod signals;
+pub mod signin;
 pub mod sse;
 pub mod static_files;
 pub mod stream;

@@ -21,7 +21,7 @@ use crate::notify::Notifier;
 use crate::notify::capability::{self, Capabilities};
 use crate::serve::act;
 use crate::serve::admission::{Admission, Place};
-use crate::serve::auth::{self, Auth, Caller, Role, SignInError};
+use crate::serve::auth::{self, Auth, Caller, Credential, Role, SignInError};
 use crate::serve::http::{LEFT_CHECK_EVERY, Method, Reply, Request, Response};
 use crate::serve::metrics::{Metrics, Places};
 use crate::serve::origin;
@@ -95,13 +95,25 @@ const AGENT: &str = "agent";
 /// credential it carried (`agent token`, `human token`, `human (page)`),
 /// or, on a server without tokens, the side of the API its route serves.
 fn actor(app: &App, request: &Request, side: &'static str) -> &'static str {
-    let caller = app
-        .auth
-        .identify(request.header("authorization"), request.header("cookie"));
-    match caller {
+    match caller(app, request) {
         Caller::Open => side,
         caller => caller.name(),
     }
+}
+
+/// Who sent a request (docs/PROTOCOL.md §7): its credential, or, without
+/// one, a local caller (a loopback peer, no forwarded headers) that the
+/// server may take for an agent.
+fn caller(app: &App, request: &Request) -> Caller {
+    let forwarded = ["forwarded", "x-forwarded-for", "x-real-ip"]
+        .iter()
+        .any(|name| request.header(name).is_some());
+    let local = !forwarded && request.peer.is_some_and(|peer| peer.ip().is_loopback());
+    app.auth.identify(
+        request.header("authorization"),
+        request.header("cookie"),
+        local,
+    )
 }
 
 pub fn handle(app: &App, request: &Request) -> Reply {
@@ -197,9 +209,7 @@ fn route(app: &App, request: &Request) -> Result<Reply> {
         origin::check_host(&app.config, app.loopback, request)?;
     }
     refuse_credentials_in_url(request)?;
-    let caller = app
-        .auth
-        .identify(request.header("authorization"), request.header("cookie"));
+    let caller = caller(app, request);
     let has_capability = request.header(capability::HEADER).is_some();
     check_access(access(path), caller, has_capability)?;
     if request.method == Method::Post {
@@ -243,7 +253,10 @@ fn api_route(app: &App, request: &Request, rest: &str) -> Result<Reply> {
         ("history", Get) => history(app, request),
         ("config", Get) => Ok(Response::json(
             200,
-            &json!({"keepalive_secs": app.config.keepalive.as_secs_f64()}),
+            &json!({
+                "keepalive_secs": app.config.keepalive.as_secs_f64(),
+                "auth": app.auth.required(),
+            }),
         )
         .into()),
         ("login", Post) => login(app, request),
@@ -263,7 +276,14 @@ fn api_route(app: &App, request: &Request, rest: &str) -> Result<Reply> {
 /// Credentials are never taken from a URL, where logs, history and
 /// referrers keep them: a query naming one is refused outright.
 fn refuse_credentials_in_url(request: &Request) -> Result<()> {
-    let named = ["token", "access_token", "auth", "password"];
+    let named = [
+        "token",
+        "access_token",
+        "auth",
+        "password",
+        "code",
+        "signin",
+    ];
     match request
         .query
         .iter()
@@ -295,6 +315,8 @@ fn check_access(access: Access, caller: Caller, has_capability: bool) -> Result<
     match caller.role() {
         None => Err(Error::Unauthorized),
         Some(role) if role == needed => Ok(()),
+        // No credential at all: asked for one, not told it is the agent.
+        Some(_) if caller == Caller::Local => Err(Error::Unauthorized),
         Some(role) => Err(Error::Forbidden(Refusal::new(
             format!(
                 "the {} credential cannot do this; it needs the {}'s",
@@ -310,12 +332,17 @@ fn check_access(access: Access, caller: Caller, has_capability: bool) -> Result<
 
 fn login(app: &App, request: &Request) -> Result<Reply> {
     let body = request.json()?;
-    let token = match body.get("token") {
-        Some(Value::String(token)) => token.as_str(),
-        _ => return Err(Error::bad_request("token is required")),
+    let credential = match (body.get("token"), body.get("code")) {
+        (Some(Value::String(token)), None) => Credential::Token(token),
+        (None, Some(Value::String(code))) => Credential::Code(code),
+        _ => {
+            return Err(Error::bad_request(
+                "token or code is required (one of them)",
+            ));
+        }
     };
     let client = request.peer.map(|peer| peer.ip());
-    match app.auth.sign_in(token, client) {
+    match app.auth.sign_in(credential, client) {
         Ok(id) if id.is_empty() => Ok(Response::json(200, &json!({"ok": true})).into()),
         Ok(id) => {
             let cookie = session_cookie(app, request, &id, auth::SESSION_LIFETIME.as_secs());
@@ -323,7 +350,8 @@ fn login(app: &App, request: &Request) -> Result<Reply> {
                 .with_header("Set-Cookie", cookie)
                 .into())
         }
-        Err(SignInError::WrongToken) => Err(Error::Unauthorized),
+        Err(SignInError::WrongToken) => Err(Error::WrongCredential("wrong token".into())),
+        Err(SignInError::BadCode(refused)) => Err(Error::WrongCredential(refused.message().into())),
         Err(SignInError::TooMany) => Err(Error::TooMany(
             "too many failed sign-ins; wait a minute".into(),
         )),

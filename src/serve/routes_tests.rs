@@ -1202,7 +1202,10 @@ fn operational_routes_answer() {
     let cases = vec![
         (get("/healthz"), text.clone()),
         (Request::fake(Method::Head, "/healthz", ""), text),
-        (get("/api/config"), ok(json!({"keepalive_secs": 15.0}))),
+        (
+            get("/api/config"),
+            ok(json!({"keepalive_secs": 15.0, "auth": false})),
+        ),
         (get("/api/sessions"), ok(json!({"sessions": []}))),
         (get("/nope.js"), not_found("not found")),
     ];

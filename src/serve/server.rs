@@ -28,6 +28,7 @@ use crate::serve::limits;
 use crate::serve::metrics::Metrics;
 use crate::serve::routes::{self, App};
 use crate::serve::signals::ShutdownSignals;
+use crate::serve::signin;
 use crate::store::audit_log::AuditLog;
 use crate::store::journal::Journal;
 use std::io::{self, Read};
@@ -107,7 +108,9 @@ impl Server {
         let http = tiny_http::Server::from_listener_with_options(listener, None, options);
         let http = Arc::new(http.map_err(io::Error::other)?);
         let hub = open_hub(&config)?;
-        let auth = Auth::new(credentials(&config, addr)?);
+        let tokens = credentials(&config, addr)?;
+        let auth =
+            Auth::new(tokens.clone()).with_local_agents(local_agents(&config, addr, &tokens));
         let running = Arc::new(ThreadGroup::default());
         let mut app = App::with_hub(config, addr.ip().is_loopback(), hub, auth);
         if let Some(dir) = &app.config.data_dir {
@@ -341,9 +344,11 @@ fn open_hub(config: &Config) -> io::Result<Hub> {
     })
 }
 
-/// The tokens to check: given by flag, environment or file; else those in
-/// the data directory; else none on loopback (or with `--insecure-no-auth`);
-/// else made now in the data directory and printed once.
+/// The tokens to check (docs/PROTOCOL.md §7): given by flag, environment
+/// or file; else none with `--insecure-no-auth`; else those in the data
+/// directory; else made now, in the data directory (kept) or, on
+/// loopback without one, in memory for this run, with a sign-in link
+/// printed once. Equal tokens are refused wherever they come from.
 fn credentials(config: &Config, addr: SocketAddr) -> io::Result<Option<Tokens>> {
     match &config.tokens {
         (Some(agent), Some(human)) => {
@@ -351,7 +356,7 @@ fn credentials(config: &Config, addr: SocketAddr) -> io::Result<Option<Tokens>> 
                 agent: agent.clone(),
                 human: human.clone(),
             };
-            return Ok(Some(tokens));
+            return tokens.distinct("--agent-token and --human-token").map(Some);
         }
         (None, None) => {}
         _ => {
@@ -360,43 +365,96 @@ fn credentials(config: &Config, addr: SocketAddr) -> io::Result<Option<Tokens>> 
             ));
         }
     }
-    if let Some(tokens) = config
-        .data_dir
-        .as_deref()
-        .map(auth::read_tokens)
-        .transpose()?
-        .flatten()
+    if config.insecure_no_auth {
+        // Whatever the log level: this undoes what askgate is for.
+        eprintln!(
+            "askgate: WARNING: NO AUTHENTICATION (--insecure-no-auth): anyone who can reach {addr}, \
+             any local process and the agents you gate included, can answer every prompt and grant rules"
+        );
+        return Ok(None);
+    }
+    if let Some(dir) = &config.data_dir
+        && let Some(tokens) = auth::read_tokens(dir)?
     {
-        log::info!("tokens from {}", auth::TOKENS_FILE);
+        let file = dir.join(auth::TOKENS_FILE);
+        let tokens = tokens.distinct(&file.display().to_string())?;
+        log::info!(
+            "tokens from {}; `askgate signin-link --data-dir {}` prints a link that signs the page in",
+            file.display(),
+            dir.display()
+        );
         return Ok(Some(tokens));
     }
     // Behind a proxy (a public URL) a loopback bind is reached from the
     // network all the same.
     let local_only = addr.ip().is_loopback() && config.public_url.is_none();
-    if local_only || config.insecure_no_auth {
-        if !local_only {
-            log::warn!(
-                "no authentication (--insecure-no-auth): anyone who can reach {addr} can answer every prompt"
-            );
-        }
-        return Ok(None);
-    }
+    let page = page_url(config, addr);
     let Some(dir) = &config.data_dir else {
-        return Err(io::Error::other(format!(
-            "refusing to serve {addr} (or --public-url) without credentials: give --agent-token and \
-             --human-token, or a --data-dir to make them in, or --insecure-no-auth to let anyone answer"
-        )));
+        if !local_only {
+            return Err(io::Error::other(format!(
+                "refusing to serve {addr} (or --public-url) without credentials: give --agent-token and \
+                 --human-token, or a --data-dir to make them in, or --insecure-no-auth to let anyone answer"
+            )));
+        }
+        let tokens = auth::new_tokens()?;
+        let code = signin::mint(&signin::key(&tokens.human))?;
+        eprintln!(
+            "askgate made tokens for this run only (--data-dir none); the page needs the human's.\n\
+             \x20 sign in within {} minutes, once, with: {}\n\
+             \x20 (`askgate signin-link` needs a data directory, so it cannot make another link for this run)\n\
+             \x20 agents on this machine need no token",
+            signin::LIFETIME_SECS / 60,
+            signin::link(&page, &code)
+        );
+        return Ok(Some(tokens));
     };
+    // Usually made already by the journal; the user's alone either way.
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+        .create(dir)?;
     let tokens = auth::write_new_tokens(dir, None)?;
+    let code = signin::mint(&signin::key(&tokens.human))?;
+    let agents = match local_only {
+        true => "no token needed on this machine; elsewhere ".to_string(),
+        false => String::new(),
+    };
     eprintln!(
-        "askgate made its tokens in {} (readable by you only; `askgate tokens rotate` makes new ones):\n\
-         \x20 agents:  ASKGATE_TOKEN={} askgate approve --session S --command ...\n\
-         \x20 the page: sign in with {}",
+        "askgate made its tokens in {} (readable by you only; `askgate tokens rotate` makes new ones)\n\
+         \x20 the page: sign in within {} minutes, once, with: {}\n\
+         \x20 a new link any time: askgate signin-link --data-dir {}\n\
+         \x20 agents: {agents}ASKGATE_TOKEN={} askgate approve --session S --command ...",
         dir.join(auth::TOKENS_FILE).display(),
+        signin::LIFETIME_SECS / 60,
+        signin::link(&page, &code),
+        dir.display(),
         tokens.agent,
-        tokens.human
     );
     Ok(Some(tokens))
+}
+
+/// Whether a caller with no credential is an agent: only on a server
+/// bound to loopback with tokens, and not behind a proxy (`--public-url`
+/// or `--trusted-proxy`), where every client would look local.
+fn local_agents(config: &Config, addr: SocketAddr, tokens: &Option<Tokens>) -> bool {
+    tokens.is_some()
+        && addr.ip().is_loopback()
+        && config.public_url.is_none()
+        && config.trusted_proxies.is_empty()
+}
+
+/// The page's address for a sign-in link: `--public-url`, else the bound
+/// address (loopback for an unspecified one).
+fn page_url(config: &Config, addr: SocketAddr) -> String {
+    if let Some(url) = &config.public_url {
+        return format!("{url}/");
+    }
+    let mut shown = addr;
+    if addr.ip().is_unspecified() {
+        shown.set_ip(match addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    format!("http://{shown}/")
 }
 
 /// What tiny_http answers by itself (a malformed head, a head too slow or

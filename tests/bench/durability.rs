@@ -62,7 +62,7 @@ fn start(data_dir: &str) -> Server {
     let mut command = Command::new(binary);
     command
         .args(["serve", "--bind", "127.0.0.1:0", "--log-level", "warn"])
-        .args(["--data-dir", data_dir])
+        .args(["--data-dir", data_dir, "--insecure-no-auth"])
         .args(["--max-pending", "100000", "--max-prompts", "1000000"])
         .args(["--max-sessions", "1000000"]);
     let (child, addr) = spawn_askgate(&mut command);

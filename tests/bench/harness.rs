@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 pub const NCHAN_MODULE: &str = "/usr/lib/nginx/modules/ngx_nchan_module.so";
 
 /// askgate's release binary (or `BENCH_ASKGATE`, to compare builds),
-/// started as the bench starts it everywhere: in memory, a 2 s receive
+/// started as the bench starts it everywhere: in memory and open (no
+/// tokens: the clients speak as agent and human), a 2 s receive
 /// timeout, room for 20,000 streams. `wrapper` runs it through another
 /// command (`sh -c '...; exec "$0" "$@"'`).
 pub fn start_askgate(wrapper: &[&str]) -> (Child, SocketAddr) {
@@ -32,6 +33,7 @@ pub fn start_askgate(wrapper: &[&str]) -> (Child, SocketAddr) {
         "2",
         "--data-dir",
         "none",
+        "--insecure-no-auth",
     ];
     let mut command = match wrapper.split_first() {
         Some((program, rest)) => {

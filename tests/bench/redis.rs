@@ -129,6 +129,7 @@ fn start(store: &[String]) -> (Child, SocketAddr) {
     let mut command = Command::new(knob("BENCH_ASKGATE", release));
     command
         .args(["serve", "--bind", "127.0.0.1:0", "--log-level", "warn"])
+        .args(["--insecure-no-auth", "--data-dir", "none"])
         .args(["--max-pending", "100000", "--max-prompts", "1000000"])
         .args(["--max-sessions", "1000000", "--max-streams", "20000"])
         .args(store);

@@ -12,12 +12,19 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+/// The binary, with none of the user's askgate variables, and a state
+/// directory under the system's temporary one: a server a test starts
+/// without `--data-dir` never writes to the real home.
 pub fn askgate() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_askgate"));
+    let state = std::env::temp_dir().join(format!("askgate-it-state-{}", std::process::id()));
     command
         .env_remove("ASKGATE_URL")
         .env_remove("ASKGATE_TOKEN")
-        .env_remove("ASKGATE_CA_FILE");
+        .env_remove("ASKGATE_CA_FILE")
+        .env_remove("ASKGATE_DATA_DIR")
+        .env_remove("ASKGATE_INSECURE_NO_AUTH")
+        .env("XDG_STATE_HOME", state);
     command
 }
 
@@ -382,13 +389,18 @@ impl ServerProcess {
         ServerProcess::launch(command, &flags).unwrap_or_else(|exited| panic!("{exited:?}"))
     }
 
-    /// `serve --bind 127.0.0.1:0 --log-level warn`, then `flags`: the
-    /// server's own defaults for everything else (its data directory too).
+    /// `serve --bind 127.0.0.1:0 --log-level warn --insecure-no-auth`, then
+    /// `flags`: the server's own defaults for everything else (its data
+    /// directory too: give one, or set `XDG_STATE_HOME`, so that a test
+    /// never writes to the real home). Tokens in `flags` win over
+    /// `--insecure-no-auth`; `--insecure-no-auth=false` is the shipped
+    /// default (tokens made at start).
     /// Returns once the first line of stdout names the address, or what the
     /// server said if it exited instead.
     pub fn launch(mut command: Command, flags: &[&str]) -> Result<ServerProcess, Exited> {
         let mut child = command
             .args(["serve", "--bind", "127.0.0.1:0", "--log-level", "warn"])
+            .arg("--insecure-no-auth")
             .args(flags)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

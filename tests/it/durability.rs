@@ -669,15 +669,25 @@ fn an_unwritable_journal_refuses_changes_before_applying_them() {
 
 #[test]
 fn a_restarted_server_still_has_the_pending_prompt() {
-    // The README's story: `make run` in a directory, a prompt, a restart.
+    // The README's story: `make run`, a prompt, a restart; the state in
+    // the user's state directory by default, not the working directory.
     let home = TempDir::new("readme");
     let start = || {
         let mut command = askgate();
-        command.current_dir(&home.path);
+        command
+            .current_dir(&home.path)
+            .env("XDG_STATE_HOME", home.path.join("state"));
         ServerProcess::launch(command, &[]).unwrap()
     };
     let server = start();
-    assert!(home.path.join("data/journal").exists(), "./data by default");
+    assert!(
+        home.path.join("state/askgate/journal").exists(),
+        "$XDG_STATE_HOME/askgate by default"
+    );
+    assert!(
+        !home.path.join("data").exists(),
+        "nothing in the working directory"
+    );
     let question = json!({"session_id": "demo", "question": "Which database?", "choices": ["postgres", "sqlite"]});
     let id = submit(&server, "clarify", question);
     let head = poll(&server, "clarify", "demo")["pending"].clone();

@@ -4,6 +4,7 @@
 mod agent;
 mod audit;
 mod auth;
+mod auth_default;
 mod binary;
 mod browser_api;
 mod cli_http;

@@ -387,7 +387,9 @@ fn stdin_ending_cancels_the_prompts_still_waiting() {
 #[test]
 fn without_the_agent_token_a_call_is_an_error_that_says_why() {
     let server = server();
-    for token in [None, Some(HUMAN)] {
+    // No token at all is an agent on loopback (auth_default.rs); a wrong
+    // token and the human's are not the agent's.
+    for token in [Some("not-a-token-0123456789"), Some(HUMAN)] {
         let mut mcp = McpProcess::start(&server, "tokenless", token);
         mcp.initialize("2025-11-25");
         mcp.call_tool(1, "ask_human", json!({"question": "Hello?"}));

@@ -22,10 +22,20 @@ pub struct TestServer {
 }
 
 impl TestServer {
+    /// A server in this process, in memory on a free loopback port, open
+    /// (`--insecure-no-auth`) unless `flags` give tokens (which then win)
+    /// or say `--insecure-no-auth=false` (as shipped: tokens made at start,
+    /// see `auth_default.rs`): most tests speak as both sides at once.
     pub fn start(flags: &[&str]) -> TestServer {
-        let mut args = ["--bind", "127.0.0.1:0", "--data-dir", "none"]
-            .map(String::from)
-            .to_vec();
+        let mut args = [
+            "--bind",
+            "127.0.0.1:0",
+            "--data-dir",
+            "none",
+            "--insecure-no-auth",
+        ]
+        .map(String::from)
+        .to_vec();
         args.extend(flags.iter().map(|flag| flag.to_string()));
         let config = Config::parse(&args, |_| None).expect("valid flags");
         let server = Server::start(config).expect("server starts");

@@ -27,14 +27,16 @@ export async function startServer(args = []) {
   const bin = process.env.ASKGATE_BIN || path.join(repoRoot, 'target', 'debug', 'askgate');
   if (!fs.existsSync(bin)) throw new Error(`${bin} is missing: run \`cargo build\` first`);
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'askgate-page-'));
-  // The data directory goes through the environment and the working
-  // directory (its default is ./data), so the tests need no flag for it.
-  const child = spawn(bin, ['serve', '--bind', '127.0.0.1:0', '--data-dir', 'none', ...args], {
+  // In memory and open (--insecure-no-auth) unless `args` say otherwise:
+  // tokens given win over it, `--insecure-no-auth=false` is the shipped
+  // default, `--data-dir DIR` keeps state. The default data directory is
+  // kept out of the real home all the same.
+  const child = spawn(bin, ['serve', '--bind', '127.0.0.1:0', '--data-dir', 'none', '--insecure-no-auth', ...args], {
     cwd: dataDir,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: {
       ...process.env,
-      ASKGATE_DATA_DIR: path.join(dataDir, 'data'),
+      XDG_STATE_HOME: path.join(dataDir, 'state'),
       ASKGATE_LOG_LEVEL: process.env.ASKGATE_LOG_LEVEL || 'warn',
     },
   });
@@ -64,6 +66,7 @@ export async function startServer(args = []) {
   return {
     url,
     output,
+    dataDir,
     agent: createAgent(url, { agent: flag('--agent-token'), human: flag('--human-token') }),
     async stop() {
       if (child.exitCode === null && child.signalCode === null) {

@@ -1,0 +1,219 @@
+//! One-time sign-in codes: the `#signin=CODE` of the link the server prints
+//! at start and `askgate signin-link` prints on demand (docs/PROTOCOL.md
+//! §7), exchanged once by the page for its cookie.
+//!
+//! A code is `<expires>-<nonce>-<mac>`: an HMAC-SHA256 keyed by the human's
+//! token over the expiry (Unix seconds) and a random nonce. Any process
+//! that can read the tokens file can mint one, and the running server
+//! checks it without being told: nothing is stored when one is made. A
+//! spent code is remembered by its nonce until it expires.
+//!
+//! Invariants: a code lives at most `LIFETIME`; it signs in at most once;
+//! MACs are compared in constant time; the spent set is bounded, and when
+//! it is full a new code is refused rather than an old one forgotten (so a
+//! replay never comes back to life).
+
+use ring::hmac;
+use ring::rand::{SecureRandom, SystemRandom};
+use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// How long a code signs in.
+pub const LIFETIME_SECS: u64 = 600;
+/// The URL fragment's name for a code: `#signin=CODE`.
+pub const FRAGMENT: &str = "signin";
+/// Spent codes remembered at once (each for at most `LIFETIME_SECS`).
+const MAX_SPENT: usize = 1024;
+const NONCE_BYTES: usize = 16;
+const MAC_HEX: usize = 64;
+
+/// Why a code was refused.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Refused {
+    /// Not `<expires>-<32 hex>-<64 hex>`, or its MAC is not the server's.
+    Invalid,
+    /// Past its expiry.
+    Expired,
+    /// It has signed in once already.
+    Used,
+    /// Too many unexpired codes were spent lately.
+    Busy,
+}
+
+impl Refused {
+    pub fn message(self) -> &'static str {
+        match self {
+            Refused::Invalid => "not a valid sign-in link",
+            Refused::Expired | Refused::Used => {
+                "this sign-in link has expired or was used already; `askgate signin-link` prints a new one"
+            }
+            Refused::Busy => "too many sign-in links used lately; try again in a few minutes",
+        }
+    }
+}
+
+/// The key codes are signed with, from the human's token.
+pub fn key(human_token: &str) -> hmac::Key {
+    hmac::Key::new(hmac::HMAC_SHA256, human_token.as_bytes())
+}
+
+/// A new code, valid for `LIFETIME_SECS` from now.
+pub fn mint(key: &hmac::Key) -> std::io::Result<String> {
+    let mut nonce = [0u8; NONCE_BYTES];
+    SystemRandom::new()
+        .fill(&mut nonce)
+        .map_err(|_| std::io::Error::other("the OS gave no random bytes"))?;
+    Ok(mint_at(key, now() + LIFETIME_SECS, &to_hex(&nonce)))
+}
+
+/// The code for this expiry and nonce (hex).
+pub fn mint_at(key: &hmac::Key, expires: u64, nonce: &str) -> String {
+    let tag = hmac::sign(key, &message(expires, nonce));
+    format!("{expires}-{nonce}-{}", to_hex(tag.as_ref()))
+}
+
+/// The sign-in link for `base` (the page's URL, ending in `/`).
+pub fn link(base: &str, code: &str) -> String {
+    format!("{base}#{FRAGMENT}={code}")
+}
+
+/// Unix seconds now.
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
+}
+
+/// The nonces of spent codes, each with its expiry.
+#[derive(Default)]
+pub struct Spent {
+    nonces: HashMap<String, u64>,
+}
+
+impl Spent {
+    /// Checks `code` at `now` and spends it.
+    pub fn spend(&mut self, key: &hmac::Key, code: &str, now: u64) -> Result<(), Refused> {
+        let (expires, nonce, mac) = parse(code).ok_or(Refused::Invalid)?;
+        hmac::verify(key, &message(expires, nonce), &mac).map_err(|_| Refused::Invalid)?;
+        // A code minted for longer than a code lives is not one of ours to
+        // honour (and would sit in the spent set too long).
+        if now >= expires || expires > now + LIFETIME_SECS + 60 {
+            return Err(Refused::Expired);
+        }
+        self.nonces.retain(|_, expiry| *expiry > now);
+        if self.nonces.contains_key(nonce) {
+            return Err(Refused::Used);
+        }
+        if self.nonces.len() >= MAX_SPENT {
+            return Err(Refused::Busy);
+        }
+        self.nonces.insert(nonce.to_string(), expires);
+        Ok(())
+    }
+}
+
+/// What is signed: every field length-prefixed, as `notify::capability`.
+fn message(expires: u64, nonce: &str) -> Vec<u8> {
+    let expires = expires.to_string();
+    let mut bytes = Vec::new();
+    for field in ["askgate sign-in code", "v1", &expires, nonce] {
+        bytes.extend_from_slice(format!("{}:", field.len()).as_bytes());
+        bytes.extend_from_slice(field.as_bytes());
+    }
+    bytes
+}
+
+fn parse(code: &str) -> Option<(u64, &str, Vec<u8>)> {
+    let mut parts = code.trim().split('-');
+    let (expires, nonce, mac) = (parts.next()?, parts.next()?, parts.next()?);
+    let digits = (1..=20).contains(&expires.len()) && expires.bytes().all(|b| b.is_ascii_digit());
+    let hex = |text: &str, len: usize| text.len() == len && text.bytes().all(is_lower_hex);
+    if parts.next().is_some() || !digits || !hex(nonce, NONCE_BYTES * 2) || !hex(mac, MAC_HEX) {
+        return None;
+    }
+    Some((expires.parse().ok()?, nonce, from_hex(mac)?))
+}
+
+fn is_lower_hex(byte: u8) -> bool {
+    byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte)
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+fn from_hex(text: &str) -> Option<Vec<u8>> {
+    (0..text.len())
+        .step_by(2)
+        .map(|at| u8::from_str_radix(text.get(at..at + 2)?, 16).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NONCE: &str = "00112233445566778899aabbccddeeff";
+
+    #[test]
+    fn a_code_signs_in_once_until_it_expires() {
+        let key = key("human-token-0123456789");
+        let code = mint_at(&key, 1_000, NONCE);
+        let mut spent = Spent::default();
+        assert_eq!(spent.spend(&key, &code, 400), Ok(()));
+        assert_eq!(spent.spend(&key, &code, 401), Err(Refused::Used));
+        let late = mint_at(&key, 1_000, "ffeeddccbbaa99887766554433221100");
+        assert_eq!(spent.spend(&key, &late, 1_000), Err(Refused::Expired));
+        let far = mint_at(&key, 1_000_000, NONCE);
+        assert_eq!(spent.spend(&key, &far, 400), Err(Refused::Expired));
+    }
+
+    #[test]
+    fn a_code_of_another_key_or_tampered_with_is_invalid() {
+        let key = key("human-token-0123456789");
+        let other = super::key("agent-token-0123456789");
+        let mut spent = Spent::default();
+        let foreign = mint_at(&other, 1_000, NONCE);
+        assert_eq!(spent.spend(&key, &foreign, 400), Err(Refused::Invalid));
+        let code = mint_at(&key, 1_000, NONCE);
+        let longer = code.replacen("1000-", "1001-", 1);
+        assert_eq!(spent.spend(&key, &longer, 400), Err(Refused::Invalid));
+        for bad in [
+            "",
+            "1000",
+            "1000-00-00",
+            &format!("{code}-x"),
+            &code.to_uppercase(),
+        ] {
+            assert_eq!(spent.spend(&key, bad, 400), Err(Refused::Invalid), "{bad}");
+        }
+        assert_eq!(
+            spent.spend(&key, &code, 400),
+            Ok(()),
+            "the genuine one still works"
+        );
+    }
+
+    #[test]
+    fn spent_codes_are_bounded_and_never_forgotten_early() {
+        let key = key("human-token-0123456789");
+        let mut spent = Spent::default();
+        let nonce = |n: usize| format!("{n:032x}");
+        for n in 0..MAX_SPENT {
+            assert_eq!(
+                spent.spend(&key, &mint_at(&key, 1_000, &nonce(n)), 500),
+                Ok(())
+            );
+        }
+        let one_more = mint_at(&key, 1_000, &nonce(MAX_SPENT));
+        assert_eq!(spent.spend(&key, &one_more, 500), Err(Refused::Busy));
+        let first = mint_at(&key, 1_000, &nonce(0));
+        assert_eq!(spent.spend(&key, &first, 500), Err(Refused::Used));
+        let later = mint_at(&key, 1_200, &nonce(MAX_SPENT));
+        assert_eq!(
+            spent.spend(&key, &later, 1_000),
+            Ok(()),
+            "room once they expire"
+        );
+    }
+}
