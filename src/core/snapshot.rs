@@ -5,7 +5,10 @@
 //! where each rule lives) is not written; it is rebuilt on reading, so a
 //! snapshot read back is equal to the state it was made from. Rules are
 //! written whole (`Rule::to_json`, as `GET /api/rules` shows them), the
-//! `always` ones at the top and each session's inside it.
+//! `always` ones at the top and each session's inside it. A rule read
+//! back whose scope may not be granted on its command (docs/PROTOCOL.md
+//! §3.2: forged, or granted before a check that now refuses it) is
+//! dropped, with an error in the log: it never answers.
 
 use crate::core::kind::Kind;
 use crate::core::prompt::{Outcome, Prompt};
@@ -78,7 +81,24 @@ fn rules_json(rules: &[Rule]) -> Vec<Value> {
 }
 
 fn rules(value: &Value) -> Option<Vec<Rule>> {
-    value.as_array()?.iter().map(Rule::from_json).collect()
+    let rules: Vec<Rule> = value
+        .as_array()?
+        .iter()
+        .map(Rule::from_json)
+        .collect::<Option<_>>()?;
+    let kept = rules.into_iter().filter(|rule| {
+        let Some(refusal) = rule.scope.refusal(&rule.command) else {
+            return true;
+        };
+        log::error!(
+            "a rule in the snapshot was dropped, it may not be granted (damaged or forged data?): rule={} scope={} command={:?}: {refusal}",
+            rule.rule_id,
+            rule.scope.to_json(),
+            rule.command
+        );
+        false
+    });
+    Some(kept.collect())
 }
 
 fn session_json(session_id: &str, session: &Session) -> Value {
