@@ -156,3 +156,46 @@ fn record_from(value: &Value) -> Option<(String, Record)> {
     };
     Some((value["id"].as_str()?.to_string(), record))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::change::Change;
+    use crate::core::prompt::{Answer, Choice, Payload};
+    use crate::core::rules::Scope;
+
+    #[test]
+    fn a_rule_in_a_snapshot_that_may_not_be_granted_is_dropped() {
+        let mut state = State::default();
+        let payload = Payload::Approval {
+            command: "git push origin".into(),
+            description: String::new(),
+            pattern_keys: Vec::new(),
+        };
+        let asked = Prompt::new("a".repeat(32), "s1".into(), 1.0, 600, payload);
+        state.apply(&Change::Submitted(asked));
+        state.apply(&Change::Resolved {
+            session_id: "s1".into(),
+            kind: Kind::Approval,
+            id: "a".repeat(32),
+            outcome: Outcome::Answered(Answer::Choice(Choice::Always)),
+            at: 2.0,
+            grant: Some(Scope::Prefix {
+                prefix: "git push".into(),
+                options: false,
+            }),
+        });
+        let mut snapshot = state.to_snapshot();
+        assert_eq!(State::from_snapshot(&snapshot), Some(state.clone()));
+        let forged = [
+            json!({"rule_id": "f1", "scope": {"prefix": "sudo", "options": true},
+                "lifetime": "always", "session_id": null, "granted_at": 3.0, "command": "sudo reboot"}),
+            json!({"rule_id": "f2", "scope": {"exact": "rm -rf ~"},
+                "lifetime": "always", "session_id": null, "granted_at": 3.0, "command": "ls"}),
+        ];
+        snapshot["always"].as_array_mut().unwrap().extend(forged);
+        let read = State::from_snapshot(&snapshot).expect("a state");
+        assert_eq!(read, state, "only the rule that holds");
+        assert_eq!(read.rule("f1"), None);
+    }
+}
