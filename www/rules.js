@@ -140,7 +140,7 @@ export const ANY_OPTIONS_MEANS =
   'such as --output=FILE or -c: options can make a program write any file or run another program. ' +
   'Unticked, it may add only plain words that are not options.';
 
-function explain(choice, session_id, prefix, options) {
+function explain(choice, command, session_id, prefix, options) {
   const shell = 'never shell control characters (; & | ` $ ( ) < > \\ \' " * ? or a line break)';
   const what =
     prefix === null
@@ -150,7 +150,17 @@ function explain(choice, session_id, prefix, options) {
         : `Covers this prefix alone, or followed by further plain words: no options (words starting with -), and ${shell}.`;
   const where =
     choice === 'session' ? `in session ${escapeVisible(session_id)} until it ends or you revoke the rule` : 'in every session until you revoke the rule';
-  return `${what} Later approvals it covers are answered without asking, ${where}.`;
+  return `${what} Later approvals it covers are answered without asking, ${where}.${uncovered(command, prefix, options)}`;
+}
+
+// Said when the rule would not cover the very command it is granted on:
+// the command adds options after the prefix and "and any options" is unticked.
+function uncovered(command, prefix, options) {
+  if (prefix === null || options) return '';
+  const added = command.slice(prefix.length).split(/[ \t]/);
+  return added.some((word) => word.startsWith('-'))
+    ? ' This command adds options after the prefix, so the rule would not cover it: it is answered now, and asked again if repeated.'
+    : '';
 }
 
 // Opens the confirmation for a `choice` of "session" or "always" on `entry`.
@@ -178,7 +188,7 @@ export async function askRuleScope(dialog, choice, entry) {
     if (prefix === null) anyOptions.checked = false;
     showVisible($('.rule-confirm-scope code'), prefix === null ? command : prefix);
     $('.rule-confirm-scope').dataset.match = prefix === null ? 'exact' : anyOptions.checked ? 'prefix-any-options' : 'prefix';
-    $('.rule-confirm-explain').textContent = explain(choice, entry.session_id, prefix, anyOptions.checked);
+    $('.rule-confirm-explain').textContent = explain(choice, command, entry.session_id, prefix, anyOptions.checked);
   };
   show();
   return new Promise((resolve) => {

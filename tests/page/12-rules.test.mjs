@@ -147,6 +147,31 @@ test('the prefixes offered are leading words the server accepts as a scope', asy
       assert.deepEqual([response.status, JSON.parse(body)], [200, { ok: true, choice: 'session' }], `${JSON.stringify(command)} with scope ${JSON.stringify(scope)}: ${body}`);
     }
   }
+  // And the leading words not offered for ending at a program that runs
+  // others are the ones the server refuses: the page and the server read
+  // prefixes alike.
+  const refused = {
+    'git push origin main': ['git'],
+    'sudo apt-get install -y curl': ['sudo'],
+    'sudo -u root rm -rf x': ['sudo', 'sudo -u', 'sudo -u root'],
+    'env A=1 ls -la': ['env', 'env A=1'],
+    'bash -c reboot': ['bash', 'bash -c'],
+    'python3 -m http.server 80': ['python3', 'python3 -m', 'python3 -m http.server'],
+    'timeout 5 make test x': ['timeout', 'timeout 5', 'timeout 5 make'],
+    'docker run img ls x': ['docker', 'docker run', 'docker run img'],
+  };
+  for (const [command, prefixes] of Object.entries(refused)) {
+    for (const scope of prefixes) {
+      const session_id = `refused-${(n += 1)}`;
+      const { approval_id } = await agent.submitApproval({ session_id, command });
+      const response = await fetch(`${env.server.url}/api/approval/respond`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ session_id, approval_id, choice: 'always', scope }),
+      });
+      assert.equal(response.status, 400, `${JSON.stringify(command)} with scope ${JSON.stringify(scope)}: ${await response.text()}`);
+    }
+  }
   assert.deepEqual(page.problems, []);
 });
 
@@ -199,8 +224,10 @@ test('"and any options" is unticked, says what it allows, and only ticked covers
   await page.locator('#approval-card [data-choice="always"]').click();
   await dialog(page).waitFor({ state: 'visible', timeout: 1000 });
   await dialog(page).locator('select').selectOption('git log');
+  assert.match(await dialog(page).locator('.rule-confirm-explain').textContent(), /the rule would not cover it/, 'git log -1 --stat adds options');
   await box.locator('input[type="checkbox"]').check();
   assert.match(await dialog(page).locator('.rule-confirm-explain').textContent(), /options \(-x, --flag\) included/);
+  assert.doesNotMatch(await dialog(page).locator('.rule-confirm-explain').textContent(), /would not cover/);
   await dialog(page).locator('.rule-confirm-accept').click();
   assert.deepEqual(await agent.waitApproval('r9', ticked.approval_id), { status: 'answered', choice: 'always' });
   const any = await agent.submitApproval({ session_id: 'r10', command: 'git log -p --output=/tmp/y' });
