@@ -45,6 +45,11 @@ const fn runner(runs: &'static str, operands: usize) -> Runner {
     Runner { runs, operands }
 }
 
+/// The operands of a program that runs others through its options, not an
+/// operand (`find`'s `-exec`): however many a prefix holds, it never names
+/// what runs, so no prefix of it is accepted.
+pub const EVERY_OPERAND: usize = 1_000_000;
+
 /// Every program a prefix may not end at (docs/PROTOCOL.md §3.2): ones that
 /// run their operands as a program (privilege, environment, scheduling,
 /// remote and container runners), shells and interpreters (their operand is
@@ -93,7 +98,7 @@ pub const RUNNERS: &[Runner] = &[
     runner("podman exec", 1),
     runner("kubectl exec", 1),
     runner("kubectl run", 1),
-    runner("find", 1),
+    runner("find", EVERY_OPERAND),
     // Shells and interpreters: their operand is the script or code.
     runner("sh", 0),
     runner("bash", 0),
@@ -319,7 +324,7 @@ fn unnamed_runner(words: &[&str]) -> Option<String> {
                         .all(|(i, name)| operands.get(i).is_none_or(|&p| after[p] == name))
             })
             .max_by_key(|runner| runner.runs.len())?;
-        let skipped = runner.runs.split(' ').count() - 1 + runner.operands;
+        let skipped = (runner.runs.split(' ').count() - 1).saturating_add(runner.operands);
         match operands.get(skipped) {
             Some(&program_at) => at += 1 + program_at,
             None => return Some(format!("`{}`", runner.runs)),
@@ -575,6 +580,8 @@ mod tests {
             ("awk x", "awk", true),
             ("find . x", "find", true),
             ("find . x", "find .", true),
+            ("find . x y", "find . x", true),
+            ("find . -name x -print", "find . -name x", true),
             ("ssh host reboot", "ssh", true),
             ("ssh host reboot", "ssh host", true),
             ("ssh -p 22 host uptime", "ssh -p 22 host uptime", false),

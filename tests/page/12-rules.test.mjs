@@ -117,6 +117,7 @@ test('the prefixes offered are leading words the server accepts as a scope', asy
     'timeout 5 make test x': ['timeout 5 make test'],
     'docker run img ls x': ['docker run img ls'],
     'ls *.txt x': [],
+    'find . -name x -print': [],
     'ls  -la': ['ls'],
     'a b c d e f g h': ['a', 'a b', 'a b c', 'a b c d', 'a b c d e', 'a b c d e f'],
     reboot: [],
@@ -159,6 +160,7 @@ test('the prefixes offered are leading words the server accepts as a scope', asy
     'python3 -m http.server 80': ['python3', 'python3 -m', 'python3 -m http.server'],
     'timeout 5 make test x': ['timeout', 'timeout 5', 'timeout 5 make'],
     'docker run img ls x': ['docker', 'docker run', 'docker run img'],
+    'find . -name x -print': ['find', 'find .', 'find . -name', 'find . -name x'],
   };
   for (const [command, prefixes] of Object.entries(refused)) {
     for (const scope of prefixes) {
