@@ -4,14 +4,17 @@
 // POSTs api/rules/revoke) and the confirmation "Allow session" and "Always
 // allow" open: it shows exactly what the rule would cover (the exact command
 // by default, or a prefix of its leading words the human picks) and answers
-// only once confirmed. Invariants: rule and command text only ever goes in
+// only once confirmed, with an "and any options" box that says what ticking
+// it allows. Invariants: rule and command text only ever goes in
 // through textContent, with control, bidi and other invisible characters
 // shown escaped (`\n`, `\u202E`) in a marked span, so what the human reads is
 // what the rule matches; a prefix is offered only where the server would
-// accept it (docs/PROTOCOL.md §3.2). URLs are relative, so the page works
-// under a sub-path.
+// accept it (docs/PROTOCOL.md §3.2): plain words that do not end at a
+// program that runs others, from the server's own list (`rule_runners` of
+// GET api/config; none is offered while it is unknown). URLs are relative,
+// so the page works under a sub-path.
 
-import { requestJson, HttpError } from './transport.js';
+import { requestJson, HttpError, loadConfig } from './transport.js';
 
 // Characters that do not show as themselves (the server's audit log escapes
 // the same set): controls, line and paragraph separators, bidi controls,
@@ -19,9 +22,12 @@ import { requestJson, HttpError } from './transport.js';
 const HIDDEN =
   /[\u0000-\u001F\u007F-\u009F\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200F\u2028-\u202E\u2060-\u206F\u3164\uFE00-\uFE0F\uFEFF\uFFA0\uFFF0-\uFFFB\u{1D173}-\u{1D17A}\u{E0000}-\u{E0FFF}]/u;
 const NAMED = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
-// Shell control characters: none may follow a prefix for a rule to cover a
-// command (the server's rule, docs/PROTOCOL.md §3.2).
-const SHELL_CONTROL = /[\n\r;&|`<>()$\\'"]/;
+// What is not a plain word to the shell: control, quoting, expansion,
+// redirection, wildcard and comment characters, and control characters but
+// the tab. A prefix and what follows it must hold none (the server's rule,
+// docs/PROTOCOL.md §3.2).
+const NOT_PLAIN = /[;&|`<>()$\\'"*?[\]{}#!^\u0000-\u0008\u000A-\u001F\u007F-\u009F]/;
+const ASSIGNMENT = /^[A-Za-z_][A-Za-z0-9_]*=/;
 const MAX_PREFIXES = 6;
 const REFRESH_SOON_MS = 300;
 const REFRESH_EVERY_MS = 30000;
@@ -62,16 +68,62 @@ export function showVisible(element, text) {
   element.replaceChildren(...nodes);
 }
 
+// The positions of the words after a program that are its operands: not
+// options, not the word right after an option without `=` (it may be its
+// argument), not assignments; every word after `--`.
+function operandPositions(words) {
+  const positions = [];
+  let afterOption = false;
+  let ended = false;
+  words.forEach((word, at) => {
+    if (ended) positions.push(at);
+    else if (word === '--') ended = true;
+    else if (word.startsWith('-')) {
+      afterOption = !word.includes('=');
+      return;
+    } else if (!afterOption && !ASSIGNMENT.test(word)) positions.push(at);
+    afterOption = false;
+  });
+  return positions;
+}
+
+// Whether a prefix ends at a program that runs others without naming what
+// it runs (`sudo`, `sudo -u root`, `env A=1`, `docker run img`), as the
+// server reads it (src/core/rules.rs, docs/PROTOCOL.md §3.2), with the
+// server's list of such programs.
+export function endsAtRunner(prefix, runners) {
+  const words = prefix.split(/[ \t]/).filter(Boolean);
+  let at = 0;
+  while (at < words.length && ASSIGNMENT.test(words[at])) at += 1;
+  for (;;) {
+    if (at >= words.length) return true;
+    const program = words[at].split('/').pop();
+    const after = words.slice(at + 1);
+    const operands = operandPositions(after);
+    let runner = null;
+    for (const candidate of runners) {
+      const names = String(candidate.runs).split(' ');
+      const fits = names[0] === program && names.slice(1).every((name, i) => i >= operands.length || after[operands[i]] === name);
+      if (fits && (!runner || candidate.runs.length > runner.runs.length)) runner = candidate;
+    }
+    if (!runner) return false;
+    const skipped = runner.runs.split(' ').length - 1 + Number(runner.operands);
+    if (skipped >= operands.length) return true;
+    at += 1 + operands[skipped];
+  }
+}
+
 // The prefixes of `command` a rule may be widened to: its leading words, up
-// to MAX_PREFIXES, none when the command holds a shell control character
-// anywhere (the server accepts no prefix whose rest holds one, and a prefix
-// that holds one would not be one simple command).
-export function prefixChoices(command) {
-  if (SHELL_CONTROL.test(command)) return [];
+// to MAX_PREFIXES, none when the command holds a character that is not plain
+// (the server accepts no prefix that holds one or whose rest does), and
+// none that ends at one of `runners` (all of them while the list is
+// unknown).
+export function prefixChoices(command, runners) {
+  if (NOT_PLAIN.test(command) || !Array.isArray(runners)) return [];
   const prefixes = [];
   for (let at = command.indexOf(' '); at > 0 && prefixes.length < MAX_PREFIXES; at = command.indexOf(' ', at + 1)) {
     const prefix = command.slice(0, at).trimEnd();
-    const fits = prefix.trim() && command.slice(prefix.length).startsWith(' ');
+    const fits = prefix.trim() && command.slice(prefix.length).startsWith(' ') && !endsAtRunner(prefix, runners);
     if (fits && !prefixes.includes(prefix)) prefixes.push(prefix);
   }
   return prefixes;
@@ -82,39 +134,67 @@ const LIFETIME = {
   always: { title: 'Always allow, in every session', confirm: 'Always allow' },
 };
 
-function explain(choice, session_id, prefix) {
+// What ticking "and any options" allows, in plain words.
+export const ANY_OPTIONS_MEANS =
+  'Ticked, the agent may also add any option after the prefix (a word starting with -), ' +
+  'such as --output=FILE or -c: options can make a program write any file or run another program. ' +
+  'Unticked, it may add only plain words that are not options.';
+
+function explain(choice, command, session_id, prefix, options) {
+  const shell = 'never shell control characters (; & | ` $ ( ) < > \\ \' " * ? or a line break)';
   const what =
     prefix === null
       ? 'Covers exactly this command, character for character.'
-      : 'Covers this prefix alone, or followed by a space and arguments without shell control characters (; & | ` $ ( ) < > \\ \' " or a line break).';
+      : options
+        ? `Covers this prefix alone, or followed by any further words, options (-x, --flag) included, but ${shell}.`
+        : `Covers this prefix alone, or followed by further plain words: no options (words starting with -), and ${shell}.`;
   const where =
     choice === 'session' ? `in session ${escapeVisible(session_id)} until it ends or you revoke the rule` : 'in every session until you revoke the rule';
-  return `${what} Later approvals it covers are answered without asking, ${where}.`;
+  return `${what} Later approvals it covers are answered without asking, ${where}.${uncovered(command, prefix, options)}`;
+}
+
+// Said when the rule would not cover the very command it is granted on:
+// the command adds options after the prefix and "and any options" is unticked.
+function uncovered(command, prefix, options) {
+  if (prefix === null || options) return '';
+  const added = command.slice(prefix.length).split(/[ \t]/);
+  return added.some((word) => word.startsWith('-'))
+    ? ' This command adds options after the prefix, so the rule would not cover it: it is answered now, and asked again if repeated.'
+    : '';
 }
 
 // Opens the confirmation for a `choice` of "session" or "always" on `entry`.
-// Resolves with {scope} (null for the exact command, or the prefix picked)
-// once confirmed, or null when cancelled or closed.
-export function askRuleScope(dialog, choice, entry) {
+// Resolves with {scope} once confirmed (null for the exact command, the
+// prefix picked, or {prefix, options: true} with "and any options"
+// ticked), or null when cancelled or closed.
+export async function askRuleScope(dialog, choice, entry) {
   const $ = (selector) => dialog.querySelector(selector);
   const select = $('.rule-confirm-choice');
+  const anyOptions = $('.rule-confirm-any-options');
   const command = String(entry.command || '');
+  const config = await loadConfig().catch(() => ({}));
   $('.rule-confirm-title').textContent = LIFETIME[choice].title;
   $('.rule-confirm-accept').textContent = LIFETIME[choice].confirm;
   const options = [new Option('Exactly this command', '')];
-  for (const prefix of prefixChoices(command)) options.push(new Option(`Starts with: ${escapeVisible(prefix)}`, prefix));
+  for (const prefix of prefixChoices(command, config.rule_runners)) options.push(new Option(`Starts with: ${escapeVisible(prefix)}`, prefix));
   select.replaceChildren(...options);
   select.disabled = options.length === 1;
+  anyOptions.checked = false;
+  $('.rule-confirm-options-means').textContent = ANY_OPTIONS_MEANS;
+  const picked = () => (select.value === '' ? null : select.value);
   const show = () => {
-    const prefix = select.value === '' ? null : select.value;
+    const prefix = picked();
+    $('.rule-confirm-options').hidden = prefix === null;
+    if (prefix === null) anyOptions.checked = false;
     showVisible($('.rule-confirm-scope code'), prefix === null ? command : prefix);
-    $('.rule-confirm-scope').dataset.match = prefix === null ? 'exact' : 'prefix';
-    $('.rule-confirm-explain').textContent = explain(choice, entry.session_id, prefix);
+    $('.rule-confirm-scope').dataset.match = prefix === null ? 'exact' : anyOptions.checked ? 'prefix-any-options' : 'prefix';
+    $('.rule-confirm-explain').textContent = explain(choice, command, entry.session_id, prefix, anyOptions.checked);
   };
   show();
   return new Promise((resolve) => {
     const finish = (result) => {
       select.removeEventListener('change', show);
+      anyOptions.removeEventListener('change', show);
       $('.rule-confirm-accept').onclick = null;
       $('.rule-confirm-cancel').onclick = null;
       dialog.onclose = null;
@@ -122,7 +202,12 @@ export function askRuleScope(dialog, choice, entry) {
       resolve(result);
     };
     select.addEventListener('change', show);
-    $('.rule-confirm-accept').onclick = () => finish({ scope: select.value === '' ? null : select.value });
+    anyOptions.addEventListener('change', show);
+    $('.rule-confirm-accept').onclick = () => {
+      const prefix = picked();
+      const scope = prefix !== null && anyOptions.checked ? { prefix, options: true } : prefix;
+      finish({ scope });
+    };
     $('.rule-confirm-cancel').onclick = () => finish(null);
     dialog.onclose = () => finish(null);
     dialog.showModal();
@@ -155,7 +240,8 @@ export function createRulesPanel({ list, empty, onError }) {
     const match = document.createElement('span');
     match.className = 'rule-match';
     const prefix = rule.scope && typeof rule.scope.prefix === 'string';
-    match.textContent = prefix ? 'commands starting with' : 'exactly';
+    const anyOptions = prefix && rule.scope.options === true;
+    match.textContent = prefix ? (anyOptions ? 'commands, any options included, starting with' : 'commands starting with') : 'exactly';
     head.append(lifetime, match);
     const scope = document.createElement('code');
     scope.className = 'rule-scope';

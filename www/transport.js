@@ -72,8 +72,10 @@ export async function requestJson(url, { method = 'GET', body, signal } = {}) {
 
 let configPromise = null;
 
-// {keepalive_secs, clock_offset_ms}: the server's keepalive interval and how
-// far its clock is ahead of ours (from the Date header, whole seconds).
+// {keepalive_secs, clock_offset_ms, rule_runners}: the server's keepalive
+// interval, how far its clock is ahead of ours (from the Date header, whole
+// seconds), and the programs a rule's prefix may not end at (null when
+// unknown; docs/PROTOCOL.md §3.2).
 export function loadConfig() {
   if (!configPromise) {
     const sentAt = Date.now();
@@ -82,12 +84,13 @@ export function loadConfig() {
         const keepalive_secs = Number(body.keepalive_secs) > 0 ? Number(body.keepalive_secs) : DEFAULT_KEEPALIVE_SECS;
         const date = Date.parse(headers.get('Date') || '');
         const offset = Number.isFinite(date) ? date - (sentAt + Date.now()) / 2 : 0;
-        return { keepalive_secs, clock_offset_ms: Math.abs(offset) > 2000 ? offset : 0, auth: body.auth === true };
+        const rule_runners = Array.isArray(body.rule_runners) ? body.rule_runners : null;
+        return { keepalive_secs, clock_offset_ms: Math.abs(offset) > 2000 ? offset : 0, auth: body.auth === true, rule_runners };
       })
       .catch((error) => {
         configPromise = null;
         if (error instanceof HttpError && error.status === 401) throw error;
-        return { keepalive_secs: DEFAULT_KEEPALIVE_SECS, clock_offset_ms: 0, auth: false };
+        return { keepalive_secs: DEFAULT_KEEPALIVE_SECS, clock_offset_ms: 0, auth: false, rule_runners: null };
       });
   }
   return configPromise;

@@ -101,11 +101,13 @@ fn rule_fields(line: Line, rule: &Rule) -> Line {
     if let Some(session_id) = &rule.session_id {
         line = line.field("session", session_id);
     }
-    let (matching, scope) = match &rule.scope {
-        Scope::Exact(command) => ("exact", command),
-        Scope::Prefix(prefix) => ("prefix", prefix),
+    let matching = match &rule.scope {
+        Scope::Exact(_) => "exact",
+        Scope::Prefix { options: false, .. } => "prefix",
+        Scope::Prefix { options: true, .. } => "prefix_any_options",
     };
-    line.field("match", matching).field("scope", scope)
+    line.field("match", matching)
+        .field("scope", rule.scope.text())
 }
 
 /// A line being written, field by field.
@@ -227,7 +229,11 @@ mod tests {
                 stale => panic!("{stale:?}"),
             }
         };
-        let change = respond(Choice::Always, Some("git push"));
+        let git_push = Scope::Prefix {
+            prefix: "git push".into(),
+            options: false,
+        };
+        let change = respond(Choice::Always, Some(git_push));
         #[rustfmt::skip]
         check(&mut state, change, "human", &[
             &format!("{at} event=answered kind=approval id=a1 session=s1 by=human choice=always"),

@@ -19,10 +19,12 @@ use std::collections::{HashMap, HashSet, VecDeque};
 const SEQUENCES: u64 = 1_200;
 const STEPS: usize = 60;
 const SESSIONS: [&str; 4] = ["s0", "s1", "s2", "s3"];
-const COMMANDS: [&str; 4] = [
+const COMMANDS: [&str; 6] = [
     "reboot",
     "git push",
     "git push origin",
+    "git push --force",
+    "sudo reboot",
     "rm -rf / --no-preserve-root",
 ];
 const QUESTIONS: [&str; 2] = ["which db?", "go on?"];
@@ -249,9 +251,10 @@ impl Run {
                 };
                 if let (Some(scope), Some(lifetime)) = (grant, lifetime) {
                     let command = model.prompts[id].payload.command().expect("an approval");
-                    assert!(
-                        scope.matches(command),
-                        "a rule covers what it was granted on"
+                    assert_eq!(
+                        scope.refusal(command),
+                        None,
+                        "a rule may be granted on its command"
                     );
                     model.grant(ModelRule {
                         rule_id: id.clone(),
@@ -439,8 +442,15 @@ impl Run {
             .front()
             .cloned();
         let target = if by_id { Some(id.as_str()) } else { None };
-        let prefix = match self.rng.below(3) {
-            0 => Some("git push"),
+        let prefix = match self.rng.below(4) {
+            0 => Some(Scope::Prefix {
+                prefix: "git push".into(),
+                options: self.rng.below(2) == 0,
+            }),
+            1 => Some(Scope::Prefix {
+                prefix: "sudo".into(),
+                options: false,
+            }),
             _ => None,
         };
         let before = self.state.clone();

@@ -2,12 +2,20 @@
 //! later without asking.
 //!
 //! A rule is data the human created from a command they saw: by default
-//! that exact command, or a prefix of it the human picked. Nothing the agent
-//! sends (pattern keys, descriptions) decides what a rule matches, and a
-//! prefix never covers a command that goes on with shell control characters
-//! (`;`, `&`, `|`, `` ` ``, `$(`, redirections, newlines). Each rule is a
-//! record (`Rule`) named by the id of the approval that granted it, so the
-//! human can list it, see where it came from, and revoke it.
+//! that exact command, or a prefix of it the human picked (docs/PROTOCOL.md
+//! §3.2). Nothing the agent sends (pattern keys, descriptions) decides what
+//! a rule matches. A prefix is plain words (no shell control, quoting,
+//! expansion or wildcard characters) that names the program it lets run:
+//! never only a program that runs other programs or code (`RUNNERS`, the one
+//! list, which the page reads through `GET /api/config`). It covers itself,
+//! or itself followed by further plain words; a word starting with `-` (an
+//! option) only when the human ticked "and any options". So a prefix never
+//! covers a command that goes on with `;`, `&&`, `|`, `$(`, a redirection
+//! or a newline, nor `git log --output=~/.bashrc` under `git log`. Each rule
+//! is a record (`Rule`) named by the id of the approval that granted it, so
+//! the human can list it, see where it came from, and revoke it; a rule
+//! whose scope does not hold for its command is never granted, however it
+//! arrives (`Scope::refusal`).
 
 use crate::core::prompt::Choice;
 use serde_json::{Value, json};
@@ -17,38 +25,201 @@ use serde_json::{Value, json};
 pub enum Scope {
     /// Exactly this command.
     Exact(String),
-    /// This command, or it followed by a space and plain arguments.
-    Prefix(String),
+    /// This command, or it followed by plain words: operands only, or any
+    /// option too when `options` (the human ticked "and any options").
+    Prefix { prefix: String, options: bool },
 }
 
+/// A program that runs other programs or code, named by its leading words
+/// (a subcommand after the program, as `docker run`), and how many operands
+/// it takes before the program or code it runs (`timeout 5 CMD`, `ssh HOST
+/// CMD`). A prefix must name what such a program runs (docs/PROTOCOL.md
+/// §3.2): `sudo` and `sudo -u root` are refused, `sudo apt-get` is not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Runner {
+    pub runs: &'static str,
+    pub operands: usize,
+}
+
+const fn runner(runs: &'static str, operands: usize) -> Runner {
+    Runner { runs, operands }
+}
+
+/// The operands of a program that runs others through its options, not an
+/// operand (`find`'s `-exec`): however many a prefix holds, it never names
+/// what runs, so no prefix of it is accepted.
+pub const EVERY_OPERAND: usize = 1_000_000;
+
+/// Every program a prefix may not end at (docs/PROTOCOL.md §3.2): ones that
+/// run their operands as a program (privilege, environment, scheduling,
+/// remote and container runners), shells and interpreters (their operand is
+/// the script or code), and programs whose operand picks what code runs
+/// (`make` targets, `git` subcommands and aliases, `npx` packages). `find`
+/// runs programs through `-exec`: no prefix of it covers anything.
+pub const RUNNERS: &[Runner] = &[
+    // Run their operands as a program.
+    runner("sudo", 0),
+    runner("doas", 0),
+    runner("su", 1),
+    runner("run0", 0),
+    runner("pkexec", 0),
+    runner("runuser", 1),
+    runner("env", 0),
+    runner("xargs", 0),
+    runner("nice", 0),
+    runner("ionice", 0),
+    runner("nohup", 0),
+    runner("setsid", 0),
+    runner("stdbuf", 0),
+    runner("timeout", 1),
+    runner("time", 0),
+    runner("exec", 0),
+    runner("eval", 0),
+    runner("command", 0),
+    runner("builtin", 0),
+    runner("chroot", 1),
+    runner("taskset", 1),
+    runner("flock", 1),
+    runner("watch", 0),
+    runner("strace", 0),
+    runner("ltrace", 0),
+    runner("unshare", 0),
+    runner("nsenter", 0),
+    runner("firejail", 0),
+    runner("systemd-run", 0),
+    runner("script", 0),
+    runner("busybox", 0),
+    runner("ssh", 1),
+    runner("docker run", 1),
+    runner("docker exec", 1),
+    runner("docker compose run", 1),
+    runner("docker compose exec", 1),
+    runner("podman run", 1),
+    runner("podman exec", 1),
+    runner("kubectl exec", 1),
+    runner("kubectl run", 1),
+    runner("find", EVERY_OPERAND),
+    // Shells and interpreters: their operand is the script or code.
+    runner("sh", 0),
+    runner("bash", 0),
+    runner("zsh", 0),
+    runner("dash", 0),
+    runner("ksh", 0),
+    runner("csh", 0),
+    runner("tcsh", 0),
+    runner("fish", 0),
+    runner("source", 0),
+    runner(".", 0),
+    runner("python", 0),
+    runner("python2", 0),
+    runner("python3", 0),
+    runner("perl", 0),
+    runner("ruby", 0),
+    runner("node", 0),
+    runner("nodejs", 0),
+    runner("deno", 0),
+    runner("bun", 0),
+    runner("php", 0),
+    runner("lua", 0),
+    runner("tclsh", 0),
+    runner("awk", 0),
+    runner("gawk", 0),
+    runner("mawk", 0),
+    runner("nawk", 0),
+    runner("sed", 0),
+    // Their operand picks the code that runs.
+    runner("make", 0),
+    runner("git", 0),
+    runner("npx", 0),
+    runner("bunx", 0),
+    runner("uvx", 0),
+    runner("npm exec", 0),
+    runner("pnpm dlx", 0),
+    runner("pipx run", 0),
+];
+
+impl Runner {
+    pub fn to_json(self) -> Value {
+        json!({"runs": self.runs, "operands": self.operands})
+    }
+}
+
+/// Why a scope was refused, as the client hears it (a 400).
+pub const NOT_A_PREFIX: &str = "scope must be a prefix of the command that ends at a word boundary";
+pub const NOT_PLAIN: &str =
+    "a prefix must be plain words: no shell control, quoting, expansion or wildcard characters";
+
 impl Scope {
-    /// The scope a human picked for a command: the exact command, or a
-    /// prefix of it that ends at a word boundary. `None` when `prefix` is not
-    /// such a prefix.
-    pub fn for_command(command: &str, prefix: Option<&str>) -> Option<Scope> {
-        let Some(prefix) = prefix else {
-            return Some(Scope::Exact(command.to_string()));
+    /// The scope a human picked for a command: the exact command when
+    /// `picked` is `None`, else the prefix picked (trailing blanks dropped),
+    /// which must hold for the command (`Scope::refusal`).
+    pub fn for_command(command: &str, picked: Option<Scope>) -> Result<Scope, String> {
+        let scope = match picked {
+            None => return Ok(Scope::Exact(command.to_string())),
+            Some(Scope::Exact(exact)) => Scope::Exact(exact),
+            Some(Scope::Prefix { prefix, options }) => Scope::Prefix {
+                prefix: prefix.trim_end_matches([' ', '\t']).to_string(),
+                options,
+            },
         };
-        let prefix = prefix.trim_end();
-        let scope = Scope::Prefix(prefix.to_string());
-        (!prefix.trim().is_empty() && scope.matches(command)).then_some(scope)
+        match scope.refusal(command) {
+            Some(refusal) => Err(refusal),
+            None => Ok(scope),
+        }
+    }
+
+    /// Why this scope may not be a rule granted on `command`, or `None`
+    /// when it may: an exact scope must be the command; a prefix must be
+    /// plain words that name a program which is not only a runner, and must
+    /// cover the command. Checked when a rule is asked for and again
+    /// whenever one is applied (docs/PROTOCOL.md §3.2).
+    pub fn refusal(&self, command: &str) -> Option<String> {
+        match self {
+            Scope::Exact(exact) => (exact != command).then(|| NOT_A_PREFIX.to_string()),
+            Scope::Prefix { prefix, .. } => {
+                let words: Vec<&str> = prefix
+                    .split([' ', '\t'])
+                    .filter(|w| !w.is_empty())
+                    .collect();
+                if words.is_empty() || !is_plain(prefix) {
+                    return Some(NOT_PLAIN.to_string());
+                }
+                if !prefix_covers(prefix, command, true) {
+                    return Some(NOT_A_PREFIX.to_string());
+                }
+                let runner = unnamed_runner(&words)?;
+                Some(format!(
+                    "a prefix may not end at {runner}: it runs other programs or code, so the prefix must also name what it runs (docs/PROTOCOL.md §3.2); pick a longer prefix or the exact command"
+                ))
+            }
+        }
     }
 
     pub fn matches(&self, command: &str) -> bool {
         match self {
             Scope::Exact(exact) => command == exact,
-            Scope::Prefix(prefix) => match command.strip_prefix(prefix.as_str()) {
-                Some("") => true,
-                Some(rest) => rest.starts_with(' ') && !has_shell_control(rest),
-                None => false,
-            },
+            Scope::Prefix { prefix, options } => prefix_covers(prefix, command, *options),
+        }
+    }
+
+    /// The text the scope holds: the command or the prefix.
+    pub fn text(&self) -> &str {
+        match self {
+            Scope::Exact(text) | Scope::Prefix { prefix: text, .. } => text,
         }
     }
 
     pub fn to_json(&self) -> Value {
         match self {
             Scope::Exact(command) => json!({"exact": command}),
-            Scope::Prefix(prefix) => json!({"prefix": prefix}),
+            Scope::Prefix {
+                prefix,
+                options: false,
+            } => json!({"prefix": prefix}),
+            Scope::Prefix {
+                prefix,
+                options: true,
+            } => json!({"prefix": prefix, "options": true}),
         }
     }
 
@@ -56,16 +227,109 @@ impl Scope {
         if let Some(command) = value["exact"].as_str() {
             return Some(Scope::Exact(command.to_string()));
         }
-        value["prefix"]
-            .as_str()
-            .map(|p| Scope::Prefix(p.to_string()))
+        let options = match &value["options"] {
+            Value::Null => false,
+            options => options.as_bool()?,
+        };
+        value["prefix"].as_str().map(|p| Scope::Prefix {
+            prefix: p.to_string(),
+            options,
+        })
     }
 }
 
-fn has_shell_control(text: &str) -> bool {
-    text.contains([
-        '\n', '\r', ';', '&', '|', '`', '<', '>', '(', ')', '$', '\\', '\'', '"',
-    ])
+/// Whether `command` is `prefix`, or `prefix` followed by a blank and plain
+/// words, none an option unless `options`.
+fn prefix_covers(prefix: &str, command: &str, options: bool) -> bool {
+    let Some(rest) = command.strip_prefix(prefix) else {
+        return false;
+    };
+    if rest.is_empty() {
+        return true;
+    }
+    let mut words = rest.split([' ', '\t']);
+    let starts_blank = words.next() == Some("");
+    starts_blank && is_plain(rest) && (options || !words.any(|word| word.starts_with('-')))
+}
+
+/// Text that the shell reads as plain words: no control, quoting,
+/// expansion, redirection, wildcard or comment character, so every word is
+/// passed to the program as it is written.
+fn is_plain(text: &str) -> bool {
+    const SHELL: &[char] = &[
+        ';', '&', '|', '`', '<', '>', '(', ')', '$', '\\', '\'', '"', '*', '?', '[', ']', '{', '}',
+        '#', '!', '^',
+    ];
+    !text
+        .chars()
+        .any(|c| (c.is_control() && c != '\t') || SHELL.contains(&c))
+}
+
+/// `NAME=value`: an assignment to the environment, not a program.
+fn is_assignment(word: &str) -> bool {
+    let Some((name, _)) = word.split_once('=') else {
+        return false;
+    };
+    let mut chars = name.chars();
+    let first = chars.next();
+    first.is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The positions of the words after a program that are its operands: not
+/// options, not a word right after an option without `=` (it may be that
+/// option's argument, as `root` in `sudo -u root`), not assignments; every
+/// word after `--`.
+fn operand_positions(words: &[&str]) -> Vec<usize> {
+    let mut positions = Vec::new();
+    let mut after_option = false;
+    let mut ended = false;
+    for (at, word) in words.iter().enumerate() {
+        if ended {
+            positions.push(at);
+        } else if *word == "--" {
+            ended = true;
+        } else if word.starts_with('-') {
+            after_option = !word.contains('=');
+            continue;
+        } else if !after_option && !is_assignment(word) {
+            positions.push(at);
+        }
+        after_option = false;
+    }
+    positions
+}
+
+/// The runner a prefix of these words ends at without naming what it runs
+/// (`sudo`, `sudo -u root`, `env A=1`, `timeout 5`, `docker run img`), or
+/// `None` when the prefix names a program that is not a runner, through any
+/// runners before it (`sudo apt-get`, `timeout 5 make test`).
+fn unnamed_runner(words: &[&str]) -> Option<String> {
+    let mut at = words.iter().take_while(|w| is_assignment(w)).count();
+    loop {
+        let Some(word) = words.get(at) else {
+            return Some("an environment assignment".to_string());
+        };
+        let program = word.rsplit('/').next().unwrap_or(word);
+        let after = &words[at + 1..];
+        let operands = operand_positions(after);
+        let runner = RUNNERS
+            .iter()
+            .filter(|runner| {
+                // A subcommand the prefix does not reach yet may be this one.
+                let mut names = runner.runs.split(' ');
+                names.next() == Some(program)
+                    && names
+                        .enumerate()
+                        .all(|(i, name)| operands.get(i).is_none_or(|&p| after[p] == name))
+            })
+            .max_by_key(|runner| runner.runs.len())?;
+        let skipped = (runner.runs.split(' ').count() - 1).saturating_add(runner.operands);
+        match operands.get(skipped) {
+            Some(&program_at) => at += 1 + program_at,
+            None => return Some(format!("`{}`", runner.runs)),
+        }
+    }
 }
 
 /// How long a rule lasts: the rest of its session, or for good.
@@ -128,8 +392,7 @@ impl Rule {
     /// and command, plus a fixed overhead, as a prompt's.
     pub fn cost(rule_id: &str, scope: &Scope, command: &str) -> usize {
         const OVERHEAD: usize = 256;
-        let (Scope::Exact(text) | Scope::Prefix(text)) = scope;
-        rule_id.len() + text.len() + command.len() + OVERHEAD
+        rule_id.len() + scope.text().len() + command.len() + OVERHEAD
     }
 
     pub fn stored_bytes(&self) -> usize {
@@ -169,29 +432,197 @@ impl Rule {
 mod tests {
     use super::*;
 
+    fn prefix(prefix: &str, options: bool) -> Scope {
+        Scope::Prefix {
+            prefix: prefix.into(),
+            options,
+        }
+    }
+
     #[test]
     fn a_rule_never_covers_more_than_the_human_chose() {
         let exact = Scope::for_command("reboot", None).unwrap();
-        let prefix = Scope::for_command("git push origin main", Some("git push")).unwrap();
         let cases = [
             (&exact, "reboot", true),
             (&exact, "reboot now", false),
             (&exact, "rm -rf / --no-preserve-root", false),
-            (&prefix, "git push", true),
-            (&prefix, "git push origin", true),
-            (&prefix, "git pushx", false),
-            (&prefix, "git push; rm -rf /", false),
-            (&prefix, "git push && rm -rf /", false),
-            (&prefix, "git push $(rm -rf /)", false),
-            (&prefix, "git push\nrm -rf /", false),
-            (&prefix, "git push > /etc/passwd", false),
         ];
         for (scope, command, expected) in cases {
             assert_eq!(scope.matches(command), expected, "{scope:?} on {command:?}");
         }
-        assert_eq!(Scope::for_command("git push", Some("rm")), None);
-        assert_eq!(Scope::for_command("git push", Some("git pu")), None);
-        assert_eq!(Scope::for_command("git push", Some(" ")), None);
+        // (prefix, "and any options", command, covered)
+        let table = [
+            ("git push", false, "git push", true),
+            ("git push", false, "git push origin", true),
+            ("git push", false, "git push origin main", true),
+            ("git push", false, "git pushx", false),
+            ("git push", false, "git push; rm -rf /", false),
+            ("git push", false, "git push && rm -rf /", false),
+            ("git push", false, "git push || rm -rf /", false),
+            ("git push", false, "git push | sh", false),
+            ("git push", false, "git push & rm -rf /", false),
+            ("git push", false, "git push $(rm -rf /)", false),
+            ("git push", false, "git push `rm -rf /`", false),
+            ("git push", false, "git push\nrm -rf /", false),
+            ("git push", false, "git push\rrm -rf /", false),
+            ("git push", false, "git push > /etc/passwd", false),
+            ("git push", false, "git push >> ~/.bashrc", false),
+            ("git push", false, "git push < /etc/shadow", false),
+            ("git push", false, "git push origin 'a b'", false),
+            ("git push", false, "git push origin \"$HOME\"", false),
+            ("git push", false, "git push origin \\-f", false),
+            ("git push", false, "git push origin *", false),
+            ("git push", false, "git push origin {--force,x}", false),
+            ("git push", false, "git push origin ?", false),
+            ("git push", false, "git push origin [a]", false),
+            ("git push", false, "git push # comment", false),
+            ("git push", false, "git push origin\u{0}x", false),
+            ("git push", false, "git push --force", false),
+            ("git push", false, "git push origin -f", false),
+            ("git push", false, "git push\t-f", false),
+            ("git push", false, "git push origin\t--force", false),
+            ("git push", true, "git push --force", true),
+            ("git push", true, "git push origin\t-f main", true),
+            ("git push", true, "git push --force; rm -rf /", false),
+            ("git push", true, "git push --force > x", false),
+            (
+                "git log",
+                false,
+                "git log -1 --format=x --output=~/.bashrc",
+                false,
+            ),
+            ("git log", false, "git log -- path", false),
+            ("git log", false, "git log main ~/notes", true),
+            (
+                "git log",
+                true,
+                "git log -1 --format=x --output=~/.bashrc",
+                true,
+            ),
+            ("git log -1", false, "git log -1", true),
+            ("git log -1", false, "git log -1 main", true),
+            ("git log -1", false, "git log -1 -p", false),
+            ("sudo apt-get update", false, "sudo apt-get update", true),
+            ("sudo apt-get", false, "sudo apt-get install -y x", false),
+        ];
+        for (text, options, command, expected) in table {
+            let scope = prefix(text, options);
+            assert_eq!(scope.matches(command), expected, "{scope:?} on {command:?}");
+        }
+    }
+
+    #[test]
+    fn a_prefix_is_plain_words_of_the_command() {
+        let picked =
+            |text: &str| Scope::for_command("git push origin main", Some(prefix(text, false)));
+        assert_eq!(picked("git push"), Ok(prefix("git push", false)));
+        assert_eq!(picked("git push  "), Ok(prefix("git push", false)));
+        assert_eq!(picked("rm").unwrap_err(), NOT_A_PREFIX);
+        assert_eq!(picked("git pu").unwrap_err(), NOT_A_PREFIX);
+        assert_eq!(picked(" ").unwrap_err(), NOT_PLAIN);
+        assert_eq!(picked("").unwrap_err(), NOT_PLAIN);
+        let quoted = Scope::for_command("echo 'a b' c", Some(prefix("echo 'a b'", false)));
+        assert_eq!(quoted.unwrap_err(), NOT_PLAIN);
+        let chained = Scope::for_command("cd /x && rm y", Some(prefix("cd /x && rm", false)));
+        assert_eq!(chained.unwrap_err(), NOT_PLAIN);
+        let exact = Scope::for_command("sudo reboot", Some(Scope::Exact("sudo reboot".into())));
+        assert_eq!(exact, Ok(Scope::Exact("sudo reboot".into())));
+        let forged = Scope::Exact("ls".into()).refusal("rm -rf /");
+        assert!(forged.is_some(), "an exact scope is its command");
+    }
+
+    #[test]
+    fn a_prefix_never_ends_at_a_program_that_runs_others() {
+        // (command, prefix, refused)
+        let table = [
+            ("sudo rm -rf /", "sudo", true),
+            ("sudo -u root rm -rf /", "sudo -u root", true),
+            ("sudo -u root rm -rf /", "sudo -u", true),
+            ("sudo -- rm -rf /", "sudo --", true),
+            ("sudo -- rm x", "sudo -- rm", false),
+            ("sudo apt-get update", "sudo apt-get", false),
+            ("/usr/bin/sudo reboot", "/usr/bin/sudo", true),
+            ("doas reboot", "doas", true),
+            ("su root x", "su root", true),
+            ("bash x.sh", "bash", true),
+            ("bash -c reboot", "bash -c", true),
+            ("bash -c reboot", "bash -c reboot", true),
+            ("bash x.sh a", "bash x.sh", false),
+            ("sh -c x", "sh", true),
+            ("zsh x", "zsh", true),
+            ("env A=1 reboot", "env", true),
+            ("env A=1 reboot", "env A=1", true),
+            ("env -i A=1 ls x", "env -i A=1 ls", false),
+            ("A=1 B=2 reboot", "A=1 B=2", true),
+            ("A=1 ls x", "A=1 ls", false),
+            ("xargs rm", "xargs", true),
+            ("nice -n 5 reboot", "nice -n 5", true),
+            ("nohup reboot", "nohup", true),
+            ("timeout 5 reboot", "timeout 5", true),
+            ("timeout 5 make test", "timeout 5 make", true),
+            ("timeout 5 make test x", "timeout 5 make test", false),
+            ("time reboot", "time", true),
+            ("exec reboot", "exec", true),
+            ("eval reboot", "eval", true),
+            ("command reboot", "command", true),
+            ("busybox rm x", "busybox", true),
+            ("python x.py", "python", true),
+            ("python3 -c x", "python3 -c", true),
+            ("python3 -m pytest", "python3 -m", true),
+            ("python3 tool.py --flag", "python3 tool.py", false),
+            ("perl x", "perl", true),
+            ("ruby x", "ruby", true),
+            ("node x", "node", true),
+            ("deno run x", "deno", true),
+            ("bun x", "bun", true),
+            ("php x", "php", true),
+            ("lua x", "lua", true),
+            ("awk x", "awk", true),
+            ("find . x", "find", true),
+            ("find . x", "find .", true),
+            ("find . x y", "find . x", true),
+            ("find . -name x -print", "find . -name x", true),
+            ("ssh host reboot", "ssh", true),
+            ("ssh host reboot", "ssh host", true),
+            ("ssh -p 22 host uptime", "ssh -p 22 host uptime", false),
+            ("docker run img sh", "docker", true),
+            ("docker run img sh", "docker run", true),
+            ("docker run img sh", "docker run img", true),
+            ("docker run img sh x", "docker run img sh", true),
+            ("docker run img ls x", "docker run img ls", false),
+            ("docker exec c sh", "docker exec c", true),
+            ("docker ps -a", "docker ps", false),
+            ("docker compose run svc sh", "docker compose", true),
+            ("podman exec c sh", "podman exec c", true),
+            ("kubectl exec pod x", "kubectl exec pod", true),
+            ("kubectl get pods", "kubectl get", false),
+            ("make test", "make", true),
+            ("make test x", "make test", false),
+            ("npx pkg", "npx", true),
+            ("git log", "git", true),
+            ("git -c core.pager=x log", "git -c core.pager=x", true),
+            (
+                "git -c core.pager=x log a",
+                "git -c core.pager=x log",
+                false,
+            ),
+            ("git log -1", "git log", false),
+        ];
+        for (command, text, refused) in table {
+            let scope = prefix(text, false);
+            let refusal = scope.refusal(command);
+            assert_eq!(
+                refusal.is_some(),
+                refused,
+                "{text:?} on {command:?}: {refusal:?}"
+            );
+            let ticked = prefix(text, true).refusal(command);
+            assert_eq!(
+                ticked.is_some(),
+                refused,
+                "{text:?} with options on {command:?}"
+            );
+        }
     }
 
     #[test]
@@ -199,7 +630,7 @@ mod tests {
         let rules = [
             Rule {
                 rule_id: "a".repeat(32),
-                scope: Scope::Prefix("git push".into()),
+                scope: prefix("git push", true),
                 lifetime: Lifetime::Always,
                 session_id: None,
                 granted_at: 1_795_477_000.25,

@@ -5,7 +5,10 @@
 //! where each rule lives) is not written; it is rebuilt on reading, so a
 //! snapshot read back is equal to the state it was made from. Rules are
 //! written whole (`Rule::to_json`, as `GET /api/rules` shows them), the
-//! `always` ones at the top and each session's inside it.
+//! `always` ones at the top and each session's inside it. A rule read
+//! back whose scope may not be granted on its command (docs/PROTOCOL.md
+//! §3.2: forged, or granted before a check that now refuses it) is
+//! dropped, with an error in the log: it never answers.
 
 use crate::core::kind::Kind;
 use crate::core::prompt::{Outcome, Prompt};
@@ -78,7 +81,24 @@ fn rules_json(rules: &[Rule]) -> Vec<Value> {
 }
 
 fn rules(value: &Value) -> Option<Vec<Rule>> {
-    value.as_array()?.iter().map(Rule::from_json).collect()
+    let rules: Vec<Rule> = value
+        .as_array()?
+        .iter()
+        .map(Rule::from_json)
+        .collect::<Option<_>>()?;
+    let kept = rules.into_iter().filter(|rule| {
+        let Some(refusal) = rule.scope.refusal(&rule.command) else {
+            return true;
+        };
+        log::error!(
+            "a rule in the snapshot was dropped, it may not be granted (damaged or forged data?): rule={} scope={} command={:?}: {refusal}",
+            rule.rule_id,
+            rule.scope.to_json(),
+            rule.command
+        );
+        false
+    });
+    Some(kept.collect())
 }
 
 fn session_json(session_id: &str, session: &Session) -> Value {
@@ -135,4 +155,47 @@ fn record_from(value: &Value) -> Option<(String, Record)> {
         version: value["version"].as_u64()?,
     };
     Some((value["id"].as_str()?.to_string(), record))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::change::Change;
+    use crate::core::prompt::{Answer, Choice, Payload};
+    use crate::core::rules::Scope;
+
+    #[test]
+    fn a_rule_in_a_snapshot_that_may_not_be_granted_is_dropped() {
+        let mut state = State::default();
+        let payload = Payload::Approval {
+            command: "git push origin".into(),
+            description: String::new(),
+            pattern_keys: Vec::new(),
+        };
+        let asked = Prompt::new("a".repeat(32), "s1".into(), 1.0, 600, payload);
+        state.apply(&Change::Submitted(asked));
+        state.apply(&Change::Resolved {
+            session_id: "s1".into(),
+            kind: Kind::Approval,
+            id: "a".repeat(32),
+            outcome: Outcome::Answered(Answer::Choice(Choice::Always)),
+            at: 2.0,
+            grant: Some(Scope::Prefix {
+                prefix: "git push".into(),
+                options: false,
+            }),
+        });
+        let mut snapshot = state.to_snapshot();
+        assert_eq!(State::from_snapshot(&snapshot), Some(state.clone()));
+        let forged = [
+            json!({"rule_id": "f1", "scope": {"prefix": "sudo", "options": true},
+                "lifetime": "always", "session_id": null, "granted_at": 3.0, "command": "sudo reboot"}),
+            json!({"rule_id": "f2", "scope": {"exact": "rm -rf ~"},
+                "lifetime": "always", "session_id": null, "granted_at": 3.0, "command": "ls"}),
+        ];
+        snapshot["always"].as_array_mut().unwrap().extend(forged);
+        let read = State::from_snapshot(&snapshot).expect("a state");
+        assert_eq!(read, state, "only the rule that holds");
+        assert_eq!(read.rule("f1"), None);
+    }
 }

@@ -354,8 +354,11 @@ impl State {
 
     /// The rule applying this change adds: for an answer that grants one,
     /// named by the prompt's id, with the change's time (to the
-    /// millisecond) and the prompt's command. `None` for any other change, or when a rule of the same
-    /// lifetime (and session) already has that scope.
+    /// millisecond) and the prompt's command. `None` for any other change,
+    /// when a rule of the same lifetime (and session) already has that
+    /// scope, or when the scope may not be granted on the prompt's command
+    /// (`State::refused_grant`): what a record asks is checked when it is
+    /// applied, from a journal or from Redis, not only when it was decided.
     pub fn rule_granted_by(&self, change: &Change) -> Option<Rule> {
         let Change::Resolved {
             session_id,
@@ -375,7 +378,7 @@ impl State {
             Lifetime::Session => (&session.rules, Some(session_id.clone())),
             Lifetime::Always => (&self.always, None),
         };
-        if rules.iter().any(|rule| rule.scope == *scope) {
+        if rules.iter().any(|rule| rule.scope == *scope) || scope.refusal(command).is_some() {
             return None;
         }
         Some(Rule {
@@ -386,6 +389,30 @@ impl State {
             granted_at: round_ms(*at),
             command: command.to_string(),
         })
+    }
+
+    /// Why applying this change will not grant the rule it carries: its
+    /// scope may not be granted on the command of the prompt it answers
+    /// (docs/PROTOCOL.md §3.2), or that prompt is not a pending approval.
+    /// `None` for a change that carries no grant or one that holds. A
+    /// decision made here never carries such a grant; a record that does
+    /// was damaged or forged, and its replay says so.
+    pub fn refused_grant(&self, change: &Change) -> Option<String> {
+        let Change::Resolved {
+            session_id,
+            kind,
+            id,
+            grant: Some(scope),
+            ..
+        } = change
+        else {
+            return None;
+        };
+        let prompt = self.sessions.get(session_id)?.queues[*kind].get(id)?;
+        let Some(command) = prompt.payload.command() else {
+            return Some("it answers a prompt that has no command".into());
+        };
+        scope.refusal(command)
     }
 
     fn record(&mut self, id: &str, record: Record) {
@@ -637,15 +664,16 @@ impl State {
     }
 
     /// Answers the pending prompt with this id, or the head when no id is
-    /// given. `prefix` is the wider scope the human picked for a rule; a new
-    /// rule beyond the rules' share of the budget is refused (507).
+    /// given. `picked` is the wider scope the human picked for a rule (a
+    /// prefix); a scope that may not be granted is refused (400), a new
+    /// rule beyond the rules' share of the budget too (507).
     pub fn respond(
         &self,
         limits: &Limits,
         session_id: &str,
         id: Option<&str>,
         answer: Answer,
-        prefix: Option<&str>,
+        picked: Option<Scope>,
         now: f64,
     ) -> Result<Respond> {
         let kind = answer.kind();
@@ -653,7 +681,7 @@ impl State {
             let still_pending = self.queue_len(session_id, kind);
             return Ok(Respond::Stale { still_pending });
         };
-        let grant = self.grant_for(limits, prompt, &answer, prefix)?;
+        let grant = self.grant_for(limits, prompt, &answer, picked)?;
         Ok(Respond::Answer(Change::Resolved {
             session_id: session_id.to_string(),
             kind,
@@ -671,7 +699,7 @@ impl State {
         limits: &Limits,
         prompt: &Prompt,
         answer: &Answer,
-        prefix: Option<&str>,
+        picked: Option<Scope>,
     ) -> Result<Option<Scope>> {
         let lifetime = match answer {
             Answer::Choice(choice) if choice.grants_rule() => Lifetime::of(*choice),
@@ -680,9 +708,7 @@ impl State {
         let (Some(lifetime), Some(command)) = (lifetime, prompt.payload.command()) else {
             return Ok(None);
         };
-        let scope = Scope::for_command(command, prefix).ok_or_else(|| {
-            Error::bad_request("scope must be a prefix of the command that ends at a word boundary")
-        })?;
+        let scope = Scope::for_command(command, picked).map_err(Error::bad_request)?;
         let session = self.sessions.get(&prompt.session_id);
         let held = match lifetime {
             Lifetime::Session => session.map_or(&[][..], |s| s.rules.as_slice()),

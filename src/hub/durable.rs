@@ -6,6 +6,11 @@
 //! room for, a cancel of many) are one record, so they are durable or lost
 //! together; a record is tagged with the version its last change reaches,
 //! and replay refuses a record whose changes do not reach that version.
+//! A record that carries a grant its prompt's command does not allow
+//! (docs/PROTOCOL.md §3.2) is damage or forgery: `State::apply` answers the
+//! prompt but grants no rule, and `say_if_refused` logs it as an error,
+//! whichever back-end it came from, rather than refusing to start (the
+//! gate stays up, and the rule never exists).
 
 use crate::core::change::Change;
 use crate::core::state::State;
@@ -57,10 +62,23 @@ pub fn restore(recovered: &Recovered) -> Result<State, String> {
             ));
         }
         for change in &changes {
+            say_if_refused(&state, change, *version);
             state.apply(change);
         }
     }
     Ok(state)
+}
+
+/// Logs, as an error, a change about to be applied whose grant `apply` will
+/// refuse: the record of `version` asks for a rule its prompt's command does
+/// not allow.
+pub fn say_if_refused(state: &State, change: &Change, version: u64) {
+    if let Some(refusal) = state.refused_grant(change) {
+        log::error!(
+            "the record of version {version} grants a rule that may not be granted (damaged or forged data?); the prompt is answered, no rule is granted: {refusal}: {}",
+            change.to_json()
+        );
+    }
 }
 
 pub fn decode(bytes: &[u8]) -> Option<Vec<Change>> {

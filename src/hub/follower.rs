@@ -267,6 +267,7 @@ fn read_state(link: &mut Link<'_>) -> io::Result<Option<(State, Read)>> {
                 ))
             })?;
             for change in &changes {
+                durable::say_if_refused(&state, change, record.version);
                 state.apply(change);
             }
             read.log_bytes += record.bytes.len() as u64;

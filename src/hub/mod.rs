@@ -37,7 +37,7 @@ use crate::core::audit;
 use crate::core::change::Change;
 use crate::core::kind::{Kind, KindMap};
 use crate::core::prompt::{Answer, Outcome, Payload, Prompt};
-use crate::core::rules::Rule;
+use crate::core::rules::{Rule, Scope};
 use crate::core::state::{self, Limits, Lookup, Respond, SessionSummary, State, Submitted};
 use crate::core::view::{Interest, Update, Watch};
 use crate::error::{Error, Result};
@@ -446,7 +446,7 @@ impl Hub {
         session_id: &str,
         id: Option<&str>,
         answer: Answer,
-        prefix: Option<&str>,
+        picked: Option<Scope>,
         by: &str,
     ) -> Result<Responded> {
         let op = self.op(by);
@@ -458,7 +458,7 @@ impl Hub {
                     session_id,
                     id,
                     answer.clone(),
-                    prefix,
+                    picked.clone(),
                     now,
                 )? {
                     Respond::Answer(change) => (vec![change], Responded::Answered),
@@ -800,6 +800,7 @@ impl Inner {
         };
         for change in changes {
             log_change(&change);
+            durable::say_if_refused(&self.state, &change, version);
             let lines = audit::lines(&self.state, &change, op.by, op.now);
             committed.audit.extend(lines);
             if let Change::Submitted(prompt) = &change {

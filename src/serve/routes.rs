@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::core::history::MAX_HISTORY;
 use crate::core::kind::Kind;
 use crate::core::prompt::{Answer, Choice, Outcome};
-use crate::core::rules::Rule;
+use crate::core::rules::{RUNNERS, Rule, Runner, Scope};
 use crate::core::state::{Limits, Submitted};
 use crate::core::validate;
 use crate::core::view::{Interest, Update, Watch};
@@ -256,6 +256,7 @@ fn api_route(app: &App, request: &Request, rest: &str) -> Result<Reply> {
             &json!({
                 "keepalive_secs": app.config.keepalive.as_secs_f64(),
                 "auth": app.auth.required(),
+                "rule_runners": RUNNERS.iter().copied().map(Runner::to_json).collect::<Vec<_>>(),
             }),
         )
         .into()),
@@ -500,26 +501,49 @@ fn respond(app: &App, request: &Request, kind: Kind) -> Result<Reply> {
     let session_id = required_session(&body)?;
     let answer = read_answer(kind, &body)?;
     let id = optional_id(&body, kind)?;
-    let prefix = read_scope(&answer, &body)?;
+    let picked = read_scope(&answer, &body)?;
     let by = actor(app, request, HUMAN);
     let responded = app
         .hub
-        .respond(session_id, id, answer.clone(), prefix, by)?;
+        .respond(session_id, id, answer.clone(), picked, by)?;
     respond_body(kind, &answer, id.is_some(), responded).map(Reply::from)
 }
 
-/// The prefix a human picked for the rule an answer grants (`scope`): only
-/// with a choice that grants one; a clarify answer ignores the field.
-fn read_scope<'a>(answer: &Answer, body: &'a Map<String, Value>) -> Result<Option<&'a str>> {
+/// The prefix a human picked for the rule an answer grants (`scope`): a
+/// string, or `{"prefix": <string>, "options": <bool>}` when the human
+/// ticked "and any options" (docs/PROTOCOL.md §3.2); only with a choice that
+/// grants one; a clarify answer ignores the field.
+fn read_scope(answer: &Answer, body: &Map<String, Value>) -> Result<Option<Scope>> {
     let grants = match answer {
         Answer::Choice(choice) => choice.grants_rule(),
         Answer::Text(_) => return Ok(None),
     };
-    match optional_text(body, "scope")? {
-        Some(_) if !grants => Err(Error::bad_request(
+    let (prefix, options) = match body.get("scope") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(prefix)) => (prefix, &Value::Null),
+        Some(Value::Object(scope)) => match scope.get("prefix") {
+            Some(Value::String(prefix)) => (prefix, scope.get("options").unwrap_or(&Value::Null)),
+            _ => return Err(Error::bad_request("scope.prefix must be a string")),
+        },
+        Some(_) => {
+            return Err(Error::bad_request(
+                "scope must be a string or {\"prefix\": <string>, \"options\": <boolean>}",
+            ));
+        }
+    };
+    let options = match options {
+        Value::Null => false,
+        Value::Bool(options) => *options,
+        _ => return Err(Error::bad_request("scope.options must be true or false")),
+    };
+    match grants {
+        false => Err(Error::bad_request(
             "scope applies only to the session and always choices",
         )),
-        scope => Ok(scope),
+        true => Ok(Some(Scope::Prefix {
+            prefix: prefix.clone(),
+            options,
+        })),
     }
 }
 

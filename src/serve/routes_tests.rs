@@ -8,6 +8,7 @@
 use super::{App, handle};
 use crate::config::Config;
 use crate::core::kind::Kind;
+use crate::core::rules;
 use crate::core::state::SessionSummary;
 use crate::core::view::Update;
 use crate::error::Error;
@@ -646,6 +647,7 @@ fn responds_with_bad_fields_are_400_and_change_nothing() {
         )
     };
     let not_prefix = "scope must be a prefix of the command that ends at a word boundary";
+    let runs_others = "a prefix may not end at `git`: it runs other programs or code, so the prefix must also name what it runs (docs/PROTOCOL.md §3.2); pick a longer prefix or the exact command";
     #[rustfmt::skip]
     cases.extend([
         (approval(json!({"choice": "maybe"})), bad("Invalid choice: maybe")),
@@ -654,12 +656,17 @@ fn responds_with_bad_fields_are_400_and_change_nothing() {
         (approval(json!({"choice": 3})), bad("Invalid choice: 3")),
         (approval(json!({"choice": true})), bad("Invalid choice: true")),
         (approval(json!({"choice": {"a": 1}})), bad(r#"Invalid choice: {"a":1}"#)),
-        (approval(json!({"scope": 7})), bad("scope must be a string")),
+        (approval(json!({"scope": 7})), bad(r#"scope must be a string or {"prefix": <string>, "options": <boolean>}"#)),
+        (approval(json!({"choice": "always", "scope": {"prefix": 7}})), bad("scope.prefix must be a string")),
+        (approval(json!({"choice": "always", "scope": {"exact": "git push origin main"}})), bad("scope.prefix must be a string")),
+        (approval(json!({"choice": "always", "scope": {"prefix": "git push", "options": "yes"}})), bad("scope.options must be true or false")),
+        (approval(json!({"choice": "always", "scope": {"prefix": "git", "options": true}})), bad(runs_others)),
+        (approval(json!({"choice": "session", "scope": "git"})), bad(runs_others)),
         (approval(json!({"choice": "once", "scope": "git push"})), bad("scope applies only to the session and always choices")),
         (approval(json!({"scope": "git push"})), bad("scope applies only to the session and always choices")),
         (approval(json!({"choice": "session", "scope": "rm"})), bad(not_prefix)),
         (approval(json!({"choice": "session", "scope": "git pu"})), bad(not_prefix)),
-        (approval(json!({"choice": "always", "scope": " "})), bad(not_prefix)),
+        (approval(json!({"choice": "always", "scope": " "})), bad(rules::NOT_PLAIN)),
         (approval(json!({"choice": "always", "scope": "git push origin main --force"})), bad(not_prefix)),
     ]);
     check_all(&app, cases);
@@ -1202,10 +1209,11 @@ fn operational_routes_answer() {
     let cases = vec![
         (get("/healthz"), text.clone()),
         (Request::fake(Method::Head, "/healthz", ""), text),
-        (
-            get("/api/config"),
-            ok(json!({"keepalive_secs": 15.0, "auth": false})),
-        ),
+        (get("/api/config"), ok(json!({
+            "keepalive_secs": 15.0,
+            "auth": false,
+            "rule_runners": rules::RUNNERS.iter().map(|r| r.to_json()).collect::<Vec<_>>(),
+        }))),
         (get("/api/sessions"), ok(json!({"sessions": []}))),
         (get("/nope.js"), not_found("not found")),
     ];

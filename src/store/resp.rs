@@ -120,8 +120,15 @@ impl Reply {
 /// A reply nested deeper than this is refused (a server that misbehaves
 /// cannot exhaust the stack).
 const MAX_DEPTH: usize = 8;
-/// A bulk string or array longer than this is refused.
-const MAX_LEN: i64 = 512 << 20;
+/// A reply longer than this (its bulk strings' bytes and its elements, in
+/// all) is refused, as is a bulk string or array that announces more: Redis's
+/// own largest bulk string (`proto-max-bulk-len`). What a length announces is
+/// never allocated up front: a bulk string's memory grows with the bytes that
+/// actually arrive, an array's with its elements, so a reply that lies about
+/// its length costs what it sent.
+const MAX_REPLY: usize = 512 << 20;
+/// What a bulk string's buffer starts at, whatever its length says.
+const FIRST_CHUNK: usize = 64 << 10;
 
 pub struct Conn {
     reader: BufReader<TcpStream>,
@@ -200,7 +207,8 @@ impl Conn {
     }
 
     pub fn read(&mut self) -> io::Result<Reply> {
-        read_reply(&mut self.reader, 0)
+        let mut budget = MAX_REPLY;
+        read_reply(&mut self.reader, &mut budget, 0)
     }
 }
 
@@ -240,49 +248,72 @@ fn read_line(reader: &mut impl BufRead) -> io::Result<String> {
     String::from_utf8(line).map_err(|_| bad("a line that is not UTF-8"))
 }
 
-pub fn read_reply(reader: &mut impl BufRead, depth: usize) -> io::Result<Reply> {
+/// Reads one reply of at most `budget` bytes (its bulk strings' bytes, and
+/// one for each element), which it debits.
+pub fn read_reply(
+    reader: &mut impl BufRead,
+    budget: &mut usize,
+    depth: usize,
+) -> io::Result<Reply> {
     if depth > MAX_DEPTH {
         return Err(bad("nested too deep"));
     }
+    *budget = budget
+        .checked_sub(1)
+        .ok_or_else(|| bad("a reply over the limit"))?;
     let line = read_line(reader)?;
     let (tag, rest) = line
         .split_at_checked(1)
         .ok_or_else(|| bad("an empty line"))?;
-    let length = || -> io::Result<i64> {
+    // `None` for -1 (nil); a length over what is left of the budget is
+    // refused before anything is read or allocated for it.
+    let length = |budget: usize| -> io::Result<Option<usize>> {
         let n: i64 = rest.parse().map_err(|_| bad("a length"))?;
-        if n > MAX_LEN {
-            return Err(bad("a length over the limit"));
+        match usize::try_from(n) {
+            Err(_) if n == -1 => Ok(None),
+            Err(_) => Err(bad("a negative length")),
+            Ok(n) if n > budget => Err(bad("a length over the limit")),
+            Ok(n) => Ok(Some(n)),
         }
-        Ok(n)
     };
     Ok(match tag {
         "+" => Reply::Simple(rest.to_string()),
         "-" => Reply::Error(rest.to_string()),
         ":" => Reply::Int(rest.parse().map_err(|_| bad("an integer"))?),
-        "$" => match length()? {
-            n if n < 0 => Reply::Nil,
-            n => {
-                let mut bytes = vec![0; n as usize + 2];
-                reader.read_exact(&mut bytes)?;
-                if !bytes.ends_with(b"\r\n") {
-                    return Err(bad("a bulk string without CRLF"));
-                }
-                bytes.truncate(n as usize);
-                Reply::Bulk(bytes)
+        "$" => match length(*budget)? {
+            None => Reply::Nil,
+            Some(n) => {
+                *budget -= n;
+                Reply::Bulk(read_bulk(reader, n)?)
             }
         },
-        "*" => match length()? {
-            n if n < 0 => Reply::Nil,
-            n => {
-                let mut items = Vec::with_capacity((n as usize).min(1024));
+        "*" => match length(*budget)? {
+            None => Reply::Nil,
+            Some(n) => {
+                let mut items = Vec::with_capacity(n.min(1024));
                 for _ in 0..n {
-                    items.push(read_reply(reader, depth + 1)?);
+                    items.push(read_reply(reader, budget, depth + 1)?);
                 }
                 Reply::Array(items)
             }
         },
         _ => return Err(bad("an unknown type")),
     })
+}
+
+/// A bulk string of `n` bytes and its CRLF, in a buffer that grows with the
+/// bytes that arrive rather than with what `n` says.
+fn read_bulk(reader: &mut impl BufRead, n: usize) -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::with_capacity((n + 2).min(FIRST_CHUNK));
+    reader.take(n as u64 + 2).read_to_end(&mut bytes)?;
+    if bytes.len() < n + 2 {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    if !bytes.ends_with(b"\r\n") {
+        return Err(bad("a bulk string without CRLF"));
+    }
+    bytes.truncate(n);
+    Ok(bytes)
 }
 
 #[cfg(test)]
@@ -318,7 +349,7 @@ mod tests {
         assert_eq!(encode(&[b"GET", b"k"]), b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
         let wire = b"*4\r\n$3\r\nabc\r\n:-5\r\n$-1\r\n*1\r\n-ERR no\r\n+OK\r\n";
         let mut reader = &wire[..];
-        let reply = read_reply(&mut reader, 0).unwrap();
+        let reply = read_reply(&mut reader, &mut { MAX_REPLY }, 0).unwrap();
         assert_eq!(
             reply,
             Reply::Array(vec![
@@ -329,13 +360,72 @@ mod tests {
             ])
         );
         assert_eq!(
-            read_reply(&mut reader, 0).unwrap(),
+            read_reply(&mut reader, &mut { MAX_REPLY }, 0).unwrap(),
             Reply::Simple("OK".into())
         );
         for bad in [&b"?x\r\n"[..], b"$5\r\nab\r\n", b":1\n", b"*1\r\n"] {
-            assert!(read_reply(&mut &bad[..], 0).is_err());
+            assert!(read_reply(&mut &bad[..], &mut { MAX_REPLY }, 0).is_err());
         }
         let deep = "*1\r\n".repeat(20);
-        assert!(read_reply(&mut deep.as_bytes(), 0).is_err());
+        assert!(read_reply(&mut deep.as_bytes(), &mut { MAX_REPLY }, 0).is_err());
+    }
+
+    /// A stream that hands out its bytes and remembers the largest buffer
+    /// it was asked to fill: what the reader allocated for one read.
+    struct Fake {
+        bytes: Vec<u8>,
+        at: usize,
+        largest: usize,
+    }
+
+    impl Read for Fake {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.largest = self.largest.max(buf.len());
+            let n = buf.len().min(self.bytes.len() - self.at);
+            buf[..n].copy_from_slice(&self.bytes[self.at..self.at + n]);
+            self.at += n;
+            Ok(n)
+        }
+    }
+
+    fn fake(bytes: &[u8]) -> BufReader<Fake> {
+        let fake = Fake {
+            bytes: bytes.to_vec(),
+            at: 0,
+            largest: 0,
+        };
+        BufReader::with_capacity(16, fake)
+    }
+
+    #[test]
+    fn a_reply_that_announces_a_huge_length_is_refused_without_allocating_it() {
+        for huge in [
+            "$536870913\r\nabc\r\n",
+            "*536870913\r\n$1\r\na\r\n",
+            "$99999999999999999999\r\nabc\r\n",
+            "$-2\r\nabc\r\n",
+        ] {
+            let mut reader = fake(huge.as_bytes());
+            let error = read_reply(&mut reader, &mut { MAX_REPLY }, 0).unwrap_err();
+            assert_eq!(error.kind(), io::ErrorKind::InvalidData, "{huge:?}");
+            assert!(
+                reader.get_ref().largest <= 16,
+                "{huge:?}: nothing read for it"
+            );
+        }
+        // Under the limit but a lie: only what arrives is held.
+        let mut reader = fake(b"$400000000\r\nabc");
+        let error = read_reply(&mut reader, &mut { MAX_REPLY }, 0).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof);
+        let largest = reader.get_ref().largest;
+        assert!(
+            largest <= FIRST_CHUNK,
+            "asked to fill {largest} bytes at once"
+        );
+        // A reply's parts count together: two bulk strings of 6 bytes do not
+        // fit in 10.
+        let two = b"*2\r\n$6\r\nabcdef\r\n$6\r\nabcdef\r\n";
+        assert!(read_reply(&mut &two[..], &mut 10, 0).is_err());
+        assert!(read_reply(&mut &two[..], &mut 15, 0).is_ok());
     }
 }

@@ -418,3 +418,115 @@ fn rules_are_capped_per_session_and_a_grant_beyond_is_429_answering_nothing() {
         64
     );
 }
+
+/// Answers the approval `asked` with `always` and this `scope`.
+fn always_with(server: &TestServer, session_id: &str, asked: &Value, scope: Value) -> u16 {
+    let body = json!({"session_id": session_id, "approval_id": asked["approval_id"],
+        "choice": "always", "scope": scope});
+    server.post("/api/approval/respond", &body).status
+}
+
+#[test]
+fn a_prefix_covers_further_operands_and_options_only_once_the_human_ticked_any_options() {
+    // Issue 18 §4: `git log` allowed auto-approved
+    // `git log -1 --format=… --output=~/.bashrc`, which wrote into .bashrc.
+    let server = TestServer::start(&[]);
+    let first = server.submit_approval("s1", "git log main", &[]);
+    assert_eq!(always_with(&server, "s1", &first, json!("git log")), 200);
+    let operands = server.submit_approval("s2", "git log main ~/notes", &[]);
+    assert_eq!(operands["auto"], true, "further plain operands: {operands}");
+    let bashrc = "git log -1 --format=x --output=~/.bashrc";
+    let options = server.submit_approval("s2", bashrc, &[]);
+    assert_eq!(
+        (options["pending_count"].as_u64(), options["auto"].as_bool()),
+        (Some(1), None),
+        "an option the human did not see is asked about"
+    );
+
+    let ticked = json!({"prefix": "git log", "options": true});
+    assert_eq!(always_with(&server, "s2", &options, ticked.clone()), 200);
+    let rules = server.get("/api/rules").json()["rules"].clone();
+    let scopes: Vec<&Value> = rules
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| &r["scope"])
+        .collect();
+    assert_eq!(scopes, [&json!({"prefix": "git log"}), &ticked]);
+    let any = server.submit_approval("s3", "git log -1 --format=y --output=/tmp/x", &[]);
+    assert_eq!(
+        (any["auto"].as_bool(), any["choice"].as_str()),
+        (Some(true), Some("always")),
+        "with any options: {any}"
+    );
+    for chained in [
+        "git log --oneline; rm -rf ~",
+        "git log > ~/.bashrc",
+        "git log -p | sh",
+    ] {
+        let asked = server.submit_approval("s4", chained, &[]);
+        assert_eq!(
+            asked["auto"],
+            Value::Null,
+            "{chained}: never what follows shell syntax"
+        );
+    }
+}
+
+#[test]
+fn a_prefix_of_only_a_program_that_runs_others_is_400_and_grants_nothing() {
+    let server = TestServer::start(&[]);
+    let cases = [
+        ("sudo rm -rf ~", "sudo"),
+        ("sudo -u root rm -rf ~", "sudo -u root"),
+        ("bash -c reboot", "bash"),
+        ("bash -c reboot", "bash -c"),
+        ("env A=1 reboot", "env"),
+        ("env A=1 reboot", "env A=1"),
+        ("python exploit.py", "python"),
+        ("xargs rm", "xargs"),
+    ];
+    for (n, (command, prefix)) in cases.into_iter().enumerate() {
+        let session_id = format!("r{n}");
+        let asked = server.submit_approval(&session_id, command, &[]);
+        for scope in [json!(prefix), json!({"prefix": prefix, "options": true})] {
+            let reply = server.post(
+                "/api/approval/respond",
+                &json!({"session_id": session_id, "approval_id": asked["approval_id"],
+                    "choice": "always", "scope": scope}),
+            );
+            assert_eq!(reply.status, 400, "{command} / {scope}: {}", reply.text());
+            assert!(
+                reply.json()["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("runs other programs"),
+                "{}",
+                reply.text()
+            );
+        }
+        let poll = server.get(&format!("/api/approval/pending?session_id={session_id}"));
+        assert_eq!(
+            poll.json()["pending_count"],
+            1,
+            "{command}: nothing was answered"
+        );
+    }
+    assert_eq!(server.get("/api/rules").json(), json!({"rules": []}));
+    // What it runs named, the prefix is a rule like any other.
+    let apt = server.submit_approval("apt", "sudo apt-get update", &[]);
+    assert_eq!(
+        always_with(&server, "apt", &apt, json!("sudo apt-get")),
+        200
+    );
+    let later = server.submit_approval("apt2", "sudo apt-get update", &[]);
+    assert_eq!(later["auto"], true);
+    let config = server.get("/api/config").json();
+    let runners = config["rule_runners"]
+        .as_array()
+        .expect("the list for the page");
+    assert!(
+        runners.contains(&json!({"runs": "sudo", "operands": 0})),
+        "{config}"
+    );
+}

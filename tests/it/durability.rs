@@ -804,3 +804,115 @@ fn a_large_expiry_and_a_smaller_budget_at_start_go_in_records_the_journal_takes(
     let check = journal_check(&dir);
     assert!(check.status.success(), "{}", text(&check.stdout));
 }
+
+#[test]
+fn a_journal_holding_a_forged_grant_yields_no_rule_after_a_restart() {
+    // Issue 18 §4: `apply` granted whatever scope a record carried, so a
+    // forged record could make `sudo` (or any other command) an always rule.
+    use askgate::core::change::Change;
+    use askgate::core::kind::Kind;
+    use askgate::core::prompt::{Answer, Choice, Outcome, Payload, Prompt};
+    use askgate::core::rules::Scope;
+    use askgate::core::state::State;
+    use askgate::hub::durable;
+    use askgate::store::journal::Journal;
+    let dir = TempDir::new("forged-grant");
+    {
+        let (journal, _) = Journal::open(dir.path.as_path()).expect("a fresh directory opens");
+        let mut state = State::default();
+        let now = unix_now();
+        let grants = [
+            (
+                "f1",
+                "sudo reboot",
+                Scope::Prefix {
+                    prefix: "sudo".into(),
+                    options: true,
+                },
+            ),
+            ("f2", "ls", Scope::Exact("rm -rf ~".into())),
+            (
+                "f3",
+                "ls -la",
+                Scope::Prefix {
+                    prefix: "rm".into(),
+                    options: false,
+                },
+            ),
+            (
+                "ok",
+                "git push origin",
+                Scope::Prefix {
+                    prefix: "git push".into(),
+                    options: false,
+                },
+            ),
+        ];
+        let mut last = 0;
+        for (n, (session_id, command, scope)) in grants.into_iter().enumerate() {
+            let payload = Payload::Approval {
+                command: command.into(),
+                description: String::new(),
+                pattern_keys: Vec::new(),
+            };
+            let id = format!("{n:032x}");
+            let asked = Prompt::new(id.clone(), session_id.into(), now, 600, payload);
+            let answered = Change::Resolved {
+                session_id: session_id.into(),
+                kind: Kind::Approval,
+                id,
+                outcome: Outcome::Answered(Answer::Choice(Choice::Always)),
+                at: now,
+                grant: Some(scope),
+            };
+            for changes in [vec![Change::Submitted(asked)], vec![answered]] {
+                last = durable::version_after(&state, &changes);
+                journal
+                    .append(last, durable::encode(&changes))
+                    .expect("room");
+                changes.iter().for_each(|change| {
+                    state.apply(change);
+                });
+            }
+        }
+        journal.wait_durable(last).expect("durable");
+    }
+    let server = serve_on(&dir, &[]);
+    let rules = server.get("/api/rules").json()["rules"].clone();
+    let scopes: Vec<&Value> = rules
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| &r["scope"])
+        .collect();
+    assert_eq!(
+        scopes,
+        [&json!({"prefix": "git push"})],
+        "only the grant that holds"
+    );
+    for (session_id, command) in [("s1", "sudo reboot"), ("s2", "rm -rf ~"), ("s3", "rm x")] {
+        let asked = server.submit_approval(session_id, command, &[]);
+        assert_eq!(
+            asked["pending_count"], 1,
+            "{command} is asked about: {asked}"
+        );
+    }
+    let stderr = server.stderr();
+    assert_eq!(
+        stderr
+            .matches("grants a rule that may not be granted")
+            .count(),
+        3,
+        "each forged grant is logged: {stderr}"
+    );
+    // Compacted or not, a restart holds the same.
+    server.kill();
+    let server = serve_on(&dir, &[]);
+    assert_eq!(
+        server.get("/api/rules").json()["rules"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}

@@ -148,3 +148,68 @@ fn a_redis_that_lost_acknowledged_changes_is_read_again_and_versions_skip_ahead(
     assert_eq!(frame(&event), ("gone".into(), 1, Some(id)));
     assert!(event.id.unwrap().parse::<u64>().unwrap() > skip);
 }
+
+#[test]
+fn a_forged_grant_in_the_log_makes_no_rule_on_any_instance() {
+    // Issue 18 §4: a record written straight into Redis made `sudo` an
+    // always rule on every instance that applied it.
+    use askgate::core::change::Change;
+    use askgate::core::kind::Kind;
+    use askgate::core::prompt::{Answer, Choice, Outcome};
+    use askgate::core::rules::Scope;
+    use askgate::hub::durable;
+    use askgate::store::redis::RedisLog;
+    let Some(program) = redis_server() else {
+        return;
+    };
+    let redis = Redis::start(program);
+    let a = instance(&redis);
+    let body = json!({"session_id": "s1", "command": "sudo reboot"});
+    let asked = a.post("/api/approval/submit", &body).json();
+    let id = asked["approval_id"].as_str().unwrap().to_string();
+    let forged = vec![Change::Resolved {
+        session_id: "s1".into(),
+        kind: Kind::Approval,
+        id,
+        outcome: Outcome::Answered(Answer::Choice(Choice::Always)),
+        at: 1.0,
+        grant: Some(Scope::Prefix {
+            prefix: "sudo".into(),
+            options: true,
+        }),
+    }];
+    let log = RedisLog::new(askgate::store::resp::Target::parse(&redis.url()).unwrap());
+    let mut link = log.link();
+    let base = link.tail(0, 1).expect("Redis answers").version;
+    let appended = link.append(base, base + 1, &durable::encode(&forged));
+    assert!(appended.is_ok(), "{appended:?}");
+    drop(link);
+    let pending = |client: &Client| {
+        let reply = client.get("/api/approval/pending?session_id=s1");
+        reply.json()["pending_count"].as_u64()
+    };
+    eventually("A applies the record", DEADLINE, &mut || {
+        pending(&a) == Some(0)
+    });
+    // A new instance reads the log from Redis itself.
+    let b = instance(&redis);
+    for (name, server) in [("A", &a), ("B", &b)] {
+        let rules = server.get("/api/rules").json();
+        assert_eq!(rules, json!({"rules": []}), "{name}: no rule");
+        let again = server.post(
+            "/api/approval/submit",
+            &json!({"session_id": name, "command": "sudo rm -rf ~"}),
+        );
+        assert_eq!(
+            again.json()["pending_count"],
+            1,
+            "{name}: asked about: {}",
+            again.text()
+        );
+        let stderr = server.stderr();
+        assert!(
+            stderr.contains("grants a rule that may not be granted"),
+            "{name}: {stderr}"
+        );
+    }
+}
