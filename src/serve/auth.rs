@@ -13,10 +13,10 @@
 //! are bounded in number and age.
 
 use crate::private_file;
+use crate::serve::origin::Client;
 use std::collections::{HashMap, VecDeque};
 use std::fs::{self, File};
 use std::io::{self, Read};
-use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -102,7 +102,7 @@ struct Sessions {
 
 #[derive(Default)]
 struct Failures {
-    recent: VecDeque<(Instant, Option<IpAddr>)>,
+    recent: VecDeque<(Instant, Option<Client>)>,
 }
 
 /// Why a sign-in was refused.
@@ -150,29 +150,29 @@ impl Auth {
     }
 
     /// The page's sign-in: the human's token for a new session id.
-    pub fn sign_in(&self, token: &str, client: Option<IpAddr>) -> Result<String, SignInError> {
+    pub fn sign_in(&self, token: &str, client: Option<Client>) -> Result<String, SignInError> {
         let Some(tokens) = &self.tokens else {
             return Ok(String::new());
         };
         let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         failures.forget_older_than(FAILURE_WINDOW);
-        if failures.too_many(client) {
+        if failures.too_many(client.as_ref()) {
             log::warn!(
                 "sign-in refused: too many failed attempts (client {})",
-                shown(client)
+                shown(client.as_ref())
             );
             return Err(SignInError::TooMany);
         }
         if !same(token, &tokens.human) {
+            log::warn!("failed sign-in from {}", shown(client.as_ref()));
             failures.recent.push_back((Instant::now(), client));
-            log::warn!("failed sign-in from {}", shown(client));
             return Err(SignInError::WrongToken);
         }
         drop(failures);
         let id = random_hex(32).map_err(|_| SignInError::WrongToken)?;
         let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
         sessions.add(id.clone());
-        log::info!("signed in from {}", shown(client));
+        log::info!("signed in from {}", shown(client.as_ref()));
         Ok(id)
     }
 
@@ -212,14 +212,18 @@ impl Failures {
         }
     }
 
-    fn too_many(&self, client: Option<IpAddr>) -> bool {
-        let from_client = self.recent.iter().filter(|(_, c)| *c == client).count();
+    fn too_many(&self, client: Option<&Client>) -> bool {
+        let from_client = self
+            .recent
+            .iter()
+            .filter(|(_, c)| c.as_ref() == client)
+            .count();
         from_client >= FAILURES_PER_CLIENT || self.recent.len() >= FAILURES_OVERALL
     }
 }
 
-fn shown(client: Option<IpAddr>) -> String {
-    client.map_or_else(|| "an unknown address".into(), |ip| ip.to_string())
+fn shown(client: Option<&Client>) -> String {
+    client.map_or_else(|| "loopback".into(), Client::to_string)
 }
 
 fn bearer(authorization: &str) -> Option<&str> {
@@ -344,24 +348,27 @@ mod tests {
     #[test]
     fn signing_in_gives_a_session_and_failures_are_limited() {
         let auth = auth();
-        let client = Some(IpAddr::from([192, 168, 1, 9]));
-        let id = auth.sign_in("human-secret", client).unwrap();
+        let client = Some(Client::Address([192, 168, 1, 9].into()));
+        let id = auth.sign_in("human-secret", client.clone()).unwrap();
         let cookie = format!("theme=dark; {COOKIE}={id}");
         assert_eq!(auth.identify(None, Some(&cookie)), Caller::SignedIn);
         assert_eq!(
-            auth.sign_in("agent-secret", client),
+            auth.sign_in("agent-secret", client.clone()),
             Err(SignInError::WrongToken),
             "an agent's token never signs in"
         );
         for _ in 1..FAILURES_PER_CLIENT {
-            assert_eq!(auth.sign_in("guess", client), Err(SignInError::WrongToken));
+            assert_eq!(
+                auth.sign_in("guess", client.clone()),
+                Err(SignInError::WrongToken)
+            );
         }
         assert_eq!(
             auth.sign_in("human-secret", client),
             Err(SignInError::TooMany),
             "even the right token, for a while"
         );
-        let other = Some(IpAddr::from([192, 168, 1, 10]));
+        let other = Some(Client::Address([192, 168, 1, 10].into()));
         assert!(
             auth.sign_in("human-secret", other).is_ok(),
             "another client still can"
