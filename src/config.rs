@@ -259,7 +259,8 @@ impl Config {
             redis: match get("store").trim() {
                 "" | "journal" => None,
                 url => Some(crate::store::resp::Target::parse(url).map_err(|why| {
-                    format!("invalid value for --store: {url:?}: {why} (journal or redis://host:port/db)")
+                    let shown = crate::store::resp::without_password(url);
+                    format!("invalid value for --store: {shown:?}: {why} (journal or redis://host:port/db)")
                 })?),
             },
             log_level: parse_flag("log-level", get("log-level"))?,
@@ -529,6 +530,10 @@ mod tests {
             (
                 vec!["--store", "redis://h:99999/0"],
                 "invalid value for --store: \"redis://h:99999/0\": not a port",
+            ),
+            (
+                vec!["--store", "redis://user:secret@h:99999/0"],
+                "invalid value for --store: \"redis://user:***@h:99999/0\": not a port: (not shown: the URL has credentials)",
             ),
         ];
         for (args, expected) in cases {
