@@ -15,7 +15,7 @@
 use crate::private_file;
 use crate::serve::origin::Client;
 use std::collections::{HashMap, VecDeque};
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
 use std::sync::Mutex;
@@ -261,10 +261,8 @@ pub const TOKENS_FILE: &str = "tokens";
 
 /// Reads the tokens file of a data directory, if there is one.
 pub fn read_tokens(dir: &Path) -> io::Result<Option<Tokens>> {
-    let text = match fs::read_to_string(dir.join(TOKENS_FILE)) {
-        Ok(text) => text,
-        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(error) => return Err(error),
+    let Some(text) = private_file::read(&dir.join(TOKENS_FILE))? else {
+        return Ok(None);
     };
     let field = |name: &str| {
         let line = text
