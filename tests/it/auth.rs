@@ -330,6 +330,32 @@ fn behind_a_trusted_proxy_failed_sign_ins_are_counted_per_forwarded_client() {
 }
 
 #[test]
+fn a_failed_sign_in_behind_a_proxy_is_logged_with_the_forwarded_client() {
+    let server = crate::binary::ServerProcess::start(&[
+        "--agent-token",
+        AGENT,
+        "--human-token",
+        HUMAN,
+        "--trusted-proxy",
+        "127.0.0.1",
+    ]);
+    let headers = [
+        ("Content-Type", "application/json"),
+        ("X-Forwarded-For", "192.0.2.77"),
+    ];
+    let body = json!({"token": "guess-guess-guess"}).to_string();
+    assert_eq!(
+        server.request("POST", "/api/login", &headers, &body).status,
+        401
+    );
+    crate::support::eventually(
+        "the failure is logged",
+        crate::support::DEADLINE,
+        &mut || server.stderr().contains("failed sign-in from 192.0.2.77"),
+    );
+}
+
+#[test]
 fn reached_from_the_network_without_credentials_the_server_refuses_to_start() {
     let cases: [&[&str]; 2] = [
         &["--bind", "0.0.0.0:0"],
