@@ -30,6 +30,11 @@ const FLAGS: &[(&str, &str, &str)] = &[
          or Valkey shared by every instance that names it",
     ),
     (
+        "store-password-file",
+        "-",
+        "read the Redis password of --store redis:// from this file (instead of the URL)",
+    ),
+    (
         "keepalive-secs",
         "30",
         "seconds without a frame before a stream gets a keepalive",
@@ -125,7 +130,7 @@ const FLAGS: &[(&str, &str, &str)] = &[
     (
         "trusted-proxy",
         "-",
-        "comma-separated proxy IP addresses whose X-Forwarded-Proto and X-Forwarded-Host are believed",
+        "comma-separated proxy IP addresses whose X-Forwarded-Proto, -Host and -For (the client) are believed",
     ),
     (
         "notify-ntfy",
@@ -138,6 +143,11 @@ const FLAGS: &[(&str, &str, &str)] = &[
         "the ntfy access token to publish with (Authorization: Bearer)",
     ),
     (
+        "notify-ntfy-token-file",
+        "-",
+        "read the ntfy access token from this file",
+    ),
+    (
         "notify-webhook",
         "-",
         "on a new prompt, POST askgate's webhook JSON to this URL (Gotify, Home Assistant, your own)",
@@ -146,6 +156,11 @@ const FLAGS: &[(&str, &str, &str)] = &[
         "notify-webhook-token",
         "-",
         "a token the webhook is sent with (Authorization: Bearer)",
+    ),
+    (
+        "notify-webhook-token-file",
+        "-",
+        "read the webhook's token from this file",
     ),
     (
         "notify-when",
@@ -262,12 +277,7 @@ impl Config {
                 "-" => state_dir,
                 dir => Some(dir.into()),
             },
-            redis: match get("store").trim() {
-                "" | "journal" => None,
-                url => Some(crate::store::resp::Target::parse(url).map_err(|why| {
-                    format!("invalid value for --store: {url:?}: {why} (journal or redis://host:port/db)")
-                })?),
-            },
+            redis: redis_target(get("store"), get("store-password-file"))?,
             log_level: parse_flag("log-level", get("log-level"))?,
             keepalive: seconds("keepalive-secs", get("keepalive-secs"))?,
             header_timeout: seconds("header-timeout-secs", get("header-timeout-secs"))?,
@@ -287,8 +297,8 @@ impl Config {
             stream_lifetime: range("stream-lifetime-secs", get("stream-lifetime-secs"))?,
             workers: parse_flag::<usize>("workers", get("workers"))?.max(1),
             tokens: (
-                token(get("agent-token"), get("agent-token-file"))?,
-                token(get("human-token"), get("human-token-file"))?,
+                token("agent-token", get("agent-token"), get("agent-token-file"))?,
+                token("human-token", get("human-token"), get("human-token-file"))?,
             ),
             insecure_no_auth: parse_flag(
                 "insecure-no-auth",
@@ -391,17 +401,26 @@ pub fn default_data_dir(env: &impl Fn(&str) -> Option<String>) -> Option<std::pa
 /// The `--notify-*` flags.
 fn notify_settings<'a>(get: &impl Fn(&str) -> &'a str) -> Result<notify::Settings, String> {
     let given = |name: &str| Some(get(name).trim()).filter(|v| !v.is_empty() && *v != "-");
-    let token = |name: &str| given(name).map(str::to_string);
+    let ntfy_token = secret(
+        "notify-ntfy-token",
+        get("notify-ntfy-token"),
+        get("notify-ntfy-token-file"),
+    )?;
+    let webhook_token = secret(
+        "notify-webhook-token",
+        get("notify-webhook-token"),
+        get("notify-webhook-token-file"),
+    )?;
     fn invalid(name: &'static str) -> impl Fn(String) -> String {
         move |why| format!("invalid value for --{name}: {why}")
     }
     Ok(notify::Settings {
         ntfy: given("notify-ntfy")
-            .map(|url| Ntfy::parse(url, token("notify-ntfy-token")))
+            .map(|url| Ntfy::parse(url, ntfy_token))
             .transpose()
             .map_err(invalid("notify-ntfy"))?,
         webhook: given("notify-webhook")
-            .map(|url| Webhook::parse(url, token("notify-webhook-token")))
+            .map(|url| Webhook::parse(url, webhook_token))
             .transpose()
             .map_err(invalid("notify-webhook"))?,
         always: match get("notify-when").trim() {
@@ -447,16 +466,61 @@ fn bytes(name: &str, value: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("--{name} must be between 64K and what this machine can address"))
 }
 
-/// A token given as a value or in a file ("-" for neither).
-fn token(value: &str, file: &str) -> Result<Option<String>, String> {
+/// `--store`: the journal, or a `redis://` target with its password from
+/// the URL or from `--store-password-file`. An error never shows the
+/// password (docs/PROTOCOL.md §8).
+fn redis_target(
+    url: &str,
+    password_file: &str,
+) -> Result<Option<crate::store::resp::Target>, String> {
+    use crate::store::resp::{Target, without_password};
+    let mut target = match url.trim() {
+        "" | "journal" => return Ok(None),
+        url => Target::parse(url).map_err(|why| {
+            let shown = without_password(url);
+            format!("invalid value for --store: {shown:?}: {why} (journal or redis://host:port/db)")
+        })?,
+    };
+    let in_file = secret("store-password", "-", password_file)?;
+    let in_url = target
+        .password
+        .as_deref()
+        .filter(|password| !password.is_empty());
+    match (in_url, in_file) {
+        (_, None) => {}
+        (None, password) => target.password = password,
+        (Some(_), Some(_)) => {
+            return Err(
+                "give the Redis password in --store or --store-password-file, not both".into(),
+            );
+        }
+    }
+    Ok(Some(target))
+}
+
+/// A secret given as a value or in a file (`--NAME` or `--NAME-file`; "-"
+/// for neither), trimmed. A file keeps it out of the process's arguments
+/// and environment.
+fn secret(name: &str, value: &str, file: &str) -> Result<Option<String>, String> {
     let value = match (value.trim(), file.trim()) {
         ("-" | "", "-" | "") => return Ok(None),
         (value, "-" | "") => value.to_string(),
         ("-" | "", file) => std::fs::read_to_string(file)
-            .map_err(|error| format!("cannot read the token file {file}: {error}"))?,
-        _ => return Err("give a token or a token file, not both".into()),
+            .map_err(|error| format!("cannot read --{name}-file {file}: {error}"))?,
+        _ => return Err(format!("give --{name} or --{name}-file, not both")),
     };
     let value = value.trim().to_string();
+    match value.is_empty() {
+        true => Err(format!("--{name}-file {file} is empty")),
+        false => Ok(Some(value)),
+    }
+}
+
+/// A token given as a value or in a file ("-" for neither).
+fn token(name: &str, value: &str, file: &str) -> Result<Option<String>, String> {
+    let Some(value) = secret(name, value, file)? else {
+        return Ok(None);
+    };
     match value.len() >= 16 {
         true => Ok(Some(value)),
         false => Err("a token must be at least 16 characters".into()),
@@ -598,6 +662,10 @@ mod tests {
                 vec!["--store", "redis://h:99999/0"],
                 "invalid value for --store: \"redis://h:99999/0\": not a port",
             ),
+            (
+                vec!["--store", "redis://user:secret@h:99999/0"],
+                "invalid value for --store: \"redis://user:***@h:99999/0\": not a port: (not shown: the URL has credentials)",
+            ),
         ];
         for (args, expected) in cases {
             let error = parse(&args, &[]).unwrap_err();
@@ -663,5 +731,67 @@ mod tests {
         );
         assert!(both.is_err(), "a value and a file at once is refused");
         std::fs::remove_file(&file).unwrap();
+    }
+
+    #[test]
+    fn every_secret_may_come_from_a_file() {
+        let dir = std::env::temp_dir().join(format!("askgate-secrets-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = |name: &str, text: &str| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).unwrap();
+            path.display().to_string()
+        };
+        let (ntfy, webhook, redis) = (
+            file("ntfy", "tk_from_a_file\n"),
+            file("webhook", "hook-secret\n"),
+            file("redis", "redis-secret\n"),
+        );
+        let config = parse(
+            &[
+                "--notify-ntfy",
+                "https://ntfy.example/topic",
+                "--notify-ntfy-token-file",
+                &ntfy,
+                "--notify-webhook",
+                "https://hooks.example/in",
+                "--notify-webhook-token-file",
+                &webhook,
+                "--store",
+                "redis://me:@10.0.0.5:6380/2",
+                "--store-password-file",
+                &redis,
+            ],
+            &[],
+        )
+        .unwrap();
+        let ntfy_token = config.notify.ntfy.as_ref().unwrap().token.clone();
+        let webhook_token = config.notify.webhook.as_ref().unwrap().token.clone();
+        assert_eq!(ntfy_token.as_deref(), Some("tk_from_a_file"));
+        assert_eq!(webhook_token.as_deref(), Some("hook-secret"));
+        let target = config.redis.unwrap();
+        assert_eq!(
+            (target.user.as_deref(), target.password.as_deref()),
+            (Some("me"), Some("redis-secret"))
+        );
+        let refused = [
+            vec![
+                "--notify-ntfy-token",
+                "tk_x",
+                "--notify-ntfy-token-file",
+                &ntfy,
+            ],
+            vec![
+                "--store",
+                "redis://:inline@h",
+                "--store-password-file",
+                &redis,
+            ],
+            vec!["--notify-webhook-token-file", "/nonexistent/askgate-secret"],
+        ];
+        for args in refused {
+            assert!(parse(&args, &[]).is_err(), "{args:?}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -27,11 +27,11 @@ fn main() -> ExitCode {
         Some("health") => health(&args[1..]),
         Some("signin-link") => signin_link(&args[1..]),
         Some("help") => {
-            println!("{}", usage());
+            say(&usage());
             ExitCode::SUCCESS
         }
         Some("-V" | "--version") => {
-            println!("askgate {}", env!("CARGO_PKG_VERSION"));
+            say(&format!("askgate {}", env!("CARGO_PKG_VERSION")));
             ExitCode::SUCCESS
         }
         _ => serve(&args),
@@ -125,7 +125,7 @@ fn journal(args: &[String]) -> ExitCode {
     }
     match askgate::store::journal::check(std::path::Path::new(dir)) {
         Ok(report) => {
-            println!("{report}");
+            say(&report.to_string());
             ExitCode::SUCCESS
         }
         Err(error) => {
@@ -234,7 +234,9 @@ fn tokens(args: &[String]) -> ExitCode {
             } else {
                 tokens.human
             };
-            println!("new {role} token: {token}\nrestart the server for it to take effect");
+            say(&format!(
+                "new {role} token: {token}\nrestart the server for it to take effect"
+            ));
             ExitCode::SUCCESS
         }
         Err(error) => {
@@ -247,10 +249,10 @@ fn tokens(args: &[String]) -> ExitCode {
 fn rotate_notify_key(dir: &std::path::Path) -> ExitCode {
     match capability::write_new_key(dir) {
         Ok(_) => {
-            println!(
+            say(&format!(
                 "new notification key in {}\nrestart the server: buttons sent before no longer answer",
                 dir.join(capability::KEY_FILE).display()
-            );
+            ));
             ExitCode::SUCCESS
         }
         Err(error) => {
@@ -304,7 +306,15 @@ fn serve(args: &[String]) -> ExitCode {
         }
     };
     // Tests and scripts read the address from this first line of stdout.
-    println!("askgate listening on http://{}", server.addr());
+    say(&format!("askgate listening on http://{}", server.addr()));
     server.wait(signals);
     ExitCode::SUCCESS
+}
+
+/// One line on stdout. A reader that went away (`askgate journal check |
+/// head`) is no error and no panic, as `println!` would make it: the line
+/// is dropped and the command ends as it would have.
+fn say(text: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
 }

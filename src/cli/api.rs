@@ -63,8 +63,8 @@ impl Client {
             // Never through `HTTP_PROXY` and kin: the token goes to askgate
             // alone, and a loopback server is never asked for through a proxy.
             .proxy(None)
-            .max_redirects(MAX_REDIRECTS)
-            .redirect_auth_headers(ureq::config::RedirectAuthHeaders::SameHost)
+            // Redirects are followed by `Client::follow`.
+            .max_redirects(0)
             .user_agent(concat!("askgate/", env!("CARGO_PKG_VERSION")))
             .accept("application/json")
             .tls_config(tls);
@@ -172,38 +172,55 @@ impl Client {
     }
 
     fn get(&self, path: &str, query: &[(&str, &str)]) -> Result<Reply, String> {
-        let request = self
-            .agent
-            .get(format!("{}{path}", self.base))
-            .query_pairs(query.iter().copied())
-            .config()
-            .timeout_global(Some(Duration::from_secs(WAIT_SECS + CALL_SECS)))
-            .build();
-        let response = self.authorized(request, true).call().map_err(describe)?;
-        Reply::read(response)
+        let pairs: Vec<String> = query
+            .iter()
+            .map(|(name, value)| format!("{}={}", percent_encode(name), percent_encode(value)))
+            .collect();
+        let url = format!("{}{path}?{}", self.base, pairs.join("&"));
+        let timeout = Duration::from_secs(WAIT_SECS + CALL_SECS);
+        self.follow(&url, |uri, with_token| {
+            let request = self
+                .agent
+                .get(uri)
+                .config()
+                .max_redirects(0)
+                .timeout_global(Some(timeout))
+                .build();
+            self.authorized(request, with_token).call()
+        })
     }
 
     /// POSTs `body`, following redirects with the same method and body (ureq
     /// turns a redirected POST into a GET, which askgate refuses).
     fn post(&self, path: &str, body: &Value) -> Result<Reply, String> {
         let body = body.to_string();
-        let mut uri: Uri = format!("{}{path}", self.base)
-            .parse()
-            .map_err(|_| format!("invalid url {}{path}", self.base))?;
-        let mut with_token = true;
-        for _ in 0..=MAX_REDIRECTS {
+        let url = format!("{}{path}", self.base);
+        self.follow(&url, |uri, with_token| {
             let request = self
                 .agent
-                .post(&uri)
+                .post(uri)
                 .config()
                 .max_redirects(0)
                 .timeout_global(Some(Duration::from_secs(CALL_SECS)))
                 .build();
-            let request = self.authorized(request, with_token);
-            let response = request
+            self.authorized(request, with_token)
                 .content_type("application/json")
                 .send(body.as_bytes())
-                .map_err(describe)?;
+        })
+    }
+
+    /// Makes a call with `call` and follows its redirects here rather than
+    /// in ureq, whose rule for the token ignores the port: the token goes
+    /// along only while `token_may_follow` says so.
+    fn follow(
+        &self,
+        url: &str,
+        call: impl Fn(&Uri, bool) -> Result<Response<Body>, ureq::Error>,
+    ) -> Result<Reply, String> {
+        let mut uri: Uri = url.parse().map_err(|_| format!("invalid url {url}"))?;
+        let mut with_token = true;
+        for _ in 0..=MAX_REDIRECTS {
+            let response = call(&uri, with_token).map_err(describe)?;
             match redirect(&uri, &response)? {
                 Some(next) => {
                     with_token &= token_may_follow(&uri, &next);
@@ -407,10 +424,39 @@ fn resolve(from: &Uri, location: &str) -> Option<Uri> {
     Uri::from_parts(parts).ok()
 }
 
-/// ureq's rule for its own redirects (`RedirectAuthHeaders::SameHost`): the
-/// token goes to the same host only, and never from https down to http.
+/// Whether the token may follow a redirect: only to the same scheme, host
+/// and port, or from http up to https on the same host's port 443. Another
+/// port may be another program (on loopback, any local user's), so the
+/// token never goes there, and never from https down to http.
 fn token_may_follow(from: &Uri, to: &Uri) -> bool {
-    from.host() == to.host() && (from.scheme() == to.scheme() || to.scheme_str() == Some("https"))
+    let same_host = from.host() == to.host();
+    let same_origin = from.scheme() == to.scheme() && port(from) == port(to);
+    let upgrade = from.scheme_str() == Some("http")
+        && to.scheme_str() == Some("https")
+        && port(to) == Some(443);
+    same_host && (same_origin || upgrade)
+}
+
+/// A URL's port, or its scheme's default.
+fn port(uri: &Uri) -> Option<u16> {
+    uri.port_u16().or(match uri.scheme_str() {
+        Some("http") => Some(80),
+        Some("https") => Some(443),
+        _ => None,
+    })
+}
+
+/// A query's name or value with every byte but the unreserved ones
+/// (RFC 3986 §2.3) as `%XX`.
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (byte as char).to_string()
+            }
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
 }
 
 /// ureq's message, with a hint when the server's certificate was refused
@@ -513,10 +559,21 @@ mod tests {
             assert_eq!(got.as_deref(), to, "{location}");
         }
         let uri = |text: &str| text.parse::<Uri>().unwrap();
+        assert!(token_may_follow(&from, &uri("http://h:1/askgate/x")));
         assert!(token_may_follow(&from, &uri("https://h/x")));
-        assert!(token_may_follow(&from, &uri("http://h:2/x")));
+        assert!(token_may_follow(&uri("http://h/x"), &uri("http://h:80/y")));
+        assert!(
+            !token_may_follow(&from, &uri("http://h:2/x")),
+            "another port"
+        );
+        assert!(!token_may_follow(&from, &uri("https://h:8443/x")));
         assert!(!token_may_follow(&from, &uri("http://other:1/x")));
         assert!(!token_may_follow(&uri("https://h/x"), &uri("http://h/x")));
+        assert!(!token_may_follow(
+            &uri("https://h/x"),
+            &uri("http://h:443/x")
+        ));
+        assert_eq!(percent_encode("a b&c=d/é~"), "a%20b%26c%3Dd%2F%C3%A9~");
     }
 
     #[test]

@@ -6,6 +6,7 @@ use crate::cli::api::{Client, Submitted};
 use crate::cli::wrap;
 use crate::core::kind::Kind;
 use serde_json::{Value, json};
+use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -280,7 +281,9 @@ fn run(command: Command, client: &Client, ask: &Ask) -> Result<u8, String> {
 fn conclude(command: Command, reply: &Value) -> u8 {
     match (command, reply["status"].as_str()) {
         (Command::Clarify, Some("answered")) => {
-            println!("{}", reply["response"].as_str().unwrap_or_default());
+            // A reader that went away (`| head`) is no panic; the answer stands.
+            let response = reply["response"].as_str().unwrap_or_default();
+            let _ = writeln!(std::io::stdout().lock(), "{response}");
             EXIT_APPROVED
         }
         (Command::Approve, Some("answered")) => {

@@ -248,7 +248,9 @@ pub(super) fn commit<R>(
                 drop(inner);
                 // Best effort: the change is made; its lines are in this
                 // instance's audit file whatever Redis says now.
-                if let Err(error) = link.audit(&committed.audit) {
+                if let Err(error) =
+                    link.audit(&committed.audit, crate::store::redis::AUDIT_MAX_BYTES)
+                {
                     log::warn!("audit lines not added to redis: {error}");
                 }
                 hub.audit(std::mem::take(&mut committed.audit));

@@ -19,7 +19,6 @@ use crate::private_file;
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 use std::collections::{HashSet, VecDeque};
-use std::fs;
 use std::io;
 use std::path::Path;
 use std::sync::Mutex;
@@ -100,17 +99,14 @@ impl Capabilities {
     /// The key in `dir`, made there (mode 0600) on first start.
     pub fn in_dir(dir: &Path) -> io::Result<Capabilities> {
         let path = dir.join(KEY_FILE);
-        match fs::read_to_string(&path) {
-            Ok(text) => {
+        match private_file::read(&path)? {
+            Some(text) => {
                 let secret = from_hex(text.trim())
                     .filter(|secret| secret.len() == KEY_BYTES)
                     .ok_or_else(|| io::Error::other(format!("{} is not a key", path.display())))?;
                 Ok(Capabilities::new(&secret))
             }
-            Err(error) if error.kind() == io::ErrorKind::NotFound => {
-                Ok(Capabilities::new(&write_new_key(dir)?))
-            }
-            Err(error) => Err(error),
+            None => Ok(Capabilities::new(&write_new_key(dir)?)),
         }
     }
 
@@ -232,6 +228,7 @@ fn from_hex(text: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     const NOW: u64 = 1_795_477_000;
 

@@ -10,8 +10,8 @@
 //! so one device cannot take every place. Loopback clients are the
 //! operator's own (or a proxy that forwards no address) and share the caps.
 
+use crate::serve::origin::Client;
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -28,14 +28,14 @@ pub struct Admission {
     max_streams: usize,
     max_parked: usize,
     /// Places held by each client told apart; an entry leaves at zero.
-    by_client: Mutex<HashMap<(IpAddr, Place), usize>>,
+    by_client: Mutex<HashMap<(Client, Place), usize>>,
 }
 
 /// Gives its place back when dropped.
 pub struct PlaceGuard {
     admission: Arc<Admission>,
     place: Place,
-    client: Option<IpAddr>,
+    client: Option<Client>,
 }
 
 impl Admission {
@@ -61,7 +61,7 @@ impl Admission {
         self.max(place).div_ceil(2)
     }
 
-    fn clients(&self) -> std::sync::MutexGuard<'_, HashMap<(IpAddr, Place), usize>> {
+    fn clients(&self) -> std::sync::MutexGuard<'_, HashMap<(Client, Place), usize>> {
         self.by_client.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -74,10 +74,10 @@ impl Admission {
 
     /// Takes a place for `client` (`None`: one not told apart), or `None`
     /// when places of its kind are at their cap, or the client at its share.
-    pub fn take(self: &Arc<Self>, place: Place, client: Option<IpAddr>) -> Option<PlaceGuard> {
-        if let Some(address) = client {
+    pub fn take(self: &Arc<Self>, place: Place, client: Option<Client>) -> Option<PlaceGuard> {
+        if let Some(named) = &client {
             let mut clients = self.clients();
-            let held = clients.entry((address, place)).or_insert(0);
+            let held = clients.entry((named.clone(), place)).or_insert(0);
             if *held >= self.client_share(place) {
                 return None;
             }
@@ -86,7 +86,7 @@ impl Admission {
         let counter = self.counter(place);
         if counter.fetch_add(1, Ordering::AcqRel) >= self.max(place) {
             counter.fetch_sub(1, Ordering::AcqRel);
-            self.give_back(place, client);
+            self.give_back(place, client.as_ref());
             return None;
         }
         Some(PlaceGuard {
@@ -97,13 +97,14 @@ impl Admission {
     }
 
     /// A client's count, less the place it gave back.
-    fn give_back(&self, place: Place, client: Option<IpAddr>) {
-        let Some(address) = client else { return };
+    fn give_back(&self, place: Place, client: Option<&Client>) {
+        let Some(named) = client else { return };
         let mut clients = self.clients();
-        if let Some(held) = clients.get_mut(&(address, place)) {
+        let key = (named.clone(), place);
+        if let Some(held) = clients.get_mut(&key) {
             *held -= 1;
             if *held == 0 {
-                clients.remove(&(address, place));
+                clients.remove(&key);
             }
         }
     }
@@ -119,7 +120,7 @@ impl Drop for PlaceGuard {
         self.admission
             .counter(self.place)
             .fetch_sub(1, Ordering::AcqRel);
-        self.admission.give_back(self.place, self.client);
+        self.admission.give_back(self.place, self.client.as_ref());
     }
 }
 
@@ -155,21 +156,22 @@ mod tests {
     #[test]
     fn a_client_told_apart_holds_at_most_half_and_gives_it_back() {
         let admission = Arc::new(Admission::new(4, 4));
-        let (a, b): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+        let a = Client::Address("192.0.2.1".parse().unwrap());
+        let b = Client::Unparsed("unknown".into());
         let first: Vec<_> = (0..2)
-            .map(|_| admission.take(Place::Parked, Some(a)))
+            .map(|_| admission.take(Place::Parked, Some(a.clone())))
             .collect();
         assert!(first.iter().all(Option::is_some), "half is a's");
         assert!(
-            admission.take(Place::Parked, Some(a)).is_none(),
+            admission.take(Place::Parked, Some(a.clone())).is_none(),
             "and no more"
         );
         assert!(
-            admission.take(Place::Stream, Some(a)).is_some(),
+            admission.take(Place::Stream, Some(a.clone())).is_some(),
             "streams are counted apart"
         );
         let second: Vec<_> = (0..2)
-            .map(|_| admission.take(Place::Parked, Some(b)))
+            .map(|_| admission.take(Place::Parked, Some(b.clone())))
             .collect();
         assert!(second.iter().all(Option::is_some), "the other half is b's");
         assert!(
@@ -178,7 +180,7 @@ mod tests {
         );
         drop(first);
         assert!(
-            admission.take(Place::Parked, Some(a)).is_some(),
+            admission.take(Place::Parked, Some(a.clone())).is_some(),
             "a's places came back"
         );
         drop(second);

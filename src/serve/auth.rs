@@ -16,11 +16,11 @@
 //! are bounded in number and age.
 
 use crate::private_file;
+use crate::serve::origin::Client;
 use crate::serve::signin;
 use std::collections::{HashMap, VecDeque};
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{self, Read};
-use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -139,7 +139,7 @@ struct Sessions {
 
 #[derive(Default)]
 struct Failures {
-    recent: VecDeque<(Instant, Option<IpAddr>)>,
+    recent: VecDeque<(Instant, Option<Client>)>,
 }
 
 /// Why a sign-in was refused.
@@ -213,17 +213,17 @@ impl Auth {
     pub fn sign_in(
         &self,
         credential: Credential<'_>,
-        client: Option<IpAddr>,
+        client: Option<Client>,
     ) -> Result<String, SignInError> {
         let (Some(tokens), Some(key)) = (&self.tokens, &self.code_key) else {
             return Ok(String::new());
         };
         let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         failures.forget_older_than(FAILURE_WINDOW);
-        if failures.too_many(client) {
+        if failures.too_many(client.as_ref()) {
             log::warn!(
                 "sign-in refused: too many failed attempts (client {})",
-                shown(client)
+                shown(client.as_ref())
             );
             return Err(SignInError::TooMany);
         }
@@ -240,15 +240,15 @@ impl Auth {
             }
         };
         if let Err(error) = checked {
+            log::warn!("failed sign-in from {}: {error:?}", shown(client.as_ref()));
             failures.recent.push_back((Instant::now(), client));
-            log::warn!("failed sign-in from {}: {error:?}", shown(client));
             return Err(error);
         }
         drop(failures);
         let id = random_hex(32).map_err(|_| SignInError::WrongToken)?;
         let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
         sessions.add(id.clone());
-        log::info!("signed in from {}", shown(client));
+        log::info!("signed in from {}", shown(client.as_ref()));
         Ok(id)
     }
 
@@ -288,14 +288,18 @@ impl Failures {
         }
     }
 
-    fn too_many(&self, client: Option<IpAddr>) -> bool {
-        let from_client = self.recent.iter().filter(|(_, c)| *c == client).count();
+    fn too_many(&self, client: Option<&Client>) -> bool {
+        let from_client = self
+            .recent
+            .iter()
+            .filter(|(_, c)| c.as_ref() == client)
+            .count();
         from_client >= FAILURES_PER_CLIENT || self.recent.len() >= FAILURES_OVERALL
     }
 }
 
-fn shown(client: Option<IpAddr>) -> String {
-    client.map_or_else(|| "an unknown address".into(), |ip| ip.to_string())
+fn shown(client: Option<&Client>) -> String {
+    client.map_or_else(|| "loopback".into(), Client::to_string)
 }
 
 fn bearer(authorization: &str) -> Option<&str> {
@@ -333,10 +337,8 @@ pub const TOKENS_FILE: &str = "tokens";
 
 /// Reads the tokens file of a data directory, if there is one.
 pub fn read_tokens(dir: &Path) -> io::Result<Option<Tokens>> {
-    let text = match fs::read_to_string(dir.join(TOKENS_FILE)) {
-        Ok(text) => text,
-        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(error) => return Err(error),
+    let Some(text) = private_file::read(&dir.join(TOKENS_FILE))? else {
+        return Ok(None);
     };
     let field = |name: &str| {
         let line = text
@@ -436,20 +438,20 @@ mod tests {
     #[test]
     fn signing_in_gives_a_session_and_failures_are_limited() {
         let auth = auth();
-        let client = Some(IpAddr::from([192, 168, 1, 9]));
+        let client = Some(Client::Address([192, 168, 1, 9].into()));
         let id = auth
-            .sign_in(Credential::Token("human-secret"), client)
+            .sign_in(Credential::Token("human-secret"), client.clone())
             .unwrap();
         let cookie = format!("theme=dark; {COOKIE}={id}");
         assert_eq!(auth.identify(None, Some(&cookie), false), Caller::SignedIn);
         assert_eq!(
-            auth.sign_in(Credential::Token("agent-secret"), client),
+            auth.sign_in(Credential::Token("agent-secret"), client.clone()),
             Err(SignInError::WrongToken),
             "an agent's token never signs in"
         );
         for _ in 1..FAILURES_PER_CLIENT {
             assert_eq!(
-                auth.sign_in(Credential::Token("guess"), client),
+                auth.sign_in(Credential::Token("guess"), client.clone()),
                 Err(SignInError::WrongToken)
             );
         }
@@ -458,7 +460,7 @@ mod tests {
             Err(SignInError::TooMany),
             "even the right token, for a while"
         );
-        let other = Some(IpAddr::from([192, 168, 1, 10]));
+        let other = Some(Client::Address([192, 168, 1, 10].into()));
         assert!(
             auth.sign_in(Credential::Token("human-secret"), other)
                 .is_ok(),

@@ -5,7 +5,10 @@
 //! askgate's external origin and host come from configuration
 //! (`--public-url`), never from a header alone. `X-Forwarded-Proto` and
 //! `X-Forwarded-Host` are believed only from a `--trusted-proxy` peer, and
-//! then only their last value, the one that proxy set. Origins compare with
+//! then only their last value, the one that proxy set (every line of a
+//! header is one list, in order). So is `X-Forwarded-For`, which tells
+//! clients apart: a value that is no address is a client of its own, never
+//! one that shares the loopback's places or skips a limit. Origins compare with
 //! their scheme: `http://x` is never `https://x`. Pure functions of the
 //! configuration and the request.
 
@@ -103,26 +106,69 @@ pub fn is_https(config: &Config, request: &Request) -> bool {
         .is_some_and(|host| host_name(host).eq_ignore_ascii_case(public.host_name()))
 }
 
-/// The last value of a forwarded header, only from a trusted proxy.
+/// The last value of a forwarded header, only from a trusted proxy;
+/// `None` when empty.
 fn forwarded<'a>(config: &Config, request: &'a Request, name: &str) -> Option<&'a str> {
+    forwarded_last(config, request, name).filter(|value| !value.is_empty())
+}
+
+/// The last value of every line of a forwarded header, taken as one list
+/// (docs/PROTOCOL.md §7): the one the trusted proxy added. Only from a
+/// trusted proxy.
+fn forwarded_last<'a>(config: &Config, request: &'a Request, name: &str) -> Option<&'a str> {
     let peer = request.peer?.ip().to_canonical();
     if !config.trusted_proxies.contains(&peer) {
         return None;
     }
-    let value = request.header(name)?.rsplit(',').next()?.trim();
-    Some(value).filter(|value| !value.is_empty())
+    let last_line = request.headers_named(name).last()?;
+    Some(last_line.rsplit(',').next().unwrap_or("").trim())
 }
 
-/// The client's address where it tells one client from another: a
-/// trusted proxy's `X-Forwarded-For`, else the peer's. `None` for loopback
-/// (the operator's own, or a proxy that forwards no address).
-pub fn client_address(config: &Config, request: &Request) -> Option<IpAddr> {
-    let address = match forwarded(config, request, "x-forwarded-for") {
-        Some(value) => value.parse::<IpAddr>().ok()?,
+/// Bytes of an unparseable forwarded address kept as a client's name.
+const MAX_UNPARSED: usize = 64;
+
+/// A client told apart from others (docs/PROTOCOL.md §7): its address, or
+/// the text a trusted proxy forwarded that is no address (cut to
+/// `MAX_UNPARSED` bytes), which is then a client of its own.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Client {
+    Address(IpAddr),
+    Unparsed(String),
+}
+
+impl Client {
+    fn unparsed(text: &str) -> Client {
+        let mut end = text.len().min(MAX_UNPARSED);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        Client::Unparsed(text[..end].to_string())
+    }
+}
+
+impl std::fmt::Display for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Client::Address(address) => write!(f, "{address}"),
+            Client::Unparsed(text) => write!(f, "forwarded {text:?}"),
+        }
+    }
+}
+
+/// The client where it tells one from another: the last address of a
+/// trusted proxy's `X-Forwarded-For` (or its text, when it is none), else
+/// the peer's. `None` for loopback (the operator's own, or a proxy that
+/// forwards no address).
+pub fn client(config: &Config, request: &Request) -> Option<Client> {
+    let address = match forwarded_last(config, request, "x-forwarded-for") {
+        Some(value) => match value.parse::<IpAddr>() {
+            Ok(address) => address,
+            Err(_) => return Some(Client::unparsed(value)),
+        },
         None => request.peer?.ip(),
     }
     .to_canonical();
-    (!address.is_loopback()).then_some(address)
+    (!address.is_loopback()).then_some(Client::Address(address))
 }
 
 /// The host the client addressed: a trusted proxy's `X-Forwarded-Host`,
@@ -323,6 +369,36 @@ mod tests {
             &[("Host", "localhost"), ("X-Forwarded-Proto", "https, http")],
         );
         assert!(!is_https(&trusting, &appended));
+    }
+
+    #[test]
+    fn the_client_is_the_last_forwarded_value_of_every_line_and_text_is_a_client_too() {
+        let trusting = config(&["--trusted-proxy", "127.0.0.1"]);
+        let address = |text: &str| Some(Client::Address(text.parse().unwrap()));
+        let unparsed = |text: &str| Some(Client::Unparsed(text.into()));
+        let long = "x".repeat(200);
+        #[rustfmt::skip]
+        let cases = [
+            (PROXY, vec![], None),
+            (PROXY, vec![("X-Forwarded-For", "192.0.2.7")], address("192.0.2.7")),
+            (PROXY, vec![("X-Forwarded-For", "203.0.113.9, 192.0.2.7")], address("192.0.2.7")),
+            // Several lines are one list, in order: the proxy's is the last.
+            (PROXY, vec![("X-Forwarded-For", "192.0.2.7"), ("X-Forwarded-For", "198.51.100.3")], address("198.51.100.3")),
+            (PROXY, vec![("X-Forwarded-For", "192.0.2.7, 198.51.100.3"), ("X-Forwarded-For", "unknown")], unparsed("unknown")),
+            (PROXY, vec![("X-Forwarded-For", "192.0.2.7,")], unparsed("")),
+            (PROXY, vec![("X-Forwarded-For", &long)], unparsed(&long[..MAX_UNPARSED])),
+            (PROXY, vec![("X-Forwarded-For", "::ffff:192.0.2.7")], address("192.0.2.7")),
+            (PROXY, vec![("X-Forwarded-For", "127.0.0.1")], None),
+            ("192.0.2.50:40000", vec![("X-Forwarded-For", "192.0.2.7")], address("192.0.2.50")),
+            ("127.0.0.2:40000", vec![("X-Forwarded-For", "garbage")], None),
+        ];
+        for (peer, headers, expected) in cases {
+            assert_eq!(
+                client(&trusting, &request(peer, &headers)),
+                expected,
+                "{peer} {headers:?}"
+            );
+        }
     }
 
     #[test]

@@ -342,7 +342,7 @@ fn login(app: &App, request: &Request) -> Result<Reply> {
             ));
         }
     };
-    let client = request.peer.map(|peer| peer.ip());
+    let client = origin::client(&app.config, request);
     match app.auth.sign_in(credential, client) {
         Ok(id) if id.is_empty() => Ok(Response::json(200, &json!({"ok": true})).into()),
         Ok(id) => {
@@ -697,7 +697,7 @@ fn take_place(
     request: &Request,
     place: Place,
 ) -> Result<crate::serve::admission::PlaceGuard> {
-    let client = origin::client_address(&app.config, request);
+    let client = origin::client(&app.config, request);
     app.admission
         .take(place, client)
         .ok_or(Error::Unavailable(RETRY_AFTER_SECS))

@@ -11,7 +11,7 @@
 
 use super::disk::{self, AUDIT_LOG, AUDIT_LOG_OLD};
 use crossbeam_channel::{Receiver, Sender};
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -177,8 +177,9 @@ impl Appender {
     }
 }
 
+/// Never through a symlink planted in the directory.
 fn open_file(dir: &Path) -> io::Result<File> {
-    OpenOptions::new()
+    crate::private_file::no_follow()
         .create(true)
         .append(true)
         .mode(0o600)

@@ -4,14 +4,19 @@
 //!
 //! Invariants: a snapshot or journal appears under its final name only
 //! complete and synced (written as `NAME.tmp`, synced, renamed, directory
-//! synced); the lock is an flock, so it dies with the process that held it;
-//! what askgate creates is its user's alone (files 0600, directories 0700),
-//! for the journal holds every prompt and answer.
+//! synced); the lock is an flock, so it dies with the process that held it,
+//! taken on `lock` and on the journal file itself (each new journal is
+//! locked before it takes the name), so deleting `lock` lets no second
+//! server in; what askgate creates is its user's alone (files 0600,
+//! directories 0700, refused when others may write to the directory), for
+//! the journal holds every prompt and answer, and no file is opened through
+//! a symlink (`crate::private_file`).
 
-use std::fs::{self, DirBuilder, File, OpenOptions};
+use crate::private_file::{self, no_follow};
+use std::fs::{self, File};
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 pub const LOCK: &str = "lock";
@@ -22,37 +27,86 @@ pub const SNAPSHOT_TMP: &str = "snapshot.tmp";
 pub const AUDIT_LOG: &str = "audit.log";
 pub const AUDIT_LOG_OLD: &str = "audit.log.1";
 
-/// Creates DIR and its missing parents, readable by this user only.
+/// Creates DIR and its missing parents, readable by this user only, and
+/// refuses one that others may write to.
 pub fn create_dir(dir: &Path) -> io::Result<()> {
-    DirBuilder::new().recursive(true).mode(0o700).create(dir)
+    private_file::private_dir(dir)
 }
 
-/// Takes the exclusive lock on `DIR/lock` and writes our pid in it; `None`
-/// when another open file (this process or another) holds it.
-pub fn lock(dir: &Path) -> io::Result<Option<File>> {
-    let file = OpenOptions::new()
+/// The directory's locks, held while this value lives: `DIR/lock` (with
+/// our pid in it) and the journal file there was when it was taken.
+pub struct Lock {
+    _lock_file: File,
+    _journal: Option<File>,
+}
+
+/// Takes the exclusive locks on `DIR/lock` and on `DIR/journal` (when there
+/// is one) and writes our pid in `lock`; `None` when another open file
+/// (this process or another) holds either.
+pub fn lock(dir: &Path) -> io::Result<Option<Lock>> {
+    let file = no_follow()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
         .mode(0o600)
         .open(dir.join(LOCK))?;
-    // SAFETY: flock only reads the descriptor, which `file` keeps open.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        let error = io::Error::last_os_error();
-        return match error.kind() {
-            io::ErrorKind::WouldBlock => Ok(None),
-            _ => Err(error),
-        };
+    if !try_lock(&file)? {
+        return Ok(None);
     }
+    let Some(journal) = lock_journal(dir)? else {
+        return Ok(None);
+    };
     file.set_len(0)?;
     file.write_all_at(format!("{}\n", std::process::id()).as_bytes(), 0)?;
-    Ok(Some(file))
+    Ok(Some(Lock {
+        _lock_file: file,
+        _journal: journal,
+    }))
+}
+
+/// The lock on the journal file: `Some(None)` when there is none yet,
+/// `None` when another holds it. A journal renamed over between opening
+/// and locking is opened again, so the lock is on the file named `journal`.
+fn lock_journal(dir: &Path) -> io::Result<Option<Option<File>>> {
+    let path = dir.join(JOURNAL);
+    loop {
+        let file = match no_follow().read(true).open(&path) {
+            Ok(file) => file,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Some(None)),
+            Err(error) => return Err(error),
+        };
+        if !try_lock(&file)? {
+            return Ok(None);
+        }
+        let named = fs::symlink_metadata(&path)?;
+        let held = file.metadata()?;
+        if (named.dev(), named.ino()) == (held.dev(), held.ino()) {
+            return Ok(Some(Some(file)));
+        }
+    }
+}
+
+/// An exclusive flock without waiting: false when another open file holds it.
+pub fn try_lock(file: &File) -> io::Result<bool> {
+    // SAFETY: flock only reads the descriptor, which `file` keeps open.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        return Ok(true);
+    }
+    let error = io::Error::last_os_error();
+    match error.kind() {
+        io::ErrorKind::WouldBlock => Ok(false),
+        _ => Err(error),
+    }
 }
 
 /// The pid the holder of the lock wrote, if it did.
 pub fn lock_holder(dir: &Path) -> Option<u32> {
-    fs::read_to_string(dir.join(LOCK)).ok()?.trim().parse().ok()
+    private_file::read(&dir.join(LOCK))
+        .ok()??
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// A file-size limit (`ulimit -f`, `prlimit --fsize`) then fails a write
@@ -114,16 +168,12 @@ fn write_zeros(file: &File, offset: u64, len: u64) -> io::Result<()> {
     file.sync_data()
 }
 
-/// Writes `parts` to `DIR/tmp`, then `spare` preallocated bytes, and syncs
-/// it; the caller renames it into place with `rename_synced`.
+/// Writes `parts` to a new `DIR/tmp` (whatever was there removed first),
+/// then `spare` preallocated bytes, and syncs it; the caller renames it
+/// into place with `rename_synced`.
 pub fn write_tmp(dir: &Path, tmp: &str, parts: &[&[u8]], spare: u64) -> io::Result<File> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(dir.join(tmp))?;
+    remove_if_exists(dir, tmp)?;
+    let file = private_file::create_new(&dir.join(tmp))?;
     let mut offset = 0;
     for part in parts {
         file.write_all_at(part, offset)?;
@@ -145,19 +195,19 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// The bytes of `path`, never read through a symlink; `None` when missing.
 pub fn read_if_exists(path: &Path) -> io::Result<Option<Vec<u8>>> {
-    match fs::read(path) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(error) => Err(error),
-    }
+    let mut file = match no_follow().read(true).open(path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(error),
+    };
+    let mut bytes = Vec::new();
+    io::Read::read_to_end(&mut file, &mut bytes)?;
+    Ok(Some(bytes))
 }
 
 /// Removes `DIR/name`; Ok(true) if it was there.
 pub fn remove_if_exists(dir: &Path, name: &str) -> io::Result<bool> {
-    match fs::remove_file(dir.join(name)) {
-        Ok(()) => Ok(true),
-        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(error) => Err(error),
-    }
+    private_file::remove_if_exists(&dir.join(name))
 }

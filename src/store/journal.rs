@@ -18,7 +18,6 @@ pub use super::recover::{Damage, OpenError, Report, check};
 use super::writer::{self, Writer};
 use super::{disk, format};
 use std::fmt;
-use std::fs::File;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -148,7 +147,7 @@ pub struct Journal {
     shared: Arc<Shared>,
     thread: Mutex<Option<JoinHandle<()>>>,
     max_record: usize,
-    _lock: File,
+    _lock: disk::Lock,
 }
 
 impl Journal {
@@ -171,7 +170,7 @@ impl Journal {
 
     /// Opens the journal file for appending, preallocates the reserve and
     /// starts the thread.
-    fn start(found: &Found, options: Options, lock: File) -> Result<Journal, OpenError> {
+    fn start(found: &Found, options: Options, lock: disk::Lock) -> Result<Journal, OpenError> {
         let journal_path = found.dir.join(disk::JOURNAL);
         let appendable = writer::open_file(found).map_err(OpenError::io(&journal_path))?;
         let shared = Arc::new(Shared::new(found.last_version(), appendable.spare()));
@@ -288,7 +287,7 @@ impl Drop for Journal {
     }
 }
 
-fn take_lock(dir: &Path) -> Result<File, OpenError> {
+fn take_lock(dir: &Path) -> Result<disk::Lock, OpenError> {
     let locked = disk::lock(dir).map_err(OpenError::io(&dir.join(disk::LOCK)))?;
     locked.ok_or_else(|| OpenError::Locked {
         dir: dir.to_path_buf(),

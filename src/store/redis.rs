@@ -11,6 +11,8 @@
 //!   the log before the previous snapshot is trimmed when a newer one lands.
 //! - `lease`: who decides the time-driven changes (expiry, retention), with
 //!   a TTL its holder renews.
+//! - `audit`: a stream of audit lines (the field `line`), and
+//!   `audit-bytes`, the bytes of lines it holds, capped as `audit` says.
 //! - the channel `askgate:changes`: every appended record, as
 //!   `base version bytes`, published by the same script that appends it.
 //!
@@ -32,8 +34,50 @@ pub const TIMEOUT: Duration = Duration::from_secs(2);
 
 const PREFIX: &str = "askgate:";
 
-/// Audit lines the shared stream keeps (`askgate:audit`), about.
+/// Audit lines the shared stream keeps (`askgate:audit`) at most.
 const AUDIT_KEPT: usize = 100_000;
+/// Bytes of audit lines the shared stream keeps at most: as much as an
+/// instance's `audit.log` and `audit.log.1` together.
+pub const AUDIT_MAX_BYTES: u64 = 16 << 20;
+
+/// Adds one audit line and trims the oldest until the stream holds at most
+/// ARGV[2] lines and ARGV[3] bytes of lines; KEYS[2] counts those bytes,
+/// measured once over the whole stream when it is missing (a stream an
+/// older askgate wrote, or a counter someone deleted).
+const AUDIT: &str = r"
+local function size(entry)
+  local total = 0
+  for i = 2, #entry[2], 2 do total = total + #entry[2][i] end
+  return total
+end
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  local total, from = 0, '-'
+  repeat
+    local batch = redis.call('XRANGE', KEYS[1], from, '+', 'COUNT', 1000)
+    for _, entry in ipairs(batch) do total = total + size(entry) end
+    if #batch > 0 then from = '(' .. batch[#batch][1] end
+  until #batch < 1000
+  redis.call('SET', KEYS[2], total)
+end
+redis.call('XADD', KEYS[1], '*', 'line', ARGV[1])
+local bytes = redis.call('INCRBY', KEYS[2], #ARGV[1])
+local kept, cap = tonumber(ARGV[2]), tonumber(ARGV[3])
+local count = redis.call('XLEN', KEYS[1])
+while bytes > cap or count > kept do
+  local oldest = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 100)
+  if #oldest == 0 then
+    redis.call('SET', KEYS[2], 0)
+    return 0
+  end
+  for _, entry in ipairs(oldest) do
+    if bytes <= cap and count <= kept then break end
+    redis.call('XDEL', KEYS[1], entry[1])
+    bytes = redis.call('DECRBY', KEYS[2], size(entry))
+    count = count - 1
+  end
+end
+return bytes
+";
 
 const APPEND: &str = r"
 local current = redis.call('GET', KEYS[1]) or '0'
@@ -374,23 +418,17 @@ impl Link<'_> {
         Ok(reply == Reply::Int(1))
     }
 
-    /// Adds an operation's audit lines to the shared audit stream, the
-    /// newest `AUDIT_KEPT` or so kept, each instance's own file beside it.
-    pub fn audit(&mut self, lines: &[String]) -> io::Result<()> {
-        let stream = key("audit");
-        let kept = AUDIT_KEPT.to_string();
+    /// Adds an operation's audit lines to the shared audit stream, which
+    /// keeps the newest `AUDIT_KEPT` lines and `max_bytes` bytes of lines
+    /// at most (`AUDIT_MAX_BYTES` for a server), each instance's own file
+    /// beside it.
+    pub fn audit(&mut self, lines: &[String], max_bytes: u64) -> io::Result<()> {
+        let keys = [key("audit"), key("audit-bytes")];
+        let keys = [keys[0].as_str(), keys[1].as_str()];
+        let (kept, cap) = (AUDIT_KEPT.to_string(), max_bytes.to_string());
         for line in lines {
-            let args: [&[u8]; 8] = [
-                b"XADD",
-                stream.as_bytes(),
-                b"MAXLEN",
-                b"~",
-                kept.as_bytes(),
-                b"*",
-                b"line",
-                line.as_bytes(),
-            ];
-            self.call(&args)?;
+            let args: [&[u8]; 3] = [line.as_bytes(), kept.as_bytes(), cap.as_bytes()];
+            self.script(AUDIT, &keys, &args)?;
         }
         Ok(())
     }

@@ -13,8 +13,9 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
-/// Where Redis is: `redis://[[user]:password@]host[:port][/db]`.
-#[derive(Clone, Debug, PartialEq)]
+/// Where Redis is: `redis://[[user]:password@]host[:port][/db]`. Neither
+/// its `Display` nor its `Debug` shows the password.
+#[derive(Clone, PartialEq)]
 pub struct Target {
     pub host: String,
     pub port: u16,
@@ -23,8 +24,41 @@ pub struct Target {
     pub password: Option<String>,
 }
 
+impl fmt::Debug for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Target({self}")?;
+        match (&self.user, &self.password) {
+            (Some(user), _) => write!(f, ", user {user:?}, password ***)"),
+            (None, Some(_)) => write!(f, ", password ***)"),
+            (None, None) => write!(f, ")"),
+        }
+    }
+}
+
+/// A `redis://` URL as it may be shown in a message or a log: whatever
+/// precedes its last `@` (after the scheme) is the credentials, shown as
+/// `user:***` or `***`, even when the rest does not parse.
+pub fn without_password(url: &str) -> String {
+    let Some(at) = url.rfind('@') else {
+        return url.to_string();
+    };
+    let (before, after) = url.split_at(at);
+    let start = before.find("://").map_or(0, |scheme| scheme + 3);
+    let (scheme, credentials) = before.split_at(start);
+    match credentials.split_once(':') {
+        Some((user, _)) => format!("{scheme}{user}:***{after}"),
+        None => format!("{scheme}***{after}"),
+    }
+}
+
 impl Target {
     pub fn parse(url: &str) -> Result<Target, String> {
+        // A part of a URL with credentials is never quoted: with a `/` or
+        // `@` in the password, a part may be a piece of it.
+        let quoted = |part: &str| match url.contains('@') {
+            true => "(not shown: the URL has credentials)".to_string(),
+            false => format!("{part:?}"),
+        };
         let rest = url
             .strip_prefix("redis://")
             .ok_or("want redis://host:port/db")?;
@@ -45,7 +79,7 @@ impl Target {
             Some((host, port)) if !host.ends_with(']') || host.starts_with('[') => (
                 host,
                 port.parse::<u16>()
-                    .map_err(|_| format!("not a port: {port:?}"))?,
+                    .map_err(|_| format!("not a port: {}", quoted(port)))?,
             ),
             _ => (host_port, 6379),
         };
@@ -57,7 +91,7 @@ impl Target {
             "" => 0,
             db => db
                 .parse()
-                .map_err(|_| format!("not a database number: {db:?}"))?,
+                .map_err(|_| format!("not a database number: {}", quoted(db)))?,
         };
         Ok(Target {
             host: host.to_string(),
@@ -341,6 +375,28 @@ mod tests {
         );
         for bad in ["http://x", "redis://", "redis://h:port", "redis://h/db"] {
             assert!(Target::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            format!("{target:?}"),
+            "Target(redis://[::1]:7000/1, user \"me\", password ***)"
+        );
+    }
+
+    #[test]
+    fn a_password_is_never_shown_even_in_a_url_that_does_not_parse() {
+        #[rustfmt::skip]
+        let cases = [
+            ("redis://user:secret@host", "redis://user:***@host"),
+            ("redis://:secret@host:6379/0", "redis://:***@host:6379/0"),
+            ("redis://secret@host", "redis://***@host"),
+            ("redis://u:se/cr@et@host:x", "redis://u:***@host:x"),
+            ("redis:/user:secret@host", "redis:***@host"),
+            ("redis://host:6379/0", "redis://host:6379/0"),
+        ];
+        for (url, shown) in cases {
+            assert_eq!(without_password(url), shown);
+            let error = Target::parse(url).err().unwrap_or_default();
+            assert!(!error.contains("se"), "{url}: {error}");
         }
     }
 

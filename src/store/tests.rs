@@ -383,6 +383,68 @@ fn a_second_open_of_the_same_directory_is_refused() {
 }
 
 #[test]
+fn deleting_the_lock_file_lets_no_second_open_in_even_after_compactions() {
+    let dir = TempDir::new("lock-deleted");
+    let (first, _) = open(&dir);
+    append_all(&first, 1..=3);
+    let refused = |why: &str| {
+        fs::remove_file(dir.file(disk::LOCK)).unwrap();
+        match Journal::open_with(&dir.0, quick()) {
+            Err(OpenError::Locked { .. }) => {}
+            Err(other) => panic!("{why}: {other}"),
+            Ok(_) => panic!("{why}: opened twice"),
+        }
+    };
+    refused("the journal it started with");
+    for version in [3, 4] {
+        first.compact(version, format!("state at {version}").into_bytes());
+        append_all(&first, [version + 1]);
+        refused("a journal made by compaction");
+    }
+    drop(first);
+    let (_, recovered) = open(&dir);
+    assert_eq!(recovered.records, expected([5]));
+}
+
+#[test]
+fn a_symlink_planted_in_the_directory_is_never_followed() {
+    let dir = TempDir::new("symlink");
+    let (journal, _) = open(&dir);
+    append_all(&journal, 1..=2);
+    let victim = dir.file("victim");
+    fs::write(&victim, "keep me").unwrap();
+    std::os::unix::fs::symlink(&victim, dir.file(JOURNAL_TMP)).unwrap();
+    std::os::unix::fs::symlink(&victim, dir.file(SNAPSHOT_TMP)).unwrap();
+    journal.compact(2, b"state at 2".to_vec());
+    append_all(&journal, [3]);
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "keep me");
+    drop(journal);
+    fs::remove_file(dir.file(JOURNAL)).unwrap();
+    std::os::unix::fs::symlink(&victim, dir.file(JOURNAL)).unwrap();
+    assert!(
+        Journal::open_with(&dir.0, quick()).is_err(),
+        "not opened through it"
+    );
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "keep me");
+}
+
+#[test]
+fn a_directory_others_may_write_to_is_refused() {
+    let dir = TempDir::new("shared");
+    fs::create_dir_all(&dir.0).unwrap();
+    fs::set_permissions(&dir.0, fs::Permissions::from_mode(0o777)).unwrap();
+    let Err(refused) = Journal::open_with(&dir.0, quick()) else {
+        panic!("opened a directory everyone may write to");
+    };
+    let message = refused.to_string();
+    assert!(
+        message.contains(&format!("chmod 700 {}", dir.0.display())),
+        "{message}"
+    );
+    assert!(!dir.file(JOURNAL).exists(), "nothing made there");
+}
+
+#[test]
 fn appends_that_break_the_rules_are_refused() {
     let dir = TempDir::new("refusals");
     let (journal, _) = open(&dir);

@@ -12,7 +12,7 @@ use super::format::{self, HEADER_LEN, Tail};
 use super::handoff::{Fault, Item, Shared};
 use super::journal::Options;
 use super::recover::Found;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -41,7 +41,7 @@ pub fn open_file(found: &Found) -> io::Result<Appendable> {
     let Some(journal) = &found.journal else {
         return create_file(found);
     };
-    let file = OpenOptions::new()
+    let file = crate::private_file::no_follow()
         .read(true)
         .write(true)
         .open(dir.join(JOURNAL))?;
@@ -64,9 +64,21 @@ fn create_file(found: &Found) -> io::Result<Appendable> {
         );
     }
     let file = disk::write_tmp(dir, JOURNAL_TMP, &[&format::journal_header(base)], 0)?;
+    lock_new_journal(&file)?;
     disk::rename_synced(dir, JOURNAL_TMP, JOURNAL)?;
     let (end, len) = (HEADER_LEN, HEADER_LEN);
     Ok(Appendable { file, end, len })
+}
+
+/// Locks a new journal before it takes the name `journal`, so the file of
+/// that name is always locked while this server runs (`disk::lock`).
+fn lock_new_journal(file: &File) -> io::Result<()> {
+    match disk::try_lock(file)? {
+        true => Ok(()),
+        false => Err(io::Error::other(
+            "a new journal file is locked by another process",
+        )),
+    }
 }
 
 pub struct Writer {
@@ -301,6 +313,7 @@ impl Writer {
     fn switch_files(&self, version: u64, snapshot: &[u8], spare: u64) -> io::Result<File> {
         let header = format::journal_header(version);
         let journal = disk::write_tmp(&self.dir, JOURNAL_TMP, &[&header], spare)?;
+        lock_new_journal(&journal)?;
         self.shared.fault(Fault::Snapshot)?;
         let snapshot_header = format::snapshot_header(version, snapshot);
         disk::write_tmp(&self.dir, SNAPSHOT_TMP, &[&snapshot_header, snapshot], 0)?;

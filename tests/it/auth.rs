@@ -295,6 +295,74 @@ fn failed_sign_ins_are_rate_limited() {
 }
 
 #[test]
+fn behind_a_trusted_proxy_failed_sign_ins_are_counted_per_forwarded_client() {
+    // One LAN host guessing must not lock everyone behind the same proxy out.
+    let server = TestServer::start(&[
+        "--agent-token",
+        AGENT,
+        "--human-token",
+        HUMAN,
+        "--trusted-proxy",
+        "127.0.0.1",
+    ]);
+    let sign_in = |forwarded: &[&str], token: &str| {
+        let mut headers = vec![("Content-Type", "application/json")];
+        headers.extend(forwarded.iter().map(|value| ("X-Forwarded-For", *value)));
+        let body = json!({ "token": token }).to_string();
+        server.request("POST", "/api/login", &headers, &body).status
+    };
+    for _ in 0..5 {
+        assert_eq!(sign_in(&["192.0.2.1"], "guess-guess-guess"), 401);
+    }
+    assert_eq!(sign_in(&["192.0.2.1"], HUMAN), 429, "the guesser waits");
+    assert_eq!(
+        sign_in(&["192.0.2.2"], HUMAN),
+        200,
+        "another client does not"
+    );
+    assert_eq!(
+        sign_in(&["192.0.2.1", "192.0.2.3"], HUMAN),
+        200,
+        "of several lines the last, the proxy's, names the client"
+    );
+    for _ in 0..5 {
+        assert_eq!(sign_in(&["unknown"], "guess-guess-guess"), 401);
+    }
+    assert_eq!(
+        sign_in(&["unknown"], HUMAN),
+        429,
+        "a value that is no address is a client of its own"
+    );
+    assert_eq!(sign_in(&[], HUMAN), 200, "and not the proxy's own");
+}
+
+#[test]
+fn a_failed_sign_in_behind_a_proxy_is_logged_with_the_forwarded_client() {
+    let server = crate::binary::ServerProcess::start(&[
+        "--agent-token",
+        AGENT,
+        "--human-token",
+        HUMAN,
+        "--trusted-proxy",
+        "127.0.0.1",
+    ]);
+    let headers = [
+        ("Content-Type", "application/json"),
+        ("X-Forwarded-For", "192.0.2.77"),
+    ];
+    let body = json!({"token": "guess-guess-guess"}).to_string();
+    assert_eq!(
+        server.request("POST", "/api/login", &headers, &body).status,
+        401
+    );
+    crate::support::eventually(
+        "the failure is logged",
+        crate::support::DEADLINE,
+        &mut || server.stderr().contains("failed sign-in from 192.0.2.77"),
+    );
+}
+
+#[test]
 fn reached_from_the_network_without_credentials_the_server_refuses_to_start() {
     let cases: [&[&str]; 2] = [
         &["--bind", "0.0.0.0:0"],

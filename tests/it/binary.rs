@@ -28,6 +28,20 @@ pub fn askgate() -> Command {
     command
 }
 
+/// A stdout whose reader is gone before the child starts, as `| head`'s is
+/// once it has its lines: every write fails with EPIPE.
+pub fn closed_pipe() -> Stdio {
+    use std::os::fd::FromRawFd;
+    let mut ends = [0; 2];
+    // SAFETY: pipe writes two new descriptors into `ends`; the read end is
+    // closed at once and the write end owned by the `OwnedFd`.
+    unsafe {
+        assert_eq!(libc::pipe(ends.as_mut_ptr()), 0);
+        libc::close(ends[0]);
+        Stdio::from(std::os::fd::OwnedFd::from_raw_fd(ends[1]))
+    }
+}
+
 /// Starts `askgate clarify`/`approve` against `server`, returning the child.
 pub fn ask(server: SocketAddr, args: &[&str]) -> Child {
     ask_at(&format!("http://{server}"), askgate().args(args))
@@ -91,6 +105,25 @@ pub fn answer(server: &TestServer, kind: &str, session_id: &str, answer: &str) -
     let reply = server.post(&format!("/api/{kind}/respond"), &body);
     assert_eq!(reply.status, 200, "{}", reply.text());
     head
+}
+
+#[test]
+fn clarify_into_a_closed_pipe_exits_0_without_a_panic() {
+    let server = TestServer::start(&[]);
+    let child = askgate()
+        .env("ASKGATE_URL", format!("http://{}", server.addr))
+        .args(["clarify", "--session", "piped", "Ship it?"])
+        .stdout(closed_pipe())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let head = pending_head(&server, "clarify", "piped");
+    let body = json!({"session_id": "piped", "clarify_id": head["clarify_id"], "response": "yes"});
+    assert_eq!(server.post("/api/clarify/respond", &body).status, 200);
+    let output = finish(child, DEADLINE);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
 }
 
 #[test]

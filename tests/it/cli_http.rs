@@ -106,6 +106,69 @@ fn redirects_are_followed_and_the_token_only_goes_to_the_same_host() {
     }
 }
 
+/// A loopback listener that answers every request with a `307` to the
+/// same path under `/askgate` at `target`, reading each request whole first.
+fn redirect_every_request_to(target: std::net::SocketAddr) -> std::net::SocketAddr {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for socket in listener.incoming().flatten() {
+            socket.set_read_timeout(Some(DEADLINE)).unwrap();
+            let mut reader = BufReader::new(&socket);
+            let (mut line, mut length) = (String::new(), 0);
+            let _ = reader.read_line(&mut line);
+            let path = line.split(' ').nth(1).unwrap_or("/").to_string();
+            loop {
+                line.clear();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+                    break;
+                }
+                if let Some((name, value)) = line.split_once(':')
+                    && name.eq_ignore_ascii_case("content-length")
+                {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+            }
+            let _ = reader.take(length).read_to_end(&mut Vec::new());
+            let reply = format!(
+                "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://{target}/askgate{path}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            let _ = (&socket).write_all(reply.as_bytes());
+        }
+    });
+    addr
+}
+
+#[test]
+fn the_token_never_follows_a_redirect_to_another_port() {
+    // Another port on the same host may be another program; on loopback,
+    // any local user's.
+    let server = TestServer::start(&[]);
+    let other_port = Proxy::start(server.addr);
+    let redirector = redirect_every_request_to(other_port.addr);
+    let child = ask_at(
+        &format!("http://{redirector}"),
+        askgate()
+            .args(["approve", "--session", "port", "--command", "reboot"])
+            .env("ASKGATE_TOKEN", "agent-token-0123456789"),
+    );
+    let head = pending_head(&server, "approval", "port");
+    let body = json!({"session_id": "port", "approval_id": head["approval_id"], "choice": "once"});
+    assert_eq!(server.post("/api/approval/respond", &body).status, 200);
+    let output = finish(child, DEADLINE);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let seen = other_port.seen();
+    let methods: Vec<&str> = seen.iter().map(|seen| seen.method.as_str()).collect();
+    assert!(
+        methods.contains(&"POST") && methods.contains(&"GET"),
+        "{methods:?}"
+    );
+    for seen in &seen {
+        assert_eq!(seen.authorization, None, "{seen:?}");
+    }
+}
+
 #[test]
 fn an_answer_that_is_not_json_exits_2_naming_the_status() {
     let gone = TcpListener::bind("127.0.0.1:0")

@@ -482,6 +482,65 @@ fn a_second_server_on_the_same_dir_is_refused() {
     assert_eq!(outcome(&next, "clarify", "one", &id).1["status"], "pending");
 }
 
+#[test]
+fn journal_check_into_a_closed_pipe_ends_quietly() {
+    // `askgate journal check DIR | head`: the reader may be gone before a
+    // line is written.
+    let dir = TempDir::new("pipe");
+    let output = askgate()
+        .args(["journal", "check", dir.arg()])
+        .stdout(crate::binary::closed_pipe())
+        .output()
+        .unwrap();
+    let stderr = text(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let by_sigpipe =
+        std::os::unix::process::ExitStatusExt::signal(&output.status) == Some(libc::SIGPIPE);
+    assert!(
+        output.status.code() == Some(0) || by_sigpipe,
+        "{:?}: {stderr}",
+        output.status
+    );
+}
+
+#[test]
+fn deleting_the_lock_file_lets_no_second_server_in() {
+    // The journal file itself is locked too: two servers on one journal
+    // would each acknowledge prompts the other then overwrites.
+    let dir = TempDir::new("lock-deleted");
+    let first = serve_on(&dir, &[]);
+    let id = clarify(&first, "one", "mine?", 600);
+    std::fs::remove_file(dir.path.join("lock")).unwrap();
+    let exited = try_serve_on(&dir, &[])
+        .err()
+        .expect("the second is refused");
+    assert!(
+        exited.code.is_some_and(|code| code != 0)
+            && exited.stderr.contains("in use by another askgate"),
+        "{exited:?}"
+    );
+    assert_eq!(
+        outcome(&first, "clarify", "one", &id).1["status"],
+        "pending"
+    );
+}
+
+#[test]
+fn a_data_dir_others_may_write_to_is_refused_naming_the_fix() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("shared");
+    let everyone = std::fs::Permissions::from_mode(0o777);
+    std::fs::set_permissions(&dir.path, everyone).unwrap();
+    let exited = try_serve_on(&dir, &[])
+        .err()
+        .expect("a directory everyone may write to is refused");
+    let fix = format!("chmod 700 {}", dir.arg());
+    assert!(
+        exited.code.is_some_and(|code| code != 0) && exited.stderr.contains(&fix),
+        "{exited:?}"
+    );
+}
+
 fn prlimit_missing() -> bool {
     let found = Command::new("prlimit").arg("--version").output();
     !found.is_ok_and(|output| output.status.success())

@@ -1105,6 +1105,27 @@ fn a_client_told_apart_holds_at_most_half_of_the_places() {
 }
 
 #[test]
+fn a_forwarded_value_that_is_no_address_is_a_client_with_its_own_share() {
+    // Neither an unparseable X-Forwarded-For nor an earlier line the client
+    // wrote gets past the per-client share.
+    let flags = ["--max-streams", "4", "--trusted-proxy", "127.0.0.1"];
+    let server = TestServer::start(&flags);
+    let open = |headers: &[(&str, &str)]| SseClient::open(server.addr, "/api/events", headers);
+    let garbage = [("X-Forwarded-For", "not-an-address")];
+    let first: Vec<SseClient> = (0..2).map(|_| open(&garbage)).collect();
+    assert!(first.iter().all(|s| s.status == 200), "half is its own");
+    assert_eq!(open(&garbage).status, 503, "and no more");
+    let lines = [
+        ("X-Forwarded-For", "192.0.2.9"),
+        ("X-Forwarded-For", "not-an-address"),
+    ];
+    assert_eq!(open(&lines).status, 503, "the last line is the client");
+    let other = open(&[("X-Forwarded-For", "192.0.2.9")]);
+    assert_eq!(other.status, 200, "another client still gets a place");
+    drop((first, other));
+}
+
+#[test]
 fn long_polls_and_waits_last_their_whole_wait_past_the_header_timeout() {
     // tiny_http stops reading a connection after the receive timeout and
     // shuts down its reading side: that must not look like a client leaving.

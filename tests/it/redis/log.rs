@@ -213,3 +213,68 @@ fn a_forged_grant_in_the_log_makes_no_rule_on_any_instance() {
         );
     }
 }
+
+#[test]
+fn the_audit_stream_is_capped_by_bytes_and_by_lines() {
+    let Some(program) = redis_server() else {
+        return;
+    };
+    let redis = Redis::start(program);
+    // Lines an older askgate wrote, without a byte count: measured once.
+    for n in 0..5 {
+        redis_call(
+            &redis,
+            &["XADD", "askgate:audit", "*", "line", &format!("old {n}")],
+        );
+    }
+    let target = askgate::store::resp::Target::parse(&redis.url()).unwrap();
+    let log = askgate::store::redis::RedisLog::new(target);
+    let cap = 10_000;
+    let lines: Vec<String> = (0..50)
+        .map(|n| format!("{n:04} {}", "x".repeat(995)))
+        .collect();
+    log.link().audit(&lines, cap).unwrap();
+    let int = |args: &[&str]| match redis_call(&redis, args) {
+        askgate::store::resp::Reply::Int(n) => n,
+        other => panic!("{args:?}: {other:?}"),
+    };
+    fn text(reply: askgate::store::resp::Reply) -> String {
+        match reply {
+            askgate::store::resp::Reply::Array(items) => items.into_iter().map(text).collect(),
+            other => {
+                String::from_utf8_lossy(other.as_bytes().unwrap_or_default()).to_string() + " "
+            }
+        }
+    }
+    assert_eq!(
+        int(&["XLEN", "askgate:audit"]),
+        10,
+        "10 lines of 1,000 bytes"
+    );
+    let counted = redis_call(&redis, &["GET", "askgate:audit-bytes"]);
+    assert_eq!(counted.as_bytes(), Some(&b"10000"[..]));
+    let oldest = text(redis_call(
+        &redis,
+        &["XRANGE", "askgate:audit", "-", "+", "COUNT", "1"],
+    ));
+    assert!(
+        oldest.contains("line 0040 x"),
+        "the newest are kept: {oldest}"
+    );
+    // Many small lines: the line cap holds too, and nothing grows past either.
+    let small: Vec<String> = (0..20).map(|n| format!("small {n}")).collect();
+    log.link().audit(&small, cap).unwrap();
+    let bytes: i64 = String::from_utf8_lossy(
+        redis_call(&redis, &["GET", "askgate:audit-bytes"])
+            .as_bytes()
+            .unwrap(),
+    )
+    .parse()
+    .unwrap();
+    assert!(bytes <= cap as i64, "{bytes}");
+    let newest = text(redis_call(
+        &redis,
+        &["XREVRANGE", "askgate:audit", "+", "-", "COUNT", "1"],
+    ));
+    assert!(newest.contains("small 19"), "{newest}");
+}
