@@ -10,8 +10,9 @@
 // what the rule covers (rules.js), and only the prompt they confirmed it on;
 // Enter answers "once" only while focus is on the approval card; keys 1-9
 // pick the clarify card's numbered choices, never while a text field has
-// focus, and never answer an approval. The session list is ordered by what
-// needs the human most; on a narrow screen it shows the first few and a
+// focus, and never answer an approval. Every prompt string is shown
+// through visible.js. The session list is ordered by what needs the human
+// most; on a narrow screen it shows the first few and a
 // button that shows the rest, so no session is out of reach. After an
 // answer that empties the selected session, the page moves to the next
 // session that waits. notify.js tells of new prompts, history.js shows the
@@ -19,7 +20,8 @@
 
 import { createStore } from './store.js';
 import { startTransport, requestJson, HttpError, loadConfig, refusalOf } from './transport.js';
-import { askRuleScope, createRulesPanel, showVisible } from './rules.js';
+import { askRuleScope, createRulesPanel } from './rules.js';
+import { escapeVisible, showVisible } from './visible.js';
 import { createNotifier } from './notify.js';
 import { createHistory, ago } from './history.js';
 
@@ -248,8 +250,8 @@ function sessionItem(session_id) {
   button.className = 'session';
   const name = document.createElement('span');
   name.className = 'session-name';
-  name.textContent = session_id;
-  name.title = session_id;
+  showVisible(name, session_id);
+  name.title = escapeVisible(session_id);
   const badges = document.createElement('span');
   badges.className = 'session-badges';
   for (const kind of ['approval', 'clarify']) {
@@ -424,7 +426,7 @@ function fillClarify(entry) {
   const card = dom.clarify;
   card.dataset.clarifyId = entry.clarify_id;
   card.dataset.expiresAt = String(Number(entry.expires_at) || 0);
-  $('.clarify-question', card).textContent = entry.question || '';
+  showVisible($('.clarify-question', card), entry.question || '');
   const choices = Array.isArray(entry.choices_offered) ? entry.choices_offered : [];
   $('.clarify-choices', card).replaceChildren(...choices.map(choiceItem));
   $('.clarify-choices', card).hidden = choices.length === 0;
@@ -458,7 +460,7 @@ function choiceItem(choice, index) {
   if (index < 9) button.setAttribute('aria-keyshortcuts', String(index + 1));
   const text = document.createElement('span');
   text.className = 'choice-text';
-  text.textContent = String(choice);
+  showVisible(text, String(choice));
   button.append(number, text);
   button.addEventListener('click', () => answerClarify(String(choice)));
   item.append(button);
@@ -472,7 +474,7 @@ function renderIdle() {
     dom.sessionTitle.textContent = store.list().length ? 'Choose a session' : 'Nothing to answer';
     dom.idle.textContent = 'When an agent asks something, it shows up here.';
   } else {
-    dom.sessionTitle.textContent = ui.selected;
+    showVisible(dom.sessionTitle, ui.selected);
     const elsewhere = store.list().some((s) => s.attention && s.session_id !== ui.selected);
     dom.idle.textContent = elsewhere
       ? 'Nothing is waiting in this session. Sessions with a badge in the list are waiting for you.'
