@@ -10,18 +10,21 @@
 // what the rule covers (rules.js), and only the prompt they confirmed it on;
 // Enter answers "once" only while focus is on the approval card; keys 1-9
 // pick the clarify card's numbered choices, never while a text field has
-// focus, and never answer an approval. Every prompt string is shown
-// through visible.js. The session list is ordered by what needs the human
-// most; on a narrow screen it shows the first few and a
-// button that shows the rest, so no session is out of reach. After an
-// answer that empties the selected session, the page moves to the next
-// session that waits. notify.js tells of new prompts, history.js shows the
-// selected session's earlier ones.
+// focus, and never answer an approval. A card takes an answer only once
+// armed (arming.js), and moving to a new prompt never puts focus on a
+// button that approves, so a double tap cannot answer a prompt the human
+// never saw. Every prompt string is shown through visible.js. The session
+// list is ordered by what needs the human most; on a narrow screen it shows
+// the first few and a button that shows the rest, so no session is out of
+// reach. After an answer that empties the selected session, the page moves
+// to the next session that waits. notify.js tells of new prompts,
+// history.js shows the selected session's earlier ones.
 
 import { createStore } from './store.js';
 import { startTransport, requestJson, HttpError, loadConfig, refusalOf } from './transport.js';
 import { askRuleScope, createRulesPanel } from './rules.js';
 import { escapeVisible, showVisible } from './visible.js';
+import { createArming } from './arming.js';
 import { createNotifier } from './notify.js';
 import { createHistory, ago } from './history.js';
 
@@ -30,7 +33,6 @@ const STALE = {
   clarify: 'That question expired or was answered elsewhere.',
   approval: 'That approval expired or was answered elsewhere.',
 };
-const KEYBOARD_GUARD_MS = 600;
 // On a narrow screen the session list shows this many (and the selected
 // one) until "Show N more" is pressed.
 const COLLAPSED_SESSIONS = 4;
@@ -68,13 +70,14 @@ const ui = {
   answered: new Set(), // prompt ids this tab answered or found stale
   shown: { clarify: null, approval: null }, // {id, session_id} of each card on screen
   busy: { clarify: false, approval: false }, // an answer of that kind is on its way
-  keyboardAnsweredAt: -Infinity,
   clockOffsetMs: 0,
   approvalVersions: null, // sum of the approval queues' versions last rendered
   selectedVersion: null, // sum of the selected session's queue versions last rendered
   advance: false, // an answer was sent: move on once this session is done
   sessionsExpanded: false, // narrow screens: every session shown
 };
+
+const arming = createArming({ approval: dom.approval, clarify: dom.clarify });
 
 const notifier = createNotifier({
   favicon: $('#favicon'),
@@ -351,6 +354,7 @@ function renderApproval() {
     if (dom.ruleConfirm.open) dom.ruleConfirm.close();
     card.hidden = !head;
     if (head) fillApproval(head);
+    arming.arm('approval', head ? head.approval_id : null);
   }
   if (head) $('.card-position', card).textContent = `1 of ${Math.max(count, 1)}`;
 }
@@ -395,11 +399,12 @@ function fillApproval(entry) {
   $('.pattern-keys-block', card).hidden = keys.length === 0;
   setBusy(card, false);
   updateCountdown(card);
-  // Focus "Allow once", so Enter visibly means once, unless the user is busy
-  // elsewhere (typing, or on the clarify card).
+  // Focus the card itself (its heading is its name), never a button that
+  // approves, unless the user is busy elsewhere (typing, or on the clarify
+  // card). Enter on the card answers "once" only once it is armed.
   const focused = document.activeElement;
   const free = !focused || focused === document.body || card.contains(focused) || dom.sessionList.contains(focused);
-  if (free) $('[data-choice="once"]', card).focus({ preventScroll: true });
+  if (free) card.focus({ preventScroll: true });
 }
 
 function renderClarify() {
@@ -410,6 +415,7 @@ function renderClarify() {
     noticeIfVanished(previous);
     card.hidden = !head;
     if (head) fillClarify(head);
+    arming.arm('clarify', head ? head.clarify_id : null);
   }
   if (head) $('.card-position', card).textContent = count > 1 ? `1 of ${count}` : '';
 }
@@ -462,7 +468,9 @@ function choiceItem(choice, index) {
   text.className = 'choice-text';
   showVisible(text, String(choice));
   button.append(number, text);
-  button.addEventListener('click', () => answerClarify(String(choice)));
+  button.addEventListener('click', (event) => {
+    if (takes('clarify', event)) answerClarify(String(choice));
+  });
   item.append(button);
   return item;
 }
@@ -536,6 +544,11 @@ $('.notice-copy', dom.notice).addEventListener('click', async () => {
   }
 });
 
+// Whether the card of `kind` takes this answer now (arming.js).
+function takes(kind, event = null) {
+  return arming.takes(kind, ui.shown[kind]?.id, event);
+}
+
 // --- answering --------------------------------------------------------------
 
 function setBusy(card, busy) {
@@ -577,11 +590,17 @@ function stale(kind, entry) {
   }
 }
 
-async function answerClarify(response) {
+// The entry on the clarify card, if it is still the one shown.
+function shownClarify() {
   const shown = ui.shown.clarify;
   const entry = shown && store.queue(shown.session_id, 'clarify').pending;
+  return entry && entry.clarify_id === shown.id ? entry : null;
+}
+
+async function answerClarify(response) {
+  const entry = shownClarify();
   const text = response.trim();
-  if (ui.busy.clarify || !entry || entry.clarify_id !== shown.id) return;
+  if (ui.busy.clarify || !entry) return;
   if (!text) {
     dom.otherText.focus();
     return;
@@ -646,10 +665,6 @@ async function answerApproval(choice, { scope = null, expected = null } = {}) {
   }
 }
 
-function keyboardGuarded() {
-  return performance.now() - ui.keyboardAnsweredAt < KEYBOARD_GUARD_MS;
-}
-
 function isTextField(element) {
   return element.matches('textarea, input, select, [contenteditable=""], [contenteditable="true"]');
 }
@@ -670,11 +685,7 @@ async function confirmRule(choice) {
 
 for (const button of dom.approval.querySelectorAll('[data-choice]')) {
   button.addEventListener('click', (event) => {
-    // A click with detail 0 came from the keyboard (Enter or Space).
-    if (event.detail === 0) {
-      if (keyboardGuarded()) return;
-      ui.keyboardAnsweredAt = performance.now();
-    }
+    if (!takes('approval', event)) return;
     const choice = button.dataset.choice;
     if (choice === 'session' || choice === 'always') confirmRule(choice);
     else answerApproval(choice);
@@ -689,10 +700,9 @@ document.addEventListener('keydown', (event) => {
   const target = event.target;
   if (!(target instanceof Element) || !dom.approval.contains(target)) return;
   if (isTextField(target) || target.closest('button, a, summary')) return;
-  if (dom.approval.hidden || keyboardGuarded()) return;
+  if (dom.approval.hidden) return;
   event.preventDefault();
-  ui.keyboardAnsweredAt = performance.now();
-  answerApproval('once');
+  if (takes('approval')) answerApproval('once');
 });
 
 // Keys 1-9 pick the clarify card's numbered choices, unless a text field
@@ -703,11 +713,16 @@ document.addEventListener('keydown', (event) => {
   const target = event.target;
   if (target instanceof Element && isTextField(target)) return;
   if (dom.clarify.hidden || dom.ruleConfirm.open || !dom.login.hidden || ui.busy.clarify) return;
-  const button = $('.clarify-choices', dom.clarify).children[Number(event.key) - 1]?.querySelector('button');
-  if (!button || keyboardGuarded()) return;
+  const entry = shownClarify();
+  const choice = entry && Array.isArray(entry.choices_offered) ? entry.choices_offered[Number(event.key) - 1] : undefined;
+  if (choice === undefined) return;
   event.preventDefault();
-  ui.keyboardAnsweredAt = performance.now();
-  button.click();
+  if (takes('clarify')) answerClarify(String(choice));
+});
+
+// "Send" is an answering button like the others.
+$('.clarify-other button[type="submit"]', dom.clarify).addEventListener('click', (event) => {
+  if (!takes('clarify', event)) event.preventDefault();
 });
 
 $('.clarify-other', dom.clarify).addEventListener('submit', (event) => {
@@ -728,7 +743,7 @@ dom.otherText.addEventListener('input', () => {
 dom.otherText.addEventListener('keydown', (event) => {
   if (event.key !== 'Enter' || event.shiftKey || event.isComposing) return;
   event.preventDefault();
-  answerClarify(dom.otherText.value);
+  if (takes('clarify')) answerClarify(dom.otherText.value);
 });
 
 // --- login ------------------------------------------------------------------
