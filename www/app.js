@@ -77,7 +77,7 @@ const ui = {
   sessionsExpanded: false, // narrow screens: every session shown
 };
 
-const arming = createArming({ approval: dom.approval, clarify: dom.clarify });
+const arming = createArming({ approval: dom.approval, clarify: dom.clarify, confirm: dom.ruleConfirm });
 
 const notifier = createNotifier({
   favicon: $('#favicon'),
@@ -674,7 +674,10 @@ function isTextField(element) {
 async function confirmRule(choice) {
   const entry = shownApproval();
   if (ui.busy.approval || !entry || dom.ruleConfirm.open) return;
-  const confirmed = await askRuleScope(dom.ruleConfirm, choice, entry);
+  const asked = askRuleScope(dom.ruleConfirm, choice, entry);
+  arming.arm('confirm', entry.approval_id); // open now: it arms like a card
+  const confirmed = await asked;
+  arming.arm('confirm', null);
   if (!confirmed) {
     const button = $(`[data-choice="${choice}"]`, dom.approval);
     if (!dom.approval.hidden && document.activeElement === document.body) button.focus({ preventScroll: true });
@@ -682,6 +685,19 @@ async function confirmRule(choice) {
   }
   await answerApproval(choice, { scope: confirmed.scope, expected: entry.approval_id });
 }
+
+// The confirmation's button that makes the rule takes a click only once the
+// confirmation has armed (arming.js), like a card's buttons.
+dom.ruleConfirm.addEventListener(
+  'click',
+  (event) => {
+    if (!(event.target instanceof Element) || !event.target.closest('.rule-confirm-accept')) return;
+    if (arming.takes('confirm', shownApproval()?.approval_id, event)) return;
+    event.preventDefault();
+    event.stopImmediatePropagation();
+  },
+  true,
+);
 
 for (const button of dom.approval.querySelectorAll('[data-choice]')) {
   button.addEventListener('click', (event) => {

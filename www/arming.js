@@ -1,7 +1,8 @@
 // arming.js: a card takes an answer only once the human could have read it.
 //
-// It owns each card's arming: when a card shows a new prompt (or shows again
-// after the page was hidden), its answering controls are aria-disabled, with
+// It owns each card's arming (and the rule confirmation's, which arms like a
+// card when it opens): when a card shows a new prompt (or shows again after
+// the page was hidden), its answering controls are aria-disabled, with
 // a bar under them that fills, for ARM_MS; only then does the card take an
 // answer. Invariants: nothing answers a card before it is armed, whatever
 // the input (click, tap, key); a click from a pointer counts only when its
@@ -12,7 +13,7 @@
 // Long enough to read a card, longer than a double click or a double tap.
 export const ARM_MS = 1000;
 // The controls that answer a card.
-const ANSWERING = 'button[data-choice], button.choice, button[type="submit"]';
+const ANSWERING = 'button[data-choice], button.choice, button[type="submit"], button.rule-confirm-accept';
 
 // `cards` maps each kind to its card element.
 export function createArming(cards) {

@@ -7,7 +7,7 @@
 // not on a button that approves after the move. Once the card has armed
 // (about a second, its buttons aria-disabled with a bar until then), the
 // same input answers it. A press begun on the card before does not; the
-// arming card passes axe.
+// arming card passes axe; the rule confirmation arms the same way.
 
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
@@ -173,6 +173,39 @@ test('an arming card says so accessibly: its buttons are aria-disabled, not hidd
   assert.deepEqual(result.violations, []);
   await waitArmed(page, CARD);
   assert.equal(await page.locator('#approval-card .card-arming').evaluate((bar) => bar.checkVisibility({ visibilityProperty: true })), false, 'and goes once armed');
+  assert.deepEqual(page.problems, []);
+  await context.close();
+});
+
+test('the rule confirmation arms like a card: a click on its accept button right after it opens makes no rule', async () => {
+  const { agent } = env.server;
+  const asked = await agent.submitApproval({ session_id: 'dt-rule', command: SECOND });
+  const context = await env.browser.newContext(CONTEXT.mouse);
+  const page = await openPage(context, env.server.url, { hash: '#s=dt-rule' });
+  await waitCard(page, SECOND);
+  await waitArmed(page, CARD);
+  await page.locator('#approval-card [data-choice="always"]').click();
+  const handle = await page.waitForFunction(
+    () => {
+      const dialog = document.querySelector('#rule-confirm');
+      const accept = dialog.querySelector('.rule-confirm-accept');
+      if (!dialog.open || !accept.checkVisibility()) return null;
+      const box = accept.getBoundingClientRect();
+      return { x: box.x + box.width / 2, y: box.y + box.height / 2, arming: dialog.hasAttribute('data-arming') };
+    },
+    null,
+    { timeout: 5000, polling: 'raf' },
+  );
+  const accept = await handle.jsonValue();
+  assert.equal(accept.arming, true, 'the confirmation arms when it opens');
+  await page.mouse.click(accept.x, accept.y);
+  assert.deepEqual(await agent.waitApproval('dt-rule', asked.approval_id, 1500), { status: 'pending' }, 'no rule from a click it could not have read');
+  const { rules } = await (await fetch(`${env.server.url}/api/rules`)).json();
+  assert.deepEqual(rules, []);
+
+  await waitArmed(page, '#rule-confirm');
+  await page.mouse.click(accept.x, accept.y);
+  assert.deepEqual(await agent.waitApproval('dt-rule', asked.approval_id), { status: 'answered', choice: 'always' });
   assert.deepEqual(page.problems, []);
   await context.close();
 });
