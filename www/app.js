@@ -10,20 +10,25 @@
 // what the rule covers (rules.js), and only the prompt they confirmed it on;
 // Enter answers "once" only while focus is on the approval card; keys 1-9
 // pick the clarify card's numbered choices, never while a text field has
-// focus, and never answer an approval. The session list is ordered by what
-// needs the human most; on a narrow screen it shows the first few and a
-// button that shows the rest, so no session is out of reach. After an
-// answer that empties the selected session, the page moves to the next
-// session that waits. notify.js tells of new prompts, history.js shows the
-// selected session's earlier ones. Signing in: a sign-in link's one-time
-// code (#signin=CODE) leaves the address before anything else runs and is
-// exchanged for the cookie; the sign-in box asks for the human token and
-// says whether none was given or the one given is wrong; "Sign out" ends
-// the sign-in.
+// focus, and never answer an approval. A card takes an answer only once
+// armed (arming.js), and moving to a new prompt never puts focus on a
+// button that approves, so a double tap cannot answer a prompt the human
+// never saw. Every prompt string is shown through visible.js. The session
+// list is ordered by what needs the human most; on a narrow screen it shows
+// the first few and a button that shows the rest, so no session is out of
+// reach. After an answer that empties the selected session, the page moves
+// to the next session that waits. notify.js tells of new prompts,
+// history.js shows the selected session's earlier ones. Signing in: a
+// sign-in link's one-time code (#signin=CODE) leaves the address before
+// anything else runs and is exchanged for the cookie; the sign-in box asks
+// for the human token and says whether none was given or the one given is
+// wrong; "Sign out" ends the sign-in.
 
 import { createStore } from './store.js';
 import { startTransport, requestJson, HttpError, loadConfig, refusalOf } from './transport.js';
-import { askRuleScope, createRulesPanel, showVisible } from './rules.js';
+import { askRuleScope, createRulesPanel } from './rules.js';
+import { escapeVisible, showVisible } from './visible.js';
+import { createArming } from './arming.js';
 import { createNotifier } from './notify.js';
 import { createHistory, ago } from './history.js';
 
@@ -32,7 +37,6 @@ const STALE = {
   clarify: 'That question expired or was answered elsewhere.',
   approval: 'That approval expired or was answered elsewhere.',
 };
-const KEYBOARD_GUARD_MS = 600;
 // On a narrow screen the session list shows this many (and the selected
 // one) until "Show N more" is pressed.
 const COLLAPSED_SESSIONS = 4;
@@ -71,7 +75,6 @@ const ui = {
   answered: new Set(), // prompt ids this tab answered or found stale
   shown: { clarify: null, approval: null }, // {id, session_id} of each card on screen
   busy: { clarify: false, approval: false }, // an answer of that kind is on its way
-  keyboardAnsweredAt: -Infinity,
   clockOffsetMs: 0,
   approvalVersions: null, // sum of the approval queues' versions last rendered
   selectedVersion: null, // sum of the selected session's queue versions last rendered
@@ -79,6 +82,8 @@ const ui = {
   sessionsExpanded: false, // narrow screens: every session shown
   authOn: false, // the server checks credentials: "Sign out" means something
 };
+
+const arming = createArming({ approval: dom.approval, clarify: dom.clarify, confirm: dom.ruleConfirm });
 
 const notifier = createNotifier({
   favicon: $('#favicon'),
@@ -297,8 +302,8 @@ function sessionItem(session_id) {
   button.className = 'session';
   const name = document.createElement('span');
   name.className = 'session-name';
-  name.textContent = session_id;
-  name.title = session_id;
+  showVisible(name, session_id);
+  name.title = escapeVisible(session_id);
   const badges = document.createElement('span');
   badges.className = 'session-badges';
   for (const kind of ['approval', 'clarify']) {
@@ -398,6 +403,7 @@ function renderApproval() {
     if (dom.ruleConfirm.open) dom.ruleConfirm.close();
     card.hidden = !head;
     if (head) fillApproval(head);
+    arming.arm('approval', head ? head.approval_id : null);
   }
   if (head) $('.card-position', card).textContent = `1 of ${Math.max(count, 1)}`;
 }
@@ -442,11 +448,12 @@ function fillApproval(entry) {
   $('.pattern-keys-block', card).hidden = keys.length === 0;
   setBusy(card, false);
   updateCountdown(card);
-  // Focus "Allow once", so Enter visibly means once, unless the user is busy
-  // elsewhere (typing, or on the clarify card).
+  // Focus the card itself (its heading is its name), never a button that
+  // approves, unless the user is busy elsewhere (typing, or on the clarify
+  // card). Enter on the card answers "once" only once it is armed.
   const focused = document.activeElement;
   const free = !focused || focused === document.body || card.contains(focused) || dom.sessionList.contains(focused);
-  if (free) $('[data-choice="once"]', card).focus({ preventScroll: true });
+  if (free) card.focus({ preventScroll: true });
 }
 
 function renderClarify() {
@@ -457,6 +464,7 @@ function renderClarify() {
     noticeIfVanished(previous);
     card.hidden = !head;
     if (head) fillClarify(head);
+    arming.arm('clarify', head ? head.clarify_id : null);
   }
   if (head) $('.card-position', card).textContent = count > 1 ? `1 of ${count}` : '';
 }
@@ -473,7 +481,7 @@ function fillClarify(entry) {
   const card = dom.clarify;
   card.dataset.clarifyId = entry.clarify_id;
   card.dataset.expiresAt = String(Number(entry.expires_at) || 0);
-  $('.clarify-question', card).textContent = entry.question || '';
+  showVisible($('.clarify-question', card), entry.question || '');
   const choices = Array.isArray(entry.choices_offered) ? entry.choices_offered : [];
   $('.clarify-choices', card).replaceChildren(...choices.map(choiceItem));
   $('.clarify-choices', card).hidden = choices.length === 0;
@@ -507,9 +515,11 @@ function choiceItem(choice, index) {
   if (index < 9) button.setAttribute('aria-keyshortcuts', String(index + 1));
   const text = document.createElement('span');
   text.className = 'choice-text';
-  text.textContent = String(choice);
+  showVisible(text, String(choice));
   button.append(number, text);
-  button.addEventListener('click', () => answerClarify(String(choice)));
+  button.addEventListener('click', (event) => {
+    if (takes('clarify', event)) answerClarify(String(choice));
+  });
   item.append(button);
   return item;
 }
@@ -521,7 +531,7 @@ function renderIdle() {
     dom.sessionTitle.textContent = store.list().length ? 'Choose a session' : 'Nothing to answer';
     dom.idle.textContent = 'When an agent asks something, it shows up here.';
   } else {
-    dom.sessionTitle.textContent = ui.selected;
+    showVisible(dom.sessionTitle, ui.selected);
     const elsewhere = store.list().some((s) => s.attention && s.session_id !== ui.selected);
     dom.idle.textContent = elsewhere
       ? 'Nothing is waiting in this session. Sessions with a badge in the list are waiting for you.'
@@ -583,6 +593,11 @@ $('.notice-copy', dom.notice).addEventListener('click', async () => {
   }
 });
 
+// Whether the card of `kind` takes this answer now (arming.js).
+function takes(kind, event = null) {
+  return arming.takes(kind, ui.shown[kind]?.id, event);
+}
+
 // --- answering --------------------------------------------------------------
 
 function setBusy(card, busy) {
@@ -624,11 +639,17 @@ function stale(kind, entry) {
   }
 }
 
-async function answerClarify(response) {
+// The entry on the clarify card, if it is still the one shown.
+function shownClarify() {
   const shown = ui.shown.clarify;
   const entry = shown && store.queue(shown.session_id, 'clarify').pending;
+  return entry && entry.clarify_id === shown.id ? entry : null;
+}
+
+async function answerClarify(response) {
+  const entry = shownClarify();
   const text = response.trim();
-  if (ui.busy.clarify || !entry || entry.clarify_id !== shown.id) return;
+  if (ui.busy.clarify || !entry) return;
   if (!text) {
     dom.otherText.focus();
     return;
@@ -693,10 +714,6 @@ async function answerApproval(choice, { scope = null, expected = null } = {}) {
   }
 }
 
-function keyboardGuarded() {
-  return performance.now() - ui.keyboardAnsweredAt < KEYBOARD_GUARD_MS;
-}
-
 function isTextField(element) {
   return element.matches('textarea, input, select, [contenteditable=""], [contenteditable="true"]');
 }
@@ -706,7 +723,10 @@ function isTextField(element) {
 async function confirmRule(choice) {
   const entry = shownApproval();
   if (ui.busy.approval || !entry || dom.ruleConfirm.open) return;
-  const confirmed = await askRuleScope(dom.ruleConfirm, choice, entry);
+  const asked = askRuleScope(dom.ruleConfirm, choice, entry);
+  arming.arm('confirm', entry.approval_id); // open now: it arms like a card
+  const confirmed = await asked;
+  arming.arm('confirm', null);
   if (!confirmed) {
     const button = $(`[data-choice="${choice}"]`, dom.approval);
     if (!dom.approval.hidden && document.activeElement === document.body) button.focus({ preventScroll: true });
@@ -715,13 +735,22 @@ async function confirmRule(choice) {
   await answerApproval(choice, { scope: confirmed.scope, expected: entry.approval_id });
 }
 
+// The confirmation's button that makes the rule takes a click only once the
+// confirmation has armed (arming.js), like a card's buttons.
+dom.ruleConfirm.addEventListener(
+  'click',
+  (event) => {
+    if (!(event.target instanceof Element) || !event.target.closest('.rule-confirm-accept')) return;
+    if (arming.takes('confirm', shownApproval()?.approval_id, event)) return;
+    event.preventDefault();
+    event.stopImmediatePropagation();
+  },
+  true,
+);
+
 for (const button of dom.approval.querySelectorAll('[data-choice]')) {
   button.addEventListener('click', (event) => {
-    // A click with detail 0 came from the keyboard (Enter or Space).
-    if (event.detail === 0) {
-      if (keyboardGuarded()) return;
-      ui.keyboardAnsweredAt = performance.now();
-    }
+    if (!takes('approval', event)) return;
     const choice = button.dataset.choice;
     if (choice === 'session' || choice === 'always') confirmRule(choice);
     else answerApproval(choice);
@@ -736,10 +765,9 @@ document.addEventListener('keydown', (event) => {
   const target = event.target;
   if (!(target instanceof Element) || !dom.approval.contains(target)) return;
   if (isTextField(target) || target.closest('button, a, summary')) return;
-  if (dom.approval.hidden || keyboardGuarded()) return;
+  if (dom.approval.hidden) return;
   event.preventDefault();
-  ui.keyboardAnsweredAt = performance.now();
-  answerApproval('once');
+  if (takes('approval')) answerApproval('once');
 });
 
 // Keys 1-9 pick the clarify card's numbered choices, unless a text field
@@ -750,11 +778,16 @@ document.addEventListener('keydown', (event) => {
   const target = event.target;
   if (target instanceof Element && isTextField(target)) return;
   if (dom.clarify.hidden || dom.ruleConfirm.open || !dom.login.hidden || ui.busy.clarify) return;
-  const button = $('.clarify-choices', dom.clarify).children[Number(event.key) - 1]?.querySelector('button');
-  if (!button || keyboardGuarded()) return;
+  const entry = shownClarify();
+  const choice = entry && Array.isArray(entry.choices_offered) ? entry.choices_offered[Number(event.key) - 1] : undefined;
+  if (choice === undefined) return;
   event.preventDefault();
-  ui.keyboardAnsweredAt = performance.now();
-  button.click();
+  if (takes('clarify')) answerClarify(String(choice));
+});
+
+// "Send" is an answering button like the others.
+$('.clarify-other button[type="submit"]', dom.clarify).addEventListener('click', (event) => {
+  if (!takes('clarify', event)) event.preventDefault();
 });
 
 $('.clarify-other', dom.clarify).addEventListener('submit', (event) => {
@@ -775,7 +808,7 @@ dom.otherText.addEventListener('input', () => {
 dom.otherText.addEventListener('keydown', (event) => {
   if (event.key !== 'Enter' || event.shiftKey || event.isComposing) return;
   event.preventDefault();
-  answerClarify(dom.otherText.value);
+  if (takes('clarify')) answerClarify(dom.otherText.value);
 });
 
 // --- login ------------------------------------------------------------------

@@ -8,7 +8,7 @@
 // is no longer selected is dropped; a failed fetch keeps what is shown.
 
 import { requestJson } from './transport.js';
-import { showVisible } from './rules.js';
+import { showVisible } from './visible.js';
 
 const LIMIT = 10;
 const REFRESH_SOON_MS = 250;

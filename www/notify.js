@@ -12,7 +12,7 @@
 // off until the human turns it on; prompt text reaches a notification as
 // plain text with hidden characters escaped.
 
-import { escapeVisible } from './rules.js';
+import { escapeVisible } from './visible.js';
 
 const SOUND_KEY = 'askgate-sound';
 const NOTIFY_KEY = 'askgate-notify';

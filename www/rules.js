@@ -5,23 +5,19 @@
 // allow" open: it shows exactly what the rule would cover (the exact command
 // by default, or a prefix of its leading words the human picks) and answers
 // only once confirmed, with an "and any options" box that says what ticking
-// it allows. Invariants: rule and command text only ever goes in
-// through textContent, with control, bidi and other invisible characters
-// shown escaped (`\n`, `\u202E`) in a marked span, so what the human reads is
-// what the rule matches; a prefix is offered only where the server would
-// accept it (docs/PROTOCOL.md §3.2): plain words that do not end at a
-// program that runs others, from the server's own list (`rule_runners` of
-// GET api/config; none is offered while it is unknown). URLs are relative,
-// so the page works under a sub-path.
+// it allows. Invariants: rule and command text only ever goes in through
+// textContent, with control, bidi, invisible and blank-rendering characters
+// shown escaped (`\n`, `\u202E`) in a marked span (visible.js's escaping,
+// shared by every renderer), so what the human reads is what the rule
+// matches; a prefix is offered only where the server would accept it
+// (docs/PROTOCOL.md §3.2): plain words that do not end at a program that
+// runs others, from the server's own list (`rule_runners` of GET
+// api/config; none is offered while it is unknown). URLs are relative, so
+// the page works under a sub-path.
 
 import { requestJson, HttpError, loadConfig } from './transport.js';
+import { escapeVisible, showVisible } from './visible.js';
 
-// Characters that do not show as themselves (the server's audit log escapes
-// the same set): controls, line and paragraph separators, bidi controls,
-// zero-width and other invisible format characters, variation selectors, tags.
-const HIDDEN =
-  /[\u0000-\u001F\u007F-\u009F\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200F\u2028-\u202E\u2060-\u206F\u3164\uFE00-\uFE0F\uFEFF\uFFA0\uFFF0-\uFFFB\u{1D173}-\u{1D17A}\u{E0000}-\u{E0FFF}]/u;
-const NAMED = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
 // What is not a plain word to the shell: control, quoting, expansion,
 // redirection, wildcard and comment characters, and control characters but
 // the tab. A prefix and what follows it must hold none (the server's rule,
@@ -31,42 +27,6 @@ const ASSIGNMENT = /^[A-Za-z_][A-Za-z0-9_]*=/;
 const MAX_PREFIXES = 6;
 const REFRESH_SOON_MS = 300;
 const REFRESH_EVERY_MS = 30000;
-
-function escapeOne(char) {
-  if (NAMED[char]) return NAMED[char];
-  const code = char.codePointAt(0);
-  const hex = code.toString(16).toUpperCase();
-  return code <= 0xffff ? `\\u${hex.padStart(4, '0')}` : `\\u{${hex}}`;
-}
-
-// The text with every hidden character written as its escape.
-export function escapeVisible(text) {
-  let out = '';
-  for (const char of String(text)) out += HIDDEN.test(char) ? escapeOne(char) : char;
-  return out;
-}
-
-// Fills `element` with the text, each hidden character as a marked span
-// holding its escape, so it cannot pass for text the agent typed.
-export function showVisible(element, text) {
-  const nodes = [];
-  let run = '';
-  for (const char of String(text)) {
-    if (!HIDDEN.test(char)) {
-      run += char;
-      continue;
-    }
-    if (run) nodes.push(document.createTextNode(run));
-    run = '';
-    const mark = document.createElement('span');
-    mark.className = 'escaped';
-    mark.textContent = escapeOne(char);
-    mark.title = `hidden character U+${char.codePointAt(0).toString(16).toUpperCase().padStart(4, '0')}`;
-    nodes.push(mark);
-  }
-  if (run) nodes.push(document.createTextNode(run));
-  element.replaceChildren(...nodes);
-}
 
 // The positions of the words after a program that are its operands: not
 // options, not the word right after an option without `=` (it may be its
@@ -236,7 +196,7 @@ export function createRulesPanel({ list, empty, onError }) {
     const lifetime = document.createElement('span');
     lifetime.className = 'rule-lifetime';
     lifetime.dataset.lifetime = rule.lifetime;
-    lifetime.textContent = rule.lifetime === 'always' ? 'Always' : `Session ${rule.session_id}`;
+    lifetime.textContent = rule.lifetime === 'always' ? 'Always' : `Session ${escapeVisible(rule.session_id)}`;
     const match = document.createElement('span');
     match.className = 'rule-match';
     const prefix = rule.scope && typeof rule.scope.prefix === 'string';

@@ -2,11 +2,13 @@
 //! buttons, and the JSON each sink takes (ntfy's publish JSON, askgate's
 //! webhook JSON; docs/PROTOCOL.md §8).
 //!
-//! Invariants: prompt text is shown with control, bidi and other invisible
-//! characters as escapes, and a line break as `\n`, so what the notification
-//! shows is what the agent sent; an approval whose command does not fit is
-//! cut with a note and gets no "Allow once" button, so nothing is approved
-//! unseen; no button ever grants a rule.
+//! Invariants: prompt text is shown with control, bidi, other invisible and
+//! blank-rendering characters as escapes, and a line break as `\n`, so what
+//! the notification shows is what the agent sent and padding cannot push a
+//! command's tail out of sight; an approval shows its command first and the
+//! agent's description after it, as the agent's claim; an approval whose
+//! command does not fit is cut with a note and gets no "Allow once" button,
+//! so nothing is approved unseen; no button ever grants a rule.
 
 use crate::core::audit::is_hidden;
 use crate::core::prompt::{Payload, Prompt};
@@ -216,6 +218,15 @@ pub fn webhook(prompt: &Prompt, links: &Links, actions: &[Action]) -> Value {
     })
 }
 
+/// Characters that render as blank space without being a plain space: they
+/// could pass for one, or push what follows out of sight (the page's
+/// `www/visible.js` escapes the same ones).
+fn is_blank(c: char) -> bool {
+    matches!(u32::from(c),
+        0xA0 | 0x1680 | 0x2000..=0x200A | 0x202F | 0x205F | 0x2800 | 0x3000
+        | 0x115F | 0x1160 | 0x3164 | 0xFFA0 | 0x1D159 | 0x1BCA0..=0x1BCA3)
+}
+
 /// Text with every character that does not show as itself escaped.
 fn shown(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -223,7 +234,7 @@ fn shown(text: &str) -> String {
         match c {
             '\n' => out.push_str("\\n"),
             '\\' => out.push_str("\\\\"),
-            c if is_hidden(c) => {
+            c if is_hidden(c) || is_blank(c) => {
                 let _ = write!(out, "\\u{{{:X}}}", u32::from(c));
             }
             c => out.push(c),
@@ -290,6 +301,39 @@ mod tests {
             "$ rm -rf /tmp/x\\n\\u{202E}txt\n\nThe agent says: tidy up"
         );
         assert_eq!(labels(&prompt), ["Allow once", "Deny"]);
+    }
+
+    #[test]
+    fn blank_and_bidi_characters_are_escaped_and_the_command_comes_first() {
+        let payload = Payload::Approval {
+            command: "ls\u{2800}\u{2800}\u{A0}\u{2000}\u{200A}\u{202F}\u{205F}\u{1680}\u{3000}\u{3164}\u{FFA0}\u{115F}\u{200B}; rm -rf ~".into(),
+            description: "lists \u{202E}txt.exe".into(),
+            pattern_keys: vec![],
+        };
+        let prompt = Prompt::new("a".repeat(32), "s1".into(), 1_795_477_000.0, 300, payload);
+        let message = text(&prompt).message;
+        assert_eq!(
+            message,
+            "$ ls\\u{2800}\\u{2800}\\u{A0}\\u{2000}\\u{200A}\\u{202F}\\u{205F}\\u{1680}\\u{3000}\\u{3164}\\u{FFA0}\\u{115F}\\u{200B}; rm -rf ~\n\nThe agent says: lists \\u{202E}txt.exe"
+        );
+        let capabilities = Capabilities::new(&[1; 32]);
+        let actions = actions(&prompt, &text(&prompt), &capabilities);
+        assert_eq!(webhook(&prompt, &links(), &actions)["message"], message);
+        assert_eq!(ntfy(&prompt, "t", &links(), &actions)["message"], message);
+    }
+
+    #[test]
+    fn a_clarify_is_escaped_and_a_choice_that_hides_characters_gets_no_button() {
+        let payload = Payload::Clarify {
+            question: "Deploy to \u{202E}niam?".into(),
+            choices: vec!["\u{202E}niam".into(), "main\u{2800}".into(), "main".into()],
+        };
+        let prompt = Prompt::new("c".repeat(12), "s1".into(), 1_795_477_000.0, 0, payload);
+        assert_eq!(
+            text(&prompt).message,
+            "Deploy to \\u{202E}niam?\n1. \\u{202E}niam\n2. main\\u{2800}\n3. main"
+        );
+        assert_eq!(labels(&prompt), ["main"]);
     }
 
     #[test]

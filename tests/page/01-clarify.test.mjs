@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { openPage, serverAndBrowser, waitText } from './support.mjs';
+import { openPage, serverAndBrowser, waitArmed, waitText } from './support.mjs';
 
 const env = serverAndBrowser();
 
@@ -23,6 +23,7 @@ test('a clarify appears live, a choice and "Other" text answer it', async () => 
   const second = await agent.submitClarify({ session_id: 'c1', question: 'Which name?', choices: ['alpha', 'beta'] });
   await shownAgain;
   await page.locator('#clarify-other-text').fill('  gamma delta  ');
+  await waitArmed(page, '#clarify-card');
   await page.locator('#clarify-other-text').press('Enter');
   assert.deepEqual(await agent.waitClarify('c1', second.clarify_id), { status: 'answered', response: 'gamma delta' });
 

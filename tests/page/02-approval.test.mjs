@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { openPage, serverAndBrowser, waitText } from './support.mjs';
+import { openPage, serverAndBrowser, waitArmed, waitText } from './support.mjs';
 
 const env = serverAndBrowser();
 
@@ -29,6 +29,9 @@ test('approvals: "1 of 2", Enter = once, then every button sends its choice', as
   await waitText(page, '#approval-card .pattern-keys', 'delete scratch 0', 1000);
   await waitText(page, '#approval-card .approval-description', 'delete scratch directory 0', 1000);
 
+  // Focus is on the card (never on a button that approves); once the card
+  // has armed, Enter answers "once".
+  await waitArmed(page, '#approval-card');
   await page.keyboard.press('Enter');
   assert.deepEqual(await agent.waitApproval('a1', first.approval_id), { status: 'answered', choice: 'once' });
   await waitText(page, '#approval-card .approval-command', 'rm -rf /tmp/askgate-1', 1000);

@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { openPage, serverAndBrowser, waitText } from './support.mjs';
+import { openPage, serverAndBrowser, waitArmed, waitText } from './support.mjs';
 
 const env = serverAndBrowser();
 
@@ -12,7 +12,7 @@ test('an answer to an expired clarify gets a clear message and keeps the text', 
   const page = await openPage(await env.browser.newContext(), env.server.url);
 
   const shown = waitText(page, '#clarify-card .clarify-question', 'Quick, what now?', 1000);
-  const clarify = await agent.submitClarify({ session_id: 'e1', question: 'Quick, what now?', choices: ['wait'], timeout_seconds: 2 });
+  const clarify = await agent.submitClarify({ session_id: 'e1', question: 'Quick, what now?', choices: ['wait'], timeout_seconds: 3 });
   await shown;
   await waitText(page, '#clarify-card .countdown', 'expires in', 1000);
 
@@ -27,6 +27,7 @@ test('an answer to an expired clarify gets a clear message and keeps the text', 
   });
   const typed = 'my careful answer\nwith a second line';
   await page.locator('#clarify-other-text').fill(typed);
+  await waitArmed(page, '#clarify-card');
   await page.locator('#clarify-other-text').press('Enter');
 
   await waitText(page, '#notice .notice-message', 'expired or was answered elsewhere', 8000);

@@ -8,7 +8,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { openPage, serverAndBrowser, waitText } from './support.mjs';
+import { openPage, serverAndBrowser, waitArmed, waitText } from './support.mjs';
 
 const env = serverAndBrowser();
 
@@ -89,6 +89,7 @@ test('Enter answers once only with focus on the approval card', async () => {
   const { agent } = env.server;
   const page = await openPage(await env.browser.newContext(), env.server.url);
   const asked = await showApproval(page, agent, { session_id: 'r4', command: 'make test' });
+  await waitArmed(page, '#approval-card');
 
   await page.evaluate(() => document.activeElement?.blur());
   await page.keyboard.press('Enter');

@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test } from 'node:test';
-import { ensureArtifactsDir, openPage, serverAndBrowser, waitText } from './support.mjs';
+import { ensureArtifactsDir, openPage, serverAndBrowser, waitArmed, waitText } from './support.mjs';
 
 const env = serverAndBrowser();
 
@@ -180,6 +180,7 @@ test('keys 1-9 pick the choices, not while typing and never an approval', async 
 
   // Elsewhere, 2 picks the second choice; the approval is left alone.
   await page.locator('#session-title').click();
+  await waitArmed(page, '#clarify-card');
   await page.keyboard.press('2');
   assert.deepEqual(await agent.waitClarify('keys', first.clarify_id), { status: 'answered', response: 'beta' });
   assert.deepEqual(await agent.waitApproval('keys', approval.approval_id, 300), { status: 'pending' });
@@ -187,6 +188,7 @@ test('keys 1-9 pick the choices, not while typing and never an approval', async 
   const second = await agent.submitClarify({ session_id: 'keys', question: 'Two only?', choices: ['yes', 'no'] });
   await waitText(page, '#clarify-card .clarify-question', 'Two only?', 2000);
   await page.locator('#session-title').click();
+  await waitArmed(page, '#clarify-card');
   await page.keyboard.press('9');
   await page.keyboard.press('2');
   assert.deepEqual(await agent.waitClarify('keys', second.clarify_id), { status: 'answered', response: 'no' });
@@ -208,6 +210,7 @@ test('answered prompts show in the session history; commands wrap anywhere, neve
   const clarify = await agent.submitClarify({ session_id: 'hist', question: 'Which pool next?' });
   await waitText(page, '#clarify-card .clarify-question', 'Which pool next?', 2000);
   await page.locator('#clarify-other-text').fill('tank');
+  await waitArmed(page, '#clarify-card');
   await page.locator('#clarify-other-text').press('Enter');
   assert.deepEqual(await agent.waitClarify('hist', clarify.clarify_id), { status: 'answered', response: 'tank' });
 

@@ -210,6 +210,20 @@ export async function waitText(page, selector, text, timeout) {
   );
 }
 
+// Waits until the card matched by `selector` is shown and armed: its
+// answering buttons take input (app.js arms a card for a second after it
+// shows a new prompt).
+export async function waitArmed(page, selector, timeout = 5000) {
+  await page.waitForFunction(
+    (css) => {
+      const card = document.querySelector(css);
+      return Boolean(card && !card.hidden && !card.hasAttribute('data-arming'));
+    },
+    selector,
+    { timeout, polling: 'raf' },
+  );
+}
+
 export function ensureArtifactsDir() {
   fs.mkdirSync(artifactsDir, { recursive: true });
   return artifactsDir;
