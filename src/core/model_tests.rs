@@ -3,13 +3,17 @@
 //! prune, revoke a rule, subscribe, fall behind, resync) driven through
 //! `State`, checking after every step the queue rules of docs/PROTOCOL.md
 //! §2 and the rules of §3.2 against a plain model (only a live rule the
-//! human granted answers, and a revoked one never again), and that
+//! human granted answers, and a revoked one never again; an action that is
+//! not a command is covered only by a rule granted on that exact action;
+//! a deny's reason, an edit and a note only where they apply, and an
+//! edited answer never grants a rule), and that
 //! replaying the recorded changes (also through their JSON, as a journal
 //! would) and reading back a snapshot give an equal state.
 
+use crate::core::action::{Action, Edit};
 use crate::core::change::Change;
 use crate::core::kind::Kind;
-use crate::core::prompt::{Answer, Choice, Outcome, Payload, Prompt};
+use crate::core::prompt::{Answer, Choice, Context, Decision, Outcome, Payload, Prompt};
 use crate::core::rules::{Lifetime, Scope};
 use crate::core::state::{Limits, Lookup, Respond, State, Submitted};
 use crate::core::view::{Interest, Update, Watch};
@@ -19,12 +23,31 @@ use std::collections::{HashMap, HashSet, VecDeque};
 const SEQUENCES: u64 = 1_200;
 const STEPS: usize = 60;
 const SESSIONS: [&str; 4] = ["s0", "s1", "s2", "s3"];
-const COMMANDS: [&str; 4] = [
+const COMMANDS: [&str; 5] = [
     "reboot",
     "git push",
     "git push origin",
     "rm -rf / --no-preserve-root",
+    // The summary of the edit of `actions()`: a rule on one must never
+    // cover the other.
+    "edit a.txt (1 edit, +1 -1)",
 ];
+
+/// Actions that are not commands: two edits with the same summary, a fetch.
+fn actions() -> [Action; 3] {
+    let edit = |new: &str| Action::Edit {
+        path: "a.txt".into(),
+        edits: vec![Edit {
+            old: "1".into(),
+            new: new.into(),
+        }],
+    };
+    let fetch = Action::Fetch {
+        url: "https://example.org/a".into(),
+        method: None,
+    };
+    [edit("2"), edit("3"), fetch]
+}
 const QUESTIONS: [&str; 2] = ["which db?", "go on?"];
 
 /// xorshift64*: deterministic, so a failure names its seed.
@@ -99,6 +122,8 @@ struct ModelRule {
     lifetime: Lifetime,
     session_id: Option<String>,
     command: String,
+    /// The action it was granted on.
+    action: Action,
 }
 
 /// The plain model: each queue as ids in order, what each id was, and the
@@ -115,13 +140,18 @@ struct Model {
 }
 
 impl Model {
-    /// The live rules that cover `command` in this session.
-    fn covering(&self, session_id: &str, command: &str) -> Vec<&ModelRule> {
+    /// The live rules that cover `action` in this session: a command by
+    /// its text, any other action only by a rule granted on that very
+    /// action.
+    fn covering(&self, session_id: &str, action: &Action) -> Vec<&ModelRule> {
         let live = self.rules.iter();
         let here = |rule: &&ModelRule| rule.session_id.as_deref().is_none_or(|s| s == session_id);
-        live.filter(here)
-            .filter(|rule| rule.scope.matches(command))
-            .collect()
+        let covers = |rule: &&ModelRule| match (action.command(), &rule.scope) {
+            (Some(command), Scope::Exact(_) | Scope::Prefix(_)) => rule.scope.matches(command),
+            (None, Scope::Action(_)) => rule.action == *action,
+            (Some(_), Scope::Action(_)) | (None, Scope::Exact(_) | Scope::Prefix(_)) => false,
+        };
+        live.filter(here).filter(covers).collect()
     }
 
     /// A granted rule joins unless one of the same lifetime (and session)
@@ -243,14 +273,23 @@ impl Run {
                     .expect("a pending id");
                 queue.remove(position);
                 model.outcomes.insert(id.clone(), outcome.clone());
-                let lifetime = match outcome {
-                    Outcome::Answered(Answer::Choice(choice)) => Lifetime::of(*choice),
+                let decision = match outcome {
+                    Outcome::Answered(Answer::Decision(decision)) => Some(decision),
                     _ => None,
                 };
-                if let (Some(scope), Some(lifetime)) = (grant, lifetime) {
-                    let command = model.prompts[id].payload.command().expect("an approval");
+                let lifetime = decision.and_then(|d| Lifetime::of(d.choice));
+                if let Some(decision) = decision {
                     assert!(
-                        scope.matches(command),
+                        decision.edited.is_none() || grant.is_none(),
+                        "an edited answer never grants a rule"
+                    );
+                }
+                if let (Some(scope), Some(lifetime)) = (grant, lifetime) {
+                    let payload = &model.prompts[id].payload;
+                    let command = payload.command().expect("an approval");
+                    let action = payload.action().expect("an approval").clone();
+                    assert!(
+                        scope.covers(&action),
                         "a rule covers what it was granted on"
                     );
                     model.grant(ModelRule {
@@ -259,6 +298,7 @@ impl Run {
                         lifetime,
                         session_id: (lifetime == Lifetime::Session).then(|| session_id.clone()),
                         command: command.to_string(),
+                        action,
                     });
                 }
             }
@@ -276,7 +316,7 @@ impl Run {
                 let rule = rule.expect("only a live rule the human granted answers");
                 assert_eq!(
                     *answer,
-                    Answer::Choice(rule.lifetime.choice()),
+                    Answer::choice(rule.lifetime.choice()),
                     "a rule answers with its lifetime"
                 );
                 model
@@ -333,16 +373,19 @@ impl Run {
         let session_id = self.rng.pick(&SESSIONS).to_string();
         let kind = *self.rng.pick(&Kind::ALL);
         let payload = match kind {
-            Kind::Clarify => Payload::Clarify {
-                question: self.rng.pick(&QUESTIONS).to_string(),
-                choices: vec![],
-            },
-            Kind::Approval => Payload::Approval {
-                command: self.rng.pick(&COMMANDS).to_string(),
-                description: String::new(),
+            Kind::Clarify => Payload::question(self.rng.pick(&QUESTIONS).to_string(), vec![]),
+            Kind::Approval => {
+                let action = match self.rng.below(3) {
+                    0 => self.rng.pick(&actions()).clone(),
+                    _ => Action::Command {
+                        command: self.rng.pick(&COMMANDS).to_string(),
+                        cwd: None,
+                    },
+                };
                 // An agent's keys, chosen to try to widen rules.
-                pattern_keys: vec![self.rng.pick(&COMMANDS).to_string()],
-            },
+                let keys = vec![self.rng.pick(&COMMANDS).to_string()];
+                Payload::approval(action, String::new(), keys, Context::default())
+            }
         };
         let timeout = *self.rng.pick(&[0, 5, 20]);
         let id = self.state.fresh_id(kind, |len| self.rng.id(len));
@@ -353,8 +396,8 @@ impl Run {
             .get(&(session_id.clone(), kind))
             .and_then(|q| q.back().cloned());
         let before = self.state.clone();
-        let covering: Vec<String> = match payload.command() {
-            Some(command) => self.model.covering(&session_id, command),
+        let covering: Vec<String> = match payload.action() {
+            Some(action) => self.model.covering(&session_id, action),
             None => vec![],
         }
         .into_iter()
@@ -432,8 +475,9 @@ impl Run {
         let (session_id, kind, id) = self.rng.pick(&pending).clone();
         let answer = match kind {
             Kind::Clarify => Answer::Text("postgres".into()),
-            Kind::Approval => Answer::Choice(*self.rng.pick(&Choice::ALL)),
+            Kind::Approval => Answer::Decision(self.decision()),
         };
+        let fits = self.fits(&id, &answer);
         let by_id = self.rng.below(2) == 0;
         let head = self.model.queues[&(session_id.clone(), kind)]
             .front()
@@ -449,6 +493,7 @@ impl Run {
             .respond(&self.limits, &session_id, target, answer, prefix, self.now)
         {
             Ok(Respond::Answer(change)) => {
+                let change = *change;
                 let Change::Resolved { id: resolved, .. } = &change else {
                     panic!("an answer resolves")
                 };
@@ -463,6 +508,58 @@ impl Run {
             Ok(Respond::Stale { .. }) => panic!("a pending id is not stale"),
             Err(_) => assert_eq!(self.state, before, "a refused answer changes nothing"),
         }
+        if let (Some(false), Some(outcome)) = (fits, self.model.outcomes.get(&id))
+            && by_id
+        {
+            panic!("an answer that does not fit its prompt was taken: {outcome:?}");
+        }
+    }
+
+    /// A random decision: a choice, and now and then a reason, an edit
+    /// (of the asked action's type or another) and a note, whether or not
+    /// they apply.
+    fn decision(&mut self) -> Decision {
+        let choice = *self.rng.pick(&Choice::ALL);
+        let mut edits: Vec<Action> = actions().to_vec();
+        edits.push(Action::Command {
+            command: "reboot --dry-run".into(),
+            cwd: None,
+        });
+        Decision {
+            choice,
+            reason: (self.rng.below(3) == 0).then(|| "not now".to_string()),
+            edited: (self.rng.below(3) == 0).then(|| Box::new(self.rng.pick(&edits).clone())),
+            note: (self.rng.below(4) == 0).then(|| "careful".to_string()),
+        }
+    }
+
+    /// Whether an answer fits the prompt `id` (docs/PROTOCOL.md §3.2), told
+    /// independently of `validate`: `None` for a clarify.
+    fn fits(&self, id: &str, answer: &Answer) -> Option<bool> {
+        let Answer::Decision(decision) = answer else {
+            return None;
+        };
+        let asked = self.model.prompts[id].payload.action()?;
+        let approves = decision.choice != Choice::Deny;
+        let edit_fits = match &decision.edited {
+            None => true,
+            Some(edited) => {
+                decision.choice == Choice::Once
+                    && std::mem::discriminant(&**edited) == std::mem::discriminant(asked)
+                    && match (asked, &**edited) {
+                        (Action::Edit { path, edits }, Action::Edit { path: p, edits: e }) => {
+                            path == p && edits.len() == e.len() && edits[0].old == e[0].old
+                        }
+                        (Action::Fetch { method, .. }, Action::Fetch { method: m, .. }) => {
+                            method == m
+                        }
+                        _ => true,
+                    }
+            }
+        };
+        let reason_fits = decision.reason.is_none() || !approves;
+        let note_fits = decision.note.is_none() || approves;
+        Some(edit_fits && reason_fits && note_fits)
     }
 
     fn stale_answer(&mut self) {
@@ -471,7 +568,7 @@ impl Run {
         let id = self.rng.id(kind.id_len());
         let answer = match kind {
             Kind::Clarify => Answer::Text("x".into()),
-            Kind::Approval => Answer::Choice(Choice::Once),
+            Kind::Approval => Answer::choice(Choice::Once),
         };
         let before = self.state.clone();
         let stale =
@@ -673,6 +770,9 @@ impl Run {
                 lifetime: rule.lifetime,
                 session_id: rule.session_id.clone(),
                 command: rule.command.clone(),
+                action: (self.model.prompts[&rule.rule_id].payload.action())
+                    .expect("a rule comes from an approval")
+                    .clone(),
             })
             .collect();
         let mut expected = self.model.rules.clone();

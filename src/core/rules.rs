@@ -9,6 +9,7 @@
 //! record (`Rule`) named by the id of the approval that granted it, so the
 //! human can list it, see where it came from, and revoke it.
 
+use crate::core::action::Action;
 use crate::core::prompt::Choice;
 use serde_json::{Value, json};
 
@@ -19,6 +20,9 @@ pub enum Scope {
     Exact(String),
     /// This command, or it followed by a space and plain arguments.
     Prefix(String),
+    /// Exactly this action that is not a command: its canonical JSON
+    /// (`Action::key`). Never matches a command, whatever its text.
+    Action(String),
 }
 
 impl Scope {
@@ -34,8 +38,29 @@ impl Scope {
         (!prefix.trim().is_empty() && scope.matches(command)).then_some(scope)
     }
 
+    /// The scope a human picked for an action: a command's, or exactly
+    /// any other action (wider scopes for those are not granted yet).
+    pub fn for_action(action: &Action, prefix: Option<&str>) -> Option<Scope> {
+        match (action.command(), prefix) {
+            (Some(command), prefix) => Scope::for_command(command, prefix),
+            (None, None) => Some(Scope::Action(action.key())),
+            (None, Some(_)) => None,
+        }
+    }
+
+    /// Whether it covers this action: a command scope only commands, an
+    /// action scope only that exact action.
+    pub fn covers(&self, action: &Action) -> bool {
+        match (self, action.command()) {
+            (Scope::Exact(_) | Scope::Prefix(_), Some(command)) => self.matches(command),
+            (Scope::Action(key), None) => *key == action.key(),
+            (Scope::Exact(_) | Scope::Prefix(_), None) | (Scope::Action(_), Some(_)) => false,
+        }
+    }
+
     pub fn matches(&self, command: &str) -> bool {
         match self {
+            Scope::Action(_) => false,
             Scope::Exact(exact) => command == exact,
             Scope::Prefix(prefix) => match command.strip_prefix(prefix.as_str()) {
                 Some("") => true,
@@ -49,12 +74,19 @@ impl Scope {
         match self {
             Scope::Exact(command) => json!({"exact": command}),
             Scope::Prefix(prefix) => json!({"prefix": prefix}),
+            Scope::Action(key) => {
+                let action: Value = serde_json::from_str(key).unwrap_or(Value::Null);
+                json!({ "action": action })
+            }
         }
     }
 
     pub fn from_json(value: &Value) -> Option<Scope> {
         if let Some(command) = value["exact"].as_str() {
             return Some(Scope::Exact(command.to_string()));
+        }
+        if let Some(action) = value.get("action").and_then(Action::from_json) {
+            return Some(Scope::Action(action.key()));
         }
         value["prefix"]
             .as_str()
@@ -128,7 +160,7 @@ impl Rule {
     /// and command, plus a fixed overhead, as a prompt's.
     pub fn cost(rule_id: &str, scope: &Scope, command: &str) -> usize {
         const OVERHEAD: usize = 256;
-        let (Scope::Exact(text) | Scope::Prefix(text)) = scope;
+        let (Scope::Exact(text) | Scope::Prefix(text) | Scope::Action(text)) = scope;
         rule_id.len() + text.len() + command.len() + OVERHEAD
     }
 

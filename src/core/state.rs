@@ -19,6 +19,7 @@ use crate::core::kind::{Kind, KindMap};
 use crate::core::prompt::{Answer, Outcome, Payload, Prompt, round_ms};
 use crate::core::queue::{Identified, Queue};
 use crate::core::rules::{Lifetime, Rule, Scope};
+use crate::core::validate;
 use crate::core::view::{Interest, Update, Watch};
 use crate::error::{Error, Result};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -102,11 +103,10 @@ pub enum Submitted {
 /// What a respond decided: the change to apply, or a stale id.
 #[derive(Debug, PartialEq)]
 pub enum Respond {
-    Answer(Change),
+    /// Boxed: a change holds a whole prompt.
+    Answer(Box<Change>),
     /// The id named is not pending (or nothing is); this many still are.
-    Stale {
-        still_pending: usize,
-    },
+    Stale { still_pending: usize },
 }
 
 /// What a waiting agent learns of a prompt.
@@ -361,14 +361,14 @@ impl State {
             session_id,
             kind,
             id,
-            outcome: Outcome::Answered(Answer::Choice(choice)),
+            outcome: Outcome::Answered(Answer::Decision(decision)),
             at,
             grant: Some(scope),
         } = change
         else {
             return None;
         };
-        let lifetime = Lifetime::of(*choice)?;
+        let lifetime = Lifetime::of(decision.choice)?;
         let session = self.sessions.get(session_id)?;
         let command = session.queues[*kind].get(id)?.payload.command()?;
         let (rules, session_id) = match lifetime {
@@ -573,10 +573,10 @@ impl State {
         session_id: &str,
         payload: &'a Payload,
     ) -> Option<(&'a Rule, &'a str, Answer)> {
-        let command = payload.command()?;
+        let (command, action) = (payload.command()?, payload.action()?);
         let rules = self.always.iter().chain(self.session_rules(session_id));
-        let rule = rules.into_iter().find(|rule| rule.scope.matches(command))?;
-        Some((rule, command, Answer::Choice(rule.lifetime.choice())))
+        let rule = rules.into_iter().find(|rule| rule.scope.covers(action))?;
+        Some((rule, command, Answer::choice(rule.lifetime.choice())))
     }
 
     fn make_room(
@@ -653,15 +653,16 @@ impl State {
             let still_pending = self.queue_len(session_id, kind);
             return Ok(Respond::Stale { still_pending });
         };
+        validate::answer(&prompt.payload, &answer)?;
         let grant = self.grant_for(limits, prompt, &answer, prefix)?;
-        Ok(Respond::Answer(Change::Resolved {
+        Ok(Respond::Answer(Box::new(Change::Resolved {
             session_id: session_id.to_string(),
             kind,
             id: prompt.id.clone(),
             outcome: Outcome::Answered(answer),
             at: now,
             grant,
-        }))
+        })))
     }
 
     /// The scope of the rule an answer grants: the exact command the human
@@ -673,15 +674,17 @@ impl State {
         answer: &Answer,
         prefix: Option<&str>,
     ) -> Result<Option<Scope>> {
-        let lifetime = match answer {
-            Answer::Choice(choice) if choice.grants_rule() => Lifetime::of(*choice),
-            _ => None,
-        };
-        let (Some(lifetime), Some(command)) = (lifetime, prompt.payload.command()) else {
+        let lifetime = answer.decision().and_then(|d| Lifetime::of(d.choice));
+        let (Some(lifetime), Some(command), Some(action)) =
+            (lifetime, prompt.payload.command(), prompt.payload.action())
+        else {
             return Ok(None);
         };
-        let scope = Scope::for_command(command, prefix).ok_or_else(|| {
-            Error::bad_request("scope must be a prefix of the command that ends at a word boundary")
+        let scope = Scope::for_action(action, prefix).ok_or_else(|| match action.command() {
+            Some(_) => Error::bad_request(
+                "scope must be a prefix of the command that ends at a word boundary",
+            ),
+            None => Error::bad_request("scope applies only to command actions for now"),
         })?;
         let session = self.sessions.get(&prompt.session_id);
         let held = match lifetime {
@@ -987,7 +990,7 @@ impl Record {
 
 fn outcome_cost(id: &str, outcome: &Outcome, asked: &str) -> usize {
     let answer = match outcome {
-        Outcome::Answered(answer) => answer.as_str().len(),
+        Outcome::Answered(answer) => answer.text_bytes(),
         Outcome::Expired | Outcome::Cancelled => 0,
     };
     id.len() + answer + asked.len() + OUTCOME_OVERHEAD

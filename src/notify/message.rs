@@ -8,6 +8,7 @@
 //! cut with a note and gets no "Allow once" button, so nothing is approved
 //! unseen; no button ever grants a rule.
 
+use crate::core::action::Action as ActionKind;
 use crate::core::audit::is_hidden;
 use crate::core::prompt::{Payload, Prompt};
 use crate::notify::capability::{self, Capabilities, Claim};
@@ -67,22 +68,39 @@ pub fn text(prompt: &Prompt) -> Text {
         Payload::Approval {
             command,
             description,
+            action,
             ..
         } => {
-            let mut message = format!("$ {}", shown(command));
+            let mut message = match action.command() {
+                Some(_) => format!("$ {}", shown(command)),
+                None => format!(
+                    "{}: {}\n{}",
+                    action.type_name(),
+                    shown(action.target()),
+                    shown(command)
+                ),
+            };
             if !description.is_empty() {
                 let _ = write!(message, "\n\nThe agent says: {}", shown(description));
             }
-            let whole = message.len() <= MESSAGE_BYTES;
+            // Only a command or a URL is shown whole; an edit, a write or a
+            // tool's input is seen on the page before it is allowed.
+            let shows_all = matches!(
+                action,
+                ActionKind::Command { .. } | ActionKind::Fetch { .. }
+            );
+            let whole = message.len() <= MESSAGE_BYTES && shows_all;
             Text {
-                title: format!("Approve a command? ({session})"),
+                title: format!("Approve {}? ({session})", what(action)),
                 message: cut(message),
                 priority: 4,
                 tags: &["lock"],
                 whole,
             }
         }
-        Payload::Clarify { question, choices } => {
+        Payload::Clarify {
+            question, choices, ..
+        } => {
             let mut message = shown(question);
             for (number, choice) in choices.iter().enumerate() {
                 let _ = write!(message, "\n{}. {}", number + 1, shown(choice));
@@ -112,6 +130,7 @@ pub fn actions(prompt: &Prompt, text: &Text, capabilities: &Capabilities) -> Vec
                 false => vec![deny],
             }
         }
+        Payload::Clarify { multiple: true, .. } => Vec::new(),
         Payload::Clarify { choices, .. } => choices
             .iter()
             .filter(|choice| shown(choice) == **choice && choice.len() <= LABEL_BYTES)
@@ -211,9 +230,21 @@ pub fn webhook(prompt: &Prompt, links: &Links, actions: &[Action]) -> Value {
         "priority": text.priority,
         "click": click,
         "prompt": prompt.to_json(),
+        "action": prompt.payload.action().map(ActionKind::to_json),
         "actions": actions,
         "extras": {"client::notification": {"click": {"url": click}}},
     })
+}
+
+/// What an approval asks, in a title: "a command", "an edit" and so on.
+fn what(action: &ActionKind) -> &'static str {
+    match action {
+        ActionKind::Command { .. } => "a command",
+        ActionKind::Edit { .. } => "an edit",
+        ActionKind::Write { .. } => "a file write",
+        ActionKind::Fetch { .. } => "a fetch",
+        ActionKind::Tool { .. } => "a tool call",
+    }
 }
 
 /// Text with every character that does not show as itself escaped.
@@ -252,19 +283,18 @@ mod tests {
     use super::*;
 
     fn approval(command: &str) -> Prompt {
-        let payload = Payload::Approval {
+        let action = crate::core::action::Action::Command {
             command: command.into(),
-            description: "tidy up".into(),
-            pattern_keys: vec![],
+            cwd: None,
         };
+        let context = crate::core::prompt::Context::default();
+        let payload = Payload::approval(action, "tidy up".into(), vec![], context);
         Prompt::new("a".repeat(32), "s1".into(), 1_795_477_000.0, 300, payload)
     }
 
     fn clarify(choices: &[&str]) -> Prompt {
-        let payload = Payload::Clarify {
-            question: "Which?".into(),
-            choices: choices.iter().map(|c| c.to_string()).collect(),
-        };
+        let choices = choices.iter().map(|c| c.to_string()).collect();
+        let payload = Payload::question("Which?".into(), choices);
         Prompt::new("c".repeat(12), "s1".into(), 1_795_477_000.0, 0, payload)
     }
 

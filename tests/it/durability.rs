@@ -721,10 +721,7 @@ fn write_a_large_journal(dir: &TempDir, expired: usize, kept: usize) -> (Vec<Str
     };
     let now = unix_now();
     let prompt = |n: usize, session: &str, created: f64, timeout: i64| {
-        let payload = Payload::Clarify {
-            question: format!("{n} {}", "q".repeat(300)),
-            choices: Vec::new(),
-        };
+        let payload = Payload::question(format!("{n} {}", "q".repeat(300)), Vec::new());
         Prompt::new(
             format!("{n:012x}"),
             session.to_string(),
