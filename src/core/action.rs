@@ -1,4 +1,4 @@
-//! Actions: what an approval asks to do (docs/PROTOCOL.md §5.1): run a
+//! Actions: what an approval asks to do (docs/PROTOCOL.md §5.2): run a
 //! command, edit or write a file, fetch a URL, or call some other tool.
 //!
 //! An action is read from untrusted JSON once, checked field by field

@@ -1,5 +1,5 @@
 //! Forms: the restricted JSON Schema of MCP elicitation that a clarify may
-//! carry (docs/PROTOCOL.md §5.2), checked when it is submitted, and every
+//! carry (docs/PROTOCOL.md §5.1), checked when it is submitted, and every
 //! answer checked against it.
 //!
 //! A schema is a flat object whose properties are strings (lengths, a

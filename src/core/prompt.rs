@@ -17,7 +17,7 @@ pub enum Payload {
         choices: Vec<String>,
         /// The human may pick several of the choices.
         multiple: bool,
-        /// A form (docs/PROTOCOL.md §5.2), checked by `core/form.rs`.
+        /// A form (docs/PROTOCOL.md §5.1), checked by `core/form.rs`.
         schema: Option<Value>,
     },
     Approval {
@@ -28,7 +28,7 @@ pub enum Payload {
         /// The agent's own labels for the command: shown as hints, never
         /// used to decide what a rule matches.
         pattern_keys: Vec<String>,
-        /// What will run (docs/PROTOCOL.md §5.1).
+        /// What will run (docs/PROTOCOL.md §5.2).
         action: Action,
         /// Who asks (`claude-code`), where, and why: shown apart from the
         /// action, never mistakable for it.
