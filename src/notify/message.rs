@@ -323,6 +323,49 @@ mod tests {
     }
 
     #[test]
+    fn an_action_shows_its_type_and_path_or_url_escaped_and_the_webhook_carries_it_whole() {
+        let edit = crate::core::action::Action::Edit {
+            path: "a\u{202E}txt.rs".into(),
+            edits: vec![crate::core::action::Edit {
+                old: "1".into(),
+                new: "2".into(),
+            }],
+        };
+        let context = crate::core::prompt::Context::default();
+        let payload = Payload::approval(edit.clone(), String::new(), vec![], context);
+        let prompt = Prompt::new("a".repeat(32), "s1".into(), 1_795_477_000.0, 300, payload);
+        let text = text(&prompt);
+        assert_eq!(text.title, "Approve an edit? (s1)");
+        assert_eq!(
+            text.message,
+            "edit: a\\u{202E}txt.rs\nedit a\\u{202E}txt.rs (1 edit, +1 -1)"
+        );
+        assert_eq!(
+            labels(&prompt),
+            ["Deny"],
+            "an edit is allowed on the page, where it is shown whole"
+        );
+        let webhook = webhook(&prompt, &links(), &[]);
+        assert_eq!(webhook["action"], edit.to_json());
+        assert_eq!(webhook["prompt"]["action"], edit.to_json());
+
+        let fetch = crate::core::action::Action::Fetch {
+            url: "https://example.org/a".into(),
+            method: None,
+        };
+        let payload = Payload::approval(fetch, String::new(), vec![], Default::default());
+        let prompt = Prompt::new("b".repeat(32), "s1".into(), 1_795_477_000.0, 300, payload);
+        let words = super::text(&prompt);
+        assert_eq!(words.title, "Approve a fetch? (s1)");
+        assert!(words.message.starts_with("fetch: https://example.org/a\n"));
+        assert_eq!(
+            labels(&prompt),
+            ["Allow once", "Deny"],
+            "a URL is shown whole"
+        );
+    }
+
+    #[test]
     fn a_command_that_does_not_fit_is_cut_and_cannot_be_allowed() {
         let prompt = approval(&"x".repeat(5000));
         let text = text(&prompt);
