@@ -252,6 +252,42 @@ mod tests {
     }
 
     #[test]
+    fn an_action_and_a_decision_are_audited_escaped_on_one_line() {
+        let mut state = State::default();
+        let at = "at=1795477000.500";
+        let write = crate::core::action::Action::Write {
+            path: "a\u{202E}.sh".into(),
+            content: "echo hi\n".into(),
+        };
+        let context = crate::core::prompt::Context {
+            agent: Some("claude-code".into()),
+            cwd: None,
+            reason: Some("to \"fix\"\nit".into()),
+        };
+        let payload = Payload::approval(write, String::new(), vec![], context);
+        let prompt = Prompt::new("w1".into(), "s1".into(), AT, 0, payload);
+        #[rustfmt::skip]
+        check(&mut state, Change::Submitted(prompt), "agent", &[&format!(
+            "{at} event=asked kind=approval id=w1 session=s1 by=agent action=write \
+             command=\"write a\\u202E.sh (8 bytes, 1 line)\" \
+             action_json=\"{{\\\"content\\\":\\\"echo hi\\\\n\\\",\\\"path\\\":\\\"a\\u202E.sh\\\",\\\"type\\\":\\\"write\\\"}}\" \
+             agent=claude-code reason=\"to \\\"fix\\\"\\nit\""
+        )]);
+        let decision = crate::core::prompt::Decision {
+            reason: Some("not\u{202E} now".into()),
+            ..crate::core::prompt::Decision::plain(Choice::Deny)
+        };
+        let decided = state.respond(&limits(), "s1", None, Answer::Decision(decision), None, AT);
+        let Ok(crate::core::state::Respond::Answer(change)) = decided else {
+            panic!("{decided:?}")
+        };
+        #[rustfmt::skip]
+        check(&mut state, *change, "human", &[&format!(
+            "{at} event=answered kind=approval id=w1 session=s1 by=human choice=deny reason=\"not\\u202E now\""
+        )]);
+    }
+
+    #[test]
     fn every_decision_has_its_line() {
         let mut state = State::default();
         let at = "at=1795477000.500";

@@ -642,6 +642,20 @@ mod tests {
                 Some(outcome)
             );
         }
+        // An entry journaled before actions and null deadlines.
+        let old_entry = json!({"approval_id": "a1", "session_id": "s", "kind": "approval",
+            "command": "ls", "description": "", "pattern_key": "", "pattern_keys": [],
+            "requested_at": 1.0, "timeout_seconds": 0, "expires_at": 0.0});
+        let old_prompt = Prompt::from_json(&old_entry).expect("an old entry reads back");
+        assert_eq!(
+            old_prompt.payload.action(),
+            Some(&Action::Command {
+                command: "ls".into(),
+                cwd: None
+            })
+        );
+        assert!(!old_prompt.expires());
+        assert_eq!(old_prompt.to_json()["expires_at"], Value::Null);
         let old = json!({"status": "answered", "answer": "deny"});
         assert_eq!(
             Outcome::from_json(Kind::Approval, &old),
