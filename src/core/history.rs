@@ -38,6 +38,9 @@ fn entry_json(id: &str, record: &Record) -> Value {
         "auto": record.auto,
         "at": record.at,
     });
+    if let Some(action) = &record.action {
+        entry["action"] = action.to_json();
+    }
     if let Outcome::Answered(answer) = &record.outcome {
         let fields = entry.as_object_mut().expect("an entry is an object");
         answer.insert_into(fields, kind.answer_field());

@@ -7,6 +7,7 @@
 //! written whole (`Rule::to_json`, as `GET /api/rules` shows them), the
 //! `always` ones at the top and each session's inside it.
 
+use crate::core::action::Action;
 use crate::core::kind::Kind;
 use crate::core::prompt::{Outcome, Prompt};
 use crate::core::queue::Queue;
@@ -110,7 +111,7 @@ fn session_from(value: &Value) -> Option<(String, Session)> {
 }
 
 fn record_json(id: &str, record: &Record) -> Value {
-    json!({
+    let mut value = json!({
         "id": id,
         "kind": record.kind.as_str(),
         "session_id": record.session_id,
@@ -119,7 +120,11 @@ fn record_json(id: &str, record: &Record) -> Value {
         "outcome": record.outcome.to_json(),
         "at": record.at,
         "version": record.version,
-    })
+    });
+    if let Some(action) = &record.action {
+        value["action"] = action.to_json();
+    }
+    value
 }
 
 fn record_from(value: &Value) -> Option<(String, Record)> {
@@ -129,6 +134,10 @@ fn record_from(value: &Value) -> Option<(String, Record)> {
         session_id: value["session_id"].as_str()?.to_string(),
         // Snapshots written before the history kept neither.
         asked: value["asked"].as_str().unwrap_or_default().to_string(),
+        action: match value.get("action") {
+            None => None,
+            Some(action) => Some(Box::new(Action::from_json(action)?)),
+        },
         auto: value["auto"].as_bool().unwrap_or_default(),
         outcome: Outcome::from_json(kind, &value["outcome"])?,
         at: value["at"].as_f64()?,

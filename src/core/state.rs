@@ -14,6 +14,7 @@
 //! - No lock, no thread, no clock, no randomness here: the time and every
 //!   new id come in as arguments or inside the change.
 
+use crate::core::action::Action;
 use crate::core::change::Change;
 use crate::core::kind::{Kind, KindMap};
 use crate::core::prompt::{Answer, Outcome, Payload, Prompt, round_ms};
@@ -171,6 +172,9 @@ pub(super) struct Record {
     pub(super) session_id: String,
     /// What was asked: the question or the command, for the history.
     pub(super) asked: String,
+    /// The action an approval asked for, when it is not a command (`asked`
+    /// holds its summary), so the history shows all of what was asked.
+    pub(super) action: Option<Box<Action>>,
     /// Answered at once by a rule, never shown to the human.
     pub(super) auto: bool,
     pub(super) outcome: Outcome,
@@ -245,6 +249,7 @@ impl State {
                     kind: *kind,
                     session_id: session_id.clone(),
                     asked: prompt.payload.asked().to_string(),
+                    action: asked_action(&prompt.payload),
                     auto: false,
                     outcome: outcome.clone(),
                     at: *at,
@@ -269,6 +274,7 @@ impl State {
                     kind: *kind,
                     session_id: session_id.clone(),
                     asked: command.clone(),
+                    action: None,
                     auto: true,
                     outcome: Outcome::Answered(answer.clone()),
                     at: *at,
@@ -480,7 +486,9 @@ impl State {
             } => {
                 let prompt = self.queue(session_id, *kind).and_then(|q| q.get(id));
                 let asked = prompt.map_or("", |prompt| prompt.payload.asked());
-                Some(outcome_cost(id, outcome, asked))
+                let action = prompt.and_then(|prompt| asked_action(&prompt.payload));
+                let action = action.map_or(0, |action| action.text_bytes());
+                Some(outcome_cost(id, outcome, asked) + action)
             }
             Change::AutoAnswered {
                 id,
@@ -984,8 +992,17 @@ impl Record {
     /// What keeping it costs: its id, its answer, what was asked, and a
     /// fixed overhead.
     pub(super) fn cost(&self, id: &str) -> usize {
-        outcome_cost(id, &self.outcome, &self.asked)
+        let action = self.action.as_ref().map_or(0, |action| action.text_bytes());
+        outcome_cost(id, &self.outcome, &self.asked) + action
     }
+}
+
+/// The action a kept outcome keeps: an approval's, when it is not a command.
+fn asked_action(payload: &Payload) -> Option<Box<Action>> {
+    let action = payload
+        .action()
+        .filter(|action| action.command().is_none())?;
+    Some(Box::new(action.clone()))
 }
 
 fn outcome_cost(id: &str, outcome: &Outcome, asked: &str) -> usize {

@@ -192,6 +192,14 @@ fn a_deny_carries_its_reason_and_an_approval_its_edit_and_note() {
         json!({"status": "answered", "choice": "once", "edited": edited, "note": "only the flag"})
     );
 
+    let history = server.get("/api/history?session_id=ans").json();
+    let entry = &history["history"][0];
+    assert_eq!(
+        (&entry["approval_id"], &entry["action"], &entry["edited"]),
+        (&json!(edited_id), &edit(), &edited),
+        "the history shows the action asked and the one approved"
+    );
+
     let command = submit(
         &server,
         "ans",
