@@ -132,7 +132,7 @@ fn check_property(at: &str, property: &Value) -> Result<()> {
         }
         "number" | "integer" => {
             only_keys(p, at, &with(&["minimum", "maximum"]))?;
-            check_number_property(at, p, kind == "integer")
+            check_number_property(at, p)
         }
         "boolean" => {
             only_keys(p, at, &common)?;
@@ -213,7 +213,7 @@ fn string_options(at: &str, p: &Map<String, Value>) -> Result<Option<Vec<String>
     Ok(None)
 }
 
-fn check_number_property(at: &str, p: &Map<String, Value>, integer: bool) -> Result<()> {
+fn check_number_property(at: &str, p: &Map<String, Value>) -> Result<()> {
     for key in ["minimum", "maximum"] {
         if p.get(key).is_some_and(|v| !v.is_number()) {
             return Err(bad(format!("{at}.{key} must be a number")));
@@ -225,7 +225,6 @@ fn check_number_property(at: &str, p: &Map<String, Value>, integer: bool) -> Res
     {
         return Err(bad(format!("{at}.minimum is more than its maximum")));
     }
-    let _ = integer;
     check_default(at, p)
 }
 

@@ -49,6 +49,8 @@ fn actions() -> [Action; 3] {
     [edit("2"), edit("3"), fetch]
 }
 const QUESTIONS: [&str; 2] = ["which db?", "go on?"];
+/// The choices of a question that takes several.
+const PICKS: [&str; 3] = ["a", "b", "c"];
 
 /// xorshift64*: deterministic, so a failure names its seed.
 struct Rng(u64);
@@ -373,7 +375,15 @@ impl Run {
         let session_id = self.rng.pick(&SESSIONS).to_string();
         let kind = *self.rng.pick(&Kind::ALL);
         let payload = match kind {
-            Kind::Clarify => Payload::question(self.rng.pick(&QUESTIONS).to_string(), vec![]),
+            Kind::Clarify => match self.rng.below(3) {
+                0 => Payload::Clarify {
+                    question: self.rng.pick(&QUESTIONS).to_string(),
+                    choices: PICKS.iter().map(|c| c.to_string()).collect(),
+                    multiple: true,
+                    schema: None,
+                },
+                _ => Payload::question(self.rng.pick(&QUESTIONS).to_string(), vec![]),
+            },
             Kind::Approval => {
                 let action = match self.rng.below(3) {
                     0 => self.rng.pick(&actions()).clone(),
@@ -474,7 +484,7 @@ impl Run {
         }
         let (session_id, kind, id) = self.rng.pick(&pending).clone();
         let answer = match kind {
-            Kind::Clarify => Answer::Text("postgres".into()),
+            Kind::Clarify => self.clarify_answer(),
             Kind::Approval => Answer::Decision(self.decision()),
         };
         let fits = self.fits(&id, &answer);
@@ -506,7 +516,15 @@ impl Run {
                 self.commit(vec![change]);
             }
             Ok(Respond::Stale { .. }) => panic!("a pending id is not stale"),
-            Err(_) => assert_eq!(self.state, before, "a refused answer changes nothing"),
+            Err(error) => {
+                assert_eq!(self.state, before, "a refused answer changes nothing");
+                let refused_as_bad = matches!(error, Error::BadRequest(_));
+                let prefix_refused = prefix.is_some() && kind == Kind::Approval;
+                assert!(
+                    !(by_id && fits == Some(true) && refused_as_bad && !prefix_refused),
+                    "an answer that fits its prompt is taken: {error:?}"
+                );
+            }
         }
         if let (Some(false), Some(outcome)) = (fits, self.model.outcomes.get(&id))
             && by_id
@@ -533,11 +551,39 @@ impl Run {
         }
     }
 
+    /// A clarify's answer: a text, or picks (some repeated, some not offered).
+    fn clarify_answer(&mut self) -> Answer {
+        let picks = |list: &[&str]| Answer::Picks(list.iter().map(|p| p.to_string()).collect());
+        match self.rng.below(5) {
+            0 => picks(&["b", "a"]),
+            1 => picks(&["a", "a"]),
+            2 => picks(&["z"]),
+            3 => picks(&[]),
+            _ => Answer::Text("postgres".into()),
+        }
+    }
+
     /// Whether an answer fits the prompt `id` (docs/PROTOCOL.md §3.2), told
-    /// independently of `validate`: `None` for a clarify.
+    /// independently of `validate`.
     fn fits(&self, id: &str, answer: &Answer) -> Option<bool> {
-        let Answer::Decision(decision) = answer else {
-            return None;
+        let payload = &self.model.prompts[id].payload;
+        let decision = match (payload, answer) {
+            (Payload::Clarify { multiple, .. }, Answer::Text(_)) => return Some(!multiple),
+            (
+                Payload::Clarify {
+                    multiple, choices, ..
+                },
+                Answer::Picks(picks),
+            ) => {
+                let distinct = picks
+                    .iter()
+                    .enumerate()
+                    .all(|(i, p)| !picks[..i].contains(p));
+                let offered = picks.iter().all(|p| choices.contains(p));
+                return Some(*multiple && !picks.is_empty() && distinct && offered);
+            }
+            (_, Answer::Decision(decision)) => decision,
+            _ => return Some(false),
         };
         let asked = self.model.prompts[id].payload.action()?;
         let approves = decision.choice != Choice::Deny;
