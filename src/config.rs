@@ -510,6 +510,9 @@ mod tests {
         );
         assert!(config.insecure_no_auth);
         assert_eq!(config.redis, None, "the journal by default");
+        assert_eq!(config.deny_reasons, Vec::<String>::new());
+        let config = parse(&[], &[("ASKGATE_DENY_REASONS", "not now; ask me first ;")]).unwrap();
+        assert_eq!(config.deny_reasons, ["not now", "ask me first"]);
         let config = parse(&[], &[("ASKGATE_STORE", "redis://10.0.0.5:6380/2")]).unwrap();
         let target = config.redis.unwrap();
         assert_eq!(
@@ -535,6 +538,10 @@ mod tests {
             (
                 vec!["--allow-origin", "https://a.example,null"],
                 "invalid value for --allow-origin: \"null\"",
+            ),
+            (
+                vec!["--deny-reasons", "a\u{1b}[2J;b"],
+                "invalid value for --deny-reasons",
             ),
             (
                 vec!["--notify-when", "sometimes"],
