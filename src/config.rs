@@ -178,6 +178,11 @@ const FLAGS: &[(&str, &str, &str)] = &[
         "each attempt to deliver a notification gives up after this long",
     ),
     (
+        "deny-reasons",
+        "-",
+        "reasons a human can give a deny with one tap, separated by ;: \"not now;use the make target\"",
+    ),
+    (
         "insecure-no-auth",
         "",
         "run without tokens: anyone (any local process, any agent) who can reach the server can answer every prompt",
@@ -221,6 +226,8 @@ pub struct Config {
     pub trusted_proxies: Vec<IpAddr>,
     /// Where and when new prompts are notified (`--notify-*`).
     pub notify: notify::Settings,
+    /// One-tap reasons for a deny, shown on the card (`--deny-reasons`).
+    pub deny_reasons: Vec<String>,
 }
 
 impl Default for Config {
@@ -312,6 +319,7 @@ impl Config {
                 })
                 .collect::<Result<_, _>>()?,
             max_body: 64 * 1024,
+            deny_reasons: deny_reasons(get("deny-reasons"))?,
             public_url: match get("public-url").trim() {
                 "" | "-" => None,
                 url => Some(
@@ -439,6 +447,24 @@ fn notify_settings<'a>(get: &impl Fn(&str) -> &'a str) -> Result<notify::Setting
 }
 
 /// The items of a comma-separated flag; `-` (the default) or "" is none.
+/// `--deny-reasons`: at most 16 reasons separated by `;`, each one line of
+/// at most 256 bytes.
+fn deny_reasons(value: &str) -> Result<Vec<String>, String> {
+    let reasons: Vec<String> = value
+        .split(';')
+        .map(str::trim)
+        .filter(|reason| !reason.is_empty() && *reason != "-")
+        .map(str::to_string)
+        .collect();
+    let valid = |r: &String| r.len() <= 256 && !r.chars().any(char::is_control);
+    match reasons.len() <= 16 && reasons.iter().all(valid) {
+        true => Ok(reasons),
+        false => Err(format!(
+            "invalid value for --deny-reasons: {value:?} (at most 16 reasons separated by ;, each one line of at most 256 bytes)"
+        )),
+    }
+}
+
 fn list(value: &str) -> impl Iterator<Item = &str> {
     value
         .split(',')
@@ -616,6 +642,9 @@ mod tests {
         );
         assert!(config.insecure_no_auth);
         assert_eq!(config.redis, None, "the journal by default");
+        assert_eq!(config.deny_reasons, Vec::<String>::new());
+        let config = parse(&[], &[("ASKGATE_DENY_REASONS", "not now; ask me first ;")]).unwrap();
+        assert_eq!(config.deny_reasons, ["not now", "ask me first"]);
         let config = parse(&[], &[("ASKGATE_STORE", "redis://10.0.0.5:6380/2")]).unwrap();
         let target = config.redis.unwrap();
         assert_eq!(
@@ -641,6 +670,10 @@ mod tests {
             (
                 vec!["--allow-origin", "https://a.example,null"],
                 "invalid value for --allow-origin: \"null\"",
+            ),
+            (
+                vec!["--deny-reasons", "a\u{1b}[2J;b"],
+                "invalid value for --deny-reasons",
             ),
             (
                 vec!["--notify-when", "sometimes"],

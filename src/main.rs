@@ -3,7 +3,7 @@
 //! `mcp` offers the same to an agent as an MCP server on stdin and stdout;
 //! `signin-link` prints a one-time link that signs the page in.
 
-use askgate::cli::{client, mcp};
+use askgate::cli::{client, mcp, say};
 use askgate::notify::capability;
 use askgate::serve::auth::{self, Role};
 use askgate::serve::signals::ShutdownSignals;
@@ -309,12 +309,4 @@ fn serve(args: &[String]) -> ExitCode {
     say(&format!("askgate listening on http://{}", server.addr()));
     server.wait(signals);
     ExitCode::SUCCESS
-}
-
-/// One line on stdout. A reader that went away (`askgate journal check |
-/// head`) is no error and no panic, as `println!` would make it: the line
-/// is dropped and the command ends as it would have.
-fn say(text: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stdout().lock(), "{text}");
 }

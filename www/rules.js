@@ -135,8 +135,12 @@ export async function askRuleScope(dialog, choice, entry) {
   const config = await loadConfig().catch(() => ({}));
   $('.rule-confirm-title').textContent = LIFETIME[choice].title;
   $('.rule-confirm-accept').textContent = LIFETIME[choice].confirm;
-  const options = [new Option('Exactly this command', '')];
-  for (const prefix of prefixChoices(command, config.rule_runners)) options.push(new Option(`Starts with: ${escapeVisible(prefix)}`, prefix));
+  // An action that is not a command is covered exactly, or not at all
+  // (docs/PROTOCOL.md §3.2): no prefixes of its one-line summary.
+  const isCommand = !entry.action || entry.action.type === 'command';
+  const options = [new Option(isCommand ? 'Exactly this command' : 'Exactly this action', '')];
+  const prefixes = isCommand ? prefixChoices(command, config.rule_runners) : [];
+  for (const prefix of prefixes) options.push(new Option(`Starts with: ${escapeVisible(prefix)}`, prefix));
   select.replaceChildren(...options);
   select.disabled = options.length === 1;
   anyOptions.checked = false;
@@ -205,7 +209,9 @@ export function createRulesPanel({ list, empty, onError }) {
     head.append(lifetime, match);
     const scope = document.createElement('code');
     scope.className = 'rule-scope';
-    showVisible(scope, prefix ? rule.scope.prefix : rule.scope && rule.scope.exact);
+    // An action rule ({"action": {...}}) is shown by its summary, `command`.
+    const exact = rule.scope && typeof rule.scope.exact === 'string' ? rule.scope.exact : rule.command;
+    showVisible(scope, prefix ? rule.scope.prefix : exact);
     const meta = document.createElement('p');
     meta.className = 'rule-meta';
     meta.textContent = `granted ${formatTime(rule.granted_at)}`;

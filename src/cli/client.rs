@@ -3,15 +3,15 @@
 //! The calls themselves are `cli/api.rs`'s.
 
 use crate::cli::api::{Client, Submitted};
-use crate::cli::wrap;
+use crate::cli::{say, wrap};
 use crate::core::kind::Kind;
 use serde_json::{Value, json};
-use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-pub const CLARIFY_USAGE: &str =
-    "askgate clarify --session S \"question\" [--choice A]... [--timeout SECS]";
+pub const CLARIFY_USAGE: &str = "askgate clarify --session S \"question\" [--choice A]... [--multiple] [--schema FILE] [--timeout SECS]\n    \
+    --multiple: the human may pick several choices, printed one a line; \
+    --schema FILE: a form (MCP elicitation's JSON Schema), its answer printed as one JSON object";
 pub const APPROVE_USAGE: &str = "askgate approve --session S --command \"...\" [--pattern KEY]... [--description D] [--timeout SECS] [-- CMD [ARG]...]\n    \
     with -- CMD ARGS: the command shown is CMD ARGS shell-quoted (another --command is shown as its description), \
     and it runs once approved; askgate then exits with its status (128+N for signal N); when it did not run, \
@@ -29,6 +29,9 @@ pub const EXIT_APPROVED: u8 = 0;
 pub const EXIT_DENIED: u8 = 1;
 pub const EXIT_ERROR: u8 = 2;
 pub const EXIT_EXPIRED: u8 = 3;
+/// Approved once, but an edited command: not the one asked (printed on
+/// stdout), so `askgate approve && CMD` does not run what was not approved.
+const EXIT_EDITED: u8 = 4;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Command {
@@ -128,10 +131,23 @@ pub fn main(command: Command, args: &[String]) -> ExitCode {
         Ok(client) => client,
         Err(message) => return fail(&message),
     };
-    match (run(command, &client, &ask), &ask.run) {
-        (Ok(EXIT_APPROVED), Some(argv)) => ExitCode::from(wrap::run(argv)),
-        (Ok(code), Some(_)) => ExitCode::from(wrap::not_run(code)),
-        (Ok(code), None) => ExitCode::from(code),
+    let outcome = run(command, &client, &ask);
+    match (outcome, &ask.run) {
+        (Ok((EXIT_APPROVED, _)), Some(argv)) => ExitCode::from(wrap::run(argv)),
+        (Ok((EXIT_EDITED, Some(edited))), Some(_)) => {
+            // The human approved this command instead: shown before it runs.
+            eprintln!(
+                "askgate: running the command as the human edited it: {}",
+                visible(&edited)
+            );
+            ExitCode::from(wrap::run_shell(&edited))
+        }
+        (Ok((EXIT_EDITED, Some(edited))), None) => {
+            say(&edited);
+            ExitCode::from(EXIT_EDITED)
+        }
+        (Ok((code, _)), Some(_)) => ExitCode::from(wrap::not_run(code)),
+        (Ok((code, _)), None) => ExitCode::from(code),
         (Err(message), Some(_)) => {
             fail(&message);
             ExitCode::from(wrap::not_run(EXIT_ERROR))
@@ -174,8 +190,13 @@ fn parse(
     let (mut text, mut description) = (None, None);
     let mut list = Vec::new();
     let mut run = None;
+    let (mut multiple, mut schema) = (false, None);
     let mut args = args.iter();
     while let Some(arg) = args.next() {
+        if command == Command::Clarify && arg == "--multiple" {
+            multiple = true;
+            continue;
+        }
         if command == Command::Approve && arg == "--" {
             run = Some(args.by_ref().cloned().collect::<Vec<_>>());
             break;
@@ -213,6 +234,7 @@ fn parse(
             (Command::Clarify, "--choice") | (Command::Approve, "--pattern") => list.push(value()?),
             (Command::Approve, "--command") => text = Some(value()?),
             (Command::Approve, "--description") => description = Some(value()?),
+            (Command::Clarify, "--schema") => schema = Some(read_schema(&value()?)?),
             _ => return Err(format!("unknown flag: {flag}")),
         }
     }
@@ -220,7 +242,14 @@ fn parse(
     let mut body = match command {
         Command::Clarify => {
             let question = text.ok_or("the question is required")?;
-            json!({"session_id": session_id, "question": question, "choices": list})
+            let mut body = json!({"session_id": session_id, "question": question, "choices": list});
+            if multiple {
+                body["multiple"] = json!(true);
+            }
+            if let Some(schema) = schema {
+                body["schema"] = schema;
+            }
+            body
         }
         Command::Approve => {
             let (command, description) = match &run {
@@ -265,8 +294,16 @@ fn command_that_runs(
     Ok((quoted, description))
 }
 
-/// Submits, then waits until the prompt has an outcome.
-fn run(command: Command, client: &Client, ask: &Ask) -> Result<u8, String> {
+/// A form's schema from a JSON file; the server checks what it says.
+fn read_schema(path: &str) -> Result<Value, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| format!("cannot read --schema {path}: {error}"))?;
+    serde_json::from_str(&text).map_err(|error| format!("--schema {path} is not JSON: {error}"))
+}
+
+/// Submits, then waits until the prompt has an outcome: the exit code, and
+/// the edited command when the human approved another one.
+fn run(command: Command, client: &Client, ask: &Ask) -> Result<(u8, Option<String>), String> {
     let kind = command.kind();
     let outcome = match client.submit(kind, &ask.body)? {
         Submitted::Settled(body) => body,
@@ -274,16 +311,25 @@ fn run(command: Command, client: &Client, ask: &Ask) -> Result<u8, String> {
             .wait(kind, &ask.session_id, &id, ask.connection.retry, &|| false)?
             .ok_or("the wait was abandoned")?,
     };
-    Ok(conclude(command, &outcome))
+    let edited = outcome["edited"]["command"].as_str().map(str::to_string);
+    let code = conclude(command, &outcome);
+    Ok((code, edited.filter(|_| code == EXIT_EDITED)))
 }
 
-/// Prints what the human said and picks the exit code.
+/// Prints what the human said and picks the exit code: a clarify's text,
+/// its picks one a line, or its form as one JSON object on stdout; an
+/// approval's reason, note and edit on stderr.
 fn conclude(command: Command, reply: &Value) -> u8 {
     match (command, reply["status"].as_str()) {
         (Command::Clarify, Some("answered")) => {
             // A reader that went away (`| head`) is no panic; the answer stands.
-            let response = reply["response"].as_str().unwrap_or_default();
-            let _ = writeln!(std::io::stdout().lock(), "{response}");
+            match &reply["response"] {
+                Value::String(text) => say(text),
+                Value::Array(picks) => picks
+                    .iter()
+                    .for_each(|pick| say(pick.as_str().unwrap_or_default())),
+                other => say(&other.to_string()),
+            }
             EXIT_APPROVED
         }
         (Command::Approve, Some("answered")) => {
@@ -294,11 +340,23 @@ fn conclude(command: Command, reply: &Value) -> u8 {
                 ""
             };
             if choice == "deny" {
-                eprintln!("askgate: denied");
+                match reply["reason"].as_str() {
+                    Some(reason) => eprintln!("askgate: denied: {}", visible(reason)),
+                    None => eprintln!("askgate: denied"),
+                }
                 return EXIT_DENIED;
             }
             eprintln!("askgate: approved ({choice}){auto}");
-            EXIT_APPROVED
+            if let Some(note) = reply["note"].as_str() {
+                eprintln!("askgate: note: {}", visible(note));
+            }
+            match reply["edited"]["command"].as_str() {
+                Some(edited) => {
+                    eprintln!("askgate: edited to: {}", visible(edited));
+                    EXIT_EDITED
+                }
+                None => EXIT_APPROVED,
+            }
         }
         (_, status) => {
             eprintln!(

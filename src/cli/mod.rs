@@ -6,3 +6,11 @@ pub mod client;
 pub mod mcp;
 pub mod tools;
 pub mod wrap;
+
+/// One line on stdout. A reader that went away (`askgate journal check |
+/// head`) is no error and no panic, as `println!` would make it: the line
+/// is dropped and the command ends as it would have.
+pub fn say(text: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
+}

@@ -4,8 +4,9 @@
 //! talking.
 //!
 //! A tool result says what the human decided in words a model reads, and
-//! an approval also as structured content (`approved`, `choice`, `auto`) on
-//! the revisions that have it (2025-06-18 on). An answer that never came
+//! an approval also as structured content (`approved`, `choice`, `auto`,
+//! and a deny's `reason`, an `edited` action, a `note` when the human gave
+//! them) on the revisions that have it (2025-06-18 on). An answer that never came
 //! (expired, cancelled) or a call that failed is a result with `isError`,
 //! never a JSON-RPC error, so the model can see it and go on.
 
@@ -52,6 +53,10 @@ pub fn list(version: &str) -> Value {
                 "question": {"type": "string", "description": "the question, as the human will read it"},
                 "choices": {"type": "array", "items": {"type": "string"}, "maxItems": 16,
                             "description": "answers to offer as buttons"},
+                "multiple": {"type": "boolean", "description": "let the human pick several choices; the answer is then a JSON list"},
+                "schema": {"type": "object", "description": "a form instead of free text: MCP elicitation's restricted JSON Schema \
+                    (a flat object of string, number, integer, boolean and enum-array properties, with required); \
+                    the answer is then a JSON object, checked against it"},
                 "timeout_seconds": timeout(Kind::Clarify.default_timeout_seconds()),
             },
             "required": ["question"],
@@ -59,18 +64,22 @@ pub fn list(version: &str) -> Value {
     });
     let mut request_approval = json!({
         "name": REQUEST_APPROVAL,
-        "title": "Ask the human to approve a command",
-        "description": "Ask the human to approve a command before you run it, and wait for the decision. \
-            Run the command only when the result says approved, exactly as sent. A rule the human granted \
-            earlier may approve it at once.",
+        "title": "Ask the human to approve an action",
+        "description": "Ask the human to approve a command (or another action: a file edit or write, a fetch, \
+            a tool call) before you take it, and wait for the decision. Take it only when the result says \
+            approved, exactly as sent, or as the human edited it when the result carries an edited action. \
+            A deny may say why. A rule the human granted earlier may approve it at once.",
         "inputSchema": {
             "type": "object",
             "properties": {
-                "command": {"type": "string", "description": "the exact command you want to run"},
-                "description": {"type": "string", "description": "why, in a few words"},
+                "command": {"type": "string", "description": "the exact command you want to run (or give action)"},
+                "action": {"type": "object", "description": "instead of command: {\"type\": \"command\", \"command\", \"cwd\"?}, \
+                    {\"type\": \"edit\", \"path\", \"edits\": [{\"old\", \"new\"}]}, {\"type\": \"write\", \"path\", \"content\"}, \
+                    {\"type\": \"fetch\", \"url\", \"method\"?} or {\"type\": \"tool\", \"name\", \"input\": {...}}"},
+                "description": {"type": "string", "description": "what it does, in a few words"},
+                "reason": {"type": "string", "description": "why you need it: shown to the human apart from the action"},
                 "timeout_seconds": timeout(Kind::Approval.default_timeout_seconds()),
             },
-            "required": ["command"],
         },
         "outputSchema": {
             "type": "object",
@@ -78,6 +87,9 @@ pub fn list(version: &str) -> Value {
                 "approved": {"type": "boolean"},
                 "choice": {"type": "string", "enum": ["once", "session", "always", "deny"]},
                 "auto": {"type": "boolean", "description": "approved by a rule the human granted earlier, without asking"},
+                "reason": {"type": "string", "description": "why the human denied it"},
+                "edited": {"type": "object", "description": "the action the human approved instead of the one sent: take this one"},
+                "note": {"type": "string", "description": "the human's message with an approval"},
             },
             "required": ["approved", "choice", "auto"],
         },
@@ -110,40 +122,56 @@ pub struct Submit {
 }
 
 /// A call's arguments made into a submit body for `session_id`. Only the
-/// fields' types are checked here; their limits are the server's (§5.1).
+/// fields' types are checked here; their limits and shapes are the
+/// server's (§5.1, §5.2).
 pub fn submit(
     name: &str,
     arguments: &Map<String, Value>,
     session_id: &str,
 ) -> Result<Submit, Refusal> {
-    let (kind, text, optional) = match name {
-        ASK_HUMAN => (Kind::Clarify, "question", "choices"),
-        REQUEST_APPROVAL => (Kind::Approval, "command", "description"),
+    let (kind, fields): (Kind, &[(&str, Type)]) = match name {
+        ASK_HUMAN => (
+            Kind::Clarify,
+            &[
+                ("question", Type::Text),
+                ("choices", Type::Texts),
+                ("multiple", Type::Bool),
+                ("schema", Type::Object),
+            ],
+        ),
+        REQUEST_APPROVAL => (
+            Kind::Approval,
+            &[
+                ("command", Type::Text),
+                ("action", Type::Object),
+                ("description", Type::Text),
+                ("reason", Type::Text),
+            ],
+        ),
         other => return Err(Refusal::UnknownTool(other.to_string())),
     };
     let mut body = json!({"session_id": session_id});
-    match arguments.get(text) {
-        Some(Value::String(value)) => body[text] = value.clone().into(),
-        _ => {
-            return Err(Refusal::Arguments(format!(
-                "{text} is required and must be a string"
-            )));
+    for &(field, kind) in fields {
+        match arguments.get(field) {
+            None | Some(Value::Null) => {}
+            Some(value) if kind.fits(value) => body[field] = value.clone(),
+            Some(_) => {
+                return Err(Refusal::Arguments(format!(
+                    "{field} must be {}",
+                    kind.noun()
+                )));
+            }
         }
     }
-    match (optional, arguments.get(optional)) {
-        (_, None | Some(Value::Null)) => {}
-        ("choices", Some(Value::Array(choices))) if choices.iter().all(Value::is_string) => {
-            body["choices"] = Value::Array(choices.clone());
-        }
-        ("description", Some(Value::String(description))) => {
-            body["description"] = description.clone().into()
-        }
-        ("choices", Some(_)) => {
-            return Err(Refusal::Arguments(
-                "choices must be a list of strings".into(),
-            ));
-        }
-        (field, Some(_)) => return Err(Refusal::Arguments(format!("{field} must be a string"))),
+    let required = match kind {
+        Kind::Clarify => body.get("question").is_some(),
+        Kind::Approval => body.get("command").is_some() || body.get("action").is_some(),
+    };
+    if !required {
+        return Err(Refusal::Arguments(match kind {
+            Kind::Clarify => "question is required and must be a string".into(),
+            Kind::Approval => "command (a string) or action (an object) is required".into(),
+        }));
     }
     match arguments.get("timeout_seconds") {
         None | Some(Value::Null) => {}
@@ -157,6 +185,37 @@ pub fn submit(
     Ok(Submit { kind, body })
 }
 
+/// The JSON type a tool argument must have.
+#[derive(Clone, Copy)]
+enum Type {
+    Text,
+    Texts,
+    Bool,
+    Object,
+}
+
+impl Type {
+    fn fits(self, value: &Value) -> bool {
+        match self {
+            Type::Text => value.is_string(),
+            Type::Texts => value
+                .as_array()
+                .is_some_and(|items| items.iter().all(Value::is_string)),
+            Type::Bool => value.is_boolean(),
+            Type::Object => value.is_object(),
+        }
+    }
+
+    fn noun(self) -> &'static str {
+        match self {
+            Type::Text => "a string",
+            Type::Texts => "a list of strings",
+            Type::Bool => "true or false",
+            Type::Object => "an object",
+        }
+    }
+}
+
 /// The tool result of an outcome: the final body of a wait (or of a submit
 /// a rule answered at once).
 pub fn outcome(kind: Kind, outcome: &Value, version: &str) -> Value {
@@ -165,9 +224,11 @@ pub fn outcome(kind: Kind, outcome: &Value, version: &str) -> Value {
         Kind::Approval => "the approval request; do not run the command",
     };
     match (kind, outcome["status"].as_str()) {
-        (Kind::Clarify, Some("answered")) => {
-            text_result(outcome["response"].as_str().unwrap_or_default(), false)
-        }
+        (Kind::Clarify, Some("answered")) => match &outcome["response"] {
+            Value::String(text) => text_result(text, false),
+            // A list of picks or a form's object, as JSON.
+            other => text_result(&other.to_string(), false),
+        },
         (Kind::Approval, Some("answered")) => approval(outcome, version),
         (_, Some("expired")) => text_result(
             &format!("no answer: {noun} expired before the human answered"),
@@ -185,16 +246,30 @@ fn approval(outcome: &Value, version: &str) -> Value {
     let choice = outcome["choice"].as_str().unwrap_or("deny");
     let auto = outcome["auto"] == true;
     let approved = choice != "deny";
-    let text = match (approved, auto) {
-        (true, true) => format!(
+    let edited = outcome.get("edited").filter(|edited| edited.is_object());
+    let mut text = match (approved, auto, edited) {
+        (true, true, _) => format!(
             "approved ({choice}) by a rule the human granted earlier: run the command exactly as sent"
         ),
-        (true, false) => {
+        (true, false, Some(edited)) => format!(
+            "approved ({choice}) by the human with an edit: do not take the action you sent; take this one \
+             exactly, instead: {edited}"
+        ),
+        (true, false, None) => {
             format!("approved ({choice}) by the human: run the command exactly as sent")
         }
-        (false, _) => "denied by the human: do not run the command".to_string(),
+        (false, _, _) => "denied by the human: do not run the command".to_string(),
     };
-    let structured_content = json!({"approved": approved, "choice": choice, "auto": auto});
+    let mut structured_content = json!({"approved": approved, "choice": choice, "auto": auto});
+    for (field, said) in [("reason", "Their reason"), ("note", "Their note")] {
+        if let Some(words) = outcome[field].as_str() {
+            text.push_str(&format!(". {said}: {words}"));
+            structured_content[field] = json!(words);
+        }
+    }
+    if let Some(edited) = edited {
+        structured_content["edited"] = edited.clone();
+    }
     let mut result = text_result(&text, false);
     if structured(version) {
         // The serialized JSON too, as the revisions ask for older clients.
@@ -294,7 +369,11 @@ mod tests {
                 json!({}),
                 "question is required and must be a string",
             ),
-            (ASK_HUMAN, json!({"question": 5}), "question is required"),
+            (
+                ASK_HUMAN,
+                json!({"question": 5}),
+                "question must be a string",
+            ),
             (
                 ASK_HUMAN,
                 json!({"question": "q", "choices": "a"}),
@@ -314,6 +393,54 @@ mod tests {
                 REQUEST_APPROVAL,
                 json!({"command": "x", "timeout_seconds": "5"}),
                 "timeout_seconds must be",
+            ),
+        ] {
+            match submit(name, &arguments(bad.clone()), "s") {
+                Err(Refusal::Arguments(got)) => assert!(got.contains(message), "{bad}: {got}"),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        let action = json!({"type": "fetch", "url": "https://example.org"});
+        let asked = submit(
+            REQUEST_APPROVAL,
+            &arguments(json!({"action": action, "reason": "docs"})),
+            "s",
+        );
+        let body = json!({"session_id": "s", "action": action, "reason": "docs"});
+        assert_eq!(
+            asked,
+            Ok(Submit {
+                kind: Kind::Approval,
+                body
+            })
+        );
+        let schema = json!({"type": "object", "properties": {"a": {"type": "string"}}});
+        let asked = submit(
+            ASK_HUMAN,
+            &arguments(json!({"question": "q", "schema": schema})),
+            "s",
+        );
+        assert_eq!(asked.unwrap().body["schema"], schema);
+        for (name, bad, message) in [
+            (
+                REQUEST_APPROVAL,
+                json!({}),
+                "command (a string) or action (an object) is required",
+            ),
+            (
+                REQUEST_APPROVAL,
+                json!({"action": "ls"}),
+                "action must be an object",
+            ),
+            (
+                ASK_HUMAN,
+                json!({"question": "q", "schema": []}),
+                "schema must be an object",
+            ),
+            (
+                ASK_HUMAN,
+                json!({"question": "q", "multiple": "yes"}),
+                "multiple must be true or false",
             ),
         ] {
             match submit(name, &arguments(bad.clone()), "s") {
@@ -377,6 +504,36 @@ mod tests {
             denied["content"][1]["text"],
             r#"{"approved":false,"auto":false,"choice":"deny"}"#
         );
+        let edited = json!({"type": "command", "command": "make deploy --dry-run"});
+        let answer = json!({"status": "answered", "choice": "once", "edited": edited, "note": "dry run first"});
+        let result = outcome(Kind::Approval, &answer, v);
+        assert_eq!(
+            result["structuredContent"],
+            json!({"approved": true, "choice": "once", "auto": false, "edited": edited, "note": "dry run first"})
+        );
+        let words = result["content"][0]["text"].as_str().unwrap();
+        assert!(
+            words.contains("instead")
+                && words.contains("make deploy --dry-run")
+                && words.contains("dry run first"),
+            "{words}"
+        );
+        let answer =
+            json!({"status": "answered", "choice": "deny", "reason": "use the make target"});
+        let result = outcome(Kind::Approval, &answer, v);
+        assert_eq!(result["structuredContent"]["reason"], "use the make target");
+        assert!(
+            result["content"][0]["text"]
+                .as_str()
+                .unwrap()
+                .ends_with("Their reason: use the make target")
+        );
+        let form = outcome(
+            Kind::Clarify,
+            &json!({"status": "answered", "response": {"n": 2}}),
+            v,
+        );
+        assert_eq!(form, text_result(r#"{"n":2}"#, false));
         let old = outcome(
             Kind::Approval,
             &json!({"status": "answered", "choice": "once"}),

@@ -4,7 +4,8 @@
 //!
 //! Invariants: nothing runs without an approval; what runs is exactly the
 //! argv whose quoting the human saw (a `--command` naming it otherwise is
-//! shown only as its description); the
+//! shown only as its description), or the command line the human edited
+//! it into, printed on stderr before it runs through `sh -c`; the
 //! command inherits stdin, stdout and stderr, and askgate prints nothing on
 //! stdout, so a pipeline sees the command's output alone.
 
@@ -54,10 +55,23 @@ static CHILD: AtomicI32 = AtomicI32::new(0);
 /// 128 + N when a signal N ended it, 127 when it cannot be found and 126
 /// when it cannot be started (as shells and `env` say).
 pub fn run(argv: &[String]) -> u8 {
-    let mut child = match Command::new(&argv[0]).args(&argv[1..]).spawn() {
+    let mut command = Command::new(&argv[0]);
+    command.args(&argv[1..]);
+    run_command(command, &argv[0])
+}
+
+/// Runs a command the human edited, as they typed it: through `sh -c`.
+pub fn run_shell(command_line: &str) -> u8 {
+    let mut command = Command::new("sh");
+    command.args(["-c", command_line]);
+    run_command(command, "sh")
+}
+
+fn run_command(mut command: Command, name: &str) -> u8 {
+    let mut child = match command.spawn() {
         Ok(child) => child,
         Err(error) => {
-            eprintln!("askgate: cannot run {}: {error}", argv[0]);
+            eprintln!("askgate: cannot run {name}: {error}");
             return match error.kind() {
                 ErrorKind::NotFound => 127,
                 _ => 126,
@@ -71,7 +85,7 @@ pub fn run(argv: &[String]) -> u8 {
     match status {
         Ok(status) => exit_code(status),
         Err(error) => {
-            eprintln!("askgate: lost the command {}: {error}", argv[0]);
+            eprintln!("askgate: lost the command {name}: {error}");
             2
         }
     }

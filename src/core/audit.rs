@@ -11,7 +11,7 @@
 
 use crate::core::change::Change;
 use crate::core::kind::Kind;
-use crate::core::prompt::{Outcome, Payload, Prompt};
+use crate::core::prompt::{Answer, Outcome, Payload, Prompt};
 use crate::core::rules::{Rule, Scope};
 use crate::core::state::State;
 use std::fmt::Write;
@@ -30,9 +30,10 @@ pub fn lines(state: &State, change: &Change, by: &str, at: f64) -> Vec<String> {
         } => {
             let line = |event| prompt_line(event, at, *kind, id, session_id);
             let mut lines = vec![match outcome {
-                Outcome::Answered(answer) => line("answered")
-                    .field("by", by)
-                    .field(kind.answer_field(), answer.as_str()),
+                Outcome::Answered(answer) => {
+                    let line = line("answered").field("by", by);
+                    answer_fields(line.field(kind.answer_field(), &answer.summary()), answer)
+                }
                 Outcome::Expired => line("expired"),
                 Outcome::Cancelled => line("cancelled").field("by", by),
             }];
@@ -56,7 +57,7 @@ pub fn lines(state: &State, change: &Change, by: &str, at: f64) -> Vec<String> {
                 Some(rule) => rule_fields(line, rule),
                 None => line.field("rule", rule_id),
             };
-            let line = line.field(kind.answer_field(), answer.as_str());
+            let line = line.field(kind.answer_field(), &answer.summary());
             vec![line.field("command", command).end()]
         }
         Change::RuleRevoked { rule_id, .. } => {
@@ -81,9 +82,51 @@ fn asked(prompt: &Prompt, by: &str, at: f64) -> String {
     let line = line.field("by", by);
     match &prompt.payload {
         Payload::Clarify { question, .. } => line.field("question", question),
-        Payload::Approval { command, .. } => line.field("command", command),
+        Payload::Approval {
+            command,
+            action,
+            context,
+            ..
+        } => {
+            let mut line = match action.command() {
+                Some(_) => line.field("command", command),
+                None => {
+                    let line = line.field("action", action.type_name());
+                    let line = line.field("command", command);
+                    line.field("action_json", &action.to_json().to_string())
+                }
+            };
+            for (key, value) in [("agent", &context.agent), ("reason", &context.reason)] {
+                if let Some(value) = value {
+                    line = line.field(key, value);
+                }
+            }
+            line
+        }
     }
     .end()
+}
+
+/// A decision's reason, note and edited action, those there are: what was
+/// approved beside what was asked.
+fn answer_fields(mut line: Line, answer: &Answer) -> Line {
+    let Some(decision) = answer.decision() else {
+        return line;
+    };
+    if let Some(reason) = &decision.reason {
+        line = line.field("reason", reason);
+    }
+    if let Some(edited) = &decision.edited {
+        let edited = match edited.command() {
+            Some(command) => command.to_string(),
+            None => edited.to_json().to_string(),
+        };
+        line = line.field("edited", &edited);
+    }
+    if let Some(note) = &decision.note {
+        line = line.field("note", note);
+    }
+    line
 }
 
 fn prompt_line(event: &str, at: f64, kind: Kind, id: &str, session_id: &str) -> Line {
@@ -105,6 +148,7 @@ fn rule_fields(line: Line, rule: &Rule) -> Line {
         Scope::Exact(_) => "exact",
         Scope::Prefix { options: false, .. } => "prefix",
         Scope::Prefix { options: true, .. } => "prefix_any_options",
+        Scope::Action(_) => "action",
     };
     line.field("match", matching)
         .field("scope", rule.scope.text())
@@ -187,11 +231,12 @@ mod tests {
     }
 
     fn approval(id: &str, session_id: &str, command: &str) -> Prompt {
-        let payload = Payload::Approval {
+        let action = crate::core::action::Action::Command {
             command: command.into(),
-            description: "the agent's claim".into(),
-            pattern_keys: vec![],
+            cwd: None,
         };
+        let context = crate::core::prompt::Context::default();
+        let payload = Payload::approval(action, "the agent's claim".into(), vec![], context);
         Prompt::new(id.into(), session_id.into(), AT, 0, payload)
     }
 
@@ -209,6 +254,42 @@ mod tests {
     }
 
     #[test]
+    fn an_action_and_a_decision_are_audited_escaped_on_one_line() {
+        let mut state = State::default();
+        let at = "at=1795477000.500";
+        let write = crate::core::action::Action::Write {
+            path: "a\u{202E}.sh".into(),
+            content: "echo hi\n".into(),
+        };
+        let context = crate::core::prompt::Context {
+            agent: Some("claude-code".into()),
+            cwd: None,
+            reason: Some("to \"fix\"\nit".into()),
+        };
+        let payload = Payload::approval(write, String::new(), vec![], context);
+        let prompt = Prompt::new("w1".into(), "s1".into(), AT, 0, payload);
+        #[rustfmt::skip]
+        check(&mut state, Change::Submitted(prompt), "agent", &[&format!(
+            "{at} event=asked kind=approval id=w1 session=s1 by=agent action=write \
+             command=\"write a\\u202E.sh (8 bytes, 1 line)\" \
+             action_json=\"{{\\\"content\\\":\\\"echo hi\\\\n\\\",\\\"path\\\":\\\"a\\u202E.sh\\\",\\\"type\\\":\\\"write\\\"}}\" \
+             agent=claude-code reason=\"to \\\"fix\\\"\\nit\""
+        )]);
+        let decision = crate::core::prompt::Decision {
+            reason: Some("not\u{202E} now".into()),
+            ..crate::core::prompt::Decision::plain(Choice::Deny)
+        };
+        let decided = state.respond(&limits(), "s1", None, Answer::Decision(decision), None, AT);
+        let Ok(crate::core::state::Respond::Answer(change)) = decided else {
+            panic!("{decided:?}")
+        };
+        #[rustfmt::skip]
+        check(&mut state, *change, "human", &[&format!(
+            "{at} event=answered kind=approval id=w1 session=s1 by=human choice=deny reason=\"not\\u202E now\""
+        )]);
+    }
+
+    #[test]
     fn every_decision_has_its_line() {
         let mut state = State::default();
         let at = "at=1795477000.500";
@@ -222,10 +303,10 @@ mod tests {
             )],
         );
         let respond = |choice, prefix| {
-            let answer = Answer::Choice(choice);
+            let answer = Answer::choice(choice);
             let decided = state.respond(&limits(), "s1", Some("a1"), answer, prefix, AT);
             match decided.unwrap() {
-                crate::core::state::Respond::Answer(change) => change,
+                crate::core::state::Respond::Answer(change) => *change,
                 stale => panic!("{stale:?}"),
             }
         };
@@ -260,14 +341,14 @@ mod tests {
             &limits(),
             "s3",
             None,
-            Answer::Choice(Choice::Session),
+            Answer::choice(Choice::Session),
             None,
             AT,
         );
         let Ok(crate::core::state::Respond::Answer(change)) = change else {
             panic!("{change:?}")
         };
-        apply(&mut state, change, "human");
+        apply(&mut state, *change, "human");
         let evict = Change::SessionEvicted {
             session_id: "s3".into(),
         };
@@ -286,10 +367,7 @@ mod tests {
         check(&mut state, cancel[0].clone(), "agent", &[
             &format!("{at} event=cancelled kind=approval id=a4 session=s4 by=agent"),
         ]);
-        let question = Payload::Clarify {
-            question: "Which db?".into(),
-            choices: vec![],
-        };
+        let question = Payload::question("Which db?".into(), vec![]);
         let prompt = Prompt::new("c1".into(), "s4".into(), AT - 10.0, 5, question);
         #[rustfmt::skip]
         check(&mut state, Change::Submitted(prompt), "agent", &[

@@ -92,10 +92,15 @@ impl Change {
                 answer,
                 rule_id,
                 at,
-            } => json!({"auto_answered": {
-                "session_id": session_id, "kind": kind.as_str(), "id": id,
-                "command": command, "answer": answer.as_str(), "rule_id": rule_id, "at": at,
-            }}),
+            } => {
+                let mut body = json!({
+                    "session_id": session_id, "kind": kind.as_str(), "id": id,
+                    "command": command, "rule_id": rule_id, "at": at,
+                });
+                let fields = body.as_object_mut().expect("a change is an object");
+                answer.insert_into(fields, "answer");
+                json!({ "auto_answered": body })
+            }
             Change::RuleRevoked { rule_id, at } => {
                 json!({"rule_revoked": {"rule_id": rule_id, "at": at}})
             }
@@ -137,7 +142,7 @@ impl Change {
                 kind: kind()?,
                 id: text("id")?,
                 command: text("command")?,
-                answer: Answer::parse(kind()?, body["answer"].as_str()?)?,
+                answer: Answer::read_back(kind()?, body, "answer")?,
                 rule_id: text("rule_id")?,
                 at: body["at"].as_f64()?,
             },

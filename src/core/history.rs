@@ -38,8 +38,12 @@ fn entry_json(id: &str, record: &Record) -> Value {
         "auto": record.auto,
         "at": record.at,
     });
+    if let Some(action) = &record.action {
+        entry["action"] = action.to_json();
+    }
     if let Outcome::Answered(answer) = &record.outcome {
-        entry[kind.answer_field()] = json!(answer.as_str());
+        let fields = entry.as_object_mut().expect("an entry is an object");
+        answer.insert_into(fields, kind.answer_field());
     }
     entry
 }
@@ -71,15 +75,13 @@ mod tests {
     #[test]
     fn a_history_is_the_sessions_outcomes_newest_first_with_what_was_asked() {
         let mut state = State::default();
-        let question = Payload::Clarify {
-            question: "Pick?".into(),
-            choices: vec![],
-        };
-        let command = Payload::Approval {
+        let question = Payload::question("Pick?".into(), vec![]);
+        let action = crate::core::action::Action::Command {
             command: "rm -rf /tmp/a".into(),
-            description: "delete".into(),
-            pattern_keys: vec![],
+            cwd: None,
         };
+        let context = crate::core::prompt::Context::default();
+        let command = Payload::approval(action, "delete".into(), vec![], context);
         ask(&mut state, "c1", "s", question.clone());
         ask(&mut state, "a1", "s", command);
         ask(&mut state, "c2", "s", question.clone());
@@ -95,7 +97,7 @@ mod tests {
             &mut state,
             "a1",
             Kind::Approval,
-            Outcome::Answered(Answer::Choice(Choice::Deny)),
+            Outcome::Answered(Answer::choice(Choice::Deny)),
             102.0,
         );
         resolve(&mut state, "c2", Kind::Clarify, Outcome::Expired, 103.0);
@@ -112,7 +114,7 @@ mod tests {
             kind: Kind::Approval,
             id: "a2".into(),
             command: "ls".into(),
-            answer: Answer::Choice(Choice::Session),
+            answer: Answer::choice(Choice::Session),
             rule_id: "a0".into(),
             at: 105.0,
         });

@@ -6,8 +6,10 @@
 //! writes its changes down. Nothing here imports from outside `core` but
 //! the error type.
 
+pub mod action;
 pub mod audit;
 pub mod change;
+pub mod form;
 pub mod history;
 pub mod kind;
 pub mod prompt;

@@ -3,13 +3,17 @@
 //! prune, revoke a rule, subscribe, fall behind, resync) driven through
 //! `State`, checking after every step the queue rules of docs/PROTOCOL.md
 //! §2 and the rules of §3.2 against a plain model (only a live rule the
-//! human granted answers, and a revoked one never again), and that
+//! human granted answers, and a revoked one never again; an action that is
+//! not a command is covered only by a rule granted on that exact action;
+//! a deny's reason, an edit and a note only where they apply, and an
+//! edited answer never grants a rule), and that
 //! replaying the recorded changes (also through their JSON, as a journal
 //! would) and reading back a snapshot give an equal state.
 
+use crate::core::action::{Action, Edit};
 use crate::core::change::Change;
 use crate::core::kind::Kind;
-use crate::core::prompt::{Answer, Choice, Outcome, Payload, Prompt};
+use crate::core::prompt::{Answer, Choice, Context, Decision, Outcome, Payload, Prompt};
 use crate::core::rules::{Lifetime, Scope};
 use crate::core::state::{Limits, Lookup, Respond, State, Submitted};
 use crate::core::view::{Interest, Update, Watch};
@@ -19,15 +23,36 @@ use std::collections::{HashMap, HashSet, VecDeque};
 const SEQUENCES: u64 = 1_200;
 const STEPS: usize = 60;
 const SESSIONS: [&str; 4] = ["s0", "s1", "s2", "s3"];
-const COMMANDS: [&str; 6] = [
+const COMMANDS: [&str; 7] = [
     "reboot",
     "git push",
     "git push origin",
     "git push --force",
     "sudo reboot",
     "rm -rf / --no-preserve-root",
+    // The summary of the edit of `actions()`: a rule on one must never
+    // cover the other.
+    "edit a.txt (1 edit, +1 -1)",
 ];
+
+/// Actions that are not commands: two edits with the same summary, a fetch.
+fn actions() -> [Action; 3] {
+    let edit = |new: &str| Action::Edit {
+        path: "a.txt".into(),
+        edits: vec![Edit {
+            old: "1".into(),
+            new: new.into(),
+        }],
+    };
+    let fetch = Action::Fetch {
+        url: "https://example.org/a".into(),
+        method: None,
+    };
+    [edit("2"), edit("3"), fetch]
+}
 const QUESTIONS: [&str; 2] = ["which db?", "go on?"];
+/// The choices of a question that takes several.
+const PICKS: [&str; 3] = ["a", "b", "c"];
 
 /// xorshift64*: deterministic, so a failure names its seed.
 struct Rng(u64);
@@ -101,6 +126,8 @@ struct ModelRule {
     lifetime: Lifetime,
     session_id: Option<String>,
     command: String,
+    /// The action it was granted on.
+    action: Action,
 }
 
 /// The plain model: each queue as ids in order, what each id was, and the
@@ -117,13 +144,18 @@ struct Model {
 }
 
 impl Model {
-    /// The live rules that cover `command` in this session.
-    fn covering(&self, session_id: &str, command: &str) -> Vec<&ModelRule> {
+    /// The live rules that cover `action` in this session: a command by
+    /// its text, any other action only by a rule granted on that very
+    /// action.
+    fn covering(&self, session_id: &str, action: &Action) -> Vec<&ModelRule> {
         let live = self.rules.iter();
         let here = |rule: &&ModelRule| rule.session_id.as_deref().is_none_or(|s| s == session_id);
-        live.filter(here)
-            .filter(|rule| rule.scope.matches(command))
-            .collect()
+        let covers = |rule: &&ModelRule| match (action.command(), &rule.scope) {
+            (Some(command), Scope::Exact(_) | Scope::Prefix { .. }) => rule.scope.matches(command),
+            (None, Scope::Action(_)) => rule.action == *action,
+            (Some(_), Scope::Action(_)) | (None, Scope::Exact(_) | Scope::Prefix { .. }) => false,
+        };
+        live.filter(here).filter(covers).collect()
     }
 
     /// A granted rule joins unless one of the same lifetime (and session)
@@ -245,16 +277,31 @@ impl Run {
                     .expect("a pending id");
                 queue.remove(position);
                 model.outcomes.insert(id.clone(), outcome.clone());
-                let lifetime = match outcome {
-                    Outcome::Answered(Answer::Choice(choice)) => Lifetime::of(*choice),
+                let decision = match outcome {
+                    Outcome::Answered(Answer::Decision(decision)) => Some(decision),
                     _ => None,
                 };
+                let lifetime = decision.and_then(|d| Lifetime::of(d.choice));
+                if let Some(decision) = decision {
+                    assert!(
+                        decision.edited.is_none() || grant.is_none(),
+                        "an edited answer never grants a rule"
+                    );
+                }
                 if let (Some(scope), Some(lifetime)) = (grant, lifetime) {
-                    let command = model.prompts[id].payload.command().expect("an approval");
+                    let payload = &model.prompts[id].payload;
+                    let command = payload.command().expect("an approval");
+                    let action = payload.action().expect("an approval").clone();
+                    // A prefix without "any options" may leave out the
+                    // options of the very command it was picked on.
+                    assert!(
+                        scope.covers(&action) || action.command().is_some(),
+                        "an action's rule covers exactly that action"
+                    );
                     assert_eq!(
-                        scope.refusal(command),
+                        scope.refusal_for(&action),
                         None,
-                        "a rule may be granted on its command"
+                        "a rule may be granted on its action"
                     );
                     model.grant(ModelRule {
                         rule_id: id.clone(),
@@ -262,6 +309,7 @@ impl Run {
                         lifetime,
                         session_id: (lifetime == Lifetime::Session).then(|| session_id.clone()),
                         command: command.to_string(),
+                        action,
                     });
                 }
             }
@@ -279,7 +327,7 @@ impl Run {
                 let rule = rule.expect("only a live rule the human granted answers");
                 assert_eq!(
                     *answer,
-                    Answer::Choice(rule.lifetime.choice()),
+                    Answer::choice(rule.lifetime.choice()),
                     "a rule answers with its lifetime"
                 );
                 model
@@ -336,16 +384,27 @@ impl Run {
         let session_id = self.rng.pick(&SESSIONS).to_string();
         let kind = *self.rng.pick(&Kind::ALL);
         let payload = match kind {
-            Kind::Clarify => Payload::Clarify {
-                question: self.rng.pick(&QUESTIONS).to_string(),
-                choices: vec![],
+            Kind::Clarify => match self.rng.below(3) {
+                0 => Payload::Clarify {
+                    question: self.rng.pick(&QUESTIONS).to_string(),
+                    choices: PICKS.iter().map(|c| c.to_string()).collect(),
+                    multiple: true,
+                    schema: None,
+                },
+                _ => Payload::question(self.rng.pick(&QUESTIONS).to_string(), vec![]),
             },
-            Kind::Approval => Payload::Approval {
-                command: self.rng.pick(&COMMANDS).to_string(),
-                description: String::new(),
+            Kind::Approval => {
+                let action = match self.rng.below(3) {
+                    0 => self.rng.pick(&actions()).clone(),
+                    _ => Action::Command {
+                        command: self.rng.pick(&COMMANDS).to_string(),
+                        cwd: None,
+                    },
+                };
                 // An agent's keys, chosen to try to widen rules.
-                pattern_keys: vec![self.rng.pick(&COMMANDS).to_string()],
-            },
+                let keys = vec![self.rng.pick(&COMMANDS).to_string()];
+                Payload::approval(action, String::new(), keys, Context::default())
+            }
         };
         let timeout = *self.rng.pick(&[0, 5, 20]);
         let id = self.state.fresh_id(kind, |len| self.rng.id(len));
@@ -356,8 +415,8 @@ impl Run {
             .get(&(session_id.clone(), kind))
             .and_then(|q| q.back().cloned());
         let before = self.state.clone();
-        let covering: Vec<String> = match payload.command() {
-            Some(command) => self.model.covering(&session_id, command),
+        let covering: Vec<String> = match payload.action() {
+            Some(action) => self.model.covering(&session_id, action),
             None => vec![],
         }
         .into_iter()
@@ -434,9 +493,10 @@ impl Run {
         }
         let (session_id, kind, id) = self.rng.pick(&pending).clone();
         let answer = match kind {
-            Kind::Clarify => Answer::Text("postgres".into()),
-            Kind::Approval => Answer::Choice(*self.rng.pick(&Choice::ALL)),
+            Kind::Clarify => self.clarify_answer(),
+            Kind::Approval => Answer::Decision(self.decision()),
         };
+        let fits = self.fits(&id, &answer);
         let by_id = self.rng.below(2) == 0;
         let head = self.model.queues[&(session_id.clone(), kind)]
             .front()
@@ -454,11 +514,13 @@ impl Run {
             _ => None,
         };
         let before = self.state.clone();
+        let prefix_picked = prefix.is_some();
         match self
             .state
             .respond(&self.limits, &session_id, target, answer, prefix, self.now)
         {
             Ok(Respond::Answer(change)) => {
+                let change = *change;
                 let Change::Resolved { id: resolved, .. } = &change else {
                     panic!("an answer resolves")
                 };
@@ -471,8 +533,96 @@ impl Run {
                 self.commit(vec![change]);
             }
             Ok(Respond::Stale { .. }) => panic!("a pending id is not stale"),
-            Err(_) => assert_eq!(self.state, before, "a refused answer changes nothing"),
+            Err(error) => {
+                assert_eq!(self.state, before, "a refused answer changes nothing");
+                let refused_as_bad = matches!(error, Error::BadRequest(_));
+                let prefix_refused = prefix_picked && kind == Kind::Approval;
+                assert!(
+                    !(by_id && fits == Some(true) && refused_as_bad && !prefix_refused),
+                    "an answer that fits its prompt is taken: {error:?}"
+                );
+            }
         }
+        if let (Some(false), Some(outcome)) = (fits, self.model.outcomes.get(&id))
+            && by_id
+        {
+            panic!("an answer that does not fit its prompt was taken: {outcome:?}");
+        }
+    }
+
+    /// A random decision: a choice, and now and then a reason, an edit
+    /// (of the asked action's type or another) and a note, whether or not
+    /// they apply.
+    fn decision(&mut self) -> Decision {
+        let choice = *self.rng.pick(&Choice::ALL);
+        let mut edits: Vec<Action> = actions().to_vec();
+        edits.push(Action::Command {
+            command: "reboot --dry-run".into(),
+            cwd: None,
+        });
+        Decision {
+            choice,
+            reason: (self.rng.below(3) == 0).then(|| "not now".to_string()),
+            edited: (self.rng.below(3) == 0).then(|| Box::new(self.rng.pick(&edits).clone())),
+            note: (self.rng.below(4) == 0).then(|| "careful".to_string()),
+        }
+    }
+
+    /// A clarify's answer: a text, or picks (some repeated, some not offered).
+    fn clarify_answer(&mut self) -> Answer {
+        let picks = |list: &[&str]| Answer::Picks(list.iter().map(|p| p.to_string()).collect());
+        match self.rng.below(5) {
+            0 => picks(&["b", "a"]),
+            1 => picks(&["a", "a"]),
+            2 => picks(&["z"]),
+            3 => picks(&[]),
+            _ => Answer::Text("postgres".into()),
+        }
+    }
+
+    /// Whether an answer fits the prompt `id` (docs/PROTOCOL.md §3.2), told
+    /// independently of `validate`.
+    fn fits(&self, id: &str, answer: &Answer) -> Option<bool> {
+        let payload = &self.model.prompts[id].payload;
+        let decision = match (payload, answer) {
+            (Payload::Clarify { multiple, .. }, Answer::Text(_)) => return Some(!multiple),
+            (
+                Payload::Clarify {
+                    multiple, choices, ..
+                },
+                Answer::Picks(picks),
+            ) => {
+                let distinct = picks
+                    .iter()
+                    .enumerate()
+                    .all(|(i, p)| !picks[..i].contains(p));
+                let offered = picks.iter().all(|p| choices.contains(p));
+                return Some(*multiple && !picks.is_empty() && distinct && offered);
+            }
+            (_, Answer::Decision(decision)) => decision,
+            _ => return Some(false),
+        };
+        let asked = self.model.prompts[id].payload.action()?;
+        let approves = decision.choice != Choice::Deny;
+        let edit_fits = match &decision.edited {
+            None => true,
+            Some(edited) => {
+                decision.choice == Choice::Once
+                    && std::mem::discriminant(&**edited) == std::mem::discriminant(asked)
+                    && match (asked, &**edited) {
+                        (Action::Edit { path, edits }, Action::Edit { path: p, edits: e }) => {
+                            path == p && edits.len() == e.len() && edits[0].old == e[0].old
+                        }
+                        (Action::Fetch { method, .. }, Action::Fetch { method: m, .. }) => {
+                            method == m
+                        }
+                        _ => true,
+                    }
+            }
+        };
+        let reason_fits = decision.reason.is_none() || !approves;
+        let note_fits = decision.note.is_none() || approves;
+        Some(edit_fits && reason_fits && note_fits)
     }
 
     fn stale_answer(&mut self) {
@@ -481,7 +631,7 @@ impl Run {
         let id = self.rng.id(kind.id_len());
         let answer = match kind {
             Kind::Clarify => Answer::Text("x".into()),
-            Kind::Approval => Answer::Choice(Choice::Once),
+            Kind::Approval => Answer::choice(Choice::Once),
         };
         let before = self.state.clone();
         let stale =
@@ -683,6 +833,9 @@ impl Run {
                 lifetime: rule.lifetime,
                 session_id: rule.session_id.clone(),
                 command: rule.command.clone(),
+                action: (self.model.prompts[&rule.rule_id].payload.action())
+                    .expect("a rule comes from an approval")
+                    .clone(),
             })
             .collect();
         let mut expected = self.model.rules.clone();

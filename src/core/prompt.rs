@@ -5,8 +5,9 @@
 //! docs/PROTOCOL.md §1) but nothing of HTTP, locks or clocks: times are
 //! Unix seconds handed in by the caller.
 
+use crate::core::action::Action;
 use crate::core::kind::Kind;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 /// What the agent asks, kind by kind.
 #[derive(Clone, Debug, PartialEq)]
@@ -14,14 +15,98 @@ pub enum Payload {
     Clarify {
         question: String,
         choices: Vec<String>,
+        /// The human may pick several of the choices.
+        multiple: bool,
+        /// A form (docs/PROTOCOL.md §5.1), checked by `core/form.rs`.
+        schema: Option<Value>,
     },
     Approval {
+        /// The command, or the one-line summary of any other action: what
+        /// clients that know only commands show.
         command: String,
         description: String,
         /// The agent's own labels for the command: shown as hints, never
         /// used to decide what a rule matches.
         pattern_keys: Vec<String>,
+        /// What will run (docs/PROTOCOL.md §5.2).
+        action: Action,
+        /// Who asks (`claude-code`), where, and why: shown apart from the
+        /// action, never mistakable for it.
+        context: Context,
     },
+}
+
+/// What an agent says beside its action: its name, its working
+/// directory and its justification.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Context {
+    pub agent: Option<String>,
+    pub cwd: Option<String>,
+    pub reason: Option<String>,
+}
+
+impl Context {
+    fn text_bytes(&self) -> usize {
+        let len = |text: &Option<String>| text.as_ref().map_or(0, String::len);
+        len(&self.agent) + len(&self.cwd) + len(&self.reason)
+    }
+
+    fn insert_into(&self, fields: &mut Map<String, Value>) {
+        for (name, value) in [
+            ("agent", &self.agent),
+            ("cwd", &self.cwd),
+            ("reason", &self.reason),
+        ] {
+            if let Some(value) = value {
+                fields.insert(name.into(), json!(value));
+            }
+        }
+    }
+
+    fn from_fields(entry: &Value) -> Context {
+        let text = |field: &str| entry[field].as_str().map(str::to_string);
+        Context {
+            agent: text("agent"),
+            cwd: text("cwd"),
+            reason: text("reason"),
+        }
+    }
+}
+
+impl Payload {
+    /// An approval of `action`; its `command` is the action's summary.
+    pub fn approval(
+        action: Action,
+        description: String,
+        pattern_keys: Vec<String>,
+        context: Context,
+    ) -> Payload {
+        Payload::Approval {
+            command: action.summary(),
+            description,
+            pattern_keys,
+            action,
+            context,
+        }
+    }
+
+    /// A clarify with free text or one of its choices for an answer.
+    pub fn question(question: String, choices: Vec<String>) -> Payload {
+        Payload::Clarify {
+            question,
+            choices,
+            multiple: false,
+            schema: None,
+        }
+    }
+
+    /// The action an approval asks for; none for a clarify.
+    pub fn action(&self) -> Option<&Action> {
+        match self {
+            Payload::Approval { action, .. } => Some(action),
+            Payload::Clarify { .. } => None,
+        }
+    }
 }
 
 impl Payload {
@@ -36,12 +121,31 @@ impl Payload {
     pub fn text_bytes(&self) -> usize {
         let list = |items: &[String]| items.iter().map(String::len).sum::<usize>();
         match self {
-            Payload::Clarify { question, choices } => question.len() + list(choices),
+            Payload::Clarify {
+                question,
+                choices,
+                schema,
+                ..
+            } => {
+                question.len() + list(choices) + schema.as_ref().map_or(0, |s| s.to_string().len())
+            }
             Payload::Approval {
                 command,
                 description,
                 pattern_keys,
-            } => command.len() + description.len() + list(pattern_keys),
+                action,
+                context,
+            } => {
+                let action = match action {
+                    Action::Command { .. } => 0,
+                    other => other.text_bytes(),
+                };
+                command.len()
+                    + description.len()
+                    + list(pattern_keys)
+                    + action
+                    + context.text_bytes()
+            }
         }
     }
 
@@ -64,20 +168,41 @@ impl Payload {
     /// The kind-specific fields of the entry JSON.
     fn fields(&self) -> Value {
         match self {
-            Payload::Clarify { question, choices } => json!({
-                "question": question,
-                "choices_offered": choices,
-            }),
+            Payload::Clarify {
+                question,
+                choices,
+                multiple,
+                schema,
+            } => {
+                let mut fields = json!({
+                    "question": question,
+                    "choices_offered": choices,
+                });
+                if *multiple {
+                    fields["multiple"] = json!(true);
+                }
+                if let Some(schema) = schema {
+                    fields["schema"] = schema.clone();
+                }
+                fields
+            }
             Payload::Approval {
                 command,
                 description,
                 pattern_keys,
-            } => json!({
-                "command": command,
-                "description": description,
-                "pattern_key": pattern_keys.first().cloned().unwrap_or_default(),
-                "pattern_keys": pattern_keys,
-            }),
+                action,
+                context,
+            } => {
+                let mut fields = json!({
+                    "command": command,
+                    "description": description,
+                    "pattern_key": pattern_keys.first().cloned().unwrap_or_default(),
+                    "pattern_keys": pattern_keys,
+                    "action": action.to_json(),
+                });
+                context.insert_into(fields.as_object_mut().expect("fields are an object"));
+                fields
+            }
         }
     }
 
@@ -94,11 +219,22 @@ impl Payload {
             Kind::Clarify => Payload::Clarify {
                 question: text("question")?,
                 choices: list("choices_offered")?,
+                multiple: entry["multiple"].as_bool().unwrap_or_default(),
+                schema: entry.get("schema").filter(|s| s.is_object()).cloned(),
             },
+            // Entries written before actions are command actions.
             Kind::Approval => Payload::Approval {
                 command: text("command")?,
                 description: text("description")?,
                 pattern_keys: list("pattern_keys")?,
+                action: match entry.get("action") {
+                    Some(action) => Action::from_json(action)?,
+                    None => Action::Command {
+                        command: text("command")?,
+                        cwd: None,
+                    },
+                },
+                context: Context::from_fields(entry),
             },
         })
     }
@@ -175,7 +311,10 @@ impl Prompt {
         }
         fields.insert("requested_at".into(), json!(self.requested_at));
         fields.insert("timeout_seconds".into(), json!(self.timeout_seconds));
-        fields.insert("expires_at".into(), json!(self.expires_at));
+        // A prompt that never expires has no `expires_at` (null): what
+        // hermes-webui-style clients read as "no expiry" (docs/PROTOCOL.md §1).
+        let expires_at = self.expires().then_some(self.expires_at);
+        fields.insert("expires_at".into(), json!(expires_at));
         entry
     }
 
@@ -187,7 +326,10 @@ impl Prompt {
             session_id: entry["session_id"].as_str()?.to_string(),
             requested_at: entry["requested_at"].as_f64()?,
             timeout_seconds: entry["timeout_seconds"].as_i64()?,
-            expires_at: entry["expires_at"].as_f64()?,
+            expires_at: match &entry["expires_at"] {
+                Value::Null => 0.0,
+                expires_at => expires_at.as_f64()?,
+            },
             payload: Payload::from_fields(kind, entry)?,
         })
     }
@@ -236,33 +378,151 @@ impl Choice {
     }
 }
 
-/// A human's answer: the clarify's text or the approval's choice.
+/// An approval's answer: the choice, and what the human said with it
+/// (docs/PROTOCOL.md §3.2): a deny's reason, an edited action approved
+/// once instead of the one asked, a note to the agent with an approval.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decision {
+    pub choice: Choice,
+    pub reason: Option<String>,
+    /// Boxed: most decisions have none.
+    pub edited: Option<Box<Action>>,
+    pub note: Option<String>,
+}
+
+impl Decision {
+    /// The choice alone, as a rule or a notification's button answers.
+    pub fn plain(choice: Choice) -> Decision {
+        Decision {
+            choice,
+            reason: None,
+            edited: None,
+            note: None,
+        }
+    }
+
+    /// `reason`, `edited` and `note`, those there are.
+    fn extras(&self) -> Map<String, Value> {
+        let mut extras = Map::new();
+        if let Some(reason) = &self.reason {
+            extras.insert("reason".into(), json!(reason));
+        }
+        if let Some(edited) = &self.edited {
+            extras.insert("edited".into(), edited.to_json());
+        }
+        if let Some(note) = &self.note {
+            extras.insert("note".into(), json!(note));
+        }
+        extras
+    }
+
+    fn text_bytes(&self) -> usize {
+        let len = |text: &Option<String>| text.as_ref().map_or(0, String::len);
+        let edited = self.edited.as_ref().map_or(0, |edited| edited.text_bytes());
+        self.choice.as_str().len() + len(&self.reason) + len(&self.note) + edited
+    }
+}
+
+/// A human's answer: a clarify's text, its picks of several choices or its
+/// form, or an approval's decision.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Answer {
     Text(String),
-    Choice(Choice),
+    /// Several of the choices offered (`"multiple": true`).
+    Picks(Vec<String>),
+    /// A form's fields (`schema`), checked against it.
+    Form(Map<String, Value>),
+    Decision(Decision),
 }
 
 impl Answer {
+    /// The answer of a choice alone.
+    pub fn choice(choice: Choice) -> Answer {
+        Answer::Decision(Decision::plain(choice))
+    }
+
     pub fn kind(&self) -> Kind {
         match self {
-            Answer::Text(_) => Kind::Clarify,
-            Answer::Choice(_) => Kind::Approval,
+            Answer::Text(_) | Answer::Picks(_) | Answer::Form(_) => Kind::Clarify,
+            Answer::Decision(_) => Kind::Approval,
         }
     }
 
-    pub fn as_str(&self) -> &str {
+    /// The approval's choice; none for a clarify.
+    pub fn decision(&self) -> Option<&Decision> {
         match self {
-            Answer::Text(text) => text,
-            Answer::Choice(choice) => choice.as_str(),
+            Answer::Decision(decision) => Some(decision),
+            Answer::Text(_) | Answer::Picks(_) | Answer::Form(_) => None,
         }
     }
 
-    /// Reads an answer of this kind back from its text.
-    pub fn parse(kind: Kind, text: &str) -> Option<Answer> {
-        match kind {
-            Kind::Clarify => Some(Answer::Text(text.to_string())),
-            Kind::Approval => Choice::parse(text).map(Answer::Choice),
+    /// The value of the answer's field (`response` or `choice`): a string,
+    /// a list of picks or a form's object.
+    pub fn value(&self) -> Value {
+        match self {
+            Answer::Text(text) => json!(text),
+            Answer::Picks(picks) => json!(picks),
+            Answer::Form(form) => Value::Object(form.clone()),
+            Answer::Decision(decision) => json!(decision.choice.as_str()),
+        }
+    }
+
+    /// The answer in one line of text: the text or choice, or the JSON of
+    /// picks and forms (for the audit log and the history).
+    pub fn summary(&self) -> String {
+        match self {
+            Answer::Text(text) => text.clone(),
+            Answer::Decision(decision) => decision.choice.as_str().to_string(),
+            Answer::Picks(_) | Answer::Form(_) => self.value().to_string(),
+        }
+    }
+
+    /// Every field of the answer beside its value: a decision's `reason`,
+    /// `edited` and `note`.
+    pub fn extras(&self) -> Map<String, Value> {
+        match self {
+            Answer::Decision(decision) => decision.extras(),
+            Answer::Text(_) | Answer::Picks(_) | Answer::Form(_) => Map::new(),
+        }
+    }
+
+    /// The answer's value and extras as fields of `object`, its value under
+    /// `field`.
+    pub fn insert_into(&self, object: &mut Map<String, Value>, field: &str) {
+        object.insert(field.into(), self.value());
+        object.extend(self.extras());
+    }
+
+    /// Bytes of text it holds, for the memory budget.
+    pub fn text_bytes(&self) -> usize {
+        match self {
+            Answer::Text(text) => text.len(),
+            Answer::Decision(decision) => decision.text_bytes(),
+            Answer::Picks(_) | Answer::Form(_) => self.value().to_string().len(),
+        }
+    }
+
+    /// Reads an answer of this kind back from an object holding its value
+    /// under `field` and its extras (what `insert_into` wrote).
+    pub fn read_back(kind: Kind, object: &Value, field: &str) -> Option<Answer> {
+        let text = |name: &str| object[name].as_str().map(str::to_string);
+        match (kind, &object[field]) {
+            (Kind::Clarify, Value::String(text)) => Some(Answer::Text(text.clone())),
+            (Kind::Clarify, Value::Array(picks)) => {
+                let picks = picks.iter().map(|p| p.as_str().map(str::to_string));
+                Some(Answer::Picks(picks.collect::<Option<Vec<String>>>()?))
+            }
+            (Kind::Clarify, Value::Object(form)) => Some(Answer::Form(form.clone())),
+            (Kind::Approval, Value::String(choice)) => Some(Answer::Decision(Decision {
+                choice: Choice::parse(choice)?,
+                reason: text("reason"),
+                edited: match object.get("edited") {
+                    None | Some(Value::Null) => None,
+                    Some(edited) => Some(Box::new(Action::from_json(edited)?)),
+                },
+                note: text("note"),
+            })),
+            _ => None,
         }
     }
 }
@@ -285,15 +545,17 @@ impl Outcome {
     }
 
     pub fn to_json(&self) -> Value {
-        match self {
-            Outcome::Answered(answer) => json!({"status": "answered", "answer": answer.as_str()}),
-            other => json!({"status": other.status()}),
+        let mut value = json!({"status": self.status()});
+        if let Outcome::Answered(answer) = self {
+            let object = value.as_object_mut().expect("an outcome is an object");
+            answer.insert_into(object, "answer");
         }
+        value
     }
 
     pub fn from_json(kind: Kind, value: &Value) -> Option<Outcome> {
         match value["status"].as_str()? {
-            "answered" => Answer::parse(kind, value["answer"].as_str()?).map(Outcome::Answered),
+            "answered" => Answer::read_back(kind, value, "answer").map(Outcome::Answered),
             "expired" => Some(Outcome::Expired),
             "cancelled" => Some(Outcome::Cancelled),
             _ => None,
@@ -311,21 +573,55 @@ mod tests {
 
     #[test]
     fn prompts_round_trip_through_their_json() {
-        let clarify = Payload::Clarify {
-            question: "Pick?".into(),
-            choices: vec!["a".into()],
+        let clarify = Payload::question("Pick?".into(), vec!["a".into()]);
+        let form = Payload::Clarify {
+            question: "Who?".into(),
+            choices: vec![],
+            multiple: true,
+            schema: Some(json!({"type": "object", "properties": {"a": {"type": "string"}}})),
         };
-        let approval = Payload::Approval {
+        let command = Action::Command {
             command: "rm -rf /tmp/a".into(),
-            description: "delete".into(),
-            pattern_keys: vec!["rm".into()],
+            cwd: None,
         };
-        for (payload, timeout) in [(clarify, 120), (approval, 0)] {
+        let approval = Payload::approval(
+            command,
+            "delete".into(),
+            vec!["rm".into()],
+            Context::default(),
+        );
+        let edit = Action::Edit {
+            path: "a.txt".into(),
+            edits: vec![crate::core::action::Edit {
+                old: "1".into(),
+                new: "2".into(),
+            }],
+        };
+        let context = Context {
+            agent: Some("claude-code".into()),
+            cwd: Some("/src".into()),
+            reason: Some("fix".into()),
+        };
+        let edit_approval = Payload::approval(edit.clone(), String::new(), vec![], context);
+        let cases = [(clarify, 120), (form, 5), (approval, 0), (edit_approval, 0)];
+        for (payload, timeout) in cases {
             let prompt = Prompt::new("0a".into(), "s".into(), 1795477118.6891, timeout, payload);
             assert_eq!(Prompt::from_json(&prompt.to_json()), Some(prompt));
         }
+        let decision = Decision {
+            choice: Choice::Once,
+            reason: None,
+            edited: Some(Box::new(edit)),
+            note: Some("careful".into()),
+        };
+        let denied = Decision {
+            reason: Some("not now".into()),
+            ..Decision::plain(Choice::Deny)
+        };
         for outcome in [
-            Outcome::Answered(Answer::Choice(Choice::Always)),
+            Outcome::Answered(Answer::choice(Choice::Always)),
+            Outcome::Answered(Answer::Decision(decision)),
+            Outcome::Answered(Answer::Decision(denied)),
             Outcome::Expired,
             Outcome::Cancelled,
         ] {
@@ -334,5 +630,37 @@ mod tests {
                 Some(outcome)
             );
         }
+        let form = json!({"a": "x", "n": 2});
+        for answer in [
+            Answer::Text("yes".into()),
+            Answer::Picks(vec!["a".into(), "b".into()]),
+            Answer::Form(form.as_object().unwrap().clone()),
+        ] {
+            let outcome = Outcome::Answered(answer);
+            assert_eq!(
+                Outcome::from_json(Kind::Clarify, &outcome.to_json()),
+                Some(outcome)
+            );
+        }
+        // An entry journaled before actions and null deadlines.
+        let old_entry = json!({"approval_id": "a1", "session_id": "s", "kind": "approval",
+            "command": "ls", "description": "", "pattern_key": "", "pattern_keys": [],
+            "requested_at": 1.0, "timeout_seconds": 0, "expires_at": 0.0});
+        let old_prompt = Prompt::from_json(&old_entry).expect("an old entry reads back");
+        assert_eq!(
+            old_prompt.payload.action(),
+            Some(&Action::Command {
+                command: "ls".into(),
+                cwd: None
+            })
+        );
+        assert!(!old_prompt.expires());
+        assert_eq!(old_prompt.to_json()["expires_at"], Value::Null);
+        let old = json!({"status": "answered", "answer": "deny"});
+        assert_eq!(
+            Outcome::from_json(Kind::Approval, &old),
+            Some(Outcome::Answered(Answer::choice(Choice::Deny))),
+            "an outcome journaled before decisions reads back"
+        );
     }
 }

@@ -17,6 +17,7 @@
 //! whose scope does not hold for its command is never granted, however it
 //! arrives (`Scope::refusal`).
 
+use crate::core::action::Action;
 use crate::core::prompt::Choice;
 use serde_json::{Value, json};
 
@@ -28,6 +29,9 @@ pub enum Scope {
     /// This command, or it followed by plain words: operands only, or any
     /// option too when `options` (the human ticked "and any options").
     Prefix { prefix: String, options: bool },
+    /// Exactly this action that is not a command: its canonical JSON
+    /// (`Action::key`). Never matches a command, whatever its text.
+    Action(String),
 }
 
 /// A program that runs other programs or code, named by its leading words
@@ -161,6 +165,7 @@ impl Scope {
                 prefix: prefix.trim_end_matches([' ', '\t']).to_string(),
                 options,
             },
+            Some(Scope::Action(_)) => return Err(NOT_A_PREFIX.to_string()),
         };
         match scope.refusal(command) {
             Some(refusal) => Err(refusal),
@@ -175,6 +180,7 @@ impl Scope {
     /// whenever one is applied (docs/PROTOCOL.md §3.2).
     pub fn refusal(&self, command: &str) -> Option<String> {
         match self {
+            Scope::Action(_) => Some(NOT_A_PREFIX.to_string()),
             Scope::Exact(exact) => (exact != command).then(|| NOT_A_PREFIX.to_string()),
             Scope::Prefix { prefix, .. } => {
                 let words: Vec<&str> = prefix
@@ -195,8 +201,45 @@ impl Scope {
         }
     }
 
+    /// The scope a human picked for an action: a command's, or exactly
+    /// any other action (wider scopes for those are not granted yet).
+    pub fn for_action(action: &Action, picked: Option<Scope>) -> Result<Scope, String> {
+        match (action.command(), picked) {
+            (Some(command), picked) => Scope::for_command(command, picked),
+            (None, None) => Ok(Scope::Action(action.key())),
+            (None, Some(_)) => Err("scope applies only to command actions for now".into()),
+        }
+    }
+
+    /// Why this scope may not be a rule granted on `action`, or `None`:
+    /// a command's scope as `refusal` says, an action's only on exactly
+    /// that action. Checked whenever a grant is applied.
+    pub fn refusal_for(&self, action: &Action) -> Option<String> {
+        match (self, action.command()) {
+            (Scope::Action(key), None) => {
+                (*key != action.key()).then(|| "the rule's action is not the prompt's".into())
+            }
+            (Scope::Action(_), Some(_)) => Some("an action's rule on a command".into()),
+            (Scope::Exact(_) | Scope::Prefix { .. }, Some(command)) => self.refusal(command),
+            (Scope::Exact(_) | Scope::Prefix { .. }, None) => {
+                Some("a command's rule on an action that is not a command".into())
+            }
+        }
+    }
+
+    /// Whether it covers this action: a command scope only commands, an
+    /// action scope only that exact action.
+    pub fn covers(&self, action: &Action) -> bool {
+        match (self, action.command()) {
+            (Scope::Exact(_) | Scope::Prefix { .. }, Some(command)) => self.matches(command),
+            (Scope::Action(key), None) => *key == action.key(),
+            (Scope::Exact(_) | Scope::Prefix { .. }, None) | (Scope::Action(_), Some(_)) => false,
+        }
+    }
+
     pub fn matches(&self, command: &str) -> bool {
         match self {
+            Scope::Action(_) => false,
             Scope::Exact(exact) => command == exact,
             Scope::Prefix { prefix, options } => prefix_covers(prefix, command, *options),
         }
@@ -205,7 +248,7 @@ impl Scope {
     /// The text the scope holds: the command or the prefix.
     pub fn text(&self) -> &str {
         match self {
-            Scope::Exact(text) | Scope::Prefix { prefix: text, .. } => text,
+            Scope::Exact(text) | Scope::Prefix { prefix: text, .. } | Scope::Action(text) => text,
         }
     }
 
@@ -220,12 +263,19 @@ impl Scope {
                 prefix,
                 options: true,
             } => json!({"prefix": prefix, "options": true}),
+            Scope::Action(key) => {
+                let action: Value = serde_json::from_str(key).unwrap_or(Value::Null);
+                json!({ "action": action })
+            }
         }
     }
 
     pub fn from_json(value: &Value) -> Option<Scope> {
         if let Some(command) = value["exact"].as_str() {
             return Some(Scope::Exact(command.to_string()));
+        }
+        if let Some(action) = value.get("action").and_then(Action::from_json) {
+            return Some(Scope::Action(action.key()));
         }
         let options = match &value["options"] {
             Value::Null => false,
@@ -397,6 +447,16 @@ impl Rule {
 
     pub fn stored_bytes(&self) -> usize {
         Rule::cost(&self.rule_id, &self.scope, &self.command)
+    }
+
+    /// Why this rule, read back from stored data, may not stand: a command's
+    /// scope must hold for the command it was granted on; an action's
+    /// scope is that action itself (its JSON read back whole).
+    pub fn refusal(&self) -> Option<String> {
+        match &self.scope {
+            Scope::Action(_) => None,
+            scope @ (Scope::Exact(_) | Scope::Prefix { .. }) => scope.refusal(&self.command),
+        }
     }
 
     pub fn to_json(&self) -> Value {

@@ -10,6 +10,7 @@
 //! §3.2: forged, or granted before a check that now refuses it) is
 //! dropped, with an error in the log: it never answers.
 
+use crate::core::action::Action;
 use crate::core::kind::Kind;
 use crate::core::prompt::{Outcome, Prompt};
 use crate::core::queue::Queue;
@@ -87,7 +88,7 @@ fn rules(value: &Value) -> Option<Vec<Rule>> {
         .map(Rule::from_json)
         .collect::<Option<_>>()?;
     let kept = rules.into_iter().filter(|rule| {
-        let Some(refusal) = rule.scope.refusal(&rule.command) else {
+        let Some(refusal) = rule.refusal() else {
             return true;
         };
         log::error!(
@@ -130,7 +131,7 @@ fn session_from(value: &Value) -> Option<(String, Session)> {
 }
 
 fn record_json(id: &str, record: &Record) -> Value {
-    json!({
+    let mut value = json!({
         "id": id,
         "kind": record.kind.as_str(),
         "session_id": record.session_id,
@@ -139,7 +140,11 @@ fn record_json(id: &str, record: &Record) -> Value {
         "outcome": record.outcome.to_json(),
         "at": record.at,
         "version": record.version,
-    })
+    });
+    if let Some(action) = &record.action {
+        value["action"] = action.to_json();
+    }
+    value
 }
 
 fn record_from(value: &Value) -> Option<(String, Record)> {
@@ -149,6 +154,10 @@ fn record_from(value: &Value) -> Option<(String, Record)> {
         session_id: value["session_id"].as_str()?.to_string(),
         // Snapshots written before the history kept neither.
         asked: value["asked"].as_str().unwrap_or_default().to_string(),
+        action: match value.get("action") {
+            None => None,
+            Some(action) => Some(Box::new(Action::from_json(action)?)),
+        },
         auto: value["auto"].as_bool().unwrap_or_default(),
         outcome: Outcome::from_json(kind, &value["outcome"])?,
         at: value["at"].as_f64()?,
@@ -167,18 +176,18 @@ mod tests {
     #[test]
     fn a_rule_in_a_snapshot_that_may_not_be_granted_is_dropped() {
         let mut state = State::default();
-        let payload = Payload::Approval {
+        let command = crate::core::action::Action::Command {
             command: "git push origin".into(),
-            description: String::new(),
-            pattern_keys: Vec::new(),
+            cwd: None,
         };
+        let payload = Payload::approval(command, String::new(), Vec::new(), Default::default());
         let asked = Prompt::new("a".repeat(32), "s1".into(), 1.0, 600, payload);
         state.apply(&Change::Submitted(asked));
         state.apply(&Change::Resolved {
             session_id: "s1".into(),
             kind: Kind::Approval,
             id: "a".repeat(32),
-            outcome: Outcome::Answered(Answer::Choice(Choice::Always)),
+            outcome: Outcome::Answered(Answer::choice(Choice::Always)),
             at: 2.0,
             grant: Some(Scope::Prefix {
                 prefix: "git push".into(),

@@ -14,11 +14,13 @@
 //! - No lock, no thread, no clock, no randomness here: the time and every
 //!   new id come in as arguments or inside the change.
 
+use crate::core::action::Action;
 use crate::core::change::Change;
 use crate::core::kind::{Kind, KindMap};
 use crate::core::prompt::{Answer, Outcome, Payload, Prompt, round_ms};
 use crate::core::queue::{Identified, Queue};
 use crate::core::rules::{Lifetime, Rule, Scope};
+use crate::core::validate;
 use crate::core::view::{Interest, Update, Watch};
 use crate::error::{Error, Result};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -102,11 +104,10 @@ pub enum Submitted {
 /// What a respond decided: the change to apply, or a stale id.
 #[derive(Debug, PartialEq)]
 pub enum Respond {
-    Answer(Change),
+    /// Boxed: a change holds a whole prompt.
+    Answer(Box<Change>),
     /// The id named is not pending (or nothing is); this many still are.
-    Stale {
-        still_pending: usize,
-    },
+    Stale { still_pending: usize },
 }
 
 /// What a waiting agent learns of a prompt.
@@ -171,6 +172,9 @@ pub(super) struct Record {
     pub(super) session_id: String,
     /// What was asked: the question or the command, for the history.
     pub(super) asked: String,
+    /// The action an approval asked for, when it is not a command (`asked`
+    /// holds its summary), so the history shows all of what was asked.
+    pub(super) action: Option<Box<Action>>,
     /// Answered at once by a rule, never shown to the human.
     pub(super) auto: bool,
     pub(super) outcome: Outcome,
@@ -245,6 +249,7 @@ impl State {
                     kind: *kind,
                     session_id: session_id.clone(),
                     asked: prompt.payload.asked().to_string(),
+                    action: asked_action(&prompt.payload),
                     auto: false,
                     outcome: outcome.clone(),
                     at: *at,
@@ -269,6 +274,7 @@ impl State {
                     kind: *kind,
                     session_id: session_id.clone(),
                     asked: command.clone(),
+                    action: None,
                     auto: true,
                     outcome: Outcome::Answered(answer.clone()),
                     at: *at,
@@ -364,21 +370,22 @@ impl State {
             session_id,
             kind,
             id,
-            outcome: Outcome::Answered(Answer::Choice(choice)),
+            outcome: Outcome::Answered(Answer::Decision(decision)),
             at,
             grant: Some(scope),
         } = change
         else {
             return None;
         };
-        let lifetime = Lifetime::of(*choice)?;
+        let lifetime = Lifetime::of(decision.choice)?;
         let session = self.sessions.get(session_id)?;
-        let command = session.queues[*kind].get(id)?.payload.command()?;
+        let payload = &session.queues[*kind].get(id)?.payload;
+        let (command, action) = (payload.command()?, payload.action()?);
         let (rules, session_id) = match lifetime {
             Lifetime::Session => (&session.rules, Some(session_id.clone())),
             Lifetime::Always => (&self.always, None),
         };
-        if rules.iter().any(|rule| rule.scope == *scope) || scope.refusal(command).is_some() {
+        if rules.iter().any(|rule| rule.scope == *scope) || scope.refusal_for(action).is_some() {
             return None;
         }
         Some(Rule {
@@ -409,10 +416,10 @@ impl State {
             return None;
         };
         let prompt = self.sessions.get(session_id)?.queues[*kind].get(id)?;
-        let Some(command) = prompt.payload.command() else {
-            return Some("it answers a prompt that has no command".into());
+        let Some(action) = prompt.payload.action() else {
+            return Some("it answers a prompt that has no action".into());
         };
-        scope.refusal(command)
+        scope.refusal_for(action)
     }
 
     fn record(&mut self, id: &str, record: Record) {
@@ -507,7 +514,9 @@ impl State {
             } => {
                 let prompt = self.queue(session_id, *kind).and_then(|q| q.get(id));
                 let asked = prompt.map_or("", |prompt| prompt.payload.asked());
-                Some(outcome_cost(id, outcome, asked))
+                let action = prompt.and_then(|prompt| asked_action(&prompt.payload));
+                let action = action.map_or(0, |action| action.text_bytes());
+                Some(outcome_cost(id, outcome, asked) + action)
             }
             Change::AutoAnswered {
                 id,
@@ -600,10 +609,10 @@ impl State {
         session_id: &str,
         payload: &'a Payload,
     ) -> Option<(&'a Rule, &'a str, Answer)> {
-        let command = payload.command()?;
+        let (command, action) = (payload.command()?, payload.action()?);
         let rules = self.always.iter().chain(self.session_rules(session_id));
-        let rule = rules.into_iter().find(|rule| rule.scope.matches(command))?;
-        Some((rule, command, Answer::Choice(rule.lifetime.choice())))
+        let rule = rules.into_iter().find(|rule| rule.scope.covers(action))?;
+        Some((rule, command, Answer::choice(rule.lifetime.choice())))
     }
 
     fn make_room(
@@ -681,15 +690,16 @@ impl State {
             let still_pending = self.queue_len(session_id, kind);
             return Ok(Respond::Stale { still_pending });
         };
+        validate::answer(&prompt.payload, &answer)?;
         let grant = self.grant_for(limits, prompt, &answer, picked)?;
-        Ok(Respond::Answer(Change::Resolved {
+        Ok(Respond::Answer(Box::new(Change::Resolved {
             session_id: session_id.to_string(),
             kind,
             id: prompt.id.clone(),
             outcome: Outcome::Answered(answer),
             at: now,
             grant,
-        }))
+        })))
     }
 
     /// The scope of the rule an answer grants: the exact command the human
@@ -701,14 +711,13 @@ impl State {
         answer: &Answer,
         picked: Option<Scope>,
     ) -> Result<Option<Scope>> {
-        let lifetime = match answer {
-            Answer::Choice(choice) if choice.grants_rule() => Lifetime::of(*choice),
-            _ => None,
-        };
-        let (Some(lifetime), Some(command)) = (lifetime, prompt.payload.command()) else {
+        let lifetime = answer.decision().and_then(|d| Lifetime::of(d.choice));
+        let (Some(lifetime), Some(command), Some(action)) =
+            (lifetime, prompt.payload.command(), prompt.payload.action())
+        else {
             return Ok(None);
         };
-        let scope = Scope::for_command(command, picked).map_err(Error::bad_request)?;
+        let scope = Scope::for_action(action, picked).map_err(Error::bad_request)?;
         let session = self.sessions.get(&prompt.session_id);
         let held = match lifetime {
             Lifetime::Session => session.map_or(&[][..], |s| s.rules.as_slice()),
@@ -1007,13 +1016,22 @@ impl Record {
     /// What keeping it costs: its id, its answer, what was asked, and a
     /// fixed overhead.
     pub(super) fn cost(&self, id: &str) -> usize {
-        outcome_cost(id, &self.outcome, &self.asked)
+        let action = self.action.as_ref().map_or(0, |action| action.text_bytes());
+        outcome_cost(id, &self.outcome, &self.asked) + action
     }
+}
+
+/// The action a kept outcome keeps: an approval's, when it is not a command.
+fn asked_action(payload: &Payload) -> Option<Box<Action>> {
+    let action = payload
+        .action()
+        .filter(|action| action.command().is_none())?;
+    Some(Box::new(action.clone()))
 }
 
 fn outcome_cost(id: &str, outcome: &Outcome, asked: &str) -> usize {
     let answer = match outcome {
-        Outcome::Answered(answer) => answer.as_str().len(),
+        Outcome::Answered(answer) => answer.text_bytes(),
         Outcome::Expired | Outcome::Cancelled => 0,
     };
     id.len() + answer + asked.len() + OUTCOME_OVERHEAD

@@ -1,17 +1,23 @@
 //! Input rules (docs/PROTOCOL.md §1, §5, §7): what a session id, a prompt and a timeout
 //! may be. Each check returns a 400 with a message that names the field.
 
+use crate::core::action::{self, Action};
+use crate::core::form;
 use crate::core::kind::Kind;
-use crate::core::prompt::Payload;
+use crate::core::prompt::{Answer, Choice, Context, Decision, Payload};
 use crate::error::{Error, Result};
 use serde_json::{Map, Value};
 
 pub const MAX_WATCHED_SESSIONS: usize = 64;
 const MAX_QUESTION_BYTES: usize = 4 * 1024;
 const MAX_COMMAND_BYTES: usize = 8 * 1024;
-/// A command the human can read whole on one card.
-const MAX_COMMAND_LINES: usize = 32;
 const MAX_DESCRIPTION_BYTES: usize = 4 * 1024;
+const MAX_AGENT_BYTES: usize = 128;
+const MAX_CWD_BYTES: usize = 4 * 1024;
+/// The agent's justification for an action.
+const MAX_REASON_BYTES: usize = 2 * 1024;
+/// A human's note with an approval.
+const MAX_NOTE_BYTES: usize = 2 * 1024;
 const MAX_LIST_ITEMS: usize = 16;
 const MAX_ITEM_CHARS: usize = 256;
 /// The longest a prompt may wait for its answer: thirty days.
@@ -65,24 +71,144 @@ pub fn payload(kind: Kind, body: &Map<String, Value>) -> Result<Payload> {
 fn clarify_payload(body: &Map<String, Value>) -> Result<Payload> {
     let question = required_text(body, "question", MAX_QUESTION_BYTES)?;
     let choices = text_list(body, "choices")?;
-    Ok(Payload::Clarify { question, choices })
+    let multiple = match body.get("multiple") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(multiple)) => *multiple,
+        Some(_) => return Err(Error::bad_request("multiple must be true or false")),
+    };
+    if multiple && choices.len() < 2 {
+        return Err(Error::bad_request(
+            "multiple needs at least two choices to pick from",
+        ));
+    }
+    let schema = match body.get("schema") {
+        None | Some(Value::Null) => None,
+        Some(schema) => {
+            form::check_schema(schema)?;
+            Some(schema.clone())
+        }
+    };
+    if schema.is_some() && (multiple || !choices.is_empty()) {
+        return Err(Error::bad_request(
+            "schema cannot go with choices or multiple: a form has its own fields",
+        ));
+    }
+    Ok(Payload::Clarify {
+        question,
+        choices,
+        multiple,
+        schema,
+    })
 }
 
 fn approval_payload(body: &Map<String, Value>) -> Result<Payload> {
-    let command = required_text(body, "command", MAX_COMMAND_BYTES)?;
-    let lines = command.split(['\n', '\r']).count();
-    if lines > MAX_COMMAND_LINES {
-        return Err(Error::bad_request(format!(
-            "command has {lines} lines; at most {MAX_COMMAND_LINES}, so the human sees all of it"
-        )));
-    }
+    let action = match (body.get("command"), body.get("action")) {
+        (Some(command), Some(action)) if !command.is_null() && !action.is_null() => {
+            return Err(Error::bad_request(
+                "give either command or action, not both",
+            ));
+        }
+        (_, Some(action)) if !action.is_null() => Action::read(action, "action")?,
+        _ => {
+            let command = required_text(body, "command", MAX_COMMAND_BYTES)?;
+            action::check_command(&command, "command")?;
+            Action::Command { command, cwd: None }
+        }
+    };
     let description =
         optional_text(body, "description", MAX_DESCRIPTION_BYTES)?.unwrap_or_default();
     let pattern_keys = text_list(body, "pattern_keys")?;
-    Ok(Payload::Approval {
-        command,
+    let context = Context {
+        agent: optional_line(body, "agent", MAX_AGENT_BYTES)?,
+        cwd: optional_line(body, "cwd", MAX_CWD_BYTES)?,
+        reason: optional_text(body, "reason", MAX_REASON_BYTES)?,
+    };
+    Ok(Payload::approval(
+        action,
         description,
         pattern_keys,
+        context,
+    ))
+}
+
+/// Checks an answer against the prompt it answers (docs/PROTOCOL.md §3.2):
+/// a reason only with a deny, an edit only with `once` and of the type
+/// asked, a note only with an approving choice; a clarify's picks among its
+/// choices, its form against its schema. A 400 names the field.
+pub fn answer(payload: &Payload, answer: &Answer) -> Result<()> {
+    match (payload, answer) {
+        (Payload::Approval { action, .. }, Answer::Decision(decision)) => {
+            decision_fits(action, decision)
+        }
+        (
+            Payload::Clarify {
+                schema: Some(_), ..
+            },
+            Answer::Text(_) | Answer::Picks(_),
+        ) => Err(Error::bad_request(
+            "response must be an object of the form's fields",
+        )),
+        (
+            Payload::Clarify {
+                schema: Some(schema),
+                ..
+            },
+            Answer::Form(form),
+        ) => form::check_response(schema, &Value::Object(form.clone())),
+        (Payload::Clarify { multiple: true, .. }, Answer::Text(_)) => Err(Error::bad_request(
+            "response must be a list of the choices picked",
+        )),
+        (
+            Payload::Clarify {
+                multiple: true,
+                choices,
+                ..
+            },
+            Answer::Picks(picks),
+        ) => form::check_picks(choices, picks),
+        (Payload::Clarify { .. }, Answer::Text(_)) => Ok(()),
+        (Payload::Clarify { .. }, Answer::Picks(_) | Answer::Form(_)) => Err(Error::bad_request(
+            "response must be a string: this question takes no list and no form",
+        )),
+        (Payload::Approval { .. }, Answer::Text(_) | Answer::Picks(_) | Answer::Form(_))
+        | (Payload::Clarify { .. }, Answer::Decision(_)) => Err(Error::bad_request(
+            "the answer is of another kind than the prompt",
+        )),
+    }
+}
+
+fn decision_fits(action: &Action, decision: &Decision) -> Result<()> {
+    let choice = decision.choice;
+    if decision.reason.is_some() && choice.approves() {
+        return Err(Error::bad_request("reason goes only with the deny choice"));
+    }
+    if decision.note.is_some() && !choice.approves() {
+        return Err(Error::bad_request(
+            "note goes only with an approving choice; a deny says why in reason",
+        ));
+    }
+    match (&decision.edited, choice) {
+        (None, _) => Ok(()),
+        (Some(edited), Choice::Once) => action.check_edited(edited),
+        (Some(_), Choice::Session | Choice::Always) => Err(Error::bad_request(
+            "edited goes only with the once choice: an edited answer never grants a rule",
+        )),
+        (Some(_), Choice::Deny) => Err(Error::bad_request("edited goes only with the once choice")),
+    }
+}
+
+/// A decision's `reason`, `edited` and `note` from a respond body; each
+/// checked for size and shape here, and against the prompt by `answer`.
+pub fn decision(choice: Choice, body: &Map<String, Value>) -> Result<Decision> {
+    let edited = match body.get("edited") {
+        None | Some(Value::Null) => None,
+        Some(edited) => Some(Box::new(Action::read(edited, "edited")?)),
+    };
+    Ok(Decision {
+        choice,
+        reason: optional_text(body, "reason", MAX_REASON_BYTES)?,
+        edited,
+        note: optional_text(body, "note", MAX_NOTE_BYTES)?,
     })
 }
 
@@ -109,6 +235,22 @@ fn required_text(body: &Map<String, Value>, field: &str, max_bytes: usize) -> Re
     match optional_text(body, field, max_bytes)? {
         Some(text) if !text.trim().is_empty() => Ok(text),
         _ => Err(Error::bad_request(format!("{field} is required"))),
+    }
+}
+
+/// One line of text, without control characters, when given.
+fn optional_line(
+    body: &Map<String, Value>,
+    field: &str,
+    max_bytes: usize,
+) -> Result<Option<String>> {
+    match optional_text(body, field, max_bytes)? {
+        Some(text) if text.trim().is_empty() || text.chars().any(char::is_control) => {
+            Err(Error::bad_request(format!(
+                "{field} must be one line of text, without control characters"
+            )))
+        }
+        text => Ok(text),
     }
 }
 

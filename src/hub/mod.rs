@@ -461,7 +461,7 @@ impl Hub {
                     picked.clone(),
                     now,
                 )? {
-                    Respond::Answer(change) => (vec![change], Responded::Answered),
+                    Respond::Answer(change) => (vec![*change], Responded::Answered),
                     Respond::Stale { still_pending } => {
                         (Vec::new(), Responded::Stale { still_pending })
                     }

@@ -10,6 +10,7 @@
 //! command does not fit is cut with a note and gets no "Allow once" button,
 //! so nothing is approved unseen; no button ever grants a rule.
 
+use crate::core::action::Action as ActionKind;
 use crate::core::audit::is_hidden;
 use crate::core::prompt::{Payload, Prompt};
 use crate::notify::capability::{self, Capabilities, Claim};
@@ -69,22 +70,39 @@ pub fn text(prompt: &Prompt) -> Text {
         Payload::Approval {
             command,
             description,
+            action,
             ..
         } => {
-            let mut message = format!("$ {}", shown(command));
+            let mut message = match action.command() {
+                Some(_) => format!("$ {}", shown(command)),
+                None => format!(
+                    "{}: {}\n{}",
+                    action.type_name(),
+                    shown(action.target()),
+                    shown(command)
+                ),
+            };
             if !description.is_empty() {
                 let _ = write!(message, "\n\nThe agent says: {}", shown(description));
             }
-            let whole = message.len() <= MESSAGE_BYTES;
+            // Only a command or a URL is shown whole; an edit, a write or a
+            // tool's input is seen on the page before it is allowed.
+            let shows_all = matches!(
+                action,
+                ActionKind::Command { .. } | ActionKind::Fetch { .. }
+            );
+            let whole = message.len() <= MESSAGE_BYTES && shows_all;
             Text {
-                title: format!("Approve a command? ({session})"),
+                title: format!("Approve {}? ({session})", what(action)),
                 message: cut(message),
                 priority: 4,
                 tags: &["lock"],
                 whole,
             }
         }
-        Payload::Clarify { question, choices } => {
+        Payload::Clarify {
+            question, choices, ..
+        } => {
             let mut message = shown(question);
             for (number, choice) in choices.iter().enumerate() {
                 let _ = write!(message, "\n{}. {}", number + 1, shown(choice));
@@ -114,6 +132,7 @@ pub fn actions(prompt: &Prompt, text: &Text, capabilities: &Capabilities) -> Vec
                 false => vec![deny],
             }
         }
+        Payload::Clarify { multiple: true, .. } => Vec::new(),
         Payload::Clarify { choices, .. } => choices
             .iter()
             .filter(|choice| shown(choice) == **choice && choice.len() <= LABEL_BYTES)
@@ -213,6 +232,7 @@ pub fn webhook(prompt: &Prompt, links: &Links, actions: &[Action]) -> Value {
         "priority": text.priority,
         "click": click,
         "prompt": prompt.to_json(),
+        "action": prompt.payload.action().map(ActionKind::to_json),
         "actions": actions,
         "extras": {"client::notification": {"click": {"url": click}}},
     })
@@ -225,6 +245,17 @@ fn is_blank(c: char) -> bool {
     matches!(u32::from(c),
         0xA0 | 0x1680 | 0x2000..=0x200A | 0x202F | 0x205F | 0x2800 | 0x3000
         | 0x115F | 0x1160 | 0x3164 | 0xFFA0 | 0x1D159 | 0x1BCA0..=0x1BCA3)
+}
+
+/// What an approval asks, in a title: "a command", "an edit" and so on.
+fn what(action: &ActionKind) -> &'static str {
+    match action {
+        ActionKind::Command { .. } => "a command",
+        ActionKind::Edit { .. } => "an edit",
+        ActionKind::Write { .. } => "a file write",
+        ActionKind::Fetch { .. } => "a fetch",
+        ActionKind::Tool { .. } => "a tool call",
+    }
 }
 
 /// Text with every character that does not show as itself escaped.
@@ -263,19 +294,18 @@ mod tests {
     use super::*;
 
     fn approval(command: &str) -> Prompt {
-        let payload = Payload::Approval {
+        let action = crate::core::action::Action::Command {
             command: command.into(),
-            description: "tidy up".into(),
-            pattern_keys: vec![],
+            cwd: None,
         };
+        let context = crate::core::prompt::Context::default();
+        let payload = Payload::approval(action, "tidy up".into(), vec![], context);
         Prompt::new("a".repeat(32), "s1".into(), 1_795_477_000.0, 300, payload)
     }
 
     fn clarify(choices: &[&str]) -> Prompt {
-        let payload = Payload::Clarify {
-            question: "Which?".into(),
-            choices: choices.iter().map(|c| c.to_string()).collect(),
-        };
+        let choices = choices.iter().map(|c| c.to_string()).collect();
+        let payload = Payload::question("Which?".into(), choices);
         Prompt::new("c".repeat(12), "s1".into(), 1_795_477_000.0, 0, payload)
     }
 
@@ -305,11 +335,12 @@ mod tests {
 
     #[test]
     fn blank_and_bidi_characters_are_escaped_and_the_command_comes_first() {
-        let payload = Payload::Approval {
+        let command = crate::core::action::Action::Command {
             command: "ls\u{2800}\u{2800}\u{A0}\u{2000}\u{200A}\u{202F}\u{205F}\u{1680}\u{3000}\u{3164}\u{FFA0}\u{115F}\u{200B}; rm -rf ~".into(),
-            description: "lists \u{202E}txt.exe".into(),
-            pattern_keys: vec![],
+            cwd: None,
         };
+        let description = "lists \u{202E}txt.exe".into();
+        let payload = Payload::approval(command, description, vec![], Default::default());
         let prompt = Prompt::new("a".repeat(32), "s1".into(), 1_795_477_000.0, 300, payload);
         let message = text(&prompt).message;
         assert_eq!(
@@ -324,16 +355,59 @@ mod tests {
 
     #[test]
     fn a_clarify_is_escaped_and_a_choice_that_hides_characters_gets_no_button() {
-        let payload = Payload::Clarify {
-            question: "Deploy to \u{202E}niam?".into(),
-            choices: vec!["\u{202E}niam".into(), "main\u{2800}".into(), "main".into()],
-        };
+        let payload = Payload::question(
+            "Deploy to \u{202E}niam?".into(),
+            vec!["\u{202E}niam".into(), "main\u{2800}".into(), "main".into()],
+        );
         let prompt = Prompt::new("c".repeat(12), "s1".into(), 1_795_477_000.0, 0, payload);
         assert_eq!(
             text(&prompt).message,
             "Deploy to \\u{202E}niam?\n1. \\u{202E}niam\n2. main\\u{2800}\n3. main"
         );
         assert_eq!(labels(&prompt), ["main"]);
+    }
+
+    #[test]
+    fn an_action_shows_its_type_and_path_or_url_escaped_and_the_webhook_carries_it_whole() {
+        let edit = crate::core::action::Action::Edit {
+            path: "a\u{202E}txt.rs".into(),
+            edits: vec![crate::core::action::Edit {
+                old: "1".into(),
+                new: "2".into(),
+            }],
+        };
+        let context = crate::core::prompt::Context::default();
+        let payload = Payload::approval(edit.clone(), String::new(), vec![], context);
+        let prompt = Prompt::new("a".repeat(32), "s1".into(), 1_795_477_000.0, 300, payload);
+        let text = text(&prompt);
+        assert_eq!(text.title, "Approve an edit? (s1)");
+        assert_eq!(
+            text.message,
+            "edit: a\\u{202E}txt.rs\nedit a\\u{202E}txt.rs (1 edit, +1 -1)"
+        );
+        assert_eq!(
+            labels(&prompt),
+            ["Deny"],
+            "an edit is allowed on the page, where it is shown whole"
+        );
+        let webhook = webhook(&prompt, &links(), &[]);
+        assert_eq!(webhook["action"], edit.to_json());
+        assert_eq!(webhook["prompt"]["action"], edit.to_json());
+
+        let fetch = crate::core::action::Action::Fetch {
+            url: "https://example.org/a".into(),
+            method: None,
+        };
+        let payload = Payload::approval(fetch, String::new(), vec![], Default::default());
+        let prompt = Prompt::new("b".repeat(32), "s1".into(), 1_795_477_000.0, 300, payload);
+        let words = super::text(&prompt);
+        assert_eq!(words.title, "Approve a fetch? (s1)");
+        assert!(words.message.starts_with("fetch: https://example.org/a\n"));
+        assert_eq!(
+            labels(&prompt),
+            ["Allow once", "Deny"],
+            "a URL is shown whole"
+        );
     }
 
     #[test]

@@ -45,7 +45,7 @@ pub fn act(app: &App, request: &Request) -> Result<Reply> {
         .spend(&claim, capability, unix_now())
         .map_err(refusal)?;
     let answer = match kind {
-        Kind::Approval => Answer::Choice(
+        Kind::Approval => Answer::choice(
             Choice::parse(choice)
                 .ok_or_else(|| Error::bad_request("a capability never grants a rule"))?,
         ),
@@ -56,7 +56,7 @@ pub fn act(app: &App, request: &Request) -> Result<Reply> {
         .respond(session_id, Some(id), answer.clone(), None, BY)
     {
         Ok(Responded::Answered) => {
-            let body = json!({"ok": true, kind.answer_field(): answer.as_str()});
+            let body = json!({"ok": true, kind.answer_field(): answer.value()});
             Ok(Response::json(200, &body).into())
         }
         Ok(Responded::Stale { .. }) => Err(Error::Stale(format!(

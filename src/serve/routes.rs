@@ -257,6 +257,7 @@ fn api_route(app: &App, request: &Request, rest: &str) -> Result<Reply> {
                 "keepalive_secs": app.config.keepalive.as_secs_f64(),
                 "auth": app.auth.required(),
                 "rule_runners": RUNNERS.iter().copied().map(Runner::to_json).collect::<Vec<_>>(),
+                "deny_reasons": app.config.deny_reasons,
             }),
         )
         .into()),
@@ -514,10 +515,10 @@ fn respond(app: &App, request: &Request, kind: Kind) -> Result<Reply> {
 /// ticked "and any options" (docs/PROTOCOL.md §3.2); only with a choice that
 /// grants one; a clarify answer ignores the field.
 fn read_scope(answer: &Answer, body: &Map<String, Value>) -> Result<Option<Scope>> {
-    let grants = match answer {
-        Answer::Choice(choice) => choice.grants_rule(),
-        Answer::Text(_) => return Ok(None),
+    let Some(decision) = answer.decision() else {
+        return Ok(None);
     };
+    let grants = decision.choice.grants_rule();
     let (prefix, options) = match body.get("scope") {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::String(prefix)) => (prefix, &Value::Null),
@@ -548,8 +549,9 @@ fn read_scope(answer: &Answer, body: &Map<String, Value>) -> Result<Option<Scope
 }
 
 /// The answer a respond body carries: the clarify's trimmed text (from
-/// `response`, `answer` or `choice`), or the approval's choice (`deny` when
-/// absent).
+/// `response`, `answer` or `choice`), its list of picks or its form's
+/// object; or the approval's choice (`deny` when absent) with its reason,
+/// edited action and note. Checked against the prompt by the state.
 fn read_answer(kind: Kind, body: &Map<String, Value>) -> Result<Answer> {
     match kind {
         Kind::Clarify => {
@@ -559,24 +561,45 @@ fn read_answer(kind: Kind, body: &Map<String, Value>) -> Result<Answer> {
             let text = match field {
                 None | Some(Value::Null) => "",
                 Some(Value::String(text)) => text.trim(),
-                Some(_) => return Err(Error::bad_request("response must be a string")),
+                Some(Value::Object(form)) => return Ok(Answer::Form(form.clone())),
+                Some(Value::Array(picks)) => return read_picks(picks),
+                Some(_) => {
+                    return Err(Error::bad_request(
+                        "response must be a string, a list of choices or a form's object",
+                    ));
+                }
             };
             match text.is_empty() {
                 true => Err(Error::bad_request("response is required")),
                 false => Ok(Answer::Text(text.to_string())),
             }
         }
-        Kind::Approval => match body.get("choice") {
-            None | Some(Value::Null) => Ok(Answer::Choice(Choice::Deny)),
-            Some(Value::String(name)) => Choice::parse(name).map(Answer::Choice).ok_or_else(|| {
-                Error::bad_request(format!("Invalid choice: {}", error::quoted(name)))
-            }),
-            Some(other) => Err(Error::bad_request(format!(
-                "Invalid choice: {}",
-                error::quoted(&other.to_string())
-            ))),
-        },
+        Kind::Approval => {
+            let choice = match body.get("choice") {
+                None | Some(Value::Null) => Choice::Deny,
+                Some(Value::String(name)) => Choice::parse(name).ok_or_else(|| {
+                    Error::bad_request(format!("Invalid choice: {}", error::quoted(name)))
+                })?,
+                Some(other) => {
+                    return Err(Error::bad_request(format!(
+                        "Invalid choice: {}",
+                        error::quoted(&other.to_string())
+                    )));
+                }
+            };
+            validate::decision(choice, body).map(Answer::Decision)
+        }
     }
+}
+
+fn read_picks(picks: &[Value]) -> Result<Answer> {
+    let picks: Option<Vec<String>> = picks
+        .iter()
+        .map(|pick| pick.as_str().map(str::to_string))
+        .collect();
+    picks
+        .map(Answer::Picks)
+        .ok_or_else(|| Error::bad_request("response must be a list of the choices picked"))
 }
 
 /// What each kind says back: a stale clarify is a 409; a stale approval is
@@ -588,7 +611,7 @@ fn respond_body(
     responded: Responded,
 ) -> Result<Response> {
     let field = kind.answer_field();
-    let answer = answer.as_str();
+    let answer = answer.value();
     let body = match (kind, responded) {
         (_, Responded::Answered) => json!({"ok": true, field: answer}),
         (Kind::Clarify, Responded::Stale { .. }) => {
@@ -662,9 +685,13 @@ fn events(app: &App, request: &Request) -> Result<Reply> {
     )
 }
 
-/// Every stream, per-kind or multiplexed, is ended by the server at a random
-/// point of `--stream-lifetime-secs`, so half-open connections and clients
-/// that stopped reading cannot pile up; browsers reconnect (and resume).
+/// A multiplexed stream is ended by the server at a random point of
+/// `--stream-lifetime-secs`, so half-open connections and clients that
+/// stopped reading cannot pile up; browsers reconnect (and resume). A
+/// per-kind stream is not: hermes-webui-style clients never reconnect one
+/// and fall back to polling for good (docs/PROTOCOL.md §4); the socket
+/// sweep and the send timeout still end it when its client is gone, and a
+/// shutdown ends it.
 fn open_stream(
     app: &App,
     request: &Request,
@@ -681,7 +708,10 @@ fn open_stream(
         subscription: app.hub.subscribe(interest, since),
         format,
         keepalive: app.config.keepalive,
-        lifetime: Some(lifetime),
+        lifetime: match format {
+            Format::Multiplexed => Some(lifetime),
+            Format::PerKind(_) => None,
+        },
         place,
         watch: app.streams.clone(),
     };
@@ -763,7 +793,7 @@ fn submit(app: &App, request: &Request, kind: Kind) -> Result<Reply> {
         }
         Submitted::AutoAnswered { id, answer } => {
             let field = kind.answer_field();
-            json!({id_field: id, "status": "answered", field: answer.as_str(), "auto": true})
+            json!({id_field: id, "status": "answered", field: answer.value(), "auto": true})
         }
     };
     Ok(Response::json(200, &body).into())
@@ -805,10 +835,12 @@ fn wait_response(kind: Kind, result: WaitResult) -> Response {
     let answer_field = kind.answer_field();
     match result {
         WaitResult::Pending => Response::json(200, &json!({"status": "pending"})),
-        WaitResult::Done(Outcome::Answered(answer)) => Response::json(
-            200,
-            &json!({"status": "answered", answer_field: answer.as_str()}),
-        ),
+        WaitResult::Done(Outcome::Answered(answer)) => {
+            let mut body = Map::new();
+            body.insert("status".into(), json!("answered"));
+            answer.insert_into(&mut body, answer_field);
+            Response::json(200, &Value::Object(body))
+        }
         WaitResult::Done(outcome) => Response::json(200, &json!({"status": outcome.status()})),
         WaitResult::Unknown => {
             Response::error(&Error::NotFound(format!("no such {}", kind.as_str())))

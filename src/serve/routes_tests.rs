@@ -155,15 +155,14 @@ impl fmt::Display for Seen {
     }
 }
 
+const NOT_AN_ANSWER: &str = "response must be a string, a list of choices or a form's object";
+
 fn timeless(mut value: Value) -> Value {
     match &mut value {
         Value::Object(fields) => {
             if let Some(at) = fields.get("requested_at").and_then(Value::as_f64) {
-                let expires = fields["expires_at"].as_f64().unwrap_or(-1.0);
-                let after = match expires == 0.0 {
-                    true => 0.0,
-                    false => ((expires - at) * 1000.0).round() / 1000.0,
-                };
+                let expires = fields["expires_at"].as_f64();
+                let after = expires.map(|expires| ((expires - at) * 1000.0).round() / 1000.0);
                 fields.insert("requested_at".into(), json!(0.0));
                 fields.insert("expires_at".into(), json!(after));
             }
@@ -597,7 +596,8 @@ fn submits_at_their_limits_are_accepted() {
     let body = json!({"session_id": "t", "command": "reboot", "timeout_seconds": -1});
     let id = queued(&app, Kind::Approval, body);
     let entry = json!({"approval_id": id, "command": "reboot", "description": "",
-        "expires_at": 0.0, "kind": "approval", "pattern_key": "", "pattern_keys": [],
+        "action": {"type": "command", "command": "reboot"},
+        "expires_at": null, "kind": "approval", "pattern_key": "", "pattern_keys": [],
         "requested_at": 0.0, "session_id": "t", "timeout_seconds": -1});
     check(
         &app,
@@ -636,9 +636,9 @@ fn responds_with_bad_fields_are_400_and_change_nothing() {
         (clarify(json!({"session_id": "s", "response": " \n "})), bad("response is required")),
         (clarify(json!({"session_id": "s", "answer": ""})), bad("response is required")),
         (clarify(json!({"session_id": "s", "choice": "\t"})), bad("response is required")),
-        (clarify(json!({"session_id": "s", "response": 7})), bad("response must be a string")),
-        (clarify(json!({"session_id": "s", "answer": true})), bad("response must be a string")),
-        (clarify(json!({"session_id": "s", "choice": ["a"]})), bad("response must be a string")),
+        (clarify(json!({"session_id": "s", "response": 7})), bad(NOT_AN_ANSWER)),
+        (clarify(json!({"session_id": "s", "answer": true})), bad(NOT_AN_ANSWER)),
+        (clarify(json!({"session_id": "s", "choice": [1]})), bad("response must be a list of the choices picked")),
     ]);
     let approval = |extra| {
         post(
@@ -994,6 +994,7 @@ fn an_approval_is_answered_and_stale_answers_say_what_they_did() {
         &ok(json!({"approval_id": second, "pending_count": 2})),
     );
     let entry = json!({"approval_id": first, "command": "rm -rf /tmp/build",
+        "action": {"type": "command", "command": "rm -rf /tmp/build"},
         "description": "clean the build tree", "expires_at": 300.0, "kind": "approval",
         "pattern_key": "rm -rf /tmp/build", "pattern_keys": ["rm -rf /tmp/build"],
         "requested_at": 0.0, "session_id": "s1", "timeout_seconds": 300});
@@ -1213,6 +1214,7 @@ fn operational_routes_answer() {
             "keepalive_secs": 15.0,
             "auth": false,
             "rule_runners": rules::RUNNERS.iter().map(|r| r.to_json()).collect::<Vec<_>>(),
+            "deny_reasons": [],
         }))),
         (get("/api/sessions"), ok(json!({"sessions": []}))),
         (get("/nope.js"), not_found("not found")),

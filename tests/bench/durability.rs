@@ -96,10 +96,8 @@ fn replay() {
         };
         let mut last = 0;
         for n in 0..110_000u64 {
-            let payload = Payload::Clarify {
-                question: format!("question number {n}?"),
-                choices: vec!["yes".into(), "no".into()],
-            };
+            let choices = vec!["yes".into(), "no".into()];
+            let payload = Payload::question(format!("question number {n}?"), choices);
             let id = format!("{n:012x}");
             let session = format!("s{}", n % 1000);
             let prompt = Prompt::new(id.clone(), session.clone(), now, 3600, payload);

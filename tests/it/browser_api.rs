@@ -306,7 +306,10 @@ fn approval_entries_have_the_spec_fields() {
         "approval_id": submitted["approval_id"], "session_id": "e", "kind": "approval",
         "command": "rm -rf /tmp/a", "description": "recursive delete",
         "pattern_key": "recursive delete", "pattern_keys": ["recursive delete", "rm"],
-        "requested_at": entry["requested_at"], "timeout_seconds": 0, "expires_at": 0.0,
+        "requested_at": entry["requested_at"], "timeout_seconds": 0,
+        // Never expires: null, what hermes-webui-style clients read as no expiry.
+        "expires_at": null,
+        "action": {"type": "command", "command": "rm -rf /tmp/a"},
     });
     assert_eq!(entry, expected);
 }

@@ -790,10 +790,7 @@ fn write_a_large_journal(dir: &TempDir, expired: usize, kept: usize) -> (Vec<Str
     };
     let now = unix_now();
     let prompt = |n: usize, session: &str, created: f64, timeout: i64| {
-        let payload = Payload::Clarify {
-            question: format!("{n} {}", "q".repeat(300)),
-            choices: Vec::new(),
-        };
+        let payload = Payload::question(format!("{n} {}", "q".repeat(300)), Vec::new());
         Prompt::new(
             format!("{n:012x}"),
             session.to_string(),
@@ -909,18 +906,18 @@ fn a_journal_holding_a_forged_grant_yields_no_rule_after_a_restart() {
         ];
         let mut last = 0;
         for (n, (session_id, command, scope)) in grants.into_iter().enumerate() {
-            let payload = Payload::Approval {
+            let command = askgate::core::action::Action::Command {
                 command: command.into(),
-                description: String::new(),
-                pattern_keys: Vec::new(),
+                cwd: None,
             };
+            let payload = Payload::approval(command, String::new(), Vec::new(), Default::default());
             let id = format!("{n:032x}");
             let asked = Prompt::new(id.clone(), session_id.into(), now, 600, payload);
             let answered = Change::Resolved {
                 session_id: session_id.into(),
                 kind: Kind::Approval,
                 id,
-                outcome: Outcome::Answered(Answer::Choice(Choice::Always)),
+                outcome: Outcome::Answered(Answer::choice(Choice::Always)),
                 at: now,
                 grant: Some(scope),
             };

@@ -133,7 +133,7 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
         ("POST", "/api/approval/submit".into(), JSON, r#"{"session_id": "s"}"#.into(), 400, json!({"error": "command is required"})),
         ("POST", "/api/approval/submit".into(), JSON, r#"{"session_id": "s", "command": "ls", "pattern_keys": [1]}"#.into(), 400, json!({"error": "pattern_keys must be a list of at most 16 non-empty strings of at most 256 characters"})),
         ("POST", "/api/approval/respond".into(), JSON, r#"{"session_id": "s", "choice": 3}"#.into(), 400, json!({"error": "Invalid choice: 3"})),
-        ("POST", "/api/clarify/respond".into(), JSON, r#"{"session_id": "s", "response": ["x"]}"#.into(), 400, json!({"error": "response must be a string"})),
+        ("POST", "/api/clarify/respond".into(), JSON, r#"{"session_id": "s", "response": 7}"#.into(), 400, json!({"error": "response must be a string, a list of choices or a form's object"})),
     ];
     for (method, path, headers, body, status, expected) in cases {
         check(&server, method, &path, headers, &body, status, expected);

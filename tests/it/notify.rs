@@ -246,6 +246,34 @@ fn with_notify_when_always_a_watched_prompt_is_notified_too() {
     drop(page);
 }
 
+#[test]
+fn an_action_is_notified_by_its_type_and_path_escaped_and_the_webhook_carries_it_whole() {
+    let sink = Sink::start();
+    let server = server(&sink, &[]);
+    let action = json!({"type": "write", "path": "run\u{202E}.sh", "content": "rm -rf ~\n"});
+    let body = json!({"session_id": "w1", "action": action});
+    assert_eq!(server.post("/api/approval/submit", &body).status, 200);
+    let (ntfy, webhook) = sink.next_pair();
+    assert_eq!(ntfy.body["title"], "Approve a file write? (w1)");
+    assert_eq!(
+        ntfy.body["message"],
+        "write: run\\u{202E}.sh\nwrite run\\u{202E}.sh (9 bytes, 1 line)"
+    );
+    let labels: Vec<&Value> = ntfy.body["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| &a["label"])
+        .collect();
+    assert_eq!(
+        labels,
+        [&json!("Deny")],
+        "a write is allowed where its content is shown"
+    );
+    assert_eq!(webhook.body["action"], action, "the whole action");
+    assert_eq!(webhook.body["prompt"]["action"], action);
+}
+
 /// A data directory under the system's temp dir, removed when dropped.
 struct DataDir(PathBuf);
 

@@ -226,17 +226,20 @@ fn shutdown_ends_streams_with_the_last_chunk() {
 }
 
 #[test]
-fn a_per_kind_stream_also_ends_after_its_lifetime() {
-    // A client that stopped reading is not noticed while the kernel still
-    // takes its keepalives; the lifetime ends its stream all the same.
+fn a_per_kind_stream_outlives_the_stream_lifetime_that_ends_api_events() {
+    // hermes-webui never reconnects a per-kind stream: ended, its page
+    // falls back to polling for good (docs/PROTOCOL.md §4). /api/events,
+    // whose clients reconnect and resume, keeps its lifetime.
     let server = TestServer::start(&["--stream-lifetime-secs", "1"]);
-    let mut stream = server.stream("/api/approval/stream?session_id=life");
-    stream.expect_event("initial");
+    let mut per_kind = server.stream("/api/approval/stream?session_id=life");
+    per_kind.expect_event("initial");
+    let mut events = server.stream("/api/events?session_id=life");
+    events.events_until("ready");
     let opened = Instant::now();
-    stream.expect_end(Duration::from_secs(3));
-    assert!(
-        opened.elapsed() >= Duration::from_millis(900),
-        "{:?}",
-        opened.elapsed()
-    );
+    events.expect_end(Duration::from_secs(5));
+    assert!(opened.elapsed() >= Duration::from_millis(900));
+    server.submit_approval("life", "make deploy", &[]);
+    let event = per_kind.expect_event("approval");
+    assert_eq!(event.event, "approval", "the per-kind stream still pushes");
+    assert!(!per_kind.ended);
 }

@@ -210,3 +210,153 @@ fn a_wrapper_that_cannot_reach_the_server_says_69_and_runs_nothing() {
     assert_eq!(output.status.code(), Some(69), "{}", stderr(&output));
     assert!(!marker.exists());
 }
+
+/// Answers the head approval of `session_id` with this body's fields.
+fn answer_with(
+    server: &TestServer,
+    session_id: &str,
+    fields: serde_json::Value,
+) -> serde_json::Value {
+    let head = crate::binary::pending_head(server, "approval", session_id);
+    let mut body = json!({"session_id": session_id, "approval_id": head["approval_id"]});
+    body.as_object_mut()
+        .unwrap()
+        .extend(fields.as_object().unwrap().clone());
+    let reply = server.post("/api/approval/respond", &body);
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    head
+}
+
+#[test]
+fn a_deny_reason_and_a_note_are_printed_on_stderr() {
+    let server = TestServer::start(&[]);
+    let child = ask(
+        server.addr,
+        &["approve", "--session", "r", "--command", "make deploy"],
+    );
+    answer_with(
+        &server,
+        "r",
+        json!({"choice": "deny", "reason": "use the make target\u{1b}[2J"}),
+    );
+    let output = finish(child, DEADLINE);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("denied: use the make target\\u{1b}[2J"),
+        "the reason, escaped: {}",
+        stderr(&output)
+    );
+    let child = ask(
+        server.addr,
+        &["approve", "--session", "r", "--command", "make test"],
+    );
+    answer_with(
+        &server,
+        "r",
+        json!({"choice": "once", "note": "then tell me"}),
+    );
+    let output = finish(child, DEADLINE);
+    assert_eq!(output.status.code(), Some(0));
+    assert!(
+        stderr(&output).contains("note: then tell me"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn an_edited_command_is_printed_then_run_through_sh() {
+    let server = TestServer::start(&[]);
+    let dir = TempDir::new("edited");
+    let asked = dir.join("asked");
+    let edited = dir.join("edited");
+    let (asked, edited) = (asked.to_str().unwrap(), edited.to_str().unwrap());
+    let child = ask(
+        server.addr,
+        &["approve", "--session", "e", "--", "touch", asked],
+    );
+    let command = format!("touch '{edited}' && exit 5");
+    answer_with(
+        &server,
+        "e",
+        json!({"choice": "once", "edited": {"type": "command", "command": command}}),
+    );
+    let output = finish(child, DEADLINE);
+    assert_eq!(output.status.code(), Some(5), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains(&format!("as the human edited it: {command}")),
+        "printed before it runs: {}",
+        stderr(&output)
+    );
+    assert!(!dir.join("asked").exists(), "what was asked did not run");
+    assert!(dir.join("edited").exists(), "what was approved ran");
+
+    // Without -- CMD: the edited command on stdout, and not exit 0, so
+    // `askgate approve && CMD` does not run what was not approved.
+    let child = ask(
+        server.addr,
+        &["approve", "--session", "e", "--command", "make deploy"],
+    );
+    answer_with(
+        &server,
+        "e",
+        json!({"choice": "once", "edited": {"type": "command", "command": "make deploy --dry-run"}}),
+    );
+    let output = finish(child, DEADLINE);
+    assert_eq!(output.status.code(), Some(4), "{}", stderr(&output));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "make deploy --dry-run\n"
+    );
+}
+
+#[test]
+fn clarify_with_a_schema_prints_the_json_object_and_multiple_the_picks() {
+    let server = TestServer::start(&[]);
+    let dir = TempDir::new("schema");
+    let schema = dir.join("form.json");
+    let form = json!({"type": "object", "properties": {
+        "name": {"type": "string"}, "replicas": {"type": "integer", "minimum": 1}},
+        "required": ["name"]});
+    std::fs::write(&schema, form.to_string()).unwrap();
+    let child = ask(
+        server.addr,
+        &[
+            "clarify",
+            "--session",
+            "f",
+            "Set up?",
+            "--schema",
+            schema.to_str().unwrap(),
+        ],
+    );
+    let head = crate::binary::pending_head(&server, "clarify", "f");
+    assert_eq!(head["schema"], form);
+    let answer = json!({"name": "db1", "replicas": 2});
+    let body = json!({"session_id": "f", "clarify_id": head["clarify_id"], "response": answer});
+    assert_eq!(server.post("/api/clarify/respond", &body).status, 200);
+    let output = finish(child, DEADLINE);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let printed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(printed, answer);
+
+    let child = ask(
+        server.addr,
+        &[
+            "clarify",
+            "--session",
+            "m",
+            "Which?",
+            "--choice",
+            "a",
+            "--choice",
+            "b",
+            "--multiple",
+        ],
+    );
+    let head = crate::binary::pending_head(&server, "clarify", "m");
+    let body = json!({"session_id": "m", "clarify_id": head["clarify_id"], "response": ["b", "a"]});
+    assert_eq!(server.post("/api/clarify/respond", &body).status, 200);
+    let output = finish(child, DEADLINE);
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "b\na\n");
+}

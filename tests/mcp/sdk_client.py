@@ -158,6 +158,46 @@ async def main():
                 denied,
             )
 
+            # An action with an edit and a note, a deny with its reason, a form.
+            edit = {"type": "edit", "path": "config.toml", "edits": [{"old": "debug = false", "new": "debug = true"}]}
+            edited = {"type": "edit", "path": "config.toml", "edits": [{"old": "debug = false", "new": "debug = 1"}]}
+            async with anyio.create_task_group() as group:
+                asked = await in_background(
+                    group, session.call_tool("request_approval", {"action": edit, "reason": "to see the logs"})
+                )
+                head = await pending("approval")
+                check("the action reached the human with its summary", head["action"] == edit and head["command"].startswith("edit config.toml"), head)
+                body = {"session_id": SESSION, "approval_id": head["approval_id"], "choice": "once", "edited": edited, "note": "only this"}
+                reply = await call("POST", "/api/approval/respond", body)
+                check("the human approved an edit with a note", reply.get("ok") is True, reply)
+            result = asked["result"]
+            check(
+                "request_approval: the edited action and the note, as structured content and text",
+                result.structured_content == {"approved": True, "choice": "once", "auto": False, "edited": edited, "note": "only this"}
+                and "instead" in text(result) and "only this" in text(result),
+                result,
+            )
+            async with anyio.create_task_group() as group:
+                asked = await in_background(group, session.call_tool("request_approval", {"command": "make deploy"}))
+                head = await pending("approval")
+                body = {"session_id": SESSION, "approval_id": head["approval_id"], "choice": "deny", "reason": "use the make target"}
+                await call("POST", "/api/approval/respond", body)
+            result = asked["result"]
+            check(
+                "request_approval: a deny's reason, as structured content and text",
+                result.structured_content.get("reason") == "use the make target" and "use the make target" in text(result),
+                result,
+            )
+            schema = {"type": "object", "properties": {"name": {"type": "string"}, "n": {"type": "integer"}}, "required": ["name"]}
+            async with anyio.create_task_group() as group:
+                asked = await in_background(group, session.call_tool("ask_human", {"question": "Which?", "schema": schema}))
+                head = await pending("clarify")
+                check("the form reached the human", head["schema"] == schema, head)
+                body = {"session_id": SESSION, "clarify_id": head["clarify_id"], "response": {"name": "db", "n": 2}}
+                await call("POST", "/api/clarify/respond", body)
+            result = asked["result"]
+            check("ask_human with a schema returns the JSON object", json.loads(text(result)) == {"name": "db", "n": 2}, result)
+
             # Cancelling the awaiting task makes the SDK send notifications/cancelled.
             with anyio.CancelScope() as scope:
                 async with anyio.create_task_group() as group:

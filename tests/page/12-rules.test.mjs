@@ -240,3 +240,26 @@ test('"and any options" is unticked, says what it allows, and only ticked covers
   assert.equal(await rule.locator('.rule-scope').textContent(), 'git log');
   assert.deepEqual(page.problems, []);
 });
+
+test('an action that is not a command: the card shows its summary, and "always" covers exactly that action', async () => {
+  const { agent } = env.server;
+  const page = await openPage(await env.browser.newContext(), env.server.url);
+  const action = { type: 'edit', path: 'config.toml', edits: [{ old: 'debug = false', new: 'debug = true' }] };
+  const summary = 'edit config.toml (1 edit, +1 -1)';
+  const shown = waitText(page, '#approval-card .approval-command', summary, 2000);
+  const first = await agent.submitApproval({ session_id: 'a1', action });
+  await page.locator('#session-list [data-session-id="a1"] button').click();
+  await shown;
+  await page.locator('#approval-card [data-choice="always"]').click();
+  await dialog(page).waitFor({ state: 'visible', timeout: 1000 });
+  const options = await dialog(page).locator('select option').allTextContents();
+  assert.deepEqual(options, ['Exactly this action'], 'no prefix of a summary is offered');
+  await dialog(page).locator('.rule-confirm-accept').click();
+  assert.deepEqual(await agent.waitApproval('a1', first.approval_id), { status: 'answered', choice: 'always' });
+  await page.locator('#rule-list .rule-scope', { hasText: summary }).waitFor({ timeout: 2000 });
+  const again = await agent.submitApproval({ session_id: 'a2', action });
+  assert.equal(again.auto, true, 'the same action is covered');
+  const command = await agent.submitApproval({ session_id: 'a2', command: summary });
+  assert.equal(command.auto, undefined, 'a command that reads like it is not');
+  assert.deepEqual(page.problems, []);
+});

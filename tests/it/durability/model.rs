@@ -83,14 +83,17 @@ impl Prompt {
     pub fn deadline_mismatch(&self, id: &str, entry: &Value) -> Option<String> {
         let requested_at = entry["requested_at"].as_f64().unwrap_or(f64::NAN);
         let timeout = entry["timeout_seconds"].as_i64().unwrap_or(0);
+        // A prompt that never expires shows no deadline (null).
         let expires_at = match timeout > 0 {
             true => requested_at + timeout as f64,
-            false => 0.0,
+            false => f64::NAN,
         };
         let (sent, answered) = self.sent;
         let in_time = (sent - 0.01..=answered + 0.01).contains(&requested_at);
-        let shown = entry["expires_at"].as_f64().unwrap_or(f64::NAN);
-        let deadline = (shown - expires_at).abs() <= 0.002;
+        let deadline = match entry["expires_at"].as_f64() {
+            Some(shown) => (shown - expires_at).abs() <= 0.002,
+            None => entry["expires_at"].is_null() && expires_at.is_nan(),
+        };
         (!in_time || !deadline).then(|| {
             format!("{id}: requested between {sent} and {answered}, with timeout {timeout}, shown {entry}")
         })

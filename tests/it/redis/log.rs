@@ -171,7 +171,7 @@ fn a_forged_grant_in_the_log_makes_no_rule_on_any_instance() {
         session_id: "s1".into(),
         kind: Kind::Approval,
         id,
-        outcome: Outcome::Answered(Answer::Choice(Choice::Always)),
+        outcome: Outcome::Answered(Answer::choice(Choice::Always)),
         at: 1.0,
         grant: Some(Scope::Prefix {
             prefix: "sudo".into(),
