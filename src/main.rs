@@ -2,7 +2,7 @@
 //! and `approve` ask through a running server and wait for the answer;
 //! `mcp` offers the same to an agent as an MCP server on stdin and stdout.
 
-use askgate::cli::{client, mcp};
+use askgate::cli::{client, hook, mcp};
 use askgate::notify::capability;
 use askgate::serve::auth::{self, Role};
 use askgate::serve::signals::ShutdownSignals;
@@ -19,6 +19,7 @@ fn main() -> ExitCode {
         Some("clarify") => client::main(client::Command::Clarify, &args[1..]),
         Some("approve") => client::main(client::Command::Approve, &args[1..]),
         Some("mcp") => mcp::main(&args[1..]),
+        Some("hook") => hook::main(&args[1..]),
         Some("serve") => serve(&args[1..]),
         Some("journal") => journal(&args[1..]),
         Some("tokens") => tokens(&args[1..]),
@@ -39,9 +40,9 @@ fn main() -> ExitCode {
 /// given.
 fn help_asked(args: &[String]) -> Option<String> {
     let (command, flags) = match args.first().map(String::as_str) {
-        Some(command @ ("clarify" | "approve" | "mcp" | "serve" | "journal" | "tokens")) => {
-            (command, &args[1..])
-        }
+        Some(
+            command @ ("clarify" | "approve" | "mcp" | "hook" | "serve" | "journal" | "tokens"),
+        ) => (command, &args[1..]),
         _ => ("serve", args),
     };
     let asked = flags
@@ -67,6 +68,12 @@ fn help_asked(args: &[String]) -> Option<String> {
 
 {common}",
             mcp::MCP_USAGE
+        ),
+        "hook" => format!(
+            "usage: {}
+
+{common}",
+            hook::HOOK_USAGE
         ),
         "journal" => format!("usage: {JOURNAL_USAGE}"),
         "tokens" => format!("usage: {TOKENS_USAGE}"),
@@ -173,10 +180,11 @@ fn usage_error(usage: &str) -> ExitCode {
 fn usage() -> String {
     format!(
         "askgate: agents ask, a human answers from the browser\n\n\
-         usage:\n  askgate [serve] [FLAGS]\n  {}\n  {}\n  {}\n  {JOURNAL_USAGE}\n  {TOKENS_USAGE}\n\n{}",
+         usage:\n  askgate [serve] [FLAGS]\n  {}\n  {}\n  {}\n  {}\n  {JOURNAL_USAGE}\n  {TOKENS_USAGE}\n\n{}",
         client::CLARIFY_USAGE,
         client::APPROVE_USAGE,
         mcp::MCP_USAGE,
+        hook::HOOK_USAGE,
         Config::usage()
     )
 }

@@ -2,11 +2,12 @@
 //! prompt, wait for its outcome, and say it through stdout and the exit code.
 //! The calls themselves are `cli/api.rs`'s.
 
-use crate::cli::api::{Client, Submitted};
-use crate::cli::wrap;
+use crate::cli::api::Client;
+use crate::cli::{interrupt, wrap};
 use crate::core::kind::Kind;
 use serde_json::{Value, json};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub const CLARIFY_USAGE: &str =
@@ -124,10 +125,10 @@ pub fn main(command: Command, args: &[String]) -> ExitCode {
         }
     };
     let client = match ask.connection.client(env("ASKGATE_TOKEN")) {
-        Ok(client) => client,
+        Ok(client) => Arc::new(client),
         Err(message) => return fail(&message),
     };
-    match (run(command, &client, &ask), &ask.run) {
+    match (run(command, client, &ask), &ask.run) {
         (Ok(EXIT_APPROVED), Some(argv)) => ExitCode::from(wrap::run(argv)),
         (Ok(code), Some(_)) => ExitCode::from(wrap::not_run(code)),
         (Ok(code), None) => ExitCode::from(code),
@@ -264,15 +265,16 @@ fn command_that_runs(
     Ok((quoted, description))
 }
 
-/// Submits, then waits until the prompt has an outcome.
-fn run(command: Command, client: &Client, ask: &Ask) -> Result<u8, String> {
+/// Submits, then waits until the prompt has an outcome. A SIGTERM, SIGINT
+/// or SIGHUP meanwhile cancels the prompt and exits 128 + its number.
+fn run(command: Command, client: Arc<Client>, ask: &Ask) -> Result<u8, String> {
+    let last_word: interrupt::LastWord = Box::new(|signal| {
+        eprintln!("askgate: stopped by signal {signal}; the prompt was cancelled");
+        128u8.wrapping_add(signal as u8)
+    });
     let kind = command.kind();
-    let outcome = match client.submit(kind, &ask.body)? {
-        Submitted::Settled(body) => body,
-        Submitted::Pending(id) => client
-            .wait(kind, &ask.session_id, &id, ask.connection.retry, &|| false)?
-            .ok_or("the wait was abandoned")?,
-    };
+    let retry = ask.connection.retry;
+    let outcome = interrupt::ask(client, kind, &ask.session_id, &ask.body, retry, last_word)?;
     Ok(conclude(command, &outcome))
 }
 
