@@ -293,6 +293,60 @@ fn the_claude_code_hook_says_a_timeout_is_one_and_fails_closed() {
     assert_eq!(pending["pending_count"], 0, "nothing left pending");
 }
 
+/// Codex's `PreToolUse` and Gemini CLI's `BeforeTool`, with the input
+/// their documentation gives, each answered the way its agent reads.
+#[test]
+fn the_codex_and_gemini_hooks_answer_in_their_agents_shapes() {
+    let server = server_with_tokens();
+    let url = format!("http://{}", server.addr);
+    let codex = json!({"session_id": "019a-codex", "transcript_path": null, "cwd": "/w/api",
+        "hook_event_name": "PreToolUse", "model": "gpt-5", "tool_name": "Bash",
+        "tool_input": {"command": "cargo publish"}, "tool_use_id": "call_1"})
+    .to_string();
+    let gemini = json!({"session_id": "g-1", "transcript_path": "/t.json", "cwd": "/w/site",
+        "hook_event_name": "BeforeTool", "timestamp": "2026-12-06T07:00:00Z",
+        "tool_name": "run_shell_command", "tool_input": {"command": "npm publish", "dir_path": "/w/site/pkg"}})
+    .to_string();
+    let codex_session = askgate::hooks::session_name("/w/api", "019a-codex");
+    let gemini_session = askgate::hooks::session_name("/w/site", "g-1");
+    for (agent, input, session_id, choice, stdout) in [
+        ("codex", &codex, &codex_session, "once", String::new()),
+        (
+            "codex",
+            &codex,
+            &codex_session,
+            "deny",
+            json!({"hookSpecificOutput": {"hookEventName": "PreToolUse", "permissionDecision": "deny",
+                   "permissionDecisionReason": "denied by the human through askgate"}})
+            .to_string(),
+        ),
+        (
+            "gemini",
+            &gemini,
+            &gemini_session,
+            "once",
+            json!({"decision": "allow", "reason": "approved by the human through askgate (once)"}).to_string(),
+        ),
+        (
+            "gemini",
+            &gemini,
+            &gemini_session,
+            "deny",
+            json!({"decision": "deny", "reason": "denied by the human through askgate"}).to_string(),
+        ),
+    ] {
+        let child = run_hook(&url, &[agent], input);
+        let head = human_answer(&server, session_id, choice);
+        let output = finish(child, DEADLINE);
+        assert_eq!(output.status.code(), Some(0), "{agent} {choice}: {output:?}");
+        assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), stdout, "{agent} {choice}");
+        if agent == "gemini" {
+            assert_eq!(head["command"], "npm publish");
+            assert_eq!(head["description"], "gemini in /w/site/pkg (session in /w/site)");
+        }
+    }
+}
+
 fn signal(child: &Child, name: &str) {
     let status = Command::new("kill")
         .args(["-s", name, &child.id().to_string()])
