@@ -347,6 +347,95 @@ fn the_codex_and_gemini_hooks_answer_in_their_agents_shapes() {
     }
 }
 
+/// `POST /api/hooks/claude-code` as the agent's token sends it.
+fn post_hook(server: &TestServer, query: &str, event: &str) -> (u16, Value) {
+    let bearer = format!("Bearer {AGENT}");
+    let headers = [
+        ("Authorization", bearer.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    let path = format!("/api/hooks/claude-code{query}");
+    let reply = server.request("POST", &path, &headers, event);
+    (reply.status, reply.json())
+}
+
+/// Claude Code's `"type": "http"` hook: the route parks until the human
+/// answers and replies with the hook's answer, always a 200 (any other
+/// status lets the call through).
+#[test]
+fn the_claude_code_http_hook_route_answers_as_the_command_does() {
+    let server = server_with_tokens();
+    for (choice, decided, reason) in [
+        (
+            "once",
+            "allow",
+            "approved by the human through askgate (once)",
+        ),
+        ("deny", "deny", "denied by the human through askgate"),
+    ] {
+        let addr = server.addr;
+        let asking = std::thread::spawn(move || {
+            let client = crate::support::Client { addr };
+            let bearer = format!("Bearer {AGENT}");
+            let headers = [
+                ("Authorization", bearer.as_str()),
+                ("Content-Type", "application/json"),
+            ];
+            let reply = client.request(
+                "POST",
+                "/api/hooks/claude-code",
+                &headers,
+                &bash_event("make deploy"),
+            );
+            (reply.status, reply.json())
+        });
+        let head = human_answer(&server, &claude_session(), choice);
+        assert_eq!(head["command"], "make deploy");
+        let (status, said) = asking.join().unwrap();
+        assert_eq!(status, 200);
+        let specific = &said["hookSpecificOutput"];
+        assert_eq!(
+            (
+                specific["permissionDecision"].as_str(),
+                specific["permissionDecisionReason"].as_str()
+            ),
+            (Some(decided), Some(reason)),
+            "{said}"
+        );
+    }
+    // A timeout, as the query asks, is said to be one.
+    let (status, said) = post_hook(&server, "?timeout=1", &bash_event("ls"));
+    assert_eq!(status, 200);
+    assert_eq!(
+        said["hookSpecificOutput"]["permissionDecisionReason"],
+        "no answer from the human within 1 s through askgate; not run"
+    );
+    // A read-only tool passes with no opinion; a malformed input is denied.
+    let (status, said) = post_hook(
+        &server,
+        "",
+        &claude_event("Read", json!({"file_path": "/x"})),
+    );
+    assert_eq!((status, said), (200, json!({})));
+    let (status, said) = post_hook(&server, "", r#"{"hook_event_name": "PreToolUse"}"#);
+    assert_eq!(status, 200);
+    assert_eq!(
+        said["hookSpecificOutput"]["permissionDecision"], "deny",
+        "{said}"
+    );
+    // A prompt the server refuses is a deny saying why, still a 200.
+    let long = "x".repeat(9000);
+    let (status, said) = post_hook(&server, "", &bash_event(&long));
+    assert_eq!(status, 200);
+    let reason = said["hookSpecificOutput"]["permissionDecisionReason"]
+        .as_str()
+        .unwrap();
+    assert!(
+        reason.contains("(400)") && reason.starts_with("askgate could not ask the human"),
+        "{reason}"
+    );
+}
+
 fn signal(child: &Child, name: &str) {
     let status = Command::new("kill")
         .args(["-s", name, &child.id().to_string()])
