@@ -4,6 +4,9 @@
 // answers through askgate's HTTP API. Approve: the command ran. Deny: it
 // did not, and the model's next request carries the denial. No answer in
 // time: the honest timeout reached the model. askgate down: nothing ran.
+// The same through askgate's route for `"type": "http"` hooks. Where the
+// human does not approve, Claude Code's own rules allow Bash, so the hook
+// alone stops it.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -19,16 +22,27 @@ const claude = agentBin('claude');
 /// docs/agents.md's settings.json, with the hook's timeout above askgate's.
 function settings(hookArgs = '') {
   return { hooks: { PreToolUse: [{ matcher: '*', hooks: [{ type: 'command',
-    command: `askgate hook claude-code${hookArgs}`, timeout: 330 }] }] } };
+    command: `askgate hook claude-code${hookArgs}`, timeout: 330, onFailure: 'block' }] }] } };
+}
+
+/// docs/agents.md's `"type": "http"` hook: askgate's route, the agent
+/// token from the environment.
+function httpSettings(askgateUrl) {
+  return { hooks: { PreToolUse: [{ matcher: '*', hooks: [{ type: 'http',
+    url: `${askgateUrl}/api/hooks/claude-code`,
+    headers: { Authorization: 'Bearer $ASKGATE_TOKEN' }, allowedEnvVars: ['ASKGATE_TOKEN'],
+    timeout: 330, onFailure: 'block' }] }] } };
 }
 
 /// One `claude -p` run whose model asks to create a marker file with Bash.
-async function runClaude({ askgateUrl, hookArgs = '', onPending }) {
+/// `allowBash`: Claude Code's own rules let Bash run, so only the hook can
+/// stop it (as it would for a user who allowed Bash).
+async function runClaude({ askgateUrl, hookArgs = '', onPending, http = false, allowBash = false }) {
   const home = tempDir('claude-home');
   const work = join(home.dir, 'myproject');
   mkdirSync(join(home.dir, '.claude'), { recursive: true });
   mkdirSync(work);
-  writeFileSync(join(home.dir, '.claude', 'settings.json'), JSON.stringify(settings(hookArgs)));
+  writeFileSync(join(home.dir, '.claude', 'settings.json'), JSON.stringify(http ? httpSettings(askgateUrl) : settings(hookArgs)));
   const marker = join(work, 'marker');
   const model = await startAnthropic({ name: 'Bash',
     input: { command: `touch ${marker}`, description: 'Create the marker file' } });
@@ -43,8 +57,9 @@ async function runClaude({ askgateUrl, hookArgs = '', onPending }) {
     ASKGATE_URL: askgateUrl,
     ASKGATE_TOKEN: AGENT_TOKEN,
   };
+  const allow = allowBash ? ['--allowedTools', 'Bash'] : [];
   const done = run(claude.bin, ['-p', 'Create the marker file.', '--session-id', session,
-    '--output-format', 'json'], { cwd: work, env });
+    '--output-format', 'json', ...allow], { cwd: work, env });
   const human = onPending ? onPending(sessionName(work, session)) : Promise.resolve();
   const [result, said] = await Promise.all([done, human]);
   await model.close();
@@ -70,7 +85,7 @@ test('Claude Code: approved through askgate, the command runs', { skip: claude.s
 test('Claude Code: denied through askgate, nothing runs and the model is told', { skip: claude.skip }, async () => {
   const askgate = await startAskgate();
   try {
-    const { result, ran, toolResults } = await runClaude({ askgateUrl: askgate.url, onPending: async (session) => {
+    const { result, ran, toolResults } = await runClaude({ askgateUrl: askgate.url, allowBash: true, onPending: async (session) => {
       await answer(askgate.url, await pendingApproval(askgate.url, session), 'deny');
     } });
     assert.ok(!ran, 'the denied command did not run');
@@ -82,7 +97,7 @@ test('Claude Code: denied through askgate, nothing runs and the model is told', 
 test('Claude Code: no answer in time reaches the model as a timeout', { skip: claude.skip }, async () => {
   const askgate = await startAskgate();
   try {
-    const { ran, toolResults } = await runClaude({ askgateUrl: askgate.url, hookArgs: ' --timeout 1' });
+    const { ran, toolResults } = await runClaude({ askgateUrl: askgate.url, hookArgs: ' --timeout 1', allowBash: true });
     assert.ok(!ran, 'nothing ran');
     assert.ok(toolResults.some((text) => text.includes('no answer from the human within 1 s')),
       JSON.stringify(toolResults));
@@ -92,8 +107,30 @@ test('Claude Code: no answer in time reaches the model as a timeout', { skip: cl
 
 test('Claude Code: askgate down, nothing runs', { skip: claude.skip }, async () => {
   // Port 1 on loopback: nothing listens there.
-  const { ran, toolResults } = await runClaude({ askgateUrl: 'http://127.0.0.1:1' });
+  const { ran, toolResults } = await runClaude({ askgateUrl: 'http://127.0.0.1:1', allowBash: true });
   assert.ok(!ran, 'nothing ran');
   assert.ok(toolResults.some((text) => text.includes('askgate could not ask the human')
     && text.includes('start askgate')), JSON.stringify(toolResults));
+});
+
+test('Claude Code: the http hook route, approved and denied', { skip: claude.skip }, async () => {
+  const askgate = await startAskgate();
+  try {
+    const approved = await runClaude({ askgateUrl: askgate.url, http: true, onPending: async (session) => {
+      await answer(askgate.url, await pendingApproval(askgate.url, session), 'once');
+    } });
+    assert.ok(approved.ran, `the approved command ran: ${approved.result.stderr}`);
+    const denied = await runClaude({ askgateUrl: askgate.url, http: true, allowBash: true, onPending: async (session) => {
+      await answer(askgate.url, await pendingApproval(askgate.url, session), 'deny');
+    } });
+    assert.ok(!denied.ran, 'the denied command did not run');
+    assert.ok(denied.toolResults.some((text) => text.includes('denied by the human through askgate')),
+      JSON.stringify(denied.toolResults));
+  } finally { askgate.stop(); }
+});
+
+test('Claude Code: the http hook with askgate down blocks (onFailure: block)', { skip: claude.skip }, async () => {
+  const { ran, toolResults } = await runClaude({ askgateUrl: 'http://127.0.0.1:1', http: true, allowBash: true });
+  assert.ok(!ran, `nothing ran: ${JSON.stringify(toolResults)}`);
+  assert.ok(toolResults.some((text) => text.includes('onFailure')), JSON.stringify(toolResults));
 });
