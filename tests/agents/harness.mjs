@@ -103,3 +103,33 @@ export function run(bin, args, options, deadlineMs = 120000) {
     child.on('exit', (code, signal) => { clearTimeout(timer); resolve({ code, signal, stdout, stderr }); });
   });
 }
+
+/// Waits, on the page's own stream (`GET /api/events`, every session), for
+/// the first approval pending anywhere; its head. For agents that name
+/// their sessions themselves.
+export async function nextApproval(url, deadlineMs = 60000) {
+  const response = await fetch(`${url}/api/events`, {
+    headers: { Authorization: `Bearer ${HUMAN_TOKEN}`, Accept: 'text/event-stream' },
+    signal: AbortSignal.timeout(deadlineMs),
+  });
+  const decoder = new TextDecoder();
+  let buffer = '';
+  for await (const chunk of response.body) {
+    buffer += decoder.decode(chunk, { stream: true });
+    let end;
+    while ((end = buffer.indexOf('\n\n')) >= 0) {
+      const frame = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      const event = frame.match(/^event: (.*)$/m)?.[1];
+      const data = frame.match(/^data: (.*)$/m)?.[1];
+      if (event === 'approval' && data) {
+        const { pending } = JSON.parse(data);
+        if (pending) {
+          response.body.cancel().catch(() => {});
+          return pending;
+        }
+      }
+    }
+  }
+  throw new Error('the stream ended before an approval came');
+}
