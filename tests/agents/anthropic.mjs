@@ -25,11 +25,12 @@ function message(id, content, stopReason) {
     ['message_stop', {}]]);
 }
 
-/// Starts the server; `toolCall` is `{name, input}`. Returns its url, the
-/// recorded requests and `close`.
-export async function startAnthropic(toolCall) {
+/// Starts the server; `toolCalls` is `{name, input}`, or a list of them
+/// made one a turn (the turn is the number of tool results so far).
+/// Returns its url, the recorded requests and `close`.
+export async function startAnthropic(toolCalls) {
+  const script = Array.isArray(toolCalls) ? toolCalls : [toolCalls];
   const requests = [];
-  let turn = 0;
   const server = createServer((request, response) => {
     let body = '';
     request.on('data', (chunk) => { body += chunk; });
@@ -42,12 +43,11 @@ export async function startAnthropic(toolCall) {
         response.end(JSON.stringify({ input_tokens: 10 }));
         return;
       }
-      const hasToolResult = JSON.stringify(parsed?.messages ?? []).includes('"tool_result"');
+      const turn = (JSON.stringify(parsed?.messages ?? []).match(/"type":"tool_result"/g) ?? []).length;
       const asksForTools = Array.isArray(parsed?.tools) && parsed.tools.length > 0;
       let content, stop;
-      if (!hasToolResult && asksForTools && turn === 0) {
-        turn += 1;
-        content = [{ type: 'tool_use', id: 'toolu_askgate_test_1', ...toolCall }];
+      if (asksForTools && turn < script.length) {
+        content = [{ type: 'tool_use', id: `toolu_askgate_test_${turn + 1}`, ...script[turn] }];
         stop = 'tool_use';
       } else {
         content = [{ type: 'text', text: 'Done.' }];

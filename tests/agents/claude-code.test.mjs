@@ -10,7 +10,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { agentBin, tempDir, startAskgate, pendingApproval, answer, sessionName, run,
@@ -37,14 +37,16 @@ function httpSettings(askgateUrl) {
 /// One `claude -p` run whose model asks to create a marker file with Bash.
 /// `allowBash`: Claude Code's own rules let Bash run, so only the hook can
 /// stop it (as it would for a user who allowed Bash).
-async function runClaude({ askgateUrl, hookArgs = '', onPending, http = false, allowBash = false }) {
+async function runClaude({ askgateUrl, hookArgs = '', onPending, http = false, allowBash = false,
+  script, prepare }) {
   const home = tempDir('claude-home');
   const work = join(home.dir, 'myproject');
   mkdirSync(join(home.dir, '.claude'), { recursive: true });
   mkdirSync(work);
   writeFileSync(join(home.dir, '.claude', 'settings.json'), JSON.stringify(http ? httpSettings(askgateUrl) : settings(hookArgs)));
   const marker = join(work, 'marker');
-  const model = await startAnthropic({ name: 'Bash',
+  prepare?.(work);
+  const model = await startAnthropic(script?.(work) ?? { name: 'Bash',
     input: { command: `touch ${marker}`, description: 'Create the marker file' } });
   const session = randomUUID();
   const env = {
@@ -64,8 +66,9 @@ async function runClaude({ askgateUrl, hookArgs = '', onPending, http = false, a
   const [result, said] = await Promise.all([done, human]);
   await model.close();
   const ran = existsSync(marker);
+  const config = existsSync(join(work, 'config.toml')) ? readFileSync(join(work, 'config.toml'), 'utf8') : null;
   home.remove();
-  return { result, said, ran, toolResults: model.toolResults(), requests: model.requests };
+  return { result, said, ran, config, toolResults: model.toolResults(), requests: model.requests };
 }
 
 test('Claude Code: approved through askgate, the command runs', { skip: claude.skip }, async () => {
@@ -133,4 +136,27 @@ test('Claude Code: the http hook with askgate down blocks (onFailure: block)', {
   const { ran, toolResults } = await runClaude({ askgateUrl: 'http://127.0.0.1:1', http: true, allowBash: true });
   assert.ok(!ran, `nothing ran: ${JSON.stringify(toolResults)}`);
   assert.ok(toolResults.some((text) => text.includes('onFailure')), JSON.stringify(toolResults));
+});
+
+test('Claude Code: an Edit is shown whole and approving applies exactly it', { skip: claude.skip }, async () => {
+  const askgate = await startAskgate();
+  try {
+    const original = 'name = "site"\nport = 8080\ndebug = false\n';
+    const { result, said, config } = await runClaude({
+      askgateUrl: askgate.url,
+      prepare: (work) => writeFileSync(join(work, 'config.toml'), original),
+      // Claude Code edits only a file it has read: Read (passes, read-only), then Edit.
+      script: (work) => [
+        { name: 'Read', input: { file_path: join(work, 'config.toml') } },
+        { name: 'Edit', input: { file_path: join(work, 'config.toml'), old_string: 'port = 8080', new_string: 'port = 9090' } },
+      ],
+      onPending: async (session) => {
+        const head = await pendingApproval(askgate.url, session);
+        await answer(askgate.url, head, 'once');
+        return head;
+      },
+    });
+    assert.match(said.command, /^Edit .*config\.toml\n- port = 8080\n\+ port = 9090$/);
+    assert.equal(config, 'name = "site"\nport = 9090\ndebug = false\n', result.stderr);
+  } finally { askgate.stop(); }
 });
