@@ -17,7 +17,7 @@ use std::io::{Read, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-pub const HOOK_USAGE: &str = "askgate hook claude-code|codex|gemini [--timeout SECS] [--on-timeout deny|ask] [--on-error deny|ask] [--allow-tools A,B,...] [--session S]\n    \
+pub const HOOK_USAGE: &str = "askgate hook claude-code|codex|gemini|hermes [--timeout SECS] [--on-timeout deny|ask] [--on-error deny|ask] [--allow-tools A,B,...] [--session S]\n    \
     reads the agent's hook JSON on stdin and prints its answer (docs/agents.md); --timeout (ASKGATE_HOOK_TIMEOUT, default 300) is how long the human has, \
     --on-timeout (ASKGATE_ON_TIMEOUT) and --on-error (ASKGATE_ON_ERROR, askgate unreachable, a bad token or input) deny by default or hand back to the agent's own prompt, \
     --allow-tools (ASKGATE_ALLOW_TOOLS) names the tools that pass without asking (default: the agent's read-only ones), \
@@ -42,28 +42,31 @@ pub fn main(args: &[String]) -> ExitCode {
     let env = |name: &str| std::env::var(name).ok();
     let (agent, hook) = match args.first().map(|name| (Agent::parse(name), name)) {
         Some((Some(agent), _)) => (agent, parse(agent, &args[1..], env)),
-        Some((None, name)) => return usage(&format!("no hook for {name}")),
-        None => return usage("which agent's hook?"),
+        Some((None, name)) => return usage(None, &format!("no hook for {name}")),
+        None => return usage(None, "which agent's hook?"),
     };
     let hook = match hook {
         Ok(hook) => hook,
-        Err(message) => return usage(&message),
+        Err(message) => return usage(Some(agent), &message),
     };
     let mut input = String::new();
     let read = std::io::stdin().take(MAX_INPUT).read_to_string(&mut input);
     let output = match read.map_err(|error| format!("cannot read the hook's input: {error}")) {
         Ok(_) => answer(&hook, &input, env("ASKGATE_TOKEN")),
-        Err(why) => unread(&hooks::malformed(&hook.settings, agent, &why)),
+        Err(why) => agent.render_unread(&hooks::malformed(&hook.settings, agent, &why)),
     };
     emit(&output)
 }
 
-/// A usage error blocks the tool (exit 2, with why on stderr): a hook
-/// that cannot run must not let the call through.
-fn usage(message: &str) -> ExitCode {
-    let output = HookOutput::block(&format!(
-        "askgate hook: {message}\nusage: {HOOK_USAGE}\n{COMMON_USAGE}"
-    ));
+/// A usage error blocks the tool (as the agent reads a block, or exit 2
+/// with why on stderr): a hook that cannot run must not let the call
+/// through.
+fn usage(agent: Option<Agent>, message: &str) -> ExitCode {
+    let reason = format!("askgate hook: {message}\nusage: {HOOK_USAGE}\n{COMMON_USAGE}");
+    let output = match agent {
+        Some(agent) => agent.render_unread(&Verdict::Deny { reason }),
+        None => HookOutput::block(&reason),
+    };
     emit(&output)
 }
 
@@ -84,7 +87,7 @@ fn answer(hook: &Hook, input: &str, token: Option<String>) -> HookOutput {
     let agent = hook.agent;
     let call = match hooks::read_call(agent, input) {
         Ok(call) => call,
-        Err(why) => return unread(&hooks::malformed(&hook.settings, agent, &why)),
+        Err(why) => return agent.render_unread(&hooks::malformed(&hook.settings, agent, &why)),
     };
     let (session_id, body) = match hooks::plan(agent, &hook.settings, &call, SEND_ACTION) {
         Plan::Pass => return agent.render(&call.event, &Verdict::Pass),
@@ -110,16 +113,6 @@ fn answer(hook: &Hook, input: &str, token: Option<String>) -> HookOutput {
         Err(why) => hooks::failed(&hook.settings, &why),
     };
     agent.render(&call.event, &verdict)
-}
-
-/// The answer to an input that could not be read, whose event is not
-/// known: exit 2 with the reason blocks the call in every agent; to ask is
-/// to say nothing.
-fn unread(verdict: &Verdict) -> HookOutput {
-    match verdict {
-        Verdict::Deny { reason } => HookOutput::block(reason),
-        Verdict::Pass | Verdict::Allow { .. } | Verdict::Ask { .. } => HookOutput::silent(),
-    }
 }
 
 fn parse(

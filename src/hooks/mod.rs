@@ -13,6 +13,7 @@ pub mod action;
 pub mod claude_code;
 pub mod codex;
 pub mod gemini;
+pub mod hermes;
 
 use action::{Fields, ToolKind};
 use serde_json::{Value, json};
@@ -23,10 +24,16 @@ pub enum Agent {
     ClaudeCode,
     Codex,
     Gemini,
+    Hermes,
 }
 
 impl Agent {
-    pub const ALL: [Agent; 3] = [Agent::ClaudeCode, Agent::Codex, Agent::Gemini];
+    pub const ALL: [Agent; 4] = [
+        Agent::ClaudeCode,
+        Agent::Codex,
+        Agent::Gemini,
+        Agent::Hermes,
+    ];
 
     /// Its name on the command line: `askgate hook claude-code`.
     pub fn as_str(self) -> &'static str {
@@ -34,6 +41,7 @@ impl Agent {
             Agent::ClaudeCode => "claude-code",
             Agent::Codex => "codex",
             Agent::Gemini => "gemini",
+            Agent::Hermes => "hermes",
         }
     }
 
@@ -47,6 +55,7 @@ impl Agent {
             Agent::ClaudeCode => claude_code::EVENTS,
             Agent::Codex => codex::EVENTS,
             Agent::Gemini => gemini::EVENTS,
+            Agent::Hermes => hermes::EVENTS,
         }
     }
 
@@ -55,6 +64,7 @@ impl Agent {
             Agent::ClaudeCode => &claude_code::FIELDS,
             Agent::Codex => &codex::FIELDS,
             Agent::Gemini => &gemini::FIELDS,
+            Agent::Hermes => &hermes::FIELDS,
         }
     }
 
@@ -63,6 +73,7 @@ impl Agent {
             Agent::ClaudeCode => claude_code::tool_kind(tool_name),
             Agent::Codex => codex::tool_kind(tool_name),
             Agent::Gemini => gemini::tool_kind(tool_name),
+            Agent::Hermes => hermes::tool_kind(tool_name),
         }
     }
 
@@ -73,6 +84,7 @@ impl Agent {
             Agent::ClaudeCode => claude_code::READ_ONLY,
             Agent::Codex => codex::READ_ONLY,
             Agent::Gemini => gemini::READ_ONLY,
+            Agent::Hermes => hermes::READ_ONLY,
         }
     }
 
@@ -82,6 +94,24 @@ impl Agent {
             Agent::ClaudeCode => claude_code::render(event, verdict),
             Agent::Codex => codex::render(event, verdict),
             Agent::Gemini => gemini::render(event, verdict),
+            Agent::Hermes => hermes::render(event, verdict),
+        }
+    }
+
+    /// The answer when the input or the flags cannot be read, so the event
+    /// is not known: exit 2 with the reason on stderr blocks the call in
+    /// Claude Code, Codex and Gemini CLI; hermes-agent reads only its JSON
+    /// block. To ask is to say nothing.
+    pub fn render_unread(self, verdict: &Verdict) -> HookOutput {
+        let reason = match verdict {
+            Verdict::Deny { reason } => reason,
+            Verdict::Pass | Verdict::Allow { .. } | Verdict::Ask { .. } => {
+                return HookOutput::silent();
+            }
+        };
+        match self {
+            Agent::ClaudeCode | Agent::Codex | Agent::Gemini => HookOutput::block(reason),
+            Agent::Hermes => hermes::block(reason),
         }
     }
 }
@@ -119,7 +149,8 @@ pub fn read_call(agent: Agent, input: &str) -> Result<ToolCall, String> {
     };
     Ok(ToolCall {
         event,
-        agent_session: text("session_id")?,
+        // hermes-agent may have none yet; the session is then the project's.
+        agent_session: text("session_id").unwrap_or_default(),
         cwd: text("cwd")?,
         tool_name: text("tool_name")?,
         tool_input,

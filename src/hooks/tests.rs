@@ -356,6 +356,22 @@ fn each_agent_says_each_verdict_its_own_way() {
             out(json!({"decision": "deny", "reason": "no"})),
         ),
         (Agent::Gemini, "BeforeTool", &ask, HookOutput::silent()),
+        (Agent::Hermes, "pre_tool_call", &allow, HookOutput::silent()),
+        (Agent::Hermes, "pre_tool_call", &ask, HookOutput::silent()),
+        (
+            Agent::Hermes,
+            "pre_tool_call",
+            &deny,
+            out(json!({"decision": "block", "reason": "no"})),
+        ),
+        (
+            Agent::Hermes,
+            "pre_tool_call",
+            &edited,
+            out(
+                json!({"decision": "block", "reason": r#"the human approved only an edited version, which hermes-agent cannot run in its place: {"command":"ls"}"#}),
+            ),
+        ),
     ] {
         assert_eq!(
             agent.render(event, verdict),
@@ -378,7 +394,31 @@ fn each_agents_tools_map_to_their_kinds() {
         (Agent::Gemini, "run_shell_command", ToolKind::Command),
         (Agent::Gemini, "replace", ToolKind::Edit),
         (Agent::Gemini, "write_file", ToolKind::Write),
+        (Agent::Hermes, "terminal", ToolKind::Command),
+        (Agent::Hermes, "patch", ToolKind::Edit),
+        (Agent::Hermes, "write_file", ToolKind::Write),
     ] {
         assert_eq!(agent.tool_kind(tool), kind, "{agent:?} {tool}");
     }
+}
+
+#[test]
+fn what_cannot_be_read_is_blocked_as_each_agent_reads_a_block() {
+    let deny = Verdict::Deny {
+        reason: "bad".into(),
+    };
+    for agent in [Agent::ClaudeCode, Agent::Codex, Agent::Gemini] {
+        assert_eq!(
+            agent.render_unread(&deny),
+            HookOutput::block("bad"),
+            "{agent:?}"
+        );
+    }
+    // hermes-agent takes no exit code for a block, only its JSON.
+    assert_eq!(
+        Agent::Hermes.render_unread(&deny),
+        out(json!({"decision": "block", "reason": "bad"}))
+    );
+    let ask = Verdict::Ask { reason: "x".into() };
+    assert_eq!(Agent::Hermes.render_unread(&ask), HookOutput::silent());
 }

@@ -436,6 +436,53 @@ fn the_claude_code_http_hook_route_answers_as_the_command_does() {
     );
 }
 
+/// hermes-agent's `pre_tool_call` shell hook, with the input its
+/// `agent/shell_hooks.py` documents: a block is JSON on stdout, never an
+/// exit code (hermes-agent lets the call through on any failure).
+#[test]
+fn the_hermes_hook_blocks_in_json_only() {
+    let server = server_with_tokens();
+    let url = format!("http://{}", server.addr);
+    let event = json!({"hook_event_name": "pre_tool_call", "tool_name": "terminal",
+        "tool_input": {"command": "rm -rf /srv/data"}, "session_id": "sess_abc123",
+        "cwd": "/home/u/ops", "extra": {"task_id": "", "tool_call_id": "call_1"}})
+    .to_string();
+    let session_id = askgate::hooks::session_name("/home/u/ops", "sess_abc123");
+    for (choice, stdout) in [
+        ("once", String::new()),
+        (
+            "deny",
+            json!({"decision": "block", "reason": "denied by the human through askgate"})
+                .to_string(),
+        ),
+    ] {
+        let child = run_hook(&url, &["hermes"], &event);
+        assert_eq!(
+            human_answer(&server, &session_id, choice)["command"],
+            "rm -rf /srv/data"
+        );
+        let output = finish(child, DEADLINE);
+        assert_eq!(output.status.code(), Some(0), "{output:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout).trim(),
+            stdout,
+            "{choice}"
+        );
+    }
+    for (args, input) in [
+        (&["hermes"][..], "{not json"),
+        (&["hermes", "--timeout", "0"], "{}"),
+    ] {
+        let output = finish(run_hook(&url, args, input), DEADLINE);
+        let said: Value = serde_json::from_slice(&output.stdout).expect("a JSON block");
+        assert_eq!(
+            (output.status.code(), &said["decision"]),
+            (Some(0), &json!("block")),
+            "{args:?}"
+        );
+    }
+}
+
 fn signal(child: &Child, name: &str) {
     let status = Command::new("kill")
         .args(["-s", name, &child.id().to_string()])
