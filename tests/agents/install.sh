@@ -8,7 +8,9 @@ set -eu
 dir="${ASKGATE_AGENTS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/askgate-agents}"
 packages="@anthropic-ai/claude-code@2.1.328 @openai/codex@0.169.0 @google/gemini-cli@0.61.0"
 stamp="$dir/.installed"
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$packages" ]; then
+bins="$dir/node_modules/.bin"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$packages" ] &&
+    [ -x "$bins/claude" ] && [ -x "$bins/codex" ] && [ -x "$bins/gemini" ]; then
     exit 0
 fi
 if ! command -v npm >/dev/null; then
