@@ -4,7 +4,7 @@
 
 CARGO ?= cargo
 
-.PHONY: run test test-rust test-tiny-http test-page test-image image mcp-sdk check fmt clippy build bench soak soak-hostile
+.PHONY: run test test-rust test-tiny-http test-page test-agents test-image image mcp-sdk check fmt clippy build bench soak soak-hostile
 
 run:
 	$(CARGO) run --release -- serve
@@ -12,7 +12,7 @@ run:
 build:
 	$(CARGO) build --all-targets
 
-test: test-rust test-tiny-http test-page test-image
+test: test-rust test-tiny-http test-page test-agents test-image
 
 # The hostile clients run on their own, one at a time: each holds the
 # server to deadlines that other tests' load on a small machine would blur.
@@ -37,6 +37,14 @@ test-tiny-http:
 test-page:
 	$(CARGO) build
 	sh tests/page/run.sh
+
+# The real agents (Claude Code, Codex, Gemini CLI) gated by askgate's hooks
+# against scripted model servers on loopback (tests/agents); installs them
+# from npm at pinned versions into a cache outside the repository.
+test-agents:
+	$(CARGO) build
+	sh tests/agents/install.sh
+	node --test tests/agents/
 
 # The crash test (tests/it/durability/crash.rs) at length: SIGKILLs the server
 # 100 times under load instead of 20, in release, and checks after each

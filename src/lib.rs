@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod core;
 pub mod error;
+pub mod hooks;
 pub mod hub;
 pub mod notify;
 pub mod private_file;

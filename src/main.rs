@@ -3,7 +3,7 @@
 //! `mcp` offers the same to an agent as an MCP server on stdin and stdout;
 //! `signin-link` prints a one-time link that signs the page in.
 
-use askgate::cli::{client, mcp, say};
+use askgate::cli::{client, hook, mcp, say};
 use askgate::notify::capability;
 use askgate::serve::auth::{self, Role};
 use askgate::serve::signals::ShutdownSignals;
@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         Some("clarify") => client::main(client::Command::Clarify, &args[1..]),
         Some("approve") => client::main(client::Command::Approve, &args[1..]),
         Some("mcp") => mcp::main(&args[1..]),
+        Some("hook") => hook::main(&args[1..]),
         Some("serve") => serve(&args[1..]),
         Some("journal") => journal(&args[1..]),
         Some("tokens") => tokens(&args[1..]),
@@ -42,36 +43,31 @@ fn main() -> ExitCode {
 /// `-h` or `--help`: help goes to stdout and exits 0, whatever else was
 /// given.
 fn help_asked(args: &[String]) -> Option<String> {
+    const COMMANDS: [&str; 9] = [
+        "clarify",
+        "approve",
+        "mcp",
+        "hook",
+        "serve",
+        "journal",
+        "tokens",
+        "health",
+        "signin-link",
+    ];
     let (command, flags) = match args.first().map(String::as_str) {
-        Some(
-            command @ ("clarify" | "approve" | "mcp" | "serve" | "journal" | "tokens" | "health"),
-        ) => (command, &args[1..]),
+        Some(command) if COMMANDS.contains(&command) => (command, &args[1..]),
         _ => ("serve", args),
     };
     let asked = flags
         .iter()
         .take_while(|arg| *arg != "--")
         .any(|arg| arg == "-h" || arg == "--help");
-    let common = client::COMMON_USAGE;
+    let agent_side = |usage: &str| format!("usage: {usage}\n\n{}", client::COMMON_USAGE);
     asked.then(|| match command {
-        "clarify" => format!(
-            "usage: {}
-
-{common}",
-            client::CLARIFY_USAGE
-        ),
-        "approve" => format!(
-            "usage: {}
-
-{common}",
-            client::APPROVE_USAGE
-        ),
-        "mcp" => format!(
-            "usage: {}
-
-{common}",
-            mcp::MCP_USAGE
-        ),
+        "clarify" => agent_side(client::CLARIFY_USAGE),
+        "approve" => agent_side(client::APPROVE_USAGE),
+        "mcp" => agent_side(mcp::MCP_USAGE),
+        "hook" => agent_side(hook::HOOK_USAGE),
         "journal" => format!("usage: {JOURNAL_USAGE}"),
         "tokens" => format!("usage: {TOKENS_USAGE}"),
         "health" => format!("usage: {HEALTH_USAGE}"),
@@ -270,10 +266,11 @@ fn usage_error(usage: &str) -> ExitCode {
 fn usage() -> String {
     format!(
         "askgate: agents ask, a human answers from the browser\n\n\
-         usage:\n  askgate [serve] [FLAGS]\n  {}\n  {}\n  {}\n  {JOURNAL_USAGE}\n  {TOKENS_USAGE}\n  {SIGNIN_USAGE}\n  {HEALTH_USAGE}\n\n{}",
+         usage:\n  askgate [serve] [FLAGS]\n  {}\n  {}\n  {}\n  {}\n  {JOURNAL_USAGE}\n  {TOKENS_USAGE}\n  {SIGNIN_USAGE}\n  {HEALTH_USAGE}\n\n{}",
         client::CLARIFY_USAGE,
         client::APPROVE_USAGE,
         mcp::MCP_USAGE,
+        hook::HOOK_USAGE,
         Config::usage()
     )
 }

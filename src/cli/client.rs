@@ -2,11 +2,12 @@
 //! prompt, wait for its outcome, and say it through stdout and the exit code.
 //! The calls themselves are `cli/api.rs`'s.
 
-use crate::cli::api::{Client, Submitted};
-use crate::cli::{say, wrap};
+use crate::cli::api::Client;
+use crate::cli::{interrupt, say, wrap};
 use crate::core::kind::Kind;
 use serde_json::{Value, json};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub const CLARIFY_USAGE: &str = "askgate clarify --session S \"question\" [--choice A]... [--multiple] [--schema FILE] [--timeout SECS]\n    \
@@ -128,10 +129,10 @@ pub fn main(command: Command, args: &[String]) -> ExitCode {
         }
     };
     let client = match ask.connection.client(env("ASKGATE_TOKEN")) {
-        Ok(client) => client,
+        Ok(client) => Arc::new(client),
         Err(message) => return fail(&message),
     };
-    let outcome = run(command, &client, &ask);
+    let outcome = run(command, client, &ask);
     match (outcome, &ask.run) {
         (Ok((EXIT_APPROVED, _)), Some(argv)) => ExitCode::from(wrap::run(argv)),
         (Ok((EXIT_EDITED, Some(edited))), Some(_)) => {
@@ -302,15 +303,16 @@ fn read_schema(path: &str) -> Result<Value, String> {
 }
 
 /// Submits, then waits until the prompt has an outcome: the exit code, and
-/// the edited command when the human approved another one.
-fn run(command: Command, client: &Client, ask: &Ask) -> Result<(u8, Option<String>), String> {
+/// the edited command when the human approved another one. A SIGTERM,
+/// SIGINT or SIGHUP meanwhile cancels the prompt and exits 128 + its number.
+fn run(command: Command, client: Arc<Client>, ask: &Ask) -> Result<(u8, Option<String>), String> {
+    let last_word: interrupt::LastWord = Box::new(|signal| {
+        eprintln!("askgate: stopped by signal {signal}; the prompt was cancelled");
+        128u8.wrapping_add(signal as u8)
+    });
     let kind = command.kind();
-    let outcome = match client.submit(kind, &ask.body)? {
-        Submitted::Settled(body) => body,
-        Submitted::Pending(id) => client
-            .wait(kind, &ask.session_id, &id, ask.connection.retry, &|| false)?
-            .ok_or("the wait was abandoned")?,
-    };
+    let retry = ask.connection.retry;
+    let outcome = interrupt::ask(client, kind, &ask.session_id, &ask.body, retry, last_word)?;
     let edited = outcome["edited"]["command"].as_str().map(str::to_string);
     let code = conclude(command, &outcome);
     Ok((code, edited.filter(|_| code == EXIT_EDITED)))

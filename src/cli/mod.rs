@@ -3,6 +3,8 @@
 
 pub mod api;
 pub mod client;
+pub mod hook;
+pub mod interrupt;
 pub mod mcp;
 pub mod tools;
 pub mod wrap;

@@ -22,6 +22,7 @@ use crate::notify::capability::{self, Capabilities};
 use crate::serve::act;
 use crate::serve::admission::{Admission, Place};
 use crate::serve::auth::{self, Auth, Caller, Credential, Role, SignInError};
+use crate::serve::hook_route;
 use crate::serve::http::{LEFT_CHECK_EVERY, Method, Reply, Request, Response};
 use crate::serve::metrics::{Metrics, Places};
 use crate::serve::origin;
@@ -156,49 +157,99 @@ pub enum Access {
     Capability,
 }
 
-/// Every route and the role it needs; `{kind}` stands for each kind of
-/// prompt. An API path not listed needs the human; the page's own files
-/// are open.
-#[rustfmt::skip]
-pub const ROUTES: &[(Method, &str, Access)] = &[
-    (Method::Get, "/healthz", Access::Open),
-    (Method::Get, "/metrics", Access::Needs(Role::Human)),
-    (Method::Get, "/api/config", Access::Open),
-    (Method::Post, "/api/login", Access::Open),
-    (Method::Post, "/api/logout", Access::Open),
-    (Method::Get, "/api/{kind}/pending", Access::Needs(Role::Human)),
-    (Method::Get, "/api/{kind}/stream", Access::Needs(Role::Human)),
-    (Method::Post, "/api/{kind}/respond", Access::Needs(Role::Human)),
-    (Method::Get, "/api/events", Access::Needs(Role::Human)),
-    (Method::Get, "/api/sessions", Access::Needs(Role::Human)),
-    (Method::Post, "/api/{kind}/submit", Access::Needs(Role::Agent)),
-    (Method::Get, "/api/{kind}/wait", Access::Needs(Role::Agent)),
-    (Method::Post, "/api/{kind}/cancel", Access::Needs(Role::Agent)),
-    (Method::Get, "/api/history", Access::Needs(Role::Human)),
-    (Method::Get, "/api/rules", Access::Needs(Role::Human)),
-    (Method::Post, "/api/rules/revoke", Access::Needs(Role::Human)),
-    (Method::Post, "/api/act", Access::Capability),
-];
+/// What serves a route: a handler of the route alone, or of one kind of
+/// prompt (its `{kind}`).
+#[derive(Clone, Copy)]
+pub enum Handler {
+    Plain(fn(&App, &Request) -> Result<Reply>),
+    PerKind(fn(&App, &Request, Kind) -> Result<Reply>),
+}
 
-/// The access the route table gives a path.
-pub fn access(path: &str) -> Access {
-    let listed = ROUTES
-        .iter()
-        .find(|(_, pattern, _)| matches_route(pattern, path));
-    match listed {
-        Some(&(_, _, access)) => access,
-        None if path.starts_with("/api/") => Access::Needs(Role::Human),
-        None => Access::Open,
+/// One row of the route table: method, path, the role it needs, handler.
+#[derive(Clone, Copy)]
+pub struct Route {
+    pub method: Method,
+    /// `{kind}` stands for each kind of prompt.
+    pub path: &'static str,
+    pub access: Access,
+    pub handler: Handler,
+}
+
+const fn row(method: Method, path: &'static str, access: Access, handler: Handler) -> Route {
+    Route {
+        method,
+        path,
+        access,
+        handler,
     }
 }
 
-fn matches_route(pattern: &str, path: &str) -> bool {
-    match pattern.split_once("{kind}") {
-        None => pattern == path,
-        Some((before, after)) => path
-            .strip_prefix(before)
-            .and_then(|rest| rest.strip_suffix(after))
-            .is_some_and(|kind| Kind::parse(kind).is_some()),
+/// Every route, the role it needs and its handler: the access check and
+/// the dispatch read this one table. An API path not listed needs the
+/// human; the page's own files are open.
+#[rustfmt::skip]
+pub const ROUTES: &[Route] = {
+    use Access::{Capability, Needs, Open};
+    use Handler::{PerKind, Plain};
+    use Method::{Get, Post};
+    use Role::{Agent, Human};
+    &[
+        row(Get, "/healthz", Open, Plain(|app, _| Ok(health(app).into()))),
+        row(Get, "/metrics", Needs(Human), Plain(|app, _| Ok(metrics(app).into()))),
+        row(Get, "/api/config", Open, Plain(config)),
+        row(Post, "/api/login", Open, Plain(login)),
+        row(Post, "/api/logout", Open, Plain(|app, request| Ok(logout(app, request).into()))),
+        row(Get, "/api/{kind}/pending", Needs(Human), PerKind(pending)),
+        row(Get, "/api/{kind}/stream", Needs(Human), PerKind(per_kind_stream)),
+        row(Post, "/api/{kind}/respond", Needs(Human), PerKind(respond)),
+        row(Get, "/api/events", Needs(Human), Plain(events)),
+        row(Get, "/api/sessions", Needs(Human), Plain(|app, _| Ok(sessions(app).into()))),
+        row(Post, "/api/{kind}/submit", Needs(Agent), PerKind(submit)),
+        row(Get, "/api/{kind}/wait", Needs(Agent), PerKind(wait)),
+        row(Post, "/api/{kind}/cancel", Needs(Agent), PerKind(cancel)),
+        row(Post, "/api/hooks/claude-code", Needs(Agent), Plain(hook_route::claude_code)),
+        row(Get, "/api/history", Needs(Human), Plain(history)),
+        row(Get, "/api/rules", Needs(Human), Plain(|app, _| Ok(rules(app).into()))),
+        row(Post, "/api/rules/revoke", Needs(Human), Plain(revoke)),
+        row(Post, "/api/act", Capability, Plain(act::act)),
+    ]
+};
+
+impl Route {
+    /// Whether the path is this route's; with its `{kind}`, if it has one.
+    fn matches(&self, path: &str) -> Option<Option<Kind>> {
+        match self.path.split_once("{kind}") {
+            None => (self.path == path).then_some(None),
+            Some((before, after)) => path
+                .strip_prefix(before)
+                .and_then(|rest| rest.strip_suffix(after))
+                .and_then(Kind::parse)
+                .map(Some),
+        }
+    }
+
+    /// A GET outside the API also answers HEAD.
+    fn takes(&self, method: Method) -> bool {
+        let head = method == Method::Head && self.method == Method::Get;
+        self.method == method || (head && !self.path.starts_with("/api/"))
+    }
+
+    fn call(&self, app: &App, request: &Request, kind: Option<Kind>) -> Result<Reply> {
+        match (self.handler, kind) {
+            (Handler::Plain(handler), _) => handler(app, request),
+            (Handler::PerKind(handler), Some(kind)) => handler(app, request, kind),
+            (Handler::PerKind(_), None) => Err(not_found()),
+        }
+    }
+}
+
+/// The access the route table gives a path.
+pub fn access(path: &str) -> Access {
+    let listed = ROUTES.iter().find(|route| route.matches(path).is_some());
+    match listed {
+        Some(route) => route.access,
+        None if path.starts_with("/api/") => Access::Needs(Role::Human),
+        None => Access::Open,
     }
 }
 
@@ -216,63 +267,44 @@ fn route(app: &App, request: &Request) -> Result<Reply> {
         check_cookie_origin(request, caller)?;
         origin::check_origin(&app.config, request)?;
     }
-    if let Some(rest) = api {
-        return api_route(app, request, rest);
+    dispatch(app, request, api.is_some())
+}
+
+/// The table's route for the request: 405 when the path is a route's but
+/// the method is not; else an API path is 404, any other a page file.
+fn dispatch(app: &App, request: &Request, api: bool) -> Result<Reply> {
+    let path = request.path.as_str();
+    let mut known = false;
+    for route in ROUTES {
+        let Some(kind) = route.matches(path) else {
+            continue;
+        };
+        known = true;
+        if route.takes(request.method) {
+            return route.call(app, request, kind);
+        }
     }
-    let reply = match path {
-        "/healthz" => health(app),
-        "/metrics" => metrics(app),
-        _ => static_files::lookup(path).ok_or_else(not_found)?,
-    };
+    if known {
+        return Err(Error::MethodNotAllowed);
+    }
+    if api {
+        return Err(not_found());
+    }
+    let file = static_files::lookup(path).ok_or_else(not_found)?;
     match request.method {
-        Method::Get | Method::Head => Ok(reply.into()),
+        Method::Get | Method::Head => Ok(file.into()),
         _ => Err(Error::MethodNotAllowed),
     }
 }
 
-fn api_route(app: &App, request: &Request, rest: &str) -> Result<Reply> {
-    use Method::{Get, Post};
-    let (first, action) = rest.split_once('/').unwrap_or((rest, ""));
-    if let Some(kind) = Kind::parse(first) {
-        return match (action, request.method) {
-            ("pending", Get) => pending(app, request, kind),
-            ("stream", Get) => per_kind_stream(app, request, kind),
-            ("respond", Post) => respond(app, request, kind),
-            ("submit", Post) => submit(app, request, kind),
-            ("wait", Get) => wait(app, request, kind),
-            ("cancel", Post) => cancel(app, request, kind),
-            ("pending" | "stream" | "wait" | "respond" | "submit" | "cancel", _) => {
-                Err(Error::MethodNotAllowed)
-            }
-            _ => Err(not_found()),
-        };
-    }
-    match (rest, request.method) {
-        ("events", Get) => events(app, request),
-        ("sessions", Get) => Ok(sessions(app).into()),
-        ("history", Get) => history(app, request),
-        ("config", Get) => Ok(Response::json(
-            200,
-            &json!({
-                "keepalive_secs": app.config.keepalive.as_secs_f64(),
-                "auth": app.auth.required(),
-                "rule_runners": RUNNERS.iter().copied().map(Runner::to_json).collect::<Vec<_>>(),
-                "deny_reasons": app.config.deny_reasons,
-            }),
-        )
-        .into()),
-        ("login", Post) => login(app, request),
-        ("logout", Post) => Ok(logout(app, request).into()),
-        ("rules", Get) => Ok(rules(app).into()),
-        ("rules/revoke", Post) => revoke(app, request),
-        ("act", Post) => act::act(app, request),
-        (
-            "events" | "sessions" | "history" | "config" | "login" | "logout" | "rules"
-            | "rules/revoke" | "act",
-            _,
-        ) => Err(Error::MethodNotAllowed),
-        _ => Err(not_found()),
-    }
+fn config(app: &App, _request: &Request) -> Result<Reply> {
+    let body = json!({
+        "keepalive_secs": app.config.keepalive.as_secs_f64(),
+        "auth": app.auth.required(),
+        "rule_runners": RUNNERS.iter().copied().map(Runner::to_json).collect::<Vec<_>>(),
+        "deny_reasons": app.config.deny_reasons,
+    });
+    Ok(Response::json(200, &body).into())
 }
 
 /// Credentials are never taken from a URL, where logs, history and
@@ -718,6 +750,14 @@ fn open_stream(
     Ok(Reply::Stream(Box::new(move |writer, chunked, fd| {
         stream.run(writer, chunked, fd)
     })))
+}
+
+/// A parked request's place, for `hook_route`.
+pub(super) fn take_parked_place(
+    app: &App,
+    request: &Request,
+) -> Result<crate::serve::admission::PlaceGuard> {
+    take_place(app, request, Place::Parked)
 }
 
 /// A place for this request's client: 503 when places of its kind are at

@@ -8,7 +8,7 @@ use crate::binary::askgate;
 use crate::support::TestServer;
 use askgate::serve::auth::COOKIE;
 use askgate::serve::http::Method;
-use askgate::serve::routes::{Access, ROUTES};
+use askgate::serve::routes::{Access, ROUTES, Route};
 use serde_json::json;
 use std::io::{BufRead, BufReader, Write};
 use std::process::Stdio;
@@ -59,7 +59,7 @@ pub fn status(
 fn expected_role(pattern: &str) -> Option<&'static str> {
     let action = pattern.rsplit('/').next().unwrap();
     match action {
-        "submit" | "wait" | "cancel" => Some("agent"),
+        "submit" | "wait" | "cancel" | "claude-code" => Some("agent"),
         "pending" | "stream" | "respond" | "events" | "sessions" | "history" | "metrics"
         | "rules" | "revoke" => Some("human"),
         "healthz" | "config" | "login" | "logout" => None,
@@ -70,7 +70,12 @@ fn expected_role(pattern: &str) -> Option<&'static str> {
 
 #[test]
 fn every_route_of_the_table_is_refused_to_the_wrong_role() {
-    for &(_, pattern, access) in ROUTES {
+    for &Route {
+        path: pattern,
+        access,
+        ..
+    } in ROUTES
+    {
         let declared = match access {
             Access::Open => None,
             Access::Needs(role) => Some(role.as_str()),
@@ -84,7 +89,13 @@ fn every_route_of_the_table_is_refused_to_the_wrong_role() {
     }
     let server = server();
     let body = r#"{"session_id": "s", "question": "q?", "command": "ls", "token": "x"}"#;
-    for &(method, pattern, access) in ROUTES {
+    for &Route {
+        method,
+        path: pattern,
+        access,
+        ..
+    } in ROUTES
+    {
         for kind in ["clarify", "approval"] {
             let path = pattern.replace("{kind}", kind);
             let path = format!(

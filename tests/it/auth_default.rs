@@ -10,7 +10,7 @@ use crate::binary::{ServerProcess, askgate};
 use crate::support::{DEADLINE, TempDir, TestServer, eventually};
 use askgate::serve::auth::Role;
 use askgate::serve::http::Method;
-use askgate::serve::routes::{Access, ROUTES};
+use askgate::serve::routes::{Access, ROUTES, Route};
 use askgate::serve::signin;
 use serde_json::json;
 
@@ -52,7 +52,13 @@ fn a_local_caller_without_a_credential_is_an_agent_and_never_the_human() {
     let server = shipped(&dir, &[]);
     let (agent, human) = made_tokens(&dir);
     let body = r#"{"session_id": "s", "question": "q?", "command": "ls", "rule_id": "r"}"#;
-    for &(method, pattern, access) in ROUTES {
+    for &Route {
+        method,
+        path: pattern,
+        access,
+        ..
+    } in ROUTES
+    {
         let method = match method {
             Method::Post => "POST",
             _ => "GET",

@@ -179,6 +179,10 @@ fn layers_point_one_way() {
             "notify/",
             ["crate::hub", "crate::serve", "crate::store"].as_slice(),
         ),
+        (
+            "hooks/",
+            ["crate::hub", "crate::serve", "crate::store", "crate::cli"].as_slice(),
+        ),
     ];
     let mut broken = Vec::new();
     for path in source_paths() {

@@ -1,0 +1,198 @@
+// Claude Code end to end: `claude -p` against a scripted Anthropic server,
+// in a temporary HOME whose ~/.claude/settings.json configures
+// `askgate hook claude-code` exactly as docs/agents.md says; the human
+// answers through askgate's HTTP API. Approve: the command ran. Deny: it
+// did not, and the model's next request carries the denial. No answer in
+// time: the honest timeout reached the model. askgate down: nothing ran.
+// The same through askgate's route for `"type": "http"` hooks. Where the
+// human does not approve, Claude Code's own rules allow Bash, so the hook
+// alone stops it.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { agentBin, tempDir, startAskgate, pendingApproval, answer, sessionName, run,
+  ASKGATE, AGENT_TOKEN } from './harness.mjs';
+import { startAnthropic } from './anthropic.mjs';
+
+const claude = agentBin('claude');
+
+/// docs/agents.md's settings.json, with the hook's timeout above askgate's.
+function settings(hookArgs = '') {
+  return { hooks: { PreToolUse: [{ matcher: '*', hooks: [{ type: 'command',
+    command: `askgate hook claude-code${hookArgs}`, timeout: 330, onFailure: 'block' }] }] } };
+}
+
+/// docs/agents.md's `"type": "http"` hook: askgate's route, the agent
+/// token from the environment.
+function httpSettings(askgateUrl) {
+  return { hooks: { PreToolUse: [{ matcher: '*', hooks: [{ type: 'http',
+    url: `${askgateUrl}/api/hooks/claude-code`,
+    headers: { Authorization: 'Bearer $ASKGATE_TOKEN' }, allowedEnvVars: ['ASKGATE_TOKEN'],
+    timeout: 330, onFailure: 'block' }] }] } };
+}
+
+/// One `claude -p` run whose model asks to create a marker file with Bash.
+/// `allowBash`: Claude Code's own rules let Bash run, so only the hook can
+/// stop it (as it would for a user who allowed Bash).
+async function runClaude({ askgateUrl, hookArgs = '', onPending, http = false, allowBash = false,
+  script, prepare, after }) {
+  const home = tempDir('claude-home');
+  const work = join(home.dir, 'myproject');
+  mkdirSync(join(home.dir, '.claude'), { recursive: true });
+  mkdirSync(work);
+  writeFileSync(join(home.dir, '.claude', 'settings.json'), JSON.stringify(http ? httpSettings(askgateUrl) : settings(hookArgs)));
+  const marker = join(work, 'marker');
+  prepare?.(work);
+  const model = await startAnthropic(script?.(work) ?? { name: 'Bash',
+    input: { command: `touch ${marker}`, description: 'Create the marker file' } });
+  const session = randomUUID();
+  const env = {
+    PATH: `${dirname(ASKGATE)}:${process.env.PATH}`,
+    HOME: home.dir,
+    ANTHROPIC_BASE_URL: model.url,
+    ANTHROPIC_API_KEY: 'sk-ant-test-not-a-key',
+    CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
+    DISABLE_AUTOUPDATER: '1',
+    ASKGATE_URL: askgateUrl,
+    ASKGATE_TOKEN: AGENT_TOKEN,
+  };
+  const allow = allowBash ? ['--allowedTools', 'Bash'] : [];
+  const done = run(claude.bin, ['-p', 'Create the marker file.', '--session-id', session,
+    '--output-format', 'json', ...allow], { cwd: work, env });
+  const human = onPending ? onPending(sessionName(work, session)) : Promise.resolve();
+  const [result, said] = await Promise.all([done, human]);
+  await model.close();
+  const ran = existsSync(marker);
+  const config = existsSync(join(work, 'config.toml')) ? readFileSync(join(work, 'config.toml'), 'utf8') : null;
+  const seen = after?.(work);
+  home.remove();
+  return { result, said, ran, config, seen, toolResults: model.toolResults(), requests: model.requests };
+}
+
+test('Claude Code: approved through askgate, the command runs', { skip: claude.skip }, async () => {
+  const askgate = await startAskgate();
+  try {
+    const { result, said, ran } = await runClaude({ askgateUrl: askgate.url, onPending: async (session) => {
+      const head = await pendingApproval(askgate.url, session);
+      await answer(askgate.url, head, 'once');
+      return head;
+    } });
+    assert.match(said.command, /^touch .*marker$/);
+    assert.equal(said.action.type, 'command');
+    assert.match(said.action.cwd, /myproject$/);
+    assert.equal(said.agent, 'claude-code');
+    assert.equal(said.reason, 'Create the marker file');
+    assert.ok(ran, `the approved command ran: ${result.stdout} ${result.stderr}`);
+  } finally { askgate.stop(); }
+});
+
+test('Claude Code: denied through askgate, nothing runs and the model is told', { skip: claude.skip }, async () => {
+  const askgate = await startAskgate();
+  try {
+    const { result, ran, toolResults } = await runClaude({ askgateUrl: askgate.url, allowBash: true, onPending: async (session) => {
+      await answer(askgate.url, await pendingApproval(askgate.url, session), 'deny');
+    } });
+    assert.ok(!ran, 'the denied command did not run');
+    assert.ok(toolResults.some((text) => text.includes('denied by the human through askgate')),
+      `the model's next request carries the denial: ${JSON.stringify(toolResults)} ${result.stderr}`);
+  } finally { askgate.stop(); }
+});
+
+test('Claude Code: the reason of a denial reaches the model', { skip: claude.skip }, async () => {
+  const askgate = await startAskgate();
+  try {
+    const reason = 'use the make target instead';
+    const { ran, toolResults } = await runClaude({ askgateUrl: askgate.url, allowBash: true, onPending: async (session) => {
+      await answer(askgate.url, await pendingApproval(askgate.url, session), 'deny', { reason });
+    } });
+    assert.ok(!ran, 'the denied command did not run');
+    assert.ok(toolResults.some((text) => text.includes(reason)),
+      `the model's next request carries the human's reason: ${JSON.stringify(toolResults)}`);
+  } finally { askgate.stop(); }
+});
+
+test('Claude Code: an edited command is the one that runs', { skip: claude.skip }, async () => {
+  const askgate = await startAskgate();
+  try {
+    let edited = null;
+    const { result, ran, seen } = await runClaude({ askgateUrl: askgate.url,
+      after: (work) => existsSync(join(work, 'edited-marker')), onPending: async (session) => {
+      const head = await pendingApproval(askgate.url, session);
+      edited = head.action.command.replace(/marker$/, 'edited-marker');
+      await answer(askgate.url, head, 'once', { edited: { ...head.action, command: edited } });
+      return head;
+    } });
+    assert.ok(!ran, `the command as asked did not run: ${result.stderr}`);
+    assert.ok(seen, `the edited command ran (${edited}): ${result.stdout} ${result.stderr}`);
+  } finally { askgate.stop(); }
+});
+
+test('Claude Code: no answer in time reaches the model as a timeout', { skip: claude.skip }, async () => {
+  const askgate = await startAskgate();
+  try {
+    const { ran, toolResults } = await runClaude({ askgateUrl: askgate.url, hookArgs: ' --timeout 1', allowBash: true });
+    assert.ok(!ran, 'nothing ran');
+    assert.ok(toolResults.some((text) => text.includes('no answer from the human within 1 s')),
+      JSON.stringify(toolResults));
+    assert.ok(!toolResults.some((text) => text.includes('denied by the human')), JSON.stringify(toolResults));
+  } finally { askgate.stop(); }
+});
+
+test('Claude Code: askgate down, nothing runs', { skip: claude.skip }, async () => {
+  // Port 1 on loopback: nothing listens there.
+  const { ran, toolResults } = await runClaude({ askgateUrl: 'http://127.0.0.1:1', allowBash: true });
+  assert.ok(!ran, 'nothing ran');
+  assert.ok(toolResults.some((text) => text.includes('askgate could not ask the human')
+    && text.includes('start askgate')), JSON.stringify(toolResults));
+});
+
+test('Claude Code: the http hook route, approved and denied', { skip: claude.skip }, async () => {
+  const askgate = await startAskgate();
+  try {
+    const approved = await runClaude({ askgateUrl: askgate.url, http: true, onPending: async (session) => {
+      await answer(askgate.url, await pendingApproval(askgate.url, session), 'once');
+    } });
+    assert.ok(approved.ran, `the approved command ran: ${approved.result.stderr}`);
+    const denied = await runClaude({ askgateUrl: askgate.url, http: true, allowBash: true, onPending: async (session) => {
+      await answer(askgate.url, await pendingApproval(askgate.url, session), 'deny');
+    } });
+    assert.ok(!denied.ran, 'the denied command did not run');
+    assert.ok(denied.toolResults.some((text) => text.includes('denied by the human through askgate')),
+      JSON.stringify(denied.toolResults));
+  } finally { askgate.stop(); }
+});
+
+test('Claude Code: the http hook with askgate down blocks (onFailure: block)', { skip: claude.skip }, async () => {
+  const { ran, toolResults } = await runClaude({ askgateUrl: 'http://127.0.0.1:1', http: true, allowBash: true });
+  assert.ok(!ran, `nothing ran: ${JSON.stringify(toolResults)}`);
+  assert.ok(toolResults.some((text) => text.includes('onFailure')), JSON.stringify(toolResults));
+});
+
+test('Claude Code: an Edit is shown whole and approving applies exactly it', { skip: claude.skip }, async () => {
+  const askgate = await startAskgate();
+  try {
+    const original = 'name = "site"\nport = 8080\ndebug = false\n';
+    const { result, said, config } = await runClaude({
+      askgateUrl: askgate.url,
+      prepare: (work) => writeFileSync(join(work, 'config.toml'), original),
+      // Claude Code edits only a file it has read: Read (passes, read-only), then Edit.
+      script: (work) => [
+        { name: 'Read', input: { file_path: join(work, 'config.toml') } },
+        { name: 'Edit', input: { file_path: join(work, 'config.toml'), old_string: 'port = 8080', new_string: 'port = 9090' } },
+      ],
+      onPending: async (session) => {
+        const head = await pendingApproval(askgate.url, session);
+        await answer(askgate.url, head, 'once');
+        return head;
+      },
+    });
+    assert.equal(said.action.type, 'edit');
+    assert.match(said.action.path, /config\.toml$/);
+    assert.deepEqual(said.action.edits, [{ old: 'port = 8080', new: 'port = 9090' }]);
+    assert.match(said.command, /^edit .*config\.toml \(1 edit, \+1 -1\)$/);
+    assert.equal(config, 'name = "site"\nport = 9090\ndebug = false\n', result.stderr);
+  } finally { askgate.stop(); }
+});
