@@ -45,6 +45,23 @@ impl Payload {
         }
     }
 
+    /// Bytes its text takes as JSON strings, escaping included.
+    pub fn json_bytes(&self) -> usize {
+        let list = |items: &[String]| items.iter().map(|item| json_len(item)).sum::<usize>();
+        match self {
+            Payload::Clarify { question, choices } => json_len(question) + list(choices),
+            Payload::Approval {
+                command,
+                description,
+                pattern_keys,
+            } => {
+                // `pattern_key` repeats the first of `pattern_keys`.
+                let first = pattern_keys.first().map_or(0, |key| json_len(key));
+                json_len(command) + json_len(description) + list(pattern_keys) + first
+            }
+        }
+    }
+
     /// What is asked: the clarify's question or the approval's command.
     pub fn asked(&self) -> &str {
         match self {
@@ -145,11 +162,16 @@ impl Prompt {
         self.payload.kind()
     }
 
-    /// What keeping it costs, roughly: its text (twice: the entry and the
-    /// head JSON made from it) and a fixed overhead.
+    /// What keeping it costs: its text as held, its text as JSON (the head
+    /// JSON made from it, a journal record, a snapshot line), escaping
+    /// included (a control byte is six), and a fixed overhead for the
+    /// entry, its allocations, its id in the set of pending ids and the
+    /// JSON's field names (ARCHITECTURE.md, "Memory, worst case").
     pub fn stored_bytes(&self) -> usize {
-        const OVERHEAD: usize = 256;
-        2 * (self.payload.text_bytes() + self.id.len() + self.session_id.len()) + OVERHEAD
+        const OVERHEAD: usize = 512;
+        let text = self.payload.text_bytes() + self.id.len() + self.session_id.len();
+        let json = self.payload.json_bytes() + json_len(&self.id) + json_len(&self.session_id);
+        text + json + OVERHEAD
     }
 
     pub fn expires(&self) -> bool {
@@ -191,6 +213,18 @@ impl Prompt {
             payload: Payload::from_fields(kind, entry)?,
         })
     }
+}
+
+/// The bytes `text` takes as a JSON string, quotes and escapes included, as
+/// serde_json writes it: `\"`, `\\` and `\n`-style escapes are two bytes,
+/// other control bytes six (`\u0001`).
+pub fn json_len(text: &str) -> usize {
+    let escaped = |byte: &u8| match byte {
+        b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
+        0..=0x1f => 6,
+        _ => 1,
+    };
+    2 + text.as_bytes().iter().map(escaped).sum::<usize>()
 }
 
 /// An approval choice (docs/PROTOCOL.md §3.2).

@@ -145,14 +145,6 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-pub fn read_if_exists(path: &Path) -> io::Result<Option<Vec<u8>>> {
-    match fs::read(path) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(error) => Err(error),
-    }
-}
-
 /// Removes `DIR/name`; Ok(true) if it was there.
 pub fn remove_if_exists(dir: &Path, name: &str) -> io::Result<bool> {
     match fs::remove_file(dir.join(name)) {
