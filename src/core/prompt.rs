@@ -369,4 +369,36 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn json_len_is_what_serde_json_writes_and_a_control_byte_costs_six() {
+        let texts = [
+            "",
+            "plain",
+            "\u{1}\u{2}\u{1f}",
+            "\"\\\n\r\t\u{8}\u{c}",
+            "é ✓ \u{7f} \u{202e}",
+        ];
+        for text in texts {
+            let written = serde_json::to_string(text).unwrap().len();
+            assert_eq!(json_len(text), written, "{text:?}");
+        }
+        let control = "\u{1}".repeat(1000);
+        let prompt = Prompt::new(
+            "c".repeat(12),
+            "s".into(),
+            0.0,
+            60,
+            Payload::Clarify {
+                question: control,
+                choices: Vec::new(),
+            },
+        );
+        let head = prompt.to_json().to_string().len();
+        assert!(head > 6000, "the head JSON escapes each byte to six");
+        assert!(
+            prompt.stored_bytes() > 1000 + head,
+            "a prompt counts its text held and as JSON, escapes included"
+        );
+    }
 }
