@@ -1,6 +1,8 @@
 //! The bytes on disk: the journal header, its records, the snapshot file and
-//! their CRC-32, all little-endian; reading them back is a pure function of
-//! the bytes, so every rule about damage is tested without a file.
+//! their CRC-32, all little-endian; reading them back is a function of the
+//! bytes read through a `Source` (a file, a window or a record at a time,
+//! never whole; or a slice), so every rule about damage is tested without
+//! a file.
 //!
 //! Invariants: a record is valid only if it fits, its checksum matches and its
 //! version is above the one before it; zeros after the last record are the
