@@ -1132,3 +1132,34 @@ fn long_polls_and_waits_last_their_whole_wait_past_the_header_timeout() {
         }
     });
 }
+
+#[test]
+fn sessions_count_against_the_budget_and_idle_ones_make_room() {
+    // A session counts 512 bytes and its id against the pending prompts'
+    // share, a short prompt about 560: eighty idle sessions hold some 42
+    // KiB of 64. Forty new sessions with a prompt each fit only by
+    // forgetting idle ones, oldest first, as the session cap does.
+    let server = TestServer::start(&["--max-state-bytes", "64K"]);
+    let listed = |session_id: &str| {
+        let sessions = server.get("/api/sessions").text();
+        sessions.contains(&format!("\"session_id\":\"{session_id}\""))
+    };
+    for n in 0..80 {
+        let session_id = format!("idle{n:02}");
+        server.submit_clarify(&session_id, "q");
+        let body = json!({"session_id": session_id});
+        assert_eq!(server.post("/api/clarify/cancel", &body).status, 200);
+    }
+    assert!(listed("idle00"), "an idle session is kept until it must go");
+    for n in 0..40 {
+        let body = json!({"session_id": format!("new{n}"), "question": "q"});
+        let reply = server.post("/api/clarify/submit", &body);
+        assert_eq!(reply.status, 200, "new session {n}: {}", reply.text());
+    }
+    let idle_left = (0..80).filter(|n| listed(&format!("idle{n:02}"))).count();
+    assert!(
+        (1..80).contains(&idle_left),
+        "some idle sessions made room, not all: {idle_left} left"
+    );
+    assert!(listed("new39"));
+}
