@@ -879,6 +879,12 @@ impl Run {
             Some(&self.state),
             "a snapshot reads back equal"
         );
+        let lines = self.state.snapshot_view().to_lines();
+        assert_eq!(
+            State::from_lines(&lines).as_ref(),
+            Some(&self.state),
+            "a snapshot in lines reads back equal"
+        );
     }
 }
 

@@ -51,6 +51,11 @@ impl Context {
         len(&self.agent) + len(&self.cwd) + len(&self.reason)
     }
 
+    fn json_bytes(&self) -> usize {
+        let len = |text: &Option<String>| text.as_ref().map_or(0, |text| json_len(text));
+        len(&self.agent) + len(&self.cwd) + len(&self.reason)
+    }
+
     fn insert_into(&self, fields: &mut Map<String, Value>) {
         for (name, value) in [
             ("agent", &self.agent),
@@ -145,6 +150,40 @@ impl Payload {
                     + list(pattern_keys)
                     + action
                     + context.text_bytes()
+            }
+        }
+    }
+
+    /// Bytes its text takes as JSON strings, escaping included.
+    pub fn json_bytes(&self) -> usize {
+        let list = |items: &[String]| items.iter().map(|item| json_len(item)).sum::<usize>();
+        match self {
+            Payload::Clarify {
+                question,
+                choices,
+                schema,
+                ..
+            } => {
+                let schema = schema.as_ref().map_or(0, |s| s.to_string().len());
+                json_len(question) + list(choices) + schema
+            }
+            Payload::Approval {
+                command,
+                description,
+                pattern_keys,
+                action,
+                context,
+            } => {
+                // `pattern_key` repeats the first of `pattern_keys`; the
+                // action is written whole beside its one-line `command`.
+                let first = pattern_keys.first().map_or(0, |key| json_len(key));
+                let action = action.to_json().to_string().len();
+                json_len(command)
+                    + json_len(description)
+                    + list(pattern_keys)
+                    + first
+                    + action
+                    + context.json_bytes()
             }
         }
     }
@@ -281,11 +320,16 @@ impl Prompt {
         self.payload.kind()
     }
 
-    /// What keeping it costs, roughly: its text (twice: the entry and the
-    /// head JSON made from it) and a fixed overhead.
+    /// What keeping it costs: its text as held, its text as JSON (the head
+    /// JSON made from it, a journal record, a snapshot line), escaping
+    /// included (a control byte is six), and a fixed overhead for the
+    /// entry, its allocations, its id in the set of pending ids and the
+    /// JSON's field names (ARCHITECTURE.md, "Memory, worst case").
     pub fn stored_bytes(&self) -> usize {
-        const OVERHEAD: usize = 256;
-        2 * (self.payload.text_bytes() + self.id.len() + self.session_id.len()) + OVERHEAD
+        const OVERHEAD: usize = 512;
+        let text = self.payload.text_bytes() + self.id.len() + self.session_id.len();
+        let json = self.payload.json_bytes() + json_len(&self.id) + json_len(&self.session_id);
+        text + json + OVERHEAD
     }
 
     pub fn expires(&self) -> bool {
@@ -333,6 +377,18 @@ impl Prompt {
             payload: Payload::from_fields(kind, entry)?,
         })
     }
+}
+
+/// The bytes `text` takes as a JSON string, quotes and escapes included, as
+/// serde_json writes it: `\"`, `\\` and `\n`-style escapes are two bytes,
+/// other control bytes six (`\u0001`).
+pub fn json_len(text: &str) -> usize {
+    let escaped = |byte: &u8| match byte {
+        b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
+        0..=0x1f => 6,
+        _ => 1,
+    };
+    2 + text.as_bytes().iter().map(escaped).sum::<usize>()
 }
 
 /// An approval choice (docs/PROTOCOL.md §3.2).
@@ -661,6 +717,35 @@ mod tests {
             Outcome::from_json(Kind::Approval, &old),
             Some(Outcome::Answered(Answer::choice(Choice::Deny))),
             "an outcome journaled before decisions reads back"
+        );
+    }
+
+    #[test]
+    fn json_len_is_what_serde_json_writes_and_a_control_byte_costs_six() {
+        let texts = [
+            "",
+            "plain",
+            "\u{1}\u{2}\u{1f}",
+            "\"\\\n\r\t\u{8}\u{c}",
+            "é ✓ \u{7f} \u{202e}",
+        ];
+        for text in texts {
+            let written = serde_json::to_string(text).unwrap().len();
+            assert_eq!(json_len(text), written, "{text:?}");
+        }
+        let control = "\u{1}".repeat(1000);
+        let prompt = Prompt::new(
+            "c".repeat(12),
+            "s".into(),
+            0.0,
+            60,
+            Payload::question(control, Vec::new()),
+        );
+        let head = prompt.to_json().to_string().len();
+        assert!(head > 6000, "the head JSON escapes each byte to six");
+        assert!(
+            prompt.stored_bytes() > 1000 + head,
+            "a prompt counts its text held and as JSON, escapes included"
         );
     }
 }

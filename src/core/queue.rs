@@ -36,6 +36,12 @@ impl<T: Identified> Queue<T> {
         }
     }
 
+    /// Appends an entry as a snapshot recorded it, keeping the queue's
+    /// recorded version.
+    pub fn push_restored(&mut self, entry: T) {
+        self.entries.push_back(entry);
+    }
+
     pub fn head(&self) -> Option<&T> {
         self.entries.front()
     }

@@ -18,7 +18,7 @@
 //! arrives (`Scope::refusal`).
 
 use crate::core::action::Action;
-use crate::core::prompt::Choice;
+use crate::core::prompt::{Choice, json_len};
 use serde_json::{Value, json};
 
 /// What a rule lets through.
@@ -439,10 +439,13 @@ pub struct Rule {
 
 impl Rule {
     /// What keeping a rule counts against the memory budget: its id, scope
-    /// and command, plus a fixed overhead, as a prompt's.
+    /// and command as held and as JSON (escaping included: `GET /api/rules`
+    /// shows them all at once), plus a fixed overhead, as a prompt's.
     pub fn cost(rule_id: &str, scope: &Scope, command: &str) -> usize {
         const OVERHEAD: usize = 256;
-        rule_id.len() + scope.text().len() + command.len() + OVERHEAD
+        let text = scope.text();
+        let held = rule_id.len() + text.len() + command.len();
+        held + json_len(rule_id) + json_len(text) + json_len(command) + OVERHEAD
     }
 
     pub fn stored_bytes(&self) -> usize {

@@ -1,24 +1,93 @@
-//! A snapshot: the whole state as one JSON value, for a journal to compact
-//! its history into, and back.
+//! A snapshot: the whole state at one version, for a journal to compact its
+//! history into, and back.
+//!
+//! A journal's snapshot is written as JSON lines, one entry a line (a rule,
+//! a session, a prompt, an outcome) after a first line with the versions,
+//! from a `SnapshotView`: the state's entries shared (`Arc`), taken under
+//! the hub lock in one pass of pointer copies and written with no lock
+//! held, so compaction never builds the whole tree nor a whole-state
+//! buffer. `SnapshotReader` reads it back a line at a time. The older
+//! layout, the whole state as one JSON value (`to_snapshot`), is still
+//! read, and is what Redis keeps.
 //!
 //! What can be derived (each queue's head JSON, the set of pending ids,
-//! where each rule lives) is not written; it is rebuilt on reading, so a
-//! snapshot read back is equal to the state it was made from. Rules are
-//! written whole (`Rule::to_json`, as `GET /api/rules` shows them), the
-//! `always` ones at the top and each session's inside it. A rule read
-//! back whose scope may not be granted on its command (docs/PROTOCOL.md
-//! §3.2: forged, or granted before a check that now refuses it) is
-//! dropped, with an error in the log: it never answers.
+//! where each rule lives, what entries cost) is not written; it is rebuilt
+//! on reading, so a snapshot read back is equal to the state it was made
+//! from. A rule read back whose scope may not be granted on its command
+//! (docs/PROTOCOL.md §3.2: forged, or granted before a check that now
+//! refuses it) is dropped, with an error in the log: it never answers.
 
 use crate::core::action::Action;
-use crate::core::kind::Kind;
+use crate::core::kind::{Kind, KindMap};
 use crate::core::prompt::{Outcome, Prompt};
 use crate::core::queue::Queue;
 use crate::core::rules::Rule;
 use crate::core::state::{Record, Session, State};
 use serde_json::{Value, json};
+use std::io::{self, Write};
+use std::sync::Arc;
+
+/// How a snapshot in lines begins: its first line's first bytes. The older
+/// layout, one JSON object of sorted keys, begins `{"always":`.
+pub const LINES_PREFIX: &[u8] = b"{\"layout\":2,";
+
+/// The state at one version, its entries shared with the state: what a
+/// compaction writes while the state moves on.
+pub struct SnapshotView {
+    version: u64,
+    pruned_version: u64,
+    skipped: Vec<(u64, u64)>,
+    always: Vec<Rule>,
+    sessions: Vec<SessionView>,
+    outcomes: Vec<(Arc<str>, Arc<Record>)>,
+}
+
+struct SessionView {
+    session_id: String,
+    changed_at: f64,
+    versions: KindMap<u64>,
+    prompts: Vec<Arc<Prompt>>,
+    rules: Vec<Rule>,
+}
 
 impl State {
+    /// The view a compaction writes: pointers to the entries, and the few
+    /// rules copied (they are bounded by count and by their share).
+    pub fn snapshot_view(&self) -> SnapshotView {
+        let sessions = self.sessions.iter().map(|(session_id, session)| {
+            let mut versions = KindMap::default();
+            for (kind, queue) in session.queues.iter() {
+                versions[kind] = queue.version();
+            }
+            SessionView {
+                session_id: session_id.clone(),
+                changed_at: session.changed_at,
+                versions,
+                prompts: session
+                    .queues
+                    .values()
+                    .flat_map(Queue::iter)
+                    .cloned()
+                    .collect(),
+                rules: session.rules.clone(),
+            }
+        });
+        let outcomes = self.outcome_order.iter().filter_map(|id| {
+            let record = self.outcomes.get(id)?;
+            Some((id.clone(), record.clone()))
+        });
+        SnapshotView {
+            version: self.version,
+            pruned_version: self.pruned_version,
+            skipped: self.skipped.clone(),
+            always: self.always.clone(),
+            sessions: sessions.collect(),
+            outcomes: outcomes.collect(),
+        }
+    }
+
+    /// The whole state as one JSON value: what Redis keeps, and the layout
+    /// of a journal's snapshot before lines.
     pub fn to_snapshot(&self) -> Value {
         let sessions: Vec<Value> = self
             .sessions
@@ -41,39 +110,201 @@ impl State {
     }
 
     pub fn from_snapshot(value: &Value) -> Option<State> {
-        let mut state = State {
-            version: value["version"].as_u64()?,
-            pruned_version: value["pruned_version"].as_u64()?,
-            always: rules(&value["always"])?,
-            ..State::default()
-        };
-        for rule in &state.always {
-            state.rule_homes.insert(rule.rule_id.clone(), None);
-            state.rule_bytes += rule.stored_bytes();
-        }
-        for range in value["skipped"].as_array()? {
-            state.skipped.push((range[0].as_u64()?, range[1].as_u64()?));
+        let mut reader = SnapshotReader::new(value)?;
+        for rule in value["always"].as_array()? {
+            reader.always(Rule::from_json(rule)?)?;
         }
         for entry in value["sessions"].as_array()? {
             let (session_id, session) = session_from(entry)?;
-            for prompt in session.queues.values().flat_map(Queue::iter) {
-                state.pending_ids.insert(prompt.id.clone());
-                state.pending_bytes += prompt.stored_bytes();
-            }
-            for rule in &session.rules {
-                let home = Some(session_id.clone());
-                state.rule_homes.insert(rule.rule_id.clone(), home);
-                state.rule_bytes += rule.stored_bytes();
-            }
-            state.sessions.insert(session_id, session);
+            reader.session(session_id, session)?;
         }
         for entry in value["outcomes"].as_array()? {
-            let (id, record) = record_from(entry)?;
-            state.outcome_bytes += record.cost(&id);
-            state.outcome_order.push_back(id.clone());
-            state.outcomes.insert(id, record);
+            reader.outcome(entry)?;
         }
-        Some(state)
+        Some(reader.finish())
+    }
+}
+
+#[cfg(test)]
+impl State {
+    /// A state from a snapshot in lines held whole.
+    pub fn from_lines(bytes: &[u8]) -> Option<State> {
+        let mut lines = bytes
+            .split(|byte| *byte == b'\n')
+            .filter(|line| !line.is_empty());
+        let value = |line: &[u8]| serde_json::from_slice::<Value>(line).ok();
+        let mut reader = SnapshotReader::new(&value(lines.next()?)?)?;
+        for line in lines {
+            reader.line(&value(line)?)?;
+        }
+        Some(reader.finish())
+    }
+}
+
+impl SnapshotView {
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Writes the snapshot as lines, one entry at a time.
+    pub fn write_lines(&self, out: &mut dyn Write) -> io::Result<()> {
+        let mut line = |value: Value| -> io::Result<()> {
+            serde_json::to_writer(&mut *out, &value)?;
+            out.write_all(b"\n")
+        };
+        line(json!({
+            "layout": 2,
+            "version": self.version,
+            "pruned_version": self.pruned_version,
+            "skipped": self.skipped,
+        }))?;
+        for rule in &self.always {
+            line(json!({"always": rule.to_json()}))?;
+        }
+        for session in &self.sessions {
+            let mut versions = json!({});
+            for (kind, version) in session.versions.iter() {
+                versions[kind.as_str()] = json!(version);
+            }
+            line(json!({"session": {
+                "session_id": session.session_id,
+                "changed_at": session.changed_at,
+                "versions": versions,
+            }}))?;
+            for prompt in &session.prompts {
+                line(json!({"prompt": prompt.to_json()}))?;
+            }
+            for rule in &session.rules {
+                line(json!({"rule": rule.to_json()}))?;
+            }
+        }
+        for (id, record) in &self.outcomes {
+            line(json!({"outcome": record_json(id, record)}))?;
+        }
+        Ok(())
+    }
+
+    /// The lines in one buffer (tests, and small states).
+    pub fn to_lines(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.write_lines(&mut out).expect("a Vec takes every write");
+        out
+    }
+}
+
+/// A state read back an entry at a time: from the lines of a snapshot, or
+/// from the parts of the older one-value layout.
+pub struct SnapshotReader {
+    state: State,
+}
+
+impl SnapshotReader {
+    /// From the first line (or the one value): the versions.
+    pub fn new(first: &Value) -> Option<SnapshotReader> {
+        let mut state = State {
+            version: first["version"].as_u64()?,
+            pruned_version: first["pruned_version"].as_u64()?,
+            ..State::default()
+        };
+        for range in first["skipped"].as_array()? {
+            state.skipped.push((range[0].as_u64()?, range[1].as_u64()?));
+        }
+        Some(SnapshotReader { state })
+    }
+
+    /// Reads one line after the first; `None` when it is not an entry of
+    /// a snapshot, or names a session not declared before it.
+    pub fn line(&mut self, line: &Value) -> Option<()> {
+        let entry = line.as_object().filter(|entry| entry.len() == 1)?;
+        let (tag, value) = entry.iter().next()?;
+        match tag.as_str() {
+            "always" => self.always(Rule::from_json(value)?),
+            "session" => {
+                let mut session = Session::default();
+                session.changed_at = value["changed_at"].as_f64()?;
+                for kind in Kind::ALL {
+                    let version = value["versions"][kind.as_str()].as_u64()?;
+                    session.queues[kind] = Queue::restore(Vec::new(), version);
+                }
+                self.session(value["session_id"].as_str()?.to_string(), session)
+            }
+            "prompt" => self.prompt(Prompt::from_json(value)?),
+            "rule" => self.session_rule(Rule::from_json(value)?),
+            "outcome" => self.outcome(value),
+            _ => None,
+        }
+    }
+
+    fn always(&mut self, rule: Rule) -> Option<()> {
+        if !admitted(&rule) {
+            return Some(());
+        }
+        let state = &mut self.state;
+        state.rule_homes.insert(rule.rule_id.clone(), None);
+        state.rule_bytes += rule.stored_bytes();
+        state.always.push(rule);
+        Some(())
+    }
+
+    /// A session with whatever it already holds (the one-value layout).
+    fn session(&mut self, session_id: String, session: Session) -> Option<()> {
+        let state = &mut self.state;
+        for prompt in session.queues.values().flat_map(Queue::iter) {
+            state.pending_ids.insert(prompt.id.clone());
+            state.pending_bytes += prompt.stored_bytes();
+        }
+        for rule in &session.rules {
+            let home = Some(session_id.clone());
+            state.rule_homes.insert(rule.rule_id.clone(), home);
+            state.rule_bytes += rule.stored_bytes();
+        }
+        state.session_bytes += Session::cost(&session_id);
+        state.sessions.insert(session_id, session);
+        Some(())
+    }
+
+    fn prompt(&mut self, prompt: Prompt) -> Option<()> {
+        let state = &mut self.state;
+        let session = state.sessions.get_mut(&prompt.session_id)?;
+        state.pending_ids.insert(prompt.id.clone());
+        state.pending_bytes += prompt.stored_bytes();
+        session.queues[prompt.kind()].push_restored(Arc::new(prompt));
+        Some(())
+    }
+
+    fn session_rule(&mut self, rule: Rule) -> Option<()> {
+        if !admitted(&rule) {
+            return Some(());
+        }
+        let state = &mut self.state;
+        let session_id = rule.session_id.clone()?;
+        let session = state.sessions.get_mut(&session_id)?;
+        state
+            .rule_homes
+            .insert(rule.rule_id.clone(), Some(session_id));
+        state.rule_bytes += rule.stored_bytes();
+        session.rules.push(rule);
+        Some(())
+    }
+
+    fn outcome(&mut self, entry: &Value) -> Option<()> {
+        let (id, record) = record_from(entry)?;
+        let state = &mut self.state;
+        let id: Arc<str> = Arc::from(id);
+        state.outcome_bytes += record.cost(&id);
+        state.outcome_order.push_back(id.clone());
+        state.outcomes.insert(id, Arc::new(record));
+        Some(())
+    }
+
+    /// The state, with what is derived made again.
+    pub fn finish(mut self) -> State {
+        for session in self.state.sessions.values_mut() {
+            for kind in Kind::ALL {
+                session.refresh_head(kind);
+            }
+        }
+        self.state
     }
 }
 
@@ -87,25 +318,28 @@ fn rules(value: &Value) -> Option<Vec<Rule>> {
         .iter()
         .map(Rule::from_json)
         .collect::<Option<_>>()?;
-    let kept = rules.into_iter().filter(|rule| {
-        let Some(refusal) = rule.refusal() else {
-            return true;
-        };
-        log::error!(
-            "a rule in the snapshot was dropped, it may not be granted (damaged or forged data?): rule={} scope={} command={:?}: {refusal}",
-            rule.rule_id,
-            rule.scope.to_json(),
-            rule.command
-        );
-        false
-    });
-    Some(kept.collect())
+    Some(rules.into_iter().filter(admitted).collect())
+}
+
+/// Whether a rule read back may stand; one that may not is logged as an
+/// error and dropped.
+fn admitted(rule: &Rule) -> bool {
+    let Some(refusal) = rule.refusal() else {
+        return true;
+    };
+    log::error!(
+        "a rule in the snapshot was dropped, it may not be granted (damaged or forged data?): rule={} scope={} command={:?}: {refusal}",
+        rule.rule_id,
+        rule.scope.to_json(),
+        rule.command
+    );
+    false
 }
 
 fn session_json(session_id: &str, session: &Session) -> Value {
     let mut queues = json!({});
     for (kind, queue) in session.queues.iter() {
-        let entries: Vec<Value> = queue.iter().map(Prompt::to_json).collect();
+        let entries: Vec<Value> = queue.iter().map(|prompt| prompt.to_json()).collect();
         queues[kind.as_str()] = json!({"version": queue.version(), "entries": entries});
     }
     json!({
@@ -122,10 +356,11 @@ fn session_from(value: &Value) -> Option<(String, Session)> {
     session.rules = rules(&value["rules"])?;
     for kind in Kind::ALL {
         let queue = &value["queues"][kind.as_str()];
-        let entries = queue["entries"].as_array()?.iter().map(Prompt::from_json);
-        let entries: Option<Vec<Prompt>> = entries.collect();
+        let entries = queue["entries"].as_array()?.iter();
+        let entries: Option<Vec<Arc<Prompt>>> = entries
+            .map(|entry| Prompt::from_json(entry).map(Arc::new))
+            .collect();
         session.queues[kind] = Queue::restore(entries?, queue["version"].as_u64()?);
-        session.refresh_head(kind);
     }
     Some((value["session_id"].as_str()?.to_string(), session))
 }

@@ -17,7 +17,7 @@
 use crate::core::action::Action;
 use crate::core::change::Change;
 use crate::core::kind::{Kind, KindMap};
-use crate::core::prompt::{Answer, Outcome, Payload, Prompt, round_ms};
+use crate::core::prompt::{Answer, Outcome, Payload, Prompt, json_len, round_ms};
 use crate::core::queue::{Identified, Queue};
 use crate::core::rules::{Lifetime, Rule, Scope};
 use crate::core::validate;
@@ -38,10 +38,19 @@ pub const EXPIRE_BATCH: usize = 200;
 pub const FORGET_BATCH: usize = 2_000;
 pub const SESSIONS_BATCH: usize = 400;
 
+/// At most this many idle sessions one submit forgets to make room.
+const MAX_EVICTED: usize = 16;
+
 /// Rules one session may hold, and rules overall (their bytes count against
 /// their share of the budget too).
 const MAX_RULES_PER_SESSION: usize = 64;
 const MAX_RULES: usize = 1024;
+
+/// What keeping one session costs besides its id (the table's node, the
+/// session, its two queues and heads). Measured in a release build: 20,000
+/// sessions of one short prompt took 1,133 bytes each, of which the prompt
+/// counts 665; so a session counts about 470, and 512 with its id.
+const SESSION_OVERHEAD: usize = 512;
 
 /// What keeping one outcome costs, besides its answer's text and what it
 /// asked: its record, its id twice (the table and the retention order) and
@@ -49,7 +58,7 @@ const MAX_RULES: usize = 1024;
 /// to 30,000 outcomes of a 12-byte id and a 2-byte answer.
 const OUTCOME_OVERHEAD: usize = 384;
 
-impl Identified for Prompt {
+impl Identified for Arc<Prompt> {
     fn id(&self) -> &str {
         &self.id
     }
@@ -136,7 +145,7 @@ pub struct SessionSummary {
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(super) struct Session {
-    pub(super) queues: KindMap<Queue<Prompt>>,
+    pub(super) queues: KindMap<Queue<Arc<Prompt>>>,
     /// Each queue's head as JSON, made once per change and shared by every
     /// frame, poll and snapshot that shows it.
     heads: KindMap<Option<Arc<str>>>,
@@ -148,6 +157,13 @@ pub(super) struct Session {
 }
 
 impl Session {
+    /// What keeping a session costs, apart from its prompts and rules: its
+    /// entry in the table, its id, its queues and heads, and its line in a
+    /// snapshot being written. Counted with the pending prompts.
+    pub(super) fn cost(session_id: &str) -> usize {
+        SESSION_OVERHEAD + session_id.len() + json_len(session_id)
+    }
+
     fn has_pending(&self) -> bool {
         self.queues.values().any(|queue| !queue.is_empty())
     }
@@ -186,9 +202,11 @@ pub(super) struct Record {
 pub struct State {
     pub(super) version: u64,
     pub(super) sessions: BTreeMap<String, Session>,
-    pub(super) outcomes: HashMap<String, Record>,
+    /// Kept outcomes, shared (`Arc`) with a snapshot being written, so
+    /// compaction copies pointers, not records.
+    pub(super) outcomes: HashMap<Arc<str>, Arc<Record>>,
     /// Outcome ids in the order they were recorded, for retention.
-    pub(super) outcome_order: VecDeque<String>,
+    pub(super) outcome_order: VecDeque<Arc<str>>,
     /// Every pending prompt's id, so new ids are unique across sessions.
     pub(super) pending_ids: HashSet<String>,
     /// Rules granted with `always`, oldest first.
@@ -209,6 +227,9 @@ pub struct State {
     pub(super) outcome_bytes: usize,
     /// What the rules cost, `always` ones and every session's.
     pub(super) rule_bytes: usize,
+    /// What the sessions themselves cost (`Session::cost`), counted with
+    /// the pending prompts.
+    pub(super) session_bytes: usize,
 }
 
 impl State {
@@ -310,8 +331,8 @@ impl State {
                 Applied::default()
             }
             Change::Pruned { outcomes, sessions } => {
-                let forgotten: HashSet<&String> = outcomes.iter().collect();
-                self.outcome_order.retain(|id| !forgotten.contains(id));
+                let forgotten: HashSet<&str> = outcomes.iter().map(String::as_str).collect();
+                self.outcome_order.retain(|id| !forgotten.contains(&**id));
                 for id in outcomes {
                     self.forget_outcome(id);
                 }
@@ -332,9 +353,12 @@ impl State {
 
     fn apply_submitted(&mut self, prompt: &Prompt, version: u64) -> Applied {
         let kind = prompt.kind();
+        if !self.sessions.contains_key(&prompt.session_id) {
+            self.session_bytes += Session::cost(&prompt.session_id);
+        }
         let session = self.sessions.entry(prompt.session_id.clone()).or_default();
         session.changed_at = prompt.requested_at;
-        session.queues[kind].push(prompt.clone(), version);
+        session.queues[kind].push(Arc::new(prompt.clone()), version);
         session.refresh_head(kind);
         self.pending_ids.insert(prompt.id.clone());
         self.pending_bytes += prompt.stored_bytes();
@@ -431,8 +455,9 @@ impl State {
             self.forget_outcome(&oldest);
         }
         self.outcome_bytes += record.cost(id);
-        self.outcome_order.push_back(id.to_string());
-        self.outcomes.insert(id.to_string(), record);
+        let id: Arc<str> = Arc::from(id);
+        self.outcome_order.push_back(id.clone());
+        self.outcomes.insert(id, Arc::new(record));
     }
 
     /// Tables keep the room they grew to: after a burst, give most of it
@@ -461,6 +486,7 @@ impl State {
 
     fn forget_session(&mut self, session_id: &str) {
         if let Some(session) = self.sessions.remove(session_id) {
+            self.session_bytes -= Session::cost(session_id);
             self.pruned_version = self.pruned_version.max(session.version());
             for rule in &session.rules {
                 self.rule_homes.remove(&rule.rule_id);
@@ -493,7 +519,7 @@ impl State {
                 continue;
             };
             excess = excess.saturating_sub(record.cost(id));
-            outcomes.push(id.clone());
+            outcomes.push(id.to_string());
         }
         Some(Change::Pruned {
             outcomes,
@@ -538,7 +564,7 @@ impl State {
     pub fn fresh_id(&self, kind: Kind, mut draw: impl FnMut(usize) -> String) -> String {
         loop {
             let id = draw(kind.id_len());
-            let used = self.pending_ids.contains(&id) || self.outcomes.contains_key(&id);
+            let used = self.pending_ids.contains(&id) || self.outcomes.contains_key(id.as_str());
             if !used && !self.rule_homes.contains_key(&id) {
                 return id;
             }
@@ -636,7 +662,7 @@ impl State {
                 limits.max_state_bytes >> 20
             )));
         }
-        if self.session_bytes(session_id) + bytes > limits.max_session_bytes() {
+        if self.session_prompt_bytes(session_id) + bytes > limits.max_session_bytes() {
             return Err(Error::TooMany(format!(
                 "this session's pending prompts hold their share of the memory budget ({} KiB)",
                 limits.max_session_bytes() >> 10
@@ -648,28 +674,57 @@ impl State {
                 limits.max_prompts
             )));
         }
-        if self.sessions.contains_key(session_id) || self.sessions.len() < limits.max_sessions {
+        let new_session = !self.sessions.contains_key(session_id);
+        let cost = bytes
+            + if new_session {
+                Session::cost(session_id)
+            } else {
+                0
+            };
+        let held = self.pending_bytes + self.session_bytes + cost;
+        let mut over = held.saturating_sub(limits.max_state_bytes);
+        let mut count = usize::from(new_session && self.sessions.len() >= limits.max_sessions);
+        if over == 0 && count == 0 {
             return Ok(Vec::new());
         }
-        let evicted = self
-            .idle_session_changed_longest_ago(watched)
-            .ok_or_else(|| {
-                Error::TooMany(format!("too many sessions (limit {})", limits.max_sessions))
-            })?;
-        Ok(vec![Change::SessionEvicted {
-            session_id: evicted,
-        }])
+        let mut evicted = Vec::new();
+        for idle in self.idle_sessions_changed_longest_ago(session_id, watched) {
+            if (over == 0 && count == 0) || evicted.len() == MAX_EVICTED {
+                break;
+            }
+            over = over.saturating_sub(Session::cost(idle));
+            count = count.saturating_sub(1);
+            evicted.push(Change::SessionEvicted {
+                session_id: idle.to_string(),
+            });
+        }
+        if over > 0 {
+            return Err(Error::InsufficientStorage(format!(
+                "the memory budget for pending prompts and sessions is full ({} MiB, --max-state-bytes); answer or cancel some",
+                limits.max_state_bytes >> 20
+            )));
+        }
+        if count > 0 {
+            let limit = limits.max_sessions;
+            return Err(Error::TooMany(format!("too many sessions (limit {limit})")));
+        }
+        Ok(evicted)
     }
 
-    /// The session to forget for a new one: nothing pending, watched by no
-    /// one by name, changed longest ago.
-    fn idle_session_changed_longest_ago(&self, watched: impl Fn(&str) -> bool) -> Option<String> {
-        let idle = self
-            .sessions
-            .iter()
-            .filter(|(session_id, session)| !session.has_pending() && !watched(session_id));
-        let oldest = idle.min_by(|a, b| a.1.changed_at.total_cmp(&b.1.changed_at))?;
-        Some(oldest.0.clone())
+    /// The sessions to forget for a new one, or to make room in the budget:
+    /// nothing pending, not `keep`, watched by no one by name, changed
+    /// longest ago first.
+    fn idle_sessions_changed_longest_ago(
+        &self,
+        keep: &str,
+        watched: impl Fn(&str) -> bool,
+    ) -> Vec<&str> {
+        let idle = self.sessions.iter().filter(|(session_id, session)| {
+            !session.has_pending() && *session_id != keep && !watched(session_id)
+        });
+        let mut idle: Vec<(&str, f64)> = idle.map(|(id, s)| (id.as_str(), s.changed_at)).collect();
+        idle.sort_by(|a, b| a.1.total_cmp(&b.1));
+        idle.into_iter().map(|(session_id, _)| session_id).collect()
     }
 
     /// Answers the pending prompt with this id, or the head when no id is
@@ -776,6 +831,7 @@ impl State {
                 .queue(session_id, kind)
                 .into_iter()
                 .flat_map(Queue::iter)
+                .map(|prompt| &**prompt)
                 .collect(),
         };
         let resolve = |prompt: &Prompt| resolved(prompt, Outcome::Cancelled, now);
@@ -837,7 +893,7 @@ impl State {
             .outcome_order
             .iter()
             .take_while(|id| {
-                let Some(record) = self.outcomes.get(*id) else {
+                let Some(record) = self.outcomes.get(&**id) else {
                     return false;
                 };
                 let forget = record.at <= stale_before || excess > 0;
@@ -845,7 +901,7 @@ impl State {
                 forget
             })
             .take(FORGET_BATCH)
-            .cloned()
+            .map(|id| id.to_string())
             .collect();
         let sessions = self.sessions.iter();
         let stale =
@@ -860,24 +916,26 @@ impl State {
 
     // ---- reading ----
 
-    fn queue(&self, session_id: &str, kind: Kind) -> Option<&Queue<Prompt>> {
+    fn queue(&self, session_id: &str, kind: Kind) -> Option<&Queue<Arc<Prompt>>> {
         self.sessions
             .get(session_id)
             .map(|session| &session.queues[kind])
     }
 
-    fn session_bytes(&self, session_id: &str) -> usize {
+    fn session_prompt_bytes(&self, session_id: &str) -> usize {
         let session = self.sessions.get(session_id);
         let prompts = session
             .into_iter()
             .flat_map(|s| s.queues.values())
             .flat_map(Queue::iter);
-        prompts.map(Prompt::stored_bytes).sum()
+        prompts.map(|prompt| prompt.stored_bytes()).sum()
     }
 
-    /// Bytes held by pending prompts, by kept outcomes and by rules.
+    /// Bytes held by pending prompts and sessions, by kept outcomes and by
+    /// rules.
     pub fn bytes(&self) -> (usize, usize, usize) {
-        (self.pending_bytes, self.outcome_bytes, self.rule_bytes)
+        let pending = self.pending_bytes + self.session_bytes;
+        (pending, self.outcome_bytes, self.rule_bytes)
     }
 
     pub fn queue_len(&self, session_id: &str, kind: Kind) -> usize {
@@ -888,10 +946,11 @@ impl State {
     /// pending, or the head when no id is given.
     fn target(&self, session_id: &str, kind: Kind, id: Option<&str>) -> Option<&Prompt> {
         let queue = self.queue(session_id, kind)?;
-        match id {
+        let prompt = match id {
             Some(id) => queue.get(id),
             None => queue.head(),
-        }
+        };
+        prompt.map(|prompt| &**prompt)
     }
 
     pub fn update_of(&self, session_id: &str, kind: Kind) -> Update {
@@ -1034,7 +1093,7 @@ fn outcome_cost(id: &str, outcome: &Outcome, asked: &str) -> usize {
         Outcome::Answered(answer) => answer.text_bytes(),
         Outcome::Expired | Outcome::Cancelled => 0,
     };
-    id.len() + answer + asked.len() + OUTCOME_OVERHEAD
+    id.len() + answer + asked.len() + json_len(asked) + OUTCOME_OVERHEAD
 }
 
 fn counts_of(session: &Session) -> KindMap<usize> {

@@ -1,6 +1,7 @@
 //! The hub's side of the journal: a batch of changes as one record and
-//! back, the state rebuilt from a snapshot and the records after it, and
-//! when to compact.
+//! back, the state rebuilt from a snapshot and the records after it (each
+//! read and applied in turn, never a whole file in memory), and when to
+//! compact.
 //!
 //! Invariants: one operation's changes (an eviction and the submit it made
 //! room for, a cancel of many) are one record, so they are durable or lost
@@ -13,9 +14,11 @@
 //! gate stays up, and the rule never exists).
 
 use crate::core::change::Change;
+use crate::core::snapshot::{LINES_PREFIX, SnapshotReader};
 use crate::core::state::State;
-use crate::store::journal::{Journal, Recovered};
+use crate::store::journal::{Journal, Recovered, Snapshot};
 use serde_json::Value;
+use std::io::{BufRead, Read};
 
 /// Versions skipped at each start: more than could ever have been shown
 /// but not made durable before a crash.
@@ -34,35 +37,42 @@ pub fn encode(changes: &[Change]) -> Vec<u8> {
     serde_json::to_vec(&values).expect("JSON values always serialize")
 }
 
-/// The state a data directory held: its snapshot, then every record after.
+/// The longest line a snapshot in lines may hold: far above the longest
+/// entry a state holds (a prompt of a 64 KiB body, escaped), so a damaged
+/// file is refused before it is allocated.
+const MAX_SNAPSHOT_LINE: u64 = 16 << 20;
+
+/// The state a data directory held: its snapshot, then every record after,
+/// each read and applied one at a time.
 pub fn restore(recovered: &Recovered) -> Result<State, String> {
     let mut state = match &recovered.snapshot {
         None => State::default(),
-        Some((version, bytes)) => {
-            let value: Value = serde_json::from_slice(bytes)
-                .map_err(|e| format!("the snapshot is not JSON: {e}"))?;
-            let state =
-                State::from_snapshot(&value).ok_or("the snapshot does not describe a state")?;
-            if state.version() != *version {
+        Some(snapshot) => {
+            let state = read_snapshot(snapshot)?;
+            if state.version() != snapshot.version {
                 return Err(format!(
-                    "the snapshot says version {} inside and {version} outside",
-                    state.version()
+                    "the snapshot says version {} inside and {} outside",
+                    state.version(),
+                    snapshot.version
                 ));
             }
             state
         }
     };
-    for (version, bytes) in &recovered.records {
-        let changes = decode(bytes)
+    let records = recovered.records.iter();
+    let records = records.map_err(|e| format!("cannot read the journal: {e}"))?;
+    for record in records {
+        let (version, bytes) = record.map_err(|e| format!("cannot read the journal: {e}"))?;
+        let changes = decode(&bytes)
             .ok_or_else(|| format!("the record of version {version} is not a list of changes"))?;
-        if version_after(&state, &changes) != *version {
+        if version_after(&state, &changes) != version {
             return Err(format!(
                 "the record of version {version} does not follow version {}",
                 state.version()
             ));
         }
         for change in &changes {
-            say_if_refused(&state, change, *version);
+            say_if_refused(&state, change, version);
             state.apply(change);
         }
     }
@@ -81,6 +91,50 @@ pub fn say_if_refused(state: &State, change: &Change, version: u64) {
     }
 }
 
+/// A snapshot in lines, a line at a time; or one written before lines
+/// (the whole state as one JSON value), read whole.
+fn read_snapshot(snapshot: &Snapshot) -> Result<State, String> {
+    let unreadable = |e: std::io::Error| format!("cannot read the snapshot: {e}");
+    let mut reader = snapshot.reader().map_err(unreadable)?;
+    let in_lines = reader
+        .fill_buf()
+        .map_err(unreadable)?
+        .starts_with(LINES_PREFIX);
+    if !in_lines {
+        let mut bytes = Vec::new();
+        reader.read_to_end(&mut bytes).map_err(unreadable)?;
+        let value: Value =
+            serde_json::from_slice(&bytes).map_err(|e| format!("the snapshot is not JSON: {e}"))?;
+        return State::from_snapshot(&value).ok_or("the snapshot does not describe a state".into());
+    }
+    let (mut line, mut number) = (Vec::new(), 1);
+    let mut next_line = |line: &mut Vec<u8>| -> Result<Option<Value>, String> {
+        line.clear();
+        let mut limited = (&mut reader).take(MAX_SNAPSHOT_LINE + 1);
+        limited.read_until(b'\n', line).map_err(unreadable)?;
+        if line.is_empty() {
+            return Ok(None);
+        }
+        if line.len() as u64 > MAX_SNAPSHOT_LINE {
+            return Err(format!(
+                "the snapshot's line {number} is over {MAX_SNAPSHOT_LINE} bytes"
+            ));
+        }
+        let value = serde_json::from_slice(line)
+            .map_err(|e| format!("the snapshot's line {number} is not JSON: {e}"))?;
+        number += 1;
+        Ok(Some(value))
+    };
+    let first = next_line(&mut line)?.ok_or("the snapshot is empty")?;
+    let mut read =
+        SnapshotReader::new(&first).ok_or("the snapshot's first line has no versions")?;
+    while let Some(value) = next_line(&mut line)? {
+        read.line(&value)
+            .ok_or_else(|| format!("a line of the snapshot is not an entry of a state: {value}"))?;
+    }
+    Ok(read.finish())
+}
+
 pub fn decode(bytes: &[u8]) -> Option<Vec<Change>> {
     let value: Value = serde_json::from_slice(bytes).ok()?;
     value.as_array()?.iter().map(Change::from_json).collect()
@@ -88,12 +142,127 @@ pub fn decode(bytes: &[u8]) -> Option<Vec<Change>> {
 
 /// Hands the journal a snapshot of `state` when its records have grown
 /// past what the snapshot would take. Called under the hub lock, so the
-/// snapshot takes its place in the journal's order.
+/// snapshot takes its place in the journal's order; what is taken under it
+/// is a view of pointers, written by the journal thread with no lock held.
 pub fn compact_if_grown(journal: &Journal, state: &State) {
     let (records, snapshot) = journal.sizes();
     if records <= COMPACT_AFTER_BYTES.max(2 * snapshot) {
         return;
     }
-    let bytes = serde_json::to_vec(&state.to_snapshot()).expect("JSON values always serialize");
-    journal.compact(state.version(), bytes);
+    let view = state.snapshot_view();
+    journal.compact_with(view.version(), Box::new(move |out| view.write_lines(out)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::change::Change;
+    use crate::core::kind::Kind;
+    use crate::core::prompt::Choice;
+    use crate::core::prompt::{Answer, Outcome, Payload, Prompt};
+    use crate::core::rules::Scope;
+    use std::path::PathBuf;
+
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> TempDir {
+            let path =
+                std::env::temp_dir().join(format!("askgate-durable-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&path);
+            TempDir(path)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// A state with pending prompts (control bytes in their text), kept
+    /// outcomes and rules, each change appended to `journal`.
+    fn a_state(journal: &Journal) -> State {
+        let mut state = State::default();
+        let write = |state: &mut State, changes: Vec<Change>| {
+            let version = version_after(state, &changes);
+            journal.append(version, encode(&changes)).unwrap();
+            for change in &changes {
+                state.apply(change);
+            }
+            journal.wait_durable(version).unwrap();
+        };
+        for n in 0..300 {
+            let payload = match n % 2 {
+                0 => Payload::question(
+                    format!("{n} \u{1}\u{2}\n\"quoted\""),
+                    vec!["yes".into(), "no".into()],
+                ),
+                _ => Payload::approval(
+                    crate::core::action::Action::Command {
+                        command: format!("ls {n}"),
+                        cwd: None,
+                    },
+                    "list".into(),
+                    vec!["ls".into()],
+                    Default::default(),
+                ),
+            };
+            let session = format!("s{}", n % 7);
+            let prompt = Prompt::new(format!("{n:012x}"), session, 1000.0 + n as f64, 60, payload);
+            write(&mut state, vec![Change::Submitted(prompt)]);
+        }
+        for n in (0..300).step_by(3) {
+            let kind = [Kind::Clarify, Kind::Approval][n % 2];
+            let (outcome, grant) = match kind {
+                Kind::Clarify => (Outcome::Answered(Answer::Text("yes".into())), None),
+                Kind::Approval => (
+                    Outcome::Answered(Answer::choice(Choice::Session)),
+                    Some(Scope::Exact(format!("ls {n}"))),
+                ),
+            };
+            let resolved = Change::Resolved {
+                session_id: format!("s{}", n % 7),
+                kind,
+                id: format!("{n:012x}"),
+                outcome,
+                at: 2000.0,
+                grant,
+            };
+            write(&mut state, vec![resolved]);
+        }
+        state
+    }
+
+    fn reopen(dir: &TempDir) -> State {
+        let (journal, recovered) = Journal::open(&dir.0).unwrap();
+        let state = restore(&recovered).unwrap();
+        drop(journal);
+        state
+    }
+
+    #[test]
+    fn a_snapshot_in_lines_and_the_records_after_it_read_back_equal() {
+        let dir = TempDir::new("lines");
+        let (journal, _) = Journal::open(&dir.0).unwrap();
+        let state = a_state(&journal);
+        let view = state.snapshot_view();
+        journal.compact_with(view.version(), Box::new(move |out| view.write_lines(out)));
+        drop(journal);
+        assert!(state.rule_count() > 0 && state.bytes().1 > 0);
+        assert_eq!(reopen(&dir), state);
+    }
+
+    #[test]
+    fn a_snapshot_written_as_one_value_before_lines_still_reads_back() {
+        let dir = TempDir::new("one-value");
+        let (journal, _) = Journal::open(&dir.0).unwrap();
+        let state = a_state(&journal);
+        // What a journal's compaction wrote before snapshots were lines.
+        let old = serde_json::to_vec(&state.to_snapshot()).unwrap();
+        assert!(old.starts_with(b"{\"always\":"), "the older layout");
+        journal.compact(state.version(), old);
+        drop(journal);
+        assert_eq!(reopen(&dir), state);
+    }
 }

@@ -195,18 +195,6 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// The bytes of `path`, never read through a symlink; `None` when missing.
-pub fn read_if_exists(path: &Path) -> io::Result<Option<Vec<u8>>> {
-    let mut file = match no_follow().read(true).open(path) {
-        Ok(file) => file,
-        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(error) => return Err(error),
-    };
-    let mut bytes = Vec::new();
-    io::Read::read_to_end(&mut file, &mut bytes)?;
-    Ok(Some(bytes))
-}
-
 /// Removes `DIR/name`; Ok(true) if it was there.
 pub fn remove_if_exists(dir: &Path, name: &str) -> io::Result<bool> {
     private_file::remove_if_exists(&dir.join(name))

@@ -1,13 +1,18 @@
 //! The bytes on disk: the journal header, its records, the snapshot file and
-//! their CRC-32, all little-endian; reading them back is a pure function of
-//! the bytes, so every rule about damage is tested without a file.
+//! their CRC-32, all little-endian; reading them back is a function of the
+//! bytes read through a `Source` (a file, a window or a record at a time,
+//! never whole; or a slice), so every rule about damage is tested without
+//! a file.
 //!
 //! Invariants: a record is valid only if it fits, its checksum matches and its
 //! version is above the one before it; zeros after the last record are the
 //! preallocated end, not damage; bytes that are neither, with no valid record
 //! after them, are a torn tail; anything else is a `Problem` at a byte offset.
 
+use std::fs::File;
+use std::io;
 use std::ops::Range;
+use std::os::unix::fs::FileExt;
 
 pub const JOURNAL_MAGIC: &[u8; 8] = b"askgjrnl";
 pub const SNAPSHOT_MAGIC: &[u8; 8] = b"askgsnap";
@@ -19,7 +24,7 @@ pub const RECORD_HEADER_LEN: u64 = 16;
 /// Magic, format, CRC of the rest, version, payload length.
 pub const SNAPSHOT_HEADER_LEN: u64 = 32;
 
-const CRC_TABLE: [u32; 256] = crc_table();
+static CRC_TABLE: [u32; 256] = crc_table();
 
 const fn crc_table() -> [u32; 256] {
     let mut table = [0u32; 256];
@@ -43,11 +48,71 @@ const fn crc_table() -> [u32; 256] {
 
 /// CRC-32 (IEEE 802.3, as in zlib and PNG) over the parts, in order.
 pub fn crc32(parts: &[&[u8]]) -> u32 {
-    let mut crc = !0u32;
-    for byte in parts.iter().flat_map(|part| part.iter()) {
-        crc = CRC_TABLE[((crc ^ u32::from(*byte)) & 0xff) as usize] ^ (crc >> 8);
+    let mut crc = Crc32::new();
+    for part in parts {
+        crc.update(part);
     }
-    !crc
+    crc.finish()
+}
+
+/// CRC-32 over bytes that come a piece at a time.
+pub struct Crc32(u32);
+
+impl Crc32 {
+    pub fn new() -> Crc32 {
+        Crc32(!0)
+    }
+
+    pub fn update(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = CRC_TABLE[((self.0 ^ u32::from(*byte)) & 0xff) as usize] ^ (self.0 >> 8);
+        }
+    }
+
+    pub fn finish(&self) -> u32 {
+        !self.0
+    }
+}
+
+/// The most bytes one record's payload may say it holds when read back: far
+/// above what `append` takes (a quarter of the reserve), so a damaged
+/// length is never allocated.
+pub const MAX_RECORD_BYTES: u64 = 16 << 20;
+
+/// Bytes read at any offset: a file (read as needed, never whole) or, in
+/// tests, a slice.
+pub trait Source {
+    fn size(&self) -> u64;
+    /// Fills `buf` from `at`; the caller keeps within `size`.
+    fn read_exact_at(&self, buf: &mut [u8], at: u64) -> io::Result<()>;
+}
+
+impl Source for [u8] {
+    fn size(&self) -> u64 {
+        self.len() as u64
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], at: u64) -> io::Result<()> {
+        let at = at as usize;
+        buf.copy_from_slice(&self[at..at + buf.len()]);
+        Ok(())
+    }
+}
+
+/// A file and its length when it was opened.
+pub struct FileSource {
+    pub file: File,
+    pub size: u64,
+}
+
+impl Source for FileSource {
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], at: u64) -> io::Result<()> {
+        self.file.read_exact_at(buf, at)
+    }
 }
 
 /// What is wrong in one file's bytes, and where.
@@ -94,26 +159,40 @@ pub fn encode_record(out: &mut Vec<u8>, version: u64, payload: &[u8]) {
 }
 
 /// The header written before a snapshot's payload.
+#[cfg(test)]
 pub fn snapshot_header(version: u64, payload: &[u8]) -> Vec<u8> {
-    let format = FORMAT.to_le_bytes();
-    let version = version.to_le_bytes();
-    let length = (payload.len() as u64).to_le_bytes();
-    let crc = crc32(&[&version, &length, payload]).to_le_bytes();
-    [&SNAPSHOT_MAGIC[..], &format, &crc, &version, &length].concat()
+    let length = payload.len() as u64;
+    let mut crc = Crc32::new();
+    crc.update(&version.to_le_bytes());
+    crc.update(&length.to_le_bytes());
+    crc.update(payload);
+    snapshot_header_of(version, length, crc.finish())
 }
 
-fn check_magic(bytes: &[u8], magic: &[u8; 8], header_len: u64) -> Result<(), Problem> {
-    if (bytes.len() as u64) < header_len {
-        let what = format!(
-            "shorter ({} bytes) than its {header_len}-byte header",
-            bytes.len()
-        );
-        return Err(problem(bytes.len() as u64, what));
+/// The header of a snapshot whose payload's checksum (after the version
+/// and length, as `snapshot_header` takes it) is already known.
+pub fn snapshot_header_of(version: u64, length: u64, crc: u32) -> Vec<u8> {
+    let format = FORMAT.to_le_bytes();
+    let (version, length) = (version.to_le_bytes(), length.to_le_bytes());
+    [
+        &SNAPSHOT_MAGIC[..],
+        &format,
+        &crc.to_le_bytes(),
+        &version,
+        &length,
+    ]
+    .concat()
+}
+
+fn check_magic(header: &[u8], size: u64, magic: &[u8; 8], header_len: u64) -> Result<(), Problem> {
+    if size < header_len {
+        let what = format!("shorter ({size} bytes) than its {header_len}-byte header");
+        return Err(problem(size, what));
     }
-    if &bytes[..8] != magic {
+    if &header[..8] != magic {
         return Err(problem(0, "not an askgate file (wrong magic)"));
     }
-    match u32_at(bytes, 8) {
+    match u32_at(header, 8) {
         FORMAT => Ok(()),
         other => Err(problem(
             8,
@@ -122,20 +201,46 @@ fn check_magic(bytes: &[u8], magic: &[u8; 8], header_len: u64) -> Result<(), Pro
     }
 }
 
-/// The snapshot's version and payload.
-pub fn decode_snapshot(bytes: &[u8]) -> Result<(u64, &[u8]), Problem> {
-    check_magic(bytes, SNAPSHOT_MAGIC, SNAPSHOT_HEADER_LEN)?;
-    let length = u64_at(bytes, 24);
-    let payload = &bytes[SNAPSHOT_HEADER_LEN as usize..];
-    if payload.len() as u64 != length {
-        let what = format!("says {length} payload bytes, holds {}", payload.len());
-        return Err(problem(24, what));
+/// The snapshot's version and payload length, its checksum verified a
+/// window at a time.
+pub fn check_snapshot(src: &(impl Source + ?Sized)) -> io::Result<Result<(u64, u64), Problem>> {
+    let size = src.size();
+    let mut header = vec![0; (SNAPSHOT_HEADER_LEN.min(size)) as usize];
+    src.read_exact_at(&mut header, 0)?;
+    if let Err(found) = check_magic(&header, size, SNAPSHOT_MAGIC, SNAPSHOT_HEADER_LEN) {
+        return Ok(Err(found));
     }
-    if crc32(&[&bytes[16..]]) != u32_at(bytes, 12) {
-        return Err(problem(12, "checksum mismatch"));
+    let length = u64_at(&header, 24);
+    let held = size - SNAPSHOT_HEADER_LEN;
+    if held != length {
+        let what = format!("says {length} payload bytes, holds {held}");
+        return Ok(Err(problem(24, what)));
     }
-    Ok((u64_at(bytes, 16), payload))
+    let mut crc = Crc32::new();
+    crc.update(&header[16..]);
+    let mut window = vec![0; WINDOW.min(held) as usize];
+    let mut at = SNAPSHOT_HEADER_LEN;
+    while at < size {
+        let len = (size - at).min(WINDOW) as usize;
+        src.read_exact_at(&mut window[..len], at)?;
+        crc.update(&window[..len]);
+        at += len as u64;
+    }
+    if crc.finish() != u32_at(&header, 12) {
+        return Ok(Err(problem(12, "checksum mismatch")));
+    }
+    Ok(Ok((u64_at(&header, 16), length)))
 }
+
+/// The snapshot's version and payload, from its bytes.
+#[cfg(test)]
+pub fn decode_snapshot(bytes: &[u8]) -> Result<(u64, &[u8]), Problem> {
+    let (version, _) = check_snapshot(bytes).expect("a slice reads")?;
+    Ok((version, &bytes[SNAPSHOT_HEADER_LEN as usize..]))
+}
+
+/// How much of a file is read at once when it is read through.
+const WINDOW: u64 = 64 * 1024;
 
 /// How a journal's bytes end after its last valid record.
 #[derive(Clone, Debug, PartialEq)]
@@ -147,76 +252,150 @@ pub enum Tail {
     Torn { offset: u64, bytes: u64 },
 }
 
-/// A journal read back: its base version, its records in order (version and
-/// where the payload lies), where the valid records end, and how it ends.
+/// A journal read back: its base version, how many valid records it holds
+/// (each shown to the caller's visitor as it is read), the first and last
+/// of their versions, where the valid records end, and how it ends.
 #[derive(Debug)]
 pub struct Scan {
     pub base: u64,
-    pub records: Vec<(u64, Range<usize>)>,
+    pub records: u64,
+    pub first: Option<u64>,
+    pub last: Option<u64>,
     pub end: u64,
     pub tail: Tail,
 }
 
-pub fn scan_journal(bytes: &[u8]) -> Result<Scan, Problem> {
-    check_magic(bytes, JOURNAL_MAGIC, HEADER_LEN)?;
-    if crc32(&[&bytes[..12], &bytes[16..24]]) != u32_at(bytes, 12) {
-        return Err(problem(12, "header checksum mismatch"));
+/// Reads a journal record by record, never more than one record (and a
+/// window) at a time; `visit` sees each valid record's version and where
+/// its payload lies.
+pub fn scan_journal(
+    src: &(impl Source + ?Sized),
+    mut visit: impl FnMut(u64, Range<u64>),
+) -> io::Result<Result<Scan, Problem>> {
+    let size = src.size();
+    let mut header = vec![0; (HEADER_LEN.min(size)) as usize];
+    src.read_exact_at(&mut header, 0)?;
+    if let Err(found) = check_magic(&header, size, JOURNAL_MAGIC, HEADER_LEN) {
+        return Ok(Err(found));
     }
-    let base = u64_at(bytes, 16);
-    let (mut position, mut last, mut records) = (HEADER_LEN as usize, base, Vec::new());
-    while let Some((version, payload)) = record_at(bytes, position) {
+    if crc32(&[&header[..12], &header[16..24]]) != u32_at(&header, 12) {
+        return Ok(Err(problem(12, "header checksum mismatch")));
+    }
+    let base = u64_at(&header, 16);
+    let (mut position, mut last, mut buf) = (HEADER_LEN, base, Vec::new());
+    let (mut records, mut first) = (0, None);
+    while let Some((version, payload)) = record_at(src, position, &mut buf)? {
         if version <= last {
             let what = format!("record version {version} does not follow version {last}");
-            return Err(problem(position as u64, what));
+            return Ok(Err(problem(position, what)));
         }
         position = payload.end;
         last = version;
-        records.push((version, payload));
+        records += 1;
+        first = first.or(Some(version));
+        visit(version, payload);
     }
-    let tail = tail_at(bytes, position, last)?;
-    let end = position as u64;
-    Ok(Scan {
+    let tail = match tail_at(src, position, last)? {
+        Ok(tail) => tail,
+        Err(found) => return Ok(Err(found)),
+    };
+    let last = first.map(|_| last);
+    Ok(Ok(Scan {
         base,
         records,
-        end,
+        first,
+        last,
+        end: position,
         tail,
-    })
+    }))
 }
 
 /// The version and payload range of a structurally whole record with a
-/// matching checksum at `at`; version 0 never appears in a record.
-fn record_at(bytes: &[u8], at: usize) -> Option<(u64, Range<usize>)> {
-    let start = at.checked_add(RECORD_HEADER_LEN as usize)?;
-    let end = start.checked_add(u32_at(bytes.get(at..start)?, 0) as usize)?;
-    let version = u64_at(bytes, at + 8);
-    if end > bytes.len() || version == 0 {
-        return None;
-    }
-    let matches = crc32(&[&bytes[at + 8..end]]) == u32_at(bytes, at + 4);
-    matches.then_some((version, start..end))
-}
-
-fn tail_at(bytes: &[u8], at: usize, last: u64) -> Result<Tail, Problem> {
-    let rest = &bytes[at..];
-    let Some(last_nonzero) = rest.iter().rposition(|byte| *byte != 0) else {
-        let zeros = rest.len() as u64;
-        return Ok(Tail::Clean { zeros });
+/// matching checksum at `at` (its payload left in `buf`); version 0 never
+/// appears in a record.
+pub fn record_at(
+    src: &(impl Source + ?Sized),
+    at: u64,
+    buf: &mut Vec<u8>,
+) -> io::Result<Option<(u64, Range<u64>)>> {
+    let size = src.size();
+    let Some(start) = at
+        .checked_add(RECORD_HEADER_LEN)
+        .filter(|start| *start <= size)
+    else {
+        return Ok(None);
     };
-    if let Some(next) = next_valid_record(bytes, at + 1, last) {
-        let what = format!("not a valid record, yet a valid record follows at byte {next}");
-        return Err(problem(at as u64, what));
+    let mut header = [0; RECORD_HEADER_LEN as usize];
+    src.read_exact_at(&mut header, at)?;
+    let length = u64::from(u32_at(&header, 0));
+    let version = u64_at(&header, 8);
+    let end = start + length;
+    if length > MAX_RECORD_BYTES || end > size || version == 0 {
+        return Ok(None);
     }
-    let (offset, bytes) = (at as u64, last_nonzero as u64 + 1);
-    Ok(Tail::Torn { offset, bytes })
+    buf.resize(length as usize, 0);
+    src.read_exact_at(buf, start)?;
+    let matches = crc32(&[&header[8..], buf]) == u32_at(&header, 4);
+    Ok(matches.then_some((version, start..end)))
 }
 
-fn next_valid_record(bytes: &[u8], from: usize, last: u64) -> Option<usize> {
-    (from..bytes.len()).find(|at| {
-        // Most offsets fail on the version or the length, before any checksum.
-        bytes.len() - at >= RECORD_HEADER_LEN as usize
-            && u64_at(bytes, at + 8) > last
-            && record_at(bytes, *at).is_some()
-    })
+fn tail_at(src: &(impl Source + ?Sized), at: u64, last: u64) -> io::Result<Result<Tail, Problem>> {
+    let Some(last_nonzero) = last_nonzero(src, at)? else {
+        let zeros = src.size() - at;
+        return Ok(Ok(Tail::Clean { zeros }));
+    };
+    if let Some(next) = next_valid_record(src, at + 1, last)? {
+        let what = format!("not a valid record, yet a valid record follows at byte {next}");
+        return Ok(Err(problem(at, what)));
+    }
+    let (offset, bytes) = (at, last_nonzero + 1 - at);
+    Ok(Ok(Tail::Torn { offset, bytes }))
+}
+
+/// The offset of the last non-zero byte at or after `from`, read backwards
+/// a window at a time (the end is most often the preallocated zeros).
+fn last_nonzero(src: &(impl Source + ?Sized), from: u64) -> io::Result<Option<u64>> {
+    let mut end = src.size();
+    let mut window = vec![0; WINDOW as usize];
+    while end > from {
+        let start = end.saturating_sub(WINDOW).max(from);
+        let bytes = &mut window[..(end - start) as usize];
+        src.read_exact_at(bytes, start)?;
+        if let Some(index) = bytes.iter().rposition(|byte| *byte != 0) {
+            return Ok(Some(start + index as u64));
+        }
+        end = start;
+    }
+    Ok(None)
+}
+
+fn next_valid_record(
+    src: &(impl Source + ?Sized),
+    from: u64,
+    last: u64,
+) -> io::Result<Option<u64>> {
+    let size = src.size();
+    let (mut window, mut buf) = (Vec::new(), Vec::new());
+    let mut start = from;
+    while start + RECORD_HEADER_LEN <= size {
+        // Each window holds every header that starts in its first WINDOW bytes.
+        let len = (size - start).min(WINDOW + RECORD_HEADER_LEN - 1);
+        window.resize(len as usize, 0);
+        src.read_exact_at(&mut window, start)?;
+        let headers = len + 1 - RECORD_HEADER_LEN;
+        for index in 0..headers.min(WINDOW) as usize {
+            // Most offsets fail on the version or the length, before any checksum.
+            let at = start + index as u64;
+            let length = u64::from(u32_at(&window, index));
+            let fits = at + RECORD_HEADER_LEN + length <= size;
+            if fits && u64_at(&window, index + 8) > last && record_at(src, at, &mut buf)?.is_some()
+            {
+                return Ok(Some(at));
+            }
+        }
+        start += WINDOW;
+    }
+    Ok(None)
 }
 
 #[cfg(test)]
@@ -231,8 +410,19 @@ mod tests {
         bytes
     }
 
-    fn versions(scan: &Scan) -> Vec<u64> {
-        scan.records.iter().map(|(version, _)| *version).collect()
+    /// The scan, and each record's version and payload range.
+    type Records = Vec<(u64, Range<usize>)>;
+
+    fn scan_journal(bytes: &[u8]) -> Result<(Scan, Records), Problem> {
+        let mut records = Vec::new();
+        let visit =
+            |version, at: Range<u64>| records.push((version, at.start as usize..at.end as usize));
+        let scan = super::scan_journal(bytes, visit).unwrap()?;
+        Ok((scan, records))
+    }
+
+    fn versions(records: &[(u64, Range<usize>)]) -> Vec<u64> {
+        records.iter().map(|(version, _)| *version).collect()
     }
 
     #[test]
@@ -245,9 +435,13 @@ mod tests {
     #[test]
     fn records_read_back_with_their_payloads() {
         let bytes = journal(7, &[(8, b"eight"), (10, b""), (11, b"eleven")]);
-        let scan = scan_journal(&bytes).unwrap();
-        assert_eq!((scan.base, versions(&scan)), (7, vec![8, 10, 11]));
-        assert_eq!(&bytes[scan.records[2].1.clone()], b"eleven");
+        let (scan, records) = scan_journal(&bytes).unwrap();
+        assert_eq!((scan.base, versions(&records)), (7, vec![8, 10, 11]));
+        assert_eq!(
+            (scan.records, scan.first, scan.last),
+            (3, Some(8), Some(11))
+        );
+        assert_eq!(&bytes[records[2].1.clone()], b"eleven");
         assert_eq!(
             (scan.end, scan.tail),
             (bytes.len() as u64, Tail::Clean { zeros: 0 })
@@ -258,9 +452,9 @@ mod tests {
     fn zeros_after_the_last_record_are_a_clean_end() {
         let mut bytes = journal(0, &[(1, b"one")]);
         bytes.resize(bytes.len() + 4096, 0);
-        let scan = scan_journal(&bytes).unwrap();
+        let (scan, records) = scan_journal(&bytes).unwrap();
         assert_eq!(
-            (versions(&scan), scan.tail),
+            (versions(&records), scan.tail),
             (vec![1], Tail::Clean { zeros: 4096 })
         );
     }
@@ -273,13 +467,13 @@ mod tests {
         let cut = whole.len() - 5;
         bytes[cut..whole.len()].fill(0);
         let start = journal(0, &[(1, b"one")]).len() as u64;
-        let scan = scan_journal(&bytes).unwrap();
+        let (scan, records) = scan_journal(&bytes).unwrap();
         let torn = Tail::Torn {
             offset: start,
             bytes: cut as u64 - start,
         };
         assert_eq!(
-            (versions(&scan), scan.end, scan.tail),
+            (versions(&records), scan.end, scan.tail),
             (vec![1], start, torn)
         );
     }

@@ -8,7 +8,7 @@
 //! waits for its retry; waiters are woken after every batch, success or
 //! failure, and when the thread ends.
 
-use super::journal::{AppendError, Failed};
+use super::journal::{AppendError, Failed, WriteSnapshot};
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
@@ -16,7 +16,7 @@ use std::time::Duration;
 
 pub enum Item {
     Record(u64, Vec<u8>),
-    Snapshot(u64, Vec<u8>),
+    Snapshot(u64, WriteSnapshot),
 }
 
 struct Inner {
@@ -117,7 +117,7 @@ impl Shared {
 
     /// Queues a snapshot at `version`; Err(last queued version) if that is
     /// newer, or the journal is closing.
-    pub fn push_snapshot(&self, version: u64, snapshot: Vec<u8>) -> Result<(), u64> {
+    pub fn push_snapshot(&self, version: u64, snapshot: WriteSnapshot) -> Result<(), u64> {
         let inner = self.lock();
         if inner.closing || version < inner.last_queued {
             return Err(inner.last_queued);

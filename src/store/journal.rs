@@ -14,10 +14,11 @@
 
 use super::handoff::Shared;
 use super::recover::{self, Found};
-pub use super::recover::{Damage, OpenError, Report, check};
+pub use super::recover::{Damage, OpenError, Records, Report, Snapshot, check};
 use super::writer::{self, Writer};
 use super::{disk, format};
 use std::fmt;
+use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -44,17 +45,21 @@ impl Default for Options {
     }
 }
 
-/// What `open` read back.
+/// What `open` read back: nothing held in memory but where to read it.
 #[derive(Debug)]
 pub struct Recovered {
-    /// The version the snapshot covers, and its bytes.
-    pub snapshot: Option<(u64, Vec<u8>)>,
-    /// The records after the snapshot, in order.
-    pub records: Vec<(u64, Vec<u8>)>,
+    /// The snapshot: its version, and its payload to read as a stream.
+    pub snapshot: Option<Snapshot>,
+    /// The records after the snapshot, to read in order one at a time.
+    pub records: Records,
     /// A warning to log: file, offset, bytes dropped.
     pub torn_tail: Option<String>,
     pub elapsed: Duration,
 }
+
+/// What a compaction writes: the snapshot's payload, streamed to `out` by
+/// the journal thread with no lock of the caller's held.
+pub type WriteSnapshot = Box<dyn FnOnce(&mut dyn io::Write) -> io::Result<()> + Send>;
 
 /// Why `append` refused a record; the record is not queued.
 #[derive(Clone, Debug, PartialEq)]
@@ -174,7 +179,7 @@ impl Journal {
         let journal_path = found.dir.join(disk::JOURNAL);
         let appendable = writer::open_file(found).map_err(OpenError::io(&journal_path))?;
         let shared = Arc::new(Shared::new(found.last_version(), appendable.spare()));
-        let snapshot_bytes = found.snapshot.as_ref().map_or(0, |(_, s)| s.len() as u64);
+        let snapshot_bytes = found.snapshot.map_or(0, |(_, len)| len);
         let counters = &shared.counters;
         counters
             .snapshot_bytes
@@ -226,7 +231,13 @@ impl Journal {
     /// fresh journal; if it cannot, it keeps the old files and logs a warning,
     /// and `sizes` still says the journal is long, so the caller tries again.
     pub fn compact(&self, version: u64, snapshot: Vec<u8>) {
-        if let Err(last) = self.shared.push_snapshot(version, snapshot) {
+        self.compact_with(version, Box::new(move |out| out.write_all(&snapshot)));
+    }
+
+    /// As `compact`, with the payload written by `write` on the journal
+    /// thread, a piece at a time.
+    pub fn compact_with(&self, version: u64, write: WriteSnapshot) {
+        if let Err(last) = self.shared.push_snapshot(version, write) {
             log::error!(
                 "journal: compaction at version {version} refused: version {last} is \
                  already queued, or the journal is closed"
@@ -311,7 +322,7 @@ fn recovered(found: Found, started: Instant) -> Recovered {
     let records = found.replay();
     let torn_tail = found.torn_tail();
     Recovered {
-        snapshot: found.snapshot,
+        snapshot: found.snapshot_file(),
         records,
         torn_tail,
         elapsed: started.elapsed(),

@@ -7,11 +7,12 @@
 //! and what the operator can do; a journal never follows a newer snapshot
 //! than the one present.
 
-use super::disk::{self, JOURNAL, JOURNAL_TMP, SNAPSHOT, SNAPSHOT_TMP};
+use super::disk::{JOURNAL, JOURNAL_TMP, SNAPSHOT, SNAPSHOT_TMP};
+use super::format::FileSource;
 use super::format::{self, HEADER_LEN, Problem, Scan, Tail};
 use std::fmt;
-use std::io;
-use std::ops::Range;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 /// A file that cannot be trusted: askgate refuses to start rather than drop
@@ -110,24 +111,28 @@ impl From<Damage> for OpenError {
     }
 }
 
-/// The journal file's bytes and what they hold.
+/// The journal file's length and what it holds (its bytes are read a
+/// record at a time, never whole).
 pub struct JournalFile {
-    pub bytes: Vec<u8>,
+    pub len: u64,
     pub scan: Scan,
+    /// Valid records after the snapshot: what replay applies.
+    pub replayed: u64,
 }
 
 /// What a data directory holds, read and checked, nothing changed.
 pub struct Found {
     pub dir: PathBuf,
-    pub snapshot: Option<(u64, Vec<u8>)>,
+    /// The snapshot's version and payload length.
+    pub snapshot: Option<(u64, u64)>,
     pub journal: Option<JournalFile>,
     pub leftovers: Vec<&'static str>,
 }
 
 pub fn read(dir: &Path) -> Result<Found, OpenError> {
     let snapshot = read_snapshot(dir)?;
-    let journal = read_journal(dir)?;
     let snapshot_version = snapshot.as_ref().map_or(0, |(version, _)| *version);
+    let journal = read_journal(dir, snapshot_version)?;
     if let Some(journal) = &journal {
         check_base(dir, journal.scan.base, snapshot_version)?;
     }
@@ -141,26 +146,41 @@ pub fn read(dir: &Path) -> Result<Found, OpenError> {
     })
 }
 
-fn read_snapshot(dir: &Path) -> Result<Option<(u64, Vec<u8>)>, OpenError> {
-    let path = dir.join(SNAPSHOT);
-    let Some(mut bytes) = disk::read_if_exists(&path).map_err(OpenError::io(&path))? else {
-        return Ok(None);
+/// Opens a file to read it a window at a time; `None` if it is not there.
+pub fn open_source(path: &Path) -> Result<Option<FileSource>, OpenError> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(OpenError::io(path)(error)),
     };
-    let version = match format::decode_snapshot(&bytes) {
-        Ok((version, _)) => version,
-        Err(found) => return Err(Damage::new(path, found).into()),
-    };
-    let payload = bytes.split_off(format::SNAPSHOT_HEADER_LEN as usize);
-    Ok(Some((version, payload)))
+    let size = file.metadata().map_err(OpenError::io(path))?.len();
+    Ok(Some(FileSource { file, size }))
 }
 
-fn read_journal(dir: &Path) -> Result<Option<JournalFile>, OpenError> {
-    let path = dir.join(JOURNAL);
-    let Some(bytes) = disk::read_if_exists(&path).map_err(OpenError::io(&path))? else {
+fn read_snapshot(dir: &Path) -> Result<Option<(u64, u64)>, OpenError> {
+    let path = dir.join(SNAPSHOT);
+    let Some(source) = open_source(&path)? else {
         return Ok(None);
     };
-    match format::scan_journal(&bytes) {
-        Ok(scan) => Ok(Some(JournalFile { bytes, scan })),
+    match format::check_snapshot(&source).map_err(OpenError::io(&path))? {
+        Ok(found) => Ok(Some(found)),
+        Err(found) => Err(Damage::new(path, found).into()),
+    }
+}
+
+fn read_journal(dir: &Path, snapshot_version: u64) -> Result<Option<JournalFile>, OpenError> {
+    let path = dir.join(JOURNAL);
+    let Some(source) = open_source(&path)? else {
+        return Ok(None);
+    };
+    let mut replayed = 0;
+    let count = |version, _| replayed += u64::from(version > snapshot_version);
+    match format::scan_journal(&source, count).map_err(OpenError::io(&path))? {
+        Ok(scan) => Ok(Some(JournalFile {
+            len: source.size,
+            scan,
+            replayed,
+        })),
         Err(found) => Err(Damage::new(path, found).into()),
     }
 }
@@ -196,11 +216,8 @@ impl Found {
     /// The highest version the directory holds (a journal's base is never
     /// above the snapshot's version).
     pub fn last_version(&self) -> u64 {
-        let records = self.journal.as_ref().map(|journal| &journal.scan.records);
-        let last_record = records.and_then(|records| records.last());
-        last_record
-            .map_or(0, |(version, _)| *version)
-            .max(self.snapshot_version())
+        let last_record = self.journal.as_ref().and_then(|journal| journal.scan.last);
+        last_record.unwrap_or(0).max(self.snapshot_version())
     }
 
     pub fn torn_tail(&self) -> Option<String> {
@@ -212,50 +229,129 @@ impl Found {
         }
     }
 
-    /// The journal's records after the snapshot, in order: what replay applies.
-    pub fn replay(&self) -> Vec<(u64, Vec<u8>)> {
-        let Some(journal) = &self.journal else {
-            return Vec::new();
-        };
-        let after = self.snapshot_version();
-        let records = journal
-            .scan
-            .records
-            .iter()
-            .filter(|(version, _)| *version > after);
-        let copy = |(version, payload): &(u64, Range<usize>)| {
-            (*version, journal.bytes[payload.clone()].to_vec())
-        };
-        records.map(copy).collect()
+    /// The journal's records after the snapshot, to be read in order.
+    pub fn replay(&self) -> Records {
+        Records {
+            path: self.dir.join(JOURNAL),
+            end: self.journal.as_ref().map_or(HEADER_LEN, |j| j.scan.end),
+            after: self.snapshot_version(),
+            count: self.journal.as_ref().map_or(0, |j| j.replayed),
+        }
+    }
+
+    /// The snapshot, to be read a line at a time.
+    pub fn snapshot_file(&self) -> Option<Snapshot> {
+        let (version, len) = self.snapshot?;
+        let path = self.dir.join(SNAPSHOT);
+        Some(Snapshot { version, len, path })
     }
 
     pub fn report(&self) -> Report {
         let scan = self.journal.as_ref().map(|journal| &journal.scan);
-        let records = scan.map_or(&[][..], |scan| &scan.records[..]);
-        let after = self.snapshot_version();
-        let first_and_last = records.first().zip(records.last());
         let preallocated = match scan.map(|scan| &scan.tail) {
             Some(Tail::Clean { zeros }) => *zeros,
             _ => 0,
         };
         Report {
             dir: self.dir.clone(),
-            snapshot: self
-                .snapshot
-                .as_ref()
-                .map(|(v, payload)| (*v, payload.len() as u64)),
+            snapshot: self.snapshot,
             journal_base: scan.map(|scan| scan.base),
-            records: records.len() as u64,
-            replayed: records
-                .iter()
-                .filter(|(version, _)| *version > after)
-                .count() as u64,
-            versions: first_and_last.map(|((first, _), (last, _))| (*first, *last)),
+            records: scan.map_or(0, |scan| scan.records),
+            replayed: self.journal.as_ref().map_or(0, |j| j.replayed),
+            versions: scan.and_then(|scan| scan.first.zip(scan.last)),
             journal_bytes: scan.map_or(0, |scan| scan.end - HEADER_LEN),
             preallocated_bytes: preallocated,
             torn_tail: self.torn_tail(),
             leftovers: self.leftovers.iter().map(|name| name.to_string()).collect(),
         }
+    }
+}
+
+/// The snapshot a directory held: its version, and its payload to read as
+/// a stream.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Snapshot {
+    pub version: u64,
+    /// Payload bytes.
+    pub len: u64,
+    path: PathBuf,
+}
+
+impl Snapshot {
+    /// The payload, buffered a window at a time.
+    pub fn reader(&self) -> io::Result<impl BufRead> {
+        let mut file = File::open(&self.path)?;
+        file.seek(SeekFrom::Start(format::SNAPSHOT_HEADER_LEN))?;
+        Ok(BufReader::with_capacity(64 * 1024, file.take(self.len)))
+    }
+
+    /// The whole payload (tests, and the layout before lines).
+    pub fn read_all(&self) -> io::Result<Vec<u8>> {
+        let mut payload = Vec::new();
+        self.reader()?.read_to_end(&mut payload)?;
+        Ok(payload)
+    }
+}
+
+/// The records a directory's journal holds after its snapshot, read one at
+/// a time (each checked again as it is read).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Records {
+    path: PathBuf,
+    /// Where the valid records end.
+    end: u64,
+    after: u64,
+    count: u64,
+}
+
+impl Records {
+    /// How many there are.
+    pub fn len(&self) -> u64 {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Each record's version and payload, in order.
+    pub fn iter(&self) -> io::Result<impl Iterator<Item = io::Result<(u64, Vec<u8>)>> + use<>> {
+        let source = match self.count {
+            0 => None,
+            _ => Some(FileSource {
+                size: self.end,
+                file: File::open(&self.path)?,
+            }),
+        };
+        let (mut at, after) = (HEADER_LEN, self.after);
+        let next = move || -> Option<io::Result<(u64, Vec<u8>)>> {
+            let source = source.as_ref()?;
+            loop {
+                let mut payload = Vec::new();
+                let read = format::record_at(source, at, &mut payload);
+                let (version, range) = match read {
+                    Ok(Some(found)) => found,
+                    Ok(None) if at == source.size => return None,
+                    Ok(None) => {
+                        return Some(Err(io::Error::other("the journal changed under replay")));
+                    }
+                    Err(error) => return Some(Err(error)),
+                };
+                at = range.end;
+                if version > after {
+                    return Some(Ok((version, payload)));
+                }
+            }
+        };
+        Ok(std::iter::from_fn(next))
+    }
+
+    /// Every record in memory at once (tests).
+    pub fn read_all(&self) -> Vec<(u64, Vec<u8>)> {
+        let records = self.iter().expect("the journal opens");
+        records
+            .collect::<io::Result<_>>()
+            .expect("the journal reads")
     }
 }
 

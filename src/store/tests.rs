@@ -61,6 +61,12 @@ fn append_all(journal: &Journal, versions: impl IntoIterator<Item = u64>) {
     journal.wait_durable(last).unwrap();
 }
 
+/// The snapshot's version and payload, read whole.
+fn snapshot_of(recovered: &Recovered) -> Option<(u64, Vec<u8>)> {
+    let snapshot = recovered.snapshot.as_ref()?;
+    Some((snapshot.version, snapshot.read_all().unwrap()))
+}
+
 fn expected(versions: impl IntoIterator<Item = u64>) -> Vec<(u64, Vec<u8>)> {
     versions
         .into_iter()
@@ -89,8 +95,8 @@ fn records_come_back_in_order_after_a_reopen() {
     let (journal, recovered) = open(&dir);
     assert_eq!(
         (
-            recovered.snapshot,
-            recovered.records.len(),
+            snapshot_of(&recovered),
+            recovered.records.read_all().len(),
             recovered.torn_tail
         ),
         (None, 0, None)
@@ -100,7 +106,7 @@ fn records_come_back_in_order_after_a_reopen() {
     drop(journal);
     let (journal, recovered) = open(&dir);
     assert_eq!(
-        (recovered.records, recovered.torn_tail),
+        (recovered.records.read_all(), recovered.torn_tail),
         (expected(1..=100), None)
     );
     assert_eq!(journal.durable_version(), 100);
@@ -158,7 +164,7 @@ fn concurrent_appenders_share_fsyncs() {
         stats.fsyncs
     );
     drop(journal);
-    assert_eq!(open(&dir).1.records, expected(1..=records));
+    assert_eq!(open(&dir).1.records.read_all(), expected(1..=records));
 }
 
 #[test]
@@ -171,7 +177,11 @@ fn a_torn_last_record_is_dropped_at_every_byte() {
         for (how, bytes) in [("truncated", &original[..cut]), ("zeroed", &zeroed[..])] {
             fs::write(dir.file(JOURNAL), bytes).unwrap();
             let (journal, recovered) = open(&dir);
-            assert_eq!(recovered.records, expected(1..=4), "{how} at {cut}");
+            assert_eq!(
+                recovered.records.read_all(),
+                expected(1..=4),
+                "{how} at {cut}"
+            );
             let warned = recovered
                 .torn_tail
                 .is_some_and(|w| w.contains(&format!("at byte {start} ")));
@@ -184,7 +194,7 @@ fn a_torn_last_record_is_dropped_at_every_byte() {
             drop(journal);
             let (_, again) = open(&dir);
             assert_eq!(
-                (again.records, again.torn_tail),
+                (again.records.read_all(), again.torn_tail),
                 (expected(1..=5), None),
                 "{how} at {cut}"
             );
@@ -285,15 +295,15 @@ fn a_crash_between_snapshot_and_fresh_journal_recovers_without_duplicates() {
             .contains("leftover: journal.tmp")
     );
     let (journal, recovered) = open(&dir);
-    assert_eq!(recovered.snapshot, Some((6, b"state at 6".to_vec())));
+    assert_eq!(snapshot_of(&recovered), Some((6, b"state at 6".to_vec())));
     assert_eq!(
-        (recovered.records, recovered.torn_tail),
+        (recovered.records.read_all(), recovered.torn_tail),
         (expected(7..=10), None)
     );
     assert!(!dir.file(JOURNAL_TMP).exists());
     append_all(&journal, [11]);
     drop(journal);
-    assert_eq!(open(&dir).1.records, expected(7..=11));
+    assert_eq!(open(&dir).1.records.read_all(), expected(7..=11));
 }
 
 #[test]
@@ -302,7 +312,7 @@ fn a_crash_before_the_snapshot_is_renamed_keeps_the_old_files() {
     crash_mid_compaction(&dir, 6, false);
     let (_, recovered) = open(&dir);
     assert_eq!(
-        (recovered.snapshot, recovered.records),
+        (snapshot_of(&recovered), recovered.records.read_all()),
         (None, expected(1..=10))
     );
     assert!(!dir.file(SNAPSHOT_TMP).exists() && !dir.file(JOURNAL_TMP).exists());
@@ -340,8 +350,8 @@ fn compaction_keeps_the_files_bounded() {
     assert_eq!(journal.stats().snapshots_written, 1);
     drop(journal);
     let (_, recovered) = open(&dir);
-    assert_eq!(recovered.snapshot, Some((10_000, vec![b's'; 1000])));
-    assert_eq!(recovered.records, expected([10_001]));
+    assert_eq!(snapshot_of(&recovered), Some((10_000, vec![b's'; 1000])));
+    assert_eq!(recovered.records.read_all(), expected([10_001]));
 }
 
 #[test]
@@ -360,7 +370,7 @@ fn a_snapshot_that_cannot_be_written_keeps_the_old_files() {
     drop(journal);
     let (_, recovered) = open(&dir);
     assert_eq!(
-        (recovered.snapshot, recovered.records),
+        (snapshot_of(&recovered), recovered.records.read_all()),
         (Some((4, b"s4".to_vec())), expected([5]))
     );
 }
@@ -403,7 +413,7 @@ fn deleting_the_lock_file_lets_no_second_open_in_even_after_compactions() {
     }
     drop(first);
     let (_, recovered) = open(&dir);
-    assert_eq!(recovered.records, expected([5]));
+    assert_eq!(recovered.records.read_all(), expected([5]));
 }
 
 #[test]
@@ -498,7 +508,7 @@ fn an_exhausted_reserve_refuses_then_recovers_when_space_returns() {
     journal.append(fits + 1, record(fits + 1)).unwrap();
     journal.wait_durable(fits + 1).unwrap();
     drop(journal);
-    assert_eq!(open(&dir).1.records.len() as u64, fits + 1);
+    assert_eq!(open(&dir).1.records.read_all().len() as u64, fits + 1);
 }
 
 #[test]
@@ -528,7 +538,7 @@ fn a_failed_write_fails_its_waiters_and_is_retried_in_order() {
     assert_eq!(journal.wait_durable_past(1, Duration::from_secs(10)), 2);
     append_all(&journal, [3]);
     drop(journal);
-    assert_eq!(open(&dir).1.records, expected(1..=3));
+    assert_eq!(open(&dir).1.records.read_all(), expected(1..=3));
 }
 
 #[test]
@@ -605,7 +615,7 @@ fn a_real_file_size_limit_refuses_appends_until_it_is_lifted() {
         child_said(&stdout, "refused after ") < acknowledged,
         "{stdout}"
     );
-    assert_eq!(open(&dir).1.records.len() as u64, acknowledged);
+    assert_eq!(open(&dir).1.records.read_all().len() as u64, acknowledged);
 }
 
 fn child_said(stdout: &str, prefix: &str) -> u64 {

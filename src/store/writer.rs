@@ -10,10 +10,10 @@
 use super::disk::{self, JOURNAL, JOURNAL_TMP, SNAPSHOT, SNAPSHOT_TMP};
 use super::format::{self, HEADER_LEN, Tail};
 use super::handoff::{Fault, Item, Shared};
-use super::journal::Options;
+use super::journal::{Options, WriteSnapshot};
 use super::recover::Found;
 use std::fs::File;
-use std::io;
+use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -45,7 +45,7 @@ pub fn open_file(found: &Found) -> io::Result<Appendable> {
         .read(true)
         .write(true)
         .open(dir.join(JOURNAL))?;
-    let (end, mut len) = (journal.scan.end, journal.bytes.len() as u64);
+    let (end, mut len) = (journal.scan.end, journal.len);
     if let Tail::Torn { .. } = journal.scan.tail {
         file.set_len(end)?;
         file.sync_all()?;
@@ -160,7 +160,7 @@ impl Writer {
                 self.pending_last = version;
                 self.pending_records += 1;
             }
-            Item::Snapshot(version, snapshot) => self.compact(version, &snapshot),
+            Item::Snapshot(version, snapshot) => self.compact(version, snapshot),
         }
     }
 
@@ -287,7 +287,7 @@ impl Writer {
 
     /// Writes the snapshot and starts a fresh journal after it; on failure
     /// keeps the old files, which replay just as well.
-    fn compact(&mut self, version: u64, snapshot: &[u8]) {
+    fn compact(&mut self, version: u64, snapshot: WriteSnapshot) {
         if !self.flush(true) {
             log::warn!(
                 "journal: compaction at version {version} skipped: earlier records are not written yet"
@@ -310,18 +310,15 @@ impl Writer {
     /// The order makes every crash recoverable: the new journal is whole
     /// before the snapshot moves, and the snapshot is in place before the
     /// journal that follows it; replay skips records the snapshot covers.
-    fn switch_files(&self, version: u64, snapshot: &[u8], spare: u64) -> io::Result<File> {
+    fn switch_files(&self, version: u64, snapshot: WriteSnapshot, spare: u64) -> io::Result<File> {
         let header = format::journal_header(version);
         let journal = disk::write_tmp(&self.dir, JOURNAL_TMP, &[&header], spare)?;
         lock_new_journal(&journal)?;
         self.shared.fault(Fault::Snapshot)?;
-        let snapshot_header = format::snapshot_header(version, snapshot);
-        disk::write_tmp(&self.dir, SNAPSHOT_TMP, &[&snapshot_header, snapshot], 0)?;
+        let length = write_snapshot(&self.dir, version, snapshot)?;
         disk::rename_synced(&self.dir, SNAPSHOT_TMP, SNAPSHOT)?;
         let counters = &self.shared.counters;
-        counters
-            .snapshot_bytes
-            .store(snapshot.len() as u64, Ordering::Relaxed);
+        counters.snapshot_bytes.store(length, Ordering::Relaxed);
         counters.snapshots_written.fetch_add(1, Ordering::Relaxed);
         disk::rename_synced(&self.dir, JOURNAL_TMP, JOURNAL)?;
         Ok(journal)
@@ -340,4 +337,36 @@ impl Writer {
     fn journal_path(&self) -> PathBuf {
         self.dir.join(JOURNAL)
     }
+}
+
+/// Writes `SNAPSHOT_TMP`: a header to fill in, the payload streamed through
+/// a small buffer, then (read back a window at a time, for the checksum
+/// covers the length, known only at the end) the header; synced. Returns
+/// the payload's length.
+fn write_snapshot(dir: &Path, version: u64, snapshot: WriteSnapshot) -> io::Result<u64> {
+    let header_len = format::SNAPSHOT_HEADER_LEN;
+    let file = disk::write_tmp(dir, SNAPSHOT_TMP, &[&vec![0; header_len as usize]], 0)?;
+    let mut out = BufWriter::with_capacity(64 * 1024, &file);
+    out.seek(SeekFrom::Start(header_len))?;
+    snapshot(&mut out)?;
+    out.flush()?;
+    drop(out);
+    let size = file.metadata()?.len();
+    let length = size - header_len;
+    let mut crc = format::Crc32::new();
+    crc.update(&version.to_le_bytes());
+    crc.update(&length.to_le_bytes());
+    let (mut at, mut window) = (header_len, vec![0; 64 * 1024]);
+    while at < size {
+        let len = (size - at).min(window.len() as u64) as usize;
+        file.read_exact_at(&mut window[..len], at)?;
+        crc.update(&window[..len]);
+        at += len as u64;
+    }
+    file.write_all_at(
+        &format::snapshot_header_of(version, length, crc.finish()),
+        0,
+    )?;
+    file.sync_all()?;
+    Ok(length)
 }

@@ -7,11 +7,12 @@
 //!   the streams; threads per stream and how soon a stream is down to one.
 //! - Long-poll wake latency (`longpoll.rs`), polling throughput against
 //!   nginx serving the same JSON as a file (`polling.rs`), and the Pi
-//!   profile: one core, a 64 MiB memory cgroup (`pi.rs`).
+//!   profile: one core, a 64 MiB memory cgroup (`pi.rs`): streams, and
+//!   10,000 sessions with churn across compactions and a restart.
 //!
 //! Each configuration runs `BENCH_REPEAT` times (2); `BENCH_SUBSCRIBERS`
 //! picks the counts (100,1000,5000), `BENCH_ONLY` the parts
-//! (fanout,longpoll,polling,pi), `BENCH_ROUNDS` the changes per fan-out
+//! (fanout,longpoll,polling,pi; pi-churn for the churn alone), `BENCH_ROUNDS` the changes per fan-out
 //! run (20); `BENCH_ASKGATE` another askgate binary (to compare builds),
 //! `BENCH_NCHAN=0` skips nchan. Prints Markdown; BENCHMARKS.md keeps it.
 
@@ -87,8 +88,12 @@ fn main() {
     if only.contains("polling") {
         polling::bench(repeat);
     }
-    if only.contains("pi") {
+    let parts: Vec<&str> = only.split(',').map(str::trim).collect();
+    if parts.contains(&"pi") {
         pi::bench(repeat);
+    }
+    if parts.contains(&"pi") || parts.contains(&"pi-churn") {
+        pi::churn(repeat);
     }
 }
 

@@ -701,3 +701,108 @@ fn the_attacks_mixed() {
         });
     });
 }
+
+// ---- memory at compaction and at start (issue 18) ----
+
+/// `--max-state-bytes` of the churn below, and what one of its prompts
+/// holds: 2,000 control bytes, six bytes each as JSON.
+const CHURN_STATE_BYTES: u64 = 4 * MIB;
+const CHURN_QUESTION_BYTES: usize = 2_000;
+/// The clients churning, and the honest client's connection.
+const CHURN_CLIENTS: u64 = 4;
+
+/// ARCHITECTURE.md "Memory, worst case", at compaction, for the churn's
+/// flags, above the idle process: the state (1.625 B), as much again for
+/// entries the state dropped while the snapshot was written (kept until
+/// written), the view's pointers and the writer's buffers (256 KiB), and
+/// each client's connection (128 KiB).
+const AT_COMPACTION: u64 =
+    2 * CHURN_STATE_BYTES * 13 / 8 + 256 * KIB + (CHURN_CLIENTS + 1) * 128 * KIB;
+
+/// At start: the state, one snapshot line or journal record at a time (at
+/// most a record, 256 KiB) and the readers' buffers (128 KiB).
+const AT_START: u64 = CHURN_STATE_BYTES * 13 / 8 + 384 * KIB;
+
+/// One submit and its cancel, or `false` when the submit was refused.
+fn submit_and_cancel(http: &mut KeepAlive, session_id: &str, question: &str) -> bool {
+    let Some(id) = submit_clarify(http, session_id, question) else {
+        return false;
+    };
+    let body = json!({"session_id": session_id, "clarify_id": id});
+    matches!(http.post("/api/clarify/cancel", &body), Ok((200, _)))
+}
+
+#[test]
+fn churn_across_compactions_and_a_restart_stays_under_the_worst_case() {
+    // Before streaming, a compaction built the whole state as one JSON
+    // value and serialized it under the lock (a control byte six bytes),
+    // and a restart read whole files and parsed the snapshot as one value:
+    // both went far past the state's budget (issue 18).
+    let dir = crate::support::TempDir::new("churn");
+    let data_dir = dir.path.to_str().unwrap().to_string();
+    let flags = ["--max-state-bytes", "4M", "--data-dir", &data_dir];
+    let target = Target::start(&flags);
+    let idle = target.rss();
+    let question = "\u{1}".repeat(CHURN_QUESTION_BYTES);
+    // Pending prompts that stay: about a third of the budget.
+    let mut http = KeepAlive::new(target.addr);
+    for n in 0..100 {
+        let text = format!("{n} {question}");
+        let id = submit_clarify(&mut http, &format!("kept{}", n % 10), &text);
+        assert!(id.is_some(), "prompt {n} of the state that stays");
+    }
+    // Submit and cancel, from four clients, until the journal has been
+    // compacted three times; outcomes fill their share meanwhile.
+    let snapshots = || {
+        target
+            .metric("askgate_journal_snapshots_total")
+            .unwrap_or(0.0)
+    };
+    let (cycles, refused) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    on_threads(CHURN_CLIENTS as usize, |client| {
+        let mut http = KeepAlive::new(target.addr);
+        let session_id = format!("churn{client}");
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while snapshots() < 3.0 {
+            assert!(Instant::now() < deadline, "three compactions in 300 s");
+            for _ in 0..20 {
+                match submit_and_cancel(&mut http, &session_id, &question) {
+                    true => cycles.fetch_add(1, Ordering::Relaxed),
+                    // Refused, or not answered in time: on a new connection.
+                    false => refused.fetch_add(1, Ordering::Relaxed),
+                };
+                if refused.load(Ordering::Relaxed) > 0 {
+                    http = KeepAlive::new(target.addr);
+                }
+            }
+        }
+    });
+    let at_compaction = target.peak_rss() - idle;
+    println!(
+        "churn: {} submit+cancel cycles, {} compactions; peak RSS above idle {} KiB, bound {} KiB \
+         (VmHWM, the kernel's own peak: no cgroup needed)",
+        cycles.into_inner(),
+        snapshots(),
+        at_compaction / KIB,
+        AT_COMPACTION / KIB
+    );
+    assert!(
+        at_compaction <= AT_COMPACTION,
+        "the worst case at compaction"
+    );
+    assert_eq!(refused.into_inner(), 0, "every submit and cancel answered");
+    // A crash, then a start from the snapshot and the journal after it.
+    target.process.kill();
+    let target = Target::start(&flags);
+    let at_start = target.peak_rss().saturating_sub(idle);
+    println!(
+        "churn: restart peak RSS above the first start's idle {} KiB, bound {} KiB",
+        at_start / KIB,
+        AT_START / KIB
+    );
+    assert!(at_start <= AT_START, "the worst case at start");
+    let mut http = KeepAlive::new(target.addr);
+    let (status, poll) = http.get("/api/clarify/pending?session_id=kept3").unwrap();
+    let poll: Value = serde_json::from_str(&poll).unwrap();
+    assert_eq!((status, poll["pending_count"].clone()), (200, json!(10)));
+}

@@ -931,8 +931,9 @@ fn kept_outcomes_make_room_by_forgetting_the_oldest() {
 
 #[test]
 fn rules_stop_at_their_share_of_the_budget_and_the_prompt_stays_pending() {
-    // Rules may hold an eighth of 64 KiB: 8 KiB, six rules of a 505-byte
-    // command (a rule counts its command and its scope, here the same).
+    // Rules may hold an eighth of 64 KiB: 8 KiB, three rules of a 505-byte
+    // command (a rule counts its command and its scope, here the same, as
+    // held and as JSON: about 2.3 KiB).
     let server = TestServer::start(&["--max-state-bytes", "64K"]);
     let answer = |n: usize, choice: &str| {
         let command = format!("{n:04} {}", "c".repeat(500));
@@ -940,12 +941,12 @@ fn rules_stop_at_their_share_of_the_budget_and_the_prompt_stays_pending() {
         let body = json!({"session_id": "rules", "approval_id": id, "choice": choice});
         server.post("/api/approval/respond", &body)
     };
-    for n in 0..6 {
+    for n in 0..3 {
         let choice = ["always", "session"][n % 2];
         assert_eq!(answer(n, choice).status, 200, "rule {n}");
     }
     for choice in ["always", "session"] {
-        let refused = answer(6, choice);
+        let refused = answer(3, choice);
         assert_eq!(refused.status, 507, "{}", refused.text());
         assert!(
             refused.text().contains("memory budget for rules is full"),
@@ -960,7 +961,7 @@ fn rules_stop_at_their_share_of_the_budget_and_the_prompt_stays_pending() {
         server.post("/api/approval/cancel", &json!({"session_id": "rules"}));
     }
     assert_eq!(
-        answer(7, "once").status,
+        answer(4, "once").status,
         200,
         "once grants nothing and passes"
     );
@@ -1151,4 +1152,35 @@ fn long_polls_and_waits_last_their_whole_wait_past_the_header_timeout() {
             });
         }
     });
+}
+
+#[test]
+fn sessions_count_against_the_budget_and_idle_ones_make_room() {
+    // A session counts 512 bytes and its id against the pending prompts'
+    // share, a short prompt about 560: eighty idle sessions hold some 42
+    // KiB of 64. Forty new sessions with a prompt each fit only by
+    // forgetting idle ones, oldest first, as the session cap does.
+    let server = TestServer::start(&["--max-state-bytes", "64K"]);
+    let listed = |session_id: &str| {
+        let sessions = server.get("/api/sessions").text();
+        sessions.contains(&format!("\"session_id\":\"{session_id}\""))
+    };
+    for n in 0..80 {
+        let session_id = format!("idle{n:02}");
+        server.submit_clarify(&session_id, "q");
+        let body = json!({"session_id": session_id});
+        assert_eq!(server.post("/api/clarify/cancel", &body).status, 200);
+    }
+    assert!(listed("idle00"), "an idle session is kept until it must go");
+    for n in 0..40 {
+        let body = json!({"session_id": format!("new{n}"), "question": "q"});
+        let reply = server.post("/api/clarify/submit", &body);
+        assert_eq!(reply.status, 200, "new session {n}: {}", reply.text());
+    }
+    let idle_left = (0..80).filter(|n| listed(&format!("idle{n:02}"))).count();
+    assert!(
+        (1..80).contains(&idle_left),
+        "some idle sessions made room, not all: {idle_left} left"
+    );
+    assert!(listed("new39"));
 }
