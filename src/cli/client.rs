@@ -277,6 +277,9 @@ fn run(command: Command, client: &Client, ask: &Ask) -> Result<u8, String> {
     Ok(conclude(command, &outcome))
 }
 
+/// How to wait longer, said whenever a prompt expired.
+pub const RAISE_TIMEOUT: &str = "to give the human longer, pass --timeout SECS (\"timeout_seconds\" in a submit; 0 waits until answered); the default is 900 s (15 min)";
+
 /// Prints what the human said and picks the exit code.
 fn conclude(command: Command, reply: &Value) -> u8 {
     match (command, reply["status"].as_str()) {
@@ -299,6 +302,10 @@ fn conclude(command: Command, reply: &Value) -> u8 {
             }
             eprintln!("askgate: approved ({choice}){auto}");
             EXIT_APPROVED
+        }
+        (_, Some("expired")) => {
+            eprintln!("askgate: the prompt expired before the human answered; {RAISE_TIMEOUT}");
+            EXIT_EXPIRED
         }
         (_, status) => {
             eprintln!(

@@ -177,6 +177,7 @@ pub const ROUTES: &[(Method, &str, Access)] = &[
     (Method::Get, "/api/history", Access::Needs(Role::Human)),
     (Method::Get, "/api/rules", Access::Needs(Role::Human)),
     (Method::Post, "/api/rules/revoke", Access::Needs(Role::Human)),
+    (Method::Post, "/api/presence", Access::Needs(Role::Human)),
     (Method::Post, "/api/act", Access::Capability),
 ];
 
@@ -264,10 +265,11 @@ fn api_route(app: &App, request: &Request, rest: &str) -> Result<Reply> {
         ("logout", Post) => Ok(logout(app, request).into()),
         ("rules", Get) => Ok(rules(app).into()),
         ("rules/revoke", Post) => revoke(app, request),
+        ("presence", Post) => presence(app, request),
         ("act", Post) => act::act(app, request),
         (
             "events" | "sessions" | "history" | "config" | "login" | "logout" | "rules"
-            | "rules/revoke" | "act",
+            | "rules/revoke" | "presence" | "act",
             _,
         ) => Err(Error::MethodNotAllowed),
         _ => Err(not_found()),
@@ -619,6 +621,28 @@ fn revoke(app: &App, request: &Request) -> Result<Reply> {
         .ok_or_else(|| Error::bad_request("rule_id is required"))?;
     app.hub.revoke(rule_id, actor(app, request, HUMAN))?;
     Ok(Response::json(200, &json!({"ok": true})).into())
+}
+
+/// `POST /api/presence` (docs/PROTOCOL.md §8): a page of the human says
+/// whether it is visible, so the phone rings only when none is.
+fn presence(app: &App, request: &Request) -> Result<Reply> {
+    let body = request.json()?;
+    let page = optional_text(&body, "page")?
+        .filter(|page| is_page_id(page))
+        .ok_or_else(|| Error::bad_request("page is required: 8 to 64 of A-Z a-z 0-9 _ -"))?;
+    let visible = match body.get("visible") {
+        Some(serde_json::Value::Bool(visible)) => *visible,
+        _ => return Err(Error::bad_request("visible is required: true or false")),
+    };
+    if let Some(notifier) = &app.notifier {
+        notifier.presence(page, visible);
+    }
+    Ok(Response::json(200, &json!({"ok": true})).into())
+}
+
+fn is_page_id(page: &str) -> bool {
+    let valid = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    (8..=64).contains(&page.len()) && page.chars().all(valid)
 }
 
 // ---- browser API: streams (docs/PROTOCOL.md §3.3, §4) ----
