@@ -116,6 +116,10 @@ pub struct Prompt {
     /// Unix seconds; 0 when the prompt never expires.
     pub expires_at: f64,
     pub payload: Payload,
+    /// The agent asked for it to reach the human even in quiet hours
+    /// (`"urgency": "high"`, docs/PROTOCOL.md §5); the human's
+    /// configuration decides whether it does.
+    pub urgent: bool,
 }
 
 impl Prompt {
@@ -138,7 +142,13 @@ impl Prompt {
             timeout_seconds,
             expires_at,
             payload,
+            urgent: false,
         }
+    }
+
+    /// The same prompt, marked urgent or not.
+    pub fn with_urgent(self, urgent: bool) -> Prompt {
+        Prompt { urgent, ..self }
     }
 
     pub fn kind(&self) -> Kind {
@@ -176,6 +186,9 @@ impl Prompt {
         fields.insert("requested_at".into(), json!(self.requested_at));
         fields.insert("timeout_seconds".into(), json!(self.timeout_seconds));
         fields.insert("expires_at".into(), json!(self.expires_at));
+        if self.urgent {
+            fields.insert("urgency".into(), json!("high"));
+        }
         entry
     }
 
@@ -189,6 +202,7 @@ impl Prompt {
             timeout_seconds: entry["timeout_seconds"].as_i64()?,
             expires_at: entry["expires_at"].as_f64()?,
             payload: Payload::from_fields(kind, entry)?,
+            urgent: entry["urgency"] == "high",
         })
     }
 }

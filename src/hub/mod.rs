@@ -451,12 +451,25 @@ impl Hub {
         payload: Payload,
         by: &str,
     ) -> Result<Submitted> {
+        self.submit_marked(session_id, timeout_seconds, payload, false, by)
+    }
+
+    /// `submit`, with the agent's `"urgency": "high"` (docs/PROTOCOL.md §5).
+    pub fn submit_marked(
+        &self,
+        session_id: &str,
+        timeout_seconds: i64,
+        payload: Payload,
+        urgent: bool,
+        by: &str,
+    ) -> Result<Submitted> {
         let op = self.op(by);
         let now = op.now;
         self.commit(op, |inner| {
             let id = inner.state.fresh_id(payload.kind(), ids::random_hex);
             let payload = payload.clone();
-            let prompt = Prompt::new(id, session_id.to_string(), now, timeout_seconds, payload);
+            let prompt = Prompt::new(id, session_id.to_string(), now, timeout_seconds, payload)
+                .with_urgent(urgent);
             let needed = |s: &str| inner.registry.needs(s);
             inner.state.submit(&self.limits, prompt, needed)
         })

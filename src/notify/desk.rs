@@ -103,7 +103,7 @@ impl Desk {
     /// A new prompt, at `now`, `time_of_day` seconds into the local day.
     pub fn submitted(&mut self, prompt: Arc<Prompt>, now: Instant, time_of_day: u32) -> Decision {
         let id = prompt.id.clone();
-        let urgent = false;
+        let urgent = prompt.urgent && prompt.kind() == Kind::Approval;
         let (state, decision) = if !self.timing.always && self.present(now) {
             (Tracking::Unsent, Decision::Present)
         } else if self.quiet(time_of_day, now) && !(urgent && self.timing.allow_urgent) {

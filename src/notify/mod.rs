@@ -78,6 +78,8 @@ pub struct SinkCounts {
 pub struct Counts {
     pub sinks: Vec<(&'static str, [u64; 3])>,
     pub watched: u64,
+    /// Prompts held for quiet hours.
+    pub held: u64,
 }
 
 struct Handle {
@@ -94,6 +96,7 @@ pub struct Notifier {
     /// Wakes the timer thread when the desk's next due time may be earlier.
     tick: Condvar,
     watched: AtomicU64,
+    held: AtomicU64,
     /// Dropped to stop the sinks' retries, which wait on it.
     stop: Mutex<Option<Sender<()>>>,
     stopped: std::sync::atomic::AtomicBool,
@@ -142,6 +145,7 @@ impl Notifier {
             desk: Mutex::new(Desk::new(settings.timing.clone())),
             tick: Condvar::new(),
             watched: AtomicU64::new(0),
+            held: AtomicU64::new(0),
             stop: Mutex::new(Some(stop)),
             stopped: Default::default(),
         });
@@ -166,7 +170,9 @@ impl Notifier {
             Decision::Present => {
                 self.watched.fetch_add(1, Ordering::Relaxed);
             }
-            Decision::Held => {}
+            Decision::Held => {
+                self.held.fetch_add(1, Ordering::Relaxed);
+            }
         }
         self.tick.notify_all();
     }
@@ -278,6 +284,7 @@ impl Notifier {
                 })
                 .collect(),
             watched: load(&self.watched),
+            held: load(&self.held),
         }
     }
 }

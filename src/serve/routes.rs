@@ -771,9 +771,17 @@ fn submit(app: &App, request: &Request, kind: Kind) -> Result<Reply> {
     let session_id = required_session(&body)?;
     let payload = validate::payload(kind, &body)?;
     let timeout_seconds = validate::timeout_seconds(&body, kind.default_timeout_seconds())?;
+    let urgent = match optional_text(&body, "urgency")? {
+        None | Some("normal") => false,
+        Some("high") => true,
+        Some(_) => return Err(Error::bad_request("urgency must be \"high\" or \"normal\"")),
+    };
     let id_field = kind.id_field();
     let by = actor(app, request, AGENT);
-    let body = match app.hub.submit(session_id, timeout_seconds, payload, by)? {
+    let submitted = app
+        .hub
+        .submit_marked(session_id, timeout_seconds, payload, urgent, by)?;
+    let body = match submitted {
         Submitted::Queued {
             id,
             pending_count,

@@ -702,6 +702,42 @@ fn quiet_hours_hold_every_push_and_end_with_one_summary() {
 }
 
 #[test]
+fn an_urgent_approval_rings_in_quiet_hours_only_when_the_human_allows_it() {
+    let quiet = format!("{}-{}", utc_time_of_day(-60), utc_time_of_day(3600));
+    for allowed in [false, true] {
+        let sink = Sink::start();
+        let mut command = askgate();
+        command.env("TZ", "UTC");
+        let mut flags = vec![
+            "--notify-webhook".to_string(),
+            sink.url("/hook"),
+            "--quiet-hours".into(),
+            quiet.clone(),
+        ];
+        if allowed {
+            flags.push("--quiet-hours-allow-urgent".into());
+        }
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        let server = ServerProcess::start_with(command, &flags);
+        let body = json!({"session_id": "s1", "command": "reboot", "urgency": "high"});
+        let reply = server.post("/api/approval/submit", &body);
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        let urgent = reply.json()["approval_id"].clone();
+        clarify(&server, "s2", "Urgent, says the agent?", &[]);
+        let held = server.metric("askgate_notifications_held_total");
+        match allowed {
+            false => assert_eq!(held, 2.0),
+            true => {
+                assert_eq!(held, 1.0, "a question is never urgent");
+                assert_eq!(sink.next().body["approval_id"], urgent);
+            }
+        }
+        let bad = json!({"session_id": "s1", "command": "ls", "urgency": "now!"});
+        assert_eq!(server.post("/api/approval/submit", &bad).status, 400);
+    }
+}
+
+#[test]
 fn notify_test_sends_to_each_sink_and_says_what_happened() {
     let sink = Sink::start();
     let closed = TcpListener::bind("127.0.0.1:0")
