@@ -406,6 +406,10 @@ impl Config {
             };
             text.push_str(&format!("  --{name:<22} {help}{default}\n"));
         }
+        text.push_str(
+            "\nA prompt waits 900 s (15 minutes) for its answer unless the agent's submit says\n\
+             otherwise (\"timeout_seconds\"; askgate clarify and approve: --timeout SECS).\n",
+        );
         text
     }
 }

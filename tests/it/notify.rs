@@ -774,3 +774,40 @@ fn notify_test_sends_to_each_sink_and_says_what_happened() {
         )
     );
 }
+
+#[test]
+fn a_prompt_waits_fifteen_minutes_by_default_and_an_expiry_says_how_to_wait_longer() {
+    let server = ServerProcess::start(&[]);
+    clarify(&server, "s1", "Which?", &[]);
+    let pending = server.get("/api/clarify/pending?session_id=s1").json();
+    assert_eq!(pending["pending"]["timeout_seconds"], 900);
+    let approval_id = approval(&server, "s2", "ls");
+    let pending = server.get("/api/approval/pending?session_id=s2").json();
+    assert_eq!(
+        (
+            &pending["pending"]["approval_id"],
+            &pending["pending"]["timeout_seconds"]
+        ),
+        (&json!(approval_id), &json!(900))
+    );
+    let output = askgate()
+        .args([
+            "clarify",
+            "--session",
+            "s3",
+            "--timeout",
+            "1",
+            "Still there?",
+        ])
+        .args(["--server", &format!("http://{}", server.addr)])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("expired before the human answered"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--timeout SECS"), "{stderr}");
+    assert!(stderr.contains("the default is 900 s"), "{stderr}");
+}
