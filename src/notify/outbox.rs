@@ -32,12 +32,13 @@ pub enum Job {
         escalated: bool,
     },
     /// Several new prompts of one session, told as one notification named
-    /// by `seq`, without buttons.
+    /// by `seq`, without buttons; `escalated` when some are sent again.
     Summary {
         session_id: String,
         approvals: usize,
         questions: usize,
         seq: String,
+        escalated: bool,
     },
     /// A prompt that was notified is resolved (`status`: answered, expired,
     /// cancelled); `clear` names its notification when nothing else it
@@ -240,29 +241,34 @@ fn next(waiting: &mut Waiting) -> Option<Job> {
         waiting.bare -= usize::from(entry.prompt.is_none());
     }
     let seq = entries.first()?.id.clone();
+    let mut added = 0;
     for entry in &entries {
-        if let Some(old) = waiting.shown.insert(entry.id.clone(), seq.clone())
-            && old != seq
-        {
-            unshow(&mut waiting.showing, &old);
+        match waiting.shown.insert(entry.id.clone(), seq.clone()) {
+            Some(old) if old == seq => {}
+            Some(old) => {
+                unshow(&mut waiting.showing, &old);
+                added += 1;
+            }
+            None => added += 1,
         }
     }
+    *waiting.showing.entry(seq.clone()).or_default() += added;
+    let escalated = entries.iter().any(|entry| entry.escalated);
     if let [entry] = entries.as_slice()
         && let Some(prompt) = &entry.prompt
     {
-        waiting.showing.entry(seq).or_insert(1);
         return Some(Job::Prompt {
             prompt: prompt.clone(),
-            escalated: entry.escalated,
+            escalated,
         });
     }
-    *waiting.showing.entry(seq.clone()).or_default() += entries.len();
     let count = |kind: Kind| entries.iter().filter(|e| e.kind == kind).count();
     Some(Job::Summary {
         session_id,
         approvals: count(Kind::Approval),
         questions: count(Kind::Clarify),
         seq,
+        escalated,
     })
 }
 
@@ -360,5 +366,23 @@ mod tests {
         assert_eq!(pushed[0], Pushed::Queued);
         assert_eq!(pushed[3], Pushed::Bare);
         assert!(outbox.backlog().1 <= BUDGET + 3 * BARE);
+    }
+
+    #[test]
+    fn an_escalated_summary_replaces_the_first_and_is_cleared_once() {
+        let outbox = Outbox::default();
+        let (a, b) = (approval("a", "s"), approval("b", "s"));
+        outbox.push(&a, false);
+        outbox.push(&b, false);
+        assert_eq!(kinds(&outbox.try_take().unwrap()), "summary s 2 a");
+        outbox.push(&a, true);
+        outbox.push(&b, true);
+        let again = outbox.try_take().unwrap();
+        assert!(matches!(again, Job::Summary { escalated: true, ref seq, .. } if seq == "a"));
+        outbox.resolve("s", Kind::Approval, "a", "answered");
+        assert_eq!(kinds(&outbox.try_take().unwrap()), "resolved a None");
+        outbox.resolve("s", Kind::Approval, "b", "answered");
+        assert_eq!(kinds(&outbox.try_take().unwrap()), "resolved b Some(\"a\")");
+        assert_eq!(outbox.try_take(), None);
     }
 }

@@ -176,10 +176,14 @@ fn ntfy_request<'a>(
             approvals,
             questions,
             seq,
+            escalated,
         } => {
             let text = message::summary_text(session_id, *approvals, *questions);
             let mut body = message::ntfy_plain(&text, &ntfy.topic, &links.click(session_id));
             body["sequence_id"] = json!(seq);
+            if *escalated {
+                escalate(&mut body, ESCALATED);
+            }
             Some(post(body))
         }
         Job::Resolved { clear, .. } => clear.as_ref().map(|seq| Request {
@@ -229,9 +233,14 @@ fn webhook_body(job: &Job, links: &Links, actions: &[message::Action]) -> Value 
             approvals,
             questions,
             seq,
+            escalated,
         } => {
             let text = message::summary_text(session_id, *approvals, *questions);
             let mut body = message::webhook_plain("summary", &text, &links.click(session_id));
+            body["escalated"] = json!(escalated);
+            if *escalated {
+                escalate(&mut body, message::gotify_priority(ESCALATED));
+            }
             body["session_id"] = json!(session_id);
             body["approvals"] = json!(approvals);
             body["questions"] = json!(questions);
