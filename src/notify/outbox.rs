@@ -78,6 +78,9 @@ struct Waiting {
     shown: HashMap<String, String>,
     /// Notification → how many pending prompts it still shows.
     showing: HashMap<String, usize>,
+    /// Session → its summary still showing, and the approvals and
+    /// questions it has told of: the next summary replaces it.
+    summaries: HashMap<String, (String, usize, usize)>,
     bytes: usize,
     bare: usize,
     stopped: bool,
@@ -164,6 +167,11 @@ impl Outbox {
             return;
         };
         let clear = unshow(&mut waiting.showing, &seq).then_some(seq);
+        if clear.is_some() {
+            waiting
+                .summaries
+                .retain(|_, (shown, ..)| Some(&*shown) != clear.as_ref());
+        }
         waiting.urgent.push_back(Job::Resolved {
             session_id: session_id.to_string(),
             kind,
@@ -240,19 +248,29 @@ fn next(waiting: &mut Waiting) -> Option<Job> {
         waiting.bytes -= entry.bytes;
         waiting.bare -= usize::from(entry.prompt.is_none());
     }
-    let seq = entries.first()?.id.clone();
-    let mut added = 0;
+    let several = entries.len() > 1 || entries.first()?.prompt.is_none();
+    let earlier = waiting
+        .summaries
+        .get(&session_id)
+        .filter(|(seq, ..)| several && waiting.showing.contains_key(seq))
+        .cloned();
+    let seq = match &earlier {
+        Some((seq, ..)) => seq.clone(),
+        None => entries.first()?.id.clone(),
+    };
+    // The kinds of the prompts this notification shows anew.
+    let mut added = Vec::new();
     for entry in &entries {
         match waiting.shown.insert(entry.id.clone(), seq.clone()) {
             Some(old) if old == seq => {}
             Some(old) => {
                 unshow(&mut waiting.showing, &old);
-                added += 1;
+                added.push(entry.kind);
             }
-            None => added += 1,
+            None => added.push(entry.kind),
         }
     }
-    *waiting.showing.entry(seq.clone()).or_default() += added;
+    *waiting.showing.entry(seq.clone()).or_default() += added.len();
     let escalated = entries.iter().any(|entry| entry.escalated);
     if let [entry] = entries.as_slice()
         && let Some(prompt) = &entry.prompt
@@ -262,11 +280,17 @@ fn next(waiting: &mut Waiting) -> Option<Job> {
             escalated,
         });
     }
-    let count = |kind: Kind| entries.iter().filter(|e| e.kind == kind).count();
+    let count = |kind: Kind| added.iter().filter(|k| **k == kind).count();
+    let (_, told_approvals, told_questions) = earlier.unwrap_or_default();
+    let approvals = told_approvals + count(Kind::Approval);
+    let questions = told_questions + count(Kind::Clarify);
+    waiting
+        .summaries
+        .insert(session_id.clone(), (seq.clone(), approvals, questions));
     Some(Job::Summary {
         session_id,
-        approvals: count(Kind::Approval),
-        questions: count(Kind::Clarify),
+        approvals,
+        questions,
         seq,
         escalated,
     })
@@ -384,5 +408,33 @@ mod tests {
         outbox.resolve("s", Kind::Approval, "b", "answered");
         assert_eq!(kinds(&outbox.try_take().unwrap()), "resolved b Some(\"a\")");
         assert_eq!(outbox.try_take(), None);
+    }
+
+    #[test]
+    fn a_second_burst_replaces_the_summary_still_showing_with_the_count_so_far() {
+        let outbox = Outbox::default();
+        for id in ["a", "b"] {
+            outbox.push(&approval(id, "s"), false);
+        }
+        assert_eq!(kinds(&outbox.try_take().unwrap()), "summary s 2 a");
+        for id in ["c", "d", "e"] {
+            outbox.push(&approval(id, "s"), false);
+        }
+        assert_eq!(kinds(&outbox.try_take().unwrap()), "summary s 5 a");
+        for id in ["a", "b", "c", "d", "e"] {
+            outbox.resolve("s", Kind::Approval, id, "answered");
+        }
+        let clears: Vec<_> = std::iter::from_fn(|| outbox.try_take())
+            .map(|j| kinds(&j))
+            .collect();
+        assert_eq!(clears.last().unwrap(), "resolved e Some(\"a\")");
+        for id in ["f", "g"] {
+            outbox.push(&approval(id, "s"), false);
+        }
+        assert_eq!(
+            kinds(&outbox.try_take().unwrap()),
+            "summary s 2 f",
+            "a new one once cleared"
+        );
     }
 }
