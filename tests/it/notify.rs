@@ -811,3 +811,24 @@ fn a_prompt_waits_fifteen_minutes_by_default_and_an_expiry_says_how_to_wait_long
     assert!(stderr.contains("--timeout SECS"), "{stderr}");
     assert!(stderr.contains("the default is 900 s"), "{stderr}");
 }
+
+#[test]
+fn a_prompt_answered_on_another_instance_is_cleared_from_the_phone() {
+    let Some(program) = crate::redis::redis_server() else {
+        return;
+    };
+    let redis = crate::redis::Redis::start(program);
+    let sink = Sink::start();
+    let ntfy = sink.url("/askgate-topic");
+    let notifying = crate::redis::instance_with(&redis, &["--notify-ntfy", &ntfy]);
+    let other = crate::redis::instance(&redis);
+    let id = approval(&notifying, "s1", "make deploy");
+    assert_eq!(sink.next().body["sequence_id"], json!(id));
+    let respond = json!({"session_id": "s1", "approval_id": id, "choice": "deny"});
+    assert_eq!(other.post("/api/approval/respond", &respond).status, 200);
+    let cleared = sink.next();
+    assert_eq!(
+        (cleared.method.as_str(), cleared.path),
+        ("DELETE", format!("/askgate-topic/{id}"))
+    );
+}
