@@ -86,6 +86,9 @@ pub struct Desk {
     pages: HashMap<String, Page>,
     pending: HashMap<String, Tracked>,
     escalations: BTreeSet<(Instant, String)>,
+    /// When each prompt in `escalations` escalates, to take it out once
+    /// resolved.
+    escalate_at: HashMap<String, Instant>,
     quiet_end: Option<Instant>,
 }
 
@@ -96,6 +99,7 @@ impl Desk {
             pages: HashMap::new(),
             pending: HashMap::new(),
             escalations: BTreeSet::new(),
+            escalate_at: HashMap::new(),
             quiet_end: None,
         }
     }
@@ -119,10 +123,13 @@ impl Desk {
     /// A prompt left its queue: nothing more is sent for it.
     pub fn resolved(&mut self, id: &str) {
         self.pending.remove(id);
+        if let Some(at) = self.escalate_at.remove(id) {
+            self.escalations.remove(&(at, id.to_string()));
+        }
     }
 
-    /// A page says whether it is visible; false for an unknown page id
-    /// when the table is full of fresher ones.
+    /// A page says whether it is visible; past `PAGES` pages, the one
+    /// heard of least recently is forgotten.
     pub fn presence(&mut self, page: &str, visible: bool, now: Instant) {
         if !self.pages.contains_key(page) && self.pages.len() >= PAGES {
             let oldest = self.pages.iter().min_by_key(|(_, page)| page.at);
@@ -161,7 +168,11 @@ impl Desk {
 
     fn sent(&mut self, id: &str, now: Instant) {
         if let Some(after) = self.timing.escalate_after {
-            self.escalations.insert((now + after, id.to_string()));
+            let at = now + after;
+            if let Some(earlier) = self.escalate_at.insert(id.to_string(), at) {
+                self.escalations.remove(&(earlier, id.to_string()));
+            }
+            self.escalations.insert((at, id.to_string()));
         }
     }
 
@@ -237,6 +248,7 @@ impl Desk {
                 break;
             }
             self.escalations.pop_first();
+            self.escalate_at.remove(&id);
             if let Some(tracked) = self.pending.get_mut(&id)
                 && tracked.state == Tracking::Sent
             {
@@ -321,6 +333,16 @@ mod tests {
         assert_eq!(ids(&desk.due(later, 0)), ["a"]);
         assert_eq!(ids(&desk.due(later + Duration::from_secs(60), 0)), ["a!"]);
         assert!(desk.due(later + Duration::from_secs(600), 0).is_empty());
+    }
+
+    #[test]
+    fn a_resolved_prompt_leaves_no_timer_behind() {
+        let start = Instant::now();
+        let mut desk = Desk::new(timing());
+        assert_eq!(desk.submitted(prompt("a"), start, 0), Decision::Notify);
+        assert_eq!(desk.next_due(start), Some(start + Duration::from_secs(60)));
+        desk.resolved("a");
+        assert_eq!(desk.next_due(start), None);
     }
 
     #[test]
