@@ -113,8 +113,10 @@ impl Outbox {
     /// for longer than the outbox's short lock.
     pub fn push(&self, prompt: &Arc<Prompt>, escalated: bool) -> Pushed {
         let mut waiting = self.lock();
-        let session = waiting.by_session.get(&prompt.session_id);
-        if session.is_some_and(|entries| entries.iter().any(|e| e.id == prompt.id)) {
+        let session = waiting.by_session.get_mut(&prompt.session_id);
+        if let Some(entry) = session.and_then(|e| e.iter_mut().find(|e| e.id == prompt.id)) {
+            // Still waiting: sent once, escalated if either asked.
+            entry.escalated |= escalated;
             return Pushed::Queued;
         }
         let full = size(prompt);

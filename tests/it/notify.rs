@@ -326,7 +326,7 @@ fn an_answered_expired_or_cancelled_prompt_is_cleared_from_the_phone() {
     );
 
     // Expired.
-    let body = json!({"session_id": "s2", "question": "Soon?", "timeout_seconds": 1});
+    let body = json!({"session_id": "s2", "question": "Soon?", "timeout_seconds": 2});
     let asked = server.post("/api/clarify/submit", &body).json();
     let id = asked["clarify_id"].as_str().unwrap().to_string();
     sink.next_pair();
@@ -537,16 +537,25 @@ fn a_sink_that_never_answers_delays_no_submit_and_drops_nothing() {
     drop(hole);
 }
 
-/// A sink whose first request gets no answer until the test opens the gate.
-fn gated_sink() -> (Sink, crossbeam_channel::Sender<()>) {
+/// A sink whose first request gets no answer until the test opens the
+/// gate; `held` tells when that first connection has come.
+struct Gated {
+    sink: Sink,
+    held: Receiver<()>,
+    open: crossbeam_channel::Sender<()>,
+}
+
+fn gated_sink() -> Gated {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let (sender, received) = crossbeam_channel::unbounded();
     let (open, gate) = crossbeam_channel::bounded::<()>(1);
+    let (holding, held) = crossbeam_channel::bounded::<()>(1);
     thread::spawn(move || {
         let mut first = true;
         for socket in listener.incoming().flatten() {
             if std::mem::take(&mut first) {
+                let _ = holding.send(());
                 let _ = gate.recv_timeout(DEADLINE);
             }
             if let Some(request) = read_request(socket) {
@@ -554,21 +563,27 @@ fn gated_sink() -> (Sink, crossbeam_channel::Sender<()>) {
             }
         }
     });
-    (Sink { addr, received }, open)
+    Gated {
+        sink: Sink { addr, received },
+        held,
+        open,
+    }
 }
 
 #[test]
 fn a_burst_from_one_agent_is_one_summary_and_cannot_drown_another_prompt() {
-    let (sink, gate) = gated_sink();
+    let Gated { sink, held, open } = gated_sink();
     let hook = sink.url("/hook");
     let server = ServerProcess::start(&["--notify-webhook", &hook, "--max-pending", "200"]);
     let first = approval(&server, "build-bot", "make 0");
+    held.recv_timeout(DEADLINE)
+        .expect("the first notification is on its way");
     // 150 more while the sink still holds the first (the old queue held 64).
     for n in 1..=150 {
         approval(&server, "build-bot", &format!("make {n}"));
     }
     clarify(&server, "docs", "Publish?", &["yes", "no"]);
-    gate.send(()).unwrap();
+    open.send(()).unwrap();
     let told = sink.next().body;
     assert_eq!(told["approval_id"], json!(first));
     let summary = sink.next().body;
@@ -602,7 +617,7 @@ fn an_unanswered_prompt_escalates_louder_and_to_a_second_topic() {
         &sink,
         &[
             "--notify-escalate-after",
-            "1",
+            "2",
             "--notify-escalate-ntfy",
             &urgent,
         ],
@@ -610,7 +625,7 @@ fn an_unanswered_prompt_escalates_louder_and_to_a_second_topic() {
     let id = approval(&server, "s1", "make deploy");
     let (ntfy, _) = sink.next_pair();
     assert_eq!(ntfy.body["priority"], 4);
-    // A second later: again, replacing the first (same sequence id), at the
+    // Two seconds later: again, replacing the first (same sequence id), at the
     // highest priority of each scale, and to the second topic.
     let mut escalated: Vec<Received> = (0..3).map(|_| sink.next()).collect();
     escalated.sort_by_key(|r| r.body["topic"].as_str().unwrap_or("~").to_string());
@@ -659,8 +674,9 @@ fn utc_time_of_day(offset: i64) -> String {
 fn quiet_hours_hold_every_push_and_end_with_one_summary() {
     let sink = Sink::start();
     // A window that began a minute ago and ends in a few seconds, in the
-    // server's local time (UTC here).
-    let quiet = format!("{}-{}", utc_time_of_day(-60), utc_time_of_day(4));
+    // server's local time (UTC here): long enough to start the server and
+    // submit on a busy machine.
+    let quiet = format!("{}-{}", utc_time_of_day(-60), utc_time_of_day(8));
     let mut command = askgate();
     command.env("TZ", "UTC");
     let flags = [
@@ -682,7 +698,13 @@ fn quiet_hours_hold_every_push_and_end_with_one_summary() {
     assert!(sink.received.is_empty(), "held, nothing denied");
     let pending = server.get("/api/approval/pending?session_id=s1").json();
     assert_eq!(pending["pending_count"], 1, "still waiting");
-    let (ntfy, webhook) = sink.next_pair();
+    assert_eq!(server.metric("askgate_notifications_held_total"), 4.0);
+    let within = Duration::from_secs(30);
+    let (ntfy, webhook) = match sink.received.recv_timeout(within) {
+        Ok(first) if first.path == "/hook" => (sink.next(), first),
+        Ok(first) => (first, sink.next()),
+        Err(_) => panic!("no summary within {within:?}"),
+    };
     assert_eq!(
         (&ntfy.body["title"], &ntfy.body["message"]),
         (
