@@ -94,7 +94,7 @@ enum Method {
     Delete,
 }
 
-#[derive(Debug)]
+/// No `Debug`: it holds the sink's token.
 struct Request<'a> {
     method: Method,
     url: String,
