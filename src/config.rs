@@ -6,6 +6,8 @@
 
 use crate::notify::{
     self,
+    desk::Timing,
+    quiet::Quiet,
     sink::{Ntfy, Webhook},
 };
 use crate::public_url::{PublicUrl, normalize_origin};
@@ -165,7 +167,32 @@ const FLAGS: &[(&str, &str, &str)] = &[
     (
         "notify-when",
         "unwatched",
-        "unwatched: only when no page watches the prompt's queue; always: for every new prompt",
+        "unwatched: only when no page of askgate is visible; always: for every new prompt",
+    ),
+    (
+        "notify-grace-secs",
+        "20",
+        "a page hidden this long ago still holds notifications back (the human may come back)",
+    ),
+    (
+        "notify-escalate-after",
+        "0",
+        "seconds: notify again, at the highest priority, a prompt still unanswered this long after its notification (0: never)",
+    ),
+    (
+        "notify-escalate-ntfy",
+        "-",
+        "an ntfy topic URL that escalations also go to (a second phone, say; the --notify-ntfy token is sent)",
+    ),
+    (
+        "quiet-hours",
+        "-",
+        "HH:MM-HH:MM, local time (22:00-07:00): hold notifications meanwhile and send one summary at the end; prompts keep waiting",
+    ),
+    (
+        "quiet-hours-allow-urgent",
+        "",
+        "an approval the agent submits with \"urgency\": \"high\" is notified during quiet hours",
     ),
     (
         "notify-no-actions",
@@ -387,6 +414,10 @@ impl Config {
             };
             text.push_str(&format!("  --{name:<22} {help}{default}\n"));
         }
+        text.push_str(
+            "\nA prompt waits 900 s (15 minutes) for its answer unless the agent's submit says\n\
+             otherwise (\"timeout_seconds\"; askgate clarify and approve: --timeout SECS).\n",
+        );
         text
     }
 }
@@ -424,21 +455,41 @@ fn notify_settings<'a>(get: &impl Fn(&str) -> &'a str) -> Result<notify::Setting
     }
     Ok(notify::Settings {
         ntfy: given("notify-ntfy")
-            .map(|url| Ntfy::parse(url, ntfy_token))
+            .map(|url| Ntfy::parse(url, ntfy_token.clone()))
             .transpose()
             .map_err(invalid("notify-ntfy"))?,
         webhook: given("notify-webhook")
             .map(|url| Webhook::parse(url, webhook_token))
             .transpose()
             .map_err(invalid("notify-webhook"))?,
-        always: match get("notify-when").trim() {
-            "unwatched" => false,
-            "always" => true,
-            other => {
-                return Err(format!(
-                    "invalid value for --notify-when: {other:?} (want unwatched or always)"
-                ));
-            }
+        escalate_ntfy: given("notify-escalate-ntfy")
+            .map(|url| Ntfy::parse(url, ntfy_token.clone()))
+            .transpose()
+            .map_err(invalid("notify-escalate-ntfy"))?,
+        timing: Timing {
+            always: match get("notify-when").trim() {
+                "unwatched" => false,
+                "always" => true,
+                other => {
+                    return Err(format!(
+                        "invalid value for --notify-when: {other:?} (want unwatched or always)"
+                    ));
+                }
+            },
+            grace: seconds("notify-grace-secs", get("notify-grace-secs"))?,
+            escalate_after: Some(seconds(
+                "notify-escalate-after",
+                get("notify-escalate-after"),
+            )?)
+            .filter(|after| !after.is_zero()),
+            quiet: given("quiet-hours")
+                .map(Quiet::parse)
+                .transpose()
+                .map_err(invalid("quiet-hours"))?,
+            allow_urgent: parse_flag::<bool>(
+                "quiet-hours-allow-urgent",
+                default_false(get("quiet-hours-allow-urgent")),
+            )?,
         },
         actions: !parse_flag::<bool>("notify-no-actions", default_false(get("notify-no-actions")))?,
         timeout: seconds("notify-timeout-secs", get("notify-timeout-secs"))?

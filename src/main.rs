@@ -27,6 +27,7 @@ fn main() -> ExitCode {
         Some("tokens") => tokens(&args[1..]),
         Some("health") => health(&args[1..]),
         Some("signin-link") => signin_link(&args[1..]),
+        Some("notify") => notify(&args[1..]),
         Some("help") => {
             say(&usage());
             ExitCode::SUCCESS
@@ -43,7 +44,7 @@ fn main() -> ExitCode {
 /// `-h` or `--help`: help goes to stdout and exits 0, whatever else was
 /// given.
 fn help_asked(args: &[String]) -> Option<String> {
-    const COMMANDS: [&str; 9] = [
+    const COMMANDS: [&str; 10] = [
         "clarify",
         "approve",
         "mcp",
@@ -53,6 +54,7 @@ fn help_asked(args: &[String]) -> Option<String> {
         "tokens",
         "health",
         "signin-link",
+        "notify",
     ];
     let (command, flags) = match args.first().map(String::as_str) {
         Some(command) if COMMANDS.contains(&command) => (command, &args[1..]),
@@ -71,10 +73,62 @@ fn help_asked(args: &[String]) -> Option<String> {
         "journal" => format!("usage: {JOURNAL_USAGE}"),
         "tokens" => format!("usage: {TOKENS_USAGE}"),
         "health" => format!("usage: {HEALTH_USAGE}"),
+        "notify" => format!("usage: {NOTIFY_USAGE}"),
         "signin-link" => format!("usage: {SIGNIN_USAGE}"),
         _ if args.first().is_some_and(|first| first == "serve") => Config::usage(),
         _ => usage(),
     })
+}
+
+const NOTIFY_USAGE: &str = "askgate notify test [--data-dir D] [the serve flags: --notify-ntfy URL, --notify-webhook URL, --public-url URL, ...]   (sends one test notification to each configured sink and says what each answered; exit 1 when one failed)";
+
+/// `askgate notify test`: the serve flags (and `ASKGATE_*`), one test
+/// notification per sink, and what became of each.
+fn notify(args: &[String]) -> ExitCode {
+    let Some(("test", flags)) = args
+        .split_first()
+        .map(|(first, rest)| (first.as_str(), rest))
+    else {
+        return usage_error(NOTIFY_USAGE);
+    };
+    let config = match Config::parse(flags, |name| std::env::var(name).ok()) {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("askgate notify test: {message}");
+            return usage_error(NOTIFY_USAGE);
+        }
+    };
+    let settings = &config.notify;
+    if !settings.any() {
+        eprintln!("askgate notify test: no sink: give --notify-ntfy URL or --notify-webhook URL");
+        return ExitCode::from(2);
+    }
+    let base = match &config.public_url {
+        Some(url) => url.to_string(),
+        None => {
+            let base = format!("http://{}", config.bind.replace("0.0.0.0", "127.0.0.1"));
+            say(&format!(
+                "WARNING: no --public-url: notifications link to {base} and carry buttons that post there; \
+                 a phone elsewhere can open neither"
+            ));
+            base
+        }
+    };
+    let links = askgate::notify::message::Links { base };
+    let mut failed = false;
+    for (name, result) in askgate::notify::send_test(settings, &links) {
+        match result {
+            Ok(()) => say(&format!("{name}: sent (the sink took it)")),
+            Err(why) => {
+                failed = true;
+                say(&format!("{name}: FAILED: {why}"));
+            }
+        }
+    }
+    match failed {
+        true => ExitCode::from(1),
+        false => ExitCode::SUCCESS,
+    }
 }
 
 const HEALTH_USAGE: &str = "askgate health [--server URL]   (exit 0 when the server answers GET /healthz, 1 when not: a container's HEALTHCHECK)";
@@ -266,7 +320,7 @@ fn usage_error(usage: &str) -> ExitCode {
 fn usage() -> String {
     format!(
         "askgate: agents ask, a human answers from the browser\n\n\
-         usage:\n  askgate [serve] [FLAGS]\n  {}\n  {}\n  {}\n  {}\n  {JOURNAL_USAGE}\n  {TOKENS_USAGE}\n  {SIGNIN_USAGE}\n  {HEALTH_USAGE}\n\n{}",
+         usage:\n  askgate [serve] [FLAGS]\n  {}\n  {}\n  {}\n  {}\n  {JOURNAL_USAGE}\n  {TOKENS_USAGE}\n  {SIGNIN_USAGE}\n  {HEALTH_USAGE}\n  {NOTIFY_USAGE}\n\n{}",
         client::CLARIFY_USAGE,
         client::APPROVE_USAGE,
         mcp::MCP_USAGE,

@@ -31,6 +31,7 @@ import { escapeVisible, showVisible } from './visible.js';
 import { createArming } from './arming.js';
 import { createNotifier } from './notify.js';
 import { createHistory, ago } from './history.js';
+import { startPresence } from './presence.js';
 
 const SESSION_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const STALE = {
@@ -866,6 +867,7 @@ document.addEventListener('visibilitychange', () => {
 setInterval(renderSessions, AGES_EVERY_MS);
 
 store.subscribe(render);
+startPresence();
 loadConfig()
   .then((config) => {
     ui.clockOffsetMs = config.clock_offset_ms;

@@ -18,7 +18,8 @@ pub const APPROVE_USAGE: &str = "askgate approve --session S --command \"...\" [
     and it runs once approved; askgate then exits with its status (128+N for signal N); when it did not run, \
     askgate exits 77 denied, 75 expired or cancelled, 69 no answer could be had (server unreachable or refusing), \
     codes a command rarely uses (sysexits.h)";
-pub const COMMON_USAGE: &str = "clarify, approve and mcp take --server URL (or ASKGATE_URL, default http://127.0.0.1:8787, \
+pub const COMMON_USAGE: &str = "--timeout SECS is how long the human has to answer: default 900 (15 minutes) for a question and an approval alike, 0 waits until answered. \
+                            clarify, approve and mcp take --server URL (or ASKGATE_URL, default http://127.0.0.1:8787, \
                             http:// or https://, with a path behind a reverse proxy), \
                             --retry-secs N (how long to keep retrying an unreachable or busy server \
                             while waiting, default 60) and --ca-file PATH (or ASKGATE_CA_FILE: trust \
@@ -302,6 +303,9 @@ fn read_schema(path: &str) -> Result<Value, String> {
     serde_json::from_str(&text).map_err(|error| format!("--schema {path} is not JSON: {error}"))
 }
 
+/// How to wait longer, said whenever a prompt expired.
+pub const RAISE_TIMEOUT: &str = "to give the human longer, pass --timeout SECS (\"timeout_seconds\" in a submit; 0 waits until answered); the default is 900 s (15 min)";
+
 /// Submits, then waits until the prompt has an outcome: the exit code, and
 /// the edited command when the human approved another one. A SIGTERM,
 /// SIGINT or SIGHUP meanwhile cancels the prompt and exits 128 + its number.
@@ -359,6 +363,10 @@ fn conclude(command: Command, reply: &Value) -> u8 {
                 }
                 None => EXIT_APPROVED,
             }
+        }
+        (_, Some("expired")) => {
+            eprintln!("askgate: the prompt expired before the human answered; {RAISE_TIMEOUT}");
+            EXIT_EXPIRED
         }
         (_, status) => {
             eprintln!(

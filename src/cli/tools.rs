@@ -231,7 +231,10 @@ pub fn outcome(kind: Kind, outcome: &Value, version: &str) -> Value {
         },
         (Kind::Approval, Some("answered")) => approval(outcome, version),
         (_, Some("expired")) => text_result(
-            &format!("no answer: {noun} expired before the human answered"),
+            &format!(
+                "no answer: {noun} expired before the human answered; {}",
+                super::client::RAISE_TIMEOUT
+            ),
             true,
         ),
         (_, Some("cancelled")) => text_result(&format!("no answer: {noun} was cancelled"), true),
@@ -467,7 +470,10 @@ mod tests {
         assert_eq!(
             expired,
             text_result(
-                "no answer: the question expired before the human answered",
+                &format!(
+                    "no answer: the question expired before the human answered; {}",
+                    crate::cli::client::RAISE_TIMEOUT
+                ),
                 true
             )
         );

@@ -53,11 +53,14 @@ impl Kind {
         }
     }
 
-    /// Seconds a prompt waits for its answer when the agent does not say.
+    /// Seconds a prompt waits for its answer when the agent does not say:
+    /// long enough for a human to notice a phone, unlock it and read (the
+    /// agent blocks meanwhile, and gets an expiry that says how to wait
+    /// longer).
     pub fn default_timeout_seconds(self) -> i64 {
         match self {
-            Kind::Clarify => 120,
-            Kind::Approval => 300,
+            Kind::Clarify => 900,
+            Kind::Approval => 900,
         }
     }
 

@@ -291,6 +291,10 @@ pub struct Prompt {
     /// Unix seconds; 0 when the prompt never expires.
     pub expires_at: f64,
     pub payload: Payload,
+    /// The agent asked for it to reach the human even in quiet hours
+    /// (`"urgency": "high"`, docs/PROTOCOL.md §5); the human's
+    /// configuration decides whether it does.
+    pub urgent: bool,
 }
 
 impl Prompt {
@@ -313,7 +317,13 @@ impl Prompt {
             timeout_seconds,
             expires_at,
             payload,
+            urgent: false,
         }
+    }
+
+    /// The same prompt, marked urgent or not.
+    pub fn with_urgent(self, urgent: bool) -> Prompt {
+        Prompt { urgent, ..self }
     }
 
     pub fn kind(&self) -> Kind {
@@ -359,6 +369,9 @@ impl Prompt {
         // hermes-webui-style clients read as "no expiry" (docs/PROTOCOL.md §1).
         let expires_at = self.expires().then_some(self.expires_at);
         fields.insert("expires_at".into(), json!(expires_at));
+        if self.urgent {
+            fields.insert("urgency".into(), json!("high"));
+        }
         entry
     }
 
@@ -375,6 +388,7 @@ impl Prompt {
                 expires_at => expires_at.as_f64()?,
             },
             payload: Payload::from_fields(kind, entry)?,
+            urgent: entry["urgency"] == "high",
         })
     }
 }

@@ -146,10 +146,12 @@ impl Hub {
                 replica.grew(record.bytes.len());
             }
             committed.recorded.extend(applied.recorded);
+            committed.resolved.extend(applied.resolved);
             committed.deadline |= applied.deadline;
             committed.deliveries.append(applied.deliveries);
         }
         drop(inner);
+        self.tell_observer(&mut committed);
         self.announce(committed);
         Ok(())
     }

@@ -23,9 +23,9 @@
 //!   lock from the change and the state it applies to, and logged (target
 //!   `audit`) and queued to the audit file after the lock is released, once
 //!   the change is durable.
-//! - A new prompt is handed to the observer (the notifier) once it is
-//!   durable and the lock is released, with whether a subscriber watched
-//!   its queue when it was queued.
+//! - A new prompt, and a resolved one (answered here or by another
+//!   instance, expired, cancelled), is handed to the observer (the
+//!   notifier) once it is durable and the lock is released.
 
 pub mod durable;
 mod follower;
@@ -145,17 +145,36 @@ struct Committed {
     deadline: bool,
     version: u64,
     audit: Vec<String>,
-    /// New prompts, and whether a subscriber watched their queue, for the
-    /// observer (collected only when there is one).
-    submitted: Vec<(Prompt, bool)>,
+    /// New prompts for the observer (collected only when there is one).
+    submitted: Vec<Prompt>,
+    /// Prompts that left their queue, for the observer.
+    resolved: Vec<Resolution>,
     /// The frames owed to streams, for the fan-out thread once the lock is
     /// released.
     deliveries: Deliveries,
 }
 
-/// Told of every new prompt (not one a rule answered, nor a duplicate),
-/// and whether a subscriber watched its queue then.
-pub type Observer = Box<dyn Fn(&Prompt, bool) + Send + Sync>;
+/// A prompt that left its queue: answered, expired or cancelled.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Resolution {
+    pub session_id: String,
+    pub kind: Kind,
+    pub id: String,
+    /// `answered`, `expired` or `cancelled`.
+    pub status: &'static str,
+}
+
+/// What the observer is told.
+#[derive(Debug)]
+pub enum Observed<'a> {
+    /// A new prompt (not one a rule answered, nor a duplicate).
+    Submitted(&'a Prompt),
+    /// A pending prompt left its queue, on this instance or another.
+    Resolved(&'a Resolution),
+}
+
+/// Told of every new and every resolved prompt.
+pub type Observer = Box<dyn Fn(Observed<'_>) + Send + Sync>;
 
 /// Who asked for an operation and when: the audit log's `by` and `at`.
 struct Op<'a> {
@@ -235,9 +254,9 @@ impl Hub {
         }
     }
 
-    /// Sets the one observer of new prompts (the notifier); a second is
-    /// ignored.
-    pub fn observe_submitted(&self, observer: Observer) {
+    /// Sets the one observer of new and resolved prompts (the notifier);
+    /// a second is ignored.
+    pub fn observe(&self, observer: Observer) {
         let _ = self.observer.set(observer);
     }
 
@@ -332,7 +351,7 @@ impl Hub {
         // the disk, like a reply lost on the way.
         self.audit(std::mem::take(&mut committed.audit));
         durable?;
-        self.observe(&mut committed);
+        self.tell_observer(&mut committed);
         self.announce(committed);
         Ok(decided)
     }
@@ -342,12 +361,16 @@ impl Hub {
         self.observer.get().is_some()
     }
 
-    /// Hands the new prompts of a durable operation to the observer, with
-    /// no lock held.
-    fn observe(&self, committed: &mut Committed) {
+    /// Hands the new and resolved prompts of a durable operation to the
+    /// observer, with no lock held.
+    fn tell_observer(&self, committed: &mut Committed) {
+        let resolved = std::mem::take(&mut committed.resolved);
         if let Some(observer) = self.observer.get() {
-            for (prompt, watched) in std::mem::take(&mut committed.submitted) {
-                observer(&prompt, watched);
+            for prompt in std::mem::take(&mut committed.submitted) {
+                observer(Observed::Submitted(&prompt));
+            }
+            for resolution in &resolved {
+                observer(Observed::Resolved(resolution));
             }
         }
     }
@@ -428,12 +451,25 @@ impl Hub {
         payload: Payload,
         by: &str,
     ) -> Result<Submitted> {
+        self.submit_marked(session_id, timeout_seconds, payload, false, by)
+    }
+
+    /// `submit`, with the agent's `"urgency": "high"` (docs/PROTOCOL.md §5).
+    pub fn submit_marked(
+        &self,
+        session_id: &str,
+        timeout_seconds: i64,
+        payload: Payload,
+        urgent: bool,
+        by: &str,
+    ) -> Result<Submitted> {
         let op = self.op(by);
         let now = op.now;
         self.commit(op, |inner| {
             let id = inner.state.fresh_id(payload.kind(), ids::random_hex);
             let payload = payload.clone();
-            let prompt = Prompt::new(id, session_id.to_string(), now, timeout_seconds, payload);
+            let prompt = Prompt::new(id, session_id.to_string(), now, timeout_seconds, payload)
+                .with_urgent(urgent);
             let needed = |s: &str| inner.registry.needs(s);
             inner.state.submit(&self.limits, prompt, needed)
         })
@@ -806,9 +842,23 @@ impl Inner {
             if let Change::Submitted(prompt) = &change {
                 committed.deadline |= prompt.expires();
                 if observing {
-                    let watched = self.registry.watches(&prompt.session_id, prompt.kind());
-                    committed.submitted.push((prompt.clone(), watched));
+                    committed.submitted.push(prompt.clone());
                 }
+            }
+            if let Change::Resolved {
+                session_id,
+                kind,
+                id,
+                outcome,
+                ..
+            } = &change
+            {
+                committed.resolved.push(Resolution {
+                    session_id: session_id.clone(),
+                    kind: *kind,
+                    id: id.clone(),
+                    status: outcome.status(),
+                });
             }
             let applied = self.state.apply(&change);
             if let Some((session_id, kind)) = applied.queue {

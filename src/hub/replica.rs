@@ -254,7 +254,7 @@ pub(super) fn commit<R>(
                     log::warn!("audit lines not added to redis: {error}");
                 }
                 hub.audit(std::mem::take(&mut committed.audit));
-                hub.observe(&mut committed);
+                hub.tell_observer(&mut committed);
                 hub.announce(committed);
                 return Ok(decided);
             }

@@ -12,6 +12,7 @@
 
 use crate::core::action::Action as ActionKind;
 use crate::core::audit::is_hidden;
+use crate::core::kind::Kind;
 use crate::core::prompt::{Payload, Prompt};
 use crate::notify::capability::{self, Capabilities, Claim};
 use serde_json::{Value, json};
@@ -36,6 +37,11 @@ pub struct Links {
 impl Links {
     pub fn click(&self, session_id: &str) -> String {
         format!("{}/#s={session_id}", self.base)
+    }
+
+    /// The page itself.
+    pub fn home(&self) -> String {
+        format!("{}/", self.base)
     }
 
     pub fn act(&self) -> String {
@@ -235,6 +241,123 @@ pub fn webhook(prompt: &Prompt, links: &Links, actions: &[Action]) -> Value {
         "action": prompt.payload.action().map(ActionKind::to_json),
         "actions": actions,
         "extras": {"client::notification": {"click": {"url": click}}},
+    })
+}
+
+/// A priority of ntfy's scale (1-5, 0 for none) on Gotify's (0-10).
+pub fn gotify_priority(ntfy: u8) -> u8 {
+    match ntfy {
+        0 => 0,
+        1 => 1,
+        2 => 3,
+        3 => 5,
+        4 => 8,
+        _ => 10,
+    }
+}
+
+/// "2 approvals and 1 question", "1 question".
+fn counted(approvals: usize, questions: usize) -> String {
+    let noun =
+        |n: usize, one: &str, many: &str| format!("{n} {}", [many, one][usize::from(n == 1)]);
+    match (approvals, questions) {
+        (0, q) => noun(q, "question", "questions"),
+        (a, 0) => noun(a, "approval", "approvals"),
+        (a, q) => format!(
+            "{} and {}",
+            noun(a, "approval", "approvals"),
+            noun(q, "question", "questions")
+        ),
+    }
+}
+
+fn louder(approvals: usize) -> (u8, &'static [&'static str]) {
+    match approvals {
+        0 => (3, &["question"]),
+        _ => (4, &["lock"]),
+    }
+}
+
+/// Several new prompts of one session told as one: no buttons, a link.
+pub fn summary_text(session_id: &str, approvals: usize, questions: usize) -> Text {
+    let (priority, tags) = louder(approvals);
+    let new = counted(approvals, questions).replacen(' ', " new ", 1);
+    Text {
+        title: format!("{new} in {}", shown(session_id)),
+        message: "Open askgate to see and answer them.".into(),
+        priority,
+        tags,
+        whole: true,
+    }
+}
+
+/// The end of quiet hours, with what they held.
+pub fn held_text(approvals: usize, questions: usize) -> Text {
+    let (priority, tags) = louder(approvals);
+    let waiting = counted(approvals, questions);
+    let verb = ["wait", "waits"][usize::from(approvals + questions == 1)];
+    Text {
+        title: "Quiet hours are over".into(),
+        message: format!("{waiting} {verb} for you in askgate."),
+        priority,
+        tags,
+        whole: true,
+    }
+}
+
+/// `askgate notify test`.
+pub fn test_text() -> Text {
+    Text {
+        title: "askgate: a test notification".into(),
+        message: "Notifications from askgate reach you. Nothing to answer.".into(),
+        priority: 3,
+        tags: &["white_check_mark"],
+        whole: true,
+    }
+}
+
+/// ntfy's publish JSON for a notification without buttons.
+pub fn ntfy_plain(text: &Text, topic: &str, click: &str) -> Value {
+    json!({
+        "topic": topic,
+        "title": text.title,
+        "message": text.message,
+        "priority": text.priority,
+        "tags": text.tags,
+        "click": click,
+    })
+}
+
+/// The webhook JSON of a notification without buttons: `event` names it
+/// (`summary`, `held`, `test`); the priority is on Gotify's scale.
+pub fn webhook_plain(event: &str, text: &Text, click: &str) -> Value {
+    json!({
+        "event": event,
+        "title": text.title,
+        "message": text.message,
+        "priority": gotify_priority(text.priority),
+        "click": click,
+        "extras": {"client::notification": {"click": {"url": click}}},
+    })
+}
+
+/// The webhook's follow-up once a notified prompt is resolved: priority 0,
+/// which Gotify keeps without a notification on the phone.
+pub fn webhook_resolved(session_id: &str, kind: Kind, id: &str, status: &str) -> Value {
+    let what = match kind {
+        Kind::Approval => "An approval",
+        Kind::Clarify => "A question",
+    };
+    json!({
+        "event": "resolved",
+        "kind": kind.as_str(),
+        "session_id": session_id,
+        "id": id,
+        kind.id_field(): id,
+        "status": status,
+        "title": format!("{what} in {} was {status}", shown(session_id)),
+        "message": format!("{what} in {} was {status}; nothing is left to answer.", shown(session_id)),
+        "priority": 0,
     })
 }
 

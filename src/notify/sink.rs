@@ -7,13 +7,12 @@
 //! since the sink may have shown it already. Nothing here logs a URL, a
 //! body or a token: a webhook's URL may hold its own secret.
 
-use super::SinkCounts;
 use super::capability::Capabilities;
 use super::message::{self, Links};
-use crate::core::prompt::Prompt;
+use super::outbox::Job;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
+use serde_json::{Value, json};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 use ureq::Agent;
 
@@ -84,37 +83,189 @@ fn http_url(url: &str) -> Result<&str, String> {
 pub enum Sink {
     Ntfy(Ntfy),
     Webhook(Webhook),
+    /// A second ntfy topic for escalations only (`--notify-escalate-ntfy`).
+    Escalation(Ntfy),
 }
+
+/// How a request goes: a JSON body POSTed, or a DELETE.
+#[derive(Debug, PartialEq)]
+enum Method {
+    Post(String),
+    Delete,
+}
+
+/// No `Debug`: it holds the sink's token.
+struct Request<'a> {
+    method: Method,
+    url: String,
+    token: Option<&'a str>,
+}
+
+/// What a delivery came to when it did not fail.
+#[derive(Debug, PartialEq)]
+pub enum Delivered {
+    Sent,
+    /// The job needs no request to this sink (a clear for a webhook
+    /// summary's other prompts, say).
+    Nothing,
+}
+
+#[derive(Debug, PartialEq)]
+pub enum Failure {
+    /// The notifier stopped during a retry's wait.
+    Stopped,
+    Failed(String),
+}
+
+/// ntfy's priority for an escalation (its highest).
+const ESCALATED: u8 = 5;
 
 impl Sink {
     pub fn name(&self) -> &'static str {
         match self {
             Sink::Ntfy(_) => "ntfy",
             Sink::Webhook(_) => "webhook",
+            Sink::Escalation(_) => "ntfy-escalation",
         }
     }
 
-    /// Where to POST, the body, and the bearer token.
-    fn request(&self, prompt: &Prompt, links: &Links, actions: &[message::Action]) -> Request<'_> {
+    /// The request a job makes of this sink, if any.
+    fn request(
+        &self,
+        job: &Job,
+        links: &Links,
+        actions: &[message::Action],
+    ) -> Option<Request<'_>> {
         match self {
-            Sink::Ntfy(ntfy) => Request {
-                url: &ntfy.server,
-                body: message::ntfy(prompt, &ntfy.topic, links, actions).to_string(),
-                token: ntfy.token.as_deref(),
-            },
-            Sink::Webhook(webhook) => Request {
-                url: &webhook.url,
-                body: message::webhook(prompt, links, actions).to_string(),
+            Sink::Ntfy(ntfy) | Sink::Escalation(ntfy) => ntfy_request(ntfy, job, links, actions),
+            Sink::Webhook(webhook) => Some(Request {
+                method: Method::Post(webhook_body(job, links, actions).to_string()),
+                url: webhook.url.clone(),
                 token: webhook.token.as_deref(),
-            },
+            }),
         }
     }
 }
 
-struct Request<'a> {
-    url: &'a str,
-    body: String,
-    token: Option<&'a str>,
+/// ntfy: a prompt published with its id as the sequence id (so an
+/// escalation replaces it), and deleted by it once resolved
+/// (`DELETE /<topic>/<sequence id>`, ntfy 2.16 and later).
+fn ntfy_request<'a>(
+    ntfy: &'a Ntfy,
+    job: &Job,
+    links: &Links,
+    actions: &[message::Action],
+) -> Option<Request<'a>> {
+    let post = |body: Value| Request {
+        method: Method::Post(body.to_string()),
+        url: ntfy.server.clone(),
+        token: ntfy.token.as_deref(),
+    };
+    let home = links.home();
+    match job {
+        Job::Prompt { prompt, escalated } => {
+            let mut body = message::ntfy(prompt, &ntfy.topic, links, actions);
+            body["sequence_id"] = json!(prompt.id);
+            if *escalated {
+                escalate(&mut body, ESCALATED);
+            }
+            Some(post(body))
+        }
+        Job::Summary {
+            session_id,
+            approvals,
+            questions,
+            seq,
+            escalated,
+        } => {
+            let text = message::summary_text(session_id, *approvals, *questions);
+            let mut body = message::ntfy_plain(&text, &ntfy.topic, &links.click(session_id));
+            body["sequence_id"] = json!(seq);
+            if *escalated {
+                escalate(&mut body, ESCALATED);
+            }
+            Some(post(body))
+        }
+        Job::Resolved { clear, .. } => clear.as_ref().map(|seq| Request {
+            method: Method::Delete,
+            url: format!("{}/{}/{seq}", ntfy.server, ntfy.topic),
+            token: ntfy.token.as_deref(),
+        }),
+        Job::Held {
+            approvals,
+            questions,
+        } => {
+            let text = message::held_text(*approvals, *questions);
+            Some(post(message::ntfy_plain(&text, &ntfy.topic, &home)))
+        }
+        Job::Test => Some(post(message::ntfy_plain(
+            &message::test_text(),
+            &ntfy.topic,
+            &home,
+        ))),
+    }
+}
+
+/// A notification sent again because nobody answered: the highest
+/// priority of its scale, and a title that says so.
+fn escalate(body: &mut Value, priority: u8) {
+    body["priority"] = json!(priority);
+    let title = body["title"].as_str().unwrap_or_default();
+    body["title"] = json!(format!("Still waiting: {title}"));
+}
+
+/// The webhook's JSON of a job; priorities on Gotify's scale (0-10).
+fn webhook_body(job: &Job, links: &Links, actions: &[message::Action]) -> Value {
+    let home = links.home();
+    match job {
+        Job::Prompt { prompt, escalated } => {
+            let mut body = message::webhook(prompt, links, actions);
+            let priority = body["priority"].as_u64().unwrap_or(3) as u8;
+            body["priority"] = json!(message::gotify_priority(priority));
+            body["escalated"] = json!(escalated);
+            if *escalated {
+                escalate(&mut body, message::gotify_priority(ESCALATED));
+            }
+            body
+        }
+        Job::Summary {
+            session_id,
+            approvals,
+            questions,
+            seq,
+            escalated,
+        } => {
+            let text = message::summary_text(session_id, *approvals, *questions);
+            let mut body = message::webhook_plain("summary", &text, &links.click(session_id));
+            body["escalated"] = json!(escalated);
+            if *escalated {
+                escalate(&mut body, message::gotify_priority(ESCALATED));
+            }
+            body["session_id"] = json!(session_id);
+            body["approvals"] = json!(approvals);
+            body["questions"] = json!(questions);
+            body["notification"] = json!(seq);
+            body
+        }
+        Job::Resolved {
+            session_id,
+            kind,
+            id,
+            status,
+            ..
+        } => message::webhook_resolved(session_id, *kind, id, status),
+        Job::Held {
+            approvals,
+            questions,
+        } => {
+            let text = message::held_text(*approvals, *questions);
+            let mut body = message::webhook_plain("held", &text, &home);
+            body["approvals"] = json!(approvals);
+            body["questions"] = json!(questions);
+            body
+        }
+        Job::Test => message::webhook_plain("test", &message::test_text(), &home),
+    }
 }
 
 /// What one attempt came to.
@@ -132,7 +283,6 @@ pub struct Delivery {
     links: Links,
     /// `None` when notifications carry no buttons.
     capabilities: Option<Arc<Capabilities>>,
-    counts: Arc<SinkCounts>,
 }
 
 impl Delivery {
@@ -140,7 +290,6 @@ impl Delivery {
         sink: Sink,
         links: Links,
         capabilities: Option<Arc<Capabilities>>,
-        counts: Arc<SinkCounts>,
         timeout: Duration,
     ) -> Delivery {
         let tls = ureq::tls::TlsConfig::builder()
@@ -159,57 +308,70 @@ impl Delivery {
             agent: config.build().new_agent(),
             links,
             capabilities,
-            counts,
         }
     }
 
-    /// Sends one notification, retrying while the sink did not take it,
-    /// unless `stopped` closes meanwhile.
-    pub fn deliver(&self, prompt: &Prompt, stopped: &Receiver<()>) {
-        let actions = match &self.capabilities {
-            Some(capabilities) => message::actions(prompt, &message::text(prompt), capabilities),
-            None => Vec::new(),
+    pub fn name(&self) -> &'static str {
+        self.sink.name()
+    }
+
+    /// Sends one job, retrying while the sink did not take it, unless
+    /// `stopped` closes meanwhile.
+    pub fn deliver(&self, job: &Job, stopped: &Receiver<()>) -> Result<Delivered, Failure> {
+        let actions = match (&self.capabilities, job) {
+            (Some(capabilities), Job::Prompt { prompt, .. }) => {
+                message::actions(prompt, &message::text(prompt), capabilities)
+            }
+            _ => Vec::new(),
         };
-        let request = self.sink.request(prompt, &self.links, &actions);
+        let Some(request) = self.sink.request(job, &self.links, &actions) else {
+            return Ok(Delivered::Nothing);
+        };
         let name = self.sink.name();
         let mut waits = BACKOFF.iter();
         loop {
-            let why = match self.attempt(&request) {
+            match self.attempt(&request) {
                 Attempt::Sent => {
-                    self.counts.sent.fetch_add(1, Ordering::Relaxed);
-                    log::debug!("notified {name} of {}", prompt.id);
-                    return;
+                    log::debug!("{name} took a notification");
+                    return Ok(Delivered::Sent);
                 }
                 Attempt::Retry(why) => match waits.next() {
                     Some(&wait) => {
-                        log::info!(
-                            "{name} did not take the notification of {}: {why}; again in {wait:?}",
-                            prompt.id
-                        );
+                        log::info!("{name} did not take a notification: {why}; again in {wait:?}");
                         match stopped.recv_timeout(wait) {
                             Err(RecvTimeoutError::Timeout) => continue,
-                            _ => return,
+                            _ => return Err(Failure::Stopped),
                         }
                     }
-                    None => why,
+                    None => return Err(Failure::Failed(why)),
                 },
-                Attempt::Failed(why) => why,
-            };
-            self.counts.failed.fetch_add(1, Ordering::Relaxed);
-            log::warn!("notifying {name} of {} failed: {why}", prompt.id);
-            return;
+                Attempt::Failed(why) => return Err(Failure::Failed(why)),
+            }
         }
     }
 
     fn attempt(&self, request: &Request<'_>) -> Attempt {
-        let mut post = self
-            .agent
-            .post(request.url)
-            .header("Content-Type", "application/json");
-        if let Some(token) = request.token {
-            post = post.header("Authorization", format!("Bearer {token}"));
-        }
-        match post.send(request.body.as_bytes()) {
+        let bearer = request.token.map(|token| format!("Bearer {token}"));
+        let sent = match &request.method {
+            Method::Post(body) => {
+                let mut post = self
+                    .agent
+                    .post(&request.url)
+                    .header("Content-Type", "application/json");
+                if let Some(bearer) = &bearer {
+                    post = post.header("Authorization", bearer);
+                }
+                post.send(body.as_bytes())
+            }
+            Method::Delete => {
+                let mut delete = self.agent.delete(&request.url);
+                if let Some(bearer) = &bearer {
+                    delete = delete.header("Authorization", bearer);
+                }
+                delete.call()
+            }
+        };
+        match sent {
             Ok(response) => match response.status().as_u16() {
                 200..=299 => Attempt::Sent,
                 status @ (429 | 502 | 503) => Attempt::Retry(format!("status {status}")),

@@ -71,7 +71,7 @@ impl Metrics {
 /// The notifications' counters in the same text format.
 pub fn render_notify(counts: &crate::notify::Counts) -> String {
     let mut text = String::from(
-        "# HELP askgate_notifications_total Notifications by sink and outcome: sent, failed (after its retries), dropped (its queue was full).\n\
+        "# HELP askgate_notifications_total Notifications by sink and outcome: sent (a notification, a summary, a clear), failed (after its retries), dropped (its outbox was full even by id).\n\
          # TYPE askgate_notifications_total counter\n",
     );
     for (sink, numbers) in &counts.sinks {
@@ -84,9 +84,11 @@ pub fn render_notify(counts: &crate::notify::Counts) -> String {
     }
     let _ = write!(
         text,
-        "# HELP askgate_notifications_watched_total New prompts not notified because a page watched.\n\
-         # TYPE askgate_notifications_watched_total counter\naskgate_notifications_watched_total {}\n",
-        counts.watched
+        "# HELP askgate_notifications_watched_total New prompts not notified at once because a page was visible (or hidden less than the grace ago).\n\
+         # TYPE askgate_notifications_watched_total counter\naskgate_notifications_watched_total {}\n\
+         # HELP askgate_notifications_held_total New prompts held for quiet hours.\n\
+         # TYPE askgate_notifications_held_total counter\naskgate_notifications_held_total {}\n",
+        counts.watched, counts.held
     );
     text
 }

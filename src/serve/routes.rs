@@ -211,6 +211,7 @@ pub const ROUTES: &[Route] = {
         row(Get, "/api/history", Needs(Human), Plain(history)),
         row(Get, "/api/rules", Needs(Human), Plain(|app, _| Ok(rules(app).into()))),
         row(Post, "/api/rules/revoke", Needs(Human), Plain(revoke)),
+        row(Post, "/api/presence", Needs(Human), Plain(presence)),
         row(Post, "/api/act", Capability, Plain(act::act)),
     ]
 };
@@ -676,6 +677,28 @@ fn revoke(app: &App, request: &Request) -> Result<Reply> {
     Ok(Response::json(200, &json!({"ok": true})).into())
 }
 
+/// `POST /api/presence` (docs/PROTOCOL.md §8): a page of the human says
+/// whether it is visible, so the phone rings only when none is.
+fn presence(app: &App, request: &Request) -> Result<Reply> {
+    let body = request.json()?;
+    let page = optional_text(&body, "page")?
+        .filter(|page| is_page_id(page))
+        .ok_or_else(|| Error::bad_request("page is required: 8 to 64 of A-Z a-z 0-9 _ -"))?;
+    let visible = match body.get("visible") {
+        Some(serde_json::Value::Bool(visible)) => *visible,
+        _ => return Err(Error::bad_request("visible is required: true or false")),
+    };
+    if let Some(notifier) = &app.notifier {
+        notifier.presence(page, visible);
+    }
+    Ok(Response::json(200, &json!({"ok": true})).into())
+}
+
+fn is_page_id(page: &str) -> bool {
+    let valid = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    (8..=64).contains(&page.len()) && page.chars().all(valid)
+}
+
 // ---- browser API: streams (docs/PROTOCOL.md §3.3, §4) ----
 
 fn per_kind_stream(app: &App, request: &Request, kind: Kind) -> Result<Reply> {
@@ -817,9 +840,17 @@ fn submit(app: &App, request: &Request, kind: Kind) -> Result<Reply> {
     let session_id = required_session(&body)?;
     let payload = validate::payload(kind, &body)?;
     let timeout_seconds = validate::timeout_seconds(&body, kind.default_timeout_seconds())?;
+    let urgent = match optional_text(&body, "urgency")? {
+        None | Some("normal") => false,
+        Some("high") => true,
+        Some(_) => return Err(Error::bad_request("urgency must be \"high\" or \"normal\"")),
+    };
     let id_field = kind.id_field();
     let by = actor(app, request, AGENT);
-    let body = match app.hub.submit(session_id, timeout_seconds, payload, by)? {
+    let submitted = app
+        .hub
+        .submit_marked(session_id, timeout_seconds, payload, urgent, by)?;
+    let body = match submitted {
         Submitted::Queued {
             id,
             pending_count,

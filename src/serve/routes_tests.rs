@@ -995,9 +995,9 @@ fn an_approval_is_answered_and_stale_answers_say_what_they_did() {
     );
     let entry = json!({"approval_id": first, "command": "rm -rf /tmp/build",
         "action": {"type": "command", "command": "rm -rf /tmp/build"},
-        "description": "clean the build tree", "expires_at": 300.0, "kind": "approval",
+        "description": "clean the build tree", "expires_at": 900.0, "kind": "approval",
         "pattern_key": "rm -rf /tmp/build", "pattern_keys": ["rm -rf /tmp/build"],
-        "requested_at": 0.0, "session_id": "s1", "timeout_seconds": 300});
+        "requested_at": 0.0, "session_id": "s1", "timeout_seconds": 900});
     let summary = json!({"approval_count": 2, "attention": "approval", "clarify_count": 0,
         "session_id": "s1", "version": 2});
     let respond = |extra| {

@@ -18,6 +18,7 @@
 use crate::config::Config;
 use crate::error::Error;
 use crate::hub::Hub;
+use crate::hub::Observed;
 use crate::notify::Notifier;
 use crate::notify::capability::Capabilities;
 use crate::notify::message::Links;
@@ -264,24 +265,32 @@ fn start_notifier(
     let base = match &app.config.public_url {
         Some(url) => url.to_string(),
         None => {
-            if addr.ip().is_unspecified() {
-                log::warn!(
-                    "notifications link to http://{addr}, which a phone cannot open: give --public-url"
-                );
-            }
+            log::warn!(
+                "NO --public-url: notifications link to http://{addr}, and their buttons post there; \
+                 a phone that is not on this machine can open neither. Give --public-url with the \
+                 address a phone reaches askgate at (docs/PROTOCOL.md §8)"
+            );
             format!("http://{addr}")
         }
     };
     let spawn = |name: &str, work: Box<dyn FnOnce() + Send>| running.spawn_detached(name, work);
     let notifier = Notifier::start(settings, Links { base }, app.capabilities.clone(), &spawn)?;
-    let notifier = Arc::new(notifier);
     let observer = notifier.clone();
-    app.hub.observe_submitted(Box::new(move |prompt, watched| {
-        observer.submitted(prompt, watched)
+    app.hub.observe(Box::new(move |observed| match observed {
+        Observed::Submitted(prompt) => observer.submitted(prompt),
+        Observed::Resolved(resolution) => observer.resolved(
+            &resolution.session_id,
+            resolution.kind,
+            &resolution.id,
+            resolution.status,
+        ),
     }));
-    let when = match settings.always {
-        true => "always",
-        false => "when no page watches",
+    let when = match settings.timing.always {
+        true => "always".to_string(),
+        false => format!(
+            "when no page is visible (a hidden one holds them for {}s)",
+            settings.timing.grace.as_secs()
+        ),
     };
     log::info!(
         "notifying {} of new prompts, {when}",

@@ -61,7 +61,7 @@ fn expected_role(pattern: &str) -> Option<&'static str> {
     match action {
         "submit" | "wait" | "cancel" | "claude-code" => Some("agent"),
         "pending" | "stream" | "respond" | "events" | "sessions" | "history" | "metrics"
-        | "rules" | "revoke" => Some("human"),
+        | "rules" | "revoke" | "presence" => Some("human"),
         "healthz" | "config" | "login" | "logout" => None,
         "act" => Some("capability"),
         other => panic!("route {other} is missing from this test's list"),

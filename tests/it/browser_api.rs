@@ -290,7 +290,7 @@ fn pending_polls_show_head_count_version_and_etag() {
     ] {
         assert!(entry.get(field).is_some(), "entry has {field}: {entry}");
     }
-    let expected = entry["requested_at"].as_f64().unwrap() + 120.0;
+    let expected = entry["requested_at"].as_f64().unwrap() + 900.0;
     assert!((entry["expires_at"].as_f64().unwrap() - expected).abs() < 0.01);
 }
 

@@ -125,8 +125,8 @@ pub fn payload_fields(kind: &str, body: &Value) -> Vec<(String, Value)> {
             ]
         }
     };
-    let default = if kind == "clarify" { 120 } else { 300 };
-    fields.push(or("timeout_seconds", json!(default)));
+    // The default for both kinds (docs/PROTOCOL.md §5).
+    fields.push(or("timeout_seconds", json!(900)));
     fields
 }
 
