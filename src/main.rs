@@ -3,7 +3,7 @@
 //! `mcp` offers the same to an agent as an MCP server on stdin and stdout;
 //! `signin-link` prints a one-time link that signs the page in.
 
-use askgate::cli::{client, mcp};
+use askgate::cli::{client, mcp, receipt};
 use askgate::notify::capability;
 use askgate::serve::auth::{self, Role};
 use askgate::serve::signals::ShutdownSignals;
@@ -26,6 +26,11 @@ fn main() -> ExitCode {
         Some("tokens") => tokens(&args[1..]),
         Some("health") => health(&args[1..]),
         Some("signin-link") => signin_link(&args[1..]),
+        Some("verify") => receipt::verify_main(&args[1..]),
+        Some("receipts") => match args.get(1).map(String::as_str) {
+            Some("key") => receipt::key_main(&args[2..]),
+            _ => usage_error(receipt::KEY_USAGE),
+        },
         Some("help") => {
             println!("{}", usage());
             ExitCode::SUCCESS
@@ -44,7 +49,8 @@ fn main() -> ExitCode {
 fn help_asked(args: &[String]) -> Option<String> {
     let (command, flags) = match args.first().map(String::as_str) {
         Some(
-            command @ ("clarify" | "approve" | "mcp" | "serve" | "journal" | "tokens" | "health"),
+            command @ ("clarify" | "approve" | "mcp" | "serve" | "journal" | "tokens" | "health"
+            | "verify" | "receipts"),
         ) => (command, &args[1..]),
         _ => ("serve", args),
     };
@@ -76,6 +82,8 @@ fn help_asked(args: &[String]) -> Option<String> {
         "tokens" => format!("usage: {TOKENS_USAGE}"),
         "health" => format!("usage: {HEALTH_USAGE}"),
         "signin-link" => format!("usage: {SIGNIN_USAGE}"),
+        "verify" => format!("usage: {}", receipt::VERIFY_USAGE),
+        "receipts" => format!("usage: {}", receipt::KEY_USAGE),
         _ if args.first().is_some_and(|first| first == "serve") => Config::usage(),
         _ => usage(),
     })
@@ -268,10 +276,12 @@ fn usage_error(usage: &str) -> ExitCode {
 fn usage() -> String {
     format!(
         "askgate: agents ask, a human answers from the browser\n\n\
-         usage:\n  askgate [serve] [FLAGS]\n  {}\n  {}\n  {}\n  {JOURNAL_USAGE}\n  {TOKENS_USAGE}\n  {SIGNIN_USAGE}\n  {HEALTH_USAGE}\n\n{}",
+         usage:\n  askgate [serve] [FLAGS]\n  {}\n  {}\n  {}\n  {JOURNAL_USAGE}\n  {TOKENS_USAGE}\n  {SIGNIN_USAGE}\n  {HEALTH_USAGE}\n  {}\n  {}\n\n{}",
         client::CLARIFY_USAGE,
         client::APPROVE_USAGE,
         mcp::MCP_USAGE,
+        receipt::KEY_USAGE,
+        receipt::VERIFY_USAGE,
         Config::usage()
     )
 }

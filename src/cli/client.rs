@@ -3,19 +3,22 @@
 //! The calls themselves are `cli/api.rs`'s.
 
 use crate::cli::api::{Client, Submitted};
-use crate::cli::wrap;
+use crate::cli::{receipt, wrap};
 use crate::core::kind::Kind;
+use crate::core::receipt as receipt_core;
 use serde_json::{Value, json};
 use std::process::ExitCode;
 use std::time::Duration;
 
 pub const CLARIFY_USAGE: &str =
     "askgate clarify --session S \"question\" [--choice A]... [--timeout SECS]";
-pub const APPROVE_USAGE: &str = "askgate approve --session S --command \"...\" [--pattern KEY]... [--description D] [--timeout SECS] [-- CMD [ARG]...]\n    \
+pub const APPROVE_USAGE: &str = "askgate approve --session S --command \"...\" [--pattern KEY]... [--description D] [--timeout SECS] [--verify-key KEY] [-- CMD [ARG]...]\n    \
     with -- CMD ARGS: the command shown is CMD ARGS shell-quoted (another --command is shown as its description), \
     and it runs once approved; askgate then exits with its status (128+N for signal N); when it did not run, \
     askgate exits 77 denied, 75 expired or cancelled, 69 no answer could be had (server unreachable or refusing), \
-    codes a command rarely uses (sysexits.h)";
+    codes a command rarely uses (sysexits.h); with --verify-key KEY (or ASKGATE_VERIFY_KEY, the hex key of \
+    askgate receipts key) CMD runs only if the answer's receipt verifies with KEY, names this prompt and this \
+    argv, approves and has not expired, else askgate exits 2 saying why";
 pub const COMMON_USAGE: &str = "clarify, approve and mcp take --server URL (or ASKGATE_URL, default http://127.0.0.1:8787, \
                             http:// or https://, with a path behind a reverse proxy), \
                             --retry-secs N (how long to keep retrying an unreachable or busy server \
@@ -108,6 +111,9 @@ struct Ask {
     body: Value,
     /// `approve ... -- CMD ARGS`: what runs once approved.
     run: Option<Vec<String>>,
+    /// `--verify-key` (or `ASKGATE_VERIFY_KEY`): the command runs only on a
+    /// receipt this key verifies (docs/PROTOCOL.md §10).
+    verify_key: Option<String>,
 }
 
 pub fn main(command: Command, args: &[String]) -> ExitCode {
@@ -127,10 +133,21 @@ pub fn main(command: Command, args: &[String]) -> ExitCode {
         Ok(client) => client,
         Err(message) => return fail(&message),
     };
-    match (run(command, &client, &ask), &ask.run) {
-        (Ok(EXIT_APPROVED), Some(argv)) => ExitCode::from(wrap::run(argv)),
-        (Ok(code), Some(_)) => ExitCode::from(wrap::not_run(code)),
-        (Ok(code), None) => ExitCode::from(code),
+    let ran = run(command, &client, &ask);
+    if let (Ok((EXIT_APPROVED, reply, id)), Some(key)) = (&ran, &ask.verify_key)
+        && command == Command::Approve
+    {
+        let approved = ask.body["command"].as_str().unwrap_or_default();
+        let action = receipt_core::command_action(approved);
+        if let Err(why) = receipt::check_reply(key, reply, id, &action, receipt::now()) {
+            eprintln!("askgate: not approved: {}", visible(&why));
+            return ExitCode::from(EXIT_ERROR);
+        }
+    }
+    match (ran, &ask.run) {
+        (Ok((EXIT_APPROVED, ..)), Some(argv)) => ExitCode::from(wrap::run(argv)),
+        (Ok((code, ..)), Some(_)) => ExitCode::from(wrap::not_run(code)),
+        (Ok((code, ..)), None) => ExitCode::from(code),
         (Err(message), Some(_)) => {
             fail(&message);
             ExitCode::from(wrap::not_run(EXIT_ERROR))
@@ -173,6 +190,7 @@ fn parse(
     let (mut text, mut description) = (None, None);
     let mut list = Vec::new();
     let mut run = None;
+    let mut verify_key = env("ASKGATE_VERIFY_KEY").filter(|key| !key.is_empty());
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         if command == Command::Approve && arg == "--" {
@@ -212,6 +230,7 @@ fn parse(
             (Command::Clarify, "--choice") | (Command::Approve, "--pattern") => list.push(value()?),
             (Command::Approve, "--command") => text = Some(value()?),
             (Command::Approve, "--description") => description = Some(value()?),
+            (Command::Approve, "--verify-key") => verify_key = Some(value()?),
             _ => return Err(format!("unknown flag: {flag}")),
         }
     }
@@ -241,6 +260,7 @@ fn parse(
         session_id,
         body,
         run,
+        verify_key,
     })
 }
 
@@ -264,16 +284,24 @@ fn command_that_runs(
     Ok((quoted, description))
 }
 
-/// Submits, then waits until the prompt has an outcome.
-fn run(command: Command, client: &Client, ask: &Ask) -> Result<u8, String> {
+/// Submits, then waits until the prompt has an outcome: the exit code, the
+/// server's last answer and the prompt's id.
+fn run(command: Command, client: &Client, ask: &Ask) -> Result<(u8, Value, String), String> {
     let kind = command.kind();
-    let outcome = match client.submit(kind, &ask.body)? {
-        Submitted::Settled(body) => body,
-        Submitted::Pending(id) => client
-            .wait(kind, &ask.session_id, &id, ask.connection.retry, &|| false)?
-            .ok_or("the wait was abandoned")?,
+    let (outcome, id) = match client.submit(kind, &ask.body)? {
+        Submitted::Settled(body) => {
+            let id = body[kind.id_field()]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            (body, id)
+        }
+        Submitted::Pending(id) => {
+            let waited = client.wait(kind, &ask.session_id, &id, ask.connection.retry, &|| false);
+            (waited?.ok_or("the wait was abandoned")?, id)
+        }
     };
-    Ok(conclude(command, &outcome))
+    Ok((conclude(command, &outcome), outcome, id))
 }
 
 /// Prints what the human said and picks the exit code.

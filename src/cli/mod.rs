@@ -4,5 +4,6 @@
 pub mod api;
 pub mod client;
 pub mod mcp;
+pub mod receipt;
 pub mod tools;
 pub mod wrap;

@@ -8,8 +8,9 @@
 //! `always` ones at the top and each session's inside it.
 
 use crate::core::kind::Kind;
-use crate::core::prompt::{Outcome, Prompt};
+use crate::core::prompt::{Outcome, Payload, Prompt};
 use crate::core::queue::Queue;
+use crate::core::receipt;
 use crate::core::rules::Rule;
 use crate::core::state::{Record, Session, State};
 use serde_json::{Value, json};
@@ -119,20 +120,37 @@ fn record_json(id: &str, record: &Record) -> Value {
         "outcome": record.outcome.to_json(),
         "at": record.at,
         "version": record.version,
+        "action": record.action,
+        "rule": record.rule,
     })
 }
 
 fn record_from(value: &Value) -> Option<(String, Record)> {
     let kind = Kind::parse(value["kind"].as_str()?)?;
+    let asked = value["asked"].as_str().unwrap_or_default();
+    // Snapshots written before receipts kept no digest: an approval's is
+    // its command's; a clarify's choices are gone, so its question alone.
+    let action = match kind {
+        Kind::Approval => receipt::command_action(asked),
+        Kind::Clarify => receipt::action_of(&Payload::Clarify {
+            question: asked.to_string(),
+            choices: Vec::new(),
+        }),
+    };
     let record = Record {
         kind,
         session_id: value["session_id"].as_str()?.to_string(),
         // Snapshots written before the history kept neither.
-        asked: value["asked"].as_str().unwrap_or_default().to_string(),
+        asked: asked.to_string(),
         auto: value["auto"].as_bool().unwrap_or_default(),
         outcome: Outcome::from_json(kind, &value["outcome"])?,
         at: value["at"].as_f64()?,
         version: value["version"].as_u64()?,
+        action: match value["action"].as_str() {
+            Some(action) => action.to_string(),
+            None => receipt::action_digest(&action),
+        },
+        rule: value["rule"].as_str().map(str::to_string),
     };
     Some((value["id"].as_str()?.to_string(), record))
 }

@@ -18,6 +18,7 @@ use crate::core::change::Change;
 use crate::core::kind::{Kind, KindMap};
 use crate::core::prompt::{Answer, Outcome, Payload, Prompt, round_ms};
 use crate::core::queue::{Identified, Queue};
+use crate::core::receipt::{self, Decision};
 use crate::core::rules::{Lifetime, Rule, Scope};
 use crate::core::view::{Interest, Update, Watch};
 use crate::error::{Error, Result};
@@ -176,6 +177,11 @@ pub(super) struct Record {
     pub(super) outcome: Outcome,
     pub(super) at: f64,
     pub(super) version: u64,
+    /// The digest of the canonical action asked, for its receipt
+    /// (`core/receipt.rs`).
+    pub(super) action: String,
+    /// The rule that answered, when one did.
+    pub(super) rule: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -249,6 +255,8 @@ impl State {
                     outcome: outcome.clone(),
                     at: *at,
                     version,
+                    action: receipt::action_digest(&receipt::action_of(&prompt.payload)),
+                    rule: None,
                 };
                 self.record(id, record);
                 Applied {
@@ -262,8 +270,8 @@ impl State {
                 id,
                 command,
                 answer,
+                rule_id,
                 at,
-                ..
             } => {
                 let record = Record {
                     kind: *kind,
@@ -273,6 +281,8 @@ impl State {
                     outcome: Outcome::Answered(answer.clone()),
                     at: *at,
                     version,
+                    action: receipt::action_digest(&receipt::command_action(command)),
+                    rule: Some(rule_id.clone()),
                 };
                 self.record(id, record);
                 Applied {
@@ -920,6 +930,23 @@ impl State {
             Some(_) => Lookup::Pending,
             None => Lookup::Unknown,
         }
+    }
+
+    /// The decision a kept outcome records, for its receipt.
+    pub fn decision(&self, id: &str) -> Option<Decision> {
+        let record = self.outcomes.get(id)?;
+        let decision = Decision::of(
+            id,
+            &record.session_id,
+            record.kind,
+            &record.action,
+            &record.outcome,
+        );
+        let decision = match &record.rule {
+            Some(rule) => decision.by_rule(rule),
+            None => decision,
+        };
+        Some(decision.at(record.at))
     }
 
     /// Sessions with something pending or a change since `recent`.

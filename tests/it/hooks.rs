@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 
-fn hook(name: &str) -> String {
+pub fn hook(name: &str) -> String {
     format!("{}/contrib/hooks/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
@@ -21,7 +21,7 @@ fn path_with_askgate() -> String {
 }
 
 /// `command` with askgate on its PATH, aimed at `url`, and no other askgate settings.
-fn with_askgate<'a>(command: &'a mut Command, url: &str) -> &'a mut Command {
+pub fn with_askgate<'a>(command: &'a mut Command, url: &str) -> &'a mut Command {
     for name in [
         "ASKGATE_TOKEN",
         "ASKGATE_SESSION",
@@ -127,7 +127,7 @@ fn the_claude_code_hook_allows_what_the_human_approves_and_denies_the_rest() {
     );
 }
 
-fn git(dir: &Path, args: &[&str]) -> Output {
+pub fn git(dir: &Path, args: &[&str]) -> Output {
     let output = Command::new("git")
         .current_dir(dir)
         .args([
@@ -162,7 +162,7 @@ fn push(work: &Path, url: &str) -> Child {
         .expect("git push runs")
 }
 
-fn remote_main(remote: &Path) -> Option<String> {
+pub fn remote_main(remote: &Path) -> Option<String> {
     let output = Command::new("git")
         .args([
             "--git-dir",
