@@ -45,8 +45,10 @@ const MAX_RULES: usize = 1024;
 /// What keeping one outcome costs, besides its answer's text and what it
 /// asked: its record, its id twice (the table and the retention order) and
 /// the tables' room to grow. Measured in a release build: 330 to 390 bytes each for 10,000
-/// to 30,000 outcomes of a 12-byte id and a 2-byte answer.
-const OUTCOME_OVERHEAD: usize = 384;
+/// to 30,000 outcomes of a 12-byte id and a 2-byte answer; plus, for its
+/// receipt, the action's digest (64 bytes of hex and its `String`) and the
+/// rule's id (an `Option<String>` and at most 32 bytes).
+const OUTCOME_OVERHEAD: usize = 384 + 88 + 56;
 
 impl Identified for Prompt {
     fn id(&self) -> &str {
