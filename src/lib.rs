@@ -16,6 +16,7 @@ pub mod hub;
 pub mod notify;
 pub mod private_file;
 pub mod public_url;
+pub mod receipt_key;
 pub mod serve;
 pub mod store;
 

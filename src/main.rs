@@ -3,7 +3,7 @@
 //! `mcp` offers the same to an agent as an MCP server on stdin and stdout;
 //! `signin-link` prints a one-time link that signs the page in.
 
-use askgate::cli::{client, hook, mcp, say};
+use askgate::cli::{client, hook, mcp, receipt, say};
 use askgate::notify::capability;
 use askgate::serve::auth::{self, Role};
 use askgate::serve::signals::ShutdownSignals;
@@ -28,6 +28,11 @@ fn main() -> ExitCode {
         Some("health") => health(&args[1..]),
         Some("signin-link") => signin_link(&args[1..]),
         Some("notify") => notify(&args[1..]),
+        Some("verify") => receipt::verify_main(&args[1..]),
+        Some("receipts") => match args.get(1).map(String::as_str) {
+            Some("key") => receipt::key_main(&args[2..]),
+            _ => usage_error(receipt::KEY_USAGE),
+        },
         Some("help") => {
             say(&usage());
             ExitCode::SUCCESS
@@ -44,7 +49,7 @@ fn main() -> ExitCode {
 /// `-h` or `--help`: help goes to stdout and exits 0, whatever else was
 /// given.
 fn help_asked(args: &[String]) -> Option<String> {
-    const COMMANDS: [&str; 10] = [
+    const COMMANDS: [&str; 12] = [
         "clarify",
         "approve",
         "mcp",
@@ -55,6 +60,8 @@ fn help_asked(args: &[String]) -> Option<String> {
         "health",
         "signin-link",
         "notify",
+        "verify",
+        "receipts",
     ];
     let (command, flags) = match args.first().map(String::as_str) {
         Some(command) if COMMANDS.contains(&command) => (command, &args[1..]),
@@ -74,6 +81,8 @@ fn help_asked(args: &[String]) -> Option<String> {
         "tokens" => format!("usage: {TOKENS_USAGE}"),
         "health" => format!("usage: {HEALTH_USAGE}"),
         "notify" => format!("usage: {NOTIFY_USAGE}"),
+        "verify" => format!("usage: {}", receipt::VERIFY_USAGE),
+        "receipts" => format!("usage: {}", receipt::KEY_USAGE),
         "signin-link" => format!("usage: {SIGNIN_USAGE}"),
         _ if args.first().is_some_and(|first| first == "serve") => Config::usage(),
         _ => usage(),
@@ -320,11 +329,13 @@ fn usage_error(usage: &str) -> ExitCode {
 fn usage() -> String {
     format!(
         "askgate: agents ask, a human answers from the browser\n\n\
-         usage:\n  askgate [serve] [FLAGS]\n  {}\n  {}\n  {}\n  {}\n  {JOURNAL_USAGE}\n  {TOKENS_USAGE}\n  {SIGNIN_USAGE}\n  {HEALTH_USAGE}\n  {NOTIFY_USAGE}\n\n{}",
+         usage:\n  askgate [serve] [FLAGS]\n  {}\n  {}\n  {}\n  {}\n  {JOURNAL_USAGE}\n  {TOKENS_USAGE}\n  {SIGNIN_USAGE}\n  {HEALTH_USAGE}\n  {NOTIFY_USAGE}\n  {}\n  {}\n\n{}",
         client::CLARIFY_USAGE,
         client::APPROVE_USAGE,
         mcp::MCP_USAGE,
         hook::HOOK_USAGE,
+        receipt::KEY_USAGE,
+        receipt::VERIFY_USAGE,
         Config::usage()
     )
 }

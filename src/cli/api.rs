@@ -85,6 +85,15 @@ impl Client {
         }
     }
 
+    /// `GET` of a JSON document (`/api/receipts/key`): its body when 200.
+    pub fn get_json(&self, path: &str) -> Result<Value, String> {
+        let reply = self.get(path, &[])?;
+        match reply.status {
+            200 => reply.json().cloned(),
+            _ => Err(format!("the server answered {}", reply.status_text())),
+        }
+    }
+
     /// The server's base url, for messages.
     pub fn base(&self) -> &str {
         &self.base

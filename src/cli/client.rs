@@ -3,8 +3,9 @@
 //! The calls themselves are `cli/api.rs`'s.
 
 use crate::cli::api::Client;
-use crate::cli::{interrupt, say, wrap};
+use crate::cli::{interrupt, receipt, say, wrap};
 use crate::core::kind::Kind;
+use crate::core::receipt as receipt_core;
 use serde_json::{Value, json};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -13,11 +14,13 @@ use std::time::Duration;
 pub const CLARIFY_USAGE: &str = "askgate clarify --session S \"question\" [--choice A]... [--multiple] [--schema FILE] [--timeout SECS]\n    \
     --multiple: the human may pick several choices, printed one a line; \
     --schema FILE: a form (MCP elicitation's JSON Schema), its answer printed as one JSON object";
-pub const APPROVE_USAGE: &str = "askgate approve --session S --command \"...\" [--pattern KEY]... [--description D] [--timeout SECS] [-- CMD [ARG]...]\n    \
+pub const APPROVE_USAGE: &str = "askgate approve --session S --command \"...\" [--pattern KEY]... [--description D] [--timeout SECS] [--verify-key KEY] [-- CMD [ARG]...]\n    \
     with -- CMD ARGS: the command shown is CMD ARGS shell-quoted (another --command is shown as its description), \
     and it runs once approved; askgate then exits with its status (128+N for signal N); when it did not run, \
     askgate exits 77 denied, 75 expired or cancelled, 69 no answer could be had (server unreachable or refusing), \
-    codes a command rarely uses (sysexits.h)";
+    codes a command rarely uses (sysexits.h); with --verify-key KEY (or ASKGATE_VERIFY_KEY, the hex key of \
+    askgate receipts key) CMD runs only if the answer's receipt verifies with KEY, names this prompt and this \
+    argv, approves and has not expired, else askgate exits 2 saying why";
 pub const COMMON_USAGE: &str = "--timeout SECS is how long the human has to answer: default 900 (15 minutes) for a question and an approval alike, 0 waits until answered. \
                             clarify, approve and mcp take --server URL (or ASKGATE_URL, default http://127.0.0.1:8787, \
                             http:// or https://, with a path behind a reverse proxy), \
@@ -114,6 +117,9 @@ struct Ask {
     body: Value,
     /// `approve ... -- CMD ARGS`: what runs once approved.
     run: Option<Vec<String>>,
+    /// `--verify-key` (or `ASKGATE_VERIFY_KEY`): the command runs only on a
+    /// receipt this key verifies (docs/PROTOCOL.md §10).
+    verify_key: Option<String>,
 }
 
 pub fn main(command: Command, args: &[String]) -> ExitCode {
@@ -133,8 +139,25 @@ pub fn main(command: Command, args: &[String]) -> ExitCode {
         Ok(client) => Arc::new(client),
         Err(message) => return fail(&message),
     };
-    let outcome = run(command, client, &ask);
-    match (outcome, &ask.run) {
+    let ran = run(command, client, &ask);
+    if let (Ok((EXIT_EDITED, ..)), Some(_)) = (&ran, &ask.verify_key) {
+        // A receipt names the action asked; an edited one is not checked yet.
+        eprintln!(
+            "askgate: not run: the human edited the command, and --verify-key checks only the command asked"
+        );
+        return ExitCode::from(EXIT_ERROR);
+    }
+    if let (Ok((EXIT_APPROVED, _, reply, id)), Some(key)) = (&ran, &ask.verify_key)
+        && command == Command::Approve
+    {
+        let approved = ask.body["command"].as_str().unwrap_or_default();
+        let action = receipt_core::command_action(approved);
+        if let Err(why) = receipt::check_reply(key, reply, id, &action, receipt::now()) {
+            eprintln!("askgate: not approved: {}", visible(&why));
+            return ExitCode::from(EXIT_ERROR);
+        }
+    }
+    match (ran.map(|(code, edited, ..)| (code, edited)), &ask.run) {
         (Ok((EXIT_APPROVED, _)), Some(argv)) => ExitCode::from(wrap::run(argv)),
         (Ok((EXIT_EDITED, Some(edited))), Some(_)) => {
             // The human approved this command instead: shown before it runs.
@@ -193,6 +216,7 @@ fn parse(
     let mut list = Vec::new();
     let mut run = None;
     let (mut multiple, mut schema) = (false, None);
+    let mut verify_key = env("ASKGATE_VERIFY_KEY").filter(|key| !key.is_empty());
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         if command == Command::Clarify && arg == "--multiple" {
@@ -237,6 +261,7 @@ fn parse(
             (Command::Approve, "--command") => text = Some(value()?),
             (Command::Approve, "--description") => description = Some(value()?),
             (Command::Clarify, "--schema") => schema = Some(read_schema(&value()?)?),
+            (Command::Approve, "--verify-key") => verify_key = Some(value()?),
             _ => return Err(format!("unknown flag: {flag}")),
         }
     }
@@ -273,6 +298,7 @@ fn parse(
         session_id,
         body,
         run,
+        verify_key,
     })
 }
 
@@ -309,17 +335,21 @@ pub const RAISE_TIMEOUT: &str = "to give the human longer, pass --timeout SECS (
 /// Submits, then waits until the prompt has an outcome: the exit code, and
 /// the edited command when the human approved another one. A SIGTERM,
 /// SIGINT or SIGHUP meanwhile cancels the prompt and exits 128 + its number.
-fn run(command: Command, client: Arc<Client>, ask: &Ask) -> Result<(u8, Option<String>), String> {
+/// What came of asking: the exit code, the edited command when the human
+/// approved another one, the server's last answer and the prompt's id.
+type Ran = (u8, Option<String>, Value, String);
+
+fn run(command: Command, client: Arc<Client>, ask: &Ask) -> Result<Ran, String> {
     let last_word: interrupt::LastWord = Box::new(|signal| {
         eprintln!("askgate: stopped by signal {signal}; the prompt was cancelled");
         128u8.wrapping_add(signal as u8)
     });
     let kind = command.kind();
     let retry = ask.connection.retry;
-    let outcome = interrupt::ask(client, kind, &ask.session_id, &ask.body, retry, last_word)?;
+    let (outcome, id) = interrupt::ask(client, kind, &ask.session_id, &ask.body, retry, last_word)?;
     let edited = outcome["edited"]["command"].as_str().map(str::to_string);
     let code = conclude(command, &outcome);
-    Ok((code, edited.filter(|_| code == EXIT_EDITED)))
+    Ok((code, edited.filter(|_| code == EXIT_EDITED), outcome, id))
 }
 
 /// Prints what the human said and picks the exit code: a clarify's text,

@@ -104,7 +104,7 @@ fn answer(hook: &Hook, input: &str, token: Option<String>) -> HookOutput {
     let retry = hook.connection.retry;
     let verdict = match interrupt::ask(client, Kind::Approval, &session_id, &body, retry, last_word)
     {
-        Ok(outcome) => hooks::verdict(agent, &hook.settings, &call, &outcome),
+        Ok((outcome, _)) => hooks::verdict(agent, &hook.settings, &call, &outcome),
         Err(why) => hooks::failed(&hook.settings, &why),
     };
     agent.render(&call.event, &verdict)

@@ -37,8 +37,9 @@ fn lock(waiting: &Mutex<Waiting>) -> MutexGuard<'_, Waiting> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Submits `body` and waits for its outcome (the wait's final body), with
-/// its prompt cancelled if a signal ends the process first.
+/// Submits `body` and waits for its outcome (the wait's final body) and
+/// the prompt's id, with its prompt cancelled if a signal ends the process
+/// first.
 pub fn ask(
     client: Arc<Client>,
     kind: Kind,
@@ -46,12 +47,15 @@ pub fn ask(
     body: &Value,
     retry: Duration,
     last_word: LastWord,
-) -> Result<Value, String> {
+) -> Result<(Value, String), String> {
     let waiting = Arc::new(Mutex::new(Waiting::default()));
     let last_word = Arc::new(last_word);
     let _guard = Guard::install(client.clone(), waiting.clone(), last_word.clone());
     let id = match client.submit(kind, body)? {
-        Submitted::Settled(outcome) => return Ok(outcome),
+        Submitted::Settled(outcome) => {
+            let id = outcome[kind.id_field()].as_str().unwrap_or_default();
+            return Ok((outcome.clone(), id.to_string()));
+        }
         Submitted::Pending(id) => id,
     };
     let early = {
@@ -64,7 +68,8 @@ pub fn ask(
     }
     let outcome = client.wait(kind, session_id, &id, retry, &|| false)?;
     lock(&waiting).prompt = None;
-    outcome.ok_or_else(|| "the wait was abandoned".to_string())
+    let outcome = outcome.ok_or_else(|| "the wait was abandoned".to_string())?;
+    Ok((outcome, id))
 }
 
 /// Cancels the prompt, if one is known, and exits with the last word.

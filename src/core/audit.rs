@@ -12,6 +12,7 @@
 use crate::core::change::Change;
 use crate::core::kind::Kind;
 use crate::core::prompt::{Answer, Outcome, Payload, Prompt};
+use crate::core::receipt::Receipt;
 use crate::core::rules::{Rule, Scope};
 use crate::core::state::State;
 use std::fmt::Write;
@@ -75,6 +76,13 @@ pub fn lines(state: &State, change: &Change, by: &str, at: f64) -> Vec<String> {
             .collect(),
         Change::Pruned { .. } | Change::Restarted { .. } => Vec::new(),
     }
+}
+
+/// A decision's line with its receipt: the payload and the signature
+/// (docs/PROTOCOL.md §10), so the audit log can be checked like a wait.
+pub fn with_receipt(line: String, receipt: &Receipt) -> String {
+    let line = Line(line).field("receipt", &receipt.payload);
+    line.field("signature", &receipt.signature).end()
 }
 
 fn asked(prompt: &Prompt, by: &str, at: f64) -> String {

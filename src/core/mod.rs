@@ -14,6 +14,7 @@ pub mod history;
 pub mod kind;
 pub mod prompt;
 pub mod queue;
+pub mod receipt;
 pub mod rules;
 pub mod snapshot;
 pub mod state;

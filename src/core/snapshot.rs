@@ -19,8 +19,9 @@
 
 use crate::core::action::Action;
 use crate::core::kind::{Kind, KindMap};
-use crate::core::prompt::{Outcome, Prompt};
+use crate::core::prompt::{Outcome, Payload, Prompt};
 use crate::core::queue::Queue;
+use crate::core::receipt;
 use crate::core::rules::Rule;
 use crate::core::state::{Record, Session, State};
 use serde_json::{Value, json};
@@ -375,6 +376,8 @@ fn record_json(id: &str, record: &Record) -> Value {
         "outcome": record.outcome.to_json(),
         "at": record.at,
         "version": record.version,
+        "action_digest": record.action_digest,
+        "rule": record.rule,
     });
     if let Some(action) = &record.action {
         value["action"] = action.to_json();
@@ -384,19 +387,34 @@ fn record_json(id: &str, record: &Record) -> Value {
 
 fn record_from(value: &Value) -> Option<(String, Record)> {
     let kind = Kind::parse(value["kind"].as_str()?)?;
+    let asked = value["asked"].as_str().unwrap_or_default();
+    let action = match value.get("action") {
+        None => None,
+        Some(action) => Some(Box::new(Action::from_json(action)?)),
+    };
+    // Snapshots written before receipts kept no digest: an approval's is
+    // its action's (its command's); a clarify's choices are gone, so its
+    // question alone.
+    let canonical = match (kind, &action) {
+        (Kind::Approval, Some(action)) => action.key(),
+        (Kind::Approval, None) => receipt::command_action(asked),
+        (Kind::Clarify, _) => receipt::action_of(&Payload::question(asked.to_string(), Vec::new())),
+    };
     let record = Record {
         kind,
         session_id: value["session_id"].as_str()?.to_string(),
         // Snapshots written before the history kept neither.
-        asked: value["asked"].as_str().unwrap_or_default().to_string(),
-        action: match value.get("action") {
-            None => None,
-            Some(action) => Some(Box::new(Action::from_json(action)?)),
-        },
+        asked: asked.to_string(),
+        action,
         auto: value["auto"].as_bool().unwrap_or_default(),
         outcome: Outcome::from_json(kind, &value["outcome"])?,
         at: value["at"].as_f64()?,
         version: value["version"].as_u64()?,
+        action_digest: match value["action_digest"].as_str() {
+            Some(digest) => digest.to_string(),
+            None => receipt::action_digest(&canonical),
+        },
+        rule: value["rule"].as_str().map(str::to_string),
     };
     Some((value["id"].as_str()?.to_string(), record))
 }

@@ -19,6 +19,7 @@ use crate::core::change::Change;
 use crate::core::kind::{Kind, KindMap};
 use crate::core::prompt::{Answer, Outcome, Payload, Prompt, json_len, round_ms};
 use crate::core::queue::{Identified, Queue};
+use crate::core::receipt::{self, Decision};
 use crate::core::rules::{Lifetime, Rule, Scope};
 use crate::core::validate;
 use crate::core::view::{Interest, Update, Watch};
@@ -55,8 +56,10 @@ const SESSION_OVERHEAD: usize = 512;
 /// What keeping one outcome costs, besides its answer's text and what it
 /// asked: its record, its id twice (the table and the retention order) and
 /// the tables' room to grow. Measured in a release build: 330 to 390 bytes each for 10,000
-/// to 30,000 outcomes of a 12-byte id and a 2-byte answer.
-const OUTCOME_OVERHEAD: usize = 384;
+/// to 30,000 outcomes of a 12-byte id and a 2-byte answer; plus, for its
+/// receipt, the action's digest (64 bytes of hex and its `String`) and the
+/// rule's id (an `Option<String>` and at most 32 bytes).
+const OUTCOME_OVERHEAD: usize = 384 + 88 + 56;
 
 impl Identified for Arc<Prompt> {
     fn id(&self) -> &str {
@@ -196,6 +199,11 @@ pub(super) struct Record {
     pub(super) outcome: Outcome,
     pub(super) at: f64,
     pub(super) version: u64,
+    /// The digest of the canonical action asked, for its receipt
+    /// (`core/receipt.rs`).
+    pub(super) action_digest: String,
+    /// The rule that answered, when one did.
+    pub(super) rule: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -275,6 +283,8 @@ impl State {
                     outcome: outcome.clone(),
                     at: *at,
                     version,
+                    action_digest: receipt::action_digest(&receipt::action_of(&prompt.payload)),
+                    rule: None,
                 };
                 self.record(id, record);
                 Applied {
@@ -288,8 +298,8 @@ impl State {
                 id,
                 command,
                 answer,
+                rule_id,
                 at,
-                ..
             } => {
                 let record = Record {
                     kind: *kind,
@@ -300,6 +310,8 @@ impl State {
                     outcome: Outcome::Answered(answer.clone()),
                     at: *at,
                     version,
+                    action_digest: receipt::action_digest(&receipt::command_action(command)),
+                    rule: Some(rule_id.clone()),
                 };
                 self.record(id, record);
                 Applied {
@@ -541,8 +553,7 @@ impl State {
                 let prompt = self.queue(session_id, *kind).and_then(|q| q.get(id));
                 let asked = prompt.map_or("", |prompt| prompt.payload.asked());
                 let action = prompt.and_then(|prompt| asked_action(&prompt.payload));
-                let action = action.map_or(0, |action| action.text_bytes());
-                Some(outcome_cost(id, outcome, asked) + action)
+                Some(outcome_cost(id, outcome, asked) + kept_action_cost(action.as_deref()))
             }
             Change::AutoAnswered {
                 id,
@@ -1016,6 +1027,23 @@ impl State {
         }
     }
 
+    /// The decision a kept outcome records, for its receipt.
+    pub fn decision(&self, id: &str) -> Option<Decision> {
+        let record = self.outcomes.get(id)?;
+        let decision = Decision::of(
+            id,
+            &record.session_id,
+            record.kind,
+            &record.action_digest,
+            &record.outcome,
+        );
+        let decision = match &record.rule {
+            Some(rule) => decision.by_rule(rule),
+            None => decision,
+        };
+        Some(decision.at(record.at))
+    }
+
     /// Sessions with something pending or a change since `recent`.
     pub fn sessions(&self, recent: f64) -> Vec<SessionSummary> {
         let listed = self.sessions.iter();
@@ -1075,8 +1103,7 @@ impl Record {
     /// What keeping it costs: its id, its answer, what was asked, and a
     /// fixed overhead.
     pub(super) fn cost(&self, id: &str) -> usize {
-        let action = self.action.as_ref().map_or(0, |action| action.text_bytes());
-        outcome_cost(id, &self.outcome, &self.asked) + action
+        outcome_cost(id, &self.outcome, &self.asked) + kept_action_cost(self.action.as_deref())
     }
 }
 
@@ -1086,6 +1113,13 @@ fn asked_action(payload: &Payload) -> Option<Box<Action>> {
         .action()
         .filter(|action| action.command().is_none())?;
     Some(Box::new(action.clone()))
+}
+
+/// What a kept non-command action costs: held, and written whole as JSON.
+fn kept_action_cost(action: Option<&Action>) -> usize {
+    action.map_or(0, |action| {
+        action.text_bytes() + action.to_json().to_string().len()
+    })
 }
 
 fn outcome_cost(id: &str, outcome: &Outcome, asked: &str) -> usize {

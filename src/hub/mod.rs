@@ -37,6 +37,7 @@ use crate::core::audit;
 use crate::core::change::Change;
 use crate::core::kind::{Kind, KindMap};
 use crate::core::prompt::{Answer, Outcome, Payload, Prompt};
+use crate::core::receipt::{Decision, Receipt, Signer};
 use crate::core::rules::{Rule, Scope};
 use crate::core::state::{self, Limits, Lookup, Respond, SessionSummary, State, Submitted};
 use crate::core::view::{Interest, Update, Watch};
@@ -145,6 +146,9 @@ struct Committed {
     deadline: bool,
     version: u64,
     audit: Vec<String>,
+    /// The decisions made, each with the index of its line in `audit`,
+    /// signed once the lock is released (`Hub::sign_audit`).
+    decisions: Vec<(usize, Decision)>,
     /// New prompts for the observer (collected only when there is one).
     submitted: Vec<Prompt>,
     /// Prompts that left their queue, for the observer.
@@ -202,6 +206,8 @@ pub struct Hub {
     replica: Option<replica::Replica>,
     audit_log: Option<AuditLog>,
     observer: OnceLock<Observer>,
+    /// Signs every decision's receipt, once set (`sign_receipts`).
+    signer: OnceLock<Arc<Signer>>,
     fanout: Fanout,
 }
 
@@ -250,6 +256,7 @@ impl Hub {
             replica: None,
             audit_log,
             observer: OnceLock::new(),
+            signer: OnceLock::new(),
             fanout: Fanout::default(),
         }
     }
@@ -295,6 +302,40 @@ impl Hub {
     /// The journal's counters, for `/metrics`.
     pub fn journal_stats(&self) -> Option<crate::store::journal::Stats> {
         self.journal.as_ref().map(Journal::stats)
+    }
+
+    /// Sets the key that signs receipts (a second is ignored); without one,
+    /// decisions carry none.
+    pub fn sign_receipts(&self, signer: Arc<Signer>) {
+        let _ = self.signer.set(signer);
+    }
+
+    /// The public key that verifies receipts and its id, hex.
+    pub fn receipts_public_key(&self) -> Option<(String, String)> {
+        let signer = self.signer.get()?;
+        Some((signer.public_key(), signer.key_id()))
+    }
+
+    /// The signed receipt of a kept outcome (docs/PROTOCOL.md §10): made
+    /// from what the state keeps, signed with no lock held.
+    pub fn receipt(&self, id: &str) -> Option<Receipt> {
+        let signer = self.signer.get()?;
+        let decision = self.lock().state.decision(id)?;
+        Some(signer.sign(&decision))
+    }
+
+    /// Adds its receipt to each decision's audit line, with no lock held.
+    fn sign_audit(&self, committed: &mut Committed) {
+        let decisions = std::mem::take(&mut committed.decisions);
+        let Some(signer) = self.signer.get() else {
+            return;
+        };
+        for (index, decision) in decisions {
+            if let Some(line) = committed.audit.get_mut(index) {
+                let receipt = signer.sign(&decision);
+                *line = audit::with_receipt(std::mem::take(line), &receipt);
+            }
+        }
     }
 
     /// Syncs and closes the journal and the audit file (at shutdown).
@@ -349,6 +390,7 @@ impl Hub {
         };
         // Applied either way: a change whose sync failed may still reach
         // the disk, like a reply lost on the way.
+        self.sign_audit(&mut committed);
         self.audit(std::mem::take(&mut committed.audit));
         durable?;
         self.tell_observer(&mut committed);
@@ -838,6 +880,11 @@ impl Inner {
             log_change(&change);
             durable::say_if_refused(&self.state, &change, version);
             let lines = audit::lines(&self.state, &change, op.by, op.now);
+            let decision_line = match &change {
+                Change::Resolved { .. } | Change::AutoAnswered { .. } => !lines.is_empty(),
+                _ => false,
+            };
+            let line_index = committed.audit.len();
             committed.audit.extend(lines);
             if let Change::Submitted(prompt) = &change {
                 committed.deadline |= prompt.expires();
@@ -861,6 +908,11 @@ impl Inner {
                 });
             }
             let applied = self.state.apply(&change);
+            if let (true, Some(id)) = (decision_line, &applied.outcome)
+                && let Some(decision) = self.state.decision(id)
+            {
+                committed.decisions.push((line_index, decision));
+            }
             if let Some((session_id, kind)) = applied.queue {
                 self.registry
                     .publish(self.state.update_of(&session_id, kind));

@@ -188,6 +188,17 @@ impl Hub {
         })
     }
 
+    /// With Redis, the receipts key every instance shares: `candidate`
+    /// (hex) when none was kept yet, else the one kept; `None` without Redis.
+    pub fn shared_receipts_key(&self, candidate: &str) -> Option<io::Result<String>> {
+        let replica = self.replica.as_ref()?;
+        let kept = replica
+            .log
+            .link()
+            .set_if_absent("receipts_key", candidate.as_bytes());
+        Some(kept.and_then(|bytes| String::from_utf8(bytes).map_err(io::Error::other)))
+    }
+
     pub fn is_replicated(&self) -> bool {
         self.replica.is_some()
     }
@@ -248,6 +259,7 @@ pub(super) fn commit<R>(
                 drop(inner);
                 // Best effort: the change is made; its lines are in this
                 // instance's audit file whatever Redis says now.
+                hub.sign_audit(&mut committed);
                 if let Err(error) =
                     link.audit(&committed.audit, crate::store::redis::AUDIT_MAX_BYTES)
                 {

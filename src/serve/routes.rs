@@ -213,6 +213,7 @@ pub const ROUTES: &[Route] = {
         row(Post, "/api/rules/revoke", Needs(Human), Plain(revoke)),
         row(Post, "/api/presence", Needs(Human), Plain(presence)),
         row(Post, "/api/act", Capability, Plain(act::act)),
+        row(Get, "/api/receipts/key", Open, Plain(|app, _| receipts_key(app))),
     ]
 };
 
@@ -864,7 +865,10 @@ fn submit(app: &App, request: &Request, kind: Kind) -> Result<Reply> {
         }
         Submitted::AutoAnswered { id, answer } => {
             let field = kind.answer_field();
-            json!({id_field: id, "status": "answered", field: answer.value(), "auto": true})
+            let mut body =
+                json!({id_field: id, "status": "answered", field: answer.value(), "auto": true});
+            with_receipt(app, &mut body, &id);
+            body
         }
     };
     Ok(Response::json(200, &body).into())
@@ -883,7 +887,7 @@ fn wait(app: &App, request: &Request, kind: Kind) -> Result<Reply> {
     // What is known already is answered at once, without taking a place.
     let now = app.hub.wait_outcome(id, kind, session_id, Instant::now());
     if now != WaitResult::Pending || timeout == 0.0 {
-        return Ok(wait_response(kind, now).into());
+        return Ok(wait_response(&app.hub, kind, id, now).into());
     }
     let place = take_place(app, request, Place::Parked)?;
     let (hub, session_id, id) = (app.hub.clone(), session_id.to_string(), id.to_string());
@@ -895,28 +899,49 @@ fn wait(app: &App, request: &Request, kind: Kind) -> Result<Reply> {
                 let result = hub.wait_outcome(&id, kind, &session_id, slice);
                 let over = slice >= deadline || hub.is_closing() || client_left();
                 if result != WaitResult::Pending || over {
-                    return wait_response(kind, result);
+                    return wait_response(&hub, kind, &id, result);
                 }
             }
         },
     )))
 }
 
-fn wait_response(kind: Kind, result: WaitResult) -> Response {
+fn wait_response(hub: &Hub, kind: Kind, id: &str, result: WaitResult) -> Response {
     let answer_field = kind.answer_field();
-    match result {
-        WaitResult::Pending => Response::json(200, &json!({"status": "pending"})),
+    let mut body = match result {
+        WaitResult::Pending => return Response::json(200, &json!({"status": "pending"})),
         WaitResult::Done(Outcome::Answered(answer)) => {
             let mut body = Map::new();
             body.insert("status".into(), json!("answered"));
             answer.insert_into(&mut body, answer_field);
-            Response::json(200, &Value::Object(body))
+            Value::Object(body)
         }
-        WaitResult::Done(outcome) => Response::json(200, &json!({"status": outcome.status()})),
+        WaitResult::Done(outcome) => json!({"status": outcome.status()}),
         WaitResult::Unknown => {
-            Response::error(&Error::NotFound(format!("no such {}", kind.as_str())))
+            return Response::error(&Error::NotFound(format!("no such {}", kind.as_str())));
         }
+    };
+    if let Some(receipt) = hub.receipt(id) {
+        body["receipt"] = receipt.to_json();
     }
+    Response::json(200, &body)
+}
+
+/// Adds the receipt of the decision on `id`, when the server signs them
+/// (docs/PROTOCOL.md §10).
+fn with_receipt(app: &App, body: &mut Value, id: &str) {
+    if let Some(receipt) = app.hub.receipt(id) {
+        body["receipt"] = receipt.to_json();
+    }
+}
+
+/// The public key that verifies receipts (docs/PROTOCOL.md §10): open to
+/// anyone, since it is public.
+fn receipts_key(app: &App) -> Result<Reply> {
+    let key = app.hub.receipts_public_key().ok_or_else(not_found)?;
+    let (public_key, key_id) = key;
+    let body = json!({"algorithm": "Ed25519", "public_key": public_key, "key_id": key_id});
+    Ok(Response::json(200, &body).into())
 }
 
 fn cancel(app: &App, request: &Request, kind: Kind) -> Result<Reply> {

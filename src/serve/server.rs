@@ -22,6 +22,7 @@ use crate::hub::Observed;
 use crate::notify::Notifier;
 use crate::notify::capability::Capabilities;
 use crate::notify::message::Links;
+use crate::receipt_key;
 use crate::serve::admission::Place;
 use crate::serve::auth::{self, Auth, Tokens};
 use crate::serve::http::{self, Method, Reply, Request, Response};
@@ -109,6 +110,9 @@ impl Server {
         let http = tiny_http::Server::from_listener_with_options(listener, None, options);
         let http = Arc::new(http.map_err(io::Error::other)?);
         let hub = open_hub(&config)?;
+        let signer = receipt_key::open(&hub, config.data_dir.as_deref())?;
+        log::info!("receipts signed with key {}", signer.key_id());
+        hub.sign_receipts(Arc::new(signer));
         let tokens = credentials(&config, addr)?;
         let auth =
             Auth::new(tokens.clone()).with_local_agents(local_agents(&config, addr, &tokens));

@@ -13,6 +13,8 @@
 //!   a TTL its holder renews.
 //! - `audit`: a stream of audit lines (the field `line`), and
 //!   `audit-bytes`, the bytes of lines it holds, capped as `audit` says.
+//! - `receipts_key`: the key that signs receipts, the same for every
+//!   instance, set by the first to start.
 //! - the channel `askgate:changes`: every appended record, as
 //!   `base version bytes`, published by the same script that appends it.
 //!
@@ -431,6 +433,19 @@ impl Link<'_> {
             self.script(AUDIT, &keys, &args)?;
         }
         Ok(())
+    }
+
+    /// The value kept under `name`: `value`, set now if there was none
+    /// (`SET NX`), else the one set first (for a secret every instance
+    /// shares, such as the receipts key).
+    pub fn set_if_absent(&mut self, name: &str, value: &[u8]) -> io::Result<Vec<u8>> {
+        let name = key(name);
+        self.call(&[b"SET", name.as_bytes(), value, b"NX"])?;
+        let reply = self.call(&[b"GET", name.as_bytes()])?;
+        reply
+            .as_bytes()
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| io::Error::other(format!("{name} vanished")))
     }
 
     /// Takes the lease, or renews it, for `ttl`; false while another holds it.

@@ -25,9 +25,10 @@ fn pending(server: &Client, kind: &str, session_id: &str) -> Value {
     reply.json()
 }
 
+/// The outcome a wait says, without its receipt (tests/it/receipts.rs).
 fn wait(server: &Client, kind: &str, session_id: &str, id: &str) -> Value {
     let path = format!("/api/{kind}/wait?session_id={session_id}&{kind}_id={id}&timeout=0");
-    server.get(&path).json()
+    server.get(&path).outcome()
 }
 
 fn respond(server: &Client, kind: &str, body: Value) -> (u16, Value) {

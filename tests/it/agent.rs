@@ -10,7 +10,7 @@ fn wait(server: &TestServer, kind: &str, session_id: &str, id: &str, timeout: f6
     let reply = server.get(&format!(
         "/api/{kind}/wait?session_id={session_id}&{kind}_id={id}&timeout={timeout}"
     ));
-    (reply.status, reply.json())
+    (reply.status, reply.outcome())
 }
 
 fn submit(server: &TestServer, session_id: &str, question: &str, timeout_seconds: i64) -> String {

@@ -41,14 +41,25 @@ fn id(reply: &Value) -> String {
         .to_string()
 }
 
-/// The lines of the audit file without their `at=` field.
+/// The lines of the audit file without their `at=` field, and without
+/// the receipt a decision's line ends with (`receipts.rs` checks those).
 fn audit_lines(dir: &Path) -> Vec<String> {
     let text = fs::read_to_string(dir.join("audit.log")).expect("the audit file");
     let without_time = |line: &str| match line.split_once(' ') {
         Some((at, rest)) if at.starts_with("at=") => rest.to_string(),
         _ => panic!("a line that does not start with at=: {line:?}"),
     };
-    text.lines().map(without_time).collect()
+    let without_receipt = |line: String| match line.split_once(" receipt=") {
+        Some((before, receipt)) => {
+            assert!(receipt.contains(" signature="), "{line}");
+            before.to_string()
+        }
+        None => line,
+    };
+    text.lines()
+        .map(without_time)
+        .map(without_receipt)
+        .collect()
 }
 
 #[test]
@@ -96,6 +107,14 @@ fn the_audit_file_holds_every_decision_across_a_restart_escaped() {
     ];
     assert_eq!(audit_lines(dir.path()), expected);
     let raw = fs::read_to_string(dir.path().join("audit.log")).unwrap();
+    let receipted = raw
+        .lines()
+        .filter(|line| line.contains(" receipt="))
+        .count();
+    assert_eq!(
+        receipted, 3,
+        "each decision's line carries its receipt: {raw}"
+    );
     assert!(!raw.contains('\u{202e}'), "no raw bidi character: {raw}");
     let mode = fs::metadata(dir.path().join("audit.log"))
         .unwrap()

@@ -63,6 +63,8 @@ fn expected_role(pattern: &str) -> Option<&'static str> {
         "pending" | "stream" | "respond" | "events" | "sessions" | "history" | "metrics"
         | "rules" | "revoke" | "presence" => Some("human"),
         "healthz" | "config" | "login" | "logout" => None,
+        // The public key that verifies receipts: public.
+        "key" => None,
         "act" => Some("capability"),
         other => panic!("route {other} is missing from this test's list"),
     }

@@ -24,6 +24,7 @@ pub fn askgate() -> Command {
         .env_remove("ASKGATE_CA_FILE")
         .env_remove("ASKGATE_DATA_DIR")
         .env_remove("ASKGATE_INSECURE_NO_AUTH")
+        .env_remove("ASKGATE_VERIFY_KEY")
         .env("XDG_STATE_HOME", state);
     command
 }

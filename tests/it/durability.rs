@@ -84,7 +84,7 @@ fn outcome(client: &Client, kind: &str, session_id: &str, id: &str) -> (u16, Val
         id_field(kind)
     );
     let reply = client.get(&path);
-    (reply.status, reply.json())
+    (reply.status, reply.outcome())
 }
 
 /// The queue's poll: `{"pending": head, "pending_count": N, "version": V}`.

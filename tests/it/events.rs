@@ -509,7 +509,7 @@ fn what_is_known_already_is_answered_even_when_every_place_is_taken() {
             "/api/clarify/wait?session_id=full&clarify_id={id}&timeout={timeout}"
         ))
     };
-    assert_eq!(wait(0).json(), json!({"status": "pending"}));
+    assert_eq!(wait(0).outcome(), json!({"status": "pending"}));
     assert_eq!(wait(30).status, 503, "waiting needs a place");
     server.post(
         "/api/clarify/respond",
@@ -517,7 +517,7 @@ fn what_is_known_already_is_answered_even_when_every_place_is_taken() {
     );
     let answered = wait(30);
     assert_eq!(
-        (answered.status, answered.json()),
+        (answered.status, answered.outcome()),
         (200, json!({"status": "answered", "response": "yes"}))
     );
 }

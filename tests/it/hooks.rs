@@ -12,7 +12,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 
-fn hook(name: &str) -> String {
+pub fn hook(name: &str) -> String {
     format!("{}/contrib/hooks/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
@@ -24,7 +24,7 @@ fn path_with_askgate() -> String {
 }
 
 /// `command` with askgate on its PATH, aimed at `url`, and no other askgate settings.
-fn with_askgate<'a>(command: &'a mut Command, url: &str) -> &'a mut Command {
+pub fn with_askgate<'a>(command: &'a mut Command, url: &str) -> &'a mut Command {
     for name in [
         "ASKGATE_TOKEN",
         "ASKGATE_SESSION",
@@ -568,7 +568,7 @@ fn a_killed_hook_or_command_cancels_its_prompt() {
     }
 }
 
-fn git(dir: &Path, args: &[&str]) -> Output {
+pub fn git(dir: &Path, args: &[&str]) -> Output {
     let output = Command::new("git")
         .current_dir(dir)
         .args([
@@ -603,7 +603,7 @@ fn push(work: &Path, url: &str) -> Child {
         .expect("git push runs")
 }
 
-fn remote_main(remote: &Path) -> Option<String> {
+pub fn remote_main(remote: &Path) -> Option<String> {
     let output = Command::new("git")
         .args([
             "--git-dir",

@@ -19,6 +19,7 @@ mod lifecycle;
 mod mcp;
 mod notify;
 mod queue_rules;
+mod receipts;
 mod redis;
 mod server;
 mod streams;

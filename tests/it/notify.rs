@@ -414,7 +414,7 @@ fn a_button_answers_its_prompt_with_its_choice_once_and_nothing_else() {
     // The agent waits; ntfy's "Allow once" answers it.
     let agent: Client = *server;
     let wait = format!("/api/approval/wait?session_id=s1&approval_id={first}&timeout=30");
-    let waiting = thread::spawn(move || agent.get(&wait).json());
+    let waiting = thread::spawn(move || agent.get(&wait).outcome());
     let allow = button(&first_ntfy, "Allow once");
     assert_eq!(press(allow), (200, json!({"ok": true, "choice": "once"})));
     let outcome = within(DEADLINE, move || waiting.join().unwrap());
@@ -497,7 +497,7 @@ fn a_button_answers_its_prompt_with_its_choice_once_and_nothing_else() {
     let id = asked["clarify_id"].as_str().unwrap();
     let wait = format!("/api/clarify/wait?session_id=s2&clarify_id={id}&timeout=0");
     assert_eq!(
-        server.get(&wait).json(),
+        server.get(&wait).outcome(),
         json!({"status": "answered", "response": "sqlite"})
     );
 

@@ -268,6 +268,16 @@ impl Reply {
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|_| panic!("not JSON: {}", self.text()))
     }
+
+    /// A wait's answer without the receipt every decision carries
+    /// (`receipts.rs` checks those), for comparing outcomes whole.
+    pub fn outcome(&self) -> Value {
+        let mut value = self.json();
+        if let Some(fields) = value.as_object_mut() {
+            fields.remove("receipt");
+        }
+        value
+    }
 }
 
 /// One parsed SSE event.
