@@ -13,6 +13,7 @@ pub mod audit_log;
 pub mod journal;
 pub mod redis;
 pub mod resp;
+mod tls;
 
 mod disk;
 mod format;
