@@ -286,6 +286,9 @@ impl Hub {
         if let Some(audit_log) = &self.audit_log {
             audit_log.close();
         }
+        if let Some(replica) = &self.replica {
+            replica.audit.close();
+        }
     }
 
     /// An operation asked for by `by`, now.

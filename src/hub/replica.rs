@@ -27,6 +27,9 @@
 //!   everysec` and a crash) is read again from its snapshot and versions
 //!   skip ahead (`Restarted`), so an id a watcher saw never names another
 //!   change; streams end, and resume or get the full state.
+//! - Audit lines go to the shared stream (`askgate:audit`) through a
+//!   bounded queue and a thread with its own connection
+//!   (`store/redis_audit.rs`): frames and answers never wait for them.
 //! - Time-driven changes (expiry, retention) are decided by the holder of
 //!   a lease; compare-and-append keeps them right even when two think they
 //!   hold it. The holder also writes a snapshot once the log has grown by
@@ -40,6 +43,7 @@ use crate::core::state::{Limits, State};
 use crate::error::{Error, Result};
 use crate::store::audit_log::AuditLog;
 use crate::store::redis::{AppendError, Appended, RedisLog};
+use crate::store::redis_audit::AuditStream;
 use crate::store::resp::Target;
 use std::io;
 use std::sync::MutexGuard;
@@ -79,6 +83,8 @@ pub struct Replica {
     /// Its size, and the bytes of the records after it.
     pub(super) snapshot_bytes: AtomicU64,
     pub(super) log_bytes: AtomicU64,
+    /// The shared audit stream's writer, apart from the link.
+    pub(super) audit: AuditStream,
 }
 
 impl Replica {
@@ -151,6 +157,8 @@ impl Hub {
             snapshot_version: AtomicU64::new(0),
             snapshot_bytes: AtomicU64::new(0),
             log_bytes: AtomicU64::new(0),
+            audit: AuditStream::start(target.clone())
+                .map_err(|error| format!("cannot start the audit stream's thread: {error}"))?,
         });
         let replica = hub.replica.as_ref().expect("set above");
         hub.reload(&mut replica.log.link())
@@ -246,13 +254,11 @@ pub(super) fn commit<R>(
                 );
                 let mut committed = inner.apply_all(changes, &op, hub.observing());
                 drop(inner);
-                // Best effort: the change is made; its lines are in this
-                // instance's audit file whatever Redis says now.
-                if let Err(error) =
-                    link.audit(&committed.audit, crate::store::redis::AUDIT_MAX_BYTES)
-                {
-                    log::warn!("audit lines not added to redis: {error}");
-                }
+                drop(link);
+                // Off the path that delivers frames: queued to the audit
+                // stream's own thread and connection (its lines are in this
+                // instance's audit file whatever Redis says).
+                replica.audit.write(committed.audit.clone());
                 hub.audit(std::mem::take(&mut committed.audit));
                 hub.observe(&mut committed);
                 hub.announce(committed);

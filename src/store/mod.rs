@@ -12,6 +12,7 @@
 pub mod audit_log;
 pub mod journal;
 pub mod redis;
+pub mod redis_audit;
 pub mod resp;
 mod tls;
 

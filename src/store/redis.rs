@@ -34,16 +34,18 @@ pub const TIMEOUT: Duration = Duration::from_secs(2);
 
 const PREFIX: &str = "askgate:";
 
+/// Audit lines added by one script call at most.
+const AUDIT_BATCH: usize = 256;
 /// Audit lines the shared stream keeps (`askgate:audit`) at most.
 const AUDIT_KEPT: usize = 100_000;
 /// Bytes of audit lines the shared stream keeps at most: as much as an
 /// instance's `audit.log` and `audit.log.1` together.
 pub const AUDIT_MAX_BYTES: u64 = 16 << 20;
 
-/// Adds one audit line and trims the oldest until the stream holds at most
-/// ARGV[2] lines and ARGV[3] bytes of lines; KEYS[2] counts those bytes,
-/// measured once over the whole stream when it is missing (a stream an
-/// older askgate wrote, or a counter someone deleted).
+/// Adds the audit lines ARGV[3..] and trims the oldest until the stream
+/// holds at most ARGV[1] lines and ARGV[2] bytes of lines; KEYS[2] counts
+/// those bytes, measured once over the whole stream when it is missing (a
+/// stream an older askgate wrote, or a counter someone deleted).
 const AUDIT: &str = r"
 local function size(entry)
   local total = 0
@@ -59,9 +61,13 @@ if redis.call('EXISTS', KEYS[2]) == 0 then
   until #batch < 1000
   redis.call('SET', KEYS[2], total)
 end
-redis.call('XADD', KEYS[1], '*', 'line', ARGV[1])
-local bytes = redis.call('INCRBY', KEYS[2], #ARGV[1])
-local kept, cap = tonumber(ARGV[2]), tonumber(ARGV[3])
+local added = 0
+for i = 3, #ARGV do
+  redis.call('XADD', KEYS[1], '*', 'line', ARGV[i])
+  added = added + #ARGV[i]
+end
+local bytes = redis.call('INCRBY', KEYS[2], added)
+local kept, cap = tonumber(ARGV[1]), tonumber(ARGV[2])
 local count = redis.call('XLEN', KEYS[1])
 while bytes > cap or count > kept do
   local oldest = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 100)
@@ -426,8 +432,9 @@ impl Link<'_> {
         let keys = [key("audit"), key("audit-bytes")];
         let keys = [keys[0].as_str(), keys[1].as_str()];
         let (kept, cap) = (AUDIT_KEPT.to_string(), max_bytes.to_string());
-        for line in lines {
-            let args: [&[u8]; 3] = [line.as_bytes(), kept.as_bytes(), cap.as_bytes()];
+        for batch in lines.chunks(AUDIT_BATCH) {
+            let mut args: Vec<&[u8]> = vec![kept.as_bytes(), cap.as_bytes()];
+            args.extend(batch.iter().map(|line| line.as_bytes()));
             self.script(AUDIT, &keys, &args)?;
         }
         Ok(())

@@ -13,9 +13,11 @@
 //!   trimming, a log that went back.
 //! - `access.rs`: Redis as people run it: a password, an ACL user,
 //!   percent-encoded credentials, TLS with a private CA.
+//! - `audit.rs`: the shared audit stream, off the path of frames.
 
 mod access;
 mod across;
+mod audit;
 mod failures;
 mod log;
 
@@ -95,7 +97,7 @@ impl Drop for Process {
 /// `redis-server` on a loopback port with AOF on in a temporary directory.
 pub struct Redis {
     program: PathBuf,
-    port: u16,
+    pub port: u16,
     /// Further arguments to `redis-server` (TLS, `requirepass`).
     extra: Vec<String>,
     pub dir: TempDir,

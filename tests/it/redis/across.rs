@@ -135,11 +135,16 @@ fn each_instance_audits_the_decisions_made_through_it_in_its_own_data_dir() {
             _ => {}
         }
     }
+    // Written by each instance's audit thread, a moment after the change.
     let mut shared = String::new();
-    texts(
-        &redis_call(&redis, &["XRANGE", "askgate:audit", "-", "+"]),
-        &mut shared,
-    );
+    eventually("both lines in redis", DEADLINE, &mut || {
+        shared.clear();
+        texts(
+            &redis_call(&redis, &["XRANGE", "askgate:audit", "-", "+"]),
+            &mut shared,
+        );
+        shared.contains("event=answered")
+    });
     let asked = shared.find("event=asked kind=clarify id=").expect(&shared);
     let answered = shared
         .find("event=answered kind=clarify id=")
