@@ -59,6 +59,11 @@ pub const LEASE_CHECK: Duration = Duration::from_secs(1);
 const SNAPSHOT_EVERY: u64 = 1000;
 /// Appends tried before a busy log refuses an operation.
 const MAX_TRIES: usize = 64;
+/// How long a writer pauses when another instance has the turn, rather
+/// than asking Redis again at once (about one round trip).
+const TURN_PAUSE: Duration = Duration::from_micros(200);
+/// How long an operation waits, at most, through other instances' turns.
+const TURNS_FOR: Duration = Duration::from_secs(2);
 
 /// The Redis store's counters, for `/metrics`.
 #[derive(Debug, Default, PartialEq)]
@@ -212,7 +217,9 @@ pub(super) fn commit<R>(
 ) -> Result<R> {
     let mut link = replica.log.link();
     let mut caught_up = false;
-    for _ in 0..MAX_TRIES {
+    let (mut tries, waiting_until) = (0, Instant::now() + TURNS_FOR);
+    while tries < MAX_TRIES {
+        tries += 1;
         let inner = hub.lock();
         let decision = decide(&inner);
         // A refusal, or nothing to change (an answer to an id not pending),
@@ -263,6 +270,14 @@ pub(super) fn commit<R>(
                 hub.observe(&mut committed);
                 hub.announce(committed);
                 return Ok(decided);
+            }
+            // The log has not moved: another instance's writer has the
+            // turn (store/redis.rs, APPEND). Try again, not counted.
+            Appended::Behind { version, .. }
+                if version == base && Instant::now() < waiting_until =>
+            {
+                tries -= 1;
+                std::thread::sleep(TURN_PAUSE);
             }
             Appended::Behind { missed, .. } => {
                 replica.conflicts.fetch_add(1, Ordering::Relaxed);
