@@ -28,13 +28,20 @@ const FLAGS: &[(&str, &str, &str)] = &[
     (
         "store",
         "journal",
-        "where the state lives: journal (in --data-dir), or redis://host:port/db, a log in Redis \
-         or Valkey shared by every instance that names it",
+        "where the state lives: journal (in --data-dir), or redis://[user:password@]host:port/db \
+         (rediss:// for TLS; user and password percent-encoded), a log in Redis or Valkey shared \
+         by every instance that names it",
     ),
     (
         "store-password-file",
         "-",
         "read the Redis password of --store redis:// from this file (instead of the URL)",
+    ),
+    (
+        "store-ca-file",
+        "-",
+        "with --store rediss://, trust only the CAs in this PEM file for Redis's certificate \
+         (- trusts the system's)",
     ),
     (
         "keepalive-secs",
@@ -311,7 +318,9 @@ impl Config {
                 "-" => state_dir,
                 dir => Some(dir.into()),
             },
-            redis: redis_target(get("store"), get("store-password-file"))?,
+            redis: redis_target(get("store"), get("store-password-file"))?
+                .map(|target| with_ca_file(target, get("store-ca-file")))
+                .transpose()?,
             log_level: parse_flag("log-level", get("log-level"))?,
             keepalive: seconds("keepalive-secs", get("keepalive-secs"))?,
             header_timeout: seconds("header-timeout-secs", get("header-timeout-secs"))?,
@@ -575,6 +584,20 @@ fn redis_target(
     Ok(Some(target))
 }
 
+/// `--store-ca-file`: the CAs Redis's certificate is checked against; only
+/// with `rediss://`.
+fn with_ca_file(
+    mut target: crate::store::resp::Target,
+    ca_file: &str,
+) -> Result<crate::store::resp::Target, String> {
+    match (ca_file.trim(), target.tls) {
+        ("-" | "", _) => {}
+        (_, false) => return Err("--store-ca-file needs --store rediss://".into()),
+        (path, true) => target.ca_file = Some(path.into()),
+    }
+    Ok(target)
+}
+
 /// A secret given as a value or in a file (`--NAME` or `--NAME-file`; "-"
 /// for neither), trimmed. A file keeps it out of the process's arguments
 /// and environment.
@@ -740,7 +763,7 @@ mod tests {
             ),
             (
                 vec!["--store", "redis:/host"],
-                "invalid value for --store: \"redis:/host\": want redis://host:port/db",
+                "invalid value for --store: \"redis:/host\": want redis://host:port/db or rediss://",
             ),
             (
                 vec!["--store", "redis://h:99999/0"],

@@ -85,8 +85,11 @@ pub struct Subscription {
 impl Subscription {
     /// For a subscriber whose channel overflowed and has since drained:
     /// every watched queue that changed after the last update it got before
-    /// it fell behind.
-    pub fn resync(&self) -> Vec<Update> {
+    /// it fell behind. `None` when that point can no longer be honoured
+    /// (with Redis: another instance forgot a session since): the stream
+    /// then ends, and its client's resume from its last id gets the full
+    /// state (docs/PROTOCOL.md §6), which says what emptied.
+    pub fn resync(&self) -> Option<Vec<Update>> {
         self.hub.resync(&self.inbox)
     }
 }
@@ -345,6 +348,9 @@ impl Hub {
         }
         if let Some(audit_log) = &self.audit_log {
             audit_log.close();
+        }
+        if let Some(replica) = &self.replica {
+            replica.audit.close();
         }
     }
 
@@ -741,17 +747,20 @@ impl Hub {
     /// Clears the subscriber's resync mark and returns every watched queue
     /// that changed since it fell behind. Nothing is forgotten while a
     /// subscriber is marked, so that point can always be honoured.
-    fn resync(&self, inbox: &Inbox) -> Vec<Update> {
+    fn resync(&self, inbox: &Inbox) -> Option<Vec<Update>> {
         let inner = self.lock();
         inbox.resync.store(false, Ordering::Release);
         let Some((interest, since)) = inner.registry.resync_point(inbox.id) else {
-            return Vec::new();
+            return Some(Vec::new());
         };
         // With Redis, another instance may have forgotten a session this
-        // one's subscriber still needed: then it gets the full state.
-        let since = Some(since).filter(|&since| inner.state.can_resume_from(since));
-        debug_assert!(since.is_some() || self.replica.is_some());
-        inner.state.states(interest, since)
+        // one's subscriber still needed, and a forgotten session sends no
+        // frame: only the full state (on a new stream) says it emptied.
+        if !inner.state.can_resume_from(since) {
+            debug_assert!(self.replica.is_some());
+            return None;
+        }
+        Some(inner.state.states(interest, Some(since)))
     }
 
     /// Waits until the prompt has an outcome or the deadline passes.

@@ -27,6 +27,9 @@
 //!   everysec` and a crash) is read again from its snapshot and versions
 //!   skip ahead (`Restarted`), so an id a watcher saw never names another
 //!   change; streams end, and resume or get the full state.
+//! - Audit lines go to the shared stream (`askgate:audit`) through a
+//!   bounded queue and a thread with its own connection
+//!   (`store/redis_audit.rs`): frames and answers never wait for them.
 //! - Time-driven changes (expiry, retention) are decided by the holder of
 //!   a lease; compare-and-append keeps them right even when two think they
 //!   hold it. The holder also writes a snapshot once the log has grown by
@@ -40,6 +43,7 @@ use crate::core::state::{Limits, State};
 use crate::error::{Error, Result};
 use crate::store::audit_log::AuditLog;
 use crate::store::redis::{AppendError, Appended, RedisLog};
+use crate::store::redis_audit::AuditStream;
 use crate::store::resp::Target;
 use std::io;
 use std::sync::MutexGuard;
@@ -55,6 +59,11 @@ pub const LEASE_CHECK: Duration = Duration::from_secs(1);
 const SNAPSHOT_EVERY: u64 = 1000;
 /// Appends tried before a busy log refuses an operation.
 const MAX_TRIES: usize = 64;
+/// How long a writer pauses when another instance has the turn, rather
+/// than asking Redis again at once (about one round trip).
+const TURN_PAUSE: Duration = Duration::from_micros(200);
+/// How long an operation waits, at most, through other instances' turns.
+const TURNS_FOR: Duration = Duration::from_secs(2);
 
 /// The Redis store's counters, for `/metrics`.
 #[derive(Debug, Default, PartialEq)]
@@ -79,6 +88,8 @@ pub struct Replica {
     /// Its size, and the bytes of the records after it.
     pub(super) snapshot_bytes: AtomicU64,
     pub(super) log_bytes: AtomicU64,
+    /// The shared audit stream's writer, apart from the link.
+    pub(super) audit: AuditStream,
 }
 
 impl Replica {
@@ -151,6 +162,8 @@ impl Hub {
             snapshot_version: AtomicU64::new(0),
             snapshot_bytes: AtomicU64::new(0),
             log_bytes: AtomicU64::new(0),
+            audit: AuditStream::start(target.clone())
+                .map_err(|error| format!("cannot start the audit stream's thread: {error}"))?,
         });
         let replica = hub.replica.as_ref().expect("set above");
         hub.reload(&mut replica.log.link())
@@ -215,7 +228,9 @@ pub(super) fn commit<R>(
 ) -> Result<R> {
     let mut link = replica.log.link();
     let mut caught_up = false;
-    for _ in 0..MAX_TRIES {
+    let (mut tries, waiting_until) = (0, Instant::now() + TURNS_FOR);
+    while tries < MAX_TRIES {
+        tries += 1;
         let inner = hub.lock();
         let decision = decide(&inner);
         // A refusal, or nothing to change (an answer to an id not pending),
@@ -257,18 +272,24 @@ pub(super) fn commit<R>(
                 );
                 let mut committed = inner.apply_all(changes, &op, hub.observing());
                 drop(inner);
-                // Best effort: the change is made; its lines are in this
-                // instance's audit file whatever Redis says now.
                 hub.sign_audit(&mut committed);
-                if let Err(error) =
-                    link.audit(&committed.audit, crate::store::redis::AUDIT_MAX_BYTES)
-                {
-                    log::warn!("audit lines not added to redis: {error}");
-                }
+                drop(link);
+                // Off the path that delivers frames: queued to the audit
+                // stream's own thread and connection (its lines are in this
+                // instance's audit file whatever Redis says).
+                replica.audit.write(committed.audit.clone());
                 hub.audit(std::mem::take(&mut committed.audit));
                 hub.tell_observer(&mut committed);
                 hub.announce(committed);
                 return Ok(decided);
+            }
+            // The log has not moved: another instance's writer has the
+            // turn (store/redis.rs, APPEND). Try again, not counted.
+            Appended::Behind { version, .. }
+                if version == base && Instant::now() < waiting_until =>
+            {
+                tries -= 1;
+                std::thread::sleep(TURN_PAUSE);
             }
             Appended::Behind { missed, .. } => {
                 replica.conflicts.fetch_add(1, Ordering::Relaxed);

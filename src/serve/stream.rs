@@ -429,7 +429,12 @@ impl Stream {
             }
         }
         if inbox.is_empty() && inbox.resync.load(Ordering::Acquire) {
-            for update in self.subscription.resync() {
+            // A point that cannot be honoured: the client resumes from its
+            // last id and gets the full state.
+            let Some(updates) = self.subscription.resync() else {
+                return Ok(Then::End);
+            };
+            for update in updates {
                 writer.send(&self.frame(&update))?;
                 writer.last_version = writer.last_version.max(update.version);
             }

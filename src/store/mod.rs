@@ -12,7 +12,9 @@
 pub mod audit_log;
 pub mod journal;
 pub mod redis;
+pub mod redis_audit;
 pub mod resp;
+mod tls;
 
 mod disk;
 mod format;

@@ -9,6 +9,8 @@
 //!   the fields `b` (its base) and `r` (its bytes).
 //! - `snapshot`: a hash of `version` and `state`, the state at that version;
 //!   the log before the previous snapshot is trimmed when a newer one lands.
+//! - `turn`: the writer that lost the last race, whose append goes next
+//!   (a few milliseconds at most).
 //! - `lease`: who decides the time-driven changes (expiry, retention), with
 //!   a TTL its holder renews.
 //! - `audit`: a stream of audit lines (the field `line`), and
@@ -26,7 +28,7 @@
 
 use super::resp::{self, Conn, Reply, Target};
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -36,16 +38,18 @@ pub const TIMEOUT: Duration = Duration::from_secs(2);
 
 const PREFIX: &str = "askgate:";
 
+/// Audit lines added by one script call at most.
+const AUDIT_BATCH: usize = 256;
 /// Audit lines the shared stream keeps (`askgate:audit`) at most.
 const AUDIT_KEPT: usize = 100_000;
 /// Bytes of audit lines the shared stream keeps at most: as much as an
 /// instance's `audit.log` and `audit.log.1` together.
 pub const AUDIT_MAX_BYTES: u64 = 16 << 20;
 
-/// Adds one audit line and trims the oldest until the stream holds at most
-/// ARGV[2] lines and ARGV[3] bytes of lines; KEYS[2] counts those bytes,
-/// measured once over the whole stream when it is missing (a stream an
-/// older askgate wrote, or a counter someone deleted).
+/// Adds the audit lines ARGV[3..] and trims the oldest until the stream
+/// holds at most ARGV[1] lines and ARGV[2] bytes of lines; KEYS[2] counts
+/// those bytes, measured once over the whole stream when it is missing (a
+/// stream an older askgate wrote, or a counter someone deleted).
 const AUDIT: &str = r"
 local function size(entry)
   local total = 0
@@ -61,9 +65,13 @@ if redis.call('EXISTS', KEYS[2]) == 0 then
   until #batch < 1000
   redis.call('SET', KEYS[2], total)
 end
-redis.call('XADD', KEYS[1], '*', 'line', ARGV[1])
-local bytes = redis.call('INCRBY', KEYS[2], #ARGV[1])
-local kept, cap = tonumber(ARGV[2]), tonumber(ARGV[3])
+local added = 0
+for i = 3, #ARGV do
+  redis.call('XADD', KEYS[1], '*', 'line', ARGV[i])
+  added = added + #ARGV[i]
+end
+local bytes = redis.call('INCRBY', KEYS[2], added)
+local kept, cap = tonumber(ARGV[1]), tonumber(ARGV[2])
 local count = redis.call('XLEN', KEYS[1])
 while bytes > cap or count > kept do
   local oldest = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 100)
@@ -81,11 +89,21 @@ end
 return bytes
 ";
 
+/// Compare-and-append, with turns: a writer that lost the race (the log
+/// moved past its base) is named in KEYS[3] for ARGV[8] ms, during which
+/// the others' appends are refused as if the log had moved, so that an
+/// instance whose writers follow each other at once cannot starve the
+/// others (ARGV[7] names the writer).
 const APPEND: &str = r"
 local current = redis.call('GET', KEYS[1]) or '0'
-if current ~= ARGV[1] then
+local turn = redis.call('GET', KEYS[3])
+if current ~= ARGV[1] or (turn and turn ~= ARGV[7]) then
+  if current ~= ARGV[1] and not turn then
+    redis.call('SET', KEYS[3], ARGV[7], 'PX', ARGV[8])
+  end
   return {0, current, redis.call('XRANGE', KEYS[2], ARGV[5], '+', 'COUNT', ARGV[6])}
 end
+if turn then redis.call('DEL', KEYS[3]) end
 redis.call('XADD', KEYS[2], ARGV[2] .. '-0', 'b', ARGV[1], 'r', ARGV[3])
 redis.call('SET', KEYS[1], ARGV[2])
 redis.call('PUBLISH', ARGV[4], ARGV[1] .. ' ' .. ARGV[2] .. ' ' .. ARGV[3])
@@ -175,6 +193,8 @@ pub struct Tail {
 
 pub struct RedisLog {
     target: Target,
+    /// This log's writer, as a turn names it (`APPEND`).
+    writer: String,
     conn: Mutex<Option<Conn>>,
     up: AtomicBool,
     /// Why Redis was last unreachable, for `/healthz` and the log.
@@ -183,7 +203,17 @@ pub struct RedisLog {
 
 impl RedisLog {
     pub fn new(target: Target) -> RedisLog {
+        static LOGS: AtomicU64 = AtomicU64::new(0);
+        let since_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
         RedisLog {
+            writer: format!(
+                "{}-{}-{}",
+                std::process::id(),
+                since_epoch.as_nanos(),
+                LOGS.fetch_add(1, Ordering::Relaxed)
+            ),
             target,
             conn: Mutex::new(None),
             up: AtomicBool::new(false),
@@ -245,6 +275,9 @@ impl RedisLog {
         Ok(Follower { conn })
     }
 }
+
+/// How long a writer that lost the race has the next turn (`APPEND`).
+const TURN: Duration = Duration::from_millis(5);
 
 /// Records an append that lost the race brings back, so that the instance
 /// can catch up without another round trip.
@@ -348,16 +381,19 @@ impl Link<'_> {
         let (base_text, version_text) = (base.to_string(), version.to_string());
         let channel = key("changes");
         let (start, count) = (format!("{}-0", base + 1), MISSED.to_string());
-        let args: [&[u8]; 6] = [
+        let turn = TURN.as_millis().to_string();
+        let args: [&[u8]; 8] = [
             base_text.as_bytes(),
             version_text.as_bytes(),
             bytes,
             channel.as_bytes(),
             start.as_bytes(),
             count.as_bytes(),
+            self.log.writer.as_bytes(),
+            turn.as_bytes(),
         ];
-        let keys = [key("version"), key("log")];
-        let mut all: Vec<&[u8]> = vec![b"EVAL", APPEND.as_bytes(), b"2"];
+        let keys = [key("version"), key("log"), key("turn")];
+        let mut all: Vec<&[u8]> = vec![b"EVAL", APPEND.as_bytes(), b"3"];
         all.extend(keys.iter().map(|k| k.as_bytes()));
         all.extend_from_slice(&args);
         let result = self.call_once(&all);
@@ -428,8 +464,9 @@ impl Link<'_> {
         let keys = [key("audit"), key("audit-bytes")];
         let keys = [keys[0].as_str(), keys[1].as_str()];
         let (kept, cap) = (AUDIT_KEPT.to_string(), max_bytes.to_string());
-        for line in lines {
-            let args: [&[u8]; 3] = [line.as_bytes(), kept.as_bytes(), cap.as_bytes()];
+        for batch in lines.chunks(AUDIT_BATCH) {
+            let mut args: Vec<&[u8]> = vec![kept.as_bytes(), cap.as_bytes()];
+            args.extend(batch.iter().map(|line| line.as_bytes()));
             self.script(AUDIT, &keys, &args)?;
         }
         Ok(())

@@ -1,8 +1,9 @@
-//! A minimal synchronous Redis client: RESP2 over one `TcpStream`, with
-//! connect, read and write timeouts. Enough for the replicated log
-//! (`store/redis.rs`): commands as arrays of bulk strings, the five reply
-//! types back, `AUTH` and `SELECT` from a `redis://` URL. Works as well
-//! with Valkey, which speaks the same protocol.
+//! A minimal synchronous Redis client: RESP2 over one `TcpStream` (or TLS
+//! over it, `rediss://`, in `tls.rs`), with connect, read and write
+//! timeouts. Enough for the replicated log (`store/redis.rs`): commands as
+//! arrays of bulk strings, the five reply types back, `AUTH` and `SELECT`
+//! from a `redis://` URL (user and password percent-decoded). Works as
+//! well with Valkey, which speaks the same protocol.
 //!
 //! Written here rather than taken from the `redis` crate: that crate, even
 //! without its default features, brings `url` with `idna` and ICU (some 40
@@ -11,10 +12,12 @@
 use std::fmt;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
 use std::time::Duration;
 
-/// Where Redis is: `redis://[[user]:password@]host[:port][/db]`. Neither
-/// its `Display` nor its `Debug` shows the password.
+/// Where Redis is: `redis[s]://[[user]:password@]host[:port][/db]`, user
+/// and password percent-decoded. Neither its `Display` nor its `Debug`
+/// shows the password.
 #[derive(Clone, PartialEq)]
 pub struct Target {
     pub host: String,
@@ -22,6 +25,10 @@ pub struct Target {
     pub db: u32,
     pub user: Option<String>,
     pub password: Option<String>,
+    /// `rediss://`: TLS, the certificate checked against `ca_file`'s CAs
+    /// when set (`--store-ca-file`), else the system's.
+    pub tls: bool,
+    pub ca_file: Option<PathBuf>,
 }
 
 impl fmt::Debug for Target {
@@ -59,9 +66,11 @@ impl Target {
             true => "(not shown: the URL has credentials)".to_string(),
             false => format!("{part:?}"),
         };
-        let rest = url
-            .strip_prefix("redis://")
-            .ok_or("want redis://host:port/db")?;
+        let (tls, rest) = match (url.strip_prefix("redis://"), url.strip_prefix("rediss://")) {
+            (Some(rest), _) => (false, rest),
+            (None, Some(rest)) => (true, rest),
+            (None, None) => return Err("want redis://host:port/db or rediss://".into()),
+        };
         let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
         let (credentials, host_port) = match authority.rsplit_once('@') {
             Some((credentials, host_port)) => (Some(credentials), host_port),
@@ -69,10 +78,10 @@ impl Target {
         };
         let (user, password) = match credentials.map(|c| c.split_once(':')) {
             None => (None, None),
-            Some(None) => (None, credentials.map(str::to_string)),
+            Some(None) => (None, credentials.map(percent_decoded).transpose()?),
             Some(Some((user, password))) => {
-                let user = (!user.is_empty()).then(|| user.to_string());
-                (user, Some(password.to_string()))
+                let user = (!user.is_empty()).then(|| percent_decoded(user));
+                (user.transpose()?, Some(percent_decoded(password)?))
             }
         };
         let (host, port) = match host_port.rsplit_once(':') {
@@ -99,8 +108,31 @@ impl Target {
             db,
             user,
             password,
+            tls,
+            ca_file: None,
         })
     }
+}
+
+/// A URL's user or password with its `%XX` escapes decoded; an error (that
+/// never shows the text) when an escape is broken or the result is not
+/// UTF-8.
+fn percent_decoded(text: &str) -> Result<String, String> {
+    let broken = || "a broken %-escape in the credentials".to_string();
+    let mut bytes = Vec::with_capacity(text.len());
+    let mut rest = text.as_bytes();
+    while let Some((&first, after)) = rest.split_first() {
+        rest = after;
+        if first != b'%' {
+            bytes.push(first);
+            continue;
+        }
+        let hex = rest.get(..2).ok_or_else(broken)?;
+        let hex = std::str::from_utf8(hex).map_err(|_| broken())?;
+        bytes.push(u8::from_str_radix(hex, 16).map_err(|_| broken())?);
+        rest = &rest[2..];
+    }
+    String::from_utf8(bytes).map_err(|_| "credentials that are not UTF-8 once decoded".into())
 }
 
 impl fmt::Display for Target {
@@ -110,7 +142,11 @@ impl fmt::Display for Target {
             true => format!("[{}]", self.host),
             false => self.host.clone(),
         };
-        write!(f, "redis://{host}:{}/{}", self.port, self.db)
+        let scheme = match self.tls {
+            true => "rediss",
+            false => "redis",
+        };
+        write!(f, "{scheme}://{host}:{}/{}", self.port, self.db)
     }
 }
 
@@ -164,9 +200,48 @@ const MAX_REPLY: usize = 512 << 20;
 /// What a bulk string's buffer starts at, whatever its length says.
 const FIRST_CHUNK: usize = 64 << 10;
 
+/// The bytes to and from Redis: plain TCP, or TLS over it.
+enum Transport {
+    Plain(TcpStream),
+    Tls(Box<super::tls::TlsStream>),
+}
+
+impl Transport {
+    fn socket(&self) -> &TcpStream {
+        match self {
+            Transport::Plain(socket) => socket,
+            Transport::Tls(tls) => tls.get_ref(),
+        }
+    }
+}
+
+impl Read for Transport {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Transport::Plain(socket) => socket.read(buf),
+            Transport::Tls(tls) => tls.read(buf),
+        }
+    }
+}
+
+impl Write for Transport {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Transport::Plain(socket) => socket.write(buf),
+            Transport::Tls(tls) => tls.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Transport::Plain(socket) => socket.flush(),
+            Transport::Tls(tls) => tls.flush(),
+        }
+    }
+}
+
 pub struct Conn {
-    reader: BufReader<TcpStream>,
-    stream: TcpStream,
+    reader: BufReader<Transport>,
 }
 
 impl Conn {
@@ -188,16 +263,28 @@ impl Conn {
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(timeout))?;
         stream.set_write_timeout(Some(timeout))?;
+        let transport = match target.tls {
+            false => Transport::Plain(stream),
+            true => Transport::Tls(Box::new(super::tls::wrap(
+                stream,
+                &target.host,
+                target.ca_file.as_deref(),
+            )?)),
+        };
         let mut conn = Conn {
-            reader: BufReader::with_capacity(64 * 1024, stream.try_clone()?),
-            stream,
+            reader: BufReader::with_capacity(64 * 1024, transport),
         };
         if let Some(password) = &target.password {
             let reply = match &target.user {
                 Some(user) => conn.call(&[b"AUTH", user.as_bytes(), password.as_bytes()])?,
                 None => conn.call(&[b"AUTH", password.as_bytes()])?,
             };
-            ok(reply)?;
+            if let Reply::Error(message) = reply {
+                return Err(io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    format!("redis refused the credentials: {message}"),
+                ));
+            }
         }
         if target.db != 0 {
             ok(conn.call(&[b"SELECT", target.db.to_string().as_bytes()])?)?;
@@ -214,14 +301,19 @@ impl Conn {
     }
 
     pub fn send(&mut self, args: &[&[u8]]) -> io::Result<()> {
-        self.stream.write_all(&encode(args))
+        let transport = self.reader.get_mut();
+        transport.write_all(&encode(args))?;
+        transport.flush()
     }
 
     /// Reads one reply, waiting at most the read timeout for its first
     /// byte: `Ok(None)` when none came. A timeout inside a reply is an error.
     pub fn poll(&mut self, timeout: Duration) -> io::Result<Option<Reply>> {
         if self.reader.buffer().is_empty() {
-            self.stream.set_read_timeout(Some(timeout))?;
+            self.reader
+                .get_ref()
+                .socket()
+                .set_read_timeout(Some(timeout))?;
             let filled = self.reader.fill_buf().map(|buf| buf.len());
             match filled {
                 Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
@@ -380,6 +472,31 @@ mod tests {
             format!("{target:?}"),
             "Target(redis://[::1]:7000/1, user \"me\", password ***)"
         );
+    }
+
+    #[test]
+    fn credentials_are_percent_decoded_and_rediss_is_tls() {
+        let target = Target::parse("rediss://b%40t:p%3As%2Fw%25rd%20@cache.lan:6380/3").unwrap();
+        assert_eq!(target.user.as_deref(), Some("b@t"));
+        assert_eq!(target.password.as_deref(), Some("p:s/w%rd "));
+        assert!(target.tls);
+        assert_eq!(target.to_string(), "rediss://cache.lan:6380/3");
+        let target = Target::parse("redis://:%C3%A9t%C3%A9@h").unwrap();
+        assert_eq!(
+            (target.user, target.password.as_deref()),
+            (None, Some("été"))
+        );
+        assert!(!target.tls);
+        for bad in [
+            "redis://:ab%2@h",
+            "redis://:%zz@h",
+            "redis://u%@h",
+            "redis://:%ff@h",
+        ] {
+            let error = Target::parse(bad).unwrap_err();
+            assert!(error.contains("credentials"), "{bad}: {error}");
+            assert!(!error.contains("ab") && !error.contains("zz"), "{error}");
+        }
     }
 
     #[test]

@@ -11,8 +11,13 @@
 //!   starting without Redis.
 //! - `log.rs`: what lives in Redis: the expiry lease, snapshots and
 //!   trimming, a log that went back.
+//! - `access.rs`: Redis as people run it: a password, an ACL user,
+//!   percent-encoded credentials, TLS with a private CA.
+//! - `audit.rs`: the shared audit stream, off the path of frames.
 
+mod access;
 mod across;
+mod audit;
 mod failures;
 mod log;
 
@@ -92,16 +97,24 @@ impl Drop for Process {
 /// `redis-server` on a loopback port with AOF on in a temporary directory.
 pub struct Redis {
     program: PathBuf,
-    port: u16,
+    pub port: u16,
+    /// Further arguments to `redis-server` (TLS, `requirepass`).
+    extra: Vec<String>,
     pub dir: TempDir,
     process: Option<Process>,
 }
 
 impl Redis {
     pub fn start(program: PathBuf) -> Redis {
+        Redis::start_with(program, &[])
+    }
+
+    /// Started with further arguments to `redis-server`.
+    pub fn start_with(program: PathBuf, extra: &[&str]) -> Redis {
         let mut redis = Redis {
             program,
             port: free_port(),
+            extra: extra.iter().map(|arg| arg.to_string()).collect(),
             dir: TempDir::new("redis"),
             process: None,
         };
@@ -129,6 +142,7 @@ impl Redis {
                 "",
             ])
             .args(["--daemonize", "no", "--logfile", ""])
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -151,10 +165,11 @@ pub fn ping(port: u16) -> bool {
         return false;
     };
     socket.set_read_timeout(Some(DEADLINE)).unwrap();
+    // With a password, Redis answers `-NOAUTH ...` instead: up all the same.
     let mut reply = [0; 7];
     socket.write_all(b"PING\r\n").is_ok()
         && socket.read_exact(&mut reply).is_ok()
-        && &reply == b"+PONG\r\n"
+        && (&reply == b"+PONG\r\n" || &reply == b"-NOAUTH")
 }
 
 pub fn instance(redis: &Redis) -> ServerProcess {

@@ -62,10 +62,12 @@ fn only_approved_direct_dependencies() {
             "libc",
             "log",
             "ring",
+            "rustls",
             "serde_json",
             "simple_logger",
             "tiny_http",
-            "ureq"
+            "ureq",
+            "webpki-roots"
         ]
     );
 }

@@ -1,9 +1,11 @@
 //! Across instances: streams on one see changes made through the others in
 //! order; waits, answers and resumes on another instance than the submit;
-//! each instance audits its own decisions.
+//! each instance audits its own decisions; a lagging stream learns of a
+//! session another instance forgot.
 
 use super::*;
 use crate::support::SseClient;
+use std::collections::BTreeMap;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -135,11 +137,16 @@ fn each_instance_audits_the_decisions_made_through_it_in_its_own_data_dir() {
             _ => {}
         }
     }
+    // Written by each instance's audit thread, a moment after the change.
     let mut shared = String::new();
-    texts(
-        &redis_call(&redis, &["XRANGE", "askgate:audit", "-", "+"]),
-        &mut shared,
-    );
+    eventually("both lines in redis", DEADLINE, &mut || {
+        shared.clear();
+        texts(
+            &redis_call(&redis, &["XRANGE", "askgate:audit", "-", "+"]),
+            &mut shared,
+        );
+        shared.contains("event=answered")
+    });
     let asked = shared.find("event=asked kind=clarify id=").expect(&shared);
     let answered = shared
         .find("event=answered kind=clarify id=")
@@ -265,4 +272,101 @@ fn a_stream_resumes_on_another_instance_from_what_it_saw_on_the_first() {
         assert_eq!(events.len(), 1, "{events:?}");
         assert_eq!(events[0].json()["full"], false, "round {n}");
     }
+}
+
+/// A stream on A whose subscriber fell behind, while B (the lease holder)
+/// forgot a session it had shown: the stream ends, and its resume gets the
+/// full state, in which the forgotten session is empty. Before, the resync
+/// sent only the queues with something pending, and the page kept showing
+/// the forgotten session's prompt.
+#[test]
+fn a_lagging_stream_learns_that_a_session_another_instance_forgot_emptied() {
+    let Some(program) = redis_server() else {
+        return;
+    };
+    let redis = Redis::start(program);
+    let flags = [
+        "--result-ttl",
+        "1",
+        "--max-pending",
+        "5000",
+        "--subscriber-buffer",
+        "1",
+        "--write-timeout-secs",
+        "120",
+    ];
+    let b = instance_with(&redis, &flags);
+    eventually("B holds the expiry lease", LONG, &mut || {
+        let holder = redis_call(&redis, &["GET", "askgate:lease"]);
+        let holder = String::from_utf8_lossy(holder.as_bytes().unwrap_or_default()).to_string();
+        holder.starts_with(&format!("{}-", b.pid()))
+    });
+    let a = instance_with(&redis, &flags);
+    let mut stream = a.stream("/api/events");
+    stream.events_until("ready");
+    let gone = submit(&b, "gone", "forgotten soon?");
+    assert_eq!(frame(&stream.expect_event("the prompt")).1, 1);
+
+    // The stream stops reading while big frames fill its socket and channel.
+    let big = json!({"session_id": "flood", "question": "x".repeat(4000),
+                     "choices": (0..16).map(|n| format!("{n:0>250}")).collect::<Vec<_>>()});
+    // Every frame carries the (big) head; each submit is a new question.
+    assert_eq!(a.post("/api/clarify/submit", &big).status, 200);
+    let mut submitted = 0;
+    while !matches!(a.metric("askgate_resyncs_total"), n if n >= 1.0) {
+        for n in submitted..submitted + 50 {
+            submit(&a, "flood", &format!("q{n}"));
+        }
+        submitted += 50;
+        assert!(submitted < 4000, "the stream was never marked for resync");
+    }
+    // More, so that it stays marked until the test reads: a resync would
+    // write at least one big frame more than the socket buffers hold.
+    for n in submitted..submitted + 500 {
+        submit(&a, "flood", &format!("q{n}"));
+    }
+    assert_eq!(answer(&b, "gone", &gone, "done"), 200);
+    let history = || {
+        let history = a.get("/api/history?session_id=gone").json();
+        history["history"].as_array().map_or(0, Vec::len)
+    };
+    eventually("A applies the answer", LONG, &mut || history() == 1);
+    eventually("B forgets the session, A applies that", LONG, &mut || {
+        history() == 0
+    });
+    submit(&b, "marker", "after it all");
+
+    // The browser's view: frames replace what it knew; a ready with
+    // `full: true` replaces everything with the frames before it; an ended
+    // stream resumes from its last id.
+    let mut view = BTreeMap::from([("gone".to_string(), 1)]);
+    let mut last_id = String::new();
+    let take = |view: &mut BTreeMap<String, u64>, event: &Event| {
+        if event.event == "clarify" {
+            let (session, count, _) = frame(event);
+            view.insert(session, count);
+        }
+    };
+    while !view.contains_key("marker") {
+        let Some(event) = stream.next_event(LONG) else {
+            assert!(stream.ended, "no frame and no end within {LONG:?}");
+            let headers = [("Last-Event-ID", last_id.as_str())];
+            stream = SseClient::open(a.addr, "/api/events", &headers);
+            let prelude = stream.events_until("ready");
+            let ready = prelude.last().expect("ready").json();
+            if ready["full"] == true {
+                view.clear();
+            }
+            for event in &prelude {
+                take(&mut view, event);
+            }
+            continue;
+        };
+        last_id = event.id.clone().unwrap_or(last_id);
+        take(&mut view, &event);
+    }
+    assert!(
+        view.get("gone").is_none_or(|&count| count == 0),
+        "the forgotten session still shows its prompt: {view:?}"
+    );
 }
