@@ -15,6 +15,7 @@
 
 use crate::core::kind::Kind;
 use crate::core::prompt::Choice;
+use crate::core::receipt::{from_hex, hex};
 use crate::private_file;
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
@@ -117,7 +118,7 @@ impl Capabilities {
             return None;
         }
         let tag = hmac::sign(&self.key, &message(claim, expires));
-        Some(format!("{VERSION}.{expires}.{}", to_hex(tag.as_ref())))
+        Some(format!("{VERSION}.{expires}.{}", hex(tag.as_ref())))
     }
 
     /// Checks `capability` against what the request asks for, at `now`
@@ -207,22 +208,8 @@ fn random_key() -> io::Result<[u8; KEY_BYTES]> {
 /// Makes a new key in `dir` (replacing any), readable by its owner only.
 pub fn write_new_key(dir: &Path) -> io::Result<[u8; KEY_BYTES]> {
     let secret = random_key()?;
-    private_file::write(dir, KEY_FILE, &format!("{}\n", to_hex(&secret)))?;
+    private_file::write(dir, KEY_FILE, &format!("{}\n", hex(&secret)))?;
     Ok(secret)
-}
-
-fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
-}
-
-fn from_hex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) || !text.is_ascii() {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|at| u8::from_str_radix(&text[at..at + 2], 16).ok())
-        .collect()
 }
 
 #[cfg(test)]
