@@ -32,6 +32,8 @@ import { createArming } from './arming.js';
 import { createNotifier } from './notify.js';
 import { createHistory, ago } from './history.js';
 import { startPresence } from './presence.js';
+import { actionOf, editFields, renderAction } from './actions.js';
+import { multipleForm, schemaForm } from './forms.js';
 
 const SESSION_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const STALE = {
@@ -82,7 +84,12 @@ const ui = {
   advance: false, // an answer was sent: move on once this session is done
   sessionsExpanded: false, // narrow screens: every session shown
   authOn: false, // the server checks credentials: "Sign out" means something
+  denyReasons: [], // --deny-reasons: one-tap reasons in the deny box
+  readEdit: null, // the open edit box's reader (actions.js)
+  readForm: null, // the clarify card's form reader (forms.js), if it has one
 };
+// An answer's reason or note is at most this many bytes (docs/PROTOCOL.md §3.2).
+const MAX_NOTE_BYTES = 2048;
 
 const arming = createArming({ approval: dom.approval, clarify: dom.clarify, confirm: dom.ruleConfirm });
 
@@ -436,7 +443,25 @@ function fillApproval(entry) {
   const description = $('.approval-description', card);
   showVisible(description, entry.description || '');
   description.hidden = !entry.description;
-  showCommand(card, entry.command || '');
+  const action = actionOf(entry);
+  const isCommand = action.type === 'command';
+  showCommand(card, isCommand ? String(action.command ?? entry.command ?? '') : '');
+  $('.approval-command', card).hidden = !isCommand;
+  if (!isCommand) $('.approval-lines', card).hidden = true;
+  const cwd = $('.approval-cwd', card);
+  const where = (isCommand && action.cwd) || entry.cwd || '';
+  showVisible(cwd, where ? `in ${where}` : '');
+  cwd.hidden = !where;
+  const shownAction = $('.approval-action', card);
+  shownAction.replaceChildren(...renderAction(action));
+  shownAction.hidden = isCommand;
+  shownAction.dataset.type = action.type;
+  $('.approval-claim-label', card).textContent = entry.agent ? `The agent (${escapeVisible(entry.agent)}) says` : 'The agent says';
+  const reason = $('.approval-reason', card);
+  showVisible(reason, entry.reason || '');
+  reason.hidden = !entry.reason;
+  closeBoxes();
+  $('#approval-note').value = '';
   const keys = Array.isArray(entry.pattern_keys) ? entry.pattern_keys : entry.pattern_key ? [entry.pattern_key] : [];
   const list = $('.pattern-keys', card);
   list.replaceChildren(
@@ -483,7 +508,10 @@ function fillClarify(entry) {
   card.dataset.clarifyId = entry.clarify_id;
   card.dataset.expiresAt = String(Number(entry.expires_at) || 0);
   showVisible($('.clarify-question', card), entry.question || '');
-  const choices = Array.isArray(entry.choices_offered) ? entry.choices_offered : [];
+  const offered = Array.isArray(entry.choices_offered) ? entry.choices_offered : [];
+  const form = entry.schema ? schemaForm(entry.schema) : entry.multiple ? multipleForm(offered) : null;
+  fillForm(card, form);
+  const choices = form ? [] : offered;
   $('.clarify-choices', card).replaceChildren(...choices.map(choiceItem));
   $('.clarify-choices', card).hidden = choices.length === 0;
   $('.clarify-other-label', card).textContent = choices.length ? 'Other' : 'Your answer';
@@ -492,7 +520,9 @@ function fillClarify(entry) {
   setBusy(card, false);
   updateCountdown(card);
   const keys = Math.min(choices.length, 9);
-  $('.card-hint', card).textContent = keys
+  $('.card-hint', card).textContent = form
+    ? 'Fill in the form, then Send'
+    : keys
     ? `${keys > 1 ? `Keys 1–${keys}` : 'Key 1'} ${keys > 1 ? 'pick a choice' : 'picks the choice'} · Enter to send · Shift+Enter for a new line`
     : 'Enter to send · Shift+Enter for a new line';
   // With choices, focus stays off the text box so their keys work; without,
@@ -504,6 +534,25 @@ function fillClarify(entry) {
     else dom.otherText.focus({ preventScroll: true });
   }
 }
+
+// A form (a schema, or several choices to pick) takes the place of the
+// choices and the text box (forms.js).
+function fillForm(card, form) {
+  const box = $('.clarify-form', card);
+  $('.clarify-form-fields', box).replaceChildren(...(form ? form.nodes : []));
+  $('.clarify-form-error', box).textContent = '';
+  box.hidden = !form;
+  $('.clarify-other', card).hidden = Boolean(form);
+  ui.readForm = form ? form.read : null;
+}
+
+$('.clarify-form', dom.clarify).addEventListener('submit', (event) => {
+  event.preventDefault();
+  if (!takes('clarify') || !ui.readForm) return;
+  const result = ui.readForm();
+  $('.clarify-form-error', dom.clarify).textContent = result.error || '';
+  if (!result.error) answerClarify(result.value);
+});
 
 function choiceItem(choice, index) {
   const item = document.createElement('li');
@@ -603,7 +652,7 @@ function takes(kind, event = null) {
 
 function setBusy(card, busy) {
   card.toggleAttribute('aria-busy', busy);
-  for (const control of card.querySelectorAll('button, textarea')) control.disabled = busy;
+  for (const control of card.querySelectorAll('button, textarea, input, select')) control.disabled = busy;
 }
 
 // The "Other" box belongs to the clarify card on screen; with no card, the
@@ -647,9 +696,10 @@ function shownClarify() {
   return entry && entry.clarify_id === shown.id ? entry : null;
 }
 
+// `response`: a text, or a form's object or list of picks (sent as is).
 async function answerClarify(response) {
   const entry = shownClarify();
-  const text = response.trim();
+  const text = typeof response === 'string' ? response.trim() : response;
   if (ui.busy.clarify || !entry) return;
   if (!text) {
     dom.otherText.focus();
@@ -688,14 +738,22 @@ function shownApproval() {
 
 // Answers the approval on the card; with `expected`, only if it is still
 // that one. `scope` is the prefix a confirmed rule covers (null: exact).
-async function answerApproval(choice, { scope = null, expected = null } = {}) {
+async function answerApproval(choice, { scope = null, expected = null, reason = '', edited = null } = {}) {
   const entry = shownApproval();
   if (ui.busy.approval || !entry || (expected && entry.approval_id !== expected)) return;
+  const note = choice === 'deny' ? '' : $('#approval-note').value.trim();
+  if (bytes(note) > MAX_NOTE_BYTES) {
+    showNotice(`The note is longer than ${MAX_NOTE_BYTES} bytes; shorten it.`);
+    return;
+  }
   ui.busy.approval = true;
   setBusy(dom.approval, true);
   try {
     const body = { session_id: entry.session_id, approval_id: entry.approval_id, choice };
     if (scope !== null) body.scope = scope;
+    if (reason) body.reason = reason;
+    if (edited) body.edited = edited;
+    if (note) body.note = note;
     const { body: answer } = await requestJson('api/approval/respond', { method: 'POST', body });
     if (answer.ok === false || answer.stale_cleared) {
       stale('approval', entry);
@@ -754,7 +812,98 @@ for (const button of dom.approval.querySelectorAll('[data-choice]')) {
     if (!takes('approval', event)) return;
     const choice = button.dataset.choice;
     if (choice === 'session' || choice === 'always') confirmRule(choice);
+    else if (choice === 'deny') openDeny();
     else answerApproval(choice);
+  });
+}
+
+function bytes(text) {
+  return new TextEncoder().encode(text).length;
+}
+
+const denyBox = $('.deny-box', dom.approval);
+const editBox = $('.edit-box', dom.approval);
+
+// The deny box and the edit box belong to the prompt they were opened on.
+function closeBoxes() {
+  denyBox.hidden = true;
+  editBox.hidden = true;
+  $('#deny-reason').value = '';
+  $('.deny-error', denyBox).textContent = '';
+  $('.edit-error', editBox).textContent = '';
+  $('.edit-fields', editBox).replaceChildren();
+  ui.readEdit = null;
+}
+
+// "Deny": the box with the --deny-reasons chips (a tap fills the reason)
+// and a free-text reason (docs/PROTOCOL.md §3.2).
+function openDeny() {
+  editBox.hidden = true;
+  const chips = ui.denyReasons.map((text) => {
+    const chip = document.createElement('button');
+    chip.type = 'button';
+    chip.className = 'deny-chip';
+    showVisible(chip, text);
+    chip.addEventListener('click', () => {
+      $('#deny-reason').value = text;
+      $('#deny-reason').focus();
+    });
+    return chip;
+  });
+  $('.deny-chips', denyBox).replaceChildren(...chips);
+  $('.deny-chips', denyBox).hidden = chips.length === 0;
+  denyBox.hidden = false;
+  $('#deny-reason').focus({ preventScroll: false });
+}
+
+// "Edit and approve": the action prefilled; checked before it is sent.
+function openEdit() {
+  const entry = shownApproval();
+  if (!entry) return;
+  denyBox.hidden = true;
+  const { nodes, read } = editFields(actionOf(entry));
+  $('.edit-fields', editBox).replaceChildren(...nodes);
+  $('.edit-error', editBox).textContent = '';
+  ui.readEdit = read;
+  editBox.hidden = false;
+  editBox.querySelector('textarea, input')?.focus();
+}
+
+$('[data-opens="edit"]', dom.approval).addEventListener('click', (event) => {
+  if (takes('approval', event)) openEdit();
+});
+
+for (const cancel of dom.approval.querySelectorAll('.box-cancel')) {
+  cancel.addEventListener('click', () => {
+    closeBoxes();
+    dom.approval.focus({ preventScroll: true });
+  });
+}
+
+denyBox.addEventListener('submit', (event) => {
+  event.preventDefault();
+  if (!takes('approval')) return;
+  const reason = $('#deny-reason').value.trim();
+  if (bytes(reason) > MAX_NOTE_BYTES) {
+    $('.deny-error', denyBox).textContent = `The reason is longer than ${MAX_NOTE_BYTES} bytes; shorten it.`;
+    return;
+  }
+  answerApproval('deny', { reason });
+});
+
+editBox.addEventListener('submit', (event) => {
+  event.preventDefault();
+  if (!takes('approval') || !ui.readEdit) return;
+  const result = ui.readEdit();
+  $('.edit-error', editBox).textContent = result.error || '';
+  if (result.error) return;
+  answerApproval('once', { edited: result.edited });
+});
+
+// A box's "Send" is an answering button like the card's others.
+for (const send of dom.approval.querySelectorAll('.deny-send, .edit-send')) {
+  send.addEventListener('click', (event) => {
+    if (!takes('approval', event)) event.preventDefault();
   });
 }
 
@@ -780,16 +929,19 @@ document.addEventListener('keydown', (event) => {
   if (target instanceof Element && isTextField(target)) return;
   if (dom.clarify.hidden || dom.ruleConfirm.open || !dom.login.hidden || ui.busy.clarify) return;
   const entry = shownClarify();
-  const choice = entry && Array.isArray(entry.choices_offered) ? entry.choices_offered[Number(event.key) - 1] : undefined;
+  if (!entry || entry.schema || entry.multiple) return; // a form answers by its Send only
+  const choice = Array.isArray(entry.choices_offered) ? entry.choices_offered[Number(event.key) - 1] : undefined;
   if (choice === undefined) return;
   event.preventDefault();
   if (takes('clarify')) answerClarify(String(choice));
 });
 
 // "Send" is an answering button like the others.
-$('.clarify-other button[type="submit"]', dom.clarify).addEventListener('click', (event) => {
-  if (!takes('clarify', event)) event.preventDefault();
-});
+for (const send of dom.clarify.querySelectorAll('button[type="submit"]')) {
+  send.addEventListener('click', (event) => {
+    if (!takes('clarify', event)) event.preventDefault();
+  });
+}
 
 $('.clarify-other', dom.clarify).addEventListener('submit', (event) => {
   event.preventDefault();
@@ -872,6 +1024,7 @@ loadConfig()
   .then((config) => {
     ui.clockOffsetMs = config.clock_offset_ms;
     ui.authOn = config.auth;
+    ui.denyReasons = config.deny_reasons || [];
     render();
   })
   .catch(() => {});

@@ -13,7 +13,7 @@
 // Long enough to read a card, longer than a double click or a double tap.
 export const ARM_MS = 1000;
 // The controls that answer a card.
-const ANSWERING = 'button[data-choice], button.choice, button[type="submit"], button.rule-confirm-accept';
+const ANSWERING = 'button[data-choice], button[data-opens], button.choice, button[type="submit"], button.rule-confirm-accept';
 
 // `cards` maps each kind to its card element.
 export function createArming(cards) {

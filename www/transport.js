@@ -85,12 +85,13 @@ export function loadConfig() {
         const date = Date.parse(headers.get('Date') || '');
         const offset = Number.isFinite(date) ? date - (sentAt + Date.now()) / 2 : 0;
         const rule_runners = Array.isArray(body.rule_runners) ? body.rule_runners : null;
-        return { keepalive_secs, clock_offset_ms: Math.abs(offset) > 2000 ? offset : 0, auth: body.auth === true, rule_runners };
+        const deny_reasons = Array.isArray(body.deny_reasons) ? body.deny_reasons.filter((r) => typeof r === 'string') : [];
+        return { keepalive_secs, clock_offset_ms: Math.abs(offset) > 2000 ? offset : 0, auth: body.auth === true, rule_runners, deny_reasons };
       })
       .catch((error) => {
         configPromise = null;
         if (error instanceof HttpError && error.status === 401) throw error;
-        return { keepalive_secs: DEFAULT_KEEPALIVE_SECS, clock_offset_ms: 0, auth: false, rule_runners: null };
+        return { keepalive_secs: DEFAULT_KEEPALIVE_SECS, clock_offset_ms: 0, auth: false, rule_runners: null, deny_reasons: [] };
       });
   }
   return configPromise;

@@ -1,6 +1,7 @@
 // Acceptance 2: two approvals show "1 of 2"; Enter answers the first with
 // `once`; the second then shows; each of the four buttons sends its choice
-// ("Allow session" and "Always allow" once their rule is confirmed).
+// ("Allow session" and "Always allow" once their rule is confirmed, "Deny"
+// from its deny box).
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -42,6 +43,7 @@ test('approvals: "1 of 2", Enter = once, then every button sends its choice', as
   for (const [choice, label] of Object.entries(BUTTONS)) {
     await page.locator('#approval-card').getByRole('button', { name: label, exact: true }).click();
     if (choice === 'session' || choice === 'always') await page.locator('#rule-confirm .rule-confirm-accept').click();
+    if (choice === 'deny') await page.locator('#approval-card .deny-send').click(); // the deny box (issue 19)
     assert.deepEqual(await agent.waitApproval('a1', current.approval_id), { status: 'answered', choice });
     if (choice === 'deny') break;
     n += 1;

@@ -152,6 +152,7 @@ test('after an answer the page moves to the next waiting prompt', async () => {
   await page.waitForFunction(() => location.hash === '#s=next-other', null, { timeout: 2000 });
   await waitText(page, '#approval-card .approval-command', 'systemctl restart smbd', 2000);
   await page.locator('#approval-card [data-choice="deny"]').click();
+  await page.locator('#approval-card .deny-send').click();
   assert.deepEqual(await agent.waitApproval('next-other', elsewhere.approval_id), { status: 'answered', choice: 'deny' });
   // Nothing waits anywhere: it stays put.
   await page.locator('#approval-card').waitFor({ state: 'hidden', timeout: 2000 });

@@ -126,7 +126,10 @@ export function createAgent(base, tokens = {}) {
       if (left <= 0) return { status: 'pending' };
       const params = { session_id, [`${kind}_id`]: id, timeout: String(Math.min(left, 60)) };
       const outcome = await call(base, 'GET', `/api/${kind}/wait?${query(params)}`, undefined, tokens.agent);
-      if (outcome.status !== 'pending') return outcome;
+      if (outcome.status === 'pending') continue;
+      // The signed receipt (docs/PROTOCOL.md §10) is not the page's to check.
+      delete outcome.receipt;
+      return outcome;
     }
   }
 
