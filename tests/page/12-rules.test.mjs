@@ -241,12 +241,13 @@ test('"and any options" is unticked, says what it allows, and only ticked covers
   assert.deepEqual(page.problems, []);
 });
 
-test('an action that is not a command: the card shows its summary, and "always" covers exactly that action', async () => {
+test('an action that is not a command: the card shows the action, and "always" covers exactly that action', async () => {
   const { agent } = env.server;
   const page = await openPage(await env.browser.newContext(), env.server.url);
   const action = { type: 'edit', path: 'config.toml', edits: [{ old: 'debug = false', new: 'debug = true' }] };
   const summary = 'edit config.toml (1 edit, +1 -1)';
-  const shown = waitText(page, '#approval-card .approval-command', summary, 2000);
+  // The card shows the edit itself (its path and diff), not the summary.
+  const shown = waitText(page, '#approval-card .approval-action', 'config.toml', 5000);
   const first = await agent.submitApproval({ session_id: 'a1', action });
   await page.locator('#session-list [data-session-id="a1"] button').click();
   await shown;
