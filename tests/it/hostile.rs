@@ -19,6 +19,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+/// How long an attack's requests may take to park. They must all park;
+/// one that never parks is the failure, so the bound is generous: at
+/// load 12 on two cores 87 of 150 large-headed waits had parked after 5 s.
+const PARK_WITHIN: Duration = Duration::from_secs(30);
+
 /// Small limits, so that the worst case is small enough to check.
 const FLAGS: &[&str] = &[
     "--max-state-bytes",
@@ -318,13 +323,21 @@ fn parked_waits_with_large_heads(ctx: &Ctx, parked: usize, senders: usize) {
         waits.extend(send(ctx.addr, &kept_head));
     }
     if !ctx.mixed {
-        let taken = (
-            ctx.baseline.places.0,
-            ctx.baseline.places.1 + waits.len() as f64,
-        );
-        settle("every wait parks", Duration::from_secs(5), || {
+        // Every wait the server kept parks. On a loaded machine the header
+        // timeout may cut one whose head it read too late (seen at load
+        // 12): answered or closed, it holds no place.
+        for wait in &waits {
+            wait.set_nonblocking(true).unwrap();
+        }
+        settle("every wait parks", PARK_WITHIN, || {
+            let kept = waits
+                .iter_mut()
+                .map(answered_or_closed)
+                .filter(|gone| !gone)
+                .count();
+            let taken = (ctx.baseline.places.0, ctx.baseline.places.1 + kept as f64);
             let places = ctx.target.places();
-            (places == Some(taken), format!("{places:?}"))
+            (places == Some(taken), format!("{places:?} of {taken:?}"))
         });
     }
     let huge_head = wait_with_head(&id, 98, 16_000);
@@ -365,7 +378,7 @@ fn long_polls_closing_at_once(ctx: &Ctx) {
             polls.extend(send(ctx.addr, &request));
         }
         if !ctx.mixed {
-            settle("every place is taken", Duration::from_secs(5), || {
+            settle("every place is taken", PARK_WITHIN, || {
                 let places = ctx.target.places();
                 (places == Some(full), format!("{places:?} of {full:?}"))
             });
@@ -447,7 +460,7 @@ fn herd_of_parked_waits(ctx: &Ctx, waits: usize) -> (Cycles, Cycles) {
             ctx.baseline.places.0,
             ctx.baseline.places.1 + parked.len() as f64,
         );
-        settle("the herd is parked", Duration::from_secs(5), || {
+        settle("the herd is parked", PARK_WITHIN, || {
             let places = ctx.target.places();
             (places == Some(herd), format!("{places:?} of {herd:?}"))
         });
