@@ -2,7 +2,7 @@
 //! against the real binary with small limits while an honest client keeps
 //! asking `/healthz`, submitting, answering and watching its stream. Every
 //! attack must leave the server's RSS under ARCHITECTURE.md's worst case
-//! for those limits, every honest step answered within a second, and its
+//! for those limits, every honest step answered within its deadline, and its
 //! places, threads and memory back at their baseline within seconds after
 //! it; the framing cases must close their connections. `HOSTILE_SECS`
 //! runs every attack longer (`make soak-hostile`), with the mixed one too.
@@ -11,12 +11,18 @@ use crate::support::attack::{
     Allowed, Ctx, KIB, MIB, NOTHING, PLACES_BACK_WITHIN, Target, attack, attack_length, settle,
 };
 use crate::support::honest::KeepAlive;
+use askgate::serve::http::LEFT_CHECK_EVERY;
 use serde_json::{Value, json};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
+
+/// How long an attack's requests may take to park. They must all park;
+/// one that never parks is the failure, so the bound is generous: at
+/// load 12 on two cores 87 of 150 large-headed waits had parked after 5 s.
+const PARK_WITHIN: Duration = Duration::from_secs(30);
 
 /// Small limits, so that the worst case is small enough to check.
 const FLAGS: &[&str] = &[
@@ -317,13 +323,21 @@ fn parked_waits_with_large_heads(ctx: &Ctx, parked: usize, senders: usize) {
         waits.extend(send(ctx.addr, &kept_head));
     }
     if !ctx.mixed {
-        let taken = (
-            ctx.baseline.places.0,
-            ctx.baseline.places.1 + waits.len() as f64,
-        );
-        settle("every wait parks", Duration::from_secs(5), || {
+        // Every wait the server kept parks. On a loaded machine the header
+        // timeout may cut one whose head it read too late (seen at load
+        // 12): answered or closed, it holds no place.
+        for wait in &waits {
+            wait.set_nonblocking(true).unwrap();
+        }
+        settle("every wait parks", PARK_WITHIN, || {
+            let kept = waits
+                .iter_mut()
+                .map(answered_or_closed)
+                .filter(|gone| !gone)
+                .count();
+            let taken = (ctx.baseline.places.0, ctx.baseline.places.1 + kept as f64);
             let places = ctx.target.places();
-            (places == Some(taken), format!("{places:?}"))
+            (places == Some(taken), format!("{places:?} of {taken:?}"))
         });
     }
     let huge_head = wait_with_head(&id, 98, 16_000);
@@ -364,7 +378,7 @@ fn long_polls_closing_at_once(ctx: &Ctx) {
             polls.extend(send(ctx.addr, &request));
         }
         if !ctx.mixed {
-            settle("every place is taken", Duration::from_secs(5), || {
+            settle("every place is taken", PARK_WITHIN, || {
                 let places = ctx.target.places();
                 (places == Some(full), format!("{places:?} of {full:?}"))
             });
@@ -379,12 +393,57 @@ fn long_polls_closing_at_once(ctx: &Ctx) {
     }
 }
 
+/// What one run of unrelated answers cost the server.
+#[derive(Clone, Copy, Default, Debug)]
+struct Cycles {
+    /// Submits answered, each with its answer.
+    count: u64,
+    /// The server's threads woken (`Target::wakeups`) during them.
+    wakeups: u64,
+    /// The server's CPU time during them (printed, not asserted: load
+    /// beside the test inflates it).
+    cpu: Duration,
+    took: Duration,
+}
+
+/// An agent submits and a human answers prompts of session `busy`, at
+/// least `at_least` times and until the attack's end.
+fn unrelated_answers(ctx: &Ctx, http: &mut KeepAlive, at_least: u64) -> Cycles {
+    let (wakeups, cpu, started) = (ctx.target.wakeups(), ctx.target.cpu_time(), Instant::now());
+    let mut count = 0;
+    while ctx.going() || (count < at_least && !ctx.mixed) {
+        let Some(id) = submit_clarify(http, "busy", &format!("q{count}")) else {
+            continue;
+        };
+        let body = json!({"session_id": "busy", "clarify_id": id, "response": "ok"});
+        let _ = http.post("/api/clarify/respond", &body);
+        count += 1;
+    }
+    Cycles {
+        count,
+        wakeups: ctx.target.wakeups().saturating_sub(wakeups),
+        cpu: ctx.target.cpu_time().saturating_sub(cpu),
+        took: started.elapsed(),
+    }
+}
+
 /// Waits parked on prompts nobody answers while an agent submits and a
 /// human answers prompts of another session, over and over: the answers
-/// must not wake the herd. Returns the cycles and the server's CPU time
-/// spent during them.
-fn herd_of_parked_waits(ctx: &Ctx, waits: usize) -> (usize, Duration) {
+/// must not wake the herd. Returns the same answers' cost before the herd
+/// parked (none when mixed) and beside it.
+fn herd_of_parked_waits(ctx: &Ctx, waits: usize) -> (Cycles, Cycles) {
     let mut http = KeepAlive::new(ctx.addr);
+    let alone = match ctx.mixed {
+        true => Cycles::default(),
+        false => unrelated_answers(
+            &Ctx {
+                until: Instant::now(),
+                ..*ctx
+            },
+            &mut http,
+            200,
+        ),
+    };
     let mut parked = Vec::new();
     for n in 0..waits {
         let session_id = format!("herd{n}");
@@ -401,24 +460,14 @@ fn herd_of_parked_waits(ctx: &Ctx, waits: usize) -> (usize, Duration) {
             ctx.baseline.places.0,
             ctx.baseline.places.1 + parked.len() as f64,
         );
-        settle("the herd is parked", Duration::from_secs(5), || {
+        settle("the herd is parked", PARK_WITHIN, || {
             let places = ctx.target.places();
             (places == Some(herd), format!("{places:?} of {herd:?}"))
         });
     }
-    let cpu = ctx.target.cpu_time();
-    let mut cycles = 0;
-    while ctx.going() || (cycles < 200 && !ctx.mixed) {
-        let Some(id) = submit_clarify(&mut http, "busy", &format!("q{cycles}")) else {
-            continue;
-        };
-        let body = json!({"session_id": "busy", "clarify_id": id, "response": "ok"});
-        let _ = http.post("/api/clarify/respond", &body);
-        cycles += 1;
-    }
-    let spent = ctx.target.cpu_time() - cpu;
+    let beside = unrelated_answers(ctx, &mut http, 200);
     drop(parked);
-    (cycles, spent)
+    (alone, beside)
 }
 
 const BAD_CHUNK_THEN_A_SUBMIT: &str = "POST /api/clarify/submit HTTP/1.1\r\nHost: localhost\r\n\
@@ -620,29 +669,51 @@ fn three_hundred_long_polls_closing_at_once_give_every_place_back() {
     );
 }
 
+/// Proves that an answer wakes only the waits on its own prompt: beside
+/// a herd of waits parked on other sessions' prompts, each unrelated
+/// cycle (a submit and its answer) wakes the server's threads about as
+/// often as the same cycle did before the herd parked, in the same run.
+/// Waking the herd on every answer would add a wake-up per wait per
+/// cycle (199); the bound allows a quarter of that. Counted in wake-ups
+/// (voluntary context switches), not CPU time: load beside the test
+/// inflates CPU time per cycle (0.23 ms quiet, 1.29 ms at load 8-11 on
+/// two cores) but not how often a thread is woken.
 #[test]
 fn unrelated_answers_cost_little_cpu_beside_a_herd_of_parked_waits() {
     let (target, bound) = start();
     let length = attack_length(Duration::from_secs(1));
-    let (mut cycles, mut spent) = (0, Duration::ZERO);
+    let waits = PARKED - 1;
+    let (mut alone, mut beside) = (Cycles::default(), Cycles::default());
     attack(
         &target,
         "a herd of parked waits",
         length,
         bound,
         OUTCOMES,
-        |ctx| {
-            (cycles, spent) = herd_of_parked_waits(ctx, PARKED - 1);
-        },
+        |ctx| (alone, beside) = herd_of_parked_waits(ctx, waits),
     );
-    println!("a herd of parked waits: {cycles} answers in {spent:?} of server CPU");
-    // Measured in a debug build: 0.23 ms a cycle (a submit and its answer);
-    // waking the whole herd on every answer made it 2.1 ms.
-    let per_cycle = spent / cycles as u32;
+    for (what, cycles) in [("alone", alone), ("beside the herd", beside)] {
+        let count = cycles.count.max(1);
+        println!(
+            "a herd of parked waits: {what}, {} cycles in {:?}, {} wake-ups and {:?} of CPU a cycle",
+            cycles.count,
+            cycles.took,
+            cycles.wakeups / count,
+            cycles.cpu / count as u32,
+        );
+    }
+    // Each parked wait also wakes on its own every LEFT_CHECK_EVERY to ask
+    // whether its client left: allowed twice over, as that depends on how long the cycles took.
+    let checks = LEFT_CHECK_EVERY.as_millis() as u64;
+    let left_checks = 2 * waits as u64 * (beside.took.as_millis() as u64 / checks + 1);
+    let per_cycle = alone.wakeups.div_ceil(alone.count.max(1));
+    let allowed = beside.count * (2 * per_cycle + waits as u64 / 4) + left_checks;
     assert!(
-        per_cycle < Duration::from_millis(1),
-        "{cycles} unrelated answers beside {} parked waits cost {spent:?} of CPU",
-        PARKED - 1
+        beside.wakeups <= allowed,
+        "{} unrelated answers beside {waits} parked waits woke the server {} times \
+         (alone {per_cycle} a cycle; allowed {allowed})",
+        beside.count,
+        beside.wakeups,
     );
 }
 

@@ -549,7 +549,9 @@ fn a_sink_that_never_answers_delays_no_submit_and_drops_nothing() {
         let started = Instant::now();
         approval(&server, &format!("s{n}"), "make deploy");
         let took = started.elapsed();
-        assert!(took < Duration::from_secs(1), "submit {n} took {took:?}");
+        // A submit that waited for the sink would take its 60 s timeout;
+        // 5 s leaves room for load beside the test.
+        assert!(took < Duration::from_secs(5), "submit {n} took {took:?}");
     }
     let dropped =
         server.metric("askgate_notifications_total{sink=\"webhook\",outcome=\"dropped\"}");

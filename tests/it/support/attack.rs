@@ -145,6 +145,28 @@ impl Target {
         Duration::from_secs_f64((fields[11] + fields[12]) as f64 / ticks)
     }
 
+    /// Times the server's threads have blocked and been woken again: the
+    /// sum of `voluntary_ctxt_switches` over its live threads. Load from
+    /// other processes adds involuntary switches, not these, so a count of
+    /// wake-ups holds on a busy machine where CPU time does not. Threads
+    /// that end take their count with them: a difference is a lower bound.
+    pub fn wakeups(&self) -> u64 {
+        let tasks = format!("/proc/{}/task", self.pid());
+        let Ok(entries) = std::fs::read_dir(tasks) else {
+            return 0;
+        };
+        entries
+            .flatten()
+            .filter_map(|task| std::fs::read_to_string(task.path().join("status")).ok())
+            .filter_map(|status| {
+                let line = status
+                    .lines()
+                    .find(|line| line.starts_with("voluntary_ctxt_switches:"))?;
+                line.split_whitespace().nth(1)?.parse::<u64>().ok()
+            })
+            .sum()
+    }
+
     /// One line of `/metrics`, on a connection of its own; `None` when the
     /// server refused it (the connection cap) or did not answer in time.
     pub fn metric(&self, name: &str) -> Option<f64> {

@@ -11,8 +11,12 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 /// How long each step of the honest client may take. Generous: the tests
-/// run in parallel on two cores, in a debug build.
-pub const HONEST_DEADLINE: Duration = Duration::from_secs(1);
+/// run in parallel on two cores, in a debug build, beside other builds
+/// (load 8-11 on 2 cores made a 1 s deadline fail). What the deadline
+/// proves is that an attack starves no honest step: a starved step
+/// waits for the attack to end (seconds) or for ever, never 5 s and done.
+/// The latencies themselves are printed, not asserted.
+pub const HONEST_DEADLINE: Duration = Duration::from_secs(5);
 /// The honest client's rounds start at most this often.
 pub const HONEST_PACE: Duration = Duration::from_millis(10);
 
