@@ -183,6 +183,8 @@ pub fn instance_with(redis: &Redis, flags: &[&str]) -> ServerProcess {
 }
 
 /// nginx in front of the instances, round-robin, streaming (no buffering).
+/// One process (`master_process off`), so ending it by its pid leaves no
+/// worker behind.
 pub struct Nginx {
     pub addr: SocketAddr,
     _dir: TempDir,
@@ -199,7 +201,7 @@ impl Nginx {
             .collect();
         let d = dir.path.display();
         let conf = format!(
-            "worker_processes 1;\nerror_log {d}/error.log;\npid {d}/nginx.pid;\n\
+            "master_process off;\nerror_log {d}/error.log;\npid {d}/nginx.pid;\n\
              events {{ worker_connections 1024; }}\n\
              http {{\n    access_log off;\n    client_body_temp_path {d}/body;\n\
              proxy_temp_path {d}/proxy;\n    fastcgi_temp_path {d}/fastcgi;\n\
