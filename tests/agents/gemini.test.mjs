@@ -1,54 +1,11 @@
-// Gemini CLI end to end: `gemini -p` against a scripted Gemini API server,
-// in a temporary HOME whose ~/.gemini/settings.json configures
-// `askgate hook gemini` as docs/agents.md says; `--approval-mode yolo`, so
-// the hook alone stands between the model and the shell.
+// Gemini CLI end to end (gemini-agent.mjs runs it as docs/agents.md says):
+// approved, the command runs; denied, it does not and the model is told;
+// no answer in time and askgate down, nothing runs.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync, existsSync } from 'node:fs';
-import { join, dirname } from 'node:path';
-import { agentBin, tempDir, startAskgate, nextApproval, answer, run,
-  ASKGATE, AGENT_TOKEN } from './harness.mjs';
-import { startGemini } from './gemini-api.mjs';
-
-const gemini = agentBin('gemini');
-
-/// docs/agents.md's ~/.gemini/settings.json (timeout in milliseconds).
-function settings(hookArgs = '') {
-  return {
-    security: { auth: { selectedType: 'gemini-api-key' } },
-    hooks: { BeforeTool: [{ matcher: '.*', hooks: [{ type: 'command',
-      command: `askgate hook gemini${hookArgs}`, timeout: 330000 }] }] },
-  };
-}
-
-async function runGemini({ askgateUrl, hookArgs = '', onPending }) {
-  const home = tempDir('gemini-home');
-  const work = join(home.dir, 'mysite');
-  mkdirSync(join(home.dir, '.gemini'), { recursive: true });
-  mkdirSync(work);
-  writeFileSync(join(home.dir, '.gemini', 'settings.json'), JSON.stringify(settings(hookArgs)));
-  const marker = join(work, 'marker');
-  const model = await startGemini({ name: 'run_shell_command',
-    args: { command: `touch ${marker}`, description: 'Create the marker file' } });
-  const env = {
-    PATH: `${dirname(ASKGATE)}:${process.env.PATH}`,
-    HOME: home.dir,
-    GEMINI_API_KEY: 'not-a-key',
-    GOOGLE_GEMINI_BASE_URL: model.url,
-    GEMINI_CLI_TRUST_WORKSPACE: 'true',
-    ASKGATE_URL: askgateUrl,
-    ASKGATE_TOKEN: AGENT_TOKEN,
-  };
-  const done = run(gemini.bin, ['-p', 'Create the marker file.', '--approval-mode', 'yolo'],
-    { cwd: work, env });
-  const human = onPending ? onPending() : Promise.resolve();
-  const [result, said] = await Promise.all([done, human]);
-  await model.close();
-  const ran = existsSync(marker);
-  home.remove();
-  return { result, said, ran, toolResults: model.toolResults() };
-}
+import { startAskgate, nextApproval, answer } from './harness.mjs';
+import { gemini, runGemini } from './gemini-agent.mjs';
 
 test('Gemini CLI: approved through askgate, the command runs', { skip: gemini.skip }, async () => {
   const askgate = await startAskgate();
