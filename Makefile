@@ -38,9 +38,10 @@ test-page:
 	$(CARGO) build
 	sh tests/page/run.sh
 
-# The real agents (Claude Code, Codex, Gemini CLI) gated by askgate's hooks
-# against scripted model servers on loopback (tests/agents); installs them
-# from npm at pinned versions into a cache outside the repository.
+# The real agents (Claude Code, Codex, Gemini CLI, hermes-agent) gated by
+# askgate's hooks against scripted model servers on loopback (tests/agents);
+# installs them from npm and PyPI at pinned versions into a cache outside
+# the repository.
 test-agents:
 	$(CARGO) build
 	sh tests/agents/install.sh

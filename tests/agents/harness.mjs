@@ -20,9 +20,10 @@ export const HUMAN_TOKEN = 'agents-test-human-token-0123456789';
 const cache = process.env.XDG_CACHE_HOME || join(homedir(), '.cache');
 export const AGENTS_DIR = process.env.ASKGATE_AGENTS_DIR || join(cache, 'askgate-agents');
 
-/// The agent's binary, or null with why (a skip, unless CI requires it).
-export function agentBin(name) {
-  const bin = join(AGENTS_DIR, 'node_modules', '.bin', name);
+/// The agent's binary (`where` in AGENTS_DIR: npm's bin directory, unless
+/// said), or null with why (a skip, unless CI requires it).
+export function agentBin(name, where = join('node_modules', '.bin', name)) {
+  const bin = join(AGENTS_DIR, where);
   if (existsSync(bin)) return { bin };
   const why = `${name} is not installed in ${AGENTS_DIR} (sh tests/agents/install.sh)`;
   if (process.env.ASKGATE_REQUIRE_AGENTS) throw new Error(`ASKGATE_REQUIRE_AGENTS is set: ${why}`);
