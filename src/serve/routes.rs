@@ -15,6 +15,7 @@ use crate::core::state::{Limits, Submitted};
 use crate::core::validate;
 use crate::core::view::{Interest, Update, Watch};
 use crate::error::{self, Error, Refusal, Result};
+use crate::hooks;
 use crate::hub::subscriber::Next;
 use crate::hub::{Hub, Responded, WaitResult, ids};
 use crate::notify::Notifier;
@@ -309,8 +310,17 @@ fn config(app: &App, _request: &Request) -> Result<Reply> {
         "auth": app.auth.required(),
         "rule_runners": RUNNERS.iter().copied().map(Runner::to_json).collect::<Vec<_>>(),
         "deny_reasons": app.config.deny_reasons,
+        "read_only_tools": read_only_tools(),
     });
     Ok(Response::json(200, &body).into())
+}
+
+/// Each agent's tools that only read (docs/agents.md): the page's triage
+/// list answers those together (docs/PROTOCOL.md §3.6).
+fn read_only_tools() -> Value {
+    let agents = hooks::Agent::ALL.into_iter();
+    let lists = agents.map(|agent| (agent.as_str().to_string(), json!(agent.default_allowed())));
+    Value::Object(lists.collect())
 }
 
 /// Credentials are never taken from a URL, where logs, history and
