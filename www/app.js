@@ -34,6 +34,7 @@ import { createHistory, ago } from './history.js';
 import { startPresence } from './presence.js';
 import { actionOf, editFields, renderAction } from './actions.js';
 import { multipleForm, schemaForm } from './forms.js';
+import { createTriage } from './triage.js';
 
 const SESSION_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const STALE = {
@@ -69,6 +70,8 @@ const dom = {
   refusalReason: $('#refusal .refusal-reason'),
   refusalHint: $('#refusal .refusal-hint'),
   ruleConfirm: $('#rule-confirm'),
+  triage: $('#triage'),
+  stopConfirm: $('#stop-confirm'),
 };
 
 const store = createStore();
@@ -91,7 +94,13 @@ const ui = {
 // An answer's reason or note is at most this many bytes (docs/PROTOCOL.md §3.2).
 const MAX_NOTE_BYTES = 2048;
 
-const arming = createArming({ approval: dom.approval, clarify: dom.clarify, confirm: dom.ruleConfirm });
+const arming = createArming({
+  approval: dom.approval,
+  clarify: dom.clarify,
+  confirm: dom.ruleConfirm,
+  triage: dom.triage,
+  stop: dom.stopConfirm,
+});
 
 const notifier = createNotifier({
   favicon: $('#favicon'),
@@ -113,8 +122,19 @@ const rules = createRulesPanel({
   onError: (message) => showNotice(message),
 });
 
-// --- signing in ---------------------------------------------------------
+const triage = createTriage({
+  panel: dom.triage,
+  dialog: dom.stopConfirm,
+  arming,
+  heads: approvalHeads,
+  readOnly: loadConfig()
+    .then((config) => config.read_only_tools)
+    .catch(() => ({})),
+  onError: (message) => showNotice(message),
+  onChange: () => render(),
+});
 
+// --- signing in ---------------------------------------------------------
 
 function loginError(message) {
   $('.login-error', dom.login).textContent = message;
@@ -212,6 +232,7 @@ function render() {
   renderClarify();
   renderIdle();
   renderRefusal();
+  triage.render();
   noticeAnswers();
   noticeSelectedChanges();
   notifier.update(waitingHeads(), store.totalPending());
@@ -245,16 +266,26 @@ function advanceIfDone() {
   if (next) select(next.session_id);
 }
 
-// Every head waiting now, for notify.js.
+// Every head waiting now, for notify.js; a paused agent's are not.
 function waitingHeads() {
   const heads = [];
   for (const session_id of store.sessionIds()) {
     for (const kind of ['approval', 'clarify']) {
       const pending = store.queue(session_id, kind).pending;
       const id = pending && pending[`${kind}_id`];
-      if (!id) continue;
+      if (!id || triage.isPaused(pending)) continue;
       heads.push({ id, kind, session_id, text: String((kind === 'approval' ? pending.command : pending.question) ?? '') });
     }
+  }
+  return heads;
+}
+
+// Every approval head waiting, for the triage list (triage.js).
+function approvalHeads() {
+  const heads = [];
+  for (const session_id of store.sessionIds()) {
+    const head = store.queue(session_id, 'approval').pending;
+    if (head && head.approval_id && !ui.answered.has(head.approval_id)) heads.push({ session_id, head });
   }
   return heads;
 }
@@ -391,7 +422,8 @@ function visibleHead(kind) {
   if (!ui.selected) return { head: null, count: 0 };
   const queue = store.queue(ui.selected, kind);
   const id = queue.pending && queue.pending[`${kind}_id`];
-  if (!id || ui.answered.has(id)) return { head: null, count: queue.pending_count };
+  // A paused agent's prompt waits unseen (triage.js).
+  if (!id || ui.answered.has(id) || triage.isPaused(queue.pending)) return { head: null, count: queue.pending_count };
   return { head: queue.pending, count: queue.pending_count };
 }
 
@@ -1019,6 +1051,7 @@ document.addEventListener('visibilitychange', () => {
 setInterval(renderSessions, AGES_EVERY_MS);
 
 store.subscribe(render);
+store.subscribe(() => triage.refreshSoon());
 startPresence();
 loadConfig()
   .then((config) => {

@@ -86,12 +86,13 @@ export function loadConfig() {
         const offset = Number.isFinite(date) ? date - (sentAt + Date.now()) / 2 : 0;
         const rule_runners = Array.isArray(body.rule_runners) ? body.rule_runners : null;
         const deny_reasons = Array.isArray(body.deny_reasons) ? body.deny_reasons.filter((r) => typeof r === 'string') : [];
-        return { keepalive_secs, clock_offset_ms: Math.abs(offset) > 2000 ? offset : 0, auth: body.auth === true, rule_runners, deny_reasons };
+        const read_only_tools = body.read_only_tools && typeof body.read_only_tools === 'object' ? body.read_only_tools : {};
+        return { keepalive_secs, clock_offset_ms: Math.abs(offset) > 2000 ? offset : 0, auth: body.auth === true, rule_runners, deny_reasons, read_only_tools };
       })
       .catch((error) => {
         configPromise = null;
         if (error instanceof HttpError && error.status === 401) throw error;
-        return { keepalive_secs: DEFAULT_KEEPALIVE_SECS, clock_offset_ms: 0, auth: false, rule_runners: null, deny_reasons: [] };
+        return { keepalive_secs: DEFAULT_KEEPALIVE_SECS, clock_offset_ms: 0, auth: false, rule_runners: null, deny_reasons: [], read_only_tools: {} };
       });
   }
   return configPromise;

@@ -74,6 +74,19 @@ pub fn lines(state: &State, change: &Change, by: &str, at: f64) -> Vec<String> {
                 line.field("reason", "session_evicted").end()
             })
             .collect(),
+        Change::Paused { agent, paused, .. } => {
+            let event = if *paused {
+                "agent_paused"
+            } else {
+                "agent_resumed"
+            };
+            vec![
+                Line::new(event, at)
+                    .field("agent", agent)
+                    .field("by", by)
+                    .end(),
+            ]
+        }
         Change::Pruned { .. } | Change::Restarted { .. } => Vec::new(),
     }
 }

@@ -52,6 +52,13 @@ pub enum Change {
         outcomes: Vec<String>,
         sessions: Vec<String>,
     },
+    /// The human paused an agent (its prompts wait unseen and
+    /// unannounced) or let it go on.
+    Paused {
+        agent: String,
+        paused: bool,
+        at: f64,
+    },
     /// The server started again after a stop: versions jump ahead by
     /// `skip`, past any that may have been shown but never made durable, so
     /// a watcher's id from before can never name a different change.
@@ -110,6 +117,9 @@ impl Change {
             Change::Pruned { outcomes, sessions } => {
                 json!({"pruned": {"outcomes": outcomes, "sessions": sessions}})
             }
+            Change::Paused { agent, paused, at } => {
+                json!({"paused": {"agent": agent, "paused": paused, "at": at}})
+            }
             Change::Restarted { skip } => json!({"restarted": {"skip": skip}}),
         }
     }
@@ -156,6 +166,11 @@ impl Change {
             "pruned" => Change::Pruned {
                 outcomes: list("outcomes")?,
                 sessions: list("sessions")?,
+            },
+            "paused" => Change::Paused {
+                agent: text("agent")?,
+                paused: body["paused"].as_bool()?,
+                at: body["at"].as_f64()?,
             },
             "restarted" => Change::Restarted {
                 skip: body["skip"].as_u64()?,

@@ -13,7 +13,9 @@
 use crate::core::action::{Action, Edit};
 use crate::core::change::Change;
 use crate::core::kind::Kind;
-use crate::core::prompt::{Answer, Choice, Context, Decision, Outcome, Payload, Prompt};
+use crate::core::prompt::{
+    Answer, Choice, Context, DEFAULT_AGENT, Decision, Outcome, Payload, Prompt,
+};
 use crate::core::rules::{Lifetime, Scope};
 use crate::core::state::{Limits, Lookup, Respond, State, Submitted};
 use crate::core::view::{Interest, Update, Watch};
@@ -23,6 +25,8 @@ use std::collections::{HashMap, HashSet, VecDeque};
 const SEQUENCES: u64 = 1_200;
 const STEPS: usize = 60;
 const SESSIONS: [&str; 4] = ["s0", "s1", "s2", "s3"];
+/// The agents approvals name; `None` for none (`DEFAULT_AGENT`).
+const AGENTS: [Option<&str>; 3] = [Some("build-bot"), Some("codex"), None];
 const COMMANDS: [&str; 7] = [
     "reboot",
     "git push",
@@ -250,6 +254,7 @@ impl Run {
     fn follow_in_model(&mut self, change: &Change) {
         let model = &mut self.model;
         match change {
+            Change::Paused { .. } => {}
             Change::Submitted(prompt) => {
                 let key = (prompt.session_id.clone(), prompt.kind());
                 model
@@ -375,7 +380,8 @@ impl Run {
             72 => self.restart(),
             73..=76 => self.revoke(),
             77..=84 => self.subscribe(),
-            85..=94 => self.drain_one(),
+            85..=92 => self.drain_one(),
+            93..=94 => self.triage(),
             _ => self.unsubscribe(),
         }
     }
@@ -403,7 +409,11 @@ impl Run {
                 };
                 // An agent's keys, chosen to try to widen rules.
                 let keys = vec![self.rng.pick(&COMMANDS).to_string()];
-                Payload::approval(action, String::new(), keys, Context::default())
+                let context = Context {
+                    agent: self.rng.pick(&AGENTS).map(str::to_string),
+                    ..Context::default()
+                };
+                Payload::approval(action, String::new(), keys, context)
             }
         };
         let timeout = *self.rng.pick(&[0, 5, 20]);
@@ -702,6 +712,49 @@ impl Run {
         assert_eq!(
             cancelled, expected,
             "cancel takes every pending prompt of the queue"
+        );
+        self.commit(changes);
+    }
+
+    /// The human pauses or resumes an agent, or stops one or all: a stop
+    /// cancels exactly the pending prompts of that agent, in every session.
+    fn triage(&mut self) {
+        let agent = self.rng.pick(&AGENTS).unwrap_or(DEFAULT_AGENT).to_string();
+        if self.rng.below(2) == 0 {
+            let paused = !self.state.is_paused(&agent);
+            let changes = self
+                .state
+                .pause(&agent, paused, self.now)
+                .expect("a short name");
+            self.commit(changes);
+            assert_eq!(self.state.is_paused(&agent), paused);
+            return;
+        }
+        let all = self.rng.below(3) == 0;
+        let mut expected: Vec<&String> = self
+            .model
+            .queues
+            .values()
+            .flatten()
+            .filter(|id| all || self.model.prompts[*id].agent_name() == agent)
+            .collect();
+        expected.sort();
+        let changes = self.state.stop((!all).then_some(agent.as_str()), self.now);
+        let mut cancelled: Vec<&String> = changes
+            .iter()
+            .map(|c| match c {
+                Change::Resolved {
+                    id,
+                    outcome: Outcome::Cancelled,
+                    ..
+                } => id,
+                other => panic!("stop made {other:?}"),
+            })
+            .collect();
+        cancelled.sort();
+        assert_eq!(
+            cancelled, expected,
+            "a stop cancels exactly that agent's prompts"
         );
         self.commit(changes);
     }

@@ -9,6 +9,9 @@ use crate::core::action::Action;
 use crate::core::kind::Kind;
 use serde_json::{Map, Value, json};
 
+/// The agent of a prompt that names none.
+pub const DEFAULT_AGENT: &str = "agent";
+
 /// What the agent asks, kind by kind.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Payload {
@@ -318,6 +321,15 @@ impl Prompt {
             expires_at,
             payload,
             urgent: false,
+        }
+    }
+
+    /// The agent a human pauses or stops (docs/PROTOCOL.md §3.6): the name
+    /// the approval gives, else `agent`.
+    pub fn agent_name(&self) -> &str {
+        match &self.payload {
+            Payload::Approval { context, .. } => context.agent.as_deref().unwrap_or(DEFAULT_AGENT),
+            Payload::Clarify { .. } => DEFAULT_AGENT,
         }
     }
 

@@ -38,6 +38,7 @@ pub struct SnapshotView {
     version: u64,
     pruned_version: u64,
     skipped: Vec<(u64, u64)>,
+    paused: Vec<String>,
     always: Vec<Rule>,
     sessions: Vec<SessionView>,
     outcomes: Vec<(Arc<str>, Arc<Record>)>,
@@ -81,6 +82,7 @@ impl State {
             version: self.version,
             pruned_version: self.pruned_version,
             skipped: self.skipped.clone(),
+            paused: self.paused.iter().cloned().collect(),
             always: self.always.clone(),
             sessions: sessions.collect(),
             outcomes: outcomes.collect(),
@@ -104,6 +106,7 @@ impl State {
             "version": self.version,
             "pruned_version": self.pruned_version,
             "skipped": self.skipped,
+            "paused": self.paused,
             "always": rules_json(&self.always),
             "sessions": sessions,
             "outcomes": outcomes,
@@ -158,6 +161,7 @@ impl SnapshotView {
             "version": self.version,
             "pruned_version": self.pruned_version,
             "skipped": self.skipped,
+            "paused": self.paused,
         }))?;
         for rule in &self.always {
             line(json!({"always": rule.to_json()}))?;
@@ -209,6 +213,10 @@ impl SnapshotReader {
         };
         for range in first["skipped"].as_array()? {
             state.skipped.push((range[0].as_u64()?, range[1].as_u64()?));
+        }
+        // Absent before agents could be paused.
+        for agent in first["paused"].as_array().into_iter().flatten() {
+            state.paused.insert(agent.as_str()?.to_string());
         }
         Some(SnapshotReader { state })
     }

@@ -24,7 +24,7 @@ use crate::core::rules::{Lifetime, Rule, Scope};
 use crate::core::validate;
 use crate::core::view::{Interest, Update, Watch};
 use crate::error::{Error, Result};
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 /// At most this many outcomes are kept, however short their retention.
@@ -139,6 +139,22 @@ pub struct Applied {
     pub outcome: Option<String>,
 }
 
+/// An agent with prompts waiting, or paused: what the page's triage list
+/// shows (docs/PROTOCOL.md §3.6).
+#[derive(Debug, PartialEq)]
+pub struct AgentSummary {
+    pub agent: String,
+    pub paused: bool,
+    pub counts: KindMap<usize>,
+    /// The sessions it has prompts waiting in.
+    pub sessions: Vec<String>,
+}
+
+/// At most this many agents paused at once, each name at most
+/// `MAX_AGENT_NAME` bytes: the human's own input, bounded all the same.
+pub const MAX_PAUSED: usize = 64;
+pub const MAX_AGENT_NAME: usize = 128;
+
 #[derive(Debug, PartialEq)]
 pub struct SessionSummary {
     pub session_id: String,
@@ -229,6 +245,9 @@ pub struct State {
     /// Version ranges (after, up to) skipped at a restart: a watcher that
     /// saw a version inside one saw a change that was never made durable.
     pub(super) skipped: Vec<(u64, u64)>,
+    /// Agents the human paused: their prompts wait unseen and unannounced
+    /// (docs/PROTOCOL.md §3.6).
+    pub(super) paused: BTreeSet<String>,
     /// What the pending prompts and the kept outcomes cost, kept up to date
     /// by `apply` (derived, so a snapshot does not store them).
     pub(super) pending_bytes: usize,
@@ -352,6 +371,14 @@ impl State {
                     self.forget_session(session_id);
                 }
                 self.shrink_tables();
+                Applied::default()
+            }
+            Change::Paused { agent, paused, .. } => {
+                if *paused {
+                    self.paused.insert(agent.clone());
+                } else {
+                    self.paused.remove(agent);
+                }
                 Applied::default()
             }
             Change::Restarted { .. } => {
@@ -847,6 +874,74 @@ impl State {
         };
         let resolve = |prompt: &Prompt| resolved(prompt, Outcome::Cancelled, now);
         Ok(prompts.into_iter().map(resolve).collect())
+    }
+
+    /// Pauses an agent or lets it go on; nothing when it already is so.
+    pub fn pause(&self, agent: &str, paused: bool, now: f64) -> Result<Vec<Change>> {
+        if agent.is_empty() || agent.len() > MAX_AGENT_NAME {
+            return Err(Error::BadRequest(format!(
+                "agent must be 1 to {MAX_AGENT_NAME} bytes"
+            )));
+        }
+        if self.paused.contains(agent) == paused {
+            return Ok(Vec::new());
+        }
+        if paused && self.paused.len() >= MAX_PAUSED {
+            return Err(Error::TooMany(format!(
+                "{MAX_PAUSED} agents are paused already; resume one first"
+            )));
+        }
+        let agent = agent.to_string();
+        Ok(vec![Change::Paused {
+            agent,
+            paused,
+            at: now,
+        }])
+    }
+
+    pub fn is_paused(&self, agent: &str) -> bool {
+        self.paused.contains(agent)
+    }
+
+    /// Cancels every pending prompt of one agent, or of every agent: the
+    /// human's stop switch (docs/PROTOCOL.md §3.6).
+    pub fn stop(&self, agent: Option<&str>, now: f64) -> Vec<Change> {
+        self.pending_prompts()
+            .filter(|prompt| agent.is_none_or(|agent| prompt.agent_name() == agent))
+            .map(|prompt| resolved(prompt, Outcome::Cancelled, now))
+            .collect()
+    }
+
+    /// Every pending prompt, session by session, oldest first in each queue.
+    pub fn pending_prompts(&self) -> impl Iterator<Item = &Prompt> {
+        let queues = self.sessions.values().flat_map(|s| s.queues.values());
+        queues.flat_map(Queue::iter).map(|prompt| &**prompt)
+    }
+
+    /// The agents with prompts waiting, and the paused ones, by name.
+    pub fn agents(&self) -> Vec<AgentSummary> {
+        let mut agents: BTreeMap<String, AgentSummary> = BTreeMap::new();
+        let names = self.paused.iter().map(String::as_str);
+        for agent in names.chain(self.pending_prompts().map(Prompt::agent_name)) {
+            agents
+                .entry(agent.to_string())
+                .or_insert_with(|| AgentSummary {
+                    agent: agent.to_string(),
+                    paused: self.paused.contains(agent),
+                    counts: KindMap::default(),
+                    sessions: Vec::new(),
+                });
+        }
+        for prompt in self.pending_prompts() {
+            let Some(summary) = agents.get_mut(prompt.agent_name()) else {
+                continue;
+            };
+            summary.counts[prompt.kind()] += 1;
+            if summary.sessions.last() != Some(&prompt.session_id) {
+                summary.sessions.push(prompt.session_id.clone());
+            }
+        }
+        agents.into_values().collect()
     }
 
     /// Takes a rule back; an id that names no rule is a 404.

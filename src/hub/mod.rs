@@ -39,7 +39,9 @@ use crate::core::kind::{Kind, KindMap};
 use crate::core::prompt::{Answer, Outcome, Payload, Prompt};
 use crate::core::receipt::{Decision, Receipt, Signer};
 use crate::core::rules::{Rule, Scope};
-use crate::core::state::{self, Limits, Lookup, Respond, SessionSummary, State, Submitted};
+use crate::core::state::{
+    self, AgentSummary, Limits, Lookup, Respond, SessionSummary, State, Submitted,
+};
 use crate::core::view::{Interest, Update, Watch};
 use crate::error::{Error, Result};
 use crate::store::audit_log::AuditLog;
@@ -572,6 +574,30 @@ impl Hub {
         })
     }
 
+    /// Pauses an agent, or lets it go on (docs/PROTOCOL.md §3.6).
+    pub fn pause_agent(&self, agent: &str, paused: bool, by: &str) -> Result<()> {
+        let op = self.op(by);
+        let now = op.now;
+        self.commit(op, |inner| Ok((inner.state.pause(agent, paused, now)?, ())))
+    }
+
+    /// Cancels every pending prompt of one agent, or of all; returns the
+    /// ids cancelled.
+    pub fn stop_agents(&self, agent: Option<&str>, by: &str) -> Result<Vec<String>> {
+        let op = self.op(by);
+        let now = op.now;
+        self.commit(op, |inner| {
+            let changes = inner.state.stop(agent, now);
+            let ids = changes.iter().filter_map(resolved_id).collect();
+            Ok((changes, ids))
+        })
+    }
+
+    /// The agents waiting or paused: the page's triage list.
+    pub fn agents(&self) -> Vec<AgentSummary> {
+        self.lock().state.agents()
+    }
+
     /// Takes back the rule with this id (404 when there is none); `by`
     /// names who did in the audit log.
     pub fn revoke(&self, rule_id: &str, by: &str) -> Result<()> {
@@ -897,9 +923,24 @@ impl Inner {
             committed.audit.extend(lines);
             if let Change::Submitted(prompt) = &change {
                 committed.deadline |= prompt.expires();
-                if observing {
+                if observing && !self.state.is_paused(prompt.agent_name()) {
                     committed.submitted.push(prompt.clone());
                 }
+            }
+            if let (
+                true,
+                Change::Paused {
+                    agent,
+                    paused: false,
+                    ..
+                },
+            ) = (observing, &change)
+            {
+                // Announced now, as if new: a paused agent's prompts rang
+                // no phone (docs/PROTOCOL.md §3.6).
+                let waiting = self.state.pending_prompts();
+                let waiting = waiting.filter(|prompt| prompt.agent_name() == agent);
+                committed.submitted.extend(waiting.cloned());
             }
             if let Change::Resolved {
                 session_id,
@@ -958,7 +999,8 @@ fn log_change(change: &Change) {
         Change::Submitted(_)
         | Change::Resolved { .. }
         | Change::AutoAnswered { .. }
-        | Change::RuleRevoked { .. } => {}
+        | Change::RuleRevoked { .. }
+        | Change::Paused { .. } => {}
         Change::SessionEvicted { session_id } => {
             log::debug!("session {session_id} evicted to make room")
         }

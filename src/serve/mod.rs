@@ -22,3 +22,4 @@ pub mod signin;
 pub mod sse;
 pub mod static_files;
 pub mod stream;
+pub mod triage;

@@ -15,6 +15,7 @@ use crate::core::state::{Limits, Submitted};
 use crate::core::validate;
 use crate::core::view::{Interest, Update, Watch};
 use crate::error::{self, Error, Refusal, Result};
+use crate::hooks;
 use crate::hub::subscriber::Next;
 use crate::hub::{Hub, Responded, WaitResult, ids};
 use crate::notify::Notifier;
@@ -28,6 +29,7 @@ use crate::serve::metrics::{Metrics, Places};
 use crate::serve::origin;
 use crate::serve::static_files;
 use crate::serve::stream::{self, Format, Stream};
+use crate::serve::triage;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -89,13 +91,13 @@ const DEFAULT_HISTORY: usize = 20;
 const RETRY_AFTER_SECS: u32 = 5;
 
 /// The two sides of the API, as the audit log names who acted.
-const HUMAN: &str = "human";
+pub(super) const HUMAN: &str = "human";
 const AGENT: &str = "agent";
 
 /// Who sent a request, for the audit log's `by` (docs/PROTOCOL.md §8): the
 /// credential it carried (`agent token`, `human token`, `human (page)`),
 /// or, on a server without tokens, the side of the API its route serves.
-fn actor(app: &App, request: &Request, side: &'static str) -> &'static str {
+pub(super) fn actor(app: &App, request: &Request, side: &'static str) -> &'static str {
     match caller(app, request) {
         Caller::Open => side,
         caller => caller.name(),
@@ -212,6 +214,9 @@ pub const ROUTES: &[Route] = {
         row(Get, "/api/rules", Needs(Human), Plain(|app, _| Ok(rules(app).into()))),
         row(Post, "/api/rules/revoke", Needs(Human), Plain(revoke)),
         row(Post, "/api/presence", Needs(Human), Plain(presence)),
+        row(Get, "/api/agents", Needs(Human), Plain(triage::agents)),
+        row(Post, "/api/agents/pause", Needs(Human), Plain(triage::pause)),
+        row(Post, "/api/agents/stop", Needs(Human), Plain(triage::stop)),
         row(Post, "/api/act", Capability, Plain(act::act)),
         row(Get, "/api/receipts/key", Open, Plain(|app, _| receipts_key(app))),
     ]
@@ -305,8 +310,17 @@ fn config(app: &App, _request: &Request) -> Result<Reply> {
         "auth": app.auth.required(),
         "rule_runners": RUNNERS.iter().copied().map(Runner::to_json).collect::<Vec<_>>(),
         "deny_reasons": app.config.deny_reasons,
+        "read_only_tools": read_only_tools(),
     });
     Ok(Response::json(200, &body).into())
+}
+
+/// Each agent's tools that only read (docs/agents.md): the page's triage
+/// list answers those together (docs/PROTOCOL.md §3.6).
+fn read_only_tools() -> Value {
+    let agents = hooks::Agent::ALL.into_iter();
+    let lists = agents.map(|agent| (agent.as_str().to_string(), json!(agent.default_allowed())));
+    Value::Object(lists.collect())
 }
 
 /// Credentials are never taken from a URL, where logs, history and
@@ -1019,7 +1033,10 @@ fn optional_id(body: &Map<String, Value>, kind: Kind) -> Result<Option<&str>> {
     }
 }
 
-fn optional_text<'a>(body: &'a Map<String, Value>, field: &str) -> Result<Option<&'a str>> {
+pub(super) fn optional_text<'a>(
+    body: &'a Map<String, Value>,
+    field: &str,
+) -> Result<Option<&'a str>> {
     match body.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(text)) => Ok(Some(text.as_str())),

@@ -1215,6 +1215,12 @@ fn operational_routes_answer() {
             "auth": false,
             "rule_runners": rules::RUNNERS.iter().map(|r| r.to_json()).collect::<Vec<_>>(),
             "deny_reasons": [],
+            "read_only_tools": {
+                "claude-code": crate::hooks::claude_code::READ_ONLY,
+                "codex": crate::hooks::codex::READ_ONLY,
+                "gemini": crate::hooks::gemini::READ_ONLY,
+                "hermes": crate::hooks::hermes::READ_ONLY,
+            },
         }))),
         (get("/api/sessions"), ok(json!({"sessions": []}))),
         (get("/nope.js"), not_found("not found")),

@@ -884,3 +884,27 @@ fn a_prompt_answered_on_another_instance_is_cleared_from_the_phone() {
         ("DELETE", format!("/askgate-topic/{id}"))
     );
 }
+
+#[test]
+fn a_paused_agent_rings_no_phone_until_it_is_resumed() {
+    let sink = Sink::start();
+    let server = server(&sink, &[]);
+    let pause = |paused| {
+        let body = json!({"agent": "codex", "paused": paused});
+        assert_eq!(server.post("/api/agents/pause", &body).status, 200);
+    };
+    pause(true);
+    let body = json!({"session_id": "api", "command": "cargo build", "agent": "codex"});
+    let paused = server.post("/api/approval/submit", &body).json()["approval_id"].clone();
+    let body = json!({"session_id": "web", "command": "make test", "agent": "claude-code"});
+    server.post("/api/approval/submit", &body);
+    let (ntfy, _) = sink.next_pair();
+    assert_eq!(
+        ntfy.body["message"], "$ make test",
+        "the paused agent's earlier prompt was not sent"
+    );
+    pause(false);
+    let (ntfy, webhook) = sink.next_pair();
+    assert_eq!(ntfy.body["message"], "$ cargo build");
+    assert_eq!(webhook.body["approval_id"], paused);
+}
