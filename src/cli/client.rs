@@ -140,18 +140,18 @@ pub fn main(command: Command, args: &[String]) -> ExitCode {
         Err(message) => return fail(&message),
     };
     let ran = run(command, client, &ask);
-    if let (Ok((EXIT_EDITED, ..)), Some(_)) = (&ran, &ask.verify_key) {
-        // A receipt names the action asked; an edited one is not checked yet.
-        eprintln!(
-            "askgate: not run: the human edited the command, and --verify-key checks only the command asked"
-        );
-        return ExitCode::from(EXIT_ERROR);
-    }
-    if let (Ok((EXIT_APPROVED, _, reply, id)), Some(key)) = (&ran, &ask.verify_key)
+    if let (Ok((code @ (EXIT_APPROVED | EXIT_EDITED), edited, reply, id)), Some(key)) =
+        (&ran, &ask.verify_key)
         && command == Command::Approve
     {
-        let approved = ask.body["command"].as_str().unwrap_or_default();
-        let action = receipt_core::command_action(approved);
+        // What will run: the command asked, or the one the human edited it
+        // to, which the receipt names in its `edited` (docs/PROTOCOL.md §10).
+        let asked = ask.body["command"].as_str().unwrap_or_default();
+        let runs = match (*code, edited) {
+            (EXIT_EDITED, Some(edited)) => edited.as_str(),
+            _ => asked,
+        };
+        let action = receipt_core::command_action(runs);
         if let Err(why) = receipt::check_reply(key, reply, id, &action, receipt::now()) {
             eprintln!("askgate: not approved: {}", visible(&why));
             return ExitCode::from(EXIT_ERROR);

@@ -11,8 +11,11 @@
 
 use crate::cli::client::{COMMON_USAGE, Connection, visible};
 use crate::cli::interrupt;
+use crate::cli::receipt;
+use crate::core::action::Action;
 use crate::core::kind::Kind;
 use crate::hooks::{self, Agent, Fallback, HookOutput, Plan, Settings, Verdict};
+use serde_json::Value;
 use std::io::{Read, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -21,7 +24,8 @@ pub const HOOK_USAGE: &str = "askgate hook claude-code|codex|gemini|hermes [--ti
     reads the agent's hook JSON on stdin and prints its answer (docs/agents.md); --timeout (ASKGATE_HOOK_TIMEOUT, default 300) is how long the human has, \
     --on-timeout (ASKGATE_ON_TIMEOUT) and --on-error (ASKGATE_ON_ERROR, askgate unreachable, a bad token or input) deny by default or hand back to the agent's own prompt, \
     --allow-tools (ASKGATE_ALLOW_TOOLS) names the tools that pass without asking (default: the agent's read-only ones), \
-    --session (ASKGATE_SESSION) replaces the session named after the project and the agent's session";
+    --session (ASKGATE_SESSION) replaces the session named after the project and the agent's session, \
+    --verify-key (ASKGATE_VERIFY_KEY, from askgate receipts key) allows only on a signed receipt for the call that runs";
 
 /// The most a hook input may weigh: a Write of a large file, with room.
 const MAX_INPUT: u64 = 8 << 20;
@@ -31,6 +35,9 @@ struct Hook {
     agent: Agent,
     settings: Settings,
     connection: Connection,
+    /// `--verify-key` (or `ASKGATE_VERIFY_KEY`): an allow only on a receipt
+    /// this key verifies for the very tool call that runs (docs/PROTOCOL.md §10).
+    verify_key: Option<String>,
 }
 
 pub fn main(args: &[String]) -> ExitCode {
@@ -104,10 +111,32 @@ fn answer(hook: &Hook, input: &str, token: Option<String>) -> HookOutput {
     let retry = hook.connection.retry;
     let verdict = match interrupt::ask(client, Kind::Approval, &session_id, &body, retry, last_word)
     {
-        Ok((outcome, _)) => hooks::verdict(agent, &hook.settings, &call, &outcome),
+        Ok((outcome, id)) => {
+            let verdict = hooks::verdict(agent, &hook.settings, &call, &outcome);
+            match (&verdict, &hook.verify_key) {
+                (Verdict::Allow { .. }, Some(key)) => match verified(key, &body, &outcome, &id) {
+                    Ok(()) => verdict,
+                    Err(why) => Verdict::Deny {
+                        reason: format!("askgate: not allowed: {why}; not run"),
+                    },
+                },
+                _ => verdict,
+            }
+        }
         Err(why) => hooks::failed(&hook.settings, &why),
     };
     agent.render(&call.event, &verdict)
+}
+
+/// Whether the wait's receipt lets the call run: the action asked, or the
+/// one the human edited it to.
+fn verified(key: &str, body: &Value, outcome: &Value, id: &str) -> Result<(), String> {
+    let runs = match outcome.get("edited") {
+        Some(edited) => edited,
+        None => &body["action"],
+    };
+    let action = Action::from_json(runs).ok_or("the action to run cannot be read")?;
+    receipt::check_reply(key, outcome, id, &action.key(), receipt::now()).map(|_| ())
 }
 
 fn parse(
@@ -117,6 +146,7 @@ fn parse(
 ) -> Result<Hook, String> {
     let mut connection = Connection::from_env(&env);
     let mut settings = Settings::new();
+    let mut verify_key = env("ASKGATE_VERIFY_KEY").filter(|key| !key.is_empty());
     let fallback = |flag: &str, name: String| {
         Fallback::parse(&name).ok_or(format!("{flag} takes deny or ask, not {name}"))
     };
@@ -167,7 +197,9 @@ fn parse(
                 .or_else(|| args.next().cloned())
                 .ok_or(format!("{flag} needs a value"))
         };
-        if !connection.take(flag, &mut value)? {
+        if flag == "--verify-key" {
+            verify_key = Some(value()?);
+        } else if !connection.take(flag, &mut value)? {
             apply(&mut settings, flag, value()?)?;
         }
     }
@@ -175,6 +207,7 @@ fn parse(
         agent,
         settings,
         connection,
+        verify_key,
     })
 }
 

@@ -10,7 +10,7 @@
 //! the key are handed in.
 
 use crate::core::kind::Kind;
-use crate::core::prompt::{Outcome, Payload};
+use crate::core::prompt::{Answer, Outcome, Payload};
 use ring::digest::{SHA256, digest};
 use ring::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
 use serde_json::{Map, Value, json};
@@ -45,6 +45,9 @@ pub struct Decision {
     pub answer: Option<String>,
     /// The rule that answered, when one did.
     pub rule: Option<String>,
+    /// The hex SHA-256 of the canonical action the human approved in place
+    /// of the one asked, when they edited it: what may run instead.
+    pub edited: Option<String>,
     pub by: String,
     /// Unix seconds.
     pub at: u64,
@@ -66,6 +69,13 @@ impl Decision {
                 Outcome::Expired | Outcome::Cancelled => None,
             },
             rule: None,
+            edited: match outcome {
+                Outcome::Answered(Answer::Decision(decision)) => {
+                    let edited = decision.edited.as_deref();
+                    edited.map(|action| action_digest(&action.key()))
+                }
+                _ => None,
+            },
             by: match outcome {
                 Outcome::Answered(_) => BY_HUMAN,
                 Outcome::Expired => BY_SERVER,
@@ -121,6 +131,9 @@ impl Decision {
         if let Some(rule) = &self.rule {
             text("rule", rule);
         }
+        if let Some(edited) = &self.edited {
+            text("edited", edited);
+        }
         map.insert("at".into(), json!(self.at));
         map.insert("expires".into(), json!(self.expires));
         map.insert("v".into(), json!(VERSION));
@@ -149,6 +162,7 @@ impl Decision {
             status: text("status")?,
             answer: optional("answer")?,
             rule: optional("rule")?,
+            edited: optional("edited")?,
             by: text("by")?,
             at: value["at"].as_u64()?,
             expires: value["expires"].as_u64()?,
@@ -259,11 +273,23 @@ pub fn verify(public_key: &str, receipt: &Receipt) -> Result<Decision, String> {
     }
 }
 
-/// Checks that a verified decision is an approval of `action` (a
-/// canonical action) that has not expired at `now`.
+/// Checks that a verified decision lets `action` (a canonical action) run
+/// at `now`: an approval, not expired, of exactly that action; when the
+/// human edited it, of exactly the edited one, and never the one asked.
 pub fn approves(decision: &Decision, action: &str, now: u64) -> Result<(), String> {
-    if decision.action != action_digest(action) {
-        return Err("the receipt is for another action".into());
+    let digest = action_digest(action);
+    match &decision.edited {
+        Some(edited) if *edited != digest => {
+            return Err(match digest == decision.action {
+                true => "the human approved an edited action in place of this one".into(),
+                false => "the receipt is for another action".into(),
+            });
+        }
+        Some(_) => {}
+        None if decision.action != digest => {
+            return Err("the receipt is for another action".into());
+        }
+        None => {}
     }
     if !decision.approves() {
         let said = decision.answer.as_deref().unwrap_or(&decision.status);

@@ -666,3 +666,56 @@ fn the_pre_push_hook_lets_a_push_out_only_once_approved() {
         "the denied push sent nothing"
     );
 }
+
+#[test]
+fn a_hook_given_a_key_allows_only_on_a_receipt_for_the_call_that_runs() {
+    let server = server_with_tokens();
+    let url = format!("http://{}", server.addr);
+    let key = crate::receipts::public_key(&server);
+    let session_id = claude_session();
+    let verified = ["claude-code", "--verify-key", key.as_str()];
+
+    // Approved on the real server: the receipt verifies, the call runs.
+    let child = run_hook(&url, &verified, &bash_event("rm -rf build"));
+    human_answer(&server, &session_id, "once");
+    let (said, why, _) = decision(&finish(child, DEADLINE));
+    assert_eq!(said, "allow", "{why}");
+
+    // Edited before approval: the edited call runs, verified by `edited`.
+    let child = run_hook(&url, &verified, &bash_event("rm -rf build"));
+    let head = human_pending(&server, &session_id);
+    let body = json!({
+        "session_id": session_id, "approval_id": head["approval_id"], "choice": "once",
+        "edited": {"type": "command", "command": "rm -rf build/tmp", "cwd": "/home/u/myrepo"},
+    });
+    as_human(&server, "POST", "/api/approval/respond", &body);
+    let (said, why, specific) = decision(&finish(child, DEADLINE));
+    assert_eq!(said, "allow", "{why}");
+    assert_eq!(specific["updatedInput"]["command"], "rm -rf build/tmp");
+
+    // A server that says "approved" with no receipt, or another server's
+    // key: denied, saying why.
+    let fake = crate::receipts::FakeServer::start(None);
+    let child = run_hook(
+        &format!("http://{}", fake.addr),
+        &verified,
+        &bash_event("rm -rf build"),
+    );
+    let (said, why, _) = decision(&finish(child, DEADLINE));
+    assert_eq!(
+        (said.as_str(), why.contains("carries no receipt")),
+        ("deny", true),
+        "{why}"
+    );
+    let other = TestServer::start(&[]);
+    let other_key = crate::receipts::public_key(&other);
+    let args = ["claude-code", "--verify-key", other_key.as_str()];
+    let child = run_hook(&url, &args, &bash_event("rm -rf build"));
+    human_answer(&server, &session_id, "once");
+    let (said, why, _) = decision(&finish(child, DEADLINE));
+    assert_eq!(
+        (said.as_str(), why.contains("does not verify")),
+        ("deny", true),
+        "{why}"
+    );
+}

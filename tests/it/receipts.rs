@@ -50,7 +50,7 @@ fn node_verify(key: &str, receipt: &Value, action: Option<&Value>) -> Result<Str
     }
 }
 
-fn public_key(server: &Client) -> String {
+pub fn public_key(server: &Client) -> String {
     let reply = server.get("/api/receipts/key");
     assert_eq!(reply.status, 200, "{}", reply.text());
     let body = reply.json();
@@ -189,6 +189,28 @@ fn every_decision_carries_a_receipt_the_node_verifier_accepts() {
         let other = command_action("rm -rf /");
         assert!(node_verify(&key, reply, Some(&other)).is_err());
     }
+
+    // An edit the human changed before approving: the receipt names the
+    // edited action, which may run, and the one asked no longer may.
+    let asked =
+        json!({"type": "edit", "path": "a.toml", "edits": [{"old": "x = 1", "new": "x = 2"}]});
+    let body = json!({"session_id": "s-edit", "action": asked});
+    let id = server.post("/api/approval/submit", &body).json()["approval_id"].clone();
+    let edited =
+        json!({"type": "edit", "path": "a.toml", "edits": [{"old": "x = 1", "new": "x = 3"}]});
+    let body =
+        json!({"session_id": "s-edit", "approval_id": id, "choice": "once", "edited": edited});
+    assert_eq!(server.post("/api/approval/respond", &body).status, 200);
+    let reply = wait(&server, "approval", "s-edit", id.as_str().unwrap());
+    assert_eq!(reply["edited"], edited, "{reply}");
+    let payload = payload_of(&reply);
+    assert!(payload["edited"].is_string(), "{payload:?}");
+    let verified = node_verify(&key, &reply, Some(&reply["edited"]));
+    assert!(verified.is_ok(), "{reply}: {verified:?}");
+    assert!(
+        node_verify(&key, &reply, Some(&asked)).is_err(),
+        "the action asked may not run"
+    );
 }
 
 #[test]
@@ -384,14 +406,19 @@ fn askgate_verify_checks_a_receipt_against_a_key_and_an_action() {
 /// A loopback server that speaks the agent API as a liar would: every
 /// submit is pending, every wait says "approved (once)" with `receipt`
 /// (or none) for the prompt id it handed out.
-struct FakeServer {
-    addr: SocketAddr,
+pub struct FakeServer {
+    pub addr: SocketAddr,
 }
 
-const FAKE_ID: &str = "0123456789abcdef0123456789abcdef";
+pub const FAKE_ID: &str = "0123456789abcdef0123456789abcdef";
 
 impl FakeServer {
-    fn start(receipt: Option<Value>) -> FakeServer {
+    pub fn start(receipt: Option<Value>) -> FakeServer {
+        FakeServer::answering(receipt, json!({}))
+    }
+
+    /// Its wait answers carry `extra`'s fields too (an `edited`, say).
+    fn answering(receipt: Option<Value>, extra: Value) -> FakeServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         thread::spawn(move || {
@@ -403,6 +430,9 @@ impl FakeServer {
                     true => json!({"approval_id": FAKE_ID, "pending_count": 1}),
                     false => {
                         let mut body = json!({"status": "answered", "choice": "once"});
+                        for (field, value) in extra.as_object().unwrap() {
+                            body[field] = value.clone();
+                        }
                         if let Some(receipt) = &receipt {
                             body["receipt"] = receipt.clone();
                         }
@@ -630,6 +660,70 @@ fn the_wrapper_runs_a_command_the_real_server_approved() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+#[test]
+fn an_edited_command_runs_only_on_a_receipt_that_names_the_edit() {
+    let server = TestServer::start(&[]);
+    let key = public_key(&server);
+    let dir = TempDir::new("receipt-edited");
+    let (asked, edited) = (dir.join("asked"), dir.join("edited"));
+    let (asked, edited) = (asked.to_str().unwrap(), edited.to_str().unwrap());
+    let child = ask(
+        server.addr,
+        &[
+            "approve",
+            "--session",
+            "e",
+            "--verify-key",
+            &key,
+            "--",
+            "touch",
+            asked,
+        ],
+    );
+    let head = pending_head(&server, "approval", "e");
+    let instead = format!("touch '{edited}'");
+    let body = json!({
+        "session_id": "e", "approval_id": head["approval_id"], "choice": "once",
+        "edited": {"type": "command", "command": instead},
+    });
+    assert_eq!(server.post("/api/approval/respond", &body).status, 200);
+    let output = finish(child, DEADLINE);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(Path::new(edited).exists(), "the edit the receipt names ran");
+    assert!(!Path::new(asked).exists(), "the command asked did not");
+
+    // A liar that says "edited" beside a receipt for the command asked:
+    // the edit is not what the human approved, and nothing runs.
+    let signer = askgate::receipt_key::ephemeral().unwrap();
+    let asked_command = format!("touch {asked}");
+    let now = now();
+    let receipt = signed(&signer, FAKE_ID, &asked_command, Choice::Once, now);
+    let edit = json!({"edited": {"type": "command", "command": format!("touch {edited}-2")}});
+    let fake = FakeServer::answering(Some(receipt), edit);
+    let mut command = askgate();
+    command
+        .env("ASKGATE_URL", format!("http://{}", fake.addr))
+        .args([
+            "approve",
+            "--session",
+            "w",
+            "--verify-key",
+            &signer.public_key(),
+            "--",
+            "touch",
+            asked,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let output = finish(command.spawn().unwrap(), DEADLINE);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("for another action"), "{stderr}");
+    assert!(!Path::new(&format!("{edited}-2")).exists());
+    assert!(!Path::new(asked).exists());
 }
 
 #[test]

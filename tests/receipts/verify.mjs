@@ -5,7 +5,8 @@
 // usage: node verify.mjs PUBLIC_KEY_HEX [ACTION_JSON] < receipt.json
 // ({"payload": "...", "signature": "..."}, or a wait's answer holding one);
 // with ACTION_JSON (e.g. {"type":"command","command":"ls"}), also that the
-// receipt names that action's digest. Prints the payload and exits 0 when
+// receipt lets that action run: its digest is `edited` when the human
+// edited the action, else `action`. Prints the payload and exits 0 when
 // valid, else says why and exits 1.
 import { createHash, createPublicKey, verify } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -40,7 +41,8 @@ function check(keyHex, receipt, action) {
   if (decision.v !== 1) return 'an unknown version';
   if (action !== undefined) {
     const digest = createHash('sha256').update(canonical(JSON.parse(action)), 'utf8').digest('hex');
-    if (decision.action !== digest) return 'the receipt is for another action';
+    const runs = decision.edited ?? decision.action;
+    if (runs !== digest) return 'the receipt is for another action';
   }
   return null;
 }
