@@ -13,7 +13,9 @@
 use crate::core::action::{Action, Edit};
 use crate::core::change::Change;
 use crate::core::kind::Kind;
-use crate::core::prompt::{Answer, Choice, Context, Decision, Outcome, Payload, Prompt};
+use crate::core::prompt::{
+    Answer, Choice, Context, Decision, LEGACY_AGENT, Outcome, Payload, Prompt,
+};
 use crate::core::rules::{Lifetime, Scope};
 use crate::core::state::{Limits, Lookup, Respond, State, Submitted};
 use crate::core::view::{Interest, Update, Watch};
@@ -686,7 +688,7 @@ impl Run {
             .collect();
         let changes = self
             .state
-            .cancel(&session_id, kind, None, self.now)
+            .cancel(&session_id, kind, None, LEGACY_AGENT, self.now)
             .expect("cancel all never fails");
         let cancelled: Vec<String> = changes
             .iter()
@@ -819,7 +821,9 @@ impl Run {
         for (id, outcome) in &self.model.outcomes {
             let prompt = self.model.prompts.get(id);
             if let Some(prompt) = prompt {
-                let found = self.state.lookup(id, prompt.kind(), &prompt.session_id);
+                let found = self
+                    .state
+                    .lookup(id, prompt.kind(), &prompt.session_id, &prompt.agent);
                 assert!(
                     matches!(found, Lookup::Done(ref got, _) if got == outcome),
                     "outcome of {id}"

@@ -19,7 +19,7 @@
 
 use crate::core::action::Action;
 use crate::core::kind::{Kind, KindMap};
-use crate::core::prompt::{Outcome, Payload, Prompt};
+use crate::core::prompt::{LEGACY_AGENT, Outcome, Payload, Prompt};
 use crate::core::queue::Queue;
 use crate::core::receipt;
 use crate::core::rules::Rule;
@@ -46,6 +46,7 @@ pub struct SnapshotView {
 struct SessionView {
     session_id: String,
     changed_at: f64,
+    owner: String,
     versions: KindMap<u64>,
     prompts: Vec<Arc<Prompt>>,
     rules: Vec<Rule>,
@@ -63,6 +64,7 @@ impl State {
             SessionView {
                 session_id: session_id.clone(),
                 changed_at: session.changed_at,
+                owner: session.owner.clone(),
                 versions,
                 prompts: session
                     .queues
@@ -171,6 +173,7 @@ impl SnapshotView {
                 "session_id": session.session_id,
                 "changed_at": session.changed_at,
                 "versions": versions,
+                "owner": session.owner,
             }}))?;
             for prompt in &session.prompts {
                 line(json!({"prompt": prompt.to_json()}))?;
@@ -223,6 +226,7 @@ impl SnapshotReader {
             "session" => {
                 let mut session = Session::default();
                 session.changed_at = value["changed_at"].as_f64()?;
+                session.owner = owner_from(value);
                 for kind in Kind::ALL {
                     let version = value["versions"][kind.as_str()].as_u64()?;
                     session.queues[kind] = Queue::restore(Vec::new(), version);
@@ -346,6 +350,7 @@ fn session_json(session_id: &str, session: &Session) -> Value {
     json!({
         "session_id": session_id,
         "changed_at": session.changed_at,
+        "owner": session.owner,
         "rules": rules_json(&session.rules),
         "queues": queues,
     })
@@ -354,6 +359,7 @@ fn session_json(session_id: &str, session: &Session) -> Value {
 fn session_from(value: &Value) -> Option<(String, Session)> {
     let mut session = Session::default();
     session.changed_at = value["changed_at"].as_f64()?;
+    session.owner = owner_from(value);
     session.rules = rules(&value["rules"])?;
     for kind in Kind::ALL {
         let queue = &value["queues"][kind.as_str()];
@@ -364,6 +370,13 @@ fn session_from(value: &Value) -> Option<(String, Session)> {
         session.queues[kind] = Queue::restore(entries?, queue["version"].as_u64()?);
     }
     Some((value["session_id"].as_str()?.to_string(), session))
+}
+
+/// The agent credential a session belongs to; a snapshot written before
+/// credentials had names gives every session to the legacy `"agent"`.
+fn owner_from(value: &Value) -> String {
+    let owner = value["owner"].as_str().filter(|owner| !owner.is_empty());
+    owner.unwrap_or(LEGACY_AGENT).to_string()
 }
 
 fn record_json(id: &str, record: &Record) -> Value {
@@ -378,7 +391,11 @@ fn record_json(id: &str, record: &Record) -> Value {
         "version": record.version,
         "action_digest": record.action_digest,
         "rule": record.rule,
+        "agent_name": record.agent,
     });
+    if let Some(by) = &record.by {
+        value["by"] = json!(by);
+    }
     if let Some(action) = &record.action {
         value["action"] = action.to_json();
     }
@@ -415,6 +432,12 @@ fn record_from(value: &Value) -> Option<(String, Record)> {
             None => receipt::action_digest(&canonical),
         },
         rule: value["rule"].as_str().map(str::to_string),
+        // Snapshots written before credentials had names.
+        agent: value["agent_name"]
+            .as_str()
+            .unwrap_or(LEGACY_AGENT)
+            .to_string(),
+        by: value["by"].as_str().map(str::to_string),
     };
     Some((value["id"].as_str()?.to_string(), record))
 }
@@ -446,6 +469,7 @@ mod tests {
                 prefix: "git push".into(),
                 options: false,
             }),
+            by: None,
         });
         let mut snapshot = state.to_snapshot();
         assert_eq!(State::from_snapshot(&snapshot), Some(state.clone()));
