@@ -934,3 +934,53 @@ fn random_operations_keep_the_queue_rules_and_replay_to_the_same_state() {
         }
     }
 }
+
+/// A prompt is its credential's (docs/PROTOCOL.md §7): even in a session
+/// that holds two credentials' prompts (replayed from a journal), the same
+/// question is deduplicated only against the asker's own, and lookups and
+/// cancels of another's are as of an unknown id.
+#[test]
+fn deduplication_lookups_and_cancels_never_cross_credentials() {
+    let limits = Limits {
+        max_pending: 8,
+        max_prompts: 8,
+        max_sessions: 4,
+        result_ttl: 60.0,
+        max_state_bytes: 1 << 20,
+    };
+    let question = || Payload::question("Which?".into(), Vec::new());
+    let ask = |id: &str, agent: &str| {
+        Prompt::new(id.into(), "s".into(), 1.0, 60, question()).with_agent(agent)
+    };
+    let mut state = State::default();
+    state.apply(&Change::Submitted(ask("aaaaaaaaaaaa", LEGACY_AGENT)));
+    state.apply(&Change::Submitted(ask("bbbbbbbbbbbb", "bot")));
+    let (changes, submitted) = state
+        .submit(&limits, ask("cccccccccccc", LEGACY_AGENT), |_| false)
+        .unwrap();
+    assert_eq!(changes.len(), 1, "the newest is the bot's: a new prompt");
+    assert!(
+        matches!(submitted, Submitted::Queued { deduped: false, .. }),
+        "{submitted:?}"
+    );
+    let refused = state.submit(&limits, ask("dddddddddddd", "bot"), |_| false);
+    assert!(
+        matches!(refused, Err(Error::Forbidden(_))),
+        "the session is agent's: {refused:?}"
+    );
+    assert_eq!(
+        state.lookup("bbbbbbbbbbbb", Kind::Clarify, "s", LEGACY_AGENT),
+        Lookup::Unknown
+    );
+    assert_eq!(
+        state.lookup("bbbbbbbbbbbb", Kind::Clarify, "s", "bot"),
+        Lookup::Pending
+    );
+    let cancelled = state.cancel("s", Kind::Clarify, None, "bot", 2.0).unwrap();
+    assert_eq!(cancelled.len(), 1, "only the bot's own");
+    assert!(
+        state
+            .cancel("s", Kind::Clarify, Some("aaaaaaaaaaaa"), "bot", 2.0)
+            .is_err()
+    );
+}

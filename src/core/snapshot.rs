@@ -484,4 +484,53 @@ mod tests {
         assert_eq!(read, state, "only the rule that holds");
         assert_eq!(read.rule("f1"), None);
     }
+
+    #[test]
+    fn who_asked_and_who_answered_survive_a_snapshot_and_old_ones_read_as_agent() {
+        let mut state = State::default();
+        for (id, session_id) in [("c".repeat(12), "s1"), ("d".repeat(12), "s2")] {
+            let payload = Payload::question("Which?".into(), Vec::new());
+            let prompt = Prompt::new(id, session_id.into(), 1.0, 600, payload);
+            state.apply(&Change::Submitted(prompt.with_agent("build-bot")));
+        }
+        state.apply(&Change::Resolved {
+            session_id: "s1".into(),
+            kind: Kind::Clarify,
+            id: "c".repeat(12),
+            outcome: Outcome::Answered(Answer::Text("pg".into())),
+            at: 2.0,
+            grant: None,
+            by: Some("anna".into()),
+        });
+        let lines = state.snapshot_view().to_lines();
+        for read in [
+            State::from_snapshot(&state.to_snapshot()).expect("a state"),
+            State::from_lines(&lines).expect("a state"),
+        ] {
+            assert_eq!(read, state);
+            let decision = read.decision(&"c".repeat(12)).unwrap();
+            assert_eq!(
+                (decision.agent.as_str(), decision.by.as_str()),
+                ("build-bot", "anna")
+            );
+            assert_eq!(read.sessions["s1"].owner, "build-bot");
+        }
+        // Written before names: no owner, no agent_name, no by.
+        let text = String::from_utf8(lines).unwrap();
+        let old = text
+            .replace(r#","owner":"build-bot""#, "")
+            .replace(r#""owner":"build-bot","#, "")
+            .replace(r#","agent_name":"build-bot""#, "")
+            .replace(r#""agent_name":"build-bot","#, "")
+            .replace(r#","by":"anna""#, "");
+        assert!(!old.contains("build-bot") && !old.contains("anna"), "{old}");
+        let read = State::from_lines(old.as_bytes()).expect("an old snapshot");
+        assert_eq!(read.sessions["s1"].owner, "agent");
+        assert_eq!(read.sessions["s2"].owner, "agent");
+        let decision = read.decision(&"c".repeat(12)).unwrap();
+        assert_eq!(
+            (decision.agent.as_str(), decision.by.as_str()),
+            ("agent", "human")
+        );
+    }
 }
