@@ -50,16 +50,22 @@ const MAX_RULES: usize = 1024;
 /// What keeping one session costs besides its id (the table's node, the
 /// session, its two queues and heads). Measured in a release build: 20,000
 /// sessions of one short prompt took 1,133 bytes each, of which the prompt
-/// counts 665; so a session counts about 470, and 512 with its id.
-const SESSION_OVERHEAD: usize = 512;
+/// counts 665; so a session counts about 470, and 512 with its id; plus
+/// its owner's name (`NAME_COST`).
+const SESSION_OVERHEAD: usize = 512 + NAME_COST;
+
+/// What a credential's name costs where it is kept: its `String` and at
+/// most 32 bytes, held and as JSON (docs/PROTOCOL.md §7).
+const NAME_COST: usize = 24 + 32 + 34;
 
 /// What keeping one outcome costs, besides its answer's text and what it
 /// asked: its record, its id twice (the table and the retention order) and
 /// the tables' room to grow. Measured in a release build: 330 to 390 bytes each for 10,000
 /// to 30,000 outcomes of a 12-byte id and a 2-byte answer; plus, for its
 /// receipt, the action's digest (64 bytes of hex and its `String`) and the
-/// rule's id (an `Option<String>` and at most 32 bytes).
-const OUTCOME_OVERHEAD: usize = 384 + 88 + 56;
+/// rule's id (an `Option<String>` and at most 32 bytes); and who asked
+/// and who answered (`NAME_COST` each).
+const OUTCOME_OVERHEAD: usize = 384 + 88 + 56 + 2 * NAME_COST;
 
 impl Identified for Arc<Prompt> {
     fn id(&self) -> &str {
