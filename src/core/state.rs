@@ -656,13 +656,17 @@ impl State {
     fn check_session_owner(&self, session_id: &str, agent: &str) -> Result<()> {
         match self.sessions.get(session_id) {
             Some(session) if !session.owner.is_empty() && session.owner != agent => {
-                Err(Error::Forbidden(Refusal::new(
-                    format!(
-                        "session {} belongs to another agent credential",
+                Err(Error::Forbidden(Refusal {
+                    message: format!(
+                        "session \"{}\" belongs to another agent credential",
                         crate::error::quoted(session_id)
                     ),
-                    "use a session id of your own; each agent credential has its own sessions",
-                )))
+                    hint:
+                        "use a session id of your own; each agent credential has its own sessions"
+                            .into(),
+                    // The log may name the owner; the other agent may not learn it.
+                    expected: format!("the session's own credential, {}", session.owner),
+                }))
             }
             _ => Ok(()),
         }

@@ -135,10 +135,14 @@ fn a_session_is_its_first_agents_and_the_same_question_from_another_is_never_ded
         body["error"]
             .as_str()
             .unwrap()
-            .contains("belongs to another agent credential"),
+            .contains(r#"session "s1" belongs to another agent credential"#),
         "{body}"
     );
     assert!(body.get("clarify_id").is_none(), "no id leaks: {body}");
+    assert!(
+        !captured.text().contains("build-bot"),
+        "nor the owner's name"
+    );
     // In a session of its own, the same question is a new prompt.
     let own = submit(
         &server,
