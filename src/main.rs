@@ -6,6 +6,7 @@
 use askgate::cli::{client, hook, mcp, receipt, say};
 use askgate::notify::capability;
 use askgate::serve::auth::{self, Role};
+use askgate::serve::credentials;
 use askgate::serve::signals::ShutdownSignals;
 use askgate::serve::signin;
 use askgate::{Config, Server};
@@ -194,7 +195,7 @@ fn journal(args: &[String]) -> ExitCode {
     }
 }
 
-const SIGNIN_USAGE: &str = "askgate signin-link [--data-dir DIR] [--server URL]   (prints a link that signs the page in, once, within 10 minutes)";
+const SIGNIN_USAGE: &str = "askgate signin-link [--human NAME] [--data-dir DIR] [--server URL]   (prints a link that signs the page in, once, within 10 minutes; as the named human NAME, else as the legacy human)";
 
 /// The data directory a command names (`--data-dir DIR`), else the
 /// default one, as `askgate serve` would use.
@@ -209,12 +210,13 @@ fn data_dir(given: Option<&String>) -> Option<std::path::PathBuf> {
 /// whose tokens are in the data directory, minted here from the human's
 /// token; the server checks it without being told (docs/PROTOCOL.md §7).
 fn signin_link(args: &[String]) -> ExitCode {
-    let (mut dir, mut server) = (None, None);
+    let (mut dir, mut server, mut human) = (None, None, None);
     let mut args = args.iter();
     while let Some(flag) = args.next() {
         match (flag.as_str(), args.next()) {
             ("--data-dir", Some(value)) => dir = Some(value),
             ("--server", Some(value)) => server = Some(value.clone()),
+            ("--human", Some(value)) => human = Some(value.as_str()),
             _ => return usage_error(SIGNIN_USAGE),
         }
     }
@@ -226,8 +228,23 @@ fn signin_link(args: &[String]) -> ExitCode {
         .or_else(|| std::env::var("ASKGATE_URL").ok())
         .unwrap_or_else(|| "http://127.0.0.1:8787".into());
     let page = format!("{}/", server.trim_end_matches('/'));
+    let human = human.unwrap_or(signin::LEGACY_HUMAN);
+    let named = |human: &str| {
+        let entries = credentials::read(&dir)?;
+        let known = entries
+            .iter()
+            .any(|entry| entry.role == Role::Human && entry.name == human);
+        match known || human == signin::LEGACY_HUMAN {
+            true => Ok(()),
+            false => Err(std::io::Error::other(format!(
+                "no human named {human:?} (askgate tokens list)"
+            ))),
+        }
+    };
     let link = auth::read_tokens(&dir).and_then(|tokens| match tokens {
-        Some(tokens) => signin::mint(&signin::key(&tokens.human)),
+        Some(tokens) => {
+            named(human).and_then(|()| signin::mint_for(&signin::key(&tokens.human), human))
+        }
         None => Err(std::io::Error::other(format!(
             "{} holds no tokens file (is it the server's --data-dir? a server with --data-dir none \
              or tokens given by flag has none)",
@@ -250,27 +267,91 @@ fn signin_link(args: &[String]) -> ExitCode {
     }
 }
 
-const TOKENS_USAGE: &str = "askgate tokens rotate agent|human|notify [--data-dir DIR]   (new token in DIR/tokens, or notification key in DIR/notify.key; restart the server)";
+const TOKENS_USAGE: &str = "askgate tokens add agent|human NAME | list | revoke NAME | rotate agent|human|notify [--data-dir DIR]
+  add     a named credential in DIR/credentials; prints its token once (a running server takes it at once)
+  list    names, roles and when each was made (never a token)
+  revoke  removes a named credential: its next request is refused
+  rotate  a new legacy token in DIR/tokens, or notification key in DIR/notify.key; restart the server";
 
 /// `askgate tokens rotate agent|human`: replaces one token in the data
 /// directory's tokens file (made on first start off loopback) and prints it.
 /// `notify` replaces the notifications' key, so no button sent before
 /// answers any more.
 fn tokens(args: &[String]) -> ExitCode {
-    let (role, rest) = match args {
-        [command, role, rest @ ..] if command == "rotate" => (role.as_str(), rest),
-        _ => return usage_error(TOKENS_USAGE),
-    };
-    let dir = match rest {
-        [] => data_dir(None),
-        [flag, dir] if flag == "--data-dir" => data_dir(Some(dir)),
-        _ => return usage_error(TOKENS_USAGE),
+    let (words, dir) = match args {
+        [words @ .., flag, dir] if flag == "--data-dir" => (words, data_dir(Some(dir))),
+        words => (words, data_dir(None)),
     };
     let Some(dir) = dir else {
         eprintln!("askgate: neither XDG_STATE_HOME nor HOME is set: give --data-dir");
         return ExitCode::from(2);
     };
     let dir = dir.as_path();
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let done = match words.as_slice() {
+        ["rotate", role] => return rotate(dir, role),
+        ["add", role, name] => add_credential(dir, role, name),
+        ["list"] => list_credentials(dir),
+        ["revoke", name] => credentials::revoke(dir, name)
+            .map(|entry| format!("revoked {} ({})", entry.name, entry.role.as_str())),
+        _ => return usage_error(TOKENS_USAGE),
+    };
+    match done {
+        Ok(text) => {
+            say(&text);
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("askgate: {error}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `askgate tokens add agent|human NAME`: the new token, printed once.
+fn add_credential(dir: &std::path::Path, role: &str, name: &str) -> std::io::Result<String> {
+    let role = match role {
+        "agent" => Role::Agent,
+        "human" => Role::Human,
+        _ => return Err(std::io::Error::other("the role is agent or human")),
+    };
+    let token = credentials::add(dir, role, name)?;
+    let how = match role {
+        Role::Agent => format!("give it to the agent as ASKGATE_TOKEN={token}"),
+        Role::Human => format!(
+            "sign the page in with it, or: askgate signin-link --human {name} --data-dir {}",
+            dir.display()
+        ),
+    };
+    Ok(format!(
+        "new {} credential {name}: {token}\nshown once, kept nowhere; {how}",
+        role.as_str()
+    ))
+}
+
+/// `askgate tokens list`: every credential's name, role and creation,
+/// never a token.
+fn list_credentials(dir: &std::path::Path) -> std::io::Result<String> {
+    let mut text = String::from("NAME                             ROLE   CREATED\n");
+    if auth::read_tokens(dir)?.is_some() {
+        text.push_str(&format!(
+            "{:<32} agent  (legacy token, DIR/tokens)\n",
+            auth::AGENT
+        ));
+        text.push_str(&format!(
+            "{:<32} human  (legacy token, DIR/tokens)\n",
+            auth::HUMAN
+        ));
+    }
+    for entry in credentials::read(dir)? {
+        let role = entry.role.as_str();
+        text.push_str(&format!("{:<32} {role:<6} {}\n", entry.name, entry.created));
+    }
+    Ok(text.trim_end().to_string())
+}
+
+/// `askgate tokens rotate agent|human|notify`.
+fn rotate(dir: &std::path::Path, role: &str) -> ExitCode {
     if role == "notify" {
         return rotate_notify_key(dir);
     }

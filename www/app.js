@@ -468,8 +468,21 @@ function showCommand(card, command) {
   notice.hidden = lines.length <= 1;
 }
 
+// The agent's name on a card (docs/PROTOCOL.md §7): the credential the
+// server names (`agent_name`), never only what the agent calls itself
+// (`agent`), which is shown beside it when it differs.
+function showAgent(card, entry) {
+  const name = String(entry.agent_name || '');
+  const declared = entry.agent ? String(entry.agent) : '';
+  const label = declared && declared !== name ? `${name} (${declared})` : name;
+  const node = $('.card-agent', card);
+  showVisible(node, label);
+  node.hidden = !label;
+}
+
 function fillApproval(entry) {
   const card = dom.approval;
+  showAgent(card, entry);
   card.dataset.approvalId = entry.approval_id;
   card.dataset.expiresAt = String(Number(entry.expires_at) || 0);
   const description = $('.approval-description', card);
@@ -537,6 +550,7 @@ function noticeIfVanished(previous) {
 
 function fillClarify(entry) {
   const card = dom.clarify;
+  showAgent(card, entry);
   card.dataset.clarifyId = entry.clarify_id;
   card.dataset.expiresAt = String(Number(entry.expires_at) || 0);
   showVisible($('.clarify-question', card), entry.question || '');

@@ -23,11 +23,14 @@ const CHOICE_TEXT = {
 function outcomeText(entry) {
   if (entry.status === 'expired') return 'Expired';
   if (entry.status === 'cancelled') return 'Cancelled';
+  // Who answered, by name (docs/PROTOCOL.md §3.5): "answered by anna"; the
+  // legacy human token's answers read as before names.
+  const by = entry.by && entry.by !== 'human' ? ` by ${entry.by}` : '';
   if (entry.kind === 'approval') {
     const text = CHOICE_TEXT[entry.choice] || String(entry.choice || 'Answered');
-    return entry.auto ? `${text} by a rule` : text;
+    return entry.auto ? `${text} by a rule` : `${text}${by}`;
   }
-  return 'Answered';
+  return `Answered${by}`;
 }
 
 // "just now", "5 min ago", "3 h ago", "2 d ago"; `seconds` in the past.

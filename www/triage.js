@@ -17,9 +17,9 @@ import { showVisible } from './visible.js';
 
 const REFRESH_SOON_MS = 150;
 
-// The agent a head belongs to: the name its approval gives, else `agent`.
+// The agent a head belongs to: the credential that asked (docs/PROTOCOL.md §7).
 export function agentOf(head) {
-  return head && typeof head.agent === 'string' && head.agent ? head.agent : 'agent';
+  return head && typeof head.agent_name === 'string' && head.agent_name ? head.agent_name : 'agent';
 }
 
 function plural(count, one, many) {
@@ -55,7 +55,8 @@ export function createTriage({ panel, dialog, arming, heads, readOnly, onError, 
   function isRead(head) {
     const action = head && head.action;
     if (!action || action.type !== 'tool') return false;
-    const tools = readTools[agentOf(head)];
+    // Keyed by the program the agent says it is (claude-code, codex…).
+    const tools = readTools[typeof head.agent === 'string' ? head.agent : agentOf(head)];
     return Array.isArray(tools) && tools.includes(action.name);
   }
 
@@ -129,13 +130,15 @@ export function createTriage({ panel, dialog, arming, heads, readOnly, onError, 
     stopAll.hidden = waiting.length === 0;
     const found = heads().filter(({ head }) => !paused.has(agentOf(head)) && isRead(head));
     const named = found.map(({ session_id, head }) => ({ session_id, approval_id: head.approval_id }));
-    const key = named.map((r) => r.approval_id).sort().join(',');
     reads.hidden = !show || named.length < 2;
+    // Armed anew whenever what the button would answer changes, and when
+    // it shows at all (docs/PROTOCOL.md §3.6).
+    const key = reads.hidden ? '' : named.map((r) => r.approval_id).sort().join(',');
     if (key !== readsKey) {
       readsKey = key;
       shownReads = named;
       reads.textContent = `Approve ${plural(named.length, 'read', 'reads')}`;
-      arming.arm('triage', reads.hidden ? null : key);
+      arming.arm('triage', key || null);
     }
   }
 

@@ -383,7 +383,9 @@ mod tests {
             Change::Submitted(approval("a4", "s4", "true")),
             "agent",
         );
-        let cancel = state.cancel("s4", Kind::Approval, None, AT).unwrap();
+        let cancel = state
+            .cancel("s4", Kind::Approval, None, "agent", AT)
+            .unwrap();
         #[rustfmt::skip]
         check(&mut state, cancel[0].clone(), "agent", &[
             &format!("{at} event=cancelled kind=approval id=a4 session=s4 by=agent"),

@@ -8,7 +8,7 @@
 //! same changes in the same order always gives the same state.
 
 use crate::core::kind::Kind;
-use crate::core::prompt::{Answer, Outcome, Prompt};
+use crate::core::prompt::{Answer, LEGACY_AGENT, Outcome, Prompt};
 use crate::core::rules::Scope;
 use serde_json::{Value, json};
 
@@ -26,6 +26,10 @@ pub enum Change {
         outcome: Outcome,
         at: f64,
         grant: Option<Scope>,
+        /// Who answered, by name (a human credential's), for the history
+        /// and the receipt; `None` when no one did or the change predates
+        /// names.
+        by: Option<String>,
     },
     /// A prompt answered by a rule without ever being queued: the command
     /// it asked for (for the audit log) and the rule that covered it.
@@ -37,6 +41,8 @@ pub enum Change {
         answer: Answer,
         rule_id: String,
         at: f64,
+        /// The credential that submitted it (`Prompt::agent`).
+        agent: String,
     },
     /// The human took a rule back.
     RuleRevoked {
@@ -86,11 +92,18 @@ impl Change {
                 outcome,
                 at,
                 grant,
-            } => json!({"resolved": {
-                "session_id": session_id, "kind": kind.as_str(), "id": id,
-                "outcome": outcome.to_json(), "at": at,
-                "grant": grant.as_ref().map(Scope::to_json),
-            }}),
+                by,
+            } => {
+                let mut body = json!({
+                    "session_id": session_id, "kind": kind.as_str(), "id": id,
+                    "outcome": outcome.to_json(), "at": at,
+                    "grant": grant.as_ref().map(Scope::to_json),
+                });
+                if let Some(by) = by {
+                    body["by"] = json!(by);
+                }
+                json!({ "resolved": body })
+            }
             Change::AutoAnswered {
                 session_id,
                 kind,
@@ -99,10 +112,12 @@ impl Change {
                 answer,
                 rule_id,
                 at,
+                agent,
             } => {
                 let mut body = json!({
                     "session_id": session_id, "kind": kind.as_str(), "id": id,
                     "command": command, "rule_id": rule_id, "at": at,
+                    "agent_name": agent,
                 });
                 let fields = body.as_object_mut().expect("a change is an object");
                 answer.insert_into(fields, "answer");
@@ -146,6 +161,10 @@ impl Change {
                     Value::Null => None,
                     grant => Some(Scope::from_json(grant)?),
                 },
+                by: match &body["by"] {
+                    Value::Null => None,
+                    by => Some(by.as_str()?.to_string()),
+                },
             },
             "auto_answered" => Change::AutoAnswered {
                 session_id: text("session_id")?,
@@ -155,6 +174,7 @@ impl Change {
                 answer: Answer::read_back(kind()?, body, "answer")?,
                 rule_id: text("rule_id")?,
                 at: body["at"].as_f64()?,
+                agent: text("agent_name").unwrap_or_else(|| LEGACY_AGENT.to_string()),
             },
             "rule_revoked" => Change::RuleRevoked {
                 rule_id: text("rule_id")?,

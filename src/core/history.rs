@@ -1,5 +1,6 @@
 //! The history of one session: its kept outcomes, newest first, as the
-//! page shows them under the cards (docs/PROTOCOL.md §3.5).
+//! page shows them under the cards (docs/PROTOCOL.md §3.5): each names the
+//! agent credential that asked and, when a human answered, who did.
 //!
 //! It reads what `State` keeps for waiting agents (each outcome with what
 //! was asked, until retention or the outcome budget forgets it); it keeps
@@ -45,6 +46,10 @@ fn entry_json(id: &str, record: &Record) -> Value {
         let fields = entry.as_object_mut().expect("an entry is an object");
         answer.insert_into(fields, kind.answer_field());
     }
+    entry["agent_name"] = json!(record.agent);
+    if let Some(by) = &record.by {
+        entry["by"] = json!(by);
+    }
     entry
 }
 
@@ -69,6 +74,7 @@ mod tests {
             outcome,
             at,
             grant: None,
+            by: None,
         });
     }
 
@@ -108,6 +114,7 @@ mod tests {
             outcome: Outcome::Cancelled,
             at: 104.0,
             grant: None,
+            by: None,
         });
         state.apply(&Change::AutoAnswered {
             session_id: "s".into(),
@@ -117,18 +124,19 @@ mod tests {
             answer: Answer::choice(Choice::Session),
             rule_id: "a0".into(),
             at: 105.0,
+            agent: "agent".into(),
         });
         assert_eq!(
             state.history("s", 10),
             [
                 json!({"kind": "approval", "approval_id": "a2", "session_id": "s", "command": "ls",
-                       "status": "answered", "choice": "session", "auto": true, "at": 105.0}),
+                       "status": "answered", "choice": "session", "auto": true, "at": 105.0, "agent_name": "agent"}),
                 json!({"kind": "clarify", "clarify_id": "c2", "session_id": "s", "question": "Pick?",
-                       "status": "expired", "auto": false, "at": 103.0}),
+                       "status": "expired", "auto": false, "at": 103.0, "agent_name": "agent"}),
                 json!({"kind": "approval", "approval_id": "a1", "session_id": "s", "command": "rm -rf /tmp/a",
-                       "status": "answered", "choice": "deny", "auto": false, "at": 102.0}),
+                       "status": "answered", "choice": "deny", "auto": false, "at": 102.0, "agent_name": "agent"}),
                 json!({"kind": "clarify", "clarify_id": "c1", "session_id": "s", "question": "Pick?",
-                       "status": "answered", "response": "yes", "auto": false, "at": 101.0}),
+                       "status": "answered", "response": "yes", "auto": false, "at": 101.0, "agent_name": "agent"}),
             ]
         );
         assert_eq!(state.history("s", 2).len(), 2);

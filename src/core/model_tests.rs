@@ -14,7 +14,7 @@ use crate::core::action::{Action, Edit};
 use crate::core::change::Change;
 use crate::core::kind::Kind;
 use crate::core::prompt::{
-    Answer, Choice, Context, DEFAULT_AGENT, Decision, Outcome, Payload, Prompt,
+    Answer, Choice, Context, Decision, LEGACY_AGENT, Outcome, Payload, Prompt,
 };
 use crate::core::rules::{Lifetime, Scope};
 use crate::core::state::{Limits, Lookup, Respond, State, Submitted};
@@ -25,7 +25,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 const SEQUENCES: u64 = 1_200;
 const STEPS: usize = 60;
 const SESSIONS: [&str; 4] = ["s0", "s1", "s2", "s3"];
-/// The agents approvals name; `None` for none (`DEFAULT_AGENT`).
+/// The agents approvals name of themselves; `None` for none.
 const AGENTS: [Option<&str>; 3] = [Some("build-bot"), Some("codex"), None];
 const COMMANDS: [&str; 7] = [
     "reboot",
@@ -696,7 +696,7 @@ impl Run {
             .collect();
         let changes = self
             .state
-            .cancel(&session_id, kind, None, self.now)
+            .cancel(&session_id, kind, None, LEGACY_AGENT, self.now)
             .expect("cancel all never fails");
         let cancelled: Vec<String> = changes
             .iter()
@@ -719,7 +719,9 @@ impl Run {
     /// The human pauses or resumes an agent, or stops one or all: a stop
     /// cancels exactly the pending prompts of that agent, in every session.
     fn triage(&mut self) {
-        let agent = self.rng.pick(&AGENTS).unwrap_or(DEFAULT_AGENT).to_string();
+        // Every prompt here is the legacy credential's; a stop of another
+        // agent must cancel none of them.
+        let agent = self.rng.pick(&[LEGACY_AGENT, "build-bot"]).to_string();
         if self.rng.below(2) == 0 {
             let paused = !self.state.is_paused(&agent);
             let changes = self
@@ -872,7 +874,9 @@ impl Run {
         for (id, outcome) in &self.model.outcomes {
             let prompt = self.model.prompts.get(id);
             if let Some(prompt) = prompt {
-                let found = self.state.lookup(id, prompt.kind(), &prompt.session_id);
+                let found = self
+                    .state
+                    .lookup(id, prompt.kind(), &prompt.session_id, &prompt.agent);
                 assert!(
                     matches!(found, Lookup::Done(ref got, _) if got == outcome),
                     "outcome of {id}"
@@ -982,4 +986,54 @@ fn random_operations_keep_the_queue_rules_and_replay_to_the_same_state() {
             }
         }
     }
+}
+
+/// A prompt is its credential's (docs/PROTOCOL.md §7): even in a session
+/// that holds two credentials' prompts (replayed from a journal), the same
+/// question is deduplicated only against the asker's own, and lookups and
+/// cancels of another's are as of an unknown id.
+#[test]
+fn deduplication_lookups_and_cancels_never_cross_credentials() {
+    let limits = Limits {
+        max_pending: 8,
+        max_prompts: 8,
+        max_sessions: 4,
+        result_ttl: 60.0,
+        max_state_bytes: 1 << 20,
+    };
+    let question = || Payload::question("Which?".into(), Vec::new());
+    let ask = |id: &str, agent: &str| {
+        Prompt::new(id.into(), "s".into(), 1.0, 60, question()).with_agent(agent)
+    };
+    let mut state = State::default();
+    state.apply(&Change::Submitted(ask("aaaaaaaaaaaa", LEGACY_AGENT)));
+    state.apply(&Change::Submitted(ask("bbbbbbbbbbbb", "bot")));
+    let (changes, submitted) = state
+        .submit(&limits, ask("cccccccccccc", LEGACY_AGENT), |_| false)
+        .unwrap();
+    assert_eq!(changes.len(), 1, "the newest is the bot's: a new prompt");
+    assert!(
+        matches!(submitted, Submitted::Queued { deduped: false, .. }),
+        "{submitted:?}"
+    );
+    let refused = state.submit(&limits, ask("dddddddddddd", "bot"), |_| false);
+    assert!(
+        matches!(refused, Err(Error::Forbidden(_))),
+        "the session is agent's: {refused:?}"
+    );
+    assert_eq!(
+        state.lookup("bbbbbbbbbbbb", Kind::Clarify, "s", LEGACY_AGENT),
+        Lookup::Unknown
+    );
+    assert_eq!(
+        state.lookup("bbbbbbbbbbbb", Kind::Clarify, "s", "bot"),
+        Lookup::Pending
+    );
+    let cancelled = state.cancel("s", Kind::Clarify, None, "bot", 2.0).unwrap();
+    assert_eq!(cancelled.len(), 1, "only the bot's own");
+    assert!(
+        state
+            .cancel("s", Kind::Clarify, Some("aaaaaaaaaaaa"), "bot", 2.0)
+            .is_err()
+    );
 }

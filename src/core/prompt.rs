@@ -9,9 +9,6 @@ use crate::core::action::Action;
 use crate::core::kind::Kind;
 use serde_json::{Map, Value, json};
 
-/// The agent of a prompt that names none.
-pub const DEFAULT_AGENT: &str = "agent";
-
 /// What the agent asks, kind by kind.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Payload {
@@ -298,7 +295,15 @@ pub struct Prompt {
     /// (`"urgency": "high"`, docs/PROTOCOL.md §5); the human's
     /// configuration decides whether it does.
     pub urgent: bool,
+    /// The credential that submitted it (docs/PROTOCOL.md §7): only it may
+    /// wait on or cancel it. A prompt journaled before credentials had
+    /// names reads back as `"agent"`.
+    pub agent: String,
 }
+
+/// The credential name of the legacy agent token, and of every prompt
+/// journaled before credentials had names.
+pub const LEGACY_AGENT: &str = "agent";
 
 impl Prompt {
     pub fn new(
@@ -321,16 +326,22 @@ impl Prompt {
             expires_at,
             payload,
             urgent: false,
+            agent: LEGACY_AGENT.to_string(),
         }
     }
 
-    /// The agent a human pauses or stops (docs/PROTOCOL.md §3.6): the name
-    /// the approval gives, else `agent`.
-    pub fn agent_name(&self) -> &str {
-        match &self.payload {
-            Payload::Approval { context, .. } => context.agent.as_deref().unwrap_or(DEFAULT_AGENT),
-            Payload::Clarify { .. } => DEFAULT_AGENT,
+    /// The same prompt, submitted by the credential `agent`.
+    pub fn with_agent(self, agent: &str) -> Prompt {
+        Prompt {
+            agent: agent.to_string(),
+            ..self
         }
+    }
+
+    /// The name of the credential that submitted it: the agent's name the
+    /// page, the audit and receipts show (docs/PROTOCOL.md §7).
+    pub fn agent_name(&self) -> &str {
+        &self.agent
     }
 
     /// The same prompt, marked urgent or not.
@@ -350,7 +361,9 @@ impl Prompt {
     pub fn stored_bytes(&self) -> usize {
         const OVERHEAD: usize = 512;
         let text = self.payload.text_bytes() + self.id.len() + self.session_id.len();
+        let text = text + self.agent.len();
         let json = self.payload.json_bytes() + json_len(&self.id) + json_len(&self.session_id);
+        let json = json + json_len(&self.agent);
         text + json + OVERHEAD
     }
 
@@ -384,6 +397,7 @@ impl Prompt {
         if self.urgent {
             fields.insert("urgency".into(), json!("high"));
         }
+        fields.insert("agent_name".into(), json!(self.agent));
         entry
     }
 
@@ -401,6 +415,10 @@ impl Prompt {
             },
             payload: Payload::from_fields(kind, entry)?,
             urgent: entry["urgency"] == "high",
+            agent: match &entry["agent_name"] {
+                Value::Null => LEGACY_AGENT.to_string(),
+                name => name.as_str()?.to_string(),
+            },
         })
     }
 }

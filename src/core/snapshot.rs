@@ -19,7 +19,7 @@
 
 use crate::core::action::Action;
 use crate::core::kind::{Kind, KindMap};
-use crate::core::prompt::{Outcome, Payload, Prompt};
+use crate::core::prompt::{LEGACY_AGENT, Outcome, Payload, Prompt};
 use crate::core::queue::Queue;
 use crate::core::receipt;
 use crate::core::rules::Rule;
@@ -47,6 +47,7 @@ pub struct SnapshotView {
 struct SessionView {
     session_id: String,
     changed_at: f64,
+    owner: String,
     versions: KindMap<u64>,
     prompts: Vec<Arc<Prompt>>,
     rules: Vec<Rule>,
@@ -64,6 +65,7 @@ impl State {
             SessionView {
                 session_id: session_id.clone(),
                 changed_at: session.changed_at,
+                owner: session.owner.clone(),
                 versions,
                 prompts: session
                     .queues
@@ -175,6 +177,7 @@ impl SnapshotView {
                 "session_id": session.session_id,
                 "changed_at": session.changed_at,
                 "versions": versions,
+                "owner": session.owner,
             }}))?;
             for prompt in &session.prompts {
                 line(json!({"prompt": prompt.to_json()}))?;
@@ -231,6 +234,7 @@ impl SnapshotReader {
             "session" => {
                 let mut session = Session::default();
                 session.changed_at = value["changed_at"].as_f64()?;
+                session.owner = owner_from(value);
                 for kind in Kind::ALL {
                     let version = value["versions"][kind.as_str()].as_u64()?;
                     session.queues[kind] = Queue::restore(Vec::new(), version);
@@ -354,6 +358,7 @@ fn session_json(session_id: &str, session: &Session) -> Value {
     json!({
         "session_id": session_id,
         "changed_at": session.changed_at,
+        "owner": session.owner,
         "rules": rules_json(&session.rules),
         "queues": queues,
     })
@@ -362,6 +367,7 @@ fn session_json(session_id: &str, session: &Session) -> Value {
 fn session_from(value: &Value) -> Option<(String, Session)> {
     let mut session = Session::default();
     session.changed_at = value["changed_at"].as_f64()?;
+    session.owner = owner_from(value);
     session.rules = rules(&value["rules"])?;
     for kind in Kind::ALL {
         let queue = &value["queues"][kind.as_str()];
@@ -372,6 +378,13 @@ fn session_from(value: &Value) -> Option<(String, Session)> {
         session.queues[kind] = Queue::restore(entries?, queue["version"].as_u64()?);
     }
     Some((value["session_id"].as_str()?.to_string(), session))
+}
+
+/// The agent credential a session belongs to; a snapshot written before
+/// credentials had names gives every session to the legacy `"agent"`.
+fn owner_from(value: &Value) -> String {
+    let owner = value["owner"].as_str().filter(|owner| !owner.is_empty());
+    owner.unwrap_or(LEGACY_AGENT).to_string()
 }
 
 fn record_json(id: &str, record: &Record) -> Value {
@@ -386,7 +399,11 @@ fn record_json(id: &str, record: &Record) -> Value {
         "version": record.version,
         "action_digest": record.action_digest,
         "rule": record.rule,
+        "agent_name": record.agent,
     });
+    if let Some(by) = &record.by {
+        value["by"] = json!(by);
+    }
     if let Some(action) = &record.action {
         value["action"] = action.to_json();
     }
@@ -423,6 +440,12 @@ fn record_from(value: &Value) -> Option<(String, Record)> {
             None => receipt::action_digest(&canonical),
         },
         rule: value["rule"].as_str().map(str::to_string),
+        // Snapshots written before credentials had names.
+        agent: value["agent_name"]
+            .as_str()
+            .unwrap_or(LEGACY_AGENT)
+            .to_string(),
+        by: value["by"].as_str().map(str::to_string),
     };
     Some((value["id"].as_str()?.to_string(), record))
 }
@@ -454,6 +477,7 @@ mod tests {
                 prefix: "git push".into(),
                 options: false,
             }),
+            by: None,
         });
         let mut snapshot = state.to_snapshot();
         assert_eq!(State::from_snapshot(&snapshot), Some(state.clone()));
@@ -467,5 +491,54 @@ mod tests {
         let read = State::from_snapshot(&snapshot).expect("a state");
         assert_eq!(read, state, "only the rule that holds");
         assert_eq!(read.rule("f1"), None);
+    }
+
+    #[test]
+    fn who_asked_and_who_answered_survive_a_snapshot_and_old_ones_read_as_agent() {
+        let mut state = State::default();
+        for (id, session_id) in [("c".repeat(12), "s1"), ("d".repeat(12), "s2")] {
+            let payload = Payload::question("Which?".into(), Vec::new());
+            let prompt = Prompt::new(id, session_id.into(), 1.0, 600, payload);
+            state.apply(&Change::Submitted(prompt.with_agent("build-bot")));
+        }
+        state.apply(&Change::Resolved {
+            session_id: "s1".into(),
+            kind: Kind::Clarify,
+            id: "c".repeat(12),
+            outcome: Outcome::Answered(Answer::Text("pg".into())),
+            at: 2.0,
+            grant: None,
+            by: Some("anna".into()),
+        });
+        let lines = state.snapshot_view().to_lines();
+        for read in [
+            State::from_snapshot(&state.to_snapshot()).expect("a state"),
+            State::from_lines(&lines).expect("a state"),
+        ] {
+            assert_eq!(read, state);
+            let decision = read.decision(&"c".repeat(12)).unwrap();
+            assert_eq!(
+                (decision.agent.as_str(), decision.by.as_str()),
+                ("build-bot", "anna")
+            );
+            assert_eq!(read.sessions["s1"].owner, "build-bot");
+        }
+        // Written before names: no owner, no agent_name, no by.
+        let text = String::from_utf8(lines).unwrap();
+        let old = text
+            .replace(r#","owner":"build-bot""#, "")
+            .replace(r#""owner":"build-bot","#, "")
+            .replace(r#","agent_name":"build-bot""#, "")
+            .replace(r#""agent_name":"build-bot","#, "")
+            .replace(r#","by":"anna""#, "");
+        assert!(!old.contains("build-bot") && !old.contains("anna"), "{old}");
+        let read = State::from_lines(old.as_bytes()).expect("an old snapshot");
+        assert_eq!(read.sessions["s1"].owner, "agent");
+        assert_eq!(read.sessions["s2"].owner, "agent");
+        let decision = read.decision(&"c".repeat(12)).unwrap();
+        assert_eq!(
+            (decision.agent.as_str(), decision.by.as_str()),
+            ("agent", "human")
+        );
     }
 }

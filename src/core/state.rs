@@ -23,7 +23,7 @@ use crate::core::receipt::{self, Decision};
 use crate::core::rules::{Lifetime, Rule, Scope};
 use crate::core::validate;
 use crate::core::view::{Interest, Update, Watch};
-use crate::error::{Error, Result};
+use crate::error::{Error, Refusal, Result};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
@@ -50,16 +50,22 @@ const MAX_RULES: usize = 1024;
 /// What keeping one session costs besides its id (the table's node, the
 /// session, its two queues and heads). Measured in a release build: 20,000
 /// sessions of one short prompt took 1,133 bytes each, of which the prompt
-/// counts 665; so a session counts about 470, and 512 with its id.
-const SESSION_OVERHEAD: usize = 512;
+/// counts 665; so a session counts about 470, and 512 with its id; plus
+/// its owner's name (`NAME_COST`).
+const SESSION_OVERHEAD: usize = 512 + NAME_COST;
+
+/// What a credential's name costs where it is kept: its `String` and at
+/// most 32 bytes, held and as JSON (docs/PROTOCOL.md §7).
+const NAME_COST: usize = 24 + 32 + 34;
 
 /// What keeping one outcome costs, besides its answer's text and what it
 /// asked: its record, its id twice (the table and the retention order) and
 /// the tables' room to grow. Measured in a release build: 330 to 390 bytes each for 10,000
 /// to 30,000 outcomes of a 12-byte id and a 2-byte answer; plus, for its
 /// receipt, the action's digest (64 bytes of hex and its `String`) and the
-/// rule's id (an `Option<String>` and at most 32 bytes).
-const OUTCOME_OVERHEAD: usize = 384 + 88 + 56;
+/// rule's id (an `Option<String>` and at most 32 bytes); and who asked
+/// and who answered (`NAME_COST` each).
+const OUTCOME_OVERHEAD: usize = 384 + 88 + 56 + 2 * NAME_COST;
 
 impl Identified for Arc<Prompt> {
     fn id(&self) -> &str {
@@ -173,6 +179,10 @@ pub(super) struct Session {
     pub(super) rules: Vec<Rule>,
     /// Unix seconds of the last change.
     pub(super) changed_at: f64,
+    /// The agent credential that first submitted here: the only one that
+    /// may submit here again (docs/PROTOCOL.md §7). Set by the first
+    /// `Submitted`; a snapshot from before names read as `"agent"`.
+    pub(super) owner: String,
 }
 
 impl Session {
@@ -220,6 +230,11 @@ pub(super) struct Record {
     pub(super) action_digest: String,
     /// The rule that answered, when one did.
     pub(super) rule: Option<String>,
+    /// The credential that submitted the prompt: the only one that may
+    /// wait on it.
+    pub(super) agent: String,
+    /// Who answered, by name, when a human did (`Change::Resolved::by`).
+    pub(super) by: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -277,6 +292,7 @@ impl State {
                 id,
                 outcome,
                 at,
+                by,
                 ..
             } => {
                 let rule = self.rule_granted_by(change);
@@ -304,6 +320,8 @@ impl State {
                     version,
                     action_digest: receipt::action_digest(&receipt::action_of(&prompt.payload)),
                     rule: None,
+                    agent: prompt.agent.clone(),
+                    by: by.clone(),
                 };
                 self.record(id, record);
                 Applied {
@@ -319,6 +337,7 @@ impl State {
                 answer,
                 rule_id,
                 at,
+                agent,
             } => {
                 let record = Record {
                     kind: *kind,
@@ -331,6 +350,8 @@ impl State {
                     version,
                     action_digest: receipt::action_digest(&receipt::command_action(command)),
                     rule: Some(rule_id.clone()),
+                    agent: agent.clone(),
+                    by: None,
                 };
                 self.record(id, record);
                 Applied {
@@ -396,6 +417,9 @@ impl State {
             self.session_bytes += Session::cost(&prompt.session_id);
         }
         let session = self.sessions.entry(prompt.session_id.clone()).or_default();
+        if session.owner.is_empty() {
+            session.owner = prompt.agent.clone();
+        }
         session.changed_at = prompt.requested_at;
         session.queues[kind].push(Arc::new(prompt.clone()), version);
         session.refresh_head(kind);
@@ -436,6 +460,7 @@ impl State {
             outcome: Outcome::Answered(Answer::Decision(decision)),
             at,
             grant: Some(scope),
+            ..
         } = change
         else {
             return None;
@@ -619,6 +644,7 @@ impl State {
         watched: impl Fn(&str) -> bool,
     ) -> Result<(Vec<Change>, Submitted)> {
         let (session_id, kind) = (prompt.session_id.as_str(), prompt.kind());
+        self.check_session_owner(session_id, &prompt.agent)?;
         if let Some(queued) = self.duplicate_of_last(&prompt) {
             return Ok((Vec::new(), queued));
         }
@@ -631,6 +657,7 @@ impl State {
                 answer: answer.clone(),
                 rule_id: rule.rule_id.clone(),
                 at: prompt.requested_at,
+                agent: prompt.agent.clone(),
             };
             return Ok((
                 vec![change],
@@ -650,14 +677,39 @@ impl State {
         Ok((changes, submitted))
     }
 
-    /// Queue rule 9: the same payload as the newest entry returns that entry.
+    /// A session belongs to the agent credential that first submitted
+    /// there: another is refused (403) rather than inheriting its rules and
+    /// answers (docs/PROTOCOL.md §7).
+    fn check_session_owner(&self, session_id: &str, agent: &str) -> Result<()> {
+        match self.sessions.get(session_id) {
+            Some(session) if !session.owner.is_empty() && session.owner != agent => {
+                Err(Error::Forbidden(Refusal {
+                    message: format!(
+                        "session \"{}\" belongs to another agent credential",
+                        crate::error::quoted(session_id)
+                    ),
+                    hint:
+                        "use a session id of your own; each agent credential has its own sessions"
+                            .into(),
+                    // The log may name the owner; the other agent may not learn it.
+                    expected: format!("the session's own credential, {}", session.owner),
+                }))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Queue rule 9: the same payload as the newest entry, from the same
+    /// credential, returns that entry; never another credential's.
     fn duplicate_of_last(&self, prompt: &Prompt) -> Option<Submitted> {
         let kind = prompt.kind();
         if !kind.deduplicates() {
             return None;
         }
         let queue = self.queue(&prompt.session_id, kind)?;
-        let last = queue.last().filter(|last| last.payload == prompt.payload)?;
+        let same =
+            |last: &&Arc<Prompt>| last.payload == prompt.payload && last.agent == prompt.agent;
+        let last = queue.last().filter(same)?;
         Some(Submitted::Queued {
             id: last.id.clone(),
             pending_count: queue.len(),
@@ -792,6 +844,7 @@ impl State {
             outcome: Outcome::Answered(answer),
             at: now,
             grant,
+            by: None,
         })))
     }
 
@@ -846,17 +899,23 @@ impl State {
         Ok(())
     }
 
-    /// Cancels one pending prompt, or every pending prompt of the session's
-    /// kind when no id is given.
+    /// Cancels one pending prompt of `agent`'s, or every pending prompt of
+    /// its in the session's kind when no id is given; another credential's
+    /// prompt is as unknown as one that never was (docs/PROTOCOL.md §7).
     pub fn cancel(
         &self,
         session_id: &str,
         kind: Kind,
         id: Option<&str>,
+        agent: &str,
         now: f64,
     ) -> Result<Vec<Change>> {
+        let target = |id| {
+            self.target(session_id, kind, Some(id))
+                .filter(|p| p.agent == agent)
+        };
         let prompts: Vec<&Prompt> = match id {
-            Some(id) => match self.target(session_id, kind, Some(id)) {
+            Some(id) => match target(id) {
                 Some(prompt) => vec![prompt],
                 None => {
                     return Err(Error::Stale(format!(
@@ -870,6 +929,7 @@ impl State {
                 .into_iter()
                 .flat_map(Queue::iter)
                 .map(|prompt| &**prompt)
+                .filter(|prompt| prompt.agent == agent)
                 .collect(),
         };
         let resolve = |prompt: &Prompt| resolved(prompt, Outcome::Cancelled, now);
@@ -1108,17 +1168,19 @@ impl State {
         updates
     }
 
-    /// What an agent waiting on this prompt learns now.
-    pub fn lookup(&self, id: &str, kind: Kind, session_id: &str) -> Lookup {
+    /// What the agent credential `agent` waiting on this prompt learns
+    /// now: another credential's prompt is `Unknown`, as one that never was
+    /// (docs/PROTOCOL.md §7).
+    pub fn lookup(&self, id: &str, kind: Kind, session_id: &str, agent: &str) -> Lookup {
         if let Some(record) = self.outcomes.get(id) {
-            if record.kind == kind && record.session_id == session_id {
+            if record.kind == kind && record.session_id == session_id && record.agent == agent {
                 return Lookup::Done(record.outcome.clone(), record.version);
             }
             return Lookup::Unknown;
         }
         match self.queue(session_id, kind).and_then(|q| q.get(id)) {
-            Some(_) => Lookup::Pending,
-            None => Lookup::Unknown,
+            Some(prompt) if prompt.agent == agent => Lookup::Pending,
+            _ => Lookup::Unknown,
         }
     }
 
@@ -1132,10 +1194,14 @@ impl State {
             &record.action_digest,
             &record.outcome,
         );
-        let decision = match &record.rule {
+        let mut decision = match &record.rule {
             Some(rule) => decision.by_rule(rule),
             None => decision,
         };
+        decision.agent = record.agent.clone();
+        if let Some(by) = &record.by {
+            decision.by = by.clone();
+        }
         Some(decision.at(record.at))
     }
 
@@ -1241,5 +1307,6 @@ fn resolved(prompt: &Prompt, outcome: Outcome, at: f64) -> Change {
         outcome,
         at,
         grant: None,
+        by: None,
     }
 }

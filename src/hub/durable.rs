@@ -228,6 +228,7 @@ mod tests {
                 outcome,
                 at: 2000.0,
                 grant,
+                by: None,
             };
             write(&mut state, vec![resolved]);
         }

@@ -191,6 +191,15 @@ struct Op<'a> {
     now: f64,
 }
 
+/// The agent credential an agent's operation comes from: `agent`, its
+/// name, owns what it submits (docs/PROTOCOL.md §7); `by` is what the
+/// audit log calls it.
+#[derive(Clone, Copy, Debug)]
+pub struct Asker<'a> {
+    pub agent: &'a str,
+    pub by: &'a str,
+}
+
 /// Who the server itself is in the audit log (expiry, restart).
 const SERVER: &str = "server";
 
@@ -492,16 +501,16 @@ impl Hub {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Queues a prompt, or answers it at once by a rule; `by` names the
-    /// agent in the audit log.
+    /// Queues a prompt of the agent credential `asker`, or answers it at
+    /// once by a rule; `asker.by` names the agent in the audit log.
     pub fn submit(
         &self,
         session_id: &str,
         timeout_seconds: i64,
         payload: Payload,
-        by: &str,
+        asker: Asker<'_>,
     ) -> Result<Submitted> {
-        self.submit_marked(session_id, timeout_seconds, payload, false, by)
+        self.submit_marked(session_id, timeout_seconds, payload, false, asker)
     }
 
     /// `submit`, with the agent's `"urgency": "high"` (docs/PROTOCOL.md §5).
@@ -511,22 +520,25 @@ impl Hub {
         timeout_seconds: i64,
         payload: Payload,
         urgent: bool,
-        by: &str,
+        asker: Asker<'_>,
     ) -> Result<Submitted> {
+        let Asker { agent, by } = asker;
         let op = self.op(by);
         let now = op.now;
         self.commit(op, |inner| {
             let id = inner.state.fresh_id(payload.kind(), ids::random_hex);
             let payload = payload.clone();
             let prompt = Prompt::new(id, session_id.to_string(), now, timeout_seconds, payload)
-                .with_urgent(urgent);
+                .with_urgent(urgent)
+                .with_agent(agent);
             let needed = |s: &str| inner.registry.needs(s);
             inner.state.submit(&self.limits, prompt, needed)
         })
     }
 
     /// Answers the prompt with this id, or the head when no id is given;
-    /// `by` names who answered in the audit log.
+    /// `by` names who answered in the audit log, `answerer` the human by
+    /// name in the history and the receipt (when one is known).
     pub fn respond(
         &self,
         session_id: &str,
@@ -534,6 +546,7 @@ impl Hub {
         answer: Answer,
         picked: Option<Scope>,
         by: &str,
+        answerer: Option<&str>,
     ) -> Result<Responded> {
         let op = self.op(by);
         let now = op.now;
@@ -547,7 +560,12 @@ impl Hub {
                     picked.clone(),
                     now,
                 )? {
-                    Respond::Answer(change) => (vec![*change], Responded::Answered),
+                    Respond::Answer(mut change) => {
+                        if let Change::Resolved { by, .. } = &mut *change {
+                            *by = answerer.map(str::to_string);
+                        }
+                        (vec![*change], Responded::Answered)
+                    }
                     Respond::Stale { still_pending } => {
                         (Vec::new(), Responded::Stale { still_pending })
                     }
@@ -556,19 +574,20 @@ impl Hub {
         })
     }
 
-    /// Cancels one pending prompt, or every pending prompt of the session's
-    /// kind when no id is given. Returns the ids cancelled.
+    /// Cancels one pending prompt of the agent credential `asker`, or every
+    /// one of its pending prompts of the session's kind when no id is
+    /// given. Returns the ids cancelled.
     pub fn cancel(
         &self,
         session_id: &str,
         kind: Kind,
         id: Option<&str>,
-        by: &str,
+        asker: Asker<'_>,
     ) -> Result<Vec<String>> {
-        let op = self.op(by);
+        let op = self.op(asker.by);
         let now = op.now;
         self.commit(op, |inner| {
-            let changes = inner.state.cancel(session_id, kind, id, now)?;
+            let changes = inner.state.cancel(session_id, kind, id, asker.agent, now)?;
             let ids = changes.iter().filter_map(resolved_id).collect();
             Ok((changes, ids))
         })
@@ -789,19 +808,21 @@ impl Hub {
         Some(inner.state.states(interest, Some(since)))
     }
 
-    /// Waits until the prompt has an outcome or the deadline passes.
+    /// Waits until the prompt has an outcome or the deadline passes; a
+    /// prompt another agent credential than `agent` submitted is unknown.
     pub fn wait_outcome(
         &self,
         id: &str,
         kind: Kind,
         session_id: &str,
+        agent: &str,
         deadline: Instant,
     ) -> WaitResult {
         // With Redis, a prompt submitted through another instance a moment
         // ago may not have reached this one yet: read the log first.
         if let Some(replica) = &self.replica
             && matches!(
-                self.lock().state.lookup(id, kind, session_id),
+                self.lock().state.lookup(id, kind, session_id, agent),
                 Lookup::Unknown
             )
         {
@@ -810,7 +831,7 @@ impl Hub {
         let mut inner = self.lock();
         let waiters = inner.waiting.entry(id.to_string()).or_default().clone();
         let result = loop {
-            match inner.state.lookup(id, kind, session_id) {
+            match inner.state.lookup(id, kind, session_id, agent) {
                 Lookup::Pending => {}
                 Lookup::Done(outcome, version) if self.is_durable(version) => {
                     break WaitResult::Done(outcome);

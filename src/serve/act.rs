@@ -53,7 +53,7 @@ pub fn act(app: &App, request: &Request) -> Result<Reply> {
     };
     match app
         .hub
-        .respond(session_id, Some(id), answer.clone(), None, BY)
+        .respond(session_id, Some(id), answer.clone(), None, BY, None)
     {
         Ok(Responded::Answered) => {
             let body = json!({"ok": true, kind.answer_field(): answer.value()});

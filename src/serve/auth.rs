@@ -9,20 +9,23 @@
 //! (a loopback peer, no forwarded headers, the server bound to loopback and
 //! not behind a proxy) is an agent, never the human. Only
 //! `--insecure-no-auth` runs the server open. The page signs in with the
-//! human's token or a one-time code (`signin`).
+//! human's token or a one-time code (`signin`). Besides the two legacy
+//! tokens (named `agent` and `human`), named agents and humans each have
+//! their own (`credentials`), and a caller carries its credential's name.
 //!
 //! Invariants: secrets come from the OS's random source; a failed sign-in
 //! is logged and rate-limited per client and overall; signed-in sessions
 //! are bounded in number and age.
 
 use crate::private_file;
+use crate::serve::credentials;
 use crate::serve::origin::Client;
 use crate::serve::signin;
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The cookie the page signs in with.
@@ -51,8 +54,16 @@ impl Role {
     }
 }
 
+/// A credential's name (docs/PROTOCOL.md §7).
+pub type Name = Arc<str>;
+
+/// The legacy tokens' names, and what a tokenless local caller is called.
+pub const AGENT: &str = "agent";
+pub const HUMAN: &str = "human";
+pub const LOCAL: &str = "local";
+
 /// Who made a request, as far as its credential says.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Caller {
     /// No credential is needed: the server runs without tokens.
     Open,
@@ -61,31 +72,54 @@ pub enum Caller {
     Local,
     /// No credential, or one that matches nothing.
     Unknown,
-    Bearer(Role),
-    /// The page, signed in with a cookie (a human).
-    SignedIn,
+    /// A token, of this role and name.
+    Bearer(Role, Name),
+    /// The page, signed in with a cookie by the human of this name.
+    SignedIn(Name),
 }
 
 impl Caller {
     /// The role a credential has; a server without tokens checks none.
-    pub fn role(self) -> Option<Role> {
+    pub fn role(&self) -> Option<Role> {
         match self {
-            Caller::Open | Caller::SignedIn => Some(Role::Human),
+            Caller::Open | Caller::SignedIn(_) => Some(Role::Human),
             Caller::Local => Some(Role::Agent),
-            Caller::Bearer(role) => Some(role),
+            Caller::Bearer(role, _) => Some(*role),
             Caller::Unknown => None,
         }
     }
 
-    /// What the audit log calls this caller.
-    pub fn name(self) -> &'static str {
+    /// What the audit log calls this caller: a named credential by its
+    /// name, the legacy ones as before names.
+    pub fn name(&self) -> String {
         match self {
-            Caller::Open => "human (no auth)",
-            Caller::Local => "agent (local, no token)",
-            Caller::Unknown => "unknown",
-            Caller::Bearer(Role::Agent) => "agent token",
-            Caller::Bearer(Role::Human) => "human token",
-            Caller::SignedIn => "human (page)",
+            Caller::Open => "human (no auth)".into(),
+            Caller::Local => "agent (local, no token)".into(),
+            Caller::Unknown => "unknown".into(),
+            Caller::Bearer(Role::Agent, name) if &**name == AGENT => "agent token".into(),
+            Caller::Bearer(Role::Human, name) if &**name == HUMAN => "human token".into(),
+            Caller::SignedIn(name) if &**name == HUMAN => "human (page)".into(),
+            Caller::Bearer(_, name) | Caller::SignedIn(name) => name.to_string(),
+        }
+    }
+
+    /// The agent credential's name that owns what this caller submits
+    /// (docs/PROTOCOL.md §7): a tokenless local caller is `local`; on a
+    /// server without tokens every agent is `agent`.
+    pub fn agent(&self) -> Option<&str> {
+        match self {
+            Caller::Open => Some(AGENT),
+            Caller::Local => Some(LOCAL),
+            Caller::Bearer(Role::Agent, name) => Some(name),
+            Caller::Bearer(Role::Human, _) | Caller::SignedIn(_) | Caller::Unknown => None,
+        }
+    }
+
+    /// The human's name, when a human credential made the request.
+    pub fn human(&self) -> Option<&str> {
+        match self {
+            Caller::Bearer(Role::Human, name) | Caller::SignedIn(name) => Some(name),
+            Caller::Bearer(Role::Agent, _) | Caller::Open | Caller::Local | Caller::Unknown => None,
         }
     }
 }
@@ -117,6 +151,8 @@ pub struct Auth {
     local_agents: bool,
     /// The key of the one-time sign-in codes, from the human's token.
     code_key: Option<ring::hmac::Key>,
+    /// The named credentials of the data directory, when there is one.
+    named: Option<credentials::Live>,
     spent_codes: Mutex<signin::Spent>,
     sessions: Mutex<Sessions>,
     failures: Mutex<Failures>,
@@ -133,7 +169,8 @@ pub enum Credential<'a> {
 
 #[derive(Default)]
 struct Sessions {
-    expiry: HashMap<String, Instant>,
+    /// Each session's expiry and the human who signed in.
+    expiry: HashMap<String, (Instant, Name)>,
     order: VecDeque<String>,
 }
 
@@ -156,6 +193,7 @@ impl Auth {
             code_key: tokens.as_ref().map(|tokens| signin::key(&tokens.human)),
             tokens,
             local_agents: false,
+            named: None,
             spent_codes: Mutex::default(),
             sessions: Mutex::default(),
             failures: Mutex::default(),
@@ -165,6 +203,13 @@ impl Auth {
     /// Lets a local caller without a credential act as an agent.
     pub fn with_local_agents(mut self, allowed: bool) -> Auth {
         self.local_agents = allowed;
+        self
+    }
+
+    /// Takes named credentials from `dir/credentials` too, read again
+    /// whenever it changes.
+    pub fn with_named(mut self, dir: &Path) -> Auth {
+        self.named = Some(credentials::Live::new(dir));
         self
     }
 
@@ -190,22 +235,46 @@ impl Auth {
             };
         }
         if let Some(token) = authorization.and_then(bearer) {
-            return match () {
-                _ if same(token, &tokens.agent) => Caller::Bearer(Role::Agent),
-                _ if same(token, &tokens.human) => Caller::Bearer(Role::Human),
-                _ => Caller::Unknown,
+            return match self.token(tokens, token) {
+                Some((role, name)) => Caller::Bearer(role, name),
+                None => Caller::Unknown,
             };
         }
-        match cookie.and_then(session_id) {
-            Some(id) if self.signed_in(id) => Caller::SignedIn,
-            _ => Caller::Unknown,
+        match cookie
+            .and_then(session_id)
+            .and_then(|id| self.signed_in(id))
+        {
+            Some(name) => Caller::SignedIn(name),
+            None => Caller::Unknown,
         }
     }
 
-    fn signed_in(&self, id: &str) -> bool {
+    /// The role and name of a token: a legacy one, else a named one.
+    fn token(&self, tokens: &Tokens, token: &str) -> Option<(Role, Name)> {
+        match () {
+            _ if same(token, &tokens.agent) => Some((Role::Agent, Arc::from(AGENT))),
+            _ if same(token, &tokens.human) => Some((Role::Human, Arc::from(HUMAN))),
+            _ => self.named.as_ref()?.find(token),
+        }
+    }
+
+    /// Whether the human `name` may still sign in: the legacy one always,
+    /// a named one while its credential lives (a revoke ends its sessions).
+    fn human_lives(&self, name: &str) -> bool {
+        name == HUMAN
+            || self
+                .named
+                .as_ref()
+                .is_some_and(|named| named.has(Role::Human, name))
+    }
+
+    fn signed_in(&self, id: &str) -> Option<Name> {
         let sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
         let found = sessions.expiry.iter().find(|(known, _)| same(known, id));
-        found.is_some_and(|(_, expiry)| *expiry > Instant::now())
+        let (_, (_, name)) = found.filter(|(_, (expiry, _))| *expiry > Instant::now())?;
+        let name = name.clone();
+        drop(sessions);
+        self.human_lives(&name).then_some(name)
     }
 
     /// The page's sign-in: the human's token, or a one-time code, for a
@@ -228,27 +297,32 @@ impl Auth {
             return Err(SignInError::TooMany);
         }
         let checked = match credential {
-            Credential::Token(token) => match same(token, &tokens.human) {
-                true => Ok(()),
-                false => Err(SignInError::WrongToken),
+            Credential::Token(token) => match self.token(tokens, token) {
+                Some((Role::Human, name)) => Ok(name),
+                Some((Role::Agent, _)) | None => Err(SignInError::WrongToken),
             },
             Credential::Code(code) => {
                 let mut spent = self.spent_codes.lock().unwrap_or_else(|p| p.into_inner());
-                spent
-                    .spend(key, code, signin::now())
-                    .map_err(SignInError::BadCode)
+                match spent.spend(key, code, signin::now()) {
+                    Ok(name) if self.human_lives(&name) => Ok(Arc::from(name.as_str())),
+                    Ok(_) => Err(SignInError::BadCode(signin::Refused::Invalid)),
+                    Err(refused) => Err(SignInError::BadCode(refused)),
+                }
             }
         };
-        if let Err(error) = checked {
-            log::warn!("failed sign-in from {}: {error:?}", shown(client.as_ref()));
-            failures.recent.push_back((Instant::now(), client));
-            return Err(error);
-        }
+        let name = match checked {
+            Ok(name) => name,
+            Err(error) => {
+                log::warn!("failed sign-in from {}: {error:?}", shown(client.as_ref()));
+                failures.recent.push_back((Instant::now(), client));
+                return Err(error);
+            }
+        };
         drop(failures);
         let id = random_hex(32).map_err(|_| SignInError::WrongToken)?;
         let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-        sessions.add(id.clone());
-        log::info!("signed in from {}", shown(client.as_ref()));
+        sessions.add(id.clone(), name.clone());
+        log::info!("{name} signed in from {}", shown(client.as_ref()));
         Ok(id)
     }
 
@@ -262,9 +336,9 @@ impl Auth {
 }
 
 impl Sessions {
-    fn add(&mut self, id: String) {
+    fn add(&mut self, id: String, name: Name) {
         let now = Instant::now();
-        self.expiry.retain(|_, expiry| *expiry > now);
+        self.expiry.retain(|_, (expiry, _)| *expiry > now);
         let expiry = &self.expiry;
         self.order.retain(|known| expiry.contains_key(known));
         while self.order.len() >= MAX_SESSIONS {
@@ -272,7 +346,8 @@ impl Sessions {
                 self.expiry.remove(&oldest);
             }
         }
-        self.expiry.insert(id.clone(), now + SESSION_LIFETIME);
+        self.expiry
+            .insert(id.clone(), (now + SESSION_LIFETIME, name));
         self.order.push_back(id);
     }
 }
@@ -405,12 +480,12 @@ mod tests {
             (
                 Some("Bearer agent-secret"),
                 None,
-                Caller::Bearer(Role::Agent),
+                Caller::Bearer(Role::Agent, Arc::from(AGENT)),
             ),
             (
                 Some("bearer human-secret"),
                 None,
-                Caller::Bearer(Role::Human),
+                Caller::Bearer(Role::Human, Arc::from(HUMAN)),
             ),
             (Some("Bearer human-secre"), None, Caller::Unknown),
             (Some("Basic human-secret"), None, Caller::Unknown),
@@ -443,7 +518,10 @@ mod tests {
             .sign_in(Credential::Token("human-secret"), client.clone())
             .unwrap();
         let cookie = format!("theme=dark; {COOKIE}={id}");
-        assert_eq!(auth.identify(None, Some(&cookie), false), Caller::SignedIn);
+        assert_eq!(
+            auth.identify(None, Some(&cookie), false),
+            Caller::SignedIn(Arc::from(HUMAN))
+        );
         assert_eq!(
             auth.sign_in(Credential::Token("agent-secret"), client.clone()),
             Err(SignInError::WrongToken),

@@ -14,9 +14,9 @@ use crate::core::state::Submitted;
 use crate::core::validate;
 use crate::error::{Error, Result};
 use crate::hooks::{self, Agent, Plan, Settings, ToolCall, Verdict};
-use crate::hub::WaitResult;
+use crate::hub::{Asker, WaitResult};
 use crate::serve::http::{LEFT_CHECK_EVERY, Reply, Request, Response};
-use crate::serve::routes::{App, take_parked_place};
+use crate::serve::routes::{self, App, take_parked_place};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -37,13 +37,18 @@ pub fn claude_code(app: &App, request: &Request) -> Result<Reply> {
         Plan::Pass => return Ok(answer(&call.event, &Verdict::Pass).into()),
         Plan::Ask { session_id, body } => (session_id, body),
     };
+    let agent = routes::agent_name(app, request);
     let submitted = body
         .as_object()
         .ok_or_else(|| Error::bad_request("the hook's prompt is not an object"))
         .and_then(|fields| validate::payload(Kind::Approval, fields))
         .and_then(|payload| {
+            let asker = Asker {
+                agent: &agent,
+                by: BY,
+            };
             app.hub
-                .submit(&session_id, settings.timeout_seconds, payload, BY)
+                .submit(&session_id, settings.timeout_seconds, payload, asker)
         });
     let id = match submitted {
         Ok(Submitted::Queued { id, .. }) => id,
@@ -69,7 +74,7 @@ pub fn claude_code(app: &App, request: &Request) -> Result<Reply> {
             let _place = place;
             loop {
                 let slice = deadline.min(Instant::now() + LEFT_CHECK_EVERY);
-                let result = hub.wait_outcome(&id, Kind::Approval, &session_id, slice);
+                let result = hub.wait_outcome(&id, Kind::Approval, &session_id, &agent, slice);
                 let outcome = match result {
                     WaitResult::Done(Outcome::Answered(answer)) => answered(&answer),
                     WaitResult::Done(outcome) => json!({"status": outcome.status()}),
@@ -77,7 +82,11 @@ pub fn claude_code(app: &App, request: &Request) -> Result<Reply> {
                     WaitResult::Pending
                         if client_left() || hub.is_closing() || slice >= deadline =>
                     {
-                        let _ = hub.cancel(&session_id, Kind::Approval, Some(&id), BY);
+                        let asker = Asker {
+                            agent: &agent,
+                            by: BY,
+                        };
+                        let _ = hub.cancel(&session_id, Kind::Approval, Some(&id), asker);
                         json!({"status": "cancelled"})
                     }
                     WaitResult::Pending => continue,

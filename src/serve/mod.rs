@@ -10,6 +10,7 @@
 pub mod act;
 pub mod admission;
 pub mod auth;
+pub mod credentials;
 pub mod hook_route;
 pub mod http;
 pub mod limits;

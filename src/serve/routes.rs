@@ -17,7 +17,7 @@ use crate::core::view::{Interest, Update, Watch};
 use crate::error::{self, Error, Refusal, Result};
 use crate::hooks;
 use crate::hub::subscriber::Next;
-use crate::hub::{Hub, Responded, WaitResult, ids};
+use crate::hub::{Asker, Hub, Responded, WaitResult, ids};
 use crate::notify::Notifier;
 use crate::notify::capability::{self, Capabilities};
 use crate::serve::act;
@@ -97,11 +97,18 @@ const AGENT: &str = "agent";
 /// Who sent a request, for the audit log's `by` (docs/PROTOCOL.md §8): the
 /// credential it carried (`agent token`, `human token`, `human (page)`),
 /// or, on a server without tokens, the side of the API its route serves.
-pub(super) fn actor(app: &App, request: &Request, side: &'static str) -> &'static str {
+pub(super) fn actor(app: &App, request: &Request, side: &'static str) -> String {
     match caller(app, request) {
-        Caller::Open => side,
+        Caller::Open => side.to_string(),
         caller => caller.name(),
     }
+}
+
+/// The agent credential an agent's request comes from, by name: what owns
+/// the prompts it submits (docs/PROTOCOL.md §7).
+pub(super) fn agent_name(app: &App, request: &Request) -> String {
+    let caller = caller(app, request);
+    caller.agent().unwrap_or(auth::AGENT).to_string()
 }
 
 /// Who sent a request (docs/PROTOCOL.md §7): its credential, or, without
@@ -269,9 +276,9 @@ fn route(app: &App, request: &Request) -> Result<Reply> {
     refuse_credentials_in_url(request)?;
     let caller = caller(app, request);
     let has_capability = request.header(capability::HEADER).is_some();
-    check_access(access(path), caller, has_capability)?;
+    check_access(access(path), &caller, has_capability)?;
     if request.method == Method::Post {
-        check_cookie_origin(request, caller)?;
+        check_cookie_origin(request, &caller)?;
         origin::check_origin(&app.config, request)?;
     }
     dispatch(app, request, api.is_some())
@@ -348,10 +355,10 @@ fn refuse_credentials_in_url(request: &Request) -> Result<()> {
 
 /// 401 without a credential the route accepts, 403 with one of the wrong
 /// role (an agent's token never answers, not even with a capability).
-fn check_access(access: Access, caller: Caller, has_capability: bool) -> Result<()> {
+fn check_access(access: Access, caller: &Caller, has_capability: bool) -> Result<()> {
     if access == Access::Capability {
         return match (caller, has_capability) {
-            (Caller::Bearer(Role::Agent), _) => Err(Error::Forbidden(Refusal::new(
+            (Caller::Bearer(Role::Agent, _), _) => Err(Error::Forbidden(Refusal::new(
                 "the agent credential never answers",
                 "send a notification's action without the agent's token",
             ))),
@@ -359,14 +366,14 @@ fn check_access(access: Access, caller: Caller, has_capability: bool) -> Result<
             (_, true) => Ok(()),
         };
     }
-    let (Access::Needs(needed), false) = (access, caller == Caller::Open) else {
+    let (Access::Needs(needed), false) = (access, *caller == Caller::Open) else {
         return Ok(());
     };
     match caller.role() {
         None => Err(Error::Unauthorized),
         Some(role) if role == needed => Ok(()),
         // No credential at all: asked for one, not told it is the agent.
-        Some(_) if caller == Caller::Local => Err(Error::Unauthorized),
+        Some(_) if *caller == Caller::Local => Err(Error::Unauthorized),
         Some(role) => Err(Error::Forbidden(Refusal::new(
             format!(
                 "the {} credential cannot do this; it needs the {}'s",
@@ -430,9 +437,9 @@ fn session_cookie(app: &App, request: &Request, id: &str, max_age: u64) -> Strin
 
 /// A POST that rides on the page's cookie must carry an `Origin` (which the
 /// Origin check then judges): a cookie alone never answers.
-fn check_cookie_origin(request: &Request, caller: Caller) -> Result<()> {
+fn check_cookie_origin(request: &Request, caller: &Caller) -> Result<()> {
     match (caller, request.header("origin")) {
-        (Caller::SignedIn, None) => Err(Error::Forbidden(Refusal::new(
+        (Caller::SignedIn(_), None) => Err(Error::Forbidden(Refusal::new(
             "a signed-in POST must carry an Origin",
             "send the request from askgate's page, or with a token",
         ))),
@@ -552,9 +559,10 @@ fn respond(app: &App, request: &Request, kind: Kind) -> Result<Reply> {
     let id = optional_id(&body, kind)?;
     let picked = read_scope(&answer, &body)?;
     let by = actor(app, request, HUMAN);
+    let caller = caller(app, request);
     let responded = app
         .hub
-        .respond(session_id, id, answer.clone(), picked, by)?;
+        .respond(session_id, id, answer.clone(), picked, &by, caller.human())?;
     respond_body(kind, &answer, id.is_some(), responded).map(Reply::from)
 }
 
@@ -688,7 +696,7 @@ fn revoke(app: &App, request: &Request) -> Result<Reply> {
     let rule_id = optional_text(&body, "rule_id")?
         .filter(|rule_id| !rule_id.is_empty())
         .ok_or_else(|| Error::bad_request("rule_id is required"))?;
-    app.hub.revoke(rule_id, actor(app, request, HUMAN))?;
+    app.hub.revoke(rule_id, &actor(app, request, HUMAN))?;
     Ok(Response::json(200, &json!({"ok": true})).into())
 }
 
@@ -861,10 +869,14 @@ fn submit(app: &App, request: &Request, kind: Kind) -> Result<Reply> {
         Some(_) => return Err(Error::bad_request("urgency must be \"high\" or \"normal\"")),
     };
     let id_field = kind.id_field();
-    let by = actor(app, request, AGENT);
+    let (by, agent) = (actor(app, request, AGENT), agent_name(app, request));
+    let asker = Asker {
+        agent: &agent,
+        by: &by,
+    };
     let submitted = app
         .hub
-        .submit_marked(session_id, timeout_seconds, payload, urgent, by)?;
+        .submit_marked(session_id, timeout_seconds, payload, urgent, asker)?;
     let body = match submitted {
         Submitted::Queued {
             id,
@@ -899,7 +911,11 @@ fn wait(app: &App, request: &Request, kind: Kind) -> Result<Reply> {
     validate::wait_seconds("timeout", timeout)?;
     let deadline = Instant::now() + Duration::from_secs_f64(timeout);
     // What is known already is answered at once, without taking a place.
-    let now = app.hub.wait_outcome(id, kind, session_id, Instant::now());
+    // Another credential's prompt is unknown, exactly as one that never was.
+    let agent = agent_name(app, request);
+    let now = app
+        .hub
+        .wait_outcome(id, kind, session_id, &agent, Instant::now());
     if now != WaitResult::Pending || timeout == 0.0 {
         return Ok(wait_response(&app.hub, kind, id, now).into());
     }
@@ -910,7 +926,7 @@ fn wait(app: &App, request: &Request, kind: Kind) -> Result<Reply> {
             let _place = place;
             loop {
                 let slice = deadline.min(Instant::now() + LEFT_CHECK_EVERY);
-                let result = hub.wait_outcome(&id, kind, &session_id, slice);
+                let result = hub.wait_outcome(&id, kind, &session_id, &agent, slice);
                 let over = slice >= deadline || hub.is_closing() || client_left();
                 if result != WaitResult::Pending || over {
                     return wait_response(&hub, kind, &id, result);
@@ -962,9 +978,12 @@ fn cancel(app: &App, request: &Request, kind: Kind) -> Result<Reply> {
     let body = request.json()?;
     let session_id = required_session(&body)?;
     let id = optional_id(&body, kind)?;
-    let cancelled = app
-        .hub
-        .cancel(session_id, kind, id, actor(app, request, AGENT))?;
+    let (by, agent) = (actor(app, request, AGENT), agent_name(app, request));
+    let asker = Asker {
+        agent: &agent,
+        by: &by,
+    };
+    let cancelled = app.hub.cancel(session_id, kind, id, asker)?;
     Ok(Response::json(200, &json!({"ok": true, "cancelled": cancelled})).into())
 }
 

@@ -585,7 +585,7 @@ fn submits_at_their_limits_are_accepted() {
         Kind::Clarify,
         json!({"session_id": "t", "question": "Now?", "timeout_seconds": 5.0}),
     );
-    let entry = json!({"choices_offered": [], "clarify_id": id, "expires_at": 5.0,
+    let entry = json!({"agent_name": "agent", "choices_offered": [], "clarify_id": id, "expires_at": 5.0,
         "kind": "clarify", "question": "Now?", "requested_at": 0.0, "session_id": "t",
         "timeout_seconds": 5});
     check(
@@ -595,7 +595,7 @@ fn submits_at_their_limits_are_accepted() {
     );
     let body = json!({"session_id": "t", "command": "reboot", "timeout_seconds": -1});
     let id = queued(&app, Kind::Approval, body);
-    let entry = json!({"approval_id": id, "command": "reboot", "description": "",
+    let entry = json!({"agent_name": "agent", "approval_id": id, "command": "reboot", "description": "",
         "action": {"type": "command", "command": "reboot"},
         "expires_at": null, "kind": "approval", "pattern_key": "", "pattern_keys": [],
         "requested_at": 0.0, "session_id": "t", "timeout_seconds": -1});
@@ -916,7 +916,7 @@ fn a_clarify_is_submitted_polled_answered_and_collected() {
         ))
     };
     check_changes_nothing(&app, wait("&timeout=0"), ok(json!({"status": "pending"})));
-    let entry = json!({"choices_offered": ["postgres", "sqlite"], "clarify_id": id,
+    let entry = json!({"agent_name": "agent", "choices_offered": ["postgres", "sqlite"], "clarify_id": id,
         "expires_at": 120.0, "kind": "clarify", "question": "Which database?",
         "requested_at": 0.0, "session_id": "s1", "timeout_seconds": 120});
     let summary = json!({"approval_count": 0, "attention": "clarify", "clarify_count": 1,
@@ -993,7 +993,7 @@ fn an_approval_is_answered_and_stale_answers_say_what_they_did() {
         &seen,
         &ok(json!({"approval_id": second, "pending_count": 2})),
     );
-    let entry = json!({"approval_id": first, "command": "rm -rf /tmp/build",
+    let entry = json!({"agent_name": "agent", "approval_id": first, "command": "rm -rf /tmp/build",
         "action": {"type": "command", "command": "rm -rf /tmp/build"},
         "description": "clean the build tree", "expires_at": 900.0, "kind": "approval",
         "pattern_key": "rm -rf /tmp/build", "pattern_keys": ["rm -rf /tmp/build"],

@@ -114,8 +114,11 @@ impl Server {
         log::info!("receipts signed with key {}", signer.key_id());
         hub.sign_receipts(Arc::new(signer));
         let tokens = credentials(&config, addr)?;
-        let auth =
+        let mut auth =
             Auth::new(tokens.clone()).with_local_agents(local_agents(&config, addr, &tokens));
+        if let (Some(dir), Some(_)) = (&config.data_dir, &tokens) {
+            auth = auth.with_named(dir);
+        }
         let running = Arc::new(ThreadGroup::default());
         let mut app = App::with_hub(config, addr.ip().is_loopback(), hub, auth);
         if let Some(dir) = &app.config.data_dir {

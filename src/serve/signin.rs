@@ -3,7 +3,9 @@
 //! §7), exchanged once by the page for its cookie.
 //!
 //! A code is `<expires>-<nonce>-<mac>`: an HMAC-SHA256 keyed by the human's
-//! token over the expiry (Unix seconds) and a random nonce. Any process
+//! token over the expiry (Unix seconds) and a random nonce. A code for a
+//! named human (`askgate signin-link --human anna`) is `anna~<code>`, its
+//! MAC over the name too, and signs in as that human. Any process
 //! that can read the tokens file can mint one, and the running server
 //! checks it without being told: nothing is stored when one is made. A
 //! spent code is remembered by its nonce until it expires.
@@ -57,19 +59,42 @@ pub fn key(human_token: &str) -> hmac::Key {
     hmac::Key::new(hmac::HMAC_SHA256, human_token.as_bytes())
 }
 
+/// The human a code without a name signs in as: the legacy token's.
+pub const LEGACY_HUMAN: &str = "human";
+/// Between a named human's name and the rest of the code.
+const NAMED: char = '~';
+
 /// A new code, valid for `LIFETIME_SECS` from now.
 pub fn mint(key: &hmac::Key) -> std::io::Result<String> {
+    mint_for(key, LEGACY_HUMAN)
+}
+
+/// A new code that signs in as the human `name`.
+pub fn mint_for(key: &hmac::Key, name: &str) -> std::io::Result<String> {
     let mut nonce = [0u8; NONCE_BYTES];
     SystemRandom::new()
         .fill(&mut nonce)
         .map_err(|_| std::io::Error::other("the OS gave no random bytes"))?;
-    Ok(mint_at(key, now() + LIFETIME_SECS, &to_hex(&nonce)))
+    Ok(mint_named_at(
+        key,
+        name,
+        now() + LIFETIME_SECS,
+        &to_hex(&nonce),
+    ))
 }
 
 /// The code for this expiry and nonce (hex).
 pub fn mint_at(key: &hmac::Key, expires: u64, nonce: &str) -> String {
-    let tag = hmac::sign(key, &message(expires, nonce));
-    format!("{expires}-{nonce}-{}", to_hex(tag.as_ref()))
+    mint_named_at(key, LEGACY_HUMAN, expires, nonce)
+}
+
+fn mint_named_at(key: &hmac::Key, name: &str, expires: u64, nonce: &str) -> String {
+    let tag = hmac::sign(key, &message(name, expires, nonce));
+    let code = format!("{expires}-{nonce}-{}", to_hex(tag.as_ref()));
+    match name == LEGACY_HUMAN {
+        true => code,
+        false => format!("{name}{NAMED}{code}"),
+    }
 }
 
 /// The sign-in link for `base` (the page's URL, ending in `/`).
@@ -91,10 +116,14 @@ pub struct Spent {
 }
 
 impl Spent {
-    /// Checks `code` at `now` and spends it.
-    pub fn spend(&mut self, key: &hmac::Key, code: &str, now: u64) -> Result<(), Refused> {
+    /// Checks `code` at `now` and spends it; the human it signs in as.
+    pub fn spend(&mut self, key: &hmac::Key, code: &str, now: u64) -> Result<String, Refused> {
+        let (name, code) = code
+            .trim()
+            .split_once(NAMED)
+            .unwrap_or((LEGACY_HUMAN, code));
         let (expires, nonce, mac) = parse(code).ok_or(Refused::Invalid)?;
-        hmac::verify(key, &message(expires, nonce), &mac).map_err(|_| Refused::Invalid)?;
+        hmac::verify(key, &message(name, expires, nonce), &mac).map_err(|_| Refused::Invalid)?;
         // A code minted for longer than a code lives is not one of ours to
         // honour (and would sit in the spent set too long).
         if now >= expires || expires > now + LIFETIME_SECS + 60 {
@@ -108,15 +137,20 @@ impl Spent {
             return Err(Refused::Busy);
         }
         self.nonces.insert(nonce.to_string(), expires);
-        Ok(())
+        Ok(name.to_string())
     }
 }
 
-/// What is signed: every field length-prefixed, as `notify::capability`.
-fn message(expires: u64, nonce: &str) -> Vec<u8> {
+/// What is signed: every field length-prefixed, as `notify::capability`;
+/// a named human's code (`v2`) signs the name too.
+fn message(name: &str, expires: u64, nonce: &str) -> Vec<u8> {
     let expires = expires.to_string();
+    let fields: &[&str] = match name == LEGACY_HUMAN {
+        true => &["askgate sign-in code", "v1", &expires, nonce],
+        false => &["askgate sign-in code", "v2", &expires, nonce, name],
+    };
     let mut bytes = Vec::new();
-    for field in ["askgate sign-in code", "v1", &expires, nonce] {
+    for field in fields {
         bytes.extend_from_slice(format!("{}:", field.len()).as_bytes());
         bytes.extend_from_slice(field.as_bytes());
     }
@@ -160,7 +194,7 @@ mod tests {
         let key = key("human-token-0123456789");
         let code = mint_at(&key, 1_000, NONCE);
         let mut spent = Spent::default();
-        assert_eq!(spent.spend(&key, &code, 400), Ok(()));
+        assert_eq!(spent.spend(&key, &code, 400), Ok(LEGACY_HUMAN.into()));
         assert_eq!(spent.spend(&key, &code, 401), Err(Refused::Used));
         let late = mint_at(&key, 1_000, "ffeeddccbbaa99887766554433221100");
         assert_eq!(spent.spend(&key, &late, 1_000), Err(Refused::Expired));
@@ -189,9 +223,22 @@ mod tests {
         }
         assert_eq!(
             spent.spend(&key, &code, 400),
-            Ok(()),
+            Ok(LEGACY_HUMAN.into()),
             "the genuine one still works"
         );
+    }
+
+    #[test]
+    fn a_named_code_signs_in_as_its_human_and_the_name_is_signed() {
+        let key = key("human-token-0123456789");
+        let code = mint_named_at(&key, "anna", 1_000, NONCE);
+        assert!(code.starts_with("anna~"), "{code}");
+        let mut spent = Spent::default();
+        let renamed = code.replacen("anna~", "bert~", 1);
+        assert_eq!(spent.spend(&key, &renamed, 400), Err(Refused::Invalid));
+        let unnamed = code.replacen("anna~", "", 1);
+        assert_eq!(spent.spend(&key, &unnamed, 400), Err(Refused::Invalid));
+        assert_eq!(spent.spend(&key, &code, 400), Ok("anna".into()));
     }
 
     #[test]
@@ -202,7 +249,7 @@ mod tests {
         for n in 0..MAX_SPENT {
             assert_eq!(
                 spent.spend(&key, &mint_at(&key, 1_000, &nonce(n)), 500),
-                Ok(())
+                Ok(LEGACY_HUMAN.into())
             );
         }
         let one_more = mint_at(&key, 1_000, &nonce(MAX_SPENT));
@@ -212,7 +259,7 @@ mod tests {
         let later = mint_at(&key, 1_200, &nonce(MAX_SPENT));
         assert_eq!(
             spent.spend(&key, &later, 1_000),
-            Ok(()),
+            Ok(LEGACY_HUMAN.into()),
             "room once they expire"
         );
     }

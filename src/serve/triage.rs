@@ -37,7 +37,7 @@ pub fn pause(app: &App, request: &Request) -> Result<Reply> {
         return Err(Error::bad_request("paused is required: true or false"));
     };
     app.hub
-        .pause_agent(agent, *paused, actor(app, request, HUMAN))?;
+        .pause_agent(agent, *paused, &actor(app, request, HUMAN))?;
     Ok(Response::json(200, &json!({"agent": agent, "paused": paused})).into())
 }
 
@@ -55,6 +55,6 @@ pub fn stop(app: &App, request: &Request) -> Result<Reply> {
             "name one agent (\"agent\") or every agent (\"all\": true)",
         ));
     }
-    let cancelled = app.hub.stop_agents(agent, actor(app, request, HUMAN))?;
+    let cancelled = app.hub.stop_agents(agent, &actor(app, request, HUMAN))?;
     Ok(Response::json(200, &json!({ "cancelled": cancelled })).into())
 }

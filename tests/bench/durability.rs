@@ -115,6 +115,7 @@ fn replay() {
                     outcome,
                     at: now,
                     grant: None,
+                    by: None,
                 };
                 last = write(vec![resolved]);
             }

@@ -304,6 +304,7 @@ fn approval_entries_have_the_spec_fields() {
     let entry = server.get("/api/approval/pending?session_id=e").json()["pending"].clone();
     let expected = json!({
         "approval_id": submitted["approval_id"], "session_id": "e", "kind": "approval",
+        "agent_name": "agent",
         "command": "rm -rf /tmp/a", "description": "recursive delete",
         "pattern_key": "recursive delete", "pattern_keys": ["recursive delete", "rm"],
         "requested_at": entry["requested_at"], "timeout_seconds": 0,

@@ -818,6 +818,7 @@ fn write_a_large_journal(dir: &TempDir, expired: usize, kept: usize) -> (Vec<Str
             outcome: Outcome::Answered(Answer::Text("yes".into())),
             at: now,
             grant: None,
+            by: None,
         }]);
         answered.push(id);
     }
@@ -923,6 +924,7 @@ fn a_journal_holding_a_forged_grant_yields_no_rule_after_a_restart() {
                 outcome: Outcome::Answered(Answer::choice(Choice::Always)),
                 at: now,
                 grant: Some(scope),
+                by: None,
             };
             for changes in [vec![Change::Submitted(asked)], vec![answered]] {
                 last = durable::version_after(&state, &changes);

@@ -46,11 +46,11 @@ fn seed(server: &TestServer) -> (String, String, String) {
 fn expected(answered: &str, denied: &str, cancelled: &str) -> Vec<Value> {
     vec![
         json!({"kind": "clarify", "clarify_id": cancelled, "session_id": "s",
-               "question": "Still there?", "status": "cancelled", "auto": false}),
+               "question": "Still there?", "status": "cancelled", "auto": false, "agent_name": "agent"}),
         json!({"kind": "approval", "approval_id": denied, "session_id": "s",
-               "command": "rm -rf /tmp/x", "status": "answered", "choice": "deny", "auto": false}),
+               "command": "rm -rf /tmp/x", "status": "answered", "choice": "deny", "auto": false, "agent_name": "agent"}),
         json!({"kind": "clarify", "clarify_id": answered, "session_id": "s",
-               "question": "Which disk?", "status": "answered", "response": "usb", "auto": false}),
+               "question": "Which disk?", "status": "answered", "response": "usb", "auto": false, "agent_name": "agent"}),
     ]
 }
 
@@ -88,9 +88,9 @@ fn a_session_answered_by_a_rule_shows_the_auto_answer() {
         entries,
         [
             json!({"kind": "approval", "approval_id": auto["approval_id"], "session_id": "s",
-                   "command": "make test", "status": "answered", "choice": "session", "auto": true}),
+                   "command": "make test", "status": "answered", "choice": "session", "auto": true, "agent_name": "agent"}),
             json!({"kind": "approval", "approval_id": first, "session_id": "s",
-                   "command": "make test", "status": "answered", "choice": "session", "auto": false}),
+                   "command": "make test", "status": "answered", "choice": "session", "auto": false, "agent_name": "agent"}),
         ]
     );
 }

@@ -17,6 +17,7 @@ mod hostile;
 mod input;
 mod lifecycle;
 mod mcp;
+mod names;
 mod notify;
 mod queue_rules;
 mod receipts;

@@ -888,16 +888,46 @@ fn a_prompt_answered_on_another_instance_is_cleared_from_the_phone() {
 #[test]
 fn a_paused_agent_rings_no_phone_until_it_is_resumed() {
     let sink = Sink::start();
-    let server = server(&sink, &[]);
+    let dir = crate::support::TempDir::new("notify-paused");
+    let role = askgate::serve::auth::Role::Agent;
+    let codex = askgate::serve::credentials::add(&dir.path, role, "codex").unwrap();
+    let (agent, human) = (
+        "paused-agent-token-0123456789",
+        "paused-human-token-0123456789",
+    );
+    let data = dir.path.to_str().unwrap();
+    let flags = [
+        "--data-dir",
+        data,
+        "--agent-token",
+        agent,
+        "--human-token",
+        human,
+    ];
+    let server = server(&sink, &flags);
+    let post = |token: &str, path: &str, body: Value| {
+        let bearer = format!("Bearer {token}");
+        let headers = [
+            ("Authorization", bearer.as_str()),
+            ("Content-Type", "application/json"),
+        ];
+        let reply = server.request("POST", path, &headers, &body.to_string());
+        assert_eq!(reply.status, 200, "{path}: {}", reply.text());
+        reply.json()
+    };
     let pause = |paused| {
-        let body = json!({"agent": "codex", "paused": paused});
-        assert_eq!(server.post("/api/agents/pause", &body).status, 200);
+        post(
+            human,
+            "/api/agents/pause",
+            json!({"agent": "codex", "paused": paused}),
+        )
     };
     pause(true);
-    let body = json!({"session_id": "api", "command": "cargo build", "agent": "codex"});
-    let paused = server.post("/api/approval/submit", &body).json()["approval_id"].clone();
-    let body = json!({"session_id": "web", "command": "make test", "agent": "claude-code"});
-    server.post("/api/approval/submit", &body);
+    let body = json!({"session_id": "api", "command": "cargo build"});
+    let paused = post(&codex, "/api/approval/submit", body)["approval_id"].clone();
+    // Another agent (the legacy credential) that calls itself codex: rings.
+    let body = json!({"session_id": "web", "command": "make test", "agent": "codex"});
+    post(agent, "/api/approval/submit", body);
     let (ntfy, _) = sink.next_pair();
     assert_eq!(
         ntfy.body["message"], "$ make test",

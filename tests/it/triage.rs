@@ -1,48 +1,113 @@
-//! The human's triage of many agents (docs/PROTOCOL.md §7) over loopback:
-//! the agents waiting, pausing one, and the stop switch for one agent or
-//! all; each journaled (kept across a restart) and audited, and bad input
-//! a 400 that changes nothing.
+//! The human's triage of many agents (docs/PROTOCOL.md §3.6) over loopback,
+//! with a named credential per agent (docs/PROTOCOL.md §7): the agents
+//! waiting, pausing one, and the stop switch for one agent or all; each
+//! journaled (kept across a restart) and audited, and bad input a 400 that
+//! changes nothing. An agent is its credential: what it says of itself in
+//! `agent` neither pauses nor stops another.
 
-use crate::support::{Client, TempDir, TestServer};
+use crate::support::{Reply, TempDir, TestServer};
+use askgate::serve::auth::Role;
+use askgate::serve::credentials;
 use serde_json::{Value, json};
 use std::fs;
 
-/// An approval from `agent` in `session_id`; its id.
-fn ask(server: &Client, agent: &str, session_id: &str, command: &str) -> String {
-    let body = json!({"session_id": session_id, "command": command, "agent": agent});
-    let reply = server.post("/api/approval/submit", &body);
+const AGENT: &str = "triage-agent-token-0123456789";
+const HUMAN: &str = "triage-human-token-0123456789";
+
+/// A server on `dir` with the legacy tokens and the agents `codex` and
+/// `claude-code`; their tokens.
+struct Desk {
+    server: TestServer,
+    codex: String,
+    claude: String,
+}
+
+fn desk(dir: &TempDir) -> Desk {
+    let codex = credentials::add(&dir.path, Role::Agent, "codex").unwrap();
+    let claude = credentials::add(&dir.path, Role::Agent, "claude-code").unwrap();
+    Desk {
+        server: start(dir),
+        codex,
+        claude,
+    }
+}
+
+fn start(dir: &TempDir) -> TestServer {
+    let data = dir.path.to_str().unwrap();
+    let flags = [
+        "--data-dir",
+        data,
+        "--agent-token",
+        AGENT,
+        "--human-token",
+        HUMAN,
+    ];
+    TestServer::start(&flags)
+}
+
+fn call(server: &TestServer, token: &str, method: &str, path: &str, body: &Value) -> Reply {
+    let authorization = format!("Bearer {token}");
+    let headers = [
+        ("Authorization", authorization.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    let body = match body {
+        Value::Null => String::new(),
+        body => body.to_string(),
+    };
+    server.request(method, path, &headers, &body)
+}
+
+/// An approval from the agent holding `token`; its id. It also names
+/// itself `claude-code`, which changes nothing.
+fn ask(server: &TestServer, token: &str, session_id: &str, command: &str) -> String {
+    let body = json!({"session_id": session_id, "command": command, "agent": "claude-code"});
+    let reply = call(server, token, "POST", "/api/approval/submit", &body);
     assert_eq!(reply.status, 200, "{}", reply.text());
     reply.json()["approval_id"].as_str().unwrap().to_string()
 }
 
-fn agents(server: &Client) -> Value {
-    let reply = server.get("/api/agents");
+fn human(server: &TestServer, path: &str, body: &Value) -> Reply {
+    let method = if body.is_null() { "GET" } else { "POST" };
+    call(server, HUMAN, method, path, body)
+}
+
+fn agents(server: &TestServer) -> Value {
+    let reply = human(server, "/api/agents", &Value::Null);
     assert_eq!(reply.status, 200, "{}", reply.text());
     reply.json()["agents"].clone()
 }
 
-fn status(server: &Client, session_id: &str, id: &str) -> Value {
+fn status(server: &TestServer, token: &str, session_id: &str, id: &str) -> Value {
     let path = format!("/api/approval/wait?session_id={session_id}&approval_id={id}&timeout=0");
-    server.get(&path).outcome()["status"].clone()
+    let reply = call(server, token, "GET", &path, &Value::Null);
+    reply.outcome()["status"].clone()
 }
 
-fn pause(server: &Client, agent: &str, paused: bool) -> u16 {
+fn pause(server: &TestServer, agent: &str, paused: bool) -> u16 {
     let body = json!({"agent": agent, "paused": paused});
-    server.post("/api/agents/pause", &body).status
+    human(server, "/api/agents/pause", &body).status
 }
 
 #[test]
-fn the_agents_waiting_are_listed_by_name_with_their_sessions_and_counts() {
-    let server = TestServer::start(&[]);
-    ask(&server, "claude-code", "web-1a2b", "make test");
-    ask(&server, "claude-code", "web-1a2b", "make lint");
-    ask(&server, "codex", "api-9f8e", "cargo build");
-    server.submit_clarify("api-9f8e", "Which database?");
+fn the_agents_waiting_are_listed_by_credential_with_their_sessions_and_counts() {
+    let dir = TempDir::new("triage-list");
+    let Desk {
+        server,
+        codex,
+        claude,
+    } = desk(&dir);
+    ask(&server, &claude, "web-1a2b", "make test");
+    ask(&server, &claude, "web-1a2b", "make lint");
+    ask(&server, &codex, "api-9f8e", "cargo build");
+    let body = json!({"session_id": "docs", "question": "Which database?"});
+    let reply = call(&server, AGENT, "POST", "/api/clarify/submit", &body);
+    assert_eq!(reply.status, 200, "{}", reply.text());
 
     assert_eq!(
         agents(&server),
         json!([
-            {"agent": "agent", "paused": false, "sessions": ["api-9f8e"],
+            {"agent": "agent", "paused": false, "sessions": ["docs"],
              "pending": {"clarify": 1, "approval": 0}},
             {"agent": "claude-code", "paused": false, "sessions": ["web-1a2b"],
              "pending": {"clarify": 0, "approval": 2}},
@@ -54,13 +119,20 @@ fn the_agents_waiting_are_listed_by_name_with_their_sessions_and_counts() {
 
 #[test]
 fn stop_cancels_every_prompt_of_one_agent_and_leaves_the_others_waiting() {
-    let server = TestServer::start(&[]);
-    let first = ask(&server, "codex", "api", "cargo build");
-    let second = ask(&server, "codex", "api", "cargo test");
-    let third = ask(&server, "codex", "other", "rm -rf target");
-    let kept = ask(&server, "claude-code", "web", "make test");
+    let dir = TempDir::new("triage-stop");
+    let Desk {
+        server,
+        codex,
+        claude,
+    } = desk(&dir);
+    let first = ask(&server, &codex, "api", "cargo build");
+    let second = ask(&server, &codex, "api", "cargo test");
+    let third = ask(&server, &codex, "other", "rm -rf target");
+    // Named `claude-code` by its credential and by itself alike: a stop of
+    // `codex` is about the credential, whatever a prompt says it is.
+    let kept = ask(&server, &claude, "web", "make test");
 
-    let reply = server.post("/api/agents/stop", &json!({"agent": "codex"}));
+    let reply = human(&server, "/api/agents/stop", &json!({"agent": "codex"}));
     assert_eq!(reply.status, 200, "{}", reply.text());
     let mut cancelled: Vec<String> =
         serde_json::from_value(reply.json()["cancelled"].clone()).unwrap();
@@ -69,20 +141,41 @@ fn stop_cancels_every_prompt_of_one_agent_and_leaves_the_others_waiting() {
     expected.sort();
     assert_eq!(cancelled, expected);
     for (session_id, id) in [("api", &first), ("api", &second), ("other", &third)] {
-        assert_eq!(status(&server, session_id, id), "cancelled");
+        assert_eq!(status(&server, &codex, session_id, id), "cancelled");
     }
-    assert_eq!(status(&server, "web", &kept), "pending");
+    assert_eq!(status(&server, &claude, "web", &kept), "pending");
 
-    let reply = server.post("/api/agents/stop", &json!({"all": true}));
+    let reply = human(&server, "/api/agents/stop", &json!({"all": true}));
     assert_eq!(reply.json()["cancelled"], json!([kept]));
-    assert_eq!(status(&server, "web", &kept), "cancelled");
+    assert_eq!(status(&server, &claude, "web", &kept), "cancelled");
     assert_eq!(agents(&server), json!([]));
 }
 
 #[test]
+fn an_agent_can_neither_pause_nor_stop_nor_list() {
+    let dir = TempDir::new("triage-roles");
+    let Desk { server, codex, .. } = desk(&dir);
+    let id = ask(&server, &codex, "api", "cargo build");
+    for (method, path, body) in [
+        ("GET", "/api/agents", Value::Null),
+        (
+            "POST",
+            "/api/agents/pause",
+            json!({"agent": "codex", "paused": false}),
+        ),
+        ("POST", "/api/agents/stop", json!({"all": true})),
+    ] {
+        let reply = call(&server, &codex, method, path, &body);
+        assert_eq!(reply.status, 403, "{path}: {}", reply.text());
+    }
+    assert_eq!(status(&server, &codex, "api", &id), "pending");
+}
+
+#[test]
 fn bad_triage_requests_are_400s_that_change_nothing() {
-    let server = TestServer::start(&[]);
-    let id = ask(&server, "codex", "api", "cargo build");
+    let dir = TempDir::new("triage-bad");
+    let Desk { server, codex, .. } = desk(&dir);
+    let id = ask(&server, &codex, "api", "cargo build");
     for (path, body) in [
         ("/api/agents/stop", json!({})),
         ("/api/agents/stop", json!({"agent": "codex", "all": true})),
@@ -100,24 +193,23 @@ fn bad_triage_requests_are_400s_that_change_nothing() {
             json!({"agent": "codex", "paused": "yes"}),
         ),
     ] {
-        let reply = server.post(path, &body);
+        let reply = human(&server, path, &body);
         assert_eq!(reply.status, 400, "{path} {body}: {}", reply.text());
         assert!(reply.json()["error"].is_string(), "{}", reply.text());
     }
-    assert_eq!(status(&server, "api", &id), "pending");
+    assert_eq!(status(&server, &codex, "api", &id), "pending");
     assert_eq!(agents(&server)[0]["paused"], false);
 }
 
 #[test]
 fn paused_agents_are_bounded() {
-    let server = TestServer::start(&[]);
+    let dir = TempDir::new("triage-bound");
+    let server = start(&dir);
     for n in 0..64 {
         assert_eq!(pause(&server, &format!("agent-{n}"), true), 200);
     }
-    let reply = server.post(
-        "/api/agents/pause",
-        &json!({"agent": "one-more", "paused": true}),
-    );
+    let body = json!({"agent": "one-more", "paused": true});
+    let reply = human(&server, "/api/agents/pause", &body);
     assert_eq!(reply.status, 429, "{}", reply.text());
     assert_eq!(
         pause(&server, "agent-0", true),
@@ -130,17 +222,15 @@ fn paused_agents_are_bounded() {
 
 #[test]
 fn a_pause_waits_out_a_restart_and_every_step_is_audited() {
-    let dir = TempDir::new("triage");
-    let data_dir = dir.join("data");
-    let flags = ["--data-dir", data_dir.to_str().unwrap()];
-    let server = TestServer::start(&flags);
-    let id = ask(&server, "codex", "api", "cargo build");
+    let dir = TempDir::new("triage-restart");
+    let Desk { server, codex, .. } = desk(&dir);
+    let id = ask(&server, &codex, "api", "cargo build");
     assert_eq!(pause(&server, "codex", true), 200);
     assert_eq!(pause(&server, "claude-code", true), 200);
     assert_eq!(pause(&server, "claude-code", false), 200);
     drop(server);
 
-    let server = TestServer::start(&flags);
+    let server = start(&dir);
     let listed = agents(&server);
     assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
     assert_eq!(
@@ -148,15 +238,15 @@ fn a_pause_waits_out_a_restart_and_every_step_is_audited() {
         (&json!("codex"), &json!(true))
     );
     assert_eq!(
-        status(&server, "api", &id),
+        status(&server, &codex, "api", &id),
         "pending",
         "a paused agent's prompt waits"
     );
-    let reply = server.post("/api/agents/stop", &json!({"all": true}));
+    let reply = human(&server, "/api/agents/stop", &json!({"all": true}));
     assert_eq!(reply.status, 200);
     drop(server);
 
-    let audit = fs::read_to_string(data_dir.join("audit.log")).unwrap();
+    let audit = fs::read_to_string(dir.join("audit.log")).unwrap();
     let events: Vec<String> = audit
         .lines()
         .map(|line| {
@@ -168,14 +258,14 @@ fn a_pause_waits_out_a_restart_and_every_step_is_audited() {
         events,
         [
             "event=asked kind=approval id=".to_string() + &id,
-            "event=agent_paused agent=codex by=human".into(),
-            "event=agent_paused agent=claude-code by=human".into(),
-            "event=agent_resumed agent=claude-code by=human".into(),
+            "event=agent_paused agent=codex by=\"human".into(),
+            "event=agent_paused agent=claude-code by=\"human".into(),
+            "event=agent_resumed agent=claude-code by=\"human".into(),
             "event=cancelled kind=approval id=".to_string() + &id,
         ]
     );
-    assert!(
-        audit.lines().last().unwrap().contains(" by=human"),
-        "{audit}"
-    );
+    // The human's credential answered each: the legacy token's name.
+    for line in audit.lines().skip(1) {
+        assert!(line.contains(" by=\"human token\""), "{line}");
+    }
 }

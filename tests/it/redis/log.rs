@@ -177,6 +177,7 @@ fn a_forged_grant_in_the_log_makes_no_rule_on_any_instance() {
             prefix: "sudo".into(),
             options: true,
         }),
+        by: None,
     }];
     let log = RedisLog::new(askgate::store::resp::Target::parse(&redis.url()).unwrap());
     let mut link = log.link();
