@@ -7,6 +7,7 @@
 //! forgotten after their retention. A change carries every time and id it needs, so applying the
 //! same changes in the same order always gives the same state.
 
+use crate::core::action::Action;
 use crate::core::kind::Kind;
 use crate::core::prompt::{Answer, Outcome, Prompt};
 use crate::core::rules::Scope;
@@ -28,12 +29,16 @@ pub enum Change {
         grant: Option<Scope>,
     },
     /// A prompt answered by a rule without ever being queued: the command
-    /// it asked for (for the audit log) and the rule that covered it.
+    /// it asked for (its one-line summary, for the audit log), its whole
+    /// action (for the history and the receipt's digest) and the rule
+    /// that covered it.
     AutoAnswered {
         session_id: String,
         kind: Kind,
         id: String,
         command: String,
+        /// Boxed: a change is moved about whole.
+        action: Box<Action>,
         answer: Answer,
         rule_id: String,
         at: f64,
@@ -89,13 +94,14 @@ impl Change {
                 kind,
                 id,
                 command,
+                action,
                 answer,
                 rule_id,
                 at,
             } => {
                 let mut body = json!({
                     "session_id": session_id, "kind": kind.as_str(), "id": id,
-                    "command": command, "rule_id": rule_id, "at": at,
+                    "command": command, "action": action.to_json(), "rule_id": rule_id, "at": at,
                 });
                 let fields = body.as_object_mut().expect("a change is an object");
                 answer.insert_into(fields, "answer");
@@ -142,6 +148,14 @@ impl Change {
                 kind: kind()?,
                 id: text("id")?,
                 command: text("command")?,
+                // Older records kept only the command (or an action's summary).
+                action: Box::new(match body.get("action") {
+                    Some(action) => Action::from_json(action)?,
+                    None => Action::Command {
+                        command: text("command")?,
+                        cwd: None,
+                    },
+                }),
                 answer: Answer::read_back(kind()?, body, "answer")?,
                 rule_id: text("rule_id")?,
                 at: body["at"].as_f64()?,
