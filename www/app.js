@@ -25,6 +25,7 @@
 // wrong; "Sign out" ends the sign-in.
 
 import { createStore } from './store.js';
+import { KIND_NAMES, KINDS, kindOf, perKind, sumKinds } from './kinds.js';
 import { startTransport, requestJson, HttpError, loadConfig, refusalOf } from './transport.js';
 import { askRuleScope, createRulesPanel } from './rules.js';
 import { escapeVisible, showVisible } from './visible.js';
@@ -36,10 +37,8 @@ import { actionOf, editFields, renderAction } from './actions.js';
 import { multipleForm, schemaForm } from './forms.js';
 
 const SESSION_ID = /^[A-Za-z0-9._:-]{1,128}$/;
-const STALE = {
-  clarify: 'That question expired or was answered elsewhere.',
-  approval: 'That approval expired or was answered elsewhere.',
-};
+// What a card says once its prompt expired or was answered elsewhere.
+const staleText = (kind) => `That ${kindOf(kind).one} expired or was answered elsewhere.`;
 // On a narrow screen the session list shows this many (and the selected
 // one) until "Show N more" is pressed.
 const COLLAPSED_SESSIONS = 4;
@@ -59,8 +58,7 @@ const dom = {
   noticeMessage: $('#notice .notice-message'),
   noticeKept: $('#notice .notice-kept'),
   noticeKeptText: $('#notice .notice-kept-text'),
-  approval: $('#approval-card'),
-  clarify: $('#clarify-card'),
+  ...perKind((kind) => $(`#${kind}-card`)), // each kind's card
   otherText: $('#clarify-other-text'),
   idle: $('#idle'),
   login: $('#login'),
@@ -76,8 +74,8 @@ const ui = {
   selected: null,
   drafts: new Map(), // session_id -> text typed in "Other"
   answered: new Set(), // prompt ids this tab answered or found stale
-  shown: { clarify: null, approval: null }, // {id, session_id} of each card on screen
-  busy: { clarify: false, approval: false }, // an answer of that kind is on its way
+  shown: perKind(() => null), // {id, session_id} of each card on screen
+  busy: perKind(() => false), // an answer of that kind is on its way
   clockOffsetMs: 0,
   approvalVersions: null, // sum of the approval queues' versions last rendered
   selectedVersion: null, // sum of the selected session's queue versions last rendered
@@ -91,7 +89,7 @@ const ui = {
 // An answer's reason or note is at most this many bytes (docs/PROTOCOL.md §3.2).
 const MAX_NOTE_BYTES = 2048;
 
-const arming = createArming({ approval: dom.approval, clarify: dom.clarify, confirm: dom.ruleConfirm });
+const arming = createArming({ ...perKind((kind) => dom[kind]), confirm: dom.ruleConfirm });
 
 const notifier = createNotifier({
   favicon: $('#favicon'),
@@ -223,7 +221,7 @@ function render() {
 // answered (the stream catches up a moment later).
 function stillWaiting(session_id) {
   let waiting = 0;
-  for (const kind of ['approval', 'clarify']) {
+  for (const kind of KIND_NAMES) {
     const queue = store.queue(session_id, kind);
     const id = queue.pending && queue.pending[`${kind}_id`];
     waiting += Math.max(0, queue.pending_count - (id && ui.answered.has(id) ? 1 : 0));
@@ -237,7 +235,7 @@ function advanceIfDone() {
   if (!ui.advance || !ui.selected) return;
   if (stillWaiting(ui.selected) > 0) {
     // More waits here; its next prompt shows in place once it arrives.
-    if (visibleHead('approval').head || visibleHead('clarify').head) ui.advance = false;
+    if (KIND_NAMES.some((kind) => visibleHead(kind).head)) ui.advance = false;
     return;
   }
   ui.advance = false;
@@ -249,11 +247,11 @@ function advanceIfDone() {
 function waitingHeads() {
   const heads = [];
   for (const session_id of store.sessionIds()) {
-    for (const kind of ['approval', 'clarify']) {
+    for (const { kind, idField, asks } of KINDS) {
       const pending = store.queue(session_id, kind).pending;
-      const id = pending && pending[`${kind}_id`];
+      const id = pending && pending[idField];
       if (!id) continue;
-      heads.push({ id, kind, session_id, text: String((kind === 'approval' ? pending.command : pending.question) ?? '') });
+      heads.push({ id, kind, session_id, text: String(pending[asks] ?? '') });
     }
   }
   return heads;
@@ -263,7 +261,7 @@ function waitingHeads() {
 // expiry): its history may have grown.
 function noticeSelectedChanges() {
   if (!ui.selected) return;
-  const version = store.queue(ui.selected, 'clarify').version + store.queue(ui.selected, 'approval').version;
+  const version = sumKinds((kind) => store.queue(ui.selected, kind).version);
   if (ui.selectedVersion !== null && version !== ui.selectedVersion) sessionHistory.refreshSoon();
   ui.selectedVersion = version;
 }
@@ -314,7 +312,7 @@ function sessionItem(session_id) {
   name.title = escapeVisible(session_id);
   const badges = document.createElement('span');
   badges.className = 'session-badges';
-  for (const kind of ['approval', 'clarify']) {
+  for (const kind of KIND_NAMES) {
     const badge = document.createElement('span');
     badge.className = `badge badge-${kind}`;
     badges.append(badge);
@@ -337,12 +335,11 @@ function renderSessions() {
     if (s.session_id === ui.selected) button.setAttribute('aria-current', 'true');
     else button.removeAttribute('aria-current');
     button.dataset.attention = s.attention || '';
-    const approvalBadge = $('.badge-approval', button);
-    const clarifyBadge = $('.badge-clarify', button);
-    approvalBadge.textContent = s.approval_count ? plural(s.approval_count, 'approval', 'approvals') : '';
-    approvalBadge.hidden = !s.approval_count;
-    clarifyBadge.textContent = s.clarify_count ? plural(s.clarify_count, 'question', 'questions') : '';
-    clarifyBadge.hidden = !s.clarify_count;
+    for (const { kind, countField, one, many } of KINDS) {
+      const badge = $(`.badge-${kind}`, button);
+      badge.textContent = s[countField] ? plural(s[countField], one, many) : '';
+      badge.hidden = !s[countField];
+    }
     $('.session-age', button).textContent = s.waiting_since ? `asked ${ago(serverNow() - s.waiting_since)}` : '';
     item.toggleAttribute('data-more', index >= COLLAPSED_SESSIONS && s.session_id !== ui.selected);
     if (dom.sessionList.children[index] !== item) dom.sessionList.insertBefore(item, dom.sessionList.children[index] || null);
@@ -500,7 +497,7 @@ function renderClarify() {
 function noticeIfVanished(previous) {
   if (!previous || previous.session_id !== ui.selected || ui.answered.has(previous.id)) return;
   const draft = (ui.drafts.get(previous.session_id) || '').trim();
-  if (draft) showNotice(STALE.clarify, draft);
+  if (draft) showNotice(staleText('clarify'), draft);
 }
 
 function fillClarify(entry) {
@@ -575,7 +572,7 @@ function choiceItem(choice, index) {
 }
 
 function renderIdle() {
-  const anyCard = !dom.approval.hidden || !dom.clarify.hidden;
+  const anyCard = KIND_NAMES.some((kind) => !dom[kind].hidden);
   dom.idle.hidden = anyCard;
   if (!ui.selected) {
     dom.sessionTitle.textContent = store.list().length ? 'Choose a session' : 'Nothing to answer';
@@ -683,9 +680,9 @@ function stale(kind, entry) {
   ui.answered.add(entry[`${kind}_id`]);
   if (kind === 'clarify') {
     saveDraft();
-    showNotice(STALE.clarify, (ui.drafts.get(entry.session_id) || '').trim());
+    showNotice(staleText('clarify'), (ui.drafts.get(entry.session_id) || '').trim());
   } else {
-    showNotice(STALE.approval);
+    showNotice(staleText('approval'));
   }
 }
 

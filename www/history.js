@@ -7,6 +7,7 @@
 // characters shown escaped as on the cards; a response for a session that
 // is no longer selected is dropped; a failed fetch keeps what is shown.
 
+import { kindOf } from './kinds.js';
 import { requestJson } from './transport.js';
 import { showVisible } from './visible.js';
 
@@ -41,7 +42,7 @@ export function ago(seconds) {
 
 function item(entry, nowSeconds) {
   const li = document.createElement('li');
-  li.className = `history-item history-${entry.kind === 'approval' ? 'approval' : 'clarify'}`;
+  li.className = `history-item history-${kindOf(entry.kind)?.kind ?? 'unknown'}`;
   li.dataset.status = String(entry.status || '');
   const head = document.createElement('p');
   head.className = 'history-head';
