@@ -820,6 +820,12 @@ function bytes(text) {
 
 const denyBox = $('.deny-box', dom.approval);
 const editBox = $('.edit-box', dom.approval);
+const cardHint = $('.card-hint', dom.approval);
+const CARD_HINT = cardHint.textContent;
+const BOX_HINT = {
+  deny: 'Enter in the reason = Send deny (Shift+Enter: a new line)',
+  edit: 'Enter adds a line; nothing is approved until Approve edited',
+};
 
 // The deny box and the edit box belong to the prompt they were opened on.
 function closeBoxes() {
@@ -830,6 +836,7 @@ function closeBoxes() {
   $('.edit-error', editBox).textContent = '';
   $('.edit-fields', editBox).replaceChildren();
   ui.readEdit = null;
+  cardHint.textContent = CARD_HINT;
 }
 
 // "Deny": the box with the --deny-reasons chips (a tap fills the reason)
@@ -850,6 +857,7 @@ function openDeny() {
   $('.deny-chips', denyBox).replaceChildren(...chips);
   $('.deny-chips', denyBox).hidden = chips.length === 0;
   denyBox.hidden = false;
+  cardHint.textContent = BOX_HINT.deny;
   $('#deny-reason').focus({ preventScroll: false });
 }
 
@@ -863,6 +871,7 @@ function openEdit() {
   $('.edit-error', editBox).textContent = '';
   ui.readEdit = read;
   editBox.hidden = false;
+  cardHint.textContent = BOX_HINT.edit;
   editBox.querySelector('textarea, input')?.focus();
 }
 
@@ -904,8 +913,22 @@ for (const send of dom.approval.querySelectorAll('.deny-send, .edit-send')) {
   });
 }
 
+// Enter in the deny reason sends the deny, with its reason, and nothing
+// else (Shift+Enter: a new line); Enter in the edit box never approves (a
+// text area takes a new line, a one-line field nothing: only "Approve
+// edited" sends the edit).
+$('#deny-reason').addEventListener('keydown', (event) => {
+  if (event.key !== 'Enter' || event.shiftKey || event.isComposing) return;
+  event.preventDefault();
+  if (!event.repeat) denyBox.requestSubmit();
+});
+editBox.addEventListener('keydown', (event) => {
+  if (event.key === 'Enter' && event.target instanceof HTMLInputElement) event.preventDefault();
+});
+
 // Enter answers "once" only from the approval card itself (or text on it),
-// never from elsewhere on the page; its buttons answer for themselves.
+// never from elsewhere on the page, nor while its deny or edit box is open;
+// its buttons answer for themselves.
 document.addEventListener('keydown', (event) => {
   if (event.key !== 'Enter' || event.repeat || event.isComposing) return;
   if (event.shiftKey || event.altKey || event.ctrlKey || event.metaKey) return;
@@ -914,6 +937,7 @@ document.addEventListener('keydown', (event) => {
   if (isTextField(target) || target.closest('button, a, summary')) return;
   if (dom.approval.hidden) return;
   event.preventDefault();
+  if (!denyBox.hidden || !editBox.hidden) return;
   if (takes('approval')) answerApproval('once');
 });
 
