@@ -14,14 +14,14 @@
 /// A URL as a rule reads it: `scheme://host[:port]` (lowercase, no default
 /// port) and its path (`/` when empty), without query or fragment.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Url {
-    pub origin: String,
-    pub path: String,
+struct Url {
+    origin: String,
+    path: String,
 }
 
 /// `url` read for a rule; `None` when it is no plain http(s) URL or holds
 /// a trick (a user, a bad host or port, a path that is not clean).
-pub fn read_url(url: &str) -> Option<Url> {
+fn read_url(url: &str) -> Option<Url> {
     let (scheme, rest) = url.split_once("://")?;
     let scheme = scheme.to_ascii_lowercase();
     let default_port = match scheme.as_str() {
@@ -161,7 +161,8 @@ fn clean_absolute(path: &str, dir: bool) -> bool {
         false => rest,
     };
     let bad = |segment: &str| segment.is_empty() || segment == "." || segment == "..";
-    !path.contains('\0') && (rest.is_empty() && dir || !rest.split('/').any(bad))
+    let clean = (rest.is_empty() && dir) || !rest.split('/').any(bad);
+    clean && !path.contains('\0')
 }
 
 /// A directory a human picked: an absolute, clean path ending in `/`.
@@ -172,7 +173,7 @@ pub fn directory(text: &str) -> Option<String> {
 /// The file an action names, as a rule reads it: `path` if absolute, else
 /// under `cwd` (itself absolute and clean); `None` when either is not
 /// clean (normalizing would change it) or the path starts with `~`.
-pub fn file(path: &str, cwd: Option<&str>) -> Option<String> {
+fn file(path: &str, cwd: Option<&str>) -> Option<String> {
     let full = match path.starts_with('/') {
         true => path.to_string(),
         false if path.starts_with('~') => return None,
