@@ -178,3 +178,50 @@ impl Change {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::prompt::Choice;
+    use crate::core::rules::Scope;
+
+    #[test]
+    fn an_auto_answer_keeps_its_action_and_older_records_read_back() {
+        let edit =
+            json!({"type": "edit", "path": "/src/a.rs", "edits": [{"old": "1", "new": "2"}]});
+        let auto = Change::AutoAnswered {
+            session_id: "s".into(),
+            kind: Kind::Approval,
+            id: "a1".into(),
+            command: "edit /src/a.rs (1 edit, +1 -1)".into(),
+            action: Box::new(Action::from_json(&edit).unwrap()),
+            answer: Answer::choice(Choice::Always),
+            rule_id: "a0".into(),
+            at: 1.0,
+        };
+        assert_eq!(auto.to_json()["auto_answered"]["action"], edit);
+        assert_eq!(Change::from_json(&auto.to_json()).as_ref(), Some(&auto));
+        let older = json!({"auto_answered": {"session_id": "s", "kind": "approval", "id": "a1",
+            "command": "ls", "rule_id": "a0", "at": 1.0, "answer": "session"}});
+        let Some(Change::AutoAnswered { action, .. }) = Change::from_json(&older) else {
+            panic!("an older record reads back");
+        };
+        let command = Action::Command {
+            command: "ls".into(),
+            cwd: None,
+        };
+        assert_eq!(*action, command);
+        let grant = Change::Resolved {
+            session_id: "s".into(),
+            kind: Kind::Approval,
+            id: "a2".into(),
+            outcome: Outcome::Answered(Answer::choice(Choice::Session)),
+            at: 2.0,
+            grant: Some(Scope::Directory {
+                directory: "/src/".into(),
+                action_type: "write",
+            }),
+        };
+        assert_eq!(Change::from_json(&grant.to_json()), Some(grant));
+    }
+}
