@@ -25,6 +25,7 @@
 // wrong; "Sign out" ends the sign-in.
 
 import { createStore } from './store.js';
+import { KIND_NAMES, KINDS, kindOf, perKind, sumKinds } from './kinds.js';
 import { startTransport, requestJson, HttpError, loadConfig, refusalOf } from './transport.js';
 import { askRuleScope, createRulesPanel } from './rules.js';
 import { escapeVisible, showVisible } from './visible.js';
@@ -37,10 +38,8 @@ import { multipleForm, schemaForm } from './forms.js';
 import { createTriage } from './triage.js';
 
 const SESSION_ID = /^[A-Za-z0-9._:-]{1,128}$/;
-const STALE = {
-  clarify: 'That question expired or was answered elsewhere.',
-  approval: 'That approval expired or was answered elsewhere.',
-};
+// What a card says once its prompt expired or was answered elsewhere.
+const staleText = (kind) => `That ${kindOf(kind).one} expired or was answered elsewhere.`;
 // On a narrow screen the session list shows this many (and the selected
 // one) until "Show N more" is pressed.
 const COLLAPSED_SESSIONS = 4;
@@ -60,8 +59,7 @@ const dom = {
   noticeMessage: $('#notice .notice-message'),
   noticeKept: $('#notice .notice-kept'),
   noticeKeptText: $('#notice .notice-kept-text'),
-  approval: $('#approval-card'),
-  clarify: $('#clarify-card'),
+  ...perKind((kind) => $(`#${kind}-card`)), // each kind's card
   otherText: $('#clarify-other-text'),
   idle: $('#idle'),
   login: $('#login'),
@@ -79,8 +77,8 @@ const ui = {
   selected: null,
   drafts: new Map(), // session_id -> text typed in "Other"
   answered: new Set(), // prompt ids this tab answered or found stale
-  shown: { clarify: null, approval: null }, // {id, session_id} of each card on screen
-  busy: { clarify: false, approval: false }, // an answer of that kind is on its way
+  shown: perKind(() => null), // {id, session_id} of each card on screen
+  busy: perKind(() => false), // an answer of that kind is on its way
   clockOffsetMs: 0,
   approvalVersions: null, // sum of the approval queues' versions last rendered
   selectedVersion: null, // sum of the selected session's queue versions last rendered
@@ -95,8 +93,7 @@ const ui = {
 const MAX_NOTE_BYTES = 2048;
 
 const arming = createArming({
-  approval: dom.approval,
-  clarify: dom.clarify,
+  ...perKind((kind) => dom[kind]),
   confirm: dom.ruleConfirm,
   triage: dom.triage,
   stop: dom.stopConfirm,
@@ -244,7 +241,7 @@ function render() {
 // answered (the stream catches up a moment later).
 function stillWaiting(session_id) {
   let waiting = 0;
-  for (const kind of ['approval', 'clarify']) {
+  for (const kind of KIND_NAMES) {
     const queue = store.queue(session_id, kind);
     const id = queue.pending && queue.pending[`${kind}_id`];
     waiting += Math.max(0, queue.pending_count - (id && ui.answered.has(id) ? 1 : 0));
@@ -258,7 +255,7 @@ function advanceIfDone() {
   if (!ui.advance || !ui.selected) return;
   if (stillWaiting(ui.selected) > 0) {
     // More waits here; its next prompt shows in place once it arrives.
-    if (visibleHead('approval').head || visibleHead('clarify').head) ui.advance = false;
+    if (KIND_NAMES.some((kind) => visibleHead(kind).head)) ui.advance = false;
     return;
   }
   ui.advance = false;
@@ -270,11 +267,11 @@ function advanceIfDone() {
 function waitingHeads() {
   const heads = [];
   for (const session_id of store.sessionIds()) {
-    for (const kind of ['approval', 'clarify']) {
+    for (const { kind, idField, asks } of KINDS) {
       const pending = store.queue(session_id, kind).pending;
-      const id = pending && pending[`${kind}_id`];
+      const id = pending && pending[idField];
       if (!id || triage.isPaused(pending)) continue;
-      heads.push({ id, kind, session_id, text: String((kind === 'approval' ? pending.command : pending.question) ?? '') });
+      heads.push({ id, kind, session_id, text: String(pending[asks] ?? '') });
     }
   }
   return heads;
@@ -294,7 +291,7 @@ function approvalHeads() {
 // expiry): its history may have grown.
 function noticeSelectedChanges() {
   if (!ui.selected) return;
-  const version = store.queue(ui.selected, 'clarify').version + store.queue(ui.selected, 'approval').version;
+  const version = sumKinds((kind) => store.queue(ui.selected, kind).version);
   if (ui.selectedVersion !== null && version !== ui.selectedVersion) sessionHistory.refreshSoon();
   ui.selectedVersion = version;
 }
@@ -345,7 +342,7 @@ function sessionItem(session_id) {
   name.title = escapeVisible(session_id);
   const badges = document.createElement('span');
   badges.className = 'session-badges';
-  for (const kind of ['approval', 'clarify']) {
+  for (const kind of KIND_NAMES) {
     const badge = document.createElement('span');
     badge.className = `badge badge-${kind}`;
     badges.append(badge);
@@ -368,12 +365,11 @@ function renderSessions() {
     if (s.session_id === ui.selected) button.setAttribute('aria-current', 'true');
     else button.removeAttribute('aria-current');
     button.dataset.attention = s.attention || '';
-    const approvalBadge = $('.badge-approval', button);
-    const clarifyBadge = $('.badge-clarify', button);
-    approvalBadge.textContent = s.approval_count ? plural(s.approval_count, 'approval', 'approvals') : '';
-    approvalBadge.hidden = !s.approval_count;
-    clarifyBadge.textContent = s.clarify_count ? plural(s.clarify_count, 'question', 'questions') : '';
-    clarifyBadge.hidden = !s.clarify_count;
+    for (const { kind, countField, one, many } of KINDS) {
+      const badge = $(`.badge-${kind}`, button);
+      badge.textContent = s[countField] ? plural(s[countField], one, many) : '';
+      badge.hidden = !s[countField];
+    }
     $('.session-age', button).textContent = s.waiting_since ? `asked ${ago(serverNow() - s.waiting_since)}` : '';
     item.toggleAttribute('data-more', index >= COLLAPSED_SESSIONS && s.session_id !== ui.selected);
     if (dom.sessionList.children[index] !== item) dom.sessionList.insertBefore(item, dom.sessionList.children[index] || null);
@@ -545,7 +541,7 @@ function renderClarify() {
 function noticeIfVanished(previous) {
   if (!previous || previous.session_id !== ui.selected || ui.answered.has(previous.id)) return;
   const draft = (ui.drafts.get(previous.session_id) || '').trim();
-  if (draft) showNotice(STALE.clarify, draft);
+  if (draft) showNotice(staleText('clarify'), draft);
 }
 
 function fillClarify(entry) {
@@ -621,7 +617,7 @@ function choiceItem(choice, index) {
 }
 
 function renderIdle() {
-  const anyCard = !dom.approval.hidden || !dom.clarify.hidden;
+  const anyCard = KIND_NAMES.some((kind) => !dom[kind].hidden);
   dom.idle.hidden = anyCard;
   if (!ui.selected) {
     dom.sessionTitle.textContent = store.list().length ? 'Choose a session' : 'Nothing to answer';
@@ -729,9 +725,9 @@ function stale(kind, entry) {
   ui.answered.add(entry[`${kind}_id`]);
   if (kind === 'clarify') {
     saveDraft();
-    showNotice(STALE.clarify, (ui.drafts.get(entry.session_id) || '').trim());
+    showNotice(staleText('clarify'), (ui.drafts.get(entry.session_id) || '').trim());
   } else {
-    showNotice(STALE.approval);
+    showNotice(staleText('approval'));
   }
 }
 
@@ -869,6 +865,12 @@ function bytes(text) {
 
 const denyBox = $('.deny-box', dom.approval);
 const editBox = $('.edit-box', dom.approval);
+const cardHint = $('.card-hint', dom.approval);
+const CARD_HINT = cardHint.textContent;
+const BOX_HINT = {
+  deny: 'Enter in the reason = Send deny (Shift+Enter: a new line)',
+  edit: 'Enter adds a line; nothing is approved until Approve edited',
+};
 
 // The deny box and the edit box belong to the prompt they were opened on.
 function closeBoxes() {
@@ -879,6 +881,7 @@ function closeBoxes() {
   $('.edit-error', editBox).textContent = '';
   $('.edit-fields', editBox).replaceChildren();
   ui.readEdit = null;
+  cardHint.textContent = CARD_HINT;
 }
 
 // "Deny": the box with the --deny-reasons chips (a tap fills the reason)
@@ -899,6 +902,7 @@ function openDeny() {
   $('.deny-chips', denyBox).replaceChildren(...chips);
   $('.deny-chips', denyBox).hidden = chips.length === 0;
   denyBox.hidden = false;
+  cardHint.textContent = BOX_HINT.deny;
   $('#deny-reason').focus({ preventScroll: false });
 }
 
@@ -912,6 +916,7 @@ function openEdit() {
   $('.edit-error', editBox).textContent = '';
   ui.readEdit = read;
   editBox.hidden = false;
+  cardHint.textContent = BOX_HINT.edit;
   editBox.querySelector('textarea, input')?.focus();
 }
 
@@ -953,8 +958,22 @@ for (const send of dom.approval.querySelectorAll('.deny-send, .edit-send')) {
   });
 }
 
+// Enter in the deny reason sends the deny, with its reason, and nothing
+// else (Shift+Enter: a new line); Enter in the edit box never approves (a
+// text area takes a new line, a one-line field nothing: only "Approve
+// edited" sends the edit).
+$('#deny-reason').addEventListener('keydown', (event) => {
+  if (event.key !== 'Enter' || event.shiftKey || event.isComposing) return;
+  event.preventDefault();
+  if (!event.repeat) denyBox.requestSubmit();
+});
+editBox.addEventListener('keydown', (event) => {
+  if (event.key === 'Enter' && event.target instanceof HTMLInputElement) event.preventDefault();
+});
+
 // Enter answers "once" only from the approval card itself (or text on it),
-// never from elsewhere on the page; its buttons answer for themselves.
+// never from elsewhere on the page, nor while its deny or edit box is open;
+// its buttons answer for themselves.
 document.addEventListener('keydown', (event) => {
   if (event.key !== 'Enter' || event.repeat || event.isComposing) return;
   if (event.shiftKey || event.altKey || event.ctrlKey || event.metaKey) return;
@@ -963,6 +982,7 @@ document.addEventListener('keydown', (event) => {
   if (isTextField(target) || target.closest('button, a, summary')) return;
   if (dom.approval.hidden) return;
   event.preventDefault();
+  if (!denyBox.hidden || !editBox.hidden) return;
   if (takes('approval')) answerApproval('once');
 });
 

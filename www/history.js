@@ -2,11 +2,15 @@
 //
 // It owns the "Earlier in this session" list under the cards, drawn from
 // GET api/history (docs/PROTOCOL.md §3.5): the server's kept outcomes,
-// newest first, each with what was asked, the answer, and how long ago.
+// newest first, each with what was asked, the answer (a decision's reason,
+// edited action and note too), and how long ago.
 // Invariants: text only ever goes in through textContent, with hidden
-// characters shown escaped as on the cards; a response for a session that
+// characters shown escaped as on the cards (an edited action drawn by the
+// cards' own renderers, actions.js); a response for a session that
 // is no longer selected is dropped; a failed fetch keeps what is shown.
 
+import { renderAction } from './actions.js';
+import { kindOf } from './kinds.js';
 import { requestJson } from './transport.js';
 import { showVisible } from './visible.js';
 
@@ -42,9 +46,53 @@ export function ago(seconds) {
   return `${Math.round(s / 86400)} d ago`;
 }
 
+// A labelled line of text: "Answer: …", "Reason: …", "Note: …".
+function labelled(className, label, value) {
+  const line = document.createElement('p');
+  line.className = `history-answer ${className}`;
+  const name = document.createElement('span');
+  name.className = 'history-answer-label';
+  name.textContent = `${label}: `;
+  const text = document.createElement('span');
+  showVisible(text, String(value ?? ''));
+  line.append(name, text);
+  return line;
+}
+
+// The command's block: the command asked, or an edited command approved.
+function commandBlock(className, command) {
+  const pre = document.createElement('pre');
+  pre.className = className;
+  const code = document.createElement('code');
+  showVisible(code, String(command ?? ''));
+  pre.append(code);
+  return pre;
+}
+
+// What the human approved instead of what was asked (docs/PROTOCOL.md §3.2).
+function editedBlock(edited) {
+  const block = document.createElement('div');
+  block.className = 'history-edited';
+  const label = document.createElement('p');
+  label.className = 'history-answer-label';
+  label.textContent = 'Approved with an edit:';
+  const shown = edited.type === 'command' ? [commandBlock('history-command', edited.command)] : renderAction(edited);
+  block.append(label, ...shown);
+  return block;
+}
+
+// A decision's reason, edited action and note, those it has.
+function decisionNodes(entry) {
+  const nodes = [];
+  if (typeof entry.reason === 'string') nodes.push(labelled('history-reason', 'Reason', entry.reason));
+  if (entry.edited && typeof entry.edited === 'object') nodes.push(editedBlock(entry.edited));
+  if (typeof entry.note === 'string') nodes.push(labelled('history-note', 'Note', entry.note));
+  return nodes;
+}
+
 function item(entry, nowSeconds) {
   const li = document.createElement('li');
-  li.className = `history-item history-${entry.kind === 'approval' ? 'approval' : 'clarify'}`;
+  li.className = `history-item history-${kindOf(entry.kind)?.kind ?? 'unknown'}`;
   li.dataset.status = String(entry.status || '');
   const head = document.createElement('p');
   head.className = 'history-head';
@@ -59,28 +107,15 @@ function item(entry, nowSeconds) {
   head.append(outcome, when);
   li.append(head);
   if (entry.kind === 'approval') {
-    const pre = document.createElement('pre');
-    pre.className = 'history-command';
-    const code = document.createElement('code');
-    showVisible(code, String(entry.command ?? ''));
-    pre.append(code);
-    li.append(pre);
+    li.append(commandBlock('history-command', entry.command), ...decisionNodes(entry));
   } else {
     const question = document.createElement('p');
     question.className = 'history-question';
     showVisible(question, String(entry.question ?? ''));
     li.append(question);
-    if (entry.status === 'answered') {
-      const answer = document.createElement('p');
-      answer.className = 'history-answer';
-      const label = document.createElement('span');
-      label.className = 'history-answer-label';
-      label.textContent = 'Answer: ';
-      const text = document.createElement('span');
-      showVisible(text, String(entry.response ?? ''));
-      answer.append(label, text);
-      li.append(answer);
-    }
+    // A form's object or a list of picks is shown as its JSON.
+    const response = typeof entry.response === 'string' ? entry.response : JSON.stringify(entry.response ?? '');
+    if (entry.status === 'answered') li.append(labelled('history-response', 'Answer', response));
   }
   return li;
 }

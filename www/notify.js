@@ -12,6 +12,7 @@
 // off until the human turns it on; prompt text reaches a notification as
 // plain text with hidden characters escaped.
 
+import { kindOf } from './kinds.js';
 import { escapeVisible } from './visible.js';
 
 const SOUND_KEY = 'askgate-sound';
@@ -22,7 +23,6 @@ const MAX_NOTIFIED_AT_ONCE = 3;
 // ids that left long ago are forgotten (an id names one prompt, never reused).
 const MAX_KNOWN = 50000;
 const BODY_CHARS = 180;
-const KIND_NAMES = { approval: 'approval', clarify: 'question' };
 
 function stored(key) {
   try {
@@ -165,7 +165,7 @@ export function createNotifier({ favicon, announcer, notifyToggle, soundToggle, 
   function alertHidden(fresh) {
     const shown = fresh.slice(0, fresh.length > MAX_NOTIFIED_AT_ONCE ? MAX_NOTIFIED_AT_ONCE - 1 : fresh.length);
     for (const prompt of shown) {
-      const kind = KIND_NAMES[prompt.kind];
+      const kind = kindOf(prompt.kind)?.one;
       notify(`New ${kind} from session ${prompt.session_id}`, clipped(prompt.text), prompt.id, prompt.session_id);
     }
     if (fresh.length > shown.length) {
@@ -197,7 +197,7 @@ export function createNotifier({ favicon, announcer, notifyToggle, soundToggle, 
       }
       const first = fresh[0];
       const more = fresh.length > 1 ? ` and ${fresh.length - 1} more` : '';
-      announce(`New ${KIND_NAMES[first.kind]} from session ${first.session_id}${more}`);
+      announce(`New ${kindOf(first.kind)?.one} from session ${first.session_id}${more}`);
       if (hidden()) alertHidden(fresh);
     },
 

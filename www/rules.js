@@ -3,8 +3,9 @@
 // It owns the Rules panel (GET api/rules, a Revoke button per rule that
 // POSTs api/rules/revoke) and the confirmation "Allow session" and "Always
 // allow" open: it shows exactly what the rule would cover (the exact command
-// by default, or a prefix of its leading words the human picks) and answers
-// only once confirmed, with an "and any options" box that says what ticking
+// or action by default, or a prefix of its leading words the human picks;
+// for another action its tool with any input, a URL prefix or a directory,
+// said in plain words) and answers only once confirmed, with an "and any options" box that says what ticking
 // it allows. Invariants: rule and command text only ever goes in through
 // textContent, with control, bidi, invisible and blank-rendering characters
 // shown escaped (`\n`, `\u202E`) in a marked span (visible.js's escaping,
@@ -89,6 +90,59 @@ export function prefixChoices(command, runners) {
   return prefixes;
 }
 
+// The wider scopes a rule on an action that is not a command may take
+// (docs/PROTOCOL.md §3.2), each as {label, scope (the respond body's),
+// shown (the text the rule holds), covers (what it covers, in plain
+// words)}. Only what the server would accept for this very action: URLs
+// and paths with a user, `\`, `..`, `.`, `//` or an encoded separator are
+// offered none (the server reads them strictly and would refuse).
+const UNCLEAN_URL = /[@\\]|%2e|%2f|%5c/i;
+const UNCLEAN_PATH = /(^|\/)\.{1,2}(\/|$)|\/\/|\u0000/;
+
+export function widerScopes(action, cwd) {
+  if (!action || typeof action !== 'object') return [];
+  if (action.type === 'tool' && typeof action.name === 'string') {
+    return [{ label: `This tool with any input: ${escapeVisible(action.name)}`, scope: { tool: action.name }, shown: action.name,
+      covers: `Covers the tool ${escapeVisible(action.name)} called with any input at all, not only the input shown.` }];
+  }
+  if (action.type === 'fetch') return urlScopes(String(action.url || ''), action.method || 'GET');
+  if (action.type === 'edit' || action.type === 'write') return directoryScopes(action.type, String(action.path || ''), cwd);
+  return [];
+}
+
+function urlScopes(url, method) {
+  const match = /^(https?):\/\/([^/?#]*)([^?#]*)/i.exec(url);
+  if (!match || UNCLEAN_URL.test(url)) return [];
+  const scheme = match[1].toLowerCase();
+  const [host, port] = match[2].toLowerCase().split(/:(?=\d+$)/);
+  if (!host || !/^[a-z0-9.-]+$/.test(host)) return [];
+  const defaultPort = scheme === 'http' ? '80' : '443';
+  const origin = `${scheme}://${host}${port && Number(port) !== Number(defaultPort) ? `:${Number(port)}` : ''}`;
+  const path = match[3] || '/';
+  const segments = path.split('/').slice(1);
+  if (segments.some((segment, at) => segment === '.' || segment === '..' || (segment === '' && at < segments.length - 1))) return [];
+  const scopes = [];
+  for (let end = path.lastIndexOf('/'); end >= 0 && scopes.length < MAX_PREFIXES; end = path.lastIndexOf('/', end - 1)) {
+    const prefix = `${origin}${path.slice(0, end + 1)}`;
+    scopes.push({ label: `URLs under: ${escapeVisible(prefix)}`, scope: { url_prefix: prefix }, shown: prefix,
+      covers: `Covers ${escapeVisible(method)} requests to any URL under this prefix: the same scheme, host and port, any path under it, any query. Other methods, hosts (${escapeVisible(host)}.evil too) and paths with .. are still asked.` });
+    if (end === 0) break;
+  }
+  return scopes;
+}
+
+function directoryScopes(type, path, cwd) {
+  const file = path.startsWith('/') ? path : typeof cwd === 'string' && cwd.startsWith('/') && !path.startsWith('~') ? `${cwd.replace(/\/$/, '')}/${path}` : null;
+  if (!file || file.endsWith('/') || UNCLEAN_PATH.test(file)) return [];
+  const scopes = [];
+  for (let end = file.lastIndexOf('/'); end > 0 && scopes.length < MAX_PREFIXES; end = file.lastIndexOf('/', end - 1)) {
+    const directory = file.slice(0, end + 1);
+    scopes.push({ label: `Files under: ${escapeVisible(directory)}`, scope: { directory }, shown: directory,
+      covers: `Covers ${type}s of any file under this directory, by name: paths with .. are still asked, but symlinks are not followed, so a link under it that points elsewhere is covered too. Other action types are still asked.` });
+  }
+  return scopes;
+}
+
 const LIFETIME = {
   session: { title: 'Allow for the rest of this session', confirm: 'Allow session' },
   always: { title: 'Always allow, in every session', confirm: 'Always allow' },
@@ -108,9 +162,14 @@ function explain(choice, command, session_id, prefix, options) {
       : options
         ? `Covers this prefix alone, or followed by any further words, options (-x, --flag) included, but ${shell}.`
         : `Covers this prefix alone, or followed by further plain words: no options (words starting with -), and ${shell}.`;
+  return `${what} ${later(choice, session_id)}${uncovered(command, prefix, options)}`;
+}
+
+// Where and how long a rule answers, in plain words.
+function later(choice, session_id) {
   const where =
     choice === 'session' ? `in session ${escapeVisible(session_id)} until it ends or you revoke the rule` : 'in every session until you revoke the rule';
-  return `${what} Later approvals it covers are answered without asking, ${where}.${uncovered(command, prefix, options)}`;
+  return `Later approvals it covers are answered without asking, ${where}.`;
 }
 
 // Said when the rule would not cover the very command it is granted on:
@@ -135,18 +194,30 @@ export async function askRuleScope(dialog, choice, entry) {
   const config = await loadConfig().catch(() => ({}));
   $('.rule-confirm-title').textContent = LIFETIME[choice].title;
   $('.rule-confirm-accept').textContent = LIFETIME[choice].confirm;
-  // An action that is not a command is covered exactly, or not at all
-  // (docs/PROTOCOL.md §3.2): no prefixes of its one-line summary.
+  // An action that is not a command is covered exactly, or by a wider
+  // scope of its own (docs/PROTOCOL.md §3.2): no prefixes of its summary.
   const isCommand = !entry.action || entry.action.type === 'command';
   const options = [new Option(isCommand ? 'Exactly this command' : 'Exactly this action', '')];
   const prefixes = isCommand ? prefixChoices(command, config.rule_runners) : [];
   for (const prefix of prefixes) options.push(new Option(`Starts with: ${escapeVisible(prefix)}`, prefix));
+  const wider = isCommand ? [] : widerScopes(entry.action, entry.cwd);
+  wider.forEach((scope, at) => options.push(new Option(scope.label, `wider:${at}`)));
   select.replaceChildren(...options);
   select.disabled = options.length === 1;
   anyOptions.checked = false;
   $('.rule-confirm-options-means').textContent = ANY_OPTIONS_MEANS;
-  const picked = () => (select.value === '' ? null : select.value);
+  const widerPicked = () => (select.value.startsWith('wider:') ? wider[Number(select.value.slice(6))] : null);
+  const picked = () => (select.value === '' || widerPicked() ? null : select.value);
   const show = () => {
+    const scope = widerPicked();
+    if (scope) {
+      $('.rule-confirm-options').hidden = true;
+      anyOptions.checked = false;
+      showVisible($('.rule-confirm-scope code'), scope.shown);
+      $('.rule-confirm-scope').dataset.match = Object.keys(scope.scope)[0];
+      $('.rule-confirm-explain').textContent = `${scope.covers} ${later(choice, entry.session_id)}`;
+      return;
+    }
     const prefix = picked();
     $('.rule-confirm-options').hidden = prefix === null;
     if (prefix === null) anyOptions.checked = false;
@@ -168,6 +239,7 @@ export async function askRuleScope(dialog, choice, entry) {
     select.addEventListener('change', show);
     anyOptions.addEventListener('change', show);
     $('.rule-confirm-accept').onclick = () => {
+      if (widerPicked()) return finish({ scope: widerPicked().scope });
       const prefix = picked();
       const scope = prefix !== null && anyOptions.checked ? { prefix, options: true } : prefix;
       finish({ scope });
@@ -205,18 +277,28 @@ export function createRulesPanel({ list, empty, onError }) {
     match.className = 'rule-match';
     const prefix = rule.scope && typeof rule.scope.prefix === 'string';
     const anyOptions = prefix && rule.scope.options === true;
-    match.textContent = prefix ? (anyOptions ? 'commands, any options included, starting with' : 'commands starting with') : 'exactly';
+    // A wider action rule ({"tool"}, {"url_prefix"}, {"directory"}) is
+    // said in the server's plain words (`covers`) and shown by what it holds.
+    const widerText = rule.scope && ['tool', 'url_prefix', 'directory'].map((key) => rule.scope[key]).find((text) => typeof text === 'string');
+    const wider = typeof widerText === 'string';
+    match.textContent = wider
+      ? String(rule.covers || '')
+      : prefix
+        ? anyOptions
+          ? 'commands, any options included, starting with'
+          : 'commands starting with'
+        : 'exactly';
     head.append(lifetime, match);
     const scope = document.createElement('code');
     scope.className = 'rule-scope';
     // An action rule ({"action": {...}}) is shown by its summary, `command`.
     const exact = rule.scope && typeof rule.scope.exact === 'string' ? rule.scope.exact : rule.command;
-    showVisible(scope, prefix ? rule.scope.prefix : exact);
+    showVisible(scope, wider ? widerText : prefix ? rule.scope.prefix : exact);
     const meta = document.createElement('p');
     meta.className = 'rule-meta';
     meta.textContent = `granted ${formatTime(rule.granted_at)}`;
     const children = [head, scope, meta];
-    if (prefix) {
+    if (prefix || wider) {
       const from = document.createElement('p');
       from.className = 'rule-command';
       const label = document.createElement('span');

@@ -1,21 +1,20 @@
 // store.js: the page's picture of the server, one per tab.
 //
-// It owns, per session, the head and count of each prompt queue (clarify and
-// approval) with the version of the change that produced them, plus the
+// It owns, per session, the head and count of each prompt queue (one per
+// kind, kinds.js) with the version of the change that produced them, plus the
 // connection state shared by every tab. Invariants: an update older than what
 // is already known never overwrites it (versions only move forward, except a
 // full snapshot, which replaces everything); every change is announced to the
 // listeners once, after it is applied. It does no I/O.
 
-export const KINDS = ['clarify', 'approval'];
+import { KIND_NAMES, KINDS, perKind, sumKinds } from './kinds.js';
 
 const EMPTY_QUEUE = Object.freeze({ pending: null, pending_count: 0, version: -1 });
-const RANK = { approval: 0, clarify: 1 };
 
 // The requested_at of the oldest head waiting in session `s`, or null.
 function waitingSince(s) {
   let oldest = null;
-  for (const kind of KINDS) {
+  for (const kind of KIND_NAMES) {
     const queue = s[kind];
     const at = Number(queue.pending_count > 0 && queue.pending && queue.pending.requested_at);
     if (at > 0 && (oldest === null || at < oldest)) oldest = at;
@@ -24,7 +23,8 @@ function waitingSince(s) {
 }
 
 function byUrgency(a, b) {
-  const rank = (RANK[a.attention] ?? 2) - (RANK[b.attention] ?? 2);
+  const urgency = (attention) => (attention ? KIND_NAMES.indexOf(attention) : KIND_NAMES.length);
+  const rank = urgency(a.attention) - urgency(b.attention);
   if (rank) return rank;
   const since = (a.waiting_since ?? Infinity) - (b.waiting_since ?? Infinity);
   if (since) return since;
@@ -41,7 +41,7 @@ export function createStore() {
   function session(session_id) {
     let s = sessions.get(session_id);
     if (!s) {
-      s = { session_id, clarify: EMPTY_QUEUE, approval: EMPTY_QUEUE };
+      s = { session_id, ...perKind(() => EMPTY_QUEUE) };
       sessions.set(session_id, s);
     }
     return s;
@@ -53,7 +53,7 @@ export function createStore() {
 
   // One queue state: {session_id, kind, pending, pending_count, version}.
   function put(update, force) {
-    if (!KINDS.includes(update.kind) || typeof update.session_id !== 'string') return false;
+    if (!KIND_NAMES.includes(update.kind) || typeof update.session_id !== 'string') return false;
     const s = session(update.session_id);
     const known = s[update.kind];
     const version = Number.isFinite(update.version) ? update.version : known.version;
@@ -82,10 +82,7 @@ export function createStore() {
     // Replaces the whole picture with `updates`: every queue not named in it
     // becomes empty. Session names are kept so the list does not flicker.
     replace(updates) {
-      for (const s of sessions.values()) {
-        s.clarify = EMPTY_QUEUE;
-        s.approval = EMPTY_QUEUE;
-      }
+      for (const s of sessions.values()) Object.assign(s, perKind(() => EMPTY_QUEUE));
       for (const update of updates) put(update, true);
       emit();
     },
@@ -115,30 +112,29 @@ export function createStore() {
     snapshot() {
       const updates = [];
       for (const s of sessions.values()) {
-        for (const kind of KINDS) updates.push({ session_id: s.session_id, kind, ...s[kind] });
+        for (const kind of KIND_NAMES) updates.push({ session_id: s.session_id, kind, ...s[kind] });
       }
       return updates;
     },
 
-    // [{session_id, clarify_count, approval_count, attention, waiting_since}]
-    // in the order the human should look at them: sessions with an approval
-    // first, then those with a question, then the rest; within each, the one
+    // [{session_id, <kind>_count for each kind, attention, waiting_since}]
+    // in the order the human should look at them: by the most urgent kind
+    // waiting (kinds.js: approvals, then questions), then the rest; within each, the one
     // waiting longest first (waiting_since: the oldest head's requested_at,
     // null when nothing waits or no head is known), then by name.
     list() {
       return [...sessions.values()]
         .map((s) => {
-          const clarify_count = s.clarify.pending_count;
-          const approval_count = s.approval.pending_count;
-          const attention = approval_count ? 'approval' : clarify_count ? 'clarify' : null;
-          return { session_id: s.session_id, clarify_count, approval_count, attention, waiting_since: waitingSince(s) };
+          const counts = Object.fromEntries(KINDS.map((k) => [k.countField, s[k.kind].pending_count]));
+          const attention = KIND_NAMES.find((kind) => s[kind].pending_count > 0) ?? null;
+          return { session_id: s.session_id, ...counts, attention, waiting_since: waitingSince(s) };
         })
         .sort(byUrgency);
     },
 
     totalPending() {
       let total = 0;
-      for (const s of sessions.values()) total += s.clarify.pending_count + s.approval.pending_count;
+      for (const s of sessions.values()) total += sumKinds((kind) => s[kind].pending_count);
       return total;
     },
 

@@ -16,7 +16,7 @@
 // is shown with the server's hint, not as "offline"; a 401 (no sign-in, or
 // one that ended) as "signed out".
 
-import { KINDS } from './store.js';
+import { KIND_NAMES, KINDS, sumKinds } from './kinds.js';
 
 const CHANNEL_NAME = 'askgate';
 const LOCK_NAME = 'askgate-stream';
@@ -282,7 +282,7 @@ function createLeader(store, post, firstActiveSession, onStream) {
       if (ready) publish([update]);
       else buffer.push(update);
     };
-    for (const kind of KINDS) stream.addEventListener(kind, onQueue(kind));
+    for (const kind of KIND_NAMES) stream.addEventListener(kind, onQueue(kind));
 
     stream.addEventListener('ready', (event) => {
       if (!current()) return;
@@ -373,7 +373,7 @@ function createLeader(store, post, firstActiveSession, onStream) {
     if (!activeSession || state.paused) return;
     const controller = new AbortController();
     state.longPolls = controller;
-    state.runs = KINDS.map((kind) => longPoll(state, kind, activeSession, controller.signal));
+    state.runs = KIND_NAMES.map((kind) => longPoll(state, kind, activeSession, controller.signal));
   }
 
   async function sessionsLoop(state) {
@@ -404,13 +404,13 @@ function createLeader(store, post, firstActiveSession, onStream) {
     const stale = [];
     for (const s of listed) {
       if (versions.get(s.session_id) === s.version) continue;
-      const known = store.queue(s.session_id, 'clarify').pending_count + store.queue(s.session_id, 'approval').pending_count;
-      if (s.clarify_count || s.approval_count || known) stale.push(s);
+      const known = sumKinds((kind) => store.queue(s.session_id, kind).pending_count);
+      if (KINDS.some((k) => s[k.countField]) || known) stale.push(s);
       else versions.set(s.session_id, s.version);
     }
     const listedIds = new Set(ids);
     for (const session_id of store.sessionIds()) {
-      const pending = store.queue(session_id, 'clarify').pending_count + store.queue(session_id, 'approval').pending_count;
+      const pending = sumKinds((kind) => store.queue(session_id, kind).pending_count);
       if (pending && !listedIds.has(session_id)) stale.push({ session_id, version: null });
     }
     for (const s of stale) {
@@ -423,7 +423,7 @@ function createLeader(store, post, firstActiveSession, onStream) {
   async function refreshSession(session_id, signal) {
     const query = `session_id=${encodeURIComponent(session_id)}`;
     const updates = await Promise.all(
-      KINDS.map(async (kind) => {
+      KIND_NAMES.map(async (kind) => {
         const { body } = await requestJson(`api/${kind}/pending?${query}`, { signal });
         return queueUpdate(session_id, kind, body);
       }),

@@ -14,6 +14,7 @@
 
 import { requestJson, HttpError } from './transport.js';
 import { showVisible } from './visible.js';
+import { KINDS, sumKinds } from './kinds.js';
 
 const REFRESH_SOON_MS = 150;
 
@@ -86,12 +87,16 @@ export function createTriage({ panel, dialog, arming, heads, readOnly, onError, 
     soon = setTimeout(refresh, REFRESH_SOON_MS);
   }
 
+  // How many prompts of `kind` the agent has waiting.
+  const pendingOf = (agent, kind) => Number(agent.pending && agent.pending[kind]) || 0;
+  const waitingOf = (agent) => sumKinds((kind) => pendingOf(agent, kind));
+
   function counts(agent) {
     const parts = [];
-    const approvals = Number(agent.pending && agent.pending.approval) || 0;
-    const questions = Number(agent.pending && agent.pending.clarify) || 0;
-    if (approvals) parts.push(plural(approvals, 'approval', 'approvals'));
-    if (questions) parts.push(plural(questions, 'question', 'questions'));
+    for (const { kind, one, many } of KINDS) {
+      const count = pendingOf(agent, kind);
+      if (count) parts.push(plural(count, one, many));
+    }
     if (!parts.length) parts.push('nothing waiting');
     return parts.join(', ');
   }
@@ -124,7 +129,7 @@ export function createTriage({ panel, dialog, arming, heads, readOnly, onError, 
   }
 
   function render() {
-    const waiting = agents.filter((a) => (a.pending?.approval || 0) + (a.pending?.clarify || 0) > 0);
+    const waiting = agents.filter((a) => waitingOf(a) > 0);
     const show = waiting.length >= 2 || agents.some((a) => a.paused);
     panel.hidden = !show;
     stopAll.hidden = waiting.length === 0;
@@ -157,7 +162,6 @@ export function createTriage({ panel, dialog, arming, heads, readOnly, onError, 
     if (dialog.open) return;
     stopping = target;
     const agent = target.all ? null : agents.find((a) => a.agent === target.agent);
-    const waitingOf = (a) => (a.pending?.approval || 0) + (a.pending?.clarify || 0);
     const total = agent ? waitingOf(agent) : agents.reduce((sum, a) => sum + waitingOf(a), 0);
     title.textContent = target.all ? 'Stop every agent?' : `Stop ${target.agent}?`;
     explain.textContent = `This cancels ${plural(total, 'waiting prompt', 'waiting prompts')}${target.all ? ' of every agent' : ''}. Each agent is told its prompt was cancelled; nothing is approved.`;

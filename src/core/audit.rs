@@ -13,7 +13,7 @@ use crate::core::change::Change;
 use crate::core::kind::Kind;
 use crate::core::prompt::{Answer, Outcome, Payload, Prompt};
 use crate::core::receipt::Receipt;
-use crate::core::rules::{Rule, Scope};
+use crate::core::rules::Rule;
 use crate::core::state::State;
 use std::fmt::Write;
 
@@ -165,13 +165,7 @@ fn rule_fields(line: Line, rule: &Rule) -> Line {
     if let Some(session_id) = &rule.session_id {
         line = line.field("session", session_id);
     }
-    let matching = match &rule.scope {
-        Scope::Exact(_) => "exact",
-        Scope::Prefix { options: false, .. } => "prefix",
-        Scope::Prefix { options: true, .. } => "prefix_any_options",
-        Scope::Action(_) => "action",
-    };
-    line.field("match", matching)
+    line.field("match", rule.scope.match_name())
         .field("scope", rule.scope.text())
 }
 
@@ -237,6 +231,7 @@ pub fn is_hidden(c: char) -> bool {
 mod tests {
     use super::*;
     use crate::core::prompt::{Answer, Choice};
+    use crate::core::rules::Scope;
     use crate::core::state::Limits;
 
     const AT: f64 = 1_795_477_000.5;

@@ -7,6 +7,7 @@
 //! forgotten after their retention. A change carries every time and id it needs, so applying the
 //! same changes in the same order always gives the same state.
 
+use crate::core::action::Action;
 use crate::core::kind::Kind;
 use crate::core::prompt::{Answer, LEGACY_AGENT, Outcome, Prompt};
 use crate::core::rules::Scope;
@@ -32,12 +33,16 @@ pub enum Change {
         by: Option<String>,
     },
     /// A prompt answered by a rule without ever being queued: the command
-    /// it asked for (for the audit log) and the rule that covered it.
+    /// it asked for (its one-line summary, for the audit log), its whole
+    /// action (for the history and the receipt's digest) and the rule
+    /// that covered it.
     AutoAnswered {
         session_id: String,
         kind: Kind,
         id: String,
         command: String,
+        /// Boxed: a change is moved about whole.
+        action: Box<Action>,
         answer: Answer,
         rule_id: String,
         at: f64,
@@ -109,6 +114,7 @@ impl Change {
                 kind,
                 id,
                 command,
+                action,
                 answer,
                 rule_id,
                 at,
@@ -116,7 +122,7 @@ impl Change {
             } => {
                 let mut body = json!({
                     "session_id": session_id, "kind": kind.as_str(), "id": id,
-                    "command": command, "rule_id": rule_id, "at": at,
+                    "command": command, "action": action.to_json(), "rule_id": rule_id, "at": at,
                     "agent_name": agent,
                 });
                 let fields = body.as_object_mut().expect("a change is an object");
@@ -171,6 +177,14 @@ impl Change {
                 kind: kind()?,
                 id: text("id")?,
                 command: text("command")?,
+                // Older records kept only the command (or an action's summary).
+                action: Box::new(match body.get("action") {
+                    Some(action) => Action::from_json(action)?,
+                    None => Action::Command {
+                        command: text("command")?,
+                        cwd: None,
+                    },
+                }),
                 answer: Answer::read_back(kind()?, body, "answer")?,
                 rule_id: text("rule_id")?,
                 at: body["at"].as_f64()?,
@@ -197,5 +211,54 @@ impl Change {
             },
             _ => return None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::prompt::Choice;
+    use crate::core::rules::Scope;
+
+    #[test]
+    fn an_auto_answer_keeps_its_action_and_older_records_read_back() {
+        let edit =
+            json!({"type": "edit", "path": "/src/a.rs", "edits": [{"old": "1", "new": "2"}]});
+        let auto = Change::AutoAnswered {
+            session_id: "s".into(),
+            kind: Kind::Approval,
+            id: "a1".into(),
+            command: "edit /src/a.rs (1 edit, +1 -1)".into(),
+            action: Box::new(Action::from_json(&edit).unwrap()),
+            answer: Answer::choice(Choice::Always),
+            rule_id: "a0".into(),
+            at: 1.0,
+            agent: "build-bot".into(),
+        };
+        assert_eq!(auto.to_json()["auto_answered"]["action"], edit);
+        assert_eq!(Change::from_json(&auto.to_json()).as_ref(), Some(&auto));
+        let older = json!({"auto_answered": {"session_id": "s", "kind": "approval", "id": "a1",
+            "command": "ls", "rule_id": "a0", "at": 1.0, "answer": "session"}});
+        let Some(Change::AutoAnswered { action, .. }) = Change::from_json(&older) else {
+            panic!("an older record reads back");
+        };
+        let command = Action::Command {
+            command: "ls".into(),
+            cwd: None,
+        };
+        assert_eq!(*action, command);
+        let grant = Change::Resolved {
+            session_id: "s".into(),
+            kind: Kind::Approval,
+            id: "a2".into(),
+            outcome: Outcome::Answered(Answer::choice(Choice::Session)),
+            at: 2.0,
+            grant: Some(Scope::Directory {
+                directory: "/src/".into(),
+                action_type: "write",
+            }),
+            by: Some("anna".into()),
+        };
+        assert_eq!(Change::from_json(&grant.to_json()), Some(grant));
     }
 }

@@ -121,6 +121,10 @@ mod tests {
             kind: Kind::Approval,
             id: "a2".into(),
             command: "ls".into(),
+            action: Box::new(crate::core::action::Action::Command {
+                command: "ls".into(),
+                cwd: None,
+            }),
             answer: Answer::choice(Choice::Session),
             rule_id: "a0".into(),
             at: 105.0,

@@ -7,6 +7,7 @@
 //! the error type.
 
 pub mod action;
+pub mod action_scope;
 pub mod audit;
 pub mod change;
 pub mod form;

@@ -154,10 +154,21 @@ impl Model {
     fn covering(&self, session_id: &str, action: &Action) -> Vec<&ModelRule> {
         let live = self.rules.iter();
         let here = |rule: &&ModelRule| rule.session_id.as_deref().is_none_or(|s| s == session_id);
-        let covers = |rule: &&ModelRule| match (action.command(), &rule.scope) {
-            (Some(command), Scope::Exact(_) | Scope::Prefix { .. }) => rule.scope.matches(command),
-            (None, Scope::Action(_)) => rule.action == *action,
-            (Some(_), Scope::Action(_)) | (None, Scope::Exact(_) | Scope::Prefix { .. }) => false,
+        let covers = |rule: &&ModelRule| match (action, &rule.scope) {
+            (Action::Command { command, .. }, Scope::Exact(_) | Scope::Prefix { .. }) => {
+                rule.scope.matches(command)
+            }
+            (Action::Command { .. }, _) => false,
+            (_, Scope::Action(_)) => rule.action == *action,
+            (Action::Tool { name, .. }, Scope::Tool(tool)) => name == tool,
+            (Action::Fetch { url, method: m }, Scope::UrlPrefix { prefix, method }) => {
+                url.starts_with(prefix.as_str()) && m.as_deref().unwrap_or("GET") == method
+            }
+            (_, Scope::Directory { .. }) => panic!("the model grants no directory rule"),
+            (
+                _,
+                Scope::Exact(_) | Scope::Prefix { .. } | Scope::Tool(_) | Scope::UrlPrefix { .. },
+            ) => false,
         };
         live.filter(here).filter(covers).collect()
     }
@@ -300,11 +311,11 @@ impl Run {
                     // A prefix without "any options" may leave out the
                     // options of the very command it was picked on.
                     assert!(
-                        scope.covers(&action) || action.command().is_some(),
+                        scope.covers(&action, None) || action.command().is_some(),
                         "an action's rule covers exactly that action"
                     );
                     assert_eq!(
-                        scope.refusal_for(&action),
+                        scope.refusal_for(&action, None),
                         None,
                         "a rule may be granted on its action"
                     );
@@ -512,7 +523,7 @@ impl Run {
             .front()
             .cloned();
         let target = if by_id { Some(id.as_str()) } else { None };
-        let prefix = match self.rng.below(4) {
+        let prefix = match self.rng.below(5) {
             0 => Some(Scope::Prefix {
                 prefix: "git push".into(),
                 options: self.rng.below(2) == 0,
@@ -520,6 +531,11 @@ impl Run {
             1 => Some(Scope::Prefix {
                 prefix: "sudo".into(),
                 options: false,
+            }),
+            // The method is the action's, whatever the respond body says.
+            2 => Some(Scope::UrlPrefix {
+                prefix: "https://example.org/".into(),
+                method: String::new(),
             }),
             _ => None,
         };

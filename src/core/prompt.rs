@@ -112,6 +112,15 @@ impl Payload {
             Payload::Clarify { .. } => None,
         }
     }
+
+    /// The working directory the agent said it asks from: what a relative
+    /// path in its action is under (a directory rule, docs/PROTOCOL.md §3.2).
+    pub fn cwd(&self) -> Option<&str> {
+        match self {
+            Payload::Approval { context, .. } => context.cwd.as_deref(),
+            Payload::Clarify { .. } => None,
+        }
+    }
 }
 
 impl Payload {

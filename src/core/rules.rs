@@ -15,9 +15,14 @@
 //! is a record (`Rule`) named by the id of the approval that granted it, so
 //! the human can list it, see where it came from, and revoke it; a rule
 //! whose scope does not hold for its command is never granted, however it
-//! arrives (`Scope::refusal`).
+//! arrives (`Scope::refusal`). An action that is not a command is covered
+//! exactly, or by the wider scope the human picked on its confirmation
+//! (its tool with any input, a URL prefix, a directory: `Scope::for_action`),
+//! which must cover that very action, and is checked again whenever it is
+//! applied (`Scope::refusal_for`).
 
 use crate::core::action::Action;
+use crate::core::action_scope::{directory, file_under, url_prefix, url_under};
 use crate::core::prompt::{Choice, json_len};
 use serde_json::{Value, json};
 
@@ -32,6 +37,18 @@ pub enum Scope {
     /// Exactly this action that is not a command: its canonical JSON
     /// (`Action::key`). Never matches a command, whatever its text.
     Action(String),
+    /// A `tool` action of this name, with any input.
+    Tool(String),
+    /// A `fetch` of this method whose URL is under this prefix
+    /// (`core/action_scope.rs`: the same scheme, host and port, the path
+    /// on segment boundaries).
+    UrlPrefix { prefix: String, method: String },
+    /// An `edit` or `write` (`action_type`) of a file whose clean path is
+    /// under this directory (a path ending in `/`), by name.
+    Directory {
+        directory: String,
+        action_type: &'static str,
+    },
 }
 
 /// A program that runs other programs or code, named by its leading words
@@ -165,7 +182,12 @@ impl Scope {
                 prefix: prefix.trim_end_matches([' ', '\t']).to_string(),
                 options,
             },
-            Some(Scope::Action(_)) => return Err(NOT_A_PREFIX.to_string()),
+            Some(
+                Scope::Action(_)
+                | Scope::Tool(_)
+                | Scope::UrlPrefix { .. }
+                | Scope::Directory { .. },
+            ) => return Err(NOT_A_PREFIX.to_string()),
         };
         match scope.refusal(command) {
             Some(refusal) => Err(refusal),
@@ -180,7 +202,10 @@ impl Scope {
     /// whenever one is applied (docs/PROTOCOL.md §3.2).
     pub fn refusal(&self, command: &str) -> Option<String> {
         match self {
-            Scope::Action(_) => Some(NOT_A_PREFIX.to_string()),
+            Scope::Action(_)
+            | Scope::Tool(_)
+            | Scope::UrlPrefix { .. }
+            | Scope::Directory { .. } => Some(NOT_A_PREFIX.to_string()),
             Scope::Exact(exact) => (exact != command).then(|| NOT_A_PREFIX.to_string()),
             Scope::Prefix { prefix, .. } => {
                 let words: Vec<&str> = prefix
@@ -201,54 +226,210 @@ impl Scope {
         }
     }
 
-    /// The scope a human picked for an action: a command's, or exactly
-    /// any other action (wider scopes for those are not granted yet).
-    pub fn for_action(action: &Action, picked: Option<Scope>) -> Result<Scope, String> {
-        match (action.command(), picked) {
-            (Some(command), picked) => Scope::for_command(command, picked),
-            (None, None) => Ok(Scope::Action(action.key())),
-            (None, Some(_)) => Err("scope applies only to command actions for now".into()),
+    /// The scope a human picked for an action: a command's
+    /// (`for_command`); for any other action exactly that action, or the
+    /// wider scope picked (its tool by name, a URL prefix, a directory),
+    /// which must cover the action asked under the prompt's `cwd`. A
+    /// picked URL prefix or directory is normalized; its method or type is
+    /// the action's, whatever `picked` holds.
+    pub fn for_action(
+        action: &Action,
+        cwd: Option<&str>,
+        picked: Option<Scope>,
+    ) -> Result<Scope, String> {
+        let scope = match (action.command(), picked) {
+            (
+                Some(_),
+                Some(
+                    picked @ (Scope::Action(_)
+                    | Scope::Tool(_)
+                    | Scope::UrlPrefix { .. }
+                    | Scope::Directory { .. }),
+                ),
+            ) => return Err(wrong_type(&picked, action)),
+            (Some(command), picked) => return Scope::for_command(command, picked),
+            (None, None) => return Ok(Scope::Action(action.key())),
+            (None, Some(picked)) => picked.normalized_for(action)?,
+        };
+        match scope.refusal_for(action, cwd) {
+            Some(refusal) => Err(refusal),
+            None => Ok(scope),
         }
     }
 
-    /// Why this scope may not be a rule granted on `action`, or `None`:
-    /// a command's scope as `refusal` says, an action's only on exactly
-    /// that action. Checked whenever a grant is applied.
-    pub fn refusal_for(&self, action: &Action) -> Option<String> {
-        match (self, action.command()) {
-            (Scope::Action(key), None) => {
-                (*key != action.key()).then(|| "the rule's action is not the prompt's".into())
+    /// A wider scope from a respond body, made ready to check against
+    /// `action`: the URL prefix or directory normalized, the method or
+    /// type taken from the action.
+    fn normalized_for(self, action: &Action) -> Result<Scope, String> {
+        let wrong = |scope: &Scope| wrong_type(scope, action);
+        match (self, action) {
+            (Scope::Tool(name), _) => Ok(Scope::Tool(name)),
+            (Scope::UrlPrefix { prefix, .. }, Action::Fetch { method, .. }) => {
+                Ok(Scope::UrlPrefix {
+                    prefix: url_prefix(&prefix).ok_or(NOT_A_URL_PREFIX)?,
+                    method: method.as_deref().unwrap_or("GET").to_string(),
+                })
             }
-            (Scope::Action(_), Some(_)) => Some("an action's rule on a command".into()),
-            (Scope::Exact(_) | Scope::Prefix { .. }, Some(command)) => self.refusal(command),
-            (Scope::Exact(_) | Scope::Prefix { .. }, None) => {
-                Some("a command's rule on an action that is not a command".into())
+            (
+                Scope::Directory {
+                    directory: picked, ..
+                },
+                Action::Edit { .. } | Action::Write { .. },
+            ) => Ok(Scope::Directory {
+                directory: directory(&picked).ok_or(NOT_A_DIRECTORY)?,
+                action_type: action.type_name(),
+            }),
+            (scope, _) => Err(wrong(&scope)),
+        }
+    }
+
+    /// Why this scope may not be a rule granted on `action` (asked in
+    /// `cwd`), or `None`: a command's scope as `refusal` says; an action's
+    /// only on exactly that action; a tool's on a tool of that name; a URL
+    /// prefix or directory only when well formed and covering the action's
+    /// URL (same method) or file (same type). Checked whenever a grant is
+    /// applied.
+    pub fn refusal_for(&self, action: &Action, cwd: Option<&str>) -> Option<String> {
+        if let Some(malformed) = self.malformed() {
+            return Some(malformed);
+        }
+        let wrong = || Some(wrong_type(self, action));
+        match self {
+            Scope::Exact(_) | Scope::Prefix { .. } => match action.command() {
+                Some(command) => self.refusal(command),
+                None => wrong(),
+            },
+            Scope::Action(key) => match action.command() {
+                None => {
+                    (*key != action.key()).then(|| "the rule's action is not the prompt's".into())
+                }
+                Some(_) => wrong(),
+            },
+            Scope::Tool(name) => {
+                let Action::Tool { name: asked, .. } = action else {
+                    return wrong();
+                };
+                (name != asked).then(|| NOT_THE_TOOL.into())
+            }
+            Scope::UrlPrefix { prefix, method } => {
+                let Action::Fetch { url, method: asked } = action else {
+                    return wrong();
+                };
+                if method != asked.as_deref().unwrap_or("GET") {
+                    return Some(format!(
+                        "the rule is for {method} requests, not the method asked"
+                    ));
+                }
+                (!url_under(prefix, url)).then(|| URL_NOT_COVERED.into())
+            }
+            Scope::Directory {
+                directory,
+                action_type,
+            } => {
+                let (Action::Edit { path, .. } | Action::Write { path, .. }) = action else {
+                    return wrong();
+                };
+                if *action_type != action.type_name() {
+                    return wrong();
+                }
+                (!file_under(directory, path, cwd)).then(|| FILE_NOT_COVERED.into())
             }
         }
     }
 
-    /// Whether it covers this action: a command scope only commands, an
-    /// action scope only that exact action.
-    pub fn covers(&self, action: &Action) -> bool {
+    /// Why a scope, as stored, is not well formed: a tool without a name,
+    /// a URL prefix or directory that is not normalized (`None` when it
+    /// is, and for command and exact-action scopes, checked elsewhere).
+    fn malformed(&self) -> Option<String> {
+        match self {
+            Scope::Exact(_) | Scope::Prefix { .. } | Scope::Action(_) => None,
+            Scope::Tool(name) => name.is_empty().then(|| NOT_THE_TOOL.into()),
+            Scope::UrlPrefix { prefix, method } => {
+                let normal = url_prefix(prefix).as_deref() == Some(prefix.as_str());
+                let method = !method.is_empty() && method.chars().all(|c| c.is_ascii_uppercase());
+                (!normal || !method).then(|| NOT_A_URL_PREFIX.into())
+            }
+            Scope::Directory { directory: d, .. } => {
+                directory(d).is_none().then(|| NOT_A_DIRECTORY.into())
+            }
+        }
+    }
+
+    /// Whether it covers this action (asked in `cwd`): a command scope only
+    /// commands; any other scope what it may be granted on.
+    pub fn covers(&self, action: &Action, cwd: Option<&str>) -> bool {
         match (self, action.command()) {
             (Scope::Exact(_) | Scope::Prefix { .. }, Some(command)) => self.matches(command),
-            (Scope::Action(key), None) => *key == action.key(),
-            (Scope::Exact(_) | Scope::Prefix { .. }, None) | (Scope::Action(_), Some(_)) => false,
+            (Scope::Exact(_) | Scope::Prefix { .. }, None) => false,
+            (
+                Scope::Action(_)
+                | Scope::Tool(_)
+                | Scope::UrlPrefix { .. }
+                | Scope::Directory { .. },
+                _,
+            ) => self.refusal_for(action, cwd).is_none(),
+        }
+    }
+
+    /// What it covers in plain words, beside its `text` (the command,
+    /// prefix, tool, URL prefix or directory): `GET /api/rules` shows it.
+    pub fn plain_words(&self) -> String {
+        match self {
+            Scope::Exact(_) => "exactly this command".into(),
+            Scope::Prefix { options: false, .. } => {
+                "commands starting with this prefix, then only plain words that are not options"
+                    .into()
+            }
+            Scope::Prefix { options: true, .. } => {
+                "commands starting with this prefix, then any plain words, options included".into()
+            }
+            Scope::Action(_) => "exactly this action".into(),
+            Scope::Tool(_) => "this tool, with any input".into(),
+            Scope::UrlPrefix { method, .. } => format!(
+                "{method} requests to any URL under this prefix: the same scheme, host and port, the path at or under it, any query"
+            ),
+            Scope::Directory { action_type, .. } => format!(
+                "{action_type}s of any file under this directory, by name (named absolutely or under the agent's cwd; symlinks are not followed)"
+            ),
+        }
+    }
+
+    /// How the audit log names the match (docs/PROTOCOL.md §8).
+    pub fn match_name(&self) -> &'static str {
+        match self {
+            Scope::Exact(_) => "exact",
+            Scope::Prefix { options: false, .. } => "prefix",
+            Scope::Prefix { options: true, .. } => "prefix_any_options",
+            Scope::Action(_) => "action",
+            Scope::Tool(_) => "tool",
+            Scope::UrlPrefix { .. } => "url_prefix",
+            Scope::Directory { .. } => "directory",
         }
     }
 
     pub fn matches(&self, command: &str) -> bool {
         match self {
-            Scope::Action(_) => false,
+            Scope::Action(_)
+            | Scope::Tool(_)
+            | Scope::UrlPrefix { .. }
+            | Scope::Directory { .. } => false,
             Scope::Exact(exact) => command == exact,
             Scope::Prefix { prefix, options } => prefix_covers(prefix, command, *options),
         }
     }
 
-    /// The text the scope holds: the command or the prefix.
+    /// The text the scope holds: the command, the prefix, the action's
+    /// JSON, the tool's name, the URL prefix or the directory.
     pub fn text(&self) -> &str {
         match self {
-            Scope::Exact(text) | Scope::Prefix { prefix: text, .. } | Scope::Action(text) => text,
+            Scope::Exact(text)
+            | Scope::Prefix { prefix: text, .. }
+            | Scope::Action(text)
+            | Scope::Tool(text)
+            | Scope::UrlPrefix { prefix: text, .. }
+            | Scope::Directory {
+                directory: text, ..
+            } => text,
         }
     }
 
@@ -267,6 +448,12 @@ impl Scope {
                 let action: Value = serde_json::from_str(key).unwrap_or(Value::Null);
                 json!({ "action": action })
             }
+            Scope::Tool(name) => json!({ "tool": name }),
+            Scope::UrlPrefix { prefix, method } => json!({"url_prefix": prefix, "method": method}),
+            Scope::Directory {
+                directory,
+                action_type,
+            } => json!({"directory": directory, "type": action_type}),
         }
     }
 
@@ -277,6 +464,26 @@ impl Scope {
         if let Some(action) = value.get("action").and_then(Action::from_json) {
             return Some(Scope::Action(action.key()));
         }
+        if let Some(name) = value["tool"].as_str() {
+            return Some(Scope::Tool(name.to_string()));
+        }
+        if let Some(prefix) = value["url_prefix"].as_str() {
+            let method = value["method"].as_str()?.to_string();
+            let prefix = prefix.to_string();
+            return Some(Scope::UrlPrefix { prefix, method });
+        }
+        if let Some(directory) = value["directory"].as_str() {
+            let action_type = match value["type"].as_str()? {
+                "edit" => "edit",
+                "write" => "write",
+                _ => return None,
+            };
+            let directory = directory.to_string();
+            return Some(Scope::Directory {
+                directory,
+                action_type,
+            });
+        }
         let options = match &value["options"] {
             Value::Null => false,
             options => options.as_bool()?,
@@ -286,6 +493,30 @@ impl Scope {
             options,
         })
     }
+}
+
+/// Why a wider scope was refused, as the client hears it (a 400).
+pub const NOT_THE_TOOL: &str = "scope.tool must be the name of the tool asked";
+pub const NOT_A_URL_PREFIX: &str = "scope.url_prefix must be an http or https URL of a scheme, host and path: no user, query or fragment, no `.` or `..` segment, `//`, `\\` or encoded `/`, `\\` or dots";
+pub const URL_NOT_COVERED: &str = "scope.url_prefix must cover the URL asked: the same scheme, host and port, and a path that is the URL's or leads to it at a `/`";
+pub const NOT_A_DIRECTORY: &str =
+    "scope.directory must be an absolute path ending in `/`, without `.` or `..` segments or `//`";
+pub const FILE_NOT_COVERED: &str = "scope.directory must contain the file asked: its path, absolute or under the prompt's cwd, read as written (no `.` or `..` segment, `//` or `~`)";
+
+/// The 400 for a scope picked on an action it cannot apply to.
+fn wrong_type(scope: &Scope, action: &Action) -> String {
+    let applies_to = match scope {
+        Scope::Exact(_) | Scope::Prefix { .. } => "command",
+        Scope::Action(_) => "non-command",
+        Scope::Tool(_) => "tool",
+        Scope::UrlPrefix { .. } => "fetch",
+        Scope::Directory { action_type, .. } => action_type,
+    };
+    format!(
+        "a {} scope applies only to {applies_to} actions, not to this {} action",
+        scope.match_name(),
+        action.type_name()
+    )
 }
 
 /// Whether `command` is `prefix`, or `prefix` followed by a blank and plain
@@ -457,7 +688,10 @@ impl Rule {
     /// scope is that action itself (its JSON read back whole).
     pub fn refusal(&self) -> Option<String> {
         match &self.scope {
-            Scope::Action(_) => None,
+            Scope::Action(_)
+            | Scope::Tool(_)
+            | Scope::UrlPrefix { .. }
+            | Scope::Directory { .. } => self.scope.malformed(),
             scope @ (Scope::Exact(_) | Scope::Prefix { .. }) => scope.refusal(&self.command),
         }
     }
@@ -686,6 +920,178 @@ mod tests {
                 "{text:?} with options on {command:?}"
             );
         }
+    }
+
+    fn action(value: Value) -> Action {
+        Action::read(&value, "action").unwrap()
+    }
+
+    #[test]
+    fn a_wider_action_scope_covers_what_the_human_saw_in_plain_words() {
+        let tool = action(json!({"type": "tool", "name": "mcp__db__query", "input": {"q": 1}}));
+        let fetch = action(json!({"type": "fetch", "url": "https://Example.org/docs/a?x=1"}));
+        let edit = action(
+            json!({"type": "edit", "path": "src/a.rs", "edits": [{"old": "1", "new": "2"}]}),
+        );
+        let write = action(json!({"type": "write", "path": "/src/b.rs", "content": "x"}));
+        let cwd = Some("/src");
+        let url = |prefix: &str| Scope::UrlPrefix {
+            prefix: prefix.into(),
+            method: String::new(),
+        };
+        let dir = |directory: &str| Scope::Directory {
+            directory: directory.into(),
+            action_type: "",
+        };
+        // (action, picked, the scope granted or the 400's start)
+        let table: [(&Action, Scope, Result<Scope, &str>); 11] = [
+            (
+                &tool,
+                Scope::Tool("mcp__db__query".into()),
+                Ok(Scope::Tool("mcp__db__query".into())),
+            ),
+            (
+                &tool,
+                Scope::Tool("mcp__db__drop".into()),
+                Err(NOT_THE_TOOL),
+            ),
+            (
+                &fetch,
+                url("HTTPS://example.org:443/docs"),
+                Ok(Scope::UrlPrefix {
+                    prefix: "https://example.org/docs".into(),
+                    method: "GET".into(),
+                }),
+            ),
+            (&fetch, url("https://example.org/doc"), Err(URL_NOT_COVERED)),
+            (
+                &fetch,
+                url("https://example.org/docs?x=1"),
+                Err(NOT_A_URL_PREFIX),
+            ),
+            (&fetch, url("https://u@example.org/"), Err(NOT_A_URL_PREFIX)),
+            (
+                &edit,
+                dir("/src/"),
+                Ok(Scope::Directory {
+                    directory: "/src/".into(),
+                    action_type: "edit",
+                }),
+            ),
+            (&edit, dir("/src/a/"), Err(FILE_NOT_COVERED)),
+            (&write, dir("/src"), Err(NOT_A_DIRECTORY)),
+            (
+                &write,
+                Scope::Tool("x".into()),
+                Err("a tool scope applies only to tool actions"),
+            ),
+            (
+                &tool,
+                dir("/src/"),
+                Err("a directory scope applies only to"),
+            ),
+        ];
+        for (asked, picked, expected) in table {
+            let got = Scope::for_action(asked, cwd, Some(picked.clone()));
+            match (&got, expected) {
+                (Ok(scope), Ok(expected)) => {
+                    assert_eq!(*scope, expected, "{picked:?}");
+                    assert!(
+                        scope.covers(asked, cwd),
+                        "{scope:?} covers what it was granted on"
+                    );
+                    assert_eq!(Scope::from_json(&scope.to_json()).as_ref(), Some(scope));
+                    assert!(!scope.plain_words().is_empty());
+                }
+                (Err(error), Err(start)) => {
+                    assert!(error.starts_with(start), "{picked:?}: {error}")
+                }
+                (got, expected) => panic!("{picked:?}: got {got:?}, expected {expected:?}"),
+            }
+        }
+        // What a granted scope covers later, and what it never does.
+        let tool_rule = Scope::Tool("mcp__db__query".into());
+        let url_rule = Scope::UrlPrefix {
+            prefix: "https://example.org/docs".into(),
+            method: "GET".into(),
+        };
+        let dir_rule = Scope::Directory {
+            directory: "/src/".into(),
+            action_type: "edit",
+        };
+        let edit_of = |path: &str| {
+            action(json!({"type": "edit", "path": path, "edits": [{"old": "a", "new": "b"}]}))
+        };
+        let fetch_of = |url: &str, method: &str| {
+            action(json!({"type": "fetch", "url": url, "method": method}))
+        };
+        let cases = [
+            (
+                &tool_rule,
+                action(json!({"type": "tool", "name": "mcp__db__query", "input": {"q": "drop"}})),
+                true,
+            ),
+            (
+                &tool_rule,
+                action(json!({"type": "tool", "name": "mcp__db__query2"})),
+                false,
+            ),
+            (
+                &tool_rule,
+                action(json!({"type": "command", "command": "mcp__db__query"})),
+                false,
+            ),
+            (
+                &url_rule,
+                fetch_of("https://example.org/docs/x", "GET"),
+                true,
+            ),
+            (
+                &url_rule,
+                fetch_of("https://example.org/docs/x", "POST"),
+                false,
+            ),
+            (
+                &url_rule,
+                fetch_of("https://example.org.evil/docs/x", "GET"),
+                false,
+            ),
+            (
+                &url_rule,
+                fetch_of("https://example.org/docs/../x", "GET"),
+                false,
+            ),
+            (
+                &url_rule,
+                fetch_of("https://example.org/docs2", "GET"),
+                false,
+            ),
+            (&dir_rule, edit_of("/src/lib/x.rs"), true),
+            (&dir_rule, edit_of("lib/x.rs"), true),
+            (&dir_rule, edit_of("/src/../etc/passwd"), false),
+            (&dir_rule, edit_of("../etc/passwd"), false),
+            (&dir_rule, edit_of("/src2/x"), false),
+            (
+                &dir_rule,
+                action(json!({"type": "write", "path": "/src/x", "content": ""})),
+                false,
+            ),
+        ];
+        for (scope, asked, covered) in cases {
+            assert_eq!(scope.covers(&asked, cwd), covered, "{scope:?} on {asked:?}");
+            assert!(
+                !scope.matches(asked.command().unwrap_or("")),
+                "never a command"
+            );
+        }
+        let forged = Scope::UrlPrefix {
+            prefix: "https://EXAMPLE.org/docs".into(),
+            method: "GET".into(),
+        };
+        assert!(
+            forged.refusal_for(&fetch, cwd).is_some(),
+            "a stored prefix is normalized"
+        );
     }
 
     #[test]

@@ -541,4 +541,60 @@ mod tests {
             ("agent", "human")
         );
     }
+
+    #[test]
+    fn a_wider_grant_is_checked_when_applied_and_read_back() {
+        let mut state = State::default();
+        let fetch = crate::core::action::Action::Fetch {
+            url: "https://e.org/a/b".into(),
+            method: None,
+        };
+        let payload = Payload::approval(fetch, String::new(), Vec::new(), Default::default());
+        let url = |prefix: &str, method: &str| Scope::UrlPrefix {
+            prefix: prefix.into(),
+            method: method.into(),
+        };
+        // (the grant a record carries, whether applying it grants a rule)
+        let grants = [
+            (url("https://e.org/c", "GET"), false),
+            (url("https://E.org/a", "GET"), false),
+            (url("https://e.org/a", "POST"), false),
+            (Scope::Tool("x".into()), false),
+            (url("https://e.org/a", "GET"), true),
+        ];
+        for (n, (grant, granted)) in grants.into_iter().enumerate() {
+            let id = format!("{n:032x}");
+            let asked = Prompt::new(id.clone(), "s1".into(), 1.0, 600, payload.clone());
+            state.apply(&Change::Submitted(asked));
+            let answered = Change::Resolved {
+                session_id: "s1".into(),
+                kind: Kind::Approval,
+                id: id.clone(),
+                outcome: Outcome::Answered(Answer::choice(Choice::Always)),
+                at: 2.0,
+                grant: Some(grant.clone()),
+                by: None,
+            };
+            assert_eq!(
+                state.refused_grant(&answered).is_none(),
+                granted,
+                "{grant:?}"
+            );
+            state.apply(&answered);
+            assert_eq!(state.rule(&id).is_some(), granted, "{grant:?}");
+        }
+        let mut snapshot = state.to_snapshot();
+        assert_eq!(State::from_snapshot(&snapshot), Some(state.clone()));
+        let forged = [
+            json!({"rule_id": "f1", "scope": {"url_prefix": "https://e.org/a/../", "method": "GET"},
+                "lifetime": "always", "session_id": null, "granted_at": 3.0, "command": "fetch"}),
+            json!({"rule_id": "f2", "scope": {"directory": "/src/../", "type": "edit"},
+                "lifetime": "always", "session_id": null, "granted_at": 3.0, "command": "edit"}),
+            json!({"rule_id": "f3", "scope": {"tool": ""},
+                "lifetime": "always", "session_id": null, "granted_at": 3.0, "command": "tool"}),
+        ];
+        snapshot["always"].as_array_mut().unwrap().extend(forged);
+        let read = State::from_snapshot(&snapshot).expect("a state");
+        assert_eq!(read, state, "only the rule that holds");
+    }
 }

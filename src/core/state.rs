@@ -313,7 +313,7 @@ impl State {
                     kind: *kind,
                     session_id: session_id.clone(),
                     asked: prompt.payload.asked().to_string(),
-                    action: asked_action(&prompt.payload),
+                    action: prompt.payload.action().and_then(kept_action),
                     auto: false,
                     outcome: outcome.clone(),
                     at: *at,
@@ -334,6 +334,7 @@ impl State {
                 kind,
                 id,
                 command,
+                action,
                 answer,
                 rule_id,
                 at,
@@ -343,12 +344,12 @@ impl State {
                     kind: *kind,
                     session_id: session_id.clone(),
                     asked: command.clone(),
-                    action: None,
+                    action: kept_action(action),
                     auto: true,
                     outcome: Outcome::Answered(answer.clone()),
                     at: *at,
                     version,
-                    action_digest: receipt::action_digest(&receipt::command_action(command)),
+                    action_digest: receipt::action_digest(&action.key()),
                     rule: Some(rule_id.clone()),
                     agent: agent.clone(),
                     by: None,
@@ -473,7 +474,8 @@ impl State {
             Lifetime::Session => (&session.rules, Some(session_id.clone())),
             Lifetime::Always => (&self.always, None),
         };
-        if rules.iter().any(|rule| rule.scope == *scope) || scope.refusal_for(action).is_some() {
+        let refused = scope.refusal_for(action, payload.cwd()).is_some();
+        if rules.iter().any(|rule| rule.scope == *scope) || refused {
             return None;
         }
         Some(Rule {
@@ -507,7 +509,7 @@ impl State {
         let Some(action) = prompt.payload.action() else {
             return Some("it answers a prompt that has no action".into());
         };
-        scope.refusal_for(action)
+        scope.refusal_for(action, prompt.payload.cwd())
     }
 
     fn record(&mut self, id: &str, record: Record) {
@@ -604,19 +606,21 @@ impl State {
             } => {
                 let prompt = self.queue(session_id, *kind).and_then(|q| q.get(id));
                 let asked = prompt.map_or("", |prompt| prompt.payload.asked());
-                let action = prompt.and_then(|prompt| asked_action(&prompt.payload));
-                Some(outcome_cost(id, outcome, asked) + kept_action_cost(action.as_deref()))
+                let action = prompt.and_then(|prompt| prompt.payload.action());
+                let kept = action.and_then(kept_action);
+                Some(outcome_cost(id, outcome, asked) + kept_action_cost(kept.as_deref()))
             }
             Change::AutoAnswered {
                 id,
                 command,
+                action,
                 answer,
                 ..
-            } => Some(outcome_cost(
-                id,
-                &Outcome::Answered(answer.clone()),
-                command,
-            )),
+            } => {
+                let answered = Outcome::Answered(answer.clone());
+                let kept = kept_action(action);
+                Some(outcome_cost(id, &answered, command) + kept_action_cost(kept.as_deref()))
+            }
             _ => None,
         }
     }
@@ -649,11 +653,13 @@ impl State {
             return Ok((Vec::new(), queued));
         }
         if let Some((rule, command, answer)) = self.rule_for(session_id, &prompt.payload) {
+            let action = prompt.payload.action().expect("a rule answers approvals");
             let change = Change::AutoAnswered {
                 session_id: session_id.to_string(),
                 kind,
                 id: prompt.id.clone(),
                 command: command.to_string(),
+                action: Box::new(action.clone()),
                 answer: answer.clone(),
                 rule_id: rule.rule_id.clone(),
                 at: prompt.requested_at,
@@ -727,7 +733,10 @@ impl State {
     ) -> Option<(&'a Rule, &'a str, Answer)> {
         let (command, action) = (payload.command()?, payload.action()?);
         let rules = self.always.iter().chain(self.session_rules(session_id));
-        let rule = rules.into_iter().find(|rule| rule.scope.covers(action))?;
+        let cwd = payload.cwd();
+        let rule = rules
+            .into_iter()
+            .find(|rule| rule.scope.covers(action, cwd))?;
         Some((rule, command, Answer::choice(rule.lifetime.choice())))
     }
 
@@ -863,7 +872,8 @@ impl State {
         else {
             return Ok(None);
         };
-        let scope = Scope::for_action(action, picked).map_err(Error::bad_request)?;
+        let cwd = prompt.payload.cwd();
+        let scope = Scope::for_action(action, cwd, picked).map_err(Error::bad_request)?;
         let session = self.sessions.get(&prompt.session_id);
         let held = match lifetime {
             Lifetime::Session => session.map_or(&[][..], |s| s.rules.as_slice()),
@@ -1268,11 +1278,10 @@ impl Record {
     }
 }
 
-/// The action a kept outcome keeps: an approval's, when it is not a command.
-fn asked_action(payload: &Payload) -> Option<Box<Action>> {
-    let action = payload
-        .action()
-        .filter(|action| action.command().is_none())?;
+/// The action a kept outcome keeps: an approval's, when it is not a
+/// command (a command's is its `asked` text).
+fn kept_action(action: &Action) -> Option<Box<Action>> {
+    let action = Some(action).filter(|action| action.command().is_none())?;
     Some(Box::new(action.clone()))
 }
 

@@ -566,41 +566,77 @@ fn respond(app: &App, request: &Request, kind: Kind) -> Result<Reply> {
     respond_body(kind, &answer, id.is_some(), responded).map(Reply::from)
 }
 
-/// The prefix a human picked for the rule an answer grants (`scope`): a
-/// string, or `{"prefix": <string>, "options": <bool>}` when the human
-/// ticked "and any options" (docs/PROTOCOL.md §3.2); only with a choice that
-/// grants one; a clarify answer ignores the field.
+/// The wider scope a human picked for the rule an answer grants
+/// (`scope`, docs/PROTOCOL.md §3.2): a command's prefix, a string or
+/// `{"prefix": <string>, "options": <bool>}` when the human ticked "and
+/// any options"; for another action `{"tool": <name>}`, `{"url_prefix":
+/// <url>}` or `{"directory": <path>}`, checked against the prompt's action
+/// by the state. Only with a choice that grants one; a clarify answer
+/// ignores the field.
 fn read_scope(answer: &Answer, body: &Map<String, Value>) -> Result<Option<Scope>> {
     let Some(decision) = answer.decision() else {
         return Ok(None);
     };
-    let grants = decision.choice.grants_rule();
-    let (prefix, options) = match body.get("scope") {
+    let scope = match body.get("scope") {
         None | Some(Value::Null) => return Ok(None),
-        Some(Value::String(prefix)) => (prefix, &Value::Null),
-        Some(Value::Object(scope)) => match scope.get("prefix") {
-            Some(Value::String(prefix)) => (prefix, scope.get("options").unwrap_or(&Value::Null)),
-            _ => return Err(Error::bad_request("scope.prefix must be a string")),
+        Some(Value::String(prefix)) => Scope::Prefix {
+            prefix: prefix.clone(),
+            options: false,
         },
-        Some(_) => {
-            return Err(Error::bad_request(
-                "scope must be a string or {\"prefix\": <string>, \"options\": <boolean>}",
-            ));
-        }
+        Some(Value::Object(scope)) => read_scope_object(scope)?,
+        Some(_) => return Err(Error::bad_request(SCOPE_SHAPE)),
     };
-    let options = match options {
-        Value::Null => false,
-        Value::Bool(options) => *options,
-        _ => return Err(Error::bad_request("scope.options must be true or false")),
-    };
-    match grants {
+    match decision.choice.grants_rule() {
         false => Err(Error::bad_request(
             "scope applies only to the session and always choices",
         )),
-        true => Ok(Some(Scope::Prefix {
-            prefix: prefix.clone(),
-            options,
-        })),
+        true => Ok(Some(scope)),
+    }
+}
+
+const SCOPE_SHAPE: &str = "scope must be a string, {\"prefix\": <string>, \"options\": <boolean>}, {\"tool\": <string>}, {\"url_prefix\": <string>} or {\"directory\": <string>}";
+
+/// A scope object: exactly one of `prefix` (with `options`), `tool`,
+/// `url_prefix` and `directory`, its value a string.
+fn read_scope_object(scope: &Map<String, Value>) -> Result<Scope> {
+    let string = |name: &str| match scope.get(name) {
+        Some(Value::String(text)) => Ok(text.clone()),
+        _ => Err(Error::bad_request(format!("scope.{name} must be a string"))),
+    };
+    let fields = |allowed: &[&str]| match scope.keys().all(|key| allowed.contains(&key.as_str())) {
+        true => Ok(()),
+        false => Err(Error::bad_request(SCOPE_SHAPE)),
+    };
+    let named = ["prefix", "tool", "url_prefix", "directory"];
+    match named.into_iter().find(|name| scope.contains_key(*name)) {
+        Some("prefix") => {
+            fields(&["prefix", "options"])?;
+            let options = match scope.get("options").unwrap_or(&Value::Null) {
+                Value::Null => false,
+                Value::Bool(options) => *options,
+                _ => return Err(Error::bad_request("scope.options must be true or false")),
+            };
+            let prefix = string("prefix")?;
+            Ok(Scope::Prefix { prefix, options })
+        }
+        Some("tool") => fields(&["tool"]).and(string("tool").map(Scope::Tool)),
+        // The method and the action's type are the prompt's (`Scope::for_action`).
+        Some("url_prefix") => fields(&["url_prefix"])
+            .and(string("url_prefix"))
+            .map(|prefix| {
+                let method = String::new();
+                Scope::UrlPrefix { prefix, method }
+            }),
+        Some("directory") => fields(&["directory"])
+            .and(string("directory"))
+            .map(|directory| {
+                let action_type = "";
+                Scope::Directory {
+                    directory,
+                    action_type,
+                }
+            }),
+        _ => Err(Error::bad_request(SCOPE_SHAPE)),
     }
 }
 
@@ -686,8 +722,17 @@ fn respond_body(
 
 // ---- browser API: rules (docs/PROTOCOL.md §3.2) ----
 
+/// A rule as the page lists it: its record, and what it covers in plain
+/// words (`covers`).
+fn rule_json(rule: &Rule) -> Value {
+    let mut value = rule.to_json();
+    value["covers"] = json!(rule.scope.plain_words());
+    value
+}
+
 fn rules(app: &App) -> Response {
-    let rules: Vec<Value> = app.hub.rules().iter().map(Rule::to_json).collect();
+    let rules = app.hub.rules();
+    let rules: Vec<Value> = rules.iter().map(rule_json).collect();
     Response::json(200, &json!({ "rules": rules }))
 }
 

@@ -647,6 +647,7 @@ fn responds_with_bad_fields_are_400_and_change_nothing() {
         )
     };
     let not_prefix = "scope must be a prefix of the command that ends at a word boundary";
+    const SHAPE: &str = r#"scope must be a string, {"prefix": <string>, "options": <boolean>}, {"tool": <string>}, {"url_prefix": <string>} or {"directory": <string>}"#;
     let runs_others = "a prefix may not end at `git`: it runs other programs or code, so the prefix must also name what it runs (docs/PROTOCOL.md §3.2); pick a longer prefix or the exact command";
     #[rustfmt::skip]
     cases.extend([
@@ -656,9 +657,15 @@ fn responds_with_bad_fields_are_400_and_change_nothing() {
         (approval(json!({"choice": 3})), bad("Invalid choice: 3")),
         (approval(json!({"choice": true})), bad("Invalid choice: true")),
         (approval(json!({"choice": {"a": 1}})), bad(r#"Invalid choice: {"a":1}"#)),
-        (approval(json!({"scope": 7})), bad(r#"scope must be a string or {"prefix": <string>, "options": <boolean>}"#)),
+        (approval(json!({"scope": 7})), bad(SHAPE)),
         (approval(json!({"choice": "always", "scope": {"prefix": 7}})), bad("scope.prefix must be a string")),
-        (approval(json!({"choice": "always", "scope": {"exact": "git push origin main"}})), bad("scope.prefix must be a string")),
+        (approval(json!({"choice": "always", "scope": {"exact": "git push origin main"}})), bad(SHAPE)),
+        (approval(json!({"choice": "always", "scope": {"prefix": "git push", "tool": "x"}})), bad(SHAPE)),
+        (approval(json!({"choice": "always", "scope": {"tool": 7}})), bad("scope.tool must be a string")),
+        (approval(json!({"choice": "always", "scope": {"url_prefix": null}})), bad("scope.url_prefix must be a string")),
+        (approval(json!({"choice": "always", "scope": {"directory": ["/"]}})), bad("scope.directory must be a string")),
+        (approval(json!({"choice": "always", "scope": {"tool": "git"}})), bad("a tool scope applies only to tool actions, not to this command action")),
+        (approval(json!({"choice": "once", "scope": {"directory": "/src/"}})), bad("scope applies only to the session and always choices")),
         (approval(json!({"choice": "always", "scope": {"prefix": "git push", "options": "yes"}})), bad("scope.options must be true or false")),
         (approval(json!({"choice": "always", "scope": {"prefix": "git", "options": true}})), bad(runs_others)),
         (approval(json!({"choice": "session", "scope": "git"})), bad(runs_others)),
@@ -1104,10 +1111,12 @@ fn rules_are_listed_with_where_they_came_from_and_revoked_by_id() {
     check(&app, respond("s1", &main, session), answered("session"));
     #[rustfmt::skip]
     let session_rule = json!({"rule_id": main, "scope": {"exact": "git push origin main"},
-        "lifetime": "session", "session_id": "s1", "granted_at": 0.0, "command": "git push origin main"});
+        "lifetime": "session", "session_id": "s1", "granted_at": 0.0, "command": "git push origin main",
+        "covers": "exactly this command"});
     #[rustfmt::skip]
     let always_rule = json!({"rule_id": dev, "scope": {"prefix": "git push"},
-        "lifetime": "always", "session_id": null, "granted_at": 0.0, "command": "git push origin dev"});
+        "lifetime": "always", "session_id": null, "granted_at": 0.0, "command": "git push origin dev",
+        "covers": "commands starting with this prefix, then only plain words that are not options"});
     let both = listed(vec![always_rule, session_rule.clone()]);
     check_changes_nothing(&app, get("/api/rules"), both);
 

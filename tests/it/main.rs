@@ -1,6 +1,7 @@
 //! askgate's integration tests, one binary: each module starts real servers
 //! on port 0 and talks to them over loopback as a browser or agent would.
 
+mod action_rules;
 mod actions;
 mod agent;
 mod audit;

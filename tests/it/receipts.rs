@@ -214,6 +214,31 @@ fn every_decision_carries_a_receipt_the_node_verifier_accepts() {
 }
 
 #[test]
+fn an_auto_approved_action_has_a_receipt_for_the_whole_action_asked() {
+    let server = TestServer::start(&[]);
+    let key = public_key(&server);
+    let edit = json!({"type": "edit", "path": "/src/app/main.rs",
+        "edits": [{"old": "let a = 1;", "new": "let a = 2;"}]});
+    let command = json!({"type": "command", "command": "make test", "cwd": "/src"});
+    for (n, action) in [edit, command].into_iter().enumerate() {
+        let session = format!("auto{n}");
+        let body = json!({"session_id": session, "action": action, "timeout_seconds": 0});
+        let first = server.post("/api/approval/submit", &body).json();
+        let id = first["approval_id"].as_str().unwrap();
+        respond(&server, &session, id, "session");
+        let again = server.post("/api/approval/submit", &body).json();
+        assert_eq!(again["auto"], true, "{again}");
+        let id = again["approval_id"].as_str().unwrap();
+        let reply = wait(&server, "approval", &session, id);
+        let checked = node_verify(&key, &reply, Some(&action));
+        assert!(checked.is_ok(), "{action}: {reply}: {checked:?}");
+        let canonical = receipt::action_digest(&action.to_string());
+        assert_eq!(payload_of(&reply)["action"], json!(canonical), "{reply}");
+        assert_eq!(payload_of(&reply)["by"], "rule", "{reply}");
+    }
+}
+
+#[test]
 fn tampering_with_any_field_the_signature_or_the_key_fails_the_node_verifier() {
     let server = TestServer::start(&[]);
     let key = public_key(&server);

@@ -259,3 +259,52 @@ fn top_level_arms(body: &str) -> Vec<&str> {
     }
     arms
 }
+
+/// Issue 19 §5: the page derives every per-kind list from one table,
+/// `www/kinds.js`, whose names are the server's kinds; no other page file
+/// lists the kinds: no code line names two kinds, and no object has a
+/// kind's name for a key (a map per kind).
+#[test]
+fn the_page_lists_the_kinds_in_one_table_only() {
+    use askgate::core::kind::Kind;
+    let www = root().join("www");
+    let table = fs::read_to_string(www.join("kinds.js")).expect("www/kinds.js");
+    for kind in Kind::ALL {
+        let row = format!("{{ kind: '{}'", kind.as_str());
+        assert!(table.contains(&row), "www/kinds.js has no row {row:?}");
+    }
+    let names: Vec<&str> = Kind::ALL.iter().map(|kind| kind.as_str()).collect();
+    let mut found = Vec::new();
+    for entry in fs::read_dir(&www).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if !name.ends_with(".js") || name == "kinds.js" {
+            continue;
+        }
+        let text = fs::read_to_string(&path).unwrap();
+        for (at, line) in text.lines().enumerate() {
+            let line = line.trim_start();
+            if line.starts_with("//") {
+                continue;
+            }
+            let code = line.split(" // ").next().unwrap_or(line);
+            let named = names.iter().filter(|kind| code.contains(**kind)).count();
+            let keyed = names.iter().any(|kind| {
+                code.match_indices(*kind).any(|(i, _)| {
+                    let before = code[..i].chars().next_back();
+                    let after = code[i + kind.len()..].trim_start();
+                    !before.is_some_and(|c| c.is_alphanumeric() || "_-.'\"`#$".contains(c))
+                        && after.starts_with(':')
+                        && !after.starts_with("::")
+                })
+            });
+            if named > 1 || keyed {
+                found.push(format!("www/{name}:{}: {line}", at + 1));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "kinds listed outside www/kinds.js: {found:#?}"
+    );
+}
