@@ -74,7 +74,7 @@ pub fn lines(state: &State, change: &Change, by: &str, at: f64) -> Vec<String> {
                 line.field("reason", "session_evicted").end()
             })
             .collect(),
-        Change::Pruned { .. } | Change::Restarted { .. } => Vec::new(),
+        Change::Pruned { .. } | Change::Restarted { .. } | Change::Credential(_) => Vec::new(),
     }
 }
 

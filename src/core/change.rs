@@ -4,9 +4,11 @@
 //! Every way the state moves is one of these: a submit, an answer, a
 //! cancel or an expiry (all `Resolved`), an answer by a rule, a rule
 //! revoked, a session evicted to make room, outcomes and idle sessions
-//! forgotten after their retention. A change carries every time and id it needs, so applying the
+//! forgotten after their retention, a sign-in or a spent capability
+//! (`Credential`). A change carries every time and id it needs, so applying the
 //! same changes in the same order always gives the same state.
 
+use crate::core::credentials::CredentialChange;
 use crate::core::kind::Kind;
 use crate::core::prompt::{Answer, Outcome, Prompt};
 use crate::core::rules::Scope;
@@ -58,6 +60,9 @@ pub enum Change {
     Restarted {
         skip: u64,
     },
+    /// A page signed in or out, a capability spent, or some of those
+    /// expired (`core/credentials.rs`).
+    Credential(CredentialChange),
 }
 
 impl Change {
@@ -111,6 +116,7 @@ impl Change {
                 json!({"pruned": {"outcomes": outcomes, "sessions": sessions}})
             }
             Change::Restarted { skip } => json!({"restarted": {"skip": skip}}),
+            Change::Credential(change) => change.to_json(),
         }
     }
 
@@ -160,7 +166,7 @@ impl Change {
             "restarted" => Change::Restarted {
                 skip: body["skip"].as_u64()?,
             },
-            _ => return None,
+            tag => Change::Credential(CredentialChange::from_json(tag, body)?),
         })
     }
 }

@@ -9,6 +9,7 @@
 pub mod action;
 pub mod audit;
 pub mod change;
+pub mod credentials;
 pub mod form;
 pub mod history;
 pub mod kind;

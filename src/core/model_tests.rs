@@ -12,6 +12,7 @@
 
 use crate::core::action::{Action, Edit};
 use crate::core::change::Change;
+use crate::core::credentials::CredentialChange;
 use crate::core::kind::Kind;
 use crate::core::prompt::{Answer, Choice, Context, Decision, Outcome, Payload, Prompt};
 use crate::core::rules::{Lifetime, Scope};
@@ -187,6 +188,8 @@ struct Run {
     watchers: Vec<Watcher>,
     now: f64,
     limits: Limits,
+    /// The digest of the last sign-in, while it holds.
+    signed_in: Option<String>,
 }
 
 impl Run {
@@ -205,6 +208,7 @@ impl Run {
                 max_sessions: 3,
                 result_ttl: 30.0,
             },
+            signed_in: None,
         }
     }
 
@@ -361,7 +365,7 @@ impl Run {
                     );
                 }
             }
-            Change::Restarted { .. } => {}
+            Change::Restarted { .. } | Change::Credential(_) => {}
         }
     }
 
@@ -376,7 +380,8 @@ impl Run {
             73..=76 => self.revoke(),
             77..=84 => self.subscribe(),
             85..=94 => self.drain_one(),
-            _ => self.unsubscribe(),
+            95..=97 => self.unsubscribe(),
+            _ => self.sign_in_or_spend(),
         }
     }
 
@@ -718,6 +723,43 @@ impl Run {
         }
         let pruned = self.state.prune(self.now, &self.limits, self.watched());
         self.commit(pruned.into_iter().collect());
+        let expired = self.state.expire_credentials(self.now);
+        self.commit(expired.into_iter().collect());
+        if let Some(digest) = self.signed_in.take() {
+            self.signed_in = self.state.signed_in(&digest, self.now).then_some(digest);
+        }
+    }
+
+    /// A page signs in, out, or a capability is spent: kept until it
+    /// expires, signed out or spent once (the replay check covers them).
+    fn sign_in_or_spend(&mut self) {
+        let key = format!("{:06x}", self.log.len());
+        let expires = self.now + *self.rng.pick(&[1.0, 20.0, 600.0]);
+        let change = match (self.rng.below(3), self.signed_in.take()) {
+            (0, Some(digest)) => {
+                assert!(self.state.signed_in(&digest, self.now));
+                CredentialChange::SignedOut { digest }
+            }
+            (1, _) => {
+                let spent = format!("approval:{key}");
+                assert!(!self.state.spent(&spent, self.now), "spent once");
+                CredentialChange::Spent {
+                    key: spent,
+                    expires,
+                }
+            }
+            _ => {
+                self.signed_in = Some(key.clone());
+                CredentialChange::SignedIn {
+                    digest: key,
+                    expires,
+                }
+            }
+        };
+        self.commit(vec![Change::Credential(change)]);
+        if let Some(digest) = &self.signed_in {
+            assert!(self.state.signed_in(digest, self.now));
+        }
     }
 
     /// A restart: versions jump, and nothing a watcher saw inside the jump

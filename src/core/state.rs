@@ -16,6 +16,7 @@
 
 use crate::core::action::Action;
 use crate::core::change::Change;
+use crate::core::credentials::Credentials;
 use crate::core::kind::{Kind, KindMap};
 use crate::core::prompt::{Answer, Outcome, Payload, Prompt, json_len, round_ms};
 use crate::core::queue::{Identified, Queue};
@@ -238,6 +239,8 @@ pub struct State {
     /// What the sessions themselves cost (`Session::cost`), counted with
     /// the pending prompts.
     pub(super) session_bytes: usize,
+    /// The page's sign-ins and the spent capabilities.
+    pub(super) credentials: Credentials,
 }
 
 impl State {
@@ -358,6 +361,10 @@ impl State {
                 let before = version - 1;
                 self.version = before + change.versions_used();
                 self.skipped.push((before, self.version));
+                Applied::default()
+            }
+            Change::Credential(change) => {
+                self.credentials.apply(change);
                 Applied::default()
             }
         }
@@ -871,6 +878,22 @@ impl State {
         due.take(EXPIRE_BATCH)
             .map(|prompt| resolved(prompt, Outcome::Expired, now))
             .collect()
+    }
+
+    /// Sign-ins and spent capabilities expired at `now`, forgotten; `None`
+    /// when none has.
+    pub fn expire_credentials(&self, now: f64) -> Option<Change> {
+        self.credentials.expiry(now).map(Change::Credential)
+    }
+
+    /// Whether the page's cookie with this digest is signed in at `now`.
+    pub fn signed_in(&self, digest: &str, now: f64) -> bool {
+        self.credentials.signed_in(digest, now)
+    }
+
+    /// Whether this one-time credential has been spent.
+    pub fn spent(&self, key: &str, now: f64) -> bool {
+        self.credentials.spent(key, now)
     }
 
     /// The earliest `expires_at` of any pending prompt.

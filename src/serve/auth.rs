@@ -13,12 +13,17 @@
 //!
 //! Invariants: secrets come from the OS's random source; a failed sign-in
 //! is logged and rate-limited per client and overall; signed-in sessions
-//! are bounded in number and age.
+//! are kept by the hub's state (`core/credentials.rs`) as the SHA-256 of
+//! their cookie, never the cookie itself, bounded in number and age, so a
+//! restart or another instance keeps them.
 
+use crate::core::receipt::hex;
+use crate::error::Error;
+use crate::hub::Hub;
 use crate::private_file;
 use crate::serve::origin::Client;
 use crate::serve::signin;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
@@ -29,8 +34,6 @@ use std::time::{Duration, Instant};
 pub const COOKIE: &str = "askgate_session";
 /// How long a sign-in lasts.
 pub const SESSION_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
-/// Signed-in sessions kept at once; the oldest goes first.
-const MAX_SESSIONS: usize = 256;
 /// Failed sign-ins allowed per client, and overall, per window.
 const FAILURES_PER_CLIENT: usize = 5;
 const FAILURES_OVERALL: usize = 30;
@@ -118,7 +121,6 @@ pub struct Auth {
     /// The key of the one-time sign-in codes, from the human's token.
     code_key: Option<ring::hmac::Key>,
     spent_codes: Mutex<signin::Spent>,
-    sessions: Mutex<Sessions>,
     failures: Mutex<Failures>,
 }
 
@@ -132,12 +134,6 @@ pub enum Credential<'a> {
 }
 
 #[derive(Default)]
-struct Sessions {
-    expiry: HashMap<String, Instant>,
-    order: VecDeque<String>,
-}
-
-#[derive(Default)]
 struct Failures {
     recent: VecDeque<(Instant, Option<Client>)>,
 }
@@ -148,6 +144,8 @@ pub enum SignInError {
     WrongToken,
     BadCode(signin::Refused),
     TooMany,
+    /// The sign-in could not be kept (a full disk, Redis unreachable).
+    NotKept(Error),
 }
 
 impl Auth {
@@ -157,7 +155,6 @@ impl Auth {
             tokens,
             local_agents: false,
             spent_codes: Mutex::default(),
-            sessions: Mutex::default(),
             failures: Mutex::default(),
         }
     }
@@ -173,9 +170,11 @@ impl Auth {
     }
 
     /// Who a request's credential names: its bearer token, else its
-    /// cookie; with neither, a `local` caller may be an agent.
+    /// cookie (signed in as the `hub` keeps it); with neither, a `local`
+    /// caller may be an agent.
     pub fn identify(
         &self,
+        hub: &Hub,
         authorization: Option<&str>,
         cookie: Option<&str>,
         local: bool,
@@ -197,21 +196,17 @@ impl Auth {
             };
         }
         match cookie.and_then(session_id) {
-            Some(id) if self.signed_in(id) => Caller::SignedIn,
+            Some(id) if hub.signed_in(&digest(id)) => Caller::SignedIn,
             _ => Caller::Unknown,
         }
     }
 
-    fn signed_in(&self, id: &str) -> bool {
-        let sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-        let found = sessions.expiry.iter().find(|(known, _)| same(known, id));
-        found.is_some_and(|(_, expiry)| *expiry > Instant::now())
-    }
-
     /// The page's sign-in: the human's token, or a one-time code, for a
-    /// new session id. Every failure counts against the same limit.
+    /// new session id, kept by the `hub`. Every failure counts against the
+    /// same limit.
     pub fn sign_in(
         &self,
+        hub: &Hub,
         credential: Credential<'_>,
         client: Option<Client>,
     ) -> Result<String, SignInError> {
@@ -245,36 +240,32 @@ impl Auth {
             return Err(error);
         }
         drop(failures);
-        let id = random_hex(32).map_err(|_| SignInError::WrongToken)?;
-        let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-        sessions.add(id.clone());
+        let id = random_hex(32).map_err(|error| {
+            log::error!("no random bytes for a sign-in: {error}");
+            SignInError::NotKept(Error::Internal)
+        })?;
+        hub.sign_in(&digest(&id), SESSION_LIFETIME, PAGE)
+            .map_err(SignInError::NotKept)?;
         log::info!("signed in from {}", shown(client.as_ref()));
         Ok(id)
     }
 
-    pub fn sign_out(&self, cookie: Option<&str>) {
-        if let Some(id) = cookie.and_then(session_id) {
-            let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-            sessions.expiry.remove(id);
-            sessions.order.retain(|known| known != id);
+    /// Forgets the sign-in of the request's cookie, if it has one.
+    pub fn sign_out(&self, hub: &Hub, cookie: Option<&str>) -> Result<(), Error> {
+        match cookie.and_then(session_id) {
+            Some(id) => hub.sign_out(&digest(id), PAGE),
+            None => Ok(()),
         }
     }
 }
 
-impl Sessions {
-    fn add(&mut self, id: String) {
-        let now = Instant::now();
-        self.expiry.retain(|_, expiry| *expiry > now);
-        let expiry = &self.expiry;
-        self.order.retain(|known| expiry.contains_key(known));
-        while self.order.len() >= MAX_SESSIONS {
-            if let Some(oldest) = self.order.pop_front() {
-                self.expiry.remove(&oldest);
-            }
-        }
-        self.expiry.insert(id.clone(), now + SESSION_LIFETIME);
-        self.order.push_back(id);
-    }
+/// Who signs in and out, for the log.
+const PAGE: &str = "human (page)";
+
+/// What the state keeps of a sign-in: the SHA-256 of its cookie's value,
+/// hex, so a copy of the data directory or of Redis signs nobody in.
+fn digest(session_id: &str) -> String {
+    hex(ring::digest::digest(&ring::digest::SHA256, session_id.as_bytes()).as_ref())
 }
 
 impl Failures {
@@ -390,6 +381,18 @@ pub fn write_new_tokens(dir: &Path, keep: Option<(Role, &Tokens)>) -> io::Result
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::state::Limits;
+
+    fn hub() -> Hub {
+        let limits = Limits {
+            max_pending: 4,
+            max_prompts: 4,
+            max_state_bytes: 1 << 20,
+            max_sessions: 4,
+            result_ttl: 60.0,
+        };
+        Hub::new(limits, 4)
+    }
 
     fn auth() -> Auth {
         Auth::new(Some(Tokens {
@@ -400,7 +403,7 @@ mod tests {
 
     #[test]
     fn credentials_name_their_role() {
-        let auth = auth();
+        let (auth, hub) = (auth(), hub());
         let cases = [
             (
                 Some("Bearer agent-secret"),
@@ -419,17 +422,20 @@ mod tests {
         ];
         for (authorization, cookie, expected) in cases {
             assert_eq!(
-                auth.identify(authorization, cookie, false),
+                auth.identify(&hub, authorization, cookie, false),
                 expected,
                 "{authorization:?} {cookie:?}"
             );
         }
-        assert_eq!(Auth::new(None).identify(None, None, true), Caller::Open);
-        let local = auth.with_local_agents(true);
-        assert_eq!(local.identify(None, None, true), Caller::Local);
-        assert_eq!(local.identify(None, None, false), Caller::Unknown);
         assert_eq!(
-            local.identify(Some("Bearer guess"), None, true),
+            Auth::new(None).identify(&hub, None, None, true),
+            Caller::Open
+        );
+        let local = auth.with_local_agents(true);
+        assert_eq!(local.identify(&hub, None, None, true), Caller::Local);
+        assert_eq!(local.identify(&hub, None, None, false), Caller::Unknown);
+        assert_eq!(
+            local.identify(&hub, Some("Bearer guess"), None, true),
             Caller::Unknown,
             "a wrong token is never taken for no token"
         );
@@ -437,37 +443,43 @@ mod tests {
 
     #[test]
     fn signing_in_gives_a_session_and_failures_are_limited() {
-        let auth = auth();
+        let (auth, hub) = (auth(), hub());
         let client = Some(Client::Address([192, 168, 1, 9].into()));
         let id = auth
-            .sign_in(Credential::Token("human-secret"), client.clone())
+            .sign_in(&hub, Credential::Token("human-secret"), client.clone())
             .unwrap();
         let cookie = format!("theme=dark; {COOKIE}={id}");
-        assert_eq!(auth.identify(None, Some(&cookie), false), Caller::SignedIn);
         assert_eq!(
-            auth.sign_in(Credential::Token("agent-secret"), client.clone()),
+            auth.identify(&hub, None, Some(&cookie), false),
+            Caller::SignedIn
+        );
+        assert_eq!(
+            auth.sign_in(&hub, Credential::Token("agent-secret"), client.clone()),
             Err(SignInError::WrongToken),
             "an agent's token never signs in"
         );
         for _ in 1..FAILURES_PER_CLIENT {
             assert_eq!(
-                auth.sign_in(Credential::Token("guess"), client.clone()),
+                auth.sign_in(&hub, Credential::Token("guess"), client.clone()),
                 Err(SignInError::WrongToken)
             );
         }
         assert_eq!(
-            auth.sign_in(Credential::Token("human-secret"), client),
+            auth.sign_in(&hub, Credential::Token("human-secret"), client),
             Err(SignInError::TooMany),
             "even the right token, for a while"
         );
         let other = Some(Client::Address([192, 168, 1, 10].into()));
         assert!(
-            auth.sign_in(Credential::Token("human-secret"), other)
+            auth.sign_in(&hub, Credential::Token("human-secret"), other)
                 .is_ok(),
             "another client still can"
         );
-        auth.sign_out(Some(&cookie));
-        assert_eq!(auth.identify(None, Some(&cookie), false), Caller::Unknown);
+        auth.sign_out(&hub, Some(&cookie)).unwrap();
+        assert_eq!(
+            auth.identify(&hub, None, Some(&cookie), false),
+            Caller::Unknown
+        );
     }
 
     #[test]

@@ -1,0 +1,112 @@
+//! The hub's side of the credentials the state keeps (`core/credentials.rs`):
+//! the page's sign-ins and the spent notification capabilities, committed
+//! like any other change (journaled, or appended to the log in Redis), so
+//! they survive a restart and every instance sees them.
+//!
+//! Invariants: a capability is spent in the same operation as the answer
+//! it gives (one record), so two requests with it cannot both answer, on
+//! one instance or two, and a refused answer spends nothing; with Redis, a
+//! cookie or a spend this instance does not know yet is looked up in the
+//! log before it is refused or taken as new.
+
+use super::{Hub, Responded, replica};
+use crate::core::change::Change;
+use crate::core::credentials::CredentialChange;
+use crate::core::prompt::Answer;
+use crate::core::state::Respond;
+use crate::error::Result;
+use std::time::Duration;
+
+/// A one-time credential spent with an answer: its key (`approval:<id>`)
+/// and the Unix second after which it is refused as expired anyway.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Spend {
+    pub key: String,
+    pub expires: f64,
+}
+
+impl Hub {
+    /// Keeps a page's sign-in (the SHA-256 of its cookie, hex) for
+    /// `lifetime`; `by` names who signed in, for the log.
+    pub fn sign_in(&self, digest: &str, lifetime: Duration, by: &str) -> Result<()> {
+        let op = self.op(by);
+        let expires = op.now + lifetime.as_secs_f64();
+        let change = CredentialChange::SignedIn {
+            digest: digest.to_string(),
+            expires,
+        };
+        self.commit(op, |_| Ok((vec![Change::Credential(change.clone())], ())))
+    }
+
+    /// Forgets a page's sign-in; one that is not kept changes nothing.
+    pub fn sign_out(&self, digest: &str, by: &str) -> Result<()> {
+        let op = self.op(by);
+        let now = op.now;
+        self.commit(op, |inner| {
+            let known = inner.state.signed_in(digest, now);
+            let change = CredentialChange::SignedOut {
+                digest: digest.to_string(),
+            };
+            let changes = known.then_some(Change::Credential(change));
+            Ok((changes.into_iter().collect(), ()))
+        })
+    }
+
+    /// Whether the cookie with this digest is signed in; with Redis, one
+    /// this instance does not know is looked for in the log first (it may
+    /// have signed in through another instance a moment ago).
+    pub fn signed_in(&self, digest: &str) -> bool {
+        let known = || self.lock().state.signed_in(digest, self.clock.now());
+        if known() {
+            return true;
+        }
+        match &self.replica {
+            Some(replica) => {
+                replica::sync(self, replica);
+                known()
+            }
+            None => false,
+        }
+    }
+
+    /// Answers as `respond` does, spending `spend` in the same operation;
+    /// `None` when it was spent already, and nothing changes. A stale
+    /// answer spends nothing.
+    pub fn respond_spending(
+        &self,
+        spend: &Spend,
+        session_id: &str,
+        id: &str,
+        answer: Answer,
+        by: &str,
+    ) -> Result<Option<Responded>> {
+        let op = self.op(by);
+        let now = op.now;
+        self.commit(op, |inner| {
+            if inner.state.spent(&spend.key, now) {
+                return Ok((Vec::new(), None));
+            }
+            let respond = inner.state.respond(
+                &self.limits,
+                session_id,
+                Some(id),
+                answer.clone(),
+                None,
+                now,
+            )?;
+            Ok(match respond {
+                Respond::Answer(change) => {
+                    let spent = CredentialChange::Spent {
+                        key: spend.key.clone(),
+                        expires: spend.expires,
+                    };
+                    let changes = vec![Change::Credential(spent), *change];
+                    (changes, Some(Responded::Answered))
+                }
+                Respond::Stale { still_pending } => {
+                    (Vec::new(), Some(Responded::Stale { still_pending }))
+                }
+            })
+        })
+    }
+}
