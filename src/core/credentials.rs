@@ -1,14 +1,16 @@
 //! Credentials that outlive a request: the page's sign-ins, each known by
 //! the SHA-256 of its cookie (hex; never the cookie itself), and spent
-//! one-time credentials (a notification's capability, by its prompt), each
-//! until it expires. Part of the state, so they are journaled, replicated
+//! one-time credentials (a notification's capability, by its prompt; a
+//! sign-in link's code, by its nonce), each until it expires. Part of the state, so they are journaled, replicated
 //! through Redis and snapshotted like prompts: a restart or another
 //! instance neither signs the page out nor lets a spent button answer.
 //!
 //! Invariants: pure, like the rest of the core (every time comes inside a
 //! change); at most `MAX_SIGN_INS` sign-ins and `MAX_SPENT` spends are
-//! kept, the oldest going first; an expired entry never counts, and
-//! `Expired` forgets every entry expired at its time.
+//! kept, the oldest going first; at most `MAX_CODES` spent codes, and
+//! none is forgotten before it expires (a code is refused while they are
+//! full: `codes_full`); an expired entry never counts, and `Expired`
+//! forgets every entry expired at its time.
 
 use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
@@ -18,6 +20,10 @@ pub const MAX_SIGN_INS: usize = 256;
 /// Spent capabilities kept at once; the oldest goes first (its prompt was
 /// answered with it, so a replay of it is stale anyway).
 pub const MAX_SPENT: usize = 1024;
+/// Spent sign-in codes kept at once (each for at most the 10 minutes a
+/// code lives); when full, a new code waits rather than an old one being
+/// forgotten early.
+pub const MAX_CODES: usize = 1024;
 /// What one entry costs besides its key, held twice (the table and the
 /// order): the table's node and room to grow, the expiry, the `String`s.
 const ENTRY_OVERHEAD: usize = 128;
@@ -32,6 +38,8 @@ pub enum CredentialChange {
     /// A one-time credential was spent (`approval:<id>`), remembered until
     /// `expires`, after which it is refused as expired anyway.
     Spent { key: String, expires: f64 },
+    /// A sign-in link's code was spent (its nonce), until it expires.
+    CodeSpent { nonce: String, expires: f64 },
     /// Every entry expired at `at` is forgotten.
     Expired { at: f64 },
 }
@@ -45,6 +53,9 @@ impl CredentialChange {
             CredentialChange::SignedOut { digest } => json!({"signed_out": {"digest": digest}}),
             CredentialChange::Spent { key, expires } => {
                 json!({"spent": {"key": key, "expires": expires}})
+            }
+            CredentialChange::CodeSpent { nonce, expires } => {
+                json!({"code_spent": {"nonce": nonce, "expires": expires}})
             }
             CredentialChange::Expired { at } => json!({"credentials_expired": {"at": at}}),
         }
@@ -66,6 +77,10 @@ impl CredentialChange {
                 key: text("key")?,
                 expires: time("expires")?,
             },
+            "code_spent" => CredentialChange::CodeSpent {
+                nonce: text("nonce")?,
+                expires: time("expires")?,
+            },
             "credentials_expired" => CredentialChange::Expired { at: time("at")? },
             _ => return None,
         })
@@ -77,6 +92,7 @@ impl CredentialChange {
 pub struct Credentials {
     sign_ins: Expiring,
     spent: Expiring,
+    codes: Expiring,
 }
 
 impl Credentials {
@@ -87,9 +103,13 @@ impl Credentials {
             }
             CredentialChange::SignedOut { digest } => self.sign_ins.remove(digest),
             CredentialChange::Spent { key, expires } => self.spent.insert(key, *expires, MAX_SPENT),
+            CredentialChange::CodeSpent { nonce, expires } => {
+                self.codes.insert(nonce, *expires, MAX_CODES)
+            }
             CredentialChange::Expired { at } => {
                 self.sign_ins.expire(*at);
                 self.spent.expire(*at);
+                self.codes.expire(*at);
             }
         }
     }
@@ -104,9 +124,26 @@ impl Credentials {
         self.spent.holds(key, now)
     }
 
+    /// Whether the sign-in code with this nonce was spent.
+    pub fn code_spent(&self, nonce: &str, now: f64) -> bool {
+        self.codes.holds(nonce, now)
+    }
+
+    /// Whether `MAX_CODES` unexpired codes are spent: a new one must wait.
+    pub fn codes_full(&self, now: f64) -> bool {
+        let live = self
+            .codes
+            .expires
+            .values()
+            .filter(|&&expires| expires > now);
+        live.count() >= MAX_CODES
+    }
+
     /// `Expired` at `now`, when some entry has expired.
     pub fn expiry(&self, now: f64) -> Option<CredentialChange> {
-        let due = self.sign_ins.any_expired(now) || self.spent.any_expired(now);
+        let due = [&self.sign_ins, &self.spent, &self.codes]
+            .iter()
+            .any(|entries| entries.any_expired(now));
         due.then_some(CredentialChange::Expired { at: now })
     }
 
@@ -121,12 +158,16 @@ impl Credentials {
             let key = key.to_string();
             CredentialChange::Spent { key, expires }
         });
-        sign_ins.chain(spent).collect()
+        let codes = self.codes.entries().map(|(nonce, expires)| {
+            let nonce = nonce.to_string();
+            CredentialChange::CodeSpent { nonce, expires }
+        });
+        sign_ins.chain(spent).chain(codes).collect()
     }
 
-    /// What they cost held: at most about 1,280 entries of 250 bytes.
+    /// What they cost held: at most about 2,300 entries of 250 bytes.
     pub fn bytes(&self) -> usize {
-        self.sign_ins.bytes() + self.spent.bytes()
+        self.sign_ins.bytes() + self.spent.bytes() + self.codes.bytes()
     }
 }
 
@@ -235,6 +276,24 @@ mod tests {
     }
 
     #[test]
+    fn spent_codes_are_bounded_and_never_forgotten_early() {
+        let mut credentials = Credentials::default();
+        let spend = |n: usize, expires: f64| CredentialChange::CodeSpent {
+            nonce: format!("{n:032x}"),
+            expires,
+        };
+        for n in 0..MAX_CODES {
+            assert!(!credentials.codes_full(500.0));
+            credentials.apply(&spend(n, 1_000.0));
+        }
+        assert!(credentials.codes_full(500.0), "a new code waits");
+        assert!(credentials.code_spent(&format!("{:032x}", 0), 500.0));
+        assert!(!credentials.codes_full(1_000.0), "room once they expire");
+        credentials.apply(&credentials.expiry(1_000.0).unwrap());
+        assert_eq!(credentials.entries(), []);
+    }
+
+    #[test]
     fn every_change_and_the_entries_read_back() {
         let mut credentials = Credentials::default();
         let changes = [
@@ -245,6 +304,10 @@ mod tests {
             CredentialChange::Spent {
                 key: "approval:a1".into(),
                 expires: 20.0,
+            },
+            CredentialChange::CodeSpent {
+                nonce: "00ff".into(),
+                expires: 30.0,
             },
             CredentialChange::Expired { at: 5.25 },
         ];

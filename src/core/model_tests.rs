@@ -726,7 +726,11 @@ impl Run {
         let expired = self.state.expire_credentials(self.now);
         self.commit(expired.into_iter().collect());
         if let Some(digest) = self.signed_in.take() {
-            self.signed_in = self.state.signed_in(&digest, self.now).then_some(digest);
+            self.signed_in = self
+                .state
+                .credentials()
+                .signed_in(&digest, self.now)
+                .then_some(digest);
         }
     }
 
@@ -737,12 +741,15 @@ impl Run {
         let expires = self.now + *self.rng.pick(&[1.0, 20.0, 600.0]);
         let change = match (self.rng.below(3), self.signed_in.take()) {
             (0, Some(digest)) => {
-                assert!(self.state.signed_in(&digest, self.now));
+                assert!(self.state.credentials().signed_in(&digest, self.now));
                 CredentialChange::SignedOut { digest }
             }
             (1, _) => {
                 let spent = format!("approval:{key}");
-                assert!(!self.state.spent(&spent, self.now), "spent once");
+                assert!(
+                    !self.state.credentials().spent(&spent, self.now),
+                    "spent once"
+                );
                 CredentialChange::Spent {
                     key: spent,
                     expires,
@@ -758,7 +765,7 @@ impl Run {
         };
         self.commit(vec![Change::Credential(change)]);
         if let Some(digest) = &self.signed_in {
-            assert!(self.state.signed_in(digest, self.now));
+            assert!(self.state.credentials().signed_in(digest, self.now));
         }
     }
 

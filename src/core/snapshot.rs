@@ -8,8 +8,9 @@
 //! held, so compaction never builds the whole tree nor a whole-state
 //! buffer. `SnapshotReader` reads it back a line at a time. The older
 //! layout, the whole state as one JSON value (`to_snapshot`), is still
-//! read, and is what Redis keeps. Sign-ins and spent capabilities are
-//! written as the changes that make them (`signed_in`, `spent`); a
+//! read, and is what Redis keeps. Sign-ins, spent capabilities and codes
+//! are written as the changes that make them (`signed_in`, `spent`,
+//! `code_spent`); a
 //! snapshot written before them has none.
 //!
 //! What can be derived (each queue's head JSON, the set of pending ids,
@@ -253,7 +254,9 @@ impl SnapshotReader {
     /// A sign-in or a spent capability; no other change is an entry.
     fn credential(&mut self, entry: CredentialChange) -> Option<()> {
         match entry {
-            CredentialChange::SignedIn { .. } | CredentialChange::Spent { .. } => {
+            CredentialChange::SignedIn { .. }
+            | CredentialChange::Spent { .. }
+            | CredentialChange::CodeSpent { .. } => {
                 self.state.credentials.apply(&entry);
                 Some(())
             }

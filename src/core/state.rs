@@ -886,14 +886,10 @@ impl State {
         self.credentials.expiry(now).map(Change::Credential)
     }
 
-    /// Whether the page's cookie with this digest is signed in at `now`.
-    pub fn signed_in(&self, digest: &str, now: f64) -> bool {
-        self.credentials.signed_in(digest, now)
-    }
-
-    /// Whether this one-time credential has been spent.
-    pub fn spent(&self, key: &str, now: f64) -> bool {
-        self.credentials.spent(key, now)
+    /// The credentials the state keeps: sign-ins, spent capabilities and
+    /// codes.
+    pub fn credentials(&self) -> &Credentials {
+        &self.credentials
     }
 
     /// The earliest `expires_at` of any pending prompt.

@@ -4,7 +4,8 @@
 //! they survive a restart and every instance sees them.
 //!
 //! Invariants: a capability is spent in the same operation as the answer
-//! it gives (one record), so two requests with it cannot both answer, on
+//! it gives (one record), and a sign-in link's code in the one that signs
+//! in, so two requests with it cannot both answer, on
 //! one instance or two, and a refused answer spends nothing; with Redis, a
 //! cookie or a spend this instance does not know yet is looked up in the
 //! log before it is refused or taken as new.
@@ -16,6 +17,17 @@ use crate::core::prompt::Answer;
 use crate::core::state::Respond;
 use crate::error::Result;
 use std::time::Duration;
+
+/// What a sign-in with a link's code came to.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum CodeSignIn {
+    SignedIn,
+    /// The code signed in once already (here, before a restart, or on
+    /// another instance).
+    Used,
+    /// Too many unexpired codes are spent; this one must wait.
+    Busy,
+}
 
 /// A one-time credential spent with an answer: its key (`approval:<id>`)
 /// and the Unix second after which it is refused as expired anyway.
@@ -38,12 +50,47 @@ impl Hub {
         self.commit(op, |_| Ok((vec![Change::Credential(change.clone())], ())))
     }
 
+    /// Keeps a page's sign-in as `sign_in` does, spending the sign-in
+    /// link's code (its nonce, until `code_expires`) in the same operation:
+    /// a code spent already, or one more while `MAX_CODES` unexpired ones
+    /// are spent, signs nobody in and changes nothing.
+    pub fn sign_in_with_code(
+        &self,
+        nonce: &str,
+        code_expires: f64,
+        digest: &str,
+        lifetime: Duration,
+        by: &str,
+    ) -> Result<CodeSignIn> {
+        let op = self.op(by);
+        let now = op.now;
+        self.commit(op, |inner| {
+            let credentials = inner.state.credentials();
+            if credentials.code_spent(nonce, now) {
+                return Ok((Vec::new(), CodeSignIn::Used));
+            }
+            if credentials.codes_full(now) {
+                return Ok((Vec::new(), CodeSignIn::Busy));
+            }
+            let spent = CredentialChange::CodeSpent {
+                nonce: nonce.to_string(),
+                expires: code_expires,
+            };
+            let signed_in = CredentialChange::SignedIn {
+                digest: digest.to_string(),
+                expires: now + lifetime.as_secs_f64(),
+            };
+            let changes = vec![Change::Credential(spent), Change::Credential(signed_in)];
+            Ok((changes, CodeSignIn::SignedIn))
+        })
+    }
+
     /// Forgets a page's sign-in; one that is not kept changes nothing.
     pub fn sign_out(&self, digest: &str, by: &str) -> Result<()> {
         let op = self.op(by);
         let now = op.now;
         self.commit(op, |inner| {
-            let known = inner.state.signed_in(digest, now);
+            let known = inner.state.credentials().signed_in(digest, now);
             let change = CredentialChange::SignedOut {
                 digest: digest.to_string(),
             };
@@ -56,7 +103,12 @@ impl Hub {
     /// this instance does not know is looked for in the log first (it may
     /// have signed in through another instance a moment ago).
     pub fn signed_in(&self, digest: &str) -> bool {
-        let known = || self.lock().state.signed_in(digest, self.clock.now());
+        let known = || {
+            self.lock()
+                .state
+                .credentials()
+                .signed_in(digest, self.clock.now())
+        };
         if known() {
             return true;
         }
@@ -83,7 +135,7 @@ impl Hub {
         let op = self.op(by);
         let now = op.now;
         self.commit(op, |inner| {
-            if inner.state.spent(&spend.key, now) {
+            if inner.state.credentials().spent(&spend.key, now) {
                 return Ok((Vec::new(), None));
             }
             let respond = inner.state.respond(

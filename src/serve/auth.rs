@@ -20,6 +20,7 @@
 use crate::core::receipt::hex;
 use crate::error::Error;
 use crate::hub::Hub;
+use crate::hub::credentials::CodeSignIn;
 use crate::private_file;
 use crate::serve::origin::Client;
 use crate::serve::signin;
@@ -120,7 +121,6 @@ pub struct Auth {
     local_agents: bool,
     /// The key of the one-time sign-in codes, from the human's token.
     code_key: Option<ring::hmac::Key>,
-    spent_codes: Mutex<signin::Spent>,
     failures: Mutex<Failures>,
 }
 
@@ -154,7 +154,6 @@ impl Auth {
             code_key: tokens.as_ref().map(|tokens| signin::key(&tokens.human)),
             tokens,
             local_agents: false,
-            spent_codes: Mutex::default(),
             failures: Mutex::default(),
         }
     }
@@ -224,28 +223,38 @@ impl Auth {
         }
         let checked = match credential {
             Credential::Token(token) => match same(token, &tokens.human) {
-                true => Ok(()),
+                true => Ok(None),
                 false => Err(SignInError::WrongToken),
             },
-            Credential::Code(code) => {
-                let mut spent = self.spent_codes.lock().unwrap_or_else(|p| p.into_inner());
-                spent
-                    .spend(key, code, signin::now())
-                    .map_err(SignInError::BadCode)
-            }
+            Credential::Code(code) => signin::check(key, code, signin::now())
+                .map(Some)
+                .map_err(SignInError::BadCode),
         };
-        if let Err(error) = checked {
-            log::warn!("failed sign-in from {}: {error:?}", shown(client.as_ref()));
-            failures.recent.push_back((Instant::now(), client));
-            return Err(error);
-        }
+        let code = match checked {
+            Ok(code) => code,
+            Err(error) => return Err(failures.failed(client, error)),
+        };
         drop(failures);
         let id = random_hex(32).map_err(|error| {
             log::error!("no random bytes for a sign-in: {error}");
             SignInError::NotKept(Error::Internal)
         })?;
-        hub.sign_in(&digest(&id), SESSION_LIFETIME, PAGE)
-            .map_err(SignInError::NotKept)?;
+        let digest = digest(&id);
+        let spent = match code {
+            None => hub.sign_in(&digest, SESSION_LIFETIME, PAGE).map(|()| None),
+            Some((expires, nonce)) => hub
+                .sign_in_with_code(nonce, expires as f64, &digest, SESSION_LIFETIME, PAGE)
+                .map(Some),
+        };
+        let refused = match spent.map_err(SignInError::NotKept)? {
+            None | Some(CodeSignIn::SignedIn) => None,
+            Some(CodeSignIn::Used) => Some(signin::Refused::Used),
+            Some(CodeSignIn::Busy) => Some(signin::Refused::Busy),
+        };
+        if let Some(refused) = refused {
+            let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+            return Err(failures.failed(client, SignInError::BadCode(refused)));
+        }
         log::info!("signed in from {}", shown(client.as_ref()));
         Ok(id)
     }
@@ -269,6 +278,13 @@ fn digest(session_id: &str) -> String {
 }
 
 impl Failures {
+    /// Logs and counts a failed sign-in.
+    fn failed(&mut self, client: Option<Client>, error: SignInError) -> SignInError {
+        log::warn!("failed sign-in from {}: {error:?}", shown(client.as_ref()));
+        self.recent.push_back((Instant::now(), client));
+        error
+    }
+
     fn forget_older_than(&mut self, window: Duration) {
         while self
             .recent
@@ -479,6 +495,24 @@ mod tests {
         assert_eq!(
             auth.identify(&hub, None, Some(&cookie), false),
             Caller::Unknown
+        );
+    }
+
+    #[test]
+    fn a_code_signs_in_once_whichever_server_takes_it() {
+        let hub = hub();
+        let code = signin::mint(&signin::key("human-secret")).unwrap();
+        let id = auth().sign_in(&hub, Credential::Code(&code), None).unwrap();
+        let cookie = format!("{COOKIE}={id}");
+        let restarted = auth();
+        assert_eq!(
+            restarted.identify(&hub, None, Some(&cookie), false),
+            Caller::SignedIn
+        );
+        assert_eq!(
+            restarted.sign_in(&hub, Credential::Code(&code), None),
+            Err(SignInError::BadCode(signin::Refused::Used)),
+            "the state it spent the code in is what a restart keeps"
         );
     }
 

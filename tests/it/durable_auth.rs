@@ -1,14 +1,16 @@
 //! Sign-ins and spent notification buttons are durable state (issue 21,
 //! docs/PROTOCOL.md §3.4, §7): a restart on the same data directory (the
 //! real binary, killed with -9) keeps the page signed in, a sign-out stays
-//! signed out, and a spent button stays spent; with Redis, a sign-in on one
-//! instance holds on another, and a button minted by one instance answers
-//! through another once, then is refused everywhere.
+//! signed out, and a spent sign-in code or button stays spent; with Redis,
+//! a sign-in on one instance holds on another, a code spent on one is
+//! spent on all, and a button minted by one instance answers through
+//! another once, then is refused everywhere.
 
 use crate::binary::ServerProcess;
 use crate::notify::{Sink, approval, button, press};
 use crate::redis::{Redis, instance_with, redis_server};
 use crate::support::{Client, TempDir};
+use askgate::serve::signin;
 use serde_json::{Value, json};
 
 const AGENT: &str = "agent-token-durable-0123";
@@ -26,6 +28,22 @@ fn sign_in(server: &Client) -> String {
     assert_eq!(reply.status, 200, "{}", reply.text());
     let cookie = reply.header("set-cookie").expect("a cookie");
     cookie.split(';').next().unwrap().to_string()
+}
+
+/// A one-time sign-in code, as `askgate signin-link` mints it.
+fn code() -> String {
+    signin::mint(&signin::key(HUMAN)).unwrap()
+}
+
+/// What signing in with a code gets: the status and the error, if any.
+fn sign_in_with(server: &Client, code: &str) -> (u16, Value) {
+    let reply = server.post("/api/login", &json!({"code": code}));
+    (reply.status, reply.json()["error"].clone())
+}
+
+fn used_code() -> (u16, Value) {
+    let message = signin::Refused::Used.message();
+    (401, json!(message))
 }
 
 fn sign_out(server: &Client, cookie: &str) {
@@ -57,6 +75,9 @@ fn a_sign_in_survives_a_restart_and_a_sign_out_stays_signed_out() {
     let server = on_dir(&dir, &[]);
     let kept = sign_in(&server);
     let signed_out = sign_in(&server);
+    let code = code();
+    assert_eq!(sign_in_with(&server, &code).0, 200);
+    assert_eq!(sign_in_with(&server, &code), used_code(), "once");
     assert_eq!(read_with(&server, &kept), 200);
     sign_out(&server, &signed_out);
     assert_eq!(read_with(&server, &signed_out), 401);
@@ -71,6 +92,11 @@ fn a_sign_in_survives_a_restart_and_a_sign_out_stays_signed_out() {
     let server = on_dir(&dir, &[]);
     assert_eq!(read_with(&server, &kept), 200, "still signed in");
     assert_eq!(read_with(&server, &signed_out), 401, "still signed out");
+    assert_eq!(
+        sign_in_with(&server, &code),
+        used_code(),
+        "a spent code stays spent"
+    );
     sign_out(&server, &kept);
     server.kill();
 
@@ -100,7 +126,7 @@ fn a_spent_button_stays_spent_across_a_restart() {
 }
 
 #[test]
-fn across_redis_instances_a_sign_in_holds_and_a_button_answers_once() {
+fn across_redis_instances_a_sign_in_holds_and_a_code_or_button_answers_once() {
     let Some(program) = redis_server() else {
         return;
     };
@@ -114,6 +140,9 @@ fn across_redis_instances_a_sign_in_holds_and_a_button_answers_once() {
     assert_eq!(read_with(&b, &cookie), 200, "signed in on A, in on B");
     sign_out(&b, &cookie);
     assert_eq!(read_with(&a, &cookie), 401, "signed out on B, out on A");
+    let code = code();
+    assert_eq!(sign_in_with(&a, &code).0, 200);
+    assert_eq!(sign_in_with(&b, &code), used_code(), "spent on A, on B");
 
     let id = approval(&a, "s1", "make deploy");
     let notification = sink.next().body;
