@@ -734,15 +734,27 @@ impl Run {
         }
     }
 
-    /// A page signs in, out, or a capability is spent: kept until it
-    /// expires, signed out or spent once (the replay check covers them).
+    /// A page signs in, out, or a capability or a code is spent: kept
+    /// until it expires, signed out or spent once (the replay check covers
+    /// them).
     fn sign_in_or_spend(&mut self) {
         let key = format!("{:06x}", self.log.len());
         let expires = self.now + *self.rng.pick(&[1.0, 20.0, 600.0]);
-        let change = match (self.rng.below(3), self.signed_in.take()) {
+        let change = match (self.rng.below(4), self.signed_in.take()) {
             (0, Some(digest)) => {
                 assert!(self.state.credentials().signed_in(&digest, self.now));
                 CredentialChange::SignedOut { digest }
+            }
+            (2, signed_in) => {
+                self.signed_in = signed_in;
+                let credentials = self.state.credentials();
+                assert!(
+                    !credentials.code_spent(&key, self.now) && !credentials.codes_full(self.now)
+                );
+                CredentialChange::CodeSpent {
+                    nonce: key,
+                    expires,
+                }
             }
             (1, _) => {
                 let spent = format!("approval:{key}");
