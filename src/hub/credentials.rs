@@ -162,3 +162,62 @@ impl Hub {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::prompt::Payload;
+    use crate::core::state::{Limits, Submitted};
+
+    fn hub() -> Hub {
+        let limits = Limits {
+            max_pending: 8,
+            max_prompts: 8,
+            max_state_bytes: 1 << 20,
+            max_sessions: 8,
+            result_ttl: 600.0,
+        };
+        Hub::new(limits, 4)
+    }
+
+    #[test]
+    fn a_sign_in_holds_until_signed_out_or_expired_and_then_is_forgotten() {
+        let hub = hub();
+        hub.sign_in("kept", Duration::from_secs(60), "test")
+            .unwrap();
+        hub.sign_in("out", Duration::from_secs(60), "test").unwrap();
+        hub.sign_in("brief", Duration::ZERO, "test").unwrap();
+        hub.sign_out("out", "test").unwrap();
+        hub.sign_out("never", "test").unwrap();
+        let held = ["kept", "out", "brief"].map(|digest| hub.signed_in(digest));
+        assert_eq!(held, [true, false, false]);
+        hub.expire_due(Duration::ZERO);
+        let kept = hub.lock().state.credentials().entries();
+        assert_eq!(kept.len(), 1, "the expired one is forgotten: {kept:?}");
+    }
+
+    #[test]
+    fn a_spend_answers_once_and_a_stale_answer_spends_nothing() {
+        let hub = hub();
+        let payload = Payload::question("go?".into(), Vec::new());
+        let Ok(Submitted::Queued { id, .. }) = hub.submit("s1", 60, payload, "agent") else {
+            panic!("queued");
+        };
+        let spend = Spend {
+            key: format!("clarify:{id}"),
+            expires: f64::MAX,
+        };
+        let answer = || Answer::Text("yes".into());
+        let stale = Spend {
+            key: "clarify:other".into(),
+            ..spend.clone()
+        };
+        let missing = hub.respond_spending(&stale, "s1", "0123456789ab", answer(), "t");
+        assert_eq!(missing, Ok(Some(Responded::Stale { still_pending: 1 })));
+        assert!(!hub.lock().state.credentials().spent(&stale.key, 0.0));
+        let first = hub.respond_spending(&spend, "s1", &id, answer(), "t");
+        assert_eq!(first, Ok(Some(Responded::Answered)));
+        let again = hub.respond_spending(&spend, "s1", &id, answer(), "t");
+        assert_eq!(again, Ok(None), "spent");
+    }
+}
