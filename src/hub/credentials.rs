@@ -3,11 +3,11 @@
 //! like any other change (journaled, or appended to the log in Redis), so
 //! they survive a restart and every instance sees them.
 //!
-//! Invariants: a capability is spent in the same operation as the answer
-//! it gives (one record), and a sign-in link's code in the one that signs
-//! in, so two requests with it cannot both answer, on
-//! one instance or two, and a refused answer spends nothing; with Redis, a
-//! cookie or a spend this instance does not know yet is looked up in the
+//! Invariants: a capability is spent in the same operation (one record)
+//! as the answer it gives, and a sign-in link's code in the one that signs
+//! in, so two requests with either cannot both succeed, on one instance or
+//! two, and a refused answer or sign-in spends nothing; with Redis, a
+//! cookie or a spend this instance does not know yet is looked for in the
 //! log before it is refused or taken as new.
 
 use super::{Hub, Responded, replica};
