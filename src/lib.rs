@@ -18,6 +18,7 @@ pub mod private_file;
 pub mod public_url;
 pub mod receipt_key;
 pub mod serve;
+pub mod server_key;
 pub mod store;
 
 pub use config::Config;

@@ -1,7 +1,7 @@
 //! The server's receipts key: an Ed25519 key (PKCS#8, hex) in the data
 //! directory's `receipts.key` (mode 0600, made on first start), shared
 //! through Redis with `--store redis://` (the first instance's), or made
-//! for the run with `--data-dir none`.
+//! for the run with `--data-dir none`; kept as `server_key.rs` keeps keys.
 //!
 //! Invariants: a key once written is never replaced by the server (a
 //! receipt handed out keeps verifying after a restart); a file that is not
@@ -9,56 +9,42 @@
 
 use crate::core::receipt::{self, Signer};
 use crate::hub::Hub;
-use crate::private_file;
+use crate::server_key::{self, Kept};
 use ring::rand::SystemRandom;
 use ring::signature::Ed25519KeyPair;
-use std::fs;
 use std::io;
 use std::path::Path;
 
 pub const KEY_FILE: &str = "receipts.key";
 
+/// Where the receipts key is kept (`server_key.rs`).
+const KEPT: Kept = Kept {
+    file: KEY_FILE,
+    shared_as: "receipts_key",
+    what: "receipts key",
+    make: new_key_hex,
+    valid: |text| parse(text).is_some(),
+};
+
 /// The key for a server: Redis's when the hub shares state through it,
 /// else the data directory's, else one for this run.
 pub fn open(hub: &Hub, data_dir: Option<&Path>) -> io::Result<Signer> {
-    if let Some(kept) = hub.shared_receipts_key(&new_key_hex()?) {
-        let kept = kept.map_err(|error| io::Error::other(format!("receipts key: {error}")))?;
-        return parse(&kept)
-            .ok_or_else(|| io::Error::other("the receipts key in redis is not a key"));
-    }
-    match data_dir {
-        Some(dir) => in_dir(dir),
-        None => ephemeral(),
-    }
+    signer(&server_key::open(hub, data_dir, &KEPT)?)
 }
 
 /// The key in `dir`, made there on first start.
 pub fn in_dir(dir: &Path) -> io::Result<Signer> {
-    let path = dir.join(KEY_FILE);
-    match fs::read_to_string(&path) {
-        Ok(text) => parse(&text)
-            .ok_or_else(|| io::Error::other(format!("{} is not a receipts key", path.display()))),
-        Err(error) if error.kind() == io::ErrorKind::NotFound => {
-            let text = new_key_hex()?;
-            private_file::write(dir, KEY_FILE, &format!("{text}\n"))?;
-            parse(&text).ok_or_else(|| io::Error::other("a new key did not parse"))
-        }
-        Err(error) => Err(error),
-    }
+    signer(&server_key::in_dir(dir, &KEPT)?)
 }
 
 /// The key in `dir`, only if it is there (`askgate receipts key`).
 pub fn read(dir: &Path) -> io::Result<Signer> {
-    let path = dir.join(KEY_FILE);
-    let text = fs::read_to_string(&path)
-        .map_err(|error| io::Error::new(error.kind(), format!("{}: {error}", path.display())))?;
-    parse(&text)
-        .ok_or_else(|| io::Error::other(format!("{} is not a receipts key", path.display())))
+    signer(&server_key::read(dir, &KEPT)?)
 }
 
 /// A key for this run only.
 pub fn ephemeral() -> io::Result<Signer> {
-    parse(&new_key_hex()?).ok_or_else(|| io::Error::other("a new key did not parse"))
+    signer(&new_key_hex()?)
 }
 
 fn new_key_hex() -> io::Result<String> {
@@ -71,9 +57,15 @@ fn parse(text: &str) -> Option<Signer> {
     Signer::from_pkcs8(&receipt::from_hex(text.trim())?)
 }
 
+/// A text `server_key` checked.
+fn signer(text: &str) -> io::Result<Signer> {
+    parse(text).ok_or_else(|| io::Error::other("the receipts key does not parse"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
     use std::os::unix::fs::PermissionsExt;
 
     #[test]

@@ -87,7 +87,7 @@ pub fn lines(state: &State, change: &Change, by: &str, at: f64) -> Vec<String> {
                     .end(),
             ]
         }
-        Change::Pruned { .. } | Change::Restarted { .. } => Vec::new(),
+        Change::Pruned { .. } | Change::Restarted { .. } | Change::Credential(_) => Vec::new(),
     }
 }
 

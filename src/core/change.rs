@@ -4,10 +4,12 @@
 //! Every way the state moves is one of these: a submit, an answer, a
 //! cancel or an expiry (all `Resolved`), an answer by a rule, a rule
 //! revoked, a session evicted to make room, outcomes and idle sessions
-//! forgotten after their retention. A change carries every time and id it needs, so applying the
+//! forgotten after their retention, a sign-in or a spent capability
+//! (`Credential`). A change carries every time and id it needs, so applying the
 //! same changes in the same order always gives the same state.
 
 use crate::core::action::Action;
+use crate::core::credentials::CredentialChange;
 use crate::core::kind::Kind;
 use crate::core::prompt::{Answer, LEGACY_AGENT, Outcome, Prompt};
 use crate::core::rules::Scope;
@@ -76,6 +78,9 @@ pub enum Change {
     Restarted {
         skip: u64,
     },
+    /// A page signed in or out, a capability spent, or some of those
+    /// expired (`core/credentials.rs`).
+    Credential(CredentialChange),
 }
 
 impl Change {
@@ -142,6 +147,7 @@ impl Change {
                 json!({"paused": {"agent": agent, "paused": paused, "at": at}})
             }
             Change::Restarted { skip } => json!({"restarted": {"skip": skip}}),
+            Change::Credential(change) => change.to_json(),
         }
     }
 
@@ -209,7 +215,7 @@ impl Change {
             "restarted" => Change::Restarted {
                 skip: body["skip"].as_u64()?,
             },
-            _ => return None,
+            tag => Change::Credential(CredentialChange::from_json(tag, body)?),
         })
     }
 }

@@ -10,6 +10,7 @@ pub mod action;
 pub mod action_scope;
 pub mod audit;
 pub mod change;
+pub mod credentials;
 pub mod form;
 pub mod history;
 pub mod kind;

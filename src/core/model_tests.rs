@@ -12,6 +12,7 @@
 
 use crate::core::action::{Action, Edit};
 use crate::core::change::Change;
+use crate::core::credentials::CredentialChange;
 use crate::core::kind::Kind;
 use crate::core::prompt::{
     Answer, Choice, Context, Decision, LEGACY_AGENT, Outcome, Payload, Prompt,
@@ -202,6 +203,8 @@ struct Run {
     watchers: Vec<Watcher>,
     now: f64,
     limits: Limits,
+    /// The digest of the last sign-in, while it holds.
+    signed_in: Option<String>,
 }
 
 impl Run {
@@ -220,6 +223,7 @@ impl Run {
                 max_sessions: 3,
                 result_ttl: 30.0,
             },
+            signed_in: None,
         }
     }
 
@@ -377,7 +381,7 @@ impl Run {
                     );
                 }
             }
-            Change::Restarted { .. } => {}
+            Change::Restarted { .. } | Change::Credential(_) => {}
         }
     }
 
@@ -393,7 +397,8 @@ impl Run {
             77..=84 => self.subscribe(),
             85..=92 => self.drain_one(),
             93..=94 => self.triage(),
-            _ => self.unsubscribe(),
+            95..=97 => self.unsubscribe(),
+            _ => self.sign_in_or_spend(),
         }
     }
 
@@ -789,6 +794,74 @@ impl Run {
         }
         let pruned = self.state.prune(self.now, &self.limits, self.watched());
         self.commit(pruned.into_iter().collect());
+        let expired = self.state.expire_credentials(self.now);
+        self.commit(expired.into_iter().collect());
+        if let Some(digest) = self.signed_in.take() {
+            self.signed_in = self
+                .state
+                .credentials()
+                .signed_in(&digest, self.now)
+                .is_some()
+                .then_some(digest);
+        }
+    }
+
+    /// A page signs in, out, or a capability or a code is spent: kept
+    /// until it expires, signed out or spent once (the replay check covers
+    /// them).
+    fn sign_in_or_spend(&mut self) {
+        let key = format!("{:06x}", self.log.len());
+        let expires = self.now + *self.rng.pick(&[1.0, 20.0, 600.0]);
+        let change = match (self.rng.below(4), self.signed_in.take()) {
+            (0, Some(digest)) => {
+                assert!(
+                    self.state
+                        .credentials()
+                        .signed_in(&digest, self.now)
+                        .is_some()
+                );
+                CredentialChange::SignedOut { digest }
+            }
+            (2, signed_in) => {
+                self.signed_in = signed_in;
+                let credentials = self.state.credentials();
+                assert!(
+                    !credentials.code_spent(&key, self.now) && !credentials.codes_full(self.now)
+                );
+                CredentialChange::CodeSpent {
+                    nonce: key,
+                    expires,
+                }
+            }
+            (1, _) => {
+                let spent = format!("approval:{key}");
+                assert!(
+                    !self.state.credentials().spent(&spent, self.now),
+                    "spent once"
+                );
+                CredentialChange::Spent {
+                    key: spent,
+                    expires,
+                }
+            }
+            _ => {
+                self.signed_in = Some(key.clone());
+                CredentialChange::SignedIn {
+                    digest: key,
+                    expires,
+                    human: "anna".into(),
+                }
+            }
+        };
+        self.commit(vec![Change::Credential(change)]);
+        if let Some(digest) = &self.signed_in {
+            assert!(
+                self.state
+                    .credentials()
+                    .signed_in(digest, self.now)
+                    .is_some()
+            );
+        }
     }
 
     /// A restart: versions jump, and nothing a watcher saw inside the jump

@@ -313,6 +313,8 @@ pub struct Prompt {
 /// The credential name of the legacy agent token, and of every prompt
 /// journaled before credentials had names.
 pub const LEGACY_AGENT: &str = "agent";
+/// The human of the legacy human token and its page.
+pub const LEGACY_HUMAN: &str = "human";
 
 impl Prompt {
     pub fn new(

@@ -8,7 +8,10 @@
 //! held, so compaction never builds the whole tree nor a whole-state
 //! buffer. `SnapshotReader` reads it back a line at a time. The older
 //! layout, the whole state as one JSON value (`to_snapshot`), is still
-//! read, and is what Redis keeps.
+//! read, and is what Redis keeps. Sign-ins, spent capabilities and codes
+//! are written as the changes that make them (`signed_in`, `spent`,
+//! `code_spent`); a
+//! snapshot written before them has none.
 //!
 //! What can be derived (each queue's head JSON, the set of pending ids,
 //! where each rule lives, what entries cost) is not written; it is rebuilt
@@ -18,6 +21,7 @@
 //! refuses it) is dropped, with an error in the log: it never answers.
 
 use crate::core::action::Action;
+use crate::core::credentials::CredentialChange;
 use crate::core::kind::{Kind, KindMap};
 use crate::core::prompt::{LEGACY_AGENT, Outcome, Payload, Prompt};
 use crate::core::queue::Queue;
@@ -42,6 +46,8 @@ pub struct SnapshotView {
     always: Vec<Rule>,
     sessions: Vec<SessionView>,
     outcomes: Vec<(Arc<str>, Arc<Record>)>,
+    /// Copied: they are few (`core/credentials.rs`).
+    credentials: Vec<CredentialChange>,
 }
 
 struct SessionView {
@@ -88,6 +94,7 @@ impl State {
             always: self.always.clone(),
             sessions: sessions.collect(),
             outcomes: outcomes.collect(),
+            credentials: self.credentials.entries(),
         }
     }
 
@@ -112,6 +119,7 @@ impl State {
             "always": rules_json(&self.always),
             "sessions": sessions,
             "outcomes": outcomes,
+            "credentials": credentials_json(&self.credentials.entries()),
         })
     }
 
@@ -126,6 +134,10 @@ impl State {
         }
         for entry in value["outcomes"].as_array()? {
             reader.outcome(entry)?;
+        }
+        // Absent from a snapshot written before credentials were kept.
+        for entry in value["credentials"].as_array().into_iter().flatten() {
+            reader.line(entry)?;
         }
         Some(reader.finish())
     }
@@ -189,6 +201,9 @@ impl SnapshotView {
         for (id, record) in &self.outcomes {
             line(json!({"outcome": record_json(id, record)}))?;
         }
+        for entry in &self.credentials {
+            line(entry.to_json())?;
+        }
         Ok(())
     }
 
@@ -244,7 +259,20 @@ impl SnapshotReader {
             "prompt" => self.prompt(Prompt::from_json(value)?),
             "rule" => self.session_rule(Rule::from_json(value)?),
             "outcome" => self.outcome(value),
-            _ => None,
+            tag => self.credential(CredentialChange::from_json(tag, value)?),
+        }
+    }
+
+    /// A sign-in or a spent capability; no other change is an entry.
+    fn credential(&mut self, entry: CredentialChange) -> Option<()> {
+        match entry {
+            CredentialChange::SignedIn { .. }
+            | CredentialChange::Spent { .. }
+            | CredentialChange::CodeSpent { .. } => {
+                self.state.credentials.apply(&entry);
+                Some(())
+            }
+            CredentialChange::SignedOut { .. } | CredentialChange::Expired { .. } => None,
         }
     }
 
@@ -319,6 +347,10 @@ impl SnapshotReader {
         }
         self.state
     }
+}
+
+fn credentials_json(entries: &[CredentialChange]) -> Vec<Value> {
+    entries.iter().map(CredentialChange::to_json).collect()
 }
 
 fn rules_json(rules: &[Rule]) -> Vec<Value> {

@@ -16,6 +16,7 @@
 
 use crate::core::action::Action;
 use crate::core::change::Change;
+use crate::core::credentials::Credentials;
 use crate::core::kind::{Kind, KindMap};
 use crate::core::prompt::{Answer, Outcome, Payload, Prompt, json_len, round_ms};
 use crate::core::queue::{Identified, Queue};
@@ -272,6 +273,8 @@ pub struct State {
     /// What the sessions themselves cost (`Session::cost`), counted with
     /// the pending prompts.
     pub(super) session_bytes: usize,
+    /// The page's sign-ins and the spent capabilities.
+    pub(super) credentials: Credentials,
 }
 
 impl State {
@@ -407,6 +410,10 @@ impl State {
                 let before = version - 1;
                 self.version = before + change.versions_used();
                 self.skipped.push((before, self.version));
+                Applied::default()
+            }
+            Change::Credential(change) => {
+                self.credentials.apply(change);
                 Applied::default()
             }
         }
@@ -1036,6 +1043,18 @@ impl State {
         due.take(EXPIRE_BATCH)
             .map(|prompt| resolved(prompt, Outcome::Expired, now))
             .collect()
+    }
+
+    /// Sign-ins and spent capabilities expired at `now`, forgotten; `None`
+    /// when none has.
+    pub fn expire_credentials(&self, now: f64) -> Option<Change> {
+        self.credentials.expiry(now).map(Change::Credential)
+    }
+
+    /// The credentials the state keeps: sign-ins, spent capabilities and
+    /// codes.
+    pub fn credentials(&self) -> &Credentials {
+        &self.credentials
     }
 
     /// The earliest `expires_at` of any pending prompt.

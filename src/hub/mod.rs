@@ -27,6 +27,7 @@
 //!   instance, expired, cancelled), is handed to the observer (the
 //!   notifier) once it is durable and the lock is released.
 
+pub mod credentials;
 pub mod durable;
 mod follower;
 pub mod ids;
@@ -639,7 +640,8 @@ impl Hub {
     }
 
     /// Expires every prompt whose time has come, forgets what is past
-    /// retention, and compacts the journal when it has grown; returns how
+    /// retention (and sign-ins and spent capabilities past theirs), and
+    /// compacts the journal when it has grown; returns how
     /// long until the next expiry (at most `max_wait`).
     pub fn expire_due(&self, max_wait: Duration) -> Duration {
         if let Some(replica) = &self.replica
@@ -659,6 +661,7 @@ impl Hub {
                 more |= sessions.len() == state::SESSIONS_BATCH;
             }
             changes.extend(pruned);
+            changes.extend(inner.state.expire_credentials(now));
             Ok((changes, more))
         });
         // A full batch: the rest at once.
@@ -1031,6 +1034,7 @@ fn log_change(change: &Change) {
             sessions.len()
         ),
         Change::Restarted { skip } => log::debug!("versions skip {skip} at the restart"),
+        Change::Credential(change) => log::debug!("credentials: {}", change.to_json()),
     }
 }
 

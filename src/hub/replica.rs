@@ -201,14 +201,12 @@ impl Hub {
         })
     }
 
-    /// With Redis, the receipts key every instance shares: `candidate`
-    /// (hex) when none was kept yet, else the one kept; `None` without Redis.
-    pub fn shared_receipts_key(&self, candidate: &str) -> Option<io::Result<String>> {
+    /// With Redis, the key named `name` that every instance shares
+    /// (`server_key.rs`): `candidate` (hex) when none was kept yet, else
+    /// the one kept; `None` without Redis.
+    pub fn shared_key(&self, name: &str, candidate: &str) -> Option<io::Result<String>> {
         let replica = self.replica.as_ref()?;
-        let kept = replica
-            .log
-            .link()
-            .set_if_absent("receipts_key", candidate.as_bytes());
+        let kept = replica.log.link().set_if_absent(name, candidate.as_bytes());
         Some(kept.and_then(|bytes| String::from_utf8(bytes).map_err(io::Error::other)))
     }
 

@@ -5,13 +5,15 @@
 //! A capability is `v1.<expires>.<mac>`: an HMAC-SHA256, under a key only
 //! the server holds, over the prompt's session, kind and id, the choice and
 //! the prompt's deadline (Unix seconds, 0 for none). Nothing is stored when
-//! one is made; a used one is remembered by its prompt.
+//! one is made; a used one is remembered by its prompt (`spend_key`) in the
+//! hub's state, spent in the operation that answers with it
+//! (`Hub::respond_spending`), so two requests with it cannot both answer,
+//! and a restart or another instance does not forget it.
 //!
 //! Invariants: the key comes from the OS's random source and never leaves
-//! the server; MACs are compared in constant time; only `once`, `deny` and
-//! a clarify's text are ever minted or accepted, never a choice that grants
-//! a rule; a capability is spent before its answer is tried, so two
-//! requests with it cannot both answer.
+//! the server (with Redis, every instance shares one: `server_key.rs`);
+//! MACs are compared in constant time; only `once`, `deny` and a clarify's
+//! text are ever minted or accepted, never a choice that grants a rule.
 
 use crate::core::kind::Kind;
 use crate::core::prompt::Choice;
@@ -19,10 +21,8 @@ use crate::core::receipt::{from_hex, hex};
 use crate::private_file;
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
-use std::collections::{HashSet, VecDeque};
 use std::io;
 use std::path::Path;
-use std::sync::Mutex;
 
 /// The request header a capability travels in (never the URL).
 pub const HEADER: &str = "X-Askgate-Capability";
@@ -30,9 +30,6 @@ pub const HEADER: &str = "X-Askgate-Capability";
 pub const KEY_FILE: &str = "notify.key";
 const KEY_BYTES: usize = 32;
 const VERSION: &str = "v1";
-/// Used capabilities remembered at once; the oldest is forgotten first (its
-/// prompt has long been answered, so a replay of it is stale anyway).
-const MAX_USED: usize = 4096;
 
 /// What a capability is bound to.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -72,43 +69,31 @@ impl Refused {
     }
 }
 
-/// The server's key and the capabilities used so far.
+/// The server's key.
 pub struct Capabilities {
     key: hmac::Key,
-    used: Mutex<Used>,
-}
-
-#[derive(Default)]
-struct Used {
-    prompts: HashSet<String>,
-    order: VecDeque<String>,
 }
 
 impl Capabilities {
     pub fn new(secret: &[u8]) -> Capabilities {
         Capabilities {
             key: hmac::Key::new(hmac::HMAC_SHA256, secret),
-            used: Mutex::default(),
         }
+    }
+
+    /// From a key as `new_key_hex` makes them (kept as `server_key.rs`
+    /// keeps keys: with Redis, one for every instance, so a button minted
+    /// by one is taken by the others).
+    pub fn from_hex(text: &str) -> io::Result<Capabilities> {
+        let secret = from_hex(text.trim())
+            .filter(|secret| secret.len() == KEY_BYTES)
+            .ok_or_else(|| io::Error::other("the notification key is not a key"))?;
+        Ok(Capabilities::new(&secret))
     }
 
     /// A key for this process only (no data directory).
     pub fn ephemeral() -> io::Result<Capabilities> {
         Ok(Capabilities::new(&random_key()?))
-    }
-
-    /// The key in `dir`, made there (mode 0600) on first start.
-    pub fn in_dir(dir: &Path) -> io::Result<Capabilities> {
-        let path = dir.join(KEY_FILE);
-        match private_file::read(&path)? {
-            Some(text) => {
-                let secret = from_hex(text.trim())
-                    .filter(|secret| secret.len() == KEY_BYTES)
-                    .ok_or_else(|| io::Error::other(format!("{} is not a key", path.display())))?;
-                Ok(Capabilities::new(&secret))
-            }
-            None => Ok(Capabilities::new(&write_new_key(dir)?)),
-        }
     }
 
     /// The capability for `claim` until `expires` (Unix seconds, 0 for
@@ -122,10 +107,9 @@ impl Capabilities {
     }
 
     /// Checks `capability` against what the request asks for, at `now`
-    /// (Unix seconds), and spends it: a second check of a capability for
-    /// the same prompt is `Used`. `refund` gives it back when the answer
-    /// could not be tried.
-    pub fn spend(&self, claim: &Claim<'_>, capability: &str, now: u64) -> Result<(), Refused> {
+    /// (Unix seconds): its expiry (0 for none) when it holds. Whether it
+    /// was spent is the hub's to say (`spend_key`).
+    pub fn check(&self, claim: &Claim<'_>, capability: &str, now: u64) -> Result<u64, Refused> {
         let (expires, mac) = parse(capability).ok_or(Refused::Malformed)?;
         if grants_rule(claim) {
             return Err(Refused::GrantsRule);
@@ -134,27 +118,14 @@ impl Capabilities {
         if expires != 0 && now >= expires {
             return Err(Refused::Expired);
         }
-        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
-        let prompt = format!("{}:{}", claim.kind.as_str(), claim.id);
-        if !used.prompts.insert(prompt.clone()) {
-            return Err(Refused::Used);
-        }
-        used.order.push_back(prompt);
-        while used.order.len() > MAX_USED {
-            if let Some(oldest) = used.order.pop_front() {
-                used.prompts.remove(&oldest);
-            }
-        }
-        Ok(())
+        Ok(expires)
     }
+}
 
-    /// Gives a spent capability back (its answer failed before it was made).
-    pub fn refund(&self, claim: &Claim<'_>) {
-        let prompt = format!("{}:{}", claim.kind.as_str(), claim.id);
-        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
-        used.prompts.remove(&prompt);
-        used.order.retain(|known| *known != prompt);
-    }
+/// What the state remembers a spent capability by: its prompt (each of a
+/// prompt's capabilities answers it, so one spent spends them all).
+pub fn spend_key(claim: &Claim<'_>) -> String {
+    format!("{}:{}", claim.kind.as_str(), claim.id)
 }
 
 /// Whether a claim names an approval choice that grants a rule, or one
@@ -195,6 +166,16 @@ fn parse(capability: &str) -> Option<(u64, Vec<u8>)> {
         return None;
     }
     Some((expires.parse().ok()?, from_hex(mac)?))
+}
+
+/// A new key, hex.
+pub fn new_key_hex() -> io::Result<String> {
+    Ok(hex(&random_key()?))
+}
+
+/// Whether `text` is a key (hex of the right length).
+pub fn is_key(text: &str) -> bool {
+    from_hex(text.trim()).is_some_and(|secret| secret.len() == KEY_BYTES)
 }
 
 fn random_key() -> io::Result<[u8; KEY_BYTES]> {
@@ -242,22 +223,17 @@ mod tests {
         let other_kind = claim(Kind::Clarify, "a1", "once");
         for other in [other_prompt, other_choice, other_session, other_kind] {
             assert_eq!(
-                capabilities.spend(&other, &capability, NOW),
+                capabilities.check(&other, &capability, NOW),
                 Err(Refused::Forged),
                 "{other:?}"
             );
         }
         assert_eq!(
-            capabilities.spend(&once, &capability, NOW + 60),
+            capabilities.check(&once, &capability, NOW + 60),
             Err(Refused::Expired)
         );
-        assert_eq!(capabilities.spend(&once, &capability, NOW), Ok(()));
-        assert_eq!(
-            capabilities.spend(&once, &capability, NOW),
-            Err(Refused::Used)
-        );
-        capabilities.refund(&once);
-        assert_eq!(capabilities.spend(&once, &capability, NOW), Ok(()));
+        assert_eq!(capabilities.check(&once, &capability, NOW), Ok(NOW + 60));
+        assert_eq!(spend_key(&once), "approval:a1", "spent by its prompt");
     }
 
     #[test]
@@ -282,9 +258,9 @@ mod tests {
             ("", Refused::Malformed),
             (&capability[..capability.len() - 1], Refused::Malformed),
         ] {
-            assert_eq!(capabilities.spend(&deny, forged, NOW), Err(why), "{forged}");
+            assert_eq!(capabilities.check(&deny, forged, NOW), Err(why), "{forged}");
         }
-        assert_eq!(capabilities.spend(&deny, &capability, NOW), Ok(()));
+        assert_eq!(capabilities.check(&deny, &capability, NOW), Ok(0));
     }
 
     #[test]
@@ -295,7 +271,7 @@ mod tests {
             assert_eq!(capabilities.mint(&rule, 0), None, "{choice}");
             let forged = format!("v1.0.{}", "0".repeat(64));
             assert_eq!(
-                capabilities.spend(&rule, &forged, NOW),
+                capabilities.check(&rule, &forged, NOW),
                 Err(Refused::GrantsRule)
             );
         }
@@ -309,11 +285,17 @@ mod tests {
     #[test]
     fn the_key_is_kept_in_the_data_directory() {
         let dir = std::env::temp_dir().join(format!("askgate-key-{}", std::process::id()));
-        let first = Capabilities::in_dir(&dir).unwrap();
-        let again = Capabilities::in_dir(&dir).unwrap();
+        let _ = fs::remove_dir_all(&dir);
+        let secret = write_new_key(&dir).unwrap();
+        let kept = private_file::read(&dir.join(KEY_FILE)).unwrap().unwrap();
+        assert!(is_key(&kept) && !is_key("00"));
+        let (first, again) = (
+            Capabilities::new(&secret),
+            Capabilities::from_hex(&kept).unwrap(),
+        );
         let once = claim(Kind::Approval, "a1", "once");
         let capability = first.mint(&once, 0).unwrap();
-        assert_eq!(again.spend(&once, &capability, NOW), Ok(()));
+        assert_eq!(again.check(&once, &capability, NOW), Ok(0));
         let mode = fs::metadata(dir.join(KEY_FILE)).unwrap().permissions();
         assert_eq!(
             std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,

@@ -3,15 +3,18 @@
 //!
 //! The request names the prompt and the choice in its body and carries the
 //! capability made for exactly those in its `X-Askgate-Capability` header.
-//! The capability is checked and spent before the hub is asked, so bad
-//! input and a replay change nothing; the answer goes through the same
-//! `respond` as the page's, audited as by a notification.
+//! The capability is checked before the hub is asked, so bad input changes
+//! nothing; the hub spends it in the operation that answers
+//! (`Hub::respond_spending`), so a replay, here, after a restart or on
+//! another instance, is refused; the answer is decided as the page's is,
+//! audited as by a notification.
 
 use crate::core::kind::Kind;
 use crate::core::prompt::{Answer, Choice};
 use crate::core::validate;
 use crate::error::{Error, Refusal, Result};
 use crate::hub::Responded;
+use crate::hub::credentials::Spend;
 use crate::notify::capability::{self, Claim, Refused};
 use crate::serve::http::{Reply, Request, Response};
 use crate::serve::routes::{App, required_session};
@@ -41,8 +44,10 @@ pub fn act(app: &App, request: &Request) -> Result<Reply> {
         id,
         choice,
     };
-    app.capabilities
-        .spend(&claim, capability, unix_now())
+    let now = unix_now();
+    let expires = app
+        .capabilities
+        .check(&claim, capability, now)
         .map_err(refusal)?;
     let answer = match kind {
         Kind::Approval => Answer::choice(
@@ -51,23 +56,29 @@ pub fn act(app: &App, request: &Request) -> Result<Reply> {
         ),
         Kind::Clarify => Answer::Text(choice.trim().to_string()),
     };
-    match app
+    // Remembered until it expires; one without a deadline as long as an
+    // outcome is kept (its prompt has been answered, so a replay is stale
+    // even once it is forgotten).
+    let spend = Spend {
+        key: capability::spend_key(&claim),
+        expires: match expires {
+            0 => (now as f64) + app.config.result_ttl.as_secs_f64(),
+            expires => expires as f64,
+        },
+    };
+    let responded = app
         .hub
-        .respond(session_id, Some(id), answer.clone(), None, BY, None)
-    {
-        Ok(Responded::Answered) => {
+        .respond_spending(&spend, session_id, id, answer.clone(), BY)?;
+    match responded {
+        Some(Responded::Answered) => {
             let body = json!({"ok": true, kind.answer_field(): answer.value()});
             Ok(Response::json(200, &body).into())
         }
-        Ok(Responded::Stale { .. }) => Err(Error::Stale(format!(
+        Some(Responded::Stale { .. }) => Err(Error::Stale(format!(
             "{} is no longer pending",
             kind.as_str()
         ))),
-        Err(error) => {
-            // Nothing was answered: the button may be pressed again.
-            app.capabilities.refund(&claim);
-            Err(error)
-        }
+        None => Err(refusal(Refused::Used)),
     }
 }
 

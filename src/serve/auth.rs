@@ -15,13 +15,19 @@
 //!
 //! Invariants: secrets come from the OS's random source; a failed sign-in
 //! is logged and rate-limited per client and overall; signed-in sessions
-//! are bounded in number and age.
+//! are kept by the hub's state (`core/credentials.rs`) as the SHA-256 of
+//! their cookie, never the cookie itself, bounded in number and age, so a
+//! restart or another instance keeps them.
 
+use crate::core::receipt::hex;
+use crate::error::Error;
+use crate::hub::Hub;
+use crate::hub::credentials::CodeSignIn;
 use crate::private_file;
 use crate::serve::credentials;
 use crate::serve::origin::Client;
 use crate::serve::signin;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
@@ -32,8 +38,6 @@ use std::time::{Duration, Instant};
 pub const COOKIE: &str = "askgate_session";
 /// How long a sign-in lasts.
 pub const SESSION_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
-/// Signed-in sessions kept at once; the oldest goes first.
-const MAX_SESSIONS: usize = 256;
 /// Failed sign-ins allowed per client, and overall, per window.
 const FAILURES_PER_CLIENT: usize = 5;
 const FAILURES_OVERALL: usize = 30;
@@ -153,8 +157,6 @@ pub struct Auth {
     code_key: Option<ring::hmac::Key>,
     /// The named credentials of the data directory, when there is one.
     named: Option<credentials::Live>,
-    spent_codes: Mutex<signin::Spent>,
-    sessions: Mutex<Sessions>,
     failures: Mutex<Failures>,
 }
 
@@ -168,13 +170,6 @@ pub enum Credential<'a> {
 }
 
 #[derive(Default)]
-struct Sessions {
-    /// Each session's expiry and the human who signed in.
-    expiry: HashMap<String, (Instant, Name)>,
-    order: VecDeque<String>,
-}
-
-#[derive(Default)]
 struct Failures {
     recent: VecDeque<(Instant, Option<Client>)>,
 }
@@ -185,6 +180,8 @@ pub enum SignInError {
     WrongToken,
     BadCode(signin::Refused),
     TooMany,
+    /// The sign-in could not be kept (a full disk, Redis unreachable).
+    NotKept(Error),
 }
 
 impl Auth {
@@ -194,8 +191,6 @@ impl Auth {
             tokens,
             local_agents: false,
             named: None,
-            spent_codes: Mutex::default(),
-            sessions: Mutex::default(),
             failures: Mutex::default(),
         }
     }
@@ -218,9 +213,11 @@ impl Auth {
     }
 
     /// Who a request's credential names: its bearer token, else its
-    /// cookie; with neither, a `local` caller may be an agent.
+    /// cookie (signed in as the `hub` keeps it); with neither, a `local`
+    /// caller may be an agent.
     pub fn identify(
         &self,
+        hub: &Hub,
         authorization: Option<&str>,
         cookie: Option<&str>,
         local: bool,
@@ -240,11 +237,11 @@ impl Auth {
                 None => Caller::Unknown,
             };
         }
-        match cookie
-            .and_then(session_id)
-            .and_then(|id| self.signed_in(id))
-        {
-            Some(name) => Caller::SignedIn(name),
+        match cookie.and_then(session_id) {
+            Some(id) => match hub.signed_in(&digest(id)) {
+                Some(name) if self.human_lives(&name) => Caller::SignedIn(Arc::from(name)),
+                _ => Caller::Unknown,
+            },
             None => Caller::Unknown,
         }
     }
@@ -268,19 +265,12 @@ impl Auth {
                 .is_some_and(|named| named.has(Role::Human, name))
     }
 
-    fn signed_in(&self, id: &str) -> Option<Name> {
-        let sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-        let found = sessions.expiry.iter().find(|(known, _)| same(known, id));
-        let (_, (_, name)) = found.filter(|(_, (expiry, _))| *expiry > Instant::now())?;
-        let name = name.clone();
-        drop(sessions);
-        self.human_lives(&name).then_some(name)
-    }
-
     /// The page's sign-in: the human's token, or a one-time code, for a
-    /// new session id. Every failure counts against the same limit.
+    /// new session id, kept by the `hub`. Every failure counts against the
+    /// same limit.
     pub fn sign_in(
         &self,
+        hub: &Hub,
         credential: Credential<'_>,
         client: Option<Client>,
     ) -> Result<String, SignInError> {
@@ -298,61 +288,81 @@ impl Auth {
         }
         let checked = match credential {
             Credential::Token(token) => match self.token(tokens, token) {
-                Some((Role::Human, name)) => Ok(name),
+                Some((Role::Human, name)) => Ok((name.to_string(), None)),
                 Some((Role::Agent, _)) | None => Err(SignInError::WrongToken),
             },
-            Credential::Code(code) => {
-                let mut spent = self.spent_codes.lock().unwrap_or_else(|p| p.into_inner());
-                match spent.spend(key, code, signin::now()) {
-                    Ok(name) if self.human_lives(&name) => Ok(Arc::from(name.as_str())),
-                    Ok(_) => Err(SignInError::BadCode(signin::Refused::Invalid)),
-                    Err(refused) => Err(SignInError::BadCode(refused)),
+            Credential::Code(code) => match signin::check(key, code, signin::now()) {
+                Ok((name, expires, nonce)) if self.human_lives(name) => {
+                    Ok((name.to_string(), Some((expires, nonce))))
                 }
-            }
+                Ok(_) => Err(SignInError::BadCode(signin::Refused::Invalid)),
+                Err(refused) => Err(SignInError::BadCode(refused)),
+            },
         };
-        let name = match checked {
-            Ok(name) => name,
-            Err(error) => {
-                log::warn!("failed sign-in from {}: {error:?}", shown(client.as_ref()));
-                failures.recent.push_back((Instant::now(), client));
-                return Err(error);
-            }
+        let (name, code) = match checked {
+            Ok(checked) => checked,
+            Err(error) => return Err(failures.failed(client, error)),
         };
         drop(failures);
-        let id = random_hex(32).map_err(|_| SignInError::WrongToken)?;
-        let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-        sessions.add(id.clone(), name.clone());
+        let id = random_hex(32).map_err(|error| {
+            log::error!("no random bytes for a sign-in: {error}");
+            SignInError::NotKept(Error::Internal)
+        })?;
+        let digest = digest(&id);
+        let spent = match code {
+            None => hub
+                .sign_in(&digest, SESSION_LIFETIME, &name, PAGE)
+                .map(|()| None),
+            Some((expires, nonce)) => hub
+                .sign_in_with_code(
+                    nonce,
+                    expires as f64,
+                    &digest,
+                    SESSION_LIFETIME,
+                    &name,
+                    PAGE,
+                )
+                .map(Some),
+        };
+        let refused = match spent.map_err(SignInError::NotKept)? {
+            None | Some(CodeSignIn::SignedIn) => None,
+            Some(CodeSignIn::Used) => Some(signin::Refused::Used),
+            Some(CodeSignIn::Busy) => Some(signin::Refused::Busy),
+        };
+        if let Some(refused) = refused {
+            let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+            return Err(failures.failed(client, SignInError::BadCode(refused)));
+        }
         log::info!("{name} signed in from {}", shown(client.as_ref()));
         Ok(id)
     }
 
-    pub fn sign_out(&self, cookie: Option<&str>) {
-        if let Some(id) = cookie.and_then(session_id) {
-            let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-            sessions.expiry.remove(id);
-            sessions.order.retain(|known| known != id);
+    /// Forgets the sign-in of the request's cookie, if it has one.
+    pub fn sign_out(&self, hub: &Hub, cookie: Option<&str>) -> Result<(), Error> {
+        match cookie.and_then(session_id) {
+            Some(id) => hub.sign_out(&digest(id), PAGE),
+            None => Ok(()),
         }
     }
 }
 
-impl Sessions {
-    fn add(&mut self, id: String, name: Name) {
-        let now = Instant::now();
-        self.expiry.retain(|_, (expiry, _)| *expiry > now);
-        let expiry = &self.expiry;
-        self.order.retain(|known| expiry.contains_key(known));
-        while self.order.len() >= MAX_SESSIONS {
-            if let Some(oldest) = self.order.pop_front() {
-                self.expiry.remove(&oldest);
-            }
-        }
-        self.expiry
-            .insert(id.clone(), (now + SESSION_LIFETIME, name));
-        self.order.push_back(id);
-    }
+/// Who signs in and out, for the log.
+const PAGE: &str = "human (page)";
+
+/// What the state keeps of a sign-in: the SHA-256 of its cookie's value,
+/// hex, so a copy of the data directory or of Redis signs nobody in.
+fn digest(session_id: &str) -> String {
+    hex(ring::digest::digest(&ring::digest::SHA256, session_id.as_bytes()).as_ref())
 }
 
 impl Failures {
+    /// Logs and counts a failed sign-in.
+    fn failed(&mut self, client: Option<Client>, error: SignInError) -> SignInError {
+        log::warn!("failed sign-in from {}: {error:?}", shown(client.as_ref()));
+        self.recent.push_back((Instant::now(), client));
+        error
+    }
+
     fn forget_older_than(&mut self, window: Duration) {
         while self
             .recent
@@ -465,6 +475,18 @@ pub fn write_new_tokens(dir: &Path, keep: Option<(Role, &Tokens)>) -> io::Result
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::state::Limits;
+
+    fn hub() -> Hub {
+        let limits = Limits {
+            max_pending: 4,
+            max_prompts: 4,
+            max_state_bytes: 1 << 20,
+            max_sessions: 4,
+            result_ttl: 60.0,
+        };
+        Hub::new(limits, 4)
+    }
 
     fn auth() -> Auth {
         Auth::new(Some(Tokens {
@@ -475,7 +497,7 @@ mod tests {
 
     #[test]
     fn credentials_name_their_role() {
-        let auth = auth();
+        let (auth, hub) = (auth(), hub());
         let cases = [
             (
                 Some("Bearer agent-secret"),
@@ -494,17 +516,20 @@ mod tests {
         ];
         for (authorization, cookie, expected) in cases {
             assert_eq!(
-                auth.identify(authorization, cookie, false),
+                auth.identify(&hub, authorization, cookie, false),
                 expected,
                 "{authorization:?} {cookie:?}"
             );
         }
-        assert_eq!(Auth::new(None).identify(None, None, true), Caller::Open);
-        let local = auth.with_local_agents(true);
-        assert_eq!(local.identify(None, None, true), Caller::Local);
-        assert_eq!(local.identify(None, None, false), Caller::Unknown);
         assert_eq!(
-            local.identify(Some("Bearer guess"), None, true),
+            Auth::new(None).identify(&hub, None, None, true),
+            Caller::Open
+        );
+        let local = auth.with_local_agents(true);
+        assert_eq!(local.identify(&hub, None, None, true), Caller::Local);
+        assert_eq!(local.identify(&hub, None, None, false), Caller::Unknown);
+        assert_eq!(
+            local.identify(&hub, Some("Bearer guess"), None, true),
             Caller::Unknown,
             "a wrong token is never taken for no token"
         );
@@ -512,40 +537,61 @@ mod tests {
 
     #[test]
     fn signing_in_gives_a_session_and_failures_are_limited() {
-        let auth = auth();
+        let (auth, hub) = (auth(), hub());
         let client = Some(Client::Address([192, 168, 1, 9].into()));
         let id = auth
-            .sign_in(Credential::Token("human-secret"), client.clone())
+            .sign_in(&hub, Credential::Token("human-secret"), client.clone())
             .unwrap();
         let cookie = format!("theme=dark; {COOKIE}={id}");
         assert_eq!(
-            auth.identify(None, Some(&cookie), false),
+            auth.identify(&hub, None, Some(&cookie), false),
             Caller::SignedIn(Arc::from(HUMAN))
         );
         assert_eq!(
-            auth.sign_in(Credential::Token("agent-secret"), client.clone()),
+            auth.sign_in(&hub, Credential::Token("agent-secret"), client.clone()),
             Err(SignInError::WrongToken),
             "an agent's token never signs in"
         );
         for _ in 1..FAILURES_PER_CLIENT {
             assert_eq!(
-                auth.sign_in(Credential::Token("guess"), client.clone()),
+                auth.sign_in(&hub, Credential::Token("guess"), client.clone()),
                 Err(SignInError::WrongToken)
             );
         }
         assert_eq!(
-            auth.sign_in(Credential::Token("human-secret"), client),
+            auth.sign_in(&hub, Credential::Token("human-secret"), client),
             Err(SignInError::TooMany),
             "even the right token, for a while"
         );
         let other = Some(Client::Address([192, 168, 1, 10].into()));
         assert!(
-            auth.sign_in(Credential::Token("human-secret"), other)
+            auth.sign_in(&hub, Credential::Token("human-secret"), other)
                 .is_ok(),
             "another client still can"
         );
-        auth.sign_out(Some(&cookie));
-        assert_eq!(auth.identify(None, Some(&cookie), false), Caller::Unknown);
+        auth.sign_out(&hub, Some(&cookie)).unwrap();
+        assert_eq!(
+            auth.identify(&hub, None, Some(&cookie), false),
+            Caller::Unknown
+        );
+    }
+
+    #[test]
+    fn a_code_signs_in_once_whichever_server_takes_it() {
+        let hub = hub();
+        let code = signin::mint(&signin::key("human-secret")).unwrap();
+        let id = auth().sign_in(&hub, Credential::Code(&code), None).unwrap();
+        let cookie = format!("{COOKIE}={id}");
+        let restarted = auth();
+        assert_eq!(
+            restarted.identify(&hub, None, Some(&cookie), false),
+            Caller::SignedIn(Arc::from(HUMAN))
+        );
+        assert_eq!(
+            restarted.sign_in(&hub, Credential::Code(&code), None),
+            Err(SignInError::BadCode(signin::Refused::Used)),
+            "the state it spent the code in is what a restart keeps"
+        );
     }
 
     #[test]

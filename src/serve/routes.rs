@@ -120,6 +120,7 @@ fn caller(app: &App, request: &Request) -> Caller {
         .any(|name| request.header(name).is_some());
     let local = !forwarded && request.peer.is_some_and(|peer| peer.ip().is_loopback());
     app.auth.identify(
+        &app.hub,
         request.header("authorization"),
         request.header("cookie"),
         local,
@@ -207,7 +208,7 @@ pub const ROUTES: &[Route] = {
         row(Get, "/metrics", Needs(Human), Plain(|app, _| Ok(metrics(app).into()))),
         row(Get, "/api/config", Open, Plain(config)),
         row(Post, "/api/login", Open, Plain(login)),
-        row(Post, "/api/logout", Open, Plain(|app, request| Ok(logout(app, request).into()))),
+        row(Post, "/api/logout", Open, Plain(logout)),
         row(Get, "/api/{kind}/pending", Needs(Human), PerKind(pending)),
         row(Get, "/api/{kind}/stream", Needs(Human), PerKind(per_kind_stream)),
         row(Post, "/api/{kind}/respond", Needs(Human), PerKind(respond)),
@@ -399,7 +400,7 @@ fn login(app: &App, request: &Request) -> Result<Reply> {
         }
     };
     let client = origin::client(&app.config, request);
-    match app.auth.sign_in(credential, client) {
+    match app.auth.sign_in(&app.hub, credential, client) {
         Ok(id) if id.is_empty() => Ok(Response::json(200, &json!({"ok": true})).into()),
         Ok(id) => {
             let cookie = session_cookie(app, request, &id, auth::SESSION_LIFETIME.as_secs());
@@ -412,13 +413,17 @@ fn login(app: &App, request: &Request) -> Result<Reply> {
         Err(SignInError::TooMany) => Err(Error::TooMany(
             "too many failed sign-ins; wait a minute".into(),
         )),
+        Err(SignInError::NotKept(error)) => Err(error),
     }
 }
 
-fn logout(app: &App, request: &Request) -> Response {
-    app.auth.sign_out(request.header("cookie"));
+/// Signs out: the state forgets the sign-in (a store that cannot take the
+/// change refuses, and the cookie still signs in), and the cookie goes.
+fn logout(app: &App, request: &Request) -> Result<Reply> {
+    app.auth.sign_out(&app.hub, request.header("cookie"))?;
     let expired = session_cookie(app, request, "", 0);
-    Response::json(200, &json!({"ok": true})).with_header("Set-Cookie", expired)
+    let response = Response::json(200, &json!({"ok": true})).with_header("Set-Cookie", expired);
+    Ok(response.into())
 }
 
 /// The sign-in cookie: the page's only way in, out of reach of scripts and

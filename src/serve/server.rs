@@ -20,7 +20,7 @@ use crate::error::Error;
 use crate::hub::Hub;
 use crate::hub::Observed;
 use crate::notify::Notifier;
-use crate::notify::capability::Capabilities;
+use crate::notify::capability::{self, Capabilities};
 use crate::notify::message::Links;
 use crate::receipt_key;
 use crate::serve::admission::Place;
@@ -31,6 +31,7 @@ use crate::serve::metrics::Metrics;
 use crate::serve::routes::{self, App};
 use crate::serve::signals::ShutdownSignals;
 use crate::serve::signin;
+use crate::server_key;
 use crate::store::audit_log::AuditLog;
 use crate::store::journal::Journal;
 use std::io::{self, Read};
@@ -65,6 +66,16 @@ const TRIM_EVERY_VARIABLE: &str = "ASKGATE_TEST_TRIM_MS";
 /// Only a thread blocked writing to a client that stopped reading (until
 /// `--write-timeout-secs`) should still be running by then.
 const SHUTDOWN_PATIENCE: Duration = Duration::from_millis(1500);
+
+/// Where the notifications' key is kept: with Redis, one for every
+/// instance, so a button minted by one is taken by the others.
+const NOTIFY_KEY: server_key::Kept = server_key::Kept {
+    file: capability::KEY_FILE,
+    shared_as: "notify_key",
+    what: "notification key",
+    make: capability::new_key_hex,
+    valid: capability::is_key,
+};
 
 /// A running server. Dropping it shuts it down.
 pub struct Server {
@@ -121,9 +132,8 @@ impl Server {
         }
         let running = Arc::new(ThreadGroup::default());
         let mut app = App::with_hub(config, addr.ip().is_loopback(), hub, auth);
-        if let Some(dir) = &app.config.data_dir {
-            app.capabilities = Arc::new(Capabilities::in_dir(dir)?);
-        }
+        let key = server_key::open(&app.hub, app.config.data_dir.as_deref(), &NOTIFY_KEY)?;
+        app.capabilities = Arc::new(Capabilities::from_hex(&key)?);
         app.notifier = start_notifier(&app, addr, &running)?;
         let app = Arc::new(app);
         let stopping = Arc::new(AtomicBool::new(false));

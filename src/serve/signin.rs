@@ -8,24 +8,23 @@
 //! MAC over the name too, and signs in as that human. Any process
 //! that can read the tokens file can mint one, and the running server
 //! checks it without being told: nothing is stored when one is made. A
-//! spent code is remembered by its nonce until it expires.
+//! spent code is remembered by its nonce until it expires, in the hub's
+//! state (`core/credentials.rs`), so neither a restart nor another
+//! instance lets it sign in again.
 //!
 //! Invariants: a code lives at most `LIFETIME`; it signs in at most once;
 //! MACs are compared in constant time; the spent set is bounded, and when
 //! it is full a new code is refused rather than an old one forgotten (so a
-//! replay never comes back to life).
+//! replay never comes back to life): `Hub::sign_in_with_code`.
 
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
-use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// How long a code signs in.
 pub const LIFETIME_SECS: u64 = 600;
 /// The URL fragment's name for a code: `#signin=CODE`.
 pub const FRAGMENT: &str = "signin";
-/// Spent codes remembered at once (each for at most `LIFETIME_SECS`).
-const MAX_SPENT: usize = 1024;
 const NONCE_BYTES: usize = 16;
 const MAC_HEX: usize = 64;
 
@@ -60,7 +59,7 @@ pub fn key(human_token: &str) -> hmac::Key {
 }
 
 /// The human a code without a name signs in as: the legacy token's.
-pub const LEGACY_HUMAN: &str = "human";
+pub use crate::core::prompt::LEGACY_HUMAN;
 /// Between a named human's name and the rest of the code.
 const NAMED: char = '~';
 
@@ -109,36 +108,25 @@ pub fn now() -> u64 {
         .map_or(0, |since| since.as_secs())
 }
 
-/// The nonces of spent codes, each with its expiry.
-#[derive(Default)]
-pub struct Spent {
-    nonces: HashMap<String, u64>,
-}
-
-impl Spent {
-    /// Checks `code` at `now` and spends it; the human it signs in as.
-    pub fn spend(&mut self, key: &hmac::Key, code: &str, now: u64) -> Result<String, Refused> {
-        let (name, code) = code
-            .trim()
-            .split_once(NAMED)
-            .unwrap_or((LEGACY_HUMAN, code));
-        let (expires, nonce, mac) = parse(code).ok_or(Refused::Invalid)?;
-        hmac::verify(key, &message(name, expires, nonce), &mac).map_err(|_| Refused::Invalid)?;
-        // A code minted for longer than a code lives is not one of ours to
-        // honour (and would sit in the spent set too long).
-        if now >= expires || expires > now + LIFETIME_SECS + 60 {
-            return Err(Refused::Expired);
-        }
-        self.nonces.retain(|_, expiry| *expiry > now);
-        if self.nonces.contains_key(nonce) {
-            return Err(Refused::Used);
-        }
-        if self.nonces.len() >= MAX_SPENT {
-            return Err(Refused::Busy);
-        }
-        self.nonces.insert(nonce.to_string(), expires);
-        Ok(name.to_string())
+/// A code checked at `now`: the human it signs in as, its expiry and its
+/// nonce, for the hub to spend (`Hub::sign_in_with_code`).
+pub fn check<'a>(
+    key: &hmac::Key,
+    code: &'a str,
+    now: u64,
+) -> Result<(&'a str, u64, &'a str), Refused> {
+    let (name, code) = code
+        .trim()
+        .split_once(NAMED)
+        .unwrap_or((LEGACY_HUMAN, code.trim()));
+    let (expires, nonce, mac) = parse(code).ok_or(Refused::Invalid)?;
+    hmac::verify(key, &message(name, expires, nonce), &mac).map_err(|_| Refused::Invalid)?;
+    // A code minted for longer than a code lives is not one of ours to
+    // honour (and would sit in the spent set too long).
+    if now >= expires || expires > now + LIFETIME_SECS + 60 {
+        return Err(Refused::Expired);
     }
+    Ok((name, expires, nonce))
 }
 
 /// What is signed: every field length-prefixed, as `notify::capability`;
@@ -190,28 +178,25 @@ mod tests {
     const NONCE: &str = "00112233445566778899aabbccddeeff";
 
     #[test]
-    fn a_code_signs_in_once_until_it_expires() {
+    fn a_code_signs_in_until_it_expires() {
         let key = key("human-token-0123456789");
         let code = mint_at(&key, 1_000, NONCE);
-        let mut spent = Spent::default();
-        assert_eq!(spent.spend(&key, &code, 400), Ok(LEGACY_HUMAN.into()));
-        assert_eq!(spent.spend(&key, &code, 401), Err(Refused::Used));
+        assert_eq!(check(&key, &code, 400), Ok((LEGACY_HUMAN, 1_000, NONCE)));
         let late = mint_at(&key, 1_000, "ffeeddccbbaa99887766554433221100");
-        assert_eq!(spent.spend(&key, &late, 1_000), Err(Refused::Expired));
+        assert_eq!(check(&key, &late, 1_000), Err(Refused::Expired));
         let far = mint_at(&key, 1_000_000, NONCE);
-        assert_eq!(spent.spend(&key, &far, 400), Err(Refused::Expired));
+        assert_eq!(check(&key, &far, 400), Err(Refused::Expired));
     }
 
     #[test]
     fn a_code_of_another_key_or_tampered_with_is_invalid() {
         let key = key("human-token-0123456789");
         let other = super::key("agent-token-0123456789");
-        let mut spent = Spent::default();
         let foreign = mint_at(&other, 1_000, NONCE);
-        assert_eq!(spent.spend(&key, &foreign, 400), Err(Refused::Invalid));
+        assert_eq!(check(&key, &foreign, 400), Err(Refused::Invalid));
         let code = mint_at(&key, 1_000, NONCE);
         let longer = code.replacen("1000-", "1001-", 1);
-        assert_eq!(spent.spend(&key, &longer, 400), Err(Refused::Invalid));
+        assert_eq!(check(&key, &longer, 400), Err(Refused::Invalid));
         for bad in [
             "",
             "1000",
@@ -219,11 +204,11 @@ mod tests {
             &format!("{code}-x"),
             &code.to_uppercase(),
         ] {
-            assert_eq!(spent.spend(&key, bad, 400), Err(Refused::Invalid), "{bad}");
+            assert_eq!(check(&key, bad, 400), Err(Refused::Invalid), "{bad}");
         }
         assert_eq!(
-            spent.spend(&key, &code, 400),
-            Ok(LEGACY_HUMAN.into()),
+            check(&key, &code, 400),
+            Ok((LEGACY_HUMAN, 1_000, NONCE)),
             "the genuine one still works"
         );
     }
@@ -233,34 +218,10 @@ mod tests {
         let key = key("human-token-0123456789");
         let code = mint_named_at(&key, "anna", 1_000, NONCE);
         assert!(code.starts_with("anna~"), "{code}");
-        let mut spent = Spent::default();
         let renamed = code.replacen("anna~", "bert~", 1);
-        assert_eq!(spent.spend(&key, &renamed, 400), Err(Refused::Invalid));
+        assert_eq!(check(&key, &renamed, 400), Err(Refused::Invalid));
         let unnamed = code.replacen("anna~", "", 1);
-        assert_eq!(spent.spend(&key, &unnamed, 400), Err(Refused::Invalid));
-        assert_eq!(spent.spend(&key, &code, 400), Ok("anna".into()));
-    }
-
-    #[test]
-    fn spent_codes_are_bounded_and_never_forgotten_early() {
-        let key = key("human-token-0123456789");
-        let mut spent = Spent::default();
-        let nonce = |n: usize| format!("{n:032x}");
-        for n in 0..MAX_SPENT {
-            assert_eq!(
-                spent.spend(&key, &mint_at(&key, 1_000, &nonce(n)), 500),
-                Ok(LEGACY_HUMAN.into())
-            );
-        }
-        let one_more = mint_at(&key, 1_000, &nonce(MAX_SPENT));
-        assert_eq!(spent.spend(&key, &one_more, 500), Err(Refused::Busy));
-        let first = mint_at(&key, 1_000, &nonce(0));
-        assert_eq!(spent.spend(&key, &first, 500), Err(Refused::Used));
-        let later = mint_at(&key, 1_200, &nonce(MAX_SPENT));
-        assert_eq!(
-            spent.spend(&key, &later, 1_000),
-            Ok(LEGACY_HUMAN.into()),
-            "room once they expire"
-        );
+        assert_eq!(check(&key, &unnamed, 400), Err(Refused::Invalid));
+        assert_eq!(check(&key, &code, 400), Ok(("anna", 1_000, NONCE)));
     }
 }

@@ -17,6 +17,7 @@
 //!   `audit-bytes`, the bytes of lines it holds, capped as `audit` says.
 //! - `receipts_key`: the key that signs receipts, the same for every
 //!   instance, set by the first to start.
+//! - `notify_key`: the key of the notifications' capabilities, likewise.
 //! - the channel `askgate:changes`: every appended record, as
 //!   `base version bytes`, published by the same script that appends it.
 //!

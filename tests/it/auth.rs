@@ -61,7 +61,7 @@ fn expected_role(pattern: &str) -> Option<&'static str> {
     match action {
         "submit" | "wait" | "cancel" | "claude-code" => Some("agent"),
         "pending" | "stream" | "respond" | "events" | "sessions" | "history" | "metrics"
-        | "rules" | "revoke" | "presence" => Some("human"),
+        | "rules" | "revoke" | "presence" | "agents" | "pause" | "stop" => Some("human"),
         "healthz" | "config" | "login" | "logout" => None,
         // The public key that verifies receipts: public.
         "key" => None,

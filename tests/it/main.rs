@@ -11,6 +11,7 @@ mod binary;
 mod browser_api;
 mod cli_http;
 mod durability;
+mod durable_auth;
 mod events;
 mod history;
 mod hooks;

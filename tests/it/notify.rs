@@ -17,11 +17,11 @@ use std::{env, fs, process, thread};
 
 /// One request the sink received.
 #[derive(Debug)]
-struct Received {
+pub struct Received {
     method: String,
-    path: String,
+    pub path: String,
     headers: Vec<(String, String)>,
-    body: Value,
+    pub body: Value,
 }
 
 impl Received {
@@ -33,13 +33,13 @@ impl Received {
 
 /// A local HTTP server that answers every POST `200 {}` and hands each
 /// request to the test. Its thread ends with the test process.
-struct Sink {
+pub struct Sink {
     addr: SocketAddr,
     received: Receiver<Received>,
 }
 
 impl Sink {
-    fn start() -> Sink {
+    pub fn start() -> Sink {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let (sender, received) = crossbeam_channel::unbounded();
@@ -53,12 +53,12 @@ impl Sink {
         Sink { addr, received }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
     /// The next request, within the deadline.
-    fn next(&self) -> Received {
+    pub fn next(&self) -> Received {
         match self.received.recv_timeout(DEADLINE) {
             Ok(request) => request,
             Err(RecvTimeoutError::Timeout) => panic!("no notification within {DEADLINE:?}"),
@@ -123,7 +123,7 @@ fn server(sink: &Sink, flags: &[&str]) -> ServerProcess {
     ServerProcess::start(&all)
 }
 
-fn approval(server: &Client, session_id: &str, command: &str) -> String {
+pub fn approval(server: &Client, session_id: &str, command: &str) -> String {
     let body = json!({"session_id": session_id, "command": command});
     let reply = server.post("/api/approval/submit", &body);
     assert_eq!(reply.status, 200, "{}", reply.text());
@@ -139,7 +139,7 @@ fn clarify(server: &Client, session_id: &str, question: &str, choices: &[&str]) 
 
 /// Performs an ntfy `http` action as the ntfy app does: its method, url,
 /// headers and body, nothing else. Returns the status and the body.
-fn press(action: &Value) -> (u16, Value) {
+pub fn press(action: &Value) -> (u16, Value) {
     let url = action["url"].as_str().unwrap();
     let rest = url.strip_prefix("http://").unwrap();
     let (host, path) = rest.split_at(rest.find('/').unwrap());
@@ -159,7 +159,7 @@ fn press(action: &Value) -> (u16, Value) {
 }
 
 /// The action of a notification with this label.
-fn button<'a>(notification: &'a Value, label: &str) -> &'a Value {
+pub fn button<'a>(notification: &'a Value, label: &str) -> &'a Value {
     let actions = notification["actions"].as_array().unwrap();
     let found = actions.iter().find(|action| action["label"] == label);
     found.unwrap_or_else(|| panic!("no {label:?} in {notification}"))
