@@ -25,4 +25,5 @@ mod server;
 mod streams;
 mod support;
 mod tidy;
+mod upgrade;
 mod wrapper;
