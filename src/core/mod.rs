@@ -15,6 +15,7 @@ pub mod kind;
 pub mod prompt;
 pub mod queue;
 pub mod receipt;
+pub mod record;
 pub mod rules;
 pub mod snapshot;
 pub mod state;

@@ -2,7 +2,8 @@
 //! history into, and back.
 //!
 //! A journal's snapshot is written as JSON lines, one entry a line (a rule,
-//! a session, a prompt, an outcome) after a first line with the versions,
+//! a session, a prompt, an outcome, each in the durable record format of
+//! `core/record.rs`) after a first line with the format and the versions,
 //! from a `SnapshotView`: the state's entries shared (`Arc`), taken under
 //! the hub lock in one pass of pointer copies and written with no lock
 //! held, so compaction never builds the whole tree nor a whole-state
@@ -22,15 +23,19 @@ use crate::core::kind::{Kind, KindMap};
 use crate::core::prompt::{Outcome, Payload, Prompt};
 use crate::core::queue::Queue;
 use crate::core::receipt;
+use crate::core::record;
 use crate::core::rules::Rule;
 use crate::core::state::{Record, Session, State};
 use serde_json::{Value, json};
 use std::io::{self, Write};
 use std::sync::Arc;
 
-/// How a snapshot in lines begins: its first line's first bytes. The older
-/// layout, one JSON object of sorted keys, begins `{"always":`.
-pub const LINES_PREFIX: &[u8] = b"{\"layout\":2,";
+/// Whether a snapshot's first bytes begin lines: `{"format":` (format 2
+/// on) or `{"layout":2,` (format 1). The older one-value layout, one JSON
+/// object of sorted keys, begins `{"always":`.
+pub fn in_lines(first: &[u8]) -> bool {
+    first.starts_with(b"{\"format\":") || first.starts_with(b"{\"layout\":2,")
+}
 
 /// The state at one version, its entries shared with the state: what a
 /// compaction writes while the state moves on.
@@ -111,7 +116,7 @@ impl State {
     }
 
     pub fn from_snapshot(value: &Value) -> Option<State> {
-        let mut reader = SnapshotReader::new(value)?;
+        let mut reader = SnapshotReader::new(value).ok()?;
         for rule in value["always"].as_array()? {
             reader.always(Rule::from_json(rule)?)?;
         }
@@ -134,7 +139,7 @@ impl State {
             .split(|byte| *byte == b'\n')
             .filter(|line| !line.is_empty());
         let value = |line: &[u8]| serde_json::from_slice::<Value>(line).ok();
-        let mut reader = SnapshotReader::new(&value(lines.next()?)?)?;
+        let mut reader = SnapshotReader::new(&value(lines.next()?)?).ok()?;
         for line in lines {
             reader.line(&value(line)?)?;
         }
@@ -147,40 +152,41 @@ impl SnapshotView {
         self.version
     }
 
-    /// Writes the snapshot as lines, one entry at a time.
+    /// Writes the snapshot as lines, one entry at a time, in the durable
+    /// record format (`core/record.rs`).
     pub fn write_lines(&self, out: &mut dyn Write) -> io::Result<()> {
         let mut line = |value: Value| -> io::Result<()> {
             serde_json::to_writer(&mut *out, &value)?;
             out.write_all(b"\n")
         };
         line(json!({
-            "layout": 2,
+            "format": record::FORMAT,
             "version": self.version,
             "pruned_version": self.pruned_version,
             "skipped": self.skipped,
         }))?;
         for rule in &self.always {
-            line(json!({"always": rule.to_json()}))?;
+            line(json!({"always": record::rule(rule)}))?;
         }
         for session in &self.sessions {
             let mut versions = json!({});
             for (kind, version) in session.versions.iter() {
-                versions[kind.as_str()] = json!(version);
+                versions[record::kind_name(kind)] = json!(version);
             }
             line(json!({"session": {
-                "session_id": session.session_id,
+                "id": session.session_id,
                 "changed_at": session.changed_at,
                 "versions": versions,
             }}))?;
             for prompt in &session.prompts {
-                line(json!({"prompt": prompt.to_json()}))?;
+                line(json!({"prompt": record::prompt(prompt)}))?;
             }
             for rule in &session.rules {
-                line(json!({"rule": rule.to_json()}))?;
+                line(json!({"rule": record::rule(rule)}))?;
             }
         }
-        for (id, record) in &self.outcomes {
-            line(json!({"outcome": record_json(id, record)}))?;
+        for (id, kept) in &self.outcomes {
+            line(json!({"outcome": record::kept(id, kept)}))?;
         }
         Ok(())
     }
@@ -193,32 +199,70 @@ impl SnapshotView {
     }
 }
 
-/// A state read back an entry at a time: from the lines of a snapshot, or
-/// from the parts of the older one-value layout.
+/// A state read back an entry at a time: from the lines of a snapshot
+/// (format 2, or format 1's `"layout": 2`), or from the parts of the
+/// older one-value layout.
 pub struct SnapshotReader {
     state: State,
+    format: u64,
 }
 
 impl SnapshotReader {
-    /// From the first line (or the one value): the versions.
-    pub fn new(first: &Value) -> Option<SnapshotReader> {
-        let mut state = State {
-            version: first["version"].as_u64()?,
-            pruned_version: first["pruned_version"].as_u64()?,
-            ..State::default()
+    /// From the first line (or the one value): the format and the
+    /// versions. Err names a format newer than this askgate reads.
+    pub fn new(first: &Value) -> Result<SnapshotReader, String> {
+        let format = first["format"].as_u64().unwrap_or(1);
+        record::newer(format)?;
+        let versions = || -> Option<State> {
+            let mut state = State {
+                version: first["version"].as_u64()?,
+                pruned_version: first["pruned_version"].as_u64()?,
+                ..State::default()
+            };
+            for range in first["skipped"].as_array()? {
+                state.skipped.push((range[0].as_u64()?, range[1].as_u64()?));
+            }
+            Some(state)
         };
-        for range in first["skipped"].as_array()? {
-            state.skipped.push((range[0].as_u64()?, range[1].as_u64()?));
-        }
-        Some(SnapshotReader { state })
+        let state = versions().ok_or("first line has no versions")?;
+        Ok(SnapshotReader { state, format })
     }
 
     /// Reads one line after the first; `None` when it is not an entry of
     /// a snapshot, or names a session not declared before it.
     pub fn line(&mut self, line: &Value) -> Option<()> {
-        let entry = line.as_object().filter(|entry| entry.len() == 1)?;
-        let (tag, value) = entry.iter().next()?;
-        match tag.as_str() {
+        let (tag, value) = record::tagged(line)?;
+        match self.format {
+            1 => self.line_of_format_1(tag, value),
+            _ => self.entry(tag, value),
+        }
+    }
+
+    fn entry(&mut self, tag: &str, value: &Value) -> Option<()> {
+        match tag {
+            "always" => self.always(record::rule_from(value)?),
+            "session" => {
+                let mut session = Session::default();
+                session.changed_at = value["changed_at"].as_f64()?;
+                for kind in Kind::ALL {
+                    let version = value["versions"][record::kind_name(kind)].as_u64()?;
+                    session.queues[kind] = Queue::restore(Vec::new(), version);
+                }
+                self.session(value["id"].as_str()?.to_string(), session)
+            }
+            "prompt" => self.prompt(record::prompt_from(value)?),
+            "rule" => self.session_rule(record::rule_from(value)?),
+            "outcome" => {
+                let (id, kept) = record::kept_from(value)?;
+                self.kept(id, kept)
+            }
+            _ => None,
+        }
+    }
+
+    /// A line as askgate wrote it before issue 21: the browser's JSON.
+    fn line_of_format_1(&mut self, tag: &str, value: &Value) -> Option<()> {
+        match tag {
             "always" => self.always(Rule::from_json(value)?),
             "session" => {
                 let mut session = Session::default();
@@ -288,8 +332,13 @@ impl SnapshotReader {
         Some(())
     }
 
+    /// An outcome in format 1's JSON.
     fn outcome(&mut self, entry: &Value) -> Option<()> {
         let (id, record) = record_from(entry)?;
+        self.kept(id, record)
+    }
+
+    fn kept(&mut self, id: String, record: Record) -> Option<()> {
         let state = &mut self.state;
         let id: Arc<str> = Arc::from(id);
         state.outcome_bytes += record.cost(&id);

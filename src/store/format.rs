@@ -16,7 +16,12 @@ use std::os::unix::fs::FileExt;
 
 pub const JOURNAL_MAGIC: &[u8; 8] = b"askgjrnl";
 pub const SNAPSHOT_MAGIC: &[u8; 8] = b"askgsnap";
-pub const FORMAT: u32 = 1;
+/// The format of the files written: what their payloads hold is the
+/// durable record format of this number (`core/record.rs`; 1 before issue
+/// 21, when they held the browser's JSON). A file's header says the newest
+/// format its content may hold; every format from 1 to this one is read,
+/// a newer one refused before anything is touched.
+pub const FORMAT: u32 = 2;
 /// Magic, format, CRC of the rest, base version.
 pub const HEADER_LEN: u64 = 24;
 /// Payload length, CRC of version and payload, version.
@@ -193,12 +198,23 @@ fn check_magic(header: &[u8], size: u64, magic: &[u8; 8], header_len: u64) -> Re
         return Err(problem(0, "not an askgate file (wrong magic)"));
     }
     match u32_at(header, 8) {
-        FORMAT => Ok(()),
+        1..=FORMAT => Ok(()),
         other => Err(problem(
             8,
-            format!("format {other}, this askgate reads {FORMAT}"),
+            format!("format {other}, this askgate reads 1 to {FORMAT}"),
         )),
     }
+}
+
+/// The format a file's header says, if it begins with `magic` (the first
+/// 12 bytes only: read before anything else, and before any checksum).
+pub fn header_format(src: &(impl Source + ?Sized), magic: &[u8; 8]) -> io::Result<Option<u32>> {
+    if src.size() < 12 {
+        return Ok(None);
+    }
+    let mut header = [0; 12];
+    src.read_exact_at(&mut header, 0)?;
+    Ok((&header[..8] == magic).then(|| u32_at(&header, 8)))
 }
 
 /// The snapshot's version and payload length, its checksum verified a
@@ -257,6 +273,8 @@ pub enum Tail {
 /// of their versions, where the valid records end, and how it ends.
 #[derive(Debug)]
 pub struct Scan {
+    /// The format its header says.
+    pub format: u32,
     pub base: u64,
     pub records: u64,
     pub first: Option<u64>,
@@ -301,6 +319,7 @@ pub fn scan_journal(
     };
     let last = first.map(|_| last);
     Ok(Ok(Scan {
+        format: u32_at(&header, 8),
         base,
         records,
         first,
@@ -505,10 +524,11 @@ mod tests {
     #[test]
     fn headers_are_checked() {
         let good = journal(3, &[]);
-        let cases: [(Vec<u8>, u64); 4] = [
+        let cases: [(Vec<u8>, u64); 5] = [
             (good[..10].to_vec(), 10),
             ([b"xxxxxxxx", &good[8..]].concat(), 0),
             ([&good[..8], &9u32.to_le_bytes(), &good[12..]].concat(), 8),
+            ([&good[..8], &0u32.to_le_bytes(), &good[12..]].concat(), 8),
             ([&good[..16], &4u64.to_le_bytes()].concat(), 12),
         ];
         for (bytes, offset) in cases {

@@ -12,6 +12,7 @@
 //! holding no lock, and never takes one of the caller's; a version is durable
 //! only after a sync that covers it.
 
+pub use super::format::FORMAT;
 use super::handoff::Shared;
 use super::recover::{self, Found};
 pub use super::recover::{Damage, OpenError, Records, Report, Snapshot, check};
@@ -165,6 +166,7 @@ impl Journal {
     pub fn open_with(dir: &Path, options: Options) -> Result<(Journal, Recovered), OpenError> {
         let started = Instant::now();
         disk::create_dir(dir).map_err(OpenError::io(dir))?;
+        recover::refuse_newer(dir)?;
         disk::ignore_file_size_signal();
         let lock = take_lock(dir)?;
         let found = recover::read(dir)?;

@@ -72,6 +72,12 @@ pub enum OpenError {
         pid: Option<u32>,
     },
     Damage(Damage),
+    /// A file of a format newer than this askgate reads: nothing is
+    /// touched, the operator upgrades askgate.
+    Newer {
+        file: PathBuf,
+        format: u32,
+    },
     Io {
         path: PathBuf,
         error: io::Error,
@@ -98,6 +104,13 @@ impl fmt::Display for OpenError {
                 write!(f, "stop it, or give this one another --data-dir")
             }
             OpenError::Damage(damage) => damage.fmt(f),
+            OpenError::Newer { file, format } => write!(
+                f,
+                "data directory format {format} is newer than this askgate (reads up to {}); \
+                 upgrade askgate ({} says so; nothing was changed)",
+                format::FORMAT,
+                file.display()
+            ),
             OpenError::Io { path, error } => write!(f, "{}: {error}", path.display()),
         }
     }
@@ -130,6 +143,7 @@ pub struct Found {
 }
 
 pub fn read(dir: &Path) -> Result<Found, OpenError> {
+    refuse_newer(dir)?;
     let snapshot = read_snapshot(dir)?;
     let snapshot_version = snapshot.as_ref().map_or(0, |(version, _)| *version);
     let journal = read_journal(dir, snapshot_version)?;
@@ -144,6 +158,26 @@ pub fn read(dir: &Path) -> Result<Found, OpenError> {
         journal,
         leftovers: leftovers.collect(),
     })
+}
+
+/// Refuses a directory whose snapshot or journal is of a newer format than
+/// this askgate reads, reading only their first bytes: called before the
+/// directory is locked or anything in it is written.
+pub fn refuse_newer(dir: &Path) -> Result<(), OpenError> {
+    for (name, magic) in [
+        (SNAPSHOT, format::SNAPSHOT_MAGIC),
+        (JOURNAL, format::JOURNAL_MAGIC),
+    ] {
+        let path = dir.join(name);
+        let Some(source) = open_source(&path)? else {
+            continue;
+        };
+        let found = format::header_format(&source, magic).map_err(OpenError::io(&path))?;
+        if let Some(format) = found.filter(|format| *format > format::FORMAT) {
+            return Err(OpenError::Newer { file: path, format });
+        }
+    }
+    Ok(())
 }
 
 /// Opens a file to read it a window at a time; `None` if it is not there.

@@ -51,7 +51,19 @@ pub fn open_file(found: &Found) -> io::Result<Appendable> {
         file.sync_all()?;
         len = end;
     }
+    if journal.scan.format < format::FORMAT {
+        upgrade_header(&file, journal.scan.base)?;
+    }
     Ok(Appendable { file, end, len })
+}
+
+/// Says the format written in a journal of an older one before any record
+/// of this format is appended to it (each record says its own format, so
+/// the older records read as before), so an older askgate refuses it
+/// rather than meet a record it cannot read.
+fn upgrade_header(file: &File, base: u64) -> io::Result<()> {
+    file.write_all_at(&format::journal_header(base), 0)?;
+    file.sync_data()
 }
 
 fn create_file(found: &Found) -> io::Result<Appendable> {

@@ -151,11 +151,14 @@ fn every_fixture_starts_with_everything_it_held() {
             "{name}: rules with the token"
         );
         server.kill();
-        // And once more: what this build wrote on top reads back too.
+        // And once more, from a snapshot this build wrote of it: what this
+        // build writes reads back too.
+        snapshot_now(&dir.path);
         let server = serve_at(&dir.path, clock + 2.0, &[]).unwrap();
         let seen = observe(&server, &outcomes);
-        assert_eq!(seen["queues"], expected["seen"]["queues"], "{name}: again");
-        assert_eq!(seen["outcomes"], expected["seen"]["outcomes"], "{name}");
+        for part in ["sessions", "queues", "history", "rules", "outcomes"] {
+            assert_eq!(seen[part], expected["seen"][part], "{name}: {part} again");
+        }
         server.kill();
     }
 }
@@ -452,4 +455,65 @@ fn write_a_fixture() {
     });
     let text = serde_json::to_string_pretty(&expected).unwrap();
     std::fs::write(root.join("expected.json"), text + "\n").unwrap();
+}
+
+/// Every file in `dir` with its bytes and modification time, and the
+/// directory's own time.
+fn everything_in(dir: &Path) -> Vec<(String, Vec<u8>, SystemTime)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| {
+            let path = entry.unwrap().path();
+            let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            (name, std::fs::read(&path).unwrap(), modified)
+        })
+        .collect();
+    files.sort();
+    let modified = std::fs::metadata(dir).unwrap().modified().unwrap();
+    files.push((".".into(), Vec::new(), modified));
+    files
+}
+
+/// Writes `format` into the header of `DIR/name` (after its 8-byte magic).
+fn say_format(dir: &TempDir, name: &str, format: u32) {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.join(name))
+        .unwrap();
+    file.write_all_at(&format.to_le_bytes(), 8).unwrap();
+}
+
+#[test]
+fn a_directory_of_a_newer_format_is_refused_naming_both_and_left_untouched() {
+    let refusal = format!(
+        "data directory format 3 is newer than this askgate (reads up to {}); upgrade askgate",
+        askgate::store::journal::FORMAT
+    );
+    for name in ["journal", "snapshot"] {
+        let dir = copy_fixture("format-1");
+        say_format(&dir, name, 3);
+        let before = everything_in(&dir.path);
+        let Err(exited) = serve_at(&dir.path, 0.0, &[]) else {
+            panic!("{name}: a newer format started")
+        };
+        assert_ne!(exited.code, Some(0));
+        assert!(
+            exited.stderr.contains(&refusal),
+            "{name}: {}",
+            exited.stderr
+        );
+        let check = askgate()
+            .args(["journal", "check", dir.path.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_eq!(check.status.code(), Some(1), "{name}");
+        let said = String::from_utf8_lossy(&check.stderr);
+        assert!(said.contains(&refusal), "{name}: {said}");
+        assert!(
+            everything_in(&dir.path) == before,
+            "{name}: nothing changed"
+        );
+    }
 }
