@@ -8,8 +8,8 @@
 //! `match` per variant. A record is `{"format":2,"changes":[...]}`; a
 //! snapshot's first line carries `"format":2`. Format 1 (read only) is what
 //! askgate wrote before issue 21: a record is a JSON array of changes in
-//! the browser's JSON (`Change::from_json`), a snapshot's lines begin
-//! `{"layout":2,`. A record says its own format, so a journal begun in
+//! the browser's JSON of that time, a snapshot's lines begin
+//! `{"layout":2,`; `core/record_v1.rs` reads it, a frozen copy. A record says its own format, so a journal begun in
 //! format 1 may go on in format 2 (the Redis log too); a newer format is
 //! refused, never guessed at. tests/fixtures holds a directory of every
 //! earlier format, and every one keeps replaying (tests/fixtures/README.md).
@@ -18,6 +18,7 @@ use crate::core::action::{Action, Edit};
 use crate::core::change::Change;
 use crate::core::kind::Kind;
 use crate::core::prompt::{Answer, Choice, Context, Decision, Outcome, Payload, Prompt};
+use crate::core::record_v1;
 use crate::core::rules::{Lifetime, Rule, Scope};
 use crate::core::state::Record;
 use serde_json::{Value, json};
@@ -39,7 +40,7 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Change>, String> {
     match &value {
         Value::Array(changes) => changes
             .iter()
-            .map(Change::from_json)
+            .map(record_v1::change_from)
             .collect::<Option<_>>()
             .ok_or_else(|| not_changes(1)),
         Value::Object(record) => {
@@ -675,6 +676,25 @@ mod tests {
             }),
         };
         assert_eq!(decode(format_1), Ok(vec![resolved]));
+    }
+
+    #[test]
+    fn every_change_of_format_1_reads_as_it_did() {
+        // Every variant as askgate wrote it before issue 21, frozen here: the
+        // browser's JSON may change, this may not.
+        let format_1 = concat!(
+            r#"[{"submitted":{"action":{"method":"POST","type":"fetch","url":"https://example.com"},"#,
+            r#""agent":"claude-code","approval_id":"a1","command":"fetch POST https://example.com","#,
+            r#""description":"d","expires_at":70.0,"kind":"approval","pattern_key":"k","pattern_keys":["k"],"#,
+            r#""reason":"why","requested_at":10.0,"session_id":"s","timeout_seconds":60,"urgency":"high"}},"#,
+            r#"{"resolved":{"at":11.5,"grant":null,"id":"a1","kind":"approval","outcome":{"answer":"once","#,
+            r#""edited":{"command":"ls","cwd":"/","type":"command"},"note":"n","status":"answered"},"session_id":"s"}},"#,
+            r#"{"auto_answered":{"answer":"always","at":12.0,"command":"git push","id":"a2","kind":"approval","#,
+            r#""rule_id":"r","session_id":"s"}},{"rule_revoked":{"at":13.0,"rule_id":"r"}},"#,
+            r#"{"session_evicted":{"session_id":"old"}},{"pruned":{"outcomes":["a1"],"sessions":["old"]}},"#,
+            r#"{"restarted":{"skip":1048576}}]"#,
+        );
+        assert_eq!(decode(format_1.as_bytes()), Ok(changes()));
     }
 
     #[test]

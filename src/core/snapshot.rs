@@ -24,6 +24,7 @@ use crate::core::prompt::{Outcome, Payload, Prompt};
 use crate::core::queue::Queue;
 use crate::core::receipt;
 use crate::core::record;
+use crate::core::record_v1;
 use crate::core::rules::Rule;
 use crate::core::state::{Record, Session, State};
 use serde_json::{Value, json};
@@ -260,22 +261,25 @@ impl SnapshotReader {
         }
     }
 
-    /// A line as askgate wrote it before issue 21: the browser's JSON.
+    /// A line as askgate wrote it before issue 21 (`core/record_v1.rs`).
     fn line_of_format_1(&mut self, tag: &str, value: &Value) -> Option<()> {
         match tag {
-            "always" => self.always(Rule::from_json(value)?),
+            "always" => self.always(record_v1::rule_from(value)?),
             "session" => {
                 let mut session = Session::default();
                 session.changed_at = value["changed_at"].as_f64()?;
                 for kind in Kind::ALL {
-                    let version = value["versions"][kind.as_str()].as_u64()?;
+                    let version = value["versions"][record_v1::kind_name(kind)].as_u64()?;
                     session.queues[kind] = Queue::restore(Vec::new(), version);
                 }
                 self.session(value["session_id"].as_str()?.to_string(), session)
             }
-            "prompt" => self.prompt(Prompt::from_json(value)?),
-            "rule" => self.session_rule(Rule::from_json(value)?),
-            "outcome" => self.outcome(value),
+            "prompt" => self.prompt(record_v1::prompt_from(value)?),
+            "rule" => self.session_rule(record_v1::rule_from(value)?),
+            "outcome" => {
+                let (id, kept) = record_v1::kept_from(value)?;
+                self.kept(id, kept)
+            }
             _ => None,
         }
     }
