@@ -9,10 +9,12 @@
 //! snapshot's first line carries `"format":2`. Format 1 (read only) is what
 //! askgate wrote before issue 21: a record is a JSON array of changes in
 //! the browser's JSON of that time, a snapshot's lines begin
-//! `{"layout":2,`; `core/record_v1.rs` reads it, a frozen copy. A record says its own format, so a journal begun in
-//! format 1 may go on in format 2 (the Redis log too); a newer format is
-//! refused, never guessed at. tests/fixtures holds a directory of every
-//! earlier format, and every one keeps replaying (tests/fixtures/README.md).
+//! `{"layout":2,`; `core/record_v1.rs` reads it, a frozen copy. A record
+//! says its own format, so the records of format 1 a journal is copied with
+//! into format 2 read as before, and so does a Redis log that holds both; a
+//! newer format is refused, never guessed at. tests/fixtures holds a
+//! directory of every earlier format, and every one keeps replaying
+//! (tests/fixtures/README.md).
 
 use crate::core::action::{Action, Edit};
 use crate::core::change::Change;
