@@ -254,8 +254,17 @@ fn read_journal(dir: &Path, snapshot_version: u64) -> Result<Option<JournalFile>
         Err(found) => {
             let format = format::header_format(&source, format::JOURNAL_MAGIC);
             let format_1 = format.map_err(OpenError::io(&path))? == Some(1);
-            let advice = (format_1 && found.offset >= format::header_len(1))
-                .then(|| truncate_advice(&path, found.offset, false));
+            let advice = match found.offset {
+                format::MARK_AT if !format_1 => Some(format!(
+                    "{KEEP} restore it from a backup, or {}: nothing is then checked against it \
+                     until it is written again",
+                    clear_mark(&path)
+                )),
+                offset if format_1 && offset >= format::header_len(1) => {
+                    Some(truncate_advice(&path, offset, false))
+                }
+                _ => None,
+            };
             Err(Damage {
                 advice,
                 ..Damage::new(path, found)

@@ -362,6 +362,19 @@ fn a_bad_last_record_whose_length_is_intact_is_damage_not_a_torn_tail() {
 }
 
 #[test]
+fn a_damaged_mark_refuses_to_open_and_says_how_to_clear_it() {
+    let dir = journal_of("bad-mark", 3);
+    let mut bytes = fs::read(dir.file(JOURNAL)).unwrap();
+    bytes[format::MARK_AT as usize + 2] ^= 1;
+    fs::write(dir.file(JOURNAL), &bytes).unwrap();
+    let damage = refused(&dir);
+    assert_eq!(damage.offset, format::MARK_AT);
+    assert!(damage.to_string().contains("seek=24 count=16"), "{damage}");
+    clear_mark(&dir);
+    assert_eq!(open(&dir).1.records.read_all(), expected(1..=3));
+}
+
+#[test]
 fn a_journal_deleted_beside_its_snapshot_is_missing() {
     let dir = TempDir::new("deleted");
     let (journal, _) = open(&dir);

@@ -133,7 +133,15 @@ fn every_fixture_starts_with_everything_it_held() {
         assert!(check.status.success(), "{name}: {said}{:?}", check.stderr);
         let server = serve_at(&dir.path, clock, &[]).expect("the fixture starts");
         let seen = observe(&server, &outcomes);
-        assert_eq!(seen["rules"]["rules"].as_array().map(Vec::len), Some(4));
+        let held = |part: &str| {
+            expected["seen"][part]
+                .as_object()
+                .map_or(0, |part| part.len())
+        };
+        assert!(
+            held("queues") > 0 && held("outcomes") > 0,
+            "{name}: {expected}"
+        );
         for part in ["sessions", "queues", "history", "rules", "outcomes"] {
             assert_eq!(seen[part], expected["seen"][part], "{name}: {part}");
         }
