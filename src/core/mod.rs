@@ -17,6 +17,8 @@ pub mod kind;
 pub mod prompt;
 pub mod queue;
 pub mod receipt;
+pub mod record;
+pub mod record_v1;
 pub mod rules;
 pub mod snapshot;
 pub mod state;

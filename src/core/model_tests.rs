@@ -1011,6 +1011,13 @@ impl Run {
             replayed.apply(change);
             let decoded = Change::from_json(&change.to_json()).expect("a change reads back");
             assert_eq!(&decoded, change, "a change survives its JSON");
+            let record = crate::core::record::encode(std::slice::from_ref(change));
+            let from_disk = crate::core::record::decode(&record).expect("a record reads back");
+            assert_eq!(
+                from_disk,
+                vec![change.clone()],
+                "a change survives its record"
+            );
             through_json.apply(&decoded);
         }
         assert_eq!(

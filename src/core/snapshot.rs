@@ -2,7 +2,8 @@
 //! history into, and back.
 //!
 //! A journal's snapshot is written as JSON lines, one entry a line (a rule,
-//! a session, a prompt, an outcome) after a first line with the versions,
+//! a session, a prompt, an outcome, each in the durable record format of
+//! `core/record.rs`) after a first line with the format and the versions,
 //! from a `SnapshotView`: the state's entries shared (`Arc`), taken under
 //! the hub lock in one pass of pointer copies and written with no lock
 //! held, so compaction never builds the whole tree nor a whole-state
@@ -26,15 +27,20 @@ use crate::core::kind::{Kind, KindMap};
 use crate::core::prompt::{LEGACY_AGENT, Outcome, Payload, Prompt};
 use crate::core::queue::Queue;
 use crate::core::receipt;
+use crate::core::record;
+use crate::core::record_v1;
 use crate::core::rules::Rule;
 use crate::core::state::{Record, Session, State};
 use serde_json::{Value, json};
 use std::io::{self, Write};
 use std::sync::Arc;
 
-/// How a snapshot in lines begins: its first line's first bytes. The older
-/// layout, one JSON object of sorted keys, begins `{"always":`.
-pub const LINES_PREFIX: &[u8] = b"{\"layout\":2,";
+/// Whether a snapshot's first bytes begin lines: `{"format":` (format 2
+/// on) or `{"layout":2,` (format 1). The older one-value layout, one JSON
+/// object of sorted keys, begins `{"always":`.
+pub fn in_lines(first: &[u8]) -> bool {
+    first.starts_with(b"{\"format\":") || first.starts_with(b"{\"layout\":2,")
+}
 
 /// The state at one version, its entries shared with the state: what a
 /// compaction writes while the state moves on.
@@ -124,7 +130,7 @@ impl State {
     }
 
     pub fn from_snapshot(value: &Value) -> Option<State> {
-        let mut reader = SnapshotReader::new(value)?;
+        let mut reader = SnapshotReader::new(value).ok()?;
         for rule in value["always"].as_array()? {
             reader.always(Rule::from_json(rule)?)?;
         }
@@ -137,7 +143,8 @@ impl State {
         }
         // Absent from a snapshot written before credentials were kept.
         for entry in value["credentials"].as_array().into_iter().flatten() {
-            reader.line(entry)?;
+            let (tag, body) = record::tagged(entry)?;
+            reader.credential(CredentialChange::from_json(tag, body)?)?;
         }
         Some(reader.finish())
     }
@@ -151,7 +158,7 @@ impl State {
             .split(|byte| *byte == b'\n')
             .filter(|line| !line.is_empty());
         let value = |line: &[u8]| serde_json::from_slice::<Value>(line).ok();
-        let mut reader = SnapshotReader::new(&value(lines.next()?)?)?;
+        let mut reader = SnapshotReader::new(&value(lines.next()?)?).ok()?;
         for line in lines {
             reader.line(&value(line)?)?;
         }
@@ -164,45 +171,46 @@ impl SnapshotView {
         self.version
     }
 
-    /// Writes the snapshot as lines, one entry at a time.
+    /// Writes the snapshot as lines, one entry at a time, in the durable
+    /// record format (`core/record.rs`).
     pub fn write_lines(&self, out: &mut dyn Write) -> io::Result<()> {
         let mut line = |value: Value| -> io::Result<()> {
             serde_json::to_writer(&mut *out, &value)?;
             out.write_all(b"\n")
         };
         line(json!({
-            "layout": 2,
+            "format": record::FORMAT,
             "version": self.version,
             "pruned_version": self.pruned_version,
             "skipped": self.skipped,
             "paused": self.paused,
         }))?;
         for rule in &self.always {
-            line(json!({"always": rule.to_json()}))?;
+            line(json!({"always": record::rule(rule)}))?;
         }
         for session in &self.sessions {
             let mut versions = json!({});
             for (kind, version) in session.versions.iter() {
-                versions[kind.as_str()] = json!(version);
+                versions[record::kind_name(kind)] = json!(version);
             }
             line(json!({"session": {
-                "session_id": session.session_id,
+                "id": session.session_id,
                 "changed_at": session.changed_at,
                 "versions": versions,
                 "owner": session.owner,
             }}))?;
             for prompt in &session.prompts {
-                line(json!({"prompt": prompt.to_json()}))?;
+                line(json!({"prompt": record::prompt(prompt)}))?;
             }
             for rule in &session.rules {
-                line(json!({"rule": rule.to_json()}))?;
+                line(json!({"rule": record::rule(rule)}))?;
             }
         }
-        for (id, record) in &self.outcomes {
-            line(json!({"outcome": record_json(id, record)}))?;
+        for (id, kept) in &self.outcomes {
+            line(json!({"outcome": record::kept(id, kept)}))?;
         }
         for entry in &self.credentials {
-            line(entry.to_json())?;
+            line(record::credential(entry))?;
         }
         Ok(())
     }
@@ -215,51 +223,95 @@ impl SnapshotView {
     }
 }
 
-/// A state read back an entry at a time: from the lines of a snapshot, or
-/// from the parts of the older one-value layout.
+/// A state read back an entry at a time: from the lines of a snapshot
+/// (format 2, or format 1's `"layout": 2`), or from the parts of the
+/// older one-value layout.
 pub struct SnapshotReader {
     state: State,
+    format: u64,
 }
 
 impl SnapshotReader {
-    /// From the first line (or the one value): the versions.
-    pub fn new(first: &Value) -> Option<SnapshotReader> {
-        let mut state = State {
-            version: first["version"].as_u64()?,
-            pruned_version: first["pruned_version"].as_u64()?,
-            ..State::default()
+    /// From the first line (or the one value): the format and the
+    /// versions. Err names a format newer than this askgate reads.
+    pub fn new(first: &Value) -> Result<SnapshotReader, String> {
+        let format = first["format"].as_u64().unwrap_or(1);
+        record::newer(format)?;
+        let versions = || -> Option<State> {
+            let mut state = State {
+                version: first["version"].as_u64()?,
+                pruned_version: first["pruned_version"].as_u64()?,
+                ..State::default()
+            };
+            for range in first["skipped"].as_array()? {
+                state.skipped.push((range[0].as_u64()?, range[1].as_u64()?));
+            }
+            Some(state)
         };
-        for range in first["skipped"].as_array()? {
-            state.skipped.push((range[0].as_u64()?, range[1].as_u64()?));
-        }
+        let mut state = versions().ok_or("first line has no versions")?;
         // Absent before agents could be paused.
         for agent in first["paused"].as_array().into_iter().flatten() {
-            state.paused.insert(agent.as_str()?.to_string());
+            let agent = agent.as_str().ok_or("a paused agent is not a string")?;
+            state.paused.insert(agent.to_string());
         }
-        Some(SnapshotReader { state })
+        Ok(SnapshotReader { state, format })
     }
 
     /// Reads one line after the first; `None` when it is not an entry of
     /// a snapshot, or names a session not declared before it.
     pub fn line(&mut self, line: &Value) -> Option<()> {
-        let entry = line.as_object().filter(|entry| entry.len() == 1)?;
-        let (tag, value) = entry.iter().next()?;
-        match tag.as_str() {
-            "always" => self.always(Rule::from_json(value)?),
+        let (tag, value) = record::tagged(line)?;
+        match self.format {
+            1 => self.line_of_format_1(tag, value),
+            _ => self.entry(tag, value),
+        }
+    }
+
+    fn entry(&mut self, tag: &str, value: &Value) -> Option<()> {
+        match tag {
+            "always" => self.always(record::rule_from(value)?),
             "session" => {
                 let mut session = Session::default();
                 session.changed_at = value["changed_at"].as_f64()?;
                 session.owner = owner_from(value);
                 for kind in Kind::ALL {
-                    let version = value["versions"][kind.as_str()].as_u64()?;
+                    let version = value["versions"][record::kind_name(kind)].as_u64()?;
+                    session.queues[kind] = Queue::restore(Vec::new(), version);
+                }
+                self.session(value["id"].as_str()?.to_string(), session)
+            }
+            "prompt" => self.prompt(record::prompt_from(value)?),
+            "rule" => self.session_rule(record::rule_from(value)?),
+            "outcome" => {
+                let (id, kept) = record::kept_from(value)?;
+                self.kept(id, kept)
+            }
+            tag => self.credential(record::credential_from(tag, value)?),
+        }
+    }
+
+    /// A line as askgate wrote it before issue 21 (`core/record_v1.rs`).
+    fn line_of_format_1(&mut self, tag: &str, value: &Value) -> Option<()> {
+        match tag {
+            "always" => self.always(record_v1::rule_from(value)?),
+            "session" => {
+                let mut session = Session::default();
+                session.changed_at = value["changed_at"].as_f64()?;
+                // Format 1 knew one agent credential.
+                session.owner = LEGACY_AGENT.to_string();
+                for kind in Kind::ALL {
+                    let version = value["versions"][record_v1::kind_name(kind)].as_u64()?;
                     session.queues[kind] = Queue::restore(Vec::new(), version);
                 }
                 self.session(value["session_id"].as_str()?.to_string(), session)
             }
-            "prompt" => self.prompt(Prompt::from_json(value)?),
-            "rule" => self.session_rule(Rule::from_json(value)?),
-            "outcome" => self.outcome(value),
-            tag => self.credential(CredentialChange::from_json(tag, value)?),
+            "prompt" => self.prompt(record_v1::prompt_from(value)?),
+            "rule" => self.session_rule(record_v1::rule_from(value)?),
+            "outcome" => {
+                let (id, kept) = record_v1::kept_from(value)?;
+                self.kept(id, kept)
+            }
+            _ => None,
         }
     }
 
@@ -328,8 +380,13 @@ impl SnapshotReader {
         Some(())
     }
 
+    /// An outcome in format 1's JSON.
     fn outcome(&mut self, entry: &Value) -> Option<()> {
         let (id, record) = record_from(entry)?;
+        self.kept(id, record)
+    }
+
+    fn kept(&mut self, id: String, record: Record) -> Option<()> {
         let state = &mut self.state;
         let id: Arc<str> = Arc::from(id);
         state.outcome_bytes += record.cost(&id);
@@ -555,18 +612,19 @@ mod tests {
             );
             assert_eq!(read.sessions["s1"].owner, "build-bot");
         }
-        // Written before names: no owner, no agent_name, no by.
-        let text = String::from_utf8(lines).unwrap();
-        let old = text
-            .replace(r#","owner":"build-bot""#, "")
-            .replace(r#""owner":"build-bot","#, "")
-            .replace(r#","agent_name":"build-bot""#, "")
-            .replace(r#""agent_name":"build-bot","#, "")
-            .replace(r#","by":"anna""#, "");
-        assert!(!old.contains("build-bot") && !old.contains("anna"), "{old}");
+        // Written before names (format 1): owner, agent and answerer read
+        // as the legacy credentials.
+        let old = concat!(
+            r#"{"layout":2,"pruned_version":0,"skipped":[],"version":3}"#,
+            "\n",
+            r#"{"session":{"changed_at":2.0,"session_id":"s1","versions":{"approval":0,"clarify":3}}}"#,
+            "\n",
+            r#"{"outcome":{"asked":"Which?","at":2.0,"auto":false,"id":"cccccccccccc","kind":"clarify","#,
+            r#""outcome":{"answer":"pg","status":"answered"},"rule":null,"session_id":"s1","version":3}}"#,
+            "\n",
+        );
         let read = State::from_lines(old.as_bytes()).expect("an old snapshot");
         assert_eq!(read.sessions["s1"].owner, "agent");
-        assert_eq!(read.sessions["s2"].owner, "agent");
         let decision = read.decision(&"c".repeat(12)).unwrap();
         assert_eq!(
             (decision.agent.as_str(), decision.by.as_str()),

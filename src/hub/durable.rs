@@ -14,7 +14,8 @@
 //! gate stays up, and the rule never exists).
 
 use crate::core::change::Change;
-use crate::core::snapshot::{LINES_PREFIX, SnapshotReader};
+use crate::core::record;
+use crate::core::snapshot::{self, SnapshotReader};
 use crate::core::state::State;
 use crate::store::journal::{Journal, Recovered, Snapshot};
 use serde_json::Value;
@@ -32,9 +33,9 @@ pub fn version_after(state: &State, changes: &[Change]) -> u64 {
     state.version() + changes.iter().map(Change::versions_used).sum::<u64>()
 }
 
+/// One operation's changes as one record, in the durable record format.
 pub fn encode(changes: &[Change]) -> Vec<u8> {
-    let values: Vec<Value> = changes.iter().map(Change::to_json).collect();
-    serde_json::to_vec(&values).expect("JSON values always serialize")
+    record::encode(changes)
 }
 
 /// The longest line a snapshot in lines may hold: far above the longest
@@ -63,8 +64,8 @@ pub fn restore(recovered: &Recovered) -> Result<State, String> {
     let records = records.map_err(|e| format!("cannot read the journal: {e}"))?;
     for record in records {
         let (version, bytes) = record.map_err(|e| format!("cannot read the journal: {e}"))?;
-        let changes = decode(&bytes)
-            .ok_or_else(|| format!("the record of version {version} is not a list of changes"))?;
+        let changes = record::decode(&bytes)
+            .map_err(|e| format!("the record of version {version} is {e}"))?;
         if version_after(&state, &changes) != version {
             return Err(format!(
                 "the record of version {version} does not follow version {}",
@@ -96,10 +97,7 @@ pub fn say_if_refused(state: &State, change: &Change, version: u64) {
 fn read_snapshot(snapshot: &Snapshot) -> Result<State, String> {
     let unreadable = |e: std::io::Error| format!("cannot read the snapshot: {e}");
     let mut reader = snapshot.reader().map_err(unreadable)?;
-    let in_lines = reader
-        .fill_buf()
-        .map_err(unreadable)?
-        .starts_with(LINES_PREFIX);
+    let in_lines = snapshot::in_lines(reader.fill_buf().map_err(unreadable)?);
     if !in_lines {
         let mut bytes = Vec::new();
         reader.read_to_end(&mut bytes).map_err(unreadable)?;
@@ -126,8 +124,7 @@ fn read_snapshot(snapshot: &Snapshot) -> Result<State, String> {
         Ok(Some(value))
     };
     let first = next_line(&mut line)?.ok_or("the snapshot is empty")?;
-    let mut read =
-        SnapshotReader::new(&first).ok_or("the snapshot's first line has no versions")?;
+    let mut read = SnapshotReader::new(&first).map_err(|e| format!("the snapshot's {e}"))?;
     while let Some(value) = next_line(&mut line)? {
         read.line(&value)
             .ok_or_else(|| format!("a line of the snapshot is not an entry of a state: {value}"))?;
@@ -135,9 +132,9 @@ fn read_snapshot(snapshot: &Snapshot) -> Result<State, String> {
     Ok(read.finish())
 }
 
+/// A record's changes, whichever format it is in (`core/record.rs`).
 pub fn decode(bytes: &[u8]) -> Option<Vec<Change>> {
-    let value: Value = serde_json::from_slice(bytes).ok()?;
-    value.as_array()?.iter().map(Change::from_json).collect()
+    record::decode(bytes).ok()
 }
 
 /// Hands the journal a snapshot of `state` when its records have grown

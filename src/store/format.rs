@@ -8,6 +8,9 @@
 //! version is above the one before it; zeros after the last record are the
 //! preallocated end, not damage; bytes that are neither, with no valid record
 //! after them, are a torn tail; anything else is a `Problem` at a byte offset.
+//! A journal's header (from format 2) holds a high-water mark, the last
+//! version acknowledged, with a CRC of its own, rewritten in place; whether
+//! the records reach it is `recover.rs`'s to judge.
 
 use std::fs::File;
 use std::io;
@@ -16,9 +19,18 @@ use std::os::unix::fs::FileExt;
 
 pub const JOURNAL_MAGIC: &[u8; 8] = b"askgjrnl";
 pub const SNAPSHOT_MAGIC: &[u8; 8] = b"askgsnap";
-pub const FORMAT: u32 = 1;
-/// Magic, format, CRC of the rest, base version.
-pub const HEADER_LEN: u64 = 24;
+/// The format of the files written: what their payloads hold is the
+/// durable record format of this number (`core/record.rs`; 1 before issue
+/// 21, when they held the browser's JSON). A file's header says the newest
+/// format its content may hold; every format from 1 to this one is read,
+/// a newer one refused before anything is touched.
+pub const FORMAT: u32 = 2;
+/// Magic, format, CRC of those and the base, base version; then (from
+/// format 2) the high-water mark: the last version acknowledged, its own
+/// CRC and 4 zero bytes. Format 1's header ends before the mark.
+pub const HEADER_LEN: u64 = 40;
+/// Where the high-water mark lies in a journal of format 2 or later.
+pub const MARK_AT: u64 = 24;
 /// Payload length, CRC of version and payload, version.
 pub const RECORD_HEADER_LEN: u64 = 16;
 /// Magic, format, CRC of the rest, version, payload length.
@@ -137,11 +149,44 @@ fn u64_at(bytes: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap())
 }
 
-pub fn journal_header(base: u64) -> Vec<u8> {
+/// A journal header of this format, after a snapshot of `base`, with its
+/// high-water mark at `mark`.
+pub fn journal_header(base: u64, mark: u64) -> Vec<u8> {
     let base = base.to_le_bytes();
     let format = FORMAT.to_le_bytes();
     let crc = crc32(&[JOURNAL_MAGIC, &format, &base]).to_le_bytes();
-    [&JOURNAL_MAGIC[..], &format, &crc, &base].concat()
+    [&JOURNAL_MAGIC[..], &format, &crc, &base, &mark_bytes(mark)].concat()
+}
+
+/// Where a journal of this format's records begin.
+pub fn header_len(format: u32) -> u64 {
+    match format {
+        1 => 24,
+        _ => HEADER_LEN,
+    }
+}
+
+/// The high-water mark's bytes: the version, its CRC, zeros. All zeros
+/// is no mark (cleared by hand: nothing is checked against it).
+pub fn mark_bytes(mark: u64) -> [u8; 16] {
+    let version = mark.to_le_bytes();
+    let crc = crc32(&[b"mark", &version]).to_le_bytes();
+    let mut bytes = [0; 16];
+    bytes[..8].copy_from_slice(&version);
+    bytes[8..12].copy_from_slice(&crc);
+    bytes
+}
+
+/// The mark in these 16 bytes: `Ok(None)` when cleared.
+fn mark_of(bytes: &[u8]) -> Result<Option<u64>, Problem> {
+    if bytes.iter().all(|byte| *byte == 0) {
+        return Ok(None);
+    }
+    let mark = u64_at(bytes, 0);
+    match mark_bytes(mark)[..] == *bytes {
+        true => Ok(Some(mark)),
+        false => Err(problem(MARK_AT, "the high-water mark is damaged")),
+    }
 }
 
 /// The bytes a record of this payload length takes on disk.
@@ -185,20 +230,35 @@ pub fn snapshot_header_of(version: u64, length: u64, crc: u32) -> Vec<u8> {
 }
 
 fn check_magic(header: &[u8], size: u64, magic: &[u8; 8], header_len: u64) -> Result<(), Problem> {
-    if size < header_len {
+    let shorter = || {
         let what = format!("shorter ({size} bytes) than its {header_len}-byte header");
-        return Err(problem(size, what));
+        Err(problem(size, what))
+    };
+    if size < 12 {
+        return shorter();
     }
     if &header[..8] != magic {
         return Err(problem(0, "not an askgate file (wrong magic)"));
     }
     match u32_at(header, 8) {
-        FORMAT => Ok(()),
+        1..=FORMAT if size < header_len => shorter(),
+        1..=FORMAT => Ok(()),
         other => Err(problem(
             8,
-            format!("format {other}, this askgate reads {FORMAT}"),
+            format!("format {other}, this askgate reads 1 to {FORMAT}"),
         )),
     }
+}
+
+/// The format a file's header says, if it begins with `magic` (the first
+/// 12 bytes only: read before anything else, and before any checksum).
+pub fn header_format(src: &(impl Source + ?Sized), magic: &[u8; 8]) -> io::Result<Option<u32>> {
+    if src.size() < 12 {
+        return Ok(None);
+    }
+    let mut header = [0; 12];
+    src.read_exact_at(&mut header, 0)?;
+    Ok((&header[..8] == magic).then(|| u32_at(&header, 8)))
 }
 
 /// The snapshot's version and payload length, its checksum verified a
@@ -257,6 +317,12 @@ pub enum Tail {
 /// of their versions, where the valid records end, and how it ends.
 #[derive(Debug)]
 pub struct Scan {
+    /// The format its header says, and where its records begin.
+    pub format: u32,
+    pub header_len: u64,
+    /// The last version acknowledged, as the journal's header says: the
+    /// records (or the snapshot) must reach it.
+    pub mark: Option<u64>,
     pub base: u64,
     pub records: u64,
     pub first: Option<u64>,
@@ -273,16 +339,26 @@ pub fn scan_journal(
     mut visit: impl FnMut(u64, Range<u64>),
 ) -> io::Result<Result<Scan, Problem>> {
     let size = src.size();
-    let mut header = vec![0; (HEADER_LEN.min(size)) as usize];
+    let format = header_format(src, JOURNAL_MAGIC)?.unwrap_or(FORMAT);
+    let header_len = header_len(format);
+    let mut header = vec![0; (header_len.min(size)) as usize];
     src.read_exact_at(&mut header, 0)?;
-    if let Err(found) = check_magic(&header, size, JOURNAL_MAGIC, HEADER_LEN) {
+    if let Err(found) = check_magic(&header, size, JOURNAL_MAGIC, header_len) {
         return Ok(Err(found));
     }
     if crc32(&[&header[..12], &header[16..24]]) != u32_at(&header, 12) {
         return Ok(Err(problem(12, "header checksum mismatch")));
     }
+    let mark = match header_len > MARK_AT {
+        true => mark_of(&header[MARK_AT as usize..]),
+        false => Ok(None),
+    };
+    let mark = match mark {
+        Ok(mark) => mark,
+        Err(found) => return Ok(Err(found)),
+    };
     let base = u64_at(&header, 16);
-    let (mut position, mut last, mut buf) = (HEADER_LEN, base, Vec::new());
+    let (mut position, mut last, mut buf) = (header_len, base, Vec::new());
     let (mut records, mut first) = (0, None);
     while let Some((version, payload)) = record_at(src, position, &mut buf)? {
         if version <= last {
@@ -301,6 +377,9 @@ pub fn scan_journal(
     };
     let last = first.map(|_| last);
     Ok(Ok(Scan {
+        format,
+        header_len,
+        mark,
         base,
         records,
         first,
@@ -403,7 +482,7 @@ mod tests {
     use super::*;
 
     fn journal(base: u64, records: &[(u64, &[u8])]) -> Vec<u8> {
-        let mut bytes = journal_header(base);
+        let mut bytes = journal_header(base, 0);
         for (version, payload) in records {
             encode_record(&mut bytes, *version, payload);
         }
@@ -505,15 +584,37 @@ mod tests {
     #[test]
     fn headers_are_checked() {
         let good = journal(3, &[]);
-        let cases: [(Vec<u8>, u64); 4] = [
+        let cases: [(Vec<u8>, u64); 6] = [
             (good[..10].to_vec(), 10),
             ([b"xxxxxxxx", &good[8..]].concat(), 0),
             ([&good[..8], &9u32.to_le_bytes(), &good[12..]].concat(), 8),
-            ([&good[..16], &4u64.to_le_bytes()].concat(), 12),
+            ([&good[..8], &0u32.to_le_bytes(), &good[12..]].concat(), 8),
+            ([&good[..16], &4u64.to_le_bytes(), &good[24..]].concat(), 12),
+            ([&good[..30], &[1], &good[31..]].concat(), MARK_AT),
         ];
         for (bytes, offset) in cases {
             assert_eq!(scan_journal(&bytes).unwrap_err().offset, offset);
         }
+    }
+
+    #[test]
+    fn a_journal_of_format_1_has_no_mark_and_its_records_follow_24_bytes() {
+        let mut bytes = journal(3, &[(4, b"four")]);
+        let (scan, _) = scan_journal(&bytes).unwrap();
+        assert_eq!(
+            (scan.format, scan.mark, scan.header_len),
+            (FORMAT, Some(0), HEADER_LEN)
+        );
+        bytes[MARK_AT as usize..HEADER_LEN as usize].fill(0);
+        assert_eq!(scan_journal(&bytes).unwrap().0.mark, None, "a cleared mark");
+        let format_1 = [&JOURNAL_MAGIC[..], &1u32.to_le_bytes()].concat();
+        let crc = crc32(&[&format_1, &3u64.to_le_bytes()]).to_le_bytes();
+        let mut old = [&format_1[..], &crc, &3u64.to_le_bytes()].concat();
+        encode_record(&mut old, 4, b"four");
+        let (scan, records) = scan_journal(&old).unwrap();
+        assert_eq!((scan.format, scan.mark, scan.header_len), (1, None, 24));
+        assert_eq!(versions(&records), vec![4]);
+        assert_eq!(&old[records[0].1.clone()], b"four");
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! holding no lock, and never takes one of the caller's; a version is durable
 //! only after a sync that covers it.
 
+pub use super::format::FORMAT;
 use super::handoff::Shared;
 use super::recover::{self, Found};
 pub use super::recover::{Damage, OpenError, Records, Report, Snapshot, check};
@@ -165,17 +166,18 @@ impl Journal {
     pub fn open_with(dir: &Path, options: Options) -> Result<(Journal, Recovered), OpenError> {
         let started = Instant::now();
         disk::create_dir(dir).map_err(OpenError::io(dir))?;
+        recover::refuse_newer(dir)?;
         disk::ignore_file_size_signal();
         let lock = take_lock(dir)?;
-        let found = recover::read(dir)?;
+        let mut found = recover::read(dir)?;
         remove_leftovers(&found)?;
-        let journal = Journal::start(&found, options, lock)?;
+        let journal = Journal::start(&mut found, options, lock)?;
         Ok((journal, recovered(found, started)))
     }
 
     /// Opens the journal file for appending, preallocates the reserve and
     /// starts the thread.
-    fn start(found: &Found, options: Options, lock: disk::Lock) -> Result<Journal, OpenError> {
+    fn start(found: &mut Found, options: Options, lock: disk::Lock) -> Result<Journal, OpenError> {
         let journal_path = found.dir.join(disk::JOURNAL);
         let appendable = writer::open_file(found).map_err(OpenError::io(&journal_path))?;
         let shared = Arc::new(Shared::new(found.last_version(), appendable.spare()));

@@ -3,8 +3,9 @@
 //!
 //! The store knows nothing of prompts: the state machine above it turns its
 //! changes into bytes and back, and hands the audit file finished lines.
-//! Files in the directory: `lock`, `snapshot`, `journal`, `*.tmp` while a
-//! compaction is under way, `audit.log` and `audit.log.1`.
+//! Files in the directory: `lock`, `snapshot`, `journal` (its header holds
+//! the format and the high-water mark), `*.tmp` while a compaction or an
+//! upgrade is under way, `audit.log` and `audit.log.1`.
 //!
 //! Or, with `--store redis://...`, a log shared by several instances in
 //! Redis (`redis.rs`, over the small client in `resp.rs`).

@@ -5,7 +5,10 @@
 //!
 //! Invariants: nothing here writes; every refusal names a file, a byte offset
 //! and what the operator can do; a journal never follows a newer snapshot
-//! than the one present.
+//! than the one present; the records and the snapshot reach the journal's
+//! high-water mark, and a snapshot never stands without its journal, or
+//! acknowledged changes are missing, which is damage, not a torn tail; a
+//! file of a newer format is refused having read 12 bytes of it.
 
 use super::disk::{JOURNAL, JOURNAL_TMP, SNAPSHOT, SNAPSHOT_TMP};
 use super::format::FileSource;
@@ -22,7 +25,11 @@ pub struct Damage {
     pub file: PathBuf,
     pub offset: u64,
     pub problem: String,
+    /// What the operator can do, when it is not the usual for the file.
+    advice: Option<String>,
 }
+
+const KEEP: &str = "keep a copy of the data directory, then";
 
 impl Damage {
     fn new(file: PathBuf, found: Problem) -> Damage {
@@ -31,22 +38,45 @@ impl Damage {
             file,
             offset,
             problem,
+            advice: None,
         }
     }
 
     fn advice(&self) -> String {
-        let file = self.file.display();
-        let keep = "keep a copy of the data directory, then";
+        if let Some(advice) = &self.advice {
+            return advice.clone();
+        }
         let truncatable = self.file.ends_with(JOURNAL) && self.offset >= HEADER_LEN;
         match truncatable {
-            true => format!(
-                "{keep} restore it from a backup, or drop every change recorded from this \
-                 byte on with `truncate -s {} {file}`",
-                self.offset
-            ),
-            false => format!("{keep} restore {file} from a backup"),
+            true => truncate_advice(&self.file, self.offset, true),
+            false => format!("{KEEP} restore {} from a backup", self.file.display()),
         }
     }
+}
+
+/// Dropping a journal's records from `offset` on; and, when it has a
+/// high-water mark (format 2 on), clearing it, for it names them.
+fn truncate_advice(file: &Path, offset: u64, marked: bool) -> String {
+    let truncate = format!(
+        "{KEEP} restore it from a backup, or drop every change recorded from this byte on with \
+         `truncate -s {offset} {}`",
+        file.display()
+    );
+    match marked {
+        true => format!("{truncate} and {}", clear_mark(file)),
+        false => truncate,
+    }
+}
+
+/// How an operator accepts the loss of what a journal's high-water mark
+/// says was acknowledged: by clearing it.
+fn clear_mark(journal: &Path) -> String {
+    format!(
+        "clear its high-water mark with `dd if=/dev/zero of={} bs=1 seek={} count=16 \
+         conv=notrunc`",
+        journal.display(),
+        format::MARK_AT
+    )
 }
 
 impl fmt::Display for Damage {
@@ -72,6 +102,12 @@ pub enum OpenError {
         pid: Option<u32>,
     },
     Damage(Damage),
+    /// A file of a format newer than this askgate reads: nothing is
+    /// touched, the operator upgrades askgate.
+    Newer {
+        file: PathBuf,
+        format: u32,
+    },
     Io {
         path: PathBuf,
         error: io::Error,
@@ -98,6 +134,13 @@ impl fmt::Display for OpenError {
                 write!(f, "stop it, or give this one another --data-dir")
             }
             OpenError::Damage(damage) => damage.fmt(f),
+            OpenError::Newer { file, format } => write!(
+                f,
+                "data directory format {format} is newer than this askgate (reads up to {}); \
+                 upgrade askgate ({} says so; nothing was changed)",
+                format::FORMAT,
+                file.display()
+            ),
             OpenError::Io { path, error } => write!(f, "{}: {error}", path.display()),
         }
     }
@@ -130,11 +173,16 @@ pub struct Found {
 }
 
 pub fn read(dir: &Path) -> Result<Found, OpenError> {
+    refuse_newer(dir)?;
     let snapshot = read_snapshot(dir)?;
     let snapshot_version = snapshot.as_ref().map_or(0, |(version, _)| *version);
     let journal = read_journal(dir, snapshot_version)?;
-    if let Some(journal) = &journal {
-        check_base(dir, journal.scan.base, snapshot_version)?;
+    match &journal {
+        Some(journal) => {
+            check_base(dir, journal.scan.base, snapshot_version)?;
+            check_mark(dir, &journal.scan, snapshot_version)?;
+        }
+        None => check_present(dir, snapshot_version)?,
     }
     let leftovers = [SNAPSHOT_TMP, JOURNAL_TMP];
     let leftovers = leftovers.into_iter().filter(|name| dir.join(name).exists());
@@ -144,6 +192,26 @@ pub fn read(dir: &Path) -> Result<Found, OpenError> {
         journal,
         leftovers: leftovers.collect(),
     })
+}
+
+/// Refuses a directory whose snapshot or journal is of a newer format than
+/// this askgate reads, reading only their first bytes: called before the
+/// directory is locked or anything in it is written.
+pub fn refuse_newer(dir: &Path) -> Result<(), OpenError> {
+    for (name, magic) in [
+        (SNAPSHOT, format::SNAPSHOT_MAGIC),
+        (JOURNAL, format::JOURNAL_MAGIC),
+    ] {
+        let path = dir.join(name);
+        let Some(source) = open_source(&path)? else {
+            continue;
+        };
+        let found = format::header_format(&source, magic).map_err(OpenError::io(&path))?;
+        if let Some(format) = found.filter(|format| *format > format::FORMAT) {
+            return Err(OpenError::Newer { file: path, format });
+        }
+    }
+    Ok(())
 }
 
 /// Opens a file to read it a window at a time; `None` if it is not there.
@@ -170,7 +238,9 @@ fn read_snapshot(dir: &Path) -> Result<Option<(u64, u64)>, OpenError> {
 
 fn read_journal(dir: &Path, snapshot_version: u64) -> Result<Option<JournalFile>, OpenError> {
     let path = dir.join(JOURNAL);
-    let Some(source) = open_source(&path)? else {
+    // An empty file is no journal: how an operator says to start from the
+    // snapshot alone (`check_present`).
+    let Some(source) = open_source(&path)?.filter(|source| source.size > 0) else {
         return Ok(None);
     };
     let mut replayed = 0;
@@ -181,7 +251,26 @@ fn read_journal(dir: &Path, snapshot_version: u64) -> Result<Option<JournalFile>
             scan,
             replayed,
         })),
-        Err(found) => Err(Damage::new(path, found).into()),
+        Err(found) => {
+            let format = format::header_format(&source, format::JOURNAL_MAGIC);
+            let format_1 = format.map_err(OpenError::io(&path))? == Some(1);
+            let advice = match found.offset {
+                format::MARK_AT if !format_1 => Some(format!(
+                    "{KEEP} restore it from a backup, or {}: nothing is then checked against it \
+                     until it is written again",
+                    clear_mark(&path)
+                )),
+                offset if format_1 && offset >= format::header_len(1) => {
+                    Some(truncate_advice(&path, offset, false))
+                }
+                _ => None,
+            };
+            Err(Damage {
+                advice,
+                ..Damage::new(path, found)
+            }
+            .into())
+        }
     }
 }
 
@@ -197,6 +286,67 @@ fn check_base(dir: &Path, base: u64, snapshot_version: u64) -> Result<(), Damage
     };
     let what = format!("the journal follows a snapshot of version {base}, but {have}");
     Err(Damage::new(dir.join(JOURNAL), Problem { offset: 16, what }))
+}
+
+/// The records (or the snapshot) must reach the version the journal's
+/// high-water mark says was acknowledged: short of it, acknowledged
+/// changes are missing (a truncated journal, a damaged last record), which
+/// a torn tail (a write a crash cut short) never is, for the mark moves
+/// only once a sync has covered the records it names.
+fn check_mark(dir: &Path, scan: &Scan, snapshot_version: u64) -> Result<(), Damage> {
+    let reached = scan.last.unwrap_or(0).max(snapshot_version);
+    let Some(mark) = scan.mark.filter(|mark| *mark > reached) else {
+        return Ok(());
+    };
+    let after = match scan.tail {
+        Tail::Torn { offset, bytes } => format!(
+            "; the {bytes} bytes from byte {offset} are not a valid record (damaged, not torn: \
+             they were acknowledged)"
+        ),
+        Tail::Clean { .. } => String::new(),
+    };
+    let what = format!(
+        "versions after {reached} up to {mark} were acknowledged (the high-water mark), but the \
+         records end at version {reached}{after}: acknowledged changes are missing (a truncated \
+         or damaged journal)"
+    );
+    let file = dir.join(JOURNAL);
+    let advice = format!(
+        "{KEEP} restore it from a backup, or start from what is left, losing them: {}",
+        clear_mark(&file)
+    );
+    let problem = Problem {
+        offset: scan.end,
+        what,
+    };
+    Err(Damage {
+        advice: Some(advice),
+        ..Damage::new(file, problem)
+    })
+}
+
+/// A snapshot never stands without its journal (askgate makes the journal
+/// before the first snapshot, and a fresh one before it renames another):
+/// one deleted beside it may have held acknowledged changes.
+fn check_present(dir: &Path, snapshot_version: u64) -> Result<(), Damage> {
+    if snapshot_version == 0 || dir.join(JOURNAL).exists() {
+        return Ok(());
+    }
+    let file = dir.join(JOURNAL);
+    let what = format!(
+        "missing beside the snapshot of version {snapshot_version}: every change acknowledged \
+         after that version is missing with it"
+    );
+    let advice = format!(
+        "{KEEP} restore it from a backup, or start from the snapshot alone, losing them: \
+         `touch {}` (an empty journal)",
+        file.display()
+    );
+    let problem = Problem { offset: 0, what };
+    Err(Damage {
+        advice: Some(advice),
+        ..Damage::new(file, problem)
+    })
 }
 
 /// The warning for a torn last record, the same in `open` and `check`.
@@ -231,8 +381,13 @@ impl Found {
 
     /// The journal's records after the snapshot, to be read in order.
     pub fn replay(&self) -> Records {
+        let start = self
+            .journal
+            .as_ref()
+            .map_or(HEADER_LEN, |j| j.scan.header_len);
         Records {
             path: self.dir.join(JOURNAL),
+            start,
             end: self.journal.as_ref().map_or(HEADER_LEN, |j| j.scan.end),
             after: self.snapshot_version(),
             count: self.journal.as_ref().map_or(0, |j| j.replayed),
@@ -259,7 +414,8 @@ impl Found {
             records: scan.map_or(0, |scan| scan.records),
             replayed: self.journal.as_ref().map_or(0, |j| j.replayed),
             versions: scan.and_then(|scan| scan.first.zip(scan.last)),
-            journal_bytes: scan.map_or(0, |scan| scan.end - HEADER_LEN),
+            journal_bytes: scan.map_or(0, |scan| scan.end - scan.header_len),
+            mark: scan.and_then(|scan| scan.mark),
             preallocated_bytes: preallocated,
             torn_tail: self.torn_tail(),
             leftovers: self.leftovers.iter().map(|name| name.to_string()).collect(),
@@ -298,6 +454,8 @@ impl Snapshot {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Records {
     path: PathBuf,
+    /// Where the records begin (after the header).
+    start: u64,
     /// Where the valid records end.
     end: u64,
     after: u64,
@@ -323,7 +481,7 @@ impl Records {
                 file: File::open(&self.path)?,
             }),
         };
-        let (mut at, after) = (HEADER_LEN, self.after);
+        let (mut at, after) = (self.start, self.after);
         let next = move || -> Option<io::Result<(u64, Vec<u8>)>> {
             let source = source.as_ref()?;
             loop {
@@ -373,6 +531,8 @@ pub struct Report {
     pub journal_bytes: u64,
     pub preallocated_bytes: u64,
     pub torn_tail: Option<String>,
+    /// The last version acknowledged, as the journal's header says.
+    pub mark: Option<u64>,
     /// `snapshot.tmp` or `journal.tmp`: an unfinished compaction.
     pub leftovers: Vec<String>,
 }
@@ -417,7 +577,14 @@ impl Report {
             "{replayed} to replay; {} bytes of records, ",
             self.journal_bytes
         )?;
-        writeln!(f, "{} preallocated", self.preallocated_bytes)
+        writeln!(f, "{} preallocated", self.preallocated_bytes)?;
+        match self.mark {
+            Some(mark) => writeln!(f, "high-water mark: version {mark}, reached"),
+            None => writeln!(
+                f,
+                "high-water mark: none (format 1, or cleared): missing records cannot be told"
+            ),
+        }
     }
 }
 

@@ -169,8 +169,14 @@ fn concurrent_appenders_share_fsyncs() {
 
 #[test]
 fn a_torn_last_record_is_dropped_at_every_byte() {
-    let dir = journal_of("torn", 5);
-    let original = fs::read(dir.file(JOURNAL)).unwrap();
+    // A crash while record 5 is written: it was never synced, so the
+    // high-water mark still says 4, as it did before.
+    let dir = journal_of("torn", 4);
+    let mark = format::MARK_AT as usize..HEADER_LEN as usize;
+    let marked_4 = fs::read(dir.file(JOURNAL)).unwrap()[mark.clone()].to_vec();
+    append_all(&open(&dir).0, [5]);
+    let mut original = fs::read(dir.file(JOURNAL)).unwrap();
+    original[mark].copy_from_slice(&marked_4);
     let (start, end) = (record_start(5) as usize, record_start(6) as usize);
     for cut in start..end {
         let zeroed = [&original[..cut], &vec![0; end - cut][..], &original[end..]].concat();
@@ -271,11 +277,161 @@ fn a_damaged_snapshot_or_a_missing_one_refuses_to_open() {
     );
 }
 
+/// Opening and checking both refuse, naming the same damage; nothing
+/// changes.
+fn refused(dir: &TempDir) -> super::journal::Damage {
+    let before = fs::read(dir.file(JOURNAL)).ok();
+    let Err(OpenError::Damage(refused)) = Journal::open_with(&dir.0, quick()) else {
+        panic!("opened")
+    };
+    let Err(OpenError::Damage(checked)) = check(&dir.0) else {
+        panic!("check passed")
+    };
+    assert_eq!(checked, refused);
+    assert_eq!(fs::read(dir.file(JOURNAL)).ok(), before, "nothing changed");
+    refused
+}
+
+/// Clears a journal's high-water mark, as the refusal says to.
+fn clear_mark(dir: &TempDir) {
+    let mut bytes = fs::read(dir.file(JOURNAL)).unwrap();
+    bytes[format::MARK_AT as usize..HEADER_LEN as usize].fill(0);
+    fs::write(dir.file(JOURNAL), bytes).unwrap();
+}
+
+#[test]
+fn acknowledged_records_cut_off_whole_are_missing_not_a_clean_end() {
+    let dir = journal_of("cut-whole", 10);
+    let original = fs::read(dir.file(JOURNAL)).unwrap();
+    let (start, end) = (record_start(8) as usize, record_start(11) as usize);
+    let zeroed = [
+        &original[..start],
+        &vec![0; end - start][..],
+        &original[end..],
+    ]
+    .concat();
+    for (how, bytes) in [("truncated", &original[..start]), ("zeroed", &zeroed[..])] {
+        fs::write(dir.file(JOURNAL), bytes).unwrap();
+        let damage = refused(&dir);
+        assert_eq!(
+            (&damage.file, damage.offset),
+            (&dir.file(JOURNAL), start as u64)
+        );
+        let message = damage.to_string();
+        let missing = "versions after 7 up to 10 were acknowledged";
+        assert!(message.contains(missing), "{how}: {message}");
+        assert!(message.contains("dd if=/dev/zero of="), "{how}: {message}");
+    }
+    // Accepting the loss: the mark cleared, what is left opens.
+    clear_mark(&dir);
+    let (journal, recovered) = open(&dir);
+    assert_eq!(recovered.records.read_all(), expected(1..=7));
+    append_all(&journal, [8]);
+    drop(journal);
+    assert_eq!(open(&dir).1.records.read_all(), expected(1..=8));
+}
+
+#[test]
+fn a_bad_last_record_whose_length_is_intact_is_damage_not_a_torn_tail() {
+    let dir = journal_of("bad-last", 10);
+    let mut bytes = fs::read(dir.file(JOURNAL)).unwrap();
+    let start = record_start(10);
+    // Its checksum, its version and its payload; its length holds.
+    for byte in [5, 9, 17] {
+        let mut damaged = bytes.clone();
+        damaged[start as usize + byte] ^= 0x10;
+        fs::write(dir.file(JOURNAL), &damaged).unwrap();
+        let damage = refused(&dir);
+        assert_eq!(damage.offset, start, "byte {byte}");
+        assert!(
+            damage.problem.contains("up to 10 were acknowledged")
+                && damage.problem.contains("damaged, not torn"),
+            "byte {byte}: {}",
+            damage.problem
+        );
+    }
+    // The same bytes after a crash that cut the write of 10 short (the
+    // mark still at 9): a torn tail, dropped.
+    bytes[start as usize + 17] ^= 0x10;
+    let mark = format::MARK_AT as usize..HEADER_LEN as usize;
+    bytes[mark].copy_from_slice(&format::mark_bytes(9));
+    fs::write(dir.file(JOURNAL), &bytes).unwrap();
+    let (_, recovered) = open(&dir);
+    assert_eq!(recovered.records.read_all(), expected(1..=9));
+    assert!(recovered.torn_tail.is_some());
+}
+
+#[test]
+fn a_damaged_mark_refuses_to_open_and_says_how_to_clear_it() {
+    let dir = journal_of("bad-mark", 3);
+    let mut bytes = fs::read(dir.file(JOURNAL)).unwrap();
+    bytes[format::MARK_AT as usize + 2] ^= 1;
+    fs::write(dir.file(JOURNAL), &bytes).unwrap();
+    let damage = refused(&dir);
+    assert_eq!(damage.offset, format::MARK_AT);
+    assert!(damage.to_string().contains("seek=24 count=16"), "{damage}");
+    clear_mark(&dir);
+    assert_eq!(open(&dir).1.records.read_all(), expected(1..=3));
+}
+
+#[test]
+fn a_journal_deleted_beside_its_snapshot_is_missing() {
+    let dir = TempDir::new("deleted");
+    let (journal, _) = open(&dir);
+    append_all(&journal, 1..=3);
+    journal.compact(3, b"state at 3".to_vec());
+    append_all(&journal, [4]);
+    drop(journal);
+    fs::remove_file(dir.file(JOURNAL)).unwrap();
+    let damage = refused(&dir);
+    assert_eq!(damage.file, dir.file(JOURNAL));
+    assert!(
+        damage
+            .problem
+            .contains("missing beside the snapshot of version 3"),
+        "{}",
+        damage.problem
+    );
+    assert!(damage.to_string().contains("`touch "), "{damage}");
+    // Accepting the loss: an empty journal, and the snapshot alone opens.
+    fs::write(dir.file(JOURNAL), b"").unwrap();
+    let (journal, recovered) = open(&dir);
+    assert_eq!(snapshot_of(&recovered), Some((3, b"state at 3".to_vec())));
+    assert!(recovered.records.is_empty());
+    append_all(&journal, [5]);
+    drop(journal);
+    assert_eq!(open(&dir).1.records.read_all(), expected([5]));
+}
+
+#[test]
+fn a_journal_of_format_1_is_copied_into_this_format_and_reads_the_same() {
+    let dir = TempDir::new("format-1");
+    fs::create_dir_all(&dir.0).unwrap();
+    fs::set_permissions(&dir.0, fs::Permissions::from_mode(0o700)).unwrap();
+    let format_1 = [&b"askgjrnl"[..], &1u32.to_le_bytes()].concat();
+    let crc = format::crc32(&[&format_1, &0u64.to_le_bytes()]).to_le_bytes();
+    let mut bytes = [&format_1[..], &crc, &0u64.to_le_bytes()].concat();
+    for version in 1..=3 {
+        format::encode_record(&mut bytes, version, &payload(version));
+    }
+    bytes.extend_from_slice(&[0; 100]);
+    fs::write(dir.file(JOURNAL), &bytes).unwrap();
+    let (journal, recovered) = open(&dir);
+    assert_eq!(recovered.records.read_all(), expected(1..=3));
+    let upgraded = fs::read(dir.file(JOURNAL)).unwrap();
+    assert_eq!(upgraded[8..12], format::FORMAT.to_le_bytes());
+    append_all(&journal, [4]);
+    drop(journal);
+    let report = check(&dir.0).unwrap();
+    assert_eq!((report.mark, report.versions), (Some(4), Some((1, 4))));
+    assert_eq!(open(&dir).1.records.read_all(), expected(1..=4));
+}
+
 /// What the thread leaves when a crash stops it after renaming the snapshot
 /// and before renaming the fresh journal over the old one.
 fn crash_mid_compaction(dir: &TempDir, version: u64, snapshot_renamed: bool) {
     let state = format!("state at {version}").into_bytes();
-    let header = format::journal_header(version);
+    let header = format::journal_header(version, version);
     disk::write_tmp(&dir.0, JOURNAL_TMP, &[&header], 4096).unwrap();
     let snapshot_header = format::snapshot_header(version, &state);
     disk::write_tmp(&dir.0, SNAPSHOT_TMP, &[&snapshot_header, &state], 0).unwrap();

@@ -11,7 +11,7 @@ use super::disk::{self, JOURNAL, JOURNAL_TMP, SNAPSHOT, SNAPSHOT_TMP};
 use super::format::{self, HEADER_LEN, Tail};
 use super::handoff::{Fault, Item, Shared};
 use super::journal::{Options, WriteSnapshot};
-use super::recover::Found;
+use super::recover::{Found, JournalFile};
 use std::fs::File;
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
@@ -35,12 +35,19 @@ impl Appendable {
     }
 }
 
-/// Opens the journal `found` read, or creates it after the snapshot.
-pub fn open_file(found: &Found) -> io::Result<Appendable> {
-    let dir = &found.dir;
-    let Some(journal) = &found.journal else {
+/// Opens the journal `found` read, or creates it after the snapshot; one
+/// of format 1 is first copied into this format (`found` then says where
+/// its records now lie). Its high-water mark is brought up to what the
+/// directory holds, once that is synced.
+pub fn open_file(found: &mut Found) -> io::Result<Appendable> {
+    let dir = found.dir.clone();
+    let last = found.last_version();
+    let Some(journal) = &mut found.journal else {
         return create_file(found);
     };
+    if journal.scan.format < format::FORMAT {
+        return upgrade_file(&dir, journal, last);
+    }
     let file = crate::private_file::no_follow()
         .read(true)
         .write(true)
@@ -48,10 +55,55 @@ pub fn open_file(found: &Found) -> io::Result<Appendable> {
     let (end, mut len) = (journal.scan.end, journal.len);
     if let Tail::Torn { .. } = journal.scan.tail {
         file.set_len(end)?;
-        file.sync_all()?;
         len = end;
     }
+    // What a process killed before its sync left may be in memory only.
+    file.sync_all()?;
+    file.write_all_at(&format::mark_bytes(last), format::MARK_AT)?;
     Ok(Appendable { file, end, len })
+}
+
+/// Copies a journal of an older format's valid records, byte for byte
+/// (their framing has not changed; each record says its own format), after
+/// a header of this format, keeping its preallocated space, and renames it
+/// into place whole and synced: an older askgate then refuses the journal
+/// rather than meet a record it cannot read.
+fn upgrade_file(dir: &Path, journal: &mut JournalFile, last: u64) -> io::Result<Appendable> {
+    let old = crate::private_file::no_follow()
+        .read(true)
+        .open(dir.join(JOURNAL))?;
+    let scan = &mut journal.scan;
+    let records = scan.end - scan.header_len;
+    let spare = journal.len.saturating_sub(scan.end);
+    let header = format::journal_header(scan.base, last);
+    let file = disk::write_tmp(dir, JOURNAL_TMP, &[&header], 0)?;
+    let (mut at, mut window) = (0, vec![0; 64 * 1024]);
+    while at < records {
+        let len = (records - at).min(window.len() as u64) as usize;
+        old.read_exact_at(&mut window[..len], scan.header_len + at)?;
+        file.write_all_at(&window[..len], HEADER_LEN + at)?;
+        at += len as u64;
+    }
+    let end = HEADER_LEN + records;
+    if spare > 0 {
+        disk::preallocate(&file, end, spare)?;
+    }
+    file.sync_all()?;
+    lock_new_journal(&file)?;
+    disk::rename_synced(dir, JOURNAL_TMP, JOURNAL)?;
+    log::info!(
+        "journal: {} is now of format {} (it was of format {})",
+        dir.join(JOURNAL).display(),
+        format::FORMAT,
+        scan.format
+    );
+    (scan.format, scan.header_len, scan.end) = (format::FORMAT, HEADER_LEN, end);
+    journal.len = end + spare;
+    Ok(Appendable {
+        file,
+        end,
+        len: journal.len,
+    })
 }
 
 fn create_file(found: &Found) -> io::Result<Appendable> {
@@ -63,7 +115,8 @@ fn create_file(found: &Found) -> io::Result<Appendable> {
             path.display()
         );
     }
-    let file = disk::write_tmp(dir, JOURNAL_TMP, &[&format::journal_header(base)], 0)?;
+    let header = format::journal_header(base, base);
+    let file = disk::write_tmp(dir, JOURNAL_TMP, &[&header], 0)?;
     lock_new_journal(&file)?;
     disk::rename_synced(dir, JOURNAL_TMP, JOURNAL)?;
     let (end, len) = (HEADER_LEN, HEADER_LEN);
@@ -97,6 +150,10 @@ pub struct Writer {
     /// When a failed write, or a failed preallocation, is tried again.
     write_retry: Option<Instant>,
     top_up_retry: Option<Instant>,
+    /// The high-water mark was written since the last sync; its last write
+    /// failed (said once).
+    mark_dirty: bool,
+    mark_failed: bool,
 }
 
 /// Tells waiters the thread is gone, however it ends.
@@ -127,6 +184,8 @@ impl Writer {
             pending_records: 0,
             write_retry: None,
             top_up_retry: None,
+            mark_dirty: false,
+            mark_failed: false,
         }
     }
 
@@ -140,6 +199,10 @@ impl Writer {
             self.flush(closing);
             self.top_up();
             if closing {
+                // The mark reaches the disk with the last sync.
+                if self.mark_dirty {
+                    let _ = self.file.sync_data();
+                }
                 return;
             }
         }
@@ -205,6 +268,7 @@ impl Writer {
         counters
             .records_written
             .fetch_add(self.pending_records, Ordering::Relaxed);
+        self.write_mark(self.pending_last);
         self.shared.mark_durable(self.pending_last);
         self.pending.clear();
         self.pending_records = 0;
@@ -214,6 +278,27 @@ impl Writer {
                 self.journal_path().display()
             );
         }
+    }
+
+    /// Moves the high-water mark to `version`, just synced, before anyone
+    /// hears it is durable: one small write in place, no sync of its own
+    /// (the next batch's sync, or the kernel's writeback, carries it; a
+    /// mark that lags is only a weaker check, never a false one).
+    fn write_mark(&mut self, version: u64) {
+        let mark = format::mark_bytes(version);
+        let written = self.file.write_all_at(&mark, format::MARK_AT);
+        match (written, self.mark_failed) {
+            (Ok(()), _) => self.mark_failed = false,
+            (Err(error), false) => {
+                self.mark_failed = true;
+                log::warn!(
+                    "journal: cannot move the high-water mark in {}: {error}",
+                    self.journal_path().display()
+                );
+            }
+            (Err(_), true) => {}
+        }
+        self.mark_dirty = true;
     }
 
     fn write_failed(&mut self, error: &io::Error) {
@@ -311,7 +396,9 @@ impl Writer {
     /// before the snapshot moves, and the snapshot is in place before the
     /// journal that follows it; replay skips records the snapshot covers.
     fn switch_files(&self, version: u64, snapshot: WriteSnapshot, spare: u64) -> io::Result<File> {
-        let header = format::journal_header(version);
+        // Every version up to the snapshot's is in it, synced before this
+        // journal takes the name.
+        let header = format::journal_header(version, version);
         let journal = disk::write_tmp(&self.dir, JOURNAL_TMP, &[&header], spare)?;
         lock_new_journal(&journal)?;
         self.shared.fault(Fault::Snapshot)?;

@@ -106,14 +106,19 @@ fn clarify(client: &Client, session_id: &str, question: &str, timeout_seconds: i
     submit(client, "clarify", body)
 }
 
+/// Where a journal's high-water mark lies (store/format.rs), from format 2.
+const MARK: Range<usize> = 24..40;
+
 /// The start and end of every record in a journal file, from its on-disk
-/// format (store/format.rs): a 24-byte header, then records of a 16-byte
-/// head (payload length, checksum, version) and the payload; zeros after.
+/// format (store/format.rs): a 40-byte header (24 in format 1), then
+/// records of a 16-byte head (payload length, checksum, version) and the
+/// payload; zeros after.
 fn journal_records(path: &Path) -> Vec<Range<usize>> {
     let bytes = std::fs::read(path).unwrap();
     let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
     let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap());
-    let (mut at, mut records) = (24, Vec::new());
+    let header = if u32_at(8) == 1 { 24 } else { MARK.end };
+    let (mut at, mut records) = (header, Vec::new());
     while at + 16 <= bytes.len() && u64_at(at + 8) != 0 {
         let end = at + 16 + u32_at(at);
         records.push(at..end);
@@ -357,10 +362,14 @@ fn a_prompt_that_expired_while_down_is_expired_at_start() {
 fn a_torn_tail_starts_with_a_warning() {
     let dir = TempDir::new("torn");
     let server = serve_on(&dir, &[]);
-    let ids: Vec<String> = ["one?", "two?", "three?"]
+    let mut ids: Vec<String> = ["one?", "two?"]
         .iter()
         .map(|question| clarify(&server, "t", question, 600))
         .collect();
+    // The high-water mark as a crash while the third record is written
+    // leaves it: at the second, the last synced.
+    let marked_2 = std::fs::read(dir.journal()).unwrap()[MARK].to_vec();
+    ids.push(clarify(&server, "t", "three?", 600));
     server.kill();
     let records = journal_records(&dir.journal());
     assert_eq!(records.len(), 3, "one record per submit");
@@ -370,6 +379,7 @@ fn a_torn_tail_starts_with_a_warning() {
         .open(dir.journal())
         .unwrap();
     file.set_len((last.start + last.len() / 2) as u64).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&file, &marked_2, MARK.start as u64).unwrap();
     drop(file);
 
     let warning = format!(
@@ -457,6 +467,72 @@ fn a_flipped_byte_refuses_to_start_and_check_names_it() {
         "{}",
         text(&check.stderr)
     );
+}
+
+/// Start refuses and `journal check` exits 1, both saying `missing`; the
+/// journal is left as it was.
+fn refused_as_missing(dir: &TempDir, missing: &str) {
+    let before = std::fs::read(dir.journal()).ok();
+    let exited = try_serve_on(dir, &[])
+        .err()
+        .expect("the server refuses to start");
+    assert!(
+        exited.code.is_some_and(|code| code != 0) && exited.stderr.contains(missing),
+        "{exited:?}"
+    );
+    let check = journal_check(dir);
+    assert_eq!(check.status.code(), Some(1), "{}", text(&check.stdout));
+    assert!(
+        text(&check.stderr).contains(missing),
+        "{}",
+        text(&check.stderr)
+    );
+    assert_eq!(std::fs::read(dir.journal()).ok(), before, "nothing changed");
+}
+
+#[test]
+fn acknowledged_changes_missing_from_the_journal_refuse_to_start() {
+    // Issue 21 §2: a truncation at a record's end, or a damaged last record
+    // whose length holds, read as a clean end or a torn tail, and a journal
+    // deleted beside its snapshot started from the snapshot: acknowledged
+    // changes were dropped in silence.
+    let dir = TempDir::new("missing");
+    let server = serve_on(&dir, &[]);
+    for question in ["one?", "two?", "three?"] {
+        clarify(&server, "m", question, 600);
+    }
+    server.kill();
+    let original = std::fs::read(dir.journal()).unwrap();
+    let records = journal_records(&dir.journal());
+    let version = |record: &Range<usize>| {
+        u64::from_le_bytes(
+            original[record.start + 8..record.start + 16]
+                .try_into()
+                .unwrap(),
+        )
+    };
+    let (second, third) = (version(&records[1]), version(&records[2]));
+    let missing = format!("versions after {second} up to {third} were acknowledged");
+    std::fs::write(dir.journal(), &original[..records[1].end]).unwrap();
+    refused_as_missing(&dir, &missing);
+    let mut flipped = original.clone();
+    flipped[records[2].end - 1] ^= 0x20;
+    std::fs::write(dir.journal(), &flipped).unwrap();
+    refused_as_missing(&dir, &missing);
+    std::fs::write(dir.journal(), &original).unwrap();
+    // A snapshot, a change after it, and the journal deleted.
+    {
+        use askgate::store::journal::Journal;
+        let (journal, recovered) = Journal::open(dir.path.as_path()).unwrap();
+        let state = askgate::hub::durable::restore(&recovered).unwrap();
+        let view = state.snapshot_view();
+        journal.compact_with(view.version(), Box::new(move |out| view.write_lines(out)));
+    }
+    let server = serve_on(&dir, &[]);
+    clarify(&server, "m", "four?", 600);
+    server.kill();
+    std::fs::remove_file(dir.journal()).unwrap();
+    refused_as_missing(&dir, "missing beside the snapshot of version");
 }
 
 #[test]

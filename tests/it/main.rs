@@ -29,4 +29,5 @@ mod streams;
 mod support;
 mod tidy;
 mod triage;
+mod upgrade;
 mod wrapper;
