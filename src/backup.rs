@@ -93,23 +93,44 @@ pub fn backup(dir: &Path, dest: &Path) -> Result<Done, String> {
     remove_stale(&tmp);
     stop_here("start");
     let (state, attempts) = read_state(dir)?;
-    let written = write_copy(&tmp, dir, &state).and_then(|files| {
+    let summary = Summary::of(&state);
+    let written = write_copy(&tmp, dir, state, &summary).and_then(|files| {
         stop_here("written");
         rename_into_place(&tmp, dest).map(|()| files)
     });
     let files = written.inspect_err(|_| {
         let _ = fs::remove_dir_all(&tmp);
     })?;
-    let (pending, _) = state.totals();
     Ok(Done {
         dest: dest.to_path_buf(),
-        version: state.version(),
-        pending: pending.values().sum(),
-        rules: state.rule_count(),
+        version: summary.version,
+        pending: summary.pending,
+        rules: summary.rules,
         files,
         attempts,
         elapsed: started.elapsed(),
     })
+}
+
+/// What a state holds, in numbers: the copy read back must say the same.
+#[derive(Debug, PartialEq)]
+struct Summary {
+    version: u64,
+    pending: usize,
+    rules: usize,
+    sessions: usize,
+}
+
+impl Summary {
+    fn of(state: &State) -> Summary {
+        let (pending, sessions) = state.totals();
+        Summary {
+            version: state.version(),
+            pending: pending.values().sum(),
+            rules: state.rule_count(),
+            sessions,
+        }
+    }
 }
 
 /// DEST may be missing or an empty directory (which the rename replaces).
@@ -220,18 +241,25 @@ fn nothing_to_copy(dir: &Path) -> String {
 }
 
 /// Writes `tmp` whole: the snapshot and an empty journal, the kept files,
-/// read back and compared, synced. Returns the files copied.
-fn write_copy(tmp: &Path, dir: &Path, state: &State) -> Result<Vec<&'static str>, String> {
+/// read back and compared, synced. Returns the files copied. The state is
+/// dropped once written, so the copy read back is the only one held then.
+fn write_copy(
+    tmp: &Path,
+    dir: &Path,
+    state: State,
+    summary: &Summary,
+) -> Result<Vec<&'static str>, String> {
     let at = |error: io::Error| format!("{}: {error}", tmp.display());
     DirBuilder::new().mode(0o700).create(tmp).map_err(at)?;
-    write_snapshot(tmp, state)?;
+    write_snapshot(tmp, &state)?;
+    drop(state);
     let mut files = Vec::new();
     for name in KEPT_FILES {
         if copy_private(dir, tmp, name).map_err(at)? {
             files.push(name);
         }
     }
-    check_copy(tmp, state)?;
+    check_copy(tmp, summary)?;
     File::open(tmp).and_then(|dir| dir.sync_all()).map_err(at)?;
     Ok(files)
 }
@@ -249,17 +277,21 @@ fn write_snapshot(tmp: &Path, state: &State) -> Result<(), String> {
     Ok(())
 }
 
-/// The copy, read as a server would start on it, holds the same state.
-fn check_copy(tmp: &Path, state: &State) -> Result<(), String> {
+/// The copy, read as a server would start on it, holds a state of the same
+/// version, prompts, rules and sessions.
+fn check_copy(tmp: &Path, summary: &Summary) -> Result<(), String> {
     let unreadable =
         |why: String| format!("the copy in {} does not read back: {why}", tmp.display());
     let recovered = journal::read_unlocked(tmp).map_err(|error| unreadable(error.to_string()))?;
     let recovered = recovered.ok_or_else(|| unreadable("no snapshot was written".into()))?;
     let copied = durable::restore(&recovered).map_err(unreadable)?;
-    match (recovered.records.is_empty(), copied == *state) {
+    match (
+        recovered.records.is_empty(),
+        Summary::of(&copied) == *summary,
+    ) {
         (true, true) => Ok(()),
         _ => Err(unreadable(
-            "it differs from what was read (the snapshot was not written?)".into(),
+            "it does not hold what was read (the snapshot was not written?)".into(),
         )),
     }
 }

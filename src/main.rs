@@ -197,7 +197,7 @@ fn journal(args: &[String]) -> ExitCode {
     }
 }
 
-const BACKUP_USAGE: &str = "askgate backup [--data-dir DIR] DEST   (copies a running server's data directory to the new directory DEST, consistently, without stopping it; restore by starting a server with --data-dir DEST)";
+const BACKUP_USAGE: &str = "askgate backup [--data-dir DIR] DEST   (copies a running server's data directory, consistently and without stopping it, to DEST, a new or empty directory; restore by starting a server on a copy of DEST; not for --store redis://, back up Redis itself)";
 
 /// `askgate backup DEST`: exit 0 with DEST whole, 1 when it could not be
 /// made (DEST then as it was), 2 on usage errors.
@@ -207,7 +207,11 @@ fn backup(args: &[String]) -> ExitCode {
         [flag, dir, dest] if flag == "--data-dir" => (Some(dir), dest),
         _ => return usage_error(BACKUP_USAGE),
     };
-    let Some(dir) = data_dir(dir) else {
+    // As `serve` finds it: the flag, else ASKGATE_DATA_DIR, else the default.
+    let dir = dir
+        .cloned()
+        .or_else(|| std::env::var("ASKGATE_DATA_DIR").ok());
+    let Some(dir) = data_dir(dir.as_ref()) else {
         eprintln!("askgate: neither XDG_STATE_HOME nor HOME is set: give --data-dir");
         return ExitCode::from(2);
     };

@@ -251,7 +251,7 @@ fn backups_taken_under_load_restore_everything_acknowledged_before_them() {
     let server = serve_on(&dir.path, &[]);
     let load = Load::start(*server);
     load.wait_rounds(20);
-    let (mut backups, mut compactions) = (0, 0.0);
+    let (mut backups, mut compactions, mut reread) = (0, 0.0, 0);
     while backups < 4 || compactions < 3.0 {
         assert!(
             backups < 40,
@@ -259,14 +259,94 @@ fn backups_taken_under_load_restore_everything_acknowledged_before_them() {
         );
         let before = load.acknowledged();
         let dest = copies.join(&format!("copy-{backups}"));
-        assert_backed_up(&backup(&dir.path, &dest));
+        let output = backup(&dir.path, &dest);
+        assert_backed_up(&output);
+        reread += usize::from(!text(&output.stdout).contains(", 1 read)"));
         check_restores(&dest, &before);
         backups += 1;
         compactions = server.metric("askgate_journal_snapshots_total");
         load.wait_rounds(25);
     }
     load.finish();
-    println!("{backups} backups under load, across {compactions} compactions");
+    println!("{backups} backups under load, across {compactions} compactions; {reread} read again");
+}
+
+/// Copies the snapshot and the journal `dir` holds now into `into`.
+fn take_files(dir: &Path, into: &Path) {
+    std::fs::create_dir_all(into).unwrap();
+    std::fs::set_permissions(into, std::fs::Permissions::from_mode(0o700)).unwrap();
+    for name in ["snapshot", "journal"] {
+        std::fs::copy(dir.join(name), into.join(name)).unwrap();
+    }
+}
+
+fn wait_compactions(server: &Client, count: f64) {
+    eventually(
+        "the journal compacted",
+        Duration::from_secs(120),
+        &mut || server.metric("askgate_journal_snapshots_total") >= count,
+    );
+}
+
+/// The version a directory's snapshot holds, as `askgate journal check`
+/// says it.
+fn snapshot_version(dir: &Path) -> u64 {
+    let report = text(&journal_check(dir).stdout);
+    let line = report
+        .lines()
+        .find_map(|line| line.strip_prefix("snapshot: version "));
+    let version = line.and_then(|line| line.split(',').next());
+    version
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{report}"))
+}
+
+#[test]
+fn the_files_of_two_compactions_mixed_are_never_copied_as_one_state() {
+    // What a read racing a compaction can meet: the snapshot from before it
+    // and the journal from after, or (between its two renames) the new
+    // snapshot and the old journal.
+    let (dir, taken) = (TempDir::new("backup-mix-src"), TempDir::new("backup-mix"));
+    let server = serve_on(&dir.path, &[]);
+    let load = Load::start(*server);
+    wait_compactions(&server, 1.0);
+    take_files(&dir.path, &taken.join("old"));
+    let old_version = snapshot_version(&taken.join("old"));
+    eventually("a newer snapshot", Duration::from_secs(120), &mut || {
+        take_files(&dir.path, &taken.join("new"));
+        snapshot_version(&taken.join("new")) > old_version
+    });
+    load.finish();
+    let mix = |name: &str, snapshot: &str, journal: &str| {
+        let mixed = taken.join(name);
+        std::fs::create_dir(&mixed).unwrap();
+        std::fs::set_permissions(&mixed, std::fs::Permissions::from_mode(0o700)).unwrap();
+        std::fs::copy(
+            taken.join(snapshot).join("snapshot"),
+            mixed.join("snapshot"),
+        )
+        .unwrap();
+        std::fs::copy(taken.join(journal).join("journal"), mixed.join("journal")).unwrap();
+        mixed
+    };
+    let before = mix("old-snapshot-new-journal", "old", "new");
+    let dest = taken.join("copy-of-the-first");
+    refused(
+        &backup(&before, &dest),
+        &["tries", "follows a snapshot of version"],
+    );
+    assert!(!dest.exists());
+    let between = mix("new-snapshot-old-journal", "new", "old");
+    let dest = taken.join("copy-of-the-second");
+    let output = backup(&between, &dest);
+    assert_backed_up(&output);
+    let version = snapshot_version(&taken.join("new"));
+    assert!(
+        text(&output.stdout).contains(&format!("version {version},")),
+        "the new snapshot's state, version {version}: {}",
+        text(&output.stdout)
+    );
+    assert_eq!(snapshot_version(&dest), version);
 }
 
 /// True once `child` is stopped (SIGSTOP): `T` in `/proc/PID/stat`.
@@ -539,4 +619,37 @@ fn a_directory_with_no_journal_is_refused_naming_redis() {
     let missing = copies.join("missing");
     refused(&backup(&missing, &dest), &[arg(&missing)]);
     assert!(names_in(&copies.path).is_empty(), "nothing written");
+}
+
+#[test]
+fn without_data_dir_it_reads_the_directory_serve_would() {
+    let (home, copies) = (TempDir::new("backup-home"), TempDir::new("backup-default"));
+    let state = home.join("state");
+    let mut serve = askgate();
+    serve.env("XDG_STATE_HOME", &state);
+    let server = ServerProcess::launch(serve, &[]).unwrap();
+    server.submit_clarify("s", "found by default?");
+    let by_default = copies.join("by-default");
+    let mut command = askgate();
+    command.env("XDG_STATE_HOME", &state);
+    let output = command.args(["backup", arg(&by_default)]).output().unwrap();
+    assert_backed_up(&output);
+    assert!(
+        text(&output.stdout).contains("1 pending prompts"),
+        "{}",
+        text(&output.stdout)
+    );
+    let by_variable = copies.join("by-variable");
+    let mut command = askgate();
+    command.env("ASKGATE_DATA_DIR", state.join("askgate"));
+    let output = command
+        .args(["backup", arg(&by_variable)])
+        .output()
+        .unwrap();
+    assert_backed_up(&output);
+    assert!(
+        text(&output.stdout).contains("1 pending prompts"),
+        "{}",
+        text(&output.stdout)
+    );
 }
