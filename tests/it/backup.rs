@@ -610,14 +610,24 @@ fn a_directory_with_no_journal_is_refused_naming_redis() {
     std::fs::write(dir.join("tokens"), "agent=a\nhuman=h\n").unwrap();
     std::fs::write(dir.join("audit.log"), "").unwrap();
     let dest: PathBuf = copies.join("copy");
-    let redis = [
+    let says = [
         "holds no journal",
         "--store redis://",
         "back up Redis itself",
     ];
-    refused(&backup(&dir.path, &dest), &redis);
+    refused(&backup(&dir.path, &dest), &says);
     let missing = copies.join("missing");
     refused(&backup(&missing, &dest), &[arg(&missing)]);
+    assert!(names_in(&copies.path).is_empty(), "nothing written");
+    // And the directory of a real instance on Redis, a prompt pending.
+    let Some(program) = crate::redis::redis_server() else {
+        return;
+    };
+    let redis = crate::redis::Redis::start(program);
+    let data = TempDir::new("backup-redis-instance");
+    let instance = crate::redis::instance_with(&redis, &["--data-dir", arg(&data.path)]);
+    crate::redis::submit(&instance, "s", "where is my state?");
+    refused(&backup(&data.path, &dest), &says);
     assert!(names_in(&copies.path).is_empty(), "nothing written");
 }
 
