@@ -663,3 +663,26 @@ fn without_data_dir_it_reads_the_directory_serve_would() {
         text(&output.stdout)
     );
 }
+
+#[test]
+fn a_damaged_directory_is_refused_at_once_naming_the_damage() {
+    let (dir, copies) = (
+        TempDir::new("backup-damage-src"),
+        TempDir::new("backup-damage"),
+    );
+    let server = serve_on(&dir.path, &[]);
+    for n in 0..20 {
+        server.submit_clarify("s", &format!("question {n}"));
+    }
+    let good = copies.join("good");
+    assert_backed_up(&backup(&dir.path, &good));
+    let snapshot = good.join("snapshot");
+    let mut bytes = std::fs::read(&snapshot).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x20;
+    std::fs::write(&snapshot, bytes).unwrap();
+    let dest = copies.join("from-damage");
+    let output = backup(&good, &dest);
+    refused(&output, &["is damaged", "(2 tries)"]);
+    assert!(!dest.exists());
+}
