@@ -10,7 +10,7 @@
 //! directory and ends only the processes it started, by their pid.
 
 use crate::binary::{ServerProcess, askgate, finish};
-use crate::support::{Client, DEADLINE, TempDir, eventually};
+use crate::support::{Client, TempDir, eventually};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
@@ -104,7 +104,7 @@ fn load(server: Client, acked: Arc<Mutex<Acknowledged>>, stop: Arc<AtomicBool>) 
         if post("/api/approval/respond", answer).is_none() {
             return;
         }
-        let session_id = format!("keep-{}", round % 16);
+        let session_id = format!("keep-{}", round % 64);
         let question =
             json!({"session_id": session_id, "question": format!("still there {round}?")});
         let Some(reply) = post("/api/clarify/submit", question) else {
@@ -365,7 +365,7 @@ fn backup_stopped_at(dir: &Path, dest: &Path, stage: &str) -> Child {
         .unwrap();
     eventually(
         &format!("the backup stopped at {stage}"),
-        DEADLINE,
+        BACKUP_DEADLINE,
         &mut || stopped(&child),
     );
     child
