@@ -7,6 +7,7 @@
 //! `serve` (HTTP and streams); `cli` talks to a server over HTTP only. See
 //! ARCHITECTURE.md for the codemap.
 
+pub mod backup;
 pub mod cli;
 pub mod config;
 pub mod core;

@@ -25,6 +25,7 @@ fn main() -> ExitCode {
         Some("hook") => hook::main(&args[1..]),
         Some("serve") => serve(&args[1..]),
         Some("journal") => journal(&args[1..]),
+        Some("backup") => backup(&args[1..]),
         Some("tokens") => tokens(&args[1..]),
         Some("health") => health(&args[1..]),
         Some("signin-link") => signin_link(&args[1..]),
@@ -50,13 +51,14 @@ fn main() -> ExitCode {
 /// `-h` or `--help`: help goes to stdout and exits 0, whatever else was
 /// given.
 fn help_asked(args: &[String]) -> Option<String> {
-    const COMMANDS: [&str; 12] = [
+    const COMMANDS: [&str; 13] = [
         "clarify",
         "approve",
         "mcp",
         "hook",
         "serve",
         "journal",
+        "backup",
         "tokens",
         "health",
         "signin-link",
@@ -79,6 +81,7 @@ fn help_asked(args: &[String]) -> Option<String> {
         "mcp" => agent_side(mcp::MCP_USAGE),
         "hook" => agent_side(hook::HOOK_USAGE),
         "journal" => format!("usage: {JOURNAL_USAGE}"),
+        "backup" => format!("usage: {BACKUP_USAGE}"),
         "tokens" => format!("usage: {TOKENS_USAGE}"),
         "health" => format!("usage: {HEALTH_USAGE}"),
         "notify" => format!("usage: {NOTIFY_USAGE}"),
@@ -196,6 +199,39 @@ fn journal(args: &[String]) -> ExitCode {
 }
 
 const SIGNIN_USAGE: &str = "askgate signin-link [--human NAME] [--data-dir DIR] [--server URL]   (prints a link that signs the page in, once, within 10 minutes; as the named human NAME, else as the legacy human)";
+
+const BACKUP_USAGE: &str = "askgate backup [--data-dir DIR] DEST   (copies a running server's data directory, consistently and without stopping it, to DEST, a new or empty directory; restore by starting a server on a copy of DEST; not for --store redis://, back up Redis itself)";
+
+/// `askgate backup DEST`: exit 0 with DEST whole, 1 when it could not be
+/// made (DEST then as it was), 2 on usage errors.
+fn backup(args: &[String]) -> ExitCode {
+    let (dir, dest) = match args {
+        [dest] => (None, dest),
+        [flag, dir, dest] if flag == "--data-dir" => (Some(dir), dest),
+        _ => return usage_error(BACKUP_USAGE),
+    };
+    // As `serve` finds it: the flag, else ASKGATE_DATA_DIR, else the default.
+    let dir = dir
+        .cloned()
+        .or_else(|| std::env::var("ASKGATE_DATA_DIR").ok());
+    let Some(dir) = data_dir(dir.as_ref()) else {
+        eprintln!("askgate: neither XDG_STATE_HOME nor HOME is set: give --data-dir");
+        return ExitCode::from(2);
+    };
+    let _ = simple_logger::SimpleLogger::new()
+        .with_level(log::LevelFilter::Warn)
+        .init();
+    match askgate::backup::backup(&dir, std::path::Path::new(dest)) {
+        Ok(done) => {
+            say(&done.to_string());
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("askgate backup: {error}");
+            ExitCode::from(1)
+        }
+    }
+}
 
 /// The data directory a command names (`--data-dir DIR`), else the
 /// default one, as `askgate serve` would use.
@@ -410,7 +446,7 @@ fn usage_error(usage: &str) -> ExitCode {
 fn usage() -> String {
     format!(
         "askgate: agents ask, a human answers from the browser\n\n\
-         usage:\n  askgate [serve] [FLAGS]\n  {}\n  {}\n  {}\n  {}\n  {JOURNAL_USAGE}\n  {TOKENS_USAGE}\n  {SIGNIN_USAGE}\n  {HEALTH_USAGE}\n  {NOTIFY_USAGE}\n  {}\n  {}\n\n{}",
+         usage:\n  askgate [serve] [FLAGS]\n  {}\n  {}\n  {}\n  {}\n  {JOURNAL_USAGE}\n  {BACKUP_USAGE}\n  {TOKENS_USAGE}\n  {SIGNIN_USAGE}\n  {HEALTH_USAGE}\n  {NOTIFY_USAGE}\n  {}\n  {}\n\n{}",
         client::CLARIFY_USAGE,
         client::APPROVE_USAGE,
         mcp::MCP_USAGE,

@@ -146,6 +146,12 @@ pub fn compact_if_grown(journal: &Journal, state: &State) {
     if records <= COMPACT_AFTER_BYTES.max(2 * snapshot) {
         return;
     }
+    compact(journal, state);
+}
+
+/// Hands the journal a snapshot of `state` at its version, written by the
+/// journal thread (a fresh journal follows it).
+pub fn compact(journal: &Journal, state: &State) {
     let view = state.snapshot_view();
     journal.compact_with(view.version(), Box::new(move |out| view.write_lines(out)));
 }

@@ -300,6 +300,21 @@ impl Drop for Journal {
     }
 }
 
+/// Reads DIR as `open` would, without taking its lock, removing leftovers
+/// or cutting a torn tail: a running server's directory, for
+/// `askgate backup`. A compaction that swaps the files between two reads
+/// shows as damage or as a replay error, so the caller reads again. `None`
+/// when DIR holds neither a snapshot nor a journal.
+pub fn read_unlocked(dir: &Path) -> Result<Option<Recovered>, OpenError> {
+    let started = Instant::now();
+    std::fs::metadata(dir).map_err(OpenError::io(dir))?;
+    let found = recover::read(dir)?;
+    if found.snapshot.is_none() && found.journal.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(recovered(found, started)))
+}
+
 fn take_lock(dir: &Path) -> Result<disk::Lock, OpenError> {
     let locked = disk::lock(dir).map_err(OpenError::io(&dir.join(disk::LOCK)))?;
     locked.ok_or_else(|| OpenError::Locked {

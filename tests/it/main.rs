@@ -7,6 +7,7 @@ mod agent;
 mod audit;
 mod auth;
 mod auth_default;
+mod backup;
 mod binary;
 mod browser_api;
 mod cli_http;
