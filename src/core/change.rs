@@ -12,6 +12,7 @@ use crate::core::action::Action;
 use crate::core::credentials::CredentialChange;
 use crate::core::kind::Kind;
 use crate::core::prompt::{Answer, LEGACY_AGENT, Outcome, Prompt};
+use crate::core::record;
 use crate::core::rules::Scope;
 use serde_json::{Value, json};
 
@@ -147,7 +148,7 @@ impl Change {
                 json!({"paused": {"agent": agent, "paused": paused, "at": at}})
             }
             Change::Restarted { skip } => json!({"restarted": {"skip": skip}}),
-            Change::Credential(change) => change.to_json(),
+            Change::Credential(change) => record::credential(change),
         }
     }
 
@@ -215,7 +216,7 @@ impl Change {
             "restarted" => Change::Restarted {
                 skip: body["skip"].as_u64()?,
             },
-            tag => Change::Credential(CredentialChange::from_json(tag, body)?),
+            tag => Change::Credential(record::credential_from(tag, body)?),
         })
     }
 }

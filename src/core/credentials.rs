@@ -12,8 +12,6 @@
 //! full: `codes_full`); an expired entry never counts, and `Expired`
 //! forgets every entry expired at its time.
 
-use crate::core::prompt::LEGACY_HUMAN;
-use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
 
 /// Sign-ins kept at once (there is one human); the oldest goes first.
@@ -48,53 +46,6 @@ pub enum CredentialChange {
     CodeSpent { nonce: String, expires: f64 },
     /// Every entry expired at `at` is forgotten.
     Expired { at: f64 },
-}
-
-impl CredentialChange {
-    pub fn to_json(&self) -> Value {
-        match self {
-            CredentialChange::SignedIn {
-                digest,
-                expires,
-                human,
-            } => json!({"signed_in": {"digest": digest, "expires": expires, "human": human}}),
-            CredentialChange::SignedOut { digest } => json!({"signed_out": {"digest": digest}}),
-            CredentialChange::Spent { key, expires } => {
-                json!({"spent": {"key": key, "expires": expires}})
-            }
-            CredentialChange::CodeSpent { nonce, expires } => {
-                json!({"code_spent": {"nonce": nonce, "expires": expires}})
-            }
-            CredentialChange::Expired { at } => json!({"credentials_expired": {"at": at}}),
-        }
-    }
-
-    /// The change a tag and body name; `None` for a tag of another change.
-    pub fn from_json(tag: &str, body: &Value) -> Option<CredentialChange> {
-        let text = |field: &str| body[field].as_str().map(str::to_string);
-        let time = |field: &str| body[field].as_f64();
-        Some(match tag {
-            "signed_in" => CredentialChange::SignedIn {
-                digest: text("digest")?,
-                expires: time("expires")?,
-                // Before humans had names there was one.
-                human: text("human").unwrap_or_else(|| LEGACY_HUMAN.to_string()),
-            },
-            "signed_out" => CredentialChange::SignedOut {
-                digest: text("digest")?,
-            },
-            "spent" => CredentialChange::Spent {
-                key: text("key")?,
-                expires: time("expires")?,
-            },
-            "code_spent" => CredentialChange::CodeSpent {
-                nonce: text("nonce")?,
-                expires: time("expires")?,
-            },
-            "credentials_expired" => CredentialChange::Expired { at: time("at")? },
-            _ => return None,
-        })
-    }
 }
 
 /// The sign-ins and the spent one-time credentials.
@@ -348,12 +299,6 @@ mod tests {
             CredentialChange::Expired { at: 5.25 },
         ];
         for change in &changes {
-            let value = change.to_json();
-            let (tag, body) = value.as_object().unwrap().iter().next().unwrap();
-            assert_eq!(
-                CredentialChange::from_json(tag, body).as_ref(),
-                Some(change)
-            );
             credentials.apply(change);
         }
         let mut again = Credentials::default();
@@ -361,6 +306,5 @@ mod tests {
             again.apply(&entry);
         }
         assert_eq!(again, credentials);
-        assert_eq!(CredentialChange::from_json("submitted", &json!({})), None);
     }
 }

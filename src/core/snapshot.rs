@@ -144,7 +144,7 @@ impl State {
         // Absent from a snapshot written before credentials were kept.
         for entry in value["credentials"].as_array().into_iter().flatten() {
             let (tag, body) = record::tagged(entry)?;
-            reader.credential(CredentialChange::from_json(tag, body)?)?;
+            reader.credential(record::credential_from(tag, body)?)?;
         }
         Some(reader.finish())
     }
@@ -407,7 +407,7 @@ impl SnapshotReader {
 }
 
 fn credentials_json(entries: &[CredentialChange]) -> Vec<Value> {
-    entries.iter().map(CredentialChange::to_json).collect()
+    entries.iter().map(record::credential).collect()
 }
 
 fn rules_json(rules: &[Rule]) -> Vec<Value> {

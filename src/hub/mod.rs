@@ -1041,7 +1041,9 @@ fn log_change(change: &Change) {
             sessions.len()
         ),
         Change::Restarted { skip } => log::debug!("versions skip {skip} at the restart"),
-        Change::Credential(change) => log::debug!("credentials: {}", change.to_json()),
+        Change::Credential(change) => {
+            log::debug!("credentials: {}", crate::core::record::credential(change))
+        }
     }
 }
 
