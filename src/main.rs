@@ -357,9 +357,7 @@ fn serve(args: &[String]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let _ = simple_logger::SimpleLogger::new()
-        .with_level(config.log_level)
-        .init();
+    askgate::logger::init(config.log_level);
     let server = match Server::start(config) {
         Ok(server) => server,
         Err(error) => {
