@@ -10,11 +10,11 @@
 //! behind busy workers (spares end after 5 s idle); one thread per open
 //! stream or parked request; one timer thread (`askgate-expiry`: expiry,
 //! sweeps, trims); the hub's fan-out thread; with Redis, its follower; the
-//! notifier's threads when `--notify-*` names a sink. `Server::shutdown` (or drop, or a signal in
-//! `Server::wait`) stops accepting, wakes them all and joins them, giving
-//! up after `SHUTDOWN_PATIENCE` on any blocked writing to a client that
-//! stopped reading (or a notification in flight), so the process still
-//! exits within 2 s.
+//! notifier's threads when `--notify-*` names a sink. `Server::shutdown`
+//! (or drop, or a signal in `Server::wait`) stops accepting, wakes them
+//! all and joins them, giving up after `SHUTDOWN_PATIENCE` on any blocked
+//! writing to a client that stopped reading (or a notification in flight),
+//! so the process still exits within 2 s.
 
 use crate::config::Config;
 use crate::error::Error;

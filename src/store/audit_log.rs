@@ -1,6 +1,7 @@
 //! The audit file: finished lines appended to `DIR/audit.log` (mode 0600)
-//! by a thread of its own (started by the first line), and rotated to `audit.log.1` before the file
-//! would pass its cap, so the two together stay under twice the cap.
+//! by a thread of its own (started by the first line), and rotated to
+//! `audit.log.1` before the file would pass its cap, so the two together
+//! stay under twice the cap.
 //!
 //! It knows nothing of prompts: callers hand it lines. Invariants: a caller
 //! never touches the disk (it queues lines to the thread, with no lock of
