@@ -104,7 +104,7 @@ const FLAGS: &[(&str, &str, &str)] = &[
         "600-900",
         "the server ends a stream at a random point in this range",
     ),
-    ("workers", "4", "threads answering ordinary requests"),
+    ("workers", "1", "threads answering ordinary requests"),
     (
         "allow-origin",
         "-",

@@ -14,6 +14,7 @@ pub mod core;
 pub mod error;
 pub mod hooks;
 pub mod hub;
+pub mod logger;
 pub mod notify;
 pub mod private_file;
 pub mod public_url;

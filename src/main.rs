@@ -218,9 +218,7 @@ fn backup(args: &[String]) -> ExitCode {
         eprintln!("askgate: neither XDG_STATE_HOME nor HOME is set: give --data-dir");
         return ExitCode::from(2);
     };
-    let _ = simple_logger::SimpleLogger::new()
-        .with_level(log::LevelFilter::Warn)
-        .init();
+    askgate::logger::init(log::LevelFilter::Warn);
     match askgate::backup::backup(&dir, std::path::Path::new(dest)) {
         Ok(done) => {
             say(&done.to_string());
@@ -474,9 +472,7 @@ fn serve(args: &[String]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let _ = simple_logger::SimpleLogger::new()
-        .with_level(config.log_level)
-        .init();
+    askgate::logger::init(config.log_level);
     let server = match Server::start(config) {
         Ok(server) => server,
         Err(error) => {

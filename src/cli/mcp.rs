@@ -52,9 +52,7 @@ pub fn main(args: &[String]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let _ = simple_logger::SimpleLogger::new()
-        .with_level(log::LevelFilter::Info)
-        .init();
+    crate::logger::init(log::LevelFilter::Info);
     log::info!("asking {} in session {session_id}", client.base());
     let shared = Shared {
         client,

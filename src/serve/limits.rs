@@ -83,6 +83,47 @@ pub fn bound_allocator() {
     }
 }
 
+/// What an idle server never changes: connections accepted and the
+/// state's version. (Threads start with one or the other.)
+pub type Activity = [u64; 2];
+
+/// When to trim the allocator: in the periods after anything happened
+/// (`Activity` moved), for as long as what it left may still be ending
+/// (a connection's thread outlives it by up to the receive timeout and
+/// 5 s); never on a server that has been idle that long. Trimming runs
+/// code (a thread started, `malloc_trim`) that an idle server need not
+/// keep resident.
+pub struct TrimPolicy {
+    seen: Activity,
+    quiet: u32,
+    /// Quiet periods after activity that still trim.
+    after: u32,
+}
+
+impl TrimPolicy {
+    /// `start` is the activity when serving began; `every` the period,
+    /// `lingers` how long after the last activity memory may still be
+    /// freed.
+    pub fn new(start: Activity, every: std::time::Duration, lingers: std::time::Duration) -> Self {
+        let after = lingers.as_millis().div_ceil(every.as_millis().max(1)) + 1;
+        let after = u32::try_from(after).unwrap_or(u32::MAX);
+        TrimPolicy {
+            seen: start,
+            quiet: after,
+            after,
+        }
+    }
+
+    /// Whether this period trims, given the activity now.
+    pub fn due(&mut self, now: Activity) -> bool {
+        match now == self.seen {
+            true => self.quiet = self.quiet.saturating_add(1),
+            false => (self.seen, self.quiet) = (now, 0),
+        }
+        self.quiet <= self.after
+    }
+}
+
 /// Hands freed memory back to the system: the heaps' free pages, and the
 /// stacks glibc keeps of threads that ended.
 pub fn trim_allocator() {
@@ -108,5 +149,27 @@ fn release_cached_stacks() {
         .spawn(|| {});
     if let Ok(thread) = flush {
         let _ = thread.join();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trims_follow_activity_for_as_long_as_it_may_leave_memory() {
+        let every = std::time::Duration::from_secs(10);
+        let lingers = std::time::Duration::from_secs(25);
+        let mut policy = TrimPolicy::new([0, 0], every, lingers);
+        let idle: Vec<bool> = (0..5).map(|_| policy.due([0, 0])).collect();
+        assert_eq!(idle, [false; 5], "an idle server never trims");
+        // A connection came: that period and the four after (25 s and one
+        // more period) trim, then no more.
+        let after: Vec<bool> = (0..7).map(|_| policy.due([1, 0])).collect();
+        assert_eq!(after, [true, true, true, true, true, false, false]);
+        assert!(policy.due([1, 1]), "a change");
+        // Replaying a journal at start counts as activity.
+        let mut restored = TrimPolicy::new([0, 0], every, lingers);
+        assert!(restored.due([0, 12]));
     }
 }

@@ -2,18 +2,19 @@
 //! tiny_http requests into `Request` values and `Reply` values back into
 //! bytes on the wire. The only module besides `stream` that touches sockets.
 //!
-//! Threads: tiny_http's accept thread and one pool thread per connection
-//! (a stream's is freed as soon as the reply is known to be a stream);
-//! `--workers` workers that take requests from tiny_http themselves, and
-//! a spare whenever the last one listening takes a request, so that a
-//! request never waits behind busy workers (spares end after 5 s idle);
-//! one thread per open stream or parked request; one expiry thread; the
-//! hub's fan-out thread; with Redis, its follower; one thread per
-//! notification sink. `Server::shutdown` (or drop, or a signal in
-//! `Server::wait`) stops accepting, wakes them all and joins them, giving
-//! up after `SHUTDOWN_PATIENCE` on any blocked writing to a client that
-//! stopped reading (or a notification in flight), so the process still
-//! exits within 2 s.
+//! Threads: tiny_http's accept thread (`http-accept`) and one thread per
+//! connection (`http-conn`, none kept idle; a stream's is freed as soon as
+//! the reply is known to be a stream); `--workers` workers (1 by default)
+//! that take requests from tiny_http themselves, and a spare whenever the
+//! last one listening takes a request, so that a request never waits
+//! behind busy workers (spares end after 5 s idle); one thread per open
+//! stream or parked request; one timer thread (`askgate-expiry`: expiry,
+//! sweeps, trims); the hub's fan-out thread; with Redis, its follower; the
+//! notifier's threads when `--notify-*` names a sink. `Server::shutdown`
+//! (or drop, or a signal in `Server::wait`) stops accepting, wakes them
+//! all and joins them, giving up after `SHUTDOWN_PATIENCE` on any blocked
+//! writing to a client that stopped reading (or a notification in flight),
+//! so the process still exits within 2 s.
 
 use crate::config::Config;
 use crate::error::Error;
@@ -117,6 +118,9 @@ impl Server {
         let options = tiny_http::ServerOptions::new()
             .with_one_request_at_a_time(true)
             .with_max_connections(Some(max_connections))
+            // No connection thread waits at idle: each starts with its
+            // connection (or is one that ended another lately).
+            .with_idle_threads(0)
             .with_refusal_response(refusal_response);
         let http = tiny_http::Server::from_listener_with_options(listener, None, options);
         let http = Arc::new(http.map_err(io::Error::other)?);
@@ -155,10 +159,20 @@ impl Server {
             .ok()
             .and_then(|ms| ms.parse().ok())
             .map_or(TRIM_EVERY, Duration::from_millis);
+        let accepted = http.connections_accepted();
+        let lingers = app.config.header_timeout + SPARE_PATIENCE;
         // Expiry, and now and then the open streams swept for clients that
-        // left, and the allocator trimmed.
+        // left, and the allocator trimmed after activity (limits::TrimPolicy):
+        // an idle server does no work.
         let expiry = move || {
             let (mut trimmed, mut swept) = (Instant::now(), Instant::now());
+            let activity = || {
+                [
+                    accepted.load(Ordering::Relaxed) as u64,
+                    hub.counts().version,
+                ]
+            };
+            let mut trims = limits::TrimPolicy::new([0, 0], trim_every, lingers);
             while !flag.load(Ordering::Acquire) {
                 let wait = hub.expire_due(Duration::from_secs(1));
                 let sweep_in = SWEEP_EVERY.saturating_sub(swept.elapsed());
@@ -168,7 +182,9 @@ impl Server {
                     swept = Instant::now();
                 }
                 if trimmed.elapsed() >= trim_every {
-                    limits::trim_allocator();
+                    if trims.due(activity()) {
+                        limits::trim_allocator();
+                    }
                     trimmed = Instant::now();
                 }
             }

@@ -1,6 +1,7 @@
 //! The audit file: finished lines appended to `DIR/audit.log` (mode 0600)
-//! by a thread of its own, and rotated to `audit.log.1` before the file
-//! would pass its cap, so the two together stay under twice the cap.
+//! by a thread of its own (started by the first line), and rotated to
+//! `audit.log.1` before the file would pass its cap, so the two together
+//! stay under twice the cap.
 //!
 //! It knows nothing of prompts: callers hand it lines. Invariants: a caller
 //! never touches the disk (it queues lines to the thread, with no lock of
@@ -28,40 +29,73 @@ enum Message {
     Close,
 }
 
-/// The open audit file and its writing thread; closing (or dropping) it
-/// writes what is queued and joins the thread.
+/// The open audit file and its writing thread, started by the first line
+/// (an idle server has none); closing (or dropping) it writes what is
+/// queued and joins the thread.
 pub struct AuditLog {
     sender: Sender<Message>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    thread: Mutex<Writer>,
+}
+
+/// Where the writing thread is.
+enum Writer {
+    /// No line yet: the file and the queue's end wait for the thread.
+    Idle(Box<Appender>, Receiver<Message>),
+    Running(JoinHandle<()>),
+    Closed,
 }
 
 impl AuditLog {
     /// Opens (or creates) `DIR/audit.log`, rotating before it would grow
-    /// past `max_bytes`, and starts its thread.
+    /// past `max_bytes`; its thread starts with the first line.
     pub fn open(dir: &Path, max_bytes: u64) -> io::Result<AuditLog> {
         // With the journal the directory is already there; with Redis the
         // audit file may be all that lives in it.
         disk::create_dir(dir)?;
         let appender = Appender::open(dir, max_bytes)?;
         let (sender, receiver) = crossbeam_channel::bounded(QUEUE);
-        let thread = thread::Builder::new()
-            .name("askgate-audit".into())
-            .spawn(move || run(appender, receiver))?;
         Ok(AuditLog {
             sender,
-            thread: Mutex::new(Some(thread)),
+            thread: Mutex::new(Writer::Idle(Box::new(appender), receiver)),
         })
     }
 
     /// Queues lines to be appended, in order.
     pub fn write(&self, lines: Vec<String>) {
         if !lines.is_empty() {
+            self.start();
             let _ = self.sender.send(Message::Lines(lines));
+        }
+    }
+
+    /// Starts the thread unless it runs or has ended. One that cannot start
+    /// leaves the lines in the process log only.
+    fn start(&self) {
+        let mut thread = self.thread.lock().unwrap_or_else(|p| p.into_inner());
+        if !matches!(*thread, Writer::Idle(..)) {
+            return;
+        }
+        let Writer::Idle(appender, receiver) = std::mem::replace(&mut *thread, Writer::Closed)
+        else {
+            return;
+        };
+        let spawned = thread::Builder::new()
+            .name("askgate-audit".into())
+            .spawn(move || run(*appender, receiver));
+        match spawned {
+            Ok(handle) => *thread = Writer::Running(handle),
+            Err(error) => log::error!("cannot start the audit file's thread: {error}"),
         }
     }
 
     /// Waits until every line queued so far is written and synced.
     pub fn flush(&self) {
+        if !matches!(
+            *self.thread.lock().unwrap_or_else(|p| p.into_inner()),
+            Writer::Running(_)
+        ) {
+            return;
+        }
         let (done, written) = crossbeam_channel::bounded(1);
         if self.sender.send(Message::Flush(done)).is_ok() {
             let _ = written.recv();
@@ -71,10 +105,10 @@ impl AuditLog {
     /// Writes what is queued and ends the thread; lines queued after are
     /// dropped.
     pub fn close(&self) {
-        let _ = self.sender.send(Message::Close);
-        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(thread) = thread {
-            let _ = thread.join();
+        let mut thread = self.thread.lock().unwrap_or_else(|p| p.into_inner());
+        if let Writer::Running(handle) = std::mem::replace(&mut *thread, Writer::Closed) {
+            let _ = self.sender.send(Message::Close);
+            let _ = handle.join();
         }
     }
 }

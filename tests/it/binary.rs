@@ -1,7 +1,7 @@
 //! The real `askgate` binary: the server process, and the `clarify` and
 //! `approve` commands end to end with their exit codes.
 
-use crate::support::{Client, DEADLINE, TestServer, eventually};
+use crate::support::{Client, DEADLINE, TempDir, TestServer, eventually};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -507,10 +507,20 @@ impl ServerProcess {
 
     /// Threads of the server process with this name.
     pub fn threads_named(&self, name: &str) -> usize {
+        self.thread_names()
+            .iter()
+            .filter(|comm| *comm == name)
+            .count()
+    }
+
+    /// The names of the server's threads, sorted.
+    pub fn thread_names(&self) -> Vec<String> {
         let tasks = std::fs::read_dir(format!("/proc/{}/task", self.child.id())).unwrap();
         let names =
             tasks.filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok());
-        names.filter(|comm| comm.trim() == name).count()
+        let mut names: Vec<String> = names.map(|comm| comm.trim().to_string()).collect();
+        names.sort();
+        names
     }
 }
 
@@ -572,11 +582,38 @@ fn the_server_binary_serves_health_and_frees_a_gone_client_s_threads() {
 }
 
 #[test]
+fn an_idle_server_runs_only_the_threads_idle_work_needs() {
+    let dir = TempDir::new("idle-threads");
+    let data = dir.join("data");
+    let server = ServerProcess::start(&["--data-dir", data.to_str().unwrap()]);
+    // The main thread (signals), tiny_http's accept thread, one worker,
+    // the journal's writer, the timer (expiry, sweeps, trims) and the
+    // fan-out: no connection thread, spare worker or audit writer waits
+    // while nothing happens (BENCHMARKS.md, issue 23).
+    let idle = [
+        "askgate",
+        "askgate-expiry",
+        "askgate-fanout",
+        "askgate-journal",
+        "askgate-worker-",
+        "http-accept",
+    ];
+    eventually("only the idle threads run", DEADLINE, &mut || {
+        server.thread_names() == idle
+    });
+    // The audit file's writer starts with the first line to write.
+    server.submit_clarify("idle", "which one?");
+    eventually("the audit writer starts", DEADLINE, &mut || {
+        server.threads_named("askgate-audit") == 1
+    });
+}
+
+#[test]
 fn a_stream_frees_the_thread_that_read_its_request_at_once() {
     // Held until the receive timeout, the reading threads would stay a minute.
     let server = ServerProcess::start(&["--header-timeout-secs", "60"]);
-    // tiny_http starts its four connection threads on its accept thread:
-    // once a request was answered, they are all there.
+    // Once a request was answered, its connection's thread and a spare
+    // worker are there (both end after 5 s idle).
     assert_eq!(server.get("/healthz").text(), "ok");
     let idle = server.threads();
     let streams: Vec<TcpStream> = (0..8)
@@ -591,7 +628,7 @@ fn a_stream_frees_the_thread_that_read_its_request_at_once() {
         })
         .collect();
     assert_eq!(server.threads_named("askgate-stream"), 8);
-    // Reading threads beyond tiny_http's four leave after 5 s idle.
+    // Reading threads leave after 5 s idle.
     eventually("one thread per stream", Duration::from_secs(8), &mut || {
         server.threads() <= idle + streams.len()
     });

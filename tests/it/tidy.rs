@@ -64,7 +64,6 @@ fn only_approved_direct_dependencies() {
             "ring",
             "rustls",
             "serde_json",
-            "simple_logger",
             "tiny_http",
             "ureq",
             "webpki-roots"

@@ -142,6 +142,9 @@ pub struct Server {
 
     // result of TcpListener::local_addr()
     listening_addr: ListenAddr,
+
+    // askgate patch: connections accepted so far, refused ones included
+    accepted: Arc<AtomicUsize>,
 }
 
 enum Message {
@@ -258,6 +261,8 @@ impl Server {
         let listener = listener.into();
         // building the "close" variable
         let close_trigger = Arc::new(AtomicBool::new(false));
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let inside_accepted = accepted.clone();
 
         // building the TcpListener
         let (server, local_addr) = {
@@ -297,16 +302,21 @@ impl Server {
 
         let inside_close_trigger = close_trigger.clone();
         let inside_messages = messages.clone();
-        thread::spawn(move || {
+        // askgate patch: the threads are named (`http-accept`, `http-conn`).
+        thread::Builder::new().name("http-accept".into()).spawn(move || {
             // a tasks pool is used to dispatch the connections into threads
-            let tasks_pool = util::TaskPool::new();
+            let tasks_pool = util::TaskPool::new(options.idle_threads());
 
             log::debug!("Running accept thread");
             // askgate patch: connections being read, against
             // `ServerOptions::with_max_connections`.
             let reading = Arc::new(AtomicUsize::new(0));
             while !inside_close_trigger.load(Relaxed) {
-                let new_client = match server.accept() {
+                let accept = server.accept();
+                if accept.is_ok() {
+                    inside_accepted.fetch_add(1, Relaxed);
+                }
+                let new_client = match accept {
                     Ok((sock, _)) if options.max_connections().is_some_and(|max| reading.load(Relaxed) >= max) => {
                         refuse_connection(sock, &options);
                         continue;
@@ -420,14 +430,22 @@ impl Server {
                 }
             }
             log::debug!("Terminating accept thread");
-        });
+        })?;
 
         // result
         Ok(Server {
             messages,
             close: close_trigger,
             listening_addr: local_addr,
+            accepted,
         })
+    }
+
+    /// askgate patch: the connections accepted so far, those refused at
+    /// once included; shared, so that it can be read after the server is
+    /// gone.
+    pub fn connections_accepted(&self) -> Arc<AtomicUsize> {
+        self.accepted.clone()
     }
 
     /// Returns an iterator for all the incoming requests.

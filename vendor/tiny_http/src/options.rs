@@ -81,6 +81,7 @@ pub struct ServerOptions {
     refusal_response: Option<Arc<RefusalResponder>>,
     one_request_at_a_time: bool,
     max_connections: Option<usize>,
+    idle_threads: Option<usize>,
 }
 
 impl ServerOptions {
@@ -120,6 +121,19 @@ impl ServerOptions {
         self
     }
 
+    /// Connection threads kept waiting while no connection needs them (4
+    /// by default, as upstream); more start as connections come, and end
+    /// after a few idle seconds. Zero starts each connection's thread
+    /// with it, unless one that ended a connection lately is still waiting.
+    pub fn with_idle_threads(mut self, threads: usize) -> ServerOptions {
+        self.idle_threads = Some(threads);
+        self
+    }
+
+    pub(crate) fn idle_threads(&self) -> usize {
+        self.idle_threads.unwrap_or(crate::util::MIN_THREADS)
+    }
+
     pub(crate) fn max_connections(&self) -> Option<usize> {
         self.max_connections
     }
@@ -145,6 +159,7 @@ impl fmt::Debug for ServerOptions {
             .field("refusal_response", &self.refusal_response.is_some())
             .field("one_request_at_a_time", &self.one_request_at_a_time)
             .field("max_connections", &self.max_connections)
+            .field("idle_threads", &self.idle_threads)
             .finish()
     }
 }

@@ -24,10 +24,13 @@ struct Sharing {
 
     // number of idle worker threads
     waiting_tasks: AtomicUsize,
+
+    // askgate patch: threads kept alive while idle (upstream: always 4)
+    min_threads: usize,
 }
 
-/// Minimum number of active threads.
-static MIN_THREADS: usize = 4;
+/// Minimum number of active threads, unless `ServerOptions` says otherwise.
+pub const MIN_THREADS: usize = 4;
 
 struct Registration<'a> {
     nb: &'a AtomicUsize,
@@ -47,17 +50,20 @@ impl<'a> Drop for Registration<'a> {
 }
 
 impl TaskPool {
-    pub fn new() -> TaskPool {
+    /// askgate patch: `min_threads` threads are started now and kept while
+    /// idle; threads beyond them end after a few idle seconds.
+    pub fn new(min_threads: usize) -> TaskPool {
         let pool = TaskPool {
             sharing: Arc::new(Sharing {
                 todo: Mutex::new(VecDeque::new()),
                 condvar: Condvar::new(),
                 active_tasks: AtomicUsize::new(0),
                 waiting_tasks: AtomicUsize::new(0),
+                min_threads,
             }),
         };
 
-        for _ in 0..MIN_THREADS {
+        for _ in 0..min_threads {
             pool.add_thread(None)
         }
 
@@ -86,7 +92,7 @@ impl TaskPool {
 
         // askgate patch: a thread that cannot be created drops its task (the
         // connection closes) instead of panicking in the accept thread.
-        let spawned = thread::Builder::new().spawn(move || {
+        let spawned = thread::Builder::new().name("http-conn".into()).spawn(move || {
             let sharing = sharing;
             let _active_guard = Registration::new(&sharing.active_tasks);
 
@@ -107,7 +113,7 @@ impl TaskPool {
                         let _waiting_guard = Registration::new(&sharing.waiting_tasks);
 
                         let received =
-                            if sharing.active_tasks.load(Ordering::Acquire) <= MIN_THREADS {
+                            if sharing.active_tasks.load(Ordering::Acquire) <= sharing.min_threads {
                                 todo = sharing.condvar.wait(todo).unwrap();
                                 true
                             } else {
