@@ -1,0 +1,240 @@
+//! `permission_prompt`, the tool of `askgate mcp` that `claude -p
+//! --permission-prompt-tool mcp__askgate__permission_prompt` calls
+//! (docs/agents.md), as values: its definition; its input
+//! (`{tool_name, input, tool_use_id}`) made into the approval the hooks
+//! submit for the same tool call (`hooks/`, one mapping for both); and the
+//! outcome made into the `behavior` JSON Claude Code reads, as the tool
+//! result's text. Pure; `cli/mcp.rs` does the asking.
+//!
+//! Invariants, the hooks': only the human's approval (or a rule they
+//! granted) allows; the policy's read-only tools pass; a timeout is said to
+//! be one, never the human's denial; an input it cannot read, or an askgate
+//! it cannot ask, denies, saying what to fix. A deny is an answer, so no
+//! result of this tool is `isError`.
+
+use crate::cli::tools::{Submit, text_result};
+use crate::core::kind::Kind;
+use crate::hooks::{self, Agent, Settings, ToolCall, Verdict, claude_code};
+use serde_json::{Map, Value, json};
+
+pub const PERMISSION_PROMPT: &str = "permission_prompt";
+
+/// Its entry in `tools/list`.
+pub fn definition() -> Value {
+    json!({
+        "name": PERMISSION_PROMPT,
+        "title": "Ask the human to allow a tool call",
+        "description": "Claude Code's permission prompt tool (claude -p --permission-prompt-tool \
+            mcp__askgate__permission_prompt): asks the human through askgate whether a tool call may run, \
+            and answers {\"behavior\": \"allow\", \"updatedInput\": {...}} or {\"behavior\": \"deny\", \"message\": \"...\"} \
+            as JSON text. It serves the agent's permission system; to ask for an approval yourself, use request_approval.",
+        "inputSchema": {
+            "type": "object",
+            "properties": {
+                "tool_name": {"type": "string", "description": "the tool the agent wants to call"},
+                "input": {"type": "object", "description": "the tool's input, as it would run"},
+                "tool_use_id": {"type": "string", "description": "the agent's id of the tool call"},
+            },
+            "required": ["tool_name", "input"],
+        },
+    })
+}
+
+/// What a call comes to before anything is asked.
+#[derive(Debug, PartialEq)]
+pub enum Plan {
+    /// A result at once: a tool the policy lets through, or an input that
+    /// cannot be read.
+    Answer(Value),
+    /// An approval to submit; `call` turns its outcome into the result.
+    Ask { submit: Submit, call: ToolCall },
+}
+
+/// The call's plan: the hooks' own for the same tool call, made in the
+/// session `settings` names and in the directory `askgate mcp` runs in
+/// (Claude Code starts it in the project's).
+pub fn plan(arguments: &Map<String, Value>, settings: &Settings, cwd: &str) -> Plan {
+    let call = match read(arguments, cwd) {
+        Ok(call) => call,
+        Err(why) => {
+            let reason = format!(
+                "askgate's {PERMISSION_PROMPT}: {why}; configure it as docs/agents.md says; not run"
+            );
+            return Plan::Answer(result(&Verdict::Deny { reason }, &Value::Null));
+        }
+    };
+    match hooks::plan(Agent::ClaudeCode, settings, &call) {
+        hooks::Plan::Pass => Plan::Answer(result(&Verdict::Pass, &call.tool_input)),
+        hooks::Plan::Ask { body, .. } => Plan::Ask {
+            submit: Submit {
+                kind: Kind::Approval,
+                body,
+            },
+            call,
+        },
+    }
+}
+
+/// The result of a wait's final body, or of a failure to ask (`why`).
+pub fn outcome(settings: &Settings, call: &ToolCall, outcome: Result<&Value, &str>) -> Value {
+    let verdict = match outcome {
+        Ok(outcome) => hooks::verdict(Agent::ClaudeCode, settings, call, outcome),
+        Err(why) => hooks::failed(settings, why),
+    };
+    result(&verdict, &call.tool_input)
+}
+
+fn result(verdict: &Verdict, input: &Value) -> Value {
+    let behavior = claude_code::permission_prompt(verdict, input);
+    text_result(&behavior.to_string(), false)
+}
+
+fn read(arguments: &Map<String, Value>, cwd: &str) -> Result<ToolCall, String> {
+    let tool_name = match arguments.get("tool_name") {
+        Some(Value::String(name)) if !name.is_empty() => name.clone(),
+        _ => return Err("tool_name must be a tool's name".into()),
+    };
+    let tool_input = match arguments.get("input") {
+        Some(input @ Value::Object(_)) => input.clone(),
+        _ => return Err("input must be the tool's input, an object".into()),
+    };
+    Ok(ToolCall {
+        event: PERMISSION_PROMPT.into(),
+        agent_session: String::new(),
+        cwd: cwd.into(),
+        tool_name,
+        tool_input,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> Settings {
+        Settings {
+            session: Some("s".into()),
+            timeout_seconds: 60,
+            ..Settings::new()
+        }
+    }
+
+    fn behavior(result: &Value) -> Value {
+        assert_eq!(result["isError"], false, "{result}");
+        serde_json::from_str(result["content"][0]["text"].as_str().unwrap()).unwrap()
+    }
+
+    fn arguments(value: Value) -> Map<String, Value> {
+        value.as_object().unwrap().clone()
+    }
+
+    fn asked(arguments: Map<String, Value>) -> (Value, ToolCall) {
+        match plan(&arguments, &settings(), "/r/repo") {
+            Plan::Ask { submit, call } => {
+                assert_eq!(submit.kind, Kind::Approval);
+                (submit.body, call)
+            }
+            Plan::Answer(result) => panic!("answered at once: {result}"),
+        }
+    }
+
+    #[test]
+    fn a_tool_call_is_asked_as_the_hooks_ask_it() {
+        let bash = json!({"command": "make deploy", "description": "Deploy"});
+        let (body, _) = asked(arguments(
+            json!({"tool_name": "Bash", "input": bash, "tool_use_id": "toolu_1"}),
+        ));
+        assert_eq!(
+            body,
+            json!({"session_id": "s", "agent": "claude-code", "cwd": "/r/repo", "timeout_seconds": 60,
+                   "action": {"type": "command", "command": "make deploy", "cwd": "/r/repo"},
+                   "reason": "Deploy"})
+        );
+        let (body, _) = asked(arguments(
+            json!({"tool_name": "mcp__db__query", "input": {"sql": "drop table x"}}),
+        ));
+        assert_eq!(
+            body["action"],
+            json!({"type": "tool", "name": "mcp__db__query", "input": {"sql": "drop table x"}})
+        );
+    }
+
+    #[test]
+    fn read_only_tools_pass_and_what_cannot_be_read_is_denied() {
+        let read = arguments(json!({"tool_name": "Read", "input": {"file_path": "/r/a"}}));
+        let Plan::Answer(result) = plan(&read, &settings(), "/r") else {
+            panic!("Read was asked about")
+        };
+        assert_eq!(
+            behavior(&result),
+            json!({"behavior": "allow", "updatedInput": {"file_path": "/r/a"}})
+        );
+        for bad in [
+            json!({"input": {}}),
+            json!({"tool_name": "", "input": {}}),
+            json!({"tool_name": "Bash"}),
+            json!({"tool_name": "Bash", "input": "ls"}),
+        ] {
+            let Plan::Answer(result) = plan(&arguments(bad.clone()), &settings(), "/r") else {
+                panic!("{bad} was asked about")
+            };
+            let said = behavior(&result);
+            assert_eq!(said["behavior"], "deny", "{bad}");
+            assert!(
+                said["message"].as_str().unwrap().contains("docs/agents.md"),
+                "{said}"
+            );
+        }
+    }
+
+    #[test]
+    fn outcomes_become_behaviors() {
+        let input = json!({"command": "rm -rf build", "description": "clean"});
+        let (_, call) = asked(arguments(json!({"tool_name": "Bash", "input": input})));
+        let settings = settings();
+        let said = |answer: Result<Value, &str>| {
+            behavior(&outcome(
+                &settings,
+                &call,
+                answer.as_ref().map_err(|why| *why),
+            ))
+        };
+        assert_eq!(
+            said(Ok(json!({"status": "answered", "choice": "once"}))),
+            json!({"behavior": "allow", "updatedInput": input})
+        );
+        let edited = json!({"status": "answered", "choice": "once",
+                            "edited": {"type": "command", "command": "rm -rf build/tmp"}});
+        assert_eq!(
+            said(Ok(edited)),
+            json!({"behavior": "allow", "updatedInput": {"command": "rm -rf build/tmp", "description": "clean"}})
+        );
+        let denied = json!({"status": "answered", "choice": "deny", "reason": "use make clean"});
+        assert_eq!(
+            said(Ok(denied)),
+            json!({"behavior": "deny", "message": "denied by the human through askgate: use make clean"})
+        );
+        assert_eq!(
+            said(Ok(json!({"status": "expired"}))),
+            json!({"behavior": "deny", "message": "no answer from the human within 60 s through askgate; not run"})
+        );
+        let down = said(Err(
+            "cannot reach the server at http://127.0.0.1:1: connection refused",
+        ));
+        assert_eq!(down["behavior"], "deny");
+        assert!(
+            down["message"]
+                .as_str()
+                .unwrap()
+                .contains("start askgate, or set ASKGATE_URL"),
+            "{down}"
+        );
+        // A fallback to the agent's own prompt has none to fall back to here.
+        let ask = Settings {
+            on_timeout: hooks::Fallback::Ask,
+            ..settings.clone()
+        };
+        let expired = outcome(&ask, &call, Ok(&json!({"status": "expired"})));
+        assert_eq!(behavior(&expired)["behavior"], "deny");
+    }
+}
