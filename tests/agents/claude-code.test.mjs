@@ -6,7 +6,7 @@
 // time: the honest timeout reached the model. askgate down: nothing ran.
 // The same through askgate's route for `"type": "http"` hooks. Where the
 // human does not approve, Claude Code's own rules allow Bash, so the hook
-// alone stops it.
+// alone stops it. And `askgate mcp`'s permission prompt tool, with no hooks.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -203,19 +203,19 @@ test('Claude Code: an Edit is shown whole and approving applies exactly it', { s
 // permission mode Bash is not allowed, so Claude Code asks the tool.
 
 /// docs/agents.md's MCP configuration for the permission prompt tool.
-function mcpConfig(askgateUrl) {
-  return { mcpServers: { askgate: { command: 'askgate', args: ['mcp'],
+function mcpConfig(askgateUrl, timeout = 330000) {
+  return { mcpServers: { askgate: { command: 'askgate', args: ['mcp'], timeout,
     env: { ASKGATE_URL: askgateUrl, ASKGATE_TOKEN: AGENT_TOKEN } } } };
 }
 
-async function runClaudeWithPermissionTool({ askgateUrl, onPending }) {
+async function runClaudeWithPermissionTool({ askgateUrl, onPending, timeout }) {
   const home = tempDir('claude-home');
   const work = join(home.dir, 'myproject');
   mkdirSync(join(home.dir, '.claude'), { recursive: true });
   mkdirSync(work);
   writeFileSync(join(home.dir, '.claude', 'settings.json'), '{}');
   const config = join(home.dir, 'mcp.json');
-  writeFileSync(config, JSON.stringify(mcpConfig(askgateUrl)));
+  writeFileSync(config, JSON.stringify(mcpConfig(askgateUrl, timeout)));
   const marker = join(work, 'marker');
   const model = await startAnthropic({ name: 'Bash',
     input: { command: `touch ${marker}`, description: 'Create the marker file' } });
@@ -226,7 +226,6 @@ async function runClaudeWithPermissionTool({ askgateUrl, onPending }) {
     ANTHROPIC_API_KEY: 'sk-ant-test-not-a-key',
     CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
     DISABLE_AUTOUPDATER: '1',
-    MCP_TOOL_TIMEOUT: '330000',
   };
   const done = run(claude.bin, ['-p', 'Create the marker file.', '--output-format', 'json',
     '--mcp-config', config, '--permission-prompt-tool', 'mcp__askgate__permission_prompt'], { cwd: work, env });
@@ -278,5 +277,16 @@ test('Claude Code permission prompt tool: an edited command is the one that runs
     } });
     assert.ok(!ran, `the command as asked did not run: ${result.stderr}`);
     assert.ok(edited, `the edited command ran: ${result.stdout} ${result.stderr}`);
+  } finally { askgate.stop(); }
+});
+
+test('Claude Code permission prompt tool: past its MCP tool timeout, nothing runs', { skip: claude.skip }, async () => {
+  const askgate = await startAskgate();
+  try {
+    // Claude Code's hard limit on the call (1 s), well before askgate's 300 s.
+    const { result, said, ran, toolResults } = await runClaudeWithPermissionTool({ askgateUrl: askgate.url, timeout: 1000,
+      onPending: () => nextApproval(askgate.url) });
+    assert.equal(said.action.type, 'command');
+    assert.ok(!ran, `nothing ran: ${JSON.stringify(toolResults)} ${result.stderr}`);
   } finally { askgate.stop(); }
 });
