@@ -11,6 +11,11 @@
 //! be one, never the human's denial; an input it cannot read, or an askgate
 //! it cannot ask, denies, saying what to fix. A deny is an answer, so no
 //! result of this tool is `isError`.
+//!
+//! `AskUserQuestion` reaches this tool too (under `claude -p` only when a
+//! permission prompt tool is set): its questions become a clarify (one
+//! question with its options as choices, several as a form), and the
+//! human's answers go back as `updatedInput.answers`, by question.
 
 use crate::cli::tools::{Submit, text_result};
 use crate::core::kind::Kind;
@@ -18,6 +23,8 @@ use crate::hooks::{self, Agent, Settings, ToolCall, Verdict, claude_code};
 use serde_json::{Map, Value, json};
 
 pub const PERMISSION_PROMPT: &str = "permission_prompt";
+/// Claude Code's tool that asks the user questions with options.
+const ASK_USER_QUESTION: &str = "AskUserQuestion";
 
 /// Its entry in `tools/list`.
 pub fn definition() -> Value {
@@ -63,6 +70,16 @@ pub fn plan(arguments: &Map<String, Value>, settings: &Settings, cwd: &str) -> P
             return Plan::Answer(result(&Verdict::Deny { reason }, &Value::Null));
         }
     };
+    let questions = (call.tool_name == ASK_USER_QUESTION)
+        .then(|| questions::clarify(&call.tool_input, settings))
+        .flatten();
+    if let Some(body) = questions {
+        let submit = Submit {
+            kind: Kind::Clarify,
+            body,
+        };
+        return Plan::Ask { submit, call };
+    }
     match hooks::plan(Agent::ClaudeCode, settings, &call) {
         hooks::Plan::Pass => Plan::Answer(result(&Verdict::Pass, &call.tool_input)),
         hooks::Plan::Ask { body, .. } => Plan::Ask {
@@ -77,7 +94,12 @@ pub fn plan(arguments: &Map<String, Value>, settings: &Settings, cwd: &str) -> P
 
 /// The result of a wait's final body, or of a failure to ask (`why`).
 pub fn outcome(settings: &Settings, call: &ToolCall, outcome: Result<&Value, &str>) -> Value {
+    let answered =
+        |outcome: &Value| outcome["status"] == "answered" && outcome.get("response").is_some();
     let verdict = match outcome {
+        Ok(outcome) if call.tool_name == ASK_USER_QUESTION && answered(outcome) => {
+            questions::answered(&call.tool_input, &outcome["response"])
+        }
         Ok(outcome) => hooks::verdict(Agent::ClaudeCode, settings, call, outcome),
         Err(why) => hooks::failed(settings, why),
     };
@@ -107,6 +129,104 @@ fn read(arguments: &Map<String, Value>, cwd: &str) -> Result<ToolCall, String> {
     })
 }
 
+/// `AskUserQuestion`'s input as a clarify, and the response back.
+mod questions {
+    use crate::hooks::{Settings, Verdict};
+    use serde_json::{Value, json};
+
+    /// One question: its text, its options' labels, whether several may
+    /// be picked.
+    struct Question<'a> {
+        text: &'a str,
+        labels: Vec<&'a str>,
+        multiple: bool,
+    }
+
+    fn read_one(question: &Value) -> Option<Question<'_>> {
+        let options = question.get("options")?.as_array()?;
+        let labels = options.iter().map(|o| o.get("label")?.as_str());
+        Some(Question {
+            text: question.get("question")?.as_str()?,
+            labels: labels.collect::<Option<Vec<&str>>>()?,
+            multiple: question.get("multiSelect").and_then(Value::as_bool) == Some(true),
+        })
+    }
+
+    fn read(input: &Value) -> Option<Vec<Question<'_>>> {
+        let list = input.get("questions")?.as_array()?;
+        let questions: Option<Vec<Question>> = list.iter().map(read_one).collect();
+        questions.filter(|questions| !questions.is_empty())
+    }
+
+    /// The clarify body; `None` when the input is not questions (then it is
+    /// asked about as any other tool call).
+    pub fn clarify(input: &Value, settings: &Settings) -> Option<Value> {
+        let questions = read(input)?;
+        let mut body = json!({
+            "session_id": settings.session.clone().unwrap_or_default(),
+            "timeout_seconds": settings.timeout_seconds,
+        });
+        match questions.as_slice() {
+            [one] => {
+                body["question"] = one.text.into();
+                body["choices"] = json!(one.labels);
+                body["multiple"] = json!(one.multiple && one.labels.len() > 1);
+            }
+            several => {
+                body["question"] = "Claude Code asks:".into();
+                let mut properties = serde_json::Map::new();
+                for (index, question) in several.iter().enumerate() {
+                    let property = match question.multiple {
+                        true => json!({"type": "array", "title": question.text,
+                                       "items": {"type": "string", "enum": question.labels}}),
+                        false => {
+                            json!({"type": "string", "title": question.text, "enum": question.labels})
+                        }
+                    };
+                    properties.insert(format!("q{}", index + 1), property);
+                }
+                let required: Vec<String> = (1..=several.len()).map(|i| format!("q{i}")).collect();
+                body["schema"] =
+                    json!({"type": "object", "properties": properties, "required": required});
+            }
+        }
+        Some(body)
+    }
+
+    /// The human's response as `updatedInput.answers`: each question's
+    /// text to its answer (several picks joined by ", ").
+    pub fn answered(input: &Value, response: &Value) -> Verdict {
+        let text = |answer: &Value| match answer {
+            Value::String(text) => text.clone(),
+            Value::Array(picks) => {
+                let picks: Vec<&str> = picks.iter().filter_map(Value::as_str).collect();
+                picks.join(", ")
+            }
+            other => other.to_string(),
+        };
+        let questions = read(input).unwrap_or_default();
+        let mut answers = serde_json::Map::new();
+        match questions.as_slice() {
+            [one] => {
+                answers.insert(one.text.into(), text(response).into());
+            }
+            several => {
+                for (index, question) in several.iter().enumerate() {
+                    let answer = &response[format!("q{}", index + 1)];
+                    answers.insert(question.text.into(), text(answer).into());
+                }
+            }
+        }
+        let mut updated = input.clone();
+        updated["answers"] = Value::Object(answers);
+        Verdict::Allow {
+            reason: "answered by the human through askgate".into(),
+            updated_input: Some(updated),
+            note: None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,7 +251,9 @@ mod tests {
     fn asked(arguments: Map<String, Value>) -> (Value, ToolCall) {
         match plan(&arguments, &settings(), "/r/repo") {
             Plan::Ask { submit, call } => {
-                assert_eq!(submit.kind, Kind::Approval);
+                let question = submit.body.get("question").is_some();
+                let kind = [Kind::Approval, Kind::Clarify][usize::from(question)];
+                assert_eq!(submit.kind, kind, "{}", submit.body);
                 (submit.body, call)
             }
             Plan::Answer(result) => panic!("answered at once: {result}"),
@@ -236,5 +358,52 @@ mod tests {
         };
         let expired = outcome(&ask, &call, Ok(&json!({"status": "expired"})));
         assert_eq!(behavior(&expired)["behavior"], "deny");
+    }
+
+    #[test]
+    fn ask_user_question_is_a_clarify_and_its_answers_go_back_by_question() {
+        let one = json!({"questions": [{"question": "Which database?", "header": "DB", "multiSelect": false,
+            "options": [{"label": "postgres", "description": "a server"}, {"label": "sqlite"}]}]});
+        let (body, call) = asked(arguments(
+            json!({"tool_name": "AskUserQuestion", "input": one}),
+        ));
+        assert_eq!(
+            body,
+            json!({"session_id": "s", "timeout_seconds": 60, "question": "Which database?",
+                   "choices": ["postgres", "sqlite"], "multiple": false})
+        );
+        let answered = json!({"status": "answered", "response": "sqlite"});
+        let mut expected = one.clone();
+        expected["answers"] = json!({"Which database?": "sqlite"});
+        assert_eq!(
+            behavior(&outcome(&settings(), &call, Ok(&answered))),
+            json!({"behavior": "allow", "updatedInput": expected})
+        );
+        let expired = outcome(&settings(), &call, Ok(&json!({"status": "expired"})));
+        assert_eq!(behavior(&expired)["behavior"], "deny");
+
+        let two = json!({"questions": [
+            {"question": "Which database?", "options": [{"label": "postgres"}, {"label": "sqlite"}]},
+            {"question": "Which extras?", "multiSelect": true, "options": [{"label": "cache"}, {"label": "search"}]}]});
+        let (body, call) = asked(arguments(
+            json!({"tool_name": "AskUserQuestion", "input": two}),
+        ));
+        assert_eq!(
+            body["schema"],
+            json!({"type": "object", "required": ["q1", "q2"], "properties": {
+                "q1": {"type": "string", "title": "Which database?", "enum": ["postgres", "sqlite"]},
+                "q2": {"type": "array", "title": "Which extras?", "items": {"type": "string", "enum": ["cache", "search"]}}}})
+        );
+        let answered = json!({"status": "answered", "response": {"q1": "postgres", "q2": ["cache", "search"]}});
+        let said = behavior(&outcome(&settings(), &call, Ok(&answered)));
+        assert_eq!(
+            said["updatedInput"]["answers"],
+            json!({"Which database?": "postgres", "Which extras?": "cache, search"})
+        );
+        // Not questions: asked about as any other tool call.
+        let (body, _) = asked(arguments(
+            json!({"tool_name": "AskUserQuestion", "input": {"q": 1}}),
+        ));
+        assert_eq!(body["action"]["type"], "tool");
     }
 }

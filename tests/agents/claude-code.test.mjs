@@ -14,7 +14,7 @@ import { mkdirSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { agentBin, tempDir, startAskgate, pendingApproval, nextApproval, answer, sessionName, run,
-  ASKGATE, AGENT_TOKEN } from './harness.mjs';
+  ASKGATE, AGENT_TOKEN, HUMAN_TOKEN } from './harness.mjs';
 import { startAnthropic } from './anthropic.mjs';
 
 const claude = agentBin('claude');
@@ -203,21 +203,21 @@ test('Claude Code: an Edit is shown whole and approving applies exactly it', { s
 // permission mode Bash is not allowed, so Claude Code asks the tool.
 
 /// docs/agents.md's MCP configuration for the permission prompt tool.
-function mcpConfig(askgateUrl, timeout = 330000) {
-  return { mcpServers: { askgate: { command: 'askgate', args: ['mcp'], timeout,
+function mcpConfig(askgateUrl, timeout = 330000, args = ['mcp']) {
+  return { mcpServers: { askgate: { command: 'askgate', args, timeout,
     env: { ASKGATE_URL: askgateUrl, ASKGATE_TOKEN: AGENT_TOKEN } } } };
 }
 
-async function runClaudeWithPermissionTool({ askgateUrl, onPending, timeout }) {
+async function runClaudeWithPermissionTool({ askgateUrl, onPending, timeout, args, toolCall }) {
   const home = tempDir('claude-home');
   const work = join(home.dir, 'myproject');
   mkdirSync(join(home.dir, '.claude'), { recursive: true });
   mkdirSync(work);
   writeFileSync(join(home.dir, '.claude', 'settings.json'), '{}');
   const config = join(home.dir, 'mcp.json');
-  writeFileSync(config, JSON.stringify(mcpConfig(askgateUrl, timeout)));
+  writeFileSync(config, JSON.stringify(mcpConfig(askgateUrl, timeout, args)));
   const marker = join(work, 'marker');
-  const model = await startAnthropic({ name: 'Bash',
+  const model = await startAnthropic(toolCall ?? { name: 'Bash',
     input: { command: `touch ${marker}`, description: 'Create the marker file' } });
   const env = {
     PATH: `${dirname(ASKGATE)}:${process.env.PATH}`,
@@ -288,5 +288,40 @@ test('Claude Code permission prompt tool: past its MCP tool timeout, nothing run
       onPending: () => nextApproval(askgate.url) });
     assert.equal(said.action.type, 'command');
     assert.ok(!ran, `nothing ran: ${JSON.stringify(toolResults)} ${result.stderr}`);
+  } finally { askgate.stop(); }
+});
+
+/// The human's side of a clarify, as the page does it: the session's
+/// pending question once there is one (a long-poll), then the answer.
+async function answerClarify(url, sessionId, response) {
+  const headers = { Authorization: `Bearer ${HUMAN_TOKEN}` };
+  let since = 0;
+  const end = Date.now() + 60000;
+  while (Date.now() < end) {
+    const poll = await (await fetch(`${url}/api/clarify/pending?session_id=${sessionId}&since=${since}&wait=30`, { headers })).json();
+    if (poll.pending) {
+      const reply = await fetch(`${url}/api/clarify/respond`, { method: 'POST',
+        headers: { ...headers, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ session_id: sessionId, clarify_id: poll.pending.clarify_id, response }) });
+      assert.equal(reply.status, 200, await reply.text());
+      return poll.pending;
+    }
+    since = poll.version;
+  }
+  throw new Error(`no question in ${sessionId} within the deadline`);
+}
+
+test('Claude Code permission prompt tool: AskUserQuestion answered from askgate', { skip: claude.skip }, async () => {
+  const askgate = await startAskgate();
+  try {
+    const questions = [{ question: 'Which database?', header: 'Database', multiSelect: false,
+      options: [{ label: 'postgres', description: 'a server' }, { label: 'sqlite', description: 'a file' }] }];
+    const { result, said, toolResults } = await runClaudeWithPermissionTool({ askgateUrl: askgate.url,
+      args: ['mcp', '--session', 'questions'], toolCall: { name: 'AskUserQuestion', input: { questions } },
+      onPending: () => answerClarify(askgate.url, 'questions', 'sqlite') });
+    assert.equal(said.question, 'Which database?');
+    assert.deepEqual(said.choices_offered, ['postgres', 'sqlite']);
+    assert.ok(toolResults.some((text) => text.includes('sqlite')),
+      `the model reads the human's answer: ${JSON.stringify(toolResults)} ${result.stderr}`);
   } finally { askgate.stop(); }
 });
