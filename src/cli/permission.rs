@@ -394,7 +394,11 @@ mod tests {
                 "q1": {"type": "string", "title": "Which database?", "enum": ["postgres", "sqlite"]},
                 "q2": {"type": "array", "title": "Which extras?", "items": {"type": "string", "enum": ["cache", "search"]}}}})
         );
-        let answered = json!({"status": "answered", "response": {"q1": "postgres", "q2": ["cache", "search"]}});
+        let response = json!({"q1": "postgres", "q2": ["cache", "search"]});
+        // A form the server takes, and an answer that fits it.
+        crate::core::form::check_schema(&body["schema"]).expect("a valid form");
+        crate::core::form::check_response(&body["schema"], &response).expect("a fitting answer");
+        let answered = json!({"status": "answered", "response": response});
         let said = behavior(&outcome(&settings(), &call, Ok(&answered)));
         assert_eq!(
             said["updatedInput"]["answers"],
