@@ -14,7 +14,7 @@ use crate::cli::interrupt;
 use crate::cli::receipt;
 use crate::core::action::Action;
 use crate::core::kind::Kind;
-use crate::hooks::{self, Agent, Fallback, HookOutput, Plan, Settings, Verdict};
+use crate::hooks::{self, Agent, HookOutput, Plan, Settings, Verdict};
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::process::ExitCode;
@@ -145,46 +145,8 @@ fn parse(
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<Hook, String> {
     let mut connection = Connection::from_env(&env);
-    let mut settings = Settings::new();
+    let mut settings = Settings::from_env(&env)?;
     let mut verify_key = env("ASKGATE_VERIFY_KEY").filter(|key| !key.is_empty());
-    let fallback = |flag: &str, name: String| {
-        Fallback::parse(&name).ok_or(format!("{flag} takes deny or ask, not {name}"))
-    };
-    let timeout = |text: String| {
-        text.parse::<i64>()
-            .ok()
-            .filter(|seconds| *seconds > 0)
-            .ok_or(format!("invalid timeout: {text}"))
-    };
-    let tools = |text: String| {
-        text.split(',')
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .map(String::from)
-            .collect()
-    };
-    let apply = |settings: &mut Settings, flag: &str, value: String| -> Result<(), String> {
-        match flag {
-            "--timeout" => settings.timeout_seconds = timeout(value)?,
-            "--on-timeout" => settings.on_timeout = fallback(flag, value)?,
-            "--on-error" => settings.on_error = fallback(flag, value)?,
-            "--allow-tools" => settings.allow_tools = Some(tools(value)),
-            "--session" => settings.session = Some(value),
-            _ => return Err(format!("unknown flag: {flag}")),
-        }
-        Ok(())
-    };
-    for (flag, name) in [
-        ("--timeout", "ASKGATE_HOOK_TIMEOUT"),
-        ("--on-timeout", "ASKGATE_ON_TIMEOUT"),
-        ("--on-error", "ASKGATE_ON_ERROR"),
-        ("--allow-tools", "ASKGATE_ALLOW_TOOLS"),
-        ("--session", "ASKGATE_SESSION"),
-    ] {
-        if let Some(value) = env(name) {
-            apply(&mut settings, flag, value).map_err(|why| format!("{name}: {why}"))?;
-        }
-    }
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -200,7 +162,7 @@ fn parse(
         if flag == "--verify-key" {
             verify_key = Some(value()?);
         } else if !connection.take(flag, &mut value)? {
-            apply(&mut settings, flag, value()?)?;
+            settings.set(flag, value()?)?;
         }
     }
     Ok(Hook {
@@ -214,6 +176,7 @@ fn parse(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hooks::Fallback;
 
     fn args(list: &[&str]) -> Vec<String> {
         list.iter().map(|arg| arg.to_string()).collect()

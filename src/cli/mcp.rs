@@ -1,35 +1,48 @@
 //! `askgate mcp`: an MCP server on stdin and stdout (JSON-RPC 2.0, one
-//! message per line) whose tools, `ask_human` and `request_approval`, ask
-//! through an askgate server as the agent (docs/PROTOCOL.md §5.3).
+//! message per line) whose tools, `ask_human`, `request_approval` and
+//! Claude Code's `permission_prompt`, ask through an askgate server as the
+//! agent (docs/PROTOCOL.md §5.3).
 //!
 //! Invariants: stdout carries JSON-RPC messages only, each written whole on
-//! one line under one lock; logs go to stderr. Each `tools/call` waits on
-//! a thread of its own, so calls overlap and the reader never blocks on the
-//! server. A `notifications/cancelled` for a call cancels its prompt on the
+//! one line under one lock (calls and their progress share it); logs go to
+//! stderr. Each `tools/call` waits on a thread of its own, so calls overlap
+//! and the reader never blocks on the server. A call that carries a
+//! progress token is sent `notifications/progress` while it waits, and
+//! none once its result is sent. A `notifications/cancelled` for a call cancels its prompt on the
 //! server, and that call answers nothing. When stdin ends, every prompt
 //! still waiting is cancelled, and every thread joined, before the process
 //! exits.
 
 use crate::cli::api::{Client, Submitted};
 use crate::cli::client::Connection;
+use crate::cli::permission::{self, PERMISSION_PROMPT};
 use crate::cli::tools::{self, Refusal, Submit};
 use crate::core::kind::Kind;
 use crate::core::validate;
+use crate::hooks::{Settings, ToolCall};
+use crossbeam_channel::{RecvTimeoutError, Sender};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use std::io::{BufRead, Read, Write};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-pub const MCP_USAGE: &str = "askgate mcp [--session S] [--server URL] [--retry-secs N] [--ca-file PATH]   \
-    (an MCP server on stdin/stdout with the tools ask_human and request_approval; \
-    --session or ASKGATE_SESSION, default mcp-<pid>)";
+pub const MCP_USAGE: &str = "askgate mcp [--session S] [--server URL] [--retry-secs N] [--ca-file PATH] [--progress-secs N] \
+    [--timeout SECS] [--on-timeout deny|ask] [--on-error deny|ask] [--allow-tools A,B,...]   \
+    (an MCP server on stdin/stdout with the tools ask_human, request_approval and permission_prompt; \
+    --session or ASKGATE_SESSION, default mcp-<pid>; --progress-secs or ASKGATE_MCP_PROGRESS_SECS, default 20, \
+    how often a waiting call with a progress token is told of progress; the other flags are the hooks' \
+    (docs/agents.md), for permission_prompt)";
 
 /// The longest message read; a prompt's whole body is at most 64 KiB.
 const MAX_LINE: u64 = 1 << 20;
 /// Calls waiting at once; beyond, a call is refused at once.
 const MAX_CALLS: usize = 128;
+/// How often a waiting call with a progress token is told of progress:
+/// within the 30 s to 60 s a client's timer waits by default.
+const PROGRESS_SECS: u64 = 20;
 
 const PARSE_ERROR: i64 = -32700;
 const INVALID_REQUEST: i64 = -32600;
@@ -38,7 +51,12 @@ const INVALID_PARAMS: i64 = -32602;
 
 pub fn main(args: &[String]) -> ExitCode {
     let env = |name: &str| std::env::var(name).ok();
-    let (connection, session_id) = match parse(args, env) {
+    let Options {
+        connection,
+        settings,
+        session_id,
+        progress_every,
+    } = match parse(args, env) {
         Ok(parsed) => parsed,
         Err(message) => {
             eprintln!("askgate mcp: {message}\nusage: {MCP_USAGE}");
@@ -54,9 +72,13 @@ pub fn main(args: &[String]) -> ExitCode {
     };
     crate::logger::init(log::LevelFilter::Info);
     log::info!("asking {} in session {session_id}", client.base());
+    let cwd = std::env::current_dir().map(|dir| dir.to_string_lossy().into_owned());
     let shared = Shared {
         client,
         session_id,
+        settings,
+        cwd: cwd.unwrap_or_default(),
+        progress_every,
         retry: connection.retry,
         out: Mutex::new(Box::new(std::io::stdout())),
         version: Mutex::new(tools::PROTOCOL_VERSIONS[0]),
@@ -66,12 +88,27 @@ pub fn main(args: &[String]) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn parse(
-    args: &[String],
-    env: impl Fn(&str) -> Option<String>,
-) -> Result<(Connection, String), String> {
+/// The command line, read.
+#[derive(Debug)]
+struct Options {
+    connection: Connection,
+    /// How `permission_prompt` asks, the session named.
+    settings: Settings,
+    session_id: String,
+    progress_every: Duration,
+}
+
+fn parse(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Options, String> {
     let mut connection = Connection::from_env(&env);
-    let mut session_id = env("ASKGATE_SESSION");
+    let mut settings = Settings::from_env(&env)?;
+    let seconds = |text: String| match text.parse::<u64>() {
+        Ok(seconds) if seconds > 0 => Ok(Duration::from_secs(seconds)),
+        _ => Err(format!("--progress-secs: invalid seconds: {text}")),
+    };
+    let mut progress_every = match env("ASKGATE_MCP_PROGRESS_SECS") {
+        Some(text) => seconds(text).map_err(|why| format!("ASKGATE_MCP_PROGRESS_SECS: {why}"))?,
+        None => Duration::from_secs(PROGRESS_SECS),
+    };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -84,22 +121,36 @@ fn parse(
                 .or_else(|| args.next().cloned())
                 .ok_or(format!("{flag} needs a value"))
         };
-        if flag == "--session" {
-            session_id = Some(value()?);
-        } else if !connection.take(flag, &mut value)? {
+        if flag == "--progress-secs" {
+            progress_every = seconds(value()?)?;
+        } else if !flag.starts_with("--") {
             return Err(format!("unexpected argument: {arg}"));
+        } else if !connection.take(flag, &mut value)? {
+            settings.set(flag, value()?)?;
         }
     }
-    let session_id = session_id.unwrap_or_else(|| format!("mcp-{}", std::process::id()));
+    let session_id =
+        (settings.session.clone()).unwrap_or_else(|| format!("mcp-{}", std::process::id()));
     validate::session_id(&session_id).map_err(|error| format!("--session: {error}"))?;
-    Ok((connection, session_id))
+    settings.session = Some(session_id.clone());
+    Ok(Options {
+        connection,
+        settings,
+        session_id,
+        progress_every,
+    })
 }
 
 /// What the reader and the call threads share.
 struct Shared {
     client: Client,
     session_id: String,
-    retry: std::time::Duration,
+    /// How `permission_prompt` asks, as the hooks do.
+    settings: Settings,
+    /// The directory this runs in: the agent's project.
+    cwd: String,
+    progress_every: Duration,
+    retry: Duration,
     out: Mutex<Box<dyn Write + Send>>,
     /// The revision `initialize` agreed on.
     version: Mutex<&'static str>,
@@ -306,14 +357,23 @@ impl Mcp {
                 return shared.error(id, INVALID_PARAMS, "params.arguments must be an object");
             }
         };
-        let submit = match tools::submit(name, &arguments, &shared.session_id) {
-            Ok(submit) => submit,
-            Err(Refusal::UnknownTool(name)) => {
-                return shared.error(id, INVALID_PARAMS, &format!("unknown tool: {name}"));
+        let (submit, finish) = match name {
+            PERMISSION_PROMPT => {
+                match permission::plan(&arguments, &shared.settings, &shared.cwd) {
+                    permission::Plan::Answer(result) => return shared.reply(id, result),
+                    permission::Plan::Ask { submit, call } => {
+                        (submit, Finish::Permission(Box::new(call)))
+                    }
+                }
             }
-            Err(Refusal::Arguments(message)) => {
-                return shared.reply(id, tools::text_result(&message, true));
-            }
+            _ => match tools::submit(name, &arguments, &shared.session_id) {
+                Ok(submit) => (submit, Finish::Tool),
+                Err(refusal) => return refuse(shared, id, refusal),
+            },
+        };
+        let progress_token = match &params["_meta"]["progressToken"] {
+            token @ (Value::String(_) | Value::Number(_)) => Some(token.clone()),
+            _ => None,
         };
         let key = id.to_string();
         let call = Arc::new(Call::default());
@@ -337,7 +397,8 @@ impl Mcp {
         let shared = self.shared.clone();
         let id = id.clone();
         self.spawn("askgate-mcp-call", move || {
-            run_call(&shared, &call, &id, submit)
+            let progress = progress_token.map(|token| Progress::start(shared.clone(), token));
+            run_call(&shared, &call, &id, submit, finish, progress)
         });
     }
 
@@ -411,24 +472,110 @@ fn initialize_result(version: &str) -> Value {
         "capabilities": {"tools": {"listChanged": false}},
         "serverInfo": {"name": "askgate", "version": env!("CARGO_PKG_VERSION")},
         "instructions": "ask_human asks the human a question and returns the answer; request_approval asks \
-            them to approve a command before you run it. Both wait until the human answers in the askgate page.",
+            them to approve a command before you run it. Both wait until the human answers in the askgate page. \
+            permission_prompt is Claude Code's --permission-prompt-tool, not for the model to call.",
     })
 }
 
-/// A call's thread: submit, wait, answer (unless cancelled).
-fn run_call(shared: &Shared, call: &Call, id: &Value, submit: Submit) {
+/// A call refused before anything is asked.
+fn refuse(shared: &Shared, id: &Value, refusal: Refusal) {
+    match refusal {
+        Refusal::UnknownTool(name) => {
+            shared.error(id, INVALID_PARAMS, &format!("unknown tool: {name}"))
+        }
+        Refusal::Arguments(message) => shared.reply(id, tools::text_result(&message, true)),
+    }
+}
+
+/// How a call's outcome becomes its result.
+enum Finish {
+    /// `ask_human` and `request_approval`: `tools::outcome`.
+    Tool,
+    /// `permission_prompt`: the verdict on this tool call.
+    Permission(Box<ToolCall>),
+}
+
+/// A call's thread: submit, wait, answer (unless cancelled). Its progress
+/// ends before its result is sent.
+fn run_call(
+    shared: &Shared,
+    call: &Call,
+    id: &Value,
+    submit: Submit,
+    finish: Finish,
+    progress: Option<Progress>,
+) {
     let kind = submit.kind;
     let outcome = ask(shared, call, &submit);
+    drop(progress);
     lock(&shared.calls).remove(&id.to_string());
     if lock(&call.state).cancelled {
         return;
     }
-    let result = match outcome {
-        Ok(Some(outcome)) => tools::outcome(kind, &outcome, shared.version()),
-        Ok(None) => return,
-        Err(message) => tools::text_result(&message, true),
+    let result = match (finish, outcome) {
+        (_, Ok(None)) => return,
+        (Finish::Tool, Ok(Some(outcome))) => tools::outcome(kind, &outcome, shared.version()),
+        (Finish::Tool, Err(message)) => tools::text_result(&message, true),
+        (Finish::Permission(tool_call), Ok(Some(outcome))) => {
+            permission::outcome(&shared.settings, &tool_call, Ok(&outcome))
+        }
+        (Finish::Permission(tool_call), Err(message)) => {
+            permission::outcome(&shared.settings, &tool_call, Err(&message))
+        }
     };
     shared.reply(id, result);
+}
+
+/// The progress of one waiting call: a thread that sends
+/// `notifications/progress` every `progress_every` (progress 1, 2, 3...,
+/// and how long the human has been waited for), until dropped; the drop
+/// joins it, so no notification follows the call's result.
+struct Progress {
+    stop: Option<Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Progress {
+    fn start(shared: Arc<Shared>, token: Value) -> Progress {
+        let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
+        let every = shared.progress_every;
+        let started = Instant::now();
+        let tick = move || {
+            let mut count: u64 = 0;
+            while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
+                count += 1;
+                let waited = started.elapsed().as_secs();
+                shared.send(&progress_notification(&token, count, waited));
+            }
+        };
+        let thread = std::thread::Builder::new()
+            .name("askgate-mcp-progress".into())
+            .spawn(tick);
+        if let Err(error) = &thread {
+            log::error!("cannot start a thread: {error}");
+        }
+        Progress {
+            stop: Some(stop),
+            thread: thread.ok(),
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn progress_notification(token: &Value, count: u64, waited_secs: u64) -> Value {
+    json!({"jsonrpc": "2.0", "method": "notifications/progress", "params": {
+        "progressToken": token,
+        "progress": count,
+        "message": format!("waiting for the human ({waited_secs} s)"),
+    }})
 }
 
 /// Submits the prompt and waits for its outcome; `None` when cancelled.
@@ -473,11 +620,16 @@ mod tests {
             "ASKGATE_URL" => Some("http://h:1".to_string()),
             _ => None,
         };
-        let (connection, session_id) = parse(&[], env).unwrap();
+        let options = parse(&[], env).unwrap();
         assert_eq!(
-            (connection.server.as_str(), session_id.as_str()),
+            (
+                options.connection.server.as_str(),
+                options.session_id.as_str()
+            ),
             ("http://h:1", "from-env")
         );
+        assert_eq!(options.settings.session.as_deref(), Some("from-env"));
+        assert_eq!(options.progress_every, Duration::from_secs(PROGRESS_SECS));
         let flags = args(&[
             "--session=s1",
             "--server",
@@ -485,19 +637,40 @@ mod tests {
             "--retry-secs",
             "5",
         ]);
-        let (connection, session_id) = parse(&flags, env).unwrap();
+        let options = parse(&flags, env).unwrap();
         assert_eq!(
-            (connection.server.as_str(), session_id.as_str()),
+            (
+                options.connection.server.as_str(),
+                options.session_id.as_str()
+            ),
             ("http://x:2", "s1")
         );
-        assert_eq!(connection.retry.as_secs(), 5);
-        let (_, session_id) = parse(&[], |_| None).unwrap();
-        assert_eq!(session_id, format!("mcp-{}", std::process::id()));
+        assert_eq!(options.connection.retry.as_secs(), 5);
+        let options = parse(&[], |_| None).unwrap();
+        assert_eq!(options.session_id, format!("mcp-{}", std::process::id()));
+        assert_eq!(options.settings.session, Some(options.session_id));
+        // The hooks' flags, for permission_prompt, and the progress period.
+        let flags = args(&[
+            "--timeout",
+            "90",
+            "--allow-tools=Read",
+            "--progress-secs",
+            "2",
+        ]);
+        let progress = |name: &str| (name == "ASKGATE_MCP_PROGRESS_SECS").then(|| "7".to_string());
+        let options = parse(&flags, progress).unwrap();
+        assert_eq!(options.settings.timeout_seconds, 90);
+        assert_eq!(options.settings.allow_tools, Some(vec!["Read".to_string()]));
+        assert_eq!(options.progress_every, Duration::from_secs(2));
+        let options = parse(&[], progress).unwrap();
+        assert_eq!(options.progress_every, Duration::from_secs(7));
         for bad in [
             &["--session", "a b"][..],
             &["--choice", "x"],
             &["extra"],
             &["--server"],
+            &["--progress-secs", "0"],
+            &["--timeout", "soon"],
         ] {
             assert!(parse(&args(bad), |_| None).is_err(), "{bad:?}");
         }

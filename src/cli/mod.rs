@@ -6,6 +6,7 @@ pub mod client;
 pub mod hook;
 pub mod interrupt;
 pub mod mcp;
+pub mod permission;
 pub mod receipt;
 pub mod tools;
 pub mod wrap;

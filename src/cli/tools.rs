@@ -1,7 +1,8 @@
-//! The two tools of `askgate mcp` as values (docs/PROTOCOL.md §5.3): their
-//! definitions, a call's arguments made into a submit body, and an outcome
-//! made into a tool result. Pure functions, no I/O; `cli/mcp.rs` does the
-//! talking.
+//! The two tools of `askgate mcp` for a model, `ask_human` and
+//! `request_approval`, as values (docs/PROTOCOL.md §5.3): their
+//! definitions (and the list, with `cli/permission.rs`'s), a call's
+//! arguments made into a submit body, and an outcome made into a tool
+//! result. Pure functions, no I/O; `cli/mcp.rs` does the talking.
 //!
 //! A tool result says what the human decided in words a model reads, and
 //! an approval also as structured content (`approved`, `choice`, `auto`,
@@ -94,14 +95,19 @@ pub fn list(version: &str) -> Value {
             "required": ["approved", "choice", "auto"],
         },
     });
+    let mut permission_prompt = super::permission::definition();
     if !structured(version) {
-        for tool in [&mut ask_human, &mut request_approval] {
+        for tool in [
+            &mut ask_human,
+            &mut request_approval,
+            &mut permission_prompt,
+        ] {
             let tool = tool.as_object_mut().expect("a tool is an object");
             tool.remove("title");
             tool.remove("outputSchema");
         }
     }
-    json!({"tools": [ask_human, request_approval]})
+    json!({"tools": [ask_human, request_approval, permission_prompt]})
 }
 
 /// Why a call cannot be made.
@@ -321,7 +327,7 @@ mod tests {
             .iter()
             .map(|t| t["name"].as_str().unwrap())
             .collect();
-        assert_eq!(names, [ASK_HUMAN, REQUEST_APPROVAL]);
+        assert_eq!(names, [ASK_HUMAN, REQUEST_APPROVAL, "permission_prompt"]);
         assert_eq!(
             new["tools"][1]["outputSchema"]["required"],
             json!(["approved", "choice", "auto"])
@@ -330,6 +336,7 @@ mod tests {
         assert!(
             old["tools"][1].get("outputSchema").is_none() && old["tools"][0].get("title").is_none()
         );
+        assert!(old["tools"][2].get("title").is_none());
         assert_eq!(
             old["tools"][0]["inputSchema"]["required"],
             json!(["question"])

@@ -7,7 +7,8 @@
 //! `additionalContext` for the model), deny (its reason goes to the model)
 //! and ask (Claude Code's own prompt, showing the reason).
 //! `PermissionRequest` takes allow (with `updatedInput`) or deny (with a
-//! message); to ask is to say nothing, and the dialog shows.
+//! message); to ask is to say nothing, and the dialog shows. The
+//! permission prompt tool of `askgate mcp` answers `behavior` JSON alike.
 
 use super::action::{Fields, ToolKind};
 use super::{HookOutput, Verdict};
@@ -99,6 +100,23 @@ fn permission_request(verdict: &Verdict) -> HookOutput {
     HookOutput::json(json!({
         "hookSpecificOutput": {"hookEventName": "PermissionRequest", "decision": decision}
     }))
+}
+
+/// The answer of the permission prompt tool (`claude -p
+/// --permission-prompt-tool mcp__askgate__permission_prompt`): allow with
+/// the input to run (the tool's own, or as the human edited it), or deny
+/// with the reason, which the model receives. It has nothing to hand back
+/// to, so to ask is to deny, saying why; a note has no field here.
+pub fn permission_prompt(verdict: &Verdict, input: &Value) -> Value {
+    match verdict {
+        Verdict::Pass => json!({"behavior": "allow", "updatedInput": input}),
+        Verdict::Allow { updated_input, .. } => {
+            json!({"behavior": "allow", "updatedInput": updated_input.as_ref().unwrap_or(input)})
+        }
+        Verdict::Deny { reason } | Verdict::Ask { reason } => {
+            json!({"behavior": "deny", "message": reason})
+        }
+    }
 }
 
 fn note_text(note: String) -> Value {

@@ -201,6 +201,53 @@ impl Settings {
         }
     }
 
+    /// The flags and the variables that set them.
+    pub const VARIABLES: [(&'static str, &'static str); 5] = [
+        ("--timeout", "ASKGATE_HOOK_TIMEOUT"),
+        ("--on-timeout", "ASKGATE_ON_TIMEOUT"),
+        ("--on-error", "ASKGATE_ON_ERROR"),
+        ("--allow-tools", "ASKGATE_ALLOW_TOOLS"),
+        ("--session", "ASKGATE_SESSION"),
+    ];
+
+    /// The defaults under the variables of `VARIABLES`.
+    pub fn from_env(env: &impl Fn(&str) -> Option<String>) -> Result<Settings, String> {
+        let mut settings = Settings::new();
+        for (flag, name) in Settings::VARIABLES {
+            if let Some(value) = env(name) {
+                settings
+                    .set(flag, value)
+                    .map_err(|why| format!("{name}: {why}"))?;
+            }
+        }
+        Ok(settings)
+    }
+
+    /// Sets the flag `flag` to `value`; a flag not of `VARIABLES` is an error.
+    pub fn set(&mut self, flag: &str, value: String) -> Result<(), String> {
+        let fallback = |name: String| {
+            Fallback::parse(&name).ok_or(format!("{flag} takes deny or ask, not {name}"))
+        };
+        match flag {
+            "--timeout" => {
+                self.timeout_seconds = value
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|seconds| *seconds > 0)
+                    .ok_or(format!("invalid timeout: {value}"))?
+            }
+            "--on-timeout" => self.on_timeout = fallback(value)?,
+            "--on-error" => self.on_error = fallback(value)?,
+            "--allow-tools" => {
+                let tools = value.split(',').map(str::trim).filter(|t| !t.is_empty());
+                self.allow_tools = Some(tools.map(String::from).collect())
+            }
+            "--session" => self.session = Some(value),
+            _ => return Err(format!("unknown flag: {flag}")),
+        }
+        Ok(())
+    }
+
     fn allows(&self, agent: Agent, tool_name: &str) -> bool {
         match &self.allow_tools {
             Some(tools) => tools.iter().any(|tool| tool == tool_name),

@@ -6,15 +6,15 @@
 // time: the honest timeout reached the model. askgate down: nothing ran.
 // The same through askgate's route for `"type": "http"` hooks. Where the
 // human does not approve, Claude Code's own rules allow Bash, so the hook
-// alone stops it.
+// alone stops it. And `askgate mcp`'s permission prompt tool, with no hooks.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { agentBin, tempDir, startAskgate, pendingApproval, answer, sessionName, run,
-  ASKGATE, AGENT_TOKEN } from './harness.mjs';
+import { agentBin, tempDir, startAskgate, pendingApproval, nextApproval, answer, sessionName, run,
+  ASKGATE, AGENT_TOKEN, HUMAN_TOKEN } from './harness.mjs';
 import { startAnthropic } from './anthropic.mjs';
 
 const claude = agentBin('claude');
@@ -194,5 +194,134 @@ test('Claude Code: an Edit is shown whole and approving applies exactly it', { s
     assert.deepEqual(said.action.edits, [{ old: 'port = 8080', new: 'port = 9090' }]);
     assert.match(said.command, /^edit .*config\.toml \(1 edit, \+1 -1\)$/);
     assert.equal(config, 'name = "site"\nport = 9090\ndebug = false\n', result.stderr);
+  } finally { askgate.stop(); }
+});
+
+// The permission prompt tool: `claude -p --permission-prompt-tool
+// mcp__askgate__permission_prompt` with `askgate mcp` as an MCP server
+// (docs/agents.md's --mcp-config) and no hooks. In `-p`'s default
+// permission mode Bash is not allowed, so Claude Code asks the tool.
+
+/// docs/agents.md's MCP configuration for the permission prompt tool.
+function mcpConfig(askgateUrl, timeout = 330000, args = ['mcp']) {
+  return { mcpServers: { askgate: { command: 'askgate', args, timeout,
+    env: { ASKGATE_URL: askgateUrl, ASKGATE_TOKEN: AGENT_TOKEN } } } };
+}
+
+async function runClaudeWithPermissionTool({ askgateUrl, onPending, timeout, args, toolCall }) {
+  const home = tempDir('claude-home');
+  const work = join(home.dir, 'myproject');
+  mkdirSync(join(home.dir, '.claude'), { recursive: true });
+  mkdirSync(work);
+  writeFileSync(join(home.dir, '.claude', 'settings.json'), '{}');
+  const config = join(home.dir, 'mcp.json');
+  writeFileSync(config, JSON.stringify(mcpConfig(askgateUrl, timeout, args)));
+  const marker = join(work, 'marker');
+  const model = await startAnthropic(toolCall ?? { name: 'Bash',
+    input: { command: `touch ${marker}`, description: 'Create the marker file' } });
+  const env = {
+    PATH: `${dirname(ASKGATE)}:${process.env.PATH}`,
+    HOME: home.dir,
+    ANTHROPIC_BASE_URL: model.url,
+    ANTHROPIC_API_KEY: 'sk-ant-test-not-a-key',
+    CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
+    DISABLE_AUTOUPDATER: '1',
+  };
+  const done = run(claude.bin, ['-p', 'Create the marker file.', '--output-format', 'json',
+    '--mcp-config', config, '--permission-prompt-tool', 'mcp__askgate__permission_prompt'], { cwd: work, env });
+  const human = onPending ? onPending() : Promise.resolve();
+  const [result, said] = await Promise.all([done, human]);
+  await model.close();
+  const ran = existsSync(marker);
+  const edited = existsSync(join(work, 'edited-marker'));
+  home.remove();
+  return { result, said, ran, edited, toolResults: model.toolResults(), requests: model.requests };
+}
+
+test('Claude Code permission prompt tool: approved, the command runs', { skip: claude.skip }, async () => {
+  const askgate = await startAskgate();
+  try {
+    const { result, said, ran } = await runClaudeWithPermissionTool({ askgateUrl: askgate.url, onPending: async () => {
+      const head = await nextApproval(askgate.url);
+      await answer(askgate.url, head, 'once');
+      return head;
+    } });
+    assert.equal(said.action.type, 'command');
+    assert.match(said.action.command, /^touch .*marker$/);
+    assert.match(said.action.cwd, /myproject$/);
+    assert.equal(said.agent, 'claude-code');
+    assert.ok(ran, `the approved command ran: ${result.stdout} ${result.stderr}`);
+  } finally { askgate.stop(); }
+});
+
+test('Claude Code permission prompt tool: denied with a reason, nothing runs and the model reads it', { skip: claude.skip }, async () => {
+  const askgate = await startAskgate();
+  try {
+    const reason = 'use the make target instead';
+    const { result, ran, toolResults } = await runClaudeWithPermissionTool({ askgateUrl: askgate.url, onPending: async () => {
+      await answer(askgate.url, await nextApproval(askgate.url), 'deny', { reason });
+    } });
+    assert.ok(!ran, 'the denied command did not run');
+    assert.ok(toolResults.some((text) => text.includes(reason)),
+      `the model's next request carries the human's reason: ${JSON.stringify(toolResults)} ${result.stderr}`);
+  } finally { askgate.stop(); }
+});
+
+test('Claude Code permission prompt tool: an edited command is the one that runs', { skip: claude.skip }, async () => {
+  const askgate = await startAskgate();
+  try {
+    const { result, ran, edited } = await runClaudeWithPermissionTool({ askgateUrl: askgate.url, onPending: async () => {
+      const head = await nextApproval(askgate.url);
+      const command = head.action.command.replace(/marker$/, 'edited-marker');
+      await answer(askgate.url, head, 'once', { edited: { ...head.action, command } });
+    } });
+    assert.ok(!ran, `the command as asked did not run: ${result.stderr}`);
+    assert.ok(edited, `the edited command ran: ${result.stdout} ${result.stderr}`);
+  } finally { askgate.stop(); }
+});
+
+test('Claude Code permission prompt tool: past its MCP tool timeout, nothing runs', { skip: claude.skip }, async () => {
+  const askgate = await startAskgate();
+  try {
+    // Claude Code's hard limit on the call (1 s), well before askgate's 300 s.
+    const { result, said, ran, toolResults } = await runClaudeWithPermissionTool({ askgateUrl: askgate.url, timeout: 1000,
+      onPending: () => nextApproval(askgate.url) });
+    assert.equal(said.action.type, 'command');
+    assert.ok(!ran, `nothing ran: ${JSON.stringify(toolResults)} ${result.stderr}`);
+  } finally { askgate.stop(); }
+});
+
+/// The human's side of a clarify, as the page does it: the session's
+/// pending question once there is one (a long-poll), then the answer.
+async function answerClarify(url, sessionId, response) {
+  const headers = { Authorization: `Bearer ${HUMAN_TOKEN}` };
+  let since = 0;
+  const end = Date.now() + 60000;
+  while (Date.now() < end) {
+    const poll = await (await fetch(`${url}/api/clarify/pending?session_id=${sessionId}&since=${since}&wait=30`, { headers })).json();
+    if (poll.pending) {
+      const reply = await fetch(`${url}/api/clarify/respond`, { method: 'POST',
+        headers: { ...headers, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ session_id: sessionId, clarify_id: poll.pending.clarify_id, response }) });
+      assert.equal(reply.status, 200, await reply.text());
+      return poll.pending;
+    }
+    since = poll.version;
+  }
+  throw new Error(`no question in ${sessionId} within the deadline`);
+}
+
+test('Claude Code permission prompt tool: AskUserQuestion answered from askgate', { skip: claude.skip }, async () => {
+  const askgate = await startAskgate();
+  try {
+    const questions = [{ question: 'Which database?', header: 'Database', multiSelect: false,
+      options: [{ label: 'postgres', description: 'a server' }, { label: 'sqlite', description: 'a file' }] }];
+    const { result, said, toolResults } = await runClaudeWithPermissionTool({ askgateUrl: askgate.url,
+      args: ['mcp', '--session', 'questions'], toolCall: { name: 'AskUserQuestion', input: { questions } },
+      onPending: () => answerClarify(askgate.url, 'questions', 'sqlite') });
+    assert.equal(said.question, 'Which database?');
+    assert.deepEqual(said.choices_offered, ['postgres', 'sqlite']);
+    assert.ok(toolResults.some((text) => text.includes('sqlite')),
+      `the model reads the human's answer: ${JSON.stringify(toolResults)} ${result.stderr}`);
   } finally { askgate.stop(); }
 });

@@ -80,10 +80,21 @@ struct McpProcess {
 
 impl McpProcess {
     fn start(server: &TestServer, session_id: &str, token: Option<&str>) -> McpProcess {
+        McpProcess::start_with(server, session_id, token, &[])
+    }
+
+    /// With more flags, after `--server`, so they may replace it.
+    fn start_with(
+        server: &TestServer,
+        session_id: &str,
+        token: Option<&str>,
+        flags: &[&str],
+    ) -> McpProcess {
         let mut command = askgate();
         command
             .args(["mcp", "--session", session_id, "--server"])
             .arg(format!("http://{}", server.addr))
+            .args(flags)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
@@ -203,7 +214,10 @@ fn versions_are_negotiated_and_tools_listed_per_revision() {
             .iter()
             .map(|tool| tool["name"].as_str().unwrap())
             .collect();
-        assert_eq!(names, ["ask_human", "request_approval"]);
+        assert_eq!(
+            names,
+            ["ask_human", "request_approval", "permission_prompt"]
+        );
         assert_eq!(
             tools[1].get("outputSchema").is_some(),
             structured,
@@ -417,6 +431,177 @@ fn a_bad_session_or_flag_exits_2_before_reading_anything() {
             "{args:?}: stdout stays JSON-RPC only"
         );
     }
+}
+
+/// The behavior JSON a `permission_prompt` result carries as its text.
+fn behavior(reply: &Value) -> Value {
+    let result = &reply["result"];
+    assert_eq!(result["isError"], false, "{reply}");
+    let text = result["content"][0]["text"].as_str().expect("a text");
+    serde_json::from_str(text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+}
+
+/// Claude Code's `--permission-prompt-tool` call: a tool call asked about
+/// as the hooks ask it, and the human's answer as `behavior` JSON: allowed
+/// as sent, allowed as edited, denied with the reason; a read-only tool
+/// passes without asking.
+#[test]
+fn the_permission_prompt_asks_as_the_hooks_do_and_answers_behavior_json() {
+    let server = server();
+    let session = "permission";
+    let mut mcp = McpProcess::start(&server, session, Some(AGENT));
+    mcp.initialize("2025-06-18");
+    let input = json!({"command": "rm -rf build", "description": "Clean the build"});
+    let arguments = json!({"tool_name": "Bash", "input": input, "tool_use_id": "toolu_1"});
+    for (id, answer, expected) in [
+        (
+            1,
+            json!({"choice": "once"}),
+            json!({"behavior": "allow", "updatedInput": input}),
+        ),
+        (
+            2,
+            // The edited command; the rest of the action as asked.
+            json!({"choice": "once", "edited": "rm -rf build/tmp"}),
+            json!({"behavior": "allow", "updatedInput": {"command": "rm -rf build/tmp", "description": "Clean the build"}}),
+        ),
+        (
+            3,
+            json!({"choice": "deny", "reason": "use make clean"}),
+            json!({"behavior": "deny", "message": "denied by the human through askgate: use make clean"}),
+        ),
+    ] {
+        mcp.call_tool(id, "permission_prompt", arguments.clone());
+        let head = pending(&server, "approval", session);
+        assert_eq!(head["agent"], "claude-code", "{head}");
+        assert_eq!(head["reason"], "Clean the build", "{head}");
+        assert_eq!(head["action"]["type"], "command", "{head}");
+        assert_eq!(head["action"]["command"], "rm -rf build", "{head}");
+        let mut body = answer.clone();
+        body["session_id"] = json!(session);
+        body["approval_id"] = head["approval_id"].clone();
+        if let Some(command) = answer["edited"].as_str() {
+            body["edited"] = head["action"].clone();
+            body["edited"]["command"] = json!(command);
+        }
+        let reply = call(&server, HUMAN, "POST", "/api/approval/respond", &body);
+        assert_eq!(reply["ok"], true, "{reply}");
+        let result = mcp.recv();
+        assert_eq!(result["id"], id, "{result}");
+        assert_eq!(behavior(&result), expected, "{answer}");
+    }
+    let read = json!({"tool_name": "Read", "input": {"file_path": "/r/a"}});
+    mcp.call_tool(4, "permission_prompt", read);
+    assert_eq!(
+        behavior(&mcp.recv()),
+        json!({"behavior": "allow", "updatedInput": {"file_path": "/r/a"}})
+    );
+    let poll = call(
+        &server,
+        HUMAN,
+        "GET",
+        &format!("/api/approval/pending?session_id={session}"),
+        &Value::Null,
+    );
+    assert_eq!(poll["pending_count"], 0, "Read was not asked about: {poll}");
+    let (rest, status) = mcp.close(DEADLINE);
+    assert!(rest.is_empty() && status.success(), "{rest:?} {status}");
+}
+
+/// No answer in time is said to be a timeout, never the human's denial;
+/// an askgate that cannot be reached denies, saying what to fix.
+#[test]
+fn the_permission_prompt_denies_honestly_on_a_timeout_or_an_askgate_away() {
+    let server = server();
+    let arguments = json!({"tool_name": "Bash", "input": {"command": "make deploy"}});
+    let mut mcp =
+        McpProcess::start_with(&server, "permission-late", Some(AGENT), &["--timeout", "1"]);
+    mcp.initialize("2025-06-18");
+    mcp.call_tool(1, "permission_prompt", arguments.clone());
+    let said = behavior(&mcp.recv());
+    assert_eq!(
+        said,
+        json!({"behavior": "deny", "message": "no answer from the human within 1 s through askgate; not run"})
+    );
+    // Port 1 on loopback: nothing listens there.
+    let flags = ["--server", "http://127.0.0.1:1", "--retry-secs", "0"];
+    let mut mcp = McpProcess::start_with(&server, "permission-away", Some(AGENT), &flags);
+    mcp.initialize("2025-06-18");
+    mcp.call_tool(1, "permission_prompt", arguments);
+    let said = behavior(&mcp.recv());
+    assert_eq!(said["behavior"], "deny", "{said}");
+    let message = said["message"].as_str().unwrap();
+    assert!(
+        message.contains("askgate could not ask the human")
+            && message.contains("start askgate, or set ASKGATE_URL"),
+        "{message}"
+    );
+}
+
+/// A call that carries a progress token is told of progress while the
+/// human has not answered, and not after its result; a call without one
+/// is told nothing.
+#[test]
+fn a_waiting_call_with_a_progress_token_is_told_of_progress_until_its_result() {
+    let server = server();
+    let session = "progress";
+    let mut mcp = McpProcess::start_with(&server, session, Some(AGENT), &["--progress-secs", "1"]);
+    mcp.initialize("2025-11-25");
+    mcp.call_tool(1, "request_approval", json!({"command": "make quiet"}));
+    let quiet = pending(&server, "approval", session);
+    let params = json!({"name": "request_approval", "arguments": {"command": "make deploy"},
+                        "_meta": {"progressToken": "p-2"}});
+    mcp.request(2, "tools/call", params);
+    let mut progress = Vec::new();
+    while progress.len() < 2 {
+        let message = mcp.recv();
+        assert_eq!(message["method"], "notifications/progress", "{message}");
+        assert_eq!(message["params"]["progressToken"], "p-2", "{message}");
+        let message_text = message["params"]["message"].as_str().unwrap();
+        assert!(
+            message_text.starts_with("waiting for the human ("),
+            "{message}"
+        );
+        progress.push(message["params"]["progress"].as_u64().unwrap());
+    }
+    assert!(progress[0] < progress[1], "{progress:?}");
+    let poll = call(
+        &server,
+        HUMAN,
+        "GET",
+        &format!("/api/approval/pending?session_id={session}"),
+        &Value::Null,
+    );
+    assert_eq!(
+        poll["pending_count"], 2,
+        "still waiting for the human: {poll}"
+    );
+    respond(&server, "approval", session, &quiet["approval_id"], "once");
+    // The progress of call 2 may go on meanwhile; call 1's result comes.
+    let first = loop {
+        let message = mcp.recv();
+        if message["method"] != "notifications/progress" {
+            break message;
+        }
+        assert_eq!(message["params"]["progressToken"], "p-2", "{message}");
+    };
+    assert_eq!(first["id"], 1, "{first}");
+    let deploy = pending(&server, "approval", session);
+    respond(&server, "approval", session, &deploy["approval_id"], "once");
+    let second = loop {
+        let message = mcp.recv();
+        if message["method"] != "notifications/progress" {
+            break message;
+        }
+    };
+    assert_eq!(second["id"], 2, "{second}");
+    assert_eq!(
+        second["result"]["structuredContent"]["approved"], true,
+        "{second}"
+    );
+    let (rest, status) = mcp.close(DEADLINE);
+    assert!(rest.is_empty(), "nothing after the result: {rest:?}");
+    assert!(status.success(), "{status}");
 }
 
 /// The python with the MCP SDK: `tests/mcp/install.sh`'s virtual

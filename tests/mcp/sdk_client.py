@@ -3,8 +3,9 @@
 Run by tests/it/mcp.rs, which starts an askgate server with tokens and
 passes ASKGATE_BIN, ASKGATE_URL, ASKGATE_AGENT_TOKEN and ASKGATE_HUMAN_TOKEN.
 The SDK's stdio client starts `askgate mcp`, lists its tools and calls them,
-while this script answers as the human through the askgate HTTP API; then it
-cancels a call the way the SDK does (cancelling the awaiting task sends
+while this script answers as the human through the askgate HTTP API; it
+calls Claude Code's permission prompt tool with a progress callback and
+sees progress arrive while the human has not answered; then it cancels a call the way the SDK does (cancelling the awaiting task sends
 `notifications/cancelled`) and checks that the prompt on the server became
 `cancelled`. Every wait has a deadline; nothing sleeps to wait for anything.
 """
@@ -95,7 +96,8 @@ async def in_background(task_group, coroutine):
 async def main():
     server = StdioServerParameters(
         command=ASKGATE,
-        args=["mcp", "--server", URL, "--session", SESSION],
+        # Progress every second, so a test sees it without a long wait.
+        args=["mcp", "--server", URL, "--session", SESSION, "--progress-secs", "1"],
         env={"ASKGATE_TOKEN": AGENT},
     )
     async with stdio_client(server) as (read, write):
@@ -111,7 +113,11 @@ async def main():
             with anyio.fail_after(STEP):
                 tools = (await session.list_tools()).tools
             by_name = {tool.name: tool for tool in tools}
-            check("tools/list: ask_human and request_approval", sorted(by_name) == ["ask_human", "request_approval"], by_name)
+            check(
+                "tools/list: ask_human, request_approval and permission_prompt",
+                sorted(by_name) == ["ask_human", "permission_prompt", "request_approval"],
+                by_name,
+            )
             check("ask_human needs a question", by_name["ask_human"].input_schema["required"] == ["question"])
             check(
                 "request_approval has an output schema",
@@ -197,6 +203,42 @@ async def main():
                 await call("POST", "/api/clarify/respond", body)
             result = asked["result"]
             check("ask_human with a schema returns the JSON object", json.loads(text(result)) == {"name": "db", "n": 2}, result)
+
+            # Claude Code's permission prompt tool, with a progress callback (the
+            # SDK then sends a progressToken): progress while the human has not
+            # answered, then the behavior JSON.
+            progress = []
+            twice = anyio.Event()
+
+            async def on_progress(value, total, message):
+                progress.append((value, message))
+                if len(progress) >= 2:
+                    twice.set()
+
+            bash = {"command": "make deploy", "description": "Deploy"}
+            arguments = {"tool_name": "Bash", "input": bash, "tool_use_id": "toolu_1"}
+            async with anyio.create_task_group() as group:
+                asked = await in_background(
+                    group, session.call_tool("permission_prompt", arguments, progress_callback=on_progress)
+                )
+                head = await pending("approval")
+                check("the tool call reached the human as a command", head["action"]["command"] == "make deploy", head)
+                with anyio.fail_after(STEP):
+                    await twice.wait()
+                poll = await call("GET", f"/api/approval/pending?session_id={SESSION}")
+                check("progress came while the human had not answered", poll["pending_count"] == 1, poll)
+                await respond("approval", head, "once")
+            check(
+                "progress increased and said it waits for the human",
+                progress[0][0] < progress[1][0] and all(m.startswith("waiting for the human (") for _, m in progress),
+                progress,
+            )
+            result = asked["result"]
+            check(
+                "permission_prompt: allowed, the tool's input to run",
+                json.loads(text(result)) == {"behavior": "allow", "updatedInput": bash} and not result.is_error,
+                result,
+            )
 
             # Cancelling the awaiting task makes the SDK send notifications/cancelled.
             with anyio.CancelScope() as scope:
