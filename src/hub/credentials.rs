@@ -10,7 +10,7 @@
 //! cookie or a spend this instance does not know yet is looked for in the
 //! log before it is refused or taken as new.
 
-use super::{Hub, Responded, replica};
+use super::{Hub, Responded};
 use crate::core::change::Change;
 use crate::core::credentials::CredentialChange;
 use crate::core::prompt::Answer;
@@ -118,13 +118,9 @@ impl Hub {
         if let Some(human) = known() {
             return Some(human);
         }
-        match &self.replica {
-            Some(replica) => {
-                replica::sync(self, replica);
-                known()
-            }
-            None => None,
-        }
+        // Without a shared log nothing more can be known: asked again.
+        self.store.catch_up_if(self, |_| true);
+        known()
     }
 
     /// Answers as `respond` does, spending `spend` in the same operation;

@@ -38,7 +38,7 @@ impl Hub {
                 None => return Err(io::Error::other("the log does not follow its snapshot")),
             }
         };
-        let replica = self.replica.as_ref().expect("only with redis");
+        let replica = self.store.shared().expect("only with redis");
         replica
             .snapshot_version
             .store(read.snapshot_version, Ordering::Release);
@@ -141,7 +141,7 @@ impl Hub {
             }
             // The instance that took a submit notifies of it; the others do not.
             let applied = inner.apply_all(changes, &op, false);
-            if let Some(replica) = &self.replica {
+            if let Some(replica) = self.store.shared() {
                 replica.applied.fetch_add(1, Ordering::Relaxed);
                 replica.grew(record.bytes.len());
             }
@@ -173,7 +173,7 @@ impl Hub {
     /// then applies every record published, until the hub closes. When
     /// Redis goes away it tries again, at most a second apart.
     pub fn follow(&self) {
-        let Some(replica) = &self.replica else {
+        let Some(replica) = self.store.shared() else {
             return;
         };
         let mut backoff = Duration::from_millis(50);

@@ -32,6 +32,7 @@ pub mod durable;
 mod follower;
 pub mod ids;
 pub mod replica;
+mod store;
 pub mod subscriber;
 
 use crate::core::audit;
@@ -44,13 +45,14 @@ use crate::core::state::{
     self, AgentSummary, Limits, Lookup, Respond, SessionSummary, State, Submitted,
 };
 use crate::core::view::{Interest, Update, Watch};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::store::audit_log::AuditLog;
-use crate::store::journal::{AppendError, Journal, Recovered};
+use crate::store::journal::{Journal, Recovered};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use store::Store;
 use subscriber::{Deliveries, Inbox, Registry};
 
 /// What a respond did (docs/PROTOCOL.md §3.2).
@@ -223,9 +225,8 @@ pub struct Hub {
     limits: Limits,
     subscriber_buffer: usize,
     clock: Clock,
-    journal: Option<Journal>,
-    /// The shared log in Redis, instead of a journal (`replica.rs`).
-    replica: Option<replica::Replica>,
+    /// Where changes are kept: memory, a journal or Redis (`store.rs`).
+    store: Store,
     audit_log: Option<AuditLog>,
     observer: OnceLock<Observer>,
     /// Signs every decision's receipt, once set (`sign_receipts`).
@@ -252,14 +253,20 @@ struct FanoutQueue {
 impl Hub {
     /// A hub that keeps its state in memory only.
     pub fn new(limits: Limits, subscriber_buffer: usize) -> Hub {
-        Hub::with_state(limits, subscriber_buffer, State::default(), None, None)
+        Hub::with_state(
+            limits,
+            subscriber_buffer,
+            State::default(),
+            Store::Memory,
+            None,
+        )
     }
 
     fn with_state(
         limits: Limits,
         subscriber_buffer: usize,
         state: State,
-        journal: Option<Journal>,
+        store: Store,
         audit_log: Option<AuditLog>,
     ) -> Hub {
         Hub {
@@ -274,8 +281,7 @@ impl Hub {
             limits,
             subscriber_buffer,
             clock: Clock::new(),
-            journal,
-            replica: None,
+            store,
             audit_log,
             observer: OnceLock::new(),
             signer: OnceLock::new(),
@@ -301,8 +307,8 @@ impl Hub {
     ) -> std::result::Result<Hub, String> {
         let state = durable::restore(recovered)?;
         let (pending, _) = state.totals();
-        let journal = Some(journal);
-        let hub = Hub::with_state(limits, subscriber_buffer, state, journal, audit_log);
+        let store = Store::Journal(journal);
+        let hub = Hub::with_state(limits, subscriber_buffer, state, store, audit_log);
         let fresh = recovered.snapshot.is_none() && recovered.records.is_empty();
         if !fresh {
             let restarted = vec![Change::Restarted {
@@ -323,7 +329,7 @@ impl Hub {
 
     /// The journal's counters, for `/metrics`.
     pub fn journal_stats(&self) -> Option<crate::store::journal::Stats> {
-        self.journal.as_ref().map(Journal::stats)
+        self.store.journal_stats()
     }
 
     /// Sets the key that signs receipts (a second is ignored); without one,
@@ -360,16 +366,11 @@ impl Hub {
         }
     }
 
-    /// Syncs and closes the journal and the audit file (at shutdown).
+    /// Syncs and closes the store and the audit file (at shutdown).
     pub fn close_files(&self) {
-        if let Some(journal) = &self.journal {
-            journal.close();
-        }
+        self.store.close();
         if let Some(audit_log) = &self.audit_log {
             audit_log.close();
-        }
-        if let Some(replica) = &self.replica {
-            replica.audit.close();
         }
     }
 
@@ -381,38 +382,35 @@ impl Hub {
         }
     }
 
-    /// One operation: under the lock, `decide` reads the state and returns
-    /// the changes to make; they are queued to the journal, applied and
-    /// published. Then, without the lock, waits until they are durable,
-    /// writes their audit lines and wakes whoever waits for them.
-    ///
-    /// With Redis, `replica::commit` instead: the changes are appended to
-    /// the shared log first and applied only once Redis took them; `decide`
-    /// runs again on the fresher state when another instance came first.
+    /// One operation, committed as its store does (`store.rs`).
     fn commit<R>(
+        &self,
+        op: Op<'_>,
+        decide: impl FnMut(&Inner) -> Result<(Vec<Change>, R)>,
+    ) -> Result<R> {
+        self.store.commit(self, op, decide)
+    }
+
+    /// One operation in memory or on a journal: under the lock, `decide`
+    /// reads the state and returns the changes to make; they are queued to
+    /// the store, applied and published. Then, without the lock, waits
+    /// until they are durable, writes their audit lines and wakes whoever
+    /// waits for them.
+    fn commit_local<R>(
         &self,
         op: Op<'_>,
         mut decide: impl FnMut(&Inner) -> Result<(Vec<Change>, R)>,
     ) -> Result<R> {
-        if let Some(replica) = &self.replica {
-            return replica::commit(self, replica, op, decide);
-        }
         let mut inner = self.lock();
         let (mut changes, decided) = decide(&inner)?;
         if let Some(room) = inner.state.room_for_outcomes(&self.limits, &changes) {
             changes.insert(0, room);
         }
         let observing = self.observing();
-        let mut committed = inner.commit_all(changes, self.journal.as_ref(), &op, observing)?;
+        let mut committed = inner.commit_all(changes, &self.store, &op, observing)?;
         drop(inner);
         self.hand_to_fanout(std::mem::take(&mut committed.deliveries));
-        let durable = match &self.journal {
-            Some(journal) => journal.wait_durable(committed.version).map_err(|failed| {
-                log::error!("a change could not be made durable: {}", failed.reason);
-                Error::InsufficientStorage("the change could not be made durable".into())
-            }),
-            None => Ok(()),
-        };
+        let durable = self.store.wait_durable(committed.version);
         // Applied either way: a change whose sync failed may still reach
         // the disk, like a reply lost on the way.
         self.sign_audit(&mut committed);
@@ -651,10 +649,8 @@ impl Hub {
     /// compacts the journal when it has grown; returns how
     /// long until the next expiry (at most `max_wait`).
     pub fn expire_due(&self, max_wait: Duration) -> Duration {
-        if let Some(replica) = &self.replica
-            && !replica.hold_lease()
-        {
-            return max_wait.min(replica::LEASE_CHECK);
+        if let Err(wait) = self.store.decides_time(max_wait) {
+            return wait;
         }
         let op = self.op(SERVER);
         let now = op.now;
@@ -680,13 +676,8 @@ impl Hub {
             }
         };
         let inner = self.lock();
-        if let Some(journal) = &self.journal {
-            durable::compact_if_grown(journal, &inner.state);
-        }
         let next = inner.state.next_expiry().map(|at| (at - now).max(0.0));
-        if let Some(replica) = &self.replica {
-            replica.snapshot_if_grown(inner);
-        }
+        self.store.upkeep(inner);
         if more {
             return Duration::ZERO;
         }
@@ -782,11 +773,8 @@ impl Hub {
     /// one has not reached yet: read the log first, so that the client
     /// resumes from it rather than getting the full state (or an older one).
     fn catch_up_to(&self, version: u64) {
-        if let Some(replica) = &self.replica
-            && self.lock().state.version() < version
-        {
-            replica::sync(self, replica);
-        }
+        self.store
+            .catch_up_if(self, |inner| inner.state.version() < version);
     }
 
     /// Adds a subscriber; once the hub is closing, its channel is closed at
@@ -812,7 +800,7 @@ impl Hub {
         // one's subscriber still needed, and a forgotten session sends no
         // frame: only the full state (on a new stream) says it emptied.
         if !inner.state.can_resume_from(since) {
-            debug_assert!(self.replica.is_some());
+            debug_assert!(self.store.shared().is_some());
             return None;
         }
         Some(inner.state.states(interest, Some(since)))
@@ -830,14 +818,12 @@ impl Hub {
     ) -> WaitResult {
         // With Redis, a prompt submitted through another instance a moment
         // ago may not have reached this one yet: read the log first.
-        if let Some(replica) = &self.replica
-            && matches!(
-                self.lock().state.lookup(id, kind, session_id, agent),
+        self.store.catch_up_if(self, |inner| {
+            matches!(
+                inner.state.lookup(id, kind, session_id, agent),
                 Lookup::Unknown
             )
-        {
-            replica::sync(self, replica);
-        }
+        });
         let mut inner = self.lock();
         let waiters = inner.waiting.entry(id.to_string()).or_default().clone();
         let result = loop {
@@ -867,9 +853,7 @@ impl Hub {
     }
 
     fn is_durable(&self, version: u64) -> bool {
-        self.journal
-            .as_ref()
-            .is_none_or(|journal| journal.durable_version() >= version)
+        self.store.is_durable(version)
     }
 
     /// Sessions with something pending or a change within the result TTL.
@@ -914,23 +898,19 @@ impl Hub {
 }
 
 impl Inner {
-    /// Queues the changes to the journal as one record (refusing them all
+    /// Queues the changes to the store as one record (refusing them all
     /// when it has no room), then applies each, logs it, and publishes the
     /// queue it touched. The audit lines of each change are made from the
     /// state just before it applies.
     fn commit_all(
         &mut self,
         changes: Vec<Change>,
-        journal: Option<&Journal>,
+        store: &Store,
         op: &Op<'_>,
         observing: bool,
     ) -> Result<Committed> {
         let version = durable::version_after(&self.state, &changes);
-        if let (Some(journal), false) = (journal, changes.is_empty()) {
-            journal
-                .append(version, durable::encode(&changes))
-                .map_err(refusal)?;
-        }
+        store.append(version, &changes)?;
         Ok(self.apply_all(changes, op, observing))
     }
 
@@ -1006,16 +986,6 @@ impl Inner {
 }
 
 /// Why the journal would not take a change, as the client hears it.
-fn refusal(error: AppendError) -> Error {
-    log::warn!("a change was refused by the journal: {error:?}");
-    match error {
-        AppendError::Closed => Error::Unavailable(1),
-        _ => Error::InsufficientStorage(
-            "the change cannot be made durable (is the disk full or read-only?); nothing was changed".into(),
-        ),
-    }
-}
-
 fn resolved_id(change: &Change) -> Option<String> {
     match change {
         Change::Resolved { id, .. } => Some(id.clone()),

@@ -37,6 +37,7 @@
 //!   after which Redis trims the log before the previous one: Redis holds
 //!   about three times the state at most.
 
+use super::store::Store;
 use super::{Hub, Inner, Op, durable};
 use crate::core::change::Change;
 use crate::core::state::{Limits, State};
@@ -151,8 +152,7 @@ impl Hub {
         audit_log: Option<AuditLog>,
     ) -> std::result::Result<Hub, String> {
         let started = Instant::now();
-        let mut hub = Hub::with_state(limits, subscriber_buffer, State::default(), None, audit_log);
-        hub.replica = Some(Replica {
+        let replica = Replica {
             log: RedisLog::new(target.clone()),
             holder: format!("{}-{}", std::process::id(), super::ids::random_hex(16)),
             appends: AtomicU64::new(0),
@@ -164,8 +164,16 @@ impl Hub {
             log_bytes: AtomicU64::new(0),
             audit: AuditStream::start(target.clone())
                 .map_err(|error| format!("cannot start the audit stream's thread: {error}"))?,
-        });
-        let replica = hub.replica.as_ref().expect("set above");
+        };
+        let store = Store::Shared(Box::new(replica));
+        let hub = Hub::with_state(
+            limits,
+            subscriber_buffer,
+            State::default(),
+            store,
+            audit_log,
+        );
+        let replica = hub.store.shared().expect("set above");
         hub.reload(&mut replica.log.link())
             .map_err(|error| format!("cannot read the state from {target}: {error}"))?;
         replica.reloads.store(0, Ordering::Relaxed);
@@ -184,13 +192,13 @@ impl Hub {
     /// The store's state for `/healthz`: `None` with a journal (or in
     /// memory), else where Redis is and whether it answered last time.
     pub fn store_status(&self) -> Option<(String, std::result::Result<(), String>)> {
-        let replica = self.replica.as_ref()?;
+        let replica = self.store.shared()?;
         Some((replica.target().to_string(), replica.status()))
     }
 
     /// The Redis store's counters; `None` with a journal (or in memory).
     pub fn store_stats(&self) -> Option<StoreStats> {
-        let replica = self.replica.as_ref()?;
+        let replica = self.store.shared()?;
         let count = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         Some(StoreStats {
             up: replica.status().is_ok(),
@@ -205,13 +213,13 @@ impl Hub {
     /// (`server_key.rs`): `candidate` (hex) when none was kept yet, else
     /// the one kept; `None` without Redis.
     pub fn shared_key(&self, name: &str, candidate: &str) -> Option<io::Result<String>> {
-        let replica = self.replica.as_ref()?;
+        let replica = self.store.shared()?;
         let kept = replica.log.link().set_if_absent(name, candidate.as_bytes());
         Some(kept.and_then(|bytes| String::from_utf8(bytes).map_err(io::Error::other)))
     }
 
     pub fn is_replicated(&self) -> bool {
-        self.replica.is_some()
+        self.store.shared().is_some()
     }
 }
 

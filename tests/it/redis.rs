@@ -14,12 +14,19 @@
 //! - `access.rs`: Redis as people run it: a password, an ACL user,
 //!   percent-encoded credentials, TLS with a private CA.
 //! - `audit.rs`: the shared audit stream, off the path of frames.
+//! - `valkey.rs`: a representative part of these tests again, against
+//!   `valkey-server`.
+//!
+//! `ASKGATE_REDIS_SERVER` names the server every test starts (default
+//! `redis-server`), so the whole file runs against Valkey with
+//! `ASKGATE_REDIS_SERVER=valkey-server`.
 
 mod access;
 mod across;
 mod audit;
 mod failures;
 mod log;
+mod valkey;
 
 use crate::binary::{ServerProcess, askgate};
 use crate::support::{Client, DEADLINE, Event, TempDir, eventually};
@@ -45,13 +52,21 @@ pub fn installed(program: &str, candidates: &[&str]) -> Option<PathBuf> {
     })
 }
 
-/// redis-server, or `None` (the test is skipped, saying why), unless
-/// `ASKGATE_REQUIRE_REDIS` is set (as `.ci/run` does after installing it).
+/// The server the tests start: `ASKGATE_REDIS_SERVER` (a program on the
+/// `PATH` or a path), else redis-server; `None` (the test is skipped,
+/// saying why) when it is missing, unless `ASKGATE_REQUIRE_REDIS` is set
+/// (as `.ci/run` does after installing it).
 pub fn redis_server() -> Option<PathBuf> {
-    required(
-        installed("redis-server", &["/usr/bin/redis-server"]),
-        "redis-server is not installed (apt-get install redis-server)",
-    )
+    match std::env::var("ASKGATE_REDIS_SERVER") {
+        Ok(program) if !program.is_empty() => required(
+            installed(&program, &[]),
+            &format!("ASKGATE_REDIS_SERVER={program} is not installed"),
+        ),
+        _ => required(
+            installed("redis-server", &["/usr/bin/redis-server"]),
+            "redis-server is not installed (apt-get install redis-server)",
+        ),
+    }
 }
 
 /// nginx, as `redis_server`.

@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""Load on askgate instances sharing one Redis (issue 21 §5, BENCHMARKS.md).
+
+Starts redis-server (AOF, `appendfsync always`) on a free loopback port in a
+temporary directory and INSTANCES askgate instances (`--store redis://`,
+`--insecure-no-auth`, port 0) on it, then CLIENTS processes, spread over the
+instances round-robin, each for SECONDS submitting a clarify on a session of
+its own and answering it at once (two operations, two appends), over one
+keep-alive connection. Prints operations per second (submits + answers) and
+submits per second. Ends only the processes it started, by pid.
+
+    python3 tests/bench/redis_load.py [INSTANCES] [CLIENTS] [SECONDS]
+
+ASKGATE (default target/release/askgate) and REDIS_SERVER (default
+redis-server) pick the binaries.
+"""
+import http.client, json, multiprocessing, os, re, shutil, socket, subprocess, sys, tempfile, threading, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_redis(directory):
+    port = free_port()
+    program = os.environ.get("REDIS_SERVER", "redis-server")
+    process = subprocess.Popen(
+        [program, "--port", str(port), "--bind", "127.0.0.1", "--dir", directory,
+         "--appendonly", "yes", "--appendfsync", "always", "--save", "",
+         "--daemonize", "no", "--logfile", ""],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), 1) as s:
+                s.sendall(b"PING\r\n")
+                if s.recv(7) == b"+PONG\r\n":
+                    return process, port
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise SystemExit("redis-server did not answer PING")
+
+
+def start_askgate(redis_port):
+    program = os.environ.get("ASKGATE", os.path.join(ROOT, "target/release/askgate"))
+    process = subprocess.Popen(
+        [program, "serve", "--bind", "127.0.0.1:0", "--log-level", "info",
+         "--insecure-no-auth", "--data-dir", "none",
+         "--max-pending", "100000", "--max-prompts", "1000000", "--max-sessions", "1000000",
+         "--store", f"redis://127.0.0.1:{redis_port}/0"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    for line in process.stderr:
+        found = re.search(r"listening on (?:http://)?127\.0\.0\.1:(\d+)", line)
+        if found:
+            # Keep draining stderr so the instance never blocks on a full pipe.
+            threading.Thread(target=drain, args=(process.stderr,), daemon=True).start()
+            return process, int(found.group(1))
+    raise SystemExit("askgate did not say where it listens")
+
+
+def drain(stream):
+    for _ in stream:
+        pass
+
+
+def client(port, name, seconds, results):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.connect()
+    # http.client writes headers and body apart: without this, Nagle and
+    # delayed ACKs hold each request 40 ms.
+    conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    headers = {"Content-Type": "application/json"}
+    submits = refused = 0
+    end = time.time() + seconds
+    while time.time() < end:
+        body = json.dumps({"session_id": name, "question": "q"})
+        conn.request("POST", "/api/clarify/submit", body, headers)
+        reply = conn.getresponse()
+        data = reply.read()
+        if reply.status != 200:
+            refused += 1
+            continue
+        prompt_id = json.loads(data)["clarify_id"]
+        body = json.dumps({"session_id": name, "clarify_id": prompt_id, "response": "a"})
+        conn.request("POST", "/api/clarify/respond", body, headers)
+        reply = conn.getresponse()
+        reply.read()
+        refused += reply.status != 200
+        submits += 1
+    results.put((submits, refused))
+
+
+def main():
+    instances = int(sys.argv[1]) if len(sys.argv) > 1 else 1
+    clients = int(sys.argv[2]) if len(sys.argv) > 2 else 16
+    seconds = float(sys.argv[3]) if len(sys.argv) > 3 else 10
+    directory = tempfile.mkdtemp(prefix="askgate-redis-load-")
+    redis, redis_port = start_redis(directory)
+    servers = []
+    try:
+        servers = [start_askgate(redis_port) for _ in range(instances)]
+        results = multiprocessing.Queue()
+        workers = [multiprocessing.Process(target=client, args=(
+            servers[n % instances][1], f"load-{n}", seconds, results)) for n in range(clients)]
+        for worker in workers:
+            worker.start()
+        totals = [results.get() for _ in workers]
+        for worker in workers:
+            worker.join()
+        submits = sum(s for s, _ in totals)
+        refused = sum(r for _, r in totals)
+        print(f"instances={instances} clients={clients} seconds={seconds:g}: "
+              f"{2 * submits / seconds:.0f} operations/s ({submits / seconds:.0f} submits/s, "
+              f"each answered), {refused} refused")
+    finally:
+        for process, _ in servers:
+            process.kill()
+            process.wait()
+        redis.kill()
+        redis.wait()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
