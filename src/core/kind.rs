@@ -4,6 +4,13 @@
 //! kind and no wildcard, so adding a kind makes the compiler name every
 //! place it touches. Per-kind data elsewhere lives in a `KindMap`, never in
 //! named fields.
+//!
+//! Adding a kind: a variant here and in `Kind::ALL` and `Kind::BY_URGENCY`,
+//! a row in `www/kinds.js`, then follow the compiler (a tidy test forbids
+//! wildcard arms on `Kind`): its id length and field, default timeout,
+//! answer field, de-duplication, its `Payload` and `Answer`, how a submit
+//! reads it (`core/validate.rs`) and how it is answered (`serve/routes.rs`).
+//! Queues, subscribers, streams and the page's transport need nothing.
 
 use std::ops::{Index, IndexMut};
 

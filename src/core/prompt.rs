@@ -368,7 +368,7 @@ impl Prompt {
     /// JSON made from it, a journal record, a snapshot line), escaping
     /// included (a control byte is six), and a fixed overhead for the
     /// entry, its allocations, its id in the set of pending ids and the
-    /// JSON's field names (ARCHITECTURE.md, "Memory, worst case").
+    /// JSON's field names (docs/deploy.md, "Memory, worst case").
     pub fn stored_bytes(&self) -> usize {
         const OVERHEAD: usize = 512;
         let text = self.payload.text_bytes() + self.id.len() + self.session_id.len();

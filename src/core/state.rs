@@ -13,6 +13,10 @@
 //!   is the id of the approval that granted it, and no two rules share one.
 //! - No lock, no thread, no clock, no randomness here: the time and every
 //!   new id come in as arguments or inside the change.
+//! - A prompt is its agent credential's (`Prompt::agent`, journaled with
+//!   it): another credential's wait or cancel sees exactly an unknown id,
+//!   deduplication compares the asker's own prompts only, and a session is
+//!   its first agent credential's (`submit` refuses another, 403).
 
 use crate::core::action::Action;
 use crate::core::change::Change;
@@ -535,7 +539,7 @@ impl State {
 
     /// Tables keep the room they grew to: after a burst, give most of it
     /// back once they hold a quarter of it or less, so memory returns with
-    /// the outcomes (ARCHITECTURE.md, "Memory, worst case").
+    /// the outcomes (docs/deploy.md, "Memory, worst case").
     fn shrink_tables(&mut self) {
         const SMALL: usize = 256;
         fn shrink(len: usize, capacity: usize, shrink_to: impl FnOnce(usize)) {

@@ -18,6 +18,11 @@
 //! are kept by the hub's state (`core/credentials.rs`) as the SHA-256 of
 //! their cookie, never the cookie itself, bounded in number and age, so a
 //! restart or another instance keeps them.
+//!
+//! The tokens live in the data directory (`$XDG_STATE_HOME/askgate` by
+//! default, out of any working directory an agent works in); any process
+//! that can read that file can answer, or mint a sign-in link, so only a
+//! separate user account keeps an agent from it (README, docs/deploy.md).
 
 use crate::core::receipt::hex;
 use crate::error::Error;

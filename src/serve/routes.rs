@@ -5,6 +5,12 @@
 //! Handlers validate everything before they touch the hub, so bad input gets
 //! a 4xx and changes nothing. They never see a socket: blocking work is
 //! returned as a `Reply::Park` closure and streams as a `Reply::Stream`.
+//!
+//! Every route is one row of `ROUTES` (method, path, role, handler), which
+//! both the access check and the dispatch read, so the two cannot disagree;
+//! the checks (`Host`, no credential in a URL, the role, a POST's `Origin`)
+//! run before any handler, and every 403 is logged with what was sent and
+//! what was expected.
 
 use crate::config::Config;
 use crate::core::history::MAX_HISTORY;

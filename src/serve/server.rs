@@ -15,6 +15,12 @@
 //! all and joins them, giving up after `SHUTDOWN_PATIENCE` on any blocked
 //! writing to a client that stopped reading (or a notification in flight),
 //! so the process still exits within 2 s.
+//!
+//! No thread waits for work that has not come: idle with a data directory,
+//! six run (main, taking the signals; `http-accept`; `askgate-worker-0`;
+//! `askgate-journal`; `askgate-expiry`; `askgate-fanout`); the others start
+//! with their work. A handler's panic is a logged 500, and a panic anywhere
+//! in serving a request is logged without ending the worker.
 
 use crate::config::Config;
 use crate::error::Error;

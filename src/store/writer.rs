@@ -6,6 +6,10 @@
 //! retried whole from the same offset, so the file has no gap and records
 //! stay in order; the reserve callers may debit, plus everything queued or
 //! pending, never exceeds the preallocated bytes after the synced records.
+//! The high-water mark is written in place after each batch's fdatasync and
+//! before its waiters hear, with no sync of its own (the next batch's, or the
+//! kernel's writeback, carries it), so on disk it never names a version a
+//! sync has not covered.
 
 use super::disk::{self, JOURNAL, JOURNAL_TMP, SNAPSHOT, SNAPSHOT_TMP};
 use super::format::{self, HEADER_LEN, Tail};

@@ -1,7 +1,7 @@
 //! Hostile clients (THREATS.md, "budgets before work"): each attack runs
 //! against the real binary with small limits while an honest client keeps
 //! asking `/healthz`, submitting, answering and watching its stream. Every
-//! attack must leave the server's RSS under ARCHITECTURE.md's worst case
+//! attack must leave the server's RSS under docs/deploy.md's worst case
 //! for those limits, every honest step answered within its deadline, and its
 //! places, threads and memory back at their baseline within seconds after
 //! it; the framing cases must close their connections. `HOSTILE_SECS`
@@ -39,7 +39,7 @@ const FLAGS: &[&str] = &[
     // Kept outcomes pin the heap pages they sit on until they are pruned:
     // after a long attack with the default 600 s the honest client's
     // thousands of outcomes, scattered among the attack's freed memory,
-    // held 8 MiB for ten minutes (ARCHITECTURE.md, "Memory, worst case").
+    // held 8 MiB for ten minutes (docs/deploy.md, "Memory, worst case").
     // Memory is back within seconds of the last of them going.
     "--result-ttl",
     "5",
@@ -50,7 +50,7 @@ const PARKED: usize = 200;
 const CONNECTIONS: u64 = 400;
 const HEADER_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// ARCHITECTURE.md "Memory, worst case", for `FLAGS`, above the idle process:
+/// docs/deploy.md "Memory, worst case", for `FLAGS`, above the idle process:
 ///
 /// ```text
 ///     1.625 × 4 MiB (state)                           =  6.5 MiB
@@ -644,7 +644,7 @@ fn parked_waits_with_large_heads_keep_little_and_98_lines_of_16_kb_are_431() {
         parked_waits_with_large_heads(ctx, parked, senders)
     });
     // The worst case for what this attack holds: the parked waits' places
-    // and heads (96 KiB each, as ARCHITECTURE.md counts a parked request),
+    // and heads (96 KiB each, as docs/deploy.md counts a parked request),
     // and a connection for each sender of 1.5 MB heads (were those read
     // whole, 12 MB more); and 8 MiB for what the arenas keep beyond and the
     // honest client's state (a 30 s soak peaked at 5.5 MiB above the rest).
@@ -785,7 +785,7 @@ const CHURN_QUESTION_BYTES: usize = 2_000;
 /// The clients churning, and the honest client's connection.
 const CHURN_CLIENTS: u64 = 4;
 
-/// ARCHITECTURE.md "Memory, worst case", at compaction, for the churn's
+/// docs/deploy.md "Memory, worst case", at compaction, for the churn's
 /// flags, above the idle process: the state (1.625 B), as much again for
 /// entries the state dropped while the snapshot was written (kept until
 /// written), the view's pointers and the writer's buffers (256 KiB), and
