@@ -124,6 +124,18 @@ impl<R: Read + Send> SequentialReader<R> {
     }
 }
 
+impl<R: Read + Send> SequentialReader<std::io::BufReader<R>> {
+    /// askgate patch: how many bytes are read already and wait in the
+    /// buffer: a read of fewer comes from memory, without waiting on the
+    /// socket.
+    pub fn buffered(&self) -> usize {
+        match self.inner {
+            SequentialReaderInner::MyTurn(ref reader) => reader.buffer().len(),
+            SequentialReaderInner::Waiting(_) | SequentialReaderInner::Empty => 0,
+        }
+    }
+}
+
 impl<R: Read + Send> Read for SequentialReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
         let mut reader = match self.inner {
