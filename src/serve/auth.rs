@@ -158,6 +158,34 @@ pub struct Auth {
     /// The named credentials of the data directory, when there is one.
     named: Option<credentials::Live>,
     failures: Mutex<Failures>,
+    /// Cookies this instance does not know looked for in the shared log.
+    lookups: Lookups,
+}
+
+/// Cookies this instance does not know may be looked for in the shared log
+/// (Redis) at most this many times a second, all clients together: made-up
+/// cookies cost a client nothing, and each look is a trip to Redis on the
+/// connection every change takes. A sign-in on another instance reaches
+/// this one through the log's follower anyway, a moment later.
+const LOOKUPS_PER_SECOND: usize = 8;
+
+#[derive(Default)]
+struct Lookups(Mutex<VecDeque<Instant>>);
+
+impl Lookups {
+    /// Whether one more look fits this second's budget (then it is spent).
+    fn take(&self) -> bool {
+        let mut recent = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let second = Duration::from_secs(1);
+        while recent.front().is_some_and(|at| at.elapsed() >= second) {
+            recent.pop_front();
+        }
+        let room = recent.len() < LOOKUPS_PER_SECOND;
+        if room {
+            recent.push_back(Instant::now());
+        }
+        room
+    }
 }
 
 /// What the page signs in with.
@@ -192,6 +220,7 @@ impl Auth {
             local_agents: false,
             named: None,
             failures: Mutex::default(),
+            lookups: Lookups::default(),
         }
     }
 
@@ -238,7 +267,7 @@ impl Auth {
             };
         }
         match cookie.and_then(session_id) {
-            Some(id) => match hub.signed_in(&digest(id)) {
+            Some(id) => match hub.signed_in(&digest(id), || self.lookups.take()) {
                 Some(name) if self.bound(&name, id) => Caller::SignedIn(Arc::from(name)),
                 _ => Caller::Unknown,
             },
