@@ -40,7 +40,7 @@ pub struct App {
     pub hub: Arc<Hub>,
     pub metrics: Arc<Metrics>,
     pub admission: Arc<Admission>,
-    pub auth: Auth,
+    pub auth: Arc<Auth>,
     pub config: Config,
     /// Bound to a loopback address: only local host names may reach the API.
     pub loopback: bool,
@@ -74,7 +74,7 @@ impl App {
             hub: Arc::new(hub),
             metrics: Arc::new(Metrics::default()),
             admission: Arc::new(Admission::new(config.max_streams, config.max_parked)),
-            auth,
+            auth: Arc::new(auth),
             config,
             loopback,
             capabilities: Arc::new(Capabilities::ephemeral().expect("the OS gives random bytes")),
@@ -115,16 +115,34 @@ pub(super) fn agent_name(app: &App, request: &Request) -> String {
 /// one, a local caller (a loopback peer, no forwarded headers) that the
 /// server may take for an agent.
 fn caller(app: &App, request: &Request) -> Caller {
-    let forwarded = ["forwarded", "x-forwarded-for", "x-real-ip"]
-        .iter()
-        .any(|name| request.header(name).is_some());
-    let local = !forwarded && request.peer.is_some_and(|peer| peer.ip().is_loopback());
     app.auth.identify(
         &app.hub,
         request.header("authorization"),
         request.header("cookie"),
-        local,
+        local(request),
     )
+}
+
+/// A loopback peer with no forwarded headers.
+fn local(request: &Request) -> bool {
+    let forwarded = ["forwarded", "x-forwarded-for", "x-real-ip"]
+        .iter()
+        .any(|name| request.header(name).is_some());
+    !forwarded && request.peer.is_some_and(|peer| peer.ip().is_loopback())
+}
+
+/// Whether the credential a stream was opened with still makes its
+/// caller the human: asked by the stream now and then, so that a revoked
+/// human's or a signed-out page's stream ends (docs/PROTOCOL.md §7).
+fn still_human(app: &App, request: &Request) -> Box<dyn Fn() -> bool + Send> {
+    let (auth, hub) = (app.auth.clone(), app.hub.clone());
+    let authorization = request.header("authorization").map(str::to_string);
+    let cookie = request.header("cookie").map(str::to_string);
+    let local = local(request);
+    Box::new(move || {
+        let caller = auth.identify(&hub, authorization.as_deref(), cookie.as_deref(), local);
+        caller.role() == Some(Role::Human)
+    })
 }
 
 pub fn handle(app: &App, request: &Request) -> Reply {
@@ -842,6 +860,7 @@ fn open_stream(
         },
         place,
         watch: app.streams.clone(),
+        still_allowed: still_human(app, request),
     };
     Ok(Reply::Stream(Box::new(move |writer, chunked, fd| {
         stream.run(writer, chunked, fd)

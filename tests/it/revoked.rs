@@ -2,11 +2,14 @@
 //! "Credentials"): revoking a human and adding one of the same name (the
 //! way to give them a new token) must not bring back the pages that signed
 //! in with the old token, whoever holds them now; the new token signs in.
+//! A stream a revoked human (or a signed-out page) had open ends within a
+//! keepalive interval rather than showing them every prompt for good.
 
-use crate::support::{TempDir, TestServer};
+use crate::support::{SseClient, TempDir, TestServer};
 use askgate::serve::auth::Role;
 use askgate::serve::credentials;
 use serde_json::json;
+use std::time::Duration;
 
 const AGENT: &str = "agent-token-0123456789";
 const HUMAN: &str = "human-token-0123456789";
@@ -20,6 +23,8 @@ fn server(dir: &TempDir) -> TestServer {
         AGENT,
         "--human-token",
         HUMAN,
+        "--keepalive-secs",
+        "1",
     ])
 }
 
@@ -63,4 +68,45 @@ fn a_human_added_again_under_a_revoked_name_does_not_revive_the_old_sign_ins() {
         200,
         "the legacy human too"
     );
+}
+
+#[test]
+fn the_streams_of_a_revoked_human_and_a_signed_out_page_end() {
+    let dir = TempDir::new("revoked-streams");
+    let server = server(&dir);
+    let anna = credentials::add(&dir.path, Role::Human, "anna").unwrap();
+    let bearer = format!("Bearer {anna}");
+    let cookie = sign_in(&server, &anna);
+    let page = sign_in(&server, HUMAN);
+    let open = |path: &str, header: (&str, &str)| {
+        let mut stream = SseClient::open(server.addr, path, &[header]);
+        let first = if path.contains("/stream") {
+            "initial"
+        } else {
+            "ready"
+        };
+        stream.events_until(first);
+        stream
+    };
+    let mut with_token = open(
+        "/api/approval/stream?session_id=s1",
+        ("Authorization", &bearer),
+    );
+    let mut with_cookie = open("/api/events", ("Cookie", &cookie));
+    let mut signed_out = open("/api/events", ("Cookie", &page));
+    let mut kept = open("/api/events", ("Authorization", &format!("Bearer {HUMAN}")));
+    credentials::revoke(&dir.path, "anna").unwrap();
+    let origin = format!("http://{}", server.addr);
+    let headers = [("Cookie", page.as_str()), ("Origin", origin.as_str())];
+    assert_eq!(
+        server.request("POST", "/api/logout", &headers, "").status,
+        200
+    );
+    let deadline = Duration::from_secs(20);
+    with_token.expect_end(deadline);
+    with_cookie.expect_end(deadline);
+    signed_out.expect_end(deadline);
+    // Checked at least once meanwhile (every keepalive interval), it goes on.
+    kept.next_event(Duration::from_secs(3));
+    assert!(!kept.ended, "a stream whose credential lives goes on");
 }
