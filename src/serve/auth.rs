@@ -285,12 +285,15 @@ impl Auth {
     }
 
     /// What a sign-in of the human `name` is bound to, while they may sign
-    /// in: a named human's token digest as the credentials file has it now
-    /// (a revoke ends their sign-ins, and adding them again under the same
-    /// name does not bring those back); nothing for the legacy human.
+    /// in: their token's digest as it is now, a named human's as the
+    /// credentials file has it (a revoke ends their sign-ins, and adding
+    /// them again under the same name does not bring those back), the
+    /// legacy human's as the server was started with (a rotated token
+    /// signs out the pages of the old one, though sign-ins outlive a
+    /// restart).
     fn binding(&self, name: &str) -> Option<String> {
         match name == HUMAN {
-            true => Some(String::new()),
+            true => Some(credentials::digest(&self.tokens.as_ref()?.human)),
             false => self.named.as_ref()?.digest_of(Role::Human, name),
         }
     }
@@ -396,9 +399,9 @@ const PAGE: &str = "human (page)";
 /// The random part of a cookie's value, in hex.
 const SESSION_RANDOM_HEX: usize = 64;
 
-/// A new cookie value: random, then, for a named human, its seal with the
-/// `binding` of their credential (`Auth::binding`), so that it signs in
-/// only while that credential is the one their name has.
+/// A new cookie value: random, then its seal with the `binding` of its
+/// human's credential (`Auth::binding`), so that it signs in only while
+/// that credential is the one their name has.
 fn cookie_id(binding: &str) -> io::Result<String> {
     let random = random_hex(SESSION_RANDOM_HEX / 2)?;
     let seal = sealed(binding, &random);
@@ -406,11 +409,8 @@ fn cookie_id(binding: &str) -> io::Result<String> {
 }
 
 /// The HMAC-SHA256 of a cookie's random part keyed by a credential's
-/// `binding` (hex); nothing for the legacy human's empty binding.
+/// `binding`, hex.
 fn sealed(binding: &str, random: &str) -> String {
-    if binding.is_empty() {
-        return String::new();
-    }
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, binding.as_bytes());
     hex(ring::hmac::sign(&key, random.as_bytes()).as_ref())
 }

@@ -2,10 +2,13 @@
 //! "Credentials"): revoking a human and adding one of the same name (the
 //! way to give them a new token) must not bring back the pages that signed
 //! in with the old token, whoever holds them now; the new token signs in.
-//! A stream a revoked human (or a signed-out page) had open ends within a
+//! Rotating the legacy human token (`askgate tokens rotate human`, then a
+//! restart) signs out the pages signed in with the old one, though
+//! sign-ins outlive a restart. A stream a revoked human (or a signed-out page) had open ends within a
 //! keepalive interval rather than showing them every prompt for good.
 
-use crate::support::{SseClient, TempDir, TestServer};
+use crate::binary::ServerProcess;
+use crate::support::{Client, SseClient, TempDir, TestServer};
 use askgate::serve::auth::Role;
 use askgate::serve::credentials;
 use serde_json::json;
@@ -29,14 +32,14 @@ fn server(dir: &TempDir) -> TestServer {
 }
 
 /// Signs the page in with `token`: the `Cookie` header to send after.
-fn sign_in(server: &TestServer, token: &str) -> String {
+fn sign_in(server: &Client, token: &str) -> String {
     let login = server.post("/api/login", &json!({ "token": token }));
     assert_eq!(login.status, 200, "{}", login.text());
     let cookie = login.header("set-cookie").unwrap();
     cookie.split(';').next().unwrap().to_string()
 }
 
-fn sessions_status(server: &TestServer, cookie: &str) -> u16 {
+fn sessions_status(server: &Client, cookie: &str) -> u16 {
     let headers = [("Cookie", cookie)];
     server.request("GET", "/api/sessions", &headers, "").status
 }
@@ -109,4 +112,37 @@ fn the_streams_of_a_revoked_human_and_a_signed_out_page_end() {
     // Checked at least once meanwhile (every keepalive interval), it goes on.
     kept.next_event(Duration::from_secs(3));
     assert!(!kept.ended, "a stream whose credential lives goes on");
+}
+
+#[test]
+fn a_rotated_human_token_signs_out_the_pages_signed_in_with_the_old_one() {
+    let dir = TempDir::new("revoked-rotated");
+    let data = dir.path.to_str().unwrap();
+    let start = |human: &str| {
+        let flags = [
+            "--data-dir",
+            data,
+            "--agent-token",
+            AGENT,
+            "--human-token",
+            human,
+        ];
+        ServerProcess::start(&flags)
+    };
+    let server = start(HUMAN);
+    let cookie = sign_in(&server, HUMAN);
+    server.kill();
+    let server = start(HUMAN);
+    assert_eq!(sessions_status(&server, &cookie), 200, "a restart keeps it");
+    server.kill();
+    let rotated = "human-token-rotated-0123456789";
+    let server = start(rotated);
+    assert_eq!(
+        sessions_status(&server, &cookie),
+        401,
+        "signed in with the old token: out"
+    );
+    let fresh = sign_in(&server, rotated);
+    assert_eq!(sessions_status(&server, &fresh), 200);
+    server.kill();
 }
