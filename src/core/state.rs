@@ -31,8 +31,8 @@ use std::sync::Arc;
 /// At most this many outcomes are kept, however short their retention.
 const MAX_OUTCOMES: usize = 100_000;
 
-/// At most this many prompts one expiry pass expires, and outcomes and
-/// sessions one change forgets: an operation is one journal record, which
+/// At most this many prompts one expiry pass expires (and one pass of the
+/// stop switch cancels), and outcomes and sessions one change forgets: an operation is one journal record, which
 /// must stay under a quarter of the journal's reserve (256 KiB by default:
 /// 200 expiries of long ids, 2,000 outcome ids and 400 session ids take
 /// about 210 KiB). What is left goes in the next pass, at once.

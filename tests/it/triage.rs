@@ -292,3 +292,27 @@ fn an_agent_in_many_sessions_is_listed_with_a_few_of_them_and_their_count() {
     assert_eq!(sessions.len(), 16, "{listed}");
     assert_eq!(sessions[0], format!("{long}000"));
 }
+
+/// The stop switch is wanted most when an agent has asked a lot: every
+/// pending prompt it has, across thousands of sessions, is cancelled and
+/// journaled, however many there are.
+#[test]
+fn the_stop_switch_cancels_thousands_of_prompts_at_once() {
+    let dir = TempDir::new("triage-stop-many");
+    let Desk { server, codex, .. } = desk(&dir);
+    let long = "s".repeat(120);
+    const PROMPTS: usize = 2_000;
+    for n in 0..PROMPTS {
+        ask(&server, &codex, &format!("{long}{n:04}"), "cargo build");
+    }
+    let reply = human(&server, "/api/agents/stop", &json!({"agent": "codex"}));
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    // The body comes chunked, which this client leaves as it is: its ids
+    // are counted by their quotes (the key's two aside).
+    let cancelled = (reply.text().matches('"').count() - 2) / 2;
+    assert_eq!(cancelled, PROMPTS);
+    assert_eq!(agents(&server), json!([]));
+    drop(server);
+    let server = start(&dir);
+    assert_eq!(agents(&server), json!([]), "journaled");
+}
