@@ -195,8 +195,10 @@ fn made_up_cookies_do_not_make_each_request_a_trip_to_redis() {
         assert_eq!(read_with(&server, &cookie), 401);
     }
     let trips = redis_commands(&redis) - before;
+    // Three commands a request before; at 8 looks a second, fewer than one
+    // unless the requests took over 15 s.
     assert!(
-        trips < REQUESTS / 2,
+        trips < REQUESTS,
         "{trips} redis commands for {REQUESTS} requests"
     );
 }
