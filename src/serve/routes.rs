@@ -131,17 +131,19 @@ fn local(request: &Request) -> bool {
     !forwarded && request.peer.is_some_and(|peer| peer.ip().is_loopback())
 }
 
-/// Whether the credential a stream was opened with still makes its
-/// caller the human: asked by the stream now and then, so that a revoked
-/// human's or a signed-out page's stream ends (docs/PROTOCOL.md §7).
-fn still_human(app: &App, request: &Request) -> Box<dyn Fn() -> bool + Send> {
+/// Whether the credential a request came with still gives its caller
+/// `role`: asked by what outlives the request's check, a stream now and
+/// then and a parked wait before it hands over an outcome, so that a
+/// revoked credential (or a signed-out page) gets no more
+/// (docs/PROTOCOL.md §7).
+pub(super) fn still(app: &App, request: &Request, role: Role) -> Box<dyn Fn() -> bool + Send> {
     let (auth, hub) = (app.auth.clone(), app.hub.clone());
     let authorization = request.header("authorization").map(str::to_string);
     let cookie = request.header("cookie").map(str::to_string);
     let local = local(request);
     Box::new(move || {
         let caller = auth.identify(&hub, authorization.as_deref(), cookie.as_deref(), local);
-        caller.role() == Some(Role::Human)
+        caller == Caller::Open || caller.role() == Some(role)
     })
 }
 
@@ -860,7 +862,7 @@ fn open_stream(
         },
         place,
         watch: app.streams.clone(),
-        still_allowed: still_human(app, request),
+        still_allowed: still(app, request, Role::Human),
     };
     Ok(Reply::Stream(Box::new(move |writer, chunked, fd| {
         stream.run(writer, chunked, fd)
@@ -990,12 +992,16 @@ fn wait(app: &App, request: &Request, kind: Kind) -> Result<Reply> {
     }
     let place = take_place(app, request, Place::Parked)?;
     let (hub, session_id, id) = (app.hub.clone(), session_id.to_string(), id.to_string());
+    let still_agent = still(app, request, Role::Agent);
     Ok(Reply::Park(Box::new(
         move |client_left: &dyn Fn() -> bool| {
             let _place = place;
             loop {
                 let slice = deadline.min(Instant::now() + LEFT_CHECK_EVERY);
                 let result = hub.wait_outcome(&id, kind, &session_id, &agent, slice);
+                if result != WaitResult::Pending && !still_agent() {
+                    return Response::error(&Error::Unauthorized);
+                }
                 let over = slice >= deadline || hub.is_closing() || client_left();
                 if result != WaitResult::Pending || over {
                     return wait_response(&hub, kind, &id, result);

@@ -5,10 +5,12 @@
 //! Rotating the legacy human token (`askgate tokens rotate human`, then a
 //! restart) signs out the pages signed in with the old one, though
 //! sign-ins outlive a restart. A stream a revoked human (or a signed-out page) had open ends within a
-//! keepalive interval rather than showing them every prompt for good.
+//! keepalive interval rather than showing them every prompt for good, and
+//! a revoked agent's wait, parked before the revoke, is not handed the
+//! answer.
 
 use crate::binary::ServerProcess;
-use crate::support::{Client, SseClient, TempDir, TestServer};
+use crate::support::{Client, DEADLINE, SseClient, TempDir, TestServer, eventually};
 use askgate::serve::auth::Role;
 use askgate::serve::credentials;
 use serde_json::json;
@@ -145,4 +147,76 @@ fn a_rotated_human_token_signs_out_the_pages_signed_in_with_the_old_one() {
     let fresh = sign_in(&server, rotated);
     assert_eq!(sessions_status(&server, &fresh), 200);
     server.kill();
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+/// Parked waits, as the server's metrics count them.
+fn parked(server: &Client) -> f64 {
+    let headers = [("Authorization", bearer(HUMAN))];
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let text = server.request("GET", "/metrics", &headers, "").text();
+    let line = text
+        .lines()
+        .find_map(|line| line.strip_prefix("askgate_longpolls_parked "))
+        .expect("the metric");
+    line.trim().parse().unwrap()
+}
+
+#[test]
+fn a_revoked_agents_parked_wait_is_not_handed_the_answer() {
+    let dir = TempDir::new("revoked-wait");
+    let server = server(&dir);
+    let bot = credentials::add(&dir.path, Role::Agent, "bot").unwrap();
+    let json_headers = |token: &str| {
+        [
+            ("Authorization", bearer(token)),
+            ("Content-Type", "application/json".into()),
+        ]
+    };
+    let call = |token: &str, method: &str, path: &str, body: &str| {
+        let headers = json_headers(token);
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        server.request(method, path, &headers, body)
+    };
+    let body = json!({"session_id": "s1", "command": "make deploy"}).to_string();
+    let submitted = call(&bot, "POST", "/api/approval/submit", &body);
+    assert_eq!(submitted.status, 200, "{}", submitted.text());
+    let id = submitted.json()["approval_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = format!("/api/approval/wait?session_id=s1&approval_id={id}&timeout=30");
+    // Claude Code's http hook parks the same way.
+    let hook_bot = credentials::add(&dir.path, Role::Agent, "hook-bot").unwrap();
+    let event = json!({
+        "session_id": "8d3f6a1e-0b7c-4c11-9a55-2f0e4f1b9c3d", "cwd": "/home/u/repo",
+        "hook_event_name": "PreToolUse", "tool_name": "Bash",
+        "tool_input": {"command": "make deploy"},
+    })
+    .to_string();
+    let hook_path = "/api/hooks/claude-code?timeout=30";
+    std::thread::scope(|scope| {
+        let waiter = scope.spawn(|| call(&bot, "GET", &path, ""));
+        let hook = scope.spawn(|| call(&hook_bot, "POST", hook_path, &event));
+        eventually("both are parked", DEADLINE, &mut || parked(&server) == 2.0);
+        credentials::revoke(&dir.path, "bot").unwrap();
+        credentials::revoke(&dir.path, "hook-bot").unwrap();
+        let sessions = call(HUMAN, "GET", "/api/sessions", "").json();
+        for session in sessions["sessions"].as_array().unwrap() {
+            let session_id = session["session_id"].as_str().unwrap();
+            let pending = format!("/api/approval/pending?session_id={session_id}");
+            let head = call(HUMAN, "GET", &pending, "").json()["pending"].clone();
+            let answer = json!({"session_id": session_id, "approval_id": head["approval_id"], "choice": "once"});
+            let answered = call(HUMAN, "POST", "/api/approval/respond", &answer.to_string());
+            assert_eq!(answered.status, 200, "{}", answered.text());
+        }
+        let waited = waiter.join().unwrap();
+        assert_eq!(waited.status, 401, "{}", waited.text());
+        let hooked = hook.join().unwrap().json();
+        let decision = &hooked["hookSpecificOutput"]["permissionDecision"];
+        assert_eq!(decision, "deny", "{hooked}");
+    });
 }
