@@ -35,8 +35,8 @@ use std::sync::Arc;
 /// At most this many outcomes are kept, however short their retention.
 const MAX_OUTCOMES: usize = 100_000;
 
-/// At most this many prompts one expiry pass expires, and outcomes and
-/// sessions one change forgets: an operation is one journal record, which
+/// At most this many prompts one expiry pass expires (and one pass of the
+/// stop switch cancels), and outcomes and sessions one change forgets: an operation is one journal record, which
 /// must stay under a quarter of the journal's reserve (256 KiB by default:
 /// 200 expiries of long ids, 2,000 outcome ids and 400 session ids take
 /// about 210 KiB). What is left goes in the next pass, at once.
@@ -157,9 +157,16 @@ pub struct AgentSummary {
     pub agent: String,
     pub paused: bool,
     pub counts: KindMap<usize>,
-    /// The sessions it has prompts waiting in.
+    /// The first `MAX_LISTED_SESSIONS` sessions (by id) it has prompts
+    /// waiting in.
     pub sessions: Vec<String>,
+    /// How many sessions it has prompts waiting in.
+    pub session_count: usize,
 }
+
+/// Sessions an agent's summary names: an agent picks every session id,
+/// and the page reads the summaries again after every change.
+pub const MAX_LISTED_SESSIONS: usize = 16;
 
 /// At most this many agents paused at once, each name at most
 /// `MAX_AGENT_NAME` bytes: the human's own input, bounded all the same.
@@ -1011,15 +1018,23 @@ impl State {
                     paused: self.paused.contains(agent),
                     counts: KindMap::default(),
                     sessions: Vec::new(),
+                    session_count: 0,
                 });
         }
+        // Prompts come session by session, so an agent's next session is
+        // one other than the last it was seen in.
+        let mut last_session: HashMap<&str, &str> = HashMap::new();
         for prompt in self.pending_prompts() {
             let Some(summary) = agents.get_mut(prompt.agent_name()) else {
                 continue;
             };
             summary.counts[prompt.kind()] += 1;
-            if summary.sessions.last() != Some(&prompt.session_id) {
-                summary.sessions.push(prompt.session_id.clone());
+            let session_id = prompt.session_id.as_str();
+            if last_session.insert(prompt.agent_name(), session_id) != Some(session_id) {
+                summary.session_count += 1;
+                if summary.sessions.len() < MAX_LISTED_SESSIONS {
+                    summary.sessions.push(session_id.to_string());
+                }
             }
         }
         agents.into_values().collect()

@@ -63,9 +63,23 @@ pub fn action(kind: ToolKind, fields: &Fields, name: &str, input: &Value, cwd: &
     mapped.unwrap_or_else(|| json!({"type": "tool", "name": name, "input": input}))
 }
 
-/// The `{old, new}` pairs of an edit: the list, or the one pair.
+/// Whether an edit replaces one occurrence, as an `edit` action shows it
+/// (docs/PROTOCOL.md §5.2): Claude Code's `replace_all`, Gemini CLI's
+/// `allow_multiple` (and its older `expected_replacements`) replace every
+/// one, so such a call is shown whole, as a `tool` action, never as the
+/// one replacement the human would read.
+fn replaces_once(edit: &Value) -> bool {
+    let set = |field: &str| edit.get(field).is_some_and(|v| v != &Value::Bool(false));
+    let expected = edit.get("expected_replacements");
+    !set("replace_all") && !set("allow_multiple") && expected.is_none_or(|n| n == &json!(1))
+}
+
+/// The `{old, new}` pairs of an edit: the list, or the one pair; `None`
+/// unless each replaces one occurrence.
 fn edits(fields: &Fields, input: &Value) -> Option<Vec<Value>> {
+    replaces_once(input).then_some(())?;
     let pair = |edit: &Value| {
+        replaces_once(edit).then_some(())?;
         let old = edit.get(fields.old)?.as_str()?;
         let new = edit.get(fields.new)?.as_str()?;
         Some(json!({"old": old, "new": new}))
@@ -202,6 +216,24 @@ mod tests {
         ] {
             assert_eq!(action(kind, &CLAUDE, name, &input, cwd), expected, "{name}");
         }
+    }
+
+    #[test]
+    fn an_edit_of_every_occurrence_is_shown_whole() {
+        let edit = |extra: Value| {
+            let mut input = json!({"file_path": "/r/a", "old_string": "1", "new_string": "2"});
+            input
+                .as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            let action = action(ToolKind::Edit, &CLAUDE, "replace", &input, "/r");
+            action["type"].as_str().unwrap().to_string()
+        };
+        assert_eq!(edit(json!({"allow_multiple": true})), "tool");
+        assert_eq!(edit(json!({"expected_replacements": 3})), "tool");
+        assert_eq!(edit(json!({"replace_all": true})), "tool");
+        assert_eq!(edit(json!({"allow_multiple": false})), "edit");
+        assert_eq!(edit(json!({"expected_replacements": 1})), "edit");
     }
 
     #[test]

@@ -102,11 +102,15 @@ impl Hub {
         })
     }
 
-    /// Whether the cookie with this digest is signed in; with Redis, one
-    /// this instance does not know is looked for in the log first (it may
-    /// have signed in through another instance a moment ago).
-    /// The human it is signed in as.
-    pub fn signed_in(&self, digest: &str) -> Option<String> {
+    /// The human the cookie with this digest is signed in as; with Redis,
+    /// one this instance does not know is looked for in the log first (it
+    /// may have signed in through another instance a moment ago) when
+    /// `may_look_further` says so (a budget of such trips).
+    pub fn signed_in(
+        &self,
+        digest: &str,
+        may_look_further: impl FnOnce() -> bool,
+    ) -> Option<String> {
         let known = || {
             let inner = self.lock();
             let human = inner
@@ -118,7 +122,12 @@ impl Hub {
         if let Some(human) = known() {
             return Some(human);
         }
-        // Without a shared log nothing more can be known: asked again.
+        // Without a shared log nothing more can be known; with one, the
+        // caller says whether another look is allowed (a bound on the
+        // trips made-up cookies cause).
+        if self.store.shared().is_none() || !may_look_further() {
+            return None;
+        }
         self.store.catch_up_if(self, |_| true);
         known()
     }
@@ -194,7 +203,7 @@ mod tests {
             .unwrap();
         hub.sign_out("out", "test").unwrap();
         hub.sign_out("never", "test").unwrap();
-        let held = ["kept", "out", "brief"].map(|digest| hub.signed_in(digest).is_some());
+        let held = ["kept", "out", "brief"].map(|digest| hub.signed_in(digest, || true).is_some());
         assert_eq!(held, [true, false, false]);
         hub.expire_due(Duration::ZERO);
         let kept = hub.lock().state.credentials().entries();

@@ -609,13 +609,25 @@ impl Hub {
     /// Cancels every pending prompt of one agent, or of all; returns the
     /// ids cancelled.
     pub fn stop_agents(&self, agent: Option<&str>, by: &str) -> Result<Vec<String>> {
-        let op = self.op(by);
-        let now = op.now;
-        self.commit(op, |inner| {
-            let changes = inner.state.stop(agent, now);
-            let ids = changes.iter().filter_map(resolved_id).collect();
-            Ok((changes, ids))
-        })
+        // One operation is one journal record: `EXPIRE_BATCH` cancels at a
+        // time, as many times as it takes (every pending prompt at most).
+        let mut cancelled = Vec::new();
+        for _ in 0..=self.limits.max_prompts / state::EXPIRE_BATCH {
+            let op = self.op(by);
+            let now = op.now;
+            let ids: Vec<String> = self.commit(op, |inner| {
+                let mut changes = inner.state.stop(agent, now);
+                changes.truncate(state::EXPIRE_BATCH);
+                let ids = changes.iter().filter_map(resolved_id).collect();
+                Ok((changes, ids))
+            })?;
+            let more = ids.len() == state::EXPIRE_BATCH;
+            cancelled.extend(ids);
+            if !more {
+                break;
+            }
+        }
+        Ok(cancelled)
     }
 
     /// The agents waiting or paused: the page's triage list.

@@ -163,6 +163,34 @@ pub struct Auth {
     /// The named credentials of the data directory, when there is one.
     named: Option<credentials::Live>,
     failures: Mutex<Failures>,
+    /// Cookies this instance does not know looked for in the shared log.
+    lookups: Lookups,
+}
+
+/// Cookies this instance does not know may be looked for in the shared log
+/// (Redis) at most this many times a second, all clients together: made-up
+/// cookies cost a client nothing, and each look is a trip to Redis on the
+/// connection every change takes. A sign-in on another instance reaches
+/// this one through the log's follower anyway, a moment later.
+const LOOKUPS_PER_SECOND: usize = 8;
+
+#[derive(Default)]
+struct Lookups(Mutex<VecDeque<Instant>>);
+
+impl Lookups {
+    /// Whether one more look fits this second's budget (then it is spent).
+    fn take(&self) -> bool {
+        let mut recent = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let second = Duration::from_secs(1);
+        while recent.front().is_some_and(|at| at.elapsed() >= second) {
+            recent.pop_front();
+        }
+        let room = recent.len() < LOOKUPS_PER_SECOND;
+        if room {
+            recent.push_back(Instant::now());
+        }
+        room
+    }
 }
 
 /// What the page signs in with.
@@ -197,6 +225,7 @@ impl Auth {
             local_agents: false,
             named: None,
             failures: Mutex::default(),
+            lookups: Lookups::default(),
         }
     }
 
@@ -243,8 +272,8 @@ impl Auth {
             };
         }
         match cookie.and_then(session_id) {
-            Some(id) => match hub.signed_in(&digest(id)) {
-                Some(name) if self.human_lives(&name) => Caller::SignedIn(Arc::from(name)),
+            Some(id) => match hub.signed_in(&digest(id), || self.lookups.take()) {
+                Some(name) if self.bound(&name, id) => Caller::SignedIn(Arc::from(name)),
                 _ => Caller::Unknown,
             },
             None => Caller::Unknown,
@@ -260,14 +289,28 @@ impl Auth {
         }
     }
 
-    /// Whether the human `name` may still sign in: the legacy one always,
-    /// a named one while its credential lives (a revoke ends its sessions).
-    fn human_lives(&self, name: &str) -> bool {
-        name == HUMAN
-            || self
-                .named
-                .as_ref()
-                .is_some_and(|named| named.has(Role::Human, name))
+    /// What a sign-in of the human `name` is bound to, while they may sign
+    /// in: their token's digest as it is now, a named human's as the
+    /// credentials file has it (a revoke ends their sign-ins, and adding
+    /// them again under the same name does not bring those back), the
+    /// legacy human's as the server was started with (a rotated token
+    /// signs out the pages of the old one, though sign-ins outlive a
+    /// restart).
+    fn binding(&self, name: &str) -> Option<String> {
+        match name == HUMAN {
+            true => Some(credentials::digest(&self.tokens.as_ref()?.human)),
+            false => self.named.as_ref()?.digest_of(Role::Human, name),
+        }
+    }
+
+    /// Whether the cookie `id`, signed in as `name`, is bound to that
+    /// human's credential as it is now (`cookie_id`).
+    fn bound(&self, name: &str, id: &str) -> bool {
+        let Some(binding) = self.binding(name) else {
+            return false;
+        };
+        let (random, seal) = id.split_at(id.len().min(SESSION_RANDOM_HEX));
+        same(&sealed(&binding, random), seal)
     }
 
     /// The page's sign-in: the human's token, or a one-time code, for a
@@ -297,19 +340,23 @@ impl Auth {
                 Some((Role::Agent, _)) | None => Err(SignInError::WrongToken),
             },
             Credential::Code(code) => match signin::check(key, code, signin::now()) {
-                Ok((name, expires, nonce)) if self.human_lives(name) => {
+                Ok((name, expires, nonce)) if self.binding(name).is_some() => {
                     Ok((name.to_string(), Some((expires, nonce))))
                 }
                 Ok(_) => Err(SignInError::BadCode(signin::Refused::Invalid)),
                 Err(refused) => Err(SignInError::BadCode(refused)),
             },
         };
-        let (name, code) = match checked {
+        let binding = checked.and_then(|(name, code)| {
+            let binding = self.binding(&name).ok_or(SignInError::WrongToken)?;
+            Ok((name, code, binding))
+        });
+        let (name, code, binding) = match binding {
             Ok(checked) => checked,
             Err(error) => return Err(failures.failed(client, error)),
         };
         drop(failures);
-        let id = random_hex(32).map_err(|error| {
+        let id = cookie_id(&binding).map_err(|error| {
             log::error!("no random bytes for a sign-in: {error}");
             SignInError::NotKept(Error::Internal)
         })?;
@@ -353,6 +400,25 @@ impl Auth {
 
 /// Who signs in and out, for the log.
 const PAGE: &str = "human (page)";
+
+/// The random part of a cookie's value, in hex.
+const SESSION_RANDOM_HEX: usize = 64;
+
+/// A new cookie value: random, then its seal with the `binding` of its
+/// human's credential (`Auth::binding`), so that it signs in only while
+/// that credential is the one their name has.
+fn cookie_id(binding: &str) -> io::Result<String> {
+    let random = random_hex(SESSION_RANDOM_HEX / 2)?;
+    let seal = sealed(binding, &random);
+    Ok(random + &seal)
+}
+
+/// The HMAC-SHA256 of a cookie's random part keyed by a credential's
+/// `binding`, hex.
+fn sealed(binding: &str, random: &str) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, binding.as_bytes());
+    hex(ring::hmac::sign(&key, random.as_bytes()).as_ref())
+}
 
 /// What the state keeps of a sign-in: the SHA-256 of its cookie's value,
 /// hex, so a copy of the data directory or of Redis signs nobody in.

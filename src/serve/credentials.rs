@@ -231,10 +231,17 @@ impl Live {
 
     /// Whether a credential of this role and name exists now.
     pub fn has(&self, role: Role, name: &str) -> bool {
+        self.digest_of(role, name).is_some()
+    }
+
+    /// The token digest of the credential of this role and name now: a
+    /// credential revoked and added again under its name has a new one.
+    pub fn digest_of(&self, role: Role, name: &str) -> Option<String> {
         let entries = self.entries();
-        entries
+        let entry = entries
             .iter()
-            .any(|entry| entry.role == role && entry.name == name)
+            .find(|entry| entry.role == role && entry.name == name);
+        entry.map(|entry| entry.digest.clone())
     }
 }
 

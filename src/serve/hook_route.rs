@@ -15,6 +15,7 @@ use crate::core::validate;
 use crate::error::{Error, Result};
 use crate::hooks::{self, Agent, Plan, Settings, ToolCall, Verdict};
 use crate::hub::{Asker, WaitResult};
+use crate::serve::auth::Role;
 use crate::serve::http::{LEFT_CHECK_EVERY, Reply, Request, Response};
 use crate::serve::routes::{self, App, take_parked_place};
 use serde_json::{Value, json};
@@ -67,6 +68,7 @@ pub fn claude_code(app: &App, request: &Request) -> Result<Reply> {
     };
     let place = take_parked_place(app, request)?;
     let hub = app.hub.clone();
+    let still_agent = routes::still(app, request, Role::Agent);
     // A moment past the prompt's expiry, so the expiry is what ends the wait.
     let deadline = Instant::now() + Duration::from_secs(settings.timeout_seconds as u64 + 2);
     Ok(Reply::Park(Box::new(
@@ -75,6 +77,10 @@ pub fn claude_code(app: &App, request: &Request) -> Result<Reply> {
             loop {
                 let slice = deadline.min(Instant::now() + LEFT_CHECK_EVERY);
                 let result = hub.wait_outcome(&id, Kind::Approval, &session_id, &agent, slice);
+                if result != WaitResult::Pending && !still_agent() {
+                    let why = "the agent credential was revoked while it waited";
+                    return answer(&call.event, &hooks::failed(&settings, why));
+                }
                 let outcome = match result {
                     WaitResult::Done(Outcome::Answered(answer)) => answered(&answer),
                     WaitResult::Done(outcome) => json!({"status": outcome.status()}),

@@ -46,7 +46,7 @@ pub struct App {
     pub hub: Arc<Hub>,
     pub metrics: Arc<Metrics>,
     pub admission: Arc<Admission>,
-    pub auth: Auth,
+    pub auth: Arc<Auth>,
     pub config: Config,
     /// Bound to a loopback address: only local host names may reach the API.
     pub loopback: bool,
@@ -80,7 +80,7 @@ impl App {
             hub: Arc::new(hub),
             metrics: Arc::new(Metrics::default()),
             admission: Arc::new(Admission::new(config.max_streams, config.max_parked)),
-            auth,
+            auth: Arc::new(auth),
             config,
             loopback,
             capabilities: Arc::new(Capabilities::ephemeral().expect("the OS gives random bytes")),
@@ -121,16 +121,36 @@ pub(super) fn agent_name(app: &App, request: &Request) -> String {
 /// one, a local caller (a loopback peer, no forwarded headers) that the
 /// server may take for an agent.
 fn caller(app: &App, request: &Request) -> Caller {
-    let forwarded = ["forwarded", "x-forwarded-for", "x-real-ip"]
-        .iter()
-        .any(|name| request.header(name).is_some());
-    let local = !forwarded && request.peer.is_some_and(|peer| peer.ip().is_loopback());
     app.auth.identify(
         &app.hub,
         request.header("authorization"),
         request.header("cookie"),
-        local,
+        local(request),
     )
+}
+
+/// A loopback peer with no forwarded headers.
+fn local(request: &Request) -> bool {
+    let forwarded = ["forwarded", "x-forwarded-for", "x-real-ip"]
+        .iter()
+        .any(|name| request.header(name).is_some());
+    !forwarded && request.peer.is_some_and(|peer| peer.ip().is_loopback())
+}
+
+/// Whether the credential a request came with still gives its caller
+/// `role`: asked by what outlives the request's check, a stream now and
+/// then and a parked wait before it hands over an outcome, so that a
+/// revoked credential (or a signed-out page) gets no more
+/// (docs/PROTOCOL.md §7).
+pub(super) fn still(app: &App, request: &Request, role: Role) -> Box<dyn Fn() -> bool + Send> {
+    let (auth, hub) = (app.auth.clone(), app.hub.clone());
+    let authorization = request.header("authorization").map(str::to_string);
+    let cookie = request.header("cookie").map(str::to_string);
+    let local = local(request);
+    Box::new(move || {
+        let caller = auth.identify(&hub, authorization.as_deref(), cookie.as_deref(), local);
+        caller == Caller::Open || caller.role() == Some(role)
+    })
 }
 
 pub fn handle(app: &App, request: &Request) -> Reply {
@@ -848,6 +868,7 @@ fn open_stream(
         },
         place,
         watch: app.streams.clone(),
+        still_allowed: still(app, request, Role::Human),
     };
     Ok(Reply::Stream(Box::new(move |writer, chunked, fd| {
         stream.run(writer, chunked, fd)
@@ -977,12 +998,16 @@ fn wait(app: &App, request: &Request, kind: Kind) -> Result<Reply> {
     }
     let place = take_place(app, request, Place::Parked)?;
     let (hub, session_id, id) = (app.hub.clone(), session_id.to_string(), id.to_string());
+    let still_agent = still(app, request, Role::Agent);
     Ok(Reply::Park(Box::new(
         move |client_left: &dyn Fn() -> bool| {
             let _place = place;
             loop {
                 let slice = deadline.min(Instant::now() + LEFT_CHECK_EVERY);
                 let result = hub.wait_outcome(&id, kind, &session_id, &agent, slice);
+                if result != WaitResult::Pending && !still_agent() {
+                    return Response::error(&Error::Unauthorized);
+                }
                 let over = slice >= deadline || hub.is_closing() || client_left();
                 if result != WaitResult::Pending || over {
                     return wait_response(&hub, kind, &id, result);

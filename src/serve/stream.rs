@@ -58,6 +58,9 @@ pub struct Stream {
     pub lifetime: Option<Duration>,
     pub place: PlaceGuard,
     pub watch: Arc<Watch>,
+    /// Whether its credential still lets it be read: asked about once a
+    /// keepalive interval, out of every lock; the stream ends when not.
+    pub still_allowed: Box<dyn Fn() -> bool + Send>,
 }
 
 /// The open streams' sockets, swept now and then (`sweep`, about every
@@ -386,9 +389,14 @@ impl Stream {
         let mut keepalive_at = None;
         // The first look is at once (and makes this thread the reader).
         let mut wake_at = Instant::now();
+        let mut checked_at = Instant::now();
         loop {
             self.subscription.inbox.wait(wake_at);
+            let allowed = self.still_allowed(&mut checked_at);
             let mut writer = shared.lock();
+            if !allowed {
+                return writer.wire.take().ok_or_else(ended);
+            }
             match self.look(shared, &mut writer, deadline, &mut keepalive_at) {
                 Ok(Then::WaitUntil(at)) => wake_at = at,
                 Ok(Then::End) => return writer.wire.take().ok_or_else(ended),
@@ -399,6 +407,17 @@ impl Stream {
                 }
             }
         }
+    }
+
+    /// Whether the credential still lets the stream be read, asked when a
+    /// keepalive interval has passed since last time (the thread wakes at
+    /// least that often); `true` in between.
+    fn still_allowed(&self, checked_at: &mut Instant) -> bool {
+        if checked_at.elapsed() < self.keepalive {
+            return true;
+        }
+        *checked_at = Instant::now();
+        (self.still_allowed)()
     }
 
     /// One look, holding the writer: what the fan-out thread left, what

@@ -25,6 +25,7 @@ fn summary_json(summary: &AgentSummary) -> Value {
         "paused": summary.paused,
         "pending": pending,
         "sessions": summary.sessions,
+        "session_count": summary.session_count,
     })
 }
 

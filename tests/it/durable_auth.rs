@@ -8,9 +8,10 @@
 
 use crate::binary::ServerProcess;
 use crate::notify::{Sink, approval, button, press};
-use crate::redis::{Redis, instance_with, redis_server};
+use crate::redis::{Redis, instance_with, redis_call, redis_server};
 use crate::support::{Client, TempDir};
 use askgate::serve::signin;
+use askgate::store::resp::Reply;
 use serde_json::{Value, json};
 
 const AGENT: &str = "agent-token-durable-0123";
@@ -161,4 +162,43 @@ fn across_redis_instances_a_sign_in_holds_and_a_code_or_button_answers_once() {
             "{body}"
         );
     }
+}
+
+/// The commands Redis has processed so far.
+fn redis_commands(redis: &Redis) -> u64 {
+    let Reply::Bulk(info) = redis_call(redis, &["INFO", "stats"]) else {
+        panic!("INFO answers text");
+    };
+    let info = String::from_utf8(info).unwrap();
+    let line = info
+        .lines()
+        .find_map(|line| line.strip_prefix("total_commands_processed:"))
+        .expect("INFO stats counts commands");
+    line.trim().parse().unwrap()
+}
+
+/// A cookie this instance does not know is looked for in the shared log
+/// (another instance may have just signed it in), but a client with no
+/// credential sending made-up cookies must not make every request a trip
+/// to Redis on the connection that every change takes: a few per second.
+#[test]
+fn made_up_cookies_do_not_make_each_request_a_trip_to_redis() {
+    let Some(program) = redis_server() else {
+        return;
+    };
+    let redis = Redis::start(program);
+    let server = instance_with(&redis, &TOKENS);
+    const REQUESTS: u64 = 400;
+    let before = redis_commands(&redis);
+    for n in 0..REQUESTS {
+        let cookie = format!("askgate_session={n:064x}");
+        assert_eq!(read_with(&server, &cookie), 401);
+    }
+    let trips = redis_commands(&redis) - before;
+    // Three commands a request before; at 8 looks a second, fewer than one
+    // unless the requests took over 15 s.
+    assert!(
+        trips < REQUESTS,
+        "{trips} redis commands for {REQUESTS} requests"
+    );
 }

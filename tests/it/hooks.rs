@@ -214,6 +214,28 @@ fn the_claude_code_hook_shows_an_edit_whole_and_lets_read_only_tools_pass() {
     );
     assert_eq!(decision(&finish(child, DEADLINE)).0, "allow");
 
+    // An edit of every occurrence is not the one replacement a diff would
+    // show: the human sees the call whole, `replace_all` included.
+    for (tool, input) in [
+        (
+            "Edit",
+            json!({"file_path": "/home/u/myrepo/a.toml", "old_string": "1", "new_string": "2", "replace_all": true}),
+        ),
+        (
+            "MultiEdit",
+            json!({"file_path": "/home/u/myrepo/a.toml", "edits": [{"old_string": "1", "new_string": "2", "replace_all": true}]}),
+        ),
+    ] {
+        let child = run_hook(&url, &["claude-code"], &claude_event(tool, input.clone()));
+        let head = human_answer(&server, &claude_session(), "deny");
+        assert_eq!(
+            head["action"],
+            json!({"type": "tool", "name": tool, "input": input}),
+            "{tool}"
+        );
+        assert_eq!(decision(&finish(child, DEADLINE)).0, "deny");
+    }
+
     // A read-only tool passes untouched: no output, nothing asked.
     let read = claude_event("Read", json!({"file_path": "/etc/hosts"}));
     let output = finish(run_hook(&url, &["claude-code"], &read), DEADLINE);

@@ -25,6 +25,7 @@ mod notify;
 mod queue_rules;
 mod receipts;
 mod redis;
+mod revoked;
 mod server;
 mod streams;
 mod support;

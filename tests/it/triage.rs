@@ -107,12 +107,12 @@ fn the_agents_waiting_are_listed_by_credential_with_their_sessions_and_counts() 
     assert_eq!(
         agents(&server),
         json!([
-            {"agent": "agent", "paused": false, "sessions": ["docs"],
+            {"agent": "agent", "paused": false, "sessions": ["docs"], "session_count": 1,
              "pending": {"clarify": 1, "approval": 0}},
             {"agent": "claude-code", "paused": false, "sessions": ["web-1a2b"],
-             "pending": {"clarify": 0, "approval": 2}},
+             "session_count": 1, "pending": {"clarify": 0, "approval": 2}},
             {"agent": "codex", "paused": false, "sessions": ["api-9f8e"],
-             "pending": {"clarify": 0, "approval": 1}},
+             "session_count": 1, "pending": {"clarify": 0, "approval": 1}},
         ])
     );
 }
@@ -268,4 +268,51 @@ fn a_pause_waits_out_a_restart_and_every_step_is_audited() {
     for line in audit.lines().skip(1) {
         assert!(line.contains(" by=\"human token\""), "{line}");
     }
+}
+
+/// An agent with prompts in many sessions (it picks every session id, up
+/// to 128 bytes each) must not make each look at the list, which the page
+/// takes again after every change, cost the human's browser megabytes:
+/// 10,000 sessions made 1.28 MB a response. The list names the first few
+/// sessions and counts them all.
+#[test]
+fn an_agent_in_many_sessions_is_listed_with_a_few_of_them_and_their_count() {
+    let dir = TempDir::new("triage-many");
+    let Desk { server, codex, .. } = desk(&dir);
+    let long = "s".repeat(120);
+    for n in 0..100 {
+        ask(&server, &codex, &format!("{long}{n:03}"), "cargo build");
+    }
+    let listed = agents(&server);
+    let codex = &listed[0];
+    assert_eq!(codex["agent"], "codex", "{listed}");
+    assert_eq!(codex["session_count"], 100);
+    assert_eq!(codex["pending"]["approval"], 100);
+    let sessions = codex["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 16, "{listed}");
+    assert_eq!(sessions[0], format!("{long}000"));
+}
+
+/// The stop switch is wanted most when an agent has asked a lot: every
+/// pending prompt it has, across thousands of sessions, is cancelled and
+/// journaled, however many there are.
+#[test]
+fn the_stop_switch_cancels_thousands_of_prompts_at_once() {
+    let dir = TempDir::new("triage-stop-many");
+    let Desk { server, codex, .. } = desk(&dir);
+    let long = "s".repeat(120);
+    const PROMPTS: usize = 2_000;
+    for n in 0..PROMPTS {
+        ask(&server, &codex, &format!("{long}{n:04}"), "cargo build");
+    }
+    let reply = human(&server, "/api/agents/stop", &json!({"agent": "codex"}));
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    // The body comes chunked, which this client leaves as it is: its ids
+    // are counted by their quotes (the key's two aside).
+    let cancelled = (reply.text().matches('"').count() - 2) / 2;
+    assert_eq!(cancelled, PROMPTS);
+    assert_eq!(agents(&server), json!([]));
+    drop(server);
+    let server = start(&dir);
+    assert_eq!(agents(&server), json!([]), "journaled");
 }
