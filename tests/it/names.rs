@@ -17,36 +17,15 @@ const HUMAN: &str = "human-token-0123456789";
 
 /// A server with the two legacy tokens and the named credentials of `dir`.
 fn server(dir: &TempDir) -> TestServer {
-    let data = dir.path.to_str().unwrap();
-    TestServer::start(&[
-        "--data-dir",
-        data,
-        "--agent-token",
-        AGENT,
-        "--human-token",
-        HUMAN,
-    ])
+    TestServer::with_tokens(dir, AGENT, HUMAN, &[])
 }
 
 fn add(dir: &TempDir, role: Role, name: &str) -> String {
     credentials::add(&dir.path, role, name).expect("a new credential")
 }
 
-fn call(server: &TestServer, token: &str, method: &str, path: &str, body: &Value) -> Reply {
-    let authorization = format!("Bearer {token}");
-    let headers = [
-        ("Authorization", authorization.as_str()),
-        ("Content-Type", "application/json"),
-    ];
-    let body = match body {
-        Value::Null => String::new(),
-        body => body.to_string(),
-    };
-    server.request(method, path, &headers, &body)
-}
-
 fn submit(server: &TestServer, token: &str, kind: &str, body: Value) -> Reply {
-    call(server, token, "POST", &format!("/api/{kind}/submit"), &body)
+    server.call(token, "POST", &format!("/api/{kind}/submit"), &body)
 }
 
 fn approval(server: &TestServer, token: &str, session: &str, command: &str) -> String {
@@ -58,17 +37,17 @@ fn approval(server: &TestServer, token: &str, session: &str, command: &str) -> S
 
 fn wait(server: &TestServer, token: &str, session: &str, id: &str) -> Reply {
     let path = format!("/api/approval/wait?session_id={session}&approval_id={id}&timeout=0");
-    call(server, token, "GET", &path, &Value::Null)
+    server.call(token, "GET", &path, &Value::Null)
 }
 
 fn cancel(server: &TestServer, token: &str, session: &str, id: Option<&str>) -> Reply {
     let body = json!({"session_id": session, "approval_id": id});
-    call(server, token, "POST", "/api/approval/cancel", &body)
+    server.call(token, "POST", "/api/approval/cancel", &body)
 }
 
 fn respond(server: &TestServer, token: &str, session: &str, id: &str, choice: &str) -> Reply {
     let body = json!({"session_id": session, "approval_id": id, "choice": choice});
-    call(server, token, "POST", "/api/approval/respond", &body)
+    server.call(token, "POST", "/api/approval/respond", &body)
 }
 
 /// Status and body: what tells two replies apart.
@@ -170,8 +149,7 @@ fn a_session_is_its_first_agents_and_the_same_question_from_another_is_never_ded
         json!({"session_id": "s1", "command": "cargo test"}),
     );
     assert_eq!(refused.status, 403, "{}", refused.text());
-    let pending = call(
-        &server,
+    let pending = server.call(
         HUMAN,
         "GET",
         "/api/clarify/pending?session_id=s1",
@@ -196,7 +174,7 @@ fn a_revoked_token_is_refused_at_once_and_an_added_one_works_at_once() {
     assert_eq!(refused.status, 401, "{}", refused.text());
     assert_eq!(wait(&server, &bot, "s1", &"0".repeat(32)).status, 401);
     let anna = add(&dir, Role::Human, "anna");
-    let read = call(&server, &anna, "GET", "/api/sessions", &Value::Null);
+    let read = server.call(&anna, "GET", "/api/sessions", &Value::Null);
     assert_eq!(read.status, 200, "{}", read.text());
     assert_eq!(
         submit(
@@ -210,7 +188,7 @@ fn a_revoked_token_is_refused_at_once_and_an_added_one_works_at_once() {
         "a human's token never asks"
     );
     credentials::revoke(&dir.path, "anna").unwrap();
-    let read = call(&server, &anna, "GET", "/api/sessions", &Value::Null);
+    let read = server.call(&anna, "GET", "/api/sessions", &Value::Null);
     assert_eq!(read.status, 401);
 }
 
@@ -237,8 +215,7 @@ fn two_humans_answer_and_the_audit_history_and_receipts_name_each() {
     let bert = add(&dir, Role::Human, "bert");
     let first = approval(&server, &bot, "s1", "make one");
     let second = approval(&server, &bot, "s1", "make two");
-    let pending = call(
-        &server,
+    let pending = server.call(
         &anna,
         "GET",
         "/api/approval/pending?session_id=s1",
@@ -257,13 +234,7 @@ fn two_humans_answer_and_the_audit_history_and_receipts_name_each() {
         assert_eq!(payload["by"], human, "{payload}");
         assert_eq!(payload["agent"], "build-bot", "{payload}");
     }
-    let history = call(
-        &server,
-        &anna,
-        "GET",
-        "/api/history?session_id=s1",
-        &Value::Null,
-    );
+    let history = server.call(&anna, "GET", "/api/history?session_id=s1", &Value::Null);
     let entries = history.json()["history"].as_array().unwrap().clone();
     let by = |id: &str| {
         let entry = entries.iter().find(|e| e["approval_id"] == id).unwrap();

@@ -20,17 +20,7 @@ const AGENT: &str = "agent-token-0123456789";
 const HUMAN: &str = "human-token-0123456789";
 
 fn server(dir: &TempDir) -> TestServer {
-    let data = dir.path.to_str().unwrap();
-    TestServer::start(&[
-        "--data-dir",
-        data,
-        "--agent-token",
-        AGENT,
-        "--human-token",
-        HUMAN,
-        "--keepalive-secs",
-        "1",
-    ])
+    TestServer::with_tokens(dir, AGENT, HUMAN, &["--keepalive-secs", "1"])
 }
 
 /// Signs the page in with `token`: the `Cookie` header to send after.

@@ -22,6 +22,21 @@ pub struct TestServer {
 }
 
 impl TestServer {
+    /// A server on the data directory `dir` with the legacy tokens (and the
+    /// named credentials `dir` holds), then `flags`.
+    pub fn with_tokens(dir: &TempDir, agent: &str, human: &str, flags: &[&str]) -> TestServer {
+        let data = dir.path.to_str().unwrap();
+        let tokens = [
+            "--data-dir",
+            data,
+            "--agent-token",
+            agent,
+            "--human-token",
+            human,
+        ];
+        TestServer::start(&[&tokens[..], flags].concat())
+    }
+
     /// A server in this process, in memory on a free loopback port, open
     /// (`--insecure-no-auth`) unless `flags` give tokens (which then win)
     /// or say `--insecure-no-auth=false` (as shipped: tokens made at start,
@@ -75,6 +90,21 @@ impl Client {
             &[("Content-Type", "application/json")],
             &body.to_string(),
         )
+    }
+
+    /// A request with `token` as its bearer credential and `body` as JSON
+    /// (none for `Value::Null`).
+    pub fn call(&self, token: &str, method: &str, path: &str, body: &Value) -> Reply {
+        let authorization = format!("Bearer {token}");
+        let headers = [
+            ("Authorization", authorization.as_str()),
+            ("Content-Type", "application/json"),
+        ];
+        let body = match body {
+            Value::Null => String::new(),
+            body => body.to_string(),
+        };
+        self.request(method, path, &headers, &body)
     }
 
     pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {

@@ -33,43 +33,21 @@ fn desk(dir: &TempDir) -> Desk {
 }
 
 fn start(dir: &TempDir) -> TestServer {
-    let data = dir.path.to_str().unwrap();
-    let flags = [
-        "--data-dir",
-        data,
-        "--agent-token",
-        AGENT,
-        "--human-token",
-        HUMAN,
-    ];
-    TestServer::start(&flags)
-}
-
-fn call(server: &TestServer, token: &str, method: &str, path: &str, body: &Value) -> Reply {
-    let authorization = format!("Bearer {token}");
-    let headers = [
-        ("Authorization", authorization.as_str()),
-        ("Content-Type", "application/json"),
-    ];
-    let body = match body {
-        Value::Null => String::new(),
-        body => body.to_string(),
-    };
-    server.request(method, path, &headers, &body)
+    TestServer::with_tokens(dir, AGENT, HUMAN, &[])
 }
 
 /// An approval from the agent holding `token`; its id. It also names
 /// itself `claude-code`, which changes nothing.
 fn ask(server: &TestServer, token: &str, session_id: &str, command: &str) -> String {
     let body = json!({"session_id": session_id, "command": command, "agent": "claude-code"});
-    let reply = call(server, token, "POST", "/api/approval/submit", &body);
+    let reply = server.call(token, "POST", "/api/approval/submit", &body);
     assert_eq!(reply.status, 200, "{}", reply.text());
     reply.json()["approval_id"].as_str().unwrap().to_string()
 }
 
 fn human(server: &TestServer, path: &str, body: &Value) -> Reply {
     let method = if body.is_null() { "GET" } else { "POST" };
-    call(server, HUMAN, method, path, body)
+    server.call(HUMAN, method, path, body)
 }
 
 fn agents(server: &TestServer) -> Value {
@@ -80,7 +58,7 @@ fn agents(server: &TestServer) -> Value {
 
 fn status(server: &TestServer, token: &str, session_id: &str, id: &str) -> Value {
     let path = format!("/api/approval/wait?session_id={session_id}&approval_id={id}&timeout=0");
-    let reply = call(server, token, "GET", &path, &Value::Null);
+    let reply = server.call(token, "GET", &path, &Value::Null);
     reply.outcome()["status"].clone()
 }
 
@@ -101,7 +79,7 @@ fn the_agents_waiting_are_listed_by_credential_with_their_sessions_and_counts() 
     ask(&server, &claude, "web-1a2b", "make lint");
     ask(&server, &codex, "api-9f8e", "cargo build");
     let body = json!({"session_id": "docs", "question": "Which database?"});
-    let reply = call(&server, AGENT, "POST", "/api/clarify/submit", &body);
+    let reply = server.call(AGENT, "POST", "/api/clarify/submit", &body);
     assert_eq!(reply.status, 200, "{}", reply.text());
 
     assert_eq!(
@@ -165,7 +143,7 @@ fn an_agent_can_neither_pause_nor_stop_nor_list() {
         ),
         ("POST", "/api/agents/stop", json!({"all": true})),
     ] {
-        let reply = call(&server, &codex, method, path, &body);
+        let reply = server.call(&codex, method, path, &body);
         assert_eq!(reply.status, 403, "{path}: {}", reply.text());
     }
     assert_eq!(status(&server, &codex, "api", &id), "pending");
