@@ -468,11 +468,24 @@ fn scope_from(value: &Value) -> Option<Scope> {
     if let Some(asked) = value.get("action") {
         return Some(Scope::Action(action_from(asked)?.key()));
     }
-    if value.get("tool").is_some() || value.get("url_prefix").is_some() {
-        return Scope::from_json(value);
+    if let Some(name) = value.get("tool") {
+        return Some(Scope::Tool(name.as_str()?.to_string()));
     }
-    if value.get("directory").is_some() {
-        return Scope::from_json(value);
+    if let Some(prefix) = value.get("url_prefix") {
+        return Some(Scope::UrlPrefix {
+            prefix: prefix.as_str()?.to_string(),
+            method: text(value, "method")?,
+        });
+    }
+    if let Some(directory) = value.get("directory") {
+        // The action types a directory rule may cover, as `&'static str`.
+        let action_type = ["edit", "write"]
+            .into_iter()
+            .find(|known| value["type"] == *known)?;
+        return Some(Scope::Directory {
+            directory: directory.as_str()?.to_string(),
+            action_type,
+        });
     }
     Some(Scope::Prefix {
         prefix: text(value, "prefix")?,
