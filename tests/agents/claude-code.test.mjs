@@ -10,20 +10,11 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
-import { join, dirname } from 'node:path';
-import { randomUUID } from 'node:crypto';
-import { agentBin, tempDir, startAskgate, pendingApproval, nextApproval, answer, sessionName, run,
-  ASKGATE, AGENT_TOKEN, HUMAN_TOKEN } from './harness.mjs';
-import { startAnthropic } from './anthropic.mjs';
+import { writeFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { tempDir, startAskgate, pendingApproval, nextApproval, answer, AGENT_TOKEN, HUMAN_TOKEN } from './harness.mjs';
+import { claude, hookSettings, runClaude as runAgent } from './claude-agent.mjs';
 
-const claude = agentBin('claude');
-
-/// docs/agents.md's settings.json, with the hook's timeout above askgate's.
-function settings(hookArgs = '') {
-  return { hooks: { PreToolUse: [{ matcher: '*', hooks: [{ type: 'command',
-    command: `askgate hook claude-code${hookArgs}`, timeout: 330, onFailure: 'block' }] }] } };
-}
 
 /// docs/agents.md's `"type": "http"` hook: askgate's route, the agent
 /// token from the environment.
@@ -34,42 +25,21 @@ function httpSettings(askgateUrl) {
     timeout: 330, onFailure: 'block' }] }] } };
 }
 
-/// One `claude -p` run whose model asks to create a marker file with Bash.
-/// `allowBash`: Claude Code's own rules let Bash run, so only the hook can
-/// stop it (as it would for a user who allowed Bash).
-async function runClaude({ askgateUrl, hookArgs = '', onPending, http = false, allowBash = false,
-  script, prepare, after }) {
-  const home = tempDir('claude-home');
-  const work = join(home.dir, 'myproject');
-  mkdirSync(join(home.dir, '.claude'), { recursive: true });
-  mkdirSync(work);
-  writeFileSync(join(home.dir, '.claude', 'settings.json'), JSON.stringify(http ? httpSettings(askgateUrl) : settings(hookArgs)));
-  const marker = join(work, 'marker');
-  prepare?.(work);
-  const model = await startAnthropic(script?.(work) ?? { name: 'Bash',
-    input: { command: `touch ${marker}`, description: 'Create the marker file' } });
-  const session = randomUUID();
-  const env = {
-    PATH: `${dirname(ASKGATE)}:${process.env.PATH}`,
-    HOME: home.dir,
-    ANTHROPIC_BASE_URL: model.url,
-    ANTHROPIC_API_KEY: 'sk-ant-test-not-a-key',
-    CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
-    DISABLE_AUTOUPDATER: '1',
-    ASKGATE_URL: askgateUrl,
-    ASKGATE_TOKEN: AGENT_TOKEN,
-  };
-  const allow = allowBash ? ['--allowedTools', 'Bash'] : [];
-  const done = run(claude.bin, ['-p', 'Create the marker file.', '--session-id', session,
-    '--output-format', 'json', ...allow], { cwd: work, env });
-  const human = onPending ? onPending(sessionName(work, session)) : Promise.resolve();
-  const [result, said] = await Promise.all([done, human]);
-  await model.close();
-  const ran = existsSync(marker);
-  const config = existsSync(join(work, 'config.toml')) ? readFileSync(join(work, 'config.toml'), 'utf8') : null;
-  const seen = after?.(work);
-  home.remove();
-  return { result, said, ran, config, seen, toolResults: model.toolResults(), requests: model.requests };
+/// One `claude -p` run whose model asks to create a marker file with Bash
+/// (claude-agent.mjs), its human told the askgate session. `allowBash`:
+/// Claude Code's own rules let Bash run, so only the hook can stop it (as
+/// it would for a user who allowed Bash).
+function runClaude({ askgateUrl, hookArgs = '', onPending, http = false, allowBash = false, script, prepare, after }) {
+  return runAgent({
+    askgateUrl,
+    settings: http ? httpSettings(askgateUrl) : hookSettings(hookArgs),
+    prompt: 'Create the marker file.',
+    args: allowBash ? ['--allowedTools', 'Bash'] : [],
+    onPending: onPending && (({ session }) => onPending(session)),
+    script,
+    prepare,
+    after,
+  });
 }
 
 test('Claude Code: approved through askgate, the command runs', { skip: claude.skip }, async () => {
@@ -209,33 +179,23 @@ function mcpConfig(askgateUrl, timeout = 330000, args = ['mcp']) {
 }
 
 async function runClaudeWithPermissionTool({ askgateUrl, onPending, timeout, args, toolCall }) {
-  const home = tempDir('claude-home');
-  const work = join(home.dir, 'myproject');
-  mkdirSync(join(home.dir, '.claude'), { recursive: true });
-  mkdirSync(work);
-  writeFileSync(join(home.dir, '.claude', 'settings.json'), '{}');
-  const config = join(home.dir, 'mcp.json');
+  const dir = tempDir('claude-mcp');
+  const config = join(dir.dir, 'mcp.json');
   writeFileSync(config, JSON.stringify(mcpConfig(askgateUrl, timeout, args)));
-  const marker = join(work, 'marker');
-  const model = await startAnthropic(toolCall ?? { name: 'Bash',
-    input: { command: `touch ${marker}`, description: 'Create the marker file' } });
-  const env = {
-    PATH: `${dirname(ASKGATE)}:${process.env.PATH}`,
-    HOME: home.dir,
-    ANTHROPIC_BASE_URL: model.url,
-    ANTHROPIC_API_KEY: 'sk-ant-test-not-a-key',
-    CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
-    DISABLE_AUTOUPDATER: '1',
-  };
-  const done = run(claude.bin, ['-p', 'Create the marker file.', '--output-format', 'json',
-    '--mcp-config', config, '--permission-prompt-tool', 'mcp__askgate__permission_prompt'], { cwd: work, env });
-  const human = onPending ? onPending() : Promise.resolve();
-  const [result, said] = await Promise.all([done, human]);
-  await model.close();
-  const ran = existsSync(marker);
-  const edited = existsSync(join(work, 'edited-marker'));
-  home.remove();
-  return { result, said, ran, edited, toolResults: model.toolResults(), requests: model.requests };
+  try {
+    const run = await runAgent({
+      askgateUrl,
+      settings: {},
+      prompt: 'Create the marker file.',
+      args: ['--mcp-config', config, '--permission-prompt-tool', 'mcp__askgate__permission_prompt'],
+      script: toolCall && (() => toolCall),
+      onPending: onPending && (() => onPending()),
+      after: (work) => existsSync(join(work, 'edited-marker')),
+    });
+    return { ...run, edited: run.seen };
+  } finally {
+    dir.remove();
+  }
 }
 
 test('Claude Code permission prompt tool: approved, the command runs', { skip: claude.skip }, async () => {
