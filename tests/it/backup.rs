@@ -271,13 +271,45 @@ fn backups_taken_under_load_restore_everything_acknowledged_before_them() {
     println!("{backups} backups under load, across {compactions} compactions; {reread} read again");
 }
 
-/// Copies the snapshot and the journal `dir` holds now into `into`.
-fn take_files(dir: &Path, into: &Path) {
+/// Copies the snapshot and the journal `dir` holds now into `into`, again
+/// until the two were written by one compaction (the journal follows the
+/// snapshot's version): the copies race the server's compactions, and a
+/// pair from two of them is what the test makes on purpose, not by chance.
+/// Returns the snapshot's version.
+fn take_files(dir: &Path, into: &Path) -> u64 {
     std::fs::create_dir_all(into).unwrap();
     std::fs::set_permissions(into, std::fs::Permissions::from_mode(0o700)).unwrap();
-    for name in ["snapshot", "journal"] {
-        std::fs::copy(dir.join(name), into.join(name)).unwrap();
-    }
+    let mut version = None;
+    eventually(
+        "a snapshot and its journal copied",
+        Duration::from_secs(120),
+        &mut || {
+            for name in ["snapshot", "journal"] {
+                std::fs::copy(dir.join(name), into.join(name)).unwrap();
+            }
+            version = one_compaction(into);
+            version.is_some()
+        },
+    );
+    version.expect("a version")
+}
+
+/// The version of `dir`'s snapshot, if its journal follows it.
+fn one_compaction(dir: &Path) -> Option<u64> {
+    let report = text(&journal_check(dir).stdout);
+    let base = report
+        .lines()
+        .find_map(|line| line.strip_prefix("journal: follows version "))
+        .and_then(|line| line.split(';').next()?.parse().ok());
+    let version = report_version(&report)?;
+    (base == Some(version)).then_some(version)
+}
+
+fn report_version(report: &str) -> Option<u64> {
+    let line = report
+        .lines()
+        .find_map(|line| line.strip_prefix("snapshot: version "));
+    line.and_then(|line| line.split(',').next()?.parse().ok())
 }
 
 fn wait_compactions(server: &Client, count: f64) {
@@ -291,14 +323,9 @@ fn wait_compactions(server: &Client, count: f64) {
 /// The version a directory's snapshot holds, as `askgate journal check`
 /// says it.
 fn snapshot_version(dir: &Path) -> u64 {
-    let report = text(&journal_check(dir).stdout);
-    let line = report
-        .lines()
-        .find_map(|line| line.strip_prefix("snapshot: version "));
-    let version = line.and_then(|line| line.split(',').next());
-    version
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("{report}"))
+    let output = journal_check(dir);
+    let report = text(&output.stdout);
+    report_version(&report).unwrap_or_else(|| panic!("{report}{}", text(&output.stderr)))
 }
 
 #[test]
@@ -310,11 +337,9 @@ fn the_files_of_two_compactions_mixed_are_never_copied_as_one_state() {
     let server = serve_on(&dir.path, &[]);
     let load = Load::start(*server);
     wait_compactions(&server, 1.0);
-    take_files(&dir.path, &taken.join("old"));
-    let old_version = snapshot_version(&taken.join("old"));
+    let old_version = take_files(&dir.path, &taken.join("old"));
     eventually("a newer snapshot", Duration::from_secs(120), &mut || {
-        take_files(&dir.path, &taken.join("new"));
-        snapshot_version(&taken.join("new")) > old_version
+        take_files(&dir.path, &taken.join("new")) > old_version
     });
     load.finish();
     let mix = |name: &str, snapshot: &str, journal: &str| {

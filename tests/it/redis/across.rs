@@ -145,7 +145,7 @@ fn each_instance_audits_the_decisions_made_through_it_in_its_own_data_dir() {
             &redis_call(&redis, &["XRANGE", "askgate:audit", "-", "+"]),
             &mut shared,
         );
-        shared.contains("event=answered")
+        shared.contains("event=asked") && shared.contains("event=answered")
     });
     // Each instance adds its own lines when its audit thread gets to them,
     // so lines of two instances may interleave (docs/PROTOCOL.md §6): their
