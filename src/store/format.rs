@@ -331,12 +331,23 @@ pub struct Scan {
     pub tail: Tail,
 }
 
+/// Whose journal is read: a stopped server's, where every rule about
+/// damage holds, or a running one's (`askgate backup`), whose writer may be
+/// midway through records past the mark: there, once every acknowledged
+/// record is read, the first record that does not read is the end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reading {
+    Stopped,
+    Live,
+}
+
 /// Reads a journal record by record, never more than one record (and a
 /// window) at a time; `visit` sees each valid record's version and where
 /// its payload lies.
 pub fn scan_journal(
     src: &(impl Source + ?Sized),
     mut visit: impl FnMut(u64, Range<u64>),
+    reading: Reading,
 ) -> io::Result<Result<Scan, Problem>> {
     let size = src.size();
     let format = header_format(src, JOURNAL_MAGIC)?.unwrap_or(FORMAT);
@@ -373,6 +384,12 @@ pub fn scan_journal(
     }
     let tail = match tail_at(src, position, last)? {
         Ok(tail) => tail,
+        // The mark was read before the records it covers: past it, bytes
+        // being written are the end of what a running server wrote so far.
+        Err(_) if reading == Reading::Live && last >= mark.unwrap_or(0) => Tail::Torn {
+            offset: position,
+            bytes: size - position,
+        },
         Err(found) => return Ok(Err(found)),
     };
     let last = first.map(|_| last);
@@ -496,7 +513,7 @@ mod tests {
         let mut records = Vec::new();
         let visit =
             |version, at: Range<u64>| records.push((version, at.start as usize..at.end as usize));
-        let scan = super::scan_journal(bytes, visit).unwrap()?;
+        let scan = super::scan_journal(bytes, visit, Reading::Stopped).unwrap()?;
         Ok((scan, records))
     }
 
@@ -570,6 +587,34 @@ mod tests {
         bytes[second + 17] ^= 0x40;
         let what = scan_journal(&bytes).unwrap_err().what;
         assert!(what.contains("valid record follows"), "{what}");
+    }
+
+    /// A running server's journal, read while its writer is midway through
+    /// a batch: a record past the mark that does not read yet, with whole
+    /// ones after it, is the end of what was written so far; before the
+    /// mark it is damage still, and a stopped server's is damage either way.
+    #[test]
+    fn a_live_journal_ends_at_a_record_being_written_past_its_mark() {
+        let with_mark = |mark: u64| {
+            let mut bytes = journal(0, &[(1, b"one"), (2, b"two"), (3, b"three")]);
+            bytes[MARK_AT as usize..MARK_AT as usize + 16].copy_from_slice(&mark_bytes(mark));
+            bytes
+        };
+        let second = journal(0, &[(1, b"one")]).len();
+        for mark in [1, 2] {
+            let mut midway = with_mark(mark);
+            midway[second + 17] ^= 0x40;
+            let live = super::scan_journal(&midway[..], |_, _| {}, Reading::Live).unwrap();
+            let stopped = super::scan_journal(&midway[..], |_, _| {}, Reading::Stopped).unwrap();
+            assert!(stopped.is_err(), "a stopped server's is damage");
+            match mark {
+                1 => {
+                    let scan = live.expect("past the mark, the end so far");
+                    assert_eq!((scan.last, scan.end), (Some(1), second as u64));
+                }
+                _ => assert!(live.is_err(), "an acknowledged record that does not read"),
+            }
+        }
     }
 
     #[test]

@@ -308,7 +308,7 @@ impl Drop for Journal {
 pub fn read_unlocked(dir: &Path) -> Result<Option<Recovered>, OpenError> {
     let started = Instant::now();
     std::fs::metadata(dir).map_err(OpenError::io(dir))?;
-    let found = recover::read(dir)?;
+    let found = recover::read_live(dir)?;
     if found.snapshot.is_none() && found.journal.is_none() {
         return Ok(None);
     }

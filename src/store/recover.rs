@@ -12,7 +12,7 @@
 
 use super::disk::{JOURNAL, JOURNAL_TMP, SNAPSHOT, SNAPSHOT_TMP};
 use super::format::FileSource;
-use super::format::{self, HEADER_LEN, Problem, Scan, Tail};
+use super::format::{self, HEADER_LEN, Problem, Reading, Scan, Tail};
 use std::fmt;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
@@ -173,10 +173,20 @@ pub struct Found {
 }
 
 pub fn read(dir: &Path) -> Result<Found, OpenError> {
+    read_as(dir, Reading::Stopped)
+}
+
+/// A running server's directory read as `read` does, its journal's end
+/// past the mark taken as what was written so far (`format::Reading`).
+pub fn read_live(dir: &Path) -> Result<Found, OpenError> {
+    read_as(dir, Reading::Live)
+}
+
+fn read_as(dir: &Path, reading: Reading) -> Result<Found, OpenError> {
     refuse_newer(dir)?;
     let snapshot = read_snapshot(dir)?;
     let snapshot_version = snapshot.as_ref().map_or(0, |(version, _)| *version);
-    let journal = read_journal(dir, snapshot_version)?;
+    let journal = read_journal(dir, snapshot_version, reading)?;
     match &journal {
         Some(journal) => {
             check_base(dir, journal.scan.base, snapshot_version)?;
@@ -236,7 +246,11 @@ fn read_snapshot(dir: &Path) -> Result<Option<(u64, u64)>, OpenError> {
     }
 }
 
-fn read_journal(dir: &Path, snapshot_version: u64) -> Result<Option<JournalFile>, OpenError> {
+fn read_journal(
+    dir: &Path,
+    snapshot_version: u64,
+    reading: Reading,
+) -> Result<Option<JournalFile>, OpenError> {
     let path = dir.join(JOURNAL);
     // An empty file is no journal: how an operator says to start from the
     // snapshot alone (`check_present`).
@@ -245,7 +259,7 @@ fn read_journal(dir: &Path, snapshot_version: u64) -> Result<Option<JournalFile>
     };
     let mut replayed = 0;
     let count = |version, _| replayed += u64::from(version > snapshot_version);
-    match format::scan_journal(&source, count).map_err(OpenError::io(&path))? {
+    match format::scan_journal(&source, count, reading).map_err(OpenError::io(&path))? {
         Ok(scan) => Ok(Some(JournalFile {
             len: source.size,
             scan,
