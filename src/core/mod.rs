@@ -19,6 +19,7 @@ pub mod queue;
 pub mod receipt;
 pub mod record;
 pub mod record_v1;
+pub mod room;
 pub mod rules;
 pub mod snapshot;
 pub mod state;

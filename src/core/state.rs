@@ -25,6 +25,7 @@ use crate::core::kind::{Kind, KindMap};
 use crate::core::prompt::{Answer, Outcome, Payload, Prompt, json_len, round_ms};
 use crate::core::queue::{Identified, Queue};
 use crate::core::receipt::{self, Decision};
+use crate::core::room::GiveBack;
 use crate::core::rules::{Lifetime, Rule, Scope};
 use crate::core::validate;
 use crate::core::view::{Interest, Update, Watch};
@@ -548,18 +549,9 @@ impl State {
     /// back once they hold a quarter of it or less, so memory returns with
     /// the outcomes (docs/deploy.md, "Memory, worst case").
     fn shrink_tables(&mut self) {
-        const SMALL: usize = 256;
-        fn shrink(len: usize, capacity: usize, shrink_to: impl FnOnce(usize)) {
-            if capacity > SMALL && len <= capacity / 4 {
-                shrink_to(len.max(SMALL / 2) * 2);
-            }
-        }
-        let (len, capacity) = (self.outcomes.len(), self.outcomes.capacity());
-        shrink(len, capacity, |n| self.outcomes.shrink_to(n));
-        let (len, capacity) = (self.outcome_order.len(), self.outcome_order.capacity());
-        shrink(len, capacity, |n| self.outcome_order.shrink_to(n));
-        let (len, capacity) = (self.pending_ids.len(), self.pending_ids.capacity());
-        shrink(len, capacity, |n| self.pending_ids.shrink_to(n));
+        self.outcomes.give_back_room();
+        self.outcome_order.give_back_room();
+        self.pending_ids.give_back_room();
     }
 
     fn forget_outcome(&mut self, id: &str) {

@@ -20,6 +20,7 @@
 //! wake-up per change instead of one per subscriber.
 
 use crate::core::kind::Kind;
+use crate::core::room::GiveBack;
 use crate::core::view::{Interest, Update, Watch};
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use std::collections::HashMap;
@@ -307,6 +308,7 @@ impl Registry {
                 for session_id in sessions {
                     if let Some(ids) = self.by_session.get_mut(&session_id) {
                         ids.retain(|&other| other != id);
+                        ids.give_back_room();
                         if ids.is_empty() {
                             self.by_session.remove(&session_id);
                         }
@@ -314,6 +316,10 @@ impl Registry {
                 }
             }
         }
+        // After a burst of streams, the tables' room goes with them.
+        self.subscribers.give_back_room();
+        self.by_session.give_back_room();
+        self.watching_all.give_back_room();
     }
 
     /// Drops every sender, so every stream sees its channel close and ends.
@@ -567,5 +573,33 @@ mod tests {
             took < Duration::from_secs(5),
             "woken, not timed out: {took:?}"
         );
+    }
+
+    #[test]
+    fn the_registry_gives_back_the_room_of_a_burst_of_subscribers_that_left() {
+        let mut registry = Registry::default();
+        let one_session = Interest {
+            watch: Watch::Sessions(vec!["s".into()]),
+            kind: None,
+        };
+        let burst: Vec<Inbox> = (0..5_000)
+            .map(|n| match n % 2 {
+                0 => registry.add(one_session.clone(), 1),
+                _ => registry.add(all(), 1),
+            })
+            .collect();
+        let grown = registry.subscribers.capacity();
+        for inbox in &burst {
+            registry.remove(inbox.id);
+        }
+        let kept = [
+            registry.subscribers.capacity(),
+            registry.by_session.capacity(),
+            registry.watching_all.capacity(),
+        ];
+        assert!(kept.iter().all(|&room| room <= 512), "{grown} -> {kept:?}");
+        let stays = registry.add(one_session, 1);
+        registry.publish(update(1));
+        assert_eq!(version_of(stays.try_next().unwrap()), Some(1));
     }
 }

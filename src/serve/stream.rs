@@ -19,6 +19,7 @@
 //! state (queue rule 7).
 
 use crate::core::kind::Kind;
+use crate::core::room::GiveBack;
 use crate::core::view::Update;
 use crate::hub::Subscription;
 use crate::hub::subscriber::{Deliver, Feed, Next, Published};
@@ -104,7 +105,10 @@ struct Watching<'a> {
 
 impl Drop for Watching<'_> {
     fn drop(&mut self) {
-        self.watch.lock().remove(&self.id);
+        let mut streams = self.watch.lock();
+        streams.remove(&self.id);
+        // After a burst of streams, the table's room goes with them.
+        streams.give_back_room();
     }
 }
 
@@ -586,5 +590,24 @@ mod tests {
         drop(theirs);
         let error = send_now(ours.as_raw_fd(), true, b"x").unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::BrokenPipe);
+    }
+
+    #[test]
+    fn the_watch_gives_back_the_room_of_a_burst_of_streams_that_ended() {
+        let watch = Watch::default();
+        for id in 0..5_000 {
+            let watched = Watched {
+                fd: -1,
+                left: Arc::default(),
+                reader: thread::current(),
+            };
+            watch.lock().insert(id, watched);
+        }
+        let grown = watch.lock().capacity();
+        for id in 0..5_000 {
+            drop(Watching { watch: &watch, id });
+        }
+        let kept = watch.lock().capacity();
+        assert!(kept <= 512, "{grown} -> {kept}");
     }
 }

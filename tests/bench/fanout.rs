@@ -8,14 +8,17 @@
 //! - Long-poll wake latency (`longpoll.rs`), polling throughput against
 //!   nginx serving the same JSON as a file (`polling.rs`), and the Pi
 //!   profile: one core, a 64 MiB memory cgroup (`pi.rs`): streams, and
-//!   10,000 sessions with churn across compactions and a restart.
+//!   10,000 sessions with churn across compactions and a restart; and
+//!   RSS after a burst of 5,000 streams that close (`burst.rs`).
 //!
 //! Each configuration runs `BENCH_REPEAT` times (2); `BENCH_SUBSCRIBERS`
 //! picks the counts (100,1000,5000), `BENCH_ONLY` the parts
-//! (fanout,longpoll,polling,pi; pi-churn for the churn alone), `BENCH_ROUNDS` the changes per fan-out
+//! (fanout,longpoll,polling,pi,burst; pi-churn for the churn alone),
+//! `BENCH_BURST` the burst's streams (5000), `BENCH_ROUNDS` the changes per fan-out
 //! run (20); `BENCH_ASKGATE` another askgate binary (to compare builds),
 //! `BENCH_NCHAN=0` skips nchan. Prints Markdown; BENCHMARKS.md keeps it.
 
+mod burst;
 mod harness;
 mod longpoll;
 mod pi;
@@ -31,7 +34,7 @@ use std::time::{Duration, Instant};
 
 const SESSION: &str = "bench";
 /// How long after the last stream opened memory is read.
-const SETTLE: Duration = Duration::from_secs(4);
+pub const SETTLE: Duration = Duration::from_secs(4);
 /// How long to watch for a stream to be down to one thread.
 const THREAD_WATCH: Duration = Duration::from_secs(10);
 
@@ -78,7 +81,7 @@ fn main() {
         .filter_map(|n| n.trim().parse().ok())
         .collect();
     let repeat: usize = knob("BENCH_REPEAT", "2").parse().unwrap_or(2);
-    let only = knob("BENCH_ONLY", "fanout,longpoll,polling,pi");
+    let only = knob("BENCH_ONLY", "fanout,longpoll,polling,pi,burst");
     if only.contains("fanout") {
         fanout(&counts, repeat);
     }
@@ -94,6 +97,9 @@ fn main() {
     }
     if parts.contains(&"pi") || parts.contains(&"pi-churn") {
         pi::churn(repeat);
+    }
+    if parts.contains(&"burst") {
+        burst::bench(repeat);
     }
 }
 
@@ -257,7 +263,7 @@ fn measure(
     Ok((deliveries, lasts))
 }
 
-fn subscribe(target: &Target, receipts: Sender<(usize, Instant)>) -> Option<TcpStream> {
+pub fn subscribe(target: &Target, receipts: Sender<(usize, Instant)>) -> Option<TcpStream> {
     let mut socket = TcpStream::connect(target.addr).ok()?;
     let request = format!(
         "GET {} HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n",
