@@ -65,13 +65,13 @@ const FLAGS: &[(&str, &str, &str)] = &[
     ),
     (
         "max-streams",
-        "1024",
-        "open streams (per-kind and /api/events)",
+        "auto",
+        "open streams (per-kind and /api/events); auto: 1024, or three quarters of what a memory cgroup's limit leaves for threads (about 40 KiB each)",
     ),
     (
         "max-parked",
-        "1024",
-        "parked long-polls and agents' waits, apart from streams",
+        "auto",
+        "parked long-polls and agents' waits, apart from streams; auto: 1024, or a quarter of what a memory cgroup's limit leaves for threads",
     ),
     (
         "max-connections",
@@ -326,8 +326,8 @@ impl Config {
             header_timeout: seconds("header-timeout-secs", get("header-timeout-secs"))?,
             write_timeout: seconds("write-timeout-secs", get("write-timeout-secs"))?,
             subscriber_buffer: parse_flag("subscriber-buffer", get("subscriber-buffer"))?,
-            max_streams: parse_flag("max-streams", get("max-streams"))?,
-            max_parked: parse_flag("max-parked", get("max-parked"))?,
+            max_streams: places("max-streams", get("max-streams"), (3, 4))?,
+            max_parked: places("max-parked", get("max-parked"), (1, 4))?,
             max_connections: match get("max-connections").trim() {
                 "auto" => None,
                 value => Some(parse_flag("max-connections", value)?),
@@ -632,6 +632,15 @@ fn parse_flag<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, String
         .trim()
         .parse()
         .map_err(|_| format!("invalid value for --{name}: {value:?}"))
+}
+
+/// A number of places, or `auto`: sized from the memory cgroup's limit
+/// (`cgroup.rs`), `share` of it.
+fn places(name: &str, value: &str, share: (u64, u64)) -> Result<usize, String> {
+    match value.trim() {
+        "auto" => Ok(crate::cgroup::places(crate::cgroup::memory_limit(), share)),
+        value => parse_flag(name, value),
+    }
 }
 
 fn seconds(name: &str, value: &str) -> Result<Duration, String> {

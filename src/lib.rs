@@ -8,6 +8,7 @@
 //! ARCHITECTURE.md for the codemap.
 
 pub mod backup;
+pub mod cgroup;
 pub mod cli;
 pub mod config;
 pub mod core;

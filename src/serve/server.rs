@@ -118,6 +118,14 @@ impl Server {
         let max_connections = config
             .max_connections
             .unwrap_or_else(|| limits::connections_for(open_files));
+        if let Some(limit) = crate::cgroup::memory_limit() {
+            log::info!(
+                "memory cgroup limit {} MiB: {} places for streams, {} for parked requests",
+                limit >> 20,
+                config.max_streams,
+                config.max_parked
+            );
+        }
         let listener = TcpListener::bind(addr).map_err(|error| cannot_listen(addr, error))?;
         let listener = with_socket_timeouts(listener, config.header_timeout, config.write_timeout)?;
         let addr = listener.local_addr()?;

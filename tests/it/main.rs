@@ -10,6 +10,7 @@ mod auth_default;
 mod backup;
 mod binary;
 mod browser_api;
+mod cgroup;
 mod cli_http;
 mod durability;
 mod durable_auth;
