@@ -34,10 +34,11 @@ pub fn memory_limit() -> Option<u64> {
     limit_from(&membership, |path| std::fs::read_to_string(path).ok())
 }
 
-/// The places for threads, split between streams and parked requests as
-/// `share` (numerator, denominator) of what the limit leaves after the
-/// reserve; `UNCAPPED_PLACES` at most, and at least 8 so a tiny cap still
-/// serves.
+/// The places for threads: `share` (numerator, denominator) of what the
+/// limit leaves after the reserve, at 40 KiB a thread (all of it for
+/// streams, a quarter for parked requests: both full charge less than the
+/// limit, a thread costing nearer 34 KiB); `UNCAPPED_PLACES` at most, and
+/// at least 8 so a tiny cap still serves.
 pub fn places(limit: Option<u64>, share: (u64, u64)) -> usize {
     let Some(limit) = limit else {
         return UNCAPPED_PLACES;
@@ -155,11 +156,13 @@ mod tests {
 
     #[test]
     fn places_fit_the_cap_and_are_all_of_them_without_one() {
-        assert_eq!(places(None, (3, 4)), UNCAPPED_PLACES);
-        // 32 MiB: 20 MiB for threads, 512 of them, three quarters streams.
-        assert_eq!(places(Some(32 << 20), (3, 4)), 384);
+        assert_eq!(places(None, (1, 1)), UNCAPPED_PLACES);
+        // 32 MiB: 20 MiB for threads, 512 of them for streams, and a
+        // quarter as many again for parked requests (all of both charge
+        // about 27 MiB: a thread is nearer 34 KiB than 40).
+        assert_eq!(places(Some(32 << 20), (1, 1)), 512);
         assert_eq!(places(Some(32 << 20), (1, 4)), 128);
-        assert_eq!(places(Some(8 << 20), (3, 4)), 8, "a few places even so");
-        assert_eq!(places(Some(1 << 40), (3, 4)), UNCAPPED_PLACES);
+        assert_eq!(places(Some(8 << 20), (1, 1)), 8, "a few places even so");
+        assert_eq!(places(Some(64 << 20), (1, 1)), UNCAPPED_PLACES);
     }
 }

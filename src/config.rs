@@ -66,7 +66,7 @@ const FLAGS: &[(&str, &str, &str)] = &[
     (
         "max-streams",
         "auto",
-        "open streams (per-kind and /api/events); auto: 1024, or three quarters of what a memory cgroup's limit leaves for threads (about 40 KiB each)",
+        "open streams (per-kind and /api/events); auto: 1024, or what a memory cgroup's limit leaves for threads of about 40 KiB each",
     ),
     (
         "max-parked",
@@ -326,7 +326,7 @@ impl Config {
             header_timeout: seconds("header-timeout-secs", get("header-timeout-secs"))?,
             write_timeout: seconds("write-timeout-secs", get("write-timeout-secs"))?,
             subscriber_buffer: parse_flag("subscriber-buffer", get("subscriber-buffer"))?,
-            max_streams: places("max-streams", get("max-streams"), (3, 4))?,
+            max_streams: places("max-streams", get("max-streams"), (1, 1))?,
             max_parked: places("max-parked", get("max-parked"), (1, 4))?,
             max_connections: match get("max-connections").trim() {
                 "auto" => None,
