@@ -219,8 +219,8 @@ pub struct Hub {
     expiry_changed: Condvar,
     /// Set at shutdown: waits return at once and nothing new subscribes.
     closing: AtomicBool,
-    /// Times a parked wait woke up, for `/metrics`: an outcome wakes only
-    /// the waits of its prompt.
+    /// Times a parked wait was woken (not its slice ending), for
+    /// `/metrics`: an outcome wakes only the waits of its prompt.
     wakeups: AtomicU64,
     limits: Limits,
     subscriber_buffer: usize,
@@ -851,11 +851,18 @@ impl Hub {
             if now >= deadline || self.closing.load(Ordering::Acquire) {
                 break WaitResult::Pending;
             }
+            // Counted when something woke it, not when its slice ended (a
+            // wait wakes every `LEFT_CHECK_EVERY` to see whether its client
+            // left, and how many slices end depends on the machine's load).
             inner = match waiters.wait_timeout(inner, deadline - now) {
-                Ok((inner, _)) => inner,
+                Ok((inner, slept)) => {
+                    if !slept.timed_out() {
+                        self.wakeups.fetch_add(1, Ordering::Relaxed);
+                    }
+                    inner
+                }
                 Err(poisoned) => poisoned.into_inner().0,
             };
-            self.wakeups.fetch_add(1, Ordering::Relaxed);
         };
         // The last waiter of a prompt takes its entry away.
         if Arc::strong_count(&waiters) == 2 {

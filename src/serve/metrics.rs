@@ -49,7 +49,7 @@ impl Metrics {
             ("askgate_frames_sent_total", "counter", "Stream frames written.", one(self.frames_sent.load(Ordering::Relaxed))),
             ("askgate_resyncs_total", "counter", "Subscribers resynced after falling behind.", one(counts.resyncs)),
             ("askgate_version", "counter", "The global change version.", one(counts.version)),
-            ("askgate_wait_wakeups_total", "counter", "Times a parked wait woke up.", one(counts.wait_wakeups)),
+            ("askgate_wait_wakeups_total", "counter", "Times a parked wait was woken (its slice ending is not counted).", one(counts.wait_wakeups)),
             ("askgate_responses_total", "counter", "Responses by status class.", classes.collect()),
         ];
         let mut text = String::new();
