@@ -1,7 +1,7 @@
 //! The real `askgate` binary: the server process, and the `clarify` and
 //! `approve` commands end to end with their exit codes.
 
-use crate::support::{Client, DEADLINE, TempDir, TestServer, eventually};
+use crate::support::{Client, DEADLINE, TempDir, TestServer, eventually, read_one_response};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -631,27 +631,6 @@ fn a_stream_frees_the_thread_that_read_its_request_at_once() {
     eventually("one thread per stream", Duration::from_secs(8), &mut || {
         server.threads() <= idle + streams.len()
     });
-}
-
-/// Reads one response (its head and a `Content-Length` body) off a
-/// keep-alive connection; returns its status line.
-fn read_one_response(reader: &mut BufReader<TcpStream>) -> String {
-    let mut status = String::new();
-    reader.read_line(&mut status).unwrap();
-    let mut length = 0;
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        if line == "\r\n" {
-            break;
-        }
-        let lower = line.to_ascii_lowercase();
-        if let Some(value) = lower.strip_prefix("content-length:") {
-            length = value.trim().parse().unwrap();
-        }
-    }
-    reader.read_exact(&mut vec![0; length]).unwrap();
-    status.trim_end().to_string()
 }
 
 #[test]
