@@ -45,7 +45,7 @@ use std::io::{self, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::OwnedFd;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -740,10 +740,14 @@ fn write(raw: tiny_http::Request, response: Response) {
 
 /// The server's threads and the requests being served, counted so that
 /// shutdown can wait for all of them with a deadline: streams and parked
-/// requests are not joined one by one.
+/// requests are not joined one by one. Counting is one atomic operation
+/// each way: every request on every connection's thread counts, and a
+/// lock taken for each was a point they all met at; the lock is taken
+/// only when the count falls to zero, to wake `wait_empty`.
 #[derive(Default)]
 struct ThreadGroup {
-    running: Mutex<usize>,
+    running: AtomicUsize,
+    lock: Mutex<()>,
     ended: Condvar,
 }
 
@@ -751,16 +755,19 @@ struct Member(Arc<ThreadGroup>);
 
 impl Drop for Member {
     fn drop(&mut self) {
-        let mut running = self.0.running.lock().unwrap_or_else(|p| p.into_inner());
-        *running -= 1;
-        self.0.ended.notify_all();
+        if self.0.running.fetch_sub(1, Ordering::SeqCst) == 1 {
+            // Under the lock, so that `wait_empty` cannot miss it between
+            // reading the count and waiting.
+            let _lock = self.0.lock.lock().unwrap_or_else(|p| p.into_inner());
+            self.0.ended.notify_all();
+        }
     }
 }
 
 impl ThreadGroup {
     /// Counts the calling thread until the value returned is dropped.
     fn enter(self: &Arc<Self>) -> Member {
-        *self.running.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        self.running.fetch_add(1, Ordering::SeqCst);
         Member(self.clone())
     }
 
@@ -813,18 +820,18 @@ impl ThreadGroup {
     }
 
     fn count(&self) -> usize {
-        *self.running.lock().unwrap_or_else(|p| p.into_inner())
+        self.running.load(Ordering::SeqCst)
     }
 
     /// Waits until no thread runs, or the deadline; `true` for the former.
     fn wait_empty(&self, deadline: Instant) -> bool {
-        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-        while *running > 0 {
+        let mut lock = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        while self.count() > 0 {
             let now = Instant::now();
             if now >= deadline {
                 return false;
             }
-            running = match self.ended.wait_timeout(running, deadline - now) {
+            lock = match self.ended.wait_timeout(lock, deadline - now) {
                 Ok((guard, _)) => guard,
                 Err(poisoned) => poisoned.into_inner().0,
             };
