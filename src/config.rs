@@ -104,7 +104,11 @@ const FLAGS: &[(&str, &str, &str)] = &[
         "600-900",
         "the server ends a stream at a random point in this range",
     ),
-    ("workers", "1", "threads answering ordinary requests"),
+    (
+        "workers",
+        "1",
+        "no effect: each request is served on its connection's thread",
+    ),
     (
         "allow-origin",
         "-",
@@ -246,6 +250,8 @@ pub struct Config {
     pub max_state_bytes: usize,
     pub result_ttl: Duration,
     pub stream_lifetime: (Duration, Duration),
+    /// `--workers`: accepted for compatibility, with no effect (requests
+    /// are served on their connection's thread).
     pub workers: usize,
     pub insecure_no_auth: bool,
     /// Tokens given by flag, environment or file: (agent, human).

@@ -112,18 +112,20 @@ impl Request {
 pub fn split_url(url: &str) -> Result<(String, Vec<(String, String)>)> {
     let (path, query) = url.split_once('?').unwrap_or((url, ""));
     let invalid = || Error::bad_request("invalid percent-encoding in url");
-    let path = percent_decode(path).ok_or_else(invalid)?;
+    let path = percent_decode(path, false).ok_or_else(invalid)?;
     let mut pairs = Vec::new();
     for pair in query.split('&').filter(|pair| !pair.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let key = percent_decode(&key.replace('+', " ")).ok_or_else(invalid)?;
-        let value = percent_decode(&value.replace('+', " ")).ok_or_else(invalid)?;
+        let key = percent_decode(key, true).ok_or_else(invalid)?;
+        let value = percent_decode(value, true).ok_or_else(invalid)?;
         pairs.push((key, value));
     }
     Ok((path, pairs))
 }
 
-fn percent_decode(text: &str) -> Option<String> {
+/// `text` with its `%XX` escapes decoded and, in a query (`plus_is_space`),
+/// each `+` as a space (an escaped `%2B` stays a `+`), in one pass.
+fn percent_decode(text: &str, plus_is_space: bool) -> Option<String> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -132,6 +134,9 @@ fn percent_decode(text: &str) -> Option<String> {
             let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
             out.push(u8::from_str_radix(hex, 16).ok()?);
             i += 3;
+        } else if plus_is_space && bytes[i] == b'+' {
+            out.push(b' ');
+            i += 1;
         } else {
             out.push(bytes[i]);
             i += 1;
@@ -242,6 +247,8 @@ mod tests {
                 "/a?s=a+b&&flag",
                 Some(("/a", vec![("s", "a b"), ("flag", "")])),
             ),
+            // `+` is a space in the query only; an escaped one stays a `+`.
+            ("/a+b?q=%2B+c", Some(("/a+b", vec![("q", "+ c")]))),
             ("/%61?x=%zz", None),
             ("/a?x=%ff", None),
         ];

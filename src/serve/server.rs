@@ -3,24 +3,24 @@
 //! bytes on the wire. The only module besides `stream` that touches sockets.
 //!
 //! Threads: tiny_http's accept thread (`http-accept`) and one thread per
-//! connection (`http-conn`, none kept idle; a stream's is freed as soon as
-//! the reply is known to be a stream); `--workers` workers (1 by default)
-//! that take requests from tiny_http themselves, and a spare whenever the
-//! last one listening takes a request, so that a request never waits
-//! behind busy workers (spares end after 5 s idle); one thread per open
-//! stream or parked request; one timer thread (`askgate-expiry`: expiry,
-//! sweeps, trims); the hub's fan-out thread; with Redis, its follower; the
+//! connection (`http-conn`, none kept idle), which reads each request and
+//! serves it itself (tiny_http patch 22), so a request crosses no thread;
+//! a stream's connection thread is freed as soon as the reply is known to
+//! be a stream. One thread per open stream, parked request or refused body
+//! being drained; one timer thread (`askgate-expiry`: expiry, sweeps,
+//! trims); the hub's fan-out thread; with Redis, its follower; the
 //! notifier's threads when `--notify-*` names a sink. `Server::shutdown`
 //! (or drop, or a signal in `Server::wait`) stops accepting, wakes them
-//! all and joins them, giving up after `SHUTDOWN_PATIENCE` on any blocked
-//! writing to a client that stopped reading (or a notification in flight),
-//! so the process still exits within 2 s.
+//! all and waits for them and for the requests being served, giving up
+//! after `SHUTDOWN_PATIENCE` on any blocked writing to a client that
+//! stopped reading (or a notification in flight), so the process still
+//! exits within 2 s; a request read after that is a 503 that closes.
 //!
 //! No thread waits for work that has not come: idle with a data directory,
-//! six run (main, taking the signals; `http-accept`; `askgate-worker-0`;
-//! `askgate-journal`; `askgate-expiry`; `askgate-fanout`); the others start
-//! with their work. A handler's panic is a logged 500, and a panic anywhere
-//! in serving a request is logged without ending the worker.
+//! five run (main, taking the signals; `http-accept`; `askgate-journal`;
+//! `askgate-expiry`; `askgate-fanout`); the others start with their work.
+//! A handler's panic is a logged 500, and a panic anywhere in serving a
+//! request is logged without ending its connection's thread.
 
 use crate::config::Config;
 use crate::error::Error;
@@ -87,15 +87,18 @@ const NOTIFY_KEY: server_key::Kept = server_key::Kept {
 /// A running server. Dropping it shuts it down.
 pub struct Server {
     addr: SocketAddr,
-    /// `None` once shutdown has begun: with the workers' handles, the
-    /// last one gone stops tiny_http's accept loop and closes the listener.
-    http: Option<Arc<tiny_http::Server>>,
-    receivers: Arc<Receivers>,
+    /// `None` once shutdown has begun: dropping it stops tiny_http's
+    /// accept loop and closes the listener.
+    http: Option<tiny_http::Server>,
+    /// The only strong handle that requests do not hold: connection
+    /// threads serve through a `Weak`, so a keep-alive connection left
+    /// open keeps nothing (the journal's lock included) after shutdown.
     app: Arc<App>,
     stopping: Arc<AtomicBool>,
-    /// The workers, the expiry and fan-out threads.
+    /// The expiry and fan-out threads (and the follower).
     threads: Vec<JoinHandle<()>>,
-    /// Every thread of the server, the ones above included, counted.
+    /// Every thread of the server, the ones above included, and every
+    /// request being served, counted.
     running: Arc<ThreadGroup>,
 }
 
@@ -129,15 +132,6 @@ impl Server {
         let listener = TcpListener::bind(addr).map_err(|error| cannot_listen(addr, error))?;
         let listener = with_socket_timeouts(listener, config.header_timeout, config.write_timeout)?;
         let addr = listener.local_addr()?;
-        let options = tiny_http::ServerOptions::new()
-            .with_one_request_at_a_time(true)
-            .with_max_connections(Some(max_connections))
-            // No connection thread waits at idle: each starts with its
-            // connection (or is one that ended another lately).
-            .with_idle_threads(0)
-            .with_refusal_response(refusal_response);
-        let http = tiny_http::Server::from_listener_with_options(listener, None, options);
-        let http = Arc::new(http.map_err(io::Error::other)?);
         let hub = open_hub(&config)?;
         let signer = receipt_key::open(&hub, config.data_dir.as_deref())?;
         log::info!("receipts signed with key {}", signer.key_id());
@@ -156,25 +150,29 @@ impl Server {
         let app = Arc::new(app);
         let stopping = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
-        let receivers = Arc::new(Receivers::default());
-        for index in 0..app.config.workers {
-            let receiver = Receiver {
-                http: Arc::downgrade(&http),
-                app: app.clone(),
-                stopping: stopping.clone(),
-                group: running.clone(),
-                receivers: receivers.clone(),
-            };
-            let worker = move || receiver.serve(Role::Worker);
-            threads.push(running.spawn(&format!("askgate-worker-{index}"), worker)?);
-        }
+        let serving = Serving {
+            app: Arc::downgrade(&app),
+            stopping: stopping.clone(),
+            group: running.clone(),
+        };
+        let options = tiny_http::ServerOptions::new()
+            .with_one_request_at_a_time(true)
+            .with_max_connections(Some(max_connections))
+            // No connection thread waits at idle: each starts with its
+            // connection (or is one that ended another lately).
+            .with_idle_threads(0)
+            .with_refusal_response(refusal_response)
+            // Each request is served on its connection's thread.
+            .with_handler(Arc::new(move |raw| serving.serve(raw)));
+        let http = tiny_http::Server::from_listener_with_options(listener, None, options)
+            .map_err(io::Error::other)?;
         let (hub, streams, flag) = (app.hub.clone(), app.streams.clone(), stopping.clone());
         let trim_every = std::env::var(TRIM_EVERY_VARIABLE)
             .ok()
             .and_then(|ms| ms.parse().ok())
             .map_or(TRIM_EVERY, Duration::from_millis);
         let accepted = http.connections_accepted();
-        let lingers = app.config.header_timeout + SPARE_PATIENCE;
+        let lingers = app.config.header_timeout + CONNECTION_THREAD_LINGERS;
         // Expiry, and now and then the open streams swept for clients that
         // left, and the allocator trimmed after activity (limits::TrimPolicy):
         // an idle server does no work.
@@ -220,7 +218,6 @@ impl Server {
         Ok(Server {
             addr,
             http: Some(http),
-            receivers,
             app,
             stopping,
             threads,
@@ -256,14 +253,8 @@ impl Server {
         let started = Instant::now();
         let admission = &self.app.admission;
         let (streams, parked) = (admission.held(Place::Stream), admission.held(Place::Parked));
-        // Wakes every thread waiting for a request, and every one that
-        // will (an unblock waits in the queue for a taker). When the last
-        // ends, the last handle on tiny_http goes: it stops accepting.
-        if let Some(http) = self.http.take() {
-            for _ in 0..self.receivers.alive.load(Ordering::SeqCst) {
-                http.unblock();
-            }
-        }
+        // Stops accepting; a request read from now on is a 503 (`Serving`).
+        drop(self.http.take());
         // Every stream's channel closes and it writes its last chunk; waits
         // answer `pending` and long-polls the current state, at once.
         self.app.hub.close();
@@ -567,90 +558,38 @@ fn with_socket_timeouts(
     Ok(TcpListener::from(OwnedFd::from(socket)))
 }
 
-/// How long a spare waits for a request before it ends.
-const SPARE_PATIENCE: Duration = Duration::from_secs(5);
+/// How long tiny_http keeps a connection thread that ended its
+/// connection, for the next one (its `TaskPool`).
+const CONNECTION_THREAD_LINGERS: Duration = Duration::from_secs(5);
 
-/// The threads taking requests from tiny_http: how many live, how many
-/// are waiting for one now.
-#[derive(Default)]
-struct Receivers {
-    alive: AtomicUsize,
-    listening: AtomicUsize,
-}
-
-#[derive(Clone, Copy, PartialEq)]
-enum Role {
-    /// One of `--workers`, for the server's life.
-    Worker,
-    /// Started when the last thread listening took a request; ends after
-    /// `SPARE_PATIENCE` without one. Under load the spares grow to as many
-    /// as are busy at once, plus one; started afresh for each request
-    /// instead, they cost a thread start for every sixth request
-    /// (BENCHMARKS.md).
-    Spare,
-}
-
-/// What a thread taking requests from tiny_http needs.
-#[derive(Clone)]
-struct Receiver {
-    /// Held only while waiting for a request: once shutdown has let go
-    /// of its handle, tiny_http stops accepting as soon as no thread
-    /// waits, whatever requests are still being served.
-    http: Weak<tiny_http::Server>,
-    app: Arc<App>,
+/// What serves each request, on the thread of the connection that read it
+/// (tiny_http patch 22): no hand-off to another thread, which cost two
+/// context switches a request (BENCHMARKS.md, issue 23).
+struct Serving {
+    app: Weak<App>,
     stopping: Arc<AtomicBool>,
+    /// Counts the request while it is served, so that shutdown waits for it.
     group: Arc<ThreadGroup>,
-    receivers: Arc<Receivers>,
 }
 
-impl Receiver {
-    /// Takes requests and serves them until shutdown. The thread that
-    /// takes a request while no other listens starts a spare first, so
-    /// that a request never waits behind busy threads (a slow body, a
-    /// client that does not read): no client can pin them all. Taking
-    /// requests here, without a dispatcher handing them over, spares
-    /// every request one thread hand-off (BENCHMARKS.md).
-    fn serve(self, role: Role) {
-        let receivers = &self.receivers;
-        // Sequentially consistent with `Server::stop`: a thread either
-        // sees the server stopping or is counted for an unblock.
-        receivers.alive.fetch_add(1, Ordering::SeqCst);
-        while !self.stopping.load(Ordering::SeqCst) {
-            let Some(http) = self.http.upgrade() else {
-                break;
-            };
-            receivers.listening.fetch_add(1, Ordering::AcqRel);
-            let taken = match role {
-                Role::Worker => http.recv().map(Some),
-                Role::Spare => http.recv_timeout(SPARE_PATIENCE),
-            };
-            let others = receivers.listening.fetch_sub(1, Ordering::AcqRel) - 1;
-            drop(http);
-            let request = match taken {
-                Ok(Some(request)) => request,
-                Ok(None) if role == Role::Spare => break,
-                Ok(None) => continue,
-                Err(_) if self.stopping.load(Ordering::SeqCst) => break,
-                Err(error) => {
-                    log::error!("receiving a request failed: {error}");
-                    continue;
-                }
-            };
-            if others == 0 {
-                self.start_spare();
-            }
-            serve_guarded(&self.app, &self.group, request);
+impl Serving {
+    fn serve(&self, raw: tiny_http::Request) {
+        let _serving = self.group.enter();
+        // Sequentially consistent with `Server::stop`: a request either is
+        // counted before shutdown waits, or sees the server stopping.
+        let app = self.app.upgrade();
+        match app.filter(|_| !self.stopping.load(Ordering::SeqCst)) {
+            Some(app) => serve_guarded(&app, &self.group, raw),
+            None => write(raw, shutting_down()),
         }
-        receivers.alive.fetch_sub(1, Ordering::SeqCst);
     }
+}
 
-    fn start_spare(&self) {
-        let spare = self.clone();
-        let work = move || spare.serve(Role::Spare);
-        if let Err(error) = self.group.spawn_detached("askgate-request", work) {
-            log::error!("could not start a request thread: {error}");
-        }
-    }
+/// The answer to a request read once shutdown has begun: a 503 that
+/// closes its connection, since nothing more will be served on it.
+fn shutting_down() -> Response {
+    let body = serde_json::json!({"error": "the server is shutting down"});
+    Response::json(503, &body).with_header("Connection", "close".into())
 }
 
 /// `serve`, with a panic anywhere in it (tiny_http's writing included)
@@ -780,6 +719,11 @@ fn is_json(content_type: Option<&str>) -> bool {
 
 fn respond(metrics: &Metrics, raw: tiny_http::Request, response: Response) {
     metrics.count_response(response.status);
+    write(raw, response);
+}
+
+/// Writes the response as tiny_http's, with the headers every response has.
+fn write(raw: tiny_http::Request, response: Response) {
     let mut out = tiny_http::Response::from_data(response.body).with_status_code(response.status);
     let cache_control = match response.content_type == http::JSON {
         true => Some("no-store"),
@@ -802,11 +746,16 @@ fn respond(metrics: &Metrics, raw: tiny_http::Request, response: Response) {
     }
 }
 
-/// The server's threads, counted so that shutdown can wait for all of them
-/// with a deadline: streams and parked requests are not joined one by one.
+/// The server's threads and the requests being served, counted so that
+/// shutdown can wait for all of them with a deadline: streams and parked
+/// requests are not joined one by one. Counting is one atomic operation
+/// each way: every request on every connection's thread counts, and a
+/// lock taken for each was a point they all met at; the lock is taken
+/// only when the count falls to zero, to wake `wait_empty`.
 #[derive(Default)]
 struct ThreadGroup {
-    running: Mutex<usize>,
+    running: AtomicUsize,
+    lock: Mutex<()>,
     ended: Condvar,
 }
 
@@ -814,13 +763,22 @@ struct Member(Arc<ThreadGroup>);
 
 impl Drop for Member {
     fn drop(&mut self) {
-        let mut running = self.0.running.lock().unwrap_or_else(|p| p.into_inner());
-        *running -= 1;
-        self.0.ended.notify_all();
+        if self.0.running.fetch_sub(1, Ordering::SeqCst) == 1 {
+            // Under the lock, so that `wait_empty` cannot miss it between
+            // reading the count and waiting.
+            let _lock = self.0.lock.lock().unwrap_or_else(|p| p.into_inner());
+            self.0.ended.notify_all();
+        }
     }
 }
 
 impl ThreadGroup {
+    /// Counts the calling thread until the value returned is dropped.
+    fn enter(self: &Arc<Self>) -> Member {
+        self.running.fetch_add(1, Ordering::SeqCst);
+        Member(self.clone())
+    }
+
     /// Starts a named thread, counted while it runs.
     fn spawn(
         self: &Arc<Self>,
@@ -838,8 +796,7 @@ impl ThreadGroup {
         stack: Option<usize>,
         work: impl FnOnce() + Send + 'static,
     ) -> io::Result<JoinHandle<()>> {
-        *self.running.lock().unwrap_or_else(|p| p.into_inner()) += 1;
-        let member = Member(self.clone());
+        let member = self.enter();
         let builder = thread::Builder::new().name(name.into());
         let builder = match stack {
             Some(size) => builder.stack_size(size),
@@ -871,18 +828,18 @@ impl ThreadGroup {
     }
 
     fn count(&self) -> usize {
-        *self.running.lock().unwrap_or_else(|p| p.into_inner())
+        self.running.load(Ordering::SeqCst)
     }
 
     /// Waits until no thread runs, or the deadline; `true` for the former.
     fn wait_empty(&self, deadline: Instant) -> bool {
-        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-        while *running > 0 {
+        let mut lock = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        while self.count() > 0 {
             let now = Instant::now();
             if now >= deadline {
                 return false;
             }
-            running = match self.ended.wait_timeout(running, deadline - now) {
+            lock = match self.ended.wait_timeout(lock, deadline - now) {
                 Ok((guard, _)) => guard,
                 Err(poisoned) => poisoned.into_inner().0,
             };

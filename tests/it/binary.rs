@@ -1,7 +1,7 @@
 //! The real `askgate` binary: the server process, and the `clarify` and
 //! `approve` commands end to end with their exit codes.
 
-use crate::support::{Client, DEADLINE, TempDir, TestServer, eventually};
+use crate::support::{Client, DEADLINE, TempDir, TestServer, eventually, read_one_response};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -586,16 +586,15 @@ fn an_idle_server_runs_only_the_threads_idle_work_needs() {
     let dir = TempDir::new("idle-threads");
     let data = dir.join("data");
     let server = ServerProcess::start(&["--data-dir", data.to_str().unwrap()]);
-    // The main thread (signals), tiny_http's accept thread, one worker,
-    // the journal's writer, the timer (expiry, sweeps, trims) and the
-    // fan-out: no connection thread, spare worker or audit writer waits
-    // while nothing happens (BENCHMARKS.md, issue 23).
+    // The main thread (signals), tiny_http's accept thread, the journal's
+    // writer, the timer (expiry, sweeps, trims) and the fan-out: no
+    // connection thread, worker or audit writer waits while nothing
+    // happens (BENCHMARKS.md, issue 23).
     let idle = [
         "askgate",
         "askgate-expiry",
         "askgate-fanout",
         "askgate-journal",
-        "askgate-worker-",
         "http-accept",
     ];
     eventually("only the idle threads run", DEADLINE, &mut || {
@@ -612,8 +611,8 @@ fn an_idle_server_runs_only_the_threads_idle_work_needs() {
 fn a_stream_frees_the_thread_that_read_its_request_at_once() {
     // Held until the receive timeout, the reading threads would stay a minute.
     let server = ServerProcess::start(&["--header-timeout-secs", "60"]);
-    // Once a request was answered, its connection's thread and a spare
-    // worker are there (both end after 5 s idle).
+    // Once a request was answered, its connection's thread is there (it
+    // ends after 5 s idle).
     assert_eq!(server.get("/healthz").text(), "ok");
     let idle = server.threads();
     let streams: Vec<TcpStream> = (0..8)
@@ -632,6 +631,39 @@ fn a_stream_frees_the_thread_that_read_its_request_at_once() {
     eventually("one thread per stream", Duration::from_secs(8), &mut || {
         server.threads() <= idle + streams.len()
     });
+}
+
+#[test]
+fn requests_are_served_on_their_connections_threads_and_start_no_other() {
+    // Held until the receive timeout, the connections keep their threads.
+    let server = ServerProcess::start(&["--header-timeout-secs", "60"]);
+    // A thread is named by itself, once it runs.
+    eventually("the idle threads are named", DEADLINE, &mut || {
+        server.threads_named("askgate") == 1
+    });
+    let idle = server.thread_names();
+    let mut connections: Vec<(TcpStream, BufReader<TcpStream>)> = (0..4)
+        .map(|_| {
+            let socket = TcpStream::connect(server.addr).unwrap();
+            socket.set_read_timeout(Some(DEADLINE)).unwrap();
+            let reader = BufReader::new(socket.try_clone().unwrap());
+            (socket, reader)
+        })
+        .collect();
+    for _ in 0..10 {
+        for (socket, reader) in &mut connections {
+            socket
+                .write_all(
+                    b"GET /api/clarify/pending?session_id=t HTTP/1.1\r\nHost: localhost\r\n\r\n",
+                )
+                .unwrap();
+            assert_eq!(read_one_response(reader), "HTTP/1.1 200 OK");
+        }
+    }
+    // One thread per connection, and nothing else: no worker, no spare.
+    let mut expected = [idle, vec!["http-conn".to_string(); 4]].concat();
+    expected.sort();
+    assert_eq!(server.thread_names(), expected);
 }
 
 #[test]
@@ -693,10 +725,11 @@ fn running_out_of_file_descriptors_does_not_stop_the_listener_for_good() {
 }
 
 #[test]
-fn answers_slower_than_the_receive_timeout_neither_kill_workers_nor_mislead_keep_alive() {
+fn answers_slower_than_the_receive_timeout_neither_kill_threads_nor_mislead_keep_alive() {
+    // `--workers` is accepted and has no effect (docs/PROTOCOL.md §8).
     let server = ServerProcess::start(&["--workers", "1", "--header-timeout-secs", "1"]);
-    // A body over 1 KiB, trickled past the timeout, is read on the worker;
-    // by the time it answers, tiny_http has stopped waiting for it.
+    // A body over 1 KiB, trickled past the timeout, is read on its
+    // connection's thread, which answers it when it is whole.
     let mut slow = TcpStream::connect(server.addr).unwrap();
     let body = format!(
         r#"{{"session_id": "slow", "question": "{}"}}"#,
@@ -726,20 +759,16 @@ fn answers_slower_than_the_receive_timeout_neither_kill_workers_nor_mislead_keep
     let mut response = String::new();
     let _ = slow.read_to_string(&mut response);
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-    assert_eq!(
-        server.threads_named("askgate-worker-"),
-        1,
-        "the worker lives"
-    );
-    // A long-poll answered after the timeout says the connection closes.
+    // A long-poll answered after the timeout (by its parked thread, once
+    // its connection's thread stopped waiting) says the connection closes.
     let poll = server.get("/api/clarify/pending?session_id=slow&since=1&wait=1.5");
     assert_eq!(
         (poll.status, poll.header("connection")),
         (200, Some("close")),
         "{poll:?}"
     );
-    assert_eq!(server.threads_named("askgate-worker-"), 1);
     assert_eq!(server.get("/healthz").text(), "ok");
+    assert!(!server.stderr().contains("panicked"), "{}", server.stderr());
 }
 
 #[test]

@@ -1,8 +1,9 @@
 //! The server as a whole: it keeps accepting after sitting idle longer than
-//! its socket timeouts, and slow or idle connections are cut off.
+//! its socket timeouts, slow or idle connections are cut off, and a
+//! connection left open across a shutdown holds nothing of the server.
 
-use crate::support::TestServer;
-use std::io::{Read, Write};
+use crate::support::{TempDir, TestServer, read_one_response};
+use std::io::{BufReader, Read, Write};
 use std::time::{Duration, Instant};
 
 #[test]
@@ -78,4 +79,28 @@ fn the_page_and_health_are_served() {
     ] {
         assert!(metrics.contains(name), "{name} in {metrics}");
     }
+}
+
+#[test]
+fn a_keep_alive_connection_open_across_a_shutdown_holds_nothing_and_gets_a_503() {
+    let dir = TempDir::new("keep-alive-shutdown");
+    let data = dir.path.to_str().unwrap().to_string();
+    let flags = ["--data-dir", data.as_str(), "--header-timeout-secs", "60"];
+    let server = TestServer::start(&flags);
+    let request = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    let mut socket = server.connect();
+    let mut reader = BufReader::new(socket.try_clone().unwrap());
+    socket.write_all(request).unwrap();
+    assert_eq!(read_one_response(&mut reader), "HTTP/1.1 200 OK");
+    server.server.shutdown();
+    // Its connection's thread still waits for a next request, and holds
+    // nothing: the data directory (its lock) is free for the next server.
+    let next = TestServer::start(&flags);
+    assert_eq!(next.get("/healthz").text(), "ok");
+    // A request read after the shutdown is refused, and its connection closes.
+    socket.write_all(request).unwrap();
+    let mut rest = String::new();
+    let _ = reader.read_to_string(&mut rest);
+    assert!(rest.starts_with("HTTP/1.1 503"), "{rest}");
+    assert!(rest.contains("shutting down"), "{rest}");
 }

@@ -221,6 +221,27 @@ fn request_bytes(
     raw
 }
 
+/// Reads one response (its head and a `Content-Length` body) off a
+/// keep-alive connection; returns its status line.
+pub fn read_one_response(reader: &mut BufReader<TcpStream>) -> String {
+    let mut status = String::new();
+    reader.read_line(&mut status).unwrap();
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        if line == "\r\n" {
+            break;
+        }
+        let lower = line.to_ascii_lowercase();
+        if let Some(value) = lower.strip_prefix("content-length:") {
+            length = value.trim().parse().unwrap();
+        }
+    }
+    reader.read_exact(&mut vec![0; length]).unwrap();
+    status.trim_end().to_string()
+}
+
 /// Re-checks `condition` until it holds, failing the test after `deadline`.
 /// Used for state the server reaches asynchronously (a disconnect noticed);
 /// it re-asks the server rather than sleeping a fixed time.

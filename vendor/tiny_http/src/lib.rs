@@ -112,7 +112,7 @@ use util::MessagesQueue;
 
 pub use common::{HTTPVersion, Header, HeaderField, Method, StatusCode};
 pub use connection::{ConfigListenAddr, ListenAddr, Listener};
-pub use options::{Refusal, ServerOptions};
+pub use options::{Handler, Refusal, ServerOptions};
 pub use request::{ReadWrite, Request};
 pub use response::{Response, ResponseBox};
 pub use test::TestRequest;
@@ -374,8 +374,15 @@ impl Server {
                         let patience = time_limit.filter(|_| one_at_a_time);
                         reading.fetch_add(1, Relaxed);
                         let count = ReadingConnection(reading.clone());
+                        // askgate patch: with `ServerOptions::with_handler`, each
+                        // request is served on this thread instead of queued.
+                        let handler = options.handler();
                         tasks_pool.spawn(Box::new(move || {
                             let _count = &count;
+                            let deliver = |rq: Request| match &handler {
+                                Some(handler) => handler(rq),
+                                None => messages.push(rq.into()),
+                            };
                             if let Some(client) = client.take() {
                                 // Synchronization is needed for HTTPS requests to avoid a deadlock
                                 if client.secure() || one_at_a_time {
@@ -385,7 +392,7 @@ impl Server {
                                         // (`Request::into_final_writer`) is read no further:
                                         // this thread is free as soon as it is answered.
                                         let end = rq.connection_end();
-                                        messages.push(rq.with_notify_sender(sender.clone()).into());
+                                        deliver(rq.with_notify_sender(sender.clone()));
                                         let answered = match patience {
                                             Some(patience) => {
                                                 receiver.recv_timeout(patience).is_ok()
@@ -398,7 +405,7 @@ impl Server {
                                     }
                                 } else {
                                     for rq in client {
-                                        messages.push(rq.into());
+                                        deliver(rq);
                                     }
                                 }
                             }
@@ -552,4 +559,110 @@ fn refuse_connection(mut sock: connection::Connection, options: &ServerOptions) 
     let response = options.refusal_response(Refusal::TooManyConnections);
     let _ = response.raw_print(&mut sock, HTTPVersion(1, 1), &[], false, None);
     let _ = sock.shutdown(Shutdown::Both);
+}
+
+/// askgate patch: `ServerOptions::with_handler`.
+#[cfg(test)]
+mod handler_tests {
+    use super::{Request, Response, Server, ServerOptions};
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::mpsc;
+    use std::sync::Arc;
+    use std::thread;
+    use std::time::Duration;
+
+    const PATIENCE: Duration = Duration::from_secs(30);
+
+    fn server(options: ServerOptions) -> (Server, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = Server::from_listener_with_options(listener, None, options).unwrap();
+        let client = TcpStream::connect(addr).unwrap();
+        client.set_read_timeout(Some(PATIENCE)).unwrap();
+        (server, client)
+    }
+
+    /// One response's body, read off a keep-alive connection.
+    fn body(reader: &mut BufReader<TcpStream>) -> String {
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if line == "\r\n" {
+                break;
+            }
+            if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = value.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        String::from_utf8(body).unwrap()
+    }
+
+    /// The thread serving, as its name and id.
+    fn whoami(request: Request) {
+        let me = thread::current();
+        let body = format!(
+            "{} {:?} {}",
+            me.name().unwrap_or(""),
+            me.id(),
+            request.url()
+        );
+        request.respond(Response::from_string(body)).unwrap();
+    }
+
+    #[test]
+    fn a_handler_serves_every_request_of_a_connection_on_its_thread() {
+        for one_at_a_time in [false, true] {
+            let options = ServerOptions::new()
+                .with_one_request_at_a_time(one_at_a_time)
+                .with_handler(Arc::new(whoami));
+            let (server, mut client) = server(options);
+            let mut reader = BufReader::new(client.try_clone().unwrap());
+            let mut served = Vec::new();
+            for path in ["/a", "/b", "/c"] {
+                write!(client, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+                served.push(body(&mut reader));
+            }
+            let thread = served[0].rsplit_once(' ').unwrap().0.to_string();
+            assert!(thread.starts_with("http-conn "), "{:?}", served);
+            let expected: Vec<String> = ["/a", "/b", "/c"]
+                .iter()
+                .map(|path| format!("{thread} {path}"))
+                .collect();
+            assert_eq!(served, expected);
+            assert!(server.try_recv().unwrap().is_none(), "nothing is queued");
+        }
+    }
+
+    #[test]
+    fn a_request_handed_to_another_thread_is_answered_before_the_next_is_read() {
+        let (handed, taken) = mpsc::channel::<Request>();
+        let handed = std::sync::Mutex::new(handed);
+        let hand_over = move |request| handed.lock().unwrap().send(request).unwrap();
+        let options = ServerOptions::new()
+            .with_one_request_at_a_time(true)
+            .with_handler(Arc::new(hand_over));
+        let (_server, mut client) = server(options);
+        client
+            .write_all(b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let first = taken.recv_timeout(PATIENCE).unwrap();
+        assert_eq!(first.url(), "/1");
+        assert!(
+            taken.recv_timeout(Duration::from_millis(300)).is_err(),
+            "the pipelined request waits for the first's answer"
+        );
+        thread::spawn(move || first.respond(Response::from_string("one")).unwrap());
+        let second = taken.recv_timeout(PATIENCE).unwrap();
+        assert_eq!(second.url(), "/2");
+        second.respond(Response::from_string("two")).unwrap();
+        let mut reader = BufReader::new(client);
+        assert_eq!(
+            (body(&mut reader), body(&mut reader)),
+            ("one".into(), "two".into())
+        );
+    }
 }

@@ -5,7 +5,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::{Response, ResponseBox, StatusCode};
+use crate::{Request, Response, ResponseBox, StatusCode};
 
 /// A request the server refused by itself, before the application saw it.
 /// The connection closes after the response.
@@ -74,6 +74,10 @@ impl Refusal {
 
 type RefusalResponder = dyn Fn(Refusal) -> ResponseBox + Send + Sync;
 
+/// What serves each request on its connection's thread
+/// (`ServerOptions::with_handler`).
+pub type Handler = dyn Fn(Request) + Send + Sync;
+
 /// What the server does by itself. `ServerOptions::default()` is tiny_http's
 /// usual behaviour.
 #[derive(Clone, Default)]
@@ -82,6 +86,7 @@ pub struct ServerOptions {
     one_request_at_a_time: bool,
     max_connections: Option<usize>,
     idle_threads: Option<usize>,
+    handler: Option<Arc<Handler>>,
 }
 
 impl ServerOptions {
@@ -130,6 +135,23 @@ impl ServerOptions {
         self
     }
 
+    /// Serves each request on the thread that read it, by calling
+    /// `handler` instead of queueing the request for `Server::recv` (which
+    /// then never returns one): a thread per connection, with no hand-off
+    /// between threads. The connection's next request is read once the
+    /// handler has returned; with `with_one_request_at_a_time` (and for
+    /// HTTPS), once the request is answered too, so a handler may still
+    /// hand a request to another thread and answer it there. A handler
+    /// that panics ends its connection. Off by default, as upstream.
+    pub fn with_handler(mut self, handler: Arc<Handler>) -> ServerOptions {
+        self.handler = Some(handler);
+        self
+    }
+
+    pub(crate) fn handler(&self) -> Option<Arc<Handler>> {
+        self.handler.clone()
+    }
+
     pub(crate) fn idle_threads(&self) -> usize {
         self.idle_threads.unwrap_or(crate::util::MIN_THREADS)
     }
@@ -160,6 +182,7 @@ impl fmt::Debug for ServerOptions {
             .field("one_request_at_a_time", &self.one_request_at_a_time)
             .field("max_connections", &self.max_connections)
             .field("idle_threads", &self.idle_threads)
+            .field("handler", &self.handler.is_some())
             .finish()
     }
 }

@@ -1,8 +1,7 @@
 use std::io::Result as IoResult;
 use std::io::{Error as IoError, ErrorKind, Read, Write};
 
-use std::sync::mpsc::channel;
-use std::sync::mpsc::{Receiver, Sender};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 
 use std::mem;
@@ -29,7 +28,7 @@ where
     R: Read + Send,
 {
     inner: SequentialReaderInner<R>,
-    next: Sender<R>,
+    next: SyncSender<R>,
     // askgate patch: once marked, the reader is not handed to the next one
     end: ConnectionEnd,
 }
@@ -57,7 +56,7 @@ where
 {
     trigger: Option<Receiver<()>>,
     writer: Arc<Mutex<W>>,
-    on_finish: Sender<()>,
+    on_finish: SyncSender<()>,
 }
 
 impl<R: Read + Send> SequentialReaderBuilder<R> {
@@ -81,7 +80,10 @@ impl<R: Read + Send> Iterator for SequentialReaderBuilder<R> {
     type Item = SequentialReader<R>;
 
     fn next(&mut self) -> Option<SequentialReader<R>> {
-        let (tx, rx) = channel();
+        // askgate patch: each sender sends once, so one slot is enough, and
+        // never blocks; an unbounded channel allocated (zeroed) a block of
+        // 31 slots with the first send, about 2.5 KiB a request.
+        let (tx, rx) = sync_channel(1);
 
         let inner = mem::replace(&mut self.inner, SequentialReaderBuilderInner::NotFirst(rx));
 
@@ -104,7 +106,8 @@ impl<R: Read + Send> Iterator for SequentialReaderBuilder<R> {
 impl<W: Write + Send> Iterator for SequentialWriterBuilder<W> {
     type Item = SequentialWriter<W>;
     fn next(&mut self) -> Option<SequentialWriter<W>> {
-        let (tx, rx) = channel();
+        // askgate patch: one slot, as for the readers above.
+        let (tx, rx) = sync_channel(1);
         let mut next_next_trigger = Some(rx);
         ::std::mem::swap(&mut next_next_trigger, &mut self.next_trigger);
 
