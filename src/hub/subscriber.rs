@@ -122,8 +122,9 @@ pub struct Inbox {
     waker: Arc<Waker>,
 }
 
-/// How many renderings of one update a transport may keep with it.
-pub const RENDERINGS: usize = 2;
+/// How many renderings of one update the transports may keep with it:
+/// a per-kind frame, a multiplexed frame, a long-poll's body.
+pub const RENDERINGS: usize = 3;
 
 /// An update as the registry hands it out: one allocation shared by every
 /// subscriber, with room for what the transport makes of it (a frame per

@@ -38,6 +38,7 @@ use crate::serve::stream::{self, Format, Stream};
 use crate::serve::triage;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// What every handler may use: the hub, the counters, the places and the
@@ -543,27 +544,53 @@ fn long_poll(
             let _place = place;
             // Checked every so often, so a place held for a client that left is
             // given back within a second, not at the end of the wait.
-            loop {
+            let mut woken = loop {
                 let slice = deadline.min(Instant::now() + LEFT_CHECK_EVERY);
                 match subscription.inbox.next(slice) {
                     Next::Timeout if slice < deadline && !client_left() => continue,
-                    _ => break,
+                    Next::Update(published) => break Some(published),
+                    _ => break None,
                 }
+            };
+            // The newest change delivered is this queue's state now: its
+            // body is made once for every poll it wakes, and none of them
+            // takes the hub lock to read it again (1,000 polls woken at once
+            // queued on it). After an overflow, the state is read.
+            while let Some(Next::Update(newer)) = subscription.inbox.try_next() {
+                woken = Some(newer);
             }
+            let fell_behind = subscription.inbox.resync.load(Ordering::Acquire);
             drop(subscription);
-            pending_response(&hub.pending(&session_id, kind))
+            match woken.filter(|_| !fell_behind) {
+                Some(published) => pending_reply(
+                    published.rendered(LONG_POLL_BODY, pending_body),
+                    published.update.version,
+                ),
+                None => pending_response(&hub.pending(&session_id, kind)),
+            }
         },
     )))
 }
 
+/// The slot of a published update where its long-poll body is kept
+/// (`Published::rendered`; the streams use the ones below).
+const LONG_POLL_BODY: usize = 2;
+
 fn pending_response(update: &Update) -> Response {
-    let body = format!(
+    pending_reply(pending_body(update), update.version)
+}
+
+fn pending_body(update: &Update) -> String {
+    format!(
         r#"{{"pending": {}, "pending_count": {}, "version": {}}}"#,
         update.pending_json(),
         update.pending_count,
         update.version
-    );
-    Response::text(200, "application/json", body).with_header("ETag", etag(update.version))
+    )
+}
+
+fn pending_reply(body: impl Into<Vec<u8>>, version: u64) -> Response {
+    Response::text(200, "application/json", body).with_header("ETag", etag(version))
 }
 
 fn etag(version: u64) -> String {

@@ -1367,7 +1367,25 @@ fn parked_requests_hold_a_place_and_answer_when_their_work_runs() {
     compare(
         "a woken long-poll",
         &run(&app, long_poll),
-        &poll(entry, 2, 2),
+        &poll(entry.clone(), 2, 2),
+    );
+    // Two changes before its thread runs: it answers with the newer one
+    // (the woken poll answers from what it was sent, not from the hub).
+    let long_poll = park(
+        &app,
+        &get("/api/clarify/pending?session_id=s&since=2&wait=30"),
+    );
+    for question in ["Then?", "Last?"] {
+        queued(
+            &app,
+            Kind::Clarify,
+            prompt(Kind::Clarify, json!({"question": question})),
+        );
+    }
+    compare(
+        "a long-poll woken twice",
+        &run(&app, long_poll),
+        &poll(entry, 4, 4),
     );
     let body = json!({"session_id": "s", "clarify_id": id, "response": "yes"});
     check(
