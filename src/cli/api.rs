@@ -42,6 +42,20 @@ pub enum Submitted {
     Settled(Value),
 }
 
+impl Submitted {
+    /// The prompt's id: the one handed out, or the one the rule's answer
+    /// names.
+    pub fn id(&self, kind: Kind) -> String {
+        match self {
+            Submitted::Pending(id) => id.clone(),
+            Submitted::Settled(outcome) => {
+                let id = outcome[kind.id_field()].as_str();
+                id.unwrap_or_default().to_string()
+            }
+        }
+    }
+}
+
 impl Client {
     pub fn new(url: &str, token: Option<String>, ca_file: Option<&str>) -> Result<Client, String> {
         let base = base_url(url)?;
