@@ -23,6 +23,7 @@ pub mod receipt_key;
 pub mod serve;
 pub mod server_key;
 pub mod store;
+pub mod system_ca;
 
 pub use config::Config;
 pub use serve::server::Server;

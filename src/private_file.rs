@@ -10,6 +10,7 @@
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
@@ -72,6 +73,33 @@ pub fn write(dir: &Path, name: &str, text: &str) -> io::Result<()> {
     file.write_all(text.as_bytes())?;
     file.sync_all()?;
     fs::rename(&temporary, dir.join(name))
+}
+
+/// An exclusive lock on `dir/name` (created mode 0600 with `dir`, never
+/// through a symlink), held until the returned file is dropped; waits for
+/// another holder to let go. Around a read-modify-write of a file that is
+/// replaced by renaming (so the file itself cannot carry the lock), it
+/// makes writers across processes take turns. An flock: it dies with the
+/// process that held it.
+pub fn lock(dir: &Path, name: &str) -> io::Result<File> {
+    private_dir(dir)?;
+    let file = no_follow()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(dir.join(name))?;
+    loop {
+        // SAFETY: flock only reads the descriptor, which `file` keeps open.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
+            return Ok(file);
+        }
+        let error = io::Error::last_os_error();
+        if error.kind() != io::ErrorKind::Interrupted {
+            return Err(error);
+        }
+    }
 }
 
 /// The text of `path`, never read through a symlink; `None` when missing.

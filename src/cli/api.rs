@@ -25,15 +25,6 @@ const MAX_BODY: u64 = 1 << 20;
 const MAX_REDIRECTS: u32 = 10;
 const FIRST_PAUSE: Duration = Duration::from_millis(250);
 const LONGEST_PAUSE: Duration = Duration::from_secs(5);
-/// Where the system's CA bundle lives (Debian, Fedora, openSUSE, RHEL, Alpine
-/// and macOS); `SSL_CERT_FILE` comes first.
-const SYSTEM_BUNDLES: &[&str] = &[
-    "/etc/ssl/certs/ca-certificates.crt",
-    "/etc/pki/tls/certs/ca-bundle.crt",
-    "/etc/ssl/ca-bundle.pem",
-    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
-    "/etc/ssl/cert.pem",
-];
 
 /// A base url (`http://host:port` or `https://host/askgate`), the agent that
 /// calls it, and the token to send.
@@ -49,6 +40,20 @@ pub struct Client {
 pub enum Submitted {
     Pending(String),
     Settled(Value),
+}
+
+impl Submitted {
+    /// The prompt's id: the one handed out, or the one the rule's answer
+    /// names.
+    pub fn id(&self, kind: Kind) -> String {
+        match self {
+            Submitted::Pending(id) => id.clone(),
+            Submitted::Settled(outcome) => {
+                let id = outcome[kind.id_field()].as_str();
+                id.unwrap_or_default().to_string()
+            }
+        }
+    }
 }
 
 impl Client {
@@ -494,10 +499,7 @@ fn root_certs(ca_file: Option<&str>) -> Result<RootCerts, String> {
             .map(RootCerts::from)
             .map_err(|error| format!("cannot use the CA file {error}"));
     }
-    let mut bundles = std::env::var("SSL_CERT_FILE")
-        .into_iter()
-        .chain(SYSTEM_BUNDLES.iter().map(|path| path.to_string()));
-    let system = bundles.find_map(|path| pem_certificates(&path).ok());
+    let system = crate::system_ca::bundle_paths().find_map(|path| pem_certificates(&path).ok());
     Ok(system.map_or(RootCerts::WebPki, RootCerts::from))
 }
 

@@ -12,10 +12,8 @@
 use crate::cli::client::{COMMON_USAGE, Connection, visible};
 use crate::cli::interrupt;
 use crate::cli::receipt;
-use crate::core::action::Action;
 use crate::core::kind::Kind;
 use crate::hooks::{self, Agent, HookOutput, Plan, Settings, Verdict};
-use serde_json::Value;
 use std::io::{Read, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -35,9 +33,6 @@ struct Hook {
     agent: Agent,
     settings: Settings,
     connection: Connection,
-    /// `--verify-key` (or `ASKGATE_VERIFY_KEY`): an allow only on a receipt
-    /// this key verifies for the very tool call that runs (docs/PROTOCOL.md §10).
-    verify_key: Option<String>,
 }
 
 pub fn main(args: &[String]) -> ExitCode {
@@ -113,30 +108,12 @@ fn answer(hook: &Hook, input: &str, token: Option<String>) -> HookOutput {
     {
         Ok((outcome, id)) => {
             let verdict = hooks::verdict(agent, &hook.settings, &call, &outcome);
-            match (&verdict, &hook.verify_key) {
-                (Verdict::Allow { .. }, Some(key)) => match verified(key, &body, &outcome, &id) {
-                    Ok(()) => verdict,
-                    Err(why) => Verdict::Deny {
-                        reason: format!("askgate: not allowed: {why}; not run"),
-                    },
-                },
-                _ => verdict,
-            }
+            let key = hook.settings.verify_key.as_deref();
+            receipt::gate(verdict, key, &body, &outcome, &id, receipt::now())
         }
         Err(why) => hooks::failed(&hook.settings, &why),
     };
     agent.render(&call.event, &verdict)
-}
-
-/// Whether the wait's receipt lets the call run: the action asked, or the
-/// one the human edited it to.
-fn verified(key: &str, body: &Value, outcome: &Value, id: &str) -> Result<(), String> {
-    let runs = match outcome.get("edited") {
-        Some(edited) => edited,
-        None => &body["action"],
-    };
-    let action = Action::from_json(runs).ok_or("the action to run cannot be read")?;
-    receipt::check_reply(key, outcome, id, &action.key(), receipt::now()).map(|_| ())
 }
 
 fn parse(
@@ -146,7 +123,6 @@ fn parse(
 ) -> Result<Hook, String> {
     let mut connection = Connection::from_env(&env);
     let mut settings = Settings::from_env(&env)?;
-    let mut verify_key = env("ASKGATE_VERIFY_KEY").filter(|key| !key.is_empty());
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -159,9 +135,7 @@ fn parse(
                 .or_else(|| args.next().cloned())
                 .ok_or(format!("{flag} needs a value"))
         };
-        if flag == "--verify-key" {
-            verify_key = Some(value()?);
-        } else if !connection.take(flag, &mut value)? {
+        if !connection.take(flag, &mut value)? {
             settings.set(flag, value()?)?;
         }
     }
@@ -169,7 +143,6 @@ fn parse(
         agent,
         settings,
         connection,
-        verify_key,
     })
 }
 

@@ -51,13 +51,11 @@ pub fn ask(
     let waiting = Arc::new(Mutex::new(Waiting::default()));
     let last_word = Arc::new(last_word);
     let _guard = Guard::install(client.clone(), waiting.clone(), last_word.clone());
-    let id = match client.submit(kind, body)? {
-        Submitted::Settled(outcome) => {
-            let id = outcome[kind.id_field()].as_str().unwrap_or_default();
-            return Ok((outcome.clone(), id.to_string()));
-        }
-        Submitted::Pending(id) => id,
-    };
+    let submitted = client.submit(kind, body)?;
+    let id = submitted.id(kind);
+    if let Submitted::Settled(outcome) = submitted {
+        return Ok((outcome, id));
+    }
     let early = {
         let mut state = lock(&waiting);
         state.prompt = Some((kind, session_id.to_string(), id.clone()));

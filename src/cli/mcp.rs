@@ -16,6 +16,7 @@
 use crate::cli::api::{Client, Submitted};
 use crate::cli::client::Connection;
 use crate::cli::permission::{self, PERMISSION_PROMPT};
+use crate::cli::receipt;
 use crate::cli::tools::{self, Refusal, Submit};
 use crate::core::kind::Kind;
 use crate::core::validate;
@@ -30,11 +31,12 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub const MCP_USAGE: &str = "askgate mcp [--session S] [--server URL] [--retry-secs N] [--ca-file PATH] [--progress-secs N] \
-    [--timeout SECS] [--on-timeout deny|ask] [--on-error deny|ask] [--allow-tools A,B,...]   \
+    [--timeout SECS] [--on-timeout deny|ask] [--on-error deny|ask] [--allow-tools A,B,...] [--verify-key KEY]   \
     (an MCP server on stdin/stdout with the tools ask_human, request_approval and permission_prompt; \
     --session or ASKGATE_SESSION, default mcp-<pid>; --progress-secs or ASKGATE_MCP_PROGRESS_SECS, default 20, \
     how often a waiting call with a progress token is told of progress; the other flags are the hooks' \
-    (docs/agents.md), for permission_prompt)";
+    (docs/agents.md), for permission_prompt, which with --verify-key (ASKGATE_VERIFY_KEY, from askgate receipts key) \
+    allows only on a signed receipt for the call that runs)";
 
 /// The longest message read; a prompt's whole body is at most 64 KiB.
 const MAX_LINE: u64 = 1 << 20;
@@ -512,15 +514,18 @@ fn run_call(
     if lock(&call.state).cancelled {
         return;
     }
+    let now = receipt::now();
     let result = match (finish, outcome) {
         (_, Ok(None)) => return,
-        (Finish::Tool, Ok(Some(outcome))) => tools::outcome(kind, &outcome, shared.version()),
+        (Finish::Tool, Ok(Some((outcome, _)))) => tools::outcome(kind, &outcome, shared.version()),
         (Finish::Tool, Err(message)) => tools::text_result(&message, true),
-        (Finish::Permission(tool_call), Ok(Some(outcome))) => {
-            permission::outcome(&shared.settings, &tool_call, Ok(&outcome))
+        (Finish::Permission(tool_call), Ok(Some((outcome, prompt_id)))) => {
+            let waited = Ok((&outcome, prompt_id.as_str()));
+            permission::outcome(&shared.settings, &tool_call, &submit.body, waited, now)
         }
         (Finish::Permission(tool_call), Err(message)) => {
-            permission::outcome(&shared.settings, &tool_call, Err(&message))
+            let body = &submit.body;
+            permission::outcome(&shared.settings, &tool_call, body, Err(&message), now)
         }
     };
     shared.reply(id, result);
@@ -578,13 +583,15 @@ fn progress_notification(token: &Value, count: u64, waited_secs: u64) -> Value {
     }})
 }
 
-/// Submits the prompt and waits for its outcome; `None` when cancelled.
-fn ask(shared: &Shared, call: &Call, submit: &Submit) -> Result<Option<Value>, String> {
+/// Submits the prompt and waits for its outcome, with the prompt's id;
+/// `None` when cancelled.
+fn ask(shared: &Shared, call: &Call, submit: &Submit) -> Result<Option<(Value, String)>, String> {
     let kind = submit.kind;
-    let prompt_id = match shared.client.submit(kind, &submit.body)? {
-        Submitted::Settled(outcome) => return Ok(Some(outcome)),
-        Submitted::Pending(prompt_id) => prompt_id,
-    };
+    let submitted = shared.client.submit(kind, &submit.body)?;
+    let prompt_id = submitted.id(kind);
+    if let Submitted::Settled(outcome) = submitted {
+        return Ok(Some((outcome, prompt_id)));
+    }
     log::info!("asked {} {prompt_id}", kind.as_str());
     let cancelled = {
         let mut state = lock(&call.state);
@@ -596,13 +603,14 @@ fn ask(shared: &Shared, call: &Call, submit: &Submit) -> Result<Option<Value>, S
         return Ok(None);
     }
     let abandoned = || lock(&call.state).cancelled;
-    shared.client.wait(
+    let outcome = shared.client.wait(
         kind,
         &shared.session_id,
         &prompt_id,
         shared.retry,
         &abandoned,
-    )
+    )?;
+    Ok(outcome.map(|outcome| (outcome, prompt_id)))
 }
 
 #[cfg(test)]

@@ -7,16 +7,18 @@
 //! result's text. Pure; `cli/mcp.rs` does the asking.
 //!
 //! Invariants, the hooks': only the human's approval (or a rule they
-//! granted) allows; the policy's read-only tools pass; a timeout is said to
-//! be one, never the human's denial; an input it cannot read, or an askgate
-//! it cannot ask, denies, saying what to fix. A deny is an answer, so no
-//! result of this tool is `isError`.
+//! granted) allows, and with `--verify-key` only on a receipt for the call
+//! that runs (`receipt::gate`); the policy's read-only tools pass; a
+//! timeout is said to be one, never the human's denial; an input it cannot
+//! read, or an askgate it cannot ask, denies, saying what to fix. A deny is
+//! an answer, so no result of this tool is `isError`.
 //!
 //! `AskUserQuestion` reaches this tool too (under `claude -p` only when a
 //! permission prompt tool is set): its questions become a clarify (one
 //! question with its options as choices, several as a form), and the
 //! human's answers go back as `updatedInput.answers`, by question.
 
+use crate::cli::receipt;
 use crate::cli::tools::{Submit, text_result};
 use crate::core::kind::Kind;
 use crate::hooks::{self, Agent, Settings, ToolCall, Verdict, claude_code};
@@ -92,15 +94,32 @@ pub fn plan(arguments: &Map<String, Value>, settings: &Settings, cwd: &str) -> P
     }
 }
 
-/// The result of a wait's final body, or of a failure to ask (`why`).
-pub fn outcome(settings: &Settings, call: &ToolCall, outcome: Result<&Value, &str>) -> Value {
+/// What came of asking: the wait's final body and the prompt's id, or why
+/// it could not be asked.
+pub type Waited<'a> = Result<(&'a Value, &'a str), &'a str>;
+
+/// The result of what the prompt submitted as `body` came to, at `now`
+/// (Unix seconds). With a key in `settings`, an allow of the call stands
+/// only on a receipt for it; the answers to `AskUserQuestion` go back as
+/// the human gave them (a clarify's receipt approves no action).
+pub fn outcome(
+    settings: &Settings,
+    call: &ToolCall,
+    body: &Value,
+    waited: Waited,
+    now: u64,
+) -> Value {
     let answered =
         |outcome: &Value| outcome["status"] == "answered" && outcome.get("response").is_some();
-    let verdict = match outcome {
-        Ok(outcome) if call.tool_name == ASK_USER_QUESTION && answered(outcome) => {
+    let verdict = match waited {
+        Ok((outcome, _)) if call.tool_name == ASK_USER_QUESTION && answered(outcome) => {
             questions::answered(&call.tool_input, &outcome["response"])
         }
-        Ok(outcome) => hooks::verdict(Agent::ClaudeCode, settings, call, outcome),
+        Ok((outcome, id)) => {
+            let verdict = hooks::verdict(Agent::ClaudeCode, settings, call, outcome);
+            let key = settings.verify_key.as_deref();
+            receipt::gate(verdict, key, body, outcome, id, now)
+        }
         Err(why) => hooks::failed(settings, why),
     };
     result(&verdict, &call.tool_input)
@@ -244,6 +263,23 @@ mod tests {
         serde_json::from_str(result["content"][0]["text"].as_str().unwrap()).unwrap()
     }
 
+    /// `outcome` for the prompt `body` asked about `call`: its wait's body
+    /// (or why there is none), the prompt being `p1`, at time 0.
+    fn result_of(
+        settings: &Settings,
+        call: &ToolCall,
+        body: &Value,
+        waited: Result<&Value, &str>,
+    ) -> Value {
+        outcome(
+            settings,
+            call,
+            body,
+            waited.map(|outcome| (outcome, "p1")),
+            0,
+        )
+    }
+
     fn arguments(value: Value) -> Map<String, Value> {
         value.as_object().unwrap().clone()
     }
@@ -312,12 +348,13 @@ mod tests {
     #[test]
     fn outcomes_become_behaviors() {
         let input = json!({"command": "rm -rf build", "description": "clean"});
-        let (_, call) = asked(arguments(json!({"tool_name": "Bash", "input": input})));
+        let (body, call) = asked(arguments(json!({"tool_name": "Bash", "input": input})));
         let settings = settings();
         let said = |answer: Result<Value, &str>| {
-            behavior(&outcome(
+            behavior(&result_of(
                 &settings,
                 &call,
+                &body,
                 answer.as_ref().map_err(|why| *why),
             ))
         };
@@ -356,7 +393,7 @@ mod tests {
             on_timeout: hooks::Fallback::Ask,
             ..settings.clone()
         };
-        let expired = outcome(&ask, &call, Ok(&json!({"status": "expired"})));
+        let expired = result_of(&ask, &call, &body, Ok(&json!({"status": "expired"})));
         assert_eq!(behavior(&expired)["behavior"], "deny");
     }
 
@@ -376,10 +413,10 @@ mod tests {
         let mut expected = one.clone();
         expected["answers"] = json!({"Which database?": "sqlite"});
         assert_eq!(
-            behavior(&outcome(&settings(), &call, Ok(&answered))),
+            behavior(&result_of(&settings(), &call, &body, Ok(&answered))),
             json!({"behavior": "allow", "updatedInput": expected})
         );
-        let expired = outcome(&settings(), &call, Ok(&json!({"status": "expired"})));
+        let expired = result_of(&settings(), &call, &body, Ok(&json!({"status": "expired"})));
         assert_eq!(behavior(&expired)["behavior"], "deny");
 
         let two = json!({"questions": [
@@ -399,7 +436,7 @@ mod tests {
         crate::core::form::check_schema(&body["schema"]).expect("a valid form");
         crate::core::form::check_response(&body["schema"], &response).expect("a fitting answer");
         let answered = json!({"status": "answered", "response": response});
-        let said = behavior(&outcome(&settings(), &call, Ok(&answered)));
+        let said = behavior(&result_of(&settings(), &call, &body, Ok(&answered)));
         assert_eq!(
             said["updatedInput"]["answers"],
             json!({"Which database?": "postgres", "Which extras?": "cache, search"})
@@ -409,5 +446,100 @@ mod tests {
             json!({"tool_name": "AskUserQuestion", "input": {"q": 1}}),
         ));
         assert_eq!(body["action"]["type"], "tool");
+    }
+
+    /// With `--verify-key`, an allow stands only on a receipt the key
+    /// verifies for this prompt and for the call that runs: the one asked,
+    /// or the edit the answer names, which is what goes back; anything else
+    /// is a deny that says why.
+    #[test]
+    fn with_a_key_an_allow_stands_only_on_a_receipt_for_the_call_that_runs() {
+        use crate::core::action::Action;
+        use crate::core::prompt::{Answer, Choice, Decision as Answered, Outcome};
+        use crate::core::receipt::{Decision, action_digest};
+        let signer = crate::receipt_key::ephemeral().unwrap();
+        let settings = Settings {
+            verify_key: Some(signer.public_key()),
+            ..settings()
+        };
+        let input = json!({"command": "rm -rf build", "description": "clean"});
+        let (body, call) = asked(arguments(json!({"tool_name": "Bash", "input": input})));
+        let edit = json!({"type": "command", "command": "rm -rf build/tmp", "cwd": "/r/repo"});
+        let receipt = |id: &str, action: &Value, edited: Option<&Value>| {
+            let action = Action::from_json(action).unwrap();
+            let edited = edited.map(|edit| Box::new(Action::from_json(edit).unwrap()));
+            let answer = Answer::Decision(Answered {
+                edited,
+                ..Answered::plain(Choice::Once)
+            });
+            let digest = action_digest(&action.key());
+            let decision =
+                Decision::of(id, "s", Kind::Approval, &digest, &Outcome::Answered(answer));
+            signer.sign(&decision.at(0.0)).to_json()
+        };
+        let once = |receipt: Option<Value>, edited: Option<&Value>| {
+            let mut outcome = json!({"status": "answered", "choice": "once"});
+            if let Some(receipt) = receipt {
+                outcome["receipt"] = receipt;
+            }
+            if let Some(edited) = edited {
+                outcome["edited"] = edited.clone();
+            }
+            behavior(&result_of(&settings, &call, &body, Ok(&outcome)))
+        };
+        let asked_action = &body["action"];
+        let allowed = json!({"behavior": "allow", "updatedInput": input});
+        assert_eq!(once(Some(receipt("p1", asked_action, None)), None), allowed);
+        let edited_input = json!({"command": "rm -rf build/tmp", "description": "clean"});
+        assert_eq!(
+            once(Some(receipt("p1", asked_action, Some(&edit))), Some(&edit)),
+            json!({"behavior": "allow", "updatedInput": edited_input})
+        );
+        let other = json!({"type": "command", "command": "make deploy", "cwd": "/r/repo"});
+        for (receipt, edited, why) in [
+            (None, None, "the server's answer carries no receipt"),
+            (
+                Some(receipt("p1", &other, None)),
+                None,
+                "the receipt is for another action",
+            ),
+            (
+                Some(receipt("p2", asked_action, None)),
+                None,
+                "the receipt is for another prompt",
+            ),
+            // An edit the receipt does not name: not what the human approved.
+            (
+                Some(receipt("p1", asked_action, None)),
+                Some(&edit),
+                "the receipt is for another action",
+            ),
+            // The receipt names an edit the answer does not give back.
+            (
+                Some(receipt("p1", asked_action, Some(&edit))),
+                None,
+                "the human approved an edited action in place of this one",
+            ),
+        ] {
+            let said = once(receipt, edited);
+            assert_eq!(said["behavior"], "deny", "{why}: {said}");
+            let message = said["message"].as_str().unwrap();
+            assert!(
+                message.contains(why) && message.ends_with("; not run"),
+                "{message}"
+            );
+        }
+        // A receipt signed by another key.
+        let forger = crate::receipt_key::ephemeral().unwrap();
+        let digest = action_digest(&Action::from_json(asked_action).unwrap().key());
+        let answer = Outcome::Answered(Answer::choice(Choice::Once));
+        let forged =
+            forger.sign(&Decision::of("p1", "s", Kind::Approval, &digest, &answer).at(0.0));
+        let said = once(Some(forged.to_json()), None);
+        assert_eq!(said["behavior"], "deny", "{said}");
+        // What is not an allow stays as it is.
+        let denied = json!({"status": "answered", "choice": "deny", "reason": "no"});
+        let said = behavior(&result_of(&settings, &call, &body, Ok(&denied)));
+        assert_eq!(said["message"], "denied by the human through askgate: no");
     }
 }

@@ -1,6 +1,7 @@
 //! Checking receipts where a decision is acted on (docs/PROTOCOL.md §10):
 //! `check`, which the command wrapper, the hooks and `askgate verify` share;
-//! `askgate verify`; and `askgate receipts key`.
+//! `gate`, a hook's or `permission_prompt`'s allow checked against the
+//! call that runs; `askgate verify`; and `askgate receipts key`.
 //!
 //! Invariants: a receipt lets an action run only if it verifies with the
 //! key given (never one the server sends alongside), names the expected
@@ -8,7 +9,9 @@
 //! action and has not expired; anything else is a reason, never a run.
 
 use crate::cli::client::Connection;
+use crate::core::action::Action;
 use crate::core::receipt::{self, Decision, Receipt};
+use crate::hooks::Verdict;
 use serde_json::Value;
 use std::io::Read;
 use std::process::ExitCode;
@@ -54,6 +57,37 @@ pub fn check_reply(
             "the receipt is for another prompt ({})",
             decision.id
         )),
+    }
+}
+
+/// An agent's verdict on a tool call, held to a receipt when a key is
+/// given: an allow stands only on a receipt `key` verifies for the prompt
+/// `id` and for the action that runs, the one asked (`asked`, the submit's
+/// body) or, when the outcome says the human edited it, the edited one
+/// (which is what the tool input given back is made from); any other allow
+/// is a deny saying why. Without a key, or for any other verdict, the
+/// verdict as it is.
+pub fn gate(
+    verdict: Verdict,
+    key: Option<&str>,
+    asked: &Value,
+    outcome: &Value,
+    id: &str,
+    now: u64,
+) -> Verdict {
+    let (Verdict::Allow { .. }, Some(key)) = (&verdict, key) else {
+        return verdict;
+    };
+    let edited = outcome.get("edited").filter(|edited| !edited.is_null());
+    let runs = edited.unwrap_or(&asked["action"]);
+    let checked = Action::from_json(runs)
+        .ok_or_else(|| "the action to run cannot be read".to_string())
+        .and_then(|action| check_reply(key, outcome, id, &action.key(), now));
+    match checked {
+        Ok(_) => verdict,
+        Err(why) => Verdict::Deny {
+            reason: format!("askgate: not allowed: {why}; not run"),
+        },
     }
 }
 

@@ -186,6 +186,9 @@ pub struct Settings {
     pub on_error: Fallback,
     /// Tools that pass without asking; `None` for the agent's read-only ones.
     pub allow_tools: Option<Vec<String>>,
+    /// The hex key of `askgate receipts key`: an allow only on a receipt it
+    /// verifies for the very call that runs (docs/PROTOCOL.md §10).
+    pub verify_key: Option<String>,
 }
 
 impl Settings {
@@ -198,23 +201,27 @@ impl Settings {
             on_timeout: Fallback::Deny,
             on_error: Fallback::Deny,
             allow_tools: None,
+            verify_key: None,
         }
     }
 
     /// The flags and the variables that set them.
-    pub const VARIABLES: [(&'static str, &'static str); 5] = [
+    pub const VARIABLES: [(&'static str, &'static str); 6] = [
         ("--timeout", "ASKGATE_HOOK_TIMEOUT"),
         ("--on-timeout", "ASKGATE_ON_TIMEOUT"),
         ("--on-error", "ASKGATE_ON_ERROR"),
         ("--allow-tools", "ASKGATE_ALLOW_TOOLS"),
         ("--session", "ASKGATE_SESSION"),
+        ("--verify-key", "ASKGATE_VERIFY_KEY"),
     ];
 
     /// The defaults under the variables of `VARIABLES`.
     pub fn from_env(env: &impl Fn(&str) -> Option<String>) -> Result<Settings, String> {
         let mut settings = Settings::new();
         for (flag, name) in Settings::VARIABLES {
-            if let Some(value) = env(name) {
+            // An empty key is none, as `askgate approve` reads it.
+            let empty_key = |value: &String| flag == "--verify-key" && value.is_empty();
+            if let Some(value) = env(name).filter(|value| !empty_key(value)) {
                 settings
                     .set(flag, value)
                     .map_err(|why| format!("{name}: {why}"))?;
@@ -243,6 +250,7 @@ impl Settings {
                 self.allow_tools = Some(tools.map(String::from).collect())
             }
             "--session" => self.session = Some(value),
+            "--verify-key" => self.verify_key = Some(value),
             _ => return Err(format!("unknown flag: {flag}")),
         }
         Ok(())

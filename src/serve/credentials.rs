@@ -7,7 +7,8 @@
 //! whole by `askgate tokens add|revoke` (`private_file`); the token itself
 //! is printed once and kept nowhere. A running server looks a token up by
 //! its digest and reads the file again whenever it changed (a `stat` per
-//! lookup), so a revoke refuses the next request.
+//! lookup, the read outside its cache's lock), so a revoke refuses the
+//! next request; `add` and `revoke` take turns under `DATA_DIR/credentials.lock`.
 //!
 //! Invariants: names are `[a-z0-9._-]{1,32}` and unique, and never one of
 //! `RESERVED`; digests are compared in constant time (`auth::same`); the
@@ -25,6 +26,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The file in a data directory that holds the named credentials.
 pub const FILE: &str = "credentials";
+/// The lock that `add` and `revoke` hold around their read-modify-write
+/// (`private_file::lock`), so two at once both count.
+const LOCK: &str = "credentials.lock";
 /// Names kept for the legacy tokens and the tokenless local caller.
 pub const RESERVED: [&str; 3] = ["agent", "human", "local"];
 /// Credentials one data directory may hold.
@@ -127,6 +131,7 @@ pub fn read(dir: &Path) -> io::Result<Vec<Entry>> {
 /// kept nowhere.
 pub fn add(dir: &Path, role: Role, name: &str) -> io::Result<String> {
     check_name(name).map_err(io::Error::other)?;
+    let _turn = private_file::lock(dir, LOCK)?;
     let mut entries = read(dir)?;
     if entries.iter().any(|entry| entry.name == name) {
         return Err(io::Error::other(format!(
@@ -154,6 +159,7 @@ pub fn add(dir: &Path, role: Role, name: &str) -> io::Result<String> {
 
 /// Removes the credential named `name`; an error when there is none.
 pub fn revoke(dir: &Path, name: &str) -> io::Result<Entry> {
+    let _turn = private_file::lock(dir, LOCK)?;
     let mut entries = read(dir)?;
     let at = entries.iter().position(|entry| entry.name == name);
     let Some(at) = at else {
@@ -198,21 +204,26 @@ impl Live {
     }
 
     /// The entries now, read again when the file changed since last time.
+    /// The file is read with no lock held, so a slow disk stalls the
+    /// lookups that need the new version, never one the cache answers.
     fn entries(&self) -> Arc<Vec<Entry>> {
-        let path = self.dir.join(FILE);
-        let now = stamp(&path);
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.0 != now || now.is_none() {
-            let entries = match now {
-                None => Vec::new(),
-                Some(_) => read(&self.dir).unwrap_or_else(|error| {
-                    log::error!("named credentials ignored: {error}");
-                    Vec::new()
-                }),
-            };
-            *cache = (now, Arc::new(entries));
+        let now = stamp(&self.dir.join(FILE));
+        {
+            let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            if now.is_some() && cache.0 == now {
+                return cache.1.clone();
+            }
         }
-        cache.1.clone()
+        let entries = Arc::new(match now {
+            None => Vec::new(),
+            Some(_) => read(&self.dir).unwrap_or_else(|error| {
+                log::error!("named credentials ignored: {error}");
+                Vec::new()
+            }),
+        });
+        // Read after the stat, so at least as new as the stamp says.
+        *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = (now, entries.clone());
+        entries
     }
 
     /// The role and name of the credential whose token this is.
@@ -295,6 +306,58 @@ mod tests {
         assert!(revoke(&dir, "build-bot").is_err());
         fs::write(dir.join(FILE), "anna human zz 1\n").unwrap();
         assert_eq!(live.find(&anna), None, "a damaged file names no one");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A read of the file that does not end (a FIFO with a writer that
+    /// writes nothing: a disk that stalls) holds up only itself: a lookup
+    /// of the next version of the file is answered meanwhile.
+    #[test]
+    fn a_stalled_read_of_the_file_holds_up_no_other_lookup() {
+        use std::os::unix::ffi::OsStrExt;
+        use std::os::unix::fs::OpenOptionsExt;
+        let dir = temp_dir("stalled");
+        let live = Arc::new(Live::new(&dir));
+        let bot = add(&dir, Role::Agent, "build-bot").unwrap();
+        let (path, kept, fifo) = (dir.join(FILE), dir.join("kept"), dir.join("fifo"));
+        fs::rename(&path, &kept).unwrap();
+        let name = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+        fs::hard_link(&fifo, &path).unwrap();
+        let stalled = {
+            let live = live.clone();
+            std::thread::spawn(move || live.find("a token of no one"))
+        };
+        // Once the lookup has the FIFO open, a writer may open it too
+        // (before, ENXIO); holding it open, writing nothing, stalls the read.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let writer = loop {
+            let open = fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&fifo);
+            match open {
+                Ok(writer) => break writer,
+                Err(_) if std::time::Instant::now() < deadline => std::thread::yield_now(),
+                Err(error) => panic!("the lookup never opened the FIFO: {error}"),
+            }
+        };
+        fs::rename(&kept, &path).unwrap();
+        let (found, answer) = crossbeam_channel::bounded(1);
+        let meanwhile = {
+            let live = live.clone();
+            std::thread::spawn(move || found.send(live.find(&bot)))
+        };
+        let answered = answer.recv_timeout(std::time::Duration::from_secs(30));
+        drop(writer);
+        assert_eq!(stalled.join().unwrap(), None);
+        meanwhile.join().unwrap().ok();
+        assert_eq!(
+            answered.ok(),
+            Some(Some((Role::Agent, Arc::from("build-bot")))),
+            "a lookup waited for a stalled read of another version"
+        );
         fs::remove_dir_all(&dir).unwrap();
     }
 }

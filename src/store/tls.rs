@@ -14,16 +14,6 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::sync::Arc;
 
-/// Where a system keeps its CA bundle, first found wins (after
-/// `SSL_CERT_FILE`).
-const SYSTEM_BUNDLES: &[&str] = &[
-    "/etc/ssl/certs/ca-certificates.crt",
-    "/etc/pki/tls/certs/ca-bundle.crt",
-    "/etc/ssl/ca-bundle.pem",
-    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
-    "/etc/ssl/cert.pem",
-];
-
 pub type TlsStream = StreamOwned<ClientConnection, TcpStream>;
 
 /// A TLS client on `socket` for `host`; the handshake happens on the first
@@ -47,10 +37,7 @@ fn roots(ca_file: Option<&Path>) -> io::Result<RootCertStore> {
     if let Some(path) = ca_file {
         return store(&certificates(path)?);
     }
-    let bundles = std::env::var("SSL_CERT_FILE")
-        .into_iter()
-        .chain(SYSTEM_BUNDLES.iter().map(|path| path.to_string()));
-    let system = bundles
+    let system = crate::system_ca::bundle_paths()
         .filter_map(|path| certificates(Path::new(&path)).ok())
         .find_map(|certificates| store(&certificates).ok());
     Ok(system.unwrap_or_else(|| RootCertStore {

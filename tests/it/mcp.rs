@@ -92,8 +92,21 @@ impl McpProcess {
     ) -> McpProcess {
         let mut command = askgate();
         command
-            .args(["mcp", "--session", session_id, "--server"])
-            .arg(format!("http://{}", server.addr))
+            .arg("mcp")
+            .args(["--server", &format!("http://{}", server.addr)]);
+        McpProcess::spawn(command, session_id, token, flags)
+    }
+
+    /// `command` (`askgate mcp` and what it is to ask) with the session,
+    /// the token and more flags.
+    fn spawn(
+        mut command: Command,
+        session_id: &str,
+        token: Option<&str>,
+        flags: &[&str],
+    ) -> McpProcess {
+        command
+            .args(["--session", session_id])
             .args(flags)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -535,6 +548,120 @@ fn the_permission_prompt_denies_honestly_on_a_timeout_or_an_askgate_away() {
         message.contains("askgate could not ask the human")
             && message.contains("start askgate, or set ASKGATE_URL"),
         "{message}"
+    );
+}
+
+/// With `--verify-key` (or `ASKGATE_VERIFY_KEY`, as the hooks read it),
+/// the permission prompt allows only on a receipt that the key verifies
+/// for the call that runs: the real server's, for the command asked or as
+/// the human edited it; never a fake server's "approved" with no receipt,
+/// one for another command, or one that does not name the edit it gives
+/// back; nor another server's key.
+#[test]
+fn the_permission_prompt_with_a_key_allows_only_on_a_receipt_for_the_call_that_runs() {
+    let server = server();
+    let key = crate::receipts::public_key(&server);
+    let session = "permission-verified";
+    let mut mcp = McpProcess::start_with(&server, session, Some(AGENT), &["--verify-key", &key]);
+    mcp.initialize("2025-06-18");
+    let input = json!({"command": "rm -rf build"});
+    let arguments = json!({"tool_name": "Bash", "input": input});
+    for (id, edited, expected) in [
+        (1, None, input.clone()),
+        (
+            2,
+            Some("rm -rf build/tmp"),
+            json!({"command": "rm -rf build/tmp"}),
+        ),
+    ] {
+        mcp.call_tool(id, "permission_prompt", arguments.clone());
+        let head = pending(&server, "approval", session);
+        let mut body =
+            json!({"session_id": session, "approval_id": head["approval_id"], "choice": "once"});
+        if let Some(command) = edited {
+            body["edited"] = head["action"].clone();
+            body["edited"]["command"] = json!(command);
+        }
+        let reply = call(&server, HUMAN, "POST", "/api/approval/respond", &body);
+        assert_eq!(reply["ok"], true, "{reply}");
+        let said = behavior(&mcp.recv());
+        assert_eq!(
+            said,
+            json!({"behavior": "allow", "updatedInput": expected}),
+            "{edited:?}"
+        );
+    }
+    drop(mcp);
+
+    // Another server's key, by the variable: the real receipt does not verify.
+    let other = crate::support::TestServer::start(&[]);
+    let other_key = crate::receipts::public_key(&other);
+    let mut command = askgate();
+    command
+        .args(["mcp", "--server", &format!("http://{}", server.addr)])
+        .env("ASKGATE_VERIFY_KEY", &other_key);
+    let mut mcp = McpProcess::spawn(command, session, Some(AGENT), &[]);
+    mcp.initialize("2025-06-18");
+    mcp.call_tool(3, "permission_prompt", arguments.clone());
+    let head = pending(&server, "approval", session);
+    respond(&server, "approval", session, &head["approval_id"], "once");
+    let said = behavior(&mcp.recv());
+    assert_eq!(said["behavior"], "deny", "{said}");
+    assert!(
+        said["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not verify"),
+        "{said}"
+    );
+    drop(mcp);
+
+    // Fake servers that say "approved (once)".
+    use crate::receipts::{FAKE_ID, FakeServer, approving};
+    let signer = askgate::receipt_key::ephemeral().unwrap();
+    let cwd = std::env::current_dir().unwrap();
+    let action = |command: &str| json!({"type": "command", "command": command, "cwd": cwd});
+    let edit = action("rm -rf /");
+    let cases = [
+        (None, json!({}), "the server's answer carries no receipt"),
+        (
+            Some(approving(&signer, FAKE_ID, &action("ls"), None)),
+            json!({}),
+            "the receipt is for another action",
+        ),
+        // An edit the receipt does not name, beside a receipt for the call.
+        (
+            Some(approving(&signer, FAKE_ID, &action("rm -rf build"), None)),
+            json!({"edited": edit}),
+            "the receipt is for another action",
+        ),
+    ];
+    for (receipt, extra, why) in cases {
+        let fake = FakeServer::answering(receipt, extra.clone());
+        let mut command = askgate();
+        command.args(["mcp", "--server", &format!("http://{}", fake.addr)]);
+        let flags = ["--verify-key", &signer.public_key()];
+        let mut mcp = McpProcess::spawn(command, "w", Some(AGENT), &flags);
+        mcp.initialize("2025-06-18");
+        mcp.call_tool(1, "permission_prompt", arguments.clone());
+        let said = behavior(&mcp.recv());
+        assert_eq!(said["behavior"], "deny", "{why}: {said}");
+        let message = said["message"].as_str().unwrap();
+        assert!(message.contains(why), "{why}: {message}");
+    }
+    // The same fake with a receipt for the call and no edit: it verifies,
+    // so the key is what the denials above turned on.
+    let receipt = approving(&signer, FAKE_ID, &action("rm -rf build"), None);
+    let fake = FakeServer::answering(Some(receipt), json!({}));
+    let mut command = askgate();
+    command.args(["mcp", "--server", &format!("http://{}", fake.addr)]);
+    let flags = ["--verify-key", &signer.public_key()];
+    let mut mcp = McpProcess::spawn(command, "w", Some(AGENT), &flags);
+    mcp.initialize("2025-06-18");
+    mcp.call_tool(1, "permission_prompt", arguments);
+    assert_eq!(
+        behavior(&mcp.recv()),
+        json!({"behavior": "allow", "updatedInput": input})
     );
 }
 

@@ -11,6 +11,7 @@ use askgate::serve::auth::Role;
 use askgate::serve::credentials;
 use serde_json::{Value, json};
 use std::path::Path;
+use std::process::Stdio;
 
 const AGENT: &str = "agent-token-0123456789";
 const HUMAN: &str = "human-token-0123456789";
@@ -381,4 +382,46 @@ fn askgate_tokens_adds_lists_and_revokes_named_credentials() {
     assert_eq!(submit(&server, &token, "approval", body).status, 401);
     assert!(!tokens(&["list"]).1.contains("build-bot"));
     assert_eq!(tokens(&["revoke", "build-bot"]).0, Some(1));
+}
+
+/// `askgate tokens add` run many times at once: each takes its turn at
+/// the credentials file, so none is lost and `tokens list` shows them all.
+#[test]
+fn many_tokens_added_at_once_are_all_kept() {
+    let dir = TempDir::new("names-many");
+    let data = dir.path.to_str().unwrap();
+    let names: Vec<String> = (0..16).map(|n| format!("bot-{n}")).collect();
+    let adding: Vec<_> = names
+        .iter()
+        .map(|name| {
+            let args = ["tokens", "add", "agent", name, "--data-dir", data];
+            let mut command = askgate();
+            command
+                .args(args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            command.spawn().expect("askgate tokens add starts")
+        })
+        .collect();
+    for (name, child) in names.iter().zip(adding) {
+        let output = child.wait_with_output().unwrap();
+        let said = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{name}: {said}");
+    }
+    let listed = askgate()
+        .args(["tokens", "list", "--data-dir", data])
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    let lost: Vec<&String> = names
+        .iter()
+        .filter(|name| {
+            !listed
+                .lines()
+                .any(|line| line.starts_with(&format!("{name} ")))
+        })
+        .collect();
+    assert!(lost.is_empty(), "lost {lost:?}:\n{listed}");
+    let entries = credentials::read(&dir.path).unwrap();
+    assert_eq!(entries.len(), names.len(), "{entries:?}");
 }

@@ -9,6 +9,7 @@ use crate::binary::{ServerProcess, answer, ask, askgate, finish, pending_head};
 use crate::hooks::{git, hook, remote_main, with_askgate};
 use crate::redis::{Redis, instance, redis_server};
 use crate::support::{Client, DEADLINE, TempDir, TestServer};
+use askgate::core::action::Action;
 use askgate::core::kind::Kind;
 use askgate::core::prompt::{Answer, Choice, Outcome};
 use askgate::core::receipt::{self, Decision, Signer};
@@ -443,7 +444,7 @@ impl FakeServer {
     }
 
     /// Its wait answers carry `extra`'s fields too (an `edited`, say).
-    fn answering(receipt: Option<Value>, extra: Value) -> FakeServer {
+    pub fn answering(receipt: Option<Value>, extra: Value) -> FakeServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         thread::spawn(move || {
@@ -504,6 +505,20 @@ fn signed(signer: &Signer, id: &str, command: &str, choice: Choice, at: u64) -> 
     let action = receipt::action_digest(&receipt::command_action(command));
     let outcome = Outcome::Answered(Answer::choice(choice));
     let decision = Decision::of(id, "w", Kind::Approval, &action, &outcome).at(at as f64);
+    signer.sign(&decision).to_json()
+}
+
+/// A receipt signed by `signer` that once-approves `action` (its JSON) for
+/// `id`, or `edited` in its place when given, decided now.
+pub fn approving(signer: &Signer, id: &str, action: &Value, edited: Option<&Value>) -> Value {
+    let read = |action: &Value| Action::from_json(action).expect("an action");
+    let answer = askgate::core::prompt::Decision {
+        edited: edited.map(|edited| Box::new(read(edited))),
+        ..askgate::core::prompt::Decision::plain(Choice::Once)
+    };
+    let digest = receipt::action_digest(&read(action).key());
+    let outcome = Outcome::Answered(Answer::Decision(answer));
+    let decision = Decision::of(id, "w", Kind::Approval, &digest, &outcome).at(now() as f64);
     signer.sign(&decision).to_json()
 }
 

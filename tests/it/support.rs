@@ -53,7 +53,7 @@ impl TestServer {
         .to_vec();
         args.extend(flags.iter().map(|flag| flag.to_string()));
         let config = Config::parse(&args, |_| None).expect("valid flags");
-        let server = Server::start(config).expect("server starts");
+        let server = start_on(config);
         let addr = server.addr();
         TestServer {
             server,
@@ -61,6 +61,54 @@ impl TestServer {
             client: Client { addr },
         }
     }
+}
+
+/// Starts a server in this process. On a data directory that a server of
+/// this process has just left, a child that another test forked meanwhile
+/// may hold copies of its lock files (and so its locks, which belong to
+/// the open file) until it execs, when close-on-exec closes them: a
+/// restart would be refused as "in use" for those moments (issue 20:
+/// `names::two_humans_…` failed 7 runs in 300 beside load, and none in 300
+/// with no test spawning a process beside it). So a start refused so waits
+/// for the locks to be let go (a blocking flock, not a sleep) and tries
+/// again, until `DEADLINE`. Waiting before the first start is not enough:
+/// a copy can also be made of a lock the wait itself or a refused attempt
+/// held for a moment. A server that really runs there is still refused.
+fn start_on(config: Config) -> Server {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        match Server::start(config.clone()) {
+            Ok(server) => return server,
+            Err(error) if error.to_string().contains("in use by another askgate") => {
+                let dir = config.data_dir.as_deref().expect("a data directory");
+                if !wait_until_unlocked(dir, deadline) {
+                    panic!("server starts: {error}");
+                }
+            }
+            Err(error) => panic!("server starts: {error}"),
+        }
+    }
+}
+
+/// Whether `dir`'s lock files were both free before `deadline`: each taken
+/// and let go at once.
+fn wait_until_unlocked(dir: &std::path::Path, deadline: Instant) -> bool {
+    use std::os::fd::AsRawFd;
+    ["lock", "journal"].iter().all(|name| {
+        let Ok(file) = std::fs::File::open(dir.join(name)) else {
+            return true;
+        };
+        let (free, freed) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            // SAFETY: flock only reads the descriptor, which `file` keeps
+            // open; dropping `file` lets go of the lock at once.
+            let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0;
+            drop(file);
+            let _ = free.send(locked);
+        });
+        let left = deadline.saturating_duration_since(Instant::now());
+        freed.recv_timeout(left) == Ok(true)
+    })
 }
 
 impl Deref for TestServer {

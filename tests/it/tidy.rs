@@ -127,6 +127,17 @@ fn architecture_names_every_module() {
     );
 }
 
+/// A list written twice drifts apart: the system's CA bundle places are
+/// one list (`system_ca.rs`), which every TLS client of askgate reads.
+#[test]
+fn the_system_ca_bundle_places_are_written_once() {
+    let writing: Vec<String> = source_paths()
+        .into_iter()
+        .filter(|path| read_source(path).contains("\"/etc/ssl/certs/ca-certificates.crt\""))
+        .collect();
+    assert_eq!(writing, ["system_ca.rs"], "the CA bundle places written in");
+}
+
 /// The lines of a file that are code, not comments.
 fn code_lines(text: &str) -> impl Iterator<Item = &str> {
     text.lines().filter(|line| {
