@@ -50,14 +50,13 @@ use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-/// The stack of a stream thread and of a parked request's thread. A stream
-/// thread touches about 8 KiB of it (one page for the thread's own data,
-/// one of stack); the whole suite passes with 32 KiB for both, and a panic
-/// printing a full backtrace needs under 32 KiB. What runs there must stay
-/// shallow (a `Reply::Park` closure included). The default 2 MiB would
-/// reserve 2 GiB of address space per 1,000 streams, more than a 32-bit
-/// device has; and with it, waking 1,000 parked long-polls took about 20%
-/// longer (BENCHMARKS.md).
+/// The stack of a stream thread. It touches about 8 KiB of it (one page
+/// for the thread's own data, one of stack); the whole suite passed with
+/// 32 KiB, and a panic printing a full backtrace needs under 32 KiB. What
+/// runs there must stay shallow. The default 2 MiB would reserve 2 GiB of
+/// address space per 1,000 streams, more than a 32-bit device has. (A
+/// parked request runs on its connection's thread, tiny_http's, with the
+/// default stack: it read and served the request before parking.)
 const SMALL_STACK: usize = 64 * 1024;
 
 /// How often the open streams are swept for clients that left.
@@ -632,19 +631,15 @@ fn serve(app: &App, detached: &Arc<ThreadGroup>, mut raw: tiny_http::Request) {
             let stream = move || stream(writer, chunked, fd);
             detached.spawn_sized("askgate-stream", Some(SMALL_STACK), stream)
         }
+        // Parked on the connection's own thread, which reads the next
+        // request once this one is answered: a change that wakes 1,000
+        // parked polls wakes 1,000 threads, not a parked thread and then
+        // its connection's for each (BENCHMARKS.md, issue 23).
         Reply::Park(work) => {
-            let patience = app.config.header_timeout;
-            detached.spawn_sized("askgate-park", Some(SMALL_STACK), move || {
-                let parked = Instant::now();
-                let fd = raw.connection_fd();
-                let mut response = work(&|| fd.is_some_and(limits::client_has_left));
-                // tiny_http stops reading a connection whose response takes
-                // longer than the receive timeout: tell the client so.
-                if parked.elapsed() >= patience / 2 {
-                    response.headers.push(("Connection", "close".into()));
-                }
-                respond(&metrics, raw, response)
-            })
+            let fd = raw.connection_fd();
+            let response = work(&|| fd.is_some_and(limits::client_has_left));
+            respond(&metrics, raw, response);
+            Ok(())
         }
     };
     if let Err(error) = outcome {
