@@ -260,11 +260,13 @@ pub const ROUTES: &[Route] = {
 impl Route {
     /// Whether the path is this route's; with its `{kind}`, if it has one.
     fn matches(&self, path: &str) -> Option<Option<Kind>> {
-        match self.path.split_once("{kind}") {
+        // Split at a byte, not at "{kind}": a string pattern built a
+        // searcher for every route a request was matched against.
+        match self.path.split_once('{') {
             None => (self.path == path).then_some(None),
-            Some((before, after)) => path
+            Some((before, rest)) => path
                 .strip_prefix(before)
-                .and_then(|rest| rest.strip_suffix(after))
+                .and_then(|tail| tail.strip_suffix(rest.strip_prefix("kind}").unwrap_or(rest)))
                 .and_then(Kind::parse)
                 .map(Some),
         }
