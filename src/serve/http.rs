@@ -81,20 +81,21 @@ impl Request {
     }
 
     /// The value of every line of a header, in the order sent.
-    pub fn headers_named<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a str> + 'a {
-        let name = name.to_ascii_lowercase();
+    /// Every value of the header `name` (in any case; names are kept in
+    /// lower case), compared without making a lower-case copy: a copy a
+    /// lookup was most of a poll's allocations.
+    pub fn headers_named<'a, 'n>(
+        &'a self,
+        name: &'n str,
+    ) -> impl Iterator<Item = &'a str> + use<'a, 'n> {
         self.headers
             .iter()
-            .filter(move |(key, _)| *key == name)
+            .filter(move |(key, _)| key.eq_ignore_ascii_case(name))
             .map(|(_, value)| value.as_str())
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        let name = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .find(|(key, _)| *key == name)
-            .map(|(_, value)| value.as_str())
+        self.headers_named(name).next()
     }
 
     /// The body as a JSON object: 413/415 as refused, 400 when malformed.
@@ -238,6 +239,21 @@ impl From<Error> for Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn headers_are_found_by_name_in_any_case() {
+        let mut request = Request::fake(Method::Get, "/", "");
+        request.headers = vec![
+            ("x-forwarded-for".into(), "10.0.0.1".into()),
+            ("cookie".into(), "a=1".into()),
+            ("cookie".into(), "b=2".into()),
+        ];
+        assert_eq!(request.header("X-Forwarded-For"), Some("10.0.0.1"));
+        assert_eq!(request.header("x-forwarded-for"), Some("10.0.0.1"));
+        assert_eq!(request.header("X-Forwarded"), None);
+        let cookies: Vec<&str> = request.headers_named("Cookie").collect();
+        assert_eq!(cookies, ["a=1", "b=2"]);
+    }
 
     #[test]
     fn urls_decode() {

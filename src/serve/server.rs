@@ -725,12 +725,17 @@ fn write(raw: tiny_http::Request, response: Response) {
         false => None,
     };
     let headers = [
-        ("Content-Type", response.content_type.to_string()),
-        ("X-Content-Type-Options", "nosniff".to_string()),
+        ("Content-Type", response.content_type),
+        ("X-Content-Type-Options", "nosniff"),
     ]
     .into_iter()
-    .chain(cache_control.map(|value| ("Cache-Control", value.to_string())))
-    .chain(response.headers);
+    .chain(cache_control.map(|value| ("Cache-Control", value)))
+    .chain(
+        response
+            .headers
+            .iter()
+            .map(|(name, value)| (*name, value.as_str())),
+    );
     for (name, value) in headers {
         if let Ok(header) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
             out.add_header(header);
