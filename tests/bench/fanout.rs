@@ -16,7 +16,9 @@
 //! (fanout,longpoll,polling,pi,burst; pi-churn for the churn alone),
 //! `BENCH_BURST` the burst's streams (5000), `BENCH_ROUNDS` the changes per fan-out
 //! run (20); `BENCH_ASKGATE` another askgate binary (to compare builds),
-//! `BENCH_NCHAN=0` skips nchan. Prints Markdown; BENCHMARKS.md keeps it.
+//! `BENCH_NCHAN=0` skips nchan, `BENCH_WARMUP` the fan-out's warm-up runs
+//! before it measures (1; printed, not in the ratios). Prints Markdown;
+//! BENCHMARKS.md keeps it.
 
 mod burst;
 mod harness;
@@ -110,6 +112,22 @@ fn fanout(counts: &[usize], repeat: usize) {
         "| server | streams | p50 | p99 | last subscriber, p50 | memory per stream | peak RSS | idle RSS | threads per stream | one thread per stream after | server CPU per frame |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    // The first measurement of a bench was askgate's slowest in every run
+    // (issue 23): warm-up runs, one of each server at the first count,
+    // printed and left out of the ratios, say whether that is the bench
+    // and the machine waking up or the server.
+    let warmups: usize = knob("BENCH_WARMUP", "1").parse().unwrap_or(1);
+    for _ in 0..warmups {
+        let Some(&count) = counts.first() else { break };
+        let mut ours = start_askgate();
+        ours.name = "askgate (warm-up)";
+        run_and_print(ours, count);
+        if nchan {
+            let mut theirs = start_nchan().expect("nginx starts");
+            theirs.name = "nginx + nchan (warm-up)";
+            run_and_print(theirs, count);
+        }
+    }
     let mut ratios = Vec::new();
     for run in 0..repeat {
         for &count in counts {
