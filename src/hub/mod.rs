@@ -27,6 +27,7 @@
 //!   instance, expired, cancelled), is handed to the observer (the
 //!   notifier) once it is durable and the lock is released.
 
+mod batch;
 pub mod credentials;
 pub mod durable;
 mod follower;
@@ -150,6 +151,9 @@ struct Inner {
     /// Agents waiting for an outcome, by prompt id: an outcome wakes only
     /// the waiters of its prompt.
     waiting: HashMap<String, Arc<Condvar>>,
+    /// With Redis, the records in flight and the state ahead of `state`
+    /// (`batch.rs`); empty otherwise.
+    batch: batch::Batch,
 }
 
 /// What a commit did: the prompts that got an outcome, whether a new
@@ -274,6 +278,7 @@ impl Hub {
                 state,
                 registry: Registry::default(),
                 waiting: HashMap::new(),
+                batch: batch::Batch::default(),
             }),
             expiry_changed: Condvar::new(),
             closing: AtomicBool::new(false),
