@@ -72,6 +72,7 @@ const TURNS_FOR: Duration = Duration::from_secs(2);
 pub struct StoreStats {
     pub up: bool,
     pub appends: u64,
+    pub batches: u64,
     pub conflicts: u64,
     pub applied: u64,
     pub reloads: u64,
@@ -80,6 +81,7 @@ pub struct StoreStats {
 pub struct Replica {
     pub(super) log: RedisLog,
     appends: AtomicU64,
+    batches: AtomicU64,
     conflicts: AtomicU64,
     pub(super) applied: AtomicU64,
     pub(super) reloads: AtomicU64,
@@ -160,6 +162,7 @@ impl Hub {
             log: RedisLog::new(target.clone()),
             holder: format!("{}-{}", std::process::id(), super::ids::random_hex(16)),
             appends: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
             conflicts: AtomicU64::new(0),
             applied: AtomicU64::new(0),
             reloads: AtomicU64::new(0),
@@ -208,6 +211,7 @@ impl Hub {
         Some(StoreStats {
             up: replica.status().is_ok(),
             appends: count(&replica.appends),
+            batches: count(&replica.batches),
             conflicts: count(&replica.conflicts),
             applied: count(&replica.applied),
             reloads: count(&replica.reloads),
@@ -390,6 +394,7 @@ fn lead(hub: &Hub, replica: &Replica) {
         Ok(Appended::Done) => {
             let appended = records.len() as u64;
             replica.appends.fetch_add(appended, Ordering::Relaxed);
+            replica.batches.fetch_add(1, Ordering::Relaxed);
             let mut inner = hub.lock();
             let observing = hub.observing();
             for (pending, record) in inner.batch.sent().into_iter().zip(&records) {

@@ -97,8 +97,9 @@ return bytes
 /// so that an instance whose writers follow each other at once cannot
 /// starve the others (ARGV[4] names the writer). ARGV[6..] are the records,
 /// three arguments each (base, version, bytes), each following the one
-/// before: each is its own stream entry and its own message, as if
-/// appended alone, so readers see one entry per operation.
+/// before (checked before anything is written: a script is not undone):
+/// each is its own stream entry and its own message, as if appended
+/// alone, so readers see one entry per operation.
 const APPEND: &str = r"
 local current = redis.call('GET', KEYS[1]) or '0'
 local turn = redis.call('GET', KEYS[3])
@@ -108,12 +109,15 @@ if current ~= ARGV[6] or (turn and turn ~= ARGV[4]) then
   end
   return {0, current, redis.call('XRANGE', KEYS[2], ARGV[2], '+', 'COUNT', ARGV[3])}
 end
-if turn then redis.call('DEL', KEYS[3]) end
 local last = current
+for i = 6, #ARGV, 3 do
+  if ARGV[i] ~= last then return redis.error_reply('askgate: records that do not follow') end
+  last = ARGV[i + 1]
+end
+if turn then redis.call('DEL', KEYS[3]) end
 for i = 6, #ARGV, 3 do
   redis.call('XADD', KEYS[2], ARGV[i + 1] .. '-0', 'b', ARGV[i], 'r', ARGV[i + 2])
   redis.call('PUBLISH', ARGV[1], ARGV[i] .. ' ' .. ARGV[i + 1] .. ' ' .. ARGV[i + 2])
-  last = ARGV[i + 1]
 end
 redis.call('SET', KEYS[1], last)
 return {1, last}
