@@ -555,7 +555,7 @@ mod tests {
         };
         let payload = Payload::approval(command, String::new(), Vec::new(), Default::default());
         let asked = Prompt::new("a".repeat(32), "s1".into(), 1.0, 600, payload);
-        state.apply(&Change::Submitted(asked));
+        state.apply(&Change::Submitted(asked.into()));
         state.apply(&Change::Resolved {
             session_id: "s1".into(),
             kind: Kind::Approval,
@@ -588,7 +588,7 @@ mod tests {
         for (id, session_id) in [("c".repeat(12), "s1"), ("d".repeat(12), "s2")] {
             let payload = Payload::question("Which?".into(), Vec::new());
             let prompt = Prompt::new(id, session_id.into(), 1.0, 600, payload);
-            state.apply(&Change::Submitted(prompt.with_agent("build-bot")));
+            state.apply(&Change::Submitted(prompt.with_agent("build-bot").into()));
         }
         state.apply(&Change::Resolved {
             session_id: "s1".into(),
@@ -655,7 +655,7 @@ mod tests {
         for (n, (grant, granted)) in grants.into_iter().enumerate() {
             let id = format!("{n:032x}");
             let asked = Prompt::new(id.clone(), "s1".into(), 1.0, 600, payload.clone());
-            state.apply(&Change::Submitted(asked));
+            state.apply(&Change::Submitted(asked.into()));
             let answered = Change::Resolved {
                 session_id: "s1".into(),
                 kind: Kind::Approval,

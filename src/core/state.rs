@@ -430,7 +430,7 @@ impl State {
         }
     }
 
-    fn apply_submitted(&mut self, prompt: &Prompt, version: u64) -> Applied {
+    fn apply_submitted(&mut self, prompt: &Arc<Prompt>, version: u64) -> Applied {
         let kind = prompt.kind();
         if !self.sessions.contains_key(&prompt.session_id) {
             self.session_bytes += Session::cost(&prompt.session_id);
@@ -440,7 +440,7 @@ impl State {
             session.owner = prompt.agent.clone();
         }
         session.changed_at = prompt.requested_at;
-        session.queues[kind].push(Arc::new(prompt.clone()), version);
+        session.queues[kind].push(Arc::clone(prompt), version);
         session.refresh_head(kind);
         self.pending_ids.insert(prompt.id.clone());
         self.pending_bytes += prompt.stored_bytes();
@@ -697,7 +697,7 @@ impl State {
             pending_count: self.queue_len(session_id, kind) + 1,
             deduped: false,
         };
-        changes.push(Change::Submitted(prompt));
+        changes.push(Change::Submitted(prompt.into()));
         Ok((changes, submitted))
     }
 

@@ -952,7 +952,7 @@ impl Inner {
             if let Change::Submitted(prompt) = &change {
                 committed.deadline |= prompt.expires();
                 if observing && !self.state.is_paused(prompt.agent_name()) {
-                    committed.submitted.push(prompt.clone());
+                    committed.submitted.push(Prompt::clone(prompt));
                 }
             }
             if let (
