@@ -125,7 +125,6 @@ impl Hub {
             now: self.clock.now(),
         };
         let mut inner = self.lock();
-        let from = inner.state.version();
         for record in records {
             let version = inner.state.version();
             if record.version <= version {
@@ -149,6 +148,7 @@ impl Hub {
                     format!("the record of version {} does not reach it", record.version),
                 ));
             }
+            inner.batch.follow(&changes);
             // The instance that took a submit notifies of it; the others do not.
             let applied = inner.apply_all(changes, &op, false);
             if let Some(replica) = self.store.shared() {
@@ -160,10 +160,10 @@ impl Hub {
             committed.deadline |= applied.deadline;
             committed.deliveries.append(applied.deliveries);
         }
-        if inner.state.version() != from {
-            self.stale_batch(&mut inner);
-        }
         drop(inner);
+        if let Some(replica) = self.store.shared() {
+            replica.settled.notify_all();
+        }
         self.tell_observer(&mut committed);
         self.announce(committed);
         Ok(())
