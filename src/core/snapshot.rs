@@ -343,7 +343,7 @@ impl SnapshotReader {
     fn session(&mut self, session_id: String, session: Session) -> Option<()> {
         let state = &mut self.state;
         for prompt in session.queues.values().flat_map(Queue::iter) {
-            state.pending_ids.insert(prompt.id.clone());
+            state.pending_ids.insert(Arc::from(prompt.id.as_str()));
             state.pending_bytes += prompt.stored_bytes();
         }
         for rule in &session.rules {
@@ -352,14 +352,14 @@ impl SnapshotReader {
             state.rule_bytes += rule.stored_bytes();
         }
         state.session_bytes += Session::cost(&session_id);
-        state.sessions.insert(session_id, session);
+        state.sessions.insert(session_id, Arc::new(session));
         Some(())
     }
 
     fn prompt(&mut self, prompt: Prompt) -> Option<()> {
         let state = &mut self.state;
-        let session = state.sessions.get_mut(&prompt.session_id)?;
-        state.pending_ids.insert(prompt.id.clone());
+        let session = Arc::make_mut(state.sessions.get_mut(&prompt.session_id)?);
+        state.pending_ids.insert(Arc::from(prompt.id.as_str()));
         state.pending_bytes += prompt.stored_bytes();
         session.queues[prompt.kind()].push_restored(Arc::new(prompt));
         Some(())
@@ -371,7 +371,7 @@ impl SnapshotReader {
         }
         let state = &mut self.state;
         let session_id = rule.session_id.clone()?;
-        let session = state.sessions.get_mut(&session_id)?;
+        let session = Arc::make_mut(state.sessions.get_mut(&session_id)?);
         state
             .rule_homes
             .insert(rule.rule_id.clone(), Some(session_id));
@@ -398,6 +398,7 @@ impl SnapshotReader {
     /// The state, with what is derived made again.
     pub fn finish(mut self) -> State {
         for session in self.state.sessions.values_mut() {
+            let session = Arc::make_mut(session);
             for kind in Kind::ALL {
                 session.refresh_head(kind);
             }
