@@ -378,9 +378,10 @@ impl State {
             }
             Change::RuleRevoked { rule_id, .. } => {
                 let rules = match self.rule_homes.remove(rule_id) {
-                    Some(Some(session_id)) => {
-                        self.sessions.get_mut(&session_id).map(|s| &mut Arc::make_mut(s).rules)
-                    }
+                    Some(Some(session_id)) => self
+                        .sessions
+                        .get_mut(&session_id)
+                        .map(|s| &mut Arc::make_mut(s).rules),
                     Some(None) => Some(&mut self.always),
                     None => None,
                 };
@@ -651,7 +652,8 @@ impl State {
     pub fn fresh_id(&self, kind: Kind, mut draw: impl FnMut(usize) -> String) -> String {
         loop {
             let id = draw(kind.id_len());
-            let used = self.pending_ids.contains(id.as_str()) || self.outcomes.contains_key(id.as_str());
+            let used =
+                self.pending_ids.contains(id.as_str()) || self.outcomes.contains_key(id.as_str());
             if !used && !self.rule_homes.contains_key(&id) {
                 return id;
             }

@@ -181,8 +181,16 @@ impl Hub {
     /// A record published on the channel: applied when it follows this
     /// instance's version, else the log is read from there.
     fn receive(&self, link: &mut Link<'_>, record: Record) -> io::Result<()> {
-        let version = self.lock().state.version();
-        if record.version <= version {
+        let (version, busy) = {
+            let inner = self.lock();
+            (inner.state.version(), inner.batch.busy())
+        };
+        // While this instance has records in flight, its leader's append
+        // finds the log moved, brings this record back and applies it, and
+        // the instance gets the next turn (store/redis.rs, APPEND); applied
+        // here, it would make them stale without that turn, and a busy
+        // instance could be starved by the others.
+        if record.version <= version || busy {
             return Ok(());
         }
         if record.base == version {
