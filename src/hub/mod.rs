@@ -18,7 +18,9 @@
 //!   Waiting agents learn an outcome only once it is durable.
 //! - With Redis (`replica.rs`) the order is reversed: an operation's
 //!   changes are appended to the shared log first (compare-and-append,
-//!   without the lock) and applied and published only once Redis took them.
+//!   without the lock, in a batch with the instance's other operations in
+//!   flight, `batch.rs`) and applied and published only once Redis took
+//!   them.
 //! - Every decision gets its audit line (`core/audit.rs`), made under the
 //!   lock from the change and the state it applies to, and logged (target
 //!   `audit`) and queued to the audit file after the lock is released, once

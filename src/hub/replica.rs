@@ -8,13 +8,17 @@
 //! the queue rules lives in Redis.
 //!
 //! Invariants:
-//! - An operation decides under the hub lock from the state at version V,
-//!   then (without the hub lock, holding the instance's one Redis link)
-//!   appends its changes as one record if the log is still at V. Only once
-//!   Redis took it are the changes applied and published, and the request
-//!   answered: nothing is shown or acknowledged that Redis does not hold.
-//!   When the log has moved on, the instance reads what it missed, applies
-//!   it, and decides again on the fresher state.
+//! - An operation decides under the hub lock from the state at version V
+//!   (the shown state, or while this instance has records in flight the
+//!   state ahead of it, `batch.rs`), and queues its changes as one record.
+//!   A leader (the first waiting operation to find none) takes the
+//!   instance's one Redis link and every record queued, and (without the
+//!   hub lock) appends them in one script call if the log is still at the
+//!   first one's base. Only once Redis took them are the changes applied
+//!   and published, in order, and each request answered by its own thread:
+//!   nothing is shown or acknowledged that Redis does not hold. When the
+//!   log has moved on, the instance reads what it missed, applies it, and
+//!   every operation of the batch and behind it decides again.
 //! - Records reach the state only in log order: a record applies when its
 //!   base is the state's version; one from further ahead makes the
 //!   instance read the log from its own version first. The link's mutex is
