@@ -285,7 +285,7 @@ mod tests {
         let payload = Payload::approval(write, String::new(), vec![], context);
         let prompt = Prompt::new("w1".into(), "s1".into(), AT, 0, payload);
         #[rustfmt::skip]
-        check(&mut state, Change::Submitted(prompt), "agent", &[&format!(
+        check(&mut state, Change::Submitted(prompt.into()), "agent", &[&format!(
             "{at} event=asked kind=approval id=w1 session=s1 by=agent action=write \
              command=\"write a\\u202E.sh (8 bytes, 1 line)\" \
              action_json=\"{{\\\"content\\\":\\\"echo hi\\\\n\\\",\\\"path\\\":\\\"a\\u202E.sh\\\",\\\"type\\\":\\\"write\\\"}}\" \
@@ -312,7 +312,7 @@ mod tests {
         let ask = approval("a1", "s1", "git push origin main");
         check(
             &mut state,
-            Change::Submitted(ask),
+            Change::Submitted(ask.into()),
             "agent",
             &[&format!(
                 "{at} event=asked kind=approval id=a1 session=s1 by=agent command=\"git push origin main\""
@@ -350,7 +350,7 @@ mod tests {
 
         apply(
             &mut state,
-            Change::Submitted(approval("a3", "s3", "ls")),
+            Change::Submitted(approval("a3", "s3", "ls").into()),
             "agent",
         );
         let change = state.respond(
@@ -375,7 +375,7 @@ mod tests {
 
         apply(
             &mut state,
-            Change::Submitted(approval("a4", "s4", "true")),
+            Change::Submitted(approval("a4", "s4", "true").into()),
             "agent",
         );
         let cancel = state
@@ -388,7 +388,7 @@ mod tests {
         let question = Payload::question("Which db?".into(), vec![]);
         let prompt = Prompt::new("c1".into(), "s4".into(), AT - 10.0, 5, question);
         #[rustfmt::skip]
-        check(&mut state, Change::Submitted(prompt), "agent", &[
+        check(&mut state, Change::Submitted(prompt.into()), "agent", &[
             &format!("{at} event=asked kind=clarify id=c1 session=s4 by=agent question=\"Which db?\""),
         ]);
         let expired = state.expire_due(AT);
@@ -407,7 +407,7 @@ mod tests {
             "echo ok\nat=1 event=answered by=human\r\t\"\\\u{202e}txt.exe\u{200b}\u{e0041}é";
         let lines = apply(
             &mut state,
-            Change::Submitted(approval("a1", "s1", command)),
+            Change::Submitted(approval("a1", "s1", command).into()),
             "a \"name\"",
         );
         assert_eq!(

@@ -15,10 +15,13 @@ use crate::core::prompt::{Answer, LEGACY_AGENT, Outcome, Prompt};
 use crate::core::record;
 use crate::core::rules::Scope;
 use serde_json::{Value, json};
+use std::sync::Arc;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Change {
-    Submitted(Prompt),
+    /// Shared: the ahead state (`hub/batch.rs`) and the shown one, the
+    /// record and the queue hold one copy of the payload.
+    Submitted(Arc<Prompt>),
     /// A pending prompt left its queue: answered, expired or cancelled. An
     /// answer that grants a rule carries the scope the human chose; the rule
     /// is named by the prompt's id and takes its time, session and command
@@ -53,14 +56,9 @@ pub enum Change {
         agent: String,
     },
     /// The human took a rule back.
-    RuleRevoked {
-        rule_id: String,
-        at: f64,
-    },
+    RuleRevoked { rule_id: String, at: f64 },
     /// An idle session forgotten to make room for a new one.
-    SessionEvicted {
-        session_id: String,
-    },
+    SessionEvicted { session_id: String },
     /// Outcomes past retention and idle sessions unchanged for as long.
     Pruned {
         outcomes: Vec<String>,
@@ -76,9 +74,7 @@ pub enum Change {
     /// The server started again after a stop: versions jump ahead by
     /// `skip`, past any that may have been shown but never made durable, so
     /// a watcher's id from before can never name a different change.
-    Restarted {
-        skip: u64,
-    },
+    Restarted { skip: u64 },
     /// A page signed in or out, a capability spent, or some of those
     /// expired (`core/credentials.rs`).
     Credential(CredentialChange),
@@ -163,7 +159,7 @@ impl Change {
                 .collect()
         };
         Some(match tag.as_str() {
-            "submitted" => Change::Submitted(Prompt::from_json(body)?),
+            "submitted" => Change::Submitted(Arc::new(Prompt::from_json(body)?)),
             "resolved" => Change::Resolved {
                 session_id: text("session_id")?,
                 kind: kind()?,

@@ -63,7 +63,7 @@ mod tests {
 
     fn ask(state: &mut State, id: &str, session_id: &str, payload: Payload) {
         let prompt = Prompt::new(id.into(), session_id.into(), 100.0, 60, payload);
-        state.apply(&Change::Submitted(prompt));
+        state.apply(&Change::Submitted(prompt.into()));
     }
 
     fn resolve(state: &mut State, id: &str, kind: Kind, outcome: Outcome, at: f64) {

@@ -277,7 +277,9 @@ impl Run {
                     .entry(key)
                     .or_default()
                     .push_back(prompt.id.clone());
-                model.prompts.insert(prompt.id.clone(), prompt.clone());
+                model
+                    .prompts
+                    .insert(prompt.id.clone(), Prompt::clone(prompt));
             }
             Change::Resolved {
                 session_id,
@@ -1102,8 +1104,8 @@ fn deduplication_lookups_and_cancels_never_cross_credentials() {
         Prompt::new(id.into(), "s".into(), 1.0, 60, question()).with_agent(agent)
     };
     let mut state = State::default();
-    state.apply(&Change::Submitted(ask("aaaaaaaaaaaa", LEGACY_AGENT)));
-    state.apply(&Change::Submitted(ask("bbbbbbbbbbbb", "bot")));
+    state.apply(&Change::Submitted(ask("aaaaaaaaaaaa", LEGACY_AGENT).into()));
+    state.apply(&Change::Submitted(ask("bbbbbbbbbbbb", "bot").into()));
     let (changes, submitted) = state
         .submit(&limits, ask("cccccccccccc", LEGACY_AGENT), |_| false)
         .unwrap();

@@ -174,7 +174,7 @@ fn change_from(value: &Value) -> Option<Change> {
     let (tag, body) = tagged(value)?;
     let kind = || kind_from(body["kind"].as_str()?);
     Some(match tag {
-        "submitted" => Change::Submitted(prompt_from(body)?),
+        "submitted" => Change::Submitted(prompt_from(body)?.into()),
         "resolved" => Change::Resolved {
             session_id: text(body, "session")?,
             kind: kind()?,
@@ -680,7 +680,7 @@ mod tests {
             note: Some("n".into()),
         };
         vec![
-            Change::Submitted(approval()),
+            Change::Submitted(approval().into()),
             Change::Resolved {
                 session_id: "s".into(),
                 kind: Kind::Approval,
@@ -812,7 +812,7 @@ mod tests {
     fn what_came_after_format_1_reads_back() {
         let asked = approval().with_agent("build-bot");
         let changes = vec![
-            Change::Submitted(asked),
+            Change::Submitted(asked.into()),
             Change::Resolved {
                 session_id: "s".into(),
                 kind: Kind::Approval,

@@ -24,7 +24,7 @@ pub fn change_from(value: &Value) -> Option<Change> {
     let (tag, body) = tagged(value)?;
     let kind = || kind_from(body["kind"].as_str()?);
     Some(match tag {
-        "submitted" => Change::Submitted(prompt_from(body)?),
+        "submitted" => Change::Submitted(prompt_from(body)?.into()),
         "resolved" => Change::Resolved {
             session_id: text(body, "session_id")?,
             kind: kind()?,

@@ -343,7 +343,7 @@ impl SnapshotReader {
     fn session(&mut self, session_id: String, session: Session) -> Option<()> {
         let state = &mut self.state;
         for prompt in session.queues.values().flat_map(Queue::iter) {
-            state.pending_ids.insert(prompt.id.clone());
+            state.pending_ids.insert(Arc::from(prompt.id.as_str()));
             state.pending_bytes += prompt.stored_bytes();
         }
         for rule in &session.rules {
@@ -352,14 +352,14 @@ impl SnapshotReader {
             state.rule_bytes += rule.stored_bytes();
         }
         state.session_bytes += Session::cost(&session_id);
-        state.sessions.insert(session_id, session);
+        state.sessions.insert(session_id, Arc::new(session));
         Some(())
     }
 
     fn prompt(&mut self, prompt: Prompt) -> Option<()> {
         let state = &mut self.state;
-        let session = state.sessions.get_mut(&prompt.session_id)?;
-        state.pending_ids.insert(prompt.id.clone());
+        let session = Arc::make_mut(state.sessions.get_mut(&prompt.session_id)?);
+        state.pending_ids.insert(Arc::from(prompt.id.as_str()));
         state.pending_bytes += prompt.stored_bytes();
         session.queues[prompt.kind()].push_restored(Arc::new(prompt));
         Some(())
@@ -371,7 +371,7 @@ impl SnapshotReader {
         }
         let state = &mut self.state;
         let session_id = rule.session_id.clone()?;
-        let session = state.sessions.get_mut(&session_id)?;
+        let session = Arc::make_mut(state.sessions.get_mut(&session_id)?);
         state
             .rule_homes
             .insert(rule.rule_id.clone(), Some(session_id));
@@ -398,6 +398,7 @@ impl SnapshotReader {
     /// The state, with what is derived made again.
     pub fn finish(mut self) -> State {
         for session in self.state.sessions.values_mut() {
+            let session = Arc::make_mut(session);
             for kind in Kind::ALL {
                 session.refresh_head(kind);
             }
@@ -555,7 +556,7 @@ mod tests {
         };
         let payload = Payload::approval(command, String::new(), Vec::new(), Default::default());
         let asked = Prompt::new("a".repeat(32), "s1".into(), 1.0, 600, payload);
-        state.apply(&Change::Submitted(asked));
+        state.apply(&Change::Submitted(asked.into()));
         state.apply(&Change::Resolved {
             session_id: "s1".into(),
             kind: Kind::Approval,
@@ -588,7 +589,7 @@ mod tests {
         for (id, session_id) in [("c".repeat(12), "s1"), ("d".repeat(12), "s2")] {
             let payload = Payload::question("Which?".into(), Vec::new());
             let prompt = Prompt::new(id, session_id.into(), 1.0, 600, payload);
-            state.apply(&Change::Submitted(prompt.with_agent("build-bot")));
+            state.apply(&Change::Submitted(prompt.with_agent("build-bot").into()));
         }
         state.apply(&Change::Resolved {
             session_id: "s1".into(),
@@ -655,7 +656,7 @@ mod tests {
         for (n, (grant, granted)) in grants.into_iter().enumerate() {
             let id = format!("{n:032x}");
             let asked = Prompt::new(id.clone(), "s1".into(), 1.0, 600, payload.clone());
-            state.apply(&Change::Submitted(asked));
+            state.apply(&Change::Submitted(asked.into()));
             let answered = Change::Resolved {
                 session_id: "s1".into(),
                 kind: Kind::Approval,

@@ -253,14 +253,16 @@ pub(super) struct Record {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct State {
     pub(super) version: u64,
-    pub(super) sessions: BTreeMap<String, Session>,
+    /// Each `Arc`, so a clone (the Redis store's ahead state) copies a
+    /// session only once it changes there.
+    pub(super) sessions: BTreeMap<String, Arc<Session>>,
     /// Kept outcomes, shared (`Arc`) with a snapshot being written, so
     /// compaction copies pointers, not records.
     pub(super) outcomes: HashMap<Arc<str>, Arc<Record>>,
     /// Outcome ids in the order they were recorded, for retention.
     pub(super) outcome_order: VecDeque<Arc<str>>,
     /// Every pending prompt's id, so new ids are unique across sessions.
-    pub(super) pending_ids: HashSet<String>,
+    pub(super) pending_ids: HashSet<Arc<str>>,
     /// Rules granted with `always`, oldest first.
     pub(super) always: Vec<Rule>,
     /// Where each rule lives, by id: its session, or `None` for `always`.
@@ -311,7 +313,7 @@ impl State {
                 ..
             } => {
                 let rule = self.rule_granted_by(change);
-                let Some(session) = self.sessions.get_mut(session_id) else {
+                let Some(session) = self.sessions.get_mut(session_id).map(Arc::make_mut) else {
                     return Applied::default();
                 };
                 let Some(prompt) = session.queues[*kind].remove(id, version) else {
@@ -320,7 +322,7 @@ impl State {
                 self.pending_bytes -= prompt.stored_bytes();
                 session.refresh_head(*kind);
                 session.changed_at = *at;
-                self.pending_ids.remove(id);
+                self.pending_ids.remove(id.as_str());
                 if let Some(rule) = rule {
                     self.grant(rule);
                 }
@@ -377,9 +379,10 @@ impl State {
             }
             Change::RuleRevoked { rule_id, .. } => {
                 let rules = match self.rule_homes.remove(rule_id) {
-                    Some(Some(session_id)) => {
-                        self.sessions.get_mut(&session_id).map(|s| &mut s.rules)
-                    }
+                    Some(Some(session_id)) => self
+                        .sessions
+                        .get_mut(&session_id)
+                        .map(|s| &mut Arc::make_mut(s).rules),
                     Some(None) => Some(&mut self.always),
                     None => None,
                 };
@@ -431,19 +434,19 @@ impl State {
         }
     }
 
-    fn apply_submitted(&mut self, prompt: &Prompt, version: u64) -> Applied {
+    fn apply_submitted(&mut self, prompt: &Arc<Prompt>, version: u64) -> Applied {
         let kind = prompt.kind();
         if !self.sessions.contains_key(&prompt.session_id) {
             self.session_bytes += Session::cost(&prompt.session_id);
         }
-        let session = self.sessions.entry(prompt.session_id.clone()).or_default();
+        let session = Arc::make_mut(self.sessions.entry(prompt.session_id.clone()).or_default());
         if session.owner.is_empty() {
             session.owner = prompt.agent.clone();
         }
         session.changed_at = prompt.requested_at;
-        session.queues[kind].push(Arc::new(prompt.clone()), version);
+        session.queues[kind].push(Arc::clone(prompt), version);
         session.refresh_head(kind);
-        self.pending_ids.insert(prompt.id.clone());
+        self.pending_ids.insert(Arc::from(prompt.id.as_str()));
         self.pending_bytes += prompt.stored_bytes();
         Applied {
             queue: Some((prompt.session_id.clone(), kind)),
@@ -453,7 +456,7 @@ impl State {
 
     fn grant(&mut self, rule: Rule) {
         let rules = match &rule.session_id {
-            Some(session_id) => match self.sessions.get_mut(session_id) {
+            Some(session_id) => match self.sessions.get_mut(session_id).map(Arc::make_mut) {
                 Some(session) => &mut session.rules,
                 None => return,
             },
@@ -570,7 +573,7 @@ impl State {
             }
             for queue in session.queues.values() {
                 for prompt in queue.iter() {
-                    self.pending_ids.remove(&prompt.id);
+                    self.pending_ids.remove(prompt.id.as_str());
                     self.pending_bytes -= prompt.stored_bytes();
                 }
             }
@@ -641,7 +644,8 @@ impl State {
     pub fn fresh_id(&self, kind: Kind, mut draw: impl FnMut(usize) -> String) -> String {
         loop {
             let id = draw(kind.id_len());
-            let used = self.pending_ids.contains(&id) || self.outcomes.contains_key(id.as_str());
+            let used =
+                self.pending_ids.contains(id.as_str()) || self.outcomes.contains_key(id.as_str());
             if !used && !self.rule_homes.contains_key(&id) {
                 return id;
             }
@@ -689,7 +693,7 @@ impl State {
             pending_count: self.queue_len(session_id, kind) + 1,
             deduped: false,
         };
-        changes.push(Change::Submitted(prompt));
+        changes.push(Change::Submitted(prompt.into()));
         Ok((changes, submitted))
     }
 

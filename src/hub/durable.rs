@@ -213,7 +213,7 @@ mod tests {
             };
             let session = format!("s{}", n % 7);
             let prompt = Prompt::new(format!("{n:012x}"), session, 1000.0 + n as f64, 60, payload);
-            write(&mut state, vec![Change::Submitted(prompt)]);
+            write(&mut state, vec![Change::Submitted(prompt.into())]);
         }
         for n in (0..300).step_by(3) {
             let kind = [Kind::Clarify, Kind::Approval][n % 2];

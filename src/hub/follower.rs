@@ -10,7 +10,7 @@
 //! append; audit lines of records read from the log were written by the
 //! instance that made them.
 
-use super::{Committed, Hub, Op, SERVER, durable};
+use super::{Committed, Hub, Inner, Op, SERVER, durable};
 use crate::core::change::Change;
 use crate::core::state::State;
 use crate::store::redis::{Appended, Link, Record};
@@ -49,6 +49,7 @@ impl Hub {
         replica.reloads.fetch_add(1, Ordering::Relaxed);
         let mut inner = self.lock();
         inner.state = state;
+        self.stale_batch(&mut inner);
         inner.registry.clear();
         for waiters in inner.waiting.values() {
             waiters.notify_all();
@@ -95,12 +96,20 @@ impl Hub {
             skip: durable::RESTART_SKIP,
         }];
         let version = base + durable::RESTART_SKIP;
-        if link.append(base, version, &durable::encode(&restarted))? == Appended::Done {
+        let record = Record {
+            base,
+            version,
+            bytes: durable::encode(&restarted),
+        };
+        if link.append(&[record])? == Appended::Done {
             let op = Op {
                 by: SERVER,
                 now: self.clock.now(),
             };
-            let committed = self.lock().apply_all(restarted, &op, false);
+            let mut inner = self.lock();
+            let committed = inner.apply_all(restarted, &op, false);
+            self.stale_batch(&mut inner);
+            drop(inner);
             self.announce(committed);
         }
         Ok(())
@@ -139,6 +148,7 @@ impl Hub {
                     format!("the record of version {} does not reach it", record.version),
                 ));
             }
+            inner.batch.follow(&changes);
             // The instance that took a submit notifies of it; the others do not.
             let applied = inner.apply_all(changes, &op, false);
             if let Some(replica) = self.store.shared() {
@@ -151,16 +161,36 @@ impl Hub {
             committed.deliveries.append(applied.deliveries);
         }
         drop(inner);
+        if let Some(replica) = self.store.shared() {
+            replica.settled.notify_all();
+        }
         self.tell_observer(&mut committed);
         self.announce(committed);
         Ok(())
     }
 
+    /// The shown state moved by other records than this instance's in
+    /// flight: each of those is decided again (`batch.rs`).
+    fn stale_batch(&self, inner: &mut Inner) {
+        if let Some(replica) = self.store.shared() {
+            inner.batch.reset();
+            replica.settled.notify_all();
+        }
+    }
+
     /// A record published on the channel: applied when it follows this
     /// instance's version, else the log is read from there.
     fn receive(&self, link: &mut Link<'_>, record: Record) -> io::Result<()> {
-        let version = self.lock().state.version();
-        if record.version <= version {
+        let (version, busy) = {
+            let inner = self.lock();
+            (inner.state.version(), inner.batch.busy())
+        };
+        // While this instance has records in flight, its leader's append
+        // finds the log moved, brings this record back and applies it, and
+        // the instance gets the next turn (store/redis.rs, APPEND); applied
+        // here, it would make them stale without that turn, and a busy
+        // instance could be starved by the others.
+        if record.version <= version || busy {
             return Ok(());
         }
         if record.base == version {

@@ -18,7 +18,9 @@
 //!   Waiting agents learn an outcome only once it is durable.
 //! - With Redis (`replica.rs`) the order is reversed: an operation's
 //!   changes are appended to the shared log first (compare-and-append,
-//!   without the lock) and applied and published only once Redis took them.
+//!   without the lock, in a batch with the instance's other operations in
+//!   flight, `batch.rs`) and applied and published only once Redis took
+//!   them.
 //! - Every decision gets its audit line (`core/audit.rs`), made under the
 //!   lock from the change and the state it applies to, and logged (target
 //!   `audit`) and queued to the audit file after the lock is released, once
@@ -27,6 +29,7 @@
 //!   instance, expired, cancelled), is handed to the observer (the
 //!   notifier) once it is durable and the lock is released.
 
+mod batch;
 pub mod credentials;
 pub mod durable;
 mod follower;
@@ -150,6 +153,9 @@ struct Inner {
     /// Agents waiting for an outcome, by prompt id: an outcome wakes only
     /// the waiters of its prompt.
     waiting: HashMap<String, Arc<Condvar>>,
+    /// With Redis, the records in flight and the state ahead of `state`
+    /// (`batch.rs`); empty otherwise.
+    batch: batch::Batch,
 }
 
 /// What a commit did: the prompts that got an outcome, whether a new
@@ -274,6 +280,7 @@ impl Hub {
                 state,
                 registry: Registry::default(),
                 waiting: HashMap::new(),
+                batch: batch::Batch::default(),
             }),
             expiry_changed: Condvar::new(),
             closing: AtomicBool::new(false),
@@ -954,7 +961,7 @@ impl Inner {
             if let Change::Submitted(prompt) = &change {
                 committed.deadline |= prompt.expires();
                 if observing && !self.state.is_paused(prompt.agent_name()) {
-                    committed.submitted.push(prompt.clone());
+                    committed.submitted.push(Prompt::clone(prompt));
                 }
             }
             if let (

@@ -8,13 +8,17 @@
 //! the queue rules lives in Redis.
 //!
 //! Invariants:
-//! - An operation decides under the hub lock from the state at version V,
-//!   then (without the hub lock, holding the instance's one Redis link)
-//!   appends its changes as one record if the log is still at V. Only once
-//!   Redis took it are the changes applied and published, and the request
-//!   answered: nothing is shown or acknowledged that Redis does not hold.
-//!   When the log has moved on, the instance reads what it missed, applies
-//!   it, and decides again on the fresher state.
+//! - An operation decides under the hub lock from the state at version V
+//!   (the shown state, or while this instance has records in flight the
+//!   state ahead of it, `batch.rs`), and queues its changes as one record.
+//!   A leader (the first waiting operation to find none) takes the
+//!   instance's one Redis link and every record queued, and (without the
+//!   hub lock) appends them in one script call if the log is still at the
+//!   first one's base. Only once Redis took them are the changes applied
+//!   and published, in order, and each request answered by its own thread:
+//!   nothing is shown or acknowledged that Redis does not hold. When the
+//!   log has moved on, the instance reads what it missed, applies it, and
+//!   every operation of the batch and behind it decides again.
 //! - Records reach the state only in log order: a record applies when its
 //!   base is the state's version; one from further ahead makes the
 //!   instance read the log from its own version first. The link's mutex is
@@ -37,18 +41,19 @@
 //!   after which Redis trims the log before the previous one: Redis holds
 //!   about three times the state at most.
 
+use super::batch::{Pending, Settled};
 use super::store::Store;
-use super::{Hub, Inner, Op, durable};
+use super::{Committed, Hub, Inner, Op, durable};
 use crate::core::change::Change;
 use crate::core::state::{Limits, State};
 use crate::error::{Error, Result};
 use crate::store::audit_log::AuditLog;
-use crate::store::redis::{AppendError, Appended, RedisLog};
+use crate::store::redis::{AppendError, Appended, Link, Record, RedisLog};
 use crate::store::redis_audit::AuditStream;
 use crate::store::resp::Target;
 use std::io;
-use std::sync::MutexGuard;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 /// How long a lease lasts unless renewed; its holder renews it at least
@@ -71,6 +76,8 @@ const TURNS_FOR: Duration = Duration::from_secs(2);
 pub struct StoreStats {
     pub up: bool,
     pub appends: u64,
+    pub batches: u64,
+    pub ahead_made: u64,
     pub conflicts: u64,
     pub applied: u64,
     pub reloads: u64,
@@ -79,6 +86,7 @@ pub struct StoreStats {
 pub struct Replica {
     pub(super) log: RedisLog,
     appends: AtomicU64,
+    batches: AtomicU64,
     conflicts: AtomicU64,
     pub(super) applied: AtomicU64,
     pub(super) reloads: AtomicU64,
@@ -91,6 +99,9 @@ pub struct Replica {
     pub(super) log_bytes: AtomicU64,
     /// The shared audit stream's writer, apart from the link.
     pub(super) audit: AuditStream,
+    /// Signalled, with the hub lock, when records in flight are settled or
+    /// the leader is done (`batch.rs`).
+    pub(super) settled: Condvar,
 }
 
 impl Replica {
@@ -156,6 +167,7 @@ impl Hub {
             log: RedisLog::new(target.clone()),
             holder: format!("{}-{}", std::process::id(), super::ids::random_hex(16)),
             appends: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
             conflicts: AtomicU64::new(0),
             applied: AtomicU64::new(0),
             reloads: AtomicU64::new(0),
@@ -164,6 +176,7 @@ impl Hub {
             log_bytes: AtomicU64::new(0),
             audit: AuditStream::start(target.clone())
                 .map_err(|error| format!("cannot start the audit stream's thread: {error}"))?,
+            settled: Condvar::new(),
         };
         let store = Store::Shared(Box::new(replica));
         let hub = Hub::with_state(
@@ -203,6 +216,8 @@ impl Hub {
         Some(StoreStats {
             up: replica.status().is_ok(),
             appends: count(&replica.appends),
+            batches: count(&replica.batches),
+            ahead_made: self.lock().batch.made,
             conflicts: count(&replica.conflicts),
             applied: count(&replica.applied),
             reloads: count(&replica.reloads),
@@ -223,97 +238,254 @@ impl Hub {
     }
 }
 
-/// One operation on the shared log: decide under the hub lock, append if
-/// the log has not moved, then apply, publish and answer; when it has
-/// moved, catch up and decide again.
+/// One operation on the shared log: decide under the hub lock (on the
+/// state ahead of the shown one when this instance has records in flight),
+/// queue its record, and wait until a leader's batch takes it (leading one
+/// when none does); once Redis holds it, it is applied, and this thread
+/// publishes and answers. When the log moved, catch up and decide again.
 pub(super) fn commit<R>(
     hub: &Hub,
     replica: &Replica,
     op: Op<'_>,
     mut decide: impl FnMut(&Inner) -> Result<(Vec<Change>, R)>,
 ) -> Result<R> {
-    let mut link = replica.log.link();
     let mut caught_up = false;
-    let (mut tries, waiting_until) = (0, Instant::now() + TURNS_FOR);
-    while tries < MAX_TRIES {
-        tries += 1;
-        let inner = hub.lock();
-        let decision = decide(&inner);
+    for _ in 0..MAX_TRIES {
+        let mut inner = hub.lock();
+        let decided = decide_ahead(hub, &mut inner, &mut decide);
         // A refusal, or nothing to change (an answer to an id not pending),
         // may only mean that this instance has not yet applied what another
         // did a moment ago: read the log once and decide again.
-        let negative = decision
+        let negative = decided
             .as_ref()
-            .map_or(true, |(changes, _)| changes.is_empty());
+            .map_or(true, |(pending, _)| pending.is_none());
         if negative && !caught_up {
             caught_up = true;
             drop(inner);
-            match hub.catch_up(&mut link) {
+            match hub.catch_up(&mut replica.log.link()) {
                 Ok(()) => continue,
                 Err(error) => replica.log.down(&error),
             }
-            return decision.map(|(_, decided)| decided);
+            return decided.map(|(_, decided)| decided);
         }
-        let (mut changes, decided) = decision?;
-        if let Some(room) = inner.state.room_for_outcomes(&hub.limits, &changes) {
-            changes.insert(0, room);
-        }
-        if changes.is_empty() {
+        let (pending, decided) = decided?;
+        let Some(pending) = pending else {
             return Ok(decided);
-        }
-        let base = inner.state.version();
-        let version = durable::version_after(&inner.state, &changes);
-        drop(inner);
-        let record = durable::encode(&changes);
-        let appended = link.append(base, version, &record);
-        match appended.map_err(|error| refused(replica, error))? {
-            Appended::Done => {
-                replica.appends.fetch_add(1, Ordering::Relaxed);
-                replica.grew(record.len());
-                let mut inner = hub.lock();
-                debug_assert_eq!(
-                    inner.state.version(),
-                    base,
-                    "the link holds off other appliers"
-                );
-                let mut committed = inner.apply_all(changes, &op, hub.observing());
-                drop(inner);
-                hub.sign_audit(&mut committed);
-                drop(link);
-                // Off the path that delivers frames: queued to the audit
-                // stream's own thread and connection (its lines are in this
-                // instance's audit file whatever Redis says).
-                replica.audit.write(committed.audit.clone());
-                hub.audit(std::mem::take(&mut committed.audit));
-                hub.tell_observer(&mut committed);
-                hub.announce(committed);
+        };
+        let ticket = inner.batch.queue(Pending {
+            by: op.by.to_string(),
+            now: op.now,
+            ..pending
+        });
+        match settled(hub, replica, inner, ticket) {
+            Settled::Done(committed) => {
+                finish(hub, replica, committed);
                 return Ok(decided);
             }
-            // The log has not moved: another instance's writer has the
-            // turn (store/redis.rs, APPEND). Try again, not counted.
-            Appended::Behind { version, .. }
-                if version == base && Instant::now() < waiting_until =>
-            {
-                tries -= 1;
-                std::thread::sleep(TURN_PAUSE);
-            }
-            Appended::Behind { missed, .. } => {
-                replica.conflicts.fetch_add(1, Ordering::Relaxed);
-                caught_up = true;
-                // What the script brought back, when it follows; else (or
-                // when there is more) the next try or a catch-up reads it.
-                let follows = missed.first().is_some_and(|record| record.base == base);
-                let caught = match follows {
-                    true => hub.apply_records(&missed),
-                    false => hub.catch_up(&mut link),
-                };
-                caught.map_err(|error| unreachable(replica, &error))?;
-            }
+            Settled::Again => caught_up = true,
+            Settled::Failed(error) => return Err(error),
         }
     }
     Err(Error::StoreUnavailable(
         "the shared log is too busy to take this change now; nothing was changed".into(),
     ))
+}
+
+/// Decides on the state the next record follows (the ahead one while
+/// records are in flight, swapped in for the decision), and when there is
+/// something to change, its record, applied to the ahead state.
+fn decide_ahead<R>(
+    hub: &Hub,
+    inner: &mut Inner,
+    decide: &mut impl FnMut(&Inner) -> Result<(Vec<Change>, R)>,
+) -> Result<(Option<Pending>, R)> {
+    let ahead = inner.batch.take_ahead(&inner.state);
+    let on_ahead = ahead.is_some();
+    let swapped = Swapped::new(inner, ahead);
+    let inner = &mut *swapped.inner;
+    let (mut changes, decided) = decide(inner)?;
+    if let Some(room) = inner.state.room_for_outcomes(&hub.limits, &changes) {
+        changes.insert(0, room);
+    }
+    if changes.is_empty() {
+        return Ok((None, decided));
+    }
+    let base = inner.state.version();
+    let version = durable::version_after(&inner.state, &changes);
+    if on_ahead {
+        for change in &changes {
+            inner.state.apply(change);
+        }
+    }
+    let pending = Pending {
+        ticket: 0,
+        base,
+        version,
+        bytes: durable::encode(&changes),
+        changes,
+        by: String::new(),
+        now: 0.0,
+    };
+    Ok((Some(pending), decided))
+}
+
+/// The ahead state swapped into `Inner.state` for a decision, and back
+/// (even if the decision panics: the lock is used poisoned).
+struct Swapped<'a> {
+    inner: &'a mut Inner,
+    shown: Option<State>,
+}
+
+impl<'a> Swapped<'a> {
+    fn new(inner: &'a mut Inner, ahead: Option<State>) -> Swapped<'a> {
+        let shown = ahead.map(|ahead| std::mem::replace(&mut inner.state, ahead));
+        Swapped { inner, shown }
+    }
+}
+
+impl Drop for Swapped<'_> {
+    fn drop(&mut self) {
+        if let Some(shown) = self.shown.take() {
+            let ahead = std::mem::replace(&mut self.inner.state, shown);
+            self.inner.batch.keep_ahead(ahead);
+        }
+    }
+}
+
+/// Waits (on the replica's condvar, no sleep) until the record of `ticket`
+/// is settled, leading a batch whenever no one does.
+fn settled<'h>(
+    hub: &'h Hub,
+    replica: &Replica,
+    mut inner: MutexGuard<'h, Inner>,
+    ticket: u64,
+) -> Settled {
+    loop {
+        if let Some(settled) = inner.batch.take_settled(ticket) {
+            return settled;
+        }
+        if !inner.batch.leading {
+            inner.batch.leading = true;
+            drop(inner);
+            lead(hub, replica);
+            inner = hub.lock();
+            continue;
+        }
+        inner = replica
+            .settled
+            .wait(inner)
+            .unwrap_or_else(PoisonError::into_inner);
+    }
+}
+
+/// The leader: takes the link, then every record queued (up to the caps),
+/// sends them in one script call, and applies them to the shown state in
+/// order once Redis took them, holding the link until they are applied
+/// (the follower takes it before the hub lock, so nothing slips in). Every
+/// waiting operation is woken to take what it is owed.
+fn lead(hub: &Hub, replica: &Replica) {
+    let mut link = replica.log.link();
+    let mut inner = hub.lock();
+    let shown = inner.state.version();
+    let Some(records) = inner.batch.take_batch(shown) else {
+        inner.batch.reset();
+        return release(replica, inner);
+    };
+    drop(inner);
+    if records.is_empty() {
+        return release(replica, hub.lock());
+    }
+    let appended = send(&mut link, &records);
+    match appended {
+        Ok(Appended::Done) => {
+            let appended = records.len() as u64;
+            replica.appends.fetch_add(appended, Ordering::Relaxed);
+            replica.batches.fetch_add(1, Ordering::Relaxed);
+            let mut inner = hub.lock();
+            let observing = hub.observing();
+            for (pending, record) in inner.batch.sent().into_iter().zip(&records) {
+                replica.grew(record.bytes.len());
+                debug_assert_eq!(inner.state.version(), pending.base);
+                let op = Op {
+                    by: &pending.by,
+                    now: pending.now,
+                };
+                let committed = inner.apply_all(pending.changes, &op, observing);
+                inner.batch.settle(pending.ticket, Settled::Done(committed));
+            }
+            release(replica, inner);
+        }
+        Ok(Appended::Behind { missed, .. }) => {
+            replica.conflicts.fetch_add(1, Ordering::Relaxed);
+            // What the script brought back, when it follows; else (or when
+            // there is more) the next try or a catch-up reads it.
+            let base = records[0].base;
+            let follows = missed.first().is_some_and(|record| record.base == base);
+            let caught = match follows {
+                true => hub.apply_records(&missed),
+                false => hub.catch_up(&mut link),
+            };
+            let mut inner = hub.lock();
+            match caught {
+                Ok(()) => inner.batch.reset(),
+                Err(error) => {
+                    let error = unreachable(replica, &error);
+                    inner.batch.fail(&error, &error);
+                }
+            }
+            release(replica, inner);
+        }
+        Err(error) => {
+            let not_made = match &error {
+                AppendError::NotMade(error) | AppendError::Unknown(error) => {
+                    unreachable(replica, error)
+                }
+            };
+            let sent = refused(replica, error);
+            let mut inner = hub.lock();
+            inner.batch.fail(&sent, &not_made);
+            release(replica, inner);
+        }
+    }
+}
+
+/// Appends a batch, waiting through another instance's turn (the log has
+/// not moved: store/redis.rs, APPEND) for `TURNS_FOR` at most.
+fn send(link: &mut Link<'_>, records: &[Record]) -> std::result::Result<Appended, AppendError> {
+    let waiting_until = Instant::now() + TURNS_FOR;
+    let base = records.first().map_or(0, |record| record.base);
+    loop {
+        match link.append(records)? {
+            Appended::Behind { version, .. }
+                if version == base && Instant::now() < waiting_until =>
+            {
+                std::thread::sleep(TURN_PAUSE);
+            }
+            appended => return Ok(appended),
+        }
+    }
+}
+
+/// The leader is done: another may lead, and every waiting operation looks
+/// at what it is owed.
+fn release(replica: &Replica, mut inner: MutexGuard<'_, Inner>) {
+    inner.batch.leading = false;
+    drop(inner);
+    replica.settled.notify_all();
+}
+
+/// After Redis took an operation's record and it applied: its receipts,
+/// audit lines, the observer, its frames and the waiters it woke, with no
+/// lock held.
+fn finish(hub: &Hub, replica: &Replica, mut committed: Committed) {
+    hub.sign_audit(&mut committed);
+    // Off the path that delivers frames: queued to the audit stream's own
+    // thread and connection (its lines are in this instance's audit file
+    // whatever Redis says).
+    replica.audit.write(committed.audit.clone());
+    hub.audit(std::mem::take(&mut committed.audit));
+    hub.tell_observer(&mut committed);
+    hub.announce(committed);
 }
 
 /// Applies whatever the log holds beyond this instance's version (for a

@@ -11,9 +11,18 @@
 //! - `Memory` and `Journal`: decided, queued to the journal (without I/O,
 //!   under the hub lock), applied and published, then acknowledged once
 //!   synced (`Hub::commit_local`).
-//! - `Shared`: decided, appended to the shared log first (compare-and-append
-//!   without the hub lock), and applied only once Redis took it; decided
-//!   again when another instance came first (`replica::commit`).
+//! - `Shared`: decided (on the state ahead of the shown one while this
+//!   instance has records in flight), queued to a batch that a leader
+//!   appends to the shared log in one compare-and-append without the hub
+//!   lock, and applied only once Redis took it; decided again when another
+//!   instance came first (`replica::commit`, `batch.rs`).
+//!
+//! They stay two functions: a journal is this instance's alone, so a
+//! change is applied (and shown) as it is queued and nothing can come
+//! between; a shared log can refuse a batch, and the state has no undo, so
+//! nothing is applied before Redis took it and a refusal means deciding
+//! again. One pipeline would need the journal's side to keep an ahead
+//! state too, or the Redis side to apply before it knows.
 
 use super::replica::{self, Replica};
 use super::{Hub, Inner, Op, durable};

@@ -99,6 +99,8 @@ pub fn render_store(stats: &crate::hub::replica::StoreStats) -> String {
     let series = [
         ("askgate_store_up", "gauge", "1 when Redis answered last time, else 0.", u64::from(stats.up) as f64),
         ("askgate_store_appends_total", "counter", "Records this instance appended to the log in Redis.", stats.appends as f64),
+        ("askgate_store_batches_total", "counter", "Script calls that appended them: a batch of records is one call and one fsync.", stats.batches as f64),
+        ("askgate_store_ahead_made_total", "counter", "Times the state ahead of the shown one was made (a copy of the state) for a decision while records were in flight.", stats.ahead_made as f64),
         ("askgate_store_conflicts_total", "counter", "Appends refused because another instance appended first (then decided again).", stats.conflicts as f64),
         ("askgate_store_applied_total", "counter", "Records of other instances applied from the log.", stats.applied as f64),
         ("askgate_store_reloads_total", "counter", "Times the state was read again from the snapshot in Redis.", stats.reloads as f64),

@@ -90,25 +90,37 @@ end
 return bytes
 ";
 
-/// Compare-and-append, with turns: a writer that lost the race (the log
-/// moved past its base) is named in KEYS[3] for ARGV[8] ms, during which
-/// the others' appends are refused as if the log had moved, so that an
-/// instance whose writers follow each other at once cannot starve the
-/// others (ARGV[7] names the writer).
+/// Compare-and-append of one record or several (a group commit: one
+/// script call, one fsync), with turns: a writer that lost the race (the
+/// log moved past its first base) is named in KEYS[3] for ARGV[5] ms,
+/// during which the others' appends are refused as if the log had moved,
+/// so that an instance whose writers follow each other at once cannot
+/// starve the others (ARGV[4] names the writer). ARGV[6..] are the records,
+/// three arguments each (base, version, bytes), each following the one
+/// before (checked before anything is written: a script is not undone):
+/// each is its own stream entry and its own message, as if appended
+/// alone, so readers see one entry per operation.
 const APPEND: &str = r"
 local current = redis.call('GET', KEYS[1]) or '0'
 local turn = redis.call('GET', KEYS[3])
-if current ~= ARGV[1] or (turn and turn ~= ARGV[7]) then
-  if current ~= ARGV[1] and not turn then
-    redis.call('SET', KEYS[3], ARGV[7], 'PX', ARGV[8])
+if current ~= ARGV[6] or (turn and turn ~= ARGV[4]) then
+  if current ~= ARGV[6] and not turn then
+    redis.call('SET', KEYS[3], ARGV[4], 'PX', ARGV[5])
   end
-  return {0, current, redis.call('XRANGE', KEYS[2], ARGV[5], '+', 'COUNT', ARGV[6])}
+  return {0, current, redis.call('XRANGE', KEYS[2], ARGV[2], '+', 'COUNT', ARGV[3])}
+end
+local last = current
+for i = 6, #ARGV, 3 do
+  if ARGV[i] ~= last then return redis.error_reply('askgate: records that do not follow') end
+  last = ARGV[i + 1]
 end
 if turn then redis.call('DEL', KEYS[3]) end
-redis.call('XADD', KEYS[2], ARGV[2] .. '-0', 'b', ARGV[1], 'r', ARGV[3])
-redis.call('SET', KEYS[1], ARGV[2])
-redis.call('PUBLISH', ARGV[4], ARGV[1] .. ' ' .. ARGV[2] .. ' ' .. ARGV[3])
-return {1, ARGV[2]}
+for i = 6, #ARGV, 3 do
+  redis.call('XADD', KEYS[2], ARGV[i + 1] .. '-0', 'b', ARGV[i], 'r', ARGV[i + 2])
+  redis.call('PUBLISH', ARGV[1], ARGV[i] .. ' ' .. ARGV[i + 1] .. ' ' .. ARGV[i + 2])
+end
+redis.call('SET', KEYS[1], last)
+return {1, last}
 ";
 
 const TAIL: &str = r"
@@ -329,38 +341,39 @@ impl Link<'_> {
         self.call(&all)
     }
 
-    /// Appends the record if the log is at `base`. When the connection
-    /// fails mid-command (Redis restarted since it was last used, or went
-    /// away), connects again and looks: the record is there (`Done`), the
-    /// log is still at `base` (tried once more), or it moved (`Behind`).
-    /// Only when Redis cannot be reached then is the outcome `Unknown`.
-    pub fn append(
-        &mut self,
-        base: u64,
-        version: u64,
-        bytes: &[u8],
-    ) -> Result<Appended, AppendError> {
+    /// Appends the records, each following the one before, if the log is
+    /// at the first one's base: all of them in one script call, or none.
+    /// When the connection fails mid-command (Redis restarted since it was
+    /// last used, or went away), connects again and looks: the first
+    /// record is there (`Done`: the script is atomic), the log is still at
+    /// its base (tried once more), or it moved (`Behind`). Only when Redis
+    /// cannot be reached then is the outcome `Unknown`.
+    pub fn append(&mut self, records: &[Record]) -> Result<Appended, AppendError> {
+        let Some(first) = records.first() else {
+            return Ok(Appended::Done);
+        };
         if self.conn.is_none() {
             self.connect().map_err(AppendError::NotMade)?;
         }
-        let lost = match self.try_append(base, version, bytes) {
+        let lost = match self.try_append(records) {
             Err(Failure::Lost(error)) => error,
             result => return result.map_err(Failure::not_made),
         };
-        let tail = self.tail(base, 1).map_err(|_| AppendError::Unknown(lost))?;
+        let tail = self
+            .tail(first.base, 1)
+            .map_err(|_| AppendError::Unknown(lost))?;
         match tail.records.first() {
-            Some(record) if record.base == base && record.version == version => {
-                match record.bytes == bytes {
+            Some(record) if record.base == first.base && record.version == first.version => {
+                match record.bytes == first.bytes {
                     true => Ok(Appended::Done),
                     false => Ok(behind(tail.version)),
                 }
             }
-            _ if tail.version == base => {
-                self.try_append(base, version, bytes)
-                    .map_err(|failure| match failure {
-                        Failure::Lost(error) => AppendError::Unknown(error),
-                        Failure::Answered(error) => AppendError::NotMade(error),
-                    })
+            _ if tail.version == first.base => {
+                self.try_append(records).map_err(|failure| match failure {
+                    Failure::Lost(error) => AppendError::Unknown(error),
+                    Failure::Answered(error) => AppendError::NotMade(error),
+                })
             }
             _ => Ok(behind(tail.version)),
         }
@@ -378,21 +391,25 @@ impl Link<'_> {
         Ok(())
     }
 
-    fn try_append(&mut self, base: u64, version: u64, bytes: &[u8]) -> Result<Appended, Failure> {
-        let (base_text, version_text) = (base.to_string(), version.to_string());
+    fn try_append(&mut self, records: &[Record]) -> Result<Appended, Failure> {
+        let base = records.first().map_or(0, |record| record.base);
         let channel = key("changes");
         let (start, count) = (format!("{}-0", base + 1), MISSED.to_string());
         let turn = TURN.as_millis().to_string();
-        let args: [&[u8]; 8] = [
-            base_text.as_bytes(),
-            version_text.as_bytes(),
-            bytes,
+        let numbers: Vec<(String, String)> = records
+            .iter()
+            .map(|record| (record.base.to_string(), record.version.to_string()))
+            .collect();
+        let mut args: Vec<&[u8]> = vec![
             channel.as_bytes(),
             start.as_bytes(),
             count.as_bytes(),
             self.log.writer.as_bytes(),
             turn.as_bytes(),
         ];
+        for (record, (base, version)) in records.iter().zip(&numbers) {
+            args.extend([base.as_bytes(), version.as_bytes(), &record.bytes[..]]);
+        }
         let keys = [key("version"), key("log"), key("turn")];
         let mut all: Vec<&[u8]> = vec![b"EVAL", APPEND.as_bytes(), b"3"];
         all.extend(keys.iter().map(|k| k.as_bytes()));

@@ -101,7 +101,7 @@ fn replay() {
             let id = format!("{n:012x}");
             let session = format!("s{}", n % 1000);
             let prompt = Prompt::new(id.clone(), session.clone(), now, 3600, payload);
-            last = write(vec![Change::Submitted(prompt)]);
+            last = write(vec![Change::Submitted(prompt.into())]);
             // Let the journal thread sync and top its reserve up.
             if n % 1000 == 0 {
                 journal.wait_durable(last).expect("durable");

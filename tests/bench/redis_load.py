@@ -12,7 +12,9 @@ submits per second. Ends only the processes it started, by pid.
     python3 tests/bench/redis_load.py [INSTANCES] [CLIENTS] [SECONDS]
 
 ASKGATE (default target/release/askgate) and REDIS_SERVER (default
-redis-server) pick the binaries.
+redis-server) pick the binaries. PENDING (default 0) prompts are submitted
+first and left pending, on sessions of their own, so the load runs on a
+large state.
 """
 import http.client, json, multiprocessing, os, re, shutil, socket, subprocess, sys, tempfile, threading, time
 
@@ -95,6 +97,34 @@ def client(port, name, seconds, results):
     results.put((submits, refused))
 
 
+def fill(port, first, count, results):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.connect()
+    conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    headers = {"Content-Type": "application/json"}
+    for n in range(first, first + count):
+        body = json.dumps({"session_id": f"pending-{n % 1000}", "question": f"waiting {n}"})
+        conn.request("POST", "/api/clarify/submit", body, headers)
+        reply = conn.getresponse()
+        reply.read()
+        if reply.status != 200:
+            raise SystemExit(f"a pending prompt was refused: {reply.status}")
+    results.put(count)
+
+
+def prefill(port, pending, workers=16):
+    results = multiprocessing.Queue()
+    share = pending // workers
+    processes = [multiprocessing.Process(target=fill, args=(port, n * share, share, results))
+                 for n in range(workers)]
+    for process in processes:
+        process.start()
+    filled = sum(results.get() for _ in processes)
+    for process in processes:
+        process.join()
+    return filled
+
+
 def main():
     instances = int(sys.argv[1]) if len(sys.argv) > 1 else 1
     clients = int(sys.argv[2]) if len(sys.argv) > 2 else 16
@@ -104,6 +134,11 @@ def main():
     servers = []
     try:
         servers = [start_askgate(redis_port) for _ in range(instances)]
+        pending = int(os.environ.get("PENDING", "0"))
+        if pending:
+            started = time.time()
+            filled = prefill(servers[0][1], pending)
+            print(f"{filled} prompts left pending in {time.time() - started:.1f} s")
         results = multiprocessing.Queue()
         workers = [multiprocessing.Process(target=client, args=(
             servers[n % instances][1], f"load-{n}", seconds, results)) for n in range(clients)]
@@ -117,6 +152,13 @@ def main():
         print(f"instances={instances} clients={clients} seconds={seconds:g}: "
               f"{2 * submits / seconds:.0f} operations/s ({submits / seconds:.0f} submits/s, "
               f"each answered), {refused} refused")
+        for n, (_, port) in enumerate(servers):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            conn.request("GET", "/metrics")
+            lines = conn.getresponse().read().decode().splitlines()
+            kept = [line.split() for line in lines if line.startswith("askgate_store_")]
+            print(f"  instance {n}: " + ", ".join(f"{name[14:]} {value}" for name, value in kept
+                                                   if name != "askgate_store_up"))
     finally:
         for process, _ in servers:
             process.kill()

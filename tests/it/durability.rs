@@ -880,13 +880,13 @@ fn write_a_large_journal(dir: &TempDir, expired: usize, kept: usize) -> (Vec<Str
         let session = format!("e{}", n / 50);
         let late = prompt(n, &session, now - 120.0, 60);
         gone.push(late.id.clone());
-        write(vec![askgate::core::change::Change::Submitted(late)]);
+        write(vec![askgate::core::change::Change::Submitted(late.into())]);
     }
     for n in expired..expired + kept {
         let session = format!("k{}", n % 100);
         let asked = prompt(n, &session, now, 600);
         let id = asked.id.clone();
-        write(vec![askgate::core::change::Change::Submitted(asked)]);
+        write(vec![askgate::core::change::Change::Submitted(asked.into())]);
         write(vec![askgate::core::change::Change::Resolved {
             session_id: session,
             kind: Kind::Clarify,
@@ -1002,7 +1002,7 @@ fn a_journal_holding_a_forged_grant_yields_no_rule_after_a_restart() {
                 grant: Some(scope),
                 by: None,
             };
-            for changes in [vec![Change::Submitted(asked)], vec![answered]] {
+            for changes in [vec![Change::Submitted(asked.into())], vec![answered]] {
                 last = durable::version_after(&state, &changes);
                 journal
                     .append(last, durable::encode(&changes))

@@ -14,6 +14,8 @@
 //! - `access.rs`: Redis as people run it: a password, an ACL user,
 //!   percent-encoded credentials, TLS with a private CA.
 //! - `audit.rs`: the shared audit stream, off the path of frames.
+//! - `batch.rs`: group commit: concurrent operations in batches, agreeing
+//!   with the log; a batch that lost the race; Redis killed mid-batch.
 //! - `valkey.rs`: a representative part of these tests again, against
 //!   `valkey-server`.
 //!
@@ -24,6 +26,7 @@
 mod access;
 mod across;
 mod audit;
+mod batch;
 mod failures;
 mod log;
 mod valkey;

@@ -158,7 +158,7 @@ fn a_forged_grant_in_the_log_makes_no_rule_on_any_instance() {
     use askgate::core::prompt::{Answer, Choice, Outcome};
     use askgate::core::rules::Scope;
     use askgate::hub::durable;
-    use askgate::store::redis::RedisLog;
+    use askgate::store::redis::{Record, RedisLog};
     let Some(program) = redis_server() else {
         return;
     };
@@ -182,7 +182,11 @@ fn a_forged_grant_in_the_log_makes_no_rule_on_any_instance() {
     let log = RedisLog::new(askgate::store::resp::Target::parse(&redis.url()).unwrap());
     let mut link = log.link();
     let base = link.tail(0, 1).expect("Redis answers").version;
-    let appended = link.append(base, base + 1, &durable::encode(&forged));
+    let appended = link.append(&[Record {
+        base,
+        version: base + 1,
+        bytes: durable::encode(&forged),
+    }]);
     assert!(appended.is_ok(), "{appended:?}");
     drop(link);
     let pending = |client: &Client| {
