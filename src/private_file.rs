@@ -75,6 +75,18 @@ pub fn write(dir: &Path, name: &str, text: &str) -> io::Result<()> {
     fs::rename(&temporary, dir.join(name))
 }
 
+/// A file that carries a lock: opened to read and write, created mode
+/// 0600 and never through a symlink, its contents kept.
+pub fn lock_file(path: &Path) -> io::Result<File> {
+    no_follow()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+}
+
 /// An exclusive lock on `dir/name` (created mode 0600 with `dir`, never
 /// through a symlink), held until the returned file is dropped; waits for
 /// another holder to let go. Around a read-modify-write of a file that is
@@ -83,13 +95,7 @@ pub fn write(dir: &Path, name: &str, text: &str) -> io::Result<()> {
 /// process that held it.
 pub fn lock(dir: &Path, name: &str) -> io::Result<File> {
     private_dir(dir)?;
-    let file = no_follow()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(dir.join(name))?;
+    let file = lock_file(&dir.join(name))?;
     loop {
         // SAFETY: flock only reads the descriptor, which `file` keeps open.
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {

@@ -16,7 +16,7 @@ use crate::private_file::{self, no_follow};
 use std::fs::{self, File};
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 
 pub const LOCK: &str = "lock";
@@ -44,13 +44,7 @@ pub struct Lock {
 /// is one) and writes our pid in `lock`; `None` when another open file
 /// (this process or another) holds either.
 pub fn lock(dir: &Path) -> io::Result<Option<Lock>> {
-    let file = no_follow()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(dir.join(LOCK))?;
+    let file = private_file::lock_file(&dir.join(LOCK))?;
     if !try_lock(&file)? {
         return Ok(None);
     }
