@@ -342,11 +342,17 @@ fn parked_waits_with_large_heads(ctx: &Ctx, parked: usize, senders: usize) {
     }
     let huge_head = wait_with_head(&id, 98, 16_000);
     let refused = AtomicUsize::new(0);
-    // Each sender sends at least one: on a busy machine parking the waits
-    // above may take the whole attack.
+    // Each sender sends at least one, and they go on past the attack until
+    // one is refused with 431: on a busy machine parking the waits above
+    // may take the whole attack, and mixed, the connection cap may turn
+    // every huge head away with a 503 until the other attacks stop.
+    let last_chance = ctx.until + Duration::from_secs(10);
     on_threads(senders, |_| {
         let mut first = true;
-        while std::mem::take(&mut first) || ctx.going() {
+        while std::mem::take(&mut first)
+            || ctx.going()
+            || (refused.load(Ordering::Relaxed) == 0 && Instant::now() < last_chance)
+        {
             let Some(mut socket) = open(ctx.addr) else {
                 continue;
             };
