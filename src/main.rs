@@ -263,22 +263,22 @@ fn signin_link(args: &[String]) -> ExitCode {
         .unwrap_or_else(|| "http://127.0.0.1:8787".into());
     let page = format!("{}/", server.trim_end_matches('/'));
     let human = human.unwrap_or(signin::LEGACY_HUMAN);
-    let named = |human: &str| {
-        let entries = credentials::read(&dir)?;
-        let known = entries
-            .iter()
-            .any(|entry| entry.role == Role::Human && entry.name == human);
-        match known || human == signin::LEGACY_HUMAN {
-            true => Ok(()),
-            false => Err(std::io::Error::other(format!(
-                "no human named {human:?} (askgate tokens list)"
-            ))),
+    // A named human's code is bound to their credential as it is now.
+    let binding = |human: &str| {
+        if human == signin::LEGACY_HUMAN {
+            return Ok(String::new());
         }
+        let entries = credentials::read(&dir)?;
+        let entry = entries
+            .into_iter()
+            .find(|entry| entry.role == Role::Human && entry.name == human);
+        entry.map(|entry| entry.digest).ok_or_else(|| {
+            std::io::Error::other(format!("no human named {human:?} (askgate tokens list)"))
+        })
     };
     let link = auth::read_tokens(&dir).and_then(|tokens| match tokens {
-        Some(tokens) => {
-            named(human).and_then(|()| signin::mint_for(&signin::key(&tokens.human), human))
-        }
+        Some(tokens) => binding(human)
+            .and_then(|bound| signin::mint_for(&signin::key(&tokens.human), human, &bound)),
         None => Err(std::io::Error::other(format!(
             "{} holds no tokens file (is it the server's --data-dir? a server with --data-dir none \
              or tokens given by flag has none)",

@@ -339,13 +339,12 @@ impl Auth {
                 Some((Role::Human, name)) => Ok((name.to_string(), None)),
                 Some((Role::Agent, _)) | None => Err(SignInError::WrongToken),
             },
-            Credential::Code(code) => match signin::check(key, code, signin::now()) {
-                Ok((name, expires, nonce)) if self.binding(name).is_some() => {
-                    Ok((name.to_string(), Some((expires, nonce))))
+            Credential::Code(code) => {
+                match signin::check(key, code, signin::now(), |name| self.binding(name)) {
+                    Ok((name, expires, nonce)) => Ok((name.to_string(), Some((expires, nonce)))),
+                    Err(refused) => Err(SignInError::BadCode(refused)),
                 }
-                Ok(_) => Err(SignInError::BadCode(signin::Refused::Invalid)),
-                Err(refused) => Err(SignInError::BadCode(refused)),
-            },
+            }
         };
         let binding = checked.and_then(|(name, code)| {
             let binding = self.binding(&name).ok_or(SignInError::WrongToken)?;

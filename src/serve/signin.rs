@@ -5,7 +5,9 @@
 //! A code is `<expires>-<nonce>-<mac>`: an HMAC-SHA256 keyed by the human's
 //! token over the expiry (Unix seconds) and a random nonce. A code for a
 //! named human (`askgate signin-link --human anna`) is `anna~<code>`, its
-//! MAC over the name too, and signs in as that human. Any process
+//! MAC over the name and that human's credential as it is now (its token's
+//! digest), so revoking the human voids every code minted for them, and a
+//! human added again under the name starts afresh. Any process
 //! that can read the tokens file can mint one, and the running server
 //! checks it without being told: nothing is stored when one is made. A
 //! spent code is remembered by its nonce until it expires, in the hub's
@@ -65,18 +67,20 @@ const NAMED: char = '~';
 
 /// A new code, valid for `LIFETIME_SECS` from now.
 pub fn mint(key: &hmac::Key) -> std::io::Result<String> {
-    mint_for(key, LEGACY_HUMAN)
+    mint_for(key, LEGACY_HUMAN, "")
 }
 
-/// A new code that signs in as the human `name`.
-pub fn mint_for(key: &hmac::Key, name: &str) -> std::io::Result<String> {
+/// A new code that signs in as the human `name`, whose credential is
+/// `binding` now (its token's digest; ignored for the legacy human, whose
+/// token is the key).
+pub fn mint_for(key: &hmac::Key, name: &str, binding: &str) -> std::io::Result<String> {
     let mut nonce = [0u8; NONCE_BYTES];
     SystemRandom::new()
         .fill(&mut nonce)
         .map_err(|_| std::io::Error::other("the OS gave no random bytes"))?;
     Ok(mint_named_at(
         key,
-        name,
+        (name, binding),
         now() + LIFETIME_SECS,
         &to_hex(&nonce),
     ))
@@ -84,11 +88,13 @@ pub fn mint_for(key: &hmac::Key, name: &str) -> std::io::Result<String> {
 
 /// The code for this expiry and nonce (hex).
 pub fn mint_at(key: &hmac::Key, expires: u64, nonce: &str) -> String {
-    mint_named_at(key, LEGACY_HUMAN, expires, nonce)
+    mint_named_at(key, (LEGACY_HUMAN, ""), expires, nonce)
 }
 
-fn mint_named_at(key: &hmac::Key, name: &str, expires: u64, nonce: &str) -> String {
-    let tag = hmac::sign(key, &message(name, expires, nonce));
+/// `human`: the name and its binding.
+fn mint_named_at(key: &hmac::Key, human: (&str, &str), expires: u64, nonce: &str) -> String {
+    let (name, _) = human;
+    let tag = hmac::sign(key, &message(human, expires, nonce));
     let code = format!("{expires}-{nonce}-{}", to_hex(tag.as_ref()));
     match name == LEGACY_HUMAN {
         true => code,
@@ -109,18 +115,22 @@ pub fn now() -> u64 {
 }
 
 /// A code checked at `now`: the human it signs in as, its expiry and its
-/// nonce, for the hub to spend (`Hub::sign_in_with_code`).
+/// nonce, for the hub to spend (`Hub::sign_in_with_code`). `binding` gives
+/// a human's credential as it is now, `None` for one that is not there.
 pub fn check<'a>(
     key: &hmac::Key,
     code: &'a str,
     now: u64,
+    binding: impl FnOnce(&str) -> Option<String>,
 ) -> Result<(&'a str, u64, &'a str), Refused> {
     let (name, code) = code
         .trim()
         .split_once(NAMED)
         .unwrap_or((LEGACY_HUMAN, code.trim()));
     let (expires, nonce, mac) = parse(code).ok_or(Refused::Invalid)?;
-    hmac::verify(key, &message(name, expires, nonce), &mac).map_err(|_| Refused::Invalid)?;
+    let binding = binding(name).ok_or(Refused::Invalid)?;
+    hmac::verify(key, &message((name, &binding), expires, nonce), &mac)
+        .map_err(|_| Refused::Invalid)?;
     // A code minted for longer than a code lives is not one of ours to
     // honour (and would sit in the spent set too long).
     if now >= expires || expires > now + LIFETIME_SECS + 60 {
@@ -130,12 +140,13 @@ pub fn check<'a>(
 }
 
 /// What is signed: every field length-prefixed, as `notify::capability`;
-/// a named human's code (`v2`) signs the name too.
-fn message(name: &str, expires: u64, nonce: &str) -> Vec<u8> {
+/// a named human's code (`v3`) signs the name and its binding too (`v2`
+/// signed the name alone, and outlived a revoke: never honoured now).
+fn message((name, binding): (&str, &str), expires: u64, nonce: &str) -> Vec<u8> {
     let expires = expires.to_string();
     let fields: &[&str] = match name == LEGACY_HUMAN {
         true => &["askgate sign-in code", "v1", &expires, nonce],
-        false => &["askgate sign-in code", "v2", &expires, nonce, name],
+        false => &["askgate sign-in code", "v3", &expires, nonce, name, binding],
     };
     let mut bytes = Vec::new();
     for field in fields {
@@ -177,15 +188,23 @@ mod tests {
 
     const NONCE: &str = "00112233445566778899aabbccddeeff";
 
+    /// Every human there, each bound to the same credential.
+    fn any(_: &str) -> Option<String> {
+        Some("digest-1".into())
+    }
+
     #[test]
     fn a_code_signs_in_until_it_expires() {
         let key = key("human-token-0123456789");
         let code = mint_at(&key, 1_000, NONCE);
-        assert_eq!(check(&key, &code, 400), Ok((LEGACY_HUMAN, 1_000, NONCE)));
+        assert_eq!(
+            check(&key, &code, 400, any),
+            Ok((LEGACY_HUMAN, 1_000, NONCE))
+        );
         let late = mint_at(&key, 1_000, "ffeeddccbbaa99887766554433221100");
-        assert_eq!(check(&key, &late, 1_000), Err(Refused::Expired));
+        assert_eq!(check(&key, &late, 1_000, any), Err(Refused::Expired));
         let far = mint_at(&key, 1_000_000, NONCE);
-        assert_eq!(check(&key, &far, 400), Err(Refused::Expired));
+        assert_eq!(check(&key, &far, 400, any), Err(Refused::Expired));
     }
 
     #[test]
@@ -193,10 +212,10 @@ mod tests {
         let key = key("human-token-0123456789");
         let other = super::key("agent-token-0123456789");
         let foreign = mint_at(&other, 1_000, NONCE);
-        assert_eq!(check(&key, &foreign, 400), Err(Refused::Invalid));
+        assert_eq!(check(&key, &foreign, 400, any), Err(Refused::Invalid));
         let code = mint_at(&key, 1_000, NONCE);
         let longer = code.replacen("1000-", "1001-", 1);
-        assert_eq!(check(&key, &longer, 400), Err(Refused::Invalid));
+        assert_eq!(check(&key, &longer, 400, any), Err(Refused::Invalid));
         for bad in [
             "",
             "1000",
@@ -204,10 +223,10 @@ mod tests {
             &format!("{code}-x"),
             &code.to_uppercase(),
         ] {
-            assert_eq!(check(&key, bad, 400), Err(Refused::Invalid), "{bad}");
+            assert_eq!(check(&key, bad, 400, any), Err(Refused::Invalid), "{bad}");
         }
         assert_eq!(
-            check(&key, &code, 400),
+            check(&key, &code, 400, any),
             Ok((LEGACY_HUMAN, 1_000, NONCE)),
             "the genuine one still works"
         );
@@ -216,12 +235,23 @@ mod tests {
     #[test]
     fn a_named_code_signs_in_as_its_human_and_the_name_is_signed() {
         let key = key("human-token-0123456789");
-        let code = mint_named_at(&key, "anna", 1_000, NONCE);
+        let code = mint_named_at(&key, ("anna", "digest-1"), 1_000, NONCE);
         assert!(code.starts_with("anna~"), "{code}");
         let renamed = code.replacen("anna~", "bert~", 1);
-        assert_eq!(check(&key, &renamed, 400), Err(Refused::Invalid));
+        assert_eq!(check(&key, &renamed, 400, any), Err(Refused::Invalid));
         let unnamed = code.replacen("anna~", "", 1);
-        assert_eq!(check(&key, &unnamed, 400), Err(Refused::Invalid));
-        assert_eq!(check(&key, &code, 400), Ok(("anna", 1_000, NONCE)));
+        assert_eq!(check(&key, &unnamed, 400, any), Err(Refused::Invalid));
+        assert_eq!(check(&key, &code, 400, any), Ok(("anna", 1_000, NONCE)));
+    }
+
+    #[test]
+    fn a_named_code_dies_with_its_humans_credential() {
+        let key = key("human-token-0123456789");
+        let code = mint_named_at(&key, ("anna", "digest-1"), 1_000, NONCE);
+        let revoked = |_: &str| None;
+        assert_eq!(check(&key, &code, 400, revoked), Err(Refused::Invalid));
+        let added_again = |_: &str| Some("digest-2".to_string());
+        assert_eq!(check(&key, &code, 400, added_again), Err(Refused::Invalid));
+        assert_eq!(check(&key, &code, 400, any), Ok(("anna", 1_000, NONCE)));
     }
 }

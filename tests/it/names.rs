@@ -325,6 +325,43 @@ fn a_named_human_signs_in_with_a_link_of_their_own() {
 }
 
 #[test]
+fn a_link_minted_before_its_human_was_revoked_and_added_again_signs_in_no_one() {
+    let dir = TempDir::new("names-signin-revoked");
+    let server = server(&dir);
+    std::fs::write(
+        dir.join("tokens"),
+        format!("agent={AGENT}\nhuman={HUMAN}\n"),
+    )
+    .unwrap();
+    add(&dir, Role::Human, "anna");
+    let data = dir.path.to_str().unwrap();
+    let link = || {
+        let made = askgate()
+            .args(["signin-link", "--human", "anna", "--data-dir", data])
+            .output()
+            .unwrap();
+        assert!(made.status.success(), "{made:?}");
+        let stdout = String::from_utf8(made.stdout).unwrap();
+        stdout.trim().split("#signin=").nth(1).unwrap().to_string()
+    };
+    let before = link();
+    credentials::revoke(&dir.path, "anna").unwrap();
+    let login = |code: &str| server.post("/api/login", &json!({ "code": code }));
+    assert_eq!(login(&before).status, 401, "revoked, anna's link is void");
+    add(&dir, Role::Human, "anna");
+    let refused = login(&before);
+    assert_eq!(
+        refused.status,
+        401,
+        "a human added again under the name does not bring the old link back: {}",
+        refused.text()
+    );
+    let after = link();
+    let signed_in = login(&after);
+    assert_eq!(signed_in.status, 200, "{}", signed_in.text());
+}
+
+#[test]
 fn askgate_tokens_adds_lists_and_revokes_named_credentials() {
     let dir = TempDir::new("names-cli");
     let data = dir.path.to_str().unwrap();
