@@ -88,6 +88,12 @@ impl Hub {
         })
     }
 
+    /// How many page sign-ins have ended (signed out, expired) since
+    /// start: when it moves, what a sign-in let read is asked again.
+    pub fn sign_ins_ended(&self) -> u64 {
+        self.lock().sign_ins_ended
+    }
+
     /// Forgets a page's sign-in; one that is not kept changes nothing.
     pub fn sign_out(&self, digest: &str, by: &str) -> Result<()> {
         let op = self.op(by);

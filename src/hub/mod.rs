@@ -40,6 +40,7 @@ pub mod subscriber;
 
 use crate::core::audit;
 use crate::core::change::Change;
+use crate::core::credentials::CredentialChange;
 use crate::core::kind::{Kind, KindMap};
 use crate::core::prompt::{Answer, Outcome, Payload, Prompt};
 use crate::core::receipt::{Decision, Receipt, Signer};
@@ -156,6 +157,9 @@ struct Inner {
     /// With Redis, the records in flight and the state ahead of `state`
     /// (`batch.rs`); empty otherwise.
     batch: batch::Batch,
+    /// Page sign-ins that ended (signed out, expired) since start, here or
+    /// on another instance: a stream of a signed-out page looks again.
+    sign_ins_ended: u64,
 }
 
 /// What a commit did: the prompts that got an outcome, whether a new
@@ -281,6 +285,7 @@ impl Hub {
                 registry: Registry::default(),
                 waiting: HashMap::new(),
                 batch: batch::Batch::default(),
+                sign_ins_ended: 0,
             }),
             expiry_changed: Condvar::new(),
             closing: AtomicBool::new(false),
@@ -993,6 +998,12 @@ impl Inner {
                     id: id.clone(),
                     status: outcome.status(),
                 });
+            }
+            if let Change::Credential(
+                CredentialChange::SignedOut { .. } | CredentialChange::Expired { .. },
+            ) = &change
+            {
+                self.sign_ins_ended += 1;
             }
             let applied = self.state.apply(&change);
             if let (true, Some(id)) = (decision_line, &applied.outcome)

@@ -303,6 +303,13 @@ impl Auth {
         }
     }
 
+    /// What, when it moves, may have taken a credential away: the named
+    /// credentials file's version, and how many page sign-ins ended.
+    pub fn revocations(&self, hub: &Hub) -> (Option<credentials::Stamp>, u64) {
+        let named = self.named.as_ref().and_then(credentials::Live::stamp);
+        (named, hub.sign_ins_ended())
+    }
+
     /// Whether the cookie `id`, signed in as `name`, is bound to that
     /// human's credential as it is now (`cookie_id`).
     fn bound(&self, name: &str, id: &str) -> bool {

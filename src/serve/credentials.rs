@@ -173,7 +173,7 @@ pub fn revoke(dir: &Path, name: &str) -> io::Result<Entry> {
 /// What identifies one version of the file: a write renames a new file
 /// over it, so its inode changes, and its time and length with it.
 #[derive(Clone, Copy, Debug, PartialEq)]
-struct Stamp {
+pub struct Stamp {
     inode: u64,
     modified_ns: i128,
     len: u64,
@@ -203,11 +203,16 @@ impl Live {
         }
     }
 
+    /// Which version of the file is there now (one `lstat`).
+    pub fn stamp(&self) -> Option<Stamp> {
+        stamp(&self.dir.join(FILE))
+    }
+
     /// The entries now, read again when the file changed since last time.
     /// The file is read with no lock held, so a slow disk stalls the
     /// lookups that need the new version, never one the cache answers.
     fn entries(&self) -> Arc<Vec<Entry>> {
-        let now = stamp(&self.dir.join(FILE));
+        let now = self.stamp();
         {
             let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
             if now.is_some() && cache.0 == now {

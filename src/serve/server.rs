@@ -166,6 +166,10 @@ impl Server {
         let http = tiny_http::Server::from_listener_with_options(listener, None, options)
             .map_err(io::Error::other)?;
         let (hub, streams, flag) = (app.hub.clone(), app.streams.clone(), stopping.clone());
+        let auth = app.auth.clone();
+        // What may have taken a stream's credential away, when last looked
+        // at (`Auth::revocations`): first before any request is served.
+        let mut revocations = auth.revocations(&hub);
         let trim_every = std::env::var(TRIM_EVERY_VARIABLE)
             .ok()
             .and_then(|ms| ms.parse().ok())
@@ -190,6 +194,12 @@ impl Server {
                 hub.wait_for_expiry(wait.min(sweep_in).max(Duration::from_millis(5)));
                 if swept.elapsed() >= SWEEP_EVERY {
                     streams.sweep();
+                    // Looked at even with no stream open (one `lstat`), so
+                    // a revoke just after a stream's check is not missed.
+                    let now = auth.revocations(&hub);
+                    if std::mem::replace(&mut revocations, now) != now {
+                        streams.recheck();
+                    }
                     swept = Instant::now();
                 }
                 if trimmed.elapsed() >= trim_every {

@@ -30,7 +30,7 @@ use crate::serve::sse;
 use std::collections::HashMap;
 use std::io::{self, Write};
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
@@ -60,16 +60,22 @@ pub struct Stream {
     pub place: PlaceGuard,
     pub watch: Arc<Watch>,
     /// Whether its credential still lets it be read: asked about once a
-    /// keepalive interval, out of every lock; the stream ends when not.
+    /// keepalive interval, and within a sweep of a revoke or a sign-out
+    /// (`Watch::recheck`), out of every lock; the stream ends when not.
     pub still_allowed: Box<dyn Fn() -> bool + Send>,
 }
 
 /// The open streams' sockets, swept now and then (`sweep`, about every
 /// second) for clients that left: a silent stream would otherwise notice
 /// only at its next keepalive, holding its place up to `--keepalive-secs`.
+/// So too a revoked credential or a signed-out page (`recheck`), which
+/// would otherwise read on until then.
 #[derive(Default)]
 pub struct Watch {
     streams: Mutex<HashMap<u64, Watched>>,
+    /// Moves at each `recheck`: a stream that saw it move asks whether its
+    /// credential still lets it read.
+    revocations: AtomicU64,
 }
 
 struct Watched {
@@ -92,6 +98,15 @@ impl Watch {
                 watched.left.store(true, Ordering::Release);
                 watched.reader.unpark();
             }
+        }
+    }
+
+    /// A credential may have been revoked or a page signed out: every
+    /// stream asks at once whether it may still read (one wake each).
+    pub fn recheck(&self) {
+        self.revocations.fetch_add(1, Ordering::AcqRel);
+        for watched in self.lock().values() {
+            watched.reader.unpark();
         }
     }
 }
@@ -393,10 +408,13 @@ impl Stream {
         let mut keepalive_at = None;
         // The first look is at once (and makes this thread the reader).
         let mut wake_at = Instant::now();
-        let mut checked_at = Instant::now();
+        let mut checked = (
+            Instant::now(),
+            self.watch.revocations.load(Ordering::Acquire),
+        );
         loop {
             self.subscription.inbox.wait(wake_at);
-            let allowed = self.still_allowed(&mut checked_at);
+            let allowed = self.still_allowed(&mut checked);
             let mut writer = shared.lock();
             if !allowed {
                 return writer.wire.take().ok_or_else(ended);
@@ -414,13 +432,15 @@ impl Stream {
     }
 
     /// Whether the credential still lets the stream be read, asked when a
-    /// keepalive interval has passed since last time (the thread wakes at
-    /// least that often); `true` in between.
-    fn still_allowed(&self, checked_at: &mut Instant) -> bool {
-        if checked_at.elapsed() < self.keepalive {
+    /// keepalive interval has passed since `checked` (the thread wakes at
+    /// least that often) or the watch's revocations moved; `true` in
+    /// between.
+    fn still_allowed(&self, checked: &mut (Instant, u64)) -> bool {
+        let revocations = self.watch.revocations.load(Ordering::Acquire);
+        if checked.0.elapsed() < self.keepalive && checked.1 == revocations {
             return true;
         }
-        *checked_at = Instant::now();
+        *checked = (Instant::now(), revocations);
         (self.still_allowed)()
     }
 

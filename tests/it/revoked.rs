@@ -4,8 +4,9 @@
 //! in with the old token, whoever holds them now; the new token signs in.
 //! Rotating the legacy human token (`askgate tokens rotate human`, then a
 //! restart) signs out the pages signed in with the old one, though
-//! sign-ins outlive a restart. A stream a revoked human (or a signed-out page) had open ends within a
-//! keepalive interval rather than showing them every prompt for good, and
+//! sign-ins outlive a restart. A stream a revoked human (or a signed-out
+//! page) had open ends within about a second (the next sweep) rather than
+//! showing them every prompt until its next keepalive, and
 //! a revoked agent's wait, parked before the revoke, is not handed the
 //! answer.
 
@@ -66,9 +67,11 @@ fn a_human_added_again_under_a_revoked_name_does_not_revive_the_old_sign_ins() {
 }
 
 #[test]
-fn the_streams_of_a_revoked_human_and_a_signed_out_page_end() {
+fn the_streams_of_a_revoked_human_and_a_signed_out_page_end_long_before_a_keepalive() {
     let dir = TempDir::new("revoked-streams");
-    let server = server(&dir);
+    // A keepalive a minute apart: the streams must end on the sweep after
+    // the revoke (about a second), not at their next keepalive.
+    let server = TestServer::with_tokens(&dir, AGENT, HUMAN, &["--keepalive-secs", "60"]);
     let anna = credentials::add(&dir.path, Role::Human, "anna").unwrap();
     let bearer = format!("Bearer {anna}");
     let cookie = sign_in(&server, &anna);
@@ -101,9 +104,15 @@ fn the_streams_of_a_revoked_human_and_a_signed_out_page_end() {
     with_token.expect_end(deadline);
     with_cookie.expect_end(deadline);
     signed_out.expect_end(deadline);
-    // Checked at least once meanwhile (every keepalive interval), it goes on.
-    kept.next_event(Duration::from_secs(3));
-    assert!(!kept.ended, "a stream whose credential lives goes on");
+    // Asked too, it goes on: the next prompt reaches it.
+    let body = json!({"session_id": "s2", "command": "ls"});
+    let submitted = server.call(AGENT, "POST", "/api/approval/submit", &body);
+    assert_eq!(submitted.status, 200, "{}", submitted.text());
+    let event = kept.next_event(DEADLINE);
+    assert!(
+        !kept.ended && event.is_some(),
+        "a stream whose credential lives goes on"
+    );
 }
 
 #[test]
