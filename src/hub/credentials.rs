@@ -108,10 +108,12 @@ impl Hub {
         })
     }
 
-    /// The human the cookie with this digest is signed in as; with Redis,
-    /// one this instance does not know is looked for in the log first (it
-    /// may have signed in through another instance a moment ago) when
-    /// `may_look_further` says so (a budget of such trips).
+    /// The human the cookie with this digest is signed in as. With Redis,
+    /// the log is read first: for a sign-in this instance knows, always
+    /// (another instance may have signed it out a moment ago, and a
+    /// sign-out holds everywhere from its acknowledgement on); for one it
+    /// does not know, when `may_look_further` says so (a budget of such
+    /// trips: made-up cookies are free to send).
     pub fn signed_in(
         &self,
         digest: &str,
@@ -125,14 +127,10 @@ impl Hub {
                 .signed_in(digest, self.clock.now());
             human.map(str::to_string)
         };
-        if let Some(human) = known() {
-            return Some(human);
-        }
-        // Without a shared log nothing more can be known; with one, the
-        // caller says whether another look is allowed (a bound on the
-        // trips made-up cookies cause).
-        if self.store.shared().is_none() || !may_look_further() {
-            return None;
+        let human = known();
+        // Without a shared log nothing more can be known.
+        if self.store.shared().is_none() || (human.is_none() && !may_look_further()) {
+            return human;
         }
         self.store.catch_up_if(self, |_| true);
         known()
