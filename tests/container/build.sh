@@ -20,28 +20,31 @@ if ! command -v podman >/dev/null 2>&1; then
     exit 0
 fi
 
-make --no-print-directory image IMAGE=askgate-test:latest
+# A tag of this run's own: two runs at once (two clones on one machine)
+# must not remove each other's image.
+tag="askgate-test-$$:latest"
+make --no-print-directory image IMAGE="$tag"
 work=$(mktemp -d)
 server=""
 cleanup() {
     [ -n "$server" ] && kill "$server" 2>/dev/null || true
-    podman rmi -f askgate-test:latest >/dev/null 2>&1 || true
+    podman rmi -f "$tag" >/dev/null 2>&1 || true
     rm -rf "$work"
 }
 trap cleanup EXIT
 
 # What the image says about itself.
-config=$(podman image inspect --format '{{.Config.User}} {{json .Config.Volumes}} {{json .Config.ExposedPorts}} {{json .Config.Entrypoint}}' askgate-test:latest)
+config=$(podman image inspect --format '{{.Config.User}} {{json .Config.Volumes}} {{json .Config.ExposedPorts}} {{json .Config.Entrypoint}}' "$tag")
 case "$config" in
     '65532:65532 {"/data":{}} {"8787/tcp":{}} ["/askgate"]') ;;
     *) echo "tests/container: unexpected image config: $config" >&2; exit 1 ;;
 esac
-health=$(podman image inspect --format '{{json .Config.Healthcheck.Test}}' askgate-test:latest)
+health=$(podman image inspect --format '{{json .Config.Healthcheck.Test}}' "$tag")
 [ "$health" = '["CMD","/askgate","health"]' ] || {
     echo "tests/container: unexpected healthcheck: $health" >&2; exit 1; }
 
 # The binary in the image, copied out of its layers (podman cannot run it here).
-podman save --format docker-archive -o "$work/image.tar" askgate-test:latest
+podman save --format docker-archive -o "$work/image.tar" "$tag"
 mkdir "$work/image" "$work/root"
 tar -xf "$work/image.tar" -C "$work/image"
 for layer in $(find "$work/image" -name '*.tar' -o -name 'layer.tar'); do
