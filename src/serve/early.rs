@@ -9,9 +9,9 @@
 //! thread (`Early::answer`) and its connection's thread (`Early::finish`)
 //! under one lock, with the bytes its connection's thread would have
 //! written (tiny_http's `ResponsePrinter`, patch 25); the fan-out thread
-//! never blocks on the socket, and writes it only before `finish`, while
-//! the connection's thread holds the request unanswered, which keeps the
-//! descriptor open.
+//! never blocks on the socket, holds no lock but the request's own while
+//! it writes, and writes only before `finish`, while the connection's
+//! thread holds the request unanswered, which keeps the descriptor open.
 
 use crate::hub::subscriber::{Deliver, Feed, Next, Published};
 use crate::serve::http::Response;
