@@ -78,15 +78,12 @@ impl Waker {
         }
     }
 
-    /// Delivers without the reader if its deliverer can, else wakes it.
-    fn deliver_or_wake(&self) {
-        let delivered = self
-            .deliverer
+    /// Delivers without the reader if its deliverer can; `false` when the
+    /// reader must be woken.
+    fn deliver(&self) -> bool {
+        self.deliverer
             .get()
-            .is_some_and(|deliverer| deliverer.deliver());
-        if !delivered {
-            self.wake();
-        }
+            .is_some_and(|deliverer| deliverer.deliver())
     }
 }
 
@@ -100,11 +97,13 @@ impl Deliveries {
         self.0.is_empty()
     }
 
-    /// Each deliverer in turn; each reader whose deliverer could not
-    /// finish is woken.
+    /// Each deliverer in turn, then each reader whose deliverer could not
+    /// finish is woken: the woken threads do not take the CPU from the
+    /// deliverers still to run (a long-poll's thread is always woken).
     pub fn run(self) {
-        for waker in self.0 {
-            waker.deliver_or_wake();
+        let undelivered: Vec<_> = self.0.into_iter().filter(|w| !w.deliver()).collect();
+        for waker in undelivered {
+            waker.wake();
         }
     }
 
@@ -166,7 +165,7 @@ impl Inbox {
     /// The first thread to wait becomes the inbox's reader, the one the
     /// publisher wakes; a spurious wakeup just looks again.
     pub fn next(&self, deadline: Instant) -> Next {
-        self.waker.reader.get_or_init(thread::current);
+        self.read_here();
         loop {
             if let Some(next) = self.try_next() {
                 return next;
@@ -177,6 +176,13 @@ impl Inbox {
             }
             thread::park_timeout(deadline - now);
         }
+    }
+
+    /// The calling thread becomes the inbox's reader, the one the
+    /// publisher wakes (unless it has one already); before it first looks,
+    /// so that no wake-up meant for it is lost.
+    pub fn read_here(&self) {
+        self.waker.reader.get_or_init(thread::current);
     }
 
     /// Whether every update sent so far has been read.
@@ -198,7 +204,7 @@ impl Inbox {
     /// the publisher wakes it or `deadline` passes; it may also return
     /// early (a spurious wakeup). Reads nothing: the caller looks.
     pub fn wait(&self, deadline: Instant) {
-        self.waker.reader.get_or_init(thread::current);
+        self.read_here();
         let now = Instant::now();
         if now < deadline {
             thread::park_timeout(deadline - now);

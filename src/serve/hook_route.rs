@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::hooks::{self, Agent, Plan, Settings, ToolCall, Verdict};
 use crate::hub::{Asker, WaitResult};
 use crate::serve::auth::Role;
-use crate::serve::http::{LEFT_CHECK_EVERY, Reply, Request, Response};
+use crate::serve::http::{LEFT_CHECK_EVERY, Parking, Reply, Request, Response};
 use crate::serve::routes::{self, App, take_parked_place};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -71,36 +71,34 @@ pub fn claude_code(app: &App, request: &Request) -> Result<Reply> {
     let still_agent = routes::still(app, request, Role::Agent);
     // A moment past the prompt's expiry, so the expiry is what ends the wait.
     let deadline = Instant::now() + Duration::from_secs(settings.timeout_seconds as u64 + 2);
-    Ok(Reply::Park(Box::new(
-        move |client_left: &dyn Fn() -> bool| {
-            let _place = place;
-            loop {
-                let slice = deadline.min(Instant::now() + LEFT_CHECK_EVERY);
-                let result = hub.wait_outcome(&id, Kind::Approval, &session_id, &agent, slice);
-                if result != WaitResult::Pending && !still_agent() {
-                    let why = "the agent credential was revoked while it waited";
-                    return answer(&call.event, &hooks::failed(&settings, why));
-                }
-                let outcome = match result {
-                    WaitResult::Done(Outcome::Answered(answer)) => answered(&answer),
-                    WaitResult::Done(outcome) => json!({"status": outcome.status()}),
-                    WaitResult::Unknown => json!({"status": "unknown"}),
-                    WaitResult::Pending
-                        if client_left() || hub.is_closing() || slice >= deadline =>
-                    {
-                        let asker = Asker {
-                            agent: &agent,
-                            by: BY,
-                        };
-                        let _ = hub.cancel(&session_id, Kind::Approval, Some(&id), asker);
-                        json!({"status": "cancelled"})
-                    }
-                    WaitResult::Pending => continue,
-                };
-                return answer_outcome(&settings, &call, &outcome);
+    Ok(Reply::Park(Box::new(move |parking: &Parking| {
+        let _place = place;
+        loop {
+            let slice = deadline.min(Instant::now() + LEFT_CHECK_EVERY);
+            let result = hub.wait_outcome(&id, Kind::Approval, &session_id, &agent, slice);
+            if result != WaitResult::Pending && !still_agent() {
+                let why = "the agent credential was revoked while it waited";
+                return answer(&call.event, &hooks::failed(&settings, why));
             }
-        },
-    )))
+            let outcome = match result {
+                WaitResult::Done(Outcome::Answered(answer)) => answered(&answer),
+                WaitResult::Done(outcome) => json!({"status": outcome.status()}),
+                WaitResult::Unknown => json!({"status": "unknown"}),
+                WaitResult::Pending
+                    if parking.client_left() || hub.is_closing() || slice >= deadline =>
+                {
+                    let asker = Asker {
+                        agent: &agent,
+                        by: BY,
+                    };
+                    let _ = hub.cancel(&session_id, Kind::Approval, Some(&id), asker);
+                    json!({"status": "cancelled"})
+                }
+                WaitResult::Pending => continue,
+            };
+            return answer_outcome(&settings, &call, &outcome);
+        }
+    })))
 }
 
 /// An answered outcome as `wait` says it (docs/PROTOCOL.md §5.2): the

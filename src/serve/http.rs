@@ -3,12 +3,15 @@
 //! `Request` is what a handler reads (method, path, decoded query, headers,
 //! and the body or the reason it was refused); `Reply` is what it returns:
 //! a finished `Response`, streaming work that writes the body itself, or
-//! parked work that blocks on its own thread and then yields a `Response`.
-//! Nothing here knows of the hub or of streams.
+//! parked work that blocks on its own thread and then yields a `Response`
+//! (or, a long-poll, has it answered on its socket by `Early`). Nothing
+//! here knows of the hub or of streams.
 
 use crate::error::{Error, Result};
+use crate::serve::early::Early;
 use serde_json::{Map, Value};
 use std::io::Write;
+use std::sync::Arc;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Method {
@@ -204,9 +207,29 @@ impl Response {
 }
 
 /// Work that blocks (a long-poll, an agent's wait) and then answers.
-/// It is handed a way to ask whether its client has left, so that it can
-/// stop waiting and give its place back.
-pub type Parked = Box<dyn FnOnce(&dyn Fn() -> bool) -> Response + Send>;
+/// It is handed its `Parking`: a way to ask whether its client has left,
+/// so that it can stop waiting and give its place back, and its socket's
+/// `Early`, when it has one.
+pub type Parked = Box<dyn FnOnce(&Parking) -> Response + Send>;
+
+/// What parked work is handed by the server.
+pub struct Parking<'a> {
+    pub client_left: &'a dyn Fn() -> bool,
+    /// To answer on the socket from the hub's fan-out thread; once it has
+    /// answered, the response the work returns is not written.
+    pub early: Option<Arc<Early>>,
+}
+
+impl Parking<'_> {
+    pub fn client_left(&self) -> bool {
+        (self.client_left)()
+    }
+
+    /// Whether the request was answered on its socket already.
+    pub fn answered_early(&self) -> bool {
+        self.early.as_ref().is_some_and(|early| early.answered())
+    }
+}
 
 /// How often parked work asks whether its client has left.
 pub const LEFT_CHECK_EVERY: std::time::Duration = std::time::Duration::from_millis(500);

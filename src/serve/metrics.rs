@@ -15,6 +15,8 @@ type Series<'a> = (&'a str, &'a str, &'a str, Vec<(String, u64)>);
 #[derive(Default)]
 pub struct Metrics {
     pub frames_sent: AtomicU64,
+    /// Long-polls answered on their socket by the fan-out thread.
+    pub answered_early: AtomicU64,
     /// Responses by status class: index 1 is 1xx ... index 5 is 5xx.
     responses: [AtomicU64; 6],
 }
@@ -40,13 +42,14 @@ impl Metrics {
             (format!("{{class=\"{class}xx\"}}"), value)
         });
         #[rustfmt::skip]
-        let series: [Series; 10] = [
+        let series: [Series; 11] = [
             ("askgate_streams_open", "gauge", "Open event streams.", one(places.streams as u64)),
             ("askgate_longpolls_parked", "gauge", "Parked long-polls and waits.", one(places.parked as u64)),
             ("askgate_subscribers", "gauge", "Registered subscribers.", one(counts.subscribers as u64)),
             ("askgate_sessions", "gauge", "Sessions known.", one(counts.sessions as u64)),
             ("askgate_pending_prompts", "gauge", "Pending prompts.", pending.collect()),
             ("askgate_frames_sent_total", "counter", "Stream frames written.", one(self.frames_sent.load(Ordering::Relaxed))),
+            ("askgate_longpolls_answered_early_total", "counter", "Long-polls answered on their socket by the fan-out thread.", one(self.answered_early.load(Ordering::Relaxed))),
             ("askgate_resyncs_total", "counter", "Subscribers resynced after falling behind.", one(counts.resyncs)),
             ("askgate_version", "counter", "The global change version.", one(counts.version)),
             ("askgate_wait_wakeups_total", "counter", "Times a parked wait was woken (its slice ending is not counted).", one(counts.wait_wakeups)),

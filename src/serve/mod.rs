@@ -4,13 +4,14 @@
 //!
 //! Layers point one way: `http` holds plain values and knows nothing else;
 //! `origin` decides whose requests the API takes (Host, Origin, https);
-//! `routes` turns requests into replies through the hub; only `server` and
-//! `stream` touch sockets.
+//! `routes` turns requests into replies through the hub; only `server`,
+//! `stream` and `early` touch sockets.
 
 pub mod act;
 pub mod admission;
 pub mod auth;
 pub mod credentials;
+pub mod early;
 pub mod hook_route;
 pub mod http;
 pub mod limits;

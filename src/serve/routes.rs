@@ -22,15 +22,16 @@ use crate::core::validate;
 use crate::core::view::{Interest, Update, Watch};
 use crate::error::{self, Error, Refusal, Result};
 use crate::hooks;
-use crate::hub::subscriber::Next;
+use crate::hub::subscriber::{Next, Published};
 use crate::hub::{Asker, Hub, Responded, WaitResult, ids};
 use crate::notify::Notifier;
 use crate::notify::capability::{self, Capabilities};
 use crate::serve::act;
 use crate::serve::admission::{Admission, Place};
 use crate::serve::auth::{self, Auth, Caller, Credential, Role, SignInError};
+use crate::serve::early::EarlyPoll;
 use crate::serve::hook_route;
-use crate::serve::http::{LEFT_CHECK_EVERY, Method, Reply, Request, Response};
+use crate::serve::http::{JSON, LEFT_CHECK_EVERY, Method, Parking, Reply, Request, Response};
 use crate::serve::metrics::{Metrics, Places};
 use crate::serve::origin;
 use crate::serve::static_files;
@@ -541,37 +542,70 @@ fn long_poll(
     };
     let (hub, session_id) = (app.hub.clone(), session_id.to_string());
     let deadline = Instant::now() + wait;
-    Ok(Reply::Park(Box::new(
-        move |client_left: &dyn Fn() -> bool| {
-            let _place = place;
-            // Checked every so often, so a place held for a client that left is
-            // given back within a second, not at the end of the wait.
-            let mut woken = loop {
-                let slice = deadline.min(Instant::now() + LEFT_CHECK_EVERY);
-                match subscription.inbox.next(slice) {
-                    Next::Timeout if slice < deadline && !client_left() => continue,
-                    Next::Update(published) => break Some(published),
-                    _ => break None,
+    Ok(Reply::Park(Box::new(move |parking: &Parking| {
+        let _place = place;
+        let inbox = &subscription.inbox;
+        inbox.read_here();
+        // The fan-out thread answers on the socket when it takes the
+        // response at once (serve/early.rs); this thread is woken after.
+        if let Some(early) = &parking.early {
+            inbox.deliver_with(Arc::new(EarlyPoll {
+                early: early.clone(),
+                feed: inbox.feed(),
+                respond: woken_reply,
+            }));
+        }
+        // Checked every so often, so a place held for a client that left is
+        // given back within a second, not at the end of the wait.
+        let mut check_left_at = Instant::now() + LEFT_CHECK_EVERY;
+        let mut woken = loop {
+            if parking.answered_early() || inbox.resync.load(Ordering::Acquire) {
+                break None;
+            }
+            match inbox.try_next() {
+                Some(Next::Update(published)) => break Some(published),
+                Some(Next::Closed | Next::Timeout) => break None,
+                None => {}
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                break None;
+            }
+            if now >= check_left_at {
+                if parking.client_left() {
+                    break None;
                 }
-            };
-            // The newest change delivered is this queue's state now: its
-            // body is made once for every poll it wakes, and none of them
-            // takes the hub lock to read it again (1,000 polls woken at once
-            // queued on it). After an overflow, the state is read.
-            while let Some(Next::Update(newer)) = subscription.inbox.try_next() {
-                woken = Some(newer);
+                check_left_at = now + LEFT_CHECK_EVERY;
             }
-            let fell_behind = subscription.inbox.resync.load(Ordering::Acquire);
-            drop(subscription);
-            match woken.filter(|_| !fell_behind) {
-                Some(published) => pending_reply(
-                    published.rendered(LONG_POLL_BODY, pending_body),
-                    published.update.version,
-                ),
-                None => pending_response(&hub.pending(&session_id, kind)),
-            }
-        },
-    )))
+            inbox.wait(deadline.min(check_left_at));
+        };
+        if parking.answered_early() {
+            // Not written: the server writes what the socket did not take.
+            return Response::text(200, JSON, "");
+        }
+        // The newest change delivered is this queue's state now: its
+        // body is made once for every poll it wakes, and none of them
+        // takes the hub lock to read it again (1,000 polls woken at once
+        // queued on it). After an overflow, the state is read.
+        while let Some(Next::Update(newer)) = inbox.try_next() {
+            woken = Some(newer);
+        }
+        let fell_behind = inbox.resync.load(Ordering::Acquire);
+        drop(subscription);
+        match woken.filter(|_| !fell_behind) {
+            Some(published) => woken_reply(&published),
+            None => pending_response(&hub.pending(&session_id, kind)),
+        }
+    })))
+}
+
+/// A long-poll's answer to the update that woke it, on its thread or on
+/// the fan-out thread's (`EarlyPoll`): the same bytes.
+fn woken_reply(published: &Published) -> Response {
+    pending_reply(
+        published.rendered(LONG_POLL_BODY, pending_body),
+        published.update.version,
+    )
 }
 
 /// The slot of a published update where its long-poll body is kept
@@ -1028,22 +1062,20 @@ fn wait(app: &App, request: &Request, kind: Kind) -> Result<Reply> {
     let place = take_place(app, request, Place::Parked)?;
     let (hub, session_id, id) = (app.hub.clone(), session_id.to_string(), id.to_string());
     let still_agent = still(app, request, Role::Agent);
-    Ok(Reply::Park(Box::new(
-        move |client_left: &dyn Fn() -> bool| {
-            let _place = place;
-            loop {
-                let slice = deadline.min(Instant::now() + LEFT_CHECK_EVERY);
-                let result = hub.wait_outcome(&id, kind, &session_id, &agent, slice);
-                if result != WaitResult::Pending && !still_agent() {
-                    return Response::error(&Error::Unauthorized);
-                }
-                let over = slice >= deadline || hub.is_closing() || client_left();
-                if result != WaitResult::Pending || over {
-                    return wait_response(&hub, kind, &id, result);
-                }
+    Ok(Reply::Park(Box::new(move |parking: &Parking| {
+        let _place = place;
+        loop {
+            let slice = deadline.min(Instant::now() + LEFT_CHECK_EVERY);
+            let result = hub.wait_outcome(&id, kind, &session_id, &agent, slice);
+            if result != WaitResult::Pending && !still_agent() {
+                return Response::error(&Error::Unauthorized);
             }
-        },
-    )))
+            let over = slice >= deadline || hub.is_closing() || parking.client_left();
+            if result != WaitResult::Pending || over {
+                return wait_response(&hub, kind, &id, result);
+            }
+        }
+    })))
 }
 
 fn wait_response(hub: &Hub, kind: Kind, id: &str, result: WaitResult) -> Response {

@@ -14,7 +14,7 @@ use crate::core::view::Update;
 use crate::error::Error;
 use crate::hub::Counts;
 use crate::serve::admission::Place;
-use crate::serve::http::{JSON, Method, Parked, Reply, Request, Response};
+use crate::serve::http::{JSON, Method, Parked, Parking, Reply, Request, Response};
 use serde_json::{Value, json};
 use std::fmt;
 use std::io::{self, Write};
@@ -334,7 +334,11 @@ fn park(app: &App, request: &Request) -> Parked {
 /// Runs parked work to its end; it gives its place back.
 fn run(app: &App, work: Parked) -> Seen {
     let held = app.admission.held(Place::Parked);
-    let seen = Seen::of(&work(&|| false));
+    let parking = Parking {
+        client_left: &|| false,
+        early: None,
+    };
+    let seen = Seen::of(&work(&parking));
     assert_eq!(
         app.admission.held(Place::Parked),
         held - 1,

@@ -32,7 +32,8 @@ use crate::notify::message::Links;
 use crate::receipt_key;
 use crate::serve::admission::Place;
 use crate::serve::auth::{self, Auth, Tokens};
-use crate::serve::http::{self, Method, Reply, Request, Response};
+use crate::serve::early::{Early, Print};
+use crate::serve::http::{self, Method, Parking, Reply, Request, Response};
 use crate::serve::limits;
 use crate::serve::metrics::Metrics;
 use crate::serve::routes::{self, App};
@@ -645,10 +646,26 @@ fn serve(app: &App, detached: &Arc<ThreadGroup>, mut raw: tiny_http::Request) {
         // request once this one is answered: a change that wakes 1,000
         // parked polls wakes 1,000 threads, not a parked thread and then
         // its connection's for each (BENCHMARKS.md, issue 23).
+        // A long-poll may be answered on its socket by the fan-out thread
+        // meanwhile (serve/early.rs): then only what did not fit is written.
         Reply::Park(work) => {
             let fd = raw.connection_fd();
-            let response = work(&|| fd.is_some_and(limits::client_has_left));
-            respond(&metrics, raw, response);
+            let early = fd.map(|fd| Arc::new(Early::new(fd, printer(&raw))));
+            let parking = Parking {
+                client_left: &|| fd.is_some_and(limits::client_has_left),
+                early: early.clone(),
+            };
+            let response = work(&parking);
+            match early.and_then(|early| early.finish()) {
+                Some(sent) => {
+                    metrics.count_response(sent.status);
+                    metrics.answered_early.fetch_add(1, Ordering::Relaxed);
+                    if let Err(error) = raw.respond_rest(&sent.rest) {
+                        log::debug!("writing a response failed: {error}");
+                    }
+                }
+                None => respond(&metrics, raw, response),
+            }
             Ok(())
         }
     };
@@ -729,6 +746,19 @@ fn respond(metrics: &Metrics, raw: tiny_http::Request, response: Response) {
 
 /// Writes the response as tiny_http's, with the headers every response has.
 fn write(raw: tiny_http::Request, response: Response) {
+    if let Err(error) = raw.respond(to_tiny_http(response)) {
+        log::debug!("writing a response failed: {error}");
+    }
+}
+
+/// The bytes `write` would write for a response to `raw`, from any thread.
+fn printer(raw: &tiny_http::Request) -> Print {
+    let printer = raw.printer();
+    Box::new(move |response| printer.print(to_tiny_http(response)).unwrap_or_default())
+}
+
+/// The response as tiny_http's, with the headers every response has.
+fn to_tiny_http(response: Response) -> tiny_http::Response<io::Cursor<Vec<u8>>> {
     let mut out = tiny_http::Response::from_data(response.body).with_status_code(response.status);
     let cache_control = match response.content_type == http::JSON {
         true => Some("no-store"),
@@ -751,9 +781,7 @@ fn write(raw: tiny_http::Request, response: Response) {
             out.add_header(header);
         }
     }
-    if let Err(error) = raw.respond(out) {
-        log::debug!("writing a response failed: {error}");
-    }
+    out
 }
 
 /// The server's threads and the requests being served, counted so that

@@ -288,7 +288,7 @@ impl Deliver for Shared {
 
 /// Sends one frame (as one chunk when `chunked`) on the socket without
 /// blocking; returns what did not fit, to be written before anything else.
-fn send_now(fd: RawFd, chunked: bool, frame: &[u8]) -> io::Result<Vec<u8>> {
+pub(super) fn send_now(fd: RawFd, chunked: bool, frame: &[u8]) -> io::Result<Vec<u8>> {
     let mut head = [0u8; 20];
     let head_len = match chunked {
         true => {

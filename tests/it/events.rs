@@ -5,6 +5,8 @@ use crate::queue_rules::slow_subscriber_ends_on_the_true_state;
 use crate::support::{DEADLINE, Event, SseClient, TestServer, eventually, within};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -550,4 +552,123 @@ fn the_lifetime_holds_under_constant_traffic() {
         n += 1;
         let _ = stream.next_event(Duration::from_millis(50));
     }
+}
+
+/// One response read off a kept-alive connection: its head's lines (but
+/// `Date`, which changes with the second) and its body.
+fn read_response(reader: &mut impl BufRead) -> (Vec<String>, String) {
+    let mut head = Vec::new();
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("a head line");
+        let line = line.trim_end().to_string();
+        if line.is_empty() {
+            break;
+        }
+        if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = value.trim().parse().expect("a length");
+        }
+        if !line.to_ascii_lowercase().starts_with("date:") {
+            head.push(line);
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).expect("the body");
+    (head, String::from_utf8(body).expect("UTF-8"))
+}
+
+fn send_get(socket: &mut TcpStream, path: &str) {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    socket.write_all(request.as_bytes()).expect("sent");
+}
+
+/// Parks a long-poll of `session_id`'s approvals on a new kept-alive
+/// connection.
+fn park_approval_poll(server: &TestServer, session_id: &str) -> BufReader<TcpStream> {
+    let pending = format!("/api/approval/pending?session_id={session_id}");
+    let version = server.get(&pending).json()["version"].as_u64().unwrap();
+    let socket = TcpStream::connect(server.addr).expect("connected");
+    socket.set_read_timeout(Some(DEADLINE)).expect("a timeout");
+    let mut reader = BufReader::new(socket);
+    let parked = server.metric("askgate_longpolls_parked");
+    send_get(
+        reader.get_mut(),
+        &format!("{pending}&since={version}&wait=30"),
+    );
+    eventually("the poll is parked", DEADLINE, &mut || {
+        server.metric("askgate_longpolls_parked") == parked + 1.0
+    });
+    reader
+}
+
+#[test]
+fn a_woken_long_poll_is_answered_on_its_socket_with_a_polls_bytes_and_its_connection_goes_on() {
+    let server = TestServer::start(&[]);
+    let mut reader = park_approval_poll(&server, "early");
+    server.submit_approval("early", "ls -la", &[]);
+    let (woken_head, woken_body) = read_response(&mut reader);
+    eventually("the fan-out thread wrote it", DEADLINE, &mut || {
+        server.metric("askgate_longpolls_answered_early_total") == 1.0
+    });
+    // The next request on the same connection is read and answered: the
+    // same state, in the same bytes as the long-poll's.
+    send_get(reader.get_mut(), "/api/approval/pending?session_id=early");
+    let (polled_head, polled_body) = read_response(&mut reader);
+    assert_eq!((woken_head, &woken_body), (polled_head, &polled_body));
+    assert_eq!(
+        serde_json::from_str::<Value>(&woken_body).unwrap()["pending"]["command"],
+        "ls -la"
+    );
+    eventually("the place is back", DEADLINE, &mut || {
+        server.metric("askgate_longpolls_parked") == 0.0
+    });
+}
+
+#[test]
+fn a_long_poll_answered_while_its_client_reads_nothing_arrives_whole_after_what_came_before() {
+    let server = TestServer::start(&[]);
+    let pending = "/api/approval/pending?session_id=slow";
+    let version = server.get(pending).json()["version"].as_u64().unwrap();
+    let mut socket = TcpStream::connect(server.addr).expect("connected");
+    socket.set_read_timeout(Some(DEADLINE)).expect("a timeout");
+    // Pages the client does not read lie in the socket before the poll's
+    // answer, which goes after them on a socket that is not empty.
+    let page = server.get("/style.css").text();
+    let pages = 16;
+    let mut requests = "GET /style.css HTTP/1.1\r\nHost: localhost\r\n\r\n".repeat(pages);
+    requests +=
+        &format!("GET {pending}&since={version}&wait=30 HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    socket.write_all(requests.as_bytes()).expect("sent");
+    eventually("the poll is parked", DEADLINE, &mut || {
+        server.metric("askgate_longpolls_parked") == 1.0
+    });
+    // An answer larger than the client's receive buffer.
+    let description = "\"quoted\" ".repeat(400);
+    let command = "\"x\" ".repeat(2000);
+    let body = json!({"session_id": "slow", "command": command, "description": description});
+    let reply = server.post("/api/approval/submit", &body);
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    eventually("the poll is answered", DEADLINE, &mut || {
+        server.metric("askgate_longpolls_parked") == 0.0
+    });
+    eventually("the fan-out thread wrote it", DEADLINE, &mut || {
+        server.metric("askgate_longpolls_answered_early_total") == 1.0
+    });
+    // Now the client reads: the pages, then the poll's answer.
+    let mut reader = BufReader::new(socket);
+    for _ in 0..pages {
+        let (head, got) = read_response(&mut reader);
+        assert_eq!(
+            (head[0].as_str(), got.len()),
+            ("HTTP/1.1 200 OK", page.len())
+        );
+    }
+    let polled = server.get(pending).text();
+    assert!(polled.len() > 16 * 1024, "{} bytes", polled.len());
+    let (head, woken) = read_response(&mut reader);
+    assert!(woken == polled, "{head:?}: {} bytes", woken.len());
+    send_get(reader.get_mut(), pending);
+    let (head, next) = read_response(&mut reader);
+    assert!(next == polled, "the connection goes on: {head:?}, {next:?}");
 }

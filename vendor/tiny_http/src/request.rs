@@ -536,25 +536,42 @@ impl Request {
         R: Read,
     {
         let mut writer = self.extract_writer_impl();
-
-        let do_not_send_body = self.method == Method::Head;
-
-        // askgate patch: the connection closes after this response
-        let response = if self.connection_end.is_marked() {
-            response.with_header(Header::from_bytes(&b"Connection"[..], &b"close"[..]).unwrap())
-        } else {
-            response
-        };
-
-        Self::ignore_client_closing_errors(response.raw_print(
+        Self::ignore_client_closing_errors(print_response(
+            response,
             writer.by_ref(),
-            self.http_version.clone(),
+            &self.http_version,
             &self.headers,
-            do_not_send_body,
-            None,
+            self.method == Method::Head,
+            &self.connection_end,
         ))?;
-
         Self::ignore_client_closing_errors(writer.flush())
+    }
+
+    /// askgate patch: what printing a response to this request needs, as a
+    /// value another thread may keep: `ResponsePrinter::print` gives the
+    /// bytes `respond` would write, so that a response may be written to the
+    /// connection by someone else (then `respond_rest`).
+    pub fn printer(&self) -> ResponsePrinter {
+        ResponsePrinter {
+            http_version: self.http_version.clone(),
+            headers: self.headers.clone(),
+            head: self.method == Method::Head,
+            connection_end: self.connection_end.clone(),
+        }
+    }
+
+    /// askgate patch: answers a request whose response (printed by its
+    /// `printer`) was partly or wholly written to the connection already
+    /// by another hand: writes the `rest` of it, then lets the connection
+    /// go on to its next request, as `respond` does.
+    pub fn respond_rest(mut self, rest: &[u8]) -> Result<(), IoError> {
+        let mut writer = self.extract_writer_impl();
+        let res = Self::ignore_client_closing_errors(writer.write_all(rest))
+            .and_then(|()| Self::ignore_client_closing_errors(writer.flush()));
+        if let Some(sender) = self.notify_when_responded.take() {
+            let _ = sender.send(()); // askgate patch: see NotifyOnDrop
+        }
+        res
     }
 
     fn ignore_client_closing_errors(result: io::Result<()>) -> io::Result<()> {
@@ -593,6 +610,50 @@ impl Drop for Request {
             }
         }
     }
+}
+
+/// askgate patch: a request's way of printing its response (`Request::printer`).
+#[derive(Clone)]
+pub struct ResponsePrinter {
+    http_version: HTTPVersion,
+    headers: Vec<Header>,
+    head: bool,
+    connection_end: ConnectionEnd,
+}
+
+impl ResponsePrinter {
+    /// The bytes `Request::respond` would write for `response` now.
+    pub fn print<R: Read>(&self, response: Response<R>) -> Result<Vec<u8>, IoError> {
+        let mut bytes = Vec::new();
+        print_response(
+            response,
+            &mut bytes,
+            &self.http_version,
+            &self.headers,
+            self.head,
+            &self.connection_end,
+        )?;
+        Ok(bytes)
+    }
+}
+
+/// askgate patch: the one way a response is printed, by `respond` or by a
+/// `ResponsePrinter`: with `Connection: close` once the connection's end is
+/// marked.
+fn print_response<R: Read, W: Write>(
+    response: Response<R>,
+    writer: W,
+    http_version: &HTTPVersion,
+    request_headers: &[Header],
+    head: bool,
+    connection_end: &ConnectionEnd,
+) -> Result<(), IoError> {
+    let response = if connection_end.is_marked() {
+        response.with_header(Header::from_bytes(&b"Connection"[..], &b"close"[..]).unwrap())
+    } else {
+        response
+    };
+    response.raw_print(writer, http_version.clone(), request_headers, head, None)
 }
 
 /// Dummy trait that regroups the `Read` and `Write` traits.
