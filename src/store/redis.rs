@@ -9,9 +9,12 @@
 //!   the fields `b` (its base) and `r` (its bytes).
 //! - `snapshot`: a hash of `version` and `state`, the state at that version;
 //!   the log before the previous snapshot is trimmed when a newer one lands.
-//! - `turn`: the writer that lost the last race, whose append goes next
-//!   (a few milliseconds at most), and until when (`writer ms`); in
-//!   Redis's memory only, never in its AOF.
+//! - `turn-until`: the writer that lost the last race, whose append goes
+//!   next (a few milliseconds at most), and until when (`writer ms`); in
+//!   Redis's memory only, never in its AOF. (Before, `turn`, with a TTL:
+//!   a new name, so that during a rolling upgrade neither build reads the
+//!   other's turn, which without a TTL an older build would take as held
+//!   for ever; turns are fairness only, compare-and-append is the order.)
 //! - `lease`: who decides the time-driven changes (expiry, retention), with
 //!   a TTL its holder renews.
 //! - `audit`: a stream of audit lines (the field `line`), and
@@ -114,7 +117,9 @@ local now = clock[1] * 1000 + math.floor(clock[2] / 1000)
 local turn = nil
 if kept then
   local space = string.find(kept, ' ', 1, true)
-  if space and tonumber(string.sub(kept, space + 1)) > now then
+  local ends = space and tonumber(string.sub(kept, space + 1))
+  -- Ended, or further ahead than a turn lasts (Redis's clock stepped back).
+  if ends and ends > now and ends <= now + ARGV[5] then
     turn = string.sub(kept, 1, space - 1)
   end
 end
@@ -430,7 +435,7 @@ impl Link<'_> {
         for (record, (base, version)) in records.iter().zip(&numbers) {
             args.extend([base.as_bytes(), version.as_bytes(), &record.bytes[..]]);
         }
-        let keys = [key("version"), key("log"), key("turn")];
+        let keys = [key("version"), key("log"), key("turn-until")];
         let mut all: Vec<&[u8]> = vec![b"EVAL", APPEND.as_bytes(), b"3"];
         all.extend(keys.iter().map(|k| k.as_bytes()));
         all.extend_from_slice(&args);

@@ -267,12 +267,46 @@ fn three_instances_racing_land_every_operation_once_and_their_turns_cost_redis_n
             metric(server, "askgate_version") == last
         });
     }
-    // A lost race names the next writer (`askgate:turn`), but only in
-    // Redis's memory: nothing of it in the AOF, so an append that lost
-    // waits for no fsync of its own (store/redis.rs, APPEND).
+    // A lost race names the next writer (`askgate:turn-until`; before,
+    // `askgate:turn`), but only in Redis's memory: nothing of it in the
+    // AOF, so an append that lost waits for no fsync of its own
+    // (store/redis.rs, APPEND).
     let aof = aof_bytes(&redis);
     assert!(contains(&aof, b"askgate:log"), "the records are in the AOF");
     assert!(!contains(&aof, b"askgate:turn"), "no turn in the AOF");
+}
+
+/// Redis's clock, in ms since the epoch.
+fn redis_ms(redis: &Redis) -> u64 {
+    let time = redis_call(redis, &["TIME"]);
+    let parts = time.as_array().unwrap();
+    let part = |n: usize| -> u64 {
+        let bytes = parts[n].as_bytes().unwrap();
+        std::str::from_utf8(bytes).unwrap().parse().unwrap()
+    };
+    part(0) * 1000 + part(1) / 1000
+}
+
+#[test]
+fn a_turn_left_behind_or_from_a_clock_that_stepped_back_holds_no_writer_back() {
+    let Some(program) = redis_server() else {
+        return;
+    };
+    let redis = Redis::start(program);
+    let server = instance(&redis);
+    let ten_hours = 10 * 3600 * 1000;
+    let left = [
+        "gone 1".to_string(),
+        format!("gone {}", redis_ms(&redis) + ten_hours),
+        "garbage".to_string(),
+    ];
+    for (n, turn) in left.iter().enumerate() {
+        redis_call(&redis, &["SET", "askgate:turn-until", turn]);
+        let body = json!({"session_id": "left", "question": format!("q{n}")});
+        let reply = server.post("/api/clarify/submit", &body);
+        assert_eq!(reply.status, 200, "after {turn:?}: {}", reply.text());
+    }
+    assert_eq!(metric(&server, "askgate_store_conflicts_total"), 0);
 }
 
 #[test]
