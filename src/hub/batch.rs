@@ -20,6 +20,10 @@
 //! - When the shown state moves by anything but this instance's records
 //!   (a conflict, another instance's records, a reload), every record in
 //!   flight is stale: `reset` owes each of them `Again`, and `ahead` goes.
+//! - `returning` counts the operations owed `Again` that have not decided
+//!   again yet; the next leader waits for them (a little while at most),
+//!   so that a batch that lost the race goes again whole, in the turn its
+//!   loss gave this instance, rather than its first record alone.
 
 use super::Committed;
 use crate::core::change::Change;
@@ -65,6 +69,8 @@ pub(super) struct Batch {
     pub leading: bool,
     next_ticket: u64,
     settled: HashMap<u64, Settled>,
+    /// Operations owed `Again` that have not decided again yet.
+    returning: usize,
     /// Times the ahead state was made (a clone of the shown one), for
     /// `/metrics`: its cost grows with the state (BENCHMARKS.md).
     pub made: u64,
@@ -164,8 +170,23 @@ impl Batch {
     pub fn reset(&mut self) {
         self.ahead = None;
         let stale = self.sending.drain(..).chain(self.queued.drain(..));
-        let owed = stale.map(|pending| (pending.ticket, Settled::Again));
+        let owed: Vec<_> = stale
+            .map(|pending| (pending.ticket, Settled::Again))
+            .collect();
+        self.returning += owed.len();
         self.settled.extend(owed);
+    }
+
+    /// An operation owed `Again` has decided again (queued its record, or
+    /// not); true when it was the last one the leader waits for.
+    pub fn came_back(&mut self) -> bool {
+        self.returning = self.returning.saturating_sub(1);
+        self.returning == 0
+    }
+
+    /// Whether operations owed `Again` have yet to decide again.
+    pub fn returning(&self) -> bool {
+        self.returning > 0
     }
 
     /// The batch being sent failed with `sent` (made or not, it is not
@@ -294,6 +315,23 @@ mod tests {
         batch.sent();
         assert_eq!(batch.take_batch(10).unwrap().len(), 1);
         assert!(big < small);
+    }
+
+    #[test]
+    fn the_operations_of_a_reset_batch_are_waited_for_until_each_came_back() {
+        let mut batch = Batch::default();
+        assert!(!batch.returning(), "none owed");
+        batch.queue(pending(0, 1));
+        batch.take_batch(0).unwrap();
+        batch.queue(pending(1, 1));
+        batch.queue(pending(2, 1));
+        batch.reset();
+        assert!(batch.returning(), "three owed a new decision");
+        assert!(!batch.came_back());
+        assert!(!batch.came_back());
+        assert!(batch.came_back(), "the last one back");
+        assert!(!batch.returning());
+        assert!(batch.came_back(), "never below none");
     }
 
     #[test]

@@ -18,7 +18,11 @@
 //!   and published, in order, and each request answered by its own thread:
 //!   nothing is shown or acknowledged that Redis does not hold. When the
 //!   log has moved on, the instance reads what it missed, applies it, and
-//!   every operation of the batch and behind it decides again.
+//!   every operation of the batch and behind it decides again; the next
+//!   leader waits for all of them (`GATHER` at most), so the batch goes
+//!   again whole in the turn its loss gave. A leader held back by another
+//!   instance's turn waits for that append (`XREAD BLOCK`, no polling) and
+//!   takes what it missed from it.
 //! - Records reach the state only in log order: a record applies when its
 //!   base is the state's version; one from further ahead makes the
 //!   instance read the log from its own version first. The link's mutex is
@@ -65,11 +69,12 @@ pub const LEASE_CHECK: Duration = Duration::from_secs(1);
 const SNAPSHOT_EVERY: u64 = 1000;
 /// Appends tried before a busy log refuses an operation.
 const MAX_TRIES: usize = 64;
-/// How long a writer pauses when another instance has the turn, rather
-/// than asking Redis again at once (about one round trip).
-const TURN_PAUSE: Duration = Duration::from_micros(200);
 /// How long an operation waits, at most, through other instances' turns.
 const TURNS_FOR: Duration = Duration::from_secs(2);
+/// How long a leader waits, at most, for the operations of a batch that
+/// lost the race to decide again (they are awake and need the hub lock
+/// only: this bounds a stalled thread, not a normal wait).
+const GATHER: Duration = Duration::from_millis(2);
 
 /// The Redis store's counters, for `/metrics`.
 #[derive(Debug, Default, PartialEq)]
@@ -102,6 +107,9 @@ pub struct Replica {
     /// Signalled, with the hub lock, when records in flight are settled or
     /// the leader is done (`batch.rs`).
     pub(super) settled: Condvar,
+    /// Signalled, with the hub lock, when the last operation owed `Again`
+    /// has decided again (`batch.rs`).
+    pub(super) gathered: Condvar,
 }
 
 impl Replica {
@@ -177,6 +185,7 @@ impl Hub {
             audit: AuditStream::start(target.clone())
                 .map_err(|error| format!("cannot start the audit stream's thread: {error}"))?,
             settled: Condvar::new(),
+            gathered: Condvar::new(),
         };
         let store = Store::Shared(Box::new(replica));
         let hub = Hub::with_state(
@@ -250,9 +259,14 @@ pub(super) fn commit<R>(
     mut decide: impl FnMut(&Inner) -> Result<(Vec<Change>, R)>,
 ) -> Result<R> {
     let mut caught_up = false;
+    // Owed `Again`: the leader waits for this operation to decide again.
+    let mut returning = false;
     for _ in 0..MAX_TRIES {
         let mut inner = hub.lock();
         let decided = decide_ahead(hub, &mut inner, &mut decide);
+        if std::mem::take(&mut returning) {
+            came_back(replica, &mut inner);
+        }
         // A refusal, or nothing to change (an answer to an id not pending),
         // may only mean that this instance has not yet applied what another
         // did a moment ago: read the log once and decide again.
@@ -282,13 +296,24 @@ pub(super) fn commit<R>(
                 finish(hub, replica, committed);
                 return Ok(decided);
             }
-            Settled::Again => caught_up = true,
+            Settled::Again => (caught_up, returning) = (true, true),
             Settled::Failed(error) => return Err(error),
         }
+    }
+    if returning {
+        came_back(replica, &mut hub.lock());
     }
     Err(Error::StoreUnavailable(
         "the shared log is too busy to take this change now; nothing was changed".into(),
     ))
+}
+
+/// An operation owed `Again` has decided again; the leader waiting for
+/// the last of them is woken.
+fn came_back(replica: &Replica, inner: &mut Inner) {
+    if inner.batch.came_back() {
+        replica.gathered.notify_all();
+    }
 }
 
 /// Decides on the state the next record follows (the ahead one while
@@ -385,7 +410,7 @@ fn settled<'h>(
 /// waiting operation is woken to take what it is owed.
 fn lead(hub: &Hub, replica: &Replica) {
     let mut link = replica.log.link();
-    let mut inner = hub.lock();
+    let mut inner = gathered(replica, hub.lock());
     let shown = inner.state.version();
     let Some(records) = inner.batch.take_batch(shown) else {
         inner.batch.reset();
@@ -449,8 +474,28 @@ fn lead(hub: &Hub, replica: &Replica) {
     }
 }
 
+/// Waits (on the replica's condvar, `GATHER` at most) until every
+/// operation of a batch that lost the race has decided again, so that it
+/// goes again whole (`batch.rs`).
+fn gathered<'h>(replica: &Replica, mut inner: MutexGuard<'h, Inner>) -> MutexGuard<'h, Inner> {
+    let until = Instant::now() + GATHER;
+    while inner.batch.returning() {
+        let Some(left) = until.checked_duration_since(Instant::now()) else {
+            break;
+        };
+        inner = replica
+            .gathered
+            .wait_timeout(inner, left)
+            .unwrap_or_else(PoisonError::into_inner)
+            .0;
+    }
+    inner
+}
+
 /// Appends a batch, waiting through another instance's turn (the log has
-/// not moved: store/redis.rs, APPEND) for `TURNS_FOR` at most.
+/// not moved: store/redis.rs, APPEND) for `TURNS_FOR` at most: until that
+/// instance appends (the batch lost, and what it missed came with the
+/// wait: no second round trip to learn it) or its turn ends (ask again).
 fn send(link: &mut Link<'_>, records: &[Record]) -> std::result::Result<Appended, AppendError> {
     let waiting_until = Instant::now() + TURNS_FOR;
     let base = records.first().map_or(0, |record| record.base);
@@ -459,7 +504,11 @@ fn send(link: &mut Link<'_>, records: &[Record]) -> std::result::Result<Appended
             Appended::Behind { version, .. }
                 if version == base && Instant::now() < waiting_until =>
             {
-                std::thread::sleep(TURN_PAUSE);
+                let missed = link.wait_past(base).map_err(AppendError::NotMade)?;
+                if let Some(last) = missed.last() {
+                    let version = last.version;
+                    return Ok(Appended::Behind { version, missed });
+                }
             }
             appended => return Ok(appended),
         }

@@ -9,8 +9,12 @@
 //!   the fields `b` (its base) and `r` (its bytes).
 //! - `snapshot`: a hash of `version` and `state`, the state at that version;
 //!   the log before the previous snapshot is trimmed when a newer one lands.
-//! - `turn`: the writer that lost the last race, whose append goes next
-//!   (a few milliseconds at most).
+//! - `turn-until`: the writer that lost the last race, whose append goes
+//!   next (a few milliseconds at most), and until when (`writer ms`); in
+//!   Redis's memory only, never in its AOF. (Before, `turn`, with a TTL:
+//!   a new name, so that during a rolling upgrade neither build reads the
+//!   other's turn, which without a TTL an older build would take as held
+//!   for ever; turns are fairness only, compare-and-append is the order.)
 //! - `lease`: who decides the time-driven changes (expiry, retention), with
 //!   a TTL its holder renews.
 //! - `audit`: a stream of audit lines (the field `line`), and
@@ -99,13 +103,30 @@ return bytes
 /// three arguments each (base, version, bytes), each following the one
 /// before (checked before anything is written: a script is not undone):
 /// each is its own stream entry and its own message, as if appended
-/// alone, so readers see one entry per operation.
+/// alone, so readers see one entry per operation. The turn is not
+/// written to the AOF nor to replicas (`redis.set_repl`), and ends at the
+/// time it holds (Redis's `TIME`), not by a TTL, whose expiry Redis would
+/// write as a `DEL`: it lives a few milliseconds, and an append that lost
+/// then costs Redis no fsync of its own (with `appendfsync always`, every
+/// reply of a turn of Redis's loop that wrote anything waits for one).
 const APPEND: &str = r"
 local current = redis.call('GET', KEYS[1]) or '0'
-local turn = redis.call('GET', KEYS[3])
+local kept = redis.call('GET', KEYS[3])
+local clock = redis.call('TIME')
+local now = clock[1] * 1000 + math.floor(clock[2] / 1000)
+local turn = nil
+if kept then
+  local space = string.find(kept, ' ', 1, true)
+  local ends = space and tonumber(string.sub(kept, space + 1))
+  -- Ended, or further ahead than a turn lasts (Redis's clock stepped back).
+  if ends and ends > now and ends <= now + ARGV[5] then
+    turn = string.sub(kept, 1, space - 1)
+  end
+end
 if current ~= ARGV[6] or (turn and turn ~= ARGV[4]) then
   if current ~= ARGV[6] and not turn then
-    redis.call('SET', KEYS[3], ARGV[4], 'PX', ARGV[5])
+    redis.set_repl(redis.REPL_NONE)
+    redis.call('SET', KEYS[3], ARGV[4] .. ' ' .. (now + ARGV[5]))
   end
   return {0, current, redis.call('XRANGE', KEYS[2], ARGV[2], '+', 'COUNT', ARGV[3])}
 end
@@ -114,7 +135,11 @@ for i = 6, #ARGV, 3 do
   if ARGV[i] ~= last then return redis.error_reply('askgate: records that do not follow') end
   last = ARGV[i + 1]
 end
-if turn then redis.call('DEL', KEYS[3]) end
+if kept then
+  redis.set_repl(redis.REPL_NONE)
+  redis.call('DEL', KEYS[3])
+  redis.set_repl(redis.REPL_ALL)
+end
 for i = 6, #ARGV, 3 do
   redis.call('XADD', KEYS[2], ARGV[i + 1] .. '-0', 'b', ARGV[i], 'r', ARGV[i + 2])
   redis.call('PUBLISH', ARGV[1], ARGV[i] .. ' ' .. ARGV[i + 1] .. ' ' .. ARGV[i + 2])
@@ -410,7 +435,7 @@ impl Link<'_> {
         for (record, (base, version)) in records.iter().zip(&numbers) {
             args.extend([base.as_bytes(), version.as_bytes(), &record.bytes[..]]);
         }
-        let keys = [key("version"), key("log"), key("turn")];
+        let keys = [key("version"), key("log"), key("turn-until")];
         let mut all: Vec<&[u8]> = vec![b"EVAL", APPEND.as_bytes(), b"3"];
         all.extend(keys.iter().map(|k| k.as_bytes()));
         all.extend_from_slice(&args);
@@ -430,6 +455,41 @@ impl Link<'_> {
             }
             _ => Err(Failure::Answered(unexpected("append"))),
         }
+    }
+
+    /// Waits, as long as a turn lasts at most (`XREAD BLOCK`, no polling),
+    /// for the log to move past version `after`: the first records after
+    /// it, or none when it did not move meanwhile. For a writer that
+    /// another's turn held back: once that writer appends, this one has
+    /// what it missed without asking again.
+    pub fn wait_past(&mut self, after: u64) -> io::Result<Vec<Record>> {
+        let (log, from) = (key("log"), format!("{after}-0"));
+        let (count, block) = (MISSED.to_string(), TURN.as_millis().to_string());
+        let reply = self.call(&[
+            b"XREAD",
+            b"COUNT",
+            count.as_bytes(),
+            b"BLOCK",
+            block.as_bytes(),
+            b"STREAMS",
+            log.as_bytes(),
+            from.as_bytes(),
+        ])?;
+        let streams = match &reply {
+            Reply::Nil => return Ok(Vec::new()),
+            reply => reply.as_array().ok_or_else(|| unexpected("xread"))?,
+        };
+        let entries = match streams {
+            [] => return Ok(Vec::new()),
+            [stream] => match stream.as_array() {
+                Some([_name, entries]) => entries.as_array(),
+                _ => None,
+            },
+            _ => None,
+        };
+        let entries = entries.ok_or_else(|| unexpected("xread"))?;
+        let records = entries.iter().map(entry).collect::<Option<Vec<_>>>();
+        records.ok_or_else(|| unexpected("a log entry"))
     }
 
     /// At most `count` records after version `after`, oldest first.

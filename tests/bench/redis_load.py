@@ -125,6 +125,23 @@ def prefill(port, pending, workers=16):
     return filled
 
 
+def redis_stat(port, name):
+    """One line of Redis's `INFO commandstats`, as a dict."""
+    with socket.create_connection(("127.0.0.1", port), 5) as s:
+        s.sendall(b"INFO commandstats\r\n")
+        data = b""
+        while not data.endswith(b"\r\n") or data.count(b"\r\n") < 2:
+            data += s.recv(65536)
+        header, _, rest = data.partition(b"\r\n")
+        size = int(header[1:])
+        while len(rest) < size:
+            rest += s.recv(65536)
+    for line in rest.decode().splitlines():
+        if line.startswith(name + ":"):
+            return dict(pair.split("=") for pair in line.split(":", 1)[1].split(","))
+    return {}
+
+
 def main():
     instances = int(sys.argv[1]) if len(sys.argv) > 1 else 1
     clients = int(sys.argv[2]) if len(sys.argv) > 2 else 16
@@ -152,6 +169,11 @@ def main():
         print(f"instances={instances} clients={clients} seconds={seconds:g}: "
               f"{2 * submits / seconds:.0f} operations/s ({submits / seconds:.0f} submits/s, "
               f"each answered), {refused} refused")
+        evals = redis_stat(redis_port, "cmdstat_eval")
+        if evals:
+            print(f"  redis: {evals.get('calls', 0)} script calls "
+                  f"({int(evals.get('calls', 0)) / max(1, 2 * submits):.2f} an operation), "
+                  f"{evals.get('usec_per_call', '?')} us each")
         for n, (_, port) in enumerate(servers):
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
             conn.request("GET", "/metrics")

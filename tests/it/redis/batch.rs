@@ -200,6 +200,115 @@ fn concurrent_operations_on_one_and_two_instances_go_in_batches_and_agree_with_t
     assert_eq!(framed, versions, "one frame per record, in log order");
 }
 
+/// Every file of Redis's append-only file (Redis 7 keeps several in
+/// `appendonlydir`), read whole.
+fn aof_bytes(redis: &Redis) -> Vec<u8> {
+    fn read(dir: &Path, into: &mut Vec<u8>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            match path.is_dir() {
+                true => read(&path, into),
+                false if path.to_string_lossy().contains(".aof") => {
+                    into.extend(std::fs::read(&path).unwrap())
+                }
+                false => {}
+            }
+        }
+    }
+    let mut bytes = Vec::new();
+    read(&redis.dir.path, &mut bytes);
+    bytes
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn three_instances_racing_land_every_operation_once_and_their_turns_cost_redis_no_write() {
+    let Some(program) = redis_server() else {
+        return;
+    };
+    let redis = Redis::start(program);
+    let flags = ["--max-pending", "1000"];
+    let servers = [
+        instance_with(&redis, &flags),
+        instance_with(&redis, &flags),
+        instance_with(&redis, &flags),
+    ];
+    let addrs: Vec<SocketAddr> = servers.iter().map(|server| server.addr).collect();
+    let conflicts = || -> u64 {
+        let counted = servers.iter();
+        counted
+            .map(|s| metric(s, "askgate_store_conflicts_total"))
+            .sum()
+    };
+    let mut acknowledged = Vec::new();
+    for round in 0..20 {
+        let session = format!("three{round}");
+        acknowledged.extend(submit_and_answer(&addrs, &session, 16, 6));
+        if conflicts() > 0 {
+            break;
+        }
+    }
+    assert!(conflicts() > 0, "three instances' batches raced");
+
+    let log = read_log(&redis);
+    assert_contiguous(&log);
+    let (submitted, answered) = submitted_and_answered(&log);
+    let mine: BTreeMap<String, String> = acknowledged.iter().cloned().collect();
+    assert_eq!(mine.len(), acknowledged.len(), "no id given twice");
+    assert_eq!(submitted.len(), mine.len(), "every prompt submitted once");
+    assert_eq!(answered.len(), mine.len(), "every prompt answered once");
+    assert_eq!(answered.into_iter().collect::<BTreeMap<_, _>>(), mine);
+    let last = log.last().unwrap().1;
+    for server in &servers {
+        eventually("each instance applied the whole log", LONG, &mut || {
+            metric(server, "askgate_version") == last
+        });
+    }
+    // A lost race names the next writer (`askgate:turn-until`; before,
+    // `askgate:turn`), but only in Redis's memory: nothing of it in the
+    // AOF, so an append that lost waits for no fsync of its own
+    // (store/redis.rs, APPEND).
+    let aof = aof_bytes(&redis);
+    assert!(contains(&aof, b"askgate:log"), "the records are in the AOF");
+    assert!(!contains(&aof, b"askgate:turn"), "no turn in the AOF");
+}
+
+/// Redis's clock, in ms since the epoch.
+fn redis_ms(redis: &Redis) -> u64 {
+    let time = redis_call(redis, &["TIME"]);
+    let parts = time.as_array().unwrap();
+    let part = |n: usize| -> u64 {
+        let bytes = parts[n].as_bytes().unwrap();
+        std::str::from_utf8(bytes).unwrap().parse().unwrap()
+    };
+    part(0) * 1000 + part(1) / 1000
+}
+
+#[test]
+fn a_turn_left_behind_or_from_a_clock_that_stepped_back_holds_no_writer_back() {
+    let Some(program) = redis_server() else {
+        return;
+    };
+    let redis = Redis::start(program);
+    let server = instance(&redis);
+    let ten_hours = 10 * 3600 * 1000;
+    let left = [
+        "gone 1".to_string(),
+        format!("gone {}", redis_ms(&redis) + ten_hours),
+        "garbage".to_string(),
+    ];
+    for (n, turn) in left.iter().enumerate() {
+        redis_call(&redis, &["SET", "askgate:turn-until", turn]);
+        let body = json!({"session_id": "left", "question": format!("q{n}")});
+        let reply = server.post("/api/clarify/submit", &body);
+        assert_eq!(reply.status, 200, "after {turn:?}: {}", reply.text());
+    }
+    assert_eq!(metric(&server, "askgate_store_conflicts_total"), 0);
+}
+
 #[test]
 fn a_batch_that_lost_the_race_is_decided_again_and_a_full_queue_refuses_what_does_not_fit() {
     let Some(program) = redis_server() else {
