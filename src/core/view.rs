@@ -20,6 +20,18 @@ pub struct Update {
 }
 
 impl Update {
+    /// An empty clarify queue of the session `s` at `version`, for tests.
+    #[cfg(test)]
+    pub fn empty_at(version: u64) -> Update {
+        Update {
+            session_id: "s".into(),
+            kind: Kind::Clarify,
+            pending: None,
+            pending_count: 0,
+            version,
+        }
+    }
+
     /// The head as it goes on the wire: its JSON, or `null`.
     pub fn pending_json(&self) -> &str {
         self.pending.as_deref().unwrap_or("null")

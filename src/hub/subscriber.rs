@@ -418,17 +418,10 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::kind::Kind;
     use std::time::Duration;
 
     fn update(version: u64) -> Update {
-        Update {
-            session_id: "s".into(),
-            kind: Kind::Clarify,
-            pending: None,
-            pending_count: 0,
-            version,
-        }
+        Update::empty_at(version)
     }
 
     fn version_of(next: Next) -> Option<u64> {

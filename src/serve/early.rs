@@ -126,13 +126,7 @@ mod tests {
     use std::os::unix::net::UnixStream;
 
     fn update(version: u64) -> Update {
-        Update {
-            session_id: "s".into(),
-            kind: Kind::Clarify,
-            pending: None,
-            pending_count: 0,
-            version,
-        }
+        Update::empty_at(version)
     }
 
     /// A response whose body names the version it answers.
