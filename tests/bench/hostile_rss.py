@@ -63,9 +63,12 @@ try:
                             "--skip", "churn_across", "--nocapture"], env=env,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     ended = time.monotonic()
-    for line in suite.stdout.splitlines():
-        if line.startswith(("hostile ", "test ", "test result", "failures:", "---- ", "thread ")):
+    lines = suite.stdout.splitlines()
+    for n, line in enumerate(lines):
+        if line.startswith(("hostile ", "test ", "test result", "---- ")):
             print(line)
+        elif " panicked at " in line:
+            print(line, *lines[n + 1:n + 2])
     print(f"the suite: {time.time() - started:.0f} s, exit {suite.returncode}; peak RSS {status('VmHWM:')} kB")
     for wait in (0, 5, 15, 30):
         time.sleep(max(0, ended + wait - time.monotonic()))
