@@ -821,7 +821,8 @@ fn churn_across_compactions_and_a_restart_stays_under_the_worst_case() {
     let dir = crate::support::TempDir::new("churn");
     let data_dir = dir.path.to_str().unwrap().to_string();
     let flags = ["--max-state-bytes", "4M", "--data-dir", &data_dir];
-    let target = Target::start(&flags);
+    // Its own server, even beside an external target: it crashes it.
+    let target = Target::own(&flags);
     let idle = target.rss();
     let question = "\u{1}".repeat(CHURN_QUESTION_BYTES);
     // Pending prompts that stay: about a third of the budget.
@@ -872,8 +873,8 @@ fn churn_across_compactions_and_a_restart_stays_under_the_worst_case() {
     );
     assert_eq!(refused.into_inner(), 0, "every submit and cancel answered");
     // A crash, then a start from the snapshot and the journal after it.
-    target.process.kill();
-    let target = Target::start(&flags);
+    target.process.expect("its own server").kill();
+    let target = Target::own(&flags);
     let at_start = target.peak_rss().saturating_sub(idle);
     println!(
         "churn: restart peak RSS above the first start's idle {} KiB, bound {} KiB",

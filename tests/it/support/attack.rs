@@ -6,7 +6,9 @@
 //! An attack is a closure given a `Ctx` (the server's address and when to
 //! stop); the honest client (`support::honest`) loops meanwhile, and a
 //! sampler reads the server's RSS. Nothing sleeps to wait for the server:
-//! every wait polls with a deadline.
+//! every wait polls with a deadline. With `ASKGATE_HOSTILE_TARGET=PID@ADDR`
+//! every attack goes to that server process instead, one after another
+//! (`tests/bench/hostile_rss.py` reads its RSS after the whole suite).
 
 use crate::binary::{ServerProcess, askgate};
 use crate::support::honest::{Honest, HonestReport, KeepAlive};
@@ -44,35 +46,82 @@ pub fn attack_length(default: Duration) -> Duration {
     soak_length().unwrap_or(default)
 }
 
+/// `ASKGATE_HOSTILE_TARGET`: a server already running (`PID@ADDR`), started
+/// with the suite's flags and the server's own trims, that every attack
+/// goes to instead of a server of its own.
+fn external_target() -> Option<(u32, SocketAddr)> {
+    let target = std::env::var("ASKGATE_HOSTILE_TARGET").ok()?;
+    let (pid, addr) = target.split_once('@')?;
+    Some((pid.parse().ok()?, addr.parse().ok()?))
+}
+
 /// How soon after an attack threads and memory must be back: idle
 /// tiny_http pool threads end after 5 s of rest, and the server trims
-/// malloc every second in `make test`, every 10 s in the soak.
+/// malloc every second in `make test`, every 10 s in the soak and in an
+/// external target.
 fn settled_within() -> Duration {
-    match soak_length() {
-        Some(_) => Duration::from_secs(18),
-        None => Duration::from_secs(8),
+    match soak_length().is_some() || external_target().is_some() {
+        true => Duration::from_secs(18),
+        false => Duration::from_secs(8),
     }
 }
 
 /// The server binary under attack, and its figures from `/proc`.
 pub struct Target {
-    pub process: ServerProcess,
+    /// The server this test started; `None` for an external target.
+    pub process: Option<ServerProcess>,
+    pid: u32,
     pub addr: SocketAddr,
 }
 
 impl Target {
+    /// The server to attack: the external target if there is one (which
+    /// must have been started with `flags`), or a new one with `flags`.
     pub fn start(flags: &[&str]) -> Target {
+        match external_target() {
+            Some((pid, addr)) => Target::external(pid, addr, flags),
+            None => Target::own(flags),
+        }
+    }
+
+    /// A new server with `flags`, whatever the environment says.
+    pub fn own(flags: &[&str]) -> Target {
         let mut command = askgate();
         if soak_length().is_none() {
             command.env("ASKGATE_TEST_TRIM_MS", TEST_TRIM_MS);
         }
         let process = ServerProcess::start_with(command, flags);
-        let addr = process.addr;
-        Target { process, addr }
+        let (pid, addr) = (process.child.id(), process.addr);
+        Target {
+            process: Some(process),
+            pid,
+            addr,
+        }
+    }
+
+    /// The running server `pid`, whose command line must hold `flags` in
+    /// order: the bounds the attacks check are those flags'.
+    fn external(pid: u32, addr: SocketAddr, flags: &[&str]) -> Target {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).expect("the target runs");
+        let args: Vec<&[u8]> = cmdline.split(|byte| *byte == 0).collect();
+        let flags: Vec<&[u8]> = flags.iter().map(|flag| flag.as_bytes()).collect();
+        assert!(
+            args.windows(flags.len()).any(|window| window == flags),
+            "the external target {pid} was not started with {:?}",
+            flags
+                .iter()
+                .map(|f| String::from_utf8_lossy(f))
+                .collect::<Vec<_>>()
+        );
+        Target {
+            process: None,
+            pid,
+            addr,
+        }
     }
 
     fn pid(&self) -> u32 {
-        self.process.child.id()
+        self.pid
     }
 
     /// A number from `/proc/PID/status` (kB for the `Vm` lines).
@@ -317,6 +366,16 @@ pub fn attack(
     allowed: Allowed,
     work: impl FnOnce(&Ctx) + Send,
 ) -> Report {
+    // On a target shared by the whole suite, what the attack before left
+    // (its honest client's stream) ends first, or the baseline counts it.
+    settle(
+        "no place taken before the attack",
+        PLACES_BACK_WITHIN,
+        || {
+            let places = target.places();
+            (places == Some((0.0, 0.0)), format!("{places:?}"))
+        },
+    );
     let mut honest = Honest::connect(target.addr);
     honest
         .round(&mut HonestReport::default(), &[])
