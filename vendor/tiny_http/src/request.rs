@@ -554,7 +554,14 @@ impl Request {
     pub fn printer(&self) -> ResponsePrinter {
         ResponsePrinter {
             http_version: self.http_version.clone(),
-            headers: self.headers.clone(),
+            // Printing reads only the request's TE; a head may be 64 KiB,
+            // and a parked request keeps its printer while it waits.
+            headers: self
+                .headers
+                .iter()
+                .filter(|header| header.field.equiv("TE"))
+                .cloned()
+                .collect(),
             head: self.method == Method::Head,
             connection_end: self.connection_end.clone(),
         }
