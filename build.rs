@@ -15,7 +15,10 @@ fn main() {
 /// `--symbol-ordering-file` for the `askgate` binary, in release builds
 /// that link with lld (Rust's default on x86_64 Linux). A symbol the file
 /// names and the build lacks is skipped, quietly; without the file, or
-/// with another linker, the build goes on without it.
+/// with another linker, the build goes on without it. `-init` names no
+/// symbol, so lld writes no DT_INIT: glibc's `_init` (crti.o) does nothing
+/// for a program not built for gprof, and sits after all the text, where
+/// calling it mapped 64 KiB of code that nothing else at idle runs.
 fn order_startup_code() {
     let order = Path::new(env!("CARGO_MANIFEST_DIR")).join("link/startup.order");
     println!("cargo:rerun-if-changed={}", order.display());
@@ -30,7 +33,7 @@ fn order_startup_code() {
         return;
     }
     println!(
-        "cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={},--no-warn-symbol-ordering",
+        "cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={},--no-warn-symbol-ordering,-init=askgate_no_dt_init",
         order.display()
     );
 }

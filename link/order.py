@@ -54,6 +54,43 @@ BEFORE_MAIN = [
 COLD_DATA = re.compile(r"static_files.*PAGE_FILE|^ecp_nistz256_precomputed$")
 
 
+# ring picks its code by the CPU (cpuid): valgrind's CPU lacks some
+# features (ADX, SHA), so with each variant the profile ran go its siblings.
+VARIANT = re.compile(r"_(nohw|avx|avx2|adx|bmi2|shaext|ssse3|neon)$")
+
+
+def with_variants(names, known, binary):
+    """The names, each followed by the other CPU variants of ring's
+    functions among them and what those call (read from their code, since
+    the profile never ran them)."""
+    stems = {}
+    for name in sorted(known):
+        stems.setdefault(VARIANT.sub("", name), []).append(name)
+    for name in names:
+        yield name
+        if name.startswith("ring_core_"):
+            for variant in stems.get(VARIANT.sub("", name), []):
+                yield from called_from(variant, known, binary)
+
+
+def called_from(root, known, binary):
+    """`root` and every function it calls, directly or not."""
+    found, todo = [], [root]
+    while todo:
+        name = todo.pop()
+        if name in found or name not in known:
+            continue
+        found.append(name)
+        start, size = known[name]
+        code = subprocess.run(
+            ["objdump", "-d", f"--start-address={start}", f"--stop-address={start + size}", binary],
+            capture_output=True,
+            text=True,
+        ).stdout
+        todo.extend(re.findall(r"(?:call|jmp)\s+[0-9a-f]+ <([^>+]+)>", code))
+    return found
+
+
 def cold_data(binary):
     """The read-only data symbols that match COLD_DATA, by address."""
     listing = subprocess.run(
@@ -68,14 +105,14 @@ def cold_data(binary):
 
 def text_symbols(binary):
     """The functions defined in the binary, as the linker names them (not
-    demangled), by address."""
+    demangled): (address, name, size), by address."""
     listing = subprocess.run(
-        ["nm", "--defined-only", "-n", binary], capture_output=True, text=True, check=True
+        ["nm", "--defined-only", "-n", "-S", binary], capture_output=True, text=True, check=True
     ).stdout
     return [
-        (int(parts[0], 16), parts[2])
+        (int(parts[0], 16), parts[3], int(parts[1], 16))
         for parts in (line.split() for line in listing.splitlines())
-        if len(parts) == 3 and parts[1] in "tTwW"
+        if len(parts) == 4 and parts[2] in "tTwW"
     ]
 
 
@@ -87,7 +124,7 @@ def named(name, symbols):
     if not name.startswith("0x"):
         return name
     address = int(name, 16)
-    holder = [symbol for start, symbol in symbols if start <= address]
+    holder = [symbol for start, symbol, _ in symbols if start <= address]
     return holder[-1] if holder else name
 
 
@@ -180,7 +217,7 @@ def ran(dump_file, binary):
 def main():
     binary = sys.argv[1] if len(sys.argv) > 1 else BINARY
     symbols = text_symbols(binary)
-    known = {name for _, name in symbols}
+    known = {name: (start, size) for start, name, size in symbols}
     with tempfile.TemporaryDirectory() as scratch:
         data_dir = os.path.join(scratch, "data")
         out_file = os.path.join(scratch, "callgrind.out")
@@ -196,7 +233,7 @@ def main():
         order, seen = cold_data(binary), set()
         phases = [BEFORE_MAIN] + [ran(f"{out_file}.{phase}", binary) for phase in (1, 2)]
         for phase in phases:
-            for name in (named(name, symbols) for name in phase):
+            for name in with_variants([named(name, symbols) for name in phase], known, binary):
                 if name in known and name not in seen:
                     seen.add(name)
                     order.append(name)
