@@ -109,9 +109,12 @@ def text_symbols(binary):
     listing = subprocess.run(
         ["nm", "--defined-only", "-n", "-S", binary], capture_output=True, text=True, check=True
     ).stdout
+    # The C start files' functions have no size: nm leaves the column out.
+    rows = (line.split() for line in listing.splitlines())
+    rows = (parts if len(parts) == 4 else parts[:1] + ["0"] + parts[1:] for parts in rows)
     return [
         (int(parts[0], 16), parts[3], int(parts[1], 16))
-        for parts in (line.split() for line in listing.splitlines())
+        for parts in rows
         if len(parts) == 4 and parts[2] in "tTwW"
     ]
 
