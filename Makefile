@@ -4,7 +4,7 @@
 
 CARGO ?= cargo
 
-.PHONY: run test test-rust test-tiny-http test-page test-agents test-image image mcp-sdk check fmt clippy build bench soak soak-hostile
+.PHONY: link-order run test test-rust test-tiny-http test-page test-agents test-image image mcp-sdk check fmt clippy build bench soak soak-hostile
 
 run:
 	$(CARGO) run --release -- serve
@@ -53,6 +53,13 @@ test-agents:
 # run's choice of operations. Then the hostile clients (soak-hostile).
 soak: soak-hostile
 	ASKGATE_CRASH_KILLS=100 $(CARGO) test --release --test it durability::a_crash -- --nocapture
+
+# link/startup.order: the functions start-up, idle and the first requests
+# run, which the release build lays out first (build.rs; link/order.py
+# says why). Regenerate after changes that move start-up code; needs valgrind.
+link-order:
+	$(CARGO) build --release
+	python3 link/order.py
 
 fmt:
 	$(CARGO) fmt

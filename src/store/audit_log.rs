@@ -16,10 +16,13 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::thread::{self, JoinHandle};
 
 /// Batches of lines that may wait for the thread before a caller waits.
+/// The queue is made with the thread: crossbeam writes every slot of a
+/// bounded channel when it is made (128 KiB here), which an idle server
+/// would keep resident for nothing (BENCHMARKS.md, idle RSS).
 const QUEUE: usize = 4096;
 
 enum Message {
@@ -33,14 +36,15 @@ enum Message {
 /// (an idle server has none); closing (or dropping) it writes what is
 /// queued and joins the thread.
 pub struct AuditLog {
-    sender: Sender<Message>,
+    /// The queue to the thread, once it runs.
+    sender: OnceLock<Sender<Message>>,
     thread: Mutex<Writer>,
 }
 
 /// Where the writing thread is.
 enum Writer {
-    /// No line yet: the file and the queue's end wait for the thread.
-    Idle(Box<Appender>, Receiver<Message>),
+    /// No line yet: the file waits for the thread.
+    Idle(Box<Appender>),
     Running(JoinHandle<()>),
     Closed,
 }
@@ -53,10 +57,9 @@ impl AuditLog {
         // audit file may be all that lives in it.
         disk::create_dir(dir)?;
         let appender = Appender::open(dir, max_bytes)?;
-        let (sender, receiver) = crossbeam_channel::bounded(QUEUE);
         Ok(AuditLog {
-            sender,
-            thread: Mutex::new(Writer::Idle(Box::new(appender), receiver)),
+            sender: OnceLock::new(),
+            thread: Mutex::new(Writer::Idle(Box::new(appender))),
         })
     }
 
@@ -64,7 +67,7 @@ impl AuditLog {
     pub fn write(&self, lines: Vec<String>) {
         if !lines.is_empty() {
             self.start();
-            let _ = self.sender.send(Message::Lines(lines));
+            self.send(Message::Lines(lines));
         }
     }
 
@@ -75,15 +78,18 @@ impl AuditLog {
         if !matches!(*thread, Writer::Idle(..)) {
             return;
         }
-        let Writer::Idle(appender, receiver) = std::mem::replace(&mut *thread, Writer::Closed)
-        else {
+        let Writer::Idle(appender) = std::mem::replace(&mut *thread, Writer::Closed) else {
             return;
         };
+        let (sender, receiver) = crossbeam_channel::bounded(QUEUE);
         let spawned = thread::Builder::new()
             .name("askgate-audit".into())
             .spawn(move || run(*appender, receiver));
         match spawned {
-            Ok(handle) => *thread = Writer::Running(handle),
+            Ok(handle) => {
+                let _ = self.sender.set(sender);
+                *thread = Writer::Running(handle);
+            }
             Err(error) => log::error!("cannot start the audit file's thread: {error}"),
         }
     }
@@ -97,9 +103,16 @@ impl AuditLog {
             return;
         }
         let (done, written) = crossbeam_channel::bounded(1);
-        if self.sender.send(Message::Flush(done)).is_ok() {
+        if self.send(Message::Flush(done)) {
             let _ = written.recv();
         }
+    }
+
+    /// Queues a message to the thread, if it runs; whether it was queued.
+    fn send(&self, message: Message) -> bool {
+        self.sender
+            .get()
+            .is_some_and(|sender| sender.send(message).is_ok())
     }
 
     /// Writes what is queued and ends the thread; lines queued after are
@@ -107,7 +120,7 @@ impl AuditLog {
     pub fn close(&self) {
         let mut thread = self.thread.lock().unwrap_or_else(|p| p.into_inner());
         if let Writer::Running(handle) = std::mem::replace(&mut *thread, Writer::Closed) {
-            let _ = self.sender.send(Message::Close);
+            self.send(Message::Close);
             let _ = handle.join();
         }
     }
