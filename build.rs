@@ -28,6 +28,7 @@ fn order_startup_code() {
     if env("PROFILE") != "release"
         || env("TARGET") != "x86_64-unknown-linux-gnu"
         || other_linker
+        || !links_with_lld()
         || !order.is_file()
     {
         return;
@@ -36,6 +37,24 @@ fn order_startup_code() {
         "cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={},--no-warn-symbol-ordering,-init=askgate_no_dt_init",
         order.display()
     );
+}
+
+/// Whether rustc links this target with its own lld by default (1.90 on):
+/// GNU ld knows no `--symbol-ordering-file`.
+fn links_with_lld() -> bool {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let version = std::process::Command::new(rustc)
+        .arg("-V")
+        .output()
+        .map(|output| String::from_utf8_lossy(&output.stdout).into_owned())
+        .unwrap_or_default();
+    // "rustc 1.95.0 (59807616e 2026-04-14)"
+    let minor = version
+        .split_whitespace()
+        .nth(1)
+        .and_then(|number| number.split('.').nth(1))
+        .and_then(|minor| minor.parse::<u32>().ok());
+    version.contains(" 1.") && minor.is_some_and(|minor| minor >= 90)
 }
 
 fn embed_www() {
