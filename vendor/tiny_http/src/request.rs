@@ -538,7 +538,7 @@ impl Request {
         let mut writer = self.extract_writer_impl();
         Self::ignore_client_closing_errors(print_response(
             response,
-            writer.by_ref(),
+            &mut *writer,
             &self.http_version,
             &self.headers,
             self.method == Method::Head,
@@ -647,9 +647,10 @@ impl ResponsePrinter {
 /// askgate patch: the one way a response is printed, by `respond` or by a
 /// `ResponsePrinter`: with `Connection: close` once the connection's end is
 /// marked.
-fn print_response<R: Read, W: Write>(
+fn print_response<R: Read>(
     response: Response<R>,
-    writer: W,
+    // One instantiation for the socket and for bytes kept (the printer).
+    writer: &mut dyn Write,
     http_version: &HTTPVersion,
     request_headers: &[Header],
     head: bool,
