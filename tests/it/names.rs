@@ -268,31 +268,39 @@ fn two_humans_answer_and_the_audit_history_and_receipts_name_each() {
     );
 }
 
+/// The legacy tokens file, which `askgate signin-link` keys its codes with.
+fn write_legacy_tokens(dir: &TempDir) {
+    let tokens = format!("agent={AGENT}\nhuman={HUMAN}\n");
+    std::fs::write(dir.join("tokens"), tokens).unwrap();
+}
+
+/// `askgate signin-link --human HUMAN` on `dir`.
+fn signin_link(dir: &TempDir, human: &str) -> std::process::Output {
+    let data = dir.path.to_str().unwrap();
+    askgate()
+        .args(["signin-link", "--human", human, "--data-dir", data])
+        .output()
+        .unwrap()
+}
+
+/// The code of the link a successful `signin-link` printed.
+fn code_of(made: std::process::Output) -> String {
+    assert!(made.status.success(), "{made:?}");
+    let stdout = String::from_utf8(made.stdout).unwrap();
+    stdout.trim().split("#signin=").nth(1).unwrap().to_string()
+}
+
 #[test]
 fn a_named_human_signs_in_with_a_link_of_their_own() {
     let dir = TempDir::new("names-signin");
     let server = server(&dir);
-    std::fs::write(
-        dir.join("tokens"),
-        format!("agent={AGENT}\nhuman={HUMAN}\n"),
-    )
-    .unwrap();
+    write_legacy_tokens(&dir);
     let bot = add(&dir, Role::Agent, "build-bot");
     add(&dir, Role::Human, "anna");
-    let data = dir.path.to_str().unwrap();
-    let link = |human: &str| {
-        askgate()
-            .args(["signin-link", "--human", human, "--data-dir", data])
-            .output()
-            .unwrap()
-    };
-    let refused = link("nobody");
+    let refused = signin_link(&dir, "nobody");
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("no human named"));
-    let made = link("anna");
-    assert!(made.status.success(), "{made:?}");
-    let stdout = String::from_utf8(made.stdout).unwrap();
-    let code = stdout.trim().split("#signin=").nth(1).unwrap().to_string();
+    let code = code_of(signin_link(&dir, "anna"));
     assert!(code.starts_with("anna~"), "{code}");
     let login = server.post("/api/login", &json!({"code": code}));
     assert_eq!(login.status, 200, "{}", login.text());
@@ -328,22 +336,9 @@ fn a_named_human_signs_in_with_a_link_of_their_own() {
 fn a_link_minted_before_its_human_was_revoked_and_added_again_signs_in_no_one() {
     let dir = TempDir::new("names-signin-revoked");
     let server = server(&dir);
-    std::fs::write(
-        dir.join("tokens"),
-        format!("agent={AGENT}\nhuman={HUMAN}\n"),
-    )
-    .unwrap();
+    write_legacy_tokens(&dir);
     add(&dir, Role::Human, "anna");
-    let data = dir.path.to_str().unwrap();
-    let link = || {
-        let made = askgate()
-            .args(["signin-link", "--human", "anna", "--data-dir", data])
-            .output()
-            .unwrap();
-        assert!(made.status.success(), "{made:?}");
-        let stdout = String::from_utf8(made.stdout).unwrap();
-        stdout.trim().split("#signin=").nth(1).unwrap().to_string()
-    };
+    let link = || code_of(signin_link(&dir, "anna"));
     let before = link();
     credentials::revoke(&dir.path, "anna").unwrap();
     let login = |code: &str| server.post("/api/login", &json!({ "code": code }));
