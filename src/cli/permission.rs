@@ -1,6 +1,6 @@
 //! `permission_prompt`, the tool of `askgate mcp` that `claude -p
 //! --permission-prompt-tool mcp__askgate__permission_prompt` calls
-//! (docs/agents.md), as values: its definition; its input
+//! (docs/agents.md), as values (its definition is in `tools.json`): its input
 //! (`{tool_name, input, tool_use_id}`) made into the approval the hooks
 //! submit for the same tool call (`hooks/`, one mapping for both); and the
 //! outcome made into the `behavior` JSON Claude Code reads, as the tool
@@ -22,32 +22,11 @@ use crate::cli::receipt;
 use crate::cli::tools::{Submit, text_result};
 use crate::core::kind::Kind;
 use crate::hooks::{self, Agent, Settings, ToolCall, Verdict, claude_code};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 pub const PERMISSION_PROMPT: &str = "permission_prompt";
 /// Claude Code's tool that asks the user questions with options.
 const ASK_USER_QUESTION: &str = "AskUserQuestion";
-
-/// Its entry in `tools/list`.
-pub fn definition() -> Value {
-    json!({
-        "name": PERMISSION_PROMPT,
-        "title": "Ask the human to allow a tool call",
-        "description": "Claude Code's permission prompt tool (claude -p --permission-prompt-tool \
-            mcp__askgate__permission_prompt): asks the human through askgate whether a tool call may run, \
-            and answers {\"behavior\": \"allow\", \"updatedInput\": {...}} or {\"behavior\": \"deny\", \"message\": \"...\"} \
-            as JSON text. It serves the agent's permission system; to ask for an approval yourself, use request_approval.",
-        "inputSchema": {
-            "type": "object",
-            "properties": {
-                "tool_name": {"type": "string", "description": "the tool the agent wants to call"},
-                "input": {"type": "object", "description": "the tool's input, as it would run"},
-                "tool_use_id": {"type": "string", "description": "the agent's id of the tool call"},
-            },
-            "required": ["tool_name", "input"],
-        },
-    })
-}
 
 /// What a call comes to before anything is asked.
 #[derive(Debug, PartialEq)]
@@ -249,6 +228,7 @@ mod questions {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn settings() -> Settings {
         Settings {

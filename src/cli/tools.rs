@@ -1,6 +1,6 @@
 //! The two tools of `askgate mcp` for a model, `ask_human` and
 //! `request_approval`, as values (docs/PROTOCOL.md §5.3): their
-//! definitions (and the list, with `cli/permission.rs`'s), a call's
+//! definitions (`tools.json`, with `cli/permission.rs`'s tool), a call's
 //! arguments made into a submit body, and an outcome made into a tool
 //! result. Pure functions, no I/O; `cli/mcp.rs` does the talking.
 //!
@@ -36,78 +36,33 @@ fn structured(version: &str) -> bool {
     position(version) <= position("2025-06-18")
 }
 
-/// What `tools/list` answers.
+/// What `tools/list` answers: the definitions (`tools.json`, kept as text,
+/// which costs the binary a fraction of the code that would build it),
+/// with each kind's default timeout, and without the parts an older
+/// revision lacks.
 pub fn list(version: &str) -> Value {
-    let timeout = |default: i64| {
-        json!({"type": "integer", "description": format!(
-            "seconds to wait for the human before giving up (default {default}; 0 or less: no limit)")})
-    };
-    let mut ask_human = json!({
-        "name": ASK_HUMAN,
-        "title": "Ask the human",
-        "description": "Ask the human a question and wait for the answer (they answer in the askgate page). \
-            Use it when you need a decision or information only they have. Offer choices when the answer \
-            is one of a few; they may still type another. Returns the answer text.",
-        "inputSchema": {
-            "type": "object",
-            "properties": {
-                "question": {"type": "string", "description": "the question, as the human will read it"},
-                "choices": {"type": "array", "items": {"type": "string"}, "maxItems": 16,
-                            "description": "answers to offer as buttons"},
-                "multiple": {"type": "boolean", "description": "let the human pick several choices; the answer is then a JSON list"},
-                "schema": {"type": "object", "description": "a form instead of free text: MCP elicitation's restricted JSON Schema \
-                    (a flat object of string, number, integer, boolean and enum-array properties, with required); \
-                    the answer is then a JSON object, checked against it"},
-                "timeout_seconds": timeout(Kind::Clarify.default_timeout_seconds()),
-            },
-            "required": ["question"],
-        },
-    });
-    let mut request_approval = json!({
-        "name": REQUEST_APPROVAL,
-        "title": "Ask the human to approve an action",
-        "description": "Ask the human to approve a command (or another action: a file edit or write, a fetch, \
-            a tool call) before you take it, and wait for the decision. Take it only when the result says \
-            approved, exactly as sent, or as the human edited it when the result carries an edited action. \
-            A deny may say why. A rule the human granted earlier may approve it at once.",
-        "inputSchema": {
-            "type": "object",
-            "properties": {
-                "command": {"type": "string", "description": "the exact command you want to run (or give action)"},
-                "action": {"type": "object", "description": "instead of command: {\"type\": \"command\", \"command\", \"cwd\"?}, \
-                    {\"type\": \"edit\", \"path\", \"edits\": [{\"old\", \"new\"}]}, {\"type\": \"write\", \"path\", \"content\"}, \
-                    {\"type\": \"fetch\", \"url\", \"method\"?} or {\"type\": \"tool\", \"name\", \"input\": {...}}"},
-                "description": {"type": "string", "description": "what it does, in a few words"},
-                "reason": {"type": "string", "description": "why you need it: shown to the human apart from the action"},
-                "timeout_seconds": timeout(Kind::Approval.default_timeout_seconds()),
-            },
-        },
-        "outputSchema": {
-            "type": "object",
-            "properties": {
-                "approved": {"type": "boolean"},
-                "choice": {"type": "string", "enum": ["once", "session", "always", "deny"]},
-                "auto": {"type": "boolean", "description": "approved by a rule the human granted earlier, without asking"},
-                "reason": {"type": "string", "description": "why the human denied it"},
-                "edited": {"type": "object", "description": "the action the human approved instead of the one sent: take this one"},
-                "note": {"type": "string", "description": "the human's message with an approval"},
-            },
-            "required": ["approved", "choice", "auto"],
-        },
-    });
-    let mut permission_prompt = super::permission::definition();
+    let mut list: Value =
+        serde_json::from_str(include_str!("tools.json")).expect("tools.json is JSON");
+    let tools = list["tools"]
+        .as_array_mut()
+        .expect("tools.json lists tools");
+    for (tool, kind) in tools.iter_mut().zip([Kind::Clarify, Kind::Approval]) {
+        tool["inputSchema"]["properties"]["timeout_seconds"] = json!({
+            "type": "integer",
+            "description": format!(
+                "seconds to wait for the human before giving up (default {}; 0 or less: no limit)",
+                kind.default_timeout_seconds()
+            ),
+        });
+    }
     if !structured(version) {
-        for tool in [
-            &mut ask_human,
-            &mut request_approval,
-            &mut permission_prompt,
-        ] {
+        for tool in tools {
             let tool = tool.as_object_mut().expect("a tool is an object");
             tool.remove("title");
             tool.remove("outputSchema");
         }
     }
-    json!({"tools": [ask_human, request_approval, permission_prompt]})
+    list
 }
 
 /// Why a call cannot be made.
