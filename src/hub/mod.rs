@@ -394,43 +394,48 @@ impl Hub {
         }
     }
 
-    /// One operation, committed as its store does (`store.rs`).
+    /// One operation, the one pipeline every store goes through: `decide`
+    /// reads the state and says what to change; the store keeps the changes
+    /// and they are applied and published, in its order (`Store::keep`,
+    /// `store.rs`). Then, with no lock held, the same for every store: the
+    /// frames go to the fan-out thread, the changes are waited for until
+    /// durable, their receipts and audit lines are written, the observer is
+    /// told, and whoever waits for them is woken.
     fn commit<R>(
         &self,
         op: Op<'_>,
         decide: impl FnMut(&Inner) -> Result<(Vec<Change>, R)>,
     ) -> Result<R> {
-        self.store.commit(self, op, decide)
+        let (mut committed, decided) = self.store.keep(self, op, decide)?;
+        self.hand_to_fanout(std::mem::take(&mut committed.deliveries));
+        let durable = self.store.wait_durable(committed.version);
+        // Applied either way: a change whose sync failed may still reach
+        // the disk, like a reply lost on the way.
+        self.sign_audit(&mut committed);
+        self.store.audit(&committed.audit);
+        self.audit(std::mem::take(&mut committed.audit));
+        durable?;
+        self.tell_observer(&mut committed);
+        self.announce(committed);
+        Ok(decided)
     }
 
-    /// One operation in memory or on a journal: under the lock, `decide`
-    /// reads the state and returns the changes to make; they are queued to
-    /// the store, applied and published. Then, without the lock, waits
-    /// until they are durable, writes their audit lines and wakes whoever
-    /// waits for them.
-    fn commit_local<R>(
+    /// Keeps one operation in memory or on a journal: under the lock,
+    /// `decide` reads the state and returns the changes to make; they are
+    /// queued to the journal (no I/O), applied and published.
+    fn keep_local<R>(
         &self,
         op: Op<'_>,
         mut decide: impl FnMut(&Inner) -> Result<(Vec<Change>, R)>,
-    ) -> Result<R> {
+    ) -> Result<(Committed, R)> {
         let mut inner = self.lock();
         let (mut changes, decided) = decide(&inner)?;
         if let Some(room) = inner.state.room_for_outcomes(&self.limits, &changes) {
             changes.insert(0, room);
         }
         let observing = self.observing();
-        let mut committed = inner.commit_all(changes, &self.store, &op, observing)?;
-        drop(inner);
-        self.hand_to_fanout(std::mem::take(&mut committed.deliveries));
-        let durable = self.store.wait_durable(committed.version);
-        // Applied either way: a change whose sync failed may still reach
-        // the disk, like a reply lost on the way.
-        self.sign_audit(&mut committed);
-        self.audit(std::mem::take(&mut committed.audit));
-        durable?;
-        self.tell_observer(&mut committed);
-        self.announce(committed);
-        Ok(decided)
+        let committed = inner.commit_all(changes, &self.store, &op, observing)?;
+        Ok((committed, decided))
     }
 
     /// Whether new prompts go to an observer (the notifier).

@@ -252,12 +252,12 @@ impl Hub {
 /// queue its record, and wait until a leader's batch takes it (leading one
 /// when none does); once Redis holds it, it is applied, and this thread
 /// publishes and answers. When the log moved, catch up and decide again.
-pub(super) fn commit<R>(
+pub(super) fn keep<R>(
     hub: &Hub,
     replica: &Replica,
     op: Op<'_>,
     mut decide: impl FnMut(&Inner) -> Result<(Vec<Change>, R)>,
-) -> Result<R> {
+) -> Result<(Committed, R)> {
     let mut caught_up = false;
     // Owed `Again`: the leader waits for this operation to decide again.
     let mut returning = false;
@@ -280,11 +280,11 @@ pub(super) fn commit<R>(
                 Ok(()) => continue,
                 Err(error) => replica.log.down(&error),
             }
-            return decided.map(|(_, decided)| decided);
+            return decided.map(|(_, decided)| (Committed::default(), decided));
         }
         let (pending, decided) = decided?;
         let Some(pending) = pending else {
-            return Ok(decided);
+            return Ok((Committed::default(), decided));
         };
         let ticket = inner.batch.queue(Pending {
             by: op.by.to_string(),
@@ -292,10 +292,7 @@ pub(super) fn commit<R>(
             ..pending
         });
         match settled(hub, replica, inner, ticket) {
-            Settled::Done(committed) => {
-                finish(hub, replica, committed);
-                return Ok(decided);
-            }
+            Settled::Done(committed) => return Ok((committed, decided)),
             Settled::Again => (caught_up, returning) = (true, true),
             Settled::Failed(error) => return Err(error),
         }
@@ -521,20 +518,6 @@ fn release(replica: &Replica, mut inner: MutexGuard<'_, Inner>) {
     inner.batch.leading = false;
     drop(inner);
     replica.settled.notify_all();
-}
-
-/// After Redis took an operation's record and it applied: its receipts,
-/// audit lines, the observer, its frames and the waiters it woke, with no
-/// lock held.
-fn finish(hub: &Hub, replica: &Replica, mut committed: Committed) {
-    hub.sign_audit(&mut committed);
-    // Off the path that delivers frames: queued to the audit stream's own
-    // thread and connection (its lines are in this instance's audit file
-    // whatever Redis says).
-    replica.audit.write(committed.audit.clone());
-    hub.audit(std::mem::take(&mut committed.audit));
-    hub.tell_observer(&mut committed);
-    hub.announce(committed);
 }
 
 /// Applies whatever the log holds beyond this instance's version (for a

@@ -1,5 +1,5 @@
 //! The hub's storage seam: where an operation's changes are kept, as one
-//! value, `Store`, with the few things the hub asks of it (commit, whether
+//! value, `Store`, with the few things the hub asks of it (keeping an operation's changes, whether
 //! a version is durable, catching up before a read, the periodic upkeep,
 //! closing, counters). Every back-end is one variant and one file of its
 //! own (`durable.rs` and `store/journal.rs`, `replica.rs` and
@@ -7,25 +7,28 @@
 //! here names every variant, so a new back-end is a variant, its file and
 //! its arms here.
 //!
-//! Two orders of commit (docs/PROTOCOL.md §6):
+//! One pipeline for every store (`Hub::commit`, docs/PROTOCOL.md §6): an
+//! operation decides, its changes are kept, applied and published
+//! (`Store::keep`), and then, with no lock held and alike for every store,
+//! its frames go to the fan-out thread, it waits until durable, its
+//! receipts and audit lines are written, the observer is told and its
+//! waiters are woken. Only the keeping step differs, in its order:
 //! - `Memory` and `Journal`: decided, queued to the journal (without I/O,
-//!   under the hub lock), applied and published, then acknowledged once
-//!   synced (`Hub::commit_local`).
+//!   under the hub lock), applied and published; durable once synced
+//!   (`Hub::keep_local`).
 //! - `Shared`: decided (on the state ahead of the shown one while this
 //!   instance has records in flight), queued to a batch that a leader
 //!   appends to the shared log in one compare-and-append without the hub
 //!   lock, and applied only once Redis took it; decided again when another
-//!   instance came first (`replica::commit`, `batch.rs`).
+//!   instance came first (`replica::keep`, `batch.rs`).
 //!
-//! They stay two functions: a journal is this instance's alone, so a
-//! change is applied (and shown) as it is queued and nothing can come
-//! between; a shared log can refuse a batch, and the state has no undo, so
-//! nothing is applied before Redis took it and a refusal means deciding
-//! again. One pipeline would need the journal's side to keep an ahead
-//! state too, or the Redis side to apply before it knows.
+//! The two orders stay: a journal is this instance's alone, so a change is
+//! applied (and shown) as it is queued and nothing can come between; a
+//! shared log can refuse a batch, and the state has no undo, so nothing is
+//! applied before Redis took it and a refusal means deciding again.
 
 use super::replica::{self, Replica};
-use super::{Hub, Inner, Op, durable};
+use super::{Committed, Hub, Inner, Op, durable};
 use crate::core::change::Change;
 use crate::error::{Error, Result};
 use crate::store::journal::{self, Journal};
@@ -42,17 +45,19 @@ pub(super) enum Store {
 }
 
 impl Store {
-    /// One operation: `decide` reads the state and says what to change;
-    /// the changes are kept, applied and published in this store's order.
-    pub(super) fn commit<R>(
+    /// The store's step of `Hub::commit`: `decide` reads the state and says
+    /// what to change; the changes are kept, applied and published in this
+    /// store's order, and what they did is handed back for the rest of the
+    /// pipeline.
+    pub(super) fn keep<R>(
         &self,
         hub: &Hub,
         op: Op<'_>,
         decide: impl FnMut(&Inner) -> Result<(Vec<Change>, R)>,
-    ) -> Result<R> {
+    ) -> Result<(Committed, R)> {
         match self {
-            Store::Memory | Store::Journal(_) => hub.commit_local(op, decide),
-            Store::Shared(replica) => replica::commit(hub, replica, op, decide),
+            Store::Memory | Store::Journal(_) => hub.keep_local(op, decide),
+            Store::Shared(replica) => replica::keep(hub, replica, op, decide),
         }
     }
 
@@ -63,7 +68,7 @@ impl Store {
             Store::Journal(journal) if !changes.is_empty() => journal
                 .append(version, durable::encode(changes))
                 .map_err(refusal),
-            // Redis took them before they apply (`replica::commit`).
+            // Redis took them before they apply (`replica::keep`).
             Store::Memory | Store::Journal(_) | Store::Shared(_) => Ok(()),
         }
     }
@@ -76,6 +81,17 @@ impl Store {
                 Error::InsufficientStorage("the change could not be made durable".into())
             }),
             Store::Memory | Store::Shared(_) => Ok(()),
+        }
+    }
+
+    /// A committed operation's audit lines, for a store that keeps them
+    /// too: with Redis, queued to the shared audit stream's own thread and
+    /// connection, off the path that delivers frames (every instance also
+    /// writes them to its own audit file, whatever Redis says).
+    pub(super) fn audit(&self, lines: &[String]) {
+        match self {
+            Store::Shared(replica) if !lines.is_empty() => replica.audit.write(lines.to_vec()),
+            Store::Memory | Store::Journal(_) | Store::Shared(_) => {}
         }
     }
 
