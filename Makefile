@@ -74,9 +74,12 @@ check:
 
 # Fan-out latency and memory per stream, beside nginx + nchan when it is
 # installed (apt-get install nginx-light libnginx-mod-nchan). BENCH_SUBSCRIBERS
-# picks the counts (default 100,1000,5000).
+# picks the counts (default 100,1000,5000). First the stripped binary and
+# idle RSS against their budgets (tests/bench/lean.sh), which fails when the
+# link order has gone stale.
 bench:
 	$(CARGO) build --release
+	sh tests/bench/lean.sh
 	$(CARGO) bench --bench fanout
 	$(CARGO) bench --bench durability
 	$(CARGO) bench --bench redis
