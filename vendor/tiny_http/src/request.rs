@@ -554,14 +554,9 @@ impl Request {
     pub fn printer(&self) -> ResponsePrinter {
         ResponsePrinter {
             http_version: self.http_version.clone(),
-            // Printing reads only the request's TE; a head may be 64 KiB,
-            // and a parked request keeps its printer while it waits.
-            headers: self
-                .headers
-                .iter()
-                .filter(|header| header.field.equiv("TE"))
-                .cloned()
-                .collect(),
+            // Printing reads only the request's first TE; a head may be
+            // 64 KiB, and a parked request keeps its printer while it waits.
+            headers: crate::response::printing_headers(&self.headers),
             head: self.method == Method::Head,
             connection_end: self.connection_end.clone(),
         }

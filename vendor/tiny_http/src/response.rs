@@ -114,30 +114,13 @@ where
     writer.write_all(&head)
 }
 
-fn choose_transfer_encoding(
-    status_code: StatusCode,
-    request_headers: &[Header],
-    http_version: &HTTPVersion,
-    entity_length: &Option<usize>,
-    has_additional_headers: bool,
-    chunked_threshold: usize,
-) -> TransferEncoding {
+/// The transfer encoding the request's first `TE` header asks for, when it
+/// names one we speak (askgate patch: out of `choose_transfer_encoding`,
+/// for `printing_headers`).
+fn requested_transfer_encoding(request_headers: &[Header]) -> Option<TransferEncoding> {
     use crate::util;
 
-    // HTTP 1.0 doesn't support other encoding
-    if *http_version <= (1, 0) {
-        return TransferEncoding::Identity;
-    }
-
-    // Per section 3.3.1 of RFC7230:
-    // A server MUST NOT send a Transfer-Encoding header field in any response with a status code
-    // of 1xx (Informational) or 204 (No Content).
-    if status_code.0 < 200 || status_code.0 == 204 {
-        return TransferEncoding::Identity;
-    }
-
-    // parsing the request's TE header
-    let user_request = request_headers
+    request_headers
         .iter()
         // finding TE
         .find(|h| h.field.equiv("TE"))
@@ -165,7 +148,44 @@ fn choose_transfer_encoding(
 
             // encoding not found
             None
-        });
+        })
+}
+
+/// askgate patch: what printing a response reads of the request's headers
+/// (its first `TE`), as one short header that prints the same: `TE:
+/// chunked`, `TE: identity`, or none. A parked request keeps this, not its
+/// `TE` lines, which may be most of a 64 KiB head (`Request::printer`).
+pub(crate) fn printing_headers(request_headers: &[Header]) -> Vec<Header> {
+    let asked: &[u8] = match requested_transfer_encoding(request_headers) {
+        Some(TransferEncoding::Identity) => b"identity",
+        Some(TransferEncoding::Chunked) => b"chunked",
+        None => return Vec::new(),
+    };
+    vec![Header::from_bytes(&b"TE"[..], asked).unwrap()]
+}
+
+fn choose_transfer_encoding(
+    status_code: StatusCode,
+    request_headers: &[Header],
+    http_version: &HTTPVersion,
+    entity_length: &Option<usize>,
+    has_additional_headers: bool,
+    chunked_threshold: usize,
+) -> TransferEncoding {
+    // HTTP 1.0 doesn't support other encoding
+    if *http_version <= (1, 0) {
+        return TransferEncoding::Identity;
+    }
+
+    // Per section 3.3.1 of RFC7230:
+    // A server MUST NOT send a Transfer-Encoding header field in any response with a status code
+    // of 1xx (Informational) or 204 (No Content).
+    if status_code.0 < 200 || status_code.0 == 204 {
+        return TransferEncoding::Identity;
+    }
+
+    // parsing the request's TE header
+    let user_request = requested_transfer_encoding(request_headers);
 
     if let Some(user_request) = user_request {
         return user_request;
@@ -579,5 +599,34 @@ impl Clone for Response<io::Empty> {
             data_length: self.data_length,
             chunked_threshold: self.chunked_threshold,
         }
+    }
+}
+
+#[cfg(test)]
+mod printing_tests {
+    use super::printing_headers;
+    use crate::Header;
+
+    fn headers(lines: &[&str]) -> Vec<Header> {
+        lines.iter().map(|line| line.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn a_printer_keeps_only_the_encoding_the_first_te_asks_for() {
+        let asked = |lines: &[&str]| -> Vec<String> {
+            let kept = printing_headers(&headers(lines));
+            kept.iter()
+                .map(|h| format!("{}: {}", h.field, h.value))
+                .collect()
+        };
+        let long = format!("TE: {}", "p".repeat(15_000));
+        assert_eq!(asked(&[&long, &long, "TE: chunked"]), Vec::<String>::new());
+        assert_eq!(
+            asked(&["Host: a", "te: gzip, identity;q=0.5, chunked;q=0.9"]),
+            ["TE: chunked"]
+        );
+        assert_eq!(asked(&["TE: identity"]), ["TE: identity"]);
+        assert_eq!(asked(&["TE: chunked;q=0"]), Vec::<String>::new());
+        assert_eq!(asked(&["Host: a"]), Vec::<String>::new());
     }
 }
