@@ -408,10 +408,9 @@ impl Stream {
         let mut keepalive_at = None;
         // The first look is at once (and makes this thread the reader).
         let mut wake_at = Instant::now();
-        let mut checked = (
-            Instant::now(),
-            self.watch.revocations.load(Ordering::Acquire),
-        );
+        // The first look asks too: a revoke swept between the check at
+        // opening and now moved the revocations before this thread read them.
+        let mut checked = None;
         loop {
             self.subscription.inbox.wait(wake_at);
             let allowed = self.still_allowed(&mut checked);
@@ -431,16 +430,18 @@ impl Stream {
         }
     }
 
-    /// Whether the credential still lets the stream be read, asked when a
-    /// keepalive interval has passed since `checked` (the thread wakes at
-    /// least that often) or the watch's revocations moved; `true` in
-    /// between.
-    fn still_allowed(&self, checked: &mut (Instant, u64)) -> bool {
+    /// Whether the credential still lets the stream be read, asked at the
+    /// first look and when a keepalive interval has passed since `checked`
+    /// (the thread wakes at least that often) or the watch's revocations
+    /// moved; `true` in between.
+    fn still_allowed(&self, checked: &mut Option<(Instant, u64)>) -> bool {
         let revocations = self.watch.revocations.load(Ordering::Acquire);
-        if checked.0.elapsed() < self.keepalive && checked.1 == revocations {
+        let fresh =
+            |(at, seen): (Instant, u64)| at.elapsed() < self.keepalive && seen == revocations;
+        if checked.is_some_and(fresh) {
             return true;
         }
-        *checked = (Instant::now(), revocations);
+        *checked = Some((Instant::now(), revocations));
         (self.still_allowed)()
     }
 

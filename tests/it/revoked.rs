@@ -115,6 +115,35 @@ fn the_streams_of_a_revoked_human_and_a_signed_out_page_end_long_before_a_keepal
     );
 }
 
+/// A stream whose credential was checked when it opened, and revoked (and
+/// swept) before its thread first looked: its first look asks again. Its
+/// thread is held in writing the initial state to a client that does not
+/// read yet, while another stream of the same human ends on the sweep.
+#[test]
+fn a_stream_revoked_between_its_opening_and_its_first_look_ends_long_before_a_keepalive() {
+    let dir = TempDir::new("revoked-opening");
+    let flags = ["--keepalive-secs", "60", "--max-state-bytes", "256M"];
+    let server = TestServer::with_tokens(&dir, AGENT, HUMAN, &flags);
+    // An initial state of about 14 MB, more than the sockets hold.
+    let (command, description) = ("c".repeat(8 * 1024), "d".repeat(4 * 1024));
+    for n in 0..800 {
+        let body =
+            json!({"session_id": format!("s{n}"), "command": command, "description": description});
+        let submitted = server.call(AGENT, "POST", "/api/approval/submit", &body);
+        assert_eq!(submitted.status, 200, "{}", submitted.text());
+    }
+    let anna = credentials::add(&dir.path, Role::Human, "anna").unwrap();
+    let bearer = format!("Bearer {anna}");
+    let mut witness = SseClient::open(server.addr, "/api/events", &[("Authorization", &bearer)]);
+    witness.events_until("ready");
+    // Opened and allowed; its initial state is not read yet.
+    let mut held = SseClient::open(server.addr, "/api/events", &[("Authorization", &bearer)]);
+    credentials::revoke(&dir.path, "anna").unwrap();
+    let deadline = Duration::from_secs(20);
+    witness.expect_end(deadline);
+    held.expect_end(deadline);
+}
+
 #[test]
 fn a_rotated_human_token_signs_out_the_pages_signed_in_with_the_old_one() {
     let dir = TempDir::new("revoked-rotated");
