@@ -5,7 +5,7 @@ use crate::queue_rules::slow_subscriber_ends_on_the_true_state;
 use crate::support::{DEADLINE, Event, SseClient, TestServer, eventually, within};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -671,4 +671,45 @@ fn a_long_poll_answered_while_its_client_reads_nothing_arrives_whole_after_what_
     send_get(reader.get_mut(), pending);
     let (head, next) = read_response(&mut reader);
     assert!(next == polled, "the connection goes on: {head:?}, {next:?}");
+}
+
+/// A long-poll sent with more requests behind it on its connection, or
+/// as HTTP/1.0, answered by the fan-out thread: each response once,
+/// whole, in order, none interleaved with the next request's (HEAD is not
+/// a poll: 405 on every API route).
+#[test]
+fn long_polls_answered_early_keep_pipelining_and_http_1_0_intact() {
+    let server = TestServer::start(&[]);
+    let pending = "/api/approval/pending?session_id=pipe";
+    let version = server.get(pending).json()["version"].as_u64().unwrap();
+    let poll = |http: &str, more: &str| {
+        let mut socket = TcpStream::connect(server.addr).expect("connected");
+        socket.set_read_timeout(Some(DEADLINE)).expect("a timeout");
+        let request = format!(
+            "GET {pending}&since={version}&wait=30 {http}\r\nHost: localhost\r\n\r\n{more}"
+        );
+        socket.write_all(request.as_bytes()).expect("sent");
+        socket
+    };
+    let behind = format!("GET {pending} HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    let pipelined = poll("HTTP/1.1", &behind.repeat(2));
+    let mut old = poll("HTTP/1.0", "");
+    eventually("the polls are parked", DEADLINE, &mut || {
+        server.metric("askgate_longpolls_parked") == 2.0
+    });
+    server.submit_approval("pipe", "ls -la", &[]);
+    let polled = server.get(pending).text();
+    let mut reader = BufReader::new(pipelined);
+    for _ in 0..3 {
+        let (head, body) = read_response(&mut reader);
+        assert_eq!((head[0].as_str(), &body), ("HTTP/1.1 200 OK", &polled));
+    }
+    let mut rest = Vec::new();
+    old.read_to_end(&mut rest).expect("closed after the answer");
+    let text = String::from_utf8(rest).unwrap();
+    assert!(text.starts_with("HTTP/1.0 200 OK\r\n"), "{text}");
+    assert!(text.ends_with(&format!("\r\n\r\n{polled}")), "{text}");
+    eventually("both polls answered early", DEADLINE, &mut || {
+        server.metric("askgate_longpolls_answered_early_total") == 2.0
+    });
 }
