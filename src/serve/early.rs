@@ -12,10 +12,13 @@
 //! never blocks on the socket, holds no lock but the request's own while
 //! it writes, and writes only before `finish`, while the connection's
 //! thread holds the request unanswered, which keeps the descriptor open.
+//! A poll whose caller's credential may have been taken away since it
+//! parked (the streams' `Watch::revocations` moved) is left to its thread,
+//! which asks again.
 
 use crate::hub::subscriber::{Deliver, Feed, Next, Published};
 use crate::serve::http::Response;
-use crate::serve::stream::send_now;
+use crate::serve::stream::{Watch, send_now};
 use std::os::fd::RawFd;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -91,15 +94,22 @@ impl Early {
 
 /// On the fan-out thread: a long-poll's inbox, answered from the newest
 /// update in it by `respond`, unless the poll fell behind (its thread reads
-/// the state) or the hub closes. Its thread is always woken, to finish.
+/// the state), the hub closes, or the revocations moved past `seen` (its
+/// thread asks whether its caller may still read). Its thread is always
+/// woken, to finish.
 pub struct EarlyPoll {
     pub early: Arc<Early>,
     pub feed: Feed,
     pub respond: fn(&Published) -> Response,
+    pub watch: Arc<Watch>,
+    pub seen: u64,
 }
 
 impl Deliver for EarlyPoll {
     fn deliver(&self) -> bool {
+        if self.watch.revocations() != self.seen {
+            return false;
+        }
         let mut newest = None;
         loop {
             match self.feed.try_next() {
@@ -158,6 +168,8 @@ mod tests {
             early: early.clone(),
             feed: inbox.feed(),
             respond,
+            watch: Arc::default(),
+            seen: 0,
         }));
         (early, peer, inbox)
     }

@@ -535,6 +535,10 @@ fn long_poll(
     if current.version != since {
         return Ok(pending_response(&current).into());
     }
+    // Once a revoke or a sign-out was swept since now, whether the caller
+    // may still read is asked again before it is answered.
+    let (watch, seen) = (app.streams.clone(), app.streams.revocations());
+    let still_human = still(app, request, Role::Human);
     let place = take_place(app, request, Place::Parked)?;
     let subscription = match app.hub.subscribe_unless_changed(session_id, kind, since) {
         Ok(subscription) => subscription,
@@ -553,6 +557,8 @@ fn long_poll(
                 early: early.clone(),
                 feed: inbox.feed(),
                 respond: woken_reply,
+                watch: watch.clone(),
+                seen,
             }));
         }
         // Checked every so often, so a place held for a client that left is
@@ -582,6 +588,9 @@ fn long_poll(
         if parking.answered_early() {
             // Not written: the server writes what the socket did not take.
             return Response::text(200, JSON, "");
+        }
+        if watch.revocations() != seen && !still_human() {
+            return Response::error(&Error::Unauthorized);
         }
         // The newest change delivered is this queue's state now: its
         // body is made once for every poll it wakes, and none of them

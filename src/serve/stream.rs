@@ -101,6 +101,12 @@ impl Watch {
         }
     }
 
+    /// How many times a credential may have been taken away (`recheck`):
+    /// what a stream or a parked long-poll saw move asks again.
+    pub fn revocations(&self) -> u64 {
+        self.revocations.load(Ordering::Acquire)
+    }
+
     /// A credential may have been revoked or a page signed out: every
     /// stream asks at once whether it may still read (one wake each).
     pub fn recheck(&self) {
@@ -435,7 +441,7 @@ impl Stream {
     /// (the thread wakes at least that often) or the watch's revocations
     /// moved; `true` in between.
     fn still_allowed(&self, checked: &mut Option<(Instant, u64)>) -> bool {
-        let revocations = self.watch.revocations.load(Ordering::Acquire);
+        let revocations = self.watch.revocations();
         let fresh =
             |(at, seen): (Instant, u64)| at.elapsed() < self.keepalive && seen == revocations;
         if checked.is_some_and(fresh) {

@@ -15,6 +15,8 @@ use crate::support::{Client, DEADLINE, SseClient, TempDir, TestServer, eventuall
 use askgate::serve::auth::Role;
 use askgate::serve::credentials;
 use serde_json::json;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::time::Duration;
 
 const AGENT: &str = "agent-token-0123456789";
@@ -246,5 +248,56 @@ fn a_revoked_agents_parked_wait_is_not_handed_the_answer() {
         let hooked = hook.join().unwrap().json();
         let decision = &hooked["hookSpecificOutput"]["permissionDecision"];
         assert_eq!(decision, "deny", "{hooked}");
+    });
+}
+
+/// A revoked human's long-poll, parked before the revoke, is not handed
+/// the next change (the fan-out thread answers woken polls on their
+/// sockets) nor the state at its deadline: a `401`, as the next request.
+#[test]
+fn a_revoked_humans_parked_long_poll_is_not_handed_the_next_change() {
+    let dir = TempDir::new("revoked-poll");
+    let server = TestServer::with_tokens(&dir, AGENT, HUMAN, &["--keepalive-secs", "60"]);
+    let anna = credentials::add(&dir.path, Role::Human, "anna").unwrap();
+    let headers = [("Authorization", bearer(&anna))];
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    // Versions are the server's, so both sessions are at the same one.
+    let version = server.request("GET", "/api/approval/pending?session_id=s1", &headers, "");
+    let version = version.json()["version"].clone();
+    let mut witness = SseClient::open(server.addr, "/api/events", &headers);
+    witness.events_until("ready");
+    // The first is woken by the change; the second, on another session,
+    // sees its deadline pass (a while after the sweep). Read for longer
+    // than the deadline.
+    let poll = |session_id: &str, wait: u64| {
+        let path =
+            format!("/api/approval/pending?session_id={session_id}&since={version}&wait={wait}");
+        let mut socket = TcpStream::connect(server.addr).expect("connected");
+        socket
+            .set_read_timeout(Some(Duration::from_secs(wait + 20)))
+            .unwrap();
+        let addr = server.addr;
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {anna}\r\nConnection: close\r\n\r\n"
+        );
+        socket.write_all(request.as_bytes()).expect("sent");
+        let mut response = String::new();
+        socket.read_to_string(&mut response).expect("a response");
+        response
+    };
+    std::thread::scope(|scope| {
+        let polls = [("s1", 30), ("s2", 10)]
+            .map(|(session_id, wait)| scope.spawn(move || poll(session_id, wait)));
+        eventually("both are parked", DEADLINE, &mut || parked(&server) == 2.0);
+        credentials::revoke(&dir.path, "anna").unwrap();
+        // The sweep has seen the revoke once anna's stream ends.
+        witness.expect_end(Duration::from_secs(20));
+        let body = json!({"session_id": "s1", "command": "cat ~/.ssh/id_ed25519"});
+        let submitted = server.call(AGENT, "POST", "/api/approval/submit", &body);
+        assert_eq!(submitted.status, 200, "{}", submitted.text());
+        for poll in polls {
+            let polled = poll.join().unwrap();
+            assert!(polled.starts_with("HTTP/1.1 401 "), "{polled}");
+        }
     });
 }
