@@ -109,15 +109,16 @@ impl Hub {
     }
 
     /// The human the cookie with this digest is signed in as. With Redis,
-    /// the log is read first: for a sign-in this instance knows, always
-    /// (another instance may have signed it out a moment ago, and a
-    /// sign-out holds everywhere from its acknowledgement on); for one it
-    /// does not know, when `may_look_further` says so (a budget of such
-    /// trips: made-up cookies are free to send).
+    /// the log is read first when `may_look_further` says so, given the
+    /// human this instance knows the sign-in as, if any: for a sign-in it
+    /// knows, unless the cookie is refused anyway (another instance may
+    /// have signed it out a moment ago, and a sign-out holds everywhere
+    /// from its acknowledgement on); for one it does not know, within a
+    /// budget of such trips (made-up cookies are free to send).
     pub fn signed_in(
         &self,
         digest: &str,
-        may_look_further: impl FnOnce() -> bool,
+        may_look_further: impl FnOnce(Option<&str>) -> bool,
     ) -> Option<String> {
         let known = || {
             let inner = self.lock();
@@ -129,7 +130,7 @@ impl Hub {
         };
         let human = known();
         // Without a shared log nothing more can be known.
-        if self.store.shared().is_none() || (human.is_none() && !may_look_further()) {
+        if self.store.shared().is_none() || !may_look_further(human.as_deref()) {
             return human;
         }
         self.store.catch_up_if(self, |_| true);
@@ -207,7 +208,7 @@ mod tests {
             .unwrap();
         hub.sign_out("out", "test").unwrap();
         hub.sign_out("never", "test").unwrap();
-        let held = ["kept", "out", "brief"].map(|digest| hub.signed_in(digest, || true).is_some());
+        let held = ["kept", "out", "brief"].map(|digest| hub.signed_in(digest, |_| true).is_some());
         assert_eq!(held, [true, false, false]);
         hub.expire_due(Duration::ZERO);
         let kept = hub.lock().state.credentials().entries();

@@ -271,12 +271,20 @@ impl Auth {
                 None => Caller::Unknown,
             };
         }
-        match cookie.and_then(session_id) {
-            Some(id) => match hub.signed_in(&digest(id), || self.lookups.take()) {
-                Some(name) if self.bound(&name, id) => Caller::SignedIn(Arc::from(name)),
-                _ => Caller::Unknown,
-            },
-            None => Caller::Unknown,
+        let Some(id) = cookie.and_then(session_id) else {
+            return Caller::Unknown;
+        };
+        // The shared log is asked about a sign-in this instance knows only
+        // while its cookie is bound to its human (a revoked human's is
+        // refused whatever the log says), about one it does not know within
+        // a budget: neither is a trip to Redis per request for a stranger.
+        let look_further = |known: Option<&str>| match known {
+            Some(name) => self.bound(name, id),
+            None => self.lookups.take(),
+        };
+        match hub.signed_in(&digest(id), look_further) {
+            Some(name) if self.bound(&name, id) => Caller::SignedIn(Arc::from(name)),
+            _ => Caller::Unknown,
         }
     }
 

@@ -10,6 +10,8 @@ use crate::binary::ServerProcess;
 use crate::notify::{Sink, approval, button, press};
 use crate::redis::{Redis, instance_with, redis_call, redis_server};
 use crate::support::{Client, TempDir};
+use askgate::serve::auth::Role;
+use askgate::serve::credentials;
 use askgate::serve::signin;
 use askgate::store::resp::Reply;
 use serde_json::{Value, json};
@@ -197,6 +199,39 @@ fn made_up_cookies_do_not_make_each_request_a_trip_to_redis() {
     let trips = redis_commands(&redis) - before;
     // Three commands a request before; at 8 looks a second, fewer than one
     // unless the requests took over 15 s.
+    assert!(
+        trips < REQUESTS,
+        "{trips} redis commands for {REQUESTS} requests"
+    );
+}
+
+/// A cookie this instance knows whose human's credential is gone (revoked)
+/// is refused without a trip to Redis: its seal no longer matches, whatever
+/// the log says. Its holder, no longer anyone, must not make each request
+/// a trip on the connection that every change takes, as a made-up cookie
+/// may not.
+#[test]
+fn a_revoked_humans_cookie_does_not_make_each_request_a_trip_to_redis() {
+    let Some(program) = redis_server() else {
+        return;
+    };
+    let redis = Redis::start(program);
+    let dir = TempDir::new("durable-revoked-cookie");
+    let data = dir.path.to_str().unwrap();
+    let server = instance_with(&redis, &[&TOKENS[..], &["--data-dir", data]].concat());
+    let anna = credentials::add(&dir.path, Role::Human, "anna").unwrap();
+    let reply = server.post("/api/login", &json!({"token": anna}));
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let cookie = reply.header("set-cookie").expect("a cookie");
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    assert_eq!(read_with(&server, &cookie), 200);
+    credentials::revoke(&dir.path, "anna").unwrap();
+    const REQUESTS: u64 = 400;
+    let before = redis_commands(&redis);
+    for _ in 0..REQUESTS {
+        assert_eq!(read_with(&server, &cookie), 401);
+    }
+    let trips = redis_commands(&redis) - before;
     assert!(
         trips < REQUESTS,
         "{trips} redis commands for {REQUESTS} requests"
