@@ -286,7 +286,7 @@ fn a_revoked_humans_parked_long_poll_is_not_handed_the_next_change() {
         response
     };
     std::thread::scope(|scope| {
-        let polls = [("s1", 30), ("s2", 10)]
+        let polls = [("s1", 30), ("s2", 15)]
             .map(|(session_id, wait)| scope.spawn(move || poll(session_id, wait)));
         eventually("both are parked", DEADLINE, &mut || parked(&server) == 2.0);
         credentials::revoke(&dir.path, "anna").unwrap();
