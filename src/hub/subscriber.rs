@@ -14,7 +14,8 @@
 //!
 //! A reader may also name a `Deliver`: then the publisher does not wake
 //! it but queues its waker in `Deliveries`, which the hub's fan-out thread
-//! runs after the lock is released: the deliverer empties the channel
+//! runs after the lock is released (with a helper thread for that change
+//! when there are many): the deliverer empties the channel
 //! itself when it can do so without blocking (a stream writes the frames
 //! to its socket), and only when it cannot is the reader woken. One
 //! wake-up per change instead of one per subscriber.
@@ -100,15 +101,75 @@ impl Deliveries {
     /// Each deliverer in turn, then each reader whose deliverer could not
     /// finish is woken: the woken threads do not take the CPU from the
     /// deliverers still to run (a long-poll's thread is always woken).
+    /// Many deliveries on more than one core are split between this thread
+    /// and a helper that lives for this change only, each subscriber on one
+    /// of them (`Half`, so a subscriber named twice is not delivered to at
+    /// once by both): both end before the next change starts, so a
+    /// stream's frames stay in order.
     pub fn run(self) {
-        let undelivered: Vec<_> = self.0.into_iter().filter(|w| !w.deliver()).collect();
-        for waker in undelivered {
-            waker.wake();
+        if self.0.len() < SPLIT_AT || !several_cores() {
+            return deliver_or_wake(&self.0, None);
         }
+        let wakers = Arc::new(self.0);
+        let theirs = wakers.clone();
+        let helper = thread::Builder::new()
+            .name("askgate-fanout2".into())
+            .spawn(move || deliver_or_wake(&theirs, Some(Half::Second)));
+        let Ok(helper) = helper else {
+            return deliver_or_wake(&wakers, None);
+        };
+        deliver_or_wake(&wakers, Some(Half::First));
+        drop(helper.join());
     }
 
     pub fn append(&mut self, other: Deliveries) {
         self.0.extend(other.0);
+    }
+}
+
+/// From this many deliveries of one change, a second thread runs half of
+/// them (BENCHMARKS.md, "fan-out at 5,000").
+const SPLIT_AT: usize = 1_000;
+
+/// Whether this thread may run on more than one core (`taskset`, a
+/// container's cpuset): one system call.
+fn several_cores() -> bool {
+    // SAFETY: cpu_set_t is a bit array, for which zero is a value, and
+    // sched_getaffinity writes at most the size it is given.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    let got = unsafe { libc::sched_getaffinity(0, size, &mut set) };
+    got == 0 && unsafe { libc::CPU_COUNT(&set) } > 1
+}
+
+/// Which of the two threads delivers to a subscriber, when two do.
+#[derive(Clone, Copy, PartialEq)]
+enum Half {
+    First,
+    Second,
+}
+
+impl Half {
+    /// The half a subscriber is in: from its waker's address, mixed so
+    /// that wakers allocated one after the other fall on either side.
+    fn of(waker: &Arc<Waker>) -> Half {
+        let address = Arc::as_ptr(waker) as usize as u64;
+        match address.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 63 {
+            0 => Half::First,
+            _ => Half::Second,
+        }
+    }
+}
+
+/// Runs each deliverer (of `half`, or all), then wakes the readers whose
+/// deliverer could not finish.
+fn deliver_or_wake(wakers: &[Arc<Waker>], half: Option<Half>) {
+    let mine = wakers
+        .iter()
+        .filter(|waker| half.is_none_or(|half| Half::of(waker) == half));
+    let undelivered: Vec<_> = mine.filter(|waker| !waker.deliver()).collect();
+    for waker in undelivered {
+        waker.wake();
     }
 }
 
@@ -548,6 +609,67 @@ mod tests {
         deliveries.run();
         assert_eq!(*taker.taken.lock().unwrap(), [1, 2, 3]);
         assert!(inbox.is_empty());
+    }
+
+    /// Records what it takes and the thread that took it, and whether two
+    /// threads ever ran it at once.
+    #[derive(Default)]
+    struct Recorder {
+        feed: OnceLock<Feed>,
+        taken: std::sync::Mutex<Vec<(u64, thread::ThreadId)>>,
+        running: AtomicBool,
+        overlapped: AtomicBool,
+    }
+
+    impl Deliver for Recorder {
+        fn deliver(&self) -> bool {
+            if self.running.swap(true, Ordering::AcqRel) {
+                self.overlapped.store(true, Ordering::Release);
+            }
+            while let Some(Next::Update(published)) = self.feed.get().unwrap().try_next() {
+                let by = thread::current().id();
+                self.taken
+                    .lock()
+                    .unwrap()
+                    .push((published.update.version, by));
+            }
+            self.running.store(false, Ordering::Release);
+            true
+        }
+    }
+
+    #[test]
+    fn many_deliveries_are_split_between_two_threads_each_subscriber_on_one_in_order() {
+        let mut registry = Registry::default();
+        let subscribers: Vec<(Inbox, Arc<Recorder>)> = (0..SPLIT_AT + 100)
+            .map(|_| {
+                let inbox = registry.add(all(), 8);
+                let recorder = Arc::new(Recorder::default());
+                let _ = recorder.feed.set(inbox.feed());
+                inbox.deliver_with(recorder.clone());
+                (inbox, recorder)
+            })
+            .collect();
+        // Three updates in one change: each subscriber is named three times.
+        for version in 1..=3 {
+            registry.publish(update(version));
+        }
+        registry.take_deliveries().run();
+        let mut threads = std::collections::HashMap::new();
+        for (_, recorder) in &subscribers {
+            let taken = recorder.taken.lock().unwrap();
+            let versions: Vec<u64> = taken.iter().map(|(version, _)| *version).collect();
+            assert_eq!(versions, [1, 2, 3]);
+            assert!(!recorder.overlapped.load(Ordering::Acquire));
+            let by: std::collections::HashSet<_> = taken.iter().map(|(_, by)| *by).collect();
+            assert_eq!(by.len(), 1, "one thread delivers to a subscriber");
+            *threads.entry(taken[0].1).or_insert(0) += 1;
+        }
+        if several_cores() {
+            let shares: Vec<usize> = threads.values().copied().collect();
+            let even = shares.iter().all(|&n| n > subscribers.len() / 4);
+            assert!(shares.len() == 2 && even, "{shares:?}");
+        }
     }
 
     #[test]

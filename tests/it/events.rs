@@ -441,6 +441,31 @@ fn rule7_a_slow_multiplexed_stream_ends_on_the_true_state() {
     slow_subscriber_ends_on_the_true_state("/api/events");
 }
 
+/// From 1,000 streams a change's frames are written by two threads
+/// (`Deliveries::run`): each stream still gets every frame, once, in order.
+#[test]
+fn eleven_hundred_streams_each_get_every_frame_once_and_in_order() {
+    within(Duration::from_secs(120), || {
+        let server = TestServer::start(&["--max-streams", "2000"]);
+        let mut streams: Vec<SseClient> = (0..1100)
+            .map(|_| server.stream("/api/events?session_id=split"))
+            .collect();
+        for stream in &mut streams {
+            stream.events_until("ready");
+        }
+        for n in 1..=5 {
+            server.submit_clarify("split", &format!("q{n}"));
+        }
+        for stream in &mut streams {
+            let counts: Vec<u64> = (0..5)
+                .map(|_| stream.expect_event("a clarify frame"))
+                .map(|frame| frame.json()["pending_count"].as_u64().unwrap())
+                .collect();
+            assert_eq!(counts, [1, 2, 3, 4, 5]);
+        }
+    });
+}
+
 #[test]
 fn a_thousand_streams_on_one_session_all_end_on_the_true_state() {
     within(Duration::from_secs(120), || {
