@@ -1,7 +1,7 @@
 //! The SSE transport: exact first bytes, promptness, keepalives, bursts of
 //! streams, and cleanup when a client goes away.
 
-use crate::support::{SseClient, TestServer, eventually};
+use crate::support::{DEADLINE, SseClient, TestServer, eventually};
 use serde_json::json;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
@@ -181,6 +181,24 @@ fn a_silent_stream_whose_client_left_gives_its_place_back_within_about_a_second(
         "{:?}",
         closed.elapsed()
     );
+    let again = server.stream("/api/clarify/stream?session_id=back");
+    assert_eq!(again.status, 200, "and a new stream takes it");
+}
+
+#[test]
+fn a_stream_just_written_to_whose_client_left_gives_its_place_back_within_seconds() {
+    // The sweep passes over a stream written to since the sweep before;
+    // the one after finds its client gone, long before a keepalive.
+    let server = TestServer::start(&["--max-streams", "1"]);
+    let mut stream = server.stream("/api/clarify/stream?session_id=gone");
+    stream.next_event(DEADLINE).expect("the initial frame");
+    server.submit_clarify("gone", "still there?");
+    let frame = stream.next_event(DEADLINE).expect("a frame");
+    assert!(frame.data.contains("still there?"), "{}", frame.data);
+    drop(stream);
+    eventually("the place is back", Duration::from_secs(5), &mut || {
+        server.metric("askgate_streams_open") == 0.0
+    });
     let again = server.stream("/api/clarify/stream?session_id=back");
     assert_eq!(again.status, 200, "and a new stream takes it");
 }
