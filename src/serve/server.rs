@@ -19,9 +19,11 @@
 //!
 //! No thread waits for work that has not come: idle with a data directory,
 //! four run (main, taking the signals; `http-accept`; `askgate-journal`;
-//! `askgate-expiry`); the others start with their work. The two that free
-//! what activity left end after it, so that glibc's caches of the
-//! threads (tcache, out of `malloc_trim`'s reach) go back to the trims.
+//! `askgate-expiry`); the others start with their work. Those that free
+//! what activity left end after it (the fan-out idle, the timer after a
+//! trim, the accept thread idle after accepting, tiny_http patch 26), so
+//! that glibc's caches of the threads (tcache, out of `malloc_trim`'s
+//! reach) go back to the trims.
 //! A handler's panic is a logged 500, and a panic anywhere in serving a
 //! request is logged without ending its connection's thread.
 
@@ -231,7 +233,9 @@ impl Server {
         let (hub, group) = (Arc::downgrade(&app.hub), running.clone());
         app.hub.fan_out_on(Box::new(move || {
             let hub = hub.upgrade().ok_or(io::ErrorKind::NotFound)?;
-            group.spawn_detached("askgate-fanout", move || hub.fan_out(trim_every))
+            // Boxed, as the notifier's: one instantiation of the spawn.
+            let work: Box<dyn FnOnce() + Send> = Box::new(move || hub.fan_out(trim_every));
+            group.spawn_detached("askgate-fanout", work)
         }));
         log::info!("askgate listening on http://{addr}");
         if let Some(url) = &app.config.public_url {
@@ -820,7 +824,7 @@ fn relay<F: FnMut() -> Tick + Send + 'static>(
     tick: Arc<Mutex<F>>,
 ) -> io::Result<()> {
     let next = group.clone();
-    group.spawn_detached(name, move || {
+    let work: Box<dyn FnOnce() + Send> = Box::new(move || {
         loop {
             let step = (tick.lock().unwrap_or_else(|p| p.into_inner()))();
             match step {
@@ -830,7 +834,8 @@ fn relay<F: FnMut() -> Tick + Send + 'static>(
                 Tick::Stop => return,
             }
         }
-    })
+    });
+    group.spawn_detached(name, work)
 }
 
 /// The server's threads and the requests being served, counted so that

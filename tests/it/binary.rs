@@ -736,6 +736,25 @@ fn the_timer_goes_on_on_a_fresh_thread_after_each_trim_and_still_expires_and_tri
 }
 
 #[test]
+fn the_accept_thread_goes_on_on_a_fresh_thread_when_idle_after_a_connection_and_still_accepts() {
+    // Idle for the receive timeout (the header timeout, which the listener
+    // has too) after accepting (tiny_http patch 26).
+    let server = ServerProcess::start(&["--header-timeout-secs", "1"]);
+    let mut idle = Vec::new();
+    eventually("the accept thread is named", DEADLINE, &mut || {
+        idle = server.thread_ids("http-accept");
+        idle.len() == 1
+    });
+    assert_eq!(server.get("/healthz").text(), "ok");
+    let mut fresh = Vec::new();
+    eventually("accepting goes on on a fresh thread", DEADLINE, &mut || {
+        fresh = server.thread_ids("http-accept");
+        fresh.len() == 1 && fresh != idle
+    });
+    assert_eq!(server.get("/healthz").text(), "ok");
+}
+
+#[test]
 fn a_stream_frees_the_thread_that_read_its_request_at_once() {
     // Held until the receive timeout, the reading threads would stay a minute.
     let server = ServerProcess::start(&["--header-timeout-secs", "60"]);
