@@ -10,12 +10,13 @@
 //! being drained; one timer thread (`askgate-expiry`: expiry, sweeps,
 //! trims; a fresh one after each trim); the hub's fan-out thread, while
 //! changes come (it ends once idle for a trim's period); with Redis, its
-//! follower; the notifier's threads when `--notify-*` names a sink. `Server::shutdown`
-//! (or drop, or a signal in `Server::wait`) stops accepting, wakes them
-//! all and waits for them and for the requests being served, giving up
-//! after `SHUTDOWN_PATIENCE` on any blocked writing to a client that
-//! stopped reading (or a notification in flight), so the process still
-//! exits within 2 s; a request read after that is a 503 that closes.
+//! follower; the notifier's threads when `--notify-*` names a sink.
+//! `Server::shutdown` (or drop, or a signal in `Server::wait`) stops
+//! accepting, wakes them all and waits for them and for the requests being
+//! served, giving up after `SHUTDOWN_PATIENCE` on any blocked writing to a
+//! client that stopped reading (or a notification in flight), so the
+//! process still exits within 2 s; a request read after that is a 503
+//! that closes.
 //!
 //! No thread waits for work that has not come: idle with a data directory,
 //! four run (main, taking the signals; `http-accept`; `askgate-journal`;

@@ -560,9 +560,6 @@ impl Drop for ReadingConnection {
     }
 }
 
-/// askgate patch: a connection over `ServerOptions::with_max_connections`
-/// gets its 503 at once, on the accept thread (a few hundred bytes into an
-/// empty socket buffer never block), and is closed.
 /// askgate patch: runs the accept loop on a thread named `http-accept`,
 /// and on a fresh one each time the loop asks, idle after accepting: what
 /// a thread freed stays in glibc's cache of that thread (tcache) until the
@@ -582,6 +579,9 @@ fn accept_on_a_thread(accept_loop: Arc<dyn Fn() -> bool + Send + Sync>) -> IoRes
         .map(drop)
 }
 
+/// askgate patch: a connection over `ServerOptions::with_max_connections`
+/// gets its 503 at once, on the accept thread (a few hundred bytes into an
+/// empty socket buffer never block), and is closed.
 fn refuse_connection(mut sock: connection::Connection, options: &ServerOptions) {
     let response = options.refusal_response(Refusal::TooManyConnections);
     let _ = response.raw_print(&mut sock, HTTPVersion(1, 1), &[], false, None);
