@@ -244,11 +244,18 @@ pub struct Hub {
     fanout: Fanout,
 }
 
+/// Starts a fan-out thread that runs `Hub::fan_out` (the server names and
+/// counts its threads); an error when none could be started.
+pub type StartFanOut = Box<dyn Fn() -> std::io::Result<()> + Send + Sync>;
+
 /// The deliveries the fan-out thread has yet to run, oldest first.
 #[derive(Default)]
 struct Fanout {
     queue: Mutex<FanoutQueue>,
     ready: Condvar,
+    /// Starts a fan-out thread with the first change after it ended
+    /// (`Hub::fan_out_on`); without, deliveries run on the committing thread.
+    start: OnceLock<StartFanOut>,
 }
 
 #[derive(Default)]
@@ -457,31 +464,56 @@ impl Hub {
         }
     }
 
+    /// From now on, deliveries go to a fan-out thread that `start` starts
+    /// with the first change after none runs (`Hub::fan_out`).
+    pub fn fan_out_on(&self, start: StartFanOut) {
+        let _ = self.fanout.start.set(start);
+    }
+
     /// Queues deliveries for the fan-out thread (in publish order: the
     /// lock was just released, and each deliverer takes from its channel,
-    /// which holds them in that order anyway); with none running, runs
-    /// them here.
+    /// which holds them in that order anyway), starting one if none runs;
+    /// without one (none may be started, or starting failed), runs them
+    /// here.
     fn hand_to_fanout(&self, deliveries: Deliveries) {
         if deliveries.is_empty() {
             return;
         }
         let mut queue = self.fanout.queue.lock().unwrap_or_else(|p| p.into_inner());
-        if !queue.running {
+        let start = self.fanout.start.get().filter(|_| !queue.running);
+        if !queue.running && start.is_none() {
             drop(queue);
             deliveries.run();
             return;
         }
         queue.waiting.push(deliveries);
-        if std::mem::take(&mut queue.asleep) {
+        if let Some(start) = start {
+            // Counted as running from now: what is handed over while it
+            // starts queues behind these, in order.
+            queue.running = true;
+            drop(queue);
+            if start().is_err() {
+                let mut queue = self.fanout.queue.lock().unwrap_or_else(|p| p.into_inner());
+                queue.running = false;
+                let waiting = std::mem::take(&mut queue.waiting);
+                drop(queue);
+                waiting.into_iter().for_each(Deliveries::run);
+            }
+        } else if std::mem::take(&mut queue.asleep) {
             self.fanout.ready.notify_one();
         }
     }
 
     /// The fan-out thread: runs the deliveries of every change, one change
-    /// after the other, until the hub closes. One thread woken once per
-    /// change, where waking every stream's thread cost a context switch
-    /// per stream (BENCHMARKS.md).
-    pub fn fan_out(&self) {
+    /// after the other, until the hub closes or none came for `idle`. One
+    /// thread woken once per change, where waking every stream's thread
+    /// cost a context switch per stream (BENCHMARKS.md). Ending when idle
+    /// hands what it freed, kept in glibc's cache of this thread (tcache,
+    /// which `malloc_trim` cannot reach), back to the allocator, where the
+    /// next trim reaches it; the next change starts a fresh one
+    /// (`hand_to_fanout`), which deciding to end under the queue's lock
+    /// keeps from racing.
+    pub fn fan_out(&self, idle: Duration) {
         let mut queue = self.fanout.queue.lock().unwrap_or_else(|p| p.into_inner());
         queue.running = true;
         loop {
@@ -490,10 +522,15 @@ impl Hub {
                     break;
                 }
                 queue.asleep = true;
-                queue = match self.fanout.ready.wait(queue) {
-                    Ok(queue) => queue,
+                let (woken, waited) = match self.fanout.ready.wait_timeout(queue, idle) {
+                    Ok(woken) => woken,
                     Err(poisoned) => poisoned.into_inner(),
                 };
+                queue = woken;
+                if waited.timed_out() && queue.waiting.is_empty() {
+                    queue.asleep = false;
+                    break;
+                }
                 continue;
             }
             let batches = std::mem::take(&mut queue.waiting);

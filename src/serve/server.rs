@@ -8,17 +8,23 @@
 //! a stream's connection thread is freed as soon as the reply is known to
 //! be a stream. One thread per open stream, parked request or refused body
 //! being drained; one timer thread (`askgate-expiry`: expiry, sweeps,
-//! trims); the hub's fan-out thread; with Redis, its follower; the
-//! notifier's threads when `--notify-*` names a sink. `Server::shutdown`
-//! (or drop, or a signal in `Server::wait`) stops accepting, wakes them
-//! all and waits for them and for the requests being served, giving up
-//! after `SHUTDOWN_PATIENCE` on any blocked writing to a client that
-//! stopped reading (or a notification in flight), so the process still
-//! exits within 2 s; a request read after that is a 503 that closes.
+//! trims; a fresh one after each trim); the hub's fan-out thread, while
+//! changes come (it ends once idle for a trim's period); with Redis, its
+//! follower; the notifier's threads when `--notify-*` names a sink.
+//! `Server::shutdown` (or drop, or a signal in `Server::wait`) stops
+//! accepting, wakes them all and waits for them and for the requests being
+//! served, giving up after `SHUTDOWN_PATIENCE` on any blocked writing to a
+//! client that stopped reading (or a notification in flight), so the
+//! process still exits within 2 s; a request read after that is a 503
+//! that closes.
 //!
 //! No thread waits for work that has not come: idle with a data directory,
-//! five run (main, taking the signals; `http-accept`; `askgate-journal`;
-//! `askgate-expiry`; `askgate-fanout`); the others start with their work.
+//! four run (main, taking the signals; `http-accept`; `askgate-journal`;
+//! `askgate-expiry`); the others start with their work. Those that free
+//! what activity left end after it (the fan-out idle, the timer after a
+//! trim, the accept thread idle after accepting, tiny_http patch 26), so
+//! that glibc's caches of the threads (tcache, out of `malloc_trim`'s
+//! reach) go back to the trims.
 //! A handler's panic is a logged 500, and a panic anywhere in serving a
 //! request is logged without ending its connection's thread.
 
@@ -62,11 +68,12 @@ const SMALL_STACK: usize = 64 * 1024;
 
 /// How often the open streams are swept for clients that left.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
-/// How often freed memory is handed back to the system.
+/// How often freed memory is handed back to the system; the fan-out
+/// thread ends once idle this long.
 const TRIM_EVERY: Duration = Duration::from_secs(10);
-/// A test knob, not a flag: milliseconds between trims instead of
-/// `TRIM_EVERY`, so that the hostile-client tests see memory come back
-/// within seconds of an attack.
+/// A test knob, not a flag: milliseconds between trims (and the fan-out
+/// thread's idle time) instead of `TRIM_EVERY`, so that the hostile-client
+/// tests see memory come back within seconds of an attack.
 const TRIM_EVERY_VARIABLE: &str = "ASKGATE_TEST_TRIM_MS";
 /// How long shutdown waits for threads to end before it gives up on them:
 /// within the 2 s of docs/PROTOCOL.md §8, with room for the journal's last sync and the exit.
@@ -95,7 +102,7 @@ pub struct Server {
     /// open keeps nothing (the journal's lock included) after shutdown.
     app: Arc<App>,
     stopping: Arc<AtomicBool>,
-    /// The expiry and fan-out threads (and the follower).
+    /// The follower (with Redis).
     threads: Vec<JoinHandle<()>>,
     /// Every thread of the server, the ones above included, and every
     /// request being served, counted.
@@ -179,45 +186,58 @@ impl Server {
         let lingers = app.config.header_timeout + CONNECTION_THREAD_LINGERS;
         // Expiry, and now and then the open streams swept for clients that
         // left, and the allocator trimmed after activity (limits::TrimPolicy):
-        // an idle server does no work.
-        let expiry = move || {
-            let (mut trimmed, mut swept) = (Instant::now(), Instant::now());
-            let activity = || {
-                [
-                    accepted.load(Ordering::Relaxed) as u64,
-                    hub.counts().version,
-                ]
-            };
-            let mut trims = limits::TrimPolicy::new([0, 0], trim_every, lingers);
-            while !flag.load(Ordering::Acquire) {
-                let wait = hub.expire_due(Duration::from_secs(1));
-                let sweep_in = SWEEP_EVERY.saturating_sub(swept.elapsed());
-                hub.wait_for_expiry(wait.min(sweep_in).max(Duration::from_millis(5)));
-                if swept.elapsed() >= SWEEP_EVERY {
-                    streams.sweep();
-                    // Looked at even with no stream open (one `lstat`), so
-                    // a revoke just after a stream's check is not missed.
-                    let now = auth.revocations(&hub);
-                    if std::mem::replace(&mut revocations, now) != now {
-                        streams.recheck();
-                    }
-                    swept = Instant::now();
+        // an idle server does no work. Each trim hands the timer over to a
+        // fresh thread (`relay`), so that what this one freed reaches the
+        // next trim.
+        let (mut trimmed, mut swept) = (Instant::now(), Instant::now());
+        let mut trims = limits::TrimPolicy::new([0, 0], trim_every, lingers);
+        let tick = move || {
+            if flag.load(Ordering::Acquire) {
+                return Tick::Stop;
+            }
+            let wait = hub.expire_due(Duration::from_secs(1));
+            let sweep_in = SWEEP_EVERY.saturating_sub(swept.elapsed());
+            hub.wait_for_expiry(wait.min(sweep_in).max(Duration::from_millis(5)));
+            if swept.elapsed() >= SWEEP_EVERY {
+                streams.sweep();
+                // Looked at even with no stream open (one `lstat`), so
+                // a revoke just after a stream's check is not missed.
+                let now = auth.revocations(&hub);
+                if std::mem::replace(&mut revocations, now) != now {
+                    streams.recheck();
                 }
-                if trimmed.elapsed() >= trim_every {
-                    if trims.due(activity()) {
-                        limits::trim_allocator();
-                    }
-                    trimmed = Instant::now();
+                swept = Instant::now();
+            }
+            if trimmed.elapsed() < trim_every {
+                return Tick::Again;
+            }
+            trimmed = Instant::now();
+            let activity = [
+                accepted.load(Ordering::Relaxed) as u64,
+                hub.counts().version,
+            ];
+            match trims.due(activity) {
+                true => {
+                    limits::trim_allocator();
+                    Tick::Renew
                 }
+                false => Tick::Again,
             }
         };
-        threads.push(running.spawn("askgate-expiry", expiry)?);
+        relay(&running, "askgate-expiry", Arc::new(Mutex::new(tick)))?;
         if app.hub.is_replicated() {
             let hub = app.hub.clone();
             threads.push(running.spawn("askgate-redis", move || hub.follow())?);
         }
-        let hub = app.hub.clone();
-        threads.push(running.spawn("askgate-fanout", move || hub.fan_out())?);
+        // The fan-out thread starts with the first change's deliveries and
+        // ends once idle for a trim's period (`Hub::fan_out`).
+        let (hub, group) = (Arc::downgrade(&app.hub), running.clone());
+        app.hub.fan_out_on(Box::new(move || {
+            let hub = hub.upgrade().ok_or(io::ErrorKind::NotFound)?;
+            // Boxed, as the notifier's: one instantiation of the spawn.
+            let work: Box<dyn FnOnce() + Send> = Box::new(move || hub.fan_out(trim_every));
+            group.spawn_detached("askgate-fanout", work)
+        }));
         log::info!("askgate listening on http://{addr}");
         if let Some(url) = &app.config.public_url {
             log::info!(
@@ -782,6 +802,41 @@ fn to_tiny_http(response: Response) -> tiny_http::Response<io::Cursor<Vec<u8>>> 
         }
     }
     out
+}
+
+/// What the timer does after a tick.
+enum Tick {
+    Again,
+    /// Go on on a fresh thread: a thread's end hands what it freed, kept
+    /// in glibc's cache of that thread (tcache, up to 7 chunks of each
+    /// size up to 1 KiB, which `malloc_trim` cannot reach), back to the
+    /// arena, where the next trim reaches it (BENCHMARKS.md, "the
+    /// long-lived threads give their caches back").
+    Renew,
+    Stop,
+}
+
+/// Runs `tick` on a thread named `name`, counted in `group`, until it says
+/// stop; on a fresh one each time it says renew (on this one still, when
+/// no thread can be started).
+fn relay<F: FnMut() -> Tick + Send + 'static>(
+    group: &Arc<ThreadGroup>,
+    name: &'static str,
+    tick: Arc<Mutex<F>>,
+) -> io::Result<()> {
+    let next = group.clone();
+    let work: Box<dyn FnOnce() + Send> = Box::new(move || {
+        loop {
+            let step = (tick.lock().unwrap_or_else(|p| p.into_inner()))();
+            match step {
+                Tick::Again => {}
+                Tick::Renew if relay(&next, name, tick.clone()).is_ok() => return,
+                Tick::Renew => {}
+                Tick::Stop => return,
+            }
+        }
+    });
+    group.spawn_detached(name, work)
 }
 
 /// The server's threads and the requests being served, counted so that

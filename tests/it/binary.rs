@@ -1,7 +1,9 @@
 //! The real `askgate` binary: the server process, and the `clarify` and
 //! `approve` commands end to end with their exit codes.
 
-use crate::support::{Client, DEADLINE, TempDir, TestServer, eventually, read_one_response};
+use crate::support::{
+    Client, DEADLINE, SseClient, TempDir, TestServer, eventually, read_one_response,
+};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -534,12 +536,33 @@ impl ServerProcess {
 
     /// The names of the server's threads, sorted.
     pub fn thread_names(&self) -> Vec<String> {
-        let tasks = std::fs::read_dir(format!("/proc/{}/task", self.child.id())).unwrap();
-        let names =
-            tasks.filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok());
-        let mut names: Vec<String> = names.map(|comm| comm.trim().to_string()).collect();
+        let mut names: Vec<String> = self.tasks().into_iter().map(|(_, name)| name).collect();
         names.sort();
         names
+    }
+
+    /// The ids of the server's threads with this name, sorted.
+    pub fn thread_ids(&self, name: &str) -> Vec<u32> {
+        let tasks = self.tasks().into_iter();
+        let mut ids: Vec<u32> = tasks
+            .filter(|(_, comm)| comm == name)
+            .map(|(id, _)| id)
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// Each thread of the server: its id and name.
+    fn tasks(&self) -> Vec<(u32, String)> {
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", self.child.id())).unwrap();
+        let task = |path: std::path::PathBuf| {
+            let comm = std::fs::read_to_string(path.join("comm")).ok()?;
+            Some((
+                path.file_name()?.to_str()?.parse().ok()?,
+                comm.trim().to_string(),
+            ))
+        };
+        tasks.filter_map(|entry| task(entry.ok()?.path())).collect()
     }
 }
 
@@ -606,13 +629,12 @@ fn an_idle_server_runs_only_the_threads_idle_work_needs() {
     let data = dir.join("data");
     let server = ServerProcess::start(&["--data-dir", data.to_str().unwrap()]);
     // The main thread (signals), tiny_http's accept thread, the journal's
-    // writer, the timer (expiry, sweeps, trims) and the fan-out: no
-    // connection thread, worker or audit writer waits while nothing
-    // happens (BENCHMARKS.md, issue 23).
+    // writer and the timer (expiry, sweeps, trims): no connection thread,
+    // worker, fan-out or audit writer waits while nothing happens
+    // (BENCHMARKS.md, issue 23).
     let idle = [
         "askgate",
         "askgate-expiry",
-        "askgate-fanout",
         "askgate-journal",
         "http-accept",
     ];
@@ -632,7 +654,7 @@ fn an_idle_server_keeps_no_large_buffer_resident() {
     let data = dir.join("data");
     let server = ServerProcess::start(&["--data-dir", data.to_str().unwrap()]);
     eventually("the idle threads run", DEADLINE, &mut || {
-        server.threads_named("askgate-fanout") == 1
+        server.threads_named("askgate-expiry") == 1
     });
     // Queues are made with the thread that reads them: the audit file's
     // (128 KiB, every slot written when made) was resident from the start
@@ -643,6 +665,93 @@ fn an_idle_server_keeps_no_large_buffer_resident() {
         largest < 64,
         "an idle server's largest anonymous mapping holds {largest} KiB"
     );
+}
+
+/// A server that trims every `ms` milliseconds after activity, and whose
+/// fan-out thread ends once idle that long (`ASKGATE_TEST_TRIM_MS`).
+fn trimming_every(ms: &str) -> ServerProcess {
+    let mut command = askgate();
+    command.env("ASKGATE_TEST_TRIM_MS", ms);
+    ServerProcess::start_with(command, &[])
+}
+
+#[test]
+fn the_fan_out_thread_ends_when_idle_and_every_change_after_reaches_every_stream_in_order() {
+    // Ending hands what the thread freed back to the allocator's trims
+    // (BENCHMARKS.md, "the long-lived threads give their caches back").
+    let server = trimming_every("3");
+    let mut streams: Vec<SseClient> = (0..3)
+        .map(|_| {
+            let mut stream = server.stream("/api/clarify/stream?session_id=f");
+            stream.expect_event("initial");
+            stream
+        })
+        .collect();
+    for count in 1..=40 {
+        // Some changes come once the thread has ended, the others at
+        // once: while it runs, or as it decides to end.
+        if count % 4 == 0 {
+            eventually("the idle fan-out thread ends", DEADLINE, &mut || {
+                server.threads_named("askgate-fanout") == 0
+            });
+        }
+        server.submit_clarify("f", &format!("question {count}"));
+        for stream in &mut streams {
+            assert_eq!(stream.expect_event("clarify").count(), count);
+        }
+    }
+    eventually("the idle fan-out thread ends", DEADLINE, &mut || {
+        server.threads_named("askgate-fanout") == 0
+    });
+}
+
+#[test]
+fn the_timer_goes_on_on_a_fresh_thread_after_each_trim_and_still_expires_and_trims() {
+    let server = trimming_every("50");
+    // A thread is named by itself, once it runs.
+    let mut idle = Vec::new();
+    eventually("the timer is named", DEADLINE, &mut || {
+        idle = server.thread_ids("askgate-expiry");
+        idle.len() == 1
+    });
+    let submitted = server.post(
+        "/api/clarify/submit",
+        &json!({"session_id": "t", "question": "short-lived?", "timeout_seconds": 1}),
+    );
+    let id = submitted.json()["clarify_id"].as_str().unwrap().to_string();
+    // A trim after the activity hands over; the fresh thread trims and
+    // hands over again.
+    let handed_over = |from: &[u32]| {
+        let mut ids = Vec::new();
+        eventually("the timer goes on on a fresh thread", DEADLINE, &mut || {
+            ids = server.thread_ids("askgate-expiry");
+            ids.len() == 1 && ids != from
+        });
+        ids
+    };
+    let fresh = handed_over(&idle);
+    handed_over(&fresh);
+    let path = format!("/api/clarify/wait?session_id=t&clarify_id={id}&timeout=30");
+    assert_eq!(server.get(&path).outcome(), json!({"status": "expired"}));
+}
+
+#[test]
+fn the_accept_thread_goes_on_on_a_fresh_thread_when_idle_after_a_connection_and_still_accepts() {
+    // Idle for the receive timeout (the header timeout, which the listener
+    // has too) after accepting (tiny_http patch 26).
+    let server = ServerProcess::start(&["--header-timeout-secs", "1"]);
+    let mut idle = Vec::new();
+    eventually("the accept thread is named", DEADLINE, &mut || {
+        idle = server.thread_ids("http-accept");
+        idle.len() == 1
+    });
+    assert_eq!(server.get("/healthz").text(), "ok");
+    let mut fresh = Vec::new();
+    eventually("accepting goes on on a fresh thread", DEADLINE, &mut || {
+        fresh = server.thread_ids("http-accept");
+        fresh.len() == 1 && fresh != idle
+    });
+    assert_eq!(server.get("/healthz").text(), "ok");
 }
 
 #[test]

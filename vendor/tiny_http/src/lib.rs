@@ -302,19 +302,21 @@ impl Server {
 
         let inside_close_trigger = close_trigger.clone();
         let inside_messages = messages.clone();
-        // askgate patch: the threads are named (`http-accept`, `http-conn`).
-        thread::Builder::new().name("http-accept".into()).spawn(move || {
-            // a tasks pool is used to dispatch the connections into threads
-            let tasks_pool = util::TaskPool::new(options.idle_threads());
-
+        // a tasks pool is used to dispatch the connections into threads
+        let tasks_pool = util::TaskPool::new(options.idle_threads());
+        // askgate patch: connections being read, against
+        // `ServerOptions::with_max_connections`.
+        let reading = Arc::new(AtomicUsize::new(0));
+        // askgate patch: the accept loop returns `true` to go on on a fresh
+        // thread (`accept_on_a_thread`).
+        let accept_loop = Arc::new(move || {
             log::debug!("Running accept thread");
-            // askgate patch: connections being read, against
-            // `ServerOptions::with_max_connections`.
-            let reading = Arc::new(AtomicUsize::new(0));
+            let mut accepted_here = false;
             while !inside_close_trigger.load(Relaxed) {
                 let accept = server.accept();
                 if accept.is_ok() {
                     inside_accepted.fetch_add(1, Relaxed);
+                    accepted_here = true;
                 }
                 let new_client = match accept {
                     Ok((sock, _)) if options.max_connections().is_some_and(|max| reading.load(Relaxed) >= max) => {
@@ -415,7 +417,11 @@ impl Server {
                     // askgate patch: a receive timeout set on the listener (so that
                     // accepted sockets inherit it) also applies to accept(); Linux
                     // reports it as WouldBlock. That, and a connection reset before
-                    // accept, are not reasons to stop accepting for good.
+                    // accept, are not reasons to stop accepting for good. Idle that
+                    // long after accepting, it goes on on a fresh thread.
+                    Err(ref e) if e.kind() == std::io::ErrorKind::WouldBlock && accepted_here => {
+                        return true
+                    }
                     Err(ref e)
                         if matches!(
                             e.kind(),
@@ -437,7 +443,9 @@ impl Server {
                 }
             }
             log::debug!("Terminating accept thread");
-        })?;
+            false
+        });
+        accept_on_a_thread(accept_loop)?;
 
         // result
         Ok(Server {
@@ -550,6 +558,25 @@ impl Drop for ReadingConnection {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Relaxed);
     }
+}
+
+/// askgate patch: runs the accept loop on a thread named `http-accept`,
+/// and on a fresh one each time the loop asks, idle after accepting: what
+/// a thread freed stays in glibc's cache of that thread (tcache) until the
+/// thread ends, out of `malloc_trim`'s reach. Stays on this one when no
+/// thread can be started.
+fn accept_on_a_thread(accept_loop: Arc<dyn Fn() -> bool + Send + Sync>) -> IoResult<()> {
+    let looping = accept_loop.clone();
+    let thread = thread::Builder::new().name("http-accept".into());
+    thread
+        .spawn(move || {
+            while looping() {
+                if accept_on_a_thread(looping.clone()).is_ok() {
+                    return;
+                }
+            }
+        })
+        .map(drop)
 }
 
 /// askgate patch: a connection over `ServerOptions::with_max_connections`
