@@ -7,12 +7,18 @@ so code that start-up runs, scattered over the whole binary, keeps most of
 the text resident at idle (BENCHMARKS.md, "idle RSS (branch idle)"). Laid
 out first and together, it fills a few windows instead.
 
-What runs is read with valgrind's callgrind, in three phases, each appended
+What runs is read with valgrind's callgrind, phase by phase, each appended
 in turn (a function is listed once, in the first phase that runs it):
   1. start-up with a data directory and 12 s of idle;
   2. the first requests of each common kind: the page, a submit of each
-     kind, a poll, a respond, a stream of each kind, the sessions;
-  3. nothing more: shutdown is left to fall where it falls.
+     kind, a poll, a respond, a stream of each kind, the sessions; and a
+     stream and a long-poll held open through a change, so the fan-out
+     thread's start, a frame written to a socket and a poll answered
+     early are laid out with them;
+  3. what follows activity: a trim, the timer and the accept loop going
+     on on fresh threads, the fan-out thread ending when idle (in the
+     second phase's settling time);
+  4. nothing more: shutdown is left to fall where it falls.
 A stale entry is harmless (lld skips a symbol it does not find, and build.rs
 silences the warning); regenerate after changes that move start-up code:
 
@@ -22,8 +28,10 @@ Needs valgrind (callgrind_control) and nm.
 """
 
 import http.client
+import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import tempfile
@@ -33,7 +41,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BINARY = os.path.join(ROOT, "target", "release", "askgate")
 OUT = os.path.join(ROOT, "link", "startup.order")
 IDLE_SECS = 12
-SETTLE_SECS = 5
+# Past a trim period (10 s) and the fan-out's idle end: after activity the
+# timer trims and goes on on a fresh thread, the fan-out thread ends, the
+# accept loop moves to a fresh thread; each lies among start-up's code.
+SETTLE_SECS = 16
 
 
 # What runs before main from the C start files (crt1.o, crtbegin.o), which
@@ -204,6 +215,39 @@ def first_requests(addr, human):
     request(addr, "GET", "/healthz")
 
 
+def held_open(addr, human):
+    """A stream and a long-poll open while a change is made, each read until
+    the change reaches it."""
+    host, port = addr.rsplit(":", 1)
+    path = "/api/clarify/pending?session_id=held"
+    connection = http.client.HTTPConnection(host, int(port), timeout=60)
+    connection.request("GET", path, headers={"Authorization": f"Bearer {human}"})
+    version = json.loads(connection.getresponse().read())["version"]
+    connection.close()
+    stream = socket.create_connection((host, int(port)), timeout=60)
+    stream.sendall(f"GET /api/events HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {human}\r\n\r\n".encode())
+    poll = socket.create_connection((host, int(port)), timeout=60)
+    poll.sendall(f"GET {path}&since={version}&wait=60 HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {human}\r\n\r\n".encode())
+    read_until(stream, b"\n\n")
+    # Under callgrind, a request takes a while to park.
+    time.sleep(2)
+    request(addr, "POST", "/api/clarify/submit", body='{"session_id": "held", "question": "held?"}')
+    read_until(stream, b"held?")
+    read_until(poll, b"held?")
+    stream.close()
+    poll.close()
+    print("  a stream and a long-poll held through a change", file=sys.stderr)
+
+
+def read_until(connection, wanted):
+    got = b""
+    while wanted not in got:
+        data = connection.recv(65536)
+        if not data:
+            sys.exit(f"the connection ended before {wanted!r}")
+        got += data
+
+
 def ran(dump_file, binary):
     """The functions of `binary` that ran in one dump, in the order
     callgrind lists them."""
@@ -229,6 +273,7 @@ def main():
         dump(process)
         human = open(os.path.join(data_dir, "tokens")).read().split("human=")[1].split()[0]
         first_requests(addr, human)
+        held_open(addr, human)
         time.sleep(SETTLE_SECS)
         dump(process)
         process.terminate()
