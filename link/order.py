@@ -14,7 +14,8 @@ in turn (a function is listed once, in the first phase that runs it):
      kind, a poll, a respond, a stream of each kind, the sessions; and a
      stream and a long-poll held open through a change, so the fan-out
      thread's start, a frame written to a socket and a poll answered
-     early are laid out with them;
+     early are laid out with them; a burst of streams and requests
+     refused (bad JSON, an unknown route, a head too large);
   3. what follows activity: a trim, the timer and the accept loop going
      on on fresh threads, the fan-out thread ending when idle (in the
      second phase's settling time);
@@ -239,6 +240,32 @@ def held_open(addr, human):
     print("  a stream and a long-poll held through a change", file=sys.stderr)
 
 
+def burst_and_refusals(addr, human):
+    """Streams opened at once and closed (spare workers, the registry's
+    room given back), and requests refused as hostile or broken clients'
+    are, so that what a burst or an attack runs lies with the rest."""
+    host, port = addr.rsplit(":", 1)
+    streams = []
+    for _ in range(32):
+        stream = socket.create_connection((host, int(port)), timeout=60)
+        stream.sendall(f"GET /api/events HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {human}\r\n\r\n".encode())
+        streams.append(stream)
+    for stream in streams:
+        read_until(stream, b"\n\n")
+    for stream in streams:
+        stream.close()
+    request(addr, "POST", "/api/clarify/submit", body="{not json")
+    request(addr, "POST", "/api/approval/submit", body='{"session_id": "order"}')
+    request(addr, "GET", "/api/nothing")
+    request(addr, "DELETE", "/api/clarify/pending")
+    request(addr, "GET", "/api/events")
+    refused = socket.create_connection((host, int(port)), timeout=60)
+    refused.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 70000 + b"\r\n\r\n")
+    read_until(refused, b"\r\n\r\n")
+    refused.close()
+    print("  a burst of streams, and refusals", file=sys.stderr)
+
+
 def read_until(connection, wanted):
     got = b""
     while wanted not in got:
@@ -274,6 +301,7 @@ def main():
         human = open(os.path.join(data_dir, "tokens")).read().split("human=")[1].split()[0]
         first_requests(addr, human)
         held_open(addr, human)
+        burst_and_refusals(addr, human)
         time.sleep(SETTLE_SECS)
         dump(process)
         process.terminate()
