@@ -114,14 +114,29 @@ impl TrimPolicy {
         }
     }
 
-    /// Whether this period trims, given the activity now.
-    pub fn due(&mut self, now: Activity) -> bool {
+    /// What this period trims, given the activity now.
+    pub fn due(&mut self, now: Activity) -> Trim {
         match now == self.seen {
             true => self.quiet = self.quiet.saturating_add(1),
             false => (self.seen, self.quiet) = (now, 0),
         }
-        self.quiet <= self.after
+        match self.quiet {
+            0 => Trim::Heap,
+            quiet if quiet <= self.after => Trim::HeapAndCode,
+            _ => Trim::Nothing,
+        }
     }
+}
+
+/// What a period gives back.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub enum Trim {
+    Nothing,
+    /// Something happened in the period: free memory only (code being run
+    /// would only be read in again).
+    Heap,
+    /// A quiet period after activity: the code pages too.
+    HeapAndCode,
 }
 
 /// Hands freed memory back to the system: the heaps' free pages, and the
@@ -132,6 +147,55 @@ pub fn trim_allocator() {
         libc::malloc_trim(0);
     }
     release_cached_stacks();
+}
+
+/// Gives back the pages of our program's code and read-only data that work
+/// since start read in: after a burst of streams, the hostile suite or a
+/// compaction about a megabyte of them stayed resident, code that idle work
+/// never runs again (BENCHMARKS.md, "code pages"). They stay in the page
+/// cache, shared and reclaimable; whatever runs next reads its pages back
+/// from there, a minor fault per 64 KiB. Writable segments (relocated
+/// pointers, data) are left alone: dropping them would lose what was
+/// written.
+pub fn release_code_pages() {
+    unsafe extern "C" fn main_program(
+        info: *mut libc::dl_phdr_info,
+        _size: libc::size_t,
+        _data: *mut libc::c_void,
+    ) -> libc::c_int {
+        // SAFETY: the loader passes a valid entry, whose program headers
+        // are `dlpi_phnum` long.
+        let info = unsafe { &*info };
+        let headers = unsafe { std::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum.into()) };
+        // SAFETY: sysconf only reads a setting.
+        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+        for header in headers {
+            if header.p_type != libc::PT_LOAD || header.p_flags & libc::PF_W != 0 {
+                continue;
+            }
+            let start = (info.dlpi_addr + header.p_vaddr) as usize;
+            let end = start + header.p_memsz as usize;
+            let first = start.div_ceil(page) * page;
+            let last = end / page * page;
+            if last > first {
+                // SAFETY: a read-only segment of a file mapping: the
+                // kernel reads its pages back from the file when touched.
+                unsafe {
+                    libc::madvise(
+                        first as *mut libc::c_void,
+                        last - first,
+                        libc::MADV_DONTNEED,
+                    );
+                }
+            }
+        }
+        // The main program is the first object; the libraries stay.
+        1
+    }
+    // SAFETY: the callback only reads what the loader passes it.
+    unsafe {
+        libc::dl_iterate_phdr(Some(main_program), std::ptr::null_mut());
+    }
 }
 
 /// glibc keeps the stacks of ended threads for new ones, up to 40 MiB of
@@ -161,15 +225,27 @@ mod tests {
         let every = std::time::Duration::from_secs(10);
         let lingers = std::time::Duration::from_secs(25);
         let mut policy = TrimPolicy::new([0, 0], every, lingers);
-        let idle: Vec<bool> = (0..5).map(|_| policy.due([0, 0])).collect();
-        assert_eq!(idle, [false; 5], "an idle server never trims");
-        // A connection came: that period and the four after (25 s and one
-        // more period) trim, then no more.
-        let after: Vec<bool> = (0..7).map(|_| policy.due([1, 0])).collect();
-        assert_eq!(after, [true, true, true, true, true, false, false]);
-        assert!(policy.due([1, 1]), "a change");
+        let idle: Vec<Trim> = (0..5).map(|_| policy.due([0, 0])).collect();
+        assert_eq!(idle, [Trim::Nothing; 5], "an idle server never trims");
+        // A connection came: that period trims the heap, the four after
+        // (25 s and one more period) the code too, then no more.
+        let after: Vec<Trim> = (0..7).map(|_| policy.due([1, 0])).collect();
+        let code = Trim::HeapAndCode;
+        assert_eq!(
+            after,
+            [
+                Trim::Heap,
+                code,
+                code,
+                code,
+                code,
+                Trim::Nothing,
+                Trim::Nothing
+            ]
+        );
+        assert_eq!(policy.due([1, 1]), Trim::Heap, "a change");
         // Replaying a journal at start counts as activity.
         let mut restored = TrimPolicy::new([0, 0], every, lingers);
-        assert!(restored.due([0, 12]));
+        assert_eq!(restored.due([0, 12]), Trim::Heap);
     }
 }

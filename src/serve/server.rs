@@ -217,11 +217,16 @@ impl Server {
                 hub.counts().version,
             ];
             match trims.due(activity) {
-                true => {
+                limits::Trim::Nothing => Tick::Again,
+                limits::Trim::Heap => {
                     limits::trim_allocator();
                     Tick::Renew
                 }
-                false => Tick::Again,
+                limits::Trim::HeapAndCode => {
+                    limits::trim_allocator();
+                    limits::release_code_pages();
+                    Tick::Renew
+                }
             }
         };
         relay(&running, "askgate-expiry", Arc::new(Mutex::new(tick)))?;
