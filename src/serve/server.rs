@@ -38,7 +38,7 @@ use crate::notify::message::Links;
 use crate::receipt_key;
 use crate::serve::admission::Place;
 use crate::serve::auth::{self, Auth, Tokens};
-use crate::serve::early::{Early, Print};
+use crate::serve::early::{self, Early, Finished, Print};
 use crate::serve::http::{self, Method, Parking, Reply, Request, Response};
 use crate::serve::limits;
 use crate::serve::metrics::Metrics;
@@ -670,21 +670,19 @@ fn serve(app: &App, detached: &Arc<ThreadGroup>, mut raw: tiny_http::Request) {
         // meanwhile (serve/early.rs): then only what did not fit is written.
         Reply::Park(work) => {
             let fd = raw.connection_fd();
-            let early = fd.map(|fd| Arc::new(Early::new(fd, printer(&raw))));
             let parking = Parking {
                 client_left: &|| fd.is_some_and(limits::client_has_left),
-                early: early.clone(),
+                early: fd.map(|fd| Arc::new(Early::new(fd, printer(&raw)))),
             };
-            let response = work(&parking);
-            match early.and_then(|early| early.finish()) {
-                Some(sent) => {
+            match early::finish_parked(work, &parking) {
+                Finished::Early(sent) => {
                     metrics.count_response(sent.status);
                     metrics.answered_early.fetch_add(1, Ordering::Relaxed);
                     if let Err(error) = raw.respond_rest(&sent.rest) {
                         log::debug!("writing a response failed: {error}");
                     }
                 }
-                None => respond(&metrics, raw, response),
+                Finished::Work(response) => respond(&metrics, raw, response),
             }
             Ok(())
         }
