@@ -535,9 +535,10 @@ fn long_poll(
     if current.version != since {
         return Ok(pending_response(&current).into());
     }
-    // Once a revoke or a sign-out was swept since now, whether the caller
-    // may still read is asked again before it is answered.
-    let (watch, seen) = (app.streams.clone(), app.streams.revocations());
+    // Once a revoke or a sign-out was swept since the request came in
+    // (before its credential was checked), whether the caller may still
+    // read is asked again before it is answered.
+    let (watch, seen) = (app.streams.clone(), request.revocations);
     let still_human = still(app, request, Role::Human);
     let place = take_place(app, request, Place::Parked)?;
     let subscription = match app.hub.subscribe_unless_changed(session_id, kind, since) {

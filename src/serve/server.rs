@@ -631,7 +631,9 @@ fn serve_guarded(app: &App, detached: &Arc<ThreadGroup>, raw: tiny_http::Request
 }
 
 fn serve(app: &App, detached: &Arc<ThreadGroup>, mut raw: tiny_http::Request) {
-    let (request, unread_body) = read_request(&mut raw, app.config.max_body);
+    // Read before the request's credential is checked (docs/PROTOCOL.md §7).
+    let revocations = app.streams.revocations();
+    let (request, unread_body) = read_request(&mut raw, app.config.max_body, revocations);
     let reply = match request {
         Ok(request) => catch_unwind(AssertUnwindSafe(|| routes::handle(app, &request)))
             .unwrap_or_else(|_| {
@@ -695,7 +697,11 @@ fn serve(app: &App, detached: &Arc<ThreadGroup>, mut raw: tiny_http::Request) {
 /// The request as a value (or a 400 for a malformed url). The body is read
 /// only when it is acceptable; `true` means a body was left unread and must
 /// be drained before replying.
-fn read_request(raw: &mut tiny_http::Request, max_body: usize) -> (Result<Request, Error>, bool) {
+fn read_request(
+    raw: &mut tiny_http::Request,
+    max_body: usize,
+    revocations: u64,
+) -> (Result<Request, Error>, bool) {
     let method = Method::parse(raw.method().as_str());
     let headers: Vec<(String, String)> = raw
         .headers()
@@ -735,6 +741,7 @@ fn read_request(raw: &mut tiny_http::Request, max_body: usize) -> (Result<Reques
             headers,
             peer: raw.remote_addr().copied(),
             body,
+            revocations,
         }),
         unread,
     )
