@@ -146,8 +146,8 @@ fn local(request: &Request) -> bool {
 /// (docs/PROTOCOL.md §7).
 pub(super) fn still(app: &App, request: &Request, role: Role) -> Box<dyn Fn() -> bool + Send> {
     let (auth, hub) = (app.auth.clone(), app.hub.clone());
-    let authorization = request.header("authorization").map(str::to_string);
-    let cookie = request.header("cookie").map(str::to_string);
+    let (authorization, cookie) =
+        auth.kept(request.header("authorization"), request.header("cookie"));
     let local = local(request);
     Box::new(move || {
         let caller = auth.identify(&hub, authorization.as_deref(), cookie.as_deref(), local);

@@ -692,6 +692,60 @@ fn large_heads_keep_little(pad: &str) {
     );
 }
 
+/// The resident bytes one parked wait holds: `count` waits on one prompt
+/// of a server of their own, each with a head of one 16,000-byte line
+/// named `pad`, against the server with one such wait parked.
+fn bytes_per_parked_wait(pad: &str, count: usize) -> u64 {
+    let target = Target::own(FLAGS);
+    let mut http = KeepAlive::new(target.addr);
+    let id = submit_clarify(&mut http, "heads", "wait for me?").expect("a prompt");
+    let head = wait_with_head(&id, pad, 1, 16_000);
+    let parked = |waits: &[TcpStream]| {
+        settle("every wait parks", PARK_WITHIN, || {
+            let places = target.places();
+            let all = Some((0.0, waits.len() as f64));
+            (places == all, format!("{places:?} of {all:?}"))
+        });
+    };
+    // What a first parked request starts once is in the baseline.
+    let mut waits: Vec<TcpStream> = send(target.addr, &head).into_iter().collect();
+    parked(&waits);
+    let baseline = target.rss();
+    for n in 0..count {
+        let mut socket = TcpStream::connect(target.addr).unwrap_or_else(|e| panic!("{n}: {e}"));
+        socket
+            .write_all(head.as_bytes())
+            .unwrap_or_else(|e| panic!("{n}: {e}"));
+        waits.push(socket);
+    }
+    parked(&waits);
+    target.rss().saturating_sub(baseline) / count as u64
+}
+
+/// A parked wait keeps of its credential headers only what asking again
+/// whether its caller may still wait reads (a token, a session id; on an
+/// open server, nothing), not a copy of its `Cookie` header: with heads
+/// of one 16 KB line, a wait whose line is a `Cookie` holds no more than
+/// one whose line is any other header (measured: 16 KiB more, with the
+/// header copied).
+#[test]
+fn parked_waits_with_large_cookie_heads_keep_no_copy_of_them() {
+    let count = 150;
+    let other = bytes_per_parked_wait("X-Pad", count);
+    let cookie = bytes_per_parked_wait("Cookie", count);
+    println!(
+        "a parked wait with a 16 KB line: {} KiB with X-Pad, {} KiB with Cookie",
+        other / KIB,
+        cookie / KIB
+    );
+    assert!(
+        cookie <= other + 6 * KIB,
+        "a parked wait holds {} KiB with a 16 KB Cookie line, {} KiB with another",
+        cookie / KIB,
+        other / KIB
+    );
+}
+
 #[test]
 fn three_hundred_long_polls_closing_at_once_give_every_place_back() {
     let (target, bound) = start();
