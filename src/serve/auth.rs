@@ -288,6 +288,32 @@ impl Auth {
         }
     }
 
+    /// What `identify` reads of a request's `Authorization` and `Cookie`,
+    /// as headers it reads the same, for what asks again later
+    /// (`routes::still`) to keep instead of the headers (each up to
+    /// 16 KiB): the bearer token, else the cookie's session id; nothing on
+    /// a server without tokens.
+    pub fn kept(
+        &self,
+        authorization: Option<&str>,
+        cookie: Option<&str>,
+    ) -> (Option<String>, Option<String>) {
+        if self.tokens.is_none() {
+            return (None, None);
+        }
+        let token = authorization.and_then(bearer);
+        // Another scheme is kept as an empty value: no bearer, as before.
+        let authorization =
+            authorization.map(|_| token.map_or(String::new(), |t| format!("Bearer {t}")));
+        let cookie = match token {
+            Some(_) => None,
+            None => cookie
+                .and_then(session_id)
+                .map(|id| format!("{COOKIE}={id}")),
+        };
+        (authorization, cookie)
+    }
+
     /// The role and name of a token: a legacy one, else a named one.
     fn token(&self, tokens: &Tokens, token: &str) -> Option<(Role, Name)> {
         match () {
@@ -617,6 +643,51 @@ mod tests {
             local.identify(&hub, Some("Bearer guess"), None, true),
             Caller::Unknown,
             "a wrong token is never taken for no token"
+        );
+    }
+
+    /// What a parked request keeps of its headers identifies its caller as
+    /// the headers do, and holds none of their padding.
+    #[test]
+    fn what_is_kept_of_the_headers_identifies_as_they_do() {
+        let (auth, hub) = (auth().with_local_agents(true), hub());
+        let id = auth
+            .sign_in(&hub, Credential::Token("human-secret"), None)
+            .unwrap();
+        let pad = "p".repeat(16_000);
+        let signed_in = format!("pad={pad}; {COOKIE}={id}; other={pad}");
+        let padded = format!("pad={pad}");
+        let authorizations = [
+            None,
+            Some("Bearer agent-secret"),
+            Some(" bearer  human-secret "),
+            Some("Bearer guess"),
+            Some("Basic human-secret"),
+        ];
+        let cookies = [None, Some(signed_in.as_str()), Some(padded.as_str())];
+        for authorization in authorizations {
+            for cookie in cookies {
+                let (kept_authorization, kept_cookie) = auth.kept(authorization, cookie);
+                let kept = [&kept_authorization, &kept_cookie].map(|k| k.as_ref().map(String::len));
+                assert!(kept.iter().flatten().all(|len| *len < 200), "{kept:?}");
+                for local in [false, true] {
+                    assert_eq!(
+                        auth.identify(
+                            &hub,
+                            kept_authorization.as_deref(),
+                            kept_cookie.as_deref(),
+                            local
+                        ),
+                        auth.identify(&hub, authorization, cookie, local),
+                        "{authorization:?} {:?} {local}",
+                        cookie.map(|c| c.len())
+                    );
+                }
+            }
+        }
+        assert_eq!(
+            Auth::new(None).kept(Some("Bearer x"), Some(&signed_in)),
+            (None, None)
         );
     }
 

@@ -14,12 +14,15 @@
 //! thread holds the request unanswered, which keeps the descriptor open.
 //! A poll whose caller's credential may have been taken away since it
 //! parked (the streams' `Watch::revocations` moved) is left to its thread,
-//! which asks again.
+//! which asks again. Whatever the parked work does, a panic included, its
+//! thread asks `finish` once before it answers (`finish_parked`).
 
+use crate::error::Error;
 use crate::hub::subscriber::{Deliver, Feed, Next, Published};
-use crate::serve::http::Response;
+use crate::serve::http::{Parked, Parking, Response};
 use crate::serve::stream::{Watch, send_now};
 use std::os::fd::RawFd;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// A request's response as the bytes its connection's thread would write.
@@ -89,6 +92,29 @@ impl Early {
             State::Answered(sent) => Some(sent),
             State::Waiting | State::Finished => None,
         }
+    }
+}
+
+/// How a parked request ends (`finish_parked`).
+pub enum Finished {
+    /// Answered early: what its socket did not take, for its thread.
+    Early(Sent),
+    /// The work's response, a 500 if it panicked, to be written whole.
+    Work(Response),
+}
+
+/// Runs a parked request's work on its connection's thread, then settles
+/// in one place (`Early::finish`) who answers: a request answered early is
+/// not answered again, not even by the 500 of a work that panicked after,
+/// and no early answer follows, so none reaches a descriptor closed since.
+pub fn finish_parked(work: Parked, parking: &Parking) -> Finished {
+    let response = catch_unwind(AssertUnwindSafe(|| work(parking))).unwrap_or_else(|_| {
+        log::error!("parked work panicked");
+        Response::error(&Error::Internal)
+    });
+    match parking.early.as_ref().and_then(|early| early.finish()) {
+        Some(sent) => Finished::Early(sent),
+        None => Finished::Work(response),
     }
 }
 
@@ -212,6 +238,40 @@ mod tests {
         registry.take_deliveries().run();
         assert_eq!(read_all(&mut peer), b"");
         assert!(!early.answered());
+    }
+
+    /// Parked work that panics: once answered early, its thread writes
+    /// only the rest of that answer, never a 500 after it; unanswered, the
+    /// 500 is the answer and no early one follows.
+    #[test]
+    fn parked_work_that_panics_is_answered_once() {
+        let panics: fn() -> Parked = || Box::new(|_: &Parking| panic!("a bug in parked work"));
+        let mut registry = Registry::default();
+        let (early, mut peer, _inbox) = parked(&mut registry);
+        let parking = Parking {
+            client_left: &|| false,
+            early: Some(early),
+        };
+        registry.publish(update(1));
+        registry.take_deliveries().run();
+        let Finished::Early(sent) = finish_parked(panics(), &parking) else {
+            panic!("answered early, so not by the work");
+        };
+        assert_eq!((sent.status, sent.rest), (200, Vec::new()));
+        assert_eq!(read_all(&mut peer), b"version 1", "the early answer alone");
+
+        let (early, mut peer, _inbox) = parked(&mut registry);
+        let parking = Parking {
+            client_left: &|| false,
+            early: Some(early),
+        };
+        let Finished::Work(response) = finish_parked(panics(), &parking) else {
+            panic!("nothing was answered early");
+        };
+        assert_eq!(response.status, 500);
+        registry.publish(update(2));
+        registry.take_deliveries().run();
+        assert_eq!(read_all(&mut peer), b"", "no early answer after");
     }
 
     #[test]

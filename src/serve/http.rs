@@ -53,6 +53,12 @@ pub struct Request {
     pub peer: Option<std::net::SocketAddr>,
     /// The body, or why it was refused (413, 415) before anything was read.
     pub body: Result<Vec<u8>>,
+    /// How many times a credential may have been taken away (the streams'
+    /// `Watch::revocations`) as the request was read, before its credential
+    /// was checked: a parked long-poll compares against it, so a revoke
+    /// swept between the check and its parking is not missed
+    /// (docs/PROTOCOL.md §7).
+    pub revocations: u64,
 }
 
 impl Request {
@@ -66,6 +72,7 @@ impl Request {
             headers: vec![("content-type".into(), "application/json".into())],
             peer: None,
             body: Ok(body.as_bytes().to_vec()),
+            revocations: 0,
         }
     }
 

@@ -146,8 +146,8 @@ fn local(request: &Request) -> bool {
 /// (docs/PROTOCOL.md §7).
 pub(super) fn still(app: &App, request: &Request, role: Role) -> Box<dyn Fn() -> bool + Send> {
     let (auth, hub) = (app.auth.clone(), app.hub.clone());
-    let authorization = request.header("authorization").map(str::to_string);
-    let cookie = request.header("cookie").map(str::to_string);
+    let (authorization, cookie) =
+        auth.kept(request.header("authorization"), request.header("cookie"));
     let local = local(request);
     Box::new(move || {
         let caller = auth.identify(&hub, authorization.as_deref(), cookie.as_deref(), local);
@@ -535,9 +535,10 @@ fn long_poll(
     if current.version != since {
         return Ok(pending_response(&current).into());
     }
-    // Once a revoke or a sign-out was swept since now, whether the caller
-    // may still read is asked again before it is answered.
-    let (watch, seen) = (app.streams.clone(), app.streams.revocations());
+    // Once a revoke or a sign-out was swept since the request came in
+    // (before its credential was checked), whether the caller may still
+    // read is asked again before it is answered.
+    let (watch, seen) = (app.streams.clone(), request.revocations);
     let still_human = still(app, request, Role::Human);
     let place = take_place(app, request, Place::Parked)?;
     let subscription = match app.hub.subscribe_unless_changed(session_id, kind, since) {

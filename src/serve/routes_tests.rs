@@ -14,10 +14,14 @@ use crate::core::view::Update;
 use crate::error::Error;
 use crate::hub::Counts;
 use crate::serve::admission::Place;
+use crate::serve::early::Early;
 use crate::serve::http::{JSON, Method, Parked, Parking, Reply, Request, Response};
 use serde_json::{Value, json};
+use std::cell::Cell;
 use std::fmt;
 use std::io::{self, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Mutex};
 
 // ---- requests ----
@@ -1329,6 +1333,58 @@ fn without_a_free_place_waits_and_streams_are_503_unless_answered_at_once() {
 }
 
 // ---- parked replies and streams ----
+
+/// Parks a long-poll for session `s` since version 0 and, once its work
+/// runs (at its first look whether its client left), submits there:
+/// whether the fan-out thread answered it early, and what its own thread
+/// answered.
+fn woken_long_poll(app: &App, request: &Request) -> (bool, Seen) {
+    let work = park(app, request);
+    let (socket, _peer) = UnixStream::pair().expect("a socket pair");
+    let fd = socket.as_raw_fd();
+    // The socket lives as long as the printer, which the early holds.
+    let print = Box::new(move |response: Response| {
+        let _open = &socket;
+        response.body
+    });
+    let early = Arc::new(Early::new(fd, print));
+    let submitted = Cell::new(false);
+    let client_left = || {
+        if !submitted.replace(true) {
+            queued(app, Kind::Clarify, prompt(Kind::Clarify, json!({})));
+        }
+        false
+    };
+    let parking = Parking {
+        client_left: &client_left,
+        early: Some(early.clone()),
+    };
+    let seen = Seen::of(&work(&parking));
+    (early.finish().is_some(), seen)
+}
+
+/// A revoke swept (`Watch::recheck`) after a long-poll came in, between
+/// the check of its credential and its parking, leaves its answer to its
+/// thread, which asks again (docs/PROTOCOL.md §7): the fan-out thread
+/// answers only a poll whose revocations have not moved since it came in.
+/// (An open server: the caller may still read, so it gets the change.)
+#[test]
+fn a_revoke_swept_as_a_long_poll_parks_leaves_its_answer_to_its_thread() {
+    let url = "/api/clarify/pending?session_id=s&since=0&wait=30";
+    let (early, _) = woken_long_poll(&app(&[]), &get(url));
+    assert!(early, "with nothing swept, the fan-out thread answers");
+
+    let app = app(&[]);
+    let request = get(url);
+    app.streams.recheck();
+    let (early, seen) = woken_long_poll(&app, &request);
+    assert!(!early, "answered by the fan-out thread without asking");
+    compare(
+        "the poll, asked again",
+        &seen,
+        &poll(head(&app, "s", Kind::Clarify), 1, 1),
+    );
+}
 
 #[test]
 fn parked_requests_hold_a_place_and_answer_when_their_work_runs() {

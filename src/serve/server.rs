@@ -38,7 +38,7 @@ use crate::notify::message::Links;
 use crate::receipt_key;
 use crate::serve::admission::Place;
 use crate::serve::auth::{self, Auth, Tokens};
-use crate::serve::early::{Early, Print};
+use crate::serve::early::{self, Early, Finished, Print};
 use crate::serve::http::{self, Method, Parking, Reply, Request, Response};
 use crate::serve::limits;
 use crate::serve::metrics::Metrics;
@@ -636,7 +636,9 @@ fn serve_guarded(app: &App, detached: &Arc<ThreadGroup>, raw: tiny_http::Request
 }
 
 fn serve(app: &App, detached: &Arc<ThreadGroup>, mut raw: tiny_http::Request) {
-    let (request, unread_body) = read_request(&mut raw, app.config.max_body);
+    // Read before the request's credential is checked (docs/PROTOCOL.md §7).
+    let revocations = app.streams.revocations();
+    let (request, unread_body) = read_request(&mut raw, app.config.max_body, revocations);
     let reply = match request {
         Ok(request) => catch_unwind(AssertUnwindSafe(|| routes::handle(app, &request)))
             .unwrap_or_else(|_| {
@@ -675,21 +677,19 @@ fn serve(app: &App, detached: &Arc<ThreadGroup>, mut raw: tiny_http::Request) {
         // meanwhile (serve/early.rs): then only what did not fit is written.
         Reply::Park(work) => {
             let fd = raw.connection_fd();
-            let early = fd.map(|fd| Arc::new(Early::new(fd, printer(&raw))));
             let parking = Parking {
                 client_left: &|| fd.is_some_and(limits::client_has_left),
-                early: early.clone(),
+                early: fd.map(|fd| Arc::new(Early::new(fd, printer(&raw)))),
             };
-            let response = work(&parking);
-            match early.and_then(|early| early.finish()) {
-                Some(sent) => {
+            match early::finish_parked(work, &parking) {
+                Finished::Early(sent) => {
                     metrics.count_response(sent.status);
                     metrics.answered_early.fetch_add(1, Ordering::Relaxed);
                     if let Err(error) = raw.respond_rest(&sent.rest) {
                         log::debug!("writing a response failed: {error}");
                     }
                 }
-                None => respond(&metrics, raw, response),
+                Finished::Work(response) => respond(&metrics, raw, response),
             }
             Ok(())
         }
@@ -702,7 +702,11 @@ fn serve(app: &App, detached: &Arc<ThreadGroup>, mut raw: tiny_http::Request) {
 /// The request as a value (or a 400 for a malformed url). The body is read
 /// only when it is acceptable; `true` means a body was left unread and must
 /// be drained before replying.
-fn read_request(raw: &mut tiny_http::Request, max_body: usize) -> (Result<Request, Error>, bool) {
+fn read_request(
+    raw: &mut tiny_http::Request,
+    max_body: usize,
+    revocations: u64,
+) -> (Result<Request, Error>, bool) {
     let method = Method::parse(raw.method().as_str());
     let headers: Vec<(String, String)> = raw
         .headers()
@@ -742,6 +746,7 @@ fn read_request(raw: &mut tiny_http::Request, max_body: usize) -> (Result<Reques
             headers,
             peer: raw.remote_addr().copied(),
             body,
+            revocations,
         }),
         unread,
     )
