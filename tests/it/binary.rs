@@ -787,6 +787,9 @@ fn the_code_pages_activity_read_in_are_given_back_once_the_server_is_quiet() {
         trims,
         &mut || server.code_kib() < busy - (busy - idle) / 2,
     );
+    // What runs next reads its pages back.
+    assert_eq!(server.get("/app.js").status, 200);
+    server.submit_clarify("c", "still there?");
 }
 
 #[test]
