@@ -659,10 +659,10 @@ fn serve(app: &App, detached: &Arc<ThreadGroup>, mut raw: tiny_http::Request) {
         Reply::Stream(stream) => {
             metrics.count_response(200);
             let chunked = raw.http_version() >= &tiny_http::HTTPVersion(1, 1);
-            // The socket under the writer, open as long as the writer lives.
-            let fd = raw.connection_fd();
-            // The connection reads nothing more: its reading thread is free now.
-            let writer = raw.into_final_writer();
+            // The connection reads nothing more: its reading thread is free
+            // now. The writer is its socket, unbuffered (tiny_http patch
+            // 27), and `fd` the descriptor under it, open as long as it lives.
+            let (writer, fd) = raw.into_final_writer();
             let stream = move || stream(writer, chunked, fd);
             detached.spawn_sized("askgate-stream", Some(SMALL_STACK), stream)
         }

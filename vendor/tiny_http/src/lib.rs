@@ -679,6 +679,46 @@ mod handler_tests {
         }
     }
 
+    /// askgate patch: `Request::into_final_writer`.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_final_writer_is_the_socket_itself_and_alone_ends_the_connection() {
+        let (handed, taken) = mpsc::channel::<Request>();
+        let handed = std::sync::Mutex::new(handed);
+        let hand_over = move |request| handed.lock().unwrap().send(request).unwrap();
+        let options = ServerOptions::new()
+            .with_one_request_at_a_time(true)
+            .with_handler(Arc::new(hand_over));
+        let (_server, client) = server(options);
+        (&client).write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let request = taken.recv_timeout(PATIENCE).unwrap();
+        let socket_at = |fd| std::fs::read_link(format!("/proc/self/fd/{fd}")).ok();
+        let connection = request.connection_fd().unwrap();
+        let socket = socket_at(connection).unwrap();
+        let (mut writer, fd) = request.into_final_writer();
+        assert_eq!(socket_at(fd.unwrap()), Some(socket.clone()), "its descriptor");
+        let mut reader = BufReader::new(client);
+        let mut line = String::new();
+        // Unflushed, and on the wire: nothing buffers it.
+        writer.write_all(b"hello\n").unwrap();
+        reader.read_line(&mut line).unwrap();
+        assert_eq!(line, "hello\n");
+        // The connection's thread lets go of its copy without shutting
+        // the socket down.
+        let deadline = std::time::Instant::now() + PATIENCE;
+        while socket_at(connection).as_ref() == Some(&socket) {
+            assert!(std::time::Instant::now() < deadline, "the connection lets go");
+            thread::yield_now();
+        }
+        writer.write_all(b"world\n").unwrap();
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+        assert_eq!(line, "world\n");
+        drop(writer);
+        line.clear();
+        assert_eq!(reader.read_line(&mut line).unwrap(), 0, "closed with the writer");
+    }
+
     #[test]
     fn a_request_handed_to_another_thread_is_answered_before_the_next_is_read() {
         let (handed, taken) = mpsc::channel::<Request>();
