@@ -21,8 +21,8 @@
 //! No thread waits for work that has not come: idle with a data directory,
 //! four run (main, taking the signals; `http-accept`; `askgate-journal`;
 //! `askgate-expiry`); the others start with their work. Those that free
-//! what activity left end after it (the fan-out idle, the timer after a
-//! trim, the accept thread idle after accepting, tiny_http patch 26), so
+//! what activity left end after it (the fan-out idle, the timer and the
+//! accept thread after a trim, tiny_http patch 26), so
 //! that glibc's caches of the threads (tcache, out of `malloc_trim`'s
 //! reach) go back to the trims.
 //! A handler's panic is a logged 500, and a panic anywhere in serving a
@@ -182,13 +182,16 @@ impl Server {
             .ok()
             .and_then(|ms| ms.parse().ok())
             .map_or(TRIM_EVERY, Duration::from_millis);
-        let accepted = http.connections_accepted();
+        let (accepted, renew_accept) = (http.connections_accepted(), http.renew_accept_thread());
         let lingers = app.config.header_timeout + CONNECTION_THREAD_LINGERS;
         // Expiry, and now and then the open streams swept for clients that
         // left, and the allocator trimmed after activity (limits::TrimPolicy):
         // an idle server does no work. Each trim hands the timer over to a
-        // fresh thread (`relay`), so that what this one freed reaches the
-        // next trim.
+        // fresh thread (`relay`), and the accept loop too if it accepted
+        // (tiny_http patch 26), so that what they freed reaches the next
+        // trim. Not sooner: a thread's end runs glibc's code for it (64-192
+        // KiB of libc's pages mapped for that alone), which a trim's ends
+        // map anyway (BENCHMARKS.md, memory per stream at 100).
         let (mut trimmed, mut swept) = (Instant::now(), Instant::now());
         let mut trims = limits::TrimPolicy::new([0, 0], trim_every, lingers);
         let tick = move || {
@@ -216,18 +219,16 @@ impl Server {
                 accepted.load(Ordering::Relaxed) as u64,
                 hub.counts().version,
             ];
-            match trims.due(activity) {
-                limits::Trim::Nothing => Tick::Again,
-                limits::Trim::Heap => {
-                    limits::trim_allocator();
-                    Tick::Renew
-                }
-                limits::Trim::HeapAndCode => {
-                    limits::trim_allocator();
-                    limits::release_code_pages();
-                    Tick::Renew
-                }
+            let trim = trims.due(activity);
+            if trim == limits::Trim::Nothing {
+                return Tick::Again;
             }
+            limits::trim_allocator();
+            renew_accept.store(true, Ordering::Relaxed);
+            if trim == limits::Trim::HeapAndCode {
+                limits::release_code_pages();
+            }
+            Tick::Renew
         };
         relay(&running, "askgate-expiry", Arc::new(Mutex::new(tick)))?;
         if app.hub.is_replicated() {
@@ -662,10 +663,10 @@ fn serve(app: &App, detached: &Arc<ThreadGroup>, mut raw: tiny_http::Request) {
         Reply::Stream(stream) => {
             metrics.count_response(200);
             let chunked = raw.http_version() >= &tiny_http::HTTPVersion(1, 1);
-            // The socket under the writer, open as long as the writer lives.
-            let fd = raw.connection_fd();
-            // The connection reads nothing more: its reading thread is free now.
-            let writer = raw.into_final_writer();
+            // The connection reads nothing more: its reading thread is free
+            // now. The writer is its socket, unbuffered (tiny_http patch
+            // 27), and `fd` the descriptor under it, open as long as it lives.
+            let (writer, fd) = raw.into_final_writer();
             let stream = move || stream(writer, chunked, fd);
             detached.spawn_sized("askgate-stream", Some(SMALL_STACK), stream)
         }

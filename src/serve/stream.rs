@@ -176,15 +176,31 @@ impl Drop for Watching<'_> {
 struct Wire {
     inner: Box<dyn Write + Send>,
     chunked: bool,
+    /// The socket under `inner`, which buffers nothing (tiny_http patch 27,
+    /// or its buffer is empty whenever the wire is free).
+    fd: Option<RawFd>,
 }
 
 impl Wire {
     /// Writes one piece of the body, without flushing.
     fn write(&mut self, text: &str) -> io::Result<()> {
-        match self.chunked {
-            true => sse::write_chunk(&mut self.inner, text.as_bytes()),
-            false => self.inner.write_all(text.as_bytes()),
-        }
+        self.write_after("", text)
+    }
+
+    /// Writes `prefix` (a response's head), then one piece of the body,
+    /// without flushing: on the socket, one write for all of it with the
+    /// chunk's framing, as the fan-out thread's (small writes one after
+    /// another would wait on each other: Nagle and a delayed ACK).
+    fn write_after(&mut self, prefix: &str, text: &str) -> io::Result<()> {
+        let Some(fd) = self.fd else {
+            self.inner.write_all(prefix.as_bytes())?;
+            return match self.chunked {
+                true => sse::write_chunk(&mut self.inner, text.as_bytes()),
+                false => self.inner.write_all(text.as_bytes()),
+            };
+        };
+        let unsent = send_after(fd, prefix.as_bytes(), self.chunked, text.as_bytes())?;
+        self.inner.write_all(&unsent)
     }
 
     fn end(&mut self) {
@@ -336,6 +352,13 @@ impl Deliver for Shared {
 /// Sends one frame (as one chunk when `chunked`) on the socket without
 /// blocking; returns what did not fit, to be written before anything else.
 pub(super) fn send_now(fd: RawFd, chunked: bool, frame: &[u8]) -> io::Result<Vec<u8>> {
+    send_after(fd, b"", chunked, frame)
+}
+
+/// `send_now`, with `prefix` (a response's head) before the frame, in the
+/// same write.
+#[inline(never)]
+fn send_after(fd: RawFd, prefix: &[u8], chunked: bool, frame: &[u8]) -> io::Result<Vec<u8>> {
     let mut head = [0u8; 20];
     let head_len = match chunked {
         true => {
@@ -346,7 +369,7 @@ pub(super) fn send_now(fd: RawFd, chunked: bool, frame: &[u8]) -> io::Result<Vec
         false => 0,
     };
     let tail: &[u8] = if chunked { b"\r\n" } else { b"" };
-    let parts: [&[u8]; 3] = [&head[..head_len], frame, tail];
+    let parts: [&[u8]; 4] = [prefix, &head[..head_len], frame, tail];
     let iov = parts.map(|part| libc::iovec {
         iov_base: part.as_ptr() as *mut libc::c_void,
         iov_len: part.len(),
@@ -396,11 +419,12 @@ impl Stream {
         let mut wire = Wire {
             inner: writer,
             chunked,
+            fd,
         };
+        let head = sse::head(chunked);
         let prelude = wire
-            .inner
-            .write_all(sse::head(chunked).as_bytes())
-            .and_then(|()| self.write_prelude(&mut wire, initial));
+            .write_after(&head, &self.prelude(initial))
+            .and_then(|()| wire.inner.flush());
         if let Err(error) = prelude {
             log::debug!("stream {id} ended: {error}");
             return;
@@ -556,27 +580,28 @@ impl Stream {
 
     /// The first bytes of the body: the initial state (and, multiplexed, the
     /// retry delay and `ready`), frame by frame, flushed once.
-    fn write_prelude(&self, wire: &mut Wire, initial: Vec<Update>) -> io::Result<()> {
+    /// The frames a stream opens with, as one piece of the body.
+    fn prelude(&self, initial: Vec<Update>) -> String {
         let subscription = &self.subscription;
         match self.format {
             Format::PerKind(_) => {
                 // A per-kind subscription names one queue, so it has one state.
                 let data = initial.first().map(sse::per_kind_data);
-                wire.write(&sse::frame(None, "initial", &data.unwrap_or_default()))?;
+                sse::frame(None, "initial", &data.unwrap_or_default())
             }
             Format::Multiplexed => {
-                wire.write(&sse::retry(3000))?;
+                let mut prelude = sse::retry(3000);
                 for update in &initial {
-                    wire.write(&self.frame(update))?;
+                    prelude.push_str(&self.frame(update));
                 }
                 let ready = format!(
                     r#"{{"version": {}, "full": {}}}"#,
                     subscription.version, subscription.full
                 );
-                wire.write(&sse::frame(Some(subscription.version), "ready", &ready))?;
+                prelude.push_str(&sse::frame(Some(subscription.version), "ready", &ready));
+                prelude
             }
         }
-        wire.inner.flush()
     }
 
     fn frame(&self, update: &Update) -> String {

@@ -273,7 +273,7 @@ impl ClientConnection {
         )
         .map(|request| {
             #[cfg(unix)]
-            let request = request.with_peer_fd(self.peer_fd);
+            let request = request.with_connection(self.peer_fd, self.sink.shared());
             request
         })
         .map_err(|e| {

@@ -145,6 +145,9 @@ pub struct Server {
 
     // askgate patch: connections accepted so far, refused ones included
     accepted: Arc<AtomicUsize>,
+
+    // askgate patch: set to have the accept loop go on on a fresh thread
+    renew_accept: Arc<AtomicBool>,
 }
 
 enum Message {
@@ -263,6 +266,8 @@ impl Server {
         let close_trigger = Arc::new(AtomicBool::new(false));
         let accepted = Arc::new(AtomicUsize::new(0));
         let inside_accepted = accepted.clone();
+        let renew_accept = Arc::new(AtomicBool::new(false));
+        let inside_renew = renew_accept.clone();
 
         // building the TcpListener
         let (server, local_addr) = {
@@ -313,6 +318,11 @@ impl Server {
             log::debug!("Running accept thread");
             let mut accepted_here = false;
             while !inside_close_trigger.load(Relaxed) {
+                // askgate patch: asked to (`Server::renew_accept_thread`)
+                // after accepting on this thread, it goes on on a fresh one.
+                if inside_renew.swap(false, Relaxed) && accepted_here {
+                    return true;
+                }
                 let accept = server.accept();
                 if accept.is_ok() {
                     inside_accepted.fetch_add(1, Relaxed);
@@ -417,11 +427,7 @@ impl Server {
                     // askgate patch: a receive timeout set on the listener (so that
                     // accepted sockets inherit it) also applies to accept(); Linux
                     // reports it as WouldBlock. That, and a connection reset before
-                    // accept, are not reasons to stop accepting for good. Idle that
-                    // long after accepting, it goes on on a fresh thread.
-                    Err(ref e) if e.kind() == std::io::ErrorKind::WouldBlock && accepted_here => {
-                        return true
-                    }
+                    // accept, are not reasons to stop accepting for good.
                     Err(ref e)
                         if matches!(
                             e.kind(),
@@ -453,6 +459,7 @@ impl Server {
             close: close_trigger,
             listening_addr: local_addr,
             accepted,
+            renew_accept,
         })
     }
 
@@ -461,6 +468,14 @@ impl Server {
     /// gone.
     pub fn connections_accepted(&self) -> Arc<AtomicUsize> {
         self.accepted.clone()
+    }
+
+    /// askgate patch: setting it asks the accept loop to go on on a fresh
+    /// thread at its next turn (the next connection, or at most the
+    /// listener's receive timeout later), if it accepted a connection on
+    /// the thread it runs on; shared, as `connections_accepted`.
+    pub fn renew_accept_thread(&self) -> Arc<AtomicBool> {
+        self.renew_accept.clone()
     }
 
     /// Returns an iterator for all the incoming requests.
@@ -561,7 +576,7 @@ impl Drop for ReadingConnection {
 }
 
 /// askgate patch: runs the accept loop on a thread named `http-accept`,
-/// and on a fresh one each time the loop asks, idle after accepting: what
+/// and on a fresh one each time the loop asks, after accepting: what
 /// a thread freed stays in glibc's cache of that thread (tcache) until the
 /// thread ends, out of `malloc_trim`'s reach. Stays on this one when no
 /// thread can be started.
@@ -662,6 +677,46 @@ mod handler_tests {
             assert_eq!(served, expected);
             assert!(server.try_recv().unwrap().is_none(), "nothing is queued");
         }
+    }
+
+    /// askgate patch: `Request::into_final_writer`.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_final_writer_is_the_socket_itself_and_alone_ends_the_connection() {
+        let (handed, taken) = mpsc::channel::<Request>();
+        let handed = std::sync::Mutex::new(handed);
+        let hand_over = move |request| handed.lock().unwrap().send(request).unwrap();
+        let options = ServerOptions::new()
+            .with_one_request_at_a_time(true)
+            .with_handler(Arc::new(hand_over));
+        let (_server, client) = server(options);
+        (&client).write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let request = taken.recv_timeout(PATIENCE).unwrap();
+        let socket_at = |fd| std::fs::read_link(format!("/proc/self/fd/{fd}")).ok();
+        let connection = request.connection_fd().unwrap();
+        let socket = socket_at(connection).unwrap();
+        let (mut writer, fd) = request.into_final_writer();
+        assert_eq!(socket_at(fd.unwrap()), Some(socket.clone()), "its descriptor");
+        let mut reader = BufReader::new(client);
+        let mut line = String::new();
+        // Unflushed, and on the wire: nothing buffers it.
+        writer.write_all(b"hello\n").unwrap();
+        reader.read_line(&mut line).unwrap();
+        assert_eq!(line, "hello\n");
+        // The connection's thread lets go of its copy without shutting
+        // the socket down.
+        let deadline = std::time::Instant::now() + PATIENCE;
+        while socket_at(connection).as_ref() == Some(&socket) {
+            assert!(std::time::Instant::now() < deadline, "the connection lets go");
+            thread::yield_now();
+        }
+        writer.write_all(b"world\n").unwrap();
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+        assert_eq!(line, "world\n");
+        drop(writer);
+        line.clear();
+        assert_eq!(reader.read_line(&mut line).unwrap(), 0, "closed with the writer");
     }
 
     #[test]

@@ -8,6 +8,9 @@ use std::str::FromStr;
 use std::sync::mpsc::Sender;
 
 use crate::util::{ChunkedDecoder, ConnectionEnd, EqualReader, FramedBody, FusedReader};
+use crate::util::{RefinedTcpStream, SequentialWriter};
+use std::io::BufWriter;
+use std::sync::{Arc, Mutex};
 use crate::{HTTPVersion, Header, Method, Response, StatusCode};
 
 /// Represents an HTTP request made by a client.
@@ -80,6 +83,9 @@ pub struct Request {
     // askgate patch: the connection's descriptor, to tell whether its client left
     #[cfg(unix)]
     peer_fd: Option<std::os::unix::io::RawFd>,
+
+    // askgate patch: the connection's socket under its responses' writer
+    socket: Option<Arc<Mutex<BufWriter<RefinedTcpStream>>>>,
 }
 
 struct NotifyOnDrop<R> {
@@ -288,14 +294,22 @@ where
         connection_end,
         #[cfg(unix)]
         peer_fd: None,
+        socket: None,
     })
 }
 
 impl Request {
-    /// askgate patch: the descriptor `client_has_left` polls.
+    /// askgate patch: the descriptor `client_has_left` polls, and the
+    /// socket under the connection's writer, which `into_final_writer`
+    /// hands over.
     #[cfg(unix)]
-    pub(crate) fn with_peer_fd(mut self, fd: Option<std::os::unix::io::RawFd>) -> Request {
+    pub(crate) fn with_connection(
+        mut self,
+        fd: Option<std::os::unix::io::RawFd>,
+        socket: Arc<Mutex<BufWriter<RefinedTcpStream>>>,
+    ) -> Request {
         self.peer_fd = fd;
+        self.socket = Some(socket);
         self
     }
 
@@ -475,14 +489,37 @@ impl Request {
     /// one on its connection and may never end (an event stream): nothing
     /// more is read from the connection, and the thread that read this
     /// request is free at once instead of waiting for the writer to drop.
-    /// The connection closes once the writer is dropped.
-    pub fn into_final_writer(mut self) -> Box<dyn Write + Send + 'static> {
+    /// The connection closes once the writer is dropped. The writer is the
+    /// socket itself, unbuffered, once this response's turn has come:
+    /// tiny_http's buffer and the responses' ordering stay with the
+    /// connection's thread and end with it (about 1.6 KiB a stream); the
+    /// buffered writer when the socket cannot be cloned. With it, the
+    /// descriptor under it (plain connections), open as long as it lives.
+    #[cfg(unix)]
+    pub fn into_final_writer(
+        mut self,
+    ) -> (Box<dyn Write + Send + 'static>, Option<std::os::unix::io::RawFd>) {
         self.connection_end.mark();
-        let writer = self.extract_writer_impl();
+        let fd = self.connection_fd();
+        let mut writer = self.extract_writer_impl();
+        let socket = self.socket.take().map(|socket| {
+            writer.flush()?;
+            let mut shared = socket.lock().unwrap_or_else(|p| p.into_inner());
+            shared.get_mut().hand_over()
+        });
         if let Some(sender) = self.notify_when_responded.take() {
             let _ = sender.send(());
         }
-        writer
+        match socket {
+            Some(Ok(socket)) => {
+                let fd = socket.raw_fd();
+                // The same type as the connection's writers: no other copy
+                // of `Write`'s methods in the binary.
+                let alone = SequentialWriter::alone(BufWriter::with_capacity(0, socket));
+                (Box::new(alone), fd)
+            }
+            Some(Err(_)) | None => (writer, fd),
+        }
     }
 
     /// askgate patch: marked when nothing more may be read from the

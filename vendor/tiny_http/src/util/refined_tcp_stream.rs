@@ -140,6 +140,19 @@ impl RefinedTcpStream {
         Ok((read, write))
     }
 
+    /// askgate patch: a clone of this writing half, which shuts writing
+    /// down when dropped in its place: this one no longer does, and only
+    /// closes its descriptor (`Request::into_final_writer`).
+    pub(crate) fn hand_over(&mut self) -> IoResult<RefinedTcpStream> {
+        let stream = self.stream.try_clone()?;
+        self.close_write = false;
+        Ok(RefinedTcpStream {
+            stream,
+            close_read: false,
+            close_write: true,
+        })
+    }
+
     /// Returns true if this struct wraps around a secure connection.
     #[inline]
     pub(crate) fn secure(&self) -> bool {

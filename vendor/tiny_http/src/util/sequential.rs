@@ -56,7 +56,8 @@ where
 {
     trigger: Option<Receiver<()>>,
     writer: Arc<Mutex<W>>,
-    on_finish: SyncSender<()>,
+    // askgate patch: `None` for a writer alone (`SequentialWriter::alone`)
+    on_finish: Option<SyncSender<()>>,
 }
 
 impl<R: Read + Send> SequentialReaderBuilder<R> {
@@ -114,8 +115,27 @@ impl<W: Write + Send> Iterator for SequentialWriterBuilder<W> {
         Some(SequentialWriter {
             trigger: next_next_trigger,
             writer: self.writer.clone(),
-            on_finish: tx,
+            on_finish: Some(tx),
         })
+    }
+}
+
+impl<W: Write + Send> SequentialWriterBuilder<W> {
+    /// askgate patch: the writer the connection's responses share.
+    pub fn shared(&self) -> Arc<Mutex<W>> {
+        self.writer.clone()
+    }
+}
+
+impl<W: Write + Send> SequentialWriter<W> {
+    /// askgate patch: a writer that waits for no other, and that no other
+    /// waits for.
+    pub fn alone(writer: W) -> SequentialWriter<W> {
+        SequentialWriter {
+            trigger: None,
+            writer: Arc::new(Mutex::new(writer)),
+            on_finish: None,
+        }
     }
 }
 
@@ -204,6 +224,8 @@ where
     W: Write + Send,
 {
     fn drop(&mut self) {
-        self.on_finish.send(()).ok();
+        if let Some(on_finish) = &self.on_finish {
+            on_finish.send(()).ok();
+        }
     }
 }
