@@ -248,6 +248,12 @@ pub struct Hub {
 /// counts its threads); an error when none could be started.
 pub type StartFanOut = Box<dyn Fn() -> std::io::Result<()> + Send + Sync>;
 
+/// A first change after no fan-out thread ran with fewer deliveries than
+/// this is written by the committing thread, before the thread starts: a
+/// few hundred non-blocking writes (about 5 µs each) against a thread's
+/// start; the agent's reply waits for them (BENCHMARKS.md, "fan-out at 100").
+const RUN_HERE_BELOW: usize = 256;
+
 /// The deliveries the fan-out thread has yet to run, oldest first.
 #[derive(Default)]
 struct Fanout {
@@ -474,34 +480,47 @@ impl Hub {
     /// lock was just released, and each deliverer takes from its channel,
     /// which holds them in that order anyway), starting one if none runs;
     /// without one (none may be started, or starting failed), runs them
-    /// here.
+    /// here. The first change after none ran, when small, is written here
+    /// before the thread starts: waiting for a thread to start made the
+    /// first round after the streams opened the slowest (BENCHMARKS.md,
+    /// "fan-out at 100").
     fn hand_to_fanout(&self, deliveries: Deliveries) {
         if deliveries.is_empty() {
             return;
         }
-        let mut queue = self.fanout.queue.lock().unwrap_or_else(|p| p.into_inner());
-        let start = self.fanout.start.get().filter(|_| !queue.running);
-        if !queue.running && start.is_none() {
-            drop(queue);
-            deliveries.run();
+        let mut queue = self.fanout_queue();
+        if queue.running {
+            queue.waiting.push(deliveries);
+            if std::mem::take(&mut queue.asleep) {
+                self.fanout.ready.notify_one();
+            }
             return;
         }
-        queue.waiting.push(deliveries);
-        if let Some(start) = start {
-            // Counted as running from now: what is handed over while it
-            // starts queues behind these, in order.
-            queue.running = true;
+        let Some(start) = self.fanout.start.get() else {
             drop(queue);
-            if start().is_err() {
-                let mut queue = self.fanout.queue.lock().unwrap_or_else(|p| p.into_inner());
-                queue.running = false;
-                let waiting = std::mem::take(&mut queue.waiting);
-                drop(queue);
-                waiting.into_iter().for_each(Deliveries::run);
-            }
-        } else if std::mem::take(&mut queue.asleep) {
-            self.fanout.ready.notify_one();
+            return deliveries.run();
+        };
+        // Counted as running from now: what is handed over while it starts
+        // queues for it, in order.
+        queue.running = true;
+        if deliveries.len() < RUN_HERE_BELOW {
+            drop(queue);
+            deliveries.run();
+        } else {
+            queue.waiting.push(deliveries);
+            drop(queue);
         }
+        if start().is_err() {
+            let mut queue = self.fanout_queue();
+            queue.running = false;
+            let waiting = std::mem::take(&mut queue.waiting);
+            drop(queue);
+            waiting.into_iter().for_each(Deliveries::run);
+        }
+    }
+
+    fn fanout_queue(&self) -> MutexGuard<'_, FanoutQueue> {
+        self.fanout.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The fan-out thread: runs the deliveries of every change, one change
@@ -514,7 +533,7 @@ impl Hub {
     /// (`hand_to_fanout`), which deciding to end under the queue's lock
     /// keeps from racing.
     pub fn fan_out(&self, idle: Duration) {
-        let mut queue = self.fanout.queue.lock().unwrap_or_else(|p| p.into_inner());
+        let mut queue = self.fanout_queue();
         queue.running = true;
         loop {
             if queue.waiting.is_empty() {
@@ -538,7 +557,7 @@ impl Hub {
             for deliveries in batches {
                 deliveries.run();
             }
-            queue = self.fanout.queue.lock().unwrap_or_else(|p| p.into_inner());
+            queue = self.fanout_queue();
         }
         queue.running = false;
     }
@@ -964,7 +983,7 @@ impl Hub {
         }
         drop(inner);
         self.expiry_changed.notify_all();
-        let mut queue = self.fanout.queue.lock().unwrap_or_else(|p| p.into_inner());
+        let mut queue = self.fanout_queue();
         queue.asleep = false;
         self.fanout.ready.notify_all();
     }
@@ -1099,7 +1118,9 @@ fn log_change(change: &Change) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use subscriber::Next;
+    use crossbeam_channel::{Sender, unbounded};
+    use std::thread::{self, ThreadId};
+    use subscriber::{Deliver, Feed, Next};
 
     fn hub() -> Arc<Hub> {
         let limits = Limits {
@@ -1134,6 +1155,91 @@ mod tests {
         assert!(closed(&parked));
         drop((open, late, parked));
         assert_eq!(hub.counts().subscribers, 0);
+    }
+
+    /// Sends the thread that took each update from its feed.
+    struct Taker {
+        feed: Feed,
+        by: Sender<ThreadId>,
+    }
+
+    impl Deliver for Taker {
+        fn deliver(&self) -> bool {
+            while let Some(Next::Update(_)) = self.feed.try_next() {
+                self.by.send(thread::current().id()).unwrap();
+            }
+            true
+        }
+    }
+
+    /// `count` subscribers to everything, each delivered to by a `Taker`.
+    fn taken_by(hub: &Arc<Hub>, count: usize, by: &Sender<ThreadId>) -> Vec<Subscription> {
+        let subscriptions: Vec<_> = (0..count).map(|_| hub.subscribe(all(), None)).collect();
+        for subscription in &subscriptions {
+            let feed = subscription.inbox.feed();
+            let by = by.clone();
+            subscription
+                .inbox
+                .deliver_with(Arc::new(Taker { feed, by }));
+        }
+        subscriptions
+    }
+
+    /// A hub whose deliveries go to a fan-out thread, as the server's.
+    fn fanning_out() -> Arc<Hub> {
+        let hub = hub();
+        let weak = Arc::downgrade(&hub);
+        hub.fan_out_on(Box::new(move || {
+            let hub = weak.upgrade().ok_or(std::io::ErrorKind::NotFound)?;
+            thread::Builder::new()
+                .spawn(move || hub.fan_out(Duration::from_secs(30)))
+                .map(drop)
+        }));
+        hub
+    }
+
+    fn submit(hub: &Hub, question: &str) {
+        let payload = Payload::question(question.into(), Vec::new());
+        let asker = Asker {
+            agent: "agent",
+            by: "agent",
+        };
+        hub.submit("s", 60, payload, asker).unwrap();
+    }
+
+    #[test]
+    fn the_first_small_change_after_no_fan_out_thread_ran_is_written_before_it_starts() {
+        let hub = fanning_out();
+        let (by, took) = unbounded();
+        let subscriptions = taken_by(&hub, 3, &by);
+        let here = thread::current().id();
+        submit(&hub, "first?");
+        let first: Vec<_> = took.try_iter().collect();
+        assert_eq!(first, [here; 3], "written by the committing thread");
+        submit(&hub, "second?");
+        let wait = Duration::from_secs(10);
+        let second: Vec<_> = (0..3).map(|_| took.recv_timeout(wait).unwrap()).collect();
+        assert!(
+            second.iter().all(|&thread| thread != here),
+            "by the fan-out thread"
+        );
+        hub.close();
+        drop(subscriptions);
+    }
+
+    #[test]
+    fn a_large_first_change_goes_to_the_fan_out_thread() {
+        let hub = fanning_out();
+        let (by, took) = unbounded();
+        let subscriptions = taken_by(&hub, RUN_HERE_BELOW, &by);
+        let here = thread::current().id();
+        submit(&hub, "first?");
+        let wait = Duration::from_secs(10);
+        for _ in 0..RUN_HERE_BELOW {
+            assert_ne!(took.recv_timeout(wait).unwrap(), here);
+        }
+        hub.close();
+        drop(subscriptions);
     }
 
     #[test]

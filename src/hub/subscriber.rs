@@ -98,6 +98,10 @@ impl Deliveries {
         self.0.is_empty()
     }
 
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
     /// Each deliverer in turn, then each reader whose deliverer could not
     /// finish is woken: the woken threads do not take the CPU from the
     /// deliverers still to run (a long-poll's thread is always woken).

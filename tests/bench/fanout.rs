@@ -17,8 +17,9 @@
 //! `BENCH_BURST` the burst's streams (5000), `BENCH_ROUNDS` the changes per fan-out
 //! run (20); `BENCH_ASKGATE` another askgate binary (to compare builds),
 //! `BENCH_NCHAN=0` skips nchan, `BENCH_WARMUP` the fan-out's warm-up runs
-//! before it measures (1; printed, not in the ratios). Prints Markdown;
-//! BENCHMARKS.md keeps it.
+//! before it measures (1; printed, not in the ratios); `BENCH_TRACE=1`
+//! prints each round's first, median and last delivery in order (to stderr),
+//! to see which rounds set the p99. Prints Markdown; BENCHMARKS.md keeps it.
 
 mod burst;
 mod harness;
@@ -256,6 +257,7 @@ fn measure(
 ) -> Result<(Vec<Duration>, Vec<Duration>), String> {
     let rounds: usize = knob("BENCH_ROUNDS", "20").parse().unwrap_or(20);
     let (mut deliveries, mut lasts) = (Vec::new(), Vec::new());
+    let mut trace = Vec::new();
     for round in 1..=rounds {
         let published = Instant::now();
         (target.publish)(target.addr, round);
@@ -275,10 +277,32 @@ fn measure(
             }
         }
         lasts.push(last);
+        trace.push(round_summary(
+            round,
+            &deliveries[deliveries.len() - count..],
+        ));
+    }
+    if knob("BENCH_TRACE", "0") != "0" {
+        eprintln!("{} {}", target.name, trace.join(" "));
     }
     deliveries.sort();
     lasts.sort();
     Ok((deliveries, lasts))
+}
+
+/// `rN:first/median/last` in milliseconds, for one round's deliveries.
+fn round_summary(round: usize, latencies: &[Duration]) -> String {
+    let mut sorted = latencies.to_vec();
+    sorted.sort();
+    let ms = |at: Duration| at.as_secs_f64() * 1e3;
+    let (first, last) = (sorted[0], sorted[sorted.len() - 1]);
+    let median = sorted[sorted.len() / 2];
+    format!(
+        "r{round}:{:.2}/{:.2}/{:.2}",
+        ms(first),
+        ms(median),
+        ms(last)
+    )
 }
 
 pub fn subscribe(target: &Target, receipts: Sender<(usize, Instant)>) -> Option<TcpStream> {
