@@ -727,12 +727,22 @@ fn bytes_per_parked_wait(pad: &str, count: usize) -> u64 {
 /// open server, nothing), not a copy of its `Cookie` header: with heads
 /// of one 16 KB line, a wait whose line is a `Cookie` holds no more than
 /// one whose line is any other header (measured: 16 KiB more, with the
-/// header copied).
+/// header copied). A copy is kept by every wait, every time; the least of
+/// two servers' readings for each is compared, since now and then a server's
+/// heap grows by a few MiB more, whatever the header (one run in about
+/// twenty: 64 KiB against 53).
 #[test]
 fn parked_waits_with_large_cookie_heads_keep_no_copy_of_them() {
     let count = 190;
-    let other = bytes_per_parked_wait("X-Pad", count);
-    let cookie = bytes_per_parked_wait("Cookie", count);
+    let least = |pad: &str| {
+        let (first, second) = (
+            bytes_per_parked_wait(pad, count),
+            bytes_per_parked_wait(pad, count),
+        );
+        first.min(second)
+    };
+    let other = least("X-Pad");
+    let cookie = least("Cookie");
     println!(
         "a parked wait with a 16 KB line: {} KiB with X-Pad, {} KiB with Cookie",
         other / KIB,
