@@ -578,9 +578,8 @@ impl Stream {
         ))
     }
 
-    /// The first bytes of the body: the initial state (and, multiplexed, the
-    /// retry delay and `ready`), frame by frame, flushed once.
-    /// The frames a stream opens with, as one piece of the body.
+    /// The first bytes of the body, as one piece: the initial state (and,
+    /// multiplexed, the retry delay and `ready`), frame by frame.
     fn prelude(&self, initial: Vec<Update>) -> String {
         let subscription = &self.subscription;
         match self.format {
