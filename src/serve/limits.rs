@@ -1,6 +1,7 @@
 //! What the process asks of the system: as many open files as it may have,
-//! a glibc allocator that gives memory back, and whether a waiting client
-//! is still there.
+//! a glibc allocator that gives memory back, the code pages that activity
+//! read in given back once quiet, and whether a waiting client is still
+//! there.
 //!
 //! A stream holds up to two descriptors, and the usual soft limit of 1,024
 //! would stop `--max-streams` short of its default; the hard limit is the

@@ -191,7 +191,9 @@ impl Server {
         // (tiny_http patch 26), so that what they freed reaches the next
         // trim. Not sooner: a thread's end runs glibc's code for it (64-192
         // KiB of libc's pages mapped for that alone), which a trim's ends
-        // map anyway (BENCHMARKS.md, memory per stream at 100).
+        // map anyway (BENCHMARKS.md, memory per stream at 100). The trims of
+        // quiet periods also give back the code pages the activity read in
+        // (`limits::release_code_pages`).
         let (mut trimmed, mut swept) = (Instant::now(), Instant::now());
         let mut trims = limits::TrimPolicy::new([0, 0], trim_every, lingers);
         let tick = move || {
