@@ -21,6 +21,7 @@ pub mod record;
 pub mod record_v1;
 pub mod room;
 pub mod rules;
+pub mod shared;
 pub mod snapshot;
 pub mod state;
 pub mod validate;

@@ -24,7 +24,7 @@ pub trait GiveBack {
 
 /// The capacity to shrink to, if any: `None` while the table is small or
 /// holds more than a quarter of its room.
-fn shrunk(len: usize, capacity: usize) -> Option<usize> {
+pub(super) fn shrunk(len: usize, capacity: usize) -> Option<usize> {
     (capacity > SMALL && len <= capacity / 4).then(|| len.max(SMALL / 2) * 2)
 }
 

@@ -27,10 +27,11 @@ use crate::core::queue::{Identified, Queue};
 use crate::core::receipt::{self, Decision};
 use crate::core::room::GiveBack;
 use crate::core::rules::{Lifetime, Rule, Scope};
+use crate::core::shared::{Chunks, Shards};
 use crate::core::validate;
 use crate::core::view::{Interest, Update, Watch};
 use crate::error::{Error, Refusal, Result};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 /// At most this many outcomes are kept, however short their retention.
@@ -257,12 +258,13 @@ pub struct State {
     /// session only once it changes there.
     pub(super) sessions: BTreeMap<String, Arc<Session>>,
     /// Kept outcomes, shared (`Arc`) with a snapshot being written, so
-    /// compaction copies pointers, not records.
-    pub(super) outcomes: HashMap<Arc<str>, Arc<Record>>,
+    /// compaction copies pointers, not records; these tables and the next
+    /// two are shared with the state's clones until written (`shared`).
+    pub(super) outcomes: Shards<Arc<Record>>,
     /// Outcome ids in the order they were recorded, for retention.
-    pub(super) outcome_order: VecDeque<Arc<str>>,
+    pub(super) outcome_order: Chunks<Arc<str>>,
     /// Every pending prompt's id, so new ids are unique across sessions.
-    pub(super) pending_ids: HashSet<Arc<str>>,
+    pub(super) pending_ids: Shards<()>,
     /// Rules granted with `always`, oldest first.
     pub(super) always: Vec<Rule>,
     /// Where each rule lives, by id: its session, or `None` for `always`.
@@ -446,7 +448,7 @@ impl State {
         session.changed_at = prompt.requested_at;
         session.queues[kind].push(Arc::clone(prompt), version);
         session.refresh_head(kind);
-        self.pending_ids.insert(Arc::from(prompt.id.as_str()));
+        self.pending_ids.insert(Arc::from(prompt.id.as_str()), ());
         self.pending_bytes += prompt.stored_bytes();
         Applied {
             queue: Some((prompt.session_id.clone(), kind)),
@@ -590,7 +592,7 @@ impl State {
             .checked_sub(limits.max_outcome_bytes())
             .filter(|&excess| excess > 0)?;
         let mut outcomes = Vec::new();
-        for id in &self.outcome_order {
+        for id in self.outcome_order.iter() {
             if excess == 0 || outcomes.len() == FORGET_BATCH {
                 break;
             }
@@ -644,8 +646,8 @@ impl State {
     pub fn fresh_id(&self, kind: Kind, mut draw: impl FnMut(usize) -> String) -> String {
         loop {
             let id = draw(kind.id_len());
-            let used =
-                self.pending_ids.contains(id.as_str()) || self.outcomes.contains_key(id.as_str());
+            let used = self.pending_ids.contains_key(id.as_str())
+                || self.outcomes.contains_key(id.as_str());
             if !used && !self.rule_homes.contains_key(&id) {
                 return id;
             }
@@ -1103,7 +1105,7 @@ impl State {
             .outcome_order
             .iter()
             .take_while(|id| {
-                let Some(record) = self.outcomes.get(&**id) else {
+                let Some(record) = self.outcomes.get(id) else {
                     return false;
                 };
                 let forget = record.at <= stale_before || excess > 0;
