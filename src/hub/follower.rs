@@ -157,7 +157,9 @@ impl Hub {
             }
             committed.recorded.extend(applied.recorded);
             committed.resolved.extend(applied.resolved);
-            committed.deadline |= applied.deadline;
+            if let Some(at) = applied.deadline {
+                committed.deadline_at(at);
+            }
             committed.deliveries.append(applied.deliveries);
         }
         drop(inner);

@@ -162,13 +162,13 @@ struct Inner {
     sign_ins_ended: u64,
 }
 
-/// What a commit did: the prompts that got an outcome, whether a new
-/// deadline appeared, the version to wait for before answering, and the
+/// What a commit did: the prompts that got an outcome, the earliest new
+/// deadline, the version to wait for before answering, and the
 /// audit lines to write once it is durable.
 #[derive(Default)]
 struct Committed {
     recorded: Vec<String>,
-    deadline: bool,
+    deadline: Option<f64>,
     version: u64,
     audit: Vec<String>,
     /// The decisions made, each with the index of its line in `audit`,
@@ -181,6 +181,12 @@ struct Committed {
     /// The frames owed to streams, for the fan-out thread once the lock is
     /// released.
     deliveries: Deliveries,
+}
+
+impl Committed {
+    fn deadline_at(&mut self, at: f64) {
+        self.deadline = Some(self.deadline.map_or(at, |earliest| earliest.min(at)));
+    }
 }
 
 /// A prompt that left its queue: answered, expired or cancelled.
@@ -222,6 +228,10 @@ pub struct Asker<'a> {
 
 /// Who the server itself is in the audit log (expiry, restart).
 const SERVER: &str = "server";
+
+/// The longest the expiry thread sleeps between looks (`expire_due` asks
+/// for no more); only a deadline sooner than its next look wakes it.
+pub const EXPIRY_CHECK: Duration = Duration::from_secs(1);
 
 pub struct Hub {
     inner: Mutex<Inner>,
@@ -734,6 +744,7 @@ impl Hub {
     /// compacts the journal when it has grown; returns how
     /// long until the next expiry (at most `max_wait`).
     pub fn expire_due(&self, max_wait: Duration) -> Duration {
+        let max_wait = max_wait.min(EXPIRY_CHECK);
         if let Err(wait) = self.store.decides_time(max_wait) {
             return wait;
         }
@@ -771,7 +782,8 @@ impl Hub {
 
     /// Wakes waiters once a commit is durable: the agents waiting for the
     /// prompts that got an outcome (looked up now, so one that began waiting
-    /// meanwhile is woken too), the expiry thread when a deadline appeared.
+    /// meanwhile is woken too), the expiry thread when a deadline appeared
+    /// that comes before it would look again.
     fn announce(&self, committed: Committed) {
         self.hand_to_fanout(committed.deliveries);
         if !committed.recorded.is_empty() {
@@ -782,7 +794,11 @@ impl Hub {
                 }
             }
         }
-        if committed.deadline {
+        // The expiry thread looks again within `EXPIRY_CHECK` anyway: woken
+        // for every submit (every instance's, with Redis), it scanned the
+        // pending prompts hundreds of times a second under load.
+        let check_by = self.clock.now() + EXPIRY_CHECK.as_secs_f64();
+        if committed.deadline.is_some_and(|at| at < check_by) {
             self.expiry_changed.notify_all();
         }
     }
@@ -1025,7 +1041,9 @@ impl Inner {
             let line_index = committed.audit.len();
             committed.audit.extend(lines);
             if let Change::Submitted(prompt) = &change {
-                committed.deadline |= prompt.expires();
+                if prompt.expires() {
+                    committed.deadline_at(prompt.expires_at);
+                }
                 if observing && !self.state.is_paused(prompt.agent_name()) {
                     committed.submitted.push(Prompt::clone(prompt));
                 }

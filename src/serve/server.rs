@@ -200,7 +200,7 @@ impl Server {
             if flag.load(Ordering::Acquire) {
                 return Tick::Stop;
             }
-            let wait = hub.expire_due(Duration::from_secs(1));
+            let wait = hub.expire_due(crate::hub::EXPIRY_CHECK);
             let sweep_in = SWEEP_EVERY.saturating_sub(swept.elapsed());
             hub.wait_for_expiry(wait.min(sweep_in).max(Duration::from_millis(5)));
             if swept.elapsed() >= SWEEP_EVERY {
