@@ -1117,3 +1117,72 @@ fn health_says_whether_a_server_answers() {
     assert_eq!(down.status.code(), Some(1), "{down:?}");
     assert!(String::from_utf8_lossy(&down.stderr).contains("askgate health"));
 }
+
+#[test]
+fn the_page_is_served_without_its_comments_with_its_strings_whole_and_its_scripts_still_parse() {
+    let server = TestServer::start(&[]);
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("www");
+    let kept = [
+        ("forms.js", "'Enter a full address (https://…).'"),
+        (
+            "notify.js",
+            "`<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 32 32\">",
+        ),
+        (
+            "rules.js",
+            "`${scheme}://${host}${port && Number(port) !== Number(defaultPort) ? `:${Number(port)}` : ''}`",
+        ),
+        ("app.js", "$(`#${kind}-card`)),"),
+    ];
+    let checked = std::env::temp_dir().join(format!("askgate-page-{}", std::process::id()));
+    std::fs::create_dir_all(&checked).unwrap();
+    let mut files: Vec<String> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name.ends_with(".js") || name.ends_with(".css"))
+        .collect();
+    files.sort();
+    for name in &files {
+        let source = std::fs::read_to_string(root.join(name)).unwrap();
+        let served = server.get(&format!("/{name}")).text();
+        assert!(
+            served.len() < source.len(),
+            "{name}: {} bytes served",
+            served.len()
+        );
+        for line in served.lines() {
+            let comment = line.starts_with("//") || line.starts_with("/*");
+            assert!(
+                !comment && !line.starts_with(' ') && !line.trim().is_empty(),
+                "{name}: {line:?}"
+            );
+        }
+        for (file, text) in kept.iter().filter(|(file, _)| file == name) {
+            assert!(served.contains(text), "{file} lost {text:?}");
+        }
+        if name.ends_with(".js") {
+            let module = checked.join(name.replace(".js", ".mjs"));
+            std::fs::write(&module, &served).unwrap();
+            check_module_parses(&module);
+        }
+    }
+    assert!(files.len() >= 10 && kept.len() == 4);
+    std::fs::remove_dir_all(&checked).unwrap();
+}
+
+/// `node --check` on a module: the page tests need Node, so CI has it;
+/// elsewhere the check is skipped, and says so.
+fn check_module_parses(module: &std::path::Path) {
+    match Command::new("node").arg("--check").arg(module).output() {
+        Ok(output) => assert!(
+            output.status.success(),
+            "{}: {}",
+            module.display(),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+        Err(error) if std::env::var_os("CI").is_none() => {
+            eprintln!("skipped: node --check {} ({error})", module.display());
+        }
+        Err(error) => panic!("CI needs node for this check: {error}"),
+    }
+}
