@@ -3,13 +3,13 @@
 //! The Redis store decides ahead on a clone of the shown state, and makes
 //! one again after every conflict (hub/batch.rs); three instances under
 //! load make hundreds a second, and outcomes are kept for ten minutes: a
-//! clone must not copy every one. So `Shards` splits a
+//! clone must not copy every kept outcome and pending id (10,000 of each
+//! cost 0.9 ms a clone, made and dropped: BENCHMARKS.md, "Redis
+//! throughput"). So `Shards` splits a
 //! table by id over `SHARDS` tables, each behind an `Arc`, and `Chunks`
 //! splits a queue into runs of at most `CHUNK`: a clone copies pointers,
 //! and a write copies only the one table or run it touches, and only if
-//! another clone still holds it. (Pending ids stay one table: they are
-//! few but under a burst, and a second kind of table cost the binary
-//! 1.5 kB it does not have; BENCHMARKS.md, "Redis throughput".)
+//! another clone still holds it.
 //!
 //! Invariants: an id always lives in the same shard (`shard_of`, a hash
 //! of its bytes), so a lookup reads one table; `len` is the number of

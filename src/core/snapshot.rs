@@ -343,7 +343,7 @@ impl SnapshotReader {
     fn session(&mut self, session_id: String, session: Session) -> Option<()> {
         let state = &mut self.state;
         for prompt in session.queues.values().flat_map(Queue::iter) {
-            state.pending_ids.insert(Arc::from(prompt.id.as_str()));
+            state.pending_ids.insert(Arc::from(prompt.id.as_str()), ());
             state.pending_bytes += prompt.stored_bytes();
         }
         for rule in &session.rules {
@@ -359,7 +359,7 @@ impl SnapshotReader {
     fn prompt(&mut self, prompt: Prompt) -> Option<()> {
         let state = &mut self.state;
         let session = Arc::make_mut(state.sessions.get_mut(&prompt.session_id)?);
-        state.pending_ids.insert(Arc::from(prompt.id.as_str()));
+        state.pending_ids.insert(Arc::from(prompt.id.as_str()), ());
         state.pending_bytes += prompt.stored_bytes();
         session.queues[prompt.kind()].push_restored(Arc::new(prompt));
         Some(())

@@ -258,13 +258,14 @@ pub struct State {
     /// session only once it changes there.
     pub(super) sessions: BTreeMap<String, Arc<Session>>,
     /// Kept outcomes, shared (`Arc`) with a snapshot being written, so
-    /// compaction copies pointers, not records; these tables and their
-    /// order are shared with the state's clones until written (`shared`).
+    /// compaction copies pointers, not records; these tables, their order
+    /// and the pending ids are shared with the state's clones until written
+    /// (`shared`).
     pub(super) outcomes: Shards<Arc<Record>>,
     /// Outcome ids in the order they were recorded, for retention.
     pub(super) outcome_order: Chunks<Arc<str>>,
     /// Every pending prompt's id, so new ids are unique across sessions.
-    pub(super) pending_ids: HashSet<Arc<str>>,
+    pub(super) pending_ids: Shards<()>,
     /// Rules granted with `always`, oldest first.
     pub(super) always: Vec<Rule>,
     /// Where each rule lives, by id: its session, or `None` for `always`.
@@ -448,7 +449,7 @@ impl State {
         session.changed_at = prompt.requested_at;
         session.queues[kind].push(Arc::clone(prompt), version);
         session.refresh_head(kind);
-        self.pending_ids.insert(Arc::from(prompt.id.as_str()));
+        self.pending_ids.insert(Arc::from(prompt.id.as_str()), ());
         self.pending_bytes += prompt.stored_bytes();
         Applied {
             queue: Some((prompt.session_id.clone(), kind)),
@@ -646,8 +647,8 @@ impl State {
     pub fn fresh_id(&self, kind: Kind, mut draw: impl FnMut(usize) -> String) -> String {
         loop {
             let id = draw(kind.id_len());
-            let used =
-                self.pending_ids.contains(id.as_str()) || self.outcomes.contains_key(id.as_str());
+            let used = self.pending_ids.contains_key(id.as_str())
+                || self.outcomes.contains_key(id.as_str());
             if !used && !self.rule_homes.contains_key(&id) {
                 return id;
             }
