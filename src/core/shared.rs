@@ -2,14 +2,13 @@
 //!
 //! The Redis store decides ahead on a clone of the shown state, and makes
 //! one again after every conflict (hub/batch.rs); three instances under
-//! load make hundreds a second, and outcomes are kept for ten minutes: a
-//! clone must not copy every kept outcome and pending id (10,000 of each
-//! cost 0.9 ms a clone, made and dropped: BENCHMARKS.md, "Redis
-//! throughput"). So `Shards` splits a
-//! table by id over `SHARDS` tables, each behind an `Arc`, and `Chunks`
-//! splits a queue into runs of at most `CHUNK`: a clone copies pointers,
-//! and a write copies only the one table or run it touches, and only if
-//! another clone still holds it.
+//! load make hundreds a second, and outcomes are kept for ten minutes. A
+//! clone must not copy every kept outcome and pending id: 10,000 of each
+//! cost 0.9 ms a clone, made and dropped (BENCHMARKS.md, "Redis
+//! throughput"). So `Shards` splits a table by id over `SHARDS` tables,
+//! each behind an `Arc`, and `Chunks` splits a queue into runs of at most
+//! `CHUNK`: a clone copies pointers, and a write copies only the one table
+//! or run it touches, and only if another clone still holds it.
 //!
 //! Invariants: an id always lives in the same shard (`shard_of`, a hash
 //! of its bytes), so a lookup reads one table; `len` is the number of
