@@ -24,8 +24,14 @@ pub trait GiveBack {
 
 /// The capacity to shrink to, if any: `None` while the table is small or
 /// holds more than a quarter of its room.
-pub(super) fn shrunk(len: usize, capacity: usize) -> Option<usize> {
-    (capacity > SMALL && len <= capacity / 4).then(|| len.max(SMALL / 2) * 2)
+fn shrunk(len: usize, capacity: usize) -> Option<usize> {
+    shrunk_past(len, capacity, SMALL)
+}
+
+/// The same for a table that is one of many (`shared::Shards`), small
+/// at `small` slots: together they are as large as one.
+pub(super) fn shrunk_past(len: usize, capacity: usize, small: usize) -> Option<usize> {
+    (capacity > small && len <= capacity / 4).then(|| len.max(small / 2) * 2)
 }
 
 impl<K: Eq + Hash, V, S: BuildHasher> GiveBack for HashMap<K, V, S> {

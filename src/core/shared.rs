@@ -15,12 +15,16 @@
 //! entries or elements; no run is empty; equality is of contents, not of
 //! how they are split.
 
-use crate::core::room::{GiveBack, shrunk};
+use crate::core::room::{GiveBack, shrunk_past};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 /// Tables a `Shards` splits its entries over.
 const SHARDS: usize = 64;
+
+/// A shard's table at or under this many slots keeps its room (all of
+/// them together: `room::SMALL`'s 256).
+const SMALL_TABLE: usize = 4;
 
 /// Elements in a run of `Chunks`.
 const CHUNK: usize = 256;
@@ -98,8 +102,14 @@ impl<V: Clone> Shards<V> {
 impl<V: Clone> GiveBack for Shards<V> {
     fn give_back_room(&mut self) {
         for table in &mut self.tables {
-            if shrunk(table.len(), table.capacity()).is_some() {
-                Arc::make_mut(table).give_back_room();
+            // An empty one keeps no room at all: a few small tables left
+            // on pages of their own would keep those pages.
+            let to = match table.len() {
+                0 if table.capacity() > 0 => Some(0),
+                len => shrunk_past(len, table.capacity(), SMALL_TABLE),
+            };
+            if let Some(to) = to {
+                Arc::make_mut(table).shrink_to(to);
             }
         }
     }
@@ -219,6 +229,28 @@ mod tests {
         ahead.insert(id(0), 0);
         assert_eq!(shown, ahead, "equal by contents");
         assert_eq!(ahead.iter().count(), 10_000);
+    }
+
+    #[test]
+    fn tables_emptied_after_a_burst_give_their_room_back() {
+        let mut outcomes: Shards<usize> = Shards::default();
+        for n in 0..10_000 {
+            outcomes.insert(id(n), n);
+        }
+        let grown: usize = outcomes.tables.iter().map(|table| table.capacity()).sum();
+        for n in 100..10_000 {
+            outcomes.remove(&id(n));
+        }
+        outcomes.give_back_room();
+        let room: usize = outcomes.tables.iter().map(|table| table.capacity()).sum();
+        assert!(room <= 2 * 256, "{grown} -> {room} slots");
+        assert_eq!(outcomes.len(), 100);
+        for n in 0..100 {
+            outcomes.remove(&id(n));
+        }
+        outcomes.give_back_room();
+        let room: usize = outcomes.tables.iter().map(|table| table.capacity()).sum();
+        assert_eq!(room, 0, "empty tables keep no room");
     }
 
     #[test]
