@@ -13,8 +13,9 @@
 //!   applied to it at once, and another instance's records, applied while
 //!   none of this one's are in flight, to it as to the shown state. So an
 //!   instance that commits one operation at a time never makes it, and a
-//!   busy one makes it once, not once a batch (a clone of 10,000 pending
-//!   prompts costs milliseconds: BENCHMARKS.md). It is dropped when stale.
+//!   busy one makes it once, not once a batch. It is dropped when stale,
+//!   and made again after every conflict, so a clone shares the outcomes
+//!   and pending ids until it writes (`core/shared.rs`).
 //! - Each record's base is the version the one before it reaches; the
 //!   first one sent follows the shown state, or the batch is stale.
 //! - When the shown state moves by anything but this instance's records
