@@ -653,9 +653,9 @@ mod tests {
 
     /// Records what it takes and the thread that took it, and whether two
     /// threads ever ran it at once; counts in `done` the deliveries that
-    /// took something. A
-    /// recorder that `holds` keeps its thread until `done` reaches that
-    /// many (or 10 s passed, then says so in `held_out`).
+    /// took something. A recorder that `holds` keeps its thread until
+    /// `done` reaches that many (or 10 s passed, then says so in
+    /// `held_out`).
     #[derive(Default)]
     struct Recorder {
         feed: OnceLock<Feed>,
