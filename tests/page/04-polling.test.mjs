@@ -21,8 +21,10 @@ test('streams refused: the page polls and still shows prompts quickly', async ()
   await approvalShown;
 
   // The answer is checked on its way back to the page: with --max-streams 0
-  // the agent's /wait, which also takes a place, is refused as well.
-  const responded = page.waitForResponse((response) => new URL(response.url()).pathname === '/api/clarify/respond', { timeout: 2000 });
+  // the agent's /wait, which also takes a place, is refused as well. The
+  // 2 s above are the page's promise; the click's round trip gets a
+  // generous deadline (2 s failed once beside a second `make test`).
+  const responded = page.waitForResponse((response) => new URL(response.url()).pathname === '/api/clarify/respond', { timeout: 10000 });
   await page.getByRole('button', { name: 'fine' }).click();
   const response = await responded;
   assert.equal(response.status(), 200);
