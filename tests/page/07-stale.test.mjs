@@ -18,12 +18,18 @@ test('an answer to an expired clarify gets a clear message and keeps the text', 
 
   // The answer leaves the page before the prompt expires and reaches the
   // env.server after it has: the route holds it until the agent sees "expired".
-  let respondStatus = null;
+  // The page may learn of the expiry from its stream before the answer's
+  // 409 is back (both show the same notice): the status is awaited.
+  let responded;
+  const respondStatus = new Promise((resolve, reject) => {
+    responded = resolve;
+    setTimeout(() => reject(new Error('the answer was not sent back within 15 s')), 15000).unref();
+  });
   await page.route('**/api/clarify/respond', async (route) => {
     assert.deepEqual(await agent.waitClarify('e1', clarify.clarify_id, 10000), { status: 'expired' });
     const response = await route.fetch();
-    respondStatus = response.status();
     await route.fulfill({ response });
+    responded(response.status());
   });
   const typed = 'my careful answer\nwith a second line';
   await page.locator('#clarify-other-text').fill(typed);
@@ -34,7 +40,7 @@ test('an answer to an expired clarify gets a clear message and keeps the text', 
   await waitText(page, '#notice .notice-kept-text', typed, 1000);
   await page.locator('#clarify-card').waitFor({ state: 'hidden', timeout: 1000 });
   await page.waitForFunction(() => document.querySelector('#notice').checkVisibility(), null, { timeout: 1000 });
-  assert.equal(respondStatus, 409);
+  assert.equal(await respondStatus, 409);
   await page.unroute('**/api/clarify/respond');
 
   // The next question of the session offers the kept text again.
