@@ -18,6 +18,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::thread;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -447,30 +448,38 @@ impl FakeServer {
     pub fn answering(receipt: Option<Value>, extra: Value) -> FakeServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
+        let answers = Arc::new((receipt, extra));
+        // A connection each on its own thread: a stray one that sends
+        // nothing (another test's client, with a second test run beside
+        // this one) cannot hold up the wrapper's.
         thread::spawn(move || {
             for socket in listener.incoming() {
                 let Ok(mut socket) = socket else { return };
-                socket.set_read_timeout(Some(DEADLINE)).unwrap();
-                let path = read_request(&mut socket);
-                let body = match path.starts_with("/api/approval/submit") {
-                    true => json!({"approval_id": FAKE_ID, "pending_count": 1}),
-                    false => {
-                        let mut body = json!({"status": "answered", "choice": "once"});
-                        for (field, value) in extra.as_object().unwrap() {
-                            body[field] = value.clone();
+                let answers = answers.clone();
+                thread::spawn(move || {
+                    let (receipt, extra) = &*answers;
+                    socket.set_read_timeout(Some(DEADLINE)).unwrap();
+                    let path = read_request(&mut socket);
+                    let body = match path.starts_with("/api/approval/submit") {
+                        true => json!({"approval_id": FAKE_ID, "pending_count": 1}),
+                        false => {
+                            let mut body = json!({"status": "answered", "choice": "once"});
+                            for (field, value) in extra.as_object().unwrap() {
+                                body[field] = value.clone();
+                            }
+                            if let Some(receipt) = receipt {
+                                body["receipt"] = receipt.clone();
+                            }
+                            body
                         }
-                        if let Some(receipt) = &receipt {
-                            body["receipt"] = receipt.clone();
-                        }
-                        body
-                    }
-                };
-                let body = body.to_string();
-                let head = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    body.len()
-                );
-                let _ = socket.write_all(format!("{head}{body}").as_bytes());
+                    };
+                    let body = body.to_string();
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = socket.write_all(format!("{head}{body}").as_bytes());
+                });
             }
         });
         FakeServer { addr }

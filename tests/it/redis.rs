@@ -136,7 +136,7 @@ impl Redis {
             dir: TempDir::new("redis"),
             process: None,
         };
-        redis.run();
+        redis.run_on_a_free_port();
         redis
     }
 
@@ -147,6 +147,25 @@ impl Redis {
     /// Starts it (again, on the same port and directory) and waits until
     /// it answers PING, its AOF loaded.
     pub fn run(&mut self) {
+        let port = self.port;
+        assert!(self.try_run(), "redis-server exited: port {port} taken?");
+    }
+
+    /// Starts it on the port found free, or on another when it exits: with
+    /// a second test run beside this one, another process may take the
+    /// port between `free_port` and Redis's bind, and Redis exits.
+    fn run_on_a_free_port(&mut self) {
+        for _ in 0..5 {
+            if self.try_run() {
+                return;
+            }
+            self.port = free_port();
+        }
+        panic!("redis-server exited on five free ports");
+    }
+
+    /// Starts it and waits until it answers PING (`true`) or exits.
+    fn try_run(&mut self) -> bool {
         let child = Command::new(&self.program)
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .arg("--dir")
@@ -165,9 +184,17 @@ impl Redis {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server runs");
-        self.process = Some(Process(child));
+        let mut process = Process(child);
         let port = self.port;
-        eventually("redis answers PING", LONG, &mut || ping(port));
+        let mut up = false;
+        eventually("redis answers PING or exits", LONG, &mut || {
+            up = ping(port);
+            up || matches!(process.0.try_wait(), Ok(Some(_)))
+        });
+        if up {
+            self.process = Some(process);
+        }
+        up
     }
 
     /// kill -9.
