@@ -116,6 +116,8 @@ impl Drop for Process {
 pub struct Redis {
     program: PathBuf,
     pub port: u16,
+    /// The port it speaks TLS on too, when it does (`start_with_tls`).
+    pub tls_port: Option<u16>,
     /// Further arguments to `redis-server` (TLS, `requirepass`).
     extra: Vec<String>,
     pub dir: TempDir,
@@ -129,9 +131,20 @@ impl Redis {
 
     /// Started with further arguments to `redis-server`.
     pub fn start_with(program: PathBuf, extra: &[&str]) -> Redis {
+        Redis::start_on(program, extra, false)
+    }
+
+    /// Started with further arguments, speaking TLS on a free port too
+    /// (`tls_port`).
+    pub fn start_with_tls(program: PathBuf, extra: &[&str]) -> Redis {
+        Redis::start_on(program, extra, true)
+    }
+
+    fn start_on(program: PathBuf, extra: &[&str], tls: bool) -> Redis {
         let mut redis = Redis {
             program,
             port: free_port(),
+            tls_port: tls.then(free_port),
             extra: extra.iter().map(|arg| arg.to_string()).collect(),
             dir: TempDir::new("redis"),
             process: None,
@@ -151,15 +164,16 @@ impl Redis {
         assert!(self.try_run(), "redis-server exited: port {port} taken?");
     }
 
-    /// Starts it on the port found free, or on another when it exits: with
-    /// a second test run beside this one, another process may take the
-    /// port between `free_port` and Redis's bind, and Redis exits.
+    /// Starts it on the ports found free, or on others when it exits: with
+    /// a second test run beside this one, another process may take a port
+    /// between `free_port` and Redis's bind, and Redis exits.
     fn run_on_a_free_port(&mut self) {
         for _ in 0..5 {
             if self.try_run() {
                 return;
             }
             self.port = free_port();
+            self.tls_port = self.tls_port.map(|_| free_port());
         }
         panic!("redis-server exited on five free ports");
     }
@@ -179,6 +193,12 @@ impl Redis {
                 "",
             ])
             .args(["--daemonize", "no", "--logfile", ""])
+            .args(
+                self.tls_port
+                    .map(|port| ["--tls-port".to_string(), port.to_string()])
+                    .into_iter()
+                    .flatten(),
+            )
             .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -237,7 +257,21 @@ pub struct Nginx {
 }
 
 impl Nginx {
+    /// Started on a free port, or on another when the one found free was
+    /// taken before nginx's bind (as `Redis::run_on_a_free_port`).
     pub fn start(program: &Path, upstreams: &[SocketAddr]) -> Nginx {
+        for _ in 0..5 {
+            if let Some(nginx) = Nginx::try_start(program, upstreams) {
+                return nginx;
+            }
+        }
+        panic!("nginx exited on five free ports");
+    }
+
+    /// nginx on a port found free; `None` when it exits instead. It is
+    /// listening once it has written its pid file, which it does after
+    /// its bind: a connection alone might reach whoever took the port.
+    fn try_start(program: &Path, upstreams: &[SocketAddr]) -> Option<Nginx> {
         let dir = TempDir::new("nginx");
         let port = free_port();
         let servers: String = upstreams
@@ -269,16 +303,27 @@ impl Nginx {
             .stderr(Stdio::piped())
             .spawn()
             .expect("nginx runs");
-        let process = Process(child);
+        let mut process = Process(child);
+        let pid_file = dir.join("nginx.pid");
+        let ours = process.0.id().to_string();
+        let mut bound = false;
+        eventually("nginx binds or exits", LONG, &mut || {
+            let written = std::fs::read_to_string(&pid_file).unwrap_or_default();
+            bound = written.trim() == ours;
+            bound || matches!(process.0.try_wait(), Ok(Some(_)))
+        });
+        if !bound {
+            return None;
+        }
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         eventually("nginx listens", LONG, &mut || {
             TcpStream::connect(addr).is_ok()
         });
-        Nginx {
+        Some(Nginx {
             addr,
             _dir: dir,
             _process: process,
-        }
+        })
     }
 
     pub fn client(&self) -> Client {

@@ -63,16 +63,20 @@ async function signIn(page) {
 // askgate with `flags` behind `proxy` on a free port, its page opened at
 // `host`: {server, proxy, base, direct} (`direct`: the same through
 // 127.0.0.1). `flags` may use the page's address through `{base}`.
+// A proxy that exits before listening (the port found free was taken
+// meanwhile, by a second test run beside this one) is tried on another.
 async function startBehind(proxy, host, flags) {
-  const port = await freePort();
-  const base = `https://${host}:${port}/askgate`;
-  const server = await startServer([...TOKENS, ...flags.map((flag) => flag.replace('{base}', base))]);
-  try {
-    const running = await proxy.start(port, new URL(server.url).host, tls, [NAME]);
-    return { server, proxy: running, base, direct: `https://127.0.0.1:${port}/askgate` };
-  } catch (error) {
-    await server.stop();
-    throw error;
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    const base = `https://${host}:${port}/askgate`;
+    const server = await startServer([...TOKENS, ...flags.map((flag) => flag.replace('{base}', base))]);
+    try {
+      const running = await proxy.start(port, new URL(server.url).host, tls, [NAME]);
+      return { server, proxy: running, base, direct: `https://127.0.0.1:${port}/askgate` };
+    } catch (error) {
+      await server.stop();
+      if (attempt === 5 || !/exited .* before listening/.test(error.message)) throw error;
+    }
   }
 }
 

@@ -144,6 +144,34 @@ function caddyConfig(dir, port, httpPort, upstream, tls, names) {
   ].join('\n');
 }
 
+// The inode of the socket listening on 127.0.0.1:`port`, or null.
+function listeningInode(port) {
+  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  for (const line of fs.readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const fields = line.trim().split(/\s+/);
+    if (fields[1] === local && fields[3] === '0A') return fields[9];
+  }
+  return null;
+}
+
+// Whether process `pid` holds the socket `inode`.
+function holds(pid, inode) {
+  try {
+    return fs.readdirSync(`/proc/${pid}/fd`).some((fd) => {
+      try {
+        return fs.readlinkSync(`/proc/${pid}/fd/${fd}`) === `socket:[${inode}]`;
+      } catch {
+        return false; // closed meanwhile
+      }
+    });
+  } catch {
+    return false;
+  }
+}
+
+// Until `child` itself listens on 127.0.0.1:`port`: a connection alone
+// might reach another process that took the port after `freePort`, and
+// then the proxy exits (the caller tries another port).
 async function waitListening(port, child, logs) {
   const deadline = Date.now() + START_TIMEOUT_MS;
   let exited = null;
@@ -152,15 +180,8 @@ async function waitListening(port, child, logs) {
   });
   for (;;) {
     if (exited !== null) throw new Error(`the proxy exited (${exited}) before listening:\n${logs()}`);
-    const open = await new Promise((resolve) => {
-      const socket = net.connect(port, '127.0.0.1');
-      socket.once('connect', () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.once('error', () => resolve(false));
-    });
-    if (open) return;
+    const inode = listeningInode(port);
+    if (inode !== null && holds(child.pid, inode)) return;
     if (Date.now() > deadline) throw new Error(`the proxy did not listen on ${port} within ${START_TIMEOUT_MS} ms:\n${logs()}`);
     await new Promise((resolve) => setTimeout(resolve, 25));
   }

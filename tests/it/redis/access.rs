@@ -98,14 +98,11 @@ fn rediss_speaks_tls_checked_against_the_ca_file_and_refuses_an_unknown_ca() {
     let Some(program) = redis_server() else {
         return;
     };
-    let tls_port = free_port().to_string();
     let file = |name: &str| tls_dir().join(name).display().to_string();
     let (cert, key, ca) = (file("server.pem"), file("server.key"), file("ca.pem"));
-    let redis = Redis::start_with(
+    let redis = Redis::start_with_tls(
         program,
         &[
-            "--tls-port",
-            &tls_port,
             "--tls-cert-file",
             &cert,
             "--tls-key-file",
@@ -116,6 +113,7 @@ fn rediss_speaks_tls_checked_against_the_ca_file_and_refuses_an_unknown_ca() {
             "no",
         ],
     );
+    let tls_port = redis.tls_port.expect("it speaks TLS");
     let by_name = format!("rediss://localhost:{tls_port}/0");
     let first =
         ServerProcess::start_with(askgate(), &["--store", &by_name, "--store-ca-file", &ca]);
