@@ -96,6 +96,38 @@ pub fn free_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
+/// A loopback port that refuses connections for as long as it is held:
+/// bound and never listening, so that no other process (a Redis of a
+/// second test run) can take it, as one might a port `free_port` found.
+pub struct RefusingPort {
+    pub port: u16,
+    _socket: std::os::fd::OwnedFd,
+}
+
+pub fn refusing_port() -> RefusingPort {
+    use std::os::fd::FromRawFd;
+    // SAFETY: the socket is owned as soon as it exists; bind and
+    // getsockname are given a sockaddr_in and its size.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let socket = std::os::fd::OwnedFd::from_raw_fd(fd);
+        let mut address: libc::sockaddr_in = std::mem::zeroed();
+        address.sin_family = libc::AF_INET as libc::sa_family_t;
+        address.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+        let address_of = &mut address as *mut libc::sockaddr_in as *mut libc::sockaddr;
+        let mut size = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        let bound = libc::bind(fd, address_of, size);
+        assert_eq!(bound, 0, "bind: {}", std::io::Error::last_os_error());
+        let named = libc::getsockname(fd, address_of, &mut size);
+        assert_eq!(named, 0, "getsockname: {}", std::io::Error::last_os_error());
+        RefusingPort {
+            port: u16::from_be(address.sin_port),
+            _socket: socket,
+        }
+    }
+}
+
 /// A child process ended by its pid when dropped.
 pub struct Process(Child);
 

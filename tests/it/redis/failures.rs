@@ -334,8 +334,8 @@ fn an_instance_on_redis_shuts_down_at_once_on_sigterm_even_with_redis_gone() {
 
 #[test]
 fn an_instance_refuses_to_start_without_its_redis_and_says_where() {
-    let port = free_port();
-    let url = format!("redis://127.0.0.1:{port}/0");
+    let refusing = refusing_port();
+    let url = format!("redis://127.0.0.1:{}/0", refusing.port);
     let flags = ["--data-dir", "none", "--store", url.as_str()];
     let exited = ServerProcess::launch(askgate(), &flags)
         .err()
